@@ -1,0 +1,78 @@
+import { MsiController } from '../src/irq/msi-controller.ts';
+import { AddressSpace } from '../src/memory/address-space.ts';
+import { GuestRam } from '../src/memory/guest-ram.ts';
+import { MemoryRegion } from '../src/memory/memory-region.ts';
+import { ecamAccessor, enumeratePci, type EnumeratedFunction } from '../src/pci/enumerate.ts';
+import { RootComplex } from '../src/pci/root-complex.ts';
+import { Prng } from '../src/sim/prng.ts';
+import { Scheduler } from '../src/sim/scheduler.ts';
+import { Counters } from '../src/trace/counters.ts';
+import { Tracer } from '../src/trace/tracer.ts';
+import { machineLayout, type MachineKind, type MachineLayout } from './layout.ts';
+
+export interface BoardOptions {
+  /** Seed of the board's PRNG (default 1). */
+  seed?: number;
+  /** Bytes of RAM (default 1 GiB; sparse, so 1 TiB costs nothing until touched). */
+  ramBytes?: number;
+}
+
+/** The 52-bit physical address space every machine decodes. */
+const PHYS_SPACE = 2 ** 52;
+
+/**
+ * The hardware of a machine without its host software: RAM, system memory
+ * map, interrupt controller doorbell, PCIe root complex with ECAM and memory
+ * windows, virtual time, the PRNG, tracing and counters. Machines add the
+ * IOMMU, devices and the host kernel on top of it.
+ */
+export class Board {
+  readonly kind: MachineKind;
+  readonly layout: MachineLayout;
+  readonly scheduler = new Scheduler();
+  readonly prng: Prng;
+  readonly tracer: Tracer;
+  readonly counters = new Counters();
+  readonly ram: GuestRam;
+  readonly sysmemRoot = MemoryRegion.container('system', PHYS_SPACE);
+  readonly sysmem: AddressSpace;
+  readonly msi: MsiController;
+  readonly rc: RootComplex;
+
+  constructor(kind: MachineKind, opts: BoardOptions = {}) {
+    this.kind = kind;
+    const ramBytes = opts.ramBytes ?? 2 ** 30;
+    this.layout = machineLayout(kind, ramBytes);
+    this.prng = new Prng(opts.seed ?? 1);
+    this.tracer = new Tracer(() => this.scheduler.now);
+    this.ram = new GuestRam(ramBytes);
+    this.sysmem = new AddressSpace('system', this.sysmemRoot, this.tracer);
+    for (const [i, r] of this.layout.ram.entries()) {
+      this.sysmemRoot.addSubregion(r.gpa, MemoryRegion.ram(`ram${i}`, this.ram, r.offset, r.size));
+    }
+    const l = this.layout;
+    this.msi = new MsiController(l.msiBase, l.msiSize, this.tracer, () => this.scheduler.now);
+    this.sysmemRoot.addSubregion(l.msiBase, this.msi.region, 1);
+    this.rc = new RootComplex({ sysmem: this.sysmem, tracer: this.tracer, counters: this.counters, ecamBuses: l.ecamBuses, msi: this.msi });
+    this.sysmemRoot.addSubregion(l.ecamBase, this.rc.ecam, 1);
+    for (const [name, [base, limit]] of [['pci-mmio32', l.mmio32], ['pci-mmio64', l.mmio64]] as const) {
+      this.sysmemRoot.addSubregion(base, MemoryRegion.alias(name, this.rc.pciMemory, base, limit - base + 1));
+    }
+  }
+
+  now(): number {
+    return this.scheduler.now;
+  }
+
+  /** Guest physical address of byte `offset` of RAM. */
+  ramAddress(offset: number): number {
+    for (const r of this.layout.ram) if (offset >= r.offset && offset < r.offset + r.size) return r.gpa + (offset - r.offset);
+    throw new RangeError(`RAM offset ${offset} beyond ${this.ram.size} bytes`);
+  }
+
+  /** Boot-time PCI enumeration through ECAM, as firmware does it. */
+  enumeratePci(): EnumeratedFunction[] {
+    const l = this.layout;
+    return enumeratePci(ecamAccessor(this.sysmem, l.ecamBase), { mmio32: l.mmio32, mmio64: l.mmio64 });
+  }
+}

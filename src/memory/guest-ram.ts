@@ -1,0 +1,221 @@
+import {
+  MEMTX_DECODE_ERROR,
+  MEMTX_OK,
+  PAGE_SIZE,
+  type MemTxResult,
+  type PhysMem,
+} from './phys-mem.ts';
+
+const FRAME_MASK = PAGE_SIZE - 1;
+const TWO_32 = 0x1_0000_0000;
+
+/**
+ * Sparse RAM: a large address space costs nothing until it is written. Frames
+ * are 4 KiB and allocated on the first write; reads of an untouched frame
+ * return zeros without allocating it. Offsets are relative to the start of the
+ * RAM block (a MemoryRegion places it in an address space).
+ */
+export class GuestRam implements PhysMem {
+  readonly size: number;
+  private readonly frames = new Map<number, Uint8Array>();
+
+  constructor(size: number) {
+    if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
+      throw new RangeError(`GuestRam size must be a positive multiple of ${PAGE_SIZE}: ${size}`);
+    }
+    this.size = size;
+  }
+
+  /** Frames allocated so far (what the RAM really costs). */
+  get residentFrames(): number {
+    return this.frames.size;
+  }
+
+  get residentBytes(): number {
+    return this.frames.size * PAGE_SIZE;
+  }
+
+  /** True when [addr, addr+len) lies inside this RAM. */
+  contains(addr: number, len: number): boolean {
+    return addr >= 0 && len >= 0 && addr + len <= this.size;
+  }
+
+  /** The frame holding `addr` if it was ever written, else undefined. */
+  peekFrame(addr: number): Uint8Array | undefined {
+    return this.frames.get(Math.floor(addr / PAGE_SIZE));
+  }
+
+  /** The frame holding `addr`, allocating (zeroed) on first use. */
+  frameFor(addr: number): Uint8Array {
+    const fn = Math.floor(addr / PAGE_SIZE);
+    let f = this.frames.get(fn);
+    if (f === undefined) {
+      f = new Uint8Array(PAGE_SIZE);
+      this.frames.set(fn, f);
+    }
+    return f;
+  }
+
+  /** Drop the frames of a page-aligned range: they read as zero again (like MADV_DONTNEED). */
+  discard(addr: number, len: number): void {
+    const first = Math.ceil(addr / PAGE_SIZE);
+    const end = Math.floor((addr + len) / PAGE_SIZE);
+    for (let fn = first; fn < end; fn++) this.frames.delete(fn);
+  }
+
+  read8(addr: number): number {
+    if (!this.contains(addr, 1)) return 0xff;
+    const f = this.peekFrame(addr);
+    return f === undefined ? 0 : f[addr & FRAME_MASK]!;
+  }
+
+  read16(addr: number): number {
+    if (!this.contains(addr, 2)) return 0xffff;
+    const o = addr & FRAME_MASK;
+    if (o <= PAGE_SIZE - 2) {
+      const f = this.peekFrame(addr);
+      return f === undefined ? 0 : f[o]! | (f[o + 1]! << 8);
+    }
+    return this.read8(addr) | (this.read8(addr + 1) << 8);
+  }
+
+  read32(addr: number): number {
+    if (!this.contains(addr, 4)) return 0xffffffff;
+    return this.read32Inside(addr);
+  }
+
+  read32Checked(addr: number): number {
+    return this.contains(addr, 4) ? this.read32Inside(addr) : -1;
+  }
+
+  private read32Inside(addr: number): number {
+    const o = addr & FRAME_MASK;
+    if (o <= PAGE_SIZE - 4) {
+      const f = this.peekFrame(addr);
+      if (f === undefined) return 0;
+      return (f[o]! | (f[o + 1]! << 8) | (f[o + 2]! << 16) | (f[o + 3]! << 24)) >>> 0;
+    }
+    return (this.read16(addr) | (this.read16(addr + 2) << 16)) >>> 0;
+  }
+
+  read64(addr: number): bigint {
+    const lo = this.read32(addr);
+    const hi = this.read32(addr + 4);
+    return (BigInt(hi) << 32n) | BigInt(lo);
+  }
+
+  write8(addr: number, value: number): void {
+    if (!this.contains(addr, 1)) return;
+    this.frameFor(addr)[addr & FRAME_MASK] = value;
+  }
+
+  write16(addr: number, value: number): void {
+    if (!this.contains(addr, 2)) return;
+    const o = addr & FRAME_MASK;
+    if (o <= PAGE_SIZE - 2) {
+      const f = this.frameFor(addr);
+      f[o] = value;
+      f[o + 1] = value >>> 8;
+      return;
+    }
+    this.write8(addr, value);
+    this.write8(addr + 1, value >>> 8);
+  }
+
+  write32(addr: number, value: number): void {
+    if (!this.contains(addr, 4)) return;
+    const o = addr & FRAME_MASK;
+    if (o <= PAGE_SIZE - 4) {
+      const f = this.frameFor(addr);
+      f[o] = value;
+      f[o + 1] = value >>> 8;
+      f[o + 2] = value >>> 16;
+      f[o + 3] = value >>> 24;
+      return;
+    }
+    this.write16(addr, value);
+    this.write16(addr + 2, value >>> 16);
+  }
+
+  write64(addr: number, value: bigint): void {
+    const v = BigInt.asUintN(64, value);
+    this.write32(addr, Number(v & 0xffffffffn));
+    this.write32(addr + 4, Number(v >> 32n));
+  }
+
+  /** Write a 64-bit value given as two u32 halves (the hot-path form). */
+  write64Parts(addr: number, lo: number, hi: number): void {
+    this.write32(addr, lo);
+    this.write32(addr + 4, hi);
+  }
+
+  readInto(addr: number, dst: Uint8Array): MemTxResult {
+    return this.readRange(addr, dst, 0, dst.length);
+  }
+
+  writeFrom(addr: number, src: Uint8Array): MemTxResult {
+    return this.writeRange(addr, src, 0, src.length);
+  }
+
+  /** Copy `len` bytes at `addr` into `dst[dstOff..]`. */
+  readRange(addr: number, dst: Uint8Array, dstOff: number, len: number): MemTxResult {
+    if (!this.contains(addr, len)) {
+      dst.fill(0xff, dstOff, dstOff + len);
+      return MEMTX_DECODE_ERROR;
+    }
+    let done = 0;
+    while (done < len) {
+      const a = addr + done;
+      const o = a & FRAME_MASK;
+      const n = Math.min(PAGE_SIZE - o, len - done);
+      const f = this.peekFrame(a);
+      if (f === undefined) dst.fill(0, dstOff + done, dstOff + done + n);
+      else dst.set(f.subarray(o, o + n), dstOff + done);
+      done += n;
+    }
+    return MEMTX_OK;
+  }
+
+  /** Copy `src[srcOff..srcOff+len)` to `addr`. */
+  writeRange(addr: number, src: Uint8Array, srcOff: number, len: number): MemTxResult {
+    if (!this.contains(addr, len)) return MEMTX_DECODE_ERROR;
+    let done = 0;
+    while (done < len) {
+      const a = addr + done;
+      const o = a & FRAME_MASK;
+      const n = Math.min(PAGE_SIZE - o, len - done);
+      const f = this.frameFor(a);
+      f.set(src.subarray(srcOff + done, srcOff + done + n), o);
+      done += n;
+    }
+    return MEMTX_OK;
+  }
+
+  /** Fill `len` bytes at `addr` with `byte` (zero-fill of untouched frames allocates nothing). */
+  fill(addr: number, byte: number, len: number): MemTxResult {
+    if (!this.contains(addr, len)) return MEMTX_DECODE_ERROR;
+    let done = 0;
+    while (done < len) {
+      const a = addr + done;
+      const o = a & FRAME_MASK;
+      const n = Math.min(PAGE_SIZE - o, len - done);
+      if (byte === 0 && this.peekFrame(a) === undefined) {
+        done += n;
+        continue;
+      }
+      this.frameFor(a).fill(byte, o, o + n);
+      done += n;
+    }
+    return MEMTX_OK;
+  }
+}
+
+/** Split helpers shared by anything that stores u64 values as two u32 halves. */
+export function u64ToParts(v: bigint): [lo: number, hi: number] {
+  const x = BigInt.asUintN(64, v);
+  return [Number(x & 0xffffffffn), Number(x >> 32n)];
+}
+
+export function partsToNumber(lo: number, hi: number): number {
+  return hi * TWO_32 + lo;
+}

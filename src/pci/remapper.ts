@@ -1,0 +1,27 @@
+import type { CompletionStatus, DmaTransaction } from './transaction.ts';
+
+/**
+ * What an IOMMU gives the root complex: translation of one piece of a
+ * bus-master transaction. The root complex asks for the translation of
+ * `addr` (inside `txn`) and performs the memory access itself, piece by
+ * piece, for as many bytes as each answer covers. With no remapper attached
+ * the root complex passes addresses through unchanged.
+ */
+export interface TranslationAnswer {
+  /** Output (physical) address of the input address asked for. */
+  pa: number;
+  /** Bytes from the input address that map contiguously to `pa`. */
+  length: number;
+  /** On failure: the completion status to return and the fault's name. */
+  status: CompletionStatus;
+  fault: string;
+}
+
+export interface DmaRemapper {
+  /** Fill `out`; return false (with out.status/out.fault) when the access must abort. */
+  translate(txn: DmaTransaction, addr: number, out: TranslationAnswer): boolean;
+}
+
+export function newTranslationAnswer(): TranslationAnswer {
+  return { pa: 0, length: 0, status: 'SC', fault: '' };
+}

@@ -1,0 +1,172 @@
+import type { MsiController } from '../irq/msi-controller.ts';
+import type { AddressSpace } from '../memory/address-space.ts';
+import { MemoryRegion } from '../memory/memory-region.ts';
+import { MEMTX_DECODE_ERROR, MEMTX_OK } from '../memory/phys-mem.ts';
+import type { Counter, Counters } from '../trace/counters.ts';
+import type { Tracer } from '../trace/tracer.ts';
+import { PciBridge } from './bridge.ts';
+import { PciBus } from './bus.ts';
+import type { PciFunction } from './pci-function.ts';
+import { newTranslationAnswer, type DmaRemapper } from './remapper.ts';
+import { COMPLETION_OK, failed, type DmaCompletion, type DmaTransaction } from './transaction.ts';
+
+export interface RootComplexOptions {
+  /** The system memory that upstream transactions reach. */
+  sysmem: AddressSpace;
+  tracer: Tracer;
+  counters: Counters;
+  /** Buses the ECAM window covers (1 MiB each; at most 256). */
+  ecamBuses?: number;
+  /** Where MSI writes land; they are delivered with the writer's requester ID. */
+  msi?: MsiController;
+}
+
+/** Bytes of PCI memory space (BAR addresses); windows of it are aliased into system memory. */
+const PCI_SPACE = 2 ** 52;
+
+/**
+ * The PCIe root complex: the root bus, the ECAM window through which the host
+ * reaches every function's configuration space (PCIe 7.2.2: bus[27:20],
+ * device[19:15], function[14:12], register[11:0]), the PCI memory space in
+ * which BARs decode, and the upstream path: every bus-master transaction goes
+ * through the attached IOMMU's remapper (identity when there is none) and
+ * then to system memory or to the MSI doorbell.
+ */
+export class RootComplex {
+  readonly rootBus: PciBus;
+  readonly pciMemory = MemoryRegion.container('pci-memory', PCI_SPACE);
+  readonly ecam: MemoryRegion;
+  readonly tracer: Tracer;
+  readonly sysmem: AddressSpace;
+  remapper: DmaRemapper | undefined;
+  private readonly msi: MsiController | undefined;
+  private readonly answer = newTranslationAnswer();
+  private readonly dmaCount: Counter;
+  private readonly dmaBytes: Counter;
+  private readonly dmaAborts: Counter;
+
+  constructor(opts: RootComplexOptions) {
+    this.sysmem = opts.sysmem;
+    this.tracer = opts.tracer;
+    this.msi = opts.msi;
+    this.rootBus = new PciBus(this, this.pciMemory, () => 0);
+    const buses = opts.ecamBuses ?? 256;
+    if (!Number.isInteger(buses) || buses < 1 || buses > 256) throw new RangeError(`ecamBuses must be 1..256: ${buses}`);
+    this.ecam = MemoryRegion.mmio('ecam', buses << 20, {
+      read: (off, size) => this.configRead(off >>> 20, (off >>> 12) & 0xff, off & 0xfff, size),
+      write: (off, size, value) => this.configWrite(off >>> 20, (off >>> 12) & 0xff, off & 0xfff, size, value),
+    }, { maxAccess: 4 });
+    this.dmaCount = opts.counters.counter('pci.dma.transactions');
+    this.dmaBytes = opts.counters.counter('pci.dma.bytes');
+    this.dmaAborts = opts.counters.counter('pci.dma.aborts');
+  }
+
+  /** Plug a function on the root bus (an RC integrated endpoint or a root port). */
+  plug(fn: PciFunction, device: number, func = 0): PciFunction {
+    return this.rootBus.plug(fn, device, func);
+  }
+
+  /** The function that configuration requests for bus/devfn reach, following bridge bus ranges. */
+  findFunction(bus: number, devfnValue: number): PciFunction | undefined {
+    let cur = this.rootBus;
+    for (let depth = 0; depth < 256; depth++) {
+      if (cur.number === bus) return cur.lookup(devfnValue);
+      let next: PciBus | undefined;
+      for (const f of cur.functions.values()) {
+        if (f instanceof PciBridge && f.secondaryBus !== 0 && bus >= f.secondaryBus && bus <= f.subordinateBus) {
+          next = f.secondary;
+          break;
+        }
+      }
+      if (next === undefined) return undefined;
+      cur = next;
+    }
+    return undefined;
+  }
+
+  /** Every function below the root complex, depth first. */
+  allFunctions(): PciFunction[] {
+    const out: PciFunction[] = [];
+    const walk = (bus: PciBus) => {
+      for (const df of [...bus.functions.keys()].sort((a, b) => a - b)) {
+        const f = bus.functions.get(df)!;
+        out.push(f);
+        if (f instanceof PciBridge) walk(f.secondary);
+      }
+    };
+    walk(this.rootBus);
+    return out;
+  }
+
+  /** A configuration read; an absent function reads all-ones (Vendor ID 0xFFFF). */
+  configRead(bus: number, devfnValue: number, reg: number, size: number): number {
+    const fn = this.findFunction(bus, devfnValue);
+    if (fn === undefined) return size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
+    const value = fn.config.read(reg, size);
+    if (this.tracer.wants('pci.config.read')) this.tracer.trace('pci.config.read', fn.bdf, { bdf: fn.bdf, offset: reg, size, value });
+    return value;
+  }
+
+  configWrite(bus: number, devfnValue: number, reg: number, size: number, value: number): void {
+    const fn = this.findFunction(bus, devfnValue);
+    if (fn === undefined) return;
+    if (this.tracer.wants('pci.config.write')) this.tracer.trace('pci.config.write', fn.bdf, { bdf: fn.bdf, offset: reg, size, value });
+    fn.config.write(reg, size, value);
+  }
+
+  /**
+   * Carry a bus-master transaction upstream: translate each piece through the
+   * remapper, then read or write system memory (or ring the MSI doorbell).
+   * An address nothing decodes completes with UR, a refusing target with CA.
+   */
+  dma(txn: DmaTransaction, buf: Uint8Array, bufOff: number): DmaCompletion {
+    this.dmaCount.value++;
+    if (this.tracer.wants('dma.transaction')) {
+      this.tracer.trace('dma.transaction', 'pci', {
+        rid: txn.requesterId, pasid: txn.pasid, at: txn.at, addr: txn.addr, len: txn.length, write: txn.write,
+      });
+    }
+    if (txn.at === 'translation-request' && this.remapper === undefined) {
+      return this.abort(txn, failed('UR', 'UNSUPPORTED_REQUEST'));
+    }
+    const ans = this.answer;
+    let done = 0;
+    while (done < txn.length) {
+      const addr = txn.addr + done;
+      let pa = addr;
+      let n = txn.length - done;
+      if (this.remapper !== undefined) {
+        if (!this.remapper.translate(txn, addr, ans)) return this.abort(txn, failed(ans.status === 'SC' ? 'UR' : ans.status, ans.fault));
+        pa = ans.pa;
+        if (ans.length < n) n = ans.length;
+      }
+      if (n <= 0) return this.abort(txn, failed('CA', 'BAD_TRANSLATION_LENGTH'));
+      if (txn.write && this.msi !== undefined && this.msi.contains(pa)) {
+        this.ringDoorbell(txn, pa, buf, bufOff + done, n);
+        done += n;
+        continue;
+      }
+      const r = txn.write ? this.sysmem.writeRange(pa, buf, bufOff + done, n) : this.sysmem.readRange(pa, buf, bufOff + done, n);
+      if (r !== MEMTX_OK) {
+        return this.abort(txn, r === MEMTX_DECODE_ERROR ? failed('UR', 'UNSUPPORTED_REQUEST') : failed('CA', 'COMPLETER_ABORT'));
+      }
+      done += n;
+    }
+    this.dmaBytes.value += txn.length;
+    return COMPLETION_OK;
+  }
+
+  /** MSI writes are DWORDs; each one is a message tagged with the writer's requester ID. */
+  private ringDoorbell(txn: DmaTransaction, pa: number, buf: Uint8Array, at: number, n: number): void {
+    for (let i = 0; i + 4 <= n; i += 4) {
+      const data = (buf[at + i]! | (buf[at + i + 1]! << 8) | (buf[at + i + 2]! << 16) | (buf[at + i + 3]! << 24)) >>> 0;
+      this.msi!.deliver(pa + i, data, txn.requesterId);
+    }
+  }
+
+  private abort(txn: DmaTransaction, c: DmaCompletion): DmaCompletion {
+    this.dmaAborts.value++;
+    this.tracer.trace('dma.abort', 'pci', { rid: txn.requesterId, addr: txn.addr, status: c.status, reason: c.fault });
+    return c;
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * Discrete-event scheduler in virtual nanoseconds. Events at the same time run
+ * in the order they were scheduled (a sequence number breaks ties), so a run
+ * is reproducible. Nothing here reads the wall clock.
+ */
+export interface ScheduledEvent {
+  readonly time: number;
+  readonly seq: number;
+  readonly label: string;
+  /** False once it ran or was cancelled. */
+  readonly pending: boolean;
+}
+
+interface Entry {
+  time: number;
+  seq: number;
+  label: string;
+  pending: boolean;
+  fn: () => void;
+}
+
+export class Scheduler {
+  private heap: Entry[] = [];
+  private seq = 0;
+  private _now = 0;
+  private live = 0;
+  /** Events executed since creation (for reports and runaway guards). */
+  executed = 0;
+
+  get now(): number {
+    return this._now;
+  }
+
+  /** Number of events still waiting to run. */
+  get pendingCount(): number {
+    return this.live;
+  }
+
+  /** Run `fn` after `delayNs` of virtual time (0 = later at the current time). */
+  schedule(delayNs: number, fn: () => void, label = ''): ScheduledEvent {
+    if (!(delayNs >= 0) || !Number.isFinite(delayNs)) {
+      throw new RangeError(`delay must be a finite non-negative number of ns: ${delayNs}`);
+    }
+    return this.scheduleAt(this._now + delayNs, fn, label);
+  }
+
+  scheduleAt(time: number, fn: () => void, label = ''): ScheduledEvent {
+    if (!(time >= this._now) || !Number.isFinite(time)) {
+      throw new RangeError(`cannot schedule at ${time}: now is ${this._now}`);
+    }
+    const e: Entry = { time, seq: this.seq++, label, pending: true, fn };
+    this.push(e);
+    this.live++;
+    return e;
+  }
+
+  /** Cancel a pending event; returns false if it already ran or was cancelled. */
+  cancel(ev: ScheduledEvent): boolean {
+    const e = ev as Entry;
+    if (!e.pending) return false;
+    e.pending = false;
+    this.live--;
+    return true;
+  }
+
+  /** Time of the next pending event, or undefined. */
+  peekTime(): number | undefined {
+    this.dropCancelled();
+    return this.heap[0]?.time;
+  }
+
+  /** Run the next pending event; false when none is left. */
+  step(): boolean {
+    this.dropCancelled();
+    const e = this.pop();
+    if (e === undefined) return false;
+    e.pending = false;
+    this.live--;
+    this._now = e.time;
+    this.executed++;
+    e.fn();
+    return true;
+  }
+
+  /** Run until no event is pending. `maxEvents` guards against a model that reschedules forever. */
+  run(maxEvents = Number.POSITIVE_INFINITY): number {
+    let n = 0;
+    while (n < maxEvents && this.step()) n++;
+    return n;
+  }
+
+  /**
+   * Run events until virtual time `limit` (events at exactly `limit` run; the
+   * clock then stands at `limit`), or until `predicate` holds (checked before
+   * each event and after the last). Returns true if the predicate was met
+   * (always true for a time limit that was reached).
+   */
+  runUntil(limit: number | (() => boolean), maxEvents = Number.POSITIVE_INFINITY): boolean {
+    let n = 0;
+    if (typeof limit === 'number') {
+      for (;;) {
+        const t = this.peekTime();
+        if (t === undefined || t > limit || n >= maxEvents) break;
+        this.step();
+        n++;
+      }
+      if (limit > this._now && n < maxEvents) this._now = limit;
+      return this._now >= limit;
+    }
+    for (;;) {
+      if (limit()) return true;
+      if (n >= maxEvents || !this.step()) return limit();
+      n++;
+    }
+  }
+
+  /** Advance the clock with no events in between (a model charging a synchronous cost). */
+  advance(ns: number): void {
+    const t = this.peekTime();
+    const target = this._now + ns;
+    if (t !== undefined && t < target) this.runUntil(target);
+    else this._now = target;
+  }
+
+  private dropCancelled(): void {
+    while (this.heap.length > 0 && !this.heap[0]!.pending) this.pop();
+  }
+
+  private less(a: Entry, b: Entry): boolean {
+    return a.time < b.time || (a.time === b.time && a.seq < b.seq);
+  }
+
+  private push(e: Entry): void {
+    const h = this.heap;
+    h.push(e);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+
+  private pop(): Entry | undefined {
+    const h = this.heap;
+    if (h.length === 0) return undefined;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length > 0) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
+        if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m]!, h[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}

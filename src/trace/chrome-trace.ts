@@ -1,0 +1,99 @@
+import type { Counters } from './counters.ts';
+import type { TraceRecord, Tracer } from './tracer.ts';
+
+/**
+ * One entry of the Chrome trace-event format (the JSON that Perfetto and
+ * chrome://tracing open): "X" complete events, "i" instants, "C" counters,
+ * "M" metadata naming the tracks.
+ */
+export interface ChromeTraceEvent {
+  name: string;
+  cat?: string;
+  ph: 'X' | 'i' | 'C' | 'M';
+  /** Microseconds. */
+  ts: number;
+  dur?: number;
+  pid: number;
+  tid: number;
+  s?: 't' | 'p' | 'g';
+  args: Record<string, unknown>;
+}
+
+export interface ChromeTrace {
+  traceEvents: ChromeTraceEvent[];
+  displayTimeUnit: 'ns';
+  otherData: Record<string, string>;
+}
+
+/**
+ * Collects a tracer's records as Chrome trace events. Each `source` becomes a
+ * named track (tid) in first-seen order, so the same run gives the same file.
+ * Writing the file is the caller's business (src/node/ does it on Node).
+ */
+export class ChromeTraceSink {
+  readonly events: ChromeTraceEvent[] = [];
+  private readonly tids = new Map<string, number>();
+  private readonly listener = (r: TraceRecord) => this.add(r);
+
+  constructor(
+    private readonly tracer: Tracer,
+    private readonly meta: Record<string, string> = {},
+  ) {
+    tracer.on('*', this.listener);
+  }
+
+  detach(): void {
+    this.tracer.off('*', this.listener);
+  }
+
+  private tid(source: string): number {
+    let tid = this.tids.get(source);
+    if (tid === undefined) {
+      tid = this.tids.size + 1;
+      this.tids.set(source, tid);
+      this.events.push({
+        name: 'thread_name',
+        ph: 'M',
+        ts: 0,
+        pid: 1,
+        tid,
+        args: { name: source },
+      });
+    }
+    return tid;
+  }
+
+  private add(r: TraceRecord): void {
+    const tid = this.tid(r.source);
+    const cat = r.name.split('.', 1)[0]!;
+    const args = { ...r.args } as Record<string, unknown>;
+    if (r.dur !== undefined) {
+      this.events.push({ name: r.name, cat, ph: 'X', ts: r.ts / 1000, dur: r.dur / 1000, pid: 1, tid, args });
+    } else {
+      this.events.push({ name: r.name, cat, ph: 'i', s: 't', ts: r.ts / 1000, pid: 1, tid, args });
+    }
+  }
+
+  /** Record the current values of counters as a "C" sample at virtual time `nowNs`. */
+  sampleCounters(counters: Counters, nowNs: number, prefix = ''): void {
+    const snap = counters.snapshot(prefix);
+    for (const [name, value] of Object.entries(snap)) {
+      this.events.push({ name, ph: 'C', ts: nowNs / 1000, pid: 1, tid: 0, args: { value } });
+    }
+  }
+
+  toJSON(): ChromeTrace {
+    return {
+      traceEvents: [
+        { name: 'process_name', ph: 'M', ts: 0, pid: 1, tid: 0, args: { name: 'ioemu' } },
+        ...this.events,
+      ],
+      displayTimeUnit: 'ns',
+      otherData: { ...this.meta },
+    };
+  }
+
+  stringify(): string {
+    return JSON.stringify(this.toJSON());
+  }
+}

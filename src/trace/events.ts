@@ -1,0 +1,33 @@
+/**
+ * Every trace point of ioemu, declared in one place (the idea of QEMU's
+ * trace-events file): the event name and the shape of its arguments. A model
+ * emits only names listed here, so a typo is a type error and a reader finds
+ * every architectural event in one file. Add new points here as parts land.
+ */
+export interface TraceEventMap {
+  /** An access that decoded to nothing: reads return all-ones, writes are dropped. */
+  'mem.unassigned': { as: string; addr: number; size: number; write: boolean };
+  /** An MMIO access of a size or alignment the region does not accept. */
+  'mem.invalid-access': { region: string; offset: number; size: number; write: boolean };
+  'pci.config.read': { bdf: string; offset: number; size: number; value: number };
+  'pci.config.write': { bdf: string; offset: number; size: number; value: number };
+  'pci.bar.map': { bdf: string; bar: number; addr: number; size: number };
+  'pci.bar.unmap': { bdf: string; bar: number };
+  /** A bus-master transaction as it leaves the device. */
+  'dma.transaction': {
+    rid: number;
+    pasid: number;
+    at: string;
+    addr: number;
+    len: number;
+    write: boolean;
+  };
+  /** A transaction that completed with something other than Successful Completion. */
+  'dma.abort': { rid: number; addr: number; status: string; reason: string };
+  'msi.send': { rid: number; addr: number; data: number };
+  'msi.receive': { addr: number; data: number };
+  'msix.pending': { bdf: string; vector: number };
+  'device.op': { device: string; op: string; detail: string };
+}
+
+export type TraceName = keyof TraceEventMap;

@@ -1,0 +1,87 @@
+import t from 'tap';
+import { RegisterFile, field } from '../../src/hw/register-file.ts';
+
+const make = () =>
+  new RegisterFile('dev', 0x40, [
+    { name: 'ID', offset: 0x0, size: 4, access: 'ro', reset: 0x12345678 },
+    { name: 'CTRL', offset: 0x4, size: 4, fields: [field('EN', 0, 1), field('MODE', 4, 3), field('LOCKED', 8, 1, 'ro')] },
+    { name: 'STS', offset: 0x8, size: 4, fields: [field('ERR', 0, 1, 'w1c'), field('BUSY', 1, 1, 'ro')] },
+    { name: 'DOORBELL', offset: 0xc, size: 4, access: 'wo' },
+    { name: 'BASE', offset: 0x10, size: 8, reset: [0x1000, 0x2] },
+  ]);
+
+t.test('read-only registers ignore writes and read their reset value', async (t) => {
+  const r = make();
+  r.ops.write(0, 4, 0xffffffff);
+  t.equal(r.ops.read(0, 4), 0x12345678);
+});
+
+t.test('bits outside every field are reserved: read 0, writes dropped', async (t) => {
+  const r = make();
+  r.ops.write(4, 4, 0xffffffff);
+  t.equal(r.ops.read(4, 4), 0x71, 'EN and MODE written; LOCKED (ro) and reserved bits stay 0');
+  t.equal(r.getField('CTRL', 'MODE'), 7);
+});
+
+t.test('RW1C bits clear only when written with 1', async (t) => {
+  const r = make();
+  r.setField('STS', 'ERR', 1);
+  r.setField('STS', 'BUSY', 1);
+  r.ops.write(8, 4, 0);
+  t.equal(r.ops.read(8, 4), 3, 'writing 0 leaves ERR set');
+  r.ops.write(8, 4, 1);
+  t.equal(r.ops.read(8, 4), 2, 'writing 1 clears ERR; BUSY is read-only');
+});
+
+t.test('write-only registers read as zero but keep the written value for the device', async (t) => {
+  const r = make();
+  let seen = -1;
+  r.onWrite('DOORBELL', () => (seen = r.get('DOORBELL')));
+  r.ops.write(0xc, 4, 0xabc);
+  t.equal(seen, 0xabc);
+  t.equal(r.ops.read(0xc, 4), 0);
+});
+
+t.test('sub-word accesses read and merge the right byte lanes', async (t) => {
+  const r = make();
+  t.equal(r.ops.read(1, 1), 0x56);
+  t.equal(r.ops.read(2, 2), 0x1234);
+  r.ops.write(0x10, 4, 0xaabbccdd);
+  r.ops.write(0x11, 1, 0x00);
+  t.equal(r.ops.read(0x10, 4), 0xaabb00dd);
+});
+
+t.test('64-bit registers are two words, low first', async (t) => {
+  const r = make();
+  t.equal(r.get64('BASE'), 0x2_0000_1000);
+  r.ops.write(0x14, 4, 0x3);
+  t.equal(r.getHi('BASE'), 3);
+  t.equal(r.get64('BASE'), 0x3_0000_1000);
+});
+
+t.test('hooks see the old value and reads can be computed', async (t) => {
+  const r = make();
+  const olds: number[] = [];
+  r.onWrite('CTRL', (_reg, oldLo) => olds.push(oldLo));
+  r.ops.write(4, 4, 1);
+  r.ops.write(4, 4, 0);
+  t.same(olds, [0, 1]);
+  r.onRead('STS', () => 0x2);
+  t.equal(r.ops.read(8, 4), 2);
+});
+
+t.test('unknown offsets read 0 and ignore writes; reset restores', async (t) => {
+  const r = make();
+  r.ops.write(0x30, 4, 5);
+  t.equal(r.ops.read(0x30, 4), 0);
+  r.ops.write(4, 4, 1);
+  r.reset();
+  t.equal(r.get('CTRL'), 0);
+  t.match(r.describe('CTRL'), /EN=0 MODE=0 LOCKED=0/);
+});
+
+t.test('bad declarations are refused', async (t) => {
+  t.throws(() => new RegisterFile('x', 8, [{ name: 'A', offset: 2, size: 4 }]));
+  t.throws(() => new RegisterFile('x', 8, [{ name: 'A', offset: 0, size: 4 }, { name: 'B', offset: 0, size: 4 }]));
+  t.throws(() => make().get('NOPE'));
+});
