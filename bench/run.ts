@@ -1,0 +1,23 @@
+/**
+ * `npm run bench`: prints one table and writes bench/results.json. Ratios are
+ * measured inside one run (the machines are noisy); absolute rates are for
+ * orientation only. Figures appear here as the parts that produce them land.
+ */
+import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { printTable, writeResults, type Figures } from './harness.ts';
+import { memoryFigures } from './memory.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const figures: Figures = {};
+
+Object.assign(figures, memoryFigures());
+
+const child = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(here, 'sparse-child.ts')], { encoding: 'utf8' });
+const sparse = JSON.parse(child.trim().split('\n').pop()!) as { rss: number; resident: number };
+figures['sparse.1t.rss_bytes'] = { value: sparse.rss, unit: 'bytes', target: '<= 1.2 GiB (1288490189)' };
+
+printTable(figures);
+writeResults(join(here, 'results.json'), figures);
+console.log(`\nwrote ${join(here, 'results.json')}`);

@@ -1,0 +1,56 @@
+/**
+ * The public API of ioemu (shared/CONTRACT.md). Everything users, examples
+ * and outside suites rely on is exported from here.
+ */
+export { GuestRam } from './memory/guest-ram.ts';
+export { MemoryRegion, type MmioOps, type MmioAccessRules, type AccessSize } from './memory/memory-region.ts';
+export { AddressSpace } from './memory/address-space.ts';
+export { type FlatRange } from './memory/flat-view.ts';
+export {
+  type PhysMem,
+  type MemTxResult,
+  MEMTX_OK,
+  MEMTX_DECODE_ERROR,
+  MEMTX_DEVICE_ERROR,
+  PAGE_SIZE,
+  PAGE_SHIFT,
+} from './memory/phys-mem.ts';
+
+export { Scheduler, type ScheduledEvent } from './sim/scheduler.ts';
+export { Prng } from './sim/prng.ts';
+export { type SimContext } from './sim/context.ts';
+
+export { Tracer, type TraceRecord, type TraceEventMap, type TraceName } from './trace/tracer.ts';
+export { Counters, type Counter } from './trace/counters.ts';
+export { ChromeTraceSink, type ChromeTrace, type ChromeTraceEvent } from './trace/chrome-trace.ts';
+
+export { RegisterFile, field, type RegisterDef, type FieldDef, type FieldAccess } from './hw/register-file.ts';
+export { MsiController, type MsiMessage } from './irq/msi-controller.ts';
+
+export { ConfigSpace, PCI_CONFIG_SIZE, PCIE_CONFIG_SIZE } from './pci/config-space.ts';
+export { CapabilityList } from './pci/capability-list.ts';
+export { CFG, COMMAND, STATUS, BAR_BITS } from './pci/header.ts';
+export { PciFunction, type PciIdentity } from './pci/pci-function.ts';
+export { PciBridge } from './pci/bridge.ts';
+export { PcieRootPort } from './pci/root-port.ts';
+export { PciBus } from './pci/bus.ts';
+export { RootComplex } from './pci/root-complex.ts';
+export { type BarSpec, type BarKind } from './pci/bar.ts';
+export { formatBdf, parseBdf, requesterId, formatRequesterId, type Bdf } from './pci/bdf.ts';
+export { enumeratePci, ecamAccessor, type ConfigAccessor, type EnumeratedFunction } from './pci/enumerate.ts';
+export { describeFunction, listCapabilities } from './pci/lspci.ts';
+export { type DmaRemapper, type TranslationAnswer } from './pci/remapper.ts';
+export {
+  NO_PASID,
+  type DmaTransaction,
+  type DmaCompletion,
+  type CompletionStatus,
+  type AddressType,
+  type DmaAttrs,
+  type DmaResult,
+} from './pci/transaction.ts';
+export * from './pci/caps/index.ts';
+
+export { Board, type BoardOptions } from '../machines/board.ts';
+export { machineLayout, type MachineKind, type MachineLayout } from '../machines/layout.ts';
+export { TestDmaDevice, TEST_REGS, TEST_STATUS, TEST_CMD, TEST_ERROR } from '../devices/test-dma-device.ts';
