@@ -1,3 +1,4 @@
+import { FaultInjector } from '../src/fault/injector.ts';
 import { MsiController } from '../src/irq/msi-controller.ts';
 import { AddressSpace } from '../src/memory/address-space.ts';
 import { GuestRam } from '../src/memory/guest-ram.ts';
@@ -33,6 +34,7 @@ export class Board {
   readonly prng: Prng;
   readonly tracer: Tracer;
   readonly counters = new Counters();
+  readonly faults = new FaultInjector();
   readonly ram: GuestRam;
   readonly sysmemRoot = MemoryRegion.container('system', PHYS_SPACE);
   readonly sysmem: AddressSpace;
@@ -45,6 +47,9 @@ export class Board {
     this.layout = machineLayout(kind, ramBytes);
     this.prng = new Prng(opts.seed ?? 1);
     this.tracer = new Tracer(() => this.scheduler.now);
+    this.faults.onInjection((p, a, ctx) =>
+      this.tracer.trace('fault.inject', p.name, { point: p.name, action: a.kind, ctx: ctx === undefined ? '' : JSON.stringify(ctx) }),
+    );
     this.ram = new GuestRam(ramBytes);
     this.sysmem = new AddressSpace('system', this.sysmemRoot, this.tracer);
     for (const [i, r] of this.layout.ram.entries()) {

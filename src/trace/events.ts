@@ -28,6 +28,8 @@ export interface TraceEventMap {
   'msi.receive': { addr: number; data: number };
   'msix.pending': { bdf: string; vector: number };
   'device.op': { device: string; op: string; detail: string };
+  /** A fault-injection point fired (src/fault/points.ts names them). */
+  'fault.inject': { point: string; action: string; ctx: string };
 }
 
 export type TraceName = keyof TraceEventMap;

@@ -1,0 +1,134 @@
+import type { FaultInjector, InjectionPoint } from '../fault/injector.ts';
+import { PAGE_SHIFT, PAGE_SIZE } from '../memory/phys-mem.ts';
+
+/** Orders the host hands out: 4 KiB pages up to 1 GiB runs (order 18). */
+export const MAX_ORDER = 18;
+export const ORDER_2M = 9;
+export const ORDER_1G = 18;
+
+export interface RamSpan {
+  /** Physical address of the span (page aligned). */
+  gpa: number;
+  size: number;
+}
+
+/**
+ * The host's physical page allocator: a buddy allocator over the machine's
+ * RAM, as Linux's page allocator is. It hands out single pages and naturally
+ * aligned, physically contiguous runs of 2^order pages (2 MiB and 1 GiB runs
+ * back huge pages), merges buddies on free, and counts the pages in use so a
+ * leak is testable. Freed memory is returned to the board (`zero`), so the
+ * next owner reads zeros and a sparse RAM gives the frames back.
+ */
+export class PageAllocator {
+  private readonly free: Set<number>[] = [];
+  private readonly allocated = new Map<number, number>();
+  private inUse = 0;
+  private total = 0;
+  private readonly zero: (pa: number, bytes: number) => void;
+  private readonly failPoint: InjectionPoint | undefined;
+
+  constructor(spans: readonly RamSpan[], zero: (pa: number, bytes: number) => void, faults?: FaultInjector) {
+    for (let o = 0; o <= MAX_ORDER; o++) this.free.push(new Set());
+    this.zero = zero;
+    this.failPoint = faults?.point('host.page_alloc');
+    for (const s of spans) this.addSpan(s);
+  }
+
+  private addSpan(s: RamSpan): void {
+    let pfn = Math.ceil(s.gpa / PAGE_SIZE);
+    const end = Math.floor((s.gpa + s.size) / PAGE_SIZE);
+    while (pfn < end) {
+      let order = MAX_ORDER;
+      while (order > 0 && (pfn % 2 ** order !== 0 || pfn + 2 ** order > end)) order--;
+      this.free[order]!.add(pfn);
+      this.total += 2 ** order;
+      pfn += 2 ** order;
+    }
+  }
+
+  /** Pages currently allocated (the leak check). */
+  get pagesInUse(): number {
+    return this.inUse;
+  }
+
+  get totalPages(): number {
+    return this.total;
+  }
+
+  get freePageCount(): number {
+    return this.total - this.inUse;
+  }
+
+  /** Allocate 2^order contiguous, naturally aligned, zeroed pages; undefined when none (ENOMEM). */
+  allocPages(order: number): number | undefined {
+    if (!Number.isInteger(order) || order < 0 || order > MAX_ORDER) return undefined;
+    if (this.failPoint?.check({ order }) !== undefined) return undefined;
+    let o = order;
+    while (o <= MAX_ORDER && this.free[o]!.size === 0) o++;
+    if (o > MAX_ORDER) return undefined;
+    const pfn = first(this.free[o]!);
+    this.free[o]!.delete(pfn);
+    // Split down, returning the upper halves to the free lists.
+    while (o > order) {
+      o--;
+      this.free[o]!.add(pfn + 2 ** o);
+    }
+    this.allocated.set(pfn, order);
+    this.inUse += 2 ** order;
+    return pfn * PAGE_SIZE;
+  }
+
+  allocPage(): number | undefined {
+    return this.allocPages(0);
+  }
+
+  /** Free a run exactly as it was allocated. Freeing anything else is a kernel bug: it throws. */
+  freePages(pa: number, order?: number): void {
+    const pfn = pa / PAGE_SIZE;
+    const o = this.allocated.get(pfn);
+    if (o === undefined || (order !== undefined && order !== o)) {
+      throw new Error(`bad page free at 0x${pa.toString(16)} order ${order} (allocated order ${o})`);
+    }
+    this.allocated.delete(pfn);
+    this.inUse -= 2 ** o;
+    this.zero(pa, PAGE_SIZE * 2 ** o);
+    let p = pfn;
+    let ord = o;
+    while (ord < MAX_ORDER) {
+      const size = 2 ** ord;
+      // Arithmetic, not XOR: frame numbers exceed 32 bits on large machines.
+      const buddy = Math.floor(p / size) % 2 === 0 ? p + size : p - size;
+      if (!this.free[ord]!.delete(buddy)) break;
+      p = Math.min(p, buddy);
+      ord++;
+    }
+    this.free[ord]!.add(p);
+  }
+
+  freePage(pa: number): void {
+    this.freePages(pa, 0);
+  }
+
+  /** The order a live allocation at `pa` was made with, or undefined. */
+  orderOf(pa: number): number | undefined {
+    return this.allocated.get(pa / PAGE_SIZE);
+  }
+
+  /** An allocator view by byte size, for page-table builders (sizes are powers of two >= 4 KiB). */
+  tablePages(): { alloc(bytes: number): number | undefined; free(pa: number, bytes: number): void } {
+    return {
+      alloc: (bytes) => this.allocPages(orderFor(bytes)),
+      free: (pa, bytes) => this.freePages(pa, orderFor(bytes)),
+    };
+  }
+}
+
+export function orderFor(bytes: number): number {
+  return Math.max(0, Math.ceil(Math.log2(bytes)) - PAGE_SHIFT);
+}
+
+function first(set: Set<number>): number {
+  for (const v of set) return v;
+  throw new Error('empty set');
+}
