@@ -1,0 +1,53 @@
+import type { ConfigSpace } from '../config-space.ts';
+
+/**
+ * Small helpers shared by the capability models: field extraction in the
+ * style of the kernel's FIELD_GET/FIELD_PREP, so a field is named once by its
+ * mask, and recovery of a register's value before a software write (config
+ * write hooks receive the old bytes of the range written, not the register).
+ */
+
+function shiftOf(mask: number): number {
+  const low = mask & -mask;
+  return 31 - Math.clz32(low);
+}
+
+/** The value of the field `mask` selects in `reg`. */
+export function fieldGet(mask: number, reg: number): number {
+  if (mask === 0) return 0;
+  return ((reg & mask) >>> shiftOf(mask)) >>> 0;
+}
+
+/** `value` placed in the field `mask` selects (bits outside the field dropped). */
+export function fieldPrep(mask: number, value: number): number {
+  if (mask === 0) return 0;
+  return ((value << shiftOf(mask)) & mask) >>> 0;
+}
+
+/** A mask of the low `n` bits (0 <= n <= 32). */
+export function lowBits(n: number): number {
+  return n >= 32 ? 0xffffffff : 2 ** Math.max(0, n) - 1;
+}
+
+/**
+ * The value register [reg, reg+size) held before a software write of
+ * [off, off+oldBytes.length): bytes inside the write come from `oldBytes`,
+ * the others are unchanged in `cfg`.
+ */
+export function valueBefore(
+  cfg: ConfigSpace,
+  reg: number,
+  size: number,
+  off: number,
+  oldBytes: Uint8Array,
+): number {
+  let v = 0;
+  for (let i = 0; i < size; i++) {
+    const o = reg + i;
+    const inWrite = o >= off && o < off + oldBytes.length;
+    const b = inWrite ? oldBytes[o - off]! : cfg.get8(o);
+    v |= b << (8 * i);
+  }
+  return v >>> 0;
+}
+

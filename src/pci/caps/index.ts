@@ -1,0 +1,8 @@
+/** PCI/PCIe capability models; each lays out its registers in a ConfigSpace through a CapabilityList. */
+export * from './msi.ts';
+export * from './msix.ts';
+export * from './pcie.ts';
+export * from './ats.ts';
+export * from './pri.ts';
+export * from './pasid.ts';
+export { fieldGet, fieldPrep } from './bits.ts';

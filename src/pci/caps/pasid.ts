@@ -1,0 +1,118 @@
+import type { CapabilityList } from '../capability-list.ts';
+import type { ConfigSpace } from '../config-space.ts';
+import { fieldGet, fieldPrep, valueBefore } from './bits.ts';
+
+/** PASID Extended Capability (PCIe Base 7.8.8): register offsets. */
+export const PASID = {
+  CAP_ID: 0x001b,
+  VERSION: 1,
+  CAP: 0x04,
+  CTRL: 0x06,
+  SIZEOF: 8,
+  /** PASIDs are 20 bits wide at most. */
+  MAX_WIDTH: 20,
+} as const;
+
+/** PASID Capability register (7.8.8.2), all read-only. */
+export const PASID_CAP = {
+  EXEC: 0x0002,
+  PRIV: 0x0004,
+  /** Max PASID Width: PASIDs 0 .. 2^width - 1 are supported. */
+  WIDTH: 0x1f00,
+} as const;
+
+/** PASID Control register (7.8.8.3); Exec and Priv enables are RW only when supported. */
+export const PASID_CTRL = {
+  ENABLE: 0x0001,
+  EXEC: 0x0002,
+  PRIV: 0x0004,
+} as const;
+
+export interface PasidOptions {
+  /** Max PASID Width, 1 to 20 bits. */
+  maxPasidWidth: number;
+  /** Execute Permission Supported (default false). */
+  exec?: boolean;
+  /** Privileged Mode Supported (default false). */
+  priv?: boolean;
+  /** Software changed the control register. */
+  onChange?: (cap: PasidCapability) => void;
+}
+
+export class PasidCapability {
+  readonly offset: number;
+  private readonly cfg: ConfigSpace;
+  private readonly opts: PasidOptions;
+
+  constructor(cfg: ConfigSpace, list: CapabilityList, options: PasidOptions) {
+    const w = options.maxPasidWidth;
+    if (!Number.isInteger(w) || w < 1 || w > PASID.MAX_WIDTH) throw new RangeError(`bad Max PASID Width ${w}`);
+    this.cfg = cfg;
+    this.opts = options;
+    this.offset = list.addExt(PASID.CAP_ID, PASID.VERSION, PASID.SIZEOF);
+    const b = this.offset;
+    cfg.set16(
+      b + PASID.CAP,
+      (options.exec ? PASID_CAP.EXEC : 0) | (options.priv ? PASID_CAP.PRIV : 0) | fieldPrep(PASID_CAP.WIDTH, w),
+    );
+    cfg.setWritable(
+      b + PASID.CTRL,
+      2,
+      PASID_CTRL.ENABLE | (options.exec ? PASID_CTRL.EXEC : 0) | (options.priv ? PASID_CTRL.PRIV : 0),
+    );
+    cfg.onWrite(b + PASID.CTRL, 2, (off, _n, old) => {
+      if (valueBefore(cfg, b + PASID.CTRL, 2, off, old) !== this.ctrl) this.opts.onChange?.(this);
+    });
+    this.reset();
+  }
+
+  /** Everything disabled. */
+  reset(): void {
+    this.cfg.set16(this.offset + PASID.CTRL, 0);
+  }
+
+  private get ctrl(): number {
+    return this.cfg.get16(this.offset + PASID.CTRL);
+  }
+
+  private get cap(): number {
+    return this.cfg.get16(this.offset + PASID.CAP);
+  }
+
+  get enabled(): boolean {
+    return (this.ctrl & PASID_CTRL.ENABLE) !== 0;
+  }
+
+  get execEnabled(): boolean {
+    return (this.ctrl & PASID_CTRL.EXEC) !== 0;
+  }
+
+  get privEnabled(): boolean {
+    return (this.ctrl & PASID_CTRL.PRIV) !== 0;
+  }
+
+  get execSupported(): boolean {
+    return (this.cap & PASID_CAP.EXEC) !== 0;
+  }
+
+  get privSupported(): boolean {
+    return (this.cap & PASID_CAP.PRIV) !== 0;
+  }
+
+  get maxPasidWidth(): number {
+    return fieldGet(PASID_CAP.WIDTH, this.cap);
+  }
+
+  /**
+   * Whether the function may emit a request with this PASID and these
+   * attribute bits: PASID enabled, the PASID within Max PASID Width, and the
+   * Privileged / Execute bits only when their enables are set.
+   */
+  pasidAllowed(pasid: number, priv = false, exec = false): boolean {
+    if (!this.enabled) return false;
+    if (!Number.isInteger(pasid) || pasid < 0 || pasid >= 2 ** this.maxPasidWidth) return false;
+    if (priv && !this.privEnabled) return false;
+    if (exec && !this.execEnabled) return false;
+    return true;
+  }
+}
