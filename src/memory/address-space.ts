@@ -72,15 +72,32 @@ export class AddressSpace implements PhysMem {
   }
   read32Checked(addr: number): number {
     const r = this.lookup(addr);
-    if (r !== undefined && addr + 4 <= r.end && r.region.kind === 'ram') {
-      return r.region.ram!.read32Checked(r.region.ramOffset + r.offset + (addr - r.start));
+    if (r !== undefined && addr + 4 <= r.end) {
+      const off = addr - r.start + r.offset;
+      if (r.region.kind === 'ram') return r.region.ram!.read32Checked(r.region.ramOffset + off);
+      // The same access read32 makes: refused (size/alignment) means -1, not all-ones.
+      return this.accessOk(r, off, 4, false) ? r.region.ops!.read(off, 4) >>> 0 : -1;
     }
     return this.readInto(addr, this.scratch.subarray(0, 4)) === MEMTX_OK ? this.scratchU32(0) : -1;
   }
   read64(addr: number): bigint {
-    const lo = this.read32(addr);
-    const hi = this.read32(addr + 4);
-    return (BigInt(hi) << 32n) | BigInt(lo);
+    const r = this.lookup(addr);
+    if (r !== undefined && addr + 8 <= r.end) {
+      const off = addr - r.start + r.offset;
+      if (r.region.kind === 'ram') return r.region.ram!.read64(r.region.ramOffset + off);
+      // One 8-byte access, checked against the region's rules as a whole (as
+      // write64 is), then split into two 4-byte accesses, low half first.
+      if (!this.accessOk(r, off, 8, false)) return 0xffffffffffffffffn;
+      const ops = r.region.ops!;
+      const lo = ops.read(off, 4) >>> 0;
+      const hi = ops.read(off + 4, 4) >>> 0;
+      return (BigInt(hi) << 32n) | BigInt(lo);
+    }
+    // Straddling ranges or hitting nothing: one access piece by piece (one
+    // mem.unassigned event for the part that hits nothing).
+    const s = this.scratch;
+    this.readInto(addr, s);
+    return (BigInt(this.scratchU32(4)) << 32n) | BigInt(this.scratchU32(0));
   }
   write8(addr: number, value: number): void {
     this.writeScalar(addr, 1, value);
@@ -96,12 +113,18 @@ export class AddressSpace implements PhysMem {
     const lo = Number(v & 0xffffffffn);
     const hi = Number(v >> 32n);
     const r = this.lookup(addr);
-    if (r !== undefined && r.region.kind === 'mmio' && addr + 8 <= r.end) {
-      this.mmioWrite(r, addr - r.start + r.offset, 8, lo, hi);
+    if (r !== undefined && addr + 8 <= r.end) {
+      const off = addr - r.start + r.offset;
+      if (r.region.kind === 'mmio') this.mmioWrite(r, off, 8, lo, hi);
+      else r.region.ram!.write64Parts(r.region.ramOffset + off, lo, hi);
       return;
     }
-    this.write32(addr, lo);
-    this.write32(addr + 4, hi);
+    const s = this.scratch;
+    for (let i = 0; i < 4; i++) {
+      s[i] = lo >>> (8 * i);
+      s[4 + i] = hi >>> (8 * i);
+    }
+    this.writeFrom(addr, s);
   }
 
   private readScalar(addr: number, size: AccessSize): number {
@@ -157,7 +180,8 @@ export class AddressSpace implements PhysMem {
   /** Returns the value, or all-ones for an access the region refuses. */
   private mmioRead(r: FlatRange, off: number, size: AccessSize): number {
     if (!this.accessOk(r, off, size, false)) return ONES[size]!;
-    return r.region.ops!.read(off, size) >>> 0;
+    // Only the bytes of the access, whatever the handler returned.
+    return (r.region.ops!.read(off, size) & ONES[size]!) >>> 0;
   }
 
   private mmioWrite(r: FlatRange, off: number, size: 1 | 2 | 4 | 8, lo: number, hi: number): boolean {
@@ -167,7 +191,7 @@ export class AddressSpace implements PhysMem {
       ops.write(off, 4, lo >>> 0);
       ops.write(off + 4, 4, hi >>> 0);
     } else {
-      ops.write(off, size, lo >>> 0);
+      ops.write(off, size, (lo & ONES[size]!) >>> 0);
     }
     return true;
   }
@@ -238,7 +262,8 @@ export class AddressSpace implements PhysMem {
   private gapLength(addr: number): number {
     this.refresh();
     for (const r of this.ranges) if (r.start > addr) return r.start - addr;
-    return Math.max(1, this.root.size - addr);
+    // Past the last range: the rest of the access (even beyond the root) is one gap.
+    return Number.POSITIVE_INFINITY;
   }
 
   private unassigned(addr: number, size: number, write: boolean): void {
@@ -251,7 +276,10 @@ export class AddressSpace implements PhysMem {
     let i = 0;
     while (i < len) {
       const size = this.chunkSize(r, off + i, len - i);
-      if (size === 0) ok = false;
+      if (size === 0) {
+        ok = false;
+        this.tracer?.trace('mem.invalid-access', this.name, { region: r.region.name, offset: off + i, size: 1, write: false });
+      }
       const v = size === 0 ? 0xff : this.mmioRead(r, off + i, size);
       const n = size === 0 ? 1 : size;
       for (let b = 0; b < n; b++) dst[at + i + b] = v >>> (8 * b);

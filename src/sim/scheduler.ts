@@ -92,20 +92,23 @@ export class Scheduler {
   /**
    * Run events until virtual time `limit` (events at exactly `limit` run; the
    * clock then stands at `limit`), or until `predicate` holds (checked before
-   * each event and after the last). Returns true if the predicate was met
-   * (always true for a time limit that was reached).
+   * each event and after the last). Returns true if the predicate was met,
+   * or for a time limit when every event up to it ran; false when
+   * `maxEvents` stopped the run first (the clock then stays at the last event).
    */
   runUntil(limit: number | (() => boolean), maxEvents = Number.POSITIVE_INFINITY): boolean {
     let n = 0;
     if (typeof limit === 'number') {
       for (;;) {
         const t = this.peekTime();
-        if (t === undefined || t > limit || n >= maxEvents) break;
+        if (t === undefined || t > limit) break;
+        // The guard stops us only while an event up to the limit is still due.
+        if (n >= maxEvents) return false;
         this.step();
         n++;
       }
-      if (limit > this._now && n < maxEvents) this._now = limit;
-      return this._now >= limit;
+      if (limit > this._now) this._now = limit;
+      return true;
     }
     for (;;) {
       if (limit()) return true;
@@ -116,6 +119,9 @@ export class Scheduler {
 
   /** Advance the clock with no events in between (a model charging a synchronous cost). */
   advance(ns: number): void {
+    if (!(ns >= 0) || !Number.isFinite(ns)) {
+      throw new RangeError(`advance must be a finite non-negative number of ns: ${ns}`);
+    }
     const t = this.peekTime();
     const target = this._now + ns;
     if (t !== undefined && t < target) this.runUntil(target);
