@@ -15,6 +15,11 @@ export interface TranslationAnswer {
   /** On failure: the completion status to return and the fault's name. */
   status: CompletionStatus;
   fault: string;
+  /**
+   * Success without memory access (SMMUv3 CD.A=0 / GBPA-style RAZ/WI): the
+   * piece completes successfully, reads return zeros, writes are dropped.
+   */
+  discard: boolean;
 }
 
 export interface DmaRemapper {
@@ -23,5 +28,5 @@ export interface DmaRemapper {
 }
 
 export function newTranslationAnswer(): TranslationAnswer {
-  return { pa: 0, length: 0, status: 'SC', fault: '' };
+  return { pa: 0, length: 0, status: 'SC', fault: '', discard: false };
 }

@@ -136,11 +136,17 @@ export class RootComplex {
       let pa = addr;
       let n = txn.length - done;
       if (this.remapper !== undefined) {
+        ans.discard = false;
         if (!this.remapper.translate(txn, addr, ans)) return this.abort(txn, failed(ans.status === 'SC' ? 'UR' : ans.status, ans.fault));
         pa = ans.pa;
         if (ans.length < n) n = ans.length;
+        if (n <= 0) return this.abort(txn, failed('CA', 'BAD_TRANSLATION_LENGTH'));
+        if (ans.discard) {
+          if (!txn.write) buf.fill(0, bufOff + done, bufOff + done + n);
+          done += n;
+          continue;
+        }
       }
-      if (n <= 0) return this.abort(txn, failed('CA', 'BAD_TRANSLATION_LENGTH'));
       if (txn.write && this.msi !== undefined && this.msi.contains(pa)) {
         this.ringDoorbell(txn, pa, buf, bufOff + done, n);
         done += n;

@@ -94,6 +94,26 @@ t.test('every transaction passes through the remapper, which may redirect or abo
   t.same(f.dmaRead(0x10_0000n, 4), { ok: false, fault: 'F_TRANSLATION' });
 });
 
+t.test('a remapper answer with discard completes the piece as read-as-zero / write-ignored', async (t) => {
+  const { board } = newBoard();
+  const f = new BareFunction('f');
+  board.rc.plug(f, 1);
+  f.config.write(CFG.COMMAND, 2, COMMAND.MASTER);
+  board.sysmem.write32(0x5000, 0x12345678);
+  board.rc.remapper = {
+    translate(_txn, addr, out) {
+      out.pa = addr;
+      out.length = 4096;
+      out.discard = true;
+      return true;
+    },
+  };
+  const r = f.dmaRead(0x5000n, 4);
+  t.same(r.ok && [...r.data!], [0, 0, 0, 0]);
+  t.ok(f.dmaWrite(0x5000n, new Uint8Array([9, 9, 9, 9])).ok);
+  t.equal(board.sysmem.read32(0x5000), 0x12345678, 'the write was dropped');
+});
+
 t.test('an MSI write to the doorbell is delivered with the writer requester ID', async (t) => {
   const { board } = newBoard();
   const f = new BareFunction('f');
