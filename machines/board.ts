@@ -75,6 +75,17 @@ export class Board {
     throw new RangeError(`RAM offset ${offset} beyond ${this.ram.size} bytes`);
   }
 
+  /** Give back the frames of [gpa, gpa+bytes) of RAM: they read as zeros again (freed host pages). */
+  discardRam(gpa: number, bytes: number): void {
+    for (const r of this.layout.ram) {
+      if (gpa >= r.gpa && gpa + bytes <= r.gpa + r.size) {
+        this.ram.discard(r.offset + (gpa - r.gpa), bytes);
+        return;
+      }
+    }
+    this.sysmem.writeFrom(gpa, new Uint8Array(bytes));
+  }
+
   /** Boot-time PCI enumeration through ECAM, as firmware does it. */
   enumeratePci(): EnumeratedFunction[] {
     const l = this.layout;

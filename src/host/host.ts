@@ -1,0 +1,65 @@
+import { createIa32eBuilder } from '../../iommu/pgtable/ia32e-builder.ts';
+import type { PageTableBuilder } from '../../iommu/pgtable/types.ts';
+import { createVmsaBuilder } from '../../iommu/pgtable/vmsa-builder.ts';
+import type { Board } from '../../machines/board.ts';
+import { ENOMEM } from './errno.ts';
+import { Mm, type MmOptions } from './mm.ts';
+import { PageAllocator, type RamSpan } from './page-allocator.ts';
+import { PageRefs } from './page-refs.ts';
+import { Process, type SpawnOptions } from './process.ts';
+import { Vfs } from './vfs.ts';
+
+/** x86 keeps the first MiB of RAM for firmware, as Linux reserves it. */
+const X86_LOW_RESERVE = 0x10_0000;
+/** vm.mmap_min_addr's default. */
+const MMAP_MIN = 0x1_0000;
+
+/**
+ * The emulated kernel of a machine: its page allocator over the board's RAM,
+ * page reference counts, processes with address spaces in the CPU's page
+ * table format (VMSAv8-64 on virt-smmuv3, IA-32e 4-level on q35-vtd), and
+ * the VFS through which processes reach device files and sysfs.
+ */
+export class Host {
+  readonly vfs = new Vfs();
+  readonly allocator: PageAllocator;
+  readonly pages: PageRefs;
+  readonly processes = new Map<number, Process>();
+  private nextPid = 1000;
+  private readonly mmLayout: MmOptions;
+
+  constructor(readonly board: Board) {
+    const x86 = board.kind === 'q35-vtd';
+    const spans: RamSpan[] = board.layout.ram.map((r) => ({ gpa: r.gpa, size: r.size }));
+    if (x86 && spans[0]!.gpa === 0) spans[0] = { gpa: X86_LOW_RESERVE, size: spans[0]!.size - X86_LOW_RESERVE };
+    this.allocator = new PageAllocator(spans, (pa, n) => board.discardRam(pa, n), board.faults);
+    this.pages = new PageRefs(this.allocator);
+    // Top of the lower half: 2^47 on x86-64 (4-level), 2^48 on arm64 (48-bit VA).
+    this.mmLayout = { mmapBase: x86 ? 0x7f00_0000_0000 : 0xffff_0000_0000, mmapMin: MMAP_MIN };
+  }
+
+  /** A new CPU page table in the machine's format, or -ENOMEM. */
+  newCpuPageTable(): PageTableBuilder | number {
+    const mem = this.board.sysmem;
+    const alloc = this.allocator.tablePages();
+    const b =
+      this.board.kind === 'q35-vtd'
+        ? createIa32eBuilder(mem, alloc, { levels: 4, maxPhysBits: 46 })
+        : createVmsaBuilder(mem, alloc, { stage: 1, granule: 4096, iaBits: 48, oaBits: 48, nonGlobal: true });
+    return typeof b === 'number' ? -ENOMEM : b;
+  }
+
+  /** fork+exec of a fresh process. Throws only if the machine has no memory left for a page table. */
+  spawn(opts: SpawnOptions = {}): Process {
+    const pt = this.newCpuPageTable();
+    if (typeof pt === 'number') throw new Error('spawn: out of memory for a page table');
+    const pid = this.nextPid++;
+    const p = new Process(this, pid, new Mm(this.board.sysmem, this.pages, pt, this.mmLayout), opts);
+    this.processes.set(pid, p);
+    return p;
+  }
+
+  processExited(p: Process): void {
+    this.processes.delete(p.pid);
+  }
+}

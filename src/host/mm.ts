@@ -1,0 +1,307 @@
+import type { PageTableBuilder } from '../../iommu/pgtable/types.ts';
+import { IOMMU_CACHE, IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable/types.ts';
+import type { PhysMem } from '../memory/phys-mem.ts';
+import { EFAULT, EINVAL, ENOMEM } from './errno.ts';
+import type { PageRefs } from './page-refs.ts';
+
+export const PROT_NONE = 0;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const PROT_EXEC = 4;
+
+const PAGE = 4096;
+const MIB2 = 2 ** 21;
+const GIB = 2 ** 30;
+
+/** A virtual memory area: [start, end) with one protection and one backing page size. */
+export interface Vma {
+  start: number;
+  end: number;
+  prot: number;
+  /** 4 KiB, or 2 MiB / 1 GiB for hugepage-backed areas. */
+  pageSize: number;
+}
+
+/** Someone sharing this mm's page tables (an SVA bond): told when translations change or the mm dies. */
+export interface MmuNotifier {
+  /** PTEs in [start, end) were cleared or changed; cached translations must go before pages are freed. */
+  invalidateRange(start: number, end: number): void;
+  /** The mm is being torn down. */
+  release(): void;
+}
+
+export interface MmOptions {
+  /** Where top-down mmap allocation starts (exclusive end of the mmap area). */
+  mmapBase: number;
+  /** Lowest address mmap may hand out. */
+  mmapMin: number;
+}
+
+/**
+ * A process address space (Linux mm_struct): VMAs, the CPU page table in the
+ * machine's format stored in guest memory (so an IOMMU can walk it for SVA),
+ * demand paging, and the locked/pinned page accounting that VFIO and iommufd
+ * charge. Anonymous memory only, as the front ends need.
+ */
+export class Mm {
+  readonly pgtable: PageTableBuilder;
+  /** Pages charged to RLIMIT_MEMLOCK (mm->locked_vm). */
+  lockedVm = 0;
+  /** Pages pinned through pin_user_pages (mm->pinned_vm). */
+  pinnedVm = 0;
+  private vmas: Vma[] = [];
+  /** Resident mapping units: VA of the unit -> physical head of its page run. */
+  private readonly resident = new Map<number, number>();
+  private readonly notifiers = new Set<MmuNotifier>();
+  private dead = false;
+
+  constructor(
+    readonly mem: PhysMem,
+    readonly pages: PageRefs,
+    pgtable: PageTableBuilder,
+    private readonly opts: MmOptions,
+  ) {
+    this.pgtable = pgtable;
+  }
+
+  get alive(): boolean {
+    return !this.dead;
+  }
+
+  areas(): readonly Vma[] {
+    return this.vmas;
+  }
+
+  findVma(addr: number): Vma | undefined {
+    let lo = 0;
+    let hi = this.vmas.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.vmas[mid]!.end <= addr) lo = mid + 1;
+      else hi = mid;
+    }
+    const v = this.vmas[lo];
+    return v !== undefined && v.start <= addr ? v : undefined;
+  }
+
+  addNotifier(n: MmuNotifier): void {
+    this.notifiers.add(n);
+  }
+
+  removeNotifier(n: MmuNotifier): void {
+    this.notifiers.delete(n);
+  }
+
+  // --- mmap / munmap / mprotect -------------------------------------------
+
+  /** Anonymous private mapping; returns the address or a negative errno. */
+  mmap(length: number, prot: number, pageSize = PAGE, populate = false): number {
+    if (this.dead) return -EINVAL;
+    if (!Number.isSafeInteger(length) || length <= 0) return -EINVAL;
+    if (pageSize !== PAGE && pageSize !== MIB2 && pageSize !== GIB) return -EINVAL;
+    if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return -EINVAL;
+    const len = Math.ceil(length / pageSize) * pageSize;
+    const start = this.findFree(len, pageSize);
+    if (start === undefined) return -ENOMEM;
+    this.insertVma({ start, end: start + len, prot, pageSize });
+    if (populate) {
+      for (let a = start; a < start + len; a += pageSize) {
+        const r = this.faultIn(a, false);
+        if (r < 0) {
+          this.munmap(start, len);
+          return r;
+        }
+      }
+    }
+    return start;
+  }
+
+  /** Top-down search for a gap of `len` bytes aligned to `align`, as Linux's default mmap layout. */
+  private findFree(len: number, align: number): number | undefined {
+    const down = (a: number) => Math.floor(a / align) * align;
+    let top = this.opts.mmapBase;
+    for (let i = this.vmas.length - 1; i >= 0; i--) {
+      const v = this.vmas[i]!;
+      if (v.end < top) {
+        const start = down(top - len);
+        if (start >= v.end) return start;
+      }
+      top = Math.min(top, v.start);
+    }
+    const start = down(top - len);
+    return start >= this.opts.mmapMin ? start : undefined;
+  }
+
+  private insertVma(v: Vma): void {
+    let i = 0;
+    while (i < this.vmas.length && this.vmas[i]!.start < v.start) i++;
+    this.vmas.splice(i, 0, v);
+  }
+
+  munmap(addr: number, length: number): number {
+    const range = this.checkRange(addr, length);
+    if (typeof range === 'number') return range;
+    const [start, end] = range;
+    for (const v of this.vmas) {
+      if (v.end <= start || v.start >= end) continue;
+      // Huge-page areas can only be cut at their page size (hugetlb's rule).
+      if (v.pageSize > PAGE && ((start > v.start && start % v.pageSize !== 0) || (end < v.end && end % v.pageSize !== 0))) return -EINVAL;
+    }
+    const dropped: number[] = [];
+    const next: Vma[] = [];
+    for (const v of this.vmas) {
+      if (v.end <= start || v.start >= end) {
+        next.push(v);
+        continue;
+      }
+      if (v.start < start) next.push({ ...v, end: start });
+      if (v.end > end) next.push({ ...v, start: end });
+      const from = Math.max(v.start, start);
+      const to = Math.min(v.end, end);
+      for (let a = from; a < to; a += v.pageSize) {
+        const head = this.resident.get(a);
+        if (head === undefined) continue;
+        this.pgtable.unmap(a, v.pageSize);
+        this.resident.delete(a);
+        dropped.push(head);
+      }
+    }
+    this.vmas = next.sort((a, b) => a.start - b.start);
+    // Like Linux: clear PTEs, invalidate secondary TLBs, then free the pages.
+    if (dropped.length > 0) for (const n of this.notifiers) n.invalidateRange(start, end);
+    for (const head of dropped) this.pages.put(head);
+    return 0;
+  }
+
+  mprotect(addr: number, length: number, prot: number): number {
+    const range = this.checkRange(addr, length);
+    if (typeof range === 'number') return range;
+    if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return -EINVAL;
+    const [start, end] = range;
+    // Every page of the range must be mapped (Linux: ENOMEM otherwise), before anything changes.
+    let cursor = start;
+    for (const v of this.vmas) {
+      if (v.end <= cursor || v.start >= end) continue;
+      if (v.start > cursor) return -ENOMEM;
+      if (v.pageSize > PAGE && ((start > v.start && start % v.pageSize !== 0) || (end < v.end && end % v.pageSize !== 0))) return -EINVAL;
+      cursor = v.end;
+    }
+    if (cursor < end) return -ENOMEM;
+    const next: Vma[] = [];
+    for (const v of this.vmas) {
+      if (v.end <= start || v.start >= end) {
+        next.push(v);
+        continue;
+      }
+      if (v.start < start) next.push({ ...v, end: start });
+      if (v.end > end) next.push({ ...v, start: end });
+      const mid: Vma = { ...v, start: Math.max(v.start, start), end: Math.min(v.end, end), prot };
+      next.push(mid);
+      for (let a = mid.start; a < mid.end; a += v.pageSize) {
+        const head = this.resident.get(a);
+        if (head === undefined) continue;
+        this.pgtable.unmap(a, v.pageSize);
+        if (prot !== PROT_NONE) this.pgtable.map(a, head, v.pageSize, protToIommu(prot));
+      }
+    }
+    this.vmas = next.sort((a, b) => a.start - b.start);
+    for (const n of this.notifiers) n.invalidateRange(start, end);
+    return 0;
+  }
+
+  private checkRange(addr: number, length: number): [number, number] | number {
+    if (this.dead) return -EINVAL;
+    if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(length) || addr % PAGE !== 0 || length <= 0) return -EINVAL;
+    const end = addr + Math.ceil(length / PAGE) * PAGE;
+    if (!Number.isSafeInteger(end)) return -EINVAL;
+    return [addr, end];
+  }
+
+  // --- demand paging --------------------------------------------------------
+
+  /**
+   * Make the page at `addr` present for an access (the page-fault handler,
+   * also used by I/O page faults on SVA). 0, -EFAULT for an address or access
+   * the VMA forbids, -ENOMEM when no memory is left.
+   */
+  faultIn(addr: number, write: boolean, exec = false): number {
+    if (this.dead) return -EFAULT;
+    const v = this.findVma(addr);
+    if (v === undefined) return -EFAULT;
+    if (write ? (v.prot & PROT_WRITE) === 0 : exec ? (v.prot & PROT_EXEC) === 0 : (v.prot & PROT_READ) === 0) return -EFAULT;
+    const unit = Math.floor(addr / v.pageSize) * v.pageSize;
+    if (this.resident.has(unit)) return 0;
+    const head = this.pages.alloc(Math.log2(v.pageSize / PAGE));
+    if (head === undefined) return -ENOMEM;
+    const r = this.pgtable.map(unit, head, v.pageSize, protToIommu(v.prot));
+    if (r < 0) {
+      this.pages.put(head);
+      return r;
+    }
+    this.resident.set(unit, head);
+    return 0;
+  }
+
+  /** The physical address of `addr` if its page is present, else -1. */
+  physOf(addr: number): number {
+    const v = this.findVma(addr);
+    if (v === undefined) return -1;
+    const unit = Math.floor(addr / v.pageSize) * v.pageSize;
+    const head = this.resident.get(unit);
+    return head === undefined ? -1 : head + (addr - unit);
+  }
+
+  /** Head of the page run backing `addr`, if present. */
+  headOf(addr: number): number | undefined {
+    const v = this.findVma(addr);
+    if (v === undefined) return undefined;
+    return this.resident.get(Math.floor(addr / v.pageSize) * v.pageSize);
+  }
+
+  /** Pages resident now (in 4 KiB units). */
+  get residentPages(): number {
+    let n = 0;
+    for (const [va] of this.resident) n += (this.findVma(va)?.pageSize ?? PAGE) / PAGE;
+    return n;
+  }
+
+  // --- CPU accesses ---------------------------------------------------------
+
+  /** The process's own load/store: faults pages in; -EFAULT where it would SIGSEGV. */
+  access(addr: number, buf: Uint8Array, write: boolean): number {
+    if (!Number.isSafeInteger(addr) || addr < 0) return -EFAULT;
+    let done = 0;
+    while (done < buf.length) {
+      const a = addr + done;
+      const r = this.faultIn(a, write);
+      if (r < 0) return r === -ENOMEM ? -ENOMEM : -EFAULT;
+      const n = Math.min(buf.length - done, PAGE - (a % PAGE));
+      const pa = this.physOf(a);
+      const chunk = buf.subarray(done, done + n);
+      if (write) this.mem.writeFrom(pa, chunk);
+      else this.mem.readInto(pa, chunk);
+      done += n;
+    }
+    return 0;
+  }
+
+  // --- teardown ---------------------------------------------------------------
+
+  /** exit_mmap(): notifiers are released, every mapping dropped, the page table freed. */
+  teardown(): void {
+    if (this.dead) return;
+    for (const n of [...this.notifiers]) n.release();
+    this.notifiers.clear();
+    for (const v of [...this.vmas]) this.munmap(v.start, v.end - v.start);
+    this.dead = true;
+    this.pgtable.destroy();
+  }
+}
+
+export function protToIommu(prot: number): number {
+  let p = IOMMU_CACHE;
+  if (prot & PROT_READ) p |= IOMMU_READ;
+  if (prot & PROT_WRITE) p |= IOMMU_WRITE | IOMMU_READ;
+  if ((prot & PROT_EXEC) === 0) p |= IOMMU_NOEXEC;
+  return p;
+}

@@ -1,0 +1,46 @@
+import type { PageAllocator } from './page-allocator.ts';
+
+/**
+ * Reference counts of allocated page runs (the `struct page` refcount of
+ * their head): a mapping in a process holds one, every pin holds one, and the
+ * run goes back to the allocator when the last is dropped. This is what lets
+ * a pinned page outlive munmap or process exit until its pinner lets go.
+ */
+export class PageRefs {
+  private readonly refs = new Map<number, number>();
+
+  constructor(private readonly allocator: PageAllocator) {}
+
+  /** Allocate a run of 2^order pages holding one reference. */
+  alloc(order: number): number | undefined {
+    const pa = this.allocator.allocPages(order);
+    if (pa !== undefined) this.refs.set(pa, 1);
+    return pa;
+  }
+
+  get(head: number): void {
+    const n = this.refs.get(head);
+    if (n === undefined) throw new Error(`get of unreferenced page run 0x${head.toString(16)}`);
+    this.refs.set(head, n + 1);
+  }
+
+  put(head: number): void {
+    const n = this.refs.get(head);
+    if (n === undefined) throw new Error(`put of unreferenced page run 0x${head.toString(16)}`);
+    if (n > 1) {
+      this.refs.set(head, n - 1);
+      return;
+    }
+    this.refs.delete(head);
+    this.allocator.freePages(head);
+  }
+
+  count(head: number): number {
+    return this.refs.get(head) ?? 0;
+  }
+
+  /** Page runs alive now. */
+  get liveRuns(): number {
+    return this.refs.size;
+  }
+}

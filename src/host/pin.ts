@@ -1,0 +1,76 @@
+import { EFAULT, EINVAL, ENOMEM } from './errno.ts';
+import type { Mm } from './mm.ts';
+import type { Process } from './process.ts';
+
+const PAGE = 4096;
+
+/** Pages pinned by one pin_user_pages() call: the physical address of each 4 KiB page and the run it belongs to. */
+export interface PinnedPages {
+  va: number;
+  count: number;
+  pas: Float64Array;
+  heads: Float64Array;
+}
+
+/**
+ * pin_user_pages(FOLL_LONGTERM): fault in and pin `count` pages from `va`.
+ * Each page takes a reference on its run (so it survives munmap and exit
+ * until unpinned) and counts in mm->pinned_vm. All or nothing: on failure
+ * nothing stays pinned and the errno says why (-EFAULT for an address or
+ * access the VMA refuses, -ENOMEM when memory runs out).
+ */
+export function pinUserPages(mm: Mm, va: number, count: number, write: boolean): PinnedPages | number {
+  if (!Number.isSafeInteger(va) || va % PAGE !== 0 || !Number.isSafeInteger(count) || count <= 0) return -EINVAL;
+  const pas = new Float64Array(count);
+  const heads = new Float64Array(count);
+  for (let i = 0; i < count; i++) {
+    const a = va + i * PAGE;
+    const r = mm.faultIn(a, write);
+    const head = r < 0 ? undefined : mm.headOf(a);
+    if (head === undefined) {
+      for (let j = 0; j < i; j++) mm.pages.put(heads[j]!);
+      mm.pinnedVm -= i;
+      return r === -ENOMEM ? -ENOMEM : -EFAULT;
+    }
+    mm.pages.get(head);
+    pas[i] = mm.physOf(a);
+    heads[i] = head;
+    mm.pinnedVm++;
+  }
+  return { va, count, pas, heads };
+}
+
+/** unpin_user_pages() for pages [from, from+n) of a pin. */
+export function unpinUserPages(mm: Mm, pinned: PinnedPages, from = 0, n = pinned.count - from): void {
+  for (let i = from; i < from + n; i++) mm.pages.put(pinned.heads[i]!);
+  mm.pinnedVm -= n;
+}
+
+/** Split pinned pages into physically contiguous runs: [first page index, page count]. */
+export function contiguousRuns(pinned: PinnedPages, from = 0, n = pinned.count - from): [number, number][] {
+  const runs: [number, number][] = [];
+  let start = from;
+  for (let i = from + 1; i <= from + n; i++) {
+    if (i === from + n || pinned.pas[i] !== pinned.pas[i - 1]! + PAGE) {
+      runs.push([start, i - start]);
+      start = i;
+    }
+  }
+  return runs;
+}
+
+/**
+ * Charge (or uncharge) `npages` to the process's locked memory, as
+ * vfio_lock_acct does: over RLIMIT_MEMLOCK without CAP_IPC_LOCK is -ENOMEM
+ * and charges nothing.
+ */
+export function accountLockedVm(proc: Process, npages: number, charge: boolean): number {
+  const mm = proc.mm;
+  if (!charge) {
+    mm.lockedVm = Math.max(0, mm.lockedVm - npages);
+    return 0;
+  }
+  if (!proc.capIpcLock && (mm.lockedVm + npages) * PAGE > proc.memlockLimit) return -ENOMEM;
+  mm.lockedVm += npages;
+  return 0;
+}

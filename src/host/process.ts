@@ -1,0 +1,241 @@
+import { EBADF, EFAULT, EINVAL, EISDIR, EMFILE, ENOENT, ENOTDIR, ENOTTY, ESPIPE } from './errno.ts';
+import { EventFd } from './eventfd.ts';
+import { Mm, PROT_READ, PROT_WRITE } from './mm.ts';
+import type { OpenFile, Vfs } from './vfs.ts';
+
+export interface SpawnOptions {
+  /** RLIMIT_MEMLOCK in bytes (default 8 MiB, Linux's default); Infinity or a huge bigint for unlimited. */
+  memlockLimit?: number | bigint;
+  /** CAP_IPC_LOCK: locked memory is not limited. */
+  capIpcLock?: boolean;
+  uid?: number;
+}
+
+export interface MmapOptions {
+  prot?: number;
+  hugepage?: '2M' | '1G';
+  populate?: boolean;
+}
+
+/** RLIMIT_NOFILE's usual soft limit. */
+const MAX_FDS = 1024;
+const DEFAULT_MEMLOCK = 8 * 2 ** 20;
+
+/** What the process surface needs from the kernel around it. */
+export interface ProcessHost {
+  readonly vfs: Vfs;
+  processExited(p: Process): void;
+}
+
+/**
+ * One emulated Linux process: the syscall surface of shared/CONTRACT.md.
+ * Every call returns a result or a negative errno and never throws for bad
+ * arguments. Kernel code reaches user memory only through copyFromUser /
+ * copyToUser, which fault pages in or give -EFAULT as Linux does.
+ */
+export class Process {
+  readonly pid: number;
+  readonly uid: number;
+  readonly capIpcLock: boolean;
+  /** RLIMIT_MEMLOCK in bytes (Infinity when unlimited). */
+  readonly memlockLimit: number;
+  readonly mm: Mm;
+  private readonly fds = new Map<number, OpenFile>();
+  private exited = false;
+
+  constructor(
+    private readonly host: ProcessHost,
+    pid: number,
+    mm: Mm,
+    opts: SpawnOptions = {},
+  ) {
+    this.pid = pid;
+    this.mm = mm;
+    this.uid = opts.uid ?? 1000;
+    this.capIpcLock = opts.capIpcLock ?? false;
+    const lim = opts.memlockLimit ?? DEFAULT_MEMLOCK;
+    this.memlockLimit = typeof lim === 'bigint' ? (lim >= 2n ** 53n ? Infinity : Number(lim)) : lim < 0 ? 0 : lim;
+  }
+
+  get alive(): boolean {
+    return !this.exited;
+  }
+
+  // --- files ------------------------------------------------------------------
+
+  open(path: string): number {
+    if (this.exited) return -EBADF;
+    if (typeof path !== 'string') return -EFAULT;
+    const node = this.host.vfs.node(path);
+    if (node === undefined) return -ENOENT;
+    const fd = this.lowestFreeFd();
+    if (fd < 0) return fd;
+    const file = node.open(this);
+    if (typeof file === 'number') return file;
+    this.fds.set(fd, file);
+    return fd;
+  }
+
+  /** Install a kernel-created file (eventfd, fault queue, device fd) at the lowest free descriptor. */
+  installFile(file: OpenFile): number {
+    if (this.exited) return -EBADF;
+    const fd = this.lowestFreeFd();
+    if (fd >= 0) this.fds.set(fd, file);
+    return fd;
+  }
+
+  private lowestFreeFd(): number {
+    for (let fd = 3; fd < MAX_FDS; fd++) if (!this.fds.has(fd)) return fd;
+    return -EMFILE;
+  }
+
+  /** The open file behind a descriptor (fdget), for ioctls that take an fd argument. */
+  file(fd: number): OpenFile | undefined {
+    return this.fds.get(fd);
+  }
+
+  close(fd: number): number {
+    const f = this.fds.get(fd);
+    if (f === undefined) return -EBADF;
+    this.fds.delete(fd);
+    f.release?.();
+    return 0;
+  }
+
+  ioctl(fd: number, request: number, arg: Uint8Array | number): number {
+    const f = this.fds.get(fd);
+    if (f === undefined) return -EBADF;
+    if (f.ioctl === undefined) return -ENOTTY;
+    if (!Number.isInteger(request) || request < 0 || request > 0xffffffff) return -ENOTTY;
+    return f.ioctl(request >>> 0, arg, this);
+  }
+
+  read(fd: number, length: number): Uint8Array | number {
+    const f = this.fds.get(fd);
+    if (f === undefined) return -EBADF;
+    if (!Number.isSafeInteger(length) || length < 0) return -EINVAL;
+    return f.read === undefined ? -EINVAL : f.read(length, this);
+  }
+
+  write(fd: number, data: Uint8Array): number {
+    const f = this.fds.get(fd);
+    if (f === undefined) return -EBADF;
+    if (!(data instanceof Uint8Array)) return -EFAULT;
+    return f.write === undefined ? -EINVAL : f.write(data, this);
+  }
+
+  pread(fd: number, length: number, offset: bigint): Uint8Array | number {
+    const f = this.fds.get(fd);
+    if (f === undefined) return -EBADF;
+    if (!Number.isSafeInteger(length) || length < 0 || typeof offset !== 'bigint' || offset < 0n) return -EINVAL;
+    return f.pread === undefined ? -ESPIPE : f.pread(length, offset, this);
+  }
+
+  pwrite(fd: number, data: Uint8Array, offset: bigint): number {
+    const f = this.fds.get(fd);
+    if (f === undefined) return -EBADF;
+    if (!(data instanceof Uint8Array) || typeof offset !== 'bigint' || offset < 0n) return -EINVAL;
+    return f.pwrite === undefined ? -ESPIPE : f.pwrite(data, offset, this);
+  }
+
+  eventfd(initval = 0): number {
+    if (!Number.isInteger(initval) || initval < 0 || initval > 0xffffffff) return -EINVAL;
+    return this.installFile(new EventFd(initval));
+  }
+
+  // --- memory -----------------------------------------------------------------
+
+  mmap(length: number | bigint, options: MmapOptions = {}): bigint {
+    if (this.exited) return BigInt(-EINVAL);
+    const len = typeof length === 'bigint' ? (length > 2n ** 52n ? -1 : Number(length)) : length;
+    if (!Number.isSafeInteger(len) || len <= 0) return BigInt(-EINVAL);
+    const pageSize = options.hugepage === '2M' ? 2 ** 21 : options.hugepage === '1G' ? 2 ** 30 : 4096;
+    if (options.hugepage !== undefined && pageSize === 4096) return BigInt(-EINVAL);
+    const r = this.mm.mmap(len, options.prot ?? PROT_READ | PROT_WRITE, pageSize, options.populate ?? false);
+    return BigInt(r);
+  }
+
+  munmap(addr: bigint, length: number | bigint): number {
+    const a = toUserAddr(addr);
+    const len = typeof length === 'bigint' ? Number(length) : length;
+    if (a === undefined) return -EINVAL;
+    return this.mm.munmap(a, len);
+  }
+
+  mprotect(addr: bigint, length: number | bigint, prot: number): number {
+    const a = toUserAddr(addr);
+    if (a === undefined) return -EINVAL;
+    return this.mm.mprotect(a, typeof length === 'bigint' ? Number(length) : length, prot);
+  }
+
+  memWrite(addr: bigint, data: Uint8Array): number {
+    const a = toUserAddr(addr);
+    if (a === undefined) return -EFAULT;
+    const r = this.mm.access(a, data, true);
+    return r < 0 ? r : data.length;
+  }
+
+  memRead(addr: bigint, length: number): Uint8Array | number {
+    const a = toUserAddr(addr);
+    if (a === undefined || !Number.isSafeInteger(length) || length < 0) return -EFAULT;
+    const buf = new Uint8Array(length);
+    const r = this.mm.access(a, buf, false);
+    return r < 0 ? r : buf;
+  }
+
+  /** copy_from_user: the kernel reading this process's memory. */
+  copyFromUser(addr: bigint | number, length: number): Uint8Array | number {
+    const a = typeof addr === 'bigint' ? toUserAddr(addr) : addr;
+    if (a === undefined) return -EFAULT;
+    const buf = new Uint8Array(length);
+    return this.mm.access(a, buf, false) < 0 ? -EFAULT : buf;
+  }
+
+  /** copy_to_user. */
+  copyToUser(addr: bigint | number, data: Uint8Array): number {
+    const a = typeof addr === 'bigint' ? toUserAddr(addr) : addr;
+    if (a === undefined) return -EFAULT;
+    return this.mm.access(a, data, true) < 0 ? -EFAULT : 0;
+  }
+
+  // --- sysfs --------------------------------------------------------------------
+
+  readFile(path: string): string | number {
+    const e = this.host.vfs.sysfsEntry(path);
+    if (e === undefined) return this.host.vfs.impliedChildren(path) ? -EISDIR : -ENOENT;
+    if (e.kind === 'dir') return -EISDIR;
+    if (e.kind === 'link') return -EINVAL;
+    return e.read();
+  }
+
+  readlink(path: string): string | number {
+    const e = this.host.vfs.sysfsEntry(path);
+    if (e === undefined) return this.host.vfs.impliedChildren(path) ? -EINVAL : -ENOENT;
+    return e.kind === 'link' ? e.target() : -EINVAL;
+  }
+
+  readdir(path: string): string[] | number {
+    const e = this.host.vfs.sysfsEntry(path);
+    if (e?.kind === 'dir') return e.list();
+    if (e !== undefined) return -ENOTDIR;
+    return this.host.vfs.impliedChildren(path) ?? -ENOENT;
+  }
+
+  // --- exit -----------------------------------------------------------------------
+
+  /** Exit: every fd closes (releasing what it held), then the mm goes. */
+  exit(): void {
+    if (this.exited) return;
+    for (const fd of [...this.fds.keys()].sort((a, b) => a - b)) this.close(fd);
+    this.exited = true;
+    this.mm.teardown();
+    this.host.processExited(this);
+  }
+}
+
+/** User addresses are u64 at the API; a 48/57-bit user space fits a number exactly. */
+function toUserAddr(addr: bigint): number | undefined {
+  if (typeof addr !== 'bigint' || addr < 0n || addr >= 2n ** 57n) return undefined;
+  return Number(addr);
+}
+

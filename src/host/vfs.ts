@@ -1,0 +1,74 @@
+import type { Process } from './process.ts';
+
+/** The operations of an open file; an absent one gets the errno Linux gives for it. */
+export interface OpenFile {
+  ioctl?(request: number, arg: Uint8Array | number, proc: Process): number;
+  read?(length: number, proc: Process): Uint8Array | number;
+  write?(data: Uint8Array, proc: Process): number;
+  pread?(length: number, offset: bigint, proc: Process): Uint8Array | number;
+  pwrite?(data: Uint8Array, offset: bigint, proc: Process): number;
+  /** The last reference is gone (close, or process exit). */
+  release?(): void;
+}
+
+/** A device node: opening it gives an OpenFile or a negative errno. */
+export interface DeviceNode {
+  open(proc: Process): OpenFile | number;
+}
+
+/** A sysfs entry: a file with text, a symlink, or a directory listing. */
+export type SysfsEntry =
+  | { kind: 'file'; read: () => string }
+  | { kind: 'link'; target: () => string }
+  | { kind: 'dir'; list: () => string[] };
+
+/**
+ * The host's small VFS: device nodes under /dev and a read-only sysfs,
+ * registered by drivers and front ends as they bind.
+ */
+export class Vfs {
+  private readonly nodes = new Map<string, DeviceNode>();
+  private readonly sysfs = new Map<string, SysfsEntry>();
+
+  register(path: string, node: DeviceNode): void {
+    if (this.nodes.has(path)) throw new Error(`${path} already registered`);
+    this.nodes.set(path, node);
+  }
+
+  unregister(path: string): void {
+    this.nodes.delete(path);
+  }
+
+  node(path: string): DeviceNode | undefined {
+    return this.nodes.get(normalize(path));
+  }
+
+  devicePaths(prefix = '/dev/'): string[] {
+    return [...this.nodes.keys()].filter((p) => p.startsWith(prefix)).sort();
+  }
+
+  addSysfs(path: string, entry: SysfsEntry): void {
+    this.sysfs.set(normalize(path), entry);
+  }
+
+  removeSysfs(prefix: string): void {
+    for (const p of [...this.sysfs.keys()]) if (p === prefix || p.startsWith(prefix + '/')) this.sysfs.delete(p);
+  }
+
+  sysfsEntry(path: string): SysfsEntry | undefined {
+    return this.sysfs.get(normalize(path));
+  }
+
+  /** Directories that exist only because entries lie below them. */
+  impliedChildren(path: string): string[] | undefined {
+    const dir = normalize(path) + '/';
+    const names = new Set<string>();
+    for (const p of this.sysfs.keys()) if (p.startsWith(dir)) names.add(p.slice(dir.length).split('/')[0]!);
+    return names.size > 0 ? [...names].sort() : undefined;
+  }
+}
+
+function normalize(path: string): string {
+  const parts = path.split('/').filter((p) => p !== '' && p !== '.');
+  return '/' + parts.join('/');
+}
