@@ -5,6 +5,14 @@
  * every architectural event in one file. Add new points here as parts land.
  */
 export interface TraceEventMap {
+  // --- IOMMU core and I/O page faults ---
+  /** A page request reached the core's fault queue. */
+  'iopf.report': { dev: string; pasid: number; grpid: number; addr: number; last: boolean };
+  /** A page request group was answered; `dur` is its service time. */
+  'iopf.response': { dev: string; pasid: number; grpid: number; code: string; requests: number };
+  'iommu.attach': { dev: string; domain: string; pasid: number };
+  'sva.bind': { dev: string; pid: number; pasid: number };
+  'sva.unbind': { dev: string; pid: number; pasid: number };
   /** An access that decoded to nothing: reads return all-ones, writes are dropped. */
   'mem.unassigned': { as: string; addr: number; size: number; write: boolean };
   /** An MMIO access of a size or alignment the region does not accept. */

@@ -1,0 +1,142 @@
+import type { PciFunction } from '../pci/pci-function.ts';
+import type { ScheduledEvent, Scheduler } from '../sim/scheduler.ts';
+import type { Counter, Counters } from '../trace/counters.ts';
+import type { Tracer } from '../trace/tracer.ts';
+import type { IommuCore } from './core.ts';
+import type { PageRequest, PageResponseCode } from './types.ts';
+
+/**
+ * How a domain answers a fault group: call `respond` once, now or later (an
+ * SVA domain resolves on the mm at once; an iommufd fault queue waits for
+ * user space).
+ */
+export type IopfHandler = (dev: PciFunction, requests: readonly PageRequest[], respond: (code: PageResponseCode) => void) => void;
+
+export interface IopfOptions {
+  /** Virtual time between a group completing and its handler running (the workqueue hop). */
+  serviceNs?: number;
+  /** Partial requests kept per device before further ones poison their group. */
+  maxPartial?: number;
+}
+
+interface PendingGroup {
+  id: number;
+  dev: PciFunction;
+  requests: PageRequest[];
+  reportedAt: number;
+  event: ScheduledEvent | undefined;
+  answered: boolean;
+}
+
+/**
+ * The I/O page-fault path (Linux io-pgfault.c): page requests from a
+ * device's IOMMU driver are collected per PRG index until the request marked
+ * last, the group goes to the handler of the domain attached to its PASID
+ * (or RID), and exactly one response goes back through the driver. A group
+ * nobody can handle, or one that overflowed, is answered Invalid; nothing is
+ * lost and nothing waits forever.
+ */
+export class IopfQueue {
+  private readonly partial = new Map<PciFunction, PageRequest[]>();
+  private readonly poisoned = new Map<PciFunction, Set<number>>();
+  private readonly pending = new Map<number, PendingGroup>();
+  private nextId = 1;
+  private readonly serviceNs: number;
+  private readonly maxPartial: number;
+  private readonly reported: Counter;
+  private readonly answered: Counter;
+  private readonly invalid: Counter;
+  /** Service times (virtual ns) of answered groups, for latency reports. */
+  readonly latencies: number[] = [];
+
+  constructor(
+    private readonly core: IommuCore,
+    private readonly sched: Scheduler,
+    private readonly tracer: Tracer,
+    counters: Counters,
+    opts: IopfOptions = {},
+  ) {
+    this.serviceNs = opts.serviceNs ?? 1000;
+    this.maxPartial = opts.maxPartial ?? 256;
+    this.reported = counters.counter('iopf.requests');
+    this.answered = counters.counter('iopf.groups_answered');
+    this.invalid = counters.counter('iopf.groups_invalid');
+  }
+
+  /** iommu_report_device_fault(): a driver hands over one page request. */
+  report(dev: PciFunction, req: PageRequest): void {
+    this.reported.value++;
+    this.tracer.trace('iopf.report', dev.bdf, { dev: dev.bdf, pasid: req.pasid, grpid: req.grpid, addr: req.addr, last: req.last });
+    if (!req.last) {
+      const list = this.partial.get(dev) ?? [];
+      if (list.length >= this.maxPartial) {
+        this.poison(dev, req.grpid);
+        return;
+      }
+      list.push(req);
+      this.partial.set(dev, list);
+      return;
+    }
+    const list = this.partial.get(dev) ?? [];
+    const requests = list.filter((r) => r.grpid === req.grpid);
+    requests.push(req);
+    this.partial.set(dev, list.filter((r) => r.grpid !== req.grpid));
+    const group: PendingGroup = { id: this.nextId++, dev, requests, reportedAt: this.sched.now, event: undefined, answered: false };
+    if (this.poisoned.get(dev)?.delete(req.grpid)) {
+      this.respond(group, 'invalid');
+      return;
+    }
+    const handler = this.core.domainForPasid(dev, req.pasid)?.iopfHandler;
+    if (handler === undefined) {
+      this.respond(group, 'invalid');
+      return;
+    }
+    this.pending.set(group.id, group);
+    group.event = this.sched.schedule(this.serviceNs, () => {
+      group.event = undefined;
+      handler(dev, group.requests, (code) => this.respond(group, code));
+    }, 'iopf.handle');
+  }
+
+  private poison(dev: PciFunction, grpid: number): void {
+    let set = this.poisoned.get(dev);
+    if (set === undefined) this.poisoned.set(dev, (set = new Set()));
+    set.add(grpid);
+  }
+
+  /** Groups reported but not answered yet. */
+  get outstanding(): number {
+    return this.pending.size;
+  }
+
+  private respond(group: PendingGroup, code: PageResponseCode): void {
+    if (group.answered) return;
+    group.answered = true;
+    this.pending.delete(group.id);
+    if (group.event !== undefined) this.sched.cancel(group.event);
+    const last = group.requests[group.requests.length - 1]!;
+    const dur = this.sched.now - group.reportedAt;
+    this.latencies.push(dur);
+    this.answered.value++;
+    if (code !== 'success') this.invalid.value++;
+    this.tracer.trace('iopf.response', group.dev.bdf, { dev: group.dev.bdf, pasid: last.pasid, grpid: last.grpid, code, requests: group.requests.length }, dur);
+    this.core.driverOf(group.dev)?.pageResponse(group.dev, last, code);
+  }
+
+  /**
+   * Answer every outstanding group of a device (or of one PASID of it) with
+   * Invalid and forget its partial requests: used when a PASID is unbound,
+   * an mm exits, or a fault queue closes.
+   */
+  flush(dev: PciFunction, pasid?: number): number {
+    let n = 0;
+    for (const g of [...this.pending.values()]) {
+      if (g.dev !== dev || (pasid !== undefined && g.requests[0]!.pasid !== pasid)) continue;
+      this.respond(g, 'invalid');
+      n++;
+    }
+    const list = this.partial.get(dev);
+    if (list !== undefined) this.partial.set(dev, pasid === undefined ? [] : list.filter((r) => r.pasid !== pasid));
+    return n;
+  }
+}

@@ -1,0 +1,119 @@
+import type { IotlbGather } from '../../iommu/pgtable/types.ts';
+import type { Mm } from '../host/mm.ts';
+import type { PciFunction } from '../pci/pci-function.ts';
+
+/**
+ * The contract between the IOMMU core and IOMMU drivers (the shape of Linux's
+ * struct iommu_ops / iommu_domain_ops). Drivers (SMMUv3, VT-d) implement it by
+ * programming their hardware model through MMIO and memory; the core and the
+ * front ends above never touch hardware.
+ */
+
+export type DomainType = 'blocked' | 'identity' | 'paging' | 'sva' | 'nested';
+
+/** Linux enum iommu_resv_type. */
+export type ResvType = 'direct' | 'direct-relaxable' | 'reserved' | 'msi' | 'sw-msi';
+
+export interface ResvRegion {
+  start: number;
+  length: number;
+  type: ResvType;
+  prot: number;
+}
+
+export interface DomainGeometry {
+  /** First and last IOVA the domain can translate (inclusive). */
+  apertureStart: number;
+  apertureEnd: number;
+}
+
+export interface PagingDomainFlags {
+  /** IOMMU_HWPT_ALLOC_DIRTY_TRACKING */
+  dirtyTracking?: boolean;
+  /** IOMMU_HWPT_ALLOC_NEST_PARENT */
+  nestParent?: boolean;
+  /** Needs PASID-capable placement (IOMMU_HWPT_ALLOC_PASID). */
+  pasid?: boolean;
+}
+
+/** A domain as the driver implements it. */
+export interface DriverDomain {
+  readonly type: DomainType;
+  /** Page sizes as a list of byte sizes, ascending (paging domains). */
+  readonly pgsizes: readonly number[];
+  readonly geometry: DomainGeometry;
+  /** Attach a whole device (its RID) to this domain. 0 or -errno; on error the old attachment stays. */
+  attachDev(dev: PciFunction): number;
+  /** Attach one PASID of a device. 0 or -errno. */
+  setDevPasid?(dev: PciFunction, pasid: number): number;
+  /** Map `pgcount` pages of `pgsize` (a size from `pgsizes`). Returns bytes mapped; sets err on failure. */
+  mapPages?(iova: number, pa: number, pgsize: number, pgcount: number, prot: number): { mapped: number; err: number };
+  /** Unmap up to `pgcount` pages of `pgsize`; returns bytes unmapped (a larger leaf is removed whole). */
+  unmapPages?(iova: number, pgsize: number, pgcount: number, gather: IotlbGather): number;
+  iovaToPhys?(iova: number): number;
+  /** Invalidate what `gather` covers and wait for it (iotlb_sync), then free parked table pages. */
+  iotlbSync?(gather: IotlbGather): void;
+  flushIotlbAll?(): void;
+  setDirtyTracking?(enable: boolean): number;
+  /** Read and (unless noClear) clear dirty state for [iova, iova+size): calls `mark` for each dirty page. */
+  readAndClearDirty?(iova: number, size: number, noClear: boolean, mark: (iova: number, size: number) => void): number;
+  /** Nested: invalidate the guest's stage-1 caches from user-supplied vendor entries. */
+  cacheInvalidateUser?(type: number, entries: Uint8Array, entrySize: number, count: number): { done: number; err: number };
+  /** Statistics a front end and the bench read. */
+  readonly stats?: { mapCalls: number; leafWrites: number };
+  free(): void;
+}
+
+/** One page request of a PRI page request group, as the driver reports it (iommu_fault_page_request). */
+export interface PageRequest {
+  /** -1 when the request carried no PASID. */
+  pasid: number;
+  /** PRG index. */
+  grpid: number;
+  addr: number;
+  read: boolean;
+  write: boolean;
+  exec: boolean;
+  priv: boolean;
+  /** Last request in the group. */
+  last: boolean;
+  /** The response must carry the PASID (PRG Response PASID Required). */
+  needsPasid: boolean;
+  /** Driver's private cookie (e.g. a stall tag), handed back in the response. */
+  cookie?: number;
+}
+
+/** Linux enum iommu_page_response_code. */
+export type PageResponseCode = 'success' | 'invalid' | 'failure';
+
+export interface HwInfo {
+  /** IOMMU_HW_INFO_TYPE_* */
+  type: number;
+  data: Uint8Array;
+  /** IOMMU_HW_CAP_* bits. */
+  capabilities: number;
+}
+
+/** An IOMMU instance's driver (Linux struct iommu_ops + struct iommu_device). */
+export interface IommuDriver {
+  readonly name: string;
+  /** Does this IOMMU translate for this function? */
+  handles(dev: PciFunction): boolean;
+  /** Per-device setup; 0 or -errno (the device then has no IOMMU). */
+  probeDevice(dev: PciFunction): number;
+  releaseDevice(dev: PciFunction): void;
+  domainAllocPaging(dev: PciFunction, flags: PagingDomainFlags): DriverDomain | number;
+  domainAllocSva?(dev: PciFunction, mm: Mm): DriverDomain | number;
+  domainAllocNested?(dev: PciFunction, parent: DriverDomain, dataType: number, data: Uint8Array): DriverDomain | number;
+  readonly identityDomain?: DriverDomain;
+  readonly blockedDomain: DriverDomain;
+  getResvRegions(dev: PciFunction): ResvRegion[];
+  /** Enable I/O page faults (PRI/stall) for the device; 0 or -errno. */
+  enableIopf?(dev: PciFunction): number;
+  disableIopf?(dev: PciFunction): void;
+  /** Deliver a page group response to the device (PRI_RESP / page group response descriptor). */
+  pageResponse(dev: PciFunction, req: PageRequest, code: PageResponseCode): void;
+  hwInfo(dev: PciFunction): HwInfo;
+  /** Largest PASID the device/IOMMU pair supports + 1 (0: no PASID). */
+  maxPasids(dev: PciFunction): number;
+}

@@ -1,0 +1,126 @@
+import { createVmsaBuilder } from '../../iommu/pgtable/vmsa-builder.ts';
+import type { IotlbGather } from '../../iommu/pgtable/types.ts';
+import { Board } from '../../machines/board.ts';
+import { Host } from '../../src/host/host.ts';
+import type { Mm } from '../../src/host/mm.ts';
+import { IommuCore } from '../../src/iommu-core/core.ts';
+import { IoPgtableDomain } from '../../src/iommu-core/io-pgtable-domain.ts';
+import { IopfQueue } from '../../src/iommu-core/iopf.ts';
+import { SvaManager } from '../../src/iommu-core/sva.ts';
+import type { DriverDomain, HwInfo, IommuDriver, PageRequest, PageResponseCode, ResvRegion } from '../../src/iommu-core/types.ts';
+import type { PciFunction } from '../../src/pci/pci-function.ts';
+import { BareFunction } from '../pci/helpers.ts';
+
+/**
+ * A driver for core tests with no hardware behind it (the role of the
+ * kernel's iommufd mock domain): domains keep their tables in guest memory
+ * through the real builder, and the driver records what the core asked of it.
+ */
+export class TestDriver implements IommuDriver {
+  readonly name = 'test-iommu';
+  readonly attached = new Map<PciFunction, DriverDomain>();
+  readonly pasidAttached = new Map<string, DriverDomain>();
+  readonly responses: { dev: string; grpid: number; pasid: number; code: PageResponseCode }[] = [];
+  readonly flushes: string[] = [];
+  refuseAttach = new Set<PciFunction>();
+  readonly blockedDomain: DriverDomain;
+  readonly identityDomain: DriverDomain;
+
+  constructor(readonly host: Host) {
+    const self = this;
+    const staticDomain = (type: 'blocked' | 'identity'): DriverDomain => ({
+      type,
+      pgsizes: [],
+      geometry: { apertureStart: 0, apertureEnd: 0 },
+      attachDev(dev) {
+        self.attached.set(dev, this);
+        return 0;
+      },
+      setDevPasid(dev, pasid) {
+        self.pasidAttached.delete(`${dev.bdf}/${pasid}`);
+        return 0;
+      },
+      free() {},
+    });
+    this.blockedDomain = staticDomain('blocked');
+    this.identityDomain = staticDomain('identity');
+  }
+
+  handles(): boolean {
+    return true;
+  }
+  probeDevice(): number {
+    return 0;
+  }
+  releaseDevice(): void {}
+
+  domainAllocPaging(): DriverDomain | number {
+    const b = createVmsaBuilder(this.host.board.sysmem, this.host.allocator.tablePages(), { stage: 1, granule: 4096, iaBits: 48, oaBits: 48 });
+    if (typeof b === 'number') return b;
+    const self = this;
+    return new (class extends IoPgtableDomain {
+      attachDev(dev: PciFunction): number {
+        if (self.refuseAttach.has(dev)) return -22;
+        self.attached.set(dev, this);
+        return 0;
+      }
+      setDevPasid(dev: PciFunction, pasid: number): number {
+        self.pasidAttached.set(`${dev.bdf}/${pasid}`, this);
+        return 0;
+      }
+      protected flushGather(g: IotlbGather): void {
+        self.flushes.push(`range ${g.start.toString(16)}-${g.end.toString(16)}`);
+      }
+      flushIotlbAll(): void {
+        self.flushes.push('all');
+      }
+    })(b, 48);
+  }
+
+  domainAllocSva(_dev: PciFunction, mm: Mm): DriverDomain | number {
+    const self = this;
+    const d: DriverDomain = {
+      type: 'sva',
+      pgsizes: [],
+      geometry: { apertureStart: 0, apertureEnd: 2 ** 48 - 1 },
+      attachDev: () => -22,
+      setDevPasid(dev, pasid) {
+        self.pasidAttached.set(`${dev.bdf}/${pasid}`, d);
+        return 0;
+      },
+      iovaToPhys: (iova) => mm.physOf(iova),
+      flushIotlbAll: () => self.flushes.push('sva-all'),
+      free() {},
+    };
+    return d;
+  }
+
+  getResvRegions(): ResvRegion[] {
+    return [{ start: 0x800_0000, length: 0x10_0000, type: 'sw-msi', prot: 3 }];
+  }
+  pageResponse(dev: PciFunction, req: PageRequest, code: PageResponseCode): void {
+    this.responses.push({ dev: dev.bdf, grpid: req.grpid, pasid: req.pasid, code });
+  }
+  hwInfo(): HwInfo {
+    return { type: 0, data: new Uint8Array(0), capabilities: 0 };
+  }
+  maxPasids(): number {
+    return 1 << 16;
+  }
+}
+
+export function setup() {
+  const board = new Board('virt-smmuv3', { ramBytes: 256 * 2 ** 20 });
+  const host = new Host(board);
+  const core = new IommuCore();
+  const driver = new TestDriver(host);
+  core.registerDriver(driver);
+  const iopf = new IopfQueue(core, board.scheduler, board.tracer, board.counters, { serviceNs: 500 });
+  const sva = new SvaManager(core, iopf, board.tracer);
+  const dev = (slot: number) => {
+    const f = new BareFunction(`d${slot}`);
+    board.rc.plug(f, slot);
+    return f;
+  };
+  return { board, host, core, driver, iopf, sva, dev };
+}
