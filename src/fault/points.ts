@@ -1,10 +1,15 @@
+import { SMMUV3_INJECTION_POINTS } from '../../iommu/smmuv3/points.ts';
+import { VTD_INJECTION_POINTS } from '../../iommu/vtd/points.ts';
+
 /**
  * Every fault-injection point, named and described in one place (DESIGN.md
- * §7). Names are stable: plans and tests refer to them. Add a point here when
- * the code that checks it lands.
+ * §7). Names are stable: plans and tests refer to them. Each hardware block
+ * lists its own points beside its model; this table gathers them.
  */
 export const INJECTION_POINTS = {
   'host.page_alloc': 'the host physical page allocator fails an allocation (ENOMEM)',
+  ...SMMUV3_INJECTION_POINTS,
+  ...VTD_INJECTION_POINTS,
 } as const;
 
 export type InjectionPointName = keyof typeof INJECTION_POINTS;
