@@ -8,6 +8,11 @@ import { PageAllocator, type RamSpan } from './page-allocator.ts';
 import { PageRefs } from './page-refs.ts';
 import { Process, type SpawnOptions } from './process.ts';
 import { Vfs } from './vfs.ts';
+import { IommuCore } from '../iommu-core/core.ts';
+import { IopfQueue } from '../iommu-core/iopf.ts';
+import { SvaManager } from '../iommu-core/sva.ts';
+import type { PciFunction } from '../pci/pci-function.ts';
+import { CFG } from '../pci/header.ts';
 
 /** x86 keeps the first MiB of RAM for firmware, as Linux reserves it. */
 const X86_LOW_RESERVE = 0x10_0000;
@@ -25,6 +30,9 @@ export class Host {
   readonly allocator: PageAllocator;
   readonly pages: PageRefs;
   readonly processes = new Map<number, Process>();
+  readonly iommu = new IommuCore();
+  readonly iopf: IopfQueue;
+  readonly sva: SvaManager;
   private nextPid = 1000;
   private readonly mmLayout: MmOptions;
 
@@ -34,6 +42,8 @@ export class Host {
     if (x86 && spans[0]!.gpa === 0) spans[0] = { gpa: X86_LOW_RESERVE, size: spans[0]!.size - X86_LOW_RESERVE };
     this.allocator = new PageAllocator(spans, (pa, n) => board.discardRam(pa, n), board.faults);
     this.pages = new PageRefs(this.allocator);
+    this.iopf = new IopfQueue(this.iommu, board.scheduler, board.tracer, board.counters);
+    this.sva = new SvaManager(this.iommu, this.iopf, board.tracer);
     // Top of the lower half: 2^47 on x86-64 (4-level), 2^48 on arm64 (48-bit VA).
     this.mmLayout = { mmapBase: x86 ? 0x7f00_0000_0000 : 0xffff_0000_0000, mmapMin: MMAP_MIN };
   }
@@ -57,6 +67,34 @@ export class Host {
     const p = new Process(this, pid, new Mm(this.board.sysmem, this.pages, pt, this.mmLayout), opts);
     this.processes.set(pid, p);
     return p;
+  }
+
+  /**
+   * Bring a PCI function under the kernel: probe its IOMMU (grouping it) and
+   * publish its sysfs view. Returns 0 or the probe's -errno.
+   */
+  addPciDevice(fn: PciFunction): number {
+    const r = this.iommu.probe(fn);
+    if (r < 0) return r;
+    const dir = `/sys/bus/pci/devices/${fn.bdf}`;
+    const hex = (v: number, w: number) => `0x${v.toString(16).padStart(w, '0')}\n`;
+    this.vfs.addSysfs(`${dir}/vendor`, { kind: 'file', read: () => hex(fn.config.get16(CFG.VENDOR_ID), 4) });
+    this.vfs.addSysfs(`${dir}/device`, { kind: 'file', read: () => hex(fn.config.get16(CFG.DEVICE_ID), 4) });
+    this.vfs.addSysfs(`${dir}/class`, { kind: 'file', read: () => hex(fn.config.get32(0x08) >>> 8, 6) });
+    const group = this.iommu.groupOf(fn)!;
+    this.vfs.addSysfs(`${dir}/iommu_group`, { kind: 'link', target: () => `../../../kernel/iommu_groups/${group.id}` });
+    const gdir = `/sys/kernel/iommu_groups/${group.id}`;
+    this.vfs.addSysfs(`${gdir}/devices`, { kind: 'dir', list: () => group.devices.map((d) => d.bdf).sort() });
+    this.vfs.addSysfs(`${gdir}/type`, { kind: 'file', read: () => (group.defaultDomain?.type === 'identity' ? 'identity\n' : 'DMA\n') });
+    this.vfs.addSysfs(`${gdir}/reserved_regions`, {
+      kind: 'file',
+      read: () =>
+        this.iommu
+          .groupResvRegions(group)
+          .map((r) => `0x${r.start.toString(16).padStart(16, '0')} 0x${(r.start + r.length - 1).toString(16).padStart(16, '0')} ${r.type === 'sw-msi' ? 'msi' : r.type}\n`)
+          .join(''),
+    });
+    return 0;
   }
 
   processExited(p: Process): void {

@@ -1,0 +1,32 @@
+import t from 'tap';
+import { Board } from '../../machines/board.ts';
+import { Host } from '../../src/host/host.ts';
+import { ENOENT, ENOTDIR, EINVAL, EISDIR } from '../../src/host/errno.ts';
+import { TestDriver } from '../iommu-core/test-driver.ts';
+import { BareFunction } from '../pci/helpers.ts';
+
+t.test('sysfs shows each PCI device, its IOMMU group, and the group members and reserved regions', async (t) => {
+  const board = new Board('virt-smmuv3', { ramBytes: 64 * 2 ** 20 });
+  const host = new Host(board);
+  host.iommu.registerDriver(new TestDriver(host));
+  const f = new BareFunction('f', { vendorId: 0x1b36, deviceId: 0x10e0 });
+  board.rc.plug(f, 1);
+  const g = new BareFunction('g');
+  board.rc.plug(g, 2);
+  t.equal(host.addPciDevice(f), 0);
+  t.equal(host.addPciDevice(g), 0);
+  const p = host.spawn();
+  t.equal(p.readFile('/sys/bus/pci/devices/0000:00:01.0/vendor'), '0x1b36\n');
+  t.equal(p.readFile('/sys/bus/pci/devices/0000:00:01.0/device'), '0x10e0\n');
+  t.equal(p.readFile('/sys/bus/pci/devices/0000:00:01.0/class'), '0xff0000\n');
+  t.equal(p.readlink('/sys/bus/pci/devices/0000:00:02.0/iommu_group'), '../../../kernel/iommu_groups/1');
+  t.same(p.readdir('/sys/kernel/iommu_groups'), ['0', '1']);
+  t.same(p.readdir('/sys/kernel/iommu_groups/0/devices'), ['0000:00:01.0']);
+  t.same(p.readdir('/sys/bus/pci/devices'), ['0000:00:01.0', '0000:00:02.0']);
+  t.equal(p.readFile('/sys/kernel/iommu_groups/0/reserved_regions'), '0x0000000008000000 0x00000000080fffff msi\n');
+  t.equal(p.readFile('/sys/kernel/iommu_groups/0/type'), 'DMA\n');
+  t.equal(p.readFile('/sys/nothing'), -ENOENT);
+  t.equal(p.readFile('/sys/kernel/iommu_groups/0'), -EISDIR);
+  t.equal(p.readdir('/sys/bus/pci/devices/0000:00:01.0/vendor'), -ENOTDIR);
+  t.equal(p.readlink('/sys/bus/pci/devices/0000:00:01.0/vendor'), -EINVAL);
+});
