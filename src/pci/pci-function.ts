@@ -4,6 +4,7 @@ import { CapabilityList } from './capability-list.ts';
 import { ConfigSpace } from './config-space.ts';
 import { CFG, COMMAND, HEADER_TYPE_MULTIFUNCTION, STATUS, STATUS_W1C } from './header.ts';
 import type { PciBus } from './bus.ts';
+import type { AtsTranslationCompletion, AtsTranslationRequest, PageRequestMessage } from './ats-messages.ts';
 import {
   COMPLETION_OK,
   NO_PASID,
@@ -202,6 +203,26 @@ export abstract class PciFunction {
     if (typeof a === 'string') return { ok: false, fault: a };
     const c = this.busMaster(this.transaction(a, data.length, true, attrs), data);
     return c.status === 'SC' ? { ok: true } : { ok: false, fault: c.fault };
+  }
+
+  /** Issue a Translation Request (ATS); a function that may not master gets UR without reaching the fabric. */
+  protected atsTranslationRequest(req: AtsTranslationRequest): AtsTranslationCompletion {
+    const host = this.bus?.host;
+    if (host === undefined || !this.busMasterEnabled || !this.upstreamForwards()) return { status: 'UR', entries: [] };
+    return host.atsTranslate(req);
+  }
+
+  /** Send a Page Request Message; false when the function may not master. */
+  protected sendPageRequest(msg: PageRequestMessage): boolean {
+    const host = this.bus?.host;
+    if (host === undefined || !this.busMasterEnabled || !this.upstreamForwards()) return false;
+    host.pageRequest(msg);
+    return true;
+  }
+
+  /** Send an Invalidation Completion Message for the tags in `itagVector`. */
+  protected sendInvalidationCompletion(itagVector: number, completionCount = 1): void {
+    this.bus?.host.atsInvalidationCompleted(this.requesterId, itagVector, completionCount);
   }
 
   /** Send an MSI/MSI-X message: a DWORD memory write upstream, like any other. */

@@ -8,6 +8,15 @@ import { PciBridge } from './bridge.ts';
 import { PciBus } from './bus.ts';
 import type { PciFunction } from './pci-function.ts';
 import { newTranslationAnswer, type DmaRemapper } from './remapper.ts';
+import {
+  isAtsEndpoint,
+  isAtsTranslationAgent,
+  type AtsInvalidationRequest,
+  type AtsTranslationCompletion,
+  type AtsTranslationRequest,
+  type PageRequestMessage,
+  type PrgResponse,
+} from './ats-messages.ts';
 import { COMPLETION_OK, failed, type DmaCompletion, type DmaTransaction } from './transaction.ts';
 
 export interface RootComplexOptions {
@@ -160,6 +169,49 @@ export class RootComplex {
     }
     this.dmaBytes.value += txn.length;
     return COMPLETION_OK;
+  }
+
+  // --- ATS and PRI messages (PCIe 10.2-10.4) -----------------------------------
+
+  /** A Translation Request from a function, answered by the IOMMU (UR when there is none). */
+  atsTranslate(req: AtsTranslationRequest): AtsTranslationCompletion {
+    if (this.tracer.wants('ats.translate')) {
+      this.tracer.trace('ats.translate', 'pci', { rid: req.requesterId, pasid: req.pasid, addr: req.addr, len: req.length });
+    }
+    const agent = this.remapper;
+    if (!isAtsTranslationAgent(agent)) return { status: 'UR', entries: [] };
+    return agent.atsTranslate(req);
+  }
+
+  /** A Page Request Message upstream; dropped when no translation agent takes them. */
+  pageRequest(msg: PageRequestMessage): void {
+    this.tracer.trace('pri.request', 'pci', { rid: msg.requesterId, pasid: msg.pasid, addr: msg.addr, prg: msg.prgIndex, last: msg.last });
+    const agent = this.remapper;
+    if (isAtsTranslationAgent(agent)) agent.pageRequest(msg);
+  }
+
+  atsInvalidationCompleted(requesterId: number, itagVector: number, completionCount: number): void {
+    this.tracer.trace('ats.inv-complete', 'pci', { rid: requesterId, itags: itagVector, cc: completionCount });
+    const agent = this.remapper;
+    if (isAtsTranslationAgent(agent)) agent.atsInvalidationCompleted(requesterId, itagVector, completionCount);
+  }
+
+  /** Route an Invalidation Request downstream to the function with this requester ID; false if none takes it. */
+  sendAtsInvalidation(requesterId: number, req: AtsInvalidationRequest): boolean {
+    this.tracer.trace('ats.invalidate', 'pci', { rid: requesterId, itag: req.itag, pasid: req.pasid, addr: req.addr, size: req.size });
+    const fn = this.findFunction(requesterId >> 8, requesterId & 0xff);
+    if (!isAtsEndpoint(fn)) return false;
+    fn.receiveAtsInvalidation(req);
+    return true;
+  }
+
+  /** Route a PRG Response downstream; false if no function takes it. */
+  sendPrgResponse(requesterId: number, resp: PrgResponse): boolean {
+    this.tracer.trace('pri.response', 'pci', { rid: requesterId, pasid: resp.pasid, prg: resp.prgIndex, code: resp.code });
+    const fn = this.findFunction(requesterId >> 8, requesterId & 0xff);
+    if (!isAtsEndpoint(fn)) return false;
+    fn.receivePrgResponse(resp);
+    return true;
   }
 
   /** MSI writes are DWORDs; each one is a message tagged with the writer's requester ID. */

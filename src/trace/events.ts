@@ -5,6 +5,12 @@
  * every architectural event in one file. Add new points here as parts land.
  */
 export interface TraceEventMap {
+  // --- ATS and PRI messages through the root complex ---
+  'ats.translate': { rid: number; pasid: number; addr: number; len: number };
+  'ats.invalidate': { rid: number; itag: number; pasid: number; addr: number; size: number };
+  'ats.inv-complete': { rid: number; itags: number; cc: number };
+  'pri.request': { rid: number; pasid: number; addr: number; prg: number; last: boolean };
+  'pri.response': { rid: number; pasid: number; prg: number; code: string };
   // --- IOMMU core and I/O page faults ---
   /** A page request reached the core's fault queue. */
   'iopf.report': { dev: string; pasid: number; grpid: number; addr: number; last: boolean };
