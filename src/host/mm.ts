@@ -142,31 +142,18 @@ export class Mm {
     const range = this.checkRange(addr, length);
     if (typeof range === 'number') return range;
     const [start, end] = range;
-    for (const v of this.vmas) {
-      if (v.end <= start || v.start >= end) continue;
-      // Huge-page areas can only be cut at their page size (hugetlb's rule).
-      if (v.pageSize > PAGE && ((start > v.start && start % v.pageSize !== 0) || (end < v.end && end % v.pageSize !== 0))) return -EINVAL;
-    }
+    if (this.vmas.some((v) => overlaps(v, start, end) && cutsHugePage(v, start, end))) return -EINVAL;
     const dropped: number[] = [];
-    const next: Vma[] = [];
-    for (const v of this.vmas) {
-      if (v.end <= start || v.start >= end) {
-        next.push(v);
-        continue;
-      }
-      if (v.start < start) next.push({ ...v, end: start });
-      if (v.end > end) next.push({ ...v, start: end });
-      const from = Math.max(v.start, start);
-      const to = Math.min(v.end, end);
-      for (let a = from; a < to; a += v.pageSize) {
+    this.reshape(start, end, (piece) => {
+      for (let a = piece.start; a < piece.end; a += piece.pageSize) {
         const head = this.resident.get(a);
         if (head === undefined) continue;
-        this.pgtable.unmap(a, v.pageSize);
+        this.pgtable.unmap(a, piece.pageSize);
         this.resident.delete(a);
         dropped.push(head);
       }
-    }
-    this.vmas = next.sort((a, b) => a.start - b.start);
+      return undefined;
+    });
     // Like Linux: clear PTEs, invalidate secondary TLBs, then free the pages.
     if (dropped.length > 0) for (const n of this.notifiers) n.invalidateRange(start, end);
     for (const head of dropped) this.pages.put(head);
@@ -181,32 +168,43 @@ export class Mm {
     // Every page of the range must be mapped (Linux: ENOMEM otherwise), before anything changes.
     let cursor = start;
     for (const v of this.vmas) {
-      if (v.end <= cursor || v.start >= end) continue;
+      if (!overlaps(v, cursor, end)) continue;
       if (v.start > cursor) return -ENOMEM;
-      if (v.pageSize > PAGE && ((start > v.start && start % v.pageSize !== 0) || (end < v.end && end % v.pageSize !== 0))) return -EINVAL;
+      if (cutsHugePage(v, start, end)) return -EINVAL;
       cursor = v.end;
     }
     if (cursor < end) return -ENOMEM;
+    this.reshape(start, end, (piece) => {
+      for (let a = piece.start; a < piece.end; a += piece.pageSize) {
+        const head = this.resident.get(a);
+        if (head === undefined) continue;
+        this.pgtable.unmap(a, piece.pageSize);
+        if (prot !== PROT_NONE) this.pgtable.map(a, head, piece.pageSize, protToIommu(prot));
+      }
+      return { ...piece, prot };
+    });
+    for (const n of this.notifiers) n.invalidateRange(start, end);
+    return 0;
+  }
+
+  /**
+   * Cut [start, end) out of every area it overlaps: the parts outside stay,
+   * each inside piece goes to `inside`, which returns its replacement (or
+   * undefined to drop it).
+   */
+  private reshape(start: number, end: number, inside: (piece: Vma) => Vma | undefined): void {
     const next: Vma[] = [];
     for (const v of this.vmas) {
-      if (v.end <= start || v.start >= end) {
+      if (!overlaps(v, start, end)) {
         next.push(v);
         continue;
       }
       if (v.start < start) next.push({ ...v, end: start });
       if (v.end > end) next.push({ ...v, start: end });
-      const mid: Vma = { ...v, start: Math.max(v.start, start), end: Math.min(v.end, end), prot };
-      next.push(mid);
-      for (let a = mid.start; a < mid.end; a += v.pageSize) {
-        const head = this.resident.get(a);
-        if (head === undefined) continue;
-        this.pgtable.unmap(a, v.pageSize);
-        if (prot !== PROT_NONE) this.pgtable.map(a, head, v.pageSize, protToIommu(prot));
-      }
+      const kept = inside({ ...v, start: Math.max(v.start, start), end: Math.min(v.end, end) });
+      if (kept !== undefined) next.push(kept);
     }
     this.vmas = next.sort((a, b) => a.start - b.start);
-    for (const n of this.notifiers) n.invalidateRange(start, end);
-    return 0;
   }
 
   private checkRange(addr: number, length: number): [number, number] | number {
@@ -296,6 +294,16 @@ export class Mm {
     this.dead = true;
     this.pgtable.destroy();
   }
+}
+
+function overlaps(v: Vma, start: number, end: number): boolean {
+  return v.end > start && v.start < end;
+}
+
+/** Huge-page areas can only be cut at their page size (hugetlb's rule). */
+function cutsHugePage(v: Vma, start: number, end: number): boolean {
+  if (v.pageSize === PAGE) return false;
+  return (start > v.start && start % v.pageSize !== 0) || (end < v.end && end % v.pageSize !== 0);
 }
 
 export function protToIommu(prot: number): number {
