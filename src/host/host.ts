@@ -34,6 +34,7 @@ export class Host {
   readonly iopf: IopfQueue;
   readonly sva: SvaManager;
   private nextPid = 1000;
+  private nextMsiData = 0x100;
   private readonly mmLayout: MmOptions;
 
   constructor(readonly board: Board) {
@@ -46,6 +47,11 @@ export class Host {
     this.sva = new SvaManager(this.iommu, this.iopf, board.tracer);
     // Top of the lower half: 2^47 on x86-64 (4-level), 2^48 on arm64 (48-bit VA).
     this.mmLayout = { mmapBase: x86 ? 0x7f00_0000_0000 : 0xffff_0000_0000, mmapMin: MMAP_MIN };
+  }
+
+  /** A fresh MSI data value (an interrupt number of the machine's interrupt controller). */
+  allocMsiData(): number {
+    return this.nextMsiData++;
   }
 
   /** A new CPU page table in the machine's format, or -ENOMEM. */

@@ -1,0 +1,107 @@
+import type { PhysMem } from '../../../src/memory/phys-mem.ts';
+import type { Scheduler } from '../../../src/sim/scheduler.ts';
+import { encodeCommand, SYNC_CS, type CmdName } from '../cmd.ts';
+import { SMMU_REG, CERROR } from '../regs.ts';
+import { queueFull } from '../queue.ts';
+
+const ENTRY_BYTES = 16;
+/** How long (virtual ns) a CMD_SYNC may take before the driver gives up, as Linux's ARM_SMMU_POLL_TIMEOUT_US. */
+const SYNC_TIMEOUT_NS = 1_000_000;
+
+/**
+ * The driver side of the command queue (arm_smmu_cmdq_issue_cmdlist): write
+ * commands at PROD, publish PROD, and complete batches with a CMD_SYNC whose
+ * MSI write lands on the SYNC entry itself ("MSI polling": the driver waits
+ * for the entry's first word to be overwritten with the MSI data, 0).
+ */
+export class CommandQueue {
+  prod = 0;
+  errors = 0;
+  timeouts = 0;
+  commandsIssued = 0;
+
+  constructor(
+    private readonly mmio: PhysMem,
+    private readonly regBase: number,
+    private readonly mem: PhysMem,
+    readonly base: number,
+    readonly log2: number,
+    private readonly scheduler: Scheduler,
+    private readonly onError: (cerror: number, cmdWords: Uint32Array) => void,
+  ) {}
+
+  private cons(): number {
+    return this.mmio.read32(this.regBase + SMMU_REG.CMDQ_CONS);
+  }
+
+  /** Queue commands without waiting (they run when PROD is published). */
+  issue(cmds: readonly Uint32Array[]): void {
+    for (const c of cmds) this.put(c);
+    this.publish();
+  }
+
+  /** Issue commands followed by CMD_SYNC and wait for it (arm_smmu_cmdq_issue_cmdlist with sync). */
+  issueSync(cmds: readonly Uint32Array[] = []): boolean {
+    for (const c of cmds) this.put(c);
+    const syncAt = this.entryAddr(this.prod);
+    // CS=SIG_IRQ with MSIAddr pointing at this entry: the SMMU's completion write zeroes its first word.
+    this.put(encodeCommand('SYNC', { CS: SYNC_CS.IRQ, MSIData: 0, MSIAddr: syncAt / 4, MSIAttr: 0xf }));
+    this.publish();
+    const done = () => this.mem.read32(syncAt) === 0;
+    if (done()) return true;
+    const deadline = this.scheduler.now + SYNC_TIMEOUT_NS;
+    this.scheduler.runUntil(() => done() || this.scheduler.now >= deadline || this.stalledOnError());
+    if (done()) return true;
+    this.timeouts++;
+    return false;
+  }
+
+  issueOne(op: CmdName, fields: Readonly<Record<string, number>> = {}, sync = true): boolean {
+    const c = encodeCommand(op, fields);
+    if (sync) return this.issueSync([c]);
+    this.issue([c]);
+    return true;
+  }
+
+  private entryAddr(index: number): number {
+    return this.base + (index % 2 ** this.log2) * ENTRY_BYTES;
+  }
+
+  private put(cmd: Uint32Array): void {
+    // A full queue is drained by publishing what is there first (the SMMU consumes synchronously).
+    if (queueFull(this.prod, this.cons() & (2 ** (this.log2 + 1) - 1), this.log2)) this.publish();
+    const a = this.entryAddr(this.prod);
+    for (let i = 0; i < 4; i++) this.mem.write32(a + 4 * i, cmd[i] ?? 0);
+    this.prod = (this.prod + 1) & (2 ** (this.log2 + 1) - 1);
+    this.commandsIssued++;
+  }
+
+  private publish(): void {
+    this.mmio.write32(this.regBase + SMMU_REG.CMDQ_PROD, this.prod);
+    this.stalledOnError();
+  }
+
+  /**
+   * A command the SMMU refused stops the queue (CMDQ_CONS.ERR, GERROR.CMDQ_ERR).
+   * Like Linux's arm_smmu_cmdq_skip_err, report it, replace it with a SYNC
+   * and acknowledge the error so the queue runs on.
+   */
+  private stalledOnError(): boolean {
+    const cons = this.cons();
+    const err = (cons >>> 24) & 0x7f;
+    const gerror = this.mmio.read32(this.regBase + SMMU_REG.GERROR);
+    const gerrorn = this.mmio.read32(this.regBase + SMMU_REG.GERRORN);
+    if (((gerror ^ gerrorn) & 1) === 0) return false;
+    this.errors++;
+    const at = this.entryAddr(cons & 0xfffff);
+    const words = new Uint32Array(4);
+    for (let i = 0; i < 4; i++) words[i] = this.mem.read32(at + 4 * i);
+    this.onError(err === 0 ? CERROR.ILL : err, words);
+    const sync = encodeCommand('SYNC', { CS: SYNC_CS.NONE });
+    for (let i = 0; i < 4; i++) this.mem.write32(at + 4 * i, sync[i]!);
+    this.mmio.write32(this.regBase + SMMU_REG.GERRORN, (gerrorn ^ 1) >>> 0);
+    // Kick the queue again so it consumes from the replaced entry on.
+    this.mmio.write32(this.regBase + SMMU_REG.CMDQ_PROD, this.prod);
+    return true;
+  }
+}
