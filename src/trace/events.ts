@@ -5,6 +5,31 @@
  * every architectural event in one file. Add new points here as parts land.
  */
 export interface TraceEventMap {
+  // --- VFIO ---
+  /** VFIO_IOMMU_MAP_DMA mapped a range in `runs` physically contiguous runs (one iommu_map per run per domain). */
+  'vfio.map': { iova: number; size: number; vaddr: number; runs: number };
+  'vfio.unmap': { iova: number; size: number };
+  /** A group joined a container's type1 IOMMU (`shared`: into an existing domain). */
+  'vfio.attach': { group: number; domains: number; shared: boolean };
+  'vfio.detach': { group: number; domains: number };
+  'vfio.bind': { pid: number; pasid: number };
+  'vfio.unbind': { pid: number; pasid: number };
+  /** A device's MSI/MSI-X vector reached the host and signalled its eventfd. */
+  'vfio.irq': { dev: string; index: number; vector: number };
+  // --- end VFIO ---
+  // --- DMA engine ---
+  'dma-engine.desc.start': { dev: string; wq: number; op: string; pasid: number; len: number };
+  /** A descriptor completed; `dur` is its time from dispatch. `fault` names the failed access's fault, if any. */
+  'dma-engine.desc.complete': { dev: string; wq: number; op: string; status: string; bytes: number; fault: string };
+  'dma-engine.atc.hit': { dev: string; pasid: number; addr: number; write: boolean };
+  'dma-engine.atc.miss': { dev: string; pasid: number; addr: number; write: boolean };
+  'dma-engine.atc.fill': { dev: string; pasid: number; addr: number; size: number; pa: number; perms: string };
+  'dma-engine.atc.invalidate': { dev: string; itag: number; pasid: number; global: boolean; addr: number; size: number; dropped: number };
+  'dma-engine.pri.request': { dev: string; pasid: number; prg: number; addr: number; write: boolean; last: boolean };
+  'dma-engine.pri.response': { dev: string; pasid: number; prg: number; code: string; expected: boolean };
+  /** The error register latched an error (or overflowed). */
+  'dma-engine.error': { dev: string; code: number; wq: number; info: number; addr: number };
+  // --- end DMA engine ---
   // --- ATS and PRI messages through the root complex ---
   'ats.translate': { rid: number; pasid: number; addr: number; len: number };
   'ats.invalidate': { rid: number; itag: number; pasid: number; addr: number; size: number };
@@ -44,6 +69,60 @@ export interface TraceEventMap {
   'device.op': { device: string; op: string; detail: string };
   /** A fault-injection point fired (src/fault/points.ts names them). */
   'fault.inject': { point: string; action: string; ctx: string };
+  // --- SMMUv3 ---
+  /** Software wrote an SMMU register (value after the write took effect). */
+  'smmuv3.reg': { reg: string; offset: number; value: number };
+  /** CR0 / IRQ_CTRL / GBPA updates completed (the ACK registers now match). */
+  'smmuv3.enable': { reg: string; value: number };
+  /** A command was consumed from the command queue. */
+  'smmuv3.cmd': { op: string; index: number; detail: string };
+  /** Command consumption stopped on an error (CMDQ_CONS.ERR). */
+  'smmuv3.cmd.error': { op: string; index: number; err: string; reason: string };
+  /** A configuration structure was fetched from memory (STE, L1STD, CD, L1CD). */
+  'smmuv3.cfg.fetch': { kind: string; sid: number; ssid: number; addr: number; ok: boolean; detail: string };
+  /** Configuration cache entries dropped by a CMD_CFGI_*. */
+  'smmuv3.cfg.invalidate': { op: string; sid: number; ssid: number; entries: number };
+  /** A translation missed the IOTLB and walked the tables. */
+  'smmuv3.walk': { sid: number; ssid: number; stage: number; ia: number; oa: number; size: number; reads: number; writes: number; fault: string };
+  /** IOTLB entries dropped by a CMD_TLBI_*. */
+  'smmuv3.tlbi': { op: string; vmid: number; asid: number; addr: number; size: number; entries: number };
+  /** A transaction was terminated (aborted, or completed RAZ/WI). */
+  'smmuv3.fault': { sid: number; ssid: number; addr: number; write: boolean; fault: string; action: string };
+  /** An event record was produced; outcome: recorded, suppressed, overflow, disabled or lost. */
+  'smmuv3.event': { code: number; name: string; sid: number; ssid: number; addr: number; outcome: string };
+  /** A global error became active (GERROR != GERRORN) or was acknowledged. */
+  'smmuv3.gerror': { name: string; active: boolean };
+  /** An interrupt was raised: an MSI write or the wired line. */
+  'smmuv3.irq': { line: string; msi: boolean; addr: number; data: number; ok: boolean };
+  // --- end SMMUv3 ---
+  // --- VT-d ---
+  /** A GSTS status bit changed after a GCMD command (TES, RTPS, QIES). */
+  'vtd.gsts': { status: string; value: boolean };
+  /** GCMD.SRTP latched RTADDR: root table address and translation mode (legacy, scalable, invalid). */
+  'vtd.root': { addr: number; mode: string };
+  /** A DMA translated successfully (IOTLB hit or walk). */
+  'vtd.translate': { sid: number; pasid: number; addr: number; pa: number; length: number; write: boolean };
+  /** A DMA aborted with a fault reason; recorded = written to a fault recording register. */
+  'vtd.fault': { sid: number; pasid: number; addr: number; reason: number; name: string; write: boolean; fpd: boolean; recorded: boolean };
+  /** A fault was written to fault recording register `index`. */
+  'vtd.fault.record': { index: number; reason: number; name: string; sid: number; pasid: number; addr: number; write: boolean };
+  /** A fault was lost: FSTS.PFO set or the next recording register still full. */
+  'vtd.fault.overflow': { reason: number; name: string; sid: number; addr: number };
+  /** A context or PASID-table entry was fetched into its cache. */
+  'vtd.entry.load': { kind: string; sid: number; pasid: number; entry: string };
+  /** An IOTLB miss walked the page tables. */
+  'vtd.walk': { sid: number; pasid: number; did: number; addr: number; stage: string; ok: boolean; pa: number; pageSize: number; reads: number };
+  /** A cache invalidation (context, pasid, iotlb, piotlb) at a scope, and how many entries it removed. */
+  'vtd.invalidate': { cache: string; scope: string; did: number; sid: number; pasid: number; addr: number; am: number; removed: number };
+  /** An invalidation queue descriptor was executed. */
+  'vtd.qi.desc': { index: number; type: string; desc: string };
+  /** An invalidation wait descriptor completed. */
+  'vtd.qi.wait': { statusWrite: boolean; addr: number; data: number; interrupt: boolean; fence: boolean };
+  /** The invalidation queue stopped with FSTS.IQE (IQERCD.IQEI = iqei). */
+  'vtd.qi.error': { head: number; iqei: number; type: number };
+  /** An event interrupt (fault, inv, prq) message; delivered false when injection dropped it. */
+  'vtd.irq': { kind: string; addr: number; data: number; delivered: boolean };
+  // --- end VT-d ---
 }
 
 export type TraceName = keyof TraceEventMap;

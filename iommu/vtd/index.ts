@@ -1,0 +1,14 @@
+/**
+ * Intel VT-d: the hardware model (`VtdIommu`) and the layouts a driver
+ * shares with it (registers, root/context/PASID entries, invalidation
+ * descriptors, fault reasons). See README.md in this folder.
+ */
+export { VtdIommu, type VtdOptions } from './vtd.ts';
+export * from './regs.ts';
+export * from './root-context.ts';
+export * from './pasid-entry.ts';
+export * from './inv-desc.ts';
+export { VTD_FAULT_REASONS, faultName, faultReason, FR, type VtdFaultReason } from './fault-reasons.ts';
+export { VTD_INJECTION_POINTS } from './points.ts';
+export { IRQ_FIRST, IRQ_END } from './translate.ts';
+export { KIND_SS, KIND_FS, KIND_NESTED } from './iotlb.ts';

@@ -1,0 +1,112 @@
+/**
+ * Invalidation queue descriptors (VT-d spec §6.5.2), declared as layouts.
+ * A descriptor is 128 bits (IQA.DW = 0) or 256 bits (IQA.DW = 1, required
+ * in scalable mode); the type is bits 3:0 with bits 11:9 as its high part.
+ * Layouts are 256 bits; bits 255:128 are reserved in every descriptor but
+ * the page group response (private data), and read as zero with DW = 0.
+ */
+import { defineLayout, getBits, type Layout } from '../../src/hw/layout.ts';
+
+const TYPE = [['TYPE_LO', 3, 0], ['TYPE_HI', 11, 9]] as const;
+
+/** §6.5.2.1 Context-cache Invalidate: G 01 global, 10 domain-selective, 11 device-selective (SID/FM). */
+export const CC_INV_DESC = defineLayout('CC_INV_DESC', 32, [
+  ...TYPE, ['G', 5, 4], ['DID', 31, 16], ['SID', 47, 32], ['FM', 49, 48],
+] as const);
+
+/** §6.5.2.2 PASID-cache Invalidate: G 00 domain-selective, 01 PASID-selective, 11 global (10 reserved). */
+export const PC_INV_DESC = defineLayout('PC_INV_DESC', 32, [
+  ...TYPE, ['G', 5, 4], ['DID', 31, 16], ['PASID', 51, 32],
+] as const);
+
+/** §6.5.2.3 IOTLB Invalidate: G 01 global, 10 domain-selective, 11 page-selective-within-domain (ADDR/AM/IH). */
+export const IOTLB_INV_DESC = defineLayout('IOTLB_INV_DESC', 32, [
+  ...TYPE, ['G', 5, 4], ['DW', 6], ['DR', 7], ['DID', 31, 16], ['AM', 69, 64], ['IH', 70], ['ADDR', 127, 76],
+] as const);
+
+/** §6.5.2.4 PASID-based-IOTLB Invalidate: G 10 PASID-selective (non-globals), 11 page-selective-within-PASID. */
+export const P_IOTLB_INV_DESC = defineLayout('P_IOTLB_INV_DESC', 32, [
+  ...TYPE, ['G', 5, 4], ['DID', 31, 16], ['PASID', 51, 32], ['AM', 69, 64], ['IH', 70], ['ADDR', 127, 76],
+] as const);
+
+/** §6.5.2.5 Device-TLB Invalidate (needs ECAP.DT; part 2). S: size encoded in ADDR's low bits. */
+export const DEV_TLB_INV_DESC = defineLayout('DEV_TLB_INV_DESC', 32, [
+  ...TYPE, ['PFSID_LO', 15, 12], ['MIP', 20, 16], ['SID', 47, 32], ['PFSID_HI', 63, 52], ['S', 64], ['ADDR', 127, 76],
+] as const);
+
+/** §6.5.2.6 PASID-based-Device-TLB Invalidate (needs ECAP.DT; part 2). G: all PASIDs (global). */
+export const P_DEV_TLB_INV_DESC = defineLayout('P_DEV_TLB_INV_DESC', 32, [
+  ...TYPE, ['MIP', 8, 4], ['PFSID_LO', 15, 12], ['SID', 31, 16], ['PASID', 51, 32], ['PFSID_HI', 63, 52],
+  ['G', 64], ['S', 75], ['ADDR', 127, 76],
+] as const);
+
+/** §6.5.2.7 Interrupt Entry Cache Invalidate (interrupt remapping: not implemented, always invalid here). */
+export const IEC_INV_DESC = defineLayout('IEC_INV_DESC', 32, [
+  ...TYPE, ['G', 4], ['IM', 31, 27], ['IIDX', 47, 32],
+] as const);
+
+/**
+ * §6.5.2.8 Invalidation Wait: SW writes STDATA to the dword at STADDR
+ * (address bits 63:2 = STADDR_HI:STADDR_LO), IF sets ICS.IWC and signals the
+ * invalidation completion event, FN fences later descriptors, PD drains page
+ * requests (needs ECAP.PDS).
+ */
+export const INV_WAIT_DESC = defineLayout('INV_WAIT_DESC', 32, [
+  ...TYPE, ['IF', 4], ['SW', 5], ['FN', 6], ['PD', 7], ['STDATA', 63, 32], ['STADDR_LO', 95, 66], ['STADDR_HI', 127, 96],
+] as const);
+
+/**
+ * Page Group Response (§7.7, page request handling; needs ECAP.PRS; part 2): response code RC
+ * to requester RID for page request group PRGI (PASID if PP), private data
+ * in bits 255:128 when PDP.
+ */
+export const PGRP_RESP_DESC = defineLayout('PGRP_RESP_DESC', 32, [
+  ...TYPE, ['PP', 4], ['PDP', 5], ['RC', 15, 12], ['RID', 31, 16], ['PASID', 51, 32], ['LPIG', 66], ['PRGI', 75, 67],
+  ['PRIV_DATA0', 159, 128], ['PRIV_DATA1', 191, 160], ['PRIV_DATA2', 223, 192], ['PRIV_DATA3', 255, 224],
+] as const);
+
+/** Descriptor type codes (§6.5.2). */
+export const DESC_CC = 1;
+export const DESC_IOTLB = 2;
+export const DESC_DEV_TLB = 3;
+export const DESC_IEC = 4;
+export const DESC_INV_WAIT = 5;
+export const DESC_P_IOTLB = 6;
+export const DESC_PC = 7;
+export const DESC_P_DEV_TLB = 8;
+export const DESC_PGRP_RESP = 9;
+
+/** Layout and name of each descriptor type. */
+export const DESC_LAYOUTS: Readonly<Record<number, Layout>> = Object.freeze({
+  [DESC_CC]: CC_INV_DESC,
+  [DESC_IOTLB]: IOTLB_INV_DESC,
+  [DESC_DEV_TLB]: DEV_TLB_INV_DESC,
+  [DESC_IEC]: IEC_INV_DESC,
+  [DESC_INV_WAIT]: INV_WAIT_DESC,
+  [DESC_P_IOTLB]: P_IOTLB_INV_DESC,
+  [DESC_PC]: PC_INV_DESC,
+  [DESC_P_DEV_TLB]: P_DEV_TLB_INV_DESC,
+  [DESC_PGRP_RESP]: PGRP_RESP_DESC,
+});
+
+/** The 7-bit type of a descriptor held as u32 words. */
+export function descType(words: ArrayLike<number>): number {
+  return (words[0]! & 0xf) | (((words[0]! >>> 9) & 0x7) << 4);
+}
+
+/** Read a descriptor field by name. */
+export function descField(words: ArrayLike<number>, layout: Layout, name: string): number {
+  const f = layout.fields[name];
+  if (f === undefined) throw new Error(`${layout.name} has no field ${name}`);
+  return getBits(words, f);
+}
+
+/** STADDR of an invalidation wait descriptor as a byte address (bits 63:2; above 2^53 not representable). */
+export function waitStatusAddr(words: ArrayLike<number>): number {
+  return words[3]! * 0x1_0000_0000 + ((words[2]! & 0xfffffffc) >>> 0);
+}
+
+/** ADDR (bits 127:76) of an IOTLB / PASID-based IOTLB descriptor as a byte address. */
+export function descAddr(words: ArrayLike<number>): number {
+  return words[3]! * 0x1_0000_0000 + ((words[2]! & 0xfffff000) >>> 0);
+}

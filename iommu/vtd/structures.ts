@@ -1,0 +1,211 @@
+/**
+ * Fetching and checking the translation structures above the page tables
+ * (VT-d spec §3.4 legacy and §3.4.3 / §3.6 scalable-mode table walks):
+ * root entry → (legacy) context entry, or root entry → scalable-mode
+ * context entry → PASID directory entry → PASID table entry. Each fetch is
+ * checked for errors, presence, reserved bits (§9.x layouts plus pointer
+ * bits at or above HAW and fields of features the unit lacks) and invalid
+ * programming, in that order, and yields the decoded cache entry or a fault
+ * reason. Nothing here touches a cache; the translator fills them.
+ */
+import type { InjectionAction, InjectionPoint } from '../../src/fault/injector.ts';
+import { formatLayout } from '../../src/hw/layout.ts';
+import type { PhysMem } from '../../src/memory/phys-mem.ts';
+import type { SimContext } from '../../src/sim/context.ts';
+import { Ia32eWalker, NestedTableTranslator, VtdSsWalker } from '../pgtable/index.ts';
+import { LegacyCtx, PasidCtx, SmCtx } from './caches.ts';
+import { FR } from './fault-reasons.ts';
+import { PASID_DIR_ENTRY, PASID_ENTRY, PGTT_FIRST_STAGE, PGTT_NESTED, PGTT_PASSTHROUGH, PGTT_SECOND_STAGE } from './pasid-entry.ts';
+import { levelsForAw, type VtdCaps } from './regs.ts';
+import {
+  CONTEXT_ENTRY, ROOT_ENTRY, SM_CONTEXT_ENTRY, SM_ROOT_ENTRY, TT_DEVICE_TLB, TT_PASSTHROUGH, aboveHaw, entryField,
+  hasReservedBits, ptrAt,
+} from './root-context.ts';
+
+export class StructureLoader {
+  /** Fault reason of the last failed load. */
+  fault = 0;
+  /** FPD of the entries validated before the failure (their FPD applies to it). */
+  fpd = false;
+  private readonly root = new Uint32Array(4);
+  private readonly ctxw = new Uint32Array(8);
+  private readonly dir = new Uint32Array(2);
+  private readonly pe = new Uint32Array(16);
+  private readonly ctxPoint: InjectionPoint;
+  private readonly pasidPoint: InjectionPoint;
+
+  constructor(
+    private readonly mem: PhysMem,
+    private readonly walkMem: PhysMem,
+    private readonly caps: VtdCaps,
+    private readonly ctx: SimContext,
+    private readonly name: string,
+  ) {
+    this.ctxPoint = ctx.faults.point('vtd.context_fetch');
+    this.pasidPoint = ctx.faults.point('vtd.pasid_fetch');
+  }
+
+  /** Legacy mode: root entry of the bus, context entry of the devfn (§9.1, §9.3). */
+  loadLegacy(sid: number, rootTable: number): LegacyCtx | null {
+    this.fpd = false;
+    const r = this.root;
+    if (!this.read(rootTable + (sid >>> 8) * 16, r, 4)) return this.failed(FR.ROOT_FETCH);
+    if ((r[0]! & 1) === 0) return this.failed(FR.ROOT_NP);
+    if (hasReservedBits(ROOT_ENTRY, r) || aboveHaw(r[1]!, this.caps.haw)) return this.failed(FR.ROOT_RSVD);
+    const c = this.ctxw;
+    const inj = this.ctxPoint.check(this.ctxPoint.armed ? { sid } : undefined);
+    if (failing(inj) || !this.read(ptrAt(r, 0) + (sid & 0xff) * 16, c, 4)) return this.failed(FR.CTX_FETCH);
+    corrupt(inj, c);
+    if ((c[0]! & 1) === 0) return this.failed(FR.CTX_NP);
+    if (hasReservedBits(CONTEXT_ENTRY, c) || aboveHaw(c[1]!, this.caps.haw)) return this.failed(FR.CTX_RSVD);
+    const tt = entryField(c, CONTEXT_ENTRY, 'TT');
+    const levels = levelsForAw(this.caps, entryField(c, CONTEXT_ENTRY, 'AW'));
+    const ttOk = tt === 0 || tt === TT_PASSTHROUGH || (tt === TT_DEVICE_TLB && this.caps.deviceTlb);
+    if (!ttOk || (tt !== TT_PASSTHROUGH && levels === 0)) return this.failed(FR.CTX_INVALID);
+    const e = new LegacyCtx();
+    e.sid = sid;
+    e.tt = tt;
+    e.fpd = (c[0]! & 2) !== 0;
+    e.did = entryField(c, CONTEXT_ENTRY, 'DID');
+    e.levels = levels;
+    e.slptptr = ptrAt(c, 0);
+    if (tt !== TT_PASSTHROUGH) {
+      e.walker = new VtdSsWalker(this.walkMem, { levels: levels as 3 | 4 | 5, root: e.slptptr, haw: this.caps.haw, ad: false, snoopControl: true });
+    }
+    this.trace('context', sid, -1, formatLayout(CONTEXT_ENTRY, c));
+    return e;
+  }
+
+  /** Scalable mode: lower/upper half of the root entry, 256-bit context entry (§9.2, §9.4). */
+  loadScalable(sid: number, rootTable: number): SmCtx | null {
+    this.fpd = false;
+    const r = this.root;
+    const devfn = sid & 0xff;
+    const upper = devfn >= 128;
+    if (!this.read(rootTable + (sid >>> 8) * 16, r, 4)) return this.failed(FR.SM_ROOT_FETCH);
+    if ((r[upper ? 2 : 0]! & 1) === 0) return this.failed(FR.SM_ROOT_NP);
+    if (hasReservedBits(SM_ROOT_ENTRY, r) || aboveHaw(r[upper ? 3 : 1]!, this.caps.haw)) return this.failed(FR.SM_ROOT_RSVD);
+    const c = this.ctxw;
+    const inj = this.ctxPoint.check(this.ctxPoint.armed ? { sid } : undefined);
+    if (failing(inj) || !this.read(ptrAt(r, upper ? 2 : 0) + (devfn & 127) * 32, c, 8)) return this.failed(FR.SM_CTX_FETCH);
+    corrupt(inj, c);
+    if ((c[0]! & 1) === 0) return this.failed(FR.SM_CTX_NP);
+    const dte = (c[0]! & 4) !== 0;
+    const pre = (c[0]! & 16) !== 0;
+    const rsv = hasReservedBits(SM_CONTEXT_ENTRY, c) || aboveHaw(c[1]!, this.caps.haw);
+    if (rsv || (dte && !this.caps.deviceTlb) || (pre && !this.caps.pageRequests)) return this.failed(FR.SM_CTX_RSVD);
+    const e = new SmCtx();
+    e.sid = sid;
+    e.fpd = (c[0]! & 2) !== 0;
+    e.dte = dte;
+    e.paside = (c[0]! & 8) !== 0;
+    e.pre = pre;
+    // A directory of 2^(PDTS+7) entries, but never more than the PASID width needs.
+    e.dirEntries = Math.min(2 ** (entryField(c, SM_CONTEXT_ENTRY, 'PDTS') + 7), Math.max(1, 2 ** (this.caps.pasidBits - 6)));
+    e.dirPtr = ptrAt(c, 0);
+    e.ridPasid = entryField(c, SM_CONTEXT_ENTRY, 'RID_PASID');
+    e.ridPriv = entryField(c, SM_CONTEXT_ENTRY, 'RID_PRIV') !== 0;
+    this.trace('context', sid, -1, formatLayout(SM_CONTEXT_ENTRY, c));
+    return e;
+  }
+
+  /** PASID directory entry and PASID table entry of `pasid` (§9.5, §9.6). */
+  loadPasid(ctx: SmCtx, pasid: number): PasidCtx | null {
+    this.fpd = ctx.fpd;
+    const caps = this.caps;
+    const d = this.dir;
+    const p = this.pe;
+    const inj = this.pasidPoint.check(this.pasidPoint.armed ? { sid: ctx.sid, pasid } : undefined);
+    if (!this.read(ctx.dirPtr + (pasid >>> 6) * 8, d, 2)) return this.failed(FR.SM_PDIR_FETCH);
+    if ((d[0]! & 1) === 0) return this.failed(FR.SM_PDIR_NP);
+    if (hasReservedBits(PASID_DIR_ENTRY, d) || aboveHaw(d[1]!, caps.haw)) return this.failed(FR.SM_PDIR_RSVD);
+    const dirFpd = (d[0]! & 2) !== 0;
+    this.fpd ||= dirFpd;
+    if (failing(inj) || !this.read(ptrAt(d, 0) + (pasid & 63) * 64, p, 16)) return this.failed(FR.SM_PE_FETCH);
+    corrupt(inj, p);
+    if ((p[0]! & 1) === 0) return this.failed(FR.SM_PE_NP);
+    const pgtt = entryField(p, PASID_ENTRY, 'PGTT');
+    const usesSs = pgtt === PGTT_SECOND_STAGE || pgtt === PGTT_NESTED;
+    const usesFs = pgtt === PGTT_FIRST_STAGE || pgtt === PGTT_NESTED;
+    const rsv = hasReservedBits(PASID_ENTRY, p) || (usesSs && aboveHaw(p[1]!, caps.haw)) || (pgtt === PGTT_FIRST_STAGE && aboveHaw(p[5]!, caps.haw));
+    if (rsv) return this.failed(FR.SM_PE_RSVD);
+    const ssLevels = levelsForAw(caps, entryField(p, PASID_ENTRY, 'AW'));
+    const flpm = entryField(p, PASID_ENTRY, 'FLPM');
+    const pgttOk = pgtt >= PGTT_FIRST_STAGE && pgtt <= PGTT_PASSTHROUGH;
+    if (!pgttOk || (usesSs && ssLevels === 0) || (usesFs && (flpm > 1 || (flpm === 1 && !caps.fiveLevel)))) {
+      return this.failed(FR.SM_PE_INVALID);
+    }
+    const e = new PasidCtx();
+    e.sid = ctx.sid;
+    e.pasid = pasid;
+    e.pgtt = pgtt;
+    e.fpd = dirFpd || (p[0]! & 2) !== 0;
+    e.did = entryField(p, PASID_ENTRY, 'DID');
+    e.sre = entryField(p, PASID_ENTRY, 'SRE') !== 0;
+    e.ere = entryField(p, PASID_ENTRY, 'ERE') !== 0;
+    e.wpe = entryField(p, PASID_ENTRY, 'WPE') !== 0;
+    e.eafe = entryField(p, PASID_ENTRY, 'EAFE') !== 0;
+    e.slee = entryField(p, PASID_ENTRY, 'SLEE') !== 0;
+    e.slade = entryField(p, PASID_ENTRY, 'SLADE') !== 0;
+    e.ssLevels = ssLevels;
+    e.slptptr = ptrAt(p, 0);
+    e.fsLevels = flpm === 1 ? 5 : 4;
+    e.fsptptr = ptrAt(p, 4);
+    if (usesSs) e.ss = this.ssWalker(e, true);
+    if (usesFs) e.fs = this.fsWalker(e, true);
+    this.trace('pasid', ctx.sid, pasid, formatLayout(PASID_ENTRY, p));
+    return e;
+  }
+
+  /** A second-stage walker for a PASID entry (`ad` false: a probe that never writes). */
+  ssWalker(e: PasidCtx, ad: boolean): VtdSsWalker {
+    return new VtdSsWalker(this.walkMem, {
+      levels: e.ssLevels as 3 | 4 | 5, root: e.slptptr, haw: this.caps.haw, ad: ad && e.slade, executeEnable: e.slee, snoopControl: true,
+    });
+  }
+
+  /** A first-stage walker for a PASID entry; nested entries translate table addresses through `e.ss`. */
+  fsWalker(e: PasidCtx, ad: boolean): Ia32eWalker {
+    const nested = e.pgtt === PGTT_NESTED && e.ss !== null;
+    return new Ia32eWalker(this.walkMem, {
+      levels: e.fsLevels as 4 | 5,
+      root: e.fsptptr,
+      // Nested outputs are GPAs: beyond the second-stage AW they fault in the second stage (SGN.5).
+      maxPhysBits: this.caps.haw,
+      nxe: true, // XD is always the execute-disable bit in VT-d first-stage entries
+      wp: e.wpe,
+      ad,
+      eafe: ad && e.eafe,
+      page1G: true,
+      ...(nested ? { tableAddrTranslator: new NestedTableTranslator(e.ss!) } : {}),
+    });
+  }
+
+  private read(addr: number, into: Uint32Array, n: number): boolean {
+    for (let i = 0; i < n; i++) {
+      const v = this.mem.read32Checked(addr + 4 * i);
+      if (v < 0) return false;
+      into[i] = v;
+    }
+    return true;
+  }
+
+  private failed(code: number): null {
+    this.fault = code;
+    return null;
+  }
+
+  private trace(kind: 'context' | 'pasid', sid: number, pasid: number, entry: string): void {
+    if (this.ctx.tracer.wants('vtd.entry.load')) this.ctx.tracer.trace('vtd.entry.load', this.name, { kind, sid, pasid, entry });
+  }
+}
+
+function failing(a: InjectionAction | undefined): boolean {
+  return a !== undefined && (a.kind === 'fail' || a.kind === 'drop');
+}
+
+function corrupt(a: InjectionAction | undefined, words: Uint32Array): void {
+  if (a?.kind !== 'corrupt') return;
+  words[0] = (words[0]! ^ a.xorLo) >>> 0;
+  words[1] = (words[1]! ^ (a.xorHi ?? 0)) >>> 0;
+}

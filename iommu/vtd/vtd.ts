@@ -1,0 +1,279 @@
+/**
+ * Intel VT-d remapping hardware unit (DMAR), part 1: DMA remapping in
+ * legacy and scalable mode (first-stage, second-stage, nested,
+ * pass-through), context/PASID caches and an IOTLB that change only on
+ * invalidation, register-based and queued invalidation, primary fault
+ * logging with the fault event interrupt. Programmed only through its MMIO
+ * registers (`region`) and structures in memory (`mem`). Not yet: device-TLB
+ * / ATS (ECAP.DT = 0), page requests (ECAP.PRS = 0), interrupt remapping.
+ */
+import type { InjectionPoint } from '../../src/fault/injector.ts';
+import { RegisterFile } from '../../src/hw/register-file.ts';
+import { MemoryRegion } from '../../src/memory/memory-region.ts';
+import type { PhysMem } from '../../src/memory/phys-mem.ts';
+import type { DmaRemapper, TranslationAnswer } from '../../src/pci/remapper.ts';
+import type { DmaTransaction } from '../../src/pci/transaction.ts';
+import type { SimContext } from '../../src/sim/context.ts';
+import type { Counter } from '../../src/trace/counters.ts';
+import { ContextCache, PasidCache } from './caches.ts';
+import { faultName } from './fault-reasons.ts';
+import { FaultRecorder } from './faults.ts';
+import { EventInterrupt, type EventKind } from './interrupts.ts';
+import { InvQueue } from './inv-queue.ts';
+import { Invalidator, contextCommand, iotlbCommand } from './invalidate.ts';
+import { Iotlb } from './iotlb.ts';
+import {
+  FSTS_IQE, GCMD_QIE, GCMD_SRTP, GCMD_TE, GSTS_QIES, GSTS_RTPS, GSTS_TES, MAX_FAULT_RECORDS, TTM_LEGACY, TTM_SCALABLE,
+  VTD_MMIO_SIZE, vtdRegisterDefs, type VtdCaps,
+} from './regs.ts';
+import { StructureLoader } from './structures.ts';
+import { IRQ_END, IRQ_FIRST, Translator } from './translate.ts';
+import { WalkMem } from './walk-mem.ts';
+
+export interface VtdOptions {
+  /** Trace source and counter prefix (default 'vtd'). */
+  name?: string;
+  /** Host address width, 39..52 (default 48). */
+  haw?: number;
+  /** 5-level second-stage (SAGAW) and first-stage (FL5LP) tables (default true). */
+  fiveLevel?: boolean;
+  /** Fault recording registers, 1..64 (default 8). */
+  faultRecords?: number;
+  /** IOTLB entries (default 1024). */
+  iotlbEntries?: number;
+  /** PASID width in bits, 1..20 (default 20). */
+  pasidBits?: number;
+}
+
+export class VtdIommu implements DmaRemapper {
+  readonly name: string;
+  readonly caps: VtdCaps;
+  readonly rf: RegisterFile;
+  /** The 4 KiB register window; the board places it at layout.iommuBase. */
+  readonly region: MemoryRegion;
+  readonly contextCache = new ContextCache();
+  readonly pasidCache = new PasidCache();
+  readonly iotlb: Iotlb;
+  readonly inv: Invalidator;
+  readonly faultEvent: EventInterrupt;
+  readonly invEvent: EventInterrupt;
+  readonly prqEvent: EventInterrupt;
+  readonly faultRecorder: FaultRecorder;
+  private readonly queue: InvQueue;
+  private readonly xlate: Translator;
+  private te = false;
+  private qie = false;
+  private readonly msiPoint: InjectionPoint;
+  private readonly cTranslations: Counter;
+  private readonly cFaults: Counter;
+  private readonly cSuppressed: Counter;
+  private readonly cIrq: Counter;
+
+  constructor(
+    readonly ctx: SimContext,
+    readonly mem: PhysMem,
+    options: VtdOptions = {},
+  ) {
+    const name = (this.name = options.name ?? 'vtd');
+    this.caps = {
+      haw: clampInt(options.haw ?? 48, 39, 52),
+      fiveLevel: options.fiveLevel ?? true,
+      nfr: clampInt(options.faultRecords ?? 8, 1, MAX_FAULT_RECORDS),
+      mamv: 18,
+      pasidBits: clampInt(options.pasidBits ?? 20, 1, 20),
+      deviceTlb: false,
+      pageRequests: false,
+    };
+    const c = ctx.counters;
+    this.rf = new RegisterFile(name, VTD_MMIO_SIZE, vtdRegisterDefs(this.caps));
+    this.region = MemoryRegion.mmio(name, VTD_MMIO_SIZE, this.rf.ops, { minAccess: 4, maxAccess: 8 });
+    this.iotlb = new Iotlb(clampInt(options.iotlbEntries ?? 1024, 1, 1 << 20), {
+      hit: c.counter(`${name}.iotlb.hit`),
+      miss: c.counter(`${name}.iotlb.miss`),
+      evict: c.counter(`${name}.iotlb.evict`),
+      invalidated: c.counter(`${name}.iotlb.invalidated`),
+    });
+    this.inv = new Invalidator(this.contextCache, this.pasidCache, this.iotlb, ctx, name);
+    const send = (kind: EventKind, addr: number, data: number) => this.sendMsi(kind, addr, data);
+    this.faultEvent = new EventInterrupt(this.rf, 'fault', { ctl: 'FECTL', data: 'FEDATA', addr: 'FEADDR', uaddr: 'FEUADDR' }, send);
+    this.invEvent = new EventInterrupt(this.rf, 'inv', { ctl: 'IECTL', data: 'IEDATA', addr: 'IEADDR', uaddr: 'IEUADDR' }, send);
+    this.prqEvent = new EventInterrupt(this.rf, 'prq', { ctl: 'PECTL', data: 'PEDATA', addr: 'PEADDR', uaddr: 'PEUADDR' }, send);
+    this.faultRecorder = new FaultRecorder(this.rf, this.caps.nfr, this.faultEvent, ctx, name);
+    const walkMem = new WalkMem(mem, ctx.faults.point('vtd.walk_read'));
+    const loader = new StructureLoader(mem, walkMem, this.caps, ctx, name);
+    this.xlate = new Translator(this.caps, ctx, name, loader, this.contextCache, this.pasidCache, this.iotlb);
+    this.queue = new InvQueue(this);
+    this.msiPoint = ctx.faults.point('vtd.msi');
+    this.cTranslations = c.counter(`${name}.translations`);
+    this.cFaults = c.counter(`${name}.faults`);
+    this.cSuppressed = c.counter(`${name}.faults.suppressed`);
+    this.cIrq = c.counter(`${name}.irq`);
+    this.hookRegisters();
+  }
+
+  /** GSTS.TES: DMA remapping is on. */
+  get translationEnabled(): boolean {
+    return this.te;
+  }
+
+  /** The mode latched by the last SRTP: 'legacy', 'scalable' or 'invalid'. */
+  get mode(): string {
+    const t = this.xlate.ttm;
+    return t === TTM_LEGACY ? 'legacy' : t === TTM_SCALABLE ? 'scalable' : 'invalid';
+  }
+
+  qiEnabled(): boolean {
+    return this.qie;
+  }
+
+  scalableMode(): boolean {
+    return this.xlate.ttm === TTM_SCALABLE;
+  }
+
+  /**
+   * DmaRemapper: translate one piece of a bus-master transaction. With TE
+   * clear DMA passes through untranslated; requests without PASID to the
+   * interrupt range 0xFEEx_xxxx are interrupts, not DMA, and pass untranslated.
+   */
+  translate(txn: DmaTransaction, addr: number, out: TranslationAnswer): boolean {
+    this.cTranslations.value++;
+    if (!this.te) {
+      // No device-TLB support (ECAP.DT = 0): translation requests are not understood.
+      if (txn.at === 'translation-request') {
+        out.status = 'UR';
+        out.fault = 'UNSUPPORTED_REQUEST';
+        return false;
+      }
+      out.pa = addr;
+      out.length = Math.max(1, txn.addr + txn.length - addr);
+      return true;
+    }
+    if (txn.pasid < 0 && addr >= IRQ_FIRST && addr < IRQ_END) {
+      out.pa = addr;
+      out.length = IRQ_END - addr;
+      return true;
+    }
+    if (this.xlate.translate(txn, addr, out)) {
+      if (this.ctx.tracer.wants('vtd.translate')) {
+        this.ctx.tracer.trace('vtd.translate', this.name, { sid: txn.requesterId, pasid: txn.pasid, addr, pa: out.pa, length: out.length, write: txn.write });
+      }
+      return true;
+    }
+    return this.fault(out);
+  }
+
+  /** Abort the request: record the fault unless a Fault Processing Disable bit applies. */
+  private fault(out: TranslationAnswer): boolean {
+    const f = this.xlate.fi;
+    const fpd = this.xlate.fpd;
+    const name = faultName(f.code);
+    this.cFaults.value++;
+    let recorded = false;
+    if (fpd) this.cSuppressed.value++;
+    else recorded = this.faultRecorder.record(f);
+    if (this.ctx.tracer.wants('vtd.fault')) {
+      this.ctx.tracer.trace('vtd.fault', this.name, { sid: f.sid, pasid: f.pasid, addr: f.addr, reason: f.code, name, write: f.write, fpd, recorded });
+    }
+    out.status = 'UR';
+    out.fault = name;
+    return false;
+  }
+
+  private hookRegisters(): void {
+    const rf = this.rf;
+    rf.onWrite('GCMD', () => this.globalCommand());
+    rf.onWrite('CCMD', () => contextCommand(rf, this.inv, this.qie));
+    rf.onWrite('IOTLB', () => iotlbCommand(rf, this.inv, this.qie, this.caps));
+    rf.onWrite('FSTS', (_reg, oldLo) => {
+      this.faultRecorder.fstsWritten();
+      // Clearing IQE lets the unit fetch again from IQH (software has repaired or replaced the descriptor).
+      if ((oldLo & FSTS_IQE) !== 0 && (rf.get('FSTS') & FSTS_IQE) === 0) this.queue.process();
+    });
+    rf.onWrite('FECTL', () => this.faultEvent.controlWritten());
+    rf.onWrite('IECTL', () => this.invEvent.controlWritten());
+    rf.onWrite('PECTL', () => this.prqEvent.controlWritten());
+    rf.onWrite('ICS', () => {
+      if ((rf.get('ICS') & 1) === 0) this.invEvent.serviced();
+    });
+    rf.onWrite('PRS', () => {
+      if ((rf.get('PRS') & 3) === 0) this.prqEvent.serviced();
+    });
+    rf.onWrite('PMEN', () => rf.set('PMEN', (rf.get('PMEN') & 0x8000_0000) !== 0 ? 0x8000_0001 : 0));
+    rf.onWrite('IQT', () => this.queue.process());
+    // IQA_REG: a new queue starts at offset 0 (IQH is reset).
+    rf.onWrite('IQA', () => rf.set('IQH', 0, 0));
+    for (let i = 0; i < this.caps.nfr; i++) rf.onWrite(`FRCD${i}_HI`, () => this.faultRecorder.frcdWritten());
+  }
+
+  /**
+   * GCMD (§10.4.4): each command bit is compared with its status; TE and
+   * QIE are levels, SRTP a one-shot that latches RTADDR. Advanced fault
+   * logging, write-buffer flushing and interrupt remapping are not
+   * supported (CAP.AFL = CAP.RWBF = ECAP.IR = 0): their commands are ignored.
+   */
+  private globalCommand(): void {
+    const rf = this.rf;
+    const cmd = rf.get('GCMD');
+    let sts = rf.get('GSTS');
+    if ((cmd & GCMD_SRTP) !== 0) {
+      const lo = rf.get('RTADDR');
+      const hi = rf.getHi('RTADDR') % 2 ** (this.caps.haw - 32);
+      this.xlate.rootTable = hi * 0x1_0000_0000 + ((lo & 0xfffff000) >>> 0);
+      this.xlate.ttm = (lo >>> 10) & 3;
+      sts |= GSTS_RTPS;
+      this.status('RTPS', true);
+      if (this.ctx.tracer.wants('vtd.root')) this.ctx.tracer.trace('vtd.root', this.name, { addr: this.xlate.rootTable, mode: this.mode });
+    }
+    const te = (cmd & GCMD_TE) !== 0;
+    if (te !== this.te) {
+      this.te = te;
+      sts = te ? sts | GSTS_TES : sts & ~GSTS_TES;
+      if (!te) this.faultRecorder.resetIndex();
+      this.status('TES', te);
+    }
+    const qie = (cmd & GCMD_QIE) !== 0;
+    if (qie !== this.qie) {
+      this.qie = qie;
+      sts = qie ? sts | GSTS_QIES : sts & ~GSTS_QIES;
+      if (!qie) rf.set('IQH', 0, 0);
+      this.status('QIES', qie);
+    }
+    rf.set('GSTS', sts >>> 0);
+    if (qie) this.queue.process();
+  }
+
+  private status(status: string, value: boolean): void {
+    if (this.ctx.tracer.wants('vtd.gsts')) this.ctx.tracer.trace('vtd.gsts', this.name, { status, value });
+  }
+
+  /** An event interrupt: a DWORD write of the data register to the address registers, through `mem`. */
+  private sendMsi(kind: EventKind, addr: number, data: number): void {
+    const p = this.msiPoint;
+    const a = p.check(p.armed ? { kind, addr, data } : undefined);
+    if (a !== undefined && (a.kind === 'fail' || a.kind === 'drop')) {
+      this.traceIrq(kind, addr, data, false);
+      return;
+    }
+    const value = a?.kind === 'corrupt' ? (data ^ a.xorLo) >>> 0 : data;
+    if (a?.kind === 'delay') {
+      this.ctx.scheduler.schedule(a.ns, () => this.deliverMsi(kind, addr, value), `${this.name}.msi`);
+      return;
+    }
+    this.deliverMsi(kind, addr, value);
+  }
+
+  private deliverMsi(kind: EventKind, addr: number, data: number): void {
+    this.cIrq.value++;
+    this.traceIrq(kind, addr, data, true);
+    this.mem.write32(addr, data);
+  }
+
+  private traceIrq(kind: EventKind, addr: number, data: number, delivered: boolean): void {
+    if (this.ctx.tracer.wants('vtd.irq')) this.ctx.tracer.trace('vtd.irq', this.name, { kind, addr, data, delivered });
+  }
+}
+
+function clampInt(v: number, lo: number, hi: number): number {
+  if (!Number.isFinite(v)) return lo;
+  return Math.min(hi, Math.max(lo, Math.floor(v)));
+}

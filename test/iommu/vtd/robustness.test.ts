@@ -1,0 +1,88 @@
+import t from 'tap';
+import fc from 'fast-check';
+import { IOMMU_READ, IOMMU_WRITE } from '../../../iommu/pgtable/index.ts';
+import { PGTT_FIRST_STAGE, VTD_REG_SPECS } from '../../../iommu/vtd/index.ts';
+import { newTranslationAnswer } from '../../../src/pci/remapper.ts';
+import type { DmaTransaction } from '../../../src/pci/transaction.ts';
+import { Fx, PAGE, R } from './helpers.ts';
+
+const IOVA = 0x40_0000;
+const PA = 0x2000_0000;
+
+t.test('the model never throws and always terminates on garbage tables, registers and descriptors', async (t) => {
+  const word = fc.integer({ min: 0, max: 0xffff_ffff });
+  fc.assert(
+    fc.property(
+      fc.boolean(),
+      fc.array(word, { minLength: 64, maxLength: 64 }),
+      fc.array(fc.tuple(fc.constantFrom(...VTD_REG_SPECS.map((s) => s.offset), 0x220, 0x22c), word), { maxLength: 12 }),
+      fc.array(fc.record({ addr: fc.integer({ min: 0, max: 2 ** 48 }), pasid: fc.integer({ min: -1, max: 2 ** 20 - 1 }), write: fc.boolean(), priv: fc.boolean(), exec: fc.boolean() }), { maxLength: 8 }),
+      (scalable, junk, regs, dmas) => {
+        const fx = new Fx({ faultRecords: 2, iotlbEntries: 4 });
+        // Root, context, directory and PASID table pages all filled with the same junk, pointing at each other.
+        const pages = [fx.page(), fx.page(), fx.page(), fx.page()];
+        for (const p of pages) for (let i = 0; i < PAGE / 4; i++) fx.mem.write32(p + 4 * i, junk[i % 64]!);
+        fx.w32(R.FECTL!, 0);
+        fx.w32(R.FEADDR!, 0xfee0_0000);
+        fx.setRoot(pages[0]!, scalable ? 1 : 0);
+        fx.enable();
+        fx.queue(scalable);
+        fx.submit(...Array.from({ length: 8 }, (_, k) => Uint32Array.from(junk.slice(k * 8, k * 8 + 8))));
+        for (const [off, v] of regs) fx.w32(off, v);
+        for (const d of dmas) {
+          const attrs = d.pasid >= 0 ? { pasid: d.pasid, privileged: d.priv, exec: d.exec } : undefined;
+          const r = d.write ? fx.writeDma(d.addr, [1, 2, 3, 4], attrs) : fx.read(d.addr, 8, attrs);
+          if (!r.ok && r.fault === '') return false;
+        }
+        return true;
+      },
+    ),
+    { numRuns: 150, seed: 7 },
+  );
+  t.pass('no exception');
+});
+
+t.test('hot path: IOTLB hits neither walk nor refetch structures, and are fast', async (t) => {
+  const fx = new Fx();
+  const fs = fx.fs();
+  t.equal(fs.map(IOVA, PA, 2 ** 21, IOMMU_READ | IOMMU_WRITE), 0);
+  const { dir } = fx.scalable();
+  fx.pasid(dir, 1, { PGTT: PGTT_FIRST_STAGE, DID: 1, FSPTPTR: fs.root / PAGE });
+  fx.enable();
+  const txn: DmaTransaction = { requesterId: fx.sid, pasid: 1, privileged: false, exec: false, at: 'untranslated', addr: IOVA, length: 64, write: false };
+  const out = newTranslationAnswer();
+  t.ok(fx.vtd.translate(txn, IOVA, out));
+  const walks = fx.board.counters.get('vtd.walks');
+  const n = 200_000;
+  const start = performance.now();
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    fx.vtd.translate(txn, IOVA + ((i * 64) % 2 ** 21), out);
+    sum += out.pa;
+  }
+  const ms = performance.now() - start;
+  t.ok(sum > 0);
+  t.equal(fx.board.counters.get('vtd.walks'), walks, 'no walk');
+  t.equal(fx.board.counters.get('vtd.iotlb.hit'), n);
+  t.equal(fx.vtd.iotlb.size, 1, 'one 2 MiB entry');
+  t.ok(ms < 2000, `${n} hits in ${ms.toFixed(1)} ms`);
+  t.comment(`${((ms * 1e6) / n).toFixed(0)} ns per IOTLB hit`);
+});
+
+t.test('an IOTLB of N entries evicts the least recently used', async (t) => {
+  const fx = new Fx({ iotlbEntries: 2 });
+  const ss = fx.ss();
+  for (let i = 0; i < 3; i++) t.equal(ss.map(IOVA + i * PAGE, PA + i * PAGE, PAGE, IOMMU_READ), 0);
+  fx.legacy({ TT: 0, AW: 2, DID: 1, SLPTPTR: ss.root / PAGE });
+  fx.enable();
+  fx.read(IOVA);
+  fx.read(IOVA + PAGE);
+  fx.read(IOVA);
+  fx.read(IOVA + 2 * PAGE); // evicts IOVA + PAGE
+  t.equal(fx.board.counters.get('vtd.iotlb.evict'), 1);
+  const walks = fx.board.counters.get('vtd.walks');
+  fx.read(IOVA);
+  t.equal(fx.board.counters.get('vtd.walks'), walks, 'IOVA was recently used: still cached');
+  fx.read(IOVA + PAGE);
+  t.equal(fx.board.counters.get('vtd.walks'), walks + 1);
+});
