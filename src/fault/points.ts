@@ -1,5 +1,6 @@
 import { SMMUV3_INJECTION_POINTS } from '../../iommu/smmuv3/points.ts';
 import { VTD_INJECTION_POINTS } from '../../iommu/vtd/points.ts';
+import { DMA_ENGINE_INJECTION_POINTS } from '../../devices/dma-engine/points.ts';
 
 /**
  * Every fault-injection point, named and described in one place (DESIGN.md
@@ -10,6 +11,7 @@ export const INJECTION_POINTS = {
   'host.page_alloc': 'the host physical page allocator fails an allocation (ENOMEM)',
   ...SMMUV3_INJECTION_POINTS,
   ...VTD_INJECTION_POINTS,
+  ...DMA_ENGINE_INJECTION_POINTS,
 } as const;
 
 export type InjectionPointName = keyof typeof INJECTION_POINTS;
