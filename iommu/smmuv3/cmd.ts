@@ -1,0 +1,96 @@
+/**
+ * Command queue entries (16 bytes, §4.1 "Commands overview"): opcodes and the
+ * field layout of each command (§4.2 prefetch, §4.3 configuration
+ * invalidation, §4.4 TLB invalidation, §4.5 ATC invalidation, §4.6 PRI, §4.7
+ * fault response and synchronization). Bits outside a command's fields are
+ * RES0; this model detects them as malformed (CERROR_ILL), as §4.1.5 permits.
+ */
+import { defineLayout, encodeLayout, getBits, reservedBitsSet, type Layout } from '../../src/hw/layout.ts';
+
+export const CMD_OP = {
+  PREFETCH_CONFIG: 0x01, PREFETCH_ADDR: 0x02, CFGI_STE: 0x03, CFGI_STE_RANGE: 0x04, CFGI_CD: 0x05, CFGI_CD_ALL: 0x06,
+  TLBI_NH_ALL: 0x10, TLBI_NH_ASID: 0x11, TLBI_NH_VA: 0x12, TLBI_NH_VAA: 0x13, TLBI_EL3_ALL: 0x18, TLBI_EL3_VA: 0x1a,
+  TLBI_EL2_ALL: 0x20, TLBI_EL2_ASID: 0x21, TLBI_EL2_VA: 0x22, TLBI_EL2_VAA: 0x23, TLBI_S12_VMALL: 0x28,
+  TLBI_S2_IPA: 0x2a, TLBI_NSNH_ALL: 0x30, ATC_INV: 0x40, PRI_RESP: 0x41, RESUME: 0x44, STALL_TERM: 0x45, SYNC: 0x46,
+} as const;
+/** Command names; CFGI_ALL is CFGI_STE_RANGE with Range == 31 (§4.3.6). */
+export type CmdName = keyof typeof CMD_OP | 'CFGI_ALL';
+
+/** CMD_CFGI_ALL is CMD_CFGI_STE_RANGE with Range == 31 (§4.3.6). */
+export const CFGI_ALL_RANGE = 31;
+/** CMD_SYNC.CS (§4.7.3). */
+export const SYNC_CS = { NONE: 0, IRQ: 1, SEV: 2 } as const;
+
+type F = readonly [string, number, number?];
+const OP: F = ['Opcode', 7, 0];
+const SID: F = ['StreamID', 63, 32];
+const SSID: F = ['SubstreamID', 31, 12];
+/** Range/level hint fields of address-based TLBIs (§4.4.1.1); SCALE is 5 bits when IDR5.DS == 0. */
+const RANGE: readonly F[] = [['NUM', 16, 12], ['SCALE', 24, 20], ['Leaf', 64], ['TTL', 73, 72], ['TG', 75, 74]];
+
+const layout = (name: string, fields: readonly F[]): Layout => defineLayout(`CMD_${name}`, 16, [OP, ...fields]);
+
+/** The layout of each opcode this model knows (§4.2-§4.7). */
+export const CMD_LAYOUTS: Readonly<Record<number, Layout>> = Object.freeze({
+  [CMD_OP.PREFETCH_CONFIG]: layout('PREFETCH_CONFIG', [['SSec', 10], ['SSV', 11], SSID, SID]),
+  [CMD_OP.PREFETCH_ADDR]: layout('PREFETCH_ADDR', [['SSec', 10], ['SSV', 11], SSID, SID, ['Size', 68, 64], ['Stride', 73, 69], ['Address', 127, 76]]),
+  [CMD_OP.CFGI_STE]: layout('CFGI_STE', [['SSec', 10], SID, ['Leaf', 64]]),
+  [CMD_OP.CFGI_STE_RANGE]: layout('CFGI_STE_RANGE', [['SSec', 10], SID, ['Range', 68, 64]]),
+  [CMD_OP.CFGI_CD]: layout('CFGI_CD', [['SSec', 10], SSID, SID, ['Leaf', 64]]),
+  [CMD_OP.CFGI_CD_ALL]: layout('CFGI_CD_ALL', [['SSec', 10], SID]),
+  [CMD_OP.TLBI_NH_ALL]: layout('TLBI_NH_ALL', [['VMID', 47, 32]]),
+  [CMD_OP.TLBI_NH_ASID]: layout('TLBI_NH_ASID', [['VMID', 47, 32], ['ASID', 63, 48]]),
+  [CMD_OP.TLBI_NH_VA]: layout('TLBI_NH_VA', [...RANGE, ['VMID', 47, 32], ['ASID', 63, 48], ['Address', 127, 76]]),
+  [CMD_OP.TLBI_NH_VAA]: layout('TLBI_NH_VAA', [...RANGE, ['VMID', 47, 32], ['Address', 127, 76]]),
+  [CMD_OP.TLBI_EL2_ALL]: layout('TLBI_EL2_ALL', []),
+  [CMD_OP.TLBI_EL2_ASID]: layout('TLBI_EL2_ASID', [['ASID', 63, 48]]),
+  [CMD_OP.TLBI_EL2_VA]: layout('TLBI_EL2_VA', [...RANGE, ['ASID', 63, 48], ['Address', 127, 76]]),
+  [CMD_OP.TLBI_EL2_VAA]: layout('TLBI_EL2_VAA', [...RANGE, ['Address', 127, 76]]),
+  [CMD_OP.TLBI_S12_VMALL]: layout('TLBI_S12_VMALL', [['VMID', 47, 32]]),
+  [CMD_OP.TLBI_S2_IPA]: layout('TLBI_S2_IPA', [...RANGE, ['VMID', 47, 32], ['Address', 119, 76]]), // IPA[55:12]
+  [CMD_OP.TLBI_NSNH_ALL]: layout('TLBI_NSNH_ALL', []),
+  [CMD_OP.ATC_INV]: layout('ATC_INV', [['Global', 9], ['SSV', 11], SSID, SID, ['Size', 69, 64], ['Address', 127, 76]]),
+  [CMD_OP.PRI_RESP]: layout('PRI_RESP', [['SSec', 10], ['SSV', 11], SSID, SID, ['PRGIndex', 72, 64], ['Resp', 77, 76]]),
+  [CMD_OP.RESUME]: layout('RESUME', [['SSec', 10], ['Ac', 12], ['Ab', 13], SID, ['STAG', 79, 64]]),
+  [CMD_OP.STALL_TERM]: layout('STALL_TERM', [['SSec', 10], SID]),
+  [CMD_OP.SYNC]: layout('SYNC', [['CS', 13, 12], ['MSH', 23, 22], ['MSIAttr', 27, 24], ['MSIData', 63, 32], ['MSIAddr', 115, 66]]), // MSIAddr[51:2]; [119:116] RES0 (OAS <= 52)
+});
+
+const NAMES = new Map<number, string>(Object.entries(CMD_OP).map(([k, v]) => [v, k]));
+
+/** "TLBI_NH_VA", or "OP_0x99" for an opcode this model does not know. */
+export function cmdName(opcode: number): string {
+  return NAMES.get(opcode) ?? `OP_0x${opcode.toString(16).padStart(2, '0')}`;
+}
+
+/** A command field by name; 0 when the command has no such field. */
+export function cmdField(words: ArrayLike<number>, opcode: number, name: string): number {
+  const f = CMD_LAYOUTS[opcode]?.fields[name];
+  return f === undefined ? 0 : getBits(words, f);
+}
+
+/** RES0 bits set in a known command, lowest first. */
+export function cmdReservedBits(words: ArrayLike<number>, opcode: number): number[] {
+  const l = CMD_LAYOUTS[opcode];
+  return l === undefined ? [] : reservedBitsSet(l, words, 4);
+}
+
+/** Encode a command for the queue (what a driver does). */
+export function encodeCommand(op: CmdName, fields: Readonly<Record<string, number>> = {}): Uint32Array {
+  if (op === 'CFGI_ALL') return encodeCommand('CFGI_STE_RANGE', { ...fields, Range: CFGI_ALL_RANGE });
+  const opcode = CMD_OP[op];
+  return encodeLayout(CMD_LAYOUTS[opcode]!, { ...fields, Opcode: opcode });
+}
+
+/**
+ * §4.4.1.1 range invalidation: the span in bytes described by TG/NUM/SCALE,
+ * the granule size for TG (0 when TG == 0: no range, single address).
+ */
+export function tlbiGranule(tg: number): number {
+  return tg === 1 ? 4096 : tg === 2 ? 16384 : tg === 3 ? 65536 : 0;
+}
+
+export function tlbiRangeBytes(tg: number, num: number, scale: number): number {
+  const g = tlbiGranule(tg);
+  return g === 0 ? 0 : (num + 1) * 2 ** scale * g;
+}

@@ -1,0 +1,234 @@
+/**
+ * Command queue consumption (§4 "Commands", §7.1 "Command queue errors").
+ * Commands are consumed synchronously when CMDQ_PROD is written (or the
+ * queue is enabled, or a CMDQ_ERR is acknowledged), at most one queue's worth
+ * per call, so a garbage PROD cannot loop forever. An unknown opcode, a set
+ * RES0 bit or an ILLEGAL parameter stops consumption with CMDQ_CONS.ERR =
+ * CERROR_ILL and GERROR.CMDQ_ERR until software toggles GERRORN.
+ *
+ * ATC_INV, PRI_RESP, RESUME and STALL_TERM are accepted as no-ops until ATS,
+ * PRI and stalls are modelled (the specification would make RESUME and
+ * STALL_TERM CERROR_ILL with STALL_MODEL == 0b01).
+ */
+import { formatLayout } from '../../src/hw/layout.ts';
+import type { Counter } from '../../src/trace/counters.ts';
+import {
+  CFGI_ALL_RANGE,
+  CMD_LAYOUTS,
+  CMD_OP,
+  SYNC_CS,
+  cmdField,
+  cmdName,
+  cmdReservedBits,
+  tlbiGranule,
+  tlbiRangeBytes,
+} from './cmd.ts';
+import type { ConfigCache } from './config.ts';
+import type { SmmuCore } from './core.ts';
+import { TlbMatch, type Iotlb } from './iotlb.ts';
+import type { Interrupts } from './irq.ts';
+import { QueueGeometry, queueNext } from './queue.ts';
+import { CERROR, CR0, GERROR } from './regs.ts';
+
+const ERR_NAMES = ['CERROR_NONE', 'CERROR_ILL', 'CERROR_ABT', 'CERROR_ATC_INV_SYNC'];
+const PART2 = new Set<number>([CMD_OP.ATC_INV, CMD_OP.PRI_RESP, CMD_OP.RESUME, CMD_OP.STALL_TERM]);
+const S1_ONLY = 1;
+const S2_ONLY = 2;
+const BOTH = 3;
+
+export class CommandQueue {
+  private readonly geo = new QueueGeometry();
+  private readonly words = new Uint32Array(4);
+  private readonly match = new TlbMatch();
+  private reason = '';
+  private busy = false;
+  private rerun = false;
+
+  constructor(
+    private readonly core: SmmuCore,
+    private readonly config: ConfigCache,
+    private readonly tlb: Iotlb,
+    private readonly irq: Interrupts,
+    private readonly consumed: Counter,
+  ) {}
+
+  /**
+   * Consume commands between CONS and PROD while the queue is enabled and no
+   * error is active. Re-entry (a CMD_SYNC MSI aimed at CMDQ_PROD) is folded
+   * into the running call, which looks again a bounded number of times.
+   */
+  process(): void {
+    if (this.busy) {
+      this.rerun = true;
+      return;
+    }
+    this.busy = true;
+    try {
+      let rounds = 0;
+      do {
+        this.rerun = false;
+        this.consume();
+      } while (this.rerun && ++rounds < 4);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private consume(): void {
+    const r = this.core.regs;
+    if ((r.get('CR0ACK') & CR0.CMDQEN) === 0 || this.irq.gerrorActive(GERROR.CMDQ_ERR)) return;
+    const g = this.geo.read(r, 'CMDQ_BASE', this.core.features.cmdqLog2Max, 16);
+    const m = g.mask;
+    const prod = r.get('CMDQ_PROD') & m;
+    let cons = r.get('CMDQ_CONS') & m;
+    for (let budget = 2 ** g.log2; cons !== prod && budget > 0; budget--) {
+      const err = this.fetchAndRun(g.entryAddr(cons, 16), cons);
+      if (err !== CERROR.NONE) {
+        // §7.1: CONS stays on the bad command, ERR says why, CMDQ_ERR stops the queue.
+        r.set('CMDQ_CONS', ((r.get('CMDQ_CONS') & ~(m | 0x7f00_0000)) | cons | (err << 24)) >>> 0);
+        this.core.tracer.trace('smmuv3.cmd.error', this.core.source, {
+          op: cmdName(this.words[0]! & 0xff), index: cons, err: ERR_NAMES[err] ?? String(err), reason: this.reason,
+        });
+        this.irq.activateGerror(GERROR.CMDQ_ERR);
+        return;
+      }
+      cons = queueNext(cons, g.log2);
+      r.set('CMDQ_CONS', ((r.get('CMDQ_CONS') & ~m) | cons) >>> 0);
+    }
+  }
+
+  private fetchAndRun(addr: number, index: number): number {
+    const p = this.core.points.cmdqProcess;
+    const a = p.check(p.armed ? { index, addr } : undefined);
+    const w = this.words;
+    w.fill(0);
+    if (a?.kind === 'fail') return this.err(CERROR.ABT, 'command fetch aborted (injected)');
+    for (let i = 0; i < 4; i++) {
+      const v = this.core.mem.read32Checked(addr + 4 * i);
+      if (v < 0) return this.err(CERROR.ABT, 'command fetch aborted');
+      w[i] = v;
+    }
+    if (a?.kind === 'corrupt') {
+      w[0] = (w[0]! ^ a.xorLo) >>> 0;
+      w[1] = (w[1]! ^ (a.xorHi ?? 0)) >>> 0;
+    }
+    this.consumed.value++;
+    const op = w[0]! & 0xff;
+    const t = this.core.tracer;
+    if (t.wants('smmuv3.cmd')) {
+      const l = CMD_LAYOUTS[op];
+      t.trace('smmuv3.cmd', this.core.source, { op: cmdName(op), index, detail: l === undefined ? '' : formatLayout(l, w) });
+    }
+    return this.execute(w, op);
+  }
+
+  private err(code: number, reason: string): number {
+    this.reason = reason;
+    return code;
+  }
+
+  private execute(w: Uint32Array, op: number): number {
+    if (CMD_LAYOUTS[op] === undefined) return this.err(CERROR.ILL, 'unknown or unsupported opcode');
+    if (PART2.has(op)) return CERROR.NONE; // accepted no-ops until ATS/PRI/stall land
+    // IDR0.Hyp == 0: the EL2 invalidations are CERROR_ILL (§4.4.2).
+    if (op >= CMD_OP.TLBI_EL2_ALL && op <= CMD_OP.TLBI_EL2_VAA) return this.err(CERROR.ILL, 'EL2 TLBI without IDR0.Hyp');
+    const rsv = cmdReservedBits(w, op);
+    if (rsv.length > 0) return this.err(CERROR.ILL, `RES0 bits set: ${rsv.join(',')}`);
+    const f = (name: string) => cmdField(w, op, name);
+    if (f('SSec') !== 0) return this.err(CERROR.ILL, 'SSec on the Non-secure queue');
+    const cfg = this.config;
+    switch (op) {
+      case CMD_OP.PREFETCH_CONFIG:
+      case CMD_OP.PREFETCH_ADDR:
+        return CERROR.NONE; // prefetching is optional (§4.2)
+      case CMD_OP.CFGI_STE:
+        return this.cfgi('CFGI_STE', f('StreamID'), -1, cfg.invalidateSte(f('StreamID'), f('Leaf') === 1));
+      case CMD_OP.CFGI_STE_RANGE: {
+        const range = f('Range');
+        const n = cfg.invalidateRange(f('StreamID'), range);
+        return this.cfgi(range === CFGI_ALL_RANGE ? 'CFGI_ALL' : 'CFGI_STE_RANGE', f('StreamID'), -1, n);
+      }
+      case CMD_OP.CFGI_CD:
+        return this.cfgi('CFGI_CD', f('StreamID'), f('SubstreamID'), cfg.invalidateCd(f('StreamID'), f('SubstreamID'), f('Leaf') === 1));
+      case CMD_OP.CFGI_CD_ALL:
+        return this.cfgi('CFGI_CD_ALL', f('StreamID'), -1, cfg.invalidateCdAll(f('StreamID')));
+      case CMD_OP.TLBI_NH_ALL:
+        return this.tlbi('TLBI_NH_ALL', this.match.reset(S1_ONLY), f('VMID'), -1);
+      case CMD_OP.TLBI_NH_ASID:
+        return this.tlbi('TLBI_NH_ASID', this.match.reset(S1_ONLY), f('VMID'), f('ASID'));
+      case CMD_OP.TLBI_NH_VA:
+      case CMD_OP.TLBI_NH_VAA: {
+        const m = this.match.reset(S1_ONLY);
+        const e = this.range(m, f);
+        if (e !== null) return this.err(CERROR.ILL, e);
+        m.globals = true;
+        return this.tlbi(op === CMD_OP.TLBI_NH_VA ? 'TLBI_NH_VA' : 'TLBI_NH_VAA', m, f('VMID'), op === CMD_OP.TLBI_NH_VA ? f('ASID') : -1);
+      }
+      case CMD_OP.TLBI_S12_VMALL:
+        return this.tlbi('TLBI_S12_VMALL', this.match.reset(BOTH), f('VMID'), -1);
+      case CMD_OP.TLBI_S2_IPA: {
+        const m = this.match.reset(S2_ONLY);
+        const e = this.range(m, f);
+        if (e !== null) return this.err(CERROR.ILL, e);
+        return this.tlbi('TLBI_S2_IPA', m, f('VMID'), -1);
+      }
+      case CMD_OP.TLBI_NSNH_ALL:
+        return this.tlbi('TLBI_NSNH_ALL', this.match.reset(BOTH), -1, -1);
+      case CMD_OP.SYNC: {
+        const cs = f('CS');
+        if (cs === 3) return this.err(CERROR.ILL, 'CMD_SYNC.CS reserved');
+        // Everything before was done synchronously; only the completion signal remains.
+        if (cs === SYNC_CS.IRQ) this.irq.syncComplete(f('MSIAddr') * 4, f('MSIData'));
+        return CERROR.NONE;
+      }
+      default:
+        return this.err(CERROR.ILL, 'unsupported opcode');
+    }
+  }
+
+  /**
+   * Address, range (TG/NUM/SCALE) and level hint (TTL) of a TLBI by address
+   * (§4.4.1.1), or why the combination is ILLEGAL. The scope is the minimum
+   * the specification requires: with TG != 0 only entries of that granule,
+   * with TTL != 0 only leaves of that level. The Leaf flag changes nothing:
+   * this TLB holds leaf entries only.
+   */
+  private range(m: TlbMatch, f: (name: string) => number): string | null {
+    const tg = f('TG');
+    const num = f('NUM');
+    const scale = f('SCALE');
+    const ttl = f('TTL');
+    const addr = f('Address') * 4096;
+    if (tg === 0) {
+      if ((num | scale | ttl) !== 0) return 'NUM/SCALE/TTL set with TG == 0';
+      m.lo = addr;
+      m.hi = addr + 1;
+      return null;
+    }
+    if (num === 0 && scale === 0 && ttl === 0) return 'TG with NUM == SCALE == TTL == 0 is reserved';
+    if (tg === 2 && ttl === 1) return 'TTL == 1 with a 16K granule needs IDR5.DS';
+    m.granule = tlbiGranule(tg);
+    m.level = ttl;
+    m.lo = addr;
+    m.hi = addr + tlbiRangeBytes(tg, num, scale);
+    return null;
+  }
+
+  private tlbi(op: string, m: TlbMatch, vmid: number, asid: number): number {
+    m.vmid = vmid;
+    m.asid = asid;
+    const n = this.tlb.invalidate(m);
+    const t = this.core.tracer;
+    if (t.wants('smmuv3.tlbi')) {
+      t.trace('smmuv3.tlbi', this.core.source, {
+        op, vmid, asid, addr: m.lo, size: Number.isFinite(m.hi) ? m.hi - m.lo : -1, entries: n,
+      });
+    }
+    return CERROR.NONE;
+  }
+
+  private cfgi(op: string, sid: number, ssid: number, entries: number): number {
+    this.core.tracer.trace('smmuv3.cfg.invalidate', this.core.source, { op, sid, ssid, entries });
+    return CERROR.NONE;
+  }
+}

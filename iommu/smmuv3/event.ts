@@ -1,0 +1,148 @@
+/**
+ * Event queue records (32 bytes, §7.3 "Event records") and PRI queue records
+ * (16 bytes, §8.1). Each event number has its own layout; the translation
+ * fault family (0x10-0x13, 0x20) shares one.
+ */
+import { defineLayout, encodeLayout, getBits, type Layout } from '../../src/hw/layout.ts';
+
+/** Event numbers (§7.3.2-§7.3.18). */
+export const EVT = {
+  F_UUT: 0x01, C_BAD_STREAMID: 0x02, F_STE_FETCH: 0x03, C_BAD_STE: 0x04, F_BAD_ATS_TREQ: 0x05,
+  F_STREAM_DISABLED: 0x06, F_TRANSL_FORBIDDEN: 0x07, C_BAD_SUBSTREAMID: 0x08, F_CD_FETCH: 0x09, C_BAD_CD: 0x0a,
+  F_WALK_EABT: 0x0b, F_TRANSLATION: 0x10, F_ADDR_SIZE: 0x11, F_ACCESS: 0x12, F_PERMISSION: 0x13,
+  F_TLB_CONFLICT: 0x20, F_CFG_CONFLICT: 0x21,
+} as const;
+export type EventName = keyof typeof EVT;
+
+/** CLASS of a translation fault (§7.3): CD fetch, stage 1 table walk, or the input address. */
+export const EVT_CLASS = { CD: 0, TT: 1, IN: 2 } as const;
+
+type F = readonly [string, number, number?];
+const HEAD: readonly F[] = [['EventType', 7, 0], ['SSV', 11], ['SubstreamID', 31, 12], ['StreamID', 63, 32]];
+const ATTRS: readonly F[] = [['PnU', 97], ['InD', 98], ['RnW', 99]];
+/**
+ * InputAddr[63:0] is bits [191:128]. Layout fields hold at most 53 bits, so
+ * it is declared as InputAddr (bits [52:0], every address this model sees)
+ * and InputAddrHi (bits [63:53]).
+ */
+const INPUT: readonly F[] = [['InputAddr', 180, 128], ['InputAddrHi', 191, 181]];
+
+const evt = (name: string, fields: readonly F[]): Layout => defineLayout(name, 32, [...HEAD, ...fields]);
+
+/** §7.3.13-16: F_TRANSLATION, F_ADDR_SIZE, F_ACCESS, F_PERMISSION (and F_TLB_CONFLICT's shape). */
+export const EVT_FAULT_LAYOUT = evt('EVT_FAULT', [
+  ['STAG', 79, 64], ['Stall', 95], ...ATTRS, ['NSIPA', 100], ['S2', 103], ['CLASS', 105, 104], ['TTRnW', 108],
+  ...INPUT, ['IPA', 247, 204],
+]);
+/** §7.3.12 F_WALK_EABT: FetchAddr[55:3] of the descriptor whose access aborted. */
+export const EVT_WALK_EABT_LAYOUT = evt('EVT_WALK_EABT', [
+  ['Reason', 79, 64], ...ATTRS, ['S2', 103], ['CLASS', 105, 104], ...INPUT, ['FetchAddr', 247, 195],
+]);
+/** §7.3.4 F_STE_FETCH, §7.3.10 F_CD_FETCH. */
+export const EVT_FETCH_LAYOUT = evt('EVT_FETCH', [['Reason', 79, 64], ['GPCF', 80], ['FetchAddr', 247, 195]]);
+/** §7.3.2 F_UUT, §7.3.8 F_TRANSL_FORBIDDEN: an input address and its attributes. */
+export const EVT_ADDR_LAYOUT = evt('EVT_ADDR', [['Reason', 79, 64], ...ATTRS, ...INPUT]);
+/** §7.3.3, §7.3.5, §7.3.9, §7.3.11, §7.3.18: the configuration errors (F_CFG_CONFLICT adds a Reason). */
+export const EVT_CONFIG_LAYOUT = evt('EVT_CONFIG', [['Reason', 95, 64]]);
+/** §7.3.7 F_STREAM_DISABLED: the StreamID only (no SSV/SubstreamID). */
+export const EVT_STREAM_LAYOUT = defineLayout('EVT_STREAM', 32, [['EventType', 7, 0], ['StreamID', 63, 32]]);
+
+const LAYOUT_OF = new Map<number, Layout>([
+  [EVT.F_UUT, EVT_ADDR_LAYOUT], [EVT.F_TRANSL_FORBIDDEN, EVT_ADDR_LAYOUT],
+  [EVT.C_BAD_STREAMID, EVT_CONFIG_LAYOUT], [EVT.C_BAD_STE, EVT_CONFIG_LAYOUT], [EVT.F_STREAM_DISABLED, EVT_STREAM_LAYOUT],
+  [EVT.C_BAD_SUBSTREAMID, EVT_CONFIG_LAYOUT], [EVT.C_BAD_CD, EVT_CONFIG_LAYOUT], [EVT.F_CFG_CONFLICT, EVT_CONFIG_LAYOUT],
+  [EVT.F_STE_FETCH, EVT_FETCH_LAYOUT], [EVT.F_CD_FETCH, EVT_FETCH_LAYOUT],
+  [EVT.F_WALK_EABT, EVT_WALK_EABT_LAYOUT],
+  [EVT.F_TRANSLATION, EVT_FAULT_LAYOUT], [EVT.F_ADDR_SIZE, EVT_FAULT_LAYOUT], [EVT.F_ACCESS, EVT_FAULT_LAYOUT],
+  [EVT.F_PERMISSION, EVT_FAULT_LAYOUT], [EVT.F_TLB_CONFLICT, EVT_FAULT_LAYOUT],
+]);
+
+const NAME_OF = new Map<number, string>(Object.entries(EVT).map(([k, v]) => [v, k]));
+
+export function eventName(code: number): string {
+  return NAME_OF.get(code) ?? `EVT_0x${code.toString(16).padStart(2, '0')}`;
+}
+
+/** The layout for an event number (the configuration-error shape for unknown ones). */
+export function eventLayout(code: number): Layout {
+  return LAYOUT_OF.get(code) ?? EVT_CONFIG_LAYOUT;
+}
+
+/** A record's fields by name, as software reads them. */
+export function decodeEvent(words: ArrayLike<number>): Record<string, number> & { EventType: number } {
+  const code = words[0]! & 0xff;
+  const l = eventLayout(code);
+  const out = { EventType: code } as Record<string, number> & { EventType: number };
+  for (const f of l.order) out[f.name] = getBits(words, f);
+  return out;
+}
+
+/**
+ * What the model knows when it raises an event; one instance is reused, so
+ * raising an event allocates only the record it writes.
+ */
+export class EventInfo {
+  code = 0;
+  sid = 0;
+  /** SubstreamID, or -1 when the transaction had none. */
+  ssid = -1;
+  inputAddr = 0;
+  read = true;
+  priv = false;
+  instr = false;
+  s2 = false;
+  cls = 0;
+  /** IPA for translation faults, FetchAddr for fetch/walk aborts. */
+  addr2 = 0;
+  ttRead = true;
+  reason = 0;
+
+  reset(code: number, sid: number, ssid: number): this {
+    this.code = code;
+    this.sid = sid;
+    this.ssid = ssid;
+    this.inputAddr = 0;
+    this.read = true;
+    this.priv = false;
+    this.instr = false;
+    this.s2 = false;
+    this.cls = 0;
+    this.addr2 = 0;
+    this.ttRead = true;
+    this.reason = 0;
+    return this;
+  }
+}
+
+/** The 32-byte record for an event (§7.3). */
+export function encodeEvent(e: EventInfo): Uint32Array {
+  const l = eventLayout(e.code);
+  const has = (n: string) => l.fields[n] !== undefined;
+  const v: Record<string, number> = { EventType: e.code, StreamID: e.sid >>> 0 };
+  if (has('SSV')) {
+    v['SSV'] = e.ssid >= 0 ? 1 : 0;
+    v['SubstreamID'] = e.ssid >= 0 ? e.ssid : 0;
+  }
+  if (e.code === EVT.C_BAD_SUBSTREAMID) v['SSV'] = 0; // no SSV qualifier: SubstreamID always valid (§7.3.9)
+  if (has('InputAddr')) v['InputAddr'] = e.inputAddr;
+  if (has('RnW')) {
+    v['RnW'] = e.read ? 1 : 0;
+    v['PnU'] = e.priv ? 1 : 0;
+    v['InD'] = e.read && e.instr ? 1 : 0; // InD == 0 when RnW == 0
+  }
+  if (has('S2')) {
+    v['S2'] = e.s2 ? 1 : 0;
+    v['CLASS'] = e.cls;
+  }
+  if (has('IPA') && e.s2) v['IPA'] = Math.floor(e.addr2 / 4096);
+  if (has('TTRnW') && e.s2 && e.cls === EVT_CLASS.TT) v['TTRnW'] = e.ttRead ? 1 : 0;
+  if (has('FetchAddr')) v['FetchAddr'] = Math.floor(e.addr2 / 8);
+  if (has('Reason')) v['Reason'] = e.reason >>> 0;
+  return encodeLayout(l, v);
+}
+
+/** §8.1 PRI queue record (16 bytes); produced in part 2, declared here with the other records. */
+export const PRIQ_LAYOUT = defineLayout('PRIQ', 16, [
+  ['StreamID', 31, 0], ['SubstreamID', 51, 32], ['Priv', 58], ['Exec', 59], ['Read', 60], ['Write', 61],
+  ['Last', 62], ['SSV', 63], ['PRGIndex', 72, 64], ['Address', 127, 76],
+]);

@@ -1,0 +1,143 @@
+/**
+ * Circular queues in memory (§3.5 "Command and Event queues"): a base
+ * register with ADDR and LOG2SIZE, and PROD/CONS indexes whose bit LOG2SIZE
+ * is the wrap flag. The queue is empty when the indexes and wrap flags are
+ * equal, full when the indexes are equal and the wrap flags differ. The
+ * Event queue writer (§7.2 "Event queue recorded faults and events", §7.4
+ * "Event queue overflow") lives here too.
+ */
+import type { InjectionPoint } from '../../src/fault/injector.ts';
+import type { RegisterFile } from '../../src/hw/register-file.ts';
+import { MEMTX_OK, type PhysMem } from '../../src/memory/phys-mem.ts';
+import type { Counter } from '../../src/trace/counters.ts';
+import type { Tracer } from '../../src/trace/tracer.ts';
+import { encodeEvent, eventName, type EventInfo } from './event.ts';
+import type { Interrupts } from './irq.ts';
+import { CR0, GERROR, Q_OVF } from './regs.ts';
+
+/** Where a queue is and how big (log2 of entries), from its *_BASE register. */
+export class QueueGeometry {
+  base = 0;
+  log2 = 0;
+
+  /**
+   * ADDR[51:5] (bits [55:52] are RES0 with OAS <= 52), aligned to the larger
+   * of the queue size and 32 bytes; LOG2SIZE capped at the IDR1 maximum.
+   */
+  read(regs: RegisterFile, baseReg: string, log2Max: number, entryBytes: number): this {
+    const lo = regs.get(baseReg);
+    const hi = regs.getHi(baseReg);
+    this.log2 = Math.min(lo & 0x1f, log2Max);
+    const addr = ((lo & ~0x1f) >>> 0) + (hi & 0xfffff) * 0x1_0000_0000;
+    const align = Math.max(entryBytes * 2 ** this.log2, 32);
+    this.base = addr - (addr % align);
+    return this;
+  }
+
+  /** Bits of PROD/CONS that hold index and wrap flag. */
+  get mask(): number {
+    return 2 ** (this.log2 + 1) - 1;
+  }
+
+  entryAddr(index: number, entryBytes: number): number {
+    return this.base + (index % 2 ** this.log2) * entryBytes;
+  }
+}
+
+export function queueEmpty(prod: number, cons: number, log2: number): boolean {
+  return ((prod ^ cons) & (2 ** (log2 + 1) - 1)) === 0;
+}
+
+export function queueFull(prod: number, cons: number, log2: number): boolean {
+  return ((prod ^ cons) & (2 ** (log2 + 1) - 1)) === 2 ** log2;
+}
+
+/** The next index (with wrap flag) after `v`. */
+export function queueNext(v: number, log2: number): number {
+  return (v + 1) & (2 ** (log2 + 1) - 1);
+}
+
+export type EventOutcome = 'recorded' | 'suppressed' | 'overflow' | 'disabled' | 'lost';
+
+export interface EventQueueCounters {
+  recorded: Counter;
+  dropped: Counter;
+}
+
+/** Writes event records into the Event queue (§7.2.1: only while the queue is writable). */
+export class EventQueue {
+  private readonly geo = new QueueGeometry();
+  private readonly bytes = new Uint8Array(32);
+
+  constructor(
+    private readonly regs: RegisterFile,
+    private readonly mem: PhysMem,
+    private readonly point: InjectionPoint,
+    private readonly irq: Interrupts,
+    private readonly log2Max: number,
+    private readonly tracer: Tracer,
+    private readonly source: string,
+    private readonly c: EventQueueCounters,
+  ) {}
+
+  /** Record an event if the queue is writable; the outcome says what happened to it. */
+  record(e: EventInfo): EventOutcome {
+    const outcome = this.write(e);
+    if (outcome === 'recorded') this.c.recorded.value++;
+    else this.c.dropped.value++;
+    this.trace(e, outcome);
+    return outcome;
+  }
+
+  /** A fault whose record the configuration suppresses (CD.R / STE.S2R == 0). */
+  suppressed(e: EventInfo): EventOutcome {
+    this.trace(e, 'suppressed');
+    return 'suppressed';
+  }
+
+  private trace(e: EventInfo, outcome: EventOutcome): void {
+    if (!this.tracer.wants('smmuv3.event')) return;
+    this.tracer.trace('smmuv3.event', this.source, {
+      code: e.code, name: eventName(e.code), sid: e.sid, ssid: e.ssid, addr: e.inputAddr, outcome,
+    });
+  }
+
+  private write(e: EventInfo): EventOutcome {
+    const r = this.regs;
+    if ((r.get('CR0ACK') & CR0.EVENTQEN) === 0 || this.irq.gerrorActive(GERROR.EVENTQ_ABT_ERR)) return 'disabled';
+    const g = this.geo.read(r, 'EVENTQ_BASE', this.log2Max, 32);
+    const prodReg = r.get('EVENTQ_PROD');
+    const consReg = r.get('EVENTQ_CONS');
+    const m = g.mask;
+    const prod = prodReg & m;
+    if (queueFull(prod, consReg & m, g.log2)) {
+      // §7.4: toggle OVFLG unless an overflow is already unacknowledged.
+      if (((prodReg ^ consReg) & Q_OVF) === 0) r.set('EVENTQ_PROD', (prodReg ^ Q_OVF) >>> 0);
+      return 'overflow';
+    }
+    const words = encodeEvent(e);
+    const p = this.point;
+    const a = p.check(p.armed ? { sid: e.sid, code: e.code } : undefined);
+    if (a?.kind === 'drop') return 'lost';
+    if (a?.kind === 'corrupt') {
+      words[0] = (words[0]! ^ a.xorLo) >>> 0;
+      words[1] = (words[1]! ^ (a.xorHi ?? 0)) >>> 0;
+    }
+    const b = this.bytes;
+    for (let i = 0; i < 8; i++) {
+      const w = words[i]!;
+      b[4 * i] = w & 0xff;
+      b[4 * i + 1] = (w >>> 8) & 0xff;
+      b[4 * i + 2] = (w >>> 16) & 0xff;
+      b[4 * i + 3] = (w >>> 24) & 0xff;
+    }
+    if (a?.kind === 'fail' || this.mem.writeFrom(g.entryAddr(prod, 32), b) !== MEMTX_OK) {
+      // §7.2.2, synchronous abort: PROD does not move and the queue stops until acknowledged.
+      this.irq.activateGerror(GERROR.EVENTQ_ABT_ERR);
+      return 'lost';
+    }
+    r.set('EVENTQ_PROD', ((prodReg & Q_OVF) | queueNext(prod, g.log2)) >>> 0);
+    this.irq.signal('eventq');
+    return 'recorded';
+  }
+}

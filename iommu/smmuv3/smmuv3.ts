@@ -1,0 +1,204 @@
+/**
+ * The Arm SMMUv3 hardware model (Arm IHI 0070), part 1: registers, Stream
+ * and CD tables, stage 1 / stage 2 / nested translation with HTTU, the IOTLB
+ * and configuration caches, the Command and Event queues, MSIs and global
+ * errors. ATS, PRI and stalls are not implemented yet (IDR0.ATS/PRI = 0,
+ * STALL_MODEL = 0b01).
+ *
+ * Software reaches it only through `region` (0x20000 bytes of MMIO: Page 0
+ * and Page 1) and the structures it points at in `mem`; devices reach it
+ * through `translate()` as the root complex's DmaRemapper (StreamID = the
+ * requester ID, SubstreamID = the PASID).
+ */
+import { RegisterFile, type RegisterDef } from '../../src/hw/register-file.ts';
+import { MemoryRegion } from '../../src/memory/memory-region.ts';
+import type { PhysMem } from '../../src/memory/phys-mem.ts';
+import type { DmaRemapper, TranslationAnswer } from '../../src/pci/remapper.ts';
+import type { DmaTransaction } from '../../src/pci/transaction.ts';
+import type { SimContext } from '../../src/sim/context.ts';
+import { idRegisterValues, smmuFeatures, type SmmuFeatures } from './caps.ts';
+import { CommandQueue } from './cmdq.ts';
+import { ConfigCache } from './config.ts';
+import type { SmmuCore, SmmuPoints } from './core.ts';
+import { Iotlb } from './iotlb.ts';
+import { Interrupts, type Smmuv3IrqLine } from './irq.ts';
+import { EventQueue } from './queue.ts';
+import { CR0, GBPA, GERROR, SMMU_REGION_SIZE, SMMU_REGISTERS } from './regs.ts';
+import type { StageEnv } from './stage.ts';
+import { Translator } from './translate.ts';
+import { WalkMem } from './walk-mem.ts';
+
+export type { Smmuv3IrqLine } from './irq.ts';
+
+export interface Smmuv3Options {
+  /** Trace source and counter prefix (default "smmuv3"). */
+  name?: string;
+  /** IOTLB entries (default 512), least-recently-used replacement. */
+  iotlbSize?: number;
+  /** Wired interrupt outputs, asserted when the source has no MSI address configured. */
+  irq?: (line: Smmuv3IrqLine) => void;
+  /** Output address size: 48 (default) or 52 bits. */
+  oas?: 48 | 52;
+  /** Reset value of GBPA.ABORT: abort (true) or bypass (false, default) while SMMUEN == 0. */
+  gbpaAbort?: boolean;
+}
+
+/** Registers that may only be written while another field is 0 ("Guarded", §6.2). */
+const GUARDS: readonly [string[], string, number][] = [
+  [['STRTAB_BASE', 'STRTAB_BASE_CFG'], 'CR0', CR0.SMMUEN],
+  [['CMDQ_BASE', 'CMDQ_CONS'], 'CR0', CR0.CMDQEN],
+  [['EVENTQ_BASE', 'EVENTQ_PROD'], 'CR0', CR0.EVENTQEN],
+  [['PRIQ_BASE', 'PRIQ_PROD'], 'CR0', CR0.PRIQEN],
+  [['GERROR_IRQ_CFG0', 'GERROR_IRQ_CFG1', 'GERROR_IRQ_CFG2'], 'IRQ_CTRL', 1],
+  [['PRIQ_IRQ_CFG0', 'PRIQ_IRQ_CFG1', 'PRIQ_IRQ_CFG2'], 'IRQ_CTRL', 2],
+  [['EVENTQ_IRQ_CFG0', 'EVENTQ_IRQ_CFG1', 'EVENTQ_IRQ_CFG2'], 'IRQ_CTRL', 4],
+];
+
+export class Smmuv3 implements DmaRemapper {
+  readonly name: string;
+  readonly region: MemoryRegion;
+  readonly regs: RegisterFile;
+  readonly features: SmmuFeatures;
+  readonly iotlb: Iotlb;
+  readonly config: ConfigCache;
+  private readonly core: SmmuCore;
+  private readonly irqs: Interrupts;
+  private readonly evtq: EventQueue;
+  private readonly cmdq: CommandQueue;
+  private readonly translator: Translator;
+  private readonly regNames = new Map<number, string>();
+
+  constructor(
+    private readonly ctx: SimContext,
+    readonly mem: PhysMem,
+    options: Smmuv3Options = {},
+  ) {
+    const name = options.name ?? 'smmuv3';
+    this.name = name;
+    this.features = smmuFeatures(options.oas ?? 48);
+    const ids = idRegisterValues(this.features);
+    const gbpaReset = GBPA.SHCFG_INCOMING | (options.gbpaAbort === true ? GBPA.ABORT : 0);
+    const defs: RegisterDef[] = SMMU_REGISTERS.map((d) =>
+      ids[d.name] !== undefined ? { ...d, reset: ids[d.name]! } : d.name === 'GBPA' ? { ...d, reset: gbpaReset } : d,
+    );
+    for (const d of defs) this.regNames.set(d.offset, d.name);
+    this.regs = new RegisterFile(name, SMMU_REGION_SIZE, defs);
+
+    const k = (n: string) => ctx.counters.counter(`${name}.${n}`);
+    const f = ctx.faults;
+    const points: SmmuPoints = {
+      walkRead: f.point('smmuv3.walk_read'), steFetch: f.point('smmuv3.ste_fetch'), cdFetch: f.point('smmuv3.cd_fetch'),
+      evtqWrite: f.point('smmuv3.evtq_write'), cmdqProcess: f.point('smmuv3.cmdq_process'), msi: f.point('smmuv3.msi'),
+    };
+    this.iotlb = new Iotlb(Math.max(1, options.iotlbSize ?? 512), {
+      hit: k('iotlb.hit'), miss: k('iotlb.miss'), insert: k('iotlb.insert'), evict: k('iotlb.evict'), invalidate: k('iotlb.invalidate'),
+    });
+    const stageEnv: StageEnv = {
+      tlb: this.iotlb,
+      mem: new WalkMem(mem, points.walkRead),
+      memNoWrites: new WalkMem(mem, points.walkRead, true),
+      walks: k('walks'), walkReads: k('walk.reads'), tracer: ctx.tracer, source: name,
+    };
+    this.core = { regs: this.regs, mem, features: this.features, points, stageEnv, tracer: ctx.tracer, counters: ctx.counters, source: name };
+    this.irqs = new Interrupts(this.regs, mem, points.msi, options.irq, ctx.tracer, name, k('msi'));
+    this.evtq = new EventQueue(this.regs, mem, points.evtqWrite, this.irqs, this.features.evtqLog2Max, ctx.tracer, name, {
+      recorded: k('events.recorded'), dropped: k('events.dropped'),
+    });
+    this.config = new ConfigCache(this.core);
+    this.cmdq = new CommandQueue(this.core, this.config, this.iotlb, this.irqs, k('commands'));
+    this.translator = new Translator(this.core, this.config, this.evtq, { translations: k('translations'), faults: k('faults') });
+    this.translator.gbpaAbort = options.gbpaAbort === true;
+    this.installHooks();
+    this.region = MemoryRegion.mmio(name, SMMU_REGION_SIZE, {
+      read: (off, size) => this.regs.ops.read(alias(off), size),
+      write: (off, size, value) => this.mmioWrite(alias(off), size, value),
+    }, { minAccess: 4, maxAccess: 8 });
+  }
+
+  /** DmaRemapper: translate one piece of a transaction (StreamID = requester ID, SubstreamID = PASID). */
+  translate(txn: DmaTransaction, addr: number, out: TranslationAnswer): boolean {
+    return this.translator.translate(txn, addr, out);
+  }
+
+  /** Is a global error active (GERROR != GERRORN)? */
+  gerrorActive(name: keyof typeof GERROR): boolean {
+    return this.irqs.gerrorActive(GERROR[name]);
+  }
+
+  /** Back to the reset state: registers, caches and TLB. */
+  reset(): void {
+    this.regs.reset();
+    this.config.invalidateAll();
+    this.iotlb.flush();
+    this.translator.enabled = false;
+    this.translator.gbpaAbort = (this.regs.get('GBPA') & GBPA.ABORT) !== 0;
+    this.translator.forget();
+  }
+
+  private mmioWrite(off: number, size: 1 | 2 | 4, value: number): void {
+    this.regs.ops.write(off, size, value);
+    const t = this.ctx.tracer;
+    if (t.wants('smmuv3.reg')) {
+      const base = off - (off % 4);
+      const reg = this.regNames.get(base) ?? this.regNames.get(base - 4);
+      if (reg !== undefined) t.trace('smmuv3.reg', this.name, { reg, offset: off, value: this.regs.ops.read(base, 4) });
+    }
+  }
+
+  private installHooks(): void {
+    const r = this.regs;
+    r.onWrite('CR0', () => {
+      // Updates complete at once: CR0ACK follows CR0 (§6.3.9).
+      const old = r.get('CR0ACK');
+      const v = r.get('CR0');
+      r.set('CR0ACK', v);
+      this.translator.enabled = (v & CR0.SMMUEN) !== 0;
+      if (((old ^ v) & CR0.SMMUEN) !== 0) this.translator.forget();
+      this.ctx.tracer.trace('smmuv3.enable', this.name, { reg: 'CR0ACK', value: v });
+      if ((v & CR0.CMDQEN) !== 0 && (old & CR0.CMDQEN) === 0) this.cmdq.process();
+    });
+    r.onWrite('IRQ_CTRL', () => {
+      r.set('IRQ_CTRLACK', r.get('IRQ_CTRL'));
+      this.ctx.tracer.trace('smmuv3.enable', this.name, { reg: 'IRQ_CTRLACK', value: r.get('IRQ_CTRL') });
+    });
+    r.onWrite('GBPA', (_def, oldLo) => {
+      const v = r.get('GBPA');
+      // §6.3.14.1 (SMMUv3.2): a write without UPDATE is ignored; with it, the update completes at once.
+      if ((v & GBPA.UPDATE) === 0) {
+        r.set('GBPA', oldLo);
+        return;
+      }
+      r.set('GBPA', (v & ~GBPA.UPDATE) >>> 0);
+      this.translator.gbpaAbort = (v & GBPA.ABORT) !== 0;
+      this.ctx.tracer.trace('smmuv3.enable', this.name, { reg: 'GBPA', value: r.get('GBPA') });
+    });
+    r.onWrite('GERRORN', (_def, oldLo) => {
+      const acked = (oldLo ^ r.get('GERRORN')) >>> 0;
+      for (let b = 0; b < 10; b++) {
+        if ((acked & (1 << b)) !== 0 && !this.irqs.gerrorActive(1 << b)) {
+          this.ctx.tracer.trace('smmuv3.gerror', this.name, { name: gerrorName(1 << b), active: false });
+        }
+      }
+      // Acknowledging CMDQ_ERR restarts command consumption (§7.1).
+      if ((acked & GERROR.CMDQ_ERR) !== 0) this.cmdq.process();
+    });
+    r.onWrite('CMDQ_PROD', () => this.cmdq.process());
+    for (const [names, ctrl, bit] of GUARDS) {
+      for (const n of names) {
+        r.onWrite(n, (def, oldLo, oldHi) => {
+          // §6.2: a Guarded register is read-only while its guard is set (SMMUv3.2: writes ignored).
+          if (((r.get(ctrl) | r.get(`${ctrl}ACK`)) & bit) !== 0) r.set(def.name, oldLo, oldHi);
+        });
+      }
+    }
+  }
+}
+
+/** §6.2.1: Page 0 offsets of the Page 1 queue index registers alias them. */
+function alias(off: number): number {
+  return (off >= 0xa8 && off < 0xb0) || (off >= 0xc8 && off < 0xd0) ? off + 0x1_0000 : off;
+}
+
+function gerrorName(bit: number): string {
+  return Object.entries(GERROR).find(([, v]) => v === bit)?.[0] ?? String(bit);
+}

@@ -1,0 +1,83 @@
+/**
+ * The system memory as the SMMU's table walker sees it: every 64-bit
+ * descriptor read passes the 'smmuv3.walk_read' injection point, the address
+ * of a read that aborted is remembered (the FetchAddr of F_WALK_EABT, §7.3.12),
+ * and an instance built with `noWrites` drops hardware updates (used to
+ * honour CD.AFFD / STE.S2AFFD: an AF == 0 descriptor is treated as AF == 1
+ * without being written, §5.4 AFFD).
+ */
+import type { InjectionPoint } from '../../src/fault/injector.ts';
+import type { MemTxResult, PhysMem } from '../../src/memory/phys-mem.ts';
+
+export class WalkMem implements PhysMem {
+  /** Physical address of the last descriptor whose read aborted, or -1. */
+  lastFailAddr = -1;
+  private corruptAddr = -1;
+  private corruptXor = 0;
+
+  constructor(
+    private readonly mem: PhysMem,
+    private readonly point: InjectionPoint,
+    private readonly noWrites = false,
+  ) {}
+
+  read32Checked(addr: number): number {
+    let xor = 0;
+    if (addr % 8 === 0) {
+      // The low half of a descriptor: one injection check per descriptor.
+      const a = this.point.check(this.point.armed ? { addr } : undefined);
+      if (a !== undefined) {
+        if (a.kind === 'fail') {
+          this.lastFailAddr = addr;
+          return -1;
+        }
+        if (a.kind === 'corrupt') {
+          xor = a.xorLo;
+          this.corruptAddr = addr + 4;
+          this.corruptXor = a.xorHi ?? 0;
+        }
+      }
+    } else if (addr === this.corruptAddr) {
+      xor = this.corruptXor;
+      this.corruptAddr = -1;
+    }
+    const v = this.mem.read32Checked(addr);
+    if (v < 0) {
+      this.lastFailAddr = addr - (addr % 8);
+      return -1;
+    }
+    return (v ^ xor) >>> 0;
+  }
+
+  write32(addr: number, value: number): void {
+    if (!this.noWrites) this.mem.write32(addr, value);
+  }
+
+  read8(addr: number): number {
+    return this.mem.read8(addr);
+  }
+  read16(addr: number): number {
+    return this.mem.read16(addr);
+  }
+  read32(addr: number): number {
+    return this.mem.read32(addr);
+  }
+  read64(addr: number): bigint {
+    return this.mem.read64(addr);
+  }
+  write8(addr: number, value: number): void {
+    if (!this.noWrites) this.mem.write8(addr, value);
+  }
+  write16(addr: number, value: number): void {
+    if (!this.noWrites) this.mem.write16(addr, value);
+  }
+  write64(addr: number, value: bigint): void {
+    if (!this.noWrites) this.mem.write64(addr, value);
+  }
+  readInto(addr: number, dst: Uint8Array): MemTxResult {
+    return this.mem.readInto(addr, dst);
+  }
+  writeFrom(addr: number, src: Uint8Array): MemTxResult {
+    return this.noWrites ? 0 : this.mem.writeFrom(addr, src);
+  }
+}
