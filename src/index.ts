@@ -52,5 +52,18 @@ export {
 export * from './pci/caps/index.ts';
 
 export { Board, type BoardOptions } from '../machines/board.ts';
+export { createMachine, Machine, DEFAULT_DEVICES, type MachineOptions, type DeviceSpec } from '../machines/machine.ts';
+export { Host } from './host/host.ts';
+export { Process, type SpawnOptions, type MmapOptions } from './host/process.ts';
+export * from './host/errno.ts';
+export { PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC } from './host/mm.ts';
+export { IommuCore } from './iommu-core/core.ts';
+export { IommuDomain } from './iommu-core/domain.ts';
+export { DmaEngine, type DmaEngineOptions } from '../devices/dma-engine/index.ts';
+export { Smmuv3 } from '../iommu/smmuv3/smmuv3.ts';
+export { Smmuv3Driver } from '../iommu/smmuv3/driver/driver.ts';
+export { VtdIommu } from '../iommu/vtd/vtd.ts';
+export { FaultInjector, type InjectionAction } from './fault/injector.ts';
+export { INJECTION_POINTS, type InjectionPointName } from './fault/points.ts';
 export { machineLayout, type MachineKind, type MachineLayout } from '../machines/layout.ts';
 export { TestDmaDevice, TEST_REGS, TEST_STATUS, TEST_CMD, TEST_ERROR } from '../devices/test-dma-device.ts';

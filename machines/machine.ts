@@ -1,0 +1,150 @@
+import { DmaEngine, type DmaEngineOptions } from '../devices/dma-engine/index.ts';
+import { TestDmaDevice } from '../devices/test-dma-device.ts';
+import { Smmuv3Driver } from '../iommu/smmuv3/driver/driver.ts';
+import { Smmuv3, type Smmuv3Options } from '../iommu/smmuv3/smmuv3.ts';
+import { Host } from '../src/host/host.ts';
+import type { IommuDriver } from '../src/iommu-core/types.ts';
+import type { MemoryRegion } from '../src/memory/memory-region.ts';
+import { parseBdf, formatBdf } from '../src/pci/bdf.ts';
+import type { PciFunction } from '../src/pci/pci-function.ts';
+import type { DmaRemapper } from '../src/pci/remapper.ts';
+import type { SimContext } from '../src/sim/context.ts';
+import { ChromeTraceSink } from '../src/trace/chrome-trace.ts';
+import { Board } from './board.ts';
+import type { MachineKind } from './layout.ts';
+
+/** One endpoint of a machine: where it sits and how to build it. */
+export interface DeviceSpec {
+  /** 'DDDD:BB:DD.F' on the root bus (bus 0). */
+  bdf: string;
+  /** A reference device, or a factory for your own. */
+  kind: 'dma-engine' | 'test-device' | ((ctx: SimContext, name: string) => PciFunction);
+  name?: string;
+  /** Options of the DMA engine. */
+  engine?: DmaEngineOptions;
+}
+
+export interface MachineOptions {
+  seed?: number;
+  ramBytes?: number;
+  devices?: DeviceSpec[];
+  /** Collect every trace event in `machine.trace` (a Chrome trace sink). */
+  trace?: boolean;
+  /** Options for the SMMUv3 model (virt-smmuv3). */
+  smmu?: Smmuv3Options;
+}
+
+/** The default endpoints (CONTRACT.md): two SVA-capable DMA engines and the plain test device. */
+export const DEFAULT_DEVICES: readonly DeviceSpec[] = Object.freeze([
+  { bdf: '0000:00:01.0', kind: 'dma-engine', name: 'dma0' },
+  { bdf: '0000:00:02.0', kind: 'dma-engine', name: 'dma1' },
+  { bdf: '0000:00:03.0', kind: 'test-device', name: 'testdev' },
+]);
+
+/** The IOMMU of a machine kind: its model (behind the root complex) and the driver that programs it. */
+interface IommuPair {
+  model: DmaRemapper & { region: MemoryRegion };
+  driver: IommuDriver;
+}
+
+type IommuFactory = (board: Board, host: Host, opts: MachineOptions) => IommuPair;
+
+const IOMMUS: Partial<Record<MachineKind, IommuFactory>> = {
+  'virt-smmuv3': (board, host, opts) => {
+    const model = new Smmuv3(board, board.sysmem, opts.smmu);
+    board.sysmemRoot.addSubregion(board.layout.iommuBase, model.region, 1);
+    board.rc.remapper = model;
+    return { model, driver: new Smmuv3Driver(host, board.layout.iommuBase) };
+  },
+};
+
+/** Let another module provide a machine kind's IOMMU (the VT-d model registers itself this way). */
+export function registerIommu(kind: MachineKind, factory: IommuFactory): void {
+  IOMMUS[kind] = factory;
+}
+
+/** Called for every endpoint after the kernel probed it (VFIO binds vfio-pci here). */
+type EndpointHook = (machine: Machine, fn: PciFunction) => void;
+const endpointHooks: EndpointHook[] = [];
+export function onEndpointProbed(hook: EndpointHook): void {
+  endpointHooks.push(hook);
+}
+
+/**
+ * A whole machine (CONTRACT.md createMachine): the board, its IOMMU model and
+ * driver, the host kernel, and the endpoints enumerated, probed and handed
+ * to their drivers.
+ */
+export class Machine {
+  readonly kind: MachineKind;
+  readonly board: Board;
+  readonly host: Host;
+  readonly iommu: IommuPair['model'];
+  readonly iommuDriver: IommuDriver;
+  readonly trace: ChromeTraceSink | undefined;
+  private readonly byBdf = new Map<string, PciFunction>();
+
+  constructor(kind: MachineKind, opts: MachineOptions = {}) {
+    this.kind = kind;
+    const board = new Board(kind, { seed: opts.seed ?? 1, ...(opts.ramBytes !== undefined ? { ramBytes: opts.ramBytes } : {}) });
+    this.board = board;
+    if (opts.trace) this.trace = new ChromeTraceSink(board.tracer, { machine: kind, seed: String(opts.seed ?? 1) });
+    const host = new Host(board);
+    this.host = host;
+    const factory = IOMMUS[kind];
+    if (factory === undefined) throw new Error(`no IOMMU is available for ${kind}`);
+    const pair = factory(board, host, opts);
+    this.iommu = pair.model;
+    this.iommuDriver = pair.driver;
+    host.iommu.registerDriver(pair.driver);
+    for (const spec of opts.devices ?? DEFAULT_DEVICES) this.plug(spec);
+    board.enumeratePci();
+    for (const fn of this.byBdf.values()) {
+      const r = host.addPciDevice(fn);
+      if (r < 0) throw new Error(`${fn.bdf}: IOMMU probe failed (${r})`);
+      for (const hook of endpointHooks) hook(this, fn);
+    }
+  }
+
+  private plug(spec: DeviceSpec): void {
+    const b = parseBdf(spec.bdf);
+    if (b === undefined || b.bus !== 0) throw new Error(`bad device address ${spec.bdf} (root bus devices only)`);
+    const bdf = formatBdf(b);
+    if (this.byBdf.has(bdf)) throw new Error(`two devices at ${bdf}`);
+    const name = spec.name ?? `dev${this.byBdf.size}`;
+    const fn =
+      spec.kind === 'dma-engine'
+        ? new DmaEngine(this.board, { name, ...spec.engine })
+        : spec.kind === 'test-device'
+          ? new TestDmaDevice(this.board, name)
+          : spec.kind(this.board, name);
+    this.board.rc.plug(fn, b.device, b.fn);
+    this.byBdf.set(bdf, fn);
+  }
+
+  /** The endpoint at a BDF; throws for an unknown one. */
+  device(bdf: string): PciFunction {
+    const b = parseBdf(bdf);
+    const fn = b === undefined ? undefined : this.byBdf.get(formatBdf(b));
+    if (fn === undefined) throw new Error(`no device at ${bdf}`);
+    return fn;
+  }
+
+  devices(): PciFunction[] {
+    return [...this.byBdf.values()];
+  }
+
+  /** Run the simulation until no event is pending. */
+  run(): void {
+    this.board.scheduler.run();
+  }
+
+  /** Virtual time in ns. */
+  now(): number {
+    return this.board.scheduler.now;
+  }
+}
+
+export function createMachine(kind: MachineKind, options: MachineOptions = {}): Machine {
+  return new Machine(kind, options);
+}
