@@ -11,6 +11,7 @@ import type { DmaRemapper } from '../src/pci/remapper.ts';
 import type { SimContext } from '../src/sim/context.ts';
 import { ChromeTraceSink } from '../src/trace/chrome-trace.ts';
 import { Board } from './board.ts';
+import { bindVfioPci } from '../src/vfio/bind.ts';
 import type { MachineKind } from './layout.ts';
 
 /** One endpoint of a machine: where it sits and how to build it. */
@@ -69,6 +70,12 @@ const endpointHooks: EndpointHook[] = [];
 export function onEndpointProbed(hook: EndpointHook): void {
   endpointHooks.push(hook);
 }
+
+// Every endpoint is bound to vfio-pci (CONTRACT.md): /dev/vfio/<group> and /dev/vfio/devices/vfio<N>.
+onEndpointProbed((m, fn) => {
+  const r = bindVfioPci(m.host, fn);
+  if (typeof r === 'number' && r < 0) throw new Error(`${fn.bdf}: vfio-pci bind failed (${r})`);
+});
 
 /**
  * A whole machine (CONTRACT.md createMachine): the board, its IOMMU model and

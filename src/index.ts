@@ -67,3 +67,5 @@ export { FaultInjector, type InjectionAction } from './fault/injector.ts';
 export { INJECTION_POINTS, type InjectionPointName } from './fault/points.ts';
 export { machineLayout, type MachineKind, type MachineLayout } from '../machines/layout.ts';
 export { TestDmaDevice, TEST_REGS, TEST_STATUS, TEST_CMD, TEST_ERROR } from '../devices/test-dma-device.ts';
+export * from './vfio/index.ts';
+export * from './uapi/struct.ts';

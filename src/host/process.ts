@@ -215,6 +215,11 @@ export class Process {
   }
 
   readdir(path: string): string[] | number {
+    if (path === '/dev' || path.startsWith('/dev/')) {
+      const dir = path.replace(/\/+$/, '') + '/';
+      const names = new Set(this.host.vfs.devicePaths(dir).map((p) => p.slice(dir.length).split('/')[0]!));
+      return names.size > 0 ? [...names].sort() : -ENOENT;
+    }
     const e = this.host.vfs.sysfsEntry(path);
     if (e?.kind === 'dir') return e.list();
     if (e !== undefined) return -ENOTDIR;

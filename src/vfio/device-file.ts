@@ -1,0 +1,93 @@
+import { EBUSY, EINVAL, ENODEV } from '../host/errno.ts';
+import type { Process } from '../host/process.ts';
+import type { DeviceNode, OpenFile } from '../host/vfs.ts';
+import { VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_DETACH_IOMMUFD_PT } from '../uapi/vfio.ts';
+import type { GroupFile } from './group-file.ts';
+import type { VfioPciDevice } from './vfio-pci.ts';
+
+/**
+ * A VFIO device file (struct vfio_device_file): from the group
+ * (VFIO_GROUP_GET_DEVICE_FD, opened and ready at once) or from the cdev
+ * /dev/vfio/devices/vfio<N>, which grants access only after iommufd binds
+ * it (VFIO_DEVICE_BIND_IOMMUFD); until then every other ioctl is -EINVAL.
+ * Both reach the same vfio-pci device ioctls and regions.
+ */
+export class VfioDeviceFile implements OpenFile {
+  private accessGranted: boolean;
+  private closed = false;
+
+  constructor(
+    readonly dev: VfioPciDevice,
+    readonly kind: 'group' | 'cdev',
+    private readonly groupFile?: GroupFile,
+  ) {
+    this.accessGranted = kind === 'group';
+  }
+
+  get granted(): boolean {
+    return this.accessGranted;
+  }
+
+  ioctl(request: number, arg: Uint8Array | number, proc: Process): number {
+    if (this.kind === 'cdev') {
+      const ops = this.dev.mod.cdevOps;
+      if (request === VFIO_DEVICE_BIND_IOMMUFD) {
+        if (this.accessGranted) return -EINVAL;
+        if (ops === undefined) return -ENODEV;
+        // vfio_df_open(): only the group path may open a device more than once.
+        if (this.dev.openCount > 0) return -EINVAL;
+        const open = this.dev.open();
+        if (open < 0) return open;
+        const r = ops.bind(this, arg, proc);
+        if (r < 0) {
+          this.dev.close();
+          return r;
+        }
+        this.accessGranted = true;
+        return r;
+      }
+      if (!this.accessGranted) return -EINVAL;
+      if ((request === VFIO_DEVICE_ATTACH_IOMMUFD_PT || request === VFIO_DEVICE_DETACH_IOMMUFD_PT) && ops?.ioctl !== undefined) {
+        return ops.ioctl(this, request, arg, proc);
+      }
+    }
+    return this.dev.ioctl(request, arg, proc);
+  }
+
+  pread(length: number, offset: bigint, _proc: Process): Uint8Array | number {
+    if (!this.accessGranted) return -EINVAL;
+    return this.dev.read(length, offset);
+  }
+
+  pwrite(data: Uint8Array, offset: bigint, _proc: Process): number {
+    if (!this.accessGranted) return -EINVAL;
+    return this.dev.write(data, offset);
+  }
+
+  release(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.kind === 'group') {
+      this.dev.close();
+      this.groupFile?.deviceClosed();
+      return;
+    }
+    if (this.accessGranted) {
+      this.dev.mod.cdevOps?.unbind?.(this);
+      this.dev.close();
+    }
+    this.dev.group.cdevOpenCount--;
+  }
+}
+
+/** The cdev node /dev/vfio/devices/vfio<N> of a vfio-pci device. */
+export function cdevNode(dev: VfioPciDevice): DeviceNode {
+  return {
+    open: () => {
+      // vfio_device_block_group(): the group path and the cdev path exclude each other.
+      if (dev.group.openedFile !== undefined) return -EBUSY;
+      dev.group.cdevOpenCount++;
+      return new VfioDeviceFile(dev, 'cdev');
+    },
+  };
+}

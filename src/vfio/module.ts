@@ -1,0 +1,112 @@
+import type { Host } from '../host/host.ts';
+import type { Process } from '../host/process.ts';
+import type { IommuGroup } from '../iommu-core/group.ts';
+import type { Counter } from '../trace/counters.ts';
+import { VFIO_DMA_ENTRY_LIMIT_DEFAULT } from '../uapi/vfio.ts';
+import { openContainer } from './container.ts';
+import type { VfioDeviceFile } from './device-file.ts';
+import type { VfioGroup } from './group-file.ts';
+import type { VfioPciDevice } from './vfio-pci.ts';
+
+export interface VfioOptions {
+  /** vfio_iommu_type1's dma_entry_limit module parameter: DMA mappings per container (default 65535). */
+  dmaEntryLimit?: number;
+  /** vfio_iommu_type1's disable_hugepages: pin and map one page at a time (no runs, 4K IOMMU entries). */
+  disableHugepages?: boolean;
+}
+
+/**
+ * What the cdev path needs from iommufd (VFIO_DEVICE_BIND_IOMMUFD and the
+ * ATTACH/DETACH_IOMMUFD_PT ioctls). The iommufd front end registers it with
+ * setCdevIommufdOps(); until then a cdev can be opened but not bound, and
+ * every other ioctl on it is -EINVAL, as in Linux.
+ */
+export interface CdevIommufdOps {
+  /** VFIO_DEVICE_BIND_IOMMUFD: 0 grants the file access to the device, or -errno. */
+  bind(file: VfioDeviceFile, arg: Uint8Array | number, proc: Process): number;
+  /** ATTACH/DETACH_IOMMUFD_PT and anything else iommufd owns on the cdev. */
+  ioctl?(file: VfioDeviceFile, request: number, arg: Uint8Array | number, proc: Process): number;
+  /** The bound file is closing. */
+  unbind?(file: VfioDeviceFile): void;
+}
+
+/**
+ * The VFIO subsystem of one emulated kernel: module parameters, the
+ * /dev/vfio/vfio node, one VfioGroup per IOMMU group holding a vfio-pci
+ * device, the cdev minor numbers, host MSI data values and counters.
+ */
+export class VfioModule {
+  readonly dmaEntryLimit: number;
+  readonly disableHugepages: boolean;
+  readonly groups = new Map<IommuGroup, VfioGroup>();
+  readonly devices: VfioPciDevice[] = [];
+  cdevOps: CdevIommufdOps | undefined;
+  readonly counters: {
+    /** iommu_map() calls VFIO made: one per physically contiguous run per domain. */
+    mapCalls: Counter;
+    unmapCalls: Counter;
+    /** Pages VFIO holds pinned now. */
+    pinnedPages: Counter;
+    /** Eventfds signalled by device interrupts. */
+    irqs: Counter;
+  };
+  private nextMinor = 0;
+  private readonly msiDataUsed = new Uint8Array(0x10000);
+
+  constructor(
+    readonly host: Host,
+    opts: VfioOptions = {},
+  ) {
+    this.dmaEntryLimit = opts.dmaEntryLimit ?? VFIO_DMA_ENTRY_LIMIT_DEFAULT;
+    this.disableHugepages = opts.disableHugepages ?? false;
+    const c = host.board.counters;
+    this.counters = {
+      mapCalls: c.counter('vfio.map_calls'),
+      unmapCalls: c.counter('vfio.unmap_calls'),
+      pinnedPages: c.counter('vfio.pinned_pages'),
+      irqs: c.counter('vfio.irqs'),
+    };
+    host.vfs.register('/dev/vfio/vfio', { open: () => openContainer(this) });
+  }
+
+  allocMinor(): number {
+    return this.nextMinor++;
+  }
+
+  /**
+   * A naturally aligned block of `n` (a power of two) host MSI data values:
+   * the vectors (x86) or EventIDs (ITS) the kernel programs into a device.
+   * Values below 0x100 are left to others. Returns the base, or -1.
+   */
+  allocMsiData(n: number): number {
+    for (let base = 0x100; base + n <= this.msiDataUsed.length; base += n) {
+      let free = true;
+      for (let i = 0; i < n && free; i++) if (this.msiDataUsed[base + i] !== 0) free = false;
+      if (!free) continue;
+      this.msiDataUsed.fill(1, base, base + n);
+      return base;
+    }
+    return -1;
+  }
+
+  freeMsiData(base: number, n: number): void {
+    this.msiDataUsed.fill(0, base, base + n);
+  }
+}
+
+const modules = new WeakMap<Host, VfioModule>();
+
+/** The VFIO module of a host, loaded (with `opts`) on first use. */
+export function vfioModule(host: Host, opts?: VfioOptions): VfioModule {
+  let m = modules.get(host);
+  if (m === undefined) {
+    m = new VfioModule(host, opts);
+    modules.set(host, m);
+  }
+  return m;
+}
+
+/** Register iommufd's side of the cdev (VFIO_DEVICE_BIND_IOMMUFD). */
+export function setCdevIommufdOps(host: Host, ops: CdevIommufdOps | undefined): void {
+  vfioModule(host).cdevOps = ops;
+}

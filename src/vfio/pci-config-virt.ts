@@ -1,0 +1,317 @@
+import { EFAULT } from '../host/errno.ts';
+import type { PciFunction } from '../pci/pci-function.ts';
+import { CFG, COMMAND, STATUS } from '../pci/header.ts';
+import { MSI, MSI_FLAGS } from '../pci/caps/msi.ts';
+import { MSIX } from '../pci/caps/msix.ts';
+import { PCIE, PCIE_DEVCAP, PCIE_DEVCTL, PCIE_DEVCTL2 } from '../pci/caps/pcie-regs.ts';
+
+/** The host kernel's config accessors for one function (pci_read/write_config_*, through ECAM). */
+export interface HwConfig {
+  read(off: number, size: 1 | 2 | 4): number;
+  write(off: number, size: 1 | 2 | 4, value: number): void;
+}
+
+/** What config writes ask of vfio-pci beyond storing bits. */
+export interface ConfigHooks {
+  /** The user set Initiate FLR in the virtual Device Control (vfio_exp_config_write). */
+  flr(): void;
+  /** Memory enable written while the hardware shows it off: restore the BARs (vfio_bar_restore). */
+  barRestore(): void;
+  /** The MSI type currently enabled through SET_IRQS ('msi' keeps the hardware enable bit). */
+  msiEnabled(): boolean;
+}
+
+const ALL = 0xff;
+
+/**
+ * vfio-pci's virtualised configuration space (vfio_pci_config.c): a shadow
+ * copy (vconfig) and per-byte permission bits. For each byte, `virt` bits
+ * read from and write to the shadow, other bits go to the hardware; `write`
+ * bits may be written at all. The BARs are fully virtual (the user sees
+ * what it wrote, masked to the BAR's size, never the host's addresses), the
+ * MSI capability is virtual (the host programs the real one for SET_IRQS),
+ * MSI-X and the extended capabilities are read-only pass-through, Initiate
+ * FLR is virtual and resets the function, and bytes outside any capability
+ * read 0.
+ */
+export class VirtConfig {
+  readonly size: number;
+  readonly vconfig: Uint8Array;
+  private readonly virt: Uint8Array;
+  private readonly wr: Uint8Array;
+  private bardirty = true;
+  private pcieCap: number | undefined;
+
+  constructor(
+    private readonly fn: PciFunction,
+    private readonly hw: HwConfig,
+    private readonly hooks: ConfigHooks,
+  ) {
+    this.pcieCap = fn.caps.findStd(PCIE.CAP_ID);
+    this.size = this.pcieCap !== undefined ? fn.config.size : 256;
+    this.vconfig = new Uint8Array(this.size);
+    this.virt = new Uint8Array(this.size);
+    this.wr = new Uint8Array(this.size);
+    this.init();
+  }
+
+  private setb(off: number, virt: number, write: number, n = 1): void {
+    for (let i = 0; i < n; i++) {
+      this.virt[off + i] = (virt >>> (8 * i)) & 0xff;
+      this.wr[off + i] = (write >>> (8 * i)) & 0xff;
+    }
+  }
+
+  private fill(off: number, len: number): void {
+    for (let i = 0; i < len && off + i < this.size; i++) this.vconfig[off + i] = this.hw.read(off + i, 1);
+  }
+
+  /** vfio_config_init(): copy the header and every capability, lay out permissions. */
+  private init(): void {
+    const fn = this.fn;
+    this.fill(0, 0x40);
+    // init_pci_cap_basic_perm()
+    this.setb(CFG.VENDOR_ID, 0xffff, 0, 2);
+    this.setb(CFG.DEVICE_ID, 0xffff, 0, 2);
+    this.setb(CFG.COMMAND, COMMAND.INTX_DISABLE, 0xffff, 2);
+    this.setb(CFG.STATUS, STATUS.CAP_LIST, 0, 2);
+    this.setb(CFG.CACHE_LINE_SIZE, 0, ALL);
+    this.setb(CFG.LATENCY_TIMER, 0, ALL);
+    this.setb(CFG.BIST, 0, ALL);
+    for (let i = 0; i < 6; i++) this.setb(CFG.BAR0 + 4 * i, 0xffffffff, 0xffffffff, 4);
+    this.setb(CFG.ROM_ADDRESS, 0xffffffff, 0xffffffff, 4);
+    this.setb(CFG.CAPABILITY_LIST, ALL, 0);
+    this.setb(CFG.INTERRUPT_LINE, ALL, ALL);
+    this.setb(CFG.INTERRUPT_PIN, ALL, 0);
+    // Header bytes with no permission bits read the hardware (class, revision, subsystem IDs...).
+    const std = fn.caps.stdCaps();
+    for (let i = 0; i < std.length; i++) {
+      const c = std[i]!;
+      const len = this.capLength(c.id, c.offset, std[i + 1]?.offset);
+      this.fill(c.offset, len);
+      this.setb(c.offset + 1, ALL, 0); // next pointer: virtual, read-only
+      if (c.id === MSI.CAP_ID) this.msiPerms(c.offset);
+      else if (c.id === PCIE.CAP_ID) this.expPerms(c.offset);
+    }
+    if (this.size > 0x100) {
+      const ext = fn.caps.extCaps();
+      for (let i = 0; i < ext.length; i++) {
+        const c = ext[i]!;
+        const end = ext[i + 1]?.offset ?? this.size;
+        this.fill(c.offset, Math.max(4, Math.min(end, this.size) - c.offset));
+      }
+    }
+    this.mapped = this.mappedBytes();
+  }
+
+  /** Bytes that belong to the header or a capability; the rest read 0 and drop writes. */
+  private mapped: Uint8Array = new Uint8Array(0);
+
+  private mappedBytes(): Uint8Array {
+    const m = new Uint8Array(this.size);
+    m.fill(1, 0, 0x40);
+    const std = this.fn.caps.stdCaps();
+    for (let i = 0; i < std.length; i++) {
+      const c = std[i]!;
+      m.fill(1, c.offset, Math.min(0x100, c.offset + this.capLength(c.id, c.offset, std[i + 1]?.offset)));
+    }
+    if (this.size > 0x100) {
+      const ext = this.fn.caps.extCaps();
+      for (let i = 0; i < ext.length; i++) {
+        const end = ext[i + 1]?.offset;
+        const c = ext[i]!;
+        m.fill(1, c.offset, end !== undefined && end > c.offset ? end : this.size);
+      }
+    }
+    return m;
+  }
+
+  private capLength(id: number, off: number, next: number | undefined): number {
+    if (id === MSI.CAP_ID) {
+      const flags = this.hw.read(off + MSI.FLAGS, 2);
+      return 10 + ((flags & MSI_FLAGS.ADDR64) !== 0 ? 4 : 0) + ((flags & MSI_FLAGS.PVM) !== 0 ? 10 : 0);
+    }
+    if (id === MSIX.CAP_ID) return MSIX.SIZEOF;
+    if (id === PCIE.CAP_ID) return PCIE.SIZEOF_V2;
+    return next !== undefined && next > off ? next - off : 4;
+  }
+
+  /** init_pci_cap_msi_perm(). */
+  private msiPerms(b: number): void {
+    const flags = this.hw.read(b + MSI.FLAGS, 2);
+    this.setb(b + MSI.FLAGS, ALL, ALL);
+    this.setb(b + MSI.ADDRESS_LO, 0xffffffff, 0xffffffff, 4);
+    const is64 = (flags & MSI_FLAGS.ADDR64) !== 0;
+    if (is64) this.setb(b + MSI.ADDRESS_HI, 0xffffffff, 0xffffffff, 4);
+    this.setb(b + (is64 ? MSI.DATA_64 : MSI.DATA_32), 0xffff, 0xffff, 2);
+    if ((flags & MSI_FLAGS.PVM) !== 0) {
+      this.setb(b + (is64 ? MSI.MASK_64 : MSI.MASK_32), 0, 0xffffffff, 4);
+      this.setb(b + (is64 ? MSI.PENDING_64 : MSI.PENDING_32), 0, 0xffffffff, 4);
+    }
+  }
+
+  /** init_pci_cap_exp_perm(): Device Control writable but Phantom; FLR, MPS and MRRS virtual. */
+  private expPerms(b: number): void {
+    const phantom = 0x0200;
+    this.setb(b + PCIE.DEVCTL, PCIE_DEVCTL.FLR | PCIE_DEVCTL.MPS | PCIE_DEVCTL.MRRS, ~phantom & 0xffff, 2);
+    this.setb(b + PCIE.DEVCTL2, 0, ~PCIE_DEVCTL2.ARI & 0xffff, 2);
+  }
+
+  private static isBar(off: number): boolean {
+    return (off >= CFG.BAR0 && off < CFG.BAR0 + 24) || (off >= CFG.ROM_ADDRESS && off < CFG.ROM_ADDRESS + 4);
+  }
+
+  /**
+   * vfio_bar_fixup(): what the user sees in the BARs: what it wrote masked to
+   * each BAR's size with the type bits; 0 for a BAR the host did not assign.
+   */
+  private barFixup(): void {
+    if (!this.bardirty) return;
+    const dv = new DataView(this.vconfig.buffer);
+    for (let i = 0; i < 6; i++) {
+      const off = CFG.BAR0 + 4 * i;
+      const bar = this.fn.bars[i];
+      const lo = this.hw.read(off, 4);
+      const hi = bar?.kind === 'mem64' ? this.hw.read(off + 4, 4) : 0;
+      const start = bar === undefined ? 0 : bar.kind === 'io' ? lo & ~3 : (lo & ~0xf) + hi * 2 ** 32;
+      if (bar === undefined || start === 0) {
+        // Unassigned by the host = unimplemented to the user.
+        dv.setUint32(off, 0, true);
+        if (bar?.kind === 'mem64') {
+          dv.setUint32(off + 4, 0, true);
+          i++;
+        }
+        continue;
+      }
+      const mask = BigInt.asUintN(64, ~BigInt(bar.size - 1));
+      const flags = lo & (bar.kind === 'io' ? 0x3 : 0xf);
+      dv.setUint32(off, ((dv.getUint32(off, true) & Number(mask & 0xfffffff0n)) | flags) >>> 0, true);
+      if (bar.kind === 'mem64') {
+        dv.setUint32(off + 4, (dv.getUint32(off + 4, true) & Number(mask >> 32n)) >>> 0, true);
+        i++;
+      }
+    }
+    dv.setUint32(CFG.ROM_ADDRESS, 0, true);
+    this.bardirty = false;
+  }
+
+  /** vfio_pci_config_rw() read: -EFAULT when any byte lies beyond the config space. */
+  read(off: number, len: number): Uint8Array | number {
+    if (off < 0 || off >= this.size || off + len > this.size) return -EFAULT;
+    const out = new Uint8Array(len);
+    let pos = off;
+    while (pos < off + len) {
+      const n = chunk(pos, off + len - pos);
+      const v = this.readChunk(pos, n);
+      for (let i = 0; i < n; i++) out[pos - off + i] = (v >>> (8 * i)) & 0xff;
+      pos += n;
+    }
+    return out;
+  }
+
+  /** vfio_pci_config_rw() write: the count written or -EFAULT. */
+  write(off: number, data: Uint8Array): number {
+    if (off < 0 || off >= this.size || off + data.length > this.size) return -EFAULT;
+    let pos = off;
+    while (pos < off + data.length) {
+      const n = chunk(pos, off + data.length - pos);
+      let v = 0;
+      for (let i = 0; i < n; i++) v |= data[pos - off + i]! << (8 * i);
+      this.writeChunk(pos, n, v >>> 0);
+      pos += n;
+    }
+    return data.length;
+  }
+
+  private field(arr: Uint8Array, pos: number, n: number): number {
+    let v = 0;
+    for (let i = 0; i < n; i++) v |= arr[pos + i]! << (8 * i);
+    return v >>> 0;
+  }
+
+  private readChunk(pos: number, n: 1 | 2 | 4): number {
+    if (this.mapped[pos] === 0) return 0;
+    if (VirtConfig.isBar(pos)) this.barFixup();
+    const virt = this.field(this.virt, pos, n);
+    const shadow = this.field(this.vconfig, pos, n);
+    const full = n === 4 ? 0xffffffff : (1 << (8 * n)) - 1;
+    if (virt === full) return shadow;
+    const phys = this.hw.read(pos, n);
+    return ((phys & ~virt) | (shadow & virt)) >>> 0;
+  }
+
+  private writeChunk(pos: number, n: 1 | 2 | 4, val: number): void {
+    if (this.mapped[pos] === 0) return;
+    const hooks = this.hooks;
+    const isCommand = pos === CFG.COMMAND;
+    if (isCommand) {
+      const phys = this.hw.read(CFG.COMMAND, 2);
+      const virtCmd = this.field(this.vconfig, CFG.COMMAND, 2);
+      if ((val & COMMAND.MEMORY) !== 0 && (virtCmd & COMMAND.MEMORY) !== 0 && (phys & COMMAND.MEMORY) === 0) hooks.barRestore();
+    }
+    this.defaultWrite(pos, n, val);
+    if (isCommand) {
+      const mask = COMMAND.MEMORY | COMMAND.IO;
+      const cur = this.field(this.vconfig, CFG.COMMAND, 2);
+      this.putShadow(CFG.COMMAND, 2, (cur & ~mask) | (val & mask));
+    }
+    if (VirtConfig.isBar(pos)) this.bardirty = true;
+    const msi = this.fn.caps.findStd(MSI.CAP_ID);
+    if (msi !== undefined && pos <= msi + MSI.FLAGS && pos + n > msi + MSI.FLAGS) this.msiFlagsWritten(msi);
+    const exp = this.pcieCap;
+    if (exp !== undefined && pos <= exp + PCIE.DEVCTL + 1 && pos + n > exp + PCIE.DEVCTL) this.devctlWritten(exp);
+  }
+
+  /** vfio_default_config_write(). */
+  private defaultWrite(pos: number, n: 1 | 2 | 4, val: number): void {
+    const write = this.field(this.wr, pos, n);
+    if (write === 0) return;
+    const virt = this.field(this.virt, pos, n);
+    if ((write & virt) !== 0) {
+      const cur = this.field(this.vconfig, pos, n);
+      this.putShadow(pos, n, (cur & ~(write & virt)) | (val & write & virt));
+    }
+    const hwBits = (write & ~virt) >>> 0;
+    if (hwBits !== 0) {
+      const phys = this.hw.read(pos, n);
+      this.hw.write(pos, n, ((phys & ~hwBits) | (val & hwBits)) >>> 0);
+    }
+  }
+
+  private putShadow(pos: number, n: number, v: number): void {
+    for (let i = 0; i < n; i++) this.vconfig[pos + i] = (v >>> (8 * i)) & 0xff;
+  }
+
+  /** vfio_msi_config_write(): the enable bit reaches the hardware only while SET_IRQS has MSI on. */
+  private msiFlagsWritten(b: number): void {
+    let flags = this.field(this.vconfig, b + MSI.FLAGS, 2);
+    if (!this.hooks.msiEnabled()) flags &= ~MSI_FLAGS.ENABLE;
+    const avail = (this.hw.read(b + MSI.FLAGS, 2) & MSI_FLAGS.MMC) >>> 1;
+    if (((flags & MSI_FLAGS.MME) >>> 4) > avail) flags = (flags & ~MSI_FLAGS.MME) | (avail << 4);
+    this.putShadow(b + MSI.FLAGS, 2, flags);
+    this.hw.write(b + MSI.FLAGS, 2, flags);
+  }
+
+  /** vfio_exp_config_write(): Initiate FLR resets the function; MRRS reaches the hardware. */
+  private devctlWritten(b: number): void {
+    const ctrl = this.field(this.vconfig, b + PCIE.DEVCTL, 2);
+    if ((ctrl & PCIE_DEVCTL.FLR) !== 0) {
+      this.putShadow(b + PCIE.DEVCTL, 2, ctrl & ~PCIE_DEVCTL.FLR);
+      if ((this.hw.read(b + PCIE.DEVCAP, 4) & PCIE_DEVCAP.FLR) !== 0) this.hooks.flr();
+    }
+    // MRRS goes to the hardware, floored at the device's MPS (MPS itself stays virtual).
+    const phys = this.hw.read(b + PCIE.DEVCTL, 2);
+    const mpsCode = (phys & PCIE_DEVCTL.MPS) >>> 5;
+    const mrrsCode = Math.max((ctrl & PCIE_DEVCTL.MRRS) >>> 12, mpsCode);
+    if (((phys & PCIE_DEVCTL.MRRS) >>> 12) !== mrrsCode) {
+      this.hw.write(b + PCIE.DEVCTL, 2, ((phys & ~PCIE_DEVCTL.MRRS) | (mrrsCode << 12)) & ~PCIE_DEVCTL.FLR);
+    }
+  }
+}
+
+/** vfio_config_do_rw(): dword, word or byte accesses by alignment. */
+function chunk(pos: number, left: number): 1 | 2 | 4 {
+  if (left >= 4 && pos % 4 === 0) return 4;
+  if (left >= 2 && pos % 2 === 0) return 2;
+  return 1;
+}

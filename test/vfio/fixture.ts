@@ -1,0 +1,180 @@
+import type { Test } from 'tap';
+import { TestDmaDevice } from '../../devices/test-dma-device.ts';
+import { Board } from '../../machines/board.ts';
+import type { MachineKind } from '../../machines/layout.ts';
+import { Host } from '../../src/host/host.ts';
+import type { Process, SpawnOptions } from '../../src/host/process.ts';
+import type { IommuDomain } from '../../src/iommu-core/domain.ts';
+import type { PciFunction } from '../../src/pci/pci-function.ts';
+import type { DmaRemapper } from '../../src/pci/remapper.ts';
+import { encodeStruct, StructView } from '../../src/uapi/struct.ts';
+import {
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_GROUP_GET_DEVICE_FD,
+  VFIO_GROUP_SET_CONTAINER,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_UNMAP_DMA,
+  VFIO_SET_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+  vfio_bitmap,
+  vfio_iommu_type1_dma_map,
+  vfio_iommu_type1_dma_unmap,
+} from '../../src/uapi/vfio.ts';
+import { bindVfioPci } from '../../src/vfio/bind.ts';
+import { vfioModule, type VfioOptions } from '../../src/vfio/module.ts';
+import type { VfioPciDevice } from '../../src/vfio/vfio-pci.ts';
+import { TestDriver } from '../iommu-core/test-driver.ts';
+import { BareFunction } from '../pci/helpers.ts';
+
+export const KINDS: MachineKind[] = ['virt-smmuv3', 'q35-vtd'];
+export const PAGE = 4096;
+export const MIB2 = 2 ** 21;
+export const RW = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
+
+/**
+ * A translation agent for tests until the SMMUv3/VT-d models land: each DMA
+ * piece goes through the domain the IOMMU core has attached for the
+ * requester (and PASID), so DMA sees exactly what VFIO mapped.
+ */
+export function coreRemapper(host: Host): DmaRemapper {
+  return {
+    translate(txn, addr, out) {
+      const dev = host.iommu.probedDevices().find((d) => d.requesterId === txn.requesterId);
+      const dom = dev === undefined ? undefined : host.iommu.domainForPasid(dev, txn.pasid);
+      if (dom === undefined || dom.type === 'blocked') {
+        out.status = 'UR';
+        out.fault = 'BLOCKED';
+        return false;
+      }
+      const pa = dom.type === 'identity' ? addr : dom.iovaToPhys(addr);
+      if (pa < 0) {
+        out.status = 'UR';
+        out.fault = 'F_TRANSLATION';
+        return false;
+      }
+      out.pa = pa;
+      out.length = PAGE - (addr % PAGE);
+      return true;
+    },
+  };
+}
+
+export interface Fixture {
+  board: Board;
+  host: Host;
+  driver: TestDriver;
+  /** The DMA engine at 00:01.0 (PCIe, FLR, MSI-X) and a bare function at 00:02.0 (one 4K BAR). */
+  dma: TestDmaDevice;
+  bare: BareFunction;
+  vdma: VfioPciDevice;
+  vbare: VfioPciDevice;
+  p: Process;
+  spawn(opts?: SpawnOptions): Process;
+  groupOf(fn: PciFunction): number;
+}
+
+export function setup(opts: { kind?: MachineKind; ramBytes?: number; vfio?: VfioOptions; proc?: SpawnOptions; extra?: (board: Board) => void } = {}): Fixture {
+  const board = new Board(opts.kind ?? 'virt-smmuv3', { ramBytes: opts.ramBytes ?? 256 * 2 ** 20 });
+  const host = new Host(board);
+  const driver = new TestDriver(host);
+  host.iommu.registerDriver(driver);
+  vfioModule(host, opts.vfio);
+  const dma = new TestDmaDevice(board, 'td0');
+  board.rc.plug(dma, 1);
+  const bare = new BareFunction('bare', {}, [{ kind: 'mem32', size: 0x1000 }]);
+  board.rc.plug(bare, 2);
+  opts.extra?.(board);
+  board.enumeratePci();
+  board.rc.remapper = coreRemapper(host);
+  const vdma = bindVfioPci(host, dma) as VfioPciDevice;
+  const vbare = bindVfioPci(host, bare) as VfioPciDevice;
+  const spawn = (o?: SpawnOptions) => host.spawn({ memlockLimit: 2 ** 40, ...o });
+  return {
+    board,
+    host,
+    driver,
+    dma,
+    bare,
+    vdma,
+    vbare,
+    p: spawn(opts.proc),
+    spawn,
+    groupOf: (fn) => host.iommu.groupOf(fn)!.id,
+  };
+}
+
+export function s32(v: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setInt32(0, v, true);
+  return b;
+}
+
+export function cstr(s: string): Uint8Array {
+  return new Uint8Array([...s].map((c) => c.charCodeAt(0)).concat(0));
+}
+
+/** /dev/vfio/vfio + /dev/vfio/<group> joined, type1v2 set: [container fd, group fd]. */
+export function openTyped(p: Process, group: number, type = VFIO_TYPE1v2_IOMMU): [number, number] {
+  const c = p.open('/dev/vfio/vfio');
+  const g = p.open(`/dev/vfio/${group}`);
+  if (c < 0 || g < 0) throw new Error(`open failed ${c} ${g}`);
+  const r = p.ioctl(g, VFIO_GROUP_SET_CONTAINER, s32(c));
+  if (r < 0) throw new Error(`SET_CONTAINER ${r}`);
+  const s = p.ioctl(c, VFIO_SET_IOMMU, type);
+  if (s < 0) throw new Error(`SET_IOMMU ${s}`);
+  return [c, g];
+}
+
+export function deviceFd(p: Process, g: number, bdf: string): number {
+  return p.ioctl(g, VFIO_GROUP_GET_DEVICE_FD, cstr(bdf));
+}
+
+export function mapBytes(m: { vaddr: bigint | number; iova: bigint | number; size: bigint | number; flags?: number; argsz?: number }): Uint8Array {
+  return encodeStruct(vfio_iommu_type1_dma_map, {
+    argsz: m.argsz ?? vfio_iommu_type1_dma_map.size,
+    flags: m.flags ?? RW,
+    vaddr: BigInt(m.vaddr),
+    iova: BigInt(m.iova),
+    size: BigInt(m.size),
+  });
+}
+
+export function map(p: Process, c: number, m: { vaddr: bigint | number; iova: bigint | number; size: bigint | number; flags?: number; argsz?: number }): number {
+  return p.ioctl(c, VFIO_IOMMU_MAP_DMA, mapBytes(m));
+}
+
+/** UNMAP_DMA: [result, size field after the call]. */
+export function unmap(
+  p: Process,
+  c: number,
+  u: { iova: bigint | number; size: bigint | number; flags?: number; argsz?: number; bitmap?: { pgsize: bigint; size: bigint; data: bigint } },
+): [number, bigint] {
+  const extra = u.bitmap !== undefined ? vfio_bitmap.size : 0;
+  const bytes = new Uint8Array(vfio_iommu_type1_dma_unmap.size + extra);
+  bytes.set(encodeStruct(vfio_iommu_type1_dma_unmap, { argsz: u.argsz ?? bytes.length, flags: u.flags ?? 0, iova: BigInt(u.iova), size: BigInt(u.size) }));
+  if (u.bitmap !== undefined) bytes.set(encodeStruct(vfio_bitmap, u.bitmap), vfio_iommu_type1_dma_unmap.size);
+  const r = p.ioctl(c, VFIO_IOMMU_UNMAP_DMA, bytes);
+  return [r, new StructView(vfio_iommu_type1_dma_unmap, bytes).big('size')];
+}
+
+/** The domain a device translates through now. */
+export function domainOf(f: Fixture, fn: PciFunction): IommuDomain {
+  return f.host.iommu.domainForPasid(fn, -1)!;
+}
+
+/** Leaf entries written into a domain's page table so far (io-pgtable stats). */
+export function leafWrites(d: IommuDomain): number {
+  return d.driver.stats?.leafWrites ?? 0;
+}
+
+/** What must be true after a failed map: nothing pinned, nothing charged, nothing in the IOMMU. */
+export function assertNothingLeft(t: Pick<Test, 'equal'>, f: Fixture, iova: number, size: number): void {
+  const d = domainOf(f, f.dma);
+  let mapped = 0;
+  for (let a = iova; a < iova + size; a += PAGE) if (d.iovaToPhys(a) >= 0) mapped++;
+  t.equal(mapped, 0, 'no IOMMU entries');
+  t.equal(f.p.mm.pinnedVm, 0, 'no pins');
+  t.equal(f.p.mm.lockedVm, 0, 'no locked memory charged');
+  t.equal(f.board.counters.get('vfio.pinned_pages'), 0, 'the pinned-page counter is back to 0');
+}
