@@ -9,12 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { printTable, writeResults, type Figures } from './harness.ts';
 import { memoryFigures } from './memory.ts';
 import { smmuFigures } from './iommu.ts';
+import { vfioFigures } from './vfio.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const figures: Figures = {};
 
 Object.assign(figures, memoryFigures());
 Object.assign(figures, smmuFigures());
+Object.assign(figures, vfioFigures());
 
 const child = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(here, 'sparse-child.ts')], { encoding: 'utf8' });
 const sparse = JSON.parse(child.trim().split('\n').pop()!) as { rss: number; resident: number };
