@@ -18,17 +18,18 @@ export class PageRefs {
     return pa;
   }
 
-  get(head: number): void {
+  /** Take `count` references (a pin of `count` pages of one run takes one each). */
+  get(head: number, count = 1): void {
     const n = this.refs.get(head);
     if (n === undefined) throw new Error(`get of unreferenced page run 0x${head.toString(16)}`);
-    this.refs.set(head, n + 1);
+    this.refs.set(head, n + count);
   }
 
-  put(head: number): void {
+  put(head: number, count = 1): void {
     const n = this.refs.get(head);
-    if (n === undefined) throw new Error(`put of unreferenced page run 0x${head.toString(16)}`);
-    if (n > 1) {
-      this.refs.set(head, n - 1);
+    if (n === undefined || n < count) throw new Error(`put of unreferenced page run 0x${head.toString(16)}`);
+    if (n > count) {
+      this.refs.set(head, n - count);
       return;
     }
     this.refs.delete(head);

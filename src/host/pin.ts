@@ -23,27 +23,47 @@ export function pinUserPages(mm: Mm, va: number, count: number, write: boolean):
   if (!Number.isSafeInteger(va) || va % PAGE !== 0 || !Number.isSafeInteger(count) || count <= 0) return -EINVAL;
   const pas = new Float64Array(count);
   const heads = new Float64Array(count);
-  for (let i = 0; i < count; i++) {
+  let i = 0;
+  while (i < count) {
     const a = va + i * PAGE;
     const r = mm.faultIn(a, write);
-    const head = r < 0 ? undefined : mm.headOf(a);
-    if (head === undefined) {
-      for (let j = 0; j < i; j++) mm.pages.put(heads[j]!);
-      mm.pinnedVm -= i;
+    const v = r < 0 ? undefined : mm.findVma(a);
+    const head = v === undefined ? undefined : mm.headOf(a);
+    if (v === undefined || head === undefined) {
+      unpinRange(mm, heads, 0, i);
       return r === -ENOMEM ? -ENOMEM : -EFAULT;
     }
-    mm.pages.get(head);
-    pas[i] = mm.physOf(a);
-    heads[i] = head;
-    mm.pinnedVm++;
+    // Every 4 KiB page of the same backing run (a huge page) at once: one lookup, one refcount update.
+    const unit = Math.floor(a / v.pageSize) * v.pageSize;
+    const n = Math.min(count - i, (unit + v.pageSize - a) / PAGE);
+    mm.pages.get(head, n);
+    const first = head + (a - unit);
+    for (let k = 0; k < n; k++) {
+      pas[i + k] = first + k * PAGE;
+      heads[i + k] = head;
+    }
+    i += n;
+    mm.pinnedVm += n;
   }
   return { va, count, pas, heads };
 }
 
+/** Drop the references of pages [from, from+n), batching pages of one run. */
+function unpinRange(mm: Mm, heads: Float64Array, from: number, n: number): void {
+  let k = from;
+  while (k < from + n) {
+    const head = heads[k]!;
+    let run = 1;
+    while (k + run < from + n && heads[k + run] === head) run++;
+    mm.pages.put(head, run);
+    k += run;
+  }
+  mm.pinnedVm -= n;
+}
+
 /** unpin_user_pages() for pages [from, from+n) of a pin. */
 export function unpinUserPages(mm: Mm, pinned: PinnedPages, from = 0, n = pinned.count - from): void {
-  for (let i = from; i < from + n; i++) mm.pages.put(pinned.heads[i]!);
-  mm.pinnedVm -= n;
+  unpinRange(mm, pinned.heads, from, n);
 }
 
 /** Split pinned pages into physically contiguous runs: [first page index, page count]. */
