@@ -28,6 +28,8 @@ export class FaultInfo {
   priv = false;
   exec = false;
   at: AddressType = 'untranslated';
+  /** A page request (FRCD T1:T2 = 01), not a DMA. */
+  pageReq = false;
 }
 
 const STATUS = (FSTS_PPF | FSTS_IQE | FSTS_ICE | FSTS_ITE) >>> 0;
@@ -76,8 +78,11 @@ export class FaultRecorder {
     const page = f.addr - (f.addr % 4096);
     this.rf.set(`FRCD${i}_LO`, (page % 0x1_0000_0000) >>> 0, Math.floor(page / 0x1_0000_0000) >>> 0);
     const pp = f.pasid >= 0;
-    const w2 = (f.sid & 0xffff) | (f.priv ? 1 << 29 : 0) | (f.exec ? 1 << 30 : 0) | (pp ? 1 << 31 : 0);
-    const w3 = (f.code & 0xff) | ((pp ? f.pasid & 0xfffff : 0) << 8) | (AT_CODE[f.at] << 28) | (f.write ? 0 : 1 << 30) | FRCD_F_DWORD;
+    // T1:T2 (bits 126, 92): 00 write, 10 read, 01 page request.
+    const t2 = f.pageReq ? 1 << 28 : 0;
+    const t1 = !f.pageReq && !f.write ? 1 << 30 : 0;
+    const w2 = (f.sid & 0xffff) | t2 | (f.priv ? 1 << 29 : 0) | (f.exec ? 1 << 30 : 0) | (pp ? 1 << 31 : 0);
+    const w3 = (f.code & 0xff) | ((pp ? f.pasid & 0xfffff : 0) << 8) | (AT_CODE[f.at] << 28) | t1 | FRCD_F_DWORD;
     this.rf.set(hiName, w2 >>> 0, w3 >>> 0);
     this.index = (i + 1) % this.nfr;
     this.cRecorded.value++;

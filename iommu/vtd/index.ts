@@ -1,9 +1,11 @@
 /**
  * Intel VT-d: the hardware model (`VtdIommu`) and the layouts a driver
  * shares with it (registers, root/context/PASID entries, invalidation
- * descriptors, fault reasons). See README.md in this folder.
+ * descriptors, page request descriptors, fault reasons). See README.md in
+ * this folder.
  */
-export { VtdIommu, type VtdOptions } from './vtd.ts';
+export { VtdIommu, type VtdOptions, type AtsDownstream } from './vtd.ts';
+export { PAGE_REQ_DESC, PAGE_REQ_TYPE, PRQ_DESC_BYTES } from './prq.ts';
 export * from './regs.ts';
 export * from './root-context.ts';
 export * from './pasid-entry.ts';

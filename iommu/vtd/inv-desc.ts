@@ -29,12 +29,17 @@ export const P_IOTLB_INV_DESC = defineLayout('P_IOTLB_INV_DESC', 32, [
   ...TYPE, ['G', 5, 4], ['DID', 31, 16], ['PASID', 51, 32], ['AM', 69, 64], ['IH', 70], ['ADDR', 127, 76],
 ] as const);
 
-/** §6.5.2.5 Device-TLB Invalidate (needs ECAP.DT; part 2). S: size encoded in ADDR's low bits. */
+/**
+ * §6.5.2.5 Device-TLB Invalidate (needs ECAP.DT): an ATS invalidation of the
+ * device SID (PFSID: its physical function, for VFs), MIP its Max
+ * Invalidations Pending (0 = 32). S: the size is encoded in ADDR's low bits
+ * (see devTlbRange).
+ */
 export const DEV_TLB_INV_DESC = defineLayout('DEV_TLB_INV_DESC', 32, [
   ...TYPE, ['PFSID_LO', 15, 12], ['MIP', 20, 16], ['SID', 47, 32], ['PFSID_HI', 63, 52], ['S', 64], ['ADDR', 127, 76],
 ] as const);
 
-/** §6.5.2.6 PASID-based-Device-TLB Invalidate (needs ECAP.DT; part 2). G: all PASIDs (global). */
+/** §6.5.2.6 PASID-based-Device-TLB Invalidate (needs ECAP.DT). G: global mappings of every PASID. */
 export const P_DEV_TLB_INV_DESC = defineLayout('P_DEV_TLB_INV_DESC', 32, [
   ...TYPE, ['MIP', 8, 4], ['PFSID_LO', 15, 12], ['SID', 31, 16], ['PASID', 51, 32], ['PFSID_HI', 63, 52],
   ['G', 64], ['S', 75], ['ADDR', 127, 76],
@@ -55,8 +60,13 @@ export const INV_WAIT_DESC = defineLayout('INV_WAIT_DESC', 32, [
   ...TYPE, ['IF', 4], ['SW', 5], ['FN', 6], ['PD', 7], ['STDATA', 63, 32], ['STADDR_LO', 95, 66], ['STADDR_HI', 127, 96],
 ] as const);
 
+/** Page group response codes (RC; PCIe PRG Response Code): 0 Success, 1 Invalid Request, 0xF Response Failure. */
+export const PGRP_RC_SUCCESS = 0;
+export const PGRP_RC_INVALID = 1;
+export const PGRP_RC_FAILURE = 0xf;
+
 /**
- * Page Group Response (§7.7, page request handling; needs ECAP.PRS; part 2): response code RC
+ * Page Group Response (§7.7, page request handling; needs ECAP.PRS): response code RC
  * to requester RID for page request group PRGI (PASID if PP), private data
  * in bits 255:128 when PDP.
  */
@@ -109,4 +119,40 @@ export function waitStatusAddr(words: ArrayLike<number>): number {
 /** ADDR (bits 127:76) of an IOTLB / PASID-based IOTLB descriptor as a byte address. */
 export function descAddr(words: ArrayLike<number>): number {
   return words[3]! * 0x1_0000_0000 + ((words[2]! & 0xfffff000) >>> 0);
+}
+
+/** The ADDR field (address bits 63:12, descriptor bits 127:76) as a page number. */
+export function descAddrField(words: ArrayLike<number>): number {
+  return words[3]! * 2 ** 20 + (words[2]! >>> 12);
+}
+
+/** Bytes of "everything" in a device-TLB invalidation (every address). */
+export const DEVTLB_ALL = 2 ** 64;
+
+/**
+ * The range of a device-TLB invalidation (§6.5.2.5, PCIe ATS §10.3.1): with
+ * S = 0 the one 4 KiB page ADDR; with S = 1 the size is 4 KiB * 2^(n+1) where
+ * n is the number of ones in ADDR from bit 12 up (bit 12 = 0: 8 KiB), the
+ * address aligned down to it; ones up to bit 62 mean every address.
+ */
+export function devTlbRange(page: number, s: boolean): { addr: number; size: number } {
+  if (!s) return { addr: page * 4096, size: 4096 };
+  let ones = 0;
+  let v = page;
+  while (v % 2 === 1 && ones < 52) {
+    ones++;
+    v = (v - 1) / 2;
+  }
+  if (ones >= 51) return { addr: 0, size: DEVTLB_ALL };
+  const span = 2 ** (ones + 1);
+  return { addr: (page - (page % span)) * 4096, size: 4096 * span };
+}
+
+/** ADDR page number and S for invalidating `size` bytes (4 KiB * 2^n, or DEVTLB_ALL) at `addr` (aligned down). */
+export function devTlbAddr(addr: number, size: number): { page: number; s: 0 | 1 } {
+  if (size >= DEVTLB_ALL) return { page: 2 ** 51 - 1, s: 1 };
+  const pages = Math.max(1, size / 4096);
+  const page = Math.floor(addr / 4096);
+  if (pages <= 1) return { page, s: 0 };
+  return { page: page - (page % pages) + (pages / 2 - 1), s: 1 };
 }

@@ -98,9 +98,12 @@ export const VTD_REG_SPECS: readonly RegSpec[] = [
   { name: 'IEADDR', offset: 0x0a8, size: 4, fields: [['MA', 31, 2]] },
   { name: 'IEUADDR', offset: 0x0ac, size: 4, fields: [['MUA', 31, 0]] },
   { name: 'IQERCD', offset: 0x0b0, size: 8, access: 'ro', fields: [['IQEI', 3, 0], ['ITESID', 47, 32], ['ICESID', 63, 48]] },
-  /** §10.4.31 - §10.4.38 Page Request Queue Head / Tail / Address, Status, Event registers (ECAP.PRS = 0 in part 1) */
+  /**
+   * §10.4.31 - §10.4.38 Page Request Queue Head / Tail / Address, Status, Event registers. The
+   * unit advances PQT; software may write it too, to reset an empty queue (Linux writes 0 at init).
+   */
   { name: 'PQH', offset: 0x0c0, size: 8, fields: [['PQH', 18, 5]] },
-  { name: 'PQT', offset: 0x0c8, size: 8, access: 'ro', fields: [['PQT', 18, 5]] },
+  { name: 'PQT', offset: 0x0c8, size: 8, fields: [['PQT', 18, 5]] },
   { name: 'PQA', offset: 0x0d0, size: 8, fields: [['PQS', 2, 0], ['PQA', 63, 12]] },
   { name: 'PRS', offset: 0x0dc, size: 4, fields: [['PPR', 0, 0, 'w1c'], ['PRO', 1, 1, 'w1c']] },
   { name: 'PECTL', offset: 0x0e0, size: 4, fields: IM_IP, reset: 0x8000_0000 },
@@ -212,6 +215,9 @@ export const FSTS_PPF = regBit('FSTS', 'PPF');
 export const FSTS_IQE = regBit('FSTS', 'IQE');
 export const FSTS_ICE = regBit('FSTS', 'ICE');
 export const FSTS_ITE = regBit('FSTS', 'ITE');
+/** PRS (§10.4.34): Pending Page Request, Page Request Overflow (both RW1C). */
+export const PRS_PPR = regBit('PRS', 'PPR');
+export const PRS_PRO = regBit('PRS', 'PRO');
 export const CTL_IM = regBit('FECTL', 'IM');
 export const CTL_IP = regBit('FECTL', 'IP');
 /** FRCD high dword (offset +12): F is bit 31 there (bit 127 of the record). */
@@ -245,8 +251,9 @@ export interface VtdCaps {
   mamv: number;
   /** ECAP.PSS + 1: PASID width in bits. */
   pasidBits: number;
-  /** Part 2 features, advertised as 0 for now. */
+  /** ECAP.DT: device-TLBs (ATS translation requests, translated requests, device-TLB invalidation). */
   deviceTlb: boolean;
+  /** ECAP.PRS: the page request queue; also ECAP.PDS (page requests reach the queue at once, so drain is trivial). */
   pageRequests: boolean;
 }
 
@@ -280,18 +287,18 @@ export function vtdCapRegisters(caps: VtdCaps): { cap: [number, number]; ecap: [
   const ecap = encodeLayout(regLayout('ECAP'), {
     C: 1, // page walks are coherent
     QI: 1,
-    DT: caps.deviceTlb ? 1 : 0, // part 2: device-TLB / ATS
+    DT: caps.deviceTlb ? 1 : 0,
     PT: 1,
     SC: 1,
     IRO: IOTLB_REG_OFFSET / 16,
     NEST: 1,
-    PRS: caps.pageRequests ? 1 : 0, // part 2: page request queue
+    PRS: caps.pageRequests ? 1 : 0,
     ERS: 1,
     SRS: 1,
     EAFS: 1,
     PSS: caps.pasidBits - 1,
     PASID: 1,
-    PDS: 0, // part 2: page-request drain
+    PDS: caps.pageRequests ? 1 : 0,
     SMTS: 1,
     SLADS: 1,
     SLTS: 1,

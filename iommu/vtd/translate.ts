@@ -13,14 +13,14 @@ import type { SimContext } from '../../src/sim/context.ts';
 import type { Counter } from '../../src/trace/counters.ts';
 import type { DmaTransaction } from '../../src/pci/transaction.ts';
 import type { TranslationAnswer } from '../../src/pci/remapper.ts';
-import { ACCESS_EXEC, ACCESS_PRIV, ACCESS_READ, ACCESS_WRITE, FaultKind, PERM_UR, WalkResult, permits, type PageTableWalker } from '../pgtable/index.ts';
+import { ACCESS_EXEC, ACCESS_PRIV, ACCESS_READ, ACCESS_WRITE, FaultKind, PERM_ALL, PERM_UR, WalkResult, permits, type PageTableWalker } from '../pgtable/index.ts';
 import { PasidCache, type ContextCache, type LegacyCtx, type PasidCtx, type SmCtx } from './caches.ts';
 import { FR } from './fault-reasons.ts';
 import { FaultInfo } from './faults.ts';
 import { KIND_FS, KIND_NESTED, KIND_SS, type Iotlb, type IotlbBucket } from './iotlb.ts';
 import { PGTT_FIRST_STAGE, PGTT_NAMES, PGTT_NESTED, PGTT_PASSTHROUGH } from './pasid-entry.ts';
 import { TTM_LEGACY, TTM_SCALABLE, type VtdCaps } from './regs.ts';
-import { TT_PASSTHROUGH } from './root-context.ts';
+import { TT_DEVICE_TLB, TT_PASSTHROUGH } from './root-context.ts';
 import type { StructureLoader } from './structures.ts';
 
 /** The interrupt address range (§3.15): requests without PASID here are interrupts, not DMA. */
@@ -37,6 +37,15 @@ export class Translator {
   ttm = TTM_LEGACY;
   readonly fi = new FaultInfo();
   fpd = false;
+  /**
+   * The page behind the last successful translation (ATS completions report
+   * it): input base, size, output base, PERM_* bits and first-stage G.
+   */
+  lastBase = 0;
+  lastSize = 0;
+  lastPa = 0;
+  lastPerms = 0;
+  lastGlobal = false;
   private readonly wr = new WalkResult();
   private readonly wr2 = new WalkResult();
   private readonly hawLimit: number;
@@ -82,8 +91,11 @@ export class Translator {
       this.cc.put((c = loaded));
     }
     const ctx = c as LegacyCtx;
-    // No device-TLB (ECAP.DT = 0): translation requests and translated requests are blocked.
-    if (txn.at !== 'untranslated') return this.fail(txn, addr, FR.CTX_TT, ctx.fpd);
+    // Translation requests and translated requests need TT = 01 (device-TLB); translated ones pass as they are.
+    if (txn.at !== 'untranslated') {
+      if (ctx.tt !== TT_DEVICE_TLB) return this.fail(txn, addr, FR.CTX_TT, ctx.fpd);
+      if (txn.at === 'translated') return this.identity(addr, txn, out);
+    }
     if (ctx.tt === TT_PASSTHROUGH) {
       if (addr >= this.hawLimit) return this.fail(txn, addr, FR.ADDR_MGAW, ctx.fpd);
       return this.identity(addr, txn, out);
@@ -107,7 +119,11 @@ export class Translator {
       this.cc.put((c = loaded));
     }
     const ctx = c as SmCtx;
-    if (txn.at !== 'untranslated') return this.fail(txn, addr, FR.SM_DTE, ctx.fpd);
+    // Translation requests and translated requests need DTE; translated ones pass as they are.
+    if (txn.at !== 'untranslated') {
+      if (!ctx.dte) return this.fail(txn, addr, FR.SM_DTE, ctx.fpd);
+      if (txn.at === 'translated') return this.identity(addr, txn, out);
+    }
     const hasPasid = txn.pasid >= 0;
     let pasid: number;
     let priv: boolean;
@@ -149,6 +165,25 @@ export class Translator {
     if (inIrqRange(w.outputAddr)) return this.fail(txn, addr, FR.SM_IRQ_ADDR, fpd);
     const kind = pgtt === PGTT_FIRST_STAGE ? KIND_FS : pgtt === PGTT_NESTED ? KIND_NESTED : KIND_SS;
     return this.fill(b, addr, w.pageSize, w.outputAddr, w.perms, firstStage && !w.nonGlobal, kind, out);
+  }
+
+  /**
+   * The context entry of `sid` in the current mode, through the context-cache
+   * (page requests check it); null with `fi.code` set when it cannot be loaded.
+   */
+  context(sid: number): LegacyCtx | SmCtx | null {
+    const scalable = this.ttm === TTM_SCALABLE;
+    let c = this.cc.get(sid);
+    if (c === undefined || c.scalable !== scalable) {
+      this.cCtxMiss.value++;
+      const loaded = scalable ? this.loader.loadScalable(sid, this.rootTable) : this.loader.loadLegacy(sid, this.rootTable);
+      if (loaded === null) {
+        this.fi.code = this.loader.fault;
+        return null;
+      }
+      this.cc.put((c = loaded));
+    }
+    return c;
   }
 
   /** Walk the tables of a PASID entry; 0 with `wr` holding the (combined) translation, or a fault reason. */
@@ -265,6 +300,7 @@ export class Translator {
     }
     out.pa = pa;
     out.length = length;
+    this.setLast(e.iova, e.size, e.pa, e.perms, e.global);
     return true;
   }
 
@@ -277,13 +313,24 @@ export class Translator {
     if (irq && pa < IRQ_FIRST && pa + length > IRQ_FIRST) length = IRQ_FIRST - pa;
     out.pa = pa;
     out.length = length;
+    this.setLast(addr - off, size, paBase, perms, global);
     return true;
+  }
+
+  private setLast(base: number, size: number, pa: number, perms: number, global: boolean): void {
+    this.lastBase = base;
+    this.lastSize = size;
+    this.lastPa = pa;
+    this.lastPerms = perms;
+    this.lastGlobal = global;
   }
 
   private identity(addr: number, txn: DmaTransaction, out: TranslationAnswer): boolean {
     out.pa = addr;
     out.length = Math.max(1, txn.addr + txn.length - addr);
     if (addr < IRQ_FIRST && addr + out.length > IRQ_FIRST) out.length = IRQ_FIRST - addr;
+    const base = addr - (addr % 4096);
+    this.setLast(base, 4096, base, PERM_ALL, false);
     return true;
   }
 
@@ -298,6 +345,7 @@ export class Translator {
     f.priv = hasPasid && txn.privileged;
     f.exec = hasPasid && txn.exec;
     f.at = txn.at;
+    f.pageReq = false;
     this.fpd = fpd;
     return false;
   }

@@ -1,21 +1,30 @@
 /**
- * Intel VT-d remapping hardware unit (DMAR), part 1: DMA remapping in
- * legacy and scalable mode (first-stage, second-stage, nested,
- * pass-through), context/PASID caches and an IOTLB that change only on
- * invalidation, register-based and queued invalidation, primary fault
- * logging with the fault event interrupt. Programmed only through its MMIO
- * registers (`region`) and structures in memory (`mem`). Not yet: device-TLB
- * / ATS (ECAP.DT = 0), page requests (ECAP.PRS = 0), interrupt remapping.
+ * Intel VT-d remapping hardware unit (DMAR): DMA remapping in legacy and
+ * scalable mode (first-stage, second-stage, nested, pass-through),
+ * context/PASID caches and an IOTLB that change only on invalidation,
+ * register-based and queued invalidation, primary fault logging with the
+ * fault event interrupt, device-TLBs (ATS translation requests, translated
+ * requests, device-TLB invalidation with completion tracking and time-out)
+ * and the page request queue with page group responses. Programmed only
+ * through its MMIO registers (`region`) and structures in memory (`mem`);
+ * ATS/PRI messages come from the root complex (AtsTranslationAgent) and go
+ * back through `downstream`. Not modelled: interrupt remapping.
  */
 import type { InjectionPoint } from '../../src/fault/injector.ts';
 import { RegisterFile } from '../../src/hw/register-file.ts';
 import { MemoryRegion } from '../../src/memory/memory-region.ts';
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
+import type {
+  AtsInvalidationRequest, AtsTranslationAgent, AtsTranslationCompletion, AtsTranslationRequest, PageRequestMessage, PrgResponse,
+  PrgResponseCode,
+} from '../../src/pci/ats-messages.ts';
 import type { DmaRemapper, TranslationAnswer } from '../../src/pci/remapper.ts';
 import type { DmaTransaction } from '../../src/pci/transaction.ts';
 import type { SimContext } from '../../src/sim/context.ts';
 import type { Counter } from '../../src/trace/counters.ts';
+import { AtsResponder } from './ats.ts';
 import { ContextCache, PasidCache } from './caches.ts';
+import { DevTlbInvalidator } from './devtlb.ts';
 import { faultName } from './fault-reasons.ts';
 import { FaultRecorder } from './faults.ts';
 import { EventInterrupt, type EventKind } from './interrupts.ts';
@@ -23,10 +32,11 @@ import { InvQueue } from './inv-queue.ts';
 import { Invalidator, contextCommand, iotlbCommand } from './invalidate.ts';
 import { Iotlb } from './iotlb.ts';
 import {
-  FSTS_IQE, GCMD_QIE, GCMD_SRTP, GCMD_TE, GSTS_QIES, GSTS_RTPS, GSTS_TES, MAX_FAULT_RECORDS, TTM_LEGACY, TTM_SCALABLE,
+  FSTS_IQE, FSTS_ITE, GCMD_QIE, GCMD_SRTP, GCMD_TE, GSTS_QIES, GSTS_RTPS, GSTS_TES, MAX_FAULT_RECORDS, TTM_LEGACY, TTM_SCALABLE,
   VTD_MMIO_SIZE, vtdRegisterDefs, type VtdCaps,
 } from './regs.ts';
 import { StructureLoader } from './structures.ts';
+import { PageRequestQueue } from './prq.ts';
 import { IRQ_END, IRQ_FIRST, Translator } from './translate.ts';
 import { WalkMem } from './walk-mem.ts';
 
@@ -43,9 +53,26 @@ export interface VtdOptions {
   iotlbEntries?: number;
   /** PASID width in bits, 1..20 (default 20). */
   pasidBits?: number;
+  /** Device-TLB support, ECAP.DT (default true). */
+  deviceTlb?: boolean;
+  /** Page request queue, ECAP.PRS and PDS (default true). */
+  pageRequests?: boolean;
+  /** Virtual ns a device has to complete a device-TLB invalidation before ITE (default 1 ms). */
+  atsInvalidationTimeoutNs?: number;
+  /**
+   * Where ATS invalidation requests and PRG responses go (the root complex).
+   * Default: `ctx.rc` when the context is a Board.
+   */
+  downstream?: AtsDownstream;
 }
 
-export class VtdIommu implements DmaRemapper {
+/** The downstream half of the ATS/PRI protocol (RootComplex). */
+export interface AtsDownstream {
+  sendAtsInvalidation(requesterId: number, req: AtsInvalidationRequest): boolean;
+  sendPrgResponse(requesterId: number, resp: PrgResponse): boolean;
+}
+
+export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
   readonly name: string;
   readonly caps: VtdCaps;
   readonly rf: RegisterFile;
@@ -59,8 +86,14 @@ export class VtdIommu implements DmaRemapper {
   readonly invEvent: EventInterrupt;
   readonly prqEvent: EventInterrupt;
   readonly faultRecorder: FaultRecorder;
+  readonly devtlb: DevTlbInvalidator;
+  readonly downstream: AtsDownstream | undefined;
   private readonly queue: InvQueue;
   private readonly xlate: Translator;
+  private readonly ats: AtsResponder;
+  private readonly prq: PageRequestQueue;
+  private readonly prgPoint: InjectionPoint;
+  private readonly cPrgResponses: Counter;
   private te = false;
   private qie = false;
   private readonly msiPoint: InjectionPoint;
@@ -81,9 +114,11 @@ export class VtdIommu implements DmaRemapper {
       nfr: clampInt(options.faultRecords ?? 8, 1, MAX_FAULT_RECORDS),
       mamv: 18,
       pasidBits: clampInt(options.pasidBits ?? 20, 1, 20),
-      deviceTlb: false,
-      pageRequests: false,
+      deviceTlb: options.deviceTlb ?? true,
+      pageRequests: options.pageRequests ?? true,
     };
+    const rc = (ctx as { rc?: Partial<AtsDownstream> }).rc;
+    this.downstream = options.downstream ?? (typeof rc?.sendAtsInvalidation === 'function' ? (rc as AtsDownstream) : undefined);
     const c = ctx.counters;
     this.rf = new RegisterFile(name, VTD_MMIO_SIZE, vtdRegisterDefs(this.caps));
     this.region = MemoryRegion.mmio(name, VTD_MMIO_SIZE, this.rf.ops, { minAccess: 4, maxAccess: 8 });
@@ -102,7 +137,29 @@ export class VtdIommu implements DmaRemapper {
     const walkMem = new WalkMem(mem, ctx.faults.point('vtd.walk_read'));
     const loader = new StructureLoader(mem, walkMem, this.caps, ctx, name);
     this.xlate = new Translator(this.caps, ctx, name, loader, this.contextCache, this.pasidCache, this.iotlb);
+    const timeout = options.atsInvalidationTimeoutNs ?? 1_000_000;
+    this.devtlb = new DevTlbInvalidator({
+      ctx, name,
+      port: () => this.downstream,
+      timedOut: (sid) => this.queue.devTlbTimeout(sid),
+      unexpectedCompletion: (sid) => this.queue.unexpectedCompletion(sid),
+      idle: () => this.queue.devTlbIdle(),
+    }, Number.isFinite(timeout) && timeout > 0 ? timeout : 1_000_000);
     this.queue = new InvQueue(this);
+    const self = this;
+    this.ats = new AtsResponder({
+      ctx, name,
+      get translationEnabled() { return self.te; },
+      recordFault: (out) => this.fault(out),
+    }, this.xlate);
+    this.prq = new PageRequestQueue({
+      ctx, name, rf: this.rf, mem, prqEvent: this.prqEvent, faultRecorder: this.faultRecorder,
+      get translationEnabled() { return self.te; },
+      get ttm() { return self.xlate.ttm; },
+      autoRespond: (rid, pasid, prg, code) => this.prgResponse(rid, pasid, prg, code, true),
+    }, this.xlate, 2 ** this.caps.pasidBits);
+    this.prgPoint = ctx.faults.point('vtd.prg_response');
+    this.cPrgResponses = c.counter(`${name}.prg.responses`);
     this.msiPoint = ctx.faults.point('vtd.msi');
     this.cTranslations = c.counter(`${name}.translations`);
     this.cFaults = c.counter(`${name}.faults`);
@@ -138,12 +195,8 @@ export class VtdIommu implements DmaRemapper {
   translate(txn: DmaTransaction, addr: number, out: TranslationAnswer): boolean {
     this.cTranslations.value++;
     if (!this.te) {
-      // No device-TLB support (ECAP.DT = 0): translation requests are not understood.
-      if (txn.at === 'translation-request') {
-        out.status = 'UR';
-        out.fault = 'UNSUPPORTED_REQUEST';
-        return false;
-      }
+      // A translation request is not a memory access: it comes through atsTranslate.
+      if (txn.at === 'translation-request') return unsupported(out);
       out.pa = addr;
       out.length = Math.max(1, txn.addr + txn.length - addr);
       return true;
@@ -154,12 +207,45 @@ export class VtdIommu implements DmaRemapper {
       return true;
     }
     if (this.xlate.translate(txn, addr, out)) {
+      if (txn.at === 'translation-request') return unsupported(out);
       if (this.ctx.tracer.wants('vtd.translate')) {
         this.ctx.tracer.trace('vtd.translate', this.name, { sid: txn.requesterId, pasid: txn.pasid, addr, pa: out.pa, length: out.length, write: txn.write });
       }
       return true;
     }
     return this.fault(out);
+  }
+
+  // --- AtsTranslationAgent: ATS and PRI messages from the root complex ----------
+
+  /** A Translation Request from a device-TLB (ats.ts). */
+  atsTranslate(req: AtsTranslationRequest): AtsTranslationCompletion {
+    if (!this.caps.deviceTlb) return { status: 'UR', entries: [] };
+    return this.ats.translate(req);
+  }
+
+  /** A Page Request Message (prq.ts); dropped by a unit without ECAP.PRS. */
+  pageRequest(msg: PageRequestMessage): void {
+    if (this.caps.pageRequests) this.prq.receive(msg);
+  }
+
+  /** An Invalidation Completion Message (devtlb.ts). */
+  atsInvalidationCompleted(requesterId: number, itagVector: number, completionCount: number): void {
+    this.devtlb.completed(requesterId, itagVector, completionCount);
+  }
+
+  /** A PRG Response downstream: from a page group response descriptor, or the unit's own (`auto`). */
+  prgResponse(rid: number, pasid: number, prgIndex: number, code: PrgResponseCode, auto = false): void {
+    const p = this.prgPoint;
+    const a = p.check(p.armed ? { rid, pasid, prgIndex, code } : undefined);
+    if (a !== undefined && (a.kind === 'fail' || a.kind === 'drop')) return;
+    const send = () => {
+      this.cPrgResponses.value++;
+      if (this.ctx.tracer.wants('vtd.prg.response')) this.ctx.tracer.trace('vtd.prg.response', this.name, { rid, pasid, prgi: prgIndex, code, auto });
+      this.downstream?.sendPrgResponse(rid, { pasid, prgIndex, code, privileged: false, exec: false });
+    };
+    if (a?.kind === 'delay') this.ctx.scheduler.schedule(a.ns, send, `${this.name}.prg-response`);
+    else send();
   }
 
   /** Abort the request: record the fault unless a Fault Processing Disable bit applies. */
@@ -186,8 +272,9 @@ export class VtdIommu implements DmaRemapper {
     rf.onWrite('IOTLB', () => iotlbCommand(rf, this.inv, this.qie, this.caps));
     rf.onWrite('FSTS', (_reg, oldLo) => {
       this.faultRecorder.fstsWritten();
-      // Clearing IQE lets the unit fetch again from IQH (software has repaired or replaced the descriptor).
-      if ((oldLo & FSTS_IQE) !== 0 && (rf.get('FSTS') & FSTS_IQE) === 0) this.queue.process();
+      // Clearing IQE (software repaired or replaced the descriptor) or ITE lets the unit fetch again from IQH.
+      const stop = FSTS_IQE | FSTS_ITE;
+      if ((oldLo & stop) !== 0 && (rf.get('FSTS') & stop) === 0) this.queue.process();
     });
     rf.onWrite('FECTL', () => this.faultEvent.controlWritten());
     rf.onWrite('IECTL', () => this.invEvent.controlWritten());
@@ -235,7 +322,10 @@ export class VtdIommu implements DmaRemapper {
     if (qie !== this.qie) {
       this.qie = qie;
       sts = qie ? sts | GSTS_QIES : sts & ~GSTS_QIES;
-      if (!qie) rf.set('IQH', 0, 0);
+      if (!qie) {
+        rf.set('IQH', 0, 0);
+        this.queue.reset();
+      }
       this.status('QIES', qie);
     }
     rf.set('GSTS', sts >>> 0);
@@ -271,6 +361,12 @@ export class VtdIommu implements DmaRemapper {
   private traceIrq(kind: EventKind, addr: number, data: number, delivered: boolean): void {
     if (this.ctx.tracer.wants('vtd.irq')) this.ctx.tracer.trace('vtd.irq', this.name, { kind, addr, data, delivered });
   }
+}
+
+function unsupported(out: TranslationAnswer): false {
+  out.status = 'UR';
+  out.fault = 'UNSUPPORTED_REQUEST';
+  return false;
 }
 
 function clampInt(v: number, lo: number, hi: number): number {

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { IOMMU_READ, IOMMU_WRITE } from '../../../iommu/pgtable/index.ts';
 import { CONTEXT_ENTRY, FSTS_PPF, GCMD_TE, ROOT_ENTRY, TT_PASSTHROUGH } from '../../../iommu/vtd/index.ts';
+import type { VtdOptions } from '../../../iommu/vtd/vtd.ts';
 import { Fx, PAGE, R } from './helpers.ts';
 
 const IOVA = 0x40_0000;
@@ -8,8 +9,8 @@ const PA = 0x2000_0000;
 const RW = IOMMU_READ | IOMMU_WRITE;
 
 /** Legacy mode, device context TT=00 AW=2 (4-level) DID 5 over a second-stage table mapping IOVA → PA. */
-function setup(ctx: Record<string, number> = {}, prot = RW) {
-  const fx = new Fx();
+function setup(ctx: Record<string, number> = {}, prot = RW, opts: VtdOptions = {}) {
+  const fx = new Fx(opts);
   const ss = fx.ss();
   if (ss.map(IOVA, PA, PAGE, prot) !== 0) throw new Error('map');
   const ctxAt = fx.legacy({ TT: 0, AW: 2, DID: 5, SLPTPTR: ss.root / PAGE, ...ctx });
@@ -80,7 +81,7 @@ t.test('reserved bits in a present root or context entry fault 0xA / 0xB', async
 
 t.test('a context entry with an unsupported AW, TT = 11 or TT = 01 without device-TLB support is invalid (0x3)', async (t) => {
   for (const ctx of [{ AW: 4 }, { AW: 0 }, { TT: 3 }, { TT: 1 }] as Record<string, number>[]) {
-    const { fx } = setup(ctx);
+    const { fx } = setup(ctx, RW, { deviceTlb: false });
     t.equal(fx.fault(fx.read(IOVA)), 'DMAR_CONTEXT_INVALID', JSON.stringify(ctx));
     t.equal(fx.frcd(0).FR, 0x3);
   }

@@ -38,14 +38,16 @@ t.test('CAP advertises what the model implements, and FRO/NFR locate the fault r
   t.equal(fx.r32(R.VER!), 0x30);
 });
 
-t.test('ECAP advertises scalable mode, both stages, nesting, PASID and QI; device-TLB and PRS wait for part 2', async (t) => {
+t.test('ECAP advertises scalable mode, both stages, nesting, PASID, QI, device-TLBs and page requests', async (t) => {
   const e = ecap(new Fx());
-  for (const f of ['SMTS', 'FLTS', 'SLTS', 'NEST', 'PASID', 'QI', 'PT', 'SC', 'C', 'SMPWCS', 'SRS', 'ERS', 'EAFS', 'SLADS', 'RPS']) {
+  for (const f of ['SMTS', 'FLTS', 'SLTS', 'NEST', 'PASID', 'QI', 'PT', 'SC', 'C', 'SMPWCS', 'SRS', 'ERS', 'EAFS', 'SLADS', 'RPS', 'DT', 'PRS', 'PDS']) {
     t.equal(e[f], 1, f);
   }
   t.equal(e.PSS + 1, 20, '20-bit PASIDs');
   t.equal(e.IRO * 16, IOTLB_REG_OFFSET);
-  for (const f of ['DT', 'PRS', 'PDS', 'IR', 'EIM', 'DIT', 'NWFS', 'VCS', 'ADMS']) t.equal(e[f], 0, `${f} = 0`);
+  for (const f of ['IR', 'EIM', 'DIT', 'NWFS', 'VCS', 'ADMS']) t.equal(e[f], 0, `${f} = 0`);
+  const off = ecap(new Fx({ deviceTlb: false, pageRequests: false }));
+  t.same([off.DT, off.PRS, off.PDS], [0, 0, 0], 'device-TLB and page requests can be left out');
   t.equal(ecap(new Fx({ pasidBits: 16 })).PSS + 1, 16);
   t.equal(cap(new Fx({ fiveLevel: false })).SAGAW, 0b00110);
 });

@@ -42,6 +42,50 @@ t.test('the model never throws and always terminates on garbage tables, register
   t.pass('no exception');
 });
 
+t.test('ATS and PRI traffic on garbage tables and queues never throws; every scheduled event ends', async (t) => {
+  const word = fc.integer({ min: 0, max: 0xffff_ffff });
+  const sid = fc.integer({ min: 0, max: 0xffff });
+  fc.assert(
+    fc.property(
+      fc.array(word, { minLength: 64, maxLength: 64 }),
+      fc.array(
+        fc.oneof(
+          fc.record({ k: fc.constant('treq' as const), sid, addr: fc.integer({ min: 0, max: 2 ** 48 }), pasid: fc.integer({ min: -1, max: 2 ** 20 - 1 }), len: fc.integer({ min: 0, max: 2 ** 22 }), nw: fc.boolean() }),
+          fc.record({ k: fc.constant('preq' as const), sid, addr: fc.integer({ min: 0, max: 2 ** 48 }), pasid: fc.integer({ min: -1, max: 2 ** 20 - 1 }), last: fc.boolean(), prg: fc.integer({ min: 0, max: 511 }) }),
+          fc.record({ k: fc.constant('done' as const), sid, tags: word, cc: fc.integer({ min: 0, max: 9 }) }),
+        ),
+        { maxLength: 24 },
+      ),
+      (junk, msgs) => {
+        const fx = new Fx({ faultRecords: 2, iotlbEntries: 4, atsInvalidationTimeoutNs: 1000 });
+        const pages = [fx.page(), fx.page(), fx.page(), fx.page()];
+        for (const p of pages) for (let i = 0; i < PAGE / 4; i++) fx.mem.write32(p + 4 * i, junk[i % 64]!);
+        fx.w64(R.PQA!, pages[3]!);
+        fx.w32(R.PECTL!, 0);
+        fx.setRoot(pages[0]!, 1);
+        fx.enable();
+        fx.queue(true);
+        // Junk descriptors with device-TLB (3, 8), page group response (9) and wait (5) types.
+        const types = [3, 8, 9, 5, 3, 8, 5, 9];
+        fx.submit(...types.map((ty, k) => Uint32Array.from(junk.slice(k * 8, k * 8 + 8), (v, i) => (i === 0 ? (v & ~0xe0f) | ty : v))));
+        for (const m of msgs) {
+          if (m.k === 'treq') {
+            const c = fx.vtd.atsTranslate({ requesterId: m.sid, pasid: m.pasid, privileged: false, exec: false, addr: m.addr, length: m.len, noWrite: m.nw });
+            if (c.status === 'SC' && c.entries.some((e) => e.size < PAGE || e.untranslatedAddr % e.size !== 0)) return false;
+          } else if (m.k === 'preq') {
+            fx.vtd.pageRequest({ requesterId: m.sid, pasid: m.pasid, privileged: false, exec: false, addr: m.addr - (m.addr % PAGE), read: true, write: false, last: m.last, prgIndex: m.prg });
+          } else {
+            fx.vtd.atsInvalidationCompleted(m.sid, m.tags, m.cc);
+          }
+        }
+        return fx.board.scheduler.run(10_000) < 10_000;
+      },
+    ),
+    { numRuns: 100, seed: 11 },
+  );
+  t.pass('no exception');
+});
+
 t.test('hot path: IOTLB hits neither walk nor refetch structures, and are fast', async (t) => {
   const fx = new Fx();
   const fs = fx.fs();

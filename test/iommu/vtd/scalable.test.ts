@@ -6,14 +6,15 @@ import { CFG, COMMAND } from '../../../src/pci/header.ts';
 import { Fx, PAGE, R } from './helpers.ts';
 import { newTranslationAnswer } from '../../../src/pci/remapper.ts';
 import type { DmaTransaction } from '../../../src/pci/transaction.ts';
+import type { VtdOptions } from '../../../iommu/vtd/vtd.ts';
 
 const IOVA = 0x40_0000;
 const PA = 0x2000_0000;
 const RW = IOMMU_READ | IOMMU_WRITE;
 
 /** Scalable mode with one PASID entry (`pasid`, default 0 = RID_PASID) holding `pe`. */
-function sm(pe: Record<string, number>, ctx: Record<string, number> = {}, pasid = 0) {
-  const fx = new Fx();
+function sm(pe: Record<string, number>, ctx: Record<string, number> = {}, pasid = 0, opts: VtdOptions = {}) {
+  const fx = new Fx(opts);
   const { dir, ctxAt } = fx.scalable(ctx);
   const peAt = fx.pasid(dir, pasid, pe);
   fx.enable();
@@ -132,7 +133,7 @@ t.test('PASIDE clear blocks requests with PASID (0x45); a PASID beyond PDTS faul
   t.equal(value(narrow, narrow.read(IOVA, 4, { pasid: 256 })), 'DMAR_SM_CONTEXT_PASID_TOO_LARGE', 'beyond ECAP.PSS');
 });
 
-t.test('without device-TLB support, translation requests and translated requests fault (0x44; 0xD in legacy mode)', async (t) => {
+t.test('without DTE, translation requests and translated requests fault (0x44; 0xD in legacy mode without TT = 01)', async (t) => {
   const { fx } = sm({ PGTT: PGTT_PASSTHROUGH, DID: 1 });
   const out = newTranslationAnswer();
   const txn = (at: DmaTransaction['at']): DmaTransaction => ({ requesterId: fx.sid, pasid: -1, privileged: false, exec: false, at, addr: IOVA, length: 4, write: false });
@@ -153,7 +154,7 @@ t.test('without device-TLB support, translation requests and translated requests
 
 t.test('a scalable-mode context entry with DTE or PRE set is reserved without device-TLB / page-request support (0x42)', async (t) => {
   for (const ctx of [{ DTE: 1 }, { PRE: 1 }] as Record<string, number>[]) {
-    const { fx } = sm({ PGTT: PGTT_PASSTHROUGH, DID: 1 }, ctx);
+    const { fx } = sm({ PGTT: PGTT_PASSTHROUGH, DID: 1 }, ctx, 0, { deviceTlb: false, pageRequests: false });
     t.equal(value(fx, fx.read(IOVA)), 'DMAR_SM_CONTEXT_RESERVED');
   }
 });

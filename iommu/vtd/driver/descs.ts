@@ -1,0 +1,64 @@
+/**
+ * Invalidation-queue descriptors as the driver builds them (VT-d spec
+ * §6.5.2, layouts in ../inv-desc.ts; the field choices follow Linux
+ * intel/dmar.c qi_flush_* helpers). All are 256-bit (scalable mode).
+ */
+import { encodeLayout, type Layout } from '../../../src/hw/layout.ts';
+import {
+  CC_INV_DESC, DESC_CC, DESC_DEV_TLB, DESC_INV_WAIT, DESC_IOTLB, DESC_PC, DESC_PGRP_RESP, DESC_P_DEV_TLB, DESC_P_IOTLB,
+  DEV_TLB_INV_DESC, INV_WAIT_DESC, IOTLB_INV_DESC, PC_INV_DESC, PGRP_RESP_DESC, P_DEV_TLB_INV_DESC, P_IOTLB_INV_DESC, devTlbAddr,
+} from '../inv-desc.ts';
+
+function desc(layout: Layout, type: number, fields: Record<string, number>): Uint32Array {
+  return encodeLayout(layout, { TYPE_LO: type & 0xf, TYPE_HI: type >> 4, ...fields });
+}
+
+/** Granularities (the G field). */
+const G_GLOBAL = 1;
+const G_DOMAIN = 2;
+const G_PAGE = 3;
+
+export const qd = {
+  contextGlobal: () => desc(CC_INV_DESC, DESC_CC, { G: G_GLOBAL }),
+  contextDevice: (did: number, sid: number) => desc(CC_INV_DESC, DESC_CC, { G: 3, DID: did, SID: sid }),
+  pasidGlobal: () => desc(PC_INV_DESC, DESC_PC, { G: 3 }),
+  pasidDomain: (did: number) => desc(PC_INV_DESC, DESC_PC, { G: 0, DID: did }),
+  pasidSelective: (did: number, pasid: number) => desc(PC_INV_DESC, DESC_PC, { G: 1, DID: did, PASID: pasid }),
+  iotlbGlobal: () => desc(IOTLB_INV_DESC, DESC_IOTLB, { G: G_GLOBAL, DR: 1, DW: 1 }),
+  iotlbDomain: (did: number) => desc(IOTLB_INV_DESC, DESC_IOTLB, { G: G_DOMAIN, DID: did, DR: 1, DW: 1 }),
+  /** 2^am pages at `addr` (aligned to the range); IH: only leaves changed. */
+  iotlbPages: (did: number, addr: number, am: number, ih: boolean) =>
+    desc(IOTLB_INV_DESC, DESC_IOTLB, { G: G_PAGE, DID: did, DR: 1, DW: 1, ADDR: addr / 4096, AM: am, IH: ih ? 1 : 0 }),
+  piotlbPasid: (did: number, pasid: number) => desc(P_IOTLB_INV_DESC, DESC_P_IOTLB, { G: G_DOMAIN, DID: did, PASID: pasid }),
+  piotlbPages: (did: number, pasid: number, addr: number, am: number, ih: boolean) =>
+    desc(P_IOTLB_INV_DESC, DESC_P_IOTLB, { G: G_PAGE, DID: did, PASID: pasid, ADDR: addr / 4096, AM: am, IH: ih ? 1 : 0 }),
+  /** Device-TLB of `sid` (no PASID): `size` bytes at `addr` (4 KiB * 2^n, or DEVTLB_ALL). qdep: ATS queue depth (32 encodes as 0). */
+  devTlb: (sid: number, qdep: number, addr: number, size: number) => {
+    const a = devTlbAddr(addr, size);
+    return desc(DEV_TLB_INV_DESC, DESC_DEV_TLB, { SID: sid, MIP: qdep & 0x1f, S: a.s, ADDR: a.page });
+  },
+  pasidDevTlb: (sid: number, qdep: number, pasid: number, addr: number, size: number) => {
+    const a = devTlbAddr(addr, size);
+    return desc(P_DEV_TLB_INV_DESC, DESC_P_DEV_TLB, { SID: sid, MIP: qdep & 0x1f, PASID: pasid, S: a.s, ADDR: a.page });
+  },
+  pageGroupResponse: (rid: number, pasid: number, prgi: number, lpig: boolean, rc: number) =>
+    desc(PGRP_RESP_DESC, DESC_PGRP_RESP, { RID: rid, PP: pasid >= 0 ? 1 : 0, PASID: Math.max(0, pasid), PRGI: prgi, LPIG: lpig ? 1 : 0, RC: rc }),
+  /** Status write of `data` to the dword at `addr`. */
+  wait: (data: number, addr: number) =>
+    desc(INV_WAIT_DESC, DESC_INV_WAIT, { SW: 1, STDATA: data, STADDR_LO: (addr % 2 ** 32) / 4, STADDR_HI: Math.floor(addr / 2 ** 32) }),
+  /** A wait that does nothing (replaces a refused descriptor after IQE). */
+  nop: () => desc(INV_WAIT_DESC, DESC_INV_WAIT, {}),
+} as const;
+
+/**
+ * The smallest size-aligned power-of-two run of pages covering
+ * [start, end): its first address and AM (log2 pages) (Linux
+ * calculate_psi_aligned_address).
+ */
+export function psiRange(start: number, end: number): { addr: number; am: number } {
+  const first = Math.floor(start / 4096);
+  const last = Math.max(first, Math.ceil(end / 4096) - 1);
+  let am = 0;
+  while (Math.floor(first / 2 ** am) !== Math.floor(last / 2 ** am)) am++;
+  return { addr: (first - (first % 2 ** am)) * 4096, am };
+}

@@ -1,0 +1,211 @@
+/**
+ * The driver's domains, each described to the hardware by the scalable-mode
+ * PASID-table entry it installs (VT-d spec §9.6; Linux intel/pasid.c
+ * intel_pasid_setup_{first_level,second_level,pass_through}):
+ *
+ * - first-stage paging (PGTT 001b): an IA-32e 4-level table of its own under
+ *   a domain ID; what current Linux uses for DMA domains when the unit has
+ *   first-stage translation (ECAP.FLTS). User-mode leaves (U/S = 1, as Linux
+ *   sets DMA_FL_PTE_US), SRE = 0.
+ * - second-stage paging (PGTT 010b): the nesting parent (IOMMU_HWPT_ALLOC_NEST_PARENT).
+ * - SVA (PGTT 001b over the process's IA-32e table `mm.pgtable.root`).
+ * - identity (PGTT 100b, pass-through, domain ID 1 like Linux's FLPT_DEFAULT_DID).
+ * - blocked: no PASID entry (requests fault: not present).
+ */
+import { EINVAL } from '../../../src/host/errno.ts';
+import { encodeLayout } from '../../../src/hw/layout.ts';
+import type { Mm } from '../../../src/host/mm.ts';
+import { IoPgtableDomain } from '../../../src/iommu-core/io-pgtable-domain.ts';
+import type { DomainGeometry, DomainType, DriverDomain } from '../../../src/iommu-core/types.ts';
+import type { PciFunction } from '../../../src/pci/pci-function.ts';
+import type { IotlbGather, PageTableBuilder } from '../../pgtable/types.ts';
+import type { VtdSsBuilder } from '../../pgtable/vtd-ss-builder.ts';
+import { PASID_ENTRY, PGTT_FIRST_STAGE, PGTT_PASSTHROUGH, PGTT_SECOND_STAGE } from '../pasid-entry.ts';
+
+/** Domain ID of pass-through entries (Linux FLPT_DEFAULT_DID). */
+export const IDENTITY_DID = 1;
+
+/** How a domain translates, for invalidation: 'fs' entries are PASID-tagged (p-IOTLB), 'ss' domain-tagged. */
+export type VtdKind = 'fs' | 'ss' | 'pt' | 'blocked';
+
+/** What the domains need from the driver. */
+export interface VtdDomainOps {
+  /** Page-walk snooping (ECAP.SMPWCS): PWSNP in every entry. */
+  readonly pwsnp: boolean;
+  attach(dev: PciFunction, pasid: number, domain: VtdDomain): number;
+  detach(dev: PciFunction, pasid: number): void;
+  /** Invalidate [start, end) of a domain everywhere it is attached, and wait. */
+  flushRange(domain: VtdDomain, start: number, end: number, leafOnly: boolean): void;
+  flushAll(domain: VtdDomain): void;
+  releaseDid(did: number): void;
+}
+
+export interface VtdDomain extends DriverDomain {
+  readonly kind: VtdKind;
+  readonly did: number;
+  /** The PASID-table entry this domain installs (undefined: none, blocked). */
+  pasidEntry(): Uint32Array | undefined;
+  /** Where it is attached: `${sid}:${pasid}` -> (device, pasid). */
+  readonly users: Map<string, { dev: PciFunction; pasid: number }>;
+}
+
+function firstStageEntry(root: number, did: number, pwsnp: boolean): Uint32Array {
+  return encodeLayout(PASID_ENTRY, { P: 1, PGTT: PGTT_FIRST_STAGE, FSPTPTR: root / 4096, FLPM: 0, DID: did, PWSNP: pwsnp ? 1 : 0 });
+}
+
+/** A first-stage paging domain (IA-32e table, 47-bit canonical lower half). */
+export class FsDomain extends IoPgtableDomain implements VtdDomain {
+  readonly kind = 'fs' as const;
+  readonly users = new Map<string, { dev: PciFunction; pasid: number }>();
+
+  constructor(
+    private readonly ops: VtdDomainOps,
+    readonly builder: PageTableBuilder,
+    readonly did: number,
+  ) {
+    super(builder, 47);
+  }
+
+  pasidEntry(): Uint32Array {
+    return firstStageEntry(this.builder.root, this.did, this.ops.pwsnp);
+  }
+
+  attachDev(dev: PciFunction): number {
+    return this.ops.attach(dev, 0, this);
+  }
+
+  setDevPasid(dev: PciFunction, pasid: number): number {
+    return this.ops.attach(dev, pasid, this);
+  }
+
+  protected flushGather(g: IotlbGather): void {
+    if (g.end > g.start) this.ops.flushRange(this, g.start, g.end, !g.tablesRemoved);
+  }
+
+  flushIotlbAll(): void {
+    this.ops.flushAll(this);
+  }
+
+  override free(): void {
+    this.ops.releaseDid(this.did);
+    super.free();
+  }
+}
+
+/** A second-stage paging domain (VT-d second-stage table, 48-bit): the nesting parent. */
+export class SsDomain extends IoPgtableDomain implements VtdDomain {
+  readonly kind = 'ss' as const;
+  readonly users = new Map<string, { dev: PciFunction; pasid: number }>();
+
+  constructor(
+    private readonly ops: VtdDomainOps,
+    readonly builder: VtdSsBuilder,
+    readonly did: number,
+  ) {
+    super(builder, 48);
+  }
+
+  pasidEntry(): Uint32Array {
+    return encodeLayout(PASID_ENTRY, {
+      P: 1, PGTT: PGTT_SECOND_STAGE, SLPTPTR: this.builder.root / 4096, AW: this.builder.aw, DID: this.did, PWSNP: this.ops.pwsnp ? 1 : 0,
+    });
+  }
+
+  attachDev(dev: PciFunction): number {
+    return this.ops.attach(dev, 0, this);
+  }
+
+  setDevPasid(dev: PciFunction, pasid: number): number {
+    return this.ops.attach(dev, pasid, this);
+  }
+
+  protected flushGather(g: IotlbGather): void {
+    if (g.end > g.start) this.ops.flushRange(this, g.start, g.end, !g.tablesRemoved);
+  }
+
+  flushIotlbAll(): void {
+    this.ops.flushAll(this);
+  }
+
+  override free(): void {
+    this.ops.releaseDid(this.did);
+    super.free();
+  }
+}
+
+/** An SVA domain: the process's own IA-32e page table, first stage, user requests only (SRE = 0). */
+export class SvaDomain implements VtdDomain {
+  readonly type = 'sva' as const;
+  readonly kind = 'fs' as const;
+  readonly pgsizes: readonly number[] = [];
+  readonly geometry: DomainGeometry = { apertureStart: 0, apertureEnd: 2 ** 47 - 1 };
+  readonly users = new Map<string, { dev: PciFunction; pasid: number }>();
+
+  constructor(
+    private readonly ops: VtdDomainOps,
+    readonly mm: Mm,
+    readonly did: number,
+  ) {}
+
+  pasidEntry(): Uint32Array {
+    return firstStageEntry(this.mm.pgtable.root, this.did, this.ops.pwsnp);
+  }
+
+  attachDev(): number {
+    return -EINVAL;
+  }
+
+  setDevPasid(dev: PciFunction, pasid: number): number {
+    return this.ops.attach(dev, pasid, this);
+  }
+
+  iovaToPhys(iova: number): number {
+    return this.mm.physOf(iova);
+  }
+
+  /** The CPU page table changed (mmu notifier): drop this PASID's translations, and the device-TLBs'. */
+  flushIotlbAll(): void {
+    this.ops.flushAll(this);
+  }
+
+  free(): void {
+    this.ops.releaseDid(this.did);
+  }
+}
+
+/** The two static domains: pass-through, or no entry at all. */
+export class StaticDomain implements VtdDomain {
+  readonly pgsizes: readonly number[] = [];
+  readonly geometry: DomainGeometry = { apertureStart: 0, apertureEnd: 0 };
+  readonly users = new Map<string, { dev: PciFunction; pasid: number }>();
+  readonly kind: VtdKind;
+  readonly did: number;
+
+  constructor(
+    private readonly ops: VtdDomainOps,
+    readonly type: Extract<DomainType, 'blocked' | 'identity'>,
+  ) {
+    this.kind = type === 'identity' ? 'pt' : 'blocked';
+    this.did = type === 'identity' ? IDENTITY_DID : 0;
+  }
+
+  pasidEntry(): Uint32Array | undefined {
+    if (this.type === 'blocked') return undefined;
+    return encodeLayout(PASID_ENTRY, { P: 1, PGTT: PGTT_PASSTHROUGH, DID: IDENTITY_DID, AW: 2, PWSNP: this.ops.pwsnp ? 1 : 0 });
+  }
+
+  attachDev(dev: PciFunction): number {
+    return this.ops.attach(dev, 0, this);
+  }
+
+  /** Identity on a PASID; on the blocked domain this removes a PASID (remove_dev_pasid). */
+  setDevPasid(dev: PciFunction, pasid: number): number {
+    if (this.type === 'blocked') {
+      this.ops.detach(dev, pasid);
+      return 0;
+    }
+    return this.ops.attach(dev, pasid, this);
+  }
+
+  free(): void {}
+}

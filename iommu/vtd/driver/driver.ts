@@ -1,0 +1,365 @@
+import { EINVAL, ENODEV, ENOMEM, ENOSPC, EOPNOTSUPP } from '../../../src/host/errno.ts';
+import type { Host } from '../../../src/host/host.ts';
+import type { Mm } from '../../../src/host/mm.ts';
+import { decodeLayout, encodeLayout } from '../../../src/hw/layout.ts';
+import type {
+  DriverDomain, HwInfo, IommuDriver, PageRequest, PageResponseCode, PagingDomainFlags, ResvRegion,
+} from '../../../src/iommu-core/types.ts';
+import type { PciFunction } from '../../../src/pci/pci-function.ts';
+import { createIa32eBuilder } from '../../pgtable/ia32e-builder.ts';
+import { createVtdSsBuilder } from '../../pgtable/vtd-ss-builder.ts';
+import { PGRP_RC_FAILURE, PGRP_RC_INVALID, PGRP_RC_SUCCESS } from '../inv-desc.ts';
+import { GCMD_QIE, GCMD_SRTP, GCMD_TE, GSTS_QIES, GSTS_RTPS, GSTS_TES, TTM_SCALABLE, regLayout } from '../regs.ts';
+import { SM_CONTEXT_ENTRY } from '../root-context.ts';
+import { qd } from './descs.ts';
+import { userKey, type DevInfo } from './device.ts';
+import { FsDomain, SsDomain, StaticDomain, SvaDomain, type VtdDomain, type VtdDomainOps } from './domains.ts';
+import { FaultReader, PageRequestReader, type VtdFaultRecord } from './events.ts';
+import { Flusher } from './flush.ts';
+import { VtdMmio } from './mmio.ts';
+import { PciFeatures } from './pci-features.ts';
+import { InvalidationQueue, type QiError } from './qi.ts';
+import { ContextTables, PasidTables, type DmaMemory } from './tables.ts';
+
+/** IOMMU_HW_INFO_TYPE_INTEL_VTD (include/uapi/linux/iommufd.h). */
+export const IOMMU_HW_INFO_TYPE_INTEL_VTD = 1;
+/** The IOAPIC/MSI window every device must leave alone (Linux IOAPIC_RANGE_START/END). */
+export const IOAPIC_RANGE_START = 0xfee0_0000;
+export const IOAPIC_RANGE_END = 0xfeef_ffff;
+/** The page request queue: 2^PRQ_ORDER pages of 32-byte descriptors (Linux PRQ_ORDER 4 on big machines; one page here). */
+const PRQ_ORDER = 0;
+const PRQ_DEPTH = (4096 << PRQ_ORDER) / 32;
+/** Host address width the machine's ACPI DMAR table would report: table pointers and outputs stay below it. */
+const HAW = 48;
+/** Domain IDs 0 and 1 are reserved (1: pass-through entries). */
+const FIRST_DID = 2;
+
+/**
+ * The intel-iommu-shaped host driver for the VT-d model, in scalable mode
+ * only. It reaches the unit through its MMIO registers and the structures
+ * and queues it allocates in guest memory: probe from CAP/ECAP, queued
+ * invalidation, a scalable-mode root table with context tables and per-device
+ * PASID tables, fault and page request interrupts, and domains installed as
+ * PASID-table entries (see domains.ts). Nested domains are not offered yet
+ * (domainAllocNested: -EOPNOTSUPP).
+ */
+export class VtdDriver implements IommuDriver, VtdDomainOps {
+  readonly name = 'intel-iommu';
+  readonly blockedDomain: StaticDomain;
+  readonly identityDomain: StaticDomain;
+  readonly regs: VtdMmio;
+  readonly cap: [number, number];
+  readonly ecap: [number, number];
+  /** CAP and ECAP decoded by field name. */
+  readonly caps: Record<string, number>;
+  readonly ecaps: Record<string, number>;
+  readonly qi: InvalidationQueue;
+  readonly tables: ContextTables;
+  readonly pwsnp: boolean;
+  private readonly faultReader: FaultReader;
+  private readonly prq: PageRequestReader | undefined;
+  private readonly flusher: Flusher;
+  private readonly dma: DmaMemory;
+  private readonly features: PciFeatures;
+  private readonly devices = new Map<PciFunction, DevInfo>();
+  private readonly bySid = new Map<number, DevInfo>();
+  private readonly dids = new Set<number>();
+
+  constructor(
+    readonly host: Host,
+    readonly base: number,
+  ) {
+    const board = host.board;
+    const mem = board.sysmem;
+    this.regs = new VtdMmio(mem, base);
+    const tables = host.allocator.tablePages();
+    this.dma = { alloc: (b) => tables.alloc(Math.max(b, 4096)), free: (pa, b) => tables.free(pa, Math.max(b, 4096)) };
+    this.features = new PciFeatures(board);
+    this.cap = this.regs.r64('CAP');
+    this.ecap = this.regs.r64('ECAP');
+    this.caps = decodeLayout(regLayout('CAP'), this.cap);
+    this.ecaps = decodeLayout(regLayout('ECAP'), this.ecap);
+    if (this.ecaps.SMTS !== 1 || this.ecaps.QI !== 1) throw new Error('VT-d driver: needs scalable mode and queued invalidation');
+    this.pwsnp = this.ecaps.SMPWCS === 1;
+    this.blockedDomain = new StaticDomain(this, 'blocked');
+    this.identityDomain = new StaticDomain(this, 'identity');
+    this.faultReader = new FaultReader(this.regs, this.caps.FRO! * 16, this.caps.NFR! + 1);
+    const status = this.mustAlloc(4096);
+    this.qi = new InvalidationQueue(this.regs, mem, this.mustAlloc(4096), status, board.scheduler, (e) => this.queueError(e));
+    this.flusher = new Flusher(this.qi, this.caps.MAMV!, (dev) => this.devices.get(dev));
+    this.tables = new ContextTables(mem, this.dma);
+    if (this.ecaps.PRS === 1) this.prq = new PageRequestReader(this.regs, mem, this.mustAlloc(4096 << PRQ_ORDER), PRQ_ORDER);
+    this.init();
+  }
+
+  /** Faults and queue errors the driver consumed (decoded fault records, IQE/ITE/ICE). */
+  get faults(): readonly VtdFaultRecord[] {
+    return this.faultReader.faults;
+  }
+
+  private mustAlloc(bytes: number): number {
+    const pa = this.dma.alloc(bytes);
+    if (pa === undefined) throw new Error('VT-d driver: out of memory at probe');
+    return pa;
+  }
+
+  /** intel_iommu_init() for one unit: quiesce, queued invalidation, root table, global flush, interrupts, TE. */
+  private init(): void {
+    const r = this.regs;
+    if ((r.r32('GSTS') & GSTS_TES) !== 0) this.mustGcmd(GCMD_TE, false, GSTS_TES);
+    if ((r.r32('GSTS') & GSTS_QIES) !== 0) this.mustGcmd(GCMD_QIE, false, GSTS_QIES);
+    this.qi.program();
+    this.mustGcmd(GCMD_QIE, true, GSTS_QIES);
+    r.w64('RTADDR', this.tables.root + TTM_SCALABLE * 0x400);
+    this.mustGcmd(GCMD_SRTP, true, GSTS_RTPS);
+    this.qi.submit([qd.contextGlobal(), qd.pasidGlobal(), qd.iotlbGlobal()]);
+    this.setupInterrupts();
+    this.mustGcmd(GCMD_TE, true, GSTS_TES);
+  }
+
+  private mustGcmd(bit: number, on: boolean, status: number): void {
+    if (!this.regs.gcmd(bit, on, status)) throw new Error(`VT-d driver: GSTS did not follow GCMD ${bit.toString(16)}=${on}`);
+  }
+
+  /** Fault event and page request event MSIs, handled a little later as a threaded IRQ would be. */
+  private setupInterrupts(): void {
+    const board = this.host.board;
+    const r = this.regs;
+    const sched = board.scheduler;
+    this.faultReader.drain();
+    const fault = this.host.allocMsiData();
+    r.w32('FEDATA', fault);
+    r.w32('FEADDR', board.layout.msiBase);
+    r.w32('FEUADDR', 0);
+    board.msi.on(fault, () => sched.schedule(0, () => this.faultReader.drain(), 'vtd-driver.fault-irq'));
+    r.w32('FECTL', 0);
+    if (this.prq === undefined) return;
+    this.prq.program();
+    const prq = this.host.allocMsiData();
+    r.w32('PEDATA', prq);
+    r.w32('PEADDR', board.layout.msiBase);
+    r.w32('PEUADDR', 0);
+    board.msi.on(prq, () => sched.schedule(0, () => this.drainPageRequests(), 'vtd-driver.prq-irq'));
+    r.w32('PECTL', 0);
+  }
+
+  private queueError(e: QiError): void {
+    const name = e.kind === 'IQE' ? `IQE(${e.code})` : e.kind;
+    this.faultReader.push({ name, reason: e.code, sid: e.kind === 'IQE' ? -1 : e.code, pasid: -1, addr: 0, write: false, pageRequest: false, at: 0 });
+  }
+
+  /** The page request event: hand requests to the I/O page-fault queue (intel prq_event_thread). */
+  drainPageRequests(): number {
+    if (this.prq === undefined) return 0;
+    return this.prq.drain((r) => {
+      if (r.stopMarker) return;
+      const info = this.bySid.get(r.rid);
+      if (r.bad || info === undefined) {
+        if (r.req.last) this.qi.submit([qd.pageGroupResponse(r.rid, r.req.pasid, r.req.grpid, true, PGRP_RC_INVALID)]);
+        return;
+      }
+      this.host.iopf.report(info.dev, r.req);
+    }).consumed;
+  }
+
+  // --- IommuDriver ---------------------------------------------------------------
+
+  handles(): boolean {
+    return true;
+  }
+
+  probeDevice(dev: PciFunction): number {
+    if (this.devices.has(dev)) return 0;
+    const sid = dev.requesterId;
+    const r = this.tables.ensure(sid);
+    if (r < 0) return r;
+    const f = this.features.probe(dev);
+    const e = this.ecaps;
+    let pasidBits = 0;
+    if (f.pasidCap !== undefined && e.PASID === 1) {
+      this.features.enablePasid(dev, f, { exec: e.ERS === 1, priv: e.SRS === 1 });
+      pasidBits = Math.min(f.pasidBits, e.PSS! + 1);
+    }
+    const pt = PasidTables.create(this.host.board.sysmem, this.dma, pasidBits);
+    if (typeof pt === 'number') return pt;
+    const ats = f.atsCap !== undefined && e.DT === 1 && this.features.enableAts(dev, f) === 0;
+    const pre = ats && f.priCap !== undefined && e.PRS === 1;
+    const ctx = encodeLayout(SM_CONTEXT_ENTRY, {
+      P: 1, DTE: ats ? 1 : 0, PASIDE: pasidBits > 0 ? 1 : 0, PRE: pre ? 1 : 0, PDTS: pt.pdts, PASIDDIRPTR: pt.dir / 4096, RID_PASID: 0,
+    });
+    const wasPresent = (this.tables.readContext(sid)[0]! & 1) !== 0;
+    this.tables.writeContext(sid, ctx);
+    // Not present -> present needs no invalidation (CAP.CM = 0); a stale entry does.
+    if (wasPresent) this.qi.submit([qd.contextDevice(0, sid)]);
+    const info: DevInfo = { dev, sid, features: f, pasidBits, ats, pre, pri: false, tables: pt, attached: new Map() };
+    this.devices.set(dev, info);
+    this.bySid.set(sid, info);
+    return 0;
+  }
+
+  releaseDevice(dev: PciFunction): void {
+    const info = this.devices.get(dev);
+    if (info === undefined) return;
+    for (const pasid of [...info.attached.keys()].sort((a, b) => b - a)) this.detach(dev, pasid);
+    this.tables.clearContext(info.sid);
+    this.qi.submit([qd.contextDevice(0, info.sid)]);
+    if (info.pri) this.features.disablePri(dev, info.features);
+    if (info.ats) this.features.disableAts(dev, info.features);
+    info.tables.free();
+    this.devices.delete(dev);
+    this.bySid.delete(info.sid);
+  }
+
+  /** First stage by default (when ECAP.FLTS), second stage for a nesting parent. */
+  domainAllocPaging(_dev: PciFunction, flags: PagingDomainFlags): DriverDomain | number {
+    if (flags.dirtyTracking) return -EOPNOTSUPP;
+    const mem = this.host.board.sysmem;
+    const alloc = this.host.allocator.tablePages();
+    const secondStage = flags.nestParent === true || this.ecaps.FLTS !== 1;
+    if (secondStage && (this.ecaps.SLTS !== 1 || ((this.caps.SAGAW! >> 2) & 1) === 0)) return -EOPNOTSUPP;
+    const b = secondStage
+      ? createVtdSsBuilder(mem, alloc, { levels: 4, haw: HAW, superpage2M: (this.caps.SLLPS! & 1) === 1, superpage1G: (this.caps.SLLPS! & 2) === 2 })
+      : createIa32eBuilder(mem, alloc, { levels: 4, maxPhysBits: HAW, page1G: this.caps.FL1GP === 1 });
+    if (typeof b === 'number') return b < 0 ? b : -ENOMEM;
+    const did = this.allocDid();
+    if (did < 0) return (b.destroy(), did);
+    return 'aw' in b ? new SsDomain(this, b, did) : new FsDomain(this, b, did);
+  }
+
+  domainAllocSva(_dev: PciFunction, mm: Mm): DriverDomain | number {
+    if (this.ecaps.FLTS !== 1 || !mm.pgtable.format.startsWith('ia32e-4')) return -EOPNOTSUPP;
+    const did = this.allocDid();
+    return did < 0 ? did : new SvaDomain(this, mm, did);
+  }
+
+  /** Nested (first stage over a nesting parent) is not offered yet. */
+  domainAllocNested(): DriverDomain | number {
+    return -EOPNOTSUPP;
+  }
+
+  getResvRegions(): ResvRegion[] {
+    return [{ start: IOAPIC_RANGE_START, length: IOAPIC_RANGE_END - IOAPIC_RANGE_START + 1, type: 'msi', prot: 0 }];
+  }
+
+  /**
+   * Enable PRI in the device so its translation faults become page requests.
+   * A device without PRI has nothing to enable (its faults abort): 0.
+   */
+  enableIopf(dev: PciFunction): number {
+    const info = this.devices.get(dev);
+    if (info === undefined) return -ENODEV;
+    if (info.features.priCap === undefined || info.pri) return 0;
+    if (!info.pre || this.prq === undefined) return -EOPNOTSUPP;
+    const r = this.features.enablePri(dev, info.features, PRQ_DEPTH);
+    if (r === 0) info.pri = true;
+    return r;
+  }
+
+  disableIopf(dev: PciFunction): void {
+    const info = this.devices.get(dev);
+    if (info === undefined || !info.pri) return;
+    this.features.disablePri(dev, info.features);
+    info.pri = false;
+  }
+
+  /** A page group response descriptor (intel_page_response). */
+  pageResponse(dev: PciFunction, req: PageRequest, code: PageResponseCode): void {
+    const info = this.devices.get(dev);
+    if (info === undefined) return;
+    const rc = code === 'success' ? PGRP_RC_SUCCESS : code === 'invalid' ? PGRP_RC_INVALID : PGRP_RC_FAILURE;
+    const pasid = req.needsPasid || req.pasid >= 0 ? req.pasid : -1;
+    this.qi.submit([qd.pageGroupResponse(info.sid, pasid, req.grpid, req.last, rc)]);
+  }
+
+  /** struct iommu_hw_info_vtd { __u32 flags; __u32 __reserved; __aligned_u64 cap_reg; __aligned_u64 ecap_reg; } */
+  hwInfo(): HwInfo {
+    const data = new Uint8Array(24);
+    const dv = new DataView(data.buffer);
+    dv.setUint32(8, this.cap[0], true);
+    dv.setUint32(12, this.cap[1], true);
+    dv.setUint32(16, this.ecap[0], true);
+    dv.setUint32(20, this.ecap[1], true);
+    return { type: IOMMU_HW_INFO_TYPE_INTEL_VTD, data, capabilities: 0 };
+  }
+
+  maxPasids(dev: PciFunction): number {
+    const bits = this.devices.get(dev)?.pasidBits ?? 0;
+    return bits === 0 ? 0 : 2 ** bits;
+  }
+
+  // --- VtdDomainOps: attaching and invalidating ------------------------------------
+
+  /** Install `domain`'s PASID entry at `pasid` (0: requests without PASID); a replaced entry is flushed. */
+  attach(dev: PciFunction, pasid: number, domain: VtdDomain): number {
+    const info = this.devices.get(dev);
+    if (info === undefined) return -ENODEV;
+    if (pasid !== 0 && (pasid < 0 || pasid >= this.maxPasids(dev))) return -EINVAL;
+    if (info.attached.get(pasid) === domain) return 0;
+    const words = domain.pasidEntry();
+    if (words === undefined) {
+      this.detach(dev, pasid);
+      return 0;
+    }
+    const old = info.tables.read(pasid);
+    const w = info.tables.write(pasid, words);
+    if (w < 0) return w;
+    this.setAttached(info, pasid, domain);
+    if ((old[0]! & 1) !== 0) this.flusher.entry(info, pasid, old);
+    return 0;
+  }
+
+  /** Remove the PASID entry (intel_pasid_tear_down_entry): requests with it fault as not present. */
+  detach(dev: PciFunction, pasid: number): void {
+    const info = this.devices.get(dev);
+    if (info === undefined) return;
+    const old = info.tables.read(pasid);
+    info.tables.clear(pasid);
+    this.setAttached(info, pasid, undefined);
+    if ((old[0]! & 1) !== 0) this.flusher.entry(info, pasid, old);
+  }
+
+  private setAttached(info: DevInfo, pasid: number, domain: VtdDomain | undefined): void {
+    const key = userKey(info.sid, pasid);
+    info.attached.get(pasid)?.users.delete(key);
+    if (domain === undefined || domain.type === 'blocked') {
+      info.attached.delete(pasid);
+      return;
+    }
+    domain.users.set(key, { dev: info.dev, pasid });
+    info.attached.set(pasid, domain);
+  }
+
+  flushRange(domain: VtdDomain, start: number, end: number, leafOnly: boolean): void {
+    this.flusher.range(domain, start, end, leafOnly);
+  }
+
+  flushAll(domain: VtdDomain): void {
+    this.flusher.all(domain);
+  }
+
+  /** The PASID entry installed for a device (tests, tracing). */
+  pasidEntryOf(dev: PciFunction, pasid: number): Uint32Array | undefined {
+    return this.devices.get(dev)?.tables.read(pasid);
+  }
+
+  /** Whether ATS / PRI are enabled for a device. */
+  deviceState(dev: PciFunction): { ats: boolean; pre: boolean; pri: boolean; pasidBits: number } | undefined {
+    const i = this.devices.get(dev);
+    return i === undefined ? undefined : { ats: i.ats, pre: i.pre, pri: i.pri, pasidBits: i.pasidBits };
+  }
+
+  private allocDid(): number {
+    const limit = 2 ** (4 + 2 * (this.caps.ND ?? 6));
+    for (let id = FIRST_DID; id < limit; id++) {
+      if (!this.dids.has(id)) {
+        this.dids.add(id);
+        return id;
+      }
+    }
+    return -ENOSPC;
+  }
+
+  releaseDid(did: number): void {
+    this.dids.delete(did);
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * The driver's two interrupt handlers' work (run from a scheduled callback,
+ * not inside the unit's MSI write):
+ *
+ * - Fault event (Linux dmar_fault): from FSTS.FRI on, every fault recording
+ *   register with F set is decoded (layout VTD_FRCD, §10.4.14) into
+ *   `faults`, and F is cleared; then PFO is cleared. IQE/ITE/ICE belong to
+ *   the invalidation queue code.
+ * - Page request event (Linux prq_event_thread): clear PPR first (so a
+ *   request arriving meanwhile raises a new event), consume PQH..PQT
+ *   (layout PAGE_REQ_DESC, §7.5.1), hand each request to the I/O page-fault
+ *   queue, answer the bad ones Invalid Request, skip stop markers, write
+ *   PQH = PQT; when PRO is set and the queue is empty, clear PRO.
+ */
+import { decodeLayout } from '../../../src/hw/layout.ts';
+import type { PageRequest } from '../../../src/iommu-core/types.ts';
+import type { PhysMem } from '../../../src/memory/phys-mem.ts';
+import { faultName } from '../fault-reasons.ts';
+import { PAGE_REQ_DESC, PRQ_DESC_BYTES } from '../prq.ts';
+import { FSTS_PFO, FSTS_PPF, PRS_PPR, PRS_PRO, VTD_FRCD } from '../regs.ts';
+import type { VtdMmio } from './mmio.ts';
+
+/** A fault record or queue error the driver consumed. */
+export interface VtdFaultRecord {
+  /** Fault reason name (DMAR_*), or IQE(n) / ITE / ICE for queue errors. */
+  name: string;
+  reason: number;
+  sid: number;
+  /** -1 without PASID. */
+  pasid: number;
+  addr: number;
+  write: boolean;
+  /** The faulting request was a page request (T1:T2 = 01). */
+  pageRequest: boolean;
+  /** AT: 0 untranslated, 1 translation request, 2 translated. */
+  at: number;
+}
+
+const MAX_KEPT = 4096;
+
+export class FaultReader {
+  readonly faults: VtdFaultRecord[] = [];
+
+  constructor(
+    private readonly regs: VtdMmio,
+    /** Offset of FRCD 0 (CAP.FRO * 16) and the number of records (CAP.NFR + 1). */
+    private readonly froOffset: number,
+    private readonly nfr: number,
+  ) {}
+
+  push(r: VtdFaultRecord): void {
+    this.faults.push(r);
+    if (this.faults.length > MAX_KEPT) this.faults.shift();
+  }
+
+  /** Consume every recorded fault; returns how many. */
+  drain(): number {
+    const fsts = this.regs.r32('FSTS');
+    let n = 0;
+    if ((fsts & FSTS_PPF) !== 0) {
+      let i = (fsts >>> 8) & 0xff;
+      for (; n < this.nfr; n++) {
+        const at = this.froOffset + 16 * i;
+        const w = [this.regs.r32At(at), this.regs.r32At(at + 4), this.regs.r32At(at + 8), this.regs.r32At(at + 12)];
+        if ((w[3]! & 0x8000_0000) === 0) break;
+        const f = decodeLayout(VTD_FRCD, w);
+        const pageRequest = f.T1 === 0 && f.T2 === 1;
+        this.push({
+          name: faultName(f.FR!), reason: f.FR!, sid: f.SID!, pasid: f.PP ? f.PV! : -1, addr: f.FI! * 4096,
+          write: !pageRequest && f.T1 === 0, pageRequest, at: f.AT!,
+        });
+        this.regs.w32At(at + 12, 0x8000_0000);
+        i = (i + 1) % this.nfr;
+      }
+    }
+    if ((fsts & FSTS_PFO) !== 0) this.regs.w32('FSTS', FSTS_PFO);
+    return n;
+  }
+}
+
+/** A page request as the driver decoded it, with the device it came from. */
+export interface DecodedPageRequest {
+  rid: number;
+  req: PageRequest;
+  stopMarker: boolean;
+  /** Linux refuses these: privileged-mode or execute-with-read requests, non-canonical addresses. */
+  bad: boolean;
+}
+
+export class PageRequestReader {
+  requests = 0;
+
+  constructor(
+    private readonly regs: VtdMmio,
+    private readonly mem: PhysMem,
+    /** The queue (4 KiB << order). */
+    readonly base: number,
+    readonly order: number,
+  ) {}
+
+  /** PQA value: base | PQS. */
+  get pqa(): number {
+    return this.base + this.order;
+  }
+
+  /** PQH = PQT = 0, then PQA (before any device may send page requests). */
+  program(): void {
+    this.regs.w64('PQH', 0);
+    this.regs.w64('PQT', 0);
+    this.regs.w64('PQA', this.pqa);
+  }
+
+  /** Consume the queue; `handle` gets each request; returns how many were consumed. */
+  drain(handle: (r: DecodedPageRequest) => void): { consumed: number; overflowCleared: boolean } {
+    const mask = (4096 << this.order) - PRQ_DESC_BYTES;
+    this.regs.w32('PRS', PRS_PPR);
+    const tail = this.regs.r64('PQT')[0] & mask;
+    let head = this.regs.r64('PQH')[0] & mask;
+    let consumed = 0;
+    while (head !== tail) {
+      const w: number[] = [];
+      for (let i = 0; i < 8; i++) w.push(this.mem.read32(this.base + head + 4 * i));
+      const d = decodeLayout(PAGE_REQ_DESC, w);
+      const addr = d.ADDR! * 4096;
+      const read = d.RDR === 1;
+      const write = d.WRR === 1;
+      const stopMarker = d.LPIG === 1 && !read && !write;
+      const bad = addr >= 2 ** 47 || (d.PM === 1 && (read || write)) || (d.EXE === 1 && read);
+      const req: PageRequest = {
+        pasid: d.PP ? d.PASID! : -1, grpid: d.PRGI!, addr, read, write, exec: d.EXE === 1, priv: d.PM === 1, last: d.LPIG === 1,
+        needsPasid: d.PP === 1,
+      };
+      handle({ rid: d.RID!, req, stopMarker, bad });
+      consumed++;
+      this.requests++;
+      head = (head + PRQ_DESC_BYTES) & mask;
+    }
+    this.regs.w64('PQH', tail);
+    let overflowCleared = false;
+    if ((this.regs.r32('PRS') & PRS_PRO) !== 0) {
+      const h = this.regs.r64('PQH')[0] & mask;
+      const t = this.regs.r64('PQT')[0] & mask;
+      if (h === t) {
+        this.regs.w32('PRS', PRS_PRO);
+        overflowCleared = true;
+      }
+    }
+    return { consumed, overflowCleared };
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * The driver side of queued invalidation (Linux intel/dmar.c
+ * qi_submit_sync / qi_check_fault): descriptors are written at the driver's
+ * tail, each batch is closed by an invalidation wait descriptor whose status
+ * write carries a fresh sequence number, IQT is moved, and the driver waits
+ * (bounded, advancing virtual time with scheduler.runUntil) for the status
+ * dword to change.
+ *
+ * Errors, as Linux handles them:
+ * - IQE: the descriptor at IQH was refused; it is replaced by a no-op wait
+ *   and IQE cleared, so the rest of the batch runs; the batch returns -EINVAL.
+ * - ITE: a device did not answer a device-TLB invalidation; the unit aborted
+ *   the wait. ITE is cleared and the whole batch is submitted again once;
+ *   a second time-out returns -ETIMEDOUT.
+ * - ICE: an unexpected invalidation completion; cleared and reported.
+ */
+import { ETIMEDOUT, EINVAL, EBUSY } from '../../../src/host/errno.ts';
+import type { PhysMem } from '../../../src/memory/phys-mem.ts';
+import type { Scheduler } from '../../../src/sim/scheduler.ts';
+import { FSTS_ICE, FSTS_IQE, FSTS_ITE } from '../regs.ts';
+import { qd } from './descs.ts';
+import type { VtdMmio } from './mmio.ts';
+
+const DESC_BYTES = 32;
+/** Queue of 2^QS_ORDER pages. */
+export const QS_ORDER = 0;
+const ENTRIES = (4096 << QS_ORDER) / DESC_BYTES;
+/** Descriptors per batch (plus its wait), well below the ring size. */
+const BATCH = 64;
+/** How long (virtual ns) the driver waits for a batch before giving up; the unit's device-TLB time-out is shorter. */
+const WAIT_NS = 100_000_000;
+
+export interface QiError {
+  kind: 'IQE' | 'ITE' | 'ICE';
+  /** IQERCD.IQEI for IQE; the source-id for ITE/ICE. */
+  code: number;
+  /** The refused descriptor's first dword (IQE). */
+  desc0: number;
+}
+
+export class InvalidationQueue {
+  private tail = 0;
+  private seq = 0;
+  private lastWasIte = false;
+  submitted = 0;
+  timeouts = 0;
+
+  constructor(
+    private readonly regs: VtdMmio,
+    private readonly mem: PhysMem,
+    /** The ring (4 KiB << QS_ORDER, zeroed). */
+    readonly base: number,
+    /** A dword the wait descriptors write their sequence numbers to. */
+    private readonly statusAddr: number,
+    private readonly scheduler: Scheduler,
+    private readonly onError: (e: QiError) => void,
+  ) {}
+
+  /** IQA value for this ring: base | DW (256-bit) | QS. */
+  get iqa(): number {
+    return this.base + 0x800 + QS_ORDER;
+  }
+
+  /** Program IQT/IQA (before GCMD.QIE). */
+  program(): void {
+    this.tail = 0;
+    this.regs.w64('IQT', 0);
+    this.regs.w64('IQA', this.iqa);
+  }
+
+  /** Run descriptors and wait until the unit has completed them: 0 or -errno. */
+  submit(descs: readonly Uint32Array[]): number {
+    let err = 0;
+    let i = 0;
+    do {
+      const batch = descs.slice(i, i + BATCH);
+      let r = this.submitOnce(batch);
+      // Linux retries a batch whose wait an ITE aborted (-EAGAIN); once here.
+      if (r === -ETIMEDOUT && this.lastWasIte) r = this.submitOnce(batch);
+      if (r < 0 && err === 0) err = r;
+      i += BATCH;
+    } while (i < descs.length);
+    return err;
+  }
+
+  private submitOnce(descs: readonly Uint32Array[]): number {
+    this.lastWasIte = false;
+    const seq = (this.seq = (this.seq + 1) >>> 0 || 1);
+    for (const d of descs) if (!this.put(d)) return -EBUSY;
+    if (!this.put(qd.wait(seq, this.statusAddr))) return -EBUSY;
+    this.regs.w64('IQT', this.tail * DESC_BYTES);
+    this.submitted += descs.length;
+    const done = () => this.mem.read32(this.statusAddr) === seq;
+    const deadline = this.scheduler.now + WAIT_NS;
+    let err = 0;
+    for (let guard = 0; guard < ENTRIES + 4; guard++) {
+      if (done()) return err;
+      const fsts = this.regs.r32('FSTS');
+      if ((fsts & FSTS_ICE) !== 0) this.clearIce();
+      if ((fsts & FSTS_IQE) !== 0) {
+        this.fixIqe();
+        err = -EINVAL;
+        continue;
+      }
+      if ((fsts & FSTS_ITE) !== 0) {
+        const sid = this.regs.r64('IQERCD')[1] & 0xffff;
+        this.onError({ kind: 'ITE', code: sid, desc0: 0 });
+        this.regs.w32('FSTS', FSTS_ITE);
+        this.lastWasIte = true;
+        this.timeouts++;
+        return -ETIMEDOUT;
+      }
+      const progressed = this.scheduler.runUntil(
+        () => done() || (this.regs.r32('FSTS') & (FSTS_IQE | FSTS_ITE)) !== 0 || this.scheduler.now >= deadline,
+      );
+      if (!progressed || (!done() && this.scheduler.now >= deadline)) break;
+    }
+    if (done()) return err;
+    this.timeouts++;
+    return -ETIMEDOUT;
+  }
+
+  private put(d: Uint32Array): boolean {
+    const next = (this.tail + 1) % ENTRIES;
+    if (next * DESC_BYTES === (this.regs.r64('IQH')[0] & 0x7ffe0)) return false;
+    const at = this.base + this.tail * DESC_BYTES;
+    for (let i = 0; i < 8; i++) this.mem.write32(at + 4 * i, d[i] ?? 0);
+    this.tail = next;
+    return true;
+  }
+
+  /** The unit stopped at the descriptor at IQH: report it, replace it with a no-op wait, clear IQE. */
+  private fixIqe(): void {
+    const head = this.regs.r64('IQH')[0] & 0x7ffe0;
+    const iqei = this.regs.r64('IQERCD')[0] & 0xf;
+    const at = this.base + head;
+    this.onError({ kind: 'IQE', code: iqei, desc0: this.mem.read32(at) });
+    const nop = qd.nop();
+    for (let i = 0; i < 8; i++) this.mem.write32(at + 4 * i, nop[i]!);
+    this.regs.w32('FSTS', FSTS_IQE);
+  }
+
+  private clearIce(): void {
+    const sid = this.regs.r64('IQERCD')[1] >>> 16;
+    this.onError({ kind: 'ICE', code: sid, desc0: 0 });
+    this.regs.w32('FSTS', FSTS_ICE);
+  }
+}

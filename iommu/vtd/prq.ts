@@ -1,0 +1,205 @@
+/**
+ * Page requests (VT-d spec §7.5 "Page Request Handling", rev. 3.x
+ * numbering) and the page request queue (PQA §10.4.33: 2^PQS 4 KiB pages of
+ * 256-bit descriptors, 2^(PQS+7) entries; the unit writes at PQT, software
+ * consumes from PQH).
+ *
+ * A Page Request Message from a device is checked against its context entry
+ * (scalable mode, PRE = 1, PASIDE for requests with PASID, PASID within the
+ * directory); a blocked request records a fault (FRCD T1:T2 = 01: 0x32 in
+ * legacy mode, 0x47 for PRE clear, or the context entry's own fault) and,
+ * when it ends its group (LPIG), is answered Invalid Request by the unit.
+ *
+ * Queue full (PQT + 1 = PQH) sets PRS.PRO; while PRO is set every request is
+ * discarded. A discarded request that ends its group (LPIG, not a stop
+ * marker) gets an automatic Page Group Response of Success from the unit,
+ * so the device retries its translation and asks again once software has
+ * drained the queue (the same recovery the RISC-V IOMMU specifies).
+ *
+ * Otherwise the descriptor is written at PQT, PQT advances and, when PPR was
+ * clear, PPR is set. A page request event (PECTL/PEDATA/PEADDR) is raised
+ * when PPR or PRO becomes set while both were clear.
+ *
+ * No IOTLB entry is invalidated implicitly on a page request: an IOTLB hit
+ * lacking the right re-walks anyway (translate.ts), so a permission the
+ * handler grants is seen.
+ */
+import { defineLayout, encodeLayout, type Layout } from '../../src/hw/layout.ts';
+import type { RegisterFile } from '../../src/hw/register-file.ts';
+import type { InjectionPoint } from '../../src/fault/injector.ts';
+import { MEMTX_OK, type PhysMem } from '../../src/memory/phys-mem.ts';
+import type { PageRequestMessage, PrgResponseCode } from '../../src/pci/ats-messages.ts';
+import type { SimContext } from '../../src/sim/context.ts';
+import type { Counter } from '../../src/trace/counters.ts';
+import { FR } from './fault-reasons.ts';
+import { FaultInfo, type FaultRecorder } from './faults.ts';
+import type { EventInterrupt } from './interrupts.ts';
+import { PRS_PPR, PRS_PRO, TTM_LEGACY, TTM_SCALABLE } from './regs.ts';
+import type { Translator } from './translate.ts';
+
+/**
+ * Page Request Descriptor (§7.5.1, 256 bits): TYPE 01h, PP (PASID present),
+ * RID, PASID, EXE/PM (execute / privileged-mode requested), RDR/WRR (read /
+ * write requested), LPIG (last page in group), PRGI (group index), ADDR
+ * (page address 63:12); bits 255:128 private data (never present here).
+ */
+export const PAGE_REQ_DESC: Layout = defineLayout('PAGE_REQ_DESC', 32, [
+  ['TYPE', 7, 0], ['PP', 8], ['RID', 31, 16], ['PASID', 51, 32], ['EXE', 52], ['PM', 53],
+  ['RDR', 64], ['WRR', 65], ['LPIG', 66], ['PRGI', 75, 67], ['ADDR', 127, 76],
+  ['PRIV_DATA0', 159, 128], ['PRIV_DATA1', 191, 160], ['PRIV_DATA2', 223, 192], ['PRIV_DATA3', 255, 224],
+] as const);
+export const PAGE_REQ_TYPE = 1;
+export const PRQ_DESC_BYTES = 32;
+
+export interface PrqHost {
+  readonly ctx: SimContext;
+  readonly name: string;
+  readonly rf: RegisterFile;
+  readonly mem: PhysMem;
+  readonly prqEvent: EventInterrupt;
+  readonly faultRecorder: FaultRecorder;
+  readonly translationEnabled: boolean;
+  /** Latched TTM (legacy / scalable). */
+  readonly ttm: number;
+  /** Send a Page Group Response the unit generates itself. */
+  autoRespond(rid: number, pasid: number, prgIndex: number, code: PrgResponseCode): void;
+}
+
+export class PageRequestQueue {
+  private readonly fi = new FaultInfo();
+  private readonly point: InjectionPoint;
+  private readonly cRequests: Counter;
+  private readonly cQueued: Counter;
+  private readonly cOverflow: Counter;
+  private readonly cBlocked: Counter;
+
+  constructor(
+    private readonly h: PrqHost,
+    private readonly xlate: Translator,
+    private readonly pasidLimit: number,
+  ) {
+    this.point = h.ctx.faults.point('vtd.prq_write');
+    const c = h.ctx.counters;
+    this.cRequests = c.counter(`${h.name}.prq.requests`);
+    this.cQueued = c.counter(`${h.name}.prq.queued`);
+    this.cOverflow = c.counter(`${h.name}.prq.overflow`);
+    this.cBlocked = c.counter(`${h.name}.prq.blocked`);
+  }
+
+  /** A Page Request Message arrived from a device. */
+  receive(m: PageRequestMessage): void {
+    this.cRequests.value++;
+    const code = this.check(m);
+    if (code < 0) {
+      this.cBlocked.value++;
+      return this.answer(m, 'invalid');
+    }
+    if (code > 0) {
+      this.cBlocked.value++;
+      this.record(m, code, this.xlate.fpd);
+      return this.answer(m, 'invalid');
+    }
+    const rf = this.h.rf;
+    const prs = rf.get('PRS');
+    const pqa = rf.get('PQA');
+    const qbytes = 4096 * 2 ** (pqa & 7);
+    const base = rf.getHi('PQA') * 0x1_0000_0000 + ((pqa & 0xfffff000) >>> 0);
+    const tail = (rf.get('PQT') & 0x7ffe0) % qbytes;
+    const head = (rf.get('PQH') & 0x7ffe0) % qbytes;
+    const next = (tail + PRQ_DESC_BYTES) % qbytes;
+    if ((prs & PRS_PRO) !== 0 || next === head) {
+      this.overflow(m, prs);
+      return;
+    }
+    const w = encodeLayout(PAGE_REQ_DESC, {
+      TYPE: PAGE_REQ_TYPE, PP: m.pasid >= 0 ? 1 : 0, RID: m.requesterId & 0xffff, PASID: Math.max(0, m.pasid) & 0xfffff,
+      EXE: m.exec ? 1 : 0, PM: m.privileged ? 1 : 0, RDR: m.read && !m.stopMarker ? 1 : 0, WRR: m.write && !m.stopMarker ? 1 : 0,
+      LPIG: m.last || m.stopMarker ? 1 : 0, PRGI: m.prgIndex & 0x1ff,
+      ADDR: Math.floor(m.addr / 4096),
+    });
+    const inj = this.point.check(this.point.armed ? { sid: m.requesterId, pasid: m.pasid, addr: m.addr } : undefined);
+    if (inj?.kind === 'drop') return;
+    if (inj?.kind === 'corrupt') {
+      w[0] = (w[0]! ^ inj.xorLo) >>> 0;
+      w[2] = (w[2]! ^ (inj.xorHi ?? 0)) >>> 0;
+    }
+    const bytes = new Uint8Array(PRQ_DESC_BYTES);
+    const dv = new DataView(bytes.buffer);
+    for (let i = 0; i < 8; i++) dv.setUint32(4 * i, w[i]!, true);
+    if (inj?.kind === 'fail' || this.h.mem.writeFrom(base + tail, bytes) !== MEMTX_OK) {
+      // The queue cannot be written: the request is lost; its group fails.
+      return this.answer(m, 'failure');
+    }
+    rf.set('PQT', next, 0);
+    this.cQueued.value++;
+    if (this.h.ctx.tracer.wants('vtd.prq.write')) {
+      this.h.ctx.tracer.trace('vtd.prq.write', this.h.name, {
+        index: tail / PRQ_DESC_BYTES, sid: m.requesterId, pasid: m.pasid, addr: m.addr, prgi: m.prgIndex, lpig: m.last, read: m.read, write: m.write,
+      });
+    }
+    if ((prs & PRS_PPR) === 0) {
+      rf.set('PRS', (prs | PRS_PPR) >>> 0);
+      if ((prs & PRS_PRO) === 0) this.h.prqEvent.raise();
+    }
+  }
+
+  /** 0 when the request may be queued, a fault reason to record, or -1 to refuse it without a record. */
+  private check(m: PageRequestMessage): number {
+    const sid = m.requesterId & 0xffff;
+    if (!this.h.translationEnabled) return -1;
+    if (this.h.ttm === TTM_LEGACY) {
+      this.xlate.fpd = false;
+      return FR.LEGACY_PAGE_REQUEST;
+    }
+    if (this.h.ttm !== TTM_SCALABLE) {
+      this.xlate.fpd = false;
+      return FR.RTADDR_INVALID;
+    }
+    const c = this.xlate.context(sid);
+    if (c === null) {
+      this.xlate.fpd = false;
+      return this.xlate.fi.code;
+    }
+    if (!c.scalable) return -1;
+    this.xlate.fpd = c.fpd;
+    if (!c.pre) return FR.SM_PRE;
+    if (m.pasid >= 0 && !c.paside) return FR.SM_PASIDE;
+    if (m.pasid >= 0 && (m.pasid >>> 6 >= c.dirEntries || m.pasid >= this.pasidLimit)) return FR.SM_PASID_LARGE;
+    return 0;
+  }
+
+  private overflow(m: PageRequestMessage, prs: number): void {
+    this.cOverflow.value++;
+    const needs = m.last && !m.stopMarker;
+    if (this.h.ctx.tracer.wants('vtd.prq.overflow')) {
+      this.h.ctx.tracer.trace('vtd.prq.overflow', this.h.name, {
+        sid: m.requesterId, pasid: m.pasid, addr: m.addr, prgi: m.prgIndex, autoResponse: needs ? 'success' : 'none',
+      });
+    }
+    if ((prs & PRS_PRO) === 0) {
+      this.h.rf.set('PRS', (prs | PRS_PRO) >>> 0);
+      if ((prs & PRS_PPR) === 0) this.h.prqEvent.raise();
+    }
+    if (needs) this.h.autoRespond(m.requesterId, m.pasid, m.prgIndex, 'success');
+  }
+
+  /** Answer a request the unit does not queue, if its group expects an answer. */
+  private answer(m: PageRequestMessage, code: PrgResponseCode): void {
+    if (m.last && !m.stopMarker) this.h.autoRespond(m.requesterId, m.pasid, m.prgIndex, code);
+  }
+
+  private record(m: PageRequestMessage, code: number, fpd: boolean): void {
+    if (fpd) return;
+    const f = this.fi;
+    f.code = code;
+    f.sid = m.requesterId & 0xffff;
+    f.pasid = m.pasid;
+    f.addr = m.addr;
+    f.write = m.write;
+    f.priv = m.pasid >= 0 && m.privileged;
+    f.exec = m.pasid >= 0 && m.exec;
+    f.at = 'untranslated';
+    f.pageReq = true;
+    this.h.faultRecorder.record(f);
+  }
+}
