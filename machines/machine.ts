@@ -2,6 +2,8 @@ import { DmaEngine, type DmaEngineOptions } from '../devices/dma-engine/index.ts
 import { TestDmaDevice } from '../devices/test-dma-device.ts';
 import { Smmuv3Driver } from '../iommu/smmuv3/driver/driver.ts';
 import { Smmuv3, type Smmuv3Options } from '../iommu/smmuv3/smmuv3.ts';
+import { VtdIommu, type VtdOptions } from '../iommu/vtd/vtd.ts';
+import { VtdDriver } from '../iommu/vtd/driver/driver.ts';
 import { Host } from '../src/host/host.ts';
 import type { IommuDriver } from '../src/iommu-core/types.ts';
 import type { MemoryRegion } from '../src/memory/memory-region.ts';
@@ -33,6 +35,8 @@ export interface MachineOptions {
   trace?: boolean;
   /** Options for the SMMUv3 model (virt-smmuv3). */
   smmu?: Smmuv3Options;
+  /** Options for the VT-d model (q35-vtd). */
+  vtd?: VtdOptions;
 }
 
 /** The default endpoints (CONTRACT.md): two SVA-capable DMA engines and the plain test device. */
@@ -56,6 +60,12 @@ const IOMMUS: Partial<Record<MachineKind, IommuFactory>> = {
     board.sysmemRoot.addSubregion(board.layout.iommuBase, model.region, 1);
     board.rc.remapper = model;
     return { model, driver: new Smmuv3Driver(host, board.layout.iommuBase) };
+  },
+  'q35-vtd': (board, host, opts) => {
+    const model = new VtdIommu(board, board.sysmem, opts.vtd);
+    board.sysmemRoot.addSubregion(board.layout.iommuBase, model.region, 1);
+    board.rc.remapper = model;
+    return { model, driver: new VtdDriver(host, board.layout.iommuBase) };
   },
 };
 
