@@ -31,8 +31,51 @@ export class Tracer extends EventEmitter<TraceListeners> {
     this.clock = clock;
   }
 
+  /**
+   * Names with listeners, refreshed whenever one is added or removed through
+   * this class, so `wants` is one lookup on hot paths. A once-listener that
+   * fired may linger here until the next change: that only costs an emit
+   * nobody hears, never a missed event.
+   */
+  private active = new Set<string>();
+  private all = false;
+
   wants(name: TraceName): boolean {
-    return this.listenerCount(name) > 0 || this.listenerCount('*') > 0;
+    return this.all || this.active.has(name);
+  }
+
+  private refresh(): void {
+    this.active = new Set(this.eventNames().map(String));
+    this.all = this.active.has('*');
+  }
+
+  override on<T extends EventEmitter.EventNames<TraceListeners>>(event: T, fn: EventEmitter.EventListener<TraceListeners, T>, context?: unknown): this {
+    super.on(event, fn, context);
+    this.refresh();
+    return this;
+  }
+
+  override once<T extends EventEmitter.EventNames<TraceListeners>>(event: T, fn: EventEmitter.EventListener<TraceListeners, T>, context?: unknown): this {
+    super.once(event, fn, context);
+    this.refresh();
+    return this;
+  }
+
+  override off<T extends EventEmitter.EventNames<TraceListeners>>(
+    event: T,
+    fn?: EventEmitter.EventListener<TraceListeners, T>,
+    context?: unknown,
+    once?: boolean,
+  ): this {
+    super.off(event, fn, context, once);
+    this.refresh();
+    return this;
+  }
+
+  override removeAllListeners(event?: EventEmitter.EventNames<TraceListeners>): this {
+    super.removeAllListeners(event);
+    this.refresh();
+    return this;
   }
 
   trace<K extends TraceName>(name: K, source: string, args: TraceEventMap[K], dur?: number): void {
