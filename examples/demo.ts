@@ -6,8 +6,9 @@
  * and its MSI-X interrupt through MMIO, runs virtual time, and writes a
  * Chrome trace that Perfetto opens.
  *
- * The IOMMU, host kernel, VFIO and iommufd arrive with their issues; the
- * demo grows with them.
+ * Then, on both whole machines (SMMUv3 and VT-d), a process sets up VFIO
+ * as QEMU does and drives the test device through the IOMMU, and binds the
+ * DMA engine to its address space with SVA (examples/vfio-and-sva.ts).
  */
 import { Board } from '../machines/board.ts';
 import { TestDmaDevice, TEST_REGS, TEST_STATUS, TEST_CMD } from '../devices/test-dma-device.ts';
@@ -19,6 +20,7 @@ import { formatRequesterId } from '../src/pci/bdf.ts';
 import { MSIX } from '../src/pci/caps/msix.ts';
 import { ChromeTraceSink } from '../src/trace/chrome-trace.ts';
 import { writeChromeTrace } from '../src/node/trace-file.ts';
+import { runVfioAndSva } from './vfio-and-sva.ts';
 
 const TIB = 2 ** 40;
 const traceFile = process.argv[2] ?? 'ioemu-demo.trace.json';
@@ -85,6 +87,10 @@ const aborted = dev0.dmaRead(BigInt(src), 16);
 say(`with Bus Master Enable clear, a DMA read gives: ${aborted.ok ? 'ok?!' : aborted.fault}`);
 
 say(`\ncounters: ${JSON.stringify(board.counters.snapshot())}`);
+
+// --- whole machines: VFIO and SVA through the IOMMUs -----------------------
+say('\nwhole machines, a process driving devices through VFIO and SVA:');
+for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) runVfioAndSva(kind, say);
 say(`RAM resident after the run: ${board.ram.residentBytes} bytes (of a 1 TiB address space)`);
 const bytes = writeChromeTrace(sink, traceFile);
 say(`trace: ${sink.events.length} events, ${bytes} bytes -> ${traceFile} (open in https://ui.perfetto.dev)`);

@@ -14,6 +14,7 @@ import type { SimContext } from '../src/sim/context.ts';
 import { ChromeTraceSink } from '../src/trace/chrome-trace.ts';
 import { Board } from './board.ts';
 import { bindVfioPci } from '../src/vfio/bind.ts';
+import { registerIommufd } from '../src/iommufd/main.ts';
 import type { MachineKind } from './layout.ts';
 
 /** One endpoint of a machine: where it sits and how to build it. */
@@ -116,6 +117,7 @@ export class Machine {
     host.iommu.registerDriver(pair.driver);
     for (const spec of opts.devices ?? DEFAULT_DEVICES) this.plug(spec);
     board.enumeratePci();
+    registerIommufd(host);
     for (const fn of this.byBdf.values()) {
       const r = host.addPciDevice(fn);
       if (r < 0) throw new Error(`${fn.bdf}: IOMMU probe failed (${r})`);

@@ -69,3 +69,5 @@ export { machineLayout, type MachineKind, type MachineLayout } from '../machines
 export { TestDmaDevice, TEST_REGS, TEST_STATUS, TEST_CMD, TEST_ERROR } from '../devices/test-dma-device.ts';
 export * from './vfio/index.ts';
 export * from './uapi/struct.ts';
+export { registerIommufd } from './iommufd/main.ts';
+export * from './uapi/iommufd.ts';

@@ -11,6 +11,9 @@ t.test('npm start demo runs, copies by DMA, interrupts and writes a Chrome trace
   t.match(out, /destination reads: "Hello from guest memory/);
   t.match(out, /MSI-X received: 1 message/);
   t.match(out, /BUS_MASTER_DISABLED/);
+  t.match(out, /virt-smmuv3: VFIO MAP_DMA ok; device copy -> "copied through the SMMUv3 by VFIO"; MSI-X eventfd signalled/);
+  t.match(out, /q35-vtd: VFIO MAP_DMA ok; device copy -> "copied through the VT-d by VFIO"; MSI-X eventfd signalled/);
+  t.match(out, /q35-vtd: SVA bound PASID 1; engine reads "shared with the device"; write to an untouched page: ok after/);
   const trace = JSON.parse(readFileSync(traceFile, 'utf8'));
   t.ok(Array.isArray(trace.traceEvents) && trace.traceEvents.length > 10);
   t.ok(trace.traceEvents.some((e: { name: string }) => e.name === 'msi.receive'));

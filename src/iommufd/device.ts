@@ -1,0 +1,220 @@
+/**
+ * Devices and hardware page tables (drivers/iommu/iommufd/device.c,
+ * hw_pagetable.c): bind through the VFIO cdev, attach a device's RID (or a
+ * PASID) to an IOAS (through an automatic paging HWPT, shared by devices
+ * that can use it) or to a HWPT, HWPT_ALLOC, GET_HW_INFO.
+ */
+import { EFAULT, EINVAL, ENODEV, EOPNOTSUPP } from '../host/errno.ts';
+import type { Process } from '../host/process.ts';
+import { IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_PASID, IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HW_CAP_DIRTY_TRACKING, type iommu_hw_info, type iommu_hwpt_alloc } from '../uapi/iommufd.ts';
+import type { StructView } from '../uapi/struct.ts';
+import type { VfioDeviceFile } from '../vfio/device-file.ts';
+import type { FaultQueue } from './fault.ts';
+import { Hwpt, HwptNested, HwptPaging, Ioas, IommufdDevice, type IommufdCtx } from './objects.ts';
+
+type Respond = () => number;
+
+/** iommufd_device_bind(): claim DMA ownership of the group for the context; the device gets an ID. */
+export function bindDevice(ctx: IommufdCtx, file: VfioDeviceFile): IommufdDevice | number {
+  const fn = file.dev.fn;
+  const group = ctx.host.iommu.groupOf(fn);
+  if (group === undefined) return -ENODEV;
+  const r = ctx.host.iommu.claimDmaOwner(group, ctx);
+  if (r < 0) return r;
+  const dev = ctx.add(new IommufdDevice(ctx, file, fn, group));
+  dev.refs++; // the VFIO driver holds it until unbind: IOMMU_DESTROY sees -EBUSY
+  ctx.hold();
+  return dev;
+}
+
+export function unbindDevice(dev: IommufdDevice): void {
+  const ctx = dev.ctx;
+  for (const pasid of [...dev.pasids.keys()]) detachDevice(dev, pasid);
+  detachDevice(dev);
+  ctx.host.iommu.releaseDmaOwner(dev.group, ctx);
+  dev.refs--;
+  ctx.remove(dev);
+  ctx.put();
+}
+
+/** Device IDs as fault records report them. */
+function devIdOf(ctx: IommufdCtx) {
+  return (fn: unknown): number => {
+    for (const o of ctx.objects.values()) if (o instanceof IommufdDevice && o.fn === fn) return o.id;
+    return 0;
+  };
+}
+
+function installFault(ctx: IommufdCtx, hwpt: Hwpt, fault: FaultQueue): void {
+  hwpt.fault = fault;
+  fault.refs++;
+  hwpt.domain.iopfHandler = fault.handler(devIdOf(ctx));
+}
+
+/** Allocate a paging HWPT on an IOAS for a device and mirror the IOAS into it. */
+function allocPaging(ctx: IommufdCtx, dev: IommufdDevice, ioas: Ioas, flags: number, auto: boolean): HwptPaging | number {
+  const d = ctx.host.iommu.allocPaging(dev.fn, {
+    nestParent: (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0,
+    dirtyTracking: (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0,
+    pasid: (flags & IOMMU_HWPT_ALLOC_PASID) !== 0,
+  });
+  if (typeof d === 'number') return d;
+  const r = ioas.iopt.addDomain(d);
+  if (r < 0) {
+    d.free();
+    return r;
+  }
+  const hwpt = new HwptPaging(ctx, d, ioas, auto, (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0, (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0);
+  ioas.refs++;
+  ioas.hwpts.push(hwpt);
+  return ctx.add(hwpt);
+}
+
+/** Attach the RID (pasid undefined) or a PASID of a device to an IOAS or HWPT; returns the HWPT ID. */
+export function attachDevice(dev: IommufdDevice, ptId: number, pasid?: number): number {
+  const ctx = dev.ctx;
+  const pt = ctx.get(ptId, 'ioas', 'hwpt_paging', 'hwpt_nested');
+  if (typeof pt === 'number') return pt;
+  if (pt instanceof Ioas) {
+    // Try the automatic HWPTs already on this IOAS, then make a new one.
+    for (const h of pt.hwpts) {
+      if (!h.auto) continue;
+      const r = attachHwpt(dev, h, pasid);
+      if (r === -EINVAL) continue;
+      return r < 0 ? r : h.id;
+    }
+    const h = allocPaging(ctx, dev, pt, pasid !== undefined ? IOMMU_HWPT_ALLOC_PASID : 0, true);
+    if (typeof h === 'number') return h;
+    const r = attachHwpt(dev, h, pasid);
+    if (r < 0) {
+      ctx.remove(h);
+      return r;
+    }
+    return h.id;
+  }
+  const r = attachHwpt(dev, pt as Hwpt, pasid);
+  return r < 0 ? r : pt.id;
+}
+
+function attachHwpt(dev: IommufdDevice, hwpt: Hwpt, pasid?: number): number {
+  const core = dev.ctx.host.iommu;
+  const old = pasid === undefined ? dev.attached : dev.pasids.get(pasid);
+  if (old === hwpt) return 0;
+  const iopt = hwpt.ioas.iopt;
+  const sameIoas = old !== undefined && old.ioas === hwpt.ioas;
+  if (!sameIoas) {
+    const r = iopt.enforceResvRegions(core.resvRegions(dev.fn), dev);
+    if (r < 0) return r;
+  }
+  let r: number;
+  if (pasid === undefined) {
+    r = old === undefined ? core.attachGroup(hwpt.domain, dev.group, dev.ctx) : core.replaceGroupDomain(hwpt.domain, dev.group, dev.ctx);
+  } else {
+    if (old !== undefined) core.detachDevicePasid(old.domain, dev.fn, pasid);
+    r = core.attachDevicePasid(hwpt.domain, dev.fn, pasid);
+    if (r < 0 && old !== undefined) core.attachDevicePasid(old.domain, dev.fn, pasid);
+  }
+  if (r < 0) {
+    if (!sameIoas) iopt.unreserve(dev);
+    return r;
+  }
+  if (hwpt.fault !== undefined) dev.ctx.host.iommu.driverOf(dev.fn)?.enableIopf?.(dev.fn);
+  hwpt.refs++;
+  if (pasid === undefined) dev.attached = hwpt;
+  else dev.pasids.set(pasid, hwpt);
+  if (old !== undefined) releaseHwpt(dev, old);
+  return 0;
+}
+
+function releaseHwpt(dev: IommufdDevice, hwpt: Hwpt): void {
+  hwpt.refs--;
+  hwpt.fault?.autoRespond(dev.fn);
+  const stillOnIoas = dev.attached?.ioas === hwpt.ioas || [...dev.pasids.values()].some((h) => h.ioas === hwpt.ioas);
+  if (!stillOnIoas) hwpt.ioas.iopt.unreserve(dev);
+  if (hwpt instanceof HwptPaging && hwpt.auto && hwpt.refs === 0) dev.ctx.remove(hwpt);
+}
+
+export function detachDevice(dev: IommufdDevice, pasid?: number): void {
+  const core = dev.ctx.host.iommu;
+  if (pasid === undefined) {
+    const h = dev.attached;
+    if (h === undefined) return;
+    core.detachGroup(h.domain, dev.group, dev.ctx);
+    dev.attached = undefined;
+    releaseHwpt(dev, h);
+    return;
+  }
+  const h = dev.pasids.get(pasid);
+  if (h === undefined) return;
+  core.detachDevicePasid(h.domain, dev.fn, pasid);
+  dev.pasids.delete(pasid);
+  releaseHwpt(dev, h);
+}
+
+const HWPT_FLAGS = IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_FAULT_ID_VALID | IOMMU_HWPT_ALLOC_PASID;
+
+export function hwptAlloc(ctx: IommufdCtx, v: StructView<keyof typeof iommu_hwpt_alloc.fields>, respond: Respond, proc: Process): number {
+  const flags = v.num('flags');
+  if ((flags & ~HWPT_FLAGS) !== 0 || v.num('__reserved') !== 0 || v.num('__reserved2') !== 0) return -EOPNOTSUPP;
+  const dataType = v.num('data_type');
+  const dataLen = v.num('data_len');
+  if (dataType === IOMMU_HWPT_DATA_NONE && dataLen !== 0) return -EINVAL;
+  const dev = ctx.get<IommufdDevice>(v.num('dev_id'), 'device');
+  if (typeof dev === 'number') return dev;
+  const pt = ctx.get(v.num('pt_id'));
+  if (typeof pt === 'number') return pt;
+  let fault: FaultQueue | undefined;
+  if ((flags & IOMMU_HWPT_FAULT_ID_VALID) !== 0) {
+    const f = ctx.get<FaultQueue>(v.num('fault_id'), 'fault');
+    if (typeof f === 'number') return f;
+    fault = f;
+  }
+  let hwpt: Hwpt;
+  if (pt instanceof Ioas) {
+    if (dataType !== IOMMU_HWPT_DATA_NONE) return -EOPNOTSUPP;
+    const h = allocPaging(ctx, dev, pt, flags, false);
+    if (typeof h === 'number') return h;
+    hwpt = h;
+  } else if (pt instanceof HwptPaging) {
+    if ((flags & ~(IOMMU_HWPT_FAULT_ID_VALID | IOMMU_HWPT_ALLOC_PASID)) !== 0) return -EOPNOTSUPP;
+    if (!pt.nestParent) return -EINVAL;
+    if (dataType === IOMMU_HWPT_DATA_NONE) return -EOPNOTSUPP;
+    const data = dataLen === 0 ? new Uint8Array(0) : proc.copyFromUser(v.big('data_uptr'), dataLen);
+    if (typeof data === 'number') return -EFAULT;
+    const d = ctx.host.iommu.allocNested(dev.fn, pt.domain, dataType, data);
+    if (typeof d === 'number') return d;
+    pt.refs++;
+    hwpt = ctx.add(new HwptNested(d, pt));
+  } else return -EINVAL;
+  if (fault !== undefined) installFault(ctx, hwpt, fault);
+  v.setNum('out_hwpt_id', hwpt.id);
+  const r = respond();
+  if (r < 0) ctx.remove(hwpt);
+  return r;
+}
+
+export function getHwInfo(ctx: IommufdCtx, v: StructView<keyof typeof iommu_hw_info.fields>, respond: Respond, proc: Process): number {
+  if (v.num('flags') !== 0 || v.raw('__reserved').some((b) => b !== 0)) return -EOPNOTSUPP;
+  const dev = ctx.get<IommufdDevice>(v.num('dev_id'), 'device');
+  if (typeof dev === 'number') return dev;
+  const driver = ctx.host.iommu.driverOf(dev.fn);
+  if (driver === undefined) return -ENODEV;
+  const info = driver.hwInfo(dev.fn);
+  const userLen = v.num('data_len');
+  const copy = Math.min(userLen, info.data.length);
+  if (userLen > 0) {
+    const buf = new Uint8Array(userLen);
+    buf.set(info.data.subarray(0, copy));
+    if (proc.copyToUser(v.big('data_uptr'), buf) < 0) return -EFAULT;
+  }
+  v.setNum('data_len', info.data.length);
+  v.setNum('out_data_type', info.type);
+  let caps = 0;
+  if ((info.capabilities & IOMMU_HW_CAP_DIRTY_TRACKING) !== 0) caps |= IOMMU_HW_CAP_DIRTY_TRACKING;
+  caps |= info.capabilities;
+  v.setBig('out_capabilities', caps);
+  const maxPasids = driver.maxPasids(dev.fn);
+  v.setNum('out_max_pasid_log2', maxPasids > 0 ? Math.floor(Math.log2(maxPasids)) : 0);
+  return respond();
+}
+

@@ -1,0 +1,233 @@
+/**
+ * IOAS ioctls and IOMMU_OPTION (drivers/iommu/iommufd/ioas.c): each takes
+ * the decoded struct (already size-checked by the dispatcher) and returns 0
+ * (after `respond`) or -errno, changing nothing on error.
+ */
+import { E2BIG, EBUSY, EFAULT, EINVAL, EMSGSIZE, ENOENT, EOPNOTSUPP, EOVERFLOW, EPERM } from '../host/errno.ts';
+import type { Process } from '../host/process.ts';
+import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable/types.ts';
+import {
+  IOMMU_IOAS_MAP_FIXED_IOVA,
+  IOMMU_IOAS_MAP_READABLE,
+  IOMMU_IOAS_MAP_WRITEABLE,
+  IOMMU_OPTION_HUGE_PAGES,
+  IOMMU_OPTION_OP_GET,
+  IOMMU_OPTION_OP_SET,
+  IOMMU_OPTION_RLIMIT_MODE,
+  iommu_iova_range,
+  type iommu_ioas_alloc,
+  type iommu_ioas_allow_iovas,
+  type iommu_ioas_copy,
+  type iommu_ioas_iova_ranges,
+  type iommu_ioas_map,
+  type iommu_ioas_unmap,
+  type iommu_option,
+} from '../uapi/iommufd.ts';
+import { encodeStruct, StructView, U64_MAX } from '../uapi/struct.ts';
+import { IOVA_MAX, Pages, type Span } from './io-pagetable.ts';
+import { Ioas, type IommufdCtx } from './objects.ts';
+
+type View<D> = D extends { fields: Readonly<Record<infer F extends string, unknown>> } ? StructView<F> : never;
+export type Respond = () => number;
+
+/** ULONG_MAX on a 64-bit kernel. */
+const ULONG_MAX = U64_MAX;
+const MAP_FLAGS = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE;
+
+export function ioasAlloc(ctx: IommufdCtx, v: View<typeof iommu_ioas_alloc>, respond: Respond): number {
+  if (v.num('flags') !== 0) return -EOPNOTSUPP;
+  const ioas = ctx.add(new Ioas());
+  v.setNum('out_ioas_id', ioas.id);
+  const r = respond();
+  if (r < 0) ctx.remove(ioas);
+  return r;
+}
+
+function getIoas(ctx: IommufdCtx, id: number): Ioas | number {
+  return ctx.get<Ioas>(id, 'ioas');
+}
+
+/** A u64 from user space as an IOVA or length this emulator represents, or undefined. */
+function fit(v: bigint): number | undefined {
+  return v <= BigInt(IOVA_MAX) ? Number(v) : undefined;
+}
+
+function protOf(flags: number): number {
+  let prot = 0;
+  if (flags & IOMMU_IOAS_MAP_WRITEABLE) prot |= IOMMU_WRITE;
+  if (flags & IOMMU_IOAS_MAP_READABLE) prot |= IOMMU_READ;
+  return prot;
+}
+
+export function ioasMap(ctx: IommufdCtx, v: View<typeof iommu_ioas_map>, respond: Respond, proc: Process): number {
+  const flags = v.num('flags');
+  if ((flags & ~MAP_FLAGS) !== 0 || v.num('__reserved') !== 0) return -EOPNOTSUPP;
+  const iova64 = v.big('iova');
+  const len64 = v.big('length');
+  if (iova64 >= ULONG_MAX || len64 >= ULONG_MAX) return -EOVERFLOW;
+  if ((flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE)) === 0) return -EINVAL;
+  const ioas = getIoas(ctx, v.num('ioas_id'));
+  if (typeof ioas === 'number') return ioas;
+  const uptr64 = v.big('user_va');
+  if (len64 === 0n) return -EINVAL;
+  if (uptr64 + len64 - 1n > ULONG_MAX) return -EOVERFLOW;
+  const uptr = fit(uptr64);
+  const length = fit(len64);
+  if (uptr === undefined || length === undefined || uptr + length > 2 ** 57) return -EFAULT;
+  const fixed = (flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
+  let iova: number | undefined;
+  if (fixed) {
+    if (iova64 + len64 - 1n > ULONG_MAX) return -EOVERFLOW;
+    iova = fit(iova64);
+    if (iova === undefined || iova + length - 1 > IOVA_MAX) return -EOVERFLOW;
+  }
+  const mode = proc.capIpcLock ? 'none' : ctx.accountMode;
+  const pages = new Pages(proc, uptr, length, (flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, mode);
+  const at = ioas.iopt.mapPieces([{ pages, startByte: uptr - pages.va, length }], iova, protOf(flags));
+  if (at < 0) return at;
+  v.setBig('iova', at);
+  const r = respond();
+  if (r < 0) ioas.iopt.unmapRange(at, at + length - 1);
+  return r;
+}
+
+export function ioasCopy(ctx: IommufdCtx, v: View<typeof iommu_ioas_copy>, respond: Respond): number {
+  const flags = v.num('flags');
+  if ((flags & ~MAP_FLAGS) !== 0) return -EOPNOTSUPP;
+  const len64 = v.big('length');
+  const src64 = v.big('src_iova');
+  const dst64 = v.big('dst_iova');
+  if (len64 >= ULONG_MAX || src64 >= ULONG_MAX || dst64 >= ULONG_MAX) return -EOVERFLOW;
+  const src = getIoas(ctx, v.num('src_ioas_id'));
+  if (typeof src === 'number') return src;
+  const length = fit(len64);
+  const srcIova = fit(src64);
+  if (length === undefined || srcIova === undefined) return -EOVERFLOW;
+  const pieces = src.iopt.getPieces(srcIova, length);
+  if (typeof pieces === 'number') return pieces;
+  const dst = getIoas(ctx, v.num('dst_ioas_id'));
+  if (typeof dst === 'number') return dst;
+  if ((flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0 && pieces.some((p) => !p.pages.writable)) return -EPERM;
+  let iova: number | undefined;
+  if ((flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0) {
+    iova = fit(dst64);
+    if (iova === undefined || iova + length - 1 > IOVA_MAX) return -EOVERFLOW;
+  }
+  const at = dst.iopt.mapPieces(pieces, iova, protOf(flags));
+  if (at < 0) return at;
+  v.setBig('dst_iova', at);
+  const r = respond();
+  if (r < 0) dst.iopt.unmapRange(at, at + length - 1);
+  return r;
+}
+
+export function ioasUnmap(ctx: IommufdCtx, v: View<typeof iommu_ioas_unmap>, respond: Respond): number {
+  const ioas = getIoas(ctx, v.num('ioas_id'));
+  if (typeof ioas === 'number') return ioas;
+  const iova64 = v.big('iova');
+  const len64 = v.big('length');
+  let unmapped: number;
+  if (iova64 === 0n && len64 === U64_MAX) {
+    unmapped = ioas.iopt.unmapAll();
+  } else {
+    if (iova64 >= ULONG_MAX || len64 >= ULONG_MAX) return -EOVERFLOW;
+    if (len64 === 0n) return -EINVAL;
+    if (iova64 + len64 - 1n > ULONG_MAX) return -EOVERFLOW;
+    const iova = fit(iova64);
+    if (iova === undefined) return -ENOENT;
+    const lastBig = iova64 + len64 - 1n;
+    const last = lastBig > BigInt(IOVA_MAX) ? IOVA_MAX : Number(lastBig);
+    unmapped = ioas.iopt.unmapRange(iova, last);
+    if (unmapped < 0) return unmapped;
+  }
+  v.setBig('length', unmapped);
+  return respond();
+}
+
+export function ioasIovaRanges(ctx: IommufdCtx, v: View<typeof iommu_ioas_iova_ranges>, respond: Respond, proc: Process): number {
+  if (v.num('__reserved') !== 0) return -EOPNOTSUPP;
+  const ioas = getIoas(ctx, v.num('ioas_id'));
+  if (typeof ioas === 'number') return ioas;
+  const max = v.num('num_iovas');
+  const ptr = v.big('allowed_iovas');
+  // Holes of the reserved ranges, with the top reservation reaching ULONG_MAX.
+  const holes: [bigint, bigint][] = [];
+  let cur = 0n;
+  for (const r of ioas.iopt.reservedSpans()) {
+    if (BigInt(r.start) > cur) holes.push([cur, BigInt(r.start) - 1n]);
+    cur = r.last >= IOVA_MAX ? ULONG_MAX + 1n : BigInt(r.last) + 1n;
+  }
+  if (cur <= ULONG_MAX) holes.push([cur, ULONG_MAX]);
+  for (let i = 0; i < holes.length && i < max; i++) {
+    const e = encodeStruct(iommu_iova_range, { start: holes[i]![0], last: holes[i]![1] });
+    if (proc.copyToUser(ptr + BigInt(i * iommu_iova_range.size), e) < 0) return -EFAULT;
+  }
+  v.setNum('num_iovas', holes.length);
+  v.setBig('out_iova_alignment', ioas.iopt.iovaAlignment);
+  const r = respond();
+  if (r < 0) return r;
+  return holes.length > max ? -EMSGSIZE : 0;
+}
+
+export function ioasAllowIovas(ctx: IommufdCtx, v: View<typeof iommu_ioas_allow_iovas>, proc: Process): number {
+  if (v.num('__reserved') !== 0) return -EOPNOTSUPP;
+  const ioas = getIoas(ctx, v.num('ioas_id'));
+  if (typeof ioas === 'number') return ioas;
+  const n = v.num('num_iovas');
+  if (n > 1 << 20) return -E2BIG;
+  const ptr = v.big('allowed_iovas');
+  const spans: Span[] = [];
+  for (let i = 0; i < n; i++) {
+    const b = proc.copyFromUser(ptr + BigInt(i * iommu_iova_range.size), iommu_iova_range.size);
+    if (typeof b === 'number') return -EFAULT;
+    const rv = new StructView(iommu_iova_range, b);
+    const s = rv.big('start');
+    const l = rv.big('last');
+    if (s > l) return -EINVAL;
+    const start = fit(s) ?? IOVA_MAX;
+    const last = fit(l) ?? IOVA_MAX;
+    if (spans.some((x) => x.start <= last && x.last >= start)) return -EINVAL;
+    spans.push({ start, last });
+  }
+  return ioas.iopt.setAllowed(spans);
+}
+
+export function option(ctx: IommufdCtx, v: View<typeof iommu_option>, respond: Respond, proc: Process): number {
+  if (v.num('__reserved') !== 0) return -EOPNOTSUPP;
+  const op = v.num('op');
+  const val = v.big('val64');
+  switch (v.num('option_id')) {
+    case IOMMU_OPTION_RLIMIT_MODE: {
+      if (v.num('object_id') !== 0) return -EOPNOTSUPP;
+      if (op === IOMMU_OPTION_OP_GET) {
+        v.setBig('val64', ctx.accountMode === 'mm' ? 1 : 0);
+        return respond();
+      }
+      if (op !== IOMMU_OPTION_OP_SET) return -EOPNOTSUPP;
+      // CAP_SYS_RESOURCE: root here.
+      if (proc.uid !== 0) return -EPERM;
+      if (ctx.objects.size > 0) return -EBUSY;
+      if (val === 0n) ctx.accountMode = 'user';
+      else if (val === 1n) ctx.accountMode = 'mm';
+      else return -EINVAL;
+      return respond();
+    }
+    case IOMMU_OPTION_HUGE_PAGES: {
+      const ioas = getIoas(ctx, v.num('object_id'));
+      if (typeof ioas === 'number') return ioas;
+      if (op === IOMMU_OPTION_OP_GET) {
+        v.setBig('val64', ioas.iopt.disableLargePages ? 0 : 1);
+        return respond();
+      }
+      if (op !== IOMMU_OPTION_OP_SET) return -EOPNOTSUPP;
+      if (val !== 0n && val !== 1n) return -EINVAL;
+      const disable = val === 0n;
+      if (disable === ioas.iopt.disableLargePages) return respond();
+      if (ioas.iopt.areas.size > 0 || ioas.iopt.domains.length > 0) return -EINVAL;
+      ioas.iopt.disableLargePages = disable;
+      return respond();
+    }
+    default:
+      return -EOPNOTSUPP;
+  }
+}

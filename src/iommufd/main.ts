@@ -1,0 +1,275 @@
+/**
+ * /dev/iommu (drivers/iommu/iommufd/main.c): the file, the ioctl table that
+ * states each command's struct and minimum size once, the generic rules
+ * (a `size` below the minimum is -EINVAL, bytes beyond the struct the kernel
+ * knows must be zero or -E2BIG, an unknown command is -ENOTTY), results
+ * copied back over at most `size` bytes, and the VFIO cdev side
+ * (VFIO_DEVICE_BIND_IOMMUFD, ATTACH/DETACH_IOMMUFD_PT) registered with
+ * setCdevIommufdOps().
+ */
+import { E2BIG, EBADF, EBUSY, EFAULT, EINVAL, ENOTTY, EOPNOTSUPP } from '../host/errno.ts';
+import type { Host } from '../host/host.ts';
+import type { Process } from '../host/process.ts';
+import type { OpenFile } from '../host/vfs.ts';
+import {
+  IOMMU_DESTROY,
+  IOMMU_FAULT_QUEUE_ALLOC,
+  IOMMU_GET_HW_INFO,
+  IOMMU_HWPT_ALLOC,
+  IOMMU_IOAS_ALLOC,
+  IOMMU_IOAS_ALLOW_IOVAS,
+  IOMMU_IOAS_COPY,
+  IOMMU_IOAS_IOVA_RANGES,
+  IOMMU_IOAS_MAP,
+  IOMMU_IOAS_UNMAP,
+  IOMMU_OPTION,
+  IOMMU_VFIO_IOAS,
+  IOMMU_VFIO_IOAS_CLEAR,
+  IOMMU_VFIO_IOAS_GET,
+  IOMMU_VFIO_IOAS_SET,
+  VFIO_DEVICE_ATTACH_PASID,
+  VFIO_DEVICE_DETACH_PASID,
+  iommu_destroy,
+  iommu_fault_alloc,
+  iommu_hw_info,
+  iommu_hwpt_alloc,
+  iommu_ioas_alloc,
+  iommu_ioas_allow_iovas,
+  iommu_ioas_copy,
+  iommu_ioas_iova_ranges,
+  iommu_ioas_map,
+  iommu_ioas_unmap,
+  iommu_option,
+  iommu_vfio_ioas,
+  vfio_device_attach_iommufd_pt,
+  vfio_device_bind_iommufd,
+  vfio_device_detach_iommufd_pt,
+} from '../uapi/iommufd.ts';
+import { StructView, type StructDef } from '../uapi/struct.ts';
+import { VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_DETACH_IOMMUFD_PT } from '../uapi/vfio.ts';
+import type { VfioDeviceFile } from '../vfio/device-file.ts';
+import { setCdevIommufdOps } from '../vfio/module.ts';
+import { UserArg } from '../vfio/user-arg.ts';
+import { attachDevice, bindDevice, detachDevice, getHwInfo, hwptAlloc, unbindDevice } from './device.ts';
+import { EBADFD } from './errno.ts';
+import { FaultFile, FaultQueue } from './fault.ts';
+import { ioasAlloc, ioasAllowIovas, ioasCopy, ioasIovaRanges, ioasMap, ioasUnmap, option, type Respond } from './ioas.ts';
+import { Ioas, IommufdCtx, type IommufdDevice } from './objects.ts';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyView = StructView<any>;
+interface Op {
+  def: StructDef;
+  /** offsetofend of the last field every caller must pass. */
+  min: number;
+  run(ctx: IommufdCtx, v: AnyView, respond: Respond, proc: Process): number;
+}
+
+const end = (def: StructDef, field: string): number => {
+  const f = def.fields[field]!;
+  return f.offset + f.size;
+};
+
+const OPS = new Map<number, Op>([
+  [IOMMU_DESTROY, { def: iommu_destroy, min: end(iommu_destroy, 'id'), run: (c, v) => destroy(c, v.num('id')) }],
+  [IOMMU_IOAS_ALLOC, { def: iommu_ioas_alloc, min: end(iommu_ioas_alloc, 'out_ioas_id'), run: (c, v, r) => ioasAlloc(c, v, r) }],
+  [IOMMU_IOAS_ALLOW_IOVAS, { def: iommu_ioas_allow_iovas, min: end(iommu_ioas_allow_iovas, 'allowed_iovas'), run: (c, v, _r, p) => ioasAllowIovas(c, v, p) }],
+  [IOMMU_IOAS_COPY, { def: iommu_ioas_copy, min: end(iommu_ioas_copy, 'src_iova'), run: (c, v, r) => ioasCopy(c, v, r) }],
+  [IOMMU_IOAS_IOVA_RANGES, { def: iommu_ioas_iova_ranges, min: end(iommu_ioas_iova_ranges, 'out_iova_alignment'), run: (c, v, r, p) => ioasIovaRanges(c, v, r, p) }],
+  [IOMMU_IOAS_MAP, { def: iommu_ioas_map, min: end(iommu_ioas_map, 'iova'), run: (c, v, r, p) => ioasMap(c, v, r, p) }],
+  [IOMMU_IOAS_UNMAP, { def: iommu_ioas_unmap, min: end(iommu_ioas_unmap, 'length'), run: (c, v, r) => ioasUnmap(c, v, r) }],
+  [IOMMU_OPTION, { def: iommu_option, min: end(iommu_option, 'val64'), run: (c, v, r, p) => option(c, v, r, p) }],
+  [IOMMU_VFIO_IOAS, { def: iommu_vfio_ioas, min: end(iommu_vfio_ioas, '__reserved'), run: (c, v, r) => vfioIoas(c, v, r) }],
+  [IOMMU_HWPT_ALLOC, { def: iommu_hwpt_alloc, min: end(iommu_hwpt_alloc, 'data_uptr'), run: (c, v, r, p) => hwptAlloc(c, v, r, p) }],
+  [IOMMU_GET_HW_INFO, { def: iommu_hw_info, min: end(iommu_hw_info, '__reserved'), run: (c, v, r, p) => getHwInfo(c, v, r, p) }],
+  [IOMMU_FAULT_QUEUE_ALLOC, { def: iommu_fault_alloc, min: end(iommu_fault_alloc, 'out_fault_fd'), run: (c, v, r, p) => faultAlloc(c, v, r, p) }],
+]);
+
+/** IOMMU_DESTROY: -ENOENT for an unknown ID, -EBUSY while anything holds the object. */
+function destroy(ctx: IommufdCtx, id: number): number {
+  const o = ctx.get(id);
+  if (typeof o === 'number') return o;
+  if (o.refs > 0) return -EBUSY;
+  ctx.remove(o);
+  return 0;
+}
+
+function vfioIoas(ctx: IommufdCtx, v: AnyView, respond: Respond): number {
+  if (v.num('__reserved') !== 0) return -EOPNOTSUPP;
+  switch (v.num('op')) {
+    case IOMMU_VFIO_IOAS_GET: {
+      if (ctx.vfioIoas === undefined) return -ENODEV_COMPAT;
+      v.setNum('ioas_id', ctx.vfioIoas.id);
+      return respond();
+    }
+    case IOMMU_VFIO_IOAS_SET: {
+      const ioas = ctx.get<Ioas>(v.num('ioas_id'), 'ioas');
+      if (typeof ioas === 'number') return ioas;
+      ctx.vfioIoas = ioas;
+      return 0;
+    }
+    case IOMMU_VFIO_IOAS_CLEAR:
+      ctx.vfioIoas = undefined;
+      return 0;
+    default:
+      return -EOPNOTSUPP;
+  }
+}
+/** iommufd_vfio_ioas GET with no compat IOAS set: -ENODEV. */
+const ENODEV_COMPAT = 19;
+
+function faultAlloc(ctx: IommufdCtx, v: AnyView, respond: Respond, proc: Process): number {
+  if (v.num('flags') !== 0) return -EOPNOTSUPP;
+  const fault = ctx.add(new FaultQueue(ctx));
+  const file = new FaultFile(fault);
+  const fd = proc.installFile(file);
+  if (fd < 0) {
+    file.release();
+    ctx.remove(fault);
+    return fd;
+  }
+  v.setNum('out_fault_id', fault.id);
+  v.setNum('out_fault_fd', fd);
+  const r = respond();
+  if (r < 0) {
+    proc.close(fd);
+    ctx.remove(fault);
+  }
+  return r;
+}
+
+/** An open /dev/iommu. */
+export class IommufdFile implements OpenFile {
+  private closed = false;
+  constructor(readonly ctx: IommufdCtx) {}
+
+  ioctl(request: number, arg: Uint8Array | number, proc: Process): number {
+    const op = OPS.get(request);
+    if (op === undefined) return -ENOTTY;
+    const u = UserArg.of(arg, proc);
+    if (typeof u === 'number') return u;
+    const head = u.read(0, 4);
+    if (typeof head === 'number') return head;
+    const size = new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true);
+    if (size < op.min) return -EINVAL;
+    const k = op.def.size;
+    const got = u.read(0, Math.min(size, k));
+    if (typeof got === 'number') return got;
+    if (size > k) {
+      const tail = u.read(k, size - k);
+      if (typeof tail === 'number') return tail;
+      if (tail.some((b) => b !== 0)) return -E2BIG;
+    }
+    const buf = new Uint8Array(k);
+    buf.set(got);
+    const v = new StructView(op.def, buf);
+    const respond = (): number => (u.write(0, buf.subarray(0, Math.min(size, k))) < 0 ? -EFAULT : 0);
+    return op.run(this.ctx, v, respond, proc);
+  }
+
+  release(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ctx.put();
+  }
+}
+
+const bound = new WeakMap<VfioDeviceFile, IommufdDevice>();
+
+/** The iommufd device bound to a VFIO cdev file, if any (for tests and tools). */
+export function boundDevice(file: VfioDeviceFile): IommufdDevice | undefined {
+  return bound.get(file);
+}
+
+const registered = new WeakSet<Host>();
+
+/**
+ * Load iommufd on a host: /dev/iommu appears and VFIO cdevs can bind to it.
+ * Idempotent.
+ */
+export function registerIommufd(host: Host): void {
+  if (registered.has(host)) return;
+  registered.add(host);
+  host.vfs.register('/dev/iommu', { open: () => new IommufdFile(new IommufdCtx(host)) });
+  setCdevIommufdOps(host, {
+    bind(file, arg, proc) {
+      const u = UserArg.of(arg, proc);
+      if (typeof u === 'number') return u;
+      const minsz = end(vfio_device_bind_iommufd, 'out_devid');
+      const b = u.read(0, minsz);
+      if (typeof b === 'number') return b;
+      const v = new StructView(vfio_device_bind_iommufd, b);
+      if (v.num('argsz') < minsz || v.num('flags') !== 0) return -EINVAL;
+      const f = proc.file(v.num('iommufd'));
+      if (f === undefined) return -EBADF;
+      if (!(f instanceof IommufdFile)) return -EBADFD;
+      const dev = bindDevice(f.ctx, file);
+      if (typeof dev === 'number') return dev;
+      v.setNum('out_devid', dev.id);
+      if (u.write(12, b.subarray(12, 16)) < 0) {
+        unbindDevice(dev);
+        return -EFAULT;
+      }
+      bound.set(file, dev);
+      return 0;
+    },
+    ioctl(file, request, arg, proc) {
+      const dev = bound.get(file);
+      if (dev === undefined) return -EINVAL;
+      const u = UserArg.of(arg, proc);
+      if (typeof u === 'number') return u;
+      if (request === VFIO_DEVICE_ATTACH_IOMMUFD_PT) {
+        const minsz = end(vfio_device_attach_iommufd_pt, 'pt_id');
+        const h = u.read(0, 4);
+        if (typeof h === 'number') return h;
+        const argsz = new DataView(h.buffer).getUint32(0, true);
+        if (argsz < minsz) return -EINVAL;
+        const b = u.read(0, Math.min(argsz, vfio_device_attach_iommufd_pt.size));
+        if (typeof b === 'number') return b;
+        const full = new Uint8Array(vfio_device_attach_iommufd_pt.size);
+        full.set(b);
+        const v = new StructView(vfio_device_attach_iommufd_pt, full);
+        const flags = v.num('flags');
+        if ((flags & ~VFIO_DEVICE_ATTACH_PASID) !== 0) return -EINVAL;
+        let pasid: number | undefined;
+        if (flags & VFIO_DEVICE_ATTACH_PASID) {
+          if (argsz < end(vfio_device_attach_iommufd_pt, 'pasid')) return -EINVAL;
+          pasid = v.num('pasid');
+        }
+        const id = attachDevice(dev, v.num('pt_id'), pasid);
+        if (id < 0) return id;
+        v.setNum('pt_id', id);
+        if (u.write(8, full.subarray(8, 12)) < 0) {
+          detachDevice(dev, pasid);
+          return -EFAULT;
+        }
+        return 0;
+      }
+      if (request === VFIO_DEVICE_DETACH_IOMMUFD_PT) {
+        const minsz = end(vfio_device_detach_iommufd_pt, 'flags');
+        const h = u.read(0, minsz);
+        if (typeof h === 'number') return h;
+        const dv = new DataView(h.buffer);
+        const argsz = dv.getUint32(0, true);
+        const flags = dv.getUint32(4, true);
+        if (argsz < minsz || (flags & ~VFIO_DEVICE_DETACH_PASID) !== 0) return -EINVAL;
+        let pasid: number | undefined;
+        if (flags & VFIO_DEVICE_DETACH_PASID) {
+          if (argsz < end(vfio_device_detach_iommufd_pt, 'pasid')) return -EINVAL;
+          const p = u.read(8, 4);
+          if (typeof p === 'number') return p;
+          pasid = new DataView(p.buffer).getUint32(0, true);
+        }
+        detachDevice(dev, pasid);
+        return 0;
+      }
+      return -ENOTTY;
+    },
+    unbind(file) {
+      const dev = bound.get(file);
+      if (dev === undefined) return;
+      bound.delete(file);
+      unbindDevice(dev);
+    },
+  });
+}
