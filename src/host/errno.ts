@@ -31,15 +31,17 @@ export const EDEADLK = 35;
 export const ENAMETOOLONG = 36;
 export const ENOSYS = 38;
 export const EOVERFLOW = 75;
+export const EBADFD = 77;
 export const EMSGSIZE = 90;
 export const EOPNOTSUPP = 95;
+export const EADDRINUSE = 98;
 export const ETIMEDOUT = 110;
 
 const NAMES: Record<number, string> = {
   1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 5: 'EIO', 6: 'ENXIO', 7: 'E2BIG', 9: 'EBADF', 11: 'EAGAIN',
   12: 'ENOMEM', 13: 'EACCES', 14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV', 20: 'ENOTDIR', 21: 'EISDIR',
   22: 'EINVAL', 23: 'ENFILE', 24: 'EMFILE', 25: 'ENOTTY', 27: 'EFBIG', 28: 'ENOSPC', 29: 'ESPIPE', 34: 'ERANGE',
-  35: 'EDEADLK', 36: 'ENAMETOOLONG', 38: 'ENOSYS', 75: 'EOVERFLOW', 90: 'EMSGSIZE', 95: 'EOPNOTSUPP', 110: 'ETIMEDOUT',
+  35: 'EDEADLK', 36: 'ENAMETOOLONG', 38: 'ENOSYS', 75: 'EOVERFLOW', 77: 'EBADFD', 90: 'EMSGSIZE', 95: 'EOPNOTSUPP', 98: 'EADDRINUSE', 110: 'ETIMEDOUT',
 };
 
 /** 'EINVAL' for 22 or -22. */

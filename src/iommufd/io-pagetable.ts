@@ -9,7 +9,7 @@
  * leaves everything as it found it.
  */
 import { IOMMU_CACHE } from '../../iommu/pgtable/types.ts';
-import { EADDRINUSE } from './errno.ts';
+import { EADDRINUSE } from '../host/errno.ts';
 import { EEXIST, EFAULT, EINVAL, ENOENT, ENOMEM, ENOSPC, EOVERFLOW } from '../host/errno.ts';
 import { accountLockedVm, contiguousRuns, pinUserPages, unpinUserPages, type PinnedPages } from '../host/pin.ts';
 import type { Process } from '../host/process.ts';

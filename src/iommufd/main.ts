@@ -51,7 +51,7 @@ import type { VfioDeviceFile } from '../vfio/device-file.ts';
 import { setCdevIommufdOps } from '../vfio/module.ts';
 import { UserArg } from '../vfio/user-arg.ts';
 import { attachDevice, bindDevice, detachDevice, getHwInfo, hwptAlloc, unbindDevice } from './device.ts';
-import { EBADFD } from './errno.ts';
+import { EBADFD } from '../host/errno.ts';
 import { FaultFile, FaultQueue } from './fault.ts';
 import { ioasAlloc, ioasAllowIovas, ioasCopy, ioasIovaRanges, ioasMap, ioasUnmap, option, type Respond } from './ioas.ts';
 import { Ioas, IommufdCtx, type IommufdDevice } from './objects.ts';
