@@ -1,13 +1,13 @@
 import type { Tracer } from '../trace/tracer.ts';
 import { findRange, flatten, type FlatRange } from './flat-view.ts';
 import type { AccessSize, MemoryRegion } from './memory-region.ts';
-import {
-  MEMTX_DECODE_ERROR,
-  MEMTX_DEVICE_ERROR,
-  MEMTX_OK,
-  type MemTxResult,
-  type PhysMem,
-} from './phys-mem.ts';
+import * as phys from './phys-mem.ts';
+import type { MemTxResult, PhysMem } from './phys-mem.ts';
+
+// Module-local copies of hot constants (imported bindings are getter calls under tsx).
+const MEMTX_OK = phys.MEMTX_OK;
+const MEMTX_DECODE_ERROR = phys.MEMTX_DECODE_ERROR;
+const MEMTX_DEVICE_ERROR = phys.MEMTX_DEVICE_ERROR;
 
 const ONES = [0, 0xff, 0xffff, 0, 0xffffffff];
 

@@ -1,11 +1,10 @@
-import {
-  MEMTX_DECODE_ERROR,
-  MEMTX_OK,
-  PAGE_SIZE,
-  type MemTxResult,
-  type PhysMem,
-} from './phys-mem.ts';
+import * as phys from './phys-mem.ts';
+import type { MemTxResult, PhysMem } from './phys-mem.ts';
 
+// Module-local copies: under tsx every use of an imported binding is a getter call, and these sit on the DMA path.
+const PAGE_SIZE = phys.PAGE_SIZE;
+const MEMTX_OK = phys.MEMTX_OK;
+const MEMTX_DECODE_ERROR = phys.MEMTX_DECODE_ERROR;
 const FRAME_MASK = PAGE_SIZE - 1;
 const TWO_32 = 0x1_0000_0000;
 

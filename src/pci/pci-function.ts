@@ -1,19 +1,24 @@
 import { initBar, barAddress, type Bar, type BarSpec } from './bar.ts';
-import { formatBdf, requesterId } from './bdf.ts';
+import * as bdfs from './bdf.ts';
 import { CapabilityList } from './capability-list.ts';
 import { ConfigSpace } from './config-space.ts';
-import { CFG, COMMAND, HEADER_TYPE_MULTIFUNCTION, STATUS, STATUS_W1C } from './header.ts';
+import * as hdr from './header.ts';
 import type { PciBus } from './bus.ts';
 import type { AtsTranslationCompletion, AtsTranslationRequest, PageRequestMessage } from './ats-messages.ts';
-import {
-  COMPLETION_OK,
-  NO_PASID,
-  failed,
-  type DmaAttrs,
-  type DmaCompletion,
-  type DmaResult,
-  type DmaTransaction,
-} from './transaction.ts';
+import * as txns from './transaction.ts';
+import type { DmaAttrs, DmaCompletion, DmaResult, DmaTransaction } from './transaction.ts';
+
+// Module-local copies: under tsx each use of an imported binding costs a getter call, and these sit on the DMA path.
+const formatBdf = bdfs.formatBdf;
+const requesterId = bdfs.requesterId;
+const CFG = hdr.CFG;
+const COMMAND = hdr.COMMAND;
+const HEADER_TYPE_MULTIFUNCTION = hdr.HEADER_TYPE_MULTIFUNCTION;
+const STATUS = hdr.STATUS;
+const STATUS_W1C = hdr.STATUS_W1C;
+const COMPLETION_OK = txns.COMPLETION_OK;
+const NO_PASID = txns.NO_PASID;
+const failed = txns.failed;
 
 export interface PciIdentity {
   vendorId: number;

@@ -1,7 +1,7 @@
 import type { MsiController } from '../irq/msi-controller.ts';
 import type { AddressSpace } from '../memory/address-space.ts';
 import { MemoryRegion } from '../memory/memory-region.ts';
-import { MEMTX_DECODE_ERROR, MEMTX_OK } from '../memory/phys-mem.ts';
+import * as phys from '../memory/phys-mem.ts';
 import type { Counter, Counters } from '../trace/counters.ts';
 import type { Tracer } from '../trace/tracer.ts';
 import { PciBridge } from './bridge.ts';
@@ -17,7 +17,14 @@ import {
   type PageRequestMessage,
   type PrgResponse,
 } from './ats-messages.ts';
-import { COMPLETION_OK, failed, type DmaCompletion, type DmaTransaction } from './transaction.ts';
+import * as txns from './transaction.ts';
+import { type DmaCompletion, type DmaTransaction } from './transaction.ts';
+
+// Module-local copies: under tsx each use of an imported binding costs a getter call, and these sit on the DMA path.
+const MEMTX_DECODE_ERROR = phys.MEMTX_DECODE_ERROR;
+const MEMTX_OK = phys.MEMTX_OK;
+const COMPLETION_OK = txns.COMPLETION_OK;
+const failed = txns.failed;
 
 export interface RootComplexOptions {
   /** The system memory that upstream transactions reach. */
