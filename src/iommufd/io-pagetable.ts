@@ -67,11 +67,13 @@ export class Pages implements PinnedPages {
       const r = accountLockedVm(this.proc, this.count, true);
       if (r < 0) return r;
     } else if (this.accountMode === 'mm') {
-      if (!this.proc.capIpcLock && (mm.pinnedVm + this.count) * PAGE > this.proc.memlockLimit) return -ENOMEM;
+      // IOPT_PAGES_ACCOUNT_MM: account_locked_vm() on the mm.
+      const r = accountLockedVm(this.proc, this.count, true);
+      if (r < 0) return r;
     }
     const p = pinUserPages(mm, this.va, this.count, this.writable);
     if (typeof p === 'number') {
-      if (this.accountMode === 'user') accountLockedVm(this.proc, this.count, false);
+      if (this.accountMode !== 'none') accountLockedVm(this.proc, this.count, false);
       return p === -ENOMEM ? -ENOMEM : -EFAULT;
     }
     this.pas = p.pas;
@@ -84,7 +86,7 @@ export class Pages implements PinnedPages {
     if (this.pinRefs === 0) return;
     if (--this.pinRefs > 0) return;
     unpinUserPages(this.proc.mm, this);
-    if (this.accountMode === 'user') accountLockedVm(this.proc, this.count, false);
+    if (this.accountMode !== 'none') accountLockedVm(this.proc, this.count, false);
     this.pas = new Float64Array(0);
     this.heads = new Float64Array(0);
   }

@@ -3,7 +3,7 @@
  * the decoded struct (already size-checked by the dispatcher) and returns 0
  * (after `respond`) or -errno, changing nothing on error.
  */
-import { E2BIG, EBUSY, EFAULT, EINVAL, EMSGSIZE, ENOENT, EOPNOTSUPP, EOVERFLOW, EPERM } from '../host/errno.ts';
+import { EBUSY, EFAULT, EINVAL, EMSGSIZE, ENOENT, EOPNOTSUPP, EOVERFLOW, EPERM } from '../host/errno.ts';
 import type { Process } from '../host/process.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable/types.ts';
 import {
@@ -98,6 +98,7 @@ export function ioasCopy(ctx: IommufdCtx, v: View<typeof iommu_ioas_copy>, respo
   const src64 = v.big('src_iova');
   const dst64 = v.big('dst_iova');
   if (len64 >= ULONG_MAX || src64 >= ULONG_MAX || dst64 >= ULONG_MAX) return -EOVERFLOW;
+  if ((flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE)) === 0) return -EINVAL;
   const src = getIoas(ctx, v.num('src_ioas_id'));
   if (typeof src === 'number') return src;
   const length = fit(len64);
@@ -174,7 +175,6 @@ export function ioasAllowIovas(ctx: IommufdCtx, v: View<typeof iommu_ioas_allow_
   const ioas = getIoas(ctx, v.num('ioas_id'));
   if (typeof ioas === 'number') return ioas;
   const n = v.num('num_iovas');
-  if (n > 1 << 20) return -E2BIG;
   const ptr = v.big('allowed_iovas');
   const spans: Span[] = [];
   for (let i = 0; i < n; i++) {
@@ -183,7 +183,8 @@ export function ioasAllowIovas(ctx: IommufdCtx, v: View<typeof iommu_ioas_allow_
     const rv = new StructView(iommu_iova_range, b);
     const s = rv.big('start');
     const l = rv.big('last');
-    if (s > l) return -EINVAL;
+    // iommufd_ioas_load_iovas(): an empty or reversed range (start >= last) is refused.
+    if (s >= l) return -EINVAL;
     const start = fit(s) ?? IOVA_MAX;
     const last = fit(l) ?? IOVA_MAX;
     if (spans.some((x) => x.start <= last && x.last >= start)) return -EINVAL;
@@ -221,9 +222,10 @@ export function option(ctx: IommufdCtx, v: View<typeof iommu_option>, respond: R
       }
       if (op !== IOMMU_OPTION_OP_SET) return -EOPNOTSUPP;
       if (val !== 0n && val !== 1n) return -EINVAL;
+      // iopt_disable_large_pages(): refused once domains already hold mappings;
+      // iopt_enable_large_pages() always succeeds (existing mappings keep their page sizes).
       const disable = val === 0n;
-      if (disable === ioas.iopt.disableLargePages) return respond();
-      if (ioas.iopt.areas.size > 0 || ioas.iopt.domains.length > 0) return -EINVAL;
+      if (disable && !ioas.iopt.disableLargePages && ioas.iopt.areas.size > 0 && ioas.iopt.domains.length > 0) return -EINVAL;
       ioas.iopt.disableLargePages = disable;
       return respond();
     }

@@ -16,6 +16,9 @@ import {
   IOMMU_FAULT_QUEUE_ALLOC,
   IOMMU_GET_HW_INFO,
   IOMMU_HWPT_ALLOC,
+  IOMMU_HWPT_GET_DIRTY_BITMAP,
+  IOMMU_HWPT_INVALIDATE,
+  IOMMU_HWPT_SET_DIRTY_TRACKING,
   IOMMU_IOAS_ALLOC,
   IOMMU_IOAS_ALLOW_IOVAS,
   IOMMU_IOAS_COPY,
@@ -33,6 +36,9 @@ import {
   iommu_fault_alloc,
   iommu_hw_info,
   iommu_hwpt_alloc,
+  iommu_hwpt_get_dirty_bitmap,
+  iommu_hwpt_invalidate,
+  iommu_hwpt_set_dirty_tracking,
   iommu_ioas_alloc,
   iommu_ioas_allow_iovas,
   iommu_ioas_copy,
@@ -53,6 +59,7 @@ import { UserArg } from '../vfio/user-arg.ts';
 import { attachDevice, bindDevice, detachDevice, getHwInfo, hwptAlloc, unbindDevice } from './device.ts';
 import { EBADFD } from '../host/errno.ts';
 import { FaultFile, FaultQueue } from './fault.ts';
+import { getDirtyBitmap, hwptInvalidate, setDirtyTracking } from './hwpt.ts';
 import { ioasAlloc, ioasAllowIovas, ioasCopy, ioasIovaRanges, ioasMap, ioasUnmap, option, type Respond } from './ioas.ts';
 import { Ioas, IommufdCtx, type IommufdDevice } from './objects.ts';
 
@@ -82,6 +89,9 @@ const OPS = new Map<number, Op>([
   [IOMMU_VFIO_IOAS, { def: iommu_vfio_ioas, min: end(iommu_vfio_ioas, '__reserved'), run: (c, v, r) => vfioIoas(c, v, r) }],
   [IOMMU_HWPT_ALLOC, { def: iommu_hwpt_alloc, min: end(iommu_hwpt_alloc, 'data_uptr'), run: (c, v, r, p) => hwptAlloc(c, v, r, p) }],
   [IOMMU_GET_HW_INFO, { def: iommu_hw_info, min: end(iommu_hw_info, '__reserved'), run: (c, v, r, p) => getHwInfo(c, v, r, p) }],
+  [IOMMU_HWPT_SET_DIRTY_TRACKING, { def: iommu_hwpt_set_dirty_tracking, min: end(iommu_hwpt_set_dirty_tracking, '__reserved'), run: (c, v, r) => setDirtyTracking(c, v, r) }],
+  [IOMMU_HWPT_GET_DIRTY_BITMAP, { def: iommu_hwpt_get_dirty_bitmap, min: end(iommu_hwpt_get_dirty_bitmap, 'data'), run: (c, v, r, p) => getDirtyBitmap(c, v, r, p) }],
+  [IOMMU_HWPT_INVALIDATE, { def: iommu_hwpt_invalidate, min: end(iommu_hwpt_invalidate, '__reserved'), run: (c, v, r, p) => hwptInvalidate(c, v, r, p) }],
   [IOMMU_FAULT_QUEUE_ALLOC, { def: iommu_fault_alloc, min: end(iommu_fault_alloc, 'out_fault_fd'), run: (c, v, r, p) => faultAlloc(c, v, r, p) }],
 ]);
 

@@ -1,0 +1,104 @@
+/**
+ * HWPT ioctls beyond allocation (drivers/iommu/iommufd/hw_pagetable.c and
+ * io_pagetable.c): HWPT_SET_DIRTY_TRACKING and HWPT_GET_DIRTY_BITMAP on
+ * paging HWPTs (-EOPNOTSUPP unless the HWPT was allocated with
+ * IOMMU_HWPT_ALLOC_DIRTY_TRACKING and its driver implements dirty tracking),
+ * and HWPT_INVALIDATE on nested HWPTs (handed to the domain's
+ * cacheInvalidateUser; -EOPNOTSUPP where there is none).
+ */
+import { EFAULT, EINVAL, EOPNOTSUPP, EOVERFLOW } from '../host/errno.ts';
+import type { Process } from '../host/process.ts';
+import {
+  IOMMU_HWPT_DIRTY_TRACKING_ENABLE,
+  IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR,
+  type iommu_hwpt_get_dirty_bitmap,
+  type iommu_hwpt_invalidate,
+  type iommu_hwpt_set_dirty_tracking,
+} from '../uapi/iommufd.ts';
+import type { StructView } from '../uapi/struct.ts';
+import { IOVA_MAX } from './io-pagetable.ts';
+import type { Respond } from './ioas.ts';
+import { HwptNested, type HwptPaging, type IommufdCtx } from './objects.ts';
+
+type View<D> = D extends { fields: Readonly<Record<infer F extends string, unknown>> } ? StructView<F> : never;
+
+/** Dirty tracking currently enabled, per HWPT. */
+const tracking = new WeakSet<HwptPaging>();
+
+export function setDirtyTracking(ctx: IommufdCtx, v: View<typeof iommu_hwpt_set_dirty_tracking>, respond: Respond): number {
+  const flags = v.num('flags');
+  if ((flags & ~IOMMU_HWPT_DIRTY_TRACKING_ENABLE) !== 0 || v.num('__reserved') !== 0) return -EOPNOTSUPP;
+  const hwpt = ctx.get<HwptPaging>(v.num('hwpt_id'), 'hwpt_paging');
+  if (typeof hwpt === 'number') return hwpt;
+  const drv = hwpt.domain.driver;
+  if (!hwpt.dirtyTracking || drv.setDirtyTracking === undefined) return -EOPNOTSUPP;
+  const enable = (flags & IOMMU_HWPT_DIRTY_TRACKING_ENABLE) !== 0;
+  if (enable === tracking.has(hwpt)) return 0;
+  const r = drv.setDirtyTracking(enable);
+  if (r < 0) return r;
+  if (enable) tracking.add(hwpt);
+  else tracking.delete(hwpt);
+  return respond();
+}
+
+export function getDirtyBitmap(ctx: IommufdCtx, v: View<typeof iommu_hwpt_get_dirty_bitmap>, _respond: Respond, proc: Process): number {
+  const flags = v.num('flags');
+  if ((flags & ~IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR) !== 0 || v.num('__reserved') !== 0) return -EOPNOTSUPP;
+  const hwpt = ctx.get<HwptPaging>(v.num('hwpt_id'), 'hwpt_paging');
+  if (typeof hwpt === 'number') return hwpt;
+  const drv = hwpt.domain.driver;
+  if (!hwpt.dirtyTracking || drv.readAndClearDirty === undefined) return -EOPNOTSUPP;
+  const iova64 = v.big('iova');
+  const len64 = v.big('length');
+  const pgsz64 = v.big('page_size');
+  const iopt = hwpt.ioas.iopt;
+  // iommufd_check_iova_range()
+  if (pgsz64 === 0n || (pgsz64 & (pgsz64 - 1n)) !== 0n || len64 === 0n) return -EINVAL;
+  if (iova64 % BigInt(iopt.iovaAlignment) !== 0n || iova64 % pgsz64 !== 0n || len64 % pgsz64 !== 0n) return -EINVAL;
+  if (iova64 + len64 - 1n > BigInt(IOVA_MAX)) return -EOVERFLOW;
+  const iova = Number(iova64);
+  const length = Number(len64);
+  const pieces = iopt.getPieces(iova, length);
+  if (typeof pieces === 'number') return -EINVAL; // the range must be mapped contiguously
+  const pgsz = Number(pgsz64);
+  const nbits = length / pgsz;
+  const nbytes = Math.ceil(nbits / 64) * 8;
+  const uptr = v.big('data');
+  const bitmap = proc.copyFromUser(uptr, nbytes);
+  if (typeof bitmap === 'number') return -EFAULT;
+  const r = drv.readAndClearDirty(iova, length, (flags & IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR) !== 0, (at, size) => {
+    const first = Math.max(0, Math.floor((at - iova) / pgsz));
+    const last = Math.min(nbits - 1, Math.floor((at + size - 1 - iova) / pgsz));
+    for (let b = first; b <= last; b++) bitmap[b >> 3]! |= 1 << (b & 7);
+  });
+  if (r < 0) return r;
+  return proc.copyToUser(uptr, bitmap) < 0 ? -EFAULT : 0;
+}
+
+export function hwptInvalidate(ctx: IommufdCtx, v: View<typeof iommu_hwpt_invalidate>, respond: Respond, proc: Process): number {
+  if (v.num('__reserved') !== 0) return -EOPNOTSUPP;
+  const num = v.num('entry_num');
+  const len = v.num('entry_len');
+  let rc = 0;
+  let done = 0;
+  if (num !== 0 && (v.big('data_uptr') === 0n || len === 0)) rc = -EINVAL;
+  else {
+    const obj = ctx.get(v.num('hwpt_id'));
+    if (typeof obj === 'number') rc = obj;
+    else if (!(obj instanceof HwptNested)) rc = -EINVAL;
+    else if (obj.domain.driver.cacheInvalidateUser === undefined) rc = -EOPNOTSUPP;
+    else {
+      const data = num === 0 ? new Uint8Array(0) : proc.copyFromUser(v.big('data_uptr'), len * num);
+      if (typeof data === 'number') rc = -EFAULT;
+      else {
+        const r = obj.domain.driver.cacheInvalidateUser(v.num('data_type'), data, len, num);
+        done = r.done;
+        rc = r.err;
+      }
+    }
+  }
+  // The count of handled entries is reported back even on error.
+  v.setNum('entry_num', done);
+  if (respond() < 0) return -EFAULT;
+  return rc;
+}
