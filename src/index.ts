@@ -71,3 +71,6 @@ export * from './vfio/index.ts';
 export * from './uapi/struct.ts';
 export { registerIommufd } from './iommufd/main.ts';
 export * from './uapi/iommufd.ts';
+export { applyPlan, loadPlan, validatePlan, parsePlan, type FaultPlan } from './fault/plan.ts';
+export { checkInvariants, recordBaseline, monitorUnmaps, guard, formatViolations, type Violation } from './fault/invariants.ts';
+export { runFailNth } from './fault/fail-nth.ts';
