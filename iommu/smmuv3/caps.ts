@@ -15,10 +15,14 @@ export interface SmmuFeatures {
   /** log2 of the largest command / event queue (IDR1.CMDQS / EVENTQS). */
   readonly cmdqLog2Max: number;
   readonly evtqLog2Max: number;
+  /** log2 of the largest PRI queue (IDR1.PRIQS). */
+  readonly priqLog2Max: number;
+  /** Stalled transactions the SMMU can hold at once (IDR5.STALL_MAX). */
+  readonly stallMax: number;
 }
 
 export function smmuFeatures(oas: 48 | 52 = 48): SmmuFeatures {
-  return { oas, sidBits: 16, ssidBits: 20, cmdqLog2Max: 19, evtqLog2Max: 19 };
+  return { oas, sidBits: 16, ssidBits: 20, cmdqLog2Max: 19, evtqLog2Max: 19, priqLog2Max: 19, stallMax: 64 };
 }
 
 /** IAS == OAS when AArch32 (VMSAv8-32 LPAE) tables are not supported (§3.4). */
@@ -43,13 +47,16 @@ export function idRegisterValues(f: SmmuFeatures): Record<string, number> {
       MSI: 1,             // queue/GERROR/CMD_SYNC interrupts may be MSIs
       CD2L: 1,            // 2-level CD tables
       TTENDIAN: 0b10,     // little-endian tables only
-      STALL_MODEL: 0b01,  // stall not supported (part 2): faults terminate
+      ATS: 1,             // PCIe ATS: Translation Requests, Translated transactions, CMD_ATC_INV (§3.9.1)
+      NS1ATS: 1,          // split-stage (stage 1 only) ATS not supported: STE.EATS == 0b10 is ILLEGAL
+      PRI: 1,             // PCIe PRI: the PRI queue and CMD_PRI_RESP (§3.9.2, §8)
+      STALL_MODEL: 0b00,  // stall and terminate models: CD.S / STE.S2S choose (§3.12.2)
       TERM_MODEL: 0,      // CD.A = 0 (RAZ/WI termination) supported
       ST_LEVEL: 0b01,     // 2-level Stream table
-      // HYP, ATS, PRI, SEV, BTM, ATOS, VATOS, VMW, NS1ATS: 0
+      // HYP, SEV, BTM, ATOS, VATOS, VMW, ATSRECERR: 0
     }),
     IDR1: packFields(registerDef('IDR1'), {
-      SIDSIZE: f.sidBits, SSIDSIZE: f.ssidBits, EVENTQS: f.evtqLog2Max, CMDQS: f.cmdqLog2Max, PRIQS: 0,
+      SIDSIZE: f.sidBits, SSIDSIZE: f.ssidBits, EVENTQS: f.evtqLog2Max, CMDQS: f.cmdqLog2Max, PRIQS: f.priqLog2Max,
       // PRIVCFG/INSTCFG overrides are honoured; memory type/shareability
       // overrides are accepted (attributes are not modelled).
       ATTR_PERMS_OVR: 1, ATTR_TYPES_OVR: 1,
@@ -62,7 +69,7 @@ export function idRegisterValues(f: SmmuFeatures): Record<string, number> {
     }),
     IDR4: 0,
     IDR5: packFields(registerDef('IDR5'), {
-      OAS: OAS_BITS.indexOf(f.oas), GRAN4K: 1, GRAN16K: 1, GRAN64K: 1, VAX: f.oas === 52 ? 1 : 0,
+      OAS: OAS_BITS.indexOf(f.oas), GRAN4K: 1, GRAN16K: 1, GRAN64K: 1, VAX: f.oas === 52 ? 1 : 0, STALL_MAX: f.stallMax,
     }),
     IIDR: 0, // Implementer 0: no product-specific errata apply
     AIDR: packFields(registerDef('AIDR'), { ARCHMAJORREV: 0, ARCHMINORREV: 2 }), // SMMUv3.2

@@ -55,6 +55,8 @@ export interface Cd {
   readonly record: boolean;
   /** CD.A: abort terminated transactions (else RAZ/WI). */
   readonly abort: boolean;
+  /** CD.S: stage 1 translation-related faults stall (§3.12.2); recorded whatever CD.R says. */
+  readonly stall: boolean;
 }
 
 export function cdField(words: ArrayLike<number>, name: CdField): number {
@@ -85,6 +87,7 @@ export function decodeCd(words: Uint32Array, f: SmmuFeatures): Cd {
     hpd: g('HAD0') === 1,
     record: g('R') === 1,
     abort: g('A') === 1,
+    stall: g('S') === 1,
   };
   return { ...cd, illegal: cdIllegal(words, g, f, ipsBits) };
 }
@@ -94,7 +97,6 @@ function cdIllegal(words: Uint32Array, g: (n: CdField) => number, f: SmmuFeature
   const rsv = reservedBitsSet(CD_LAYOUT, words, 4);
   if (rsv.length > 0) return `RES0 bits set: ${rsv.join(',')}`;
   if (g('AA64') === 0) return 'AA64 == 0: VMSAv8-32 LPAE tables not supported';
-  if (g('S') !== 0) return 'S set but stalls are not supported';
   const epd0 = g('EPD0') === 1;
   const epd1 = g('EPD1') === 1;
   if (g('ENDI') !== 0 && !(epd0 && epd1)) return 'ENDI: big-endian tables not supported';

@@ -6,12 +6,18 @@
  * RES0 bit or an ILLEGAL parameter stops consumption with CMDQ_CONS.ERR =
  * CERROR_ILL and GERROR.CMDQ_ERR until software toggles GERRORN.
  *
- * ATC_INV, PRI_RESP, RESUME and STALL_TERM are accepted as no-ops until ATS,
- * PRI and stalls are modelled (the specification would make RESUME and
- * STALL_TERM CERROR_ILL with STALL_MODEL == 0b01).
+ * Everything but ATC invalidation completes at once. A CMD_SYNC reached
+ * while ATS Invalidation Requests issued before it are still outstanding
+ * (§4.7.3) holds the queue: CONS stays on the SYNC until the endpoints'
+ * completions arrive (its completion signal and CONS advance then happen
+ * in that later scheduler event), or until `atcTimeoutNs` of virtual time
+ * passes, which stops the queue with CERROR_ATC_INV_SYNC at the SYNC; the
+ * abandoned invalidations are forgotten, so repeating the SYNC completes.
  */
 import { formatLayout } from '../../src/hw/layout.ts';
+import type { ScheduledEvent } from '../../src/sim/scheduler.ts';
 import type { Counter } from '../../src/trace/counters.ts';
+import type { AtcInvalidator } from './atc-inv.ts';
 import {
   CFGI_ALL_RANGE,
   CMD_LAYOUTS,
@@ -27,17 +33,40 @@ import type { ConfigCache } from './config.ts';
 import type { SmmuCore } from './core.ts';
 import { TlbMatch, type Iotlb } from './iotlb.ts';
 import type { Interrupts } from './irq.ts';
+import type { PrgResponder } from './priq.ts';
 import { QueueGeometry, queueNext } from './queue.ts';
-import { CERROR, CR0, GERROR } from './regs.ts';
+import { ATC_INV_SIZE_ALL, CERROR, CR0, GERROR, PRI_RESP } from './regs.ts';
+import type { StallTable } from './stall.ts';
 
 const ERR_NAMES = ['CERROR_NONE', 'CERROR_ILL', 'CERROR_ABT', 'CERROR_ATC_INV_SYNC'];
-const PART2 = new Set<number>([CMD_OP.ATC_INV, CMD_OP.PRI_RESP, CMD_OP.RESUME, CMD_OP.STALL_TERM]);
+/** execute(): the command (a CMD_SYNC) waits; CONS stays on it. */
+const WAIT = -1;
 const S1_ONLY = 1;
 const S2_ONLY = 2;
 const BOTH = 3;
 
+/** What the ATS, PRI and stall commands act on. */
+export interface CommandTargets {
+  readonly atc: AtcInvalidator;
+  readonly prg: PrgResponder;
+  readonly stalls: StallTable;
+  /** How long a CMD_SYNC waits for ATC invalidation completions (virtual ns). */
+  readonly atcTimeoutNs: number;
+}
+
+/** A CMD_SYNC waiting for ATC invalidations. */
+interface SyncWait {
+  index: number;
+  seq: number;
+  cs: number;
+  msiAddr: number;
+  msiData: number;
+  timer: ScheduledEvent;
+}
+
 export class CommandQueue {
   private readonly geo = new QueueGeometry();
+  private wait: SyncWait | null = null;
   private readonly words = new Uint32Array(4);
   private readonly match = new TlbMatch();
   private reason = '';
@@ -50,7 +79,21 @@ export class CommandQueue {
     private readonly tlb: Iotlb,
     private readonly irq: Interrupts,
     private readonly consumed: Counter,
-  ) {}
+    private readonly t: CommandTargets,
+  ) {
+    t.atc.onProgress = () => this.checkSync();
+  }
+
+  /** Is a CMD_SYNC waiting for ATC invalidations? */
+  get syncWaiting(): boolean {
+    return this.wait !== null;
+  }
+
+  /** Reset: a waiting CMD_SYNC is forgotten. */
+  reset(): void {
+    if (this.wait !== null) this.core.scheduler.cancel(this.wait.timer);
+    this.wait = null;
+  }
 
   /**
    * Consume commands between CONS and PROD while the queue is enabled and no
@@ -76,13 +119,14 @@ export class CommandQueue {
 
   private consume(): void {
     const r = this.core.regs;
-    if ((r.get('CR0ACK') & CR0.CMDQEN) === 0 || this.irq.gerrorActive(GERROR.CMDQ_ERR)) return;
+    if (this.wait !== null || (r.get('CR0ACK') & CR0.CMDQEN) === 0 || this.irq.gerrorActive(GERROR.CMDQ_ERR)) return;
     const g = this.geo.read(r, 'CMDQ_BASE', this.core.features.cmdqLog2Max, 16);
     const m = g.mask;
     const prod = r.get('CMDQ_PROD') & m;
     let cons = r.get('CMDQ_CONS') & m;
     for (let budget = 2 ** g.log2; cons !== prod && budget > 0; budget--) {
       const err = this.fetchAndRun(g.entryAddr(cons, 16), cons);
+      if (err === WAIT) return;
       if (err !== CERROR.NONE) {
         // §7.1: CONS stays on the bad command, ERR says why, CMDQ_ERR stops the queue.
         r.set('CMDQ_CONS', ((r.get('CMDQ_CONS') & ~(m | 0x7f00_0000)) | cons | (err << 24)) >>> 0);
@@ -129,7 +173,6 @@ export class CommandQueue {
 
   private execute(w: Uint32Array, op: number): number {
     if (CMD_LAYOUTS[op] === undefined) return this.err(CERROR.ILL, 'unknown or unsupported opcode');
-    if (PART2.has(op)) return CERROR.NONE; // accepted no-ops until ATS/PRI/stall land
     // IDR0.Hyp == 0: the EL2 invalidations are CERROR_ILL (§4.4.2).
     if (op >= CMD_OP.TLBI_EL2_ALL && op <= CMD_OP.TLBI_EL2_VAA) return this.err(CERROR.ILL, 'EL2 TLBI without IDR0.Hyp');
     const rsv = cmdReservedBits(w, op);
@@ -177,13 +220,75 @@ export class CommandQueue {
       case CMD_OP.SYNC: {
         const cs = f('CS');
         if (cs === 3) return this.err(CERROR.ILL, 'CMD_SYNC.CS reserved');
+        const seq = this.t.atc.seq;
+        if (this.t.atc.pendingUpTo(seq)) return this.beginWait(seq, cs, f('MSIAddr') * 4, f('MSIData'));
         // Everything before was done synchronously; only the completion signal remains.
         if (cs === SYNC_CS.IRQ) this.irq.syncComplete(f('MSIAddr') * 4, f('MSIData'));
         return CERROR.NONE;
       }
+      case CMD_OP.ATC_INV: {
+        // §4.5.1: 2^Size 4KB pages from Address, aligned to the span; Size >= 52 is everything.
+        const size = f('Size');
+        const span = size >= ATC_INV_SIZE_ALL ? 2 ** 64 : 4096 * 2 ** size;
+        const a = size >= ATC_INV_SIZE_ALL ? 0 : f('Address') * 4096;
+        const ssv = f('SSV') === 1;
+        this.t.atc.issue(f('StreamID'), ssv ? f('SubstreamID') : -1, ssv && f('Global') === 1, a - (a % span), span);
+        return CERROR.NONE;
+      }
+      case CMD_OP.PRI_RESP: {
+        const resp = f('Resp');
+        if (resp > PRI_RESP.SUCCESS) return this.err(CERROR.ILL, 'CMD_PRI_RESP.Resp reserved');
+        const code = resp === PRI_RESP.SUCCESS ? 'success' : resp === PRI_RESP.FAIL ? 'failure' : 'invalid';
+        this.t.prg.send(f('StreamID'), f('SSV') === 1 ? f('SubstreamID') : -1, f('PRGIndex'), code, false);
+        return CERROR.NONE;
+      }
+      case CMD_OP.RESUME:
+        this.t.stalls.resume(f('StreamID'), f('STAG'), f('Ac'), f('Ab'));
+        return CERROR.NONE;
+      case CMD_OP.STALL_TERM:
+        this.t.stalls.terminateAll(f('StreamID'));
+        return CERROR.NONE;
       default:
         return this.err(CERROR.ILL, 'unsupported opcode');
     }
+  }
+
+  private beginWait(seq: number, cs: number, msiAddr: number, msiData: number): number {
+    const index = this.core.regs.get('CMDQ_CONS') & this.geo.mask;
+    const timer = this.core.scheduler.schedule(this.t.atcTimeoutNs, () => this.syncTimedOut(), 'smmuv3.sync-timeout');
+    this.wait = { index, seq, cs, msiAddr, msiData, timer };
+    this.core.tracer.trace('smmuv3.sync', this.core.source, { index, state: 'wait' });
+    return WAIT;
+  }
+
+  /** ATC invalidations completed: finish a waiting CMD_SYNC if nothing it waits for is left. */
+  private checkSync(): void {
+    const w = this.wait;
+    if (w === null || this.t.atc.pendingUpTo(w.seq)) return;
+    this.core.scheduler.cancel(w.timer);
+    this.wait = null;
+    const r = this.core.regs;
+    // Consumption stopped meanwhile (CMDQEN cleared): the SYNC runs again when it restarts.
+    if ((r.get('CR0ACK') & CR0.CMDQEN) === 0) return;
+    if (w.cs === SYNC_CS.IRQ) this.irq.syncComplete(w.msiAddr, w.msiData);
+    const m = this.geo.read(r, 'CMDQ_BASE', this.core.features.cmdqLog2Max, 16).mask;
+    r.set('CMDQ_CONS', ((r.get('CMDQ_CONS') & ~m) | queueNext(w.index, this.geo.log2)) >>> 0);
+    this.core.tracer.trace('smmuv3.sync', this.core.source, { index: w.index, state: 'complete' });
+    this.process();
+  }
+
+  /** §7.1 CERROR_ATC_INV_SYNC: CONS stays on the SYNC, the queue stops until GERRORN is toggled. */
+  private syncTimedOut(): void {
+    const w = this.wait;
+    if (w === null) return;
+    this.wait = null;
+    const n = this.t.atc.abandon(w.seq);
+    const r = this.core.regs;
+    r.set('CMDQ_CONS', ((r.get('CMDQ_CONS') & ~0x7f00_0000) | (CERROR.ATC_INV_SYNC << 24)) >>> 0);
+    this.core.tracer.trace('smmuv3.cmd.error', this.core.source, {
+      op: 'SYNC', index: w.index, err: ERR_NAMES[CERROR.ATC_INV_SYNC]!, reason: `${n} ATC invalidation(s) not completed`,
+    });
+    this.irq.activateGerror(GERROR.CMDQ_ERR);
   }
 
   /**

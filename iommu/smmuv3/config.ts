@@ -34,6 +34,8 @@ export class TransCtx {
     readonly s2: Stage2 | null,
     readonly privcfg: number,
     readonly instcfg: number,
+    /** STE.EATS (§5.2): ATS Translation Requests and Translated transactions allowed when 1. */
+    readonly eats: number,
   ) {}
 }
 
@@ -76,17 +78,17 @@ export class ConfigCache {
     const priv = s.privcfg;
     const inst = s.instcfg;
     let ctx: TransCtx;
-    if (s.config === STE_CONFIG.ABORT) ctx = new TransCtx(CTX_ABORT, sid, ssid, null, null, priv, inst);
+    if (s.config === STE_CONFIG.ABORT) ctx = new TransCtx(CTX_ABORT, sid, ssid, null, null, priv, inst, 0);
     else if (!s.s1) {
       // Stage 1 disabled: a SubstreamID is a configuration error (§5.2 S1Fmt).
       if (ssid >= 0) return this.fail(ev, EVT.C_BAD_SUBSTREAMID, sid, ssid);
-      ctx = new TransCtx(s.s2 ? CTX_TRANSLATE : CTX_BYPASS, sid, ssid, null, se.s2, priv, inst);
+      ctx = new TransCtx(s.s2 ? CTX_TRANSLATE : CTX_BYPASS, sid, ssid, null, se.s2, priv, inst, s.eats);
     } else {
       let index = ssid;
       if (ssid < 0) {
         if (s.s1CdMax !== 0 && s.s1Dss === S1DSS.TERMINATE) return this.fail(ev, EVT.F_STREAM_DISABLED, sid, ssid);
         if (s.s1CdMax !== 0 && s.s1Dss === S1DSS.BYPASS) {
-          ctx = new TransCtx(s.s2 ? CTX_TRANSLATE : CTX_BYPASS, sid, ssid, null, se.s2, priv, inst);
+          ctx = new TransCtx(s.s2 ? CTX_TRANSLATE : CTX_BYPASS, sid, ssid, null, se.s2, priv, inst, s.eats);
           se.ctxs.set(ssid, ctx);
           return ctx;
         }
@@ -98,11 +100,24 @@ export class ConfigCache {
       const cd = se.cds.get(index) ?? this.fetchCd(se, sid, ssid, index, ev);
       if (cd === null) return null;
       if (cd.illegal !== null) return this.fail(ev, EVT.C_BAD_CD, sid, ssid);
+      // §5.4 CD.S: with STE.S1STALLD == 1 a CD that asks for stalls is ILLEGAL.
+      if (cd.stall && s.s1StallDisabled) return this.fail(ev, EVT.C_BAD_CD, sid, ssid);
       const s1 = new Stage1(this.core.stageEnv, cd, s.vmid, se.s2);
-      ctx = new TransCtx(CTX_TRANSLATE, sid, ssid, s1, se.s2, priv, inst);
+      ctx = new TransCtx(CTX_TRANSLATE, sid, ssid, s1, se.s2, priv, inst, s.eats);
     }
     se.ctxs.set(ssid, ctx);
     return ctx;
+  }
+
+  /**
+   * The STE for `sid` (fetched if not cached), or null after filling `ev`
+   * with the fetch fault or StreamID error; an ILLEGAL STE is returned as
+   * it is (its `illegal` says why). Used where only the STE matters: ATS
+   * Translated transactions and the EATS check of Translation Requests.
+   */
+  steFor(sid: number, ev: EventInfo): Ste | null {
+    const se = this.stes.get(sid) ?? this.fetchSte(sid, -1, ev);
+    return se === null ? null : se.ste;
   }
 
   /** The decoded STE cached for `sid` (tests and debugging). */

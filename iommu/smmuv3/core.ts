@@ -7,6 +7,8 @@ import type { InjectionPoint } from '../../src/fault/injector.ts';
 import type { RegisterFile } from '../../src/hw/register-file.ts';
 import { formatLayout, type Layout } from '../../src/hw/layout.ts';
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
+import type { AtsInvalidationRequest, PrgResponse } from '../../src/pci/ats-messages.ts';
+import type { Scheduler } from '../../src/sim/scheduler.ts';
 import type { Counters } from '../../src/trace/counters.ts';
 import type { Tracer } from '../../src/trace/tracer.ts';
 import type { SmmuFeatures } from './caps.ts';
@@ -21,6 +23,18 @@ export interface SmmuPoints {
   readonly evtqWrite: InjectionPoint;
   readonly cmdqProcess: InjectionPoint;
   readonly msi: InjectionPoint;
+  readonly priqWrite: InjectionPoint;
+  readonly atcInv: InjectionPoint;
+  readonly atcInvComplete: InjectionPoint;
+  readonly atsTreq: InjectionPoint;
+  readonly priResp: InjectionPoint;
+  readonly stall: InjectionPoint;
+}
+
+/** The downstream half of the ATS/PRI protocol: where the SMMU sends messages to endpoints (the root complex). */
+export interface AtsDownstream {
+  sendAtsInvalidation(requesterId: number, req: AtsInvalidationRequest): boolean;
+  sendPrgResponse(requesterId: number, resp: PrgResponse): boolean;
 }
 
 export interface SmmuCore {
@@ -34,6 +48,10 @@ export interface SmmuCore {
   readonly counters: Counters;
   /** Trace source and counter prefix ("smmuv3"). */
   readonly source: string;
+  /** Virtual time: ATC invalidation and stall timeouts, deferred CMD_SYNC completion. */
+  readonly scheduler: Scheduler;
+  /** Where ATS Invalidation Requests and PRG Responses go (undefined: nowhere; they are lost). */
+  readonly downstream: AtsDownstream | undefined;
 }
 
 const LAYOUTS: Readonly<Record<string, Layout>> = {

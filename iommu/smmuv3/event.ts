@@ -3,7 +3,8 @@
  * (16 bytes, §8.1). Each event number has its own layout; the translation
  * fault family (0x10-0x13, 0x20) shares one.
  */
-import { defineLayout, encodeLayout, getBits, type Layout } from '../../src/hw/layout.ts';
+import { decodeLayout, defineLayout, encodeLayout, getBits, type Layout } from '../../src/hw/layout.ts';
+import type { PageRequestMessage } from '../../src/pci/ats-messages.ts';
 
 /** Event numbers (§7.3.2-§7.3.18). */
 export const EVT = {
@@ -40,7 +41,11 @@ export const EVT_WALK_EABT_LAYOUT = evt('EVT_WALK_EABT', [
 ]);
 /** §7.3.4 F_STE_FETCH, §7.3.10 F_CD_FETCH. */
 export const EVT_FETCH_LAYOUT = evt('EVT_FETCH', [['Reason', 79, 64], ['GPCF', 80], ['FetchAddr', 247, 195]]);
-/** §7.3.2 F_UUT, §7.3.8 F_TRANSL_FORBIDDEN: an input address and its attributes. */
+/**
+ * §7.3.2 F_UUT, §7.3.8 F_TRANSL_FORBIDDEN: an input address and its
+ * attributes. §7.3.6 F_BAD_ATS_TREQ is given the same shape here (RnW = the
+ * request's No Write hint, PnU/InD its PASID prefix attributes).
+ */
 export const EVT_ADDR_LAYOUT = evt('EVT_ADDR', [['Reason', 79, 64], ...ATTRS, ...INPUT]);
 /** §7.3.3, §7.3.5, §7.3.9, §7.3.11, §7.3.18: the configuration errors (F_CFG_CONFLICT adds a Reason). */
 export const EVT_CONFIG_LAYOUT = evt('EVT_CONFIG', [['Reason', 95, 64]]);
@@ -48,7 +53,7 @@ export const EVT_CONFIG_LAYOUT = evt('EVT_CONFIG', [['Reason', 95, 64]]);
 export const EVT_STREAM_LAYOUT = defineLayout('EVT_STREAM', 32, [['EventType', 7, 0], ['StreamID', 63, 32]]);
 
 const LAYOUT_OF = new Map<number, Layout>([
-  [EVT.F_UUT, EVT_ADDR_LAYOUT], [EVT.F_TRANSL_FORBIDDEN, EVT_ADDR_LAYOUT],
+  [EVT.F_UUT, EVT_ADDR_LAYOUT], [EVT.F_TRANSL_FORBIDDEN, EVT_ADDR_LAYOUT], [EVT.F_BAD_ATS_TREQ, EVT_ADDR_LAYOUT],
   [EVT.C_BAD_STREAMID, EVT_CONFIG_LAYOUT], [EVT.C_BAD_STE, EVT_CONFIG_LAYOUT], [EVT.F_STREAM_DISABLED, EVT_STREAM_LAYOUT],
   [EVT.C_BAD_SUBSTREAMID, EVT_CONFIG_LAYOUT], [EVT.C_BAD_CD, EVT_CONFIG_LAYOUT], [EVT.F_CFG_CONFLICT, EVT_CONFIG_LAYOUT],
   [EVT.F_STE_FETCH, EVT_FETCH_LAYOUT], [EVT.F_CD_FETCH, EVT_FETCH_LAYOUT],
@@ -96,6 +101,9 @@ export class EventInfo {
   addr2 = 0;
   ttRead = true;
   reason = 0;
+  /** A stalled transaction (§3.12.2): Stall = 1 and its STAG. */
+  stall = false;
+  stag = 0;
 
   reset(code: number, sid: number, ssid: number): this {
     this.code = code;
@@ -110,6 +118,8 @@ export class EventInfo {
     this.addr2 = 0;
     this.ttRead = true;
     this.reason = 0;
+    this.stall = false;
+    this.stag = 0;
     return this;
   }
 }
@@ -138,11 +148,33 @@ export function encodeEvent(e: EventInfo): Uint32Array {
   if (has('TTRnW') && e.s2 && e.cls === EVT_CLASS.TT) v['TTRnW'] = e.ttRead ? 1 : 0;
   if (has('FetchAddr')) v['FetchAddr'] = Math.floor(e.addr2 / 8);
   if (has('Reason')) v['Reason'] = e.reason >>> 0;
+  if (has('Stall') && e.stall) {
+    v['Stall'] = 1;
+    v['STAG'] = e.stag & 0xffff;
+  }
   return encodeLayout(l, v);
 }
 
-/** §8.1 PRI queue record (16 bytes); produced in part 2, declared here with the other records. */
+/** §8.1 PRI queue record (16 bytes): one PCIe Page Request (Address[63:12]). */
 export const PRIQ_LAYOUT = defineLayout('PRIQ', 16, [
   ['StreamID', 31, 0], ['SubstreamID', 51, 32], ['Priv', 58], ['Exec', 59], ['Read', 60], ['Write', 61],
   ['Last', 62], ['SSV', 63], ['PRGIndex', 72, 64], ['Address', 127, 76],
 ]);
+export const PRIQ_BYTES = 16;
+
+/** A page request as a PRI queue record: Priv/Exec only with a PASID prefix (§8.1). */
+export function encodePriRecord(m: PageRequestMessage): Uint32Array {
+  const pasid = m.pasid >= 0;
+  return encodeLayout(PRIQ_LAYOUT, {
+    StreamID: m.requesterId >>> 0, SSV: pasid ? 1 : 0, SubstreamID: pasid ? m.pasid : 0,
+    Priv: pasid && m.privileged ? 1 : 0, Exec: pasid && m.exec ? 1 : 0, Read: m.read ? 1 : 0, Write: m.write ? 1 : 0,
+    Last: m.last ? 1 : 0, PRGIndex: m.prgIndex & 0x1ff, Address: Math.floor(m.addr / 4096),
+  });
+}
+
+/** A PRI queue record's fields by name (Address as a byte address). */
+export function decodePriRecord(words: ArrayLike<number>): Record<keyof typeof PRIQ_LAYOUT.fields, number> {
+  const r = decodeLayout(PRIQ_LAYOUT, words);
+  r.Address *= 4096;
+  return r;
+}

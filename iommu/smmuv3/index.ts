@@ -2,7 +2,7 @@
  * The Arm SMMUv3 model and the layouts a driver shares with it (see
  * smmuv3.ts for the model, regs/ste/cd/cmd/event for the formats).
  */
-export { Smmuv3, type Smmuv3Options, type Smmuv3IrqLine } from './smmuv3.ts';
+export { Smmuv3, type Smmuv3Options, type Smmuv3IrqLine, type AtsDownstream } from './smmuv3.ts';
 export * from './regs.ts';
 export * from './caps.ts';
 export * from './ste.ts';

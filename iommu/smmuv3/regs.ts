@@ -62,8 +62,9 @@ const IDR5_FIELDS = [
 ];
 /**
  * §6.3.9 SMMU_CR0 / §6.3.10 SMMU_CR0ACK. VMW and DPT_WALK_EN are RES0 here
- * (IDR0.VMW = 0, IDR3.DPT = 0). PRIQEN and ATSCHK are stored and acknowledged
- * but have no effect until PRI/ATS land (IDR0.PRI = IDR0.ATS = 0).
+ * (IDR0.VMW = 0, IDR3.DPT = 0). PRIQEN enables the PRI queue (§8); ATSCHK
+ * selects whether ATS Translated transactions are checked against STE.EATS
+ * (1, "safe") or pass without a Stream table lookup (0, "fast").
  */
 const cr0Fields = (a: FieldAccess) => [
   field('SMMUEN', 0, 1, a), field('PRIQEN', 1, 1, a), field('EVENTQEN', 2, 1, a), field('CMDQEN', 3, 1, a),
@@ -103,7 +104,7 @@ export const SMMU_REGISTERS: readonly RegisterDef[] = Object.freeze([
   { name: 'CR0ACK', offset: SMMU_REG.CR0ACK, size: 4, fields: cr0Fields('ro') },
   // §6.3.11 SMMU_CR1: table/queue access attributes (stored, no effect on a coherent model).
   { name: 'CR1', offset: SMMU_REG.CR1, size: 4, fields: [rw('QUEUE_IC', 0, 2), rw('QUEUE_OC', 2, 2), rw('QUEUE_SH', 4, 2), rw('TABLE_IC', 6, 2), rw('TABLE_OC', 8, 2), rw('TABLE_SH', 10, 2)] },
-  // §6.3.12 SMMU_CR2: E2H and REC_CFG_ATS are RES0 (IDR0.Hyp = 0, no ATS).
+  // §6.3.12 SMMU_CR2: E2H is RES0 (IDR0.Hyp = 0); REC_CFG_ATS is not implemented (SMMUv3.2 model).
   { name: 'CR2', offset: SMMU_REG.CR2, size: 4, fields: [ro('E2H', 0), rw('RECINVSID', 1), rw('PTM', 2)] },
   { name: 'STATUSR', offset: SMMU_REG.STATUSR, size: 4, fields: [ro('DORMANT', 0)] },
   // §6.3.14 SMMU_GBPA: written with UPDATE = 1, which the SMMU clears when the attributes apply.
@@ -146,7 +147,11 @@ export const STRTAB_FMT_LINEAR = 0;
 export const STRTAB_FMT_2LVL = 1;
 /** §7.1 CMDQ_CONS.ERR codes. */
 export const CERROR = { NONE: 0, ILL: 1, ABT: 2, ATC_INV_SYNC: 3 } as const;
-/** EVENTQ_PROD.OVFLG / EVENTQ_CONS.OVACKFLG (§7.4). */
+/** CMD_PRI_RESP.Resp (§4.6.1): Deny (PCIe Invalid Request), Fail (Response Failure), Success. */
+export const PRI_RESP = { DENY: 0, FAIL: 1, SUCCESS: 2 } as const;
+/** CMD_ATC_INV.Size that invalidates the whole address space (2^52 pages). */
+export const ATC_INV_SIZE_ALL = 52;
+/** EVENTQ_PROD.OVFLG / EVENTQ_CONS.OVACKFLG (§7.4), PRIQ_PROD.OVFLG / PRIQ_CONS.OVACKFLG (§8.2). */
 export const Q_OVF = 0x8000_0000;
 /** IDR5.OAS / CD.IPS / STE.S2PS encodings → bits. */
 export const OAS_BITS: readonly number[] = Object.freeze([32, 36, 40, 42, 44, 48, 52]);

@@ -1,34 +1,44 @@
 /**
- * The Arm SMMUv3 hardware model (Arm IHI 0070), part 1: registers, Stream
- * and CD tables, stage 1 / stage 2 / nested translation with HTTU, the IOTLB
- * and configuration caches, the Command and Event queues, MSIs and global
- * errors. ATS, PRI and stalls are not implemented yet (IDR0.ATS/PRI = 0,
- * STALL_MODEL = 0b01).
+ * The Arm SMMUv3 hardware model (Arm IHI 0070): registers, Stream and CD
+ * tables, stage 1 / stage 2 / nested translation with HTTU, the IOTLB and
+ * configuration caches, the Command, Event and PRI queues, MSIs and global
+ * errors, PCIe ATS (Translation Requests, Translated transactions, ATC
+ * invalidation) and the stall fault model.
  *
  * Software reaches it only through `region` (0x20000 bytes of MMIO: Page 0
  * and Page 1) and the structures it points at in `mem`; devices reach it
  * through `translate()` as the root complex's DmaRemapper (StreamID = the
- * requester ID, SubstreamID = the PASID).
+ * requester ID, SubstreamID = the PASID) and through the AtsTranslationAgent
+ * methods (Translation Requests, Page Requests, Invalidation Completions).
+ * Messages to endpoints leave through `downstream` (the root complex).
  */
 import { RegisterFile, type RegisterDef } from '../../src/hw/register-file.ts';
 import { MemoryRegion } from '../../src/memory/memory-region.ts';
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
+import type {
+  AtsTranslationAgent, AtsTranslationCompletion, AtsTranslationRequest, PageRequestMessage,
+} from '../../src/pci/ats-messages.ts';
 import type { DmaRemapper, TranslationAnswer } from '../../src/pci/remapper.ts';
 import type { DmaTransaction } from '../../src/pci/transaction.ts';
 import type { SimContext } from '../../src/sim/context.ts';
 import { idRegisterValues, smmuFeatures, type SmmuFeatures } from './caps.ts';
+import { AtcInvalidator } from './atc-inv.ts';
+import { AtsResponder } from './ats.ts';
 import { CommandQueue } from './cmdq.ts';
 import { ConfigCache } from './config.ts';
-import type { SmmuCore, SmmuPoints } from './core.ts';
+import type { AtsDownstream, SmmuCore, SmmuPoints } from './core.ts';
 import { Iotlb } from './iotlb.ts';
 import { Interrupts, type Smmuv3IrqLine } from './irq.ts';
+import { PriQueue, PrgResponder } from './priq.ts';
 import { EventQueue } from './queue.ts';
 import { CR0, GBPA, GERROR, SMMU_REGION_SIZE, SMMU_REGISTERS } from './regs.ts';
 import type { StageEnv } from './stage.ts';
+import { StallTable } from './stall.ts';
 import { Translator } from './translate.ts';
 import { WalkMem } from './walk-mem.ts';
 
 export type { Smmuv3IrqLine } from './irq.ts';
+export type { AtsDownstream } from './core.ts';
 
 export interface Smmuv3Options {
   /** Trace source and counter prefix (default "smmuv3"). */
@@ -41,6 +51,15 @@ export interface Smmuv3Options {
   oas?: 48 | 52;
   /** Reset value of GBPA.ABORT: abort (true) or bypass (false, default) while SMMUEN == 0. */
   gbpaAbort?: boolean;
+  /**
+   * Where ATS Invalidation Requests and PRG Responses go (the root complex).
+   * Default: `ctx.rc` when the context is a Board.
+   */
+  downstream?: AtsDownstream;
+  /** Virtual ns a CMD_SYNC waits for ATC invalidation completions before CERROR_ATC_INV_SYNC (default 500 µs). */
+  atcInvTimeoutNs?: number;
+  /** Virtual ns a stalled transaction waits for CMD_RESUME / CMD_STALL_TERM before it is aborted (default 1 ms). */
+  stallTimeoutNs?: number;
 }
 
 /** Registers that may only be written while another field is 0 ("Guarded", §6.2). */
@@ -54,7 +73,7 @@ const GUARDS: readonly [string[], string, number][] = [
   [['EVENTQ_IRQ_CFG0', 'EVENTQ_IRQ_CFG1', 'EVENTQ_IRQ_CFG2'], 'IRQ_CTRL', 4],
 ];
 
-export class Smmuv3 implements DmaRemapper {
+export class Smmuv3 implements DmaRemapper, AtsTranslationAgent {
   readonly name: string;
   readonly region: MemoryRegion;
   readonly regs: RegisterFile;
@@ -66,6 +85,10 @@ export class Smmuv3 implements DmaRemapper {
   private readonly evtq: EventQueue;
   private readonly cmdq: CommandQueue;
   private readonly translator: Translator;
+  private readonly ats: AtsResponder;
+  private readonly atcInv: AtcInvalidator;
+  private readonly priq: PriQueue;
+  private readonly stalls: StallTable;
   private readonly regNames = new Map<number, string>();
 
   constructor(
@@ -89,6 +112,8 @@ export class Smmuv3 implements DmaRemapper {
     const points: SmmuPoints = {
       walkRead: f.point('smmuv3.walk_read'), steFetch: f.point('smmuv3.ste_fetch'), cdFetch: f.point('smmuv3.cd_fetch'),
       evtqWrite: f.point('smmuv3.evtq_write'), cmdqProcess: f.point('smmuv3.cmdq_process'), msi: f.point('smmuv3.msi'),
+      priqWrite: f.point('smmuv3.priq_write'), atcInv: f.point('smmuv3.atc_inv'), atcInvComplete: f.point('smmuv3.atc_inv_complete'),
+      atsTreq: f.point('smmuv3.ats_treq'), priResp: f.point('smmuv3.pri_resp'), stall: f.point('smmuv3.stall'),
     };
     this.iotlb = new Iotlb(Math.max(1, options.iotlbSize ?? 512), {
       hit: k('iotlb.hit'), miss: k('iotlb.miss'), insert: k('iotlb.insert'), evict: k('iotlb.evict'), invalidate: k('iotlb.invalidate'),
@@ -99,15 +124,33 @@ export class Smmuv3 implements DmaRemapper {
       memNoWrites: new WalkMem(mem, points.walkRead, true),
       walks: k('walks'), walkReads: k('walk.reads'), tracer: ctx.tracer, source: name,
     };
-    this.core = { regs: this.regs, mem, features: this.features, points, stageEnv, tracer: ctx.tracer, counters: ctx.counters, source: name };
+    const rc = (ctx as { rc?: Partial<AtsDownstream> }).rc;
+    const downstream = options.downstream ?? (typeof rc?.sendAtsInvalidation === 'function' ? (rc as AtsDownstream) : undefined);
+    this.core = {
+      regs: this.regs, mem, features: this.features, points, stageEnv, tracer: ctx.tracer, counters: ctx.counters, source: name,
+      scheduler: ctx.scheduler, downstream,
+    };
     this.irqs = new Interrupts(this.regs, mem, points.msi, options.irq, ctx.tracer, name, k('msi'));
     this.evtq = new EventQueue(this.regs, mem, points.evtqWrite, this.irqs, this.features.evtqLog2Max, ctx.tracer, name, {
       recorded: k('events.recorded'), dropped: k('events.dropped'),
     });
     this.config = new ConfigCache(this.core);
-    this.cmdq = new CommandQueue(this.core, this.config, this.iotlb, this.irqs, k('commands'));
-    this.translator = new Translator(this.core, this.config, this.evtq, { translations: k('translations'), faults: k('faults') });
+    this.atcInv = new AtcInvalidator(this.core, {
+      requests: k('atc.inv'), completions: k('atc.inv.complete'), unexpected: k('atc.inv.unexpected'), abandoned: k('atc.inv.timeout'),
+    });
+    const prg = new PrgResponder(this.core, { responses: k('pri.responses'), auto: k('pri.auto_responses') });
+    this.priq = new PriQueue(this.core, this.irqs, prg, { recorded: k('pri.recorded'), discarded: k('pri.discarded') });
+    this.stalls = new StallTable(this.core, timeoutNs(options.stallTimeoutNs, 1_000_000), {
+      stalls: k('stalls'), resumes: k('stall.resumes'), timeouts: k('stall.timeouts'),
+    });
+    this.cmdq = new CommandQueue(this.core, this.config, this.iotlb, this.irqs, k('commands'), {
+      atc: this.atcInv, prg, stalls: this.stalls, atcTimeoutNs: timeoutNs(options.atcInvTimeoutNs, 500_000),
+    });
+    this.translator = new Translator(this.core, this.config, this.evtq, { translations: k('translations'), faults: k('faults') }, this.stalls);
     this.translator.gbpaAbort = options.gbpaAbort === true;
+    this.ats = new AtsResponder(this.core, this.config, this.evtq, () => this.translator.enabled, {
+      requests: k('ats.requests'), refused: k('ats.refused'),
+    });
     this.installHooks();
     this.region = MemoryRegion.mmio(name, SMMU_REGION_SIZE, {
       read: (off, size) => this.regs.ops.read(alias(off), size),
@@ -118,6 +161,33 @@ export class Smmuv3 implements DmaRemapper {
   /** DmaRemapper: translate one piece of a transaction (StreamID = requester ID, SubstreamID = PASID). */
   translate(txn: DmaTransaction, addr: number, out: TranslationAnswer): boolean {
     return this.translator.translate(txn, addr, out);
+  }
+
+  // --- AtsTranslationAgent: ATS and PRI messages from endpoints ---------------
+
+  /** An ATS Translation Request (ats.ts). */
+  atsTranslate(req: AtsTranslationRequest): AtsTranslationCompletion {
+    return this.ats.translate(req);
+  }
+
+  /** A Page Request Message: a record in the PRI queue (priq.ts). */
+  pageRequest(msg: PageRequestMessage): void {
+    this.priq.record(msg);
+  }
+
+  /** An Invalidation Completion Message (atc-inv.ts). */
+  atsInvalidationCompleted(requesterId: number, itagVector: number, completionCount: number): void {
+    this.atcInv.completed(requesterId, itagVector, completionCount);
+  }
+
+  /** Stalled transactions waiting now. */
+  get stalledTransactions(): number {
+    return this.stalls.size;
+  }
+
+  /** ATS Invalidation Requests sent and not completed. */
+  get atcInvalidationsOutstanding(): number {
+    return this.atcInv.outstanding;
   }
 
   /** Is a global error active (GERROR != GERRORN)? */
@@ -131,8 +201,12 @@ export class Smmuv3 implements DmaRemapper {
     this.config.invalidateAll();
     this.iotlb.flush();
     this.translator.enabled = false;
+    this.translator.atsCheck = false;
     this.translator.gbpaAbort = (this.regs.get('GBPA') & GBPA.ABORT) !== 0;
     this.translator.forget();
+    this.cmdq.reset();
+    this.atcInv.reset();
+    this.stalls.reset();
   }
 
   private mmioWrite(off: number, size: 1 | 2 | 4, value: number): void {
@@ -153,6 +227,7 @@ export class Smmuv3 implements DmaRemapper {
       const v = r.get('CR0');
       r.set('CR0ACK', v);
       this.translator.enabled = (v & CR0.SMMUEN) !== 0;
+      this.translator.atsCheck = (v & CR0.ATSCHK) !== 0;
       if (((old ^ v) & CR0.SMMUEN) !== 0) this.translator.forget();
       this.ctx.tracer.trace('smmuv3.enable', this.name, { reg: 'CR0ACK', value: v });
       if ((v & CR0.CMDQEN) !== 0 && (old & CR0.CMDQEN) === 0) this.cmdq.process();
@@ -192,6 +267,11 @@ export class Smmuv3 implements DmaRemapper {
       }
     }
   }
+}
+
+/** A timeout option: a positive finite number of ns, else the default. */
+function timeoutNs(v: number | undefined, dflt: number): number {
+  return v !== undefined && Number.isFinite(v) && v > 0 ? v : dflt;
 }
 
 /** §6.2.1: Page 0 offsets of the Page 1 queue index registers alias them. */

@@ -28,6 +28,7 @@ import type { WalkMem } from './walk-mem.ts';
 // Module-local copies of imported bindings read on every TLB hit.
 const allows = permits;
 const WRITE = ACCESS_WRITE;
+const GLOBAL_ASID = ASID_GLOBAL;
 
 /** What every stage shares: the TLB, the walker's memory views, counters and tracing. */
 export interface StageEnv {
@@ -62,6 +63,9 @@ abstract class StageBase {
   oa = 0;
   avail = 0;
   perms = 0;
+  /** Size of the leaf (page or block) that translated, and whether it was global (stage 1 nG == 0). */
+  size = 0;
+  global = false;
   /** On failure: FaultKind, lookup level, and for external aborts the descriptor address. */
   fault = 0;
   level = 0;
@@ -74,6 +78,8 @@ abstract class StageBase {
     this.oa = e.oa + (ia - e.ia);
     this.avail = e.ia + e.size - ia;
     this.perms = e.perms;
+    this.size = e.size;
+    this.global = e.asid === GLOBAL_ASID;
     return true;
   }
 
@@ -100,6 +106,8 @@ abstract class StageBase {
     this.oa = r.outputAddr;
     this.avail = r.pageSize - (ia % r.pageSize);
     this.perms = r.perms;
+    this.size = r.pageSize;
+    this.global = !r.nonGlobal;
     return true;
   }
 }
@@ -109,6 +117,8 @@ export class Stage2 extends StageBase implements TableAddrTranslator {
   readonly tag: TlbTag;
   readonly record: boolean;
   readonly ptw: boolean;
+  /** STE.S2S: translation-related faults stall. */
+  readonly stall: boolean;
   readonly granule: VmsaGranule;
   /** Set on failure: was the access a write (TTRnW), and did it come from a stage 1 table walk? */
   write = false;
@@ -124,6 +134,7 @@ export class Stage2 extends StageBase implements TableAddrTranslator {
     this.tag = new TlbTag(Iotlb.tagKey(TLB_S2, vmid, 0));
     this.record = cfg.record;
     this.ptw = cfg.ptw;
+    this.stall = cfg.stall;
     this.granule = cfg.granule;
   }
 

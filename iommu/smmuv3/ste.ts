@@ -59,6 +59,8 @@ export interface S2Config {
   ptw: boolean;
   /** S2R: record stage 2 faults. */
   record: boolean;
+  /** S2S: stage 2 translation-related faults stall (§3.12.2). */
+  stall: boolean;
 }
 
 /** A decoded STE as the SMMU caches it. */
@@ -78,6 +80,10 @@ export interface Ste {
   readonly s2cfg: S2Config | null;
   readonly privcfg: number;
   readonly instcfg: number;
+  /** EATS (§5.2): 0 ATS off, 1 full ATS (split-stage 0b10 is ILLEGAL here: IDR0.NS1ATS == 1). */
+  readonly eats: number;
+  /** S1STALLD: a CD with S == 1 is ILLEGAL for this stream. */
+  readonly s1StallDisabled: boolean;
 }
 
 export function steField(words: ArrayLike<number>, name: SteField): number {
@@ -100,6 +106,11 @@ export function decodeSte(words: Uint32Array, f: SmmuFeatures): Ste {
     const rsv = reservedBitsSet(STE_LAYOUT, words, 4);
     if (rsv.length > 0) illegal = `RES0 bits set: ${rsv.join(',')}`;
   }
+  if (illegal === null && (s1 || s2)) {
+    // §5.2 EATS: 0b10 (split-stage ATS) needs IDR0.NS1ATS == 0; 0b11 is reserved.
+    if (g('EATS') === 0b10) illegal = 'EATS == 0b10 (split-stage ATS) with IDR0.NS1ATS == 1';
+    else if (g('EATS') === 0b11) illegal = 'EATS reserved';
+  }
   if (illegal === null && s1) illegal = checkS1(g, f, s2);
   if (illegal === null && s2) {
     const r = decodeS2(g, f);
@@ -114,12 +125,12 @@ export function decodeSte(words: Uint32Array, f: SmmuFeatures): Ste {
     s2cfg,
     privcfg: g('PRIVCFG'),
     instcfg: g('INSTCFG'),
+    eats: s1 || s2 ? g('EATS') : 0,
+    s1StallDisabled: g('S1STALLD') === 1,
   };
 }
 
 function checkS1(g: (n: SteField) => number, f: SmmuFeatures, s2: boolean): string | null {
-  // IDR0.STALL_MODEL == 0b01: S1STALLD must be 0 (§5.5).
-  if (g('S1STALLD') !== 0) return 'S1STALLD set but the stall model is not configurable';
   if (g('S1CDMax') > f.ssidBits) return `S1CDMax ${g('S1CDMax')} > SSIDSIZE ${f.ssidBits}`;
   // S1ContextPtr is an IPA (within IAS) when stage 2 translates, else a PA (within OAS).
   const limit = 2 ** (s2 ? iasBits(f) : f.oas);
@@ -128,7 +139,6 @@ function checkS1(g: (n: SteField) => number, f: SmmuFeatures, s2: boolean): stri
 }
 
 function decodeS2(g: (n: SteField) => number, f: SmmuFeatures): S2Config | string {
-  if (g('S2S') !== 0) return 'S2S set but stalls are not supported';
   if (g('S2AA64') === 0) return 'S2AA64 == 0: VMSAv8-32 LPAE tables not supported';
   if (g('S2ENDI') !== 0) return 'S2ENDI: big-endian tables not supported';
   const granule = TG0_GRANULE[g('S2TG')]!;
@@ -153,6 +163,7 @@ function decodeS2(g: (n: SteField) => number, f: SmmuFeatures): S2Config | strin
     affd: g('S2AFFD') === 1,
     ptw: g('S2PTW') === 1,
     record: g('S2R') === 1,
+    stall: g('S2S') === 1,
   };
 }
 

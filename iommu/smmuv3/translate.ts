@@ -2,7 +2,10 @@
  * The transaction path (§3.3 "Data structures and translation procedure",
  * §3.12 "Fault models, recording and reporting", §5.5 "Fault configuration"):
  * SMMUEN/GBPA, configuration lookup, stage 1 and stage 2 through the IOTLB,
- * and the record-or-terminate decision for every fault.
+ * and the record, stall or terminate decision for every fault. ATS
+ * Translated transactions (§3.9.1) are checked against STE.EATS when
+ * SMMU_CR0.ATSCHK == 1 and otherwise pass untranslated; ATS Translation
+ * Requests are answered by ats.ts, not here.
  *
  * A transaction whose configuration is cached and whose translation is in
  * the IOTLB creates no objects and touches no BigInt.
@@ -17,9 +20,13 @@ import type { SmmuCore } from './core.ts';
 import { EVT, EVT_CLASS, EventInfo, eventName } from './event.ts';
 import type { EventQueue } from './queue.ts';
 import type { Stage2 } from './stage.ts';
+import { STALL_RETRY, STALL_TERMINATE, type StallTable } from './stall.ts';
+import { STE_CONFIG, type Ste } from './ste.ts';
 
-/** F_UUT Reason values (IMPLEMENTATION DEFINED, §7.3.2). */
+/** F_UUT Reason values (IMPLEMENTATION DEFINED, §7.3.2): a Translation Request sent as a memory transaction. */
 export const UUT_REASON = { ATS_TRANSLATION_REQUEST: 1, ATS_TRANSLATED: 2 } as const;
+/** Retries of one transaction after CMD_RESUME before it is aborted (a guard against resume loops). */
+const MAX_STALL_RETRIES = 8;
 
 const BIG = 2 ** 53;
 // Module-local copies: imported bindings are live (a getter per access under
@@ -42,7 +49,10 @@ export class Translator {
   /** SMMU_CR0ACK.SMMUEN and SMMU_GBPA.ABORT as last written (kept here so the hot path reads no register). */
   enabled = false;
   gbpaAbort = false;
+  /** SMMU_CR0ACK.ATSCHK: check ATS Translated transactions against STE.EATS. */
+  atsCheck = false;
   private readonly ev = new EventInfo();
+  private stallDepth = 0;
   private lastSid = -1;
   private lastPasid = -2;
   private lastGen = -1;
@@ -58,6 +68,7 @@ export class Translator {
     private readonly config: ConfigCache,
     private readonly evtq: EventQueue,
     private readonly c: TranslatorCounters,
+    private readonly stalls: StallTable,
   ) {
     this.oasLimit = 2 ** core.features.oas;
     this.iasLimit = 2 ** iasBits(core.features);
@@ -65,7 +76,7 @@ export class Translator {
 
   translate(txn: DmaTransaction, addr: number, out: TranslationAnswer): boolean {
     this.c.translations.value++;
-    if (txn.at !== 'untranslated') return this.unsupported(txn, addr, out);
+    if (txn.at !== 'untranslated') return txn.at === 'translated' ? this.translated(txn, addr, out) : this.unsupported(txn, addr, out);
     if (!this.enabled) {
       // §6.3.9.6: SMMUEN == 0, GBPA decides (no events are recorded).
       if (this.gbpaAbort) return this.terminate(txn, addr, out, txn.pasid, 'GBPA_ABORT', true);
@@ -125,6 +136,40 @@ export class Translator {
     return true;
   }
 
+  /**
+   * An ATS Translated transaction (§3.9.1, SMMU_CR0.ATSCHK): with SMMUEN == 0
+   * GBPA applies; with ATSCHK == 0 it passes without a Stream table lookup;
+   * with ATSCHK == 1 its STE must allow ATS (EATS == 0b01 on a translating
+   * Config), else F_TRANSL_FORBIDDEN. Config abort terminates without an event.
+   */
+  private translated(txn: DmaTransaction, addr: number, out: TranslationAnswer): boolean {
+    if (!this.enabled || this.atsCheck) {
+      if (!this.enabled) {
+        if (this.gbpaAbort) return this.terminate(txn, addr, out, NONE, 'GBPA_ABORT', true);
+      } else {
+        const e = this.ev;
+        this.priv = false;
+        this.instr = false;
+        const ste: Ste | null = this.config.steFor(txn.requesterId, e);
+        if (ste === null) {
+          this.attrs(e, txn, addr);
+          this.raise(e, this.config.faultRecord);
+          return this.terminate(txn, addr, out, NONE, eventName(e.code), true);
+        }
+        if (ste.config === STE_CONFIG.ABORT && ste.illegal === null) return this.terminate(txn, addr, out, NONE, 'STE_ABORT', true);
+        const code = ste.illegal !== null ? EVT.C_BAD_STE : ste.config === STE_CONFIG.BYPASS || ste.eats === 0 ? EVT.F_TRANSL_FORBIDDEN : 0;
+        if (code !== 0) {
+          this.attrs(e.reset(code, txn.requesterId, -1), txn, addr);
+          this.raise(e, true);
+          return this.terminate(txn, addr, out, NONE, eventName(code), true);
+        }
+      }
+    }
+    out.pa = addr;
+    out.length = BIG;
+    return true;
+  }
+
   /** Forget the one-entry context cache (SMMUEN changes). */
   forget(): void {
     this.lastCtx = null;
@@ -173,6 +218,7 @@ export class Translator {
     }
     const e = this.event(s2FaultCode(kind), ctx, txn, addr);
     e.cls = EVT_CLASS.IN;
+    if (s1.cd.stall) return this.stall(e, txn, addr, out, ctx.ssid, s1.cd.abort, s1.cd.granule);
     this.raise(e, s1.cd.record);
     return this.terminate(txn, addr, out, ctx.ssid, eventName(e.code), s1.cd.abort, s1.cd.granule);
   }
@@ -185,8 +231,45 @@ export class Translator {
     e.cls = cls;
     e.addr2 = ext ? s2.failAddr : ipa;
     e.ttRead = !s2.write;
+    if (!ext && s2.stall) return this.stall(e, txn, addr, out, ctx.ssid, true, s2.granule);
     this.raise(e, ext || s2.record);
     return this.terminate(txn, addr, out, ctx.ssid, eventName(e.code), true);
+  }
+
+  /**
+   * §3.12.2: hold the transaction. The event is recorded with Stall = 1 and a
+   * STAG whatever CD.R / STE.S2R say; if it cannot be recorded (queue
+   * disabled, full, or the write aborted) or no STAG is free, the transaction
+   * is terminated instead. Then wait (stall.ts) for CMD_RESUME or
+   * CMD_STALL_TERM: retry, or terminate (abort, or as `abortCfg` says for
+   * Ac = 0, Ab = 0), or abort after the stall timeout.
+   */
+  private stall(e: EventInfo, txn: DmaTransaction, addr: number, out: TranslationAnswer, ssid: number, abortCfg: boolean, granule: number): boolean {
+    const fault = eventName(e.code);
+    const st = this.stallDepth < MAX_STALL_RETRIES ? this.stalls.begin(e.sid) : null;
+    if (st === null) {
+      this.raise(e, true);
+      return this.terminate(txn, addr, out, ssid, fault, true);
+    }
+    e.stall = true;
+    e.stag = st.stag;
+    if (this.evtq.record(e) !== 'recorded') {
+      this.stalls.cancel(st);
+      return this.terminate(txn, addr, out, ssid, fault, true);
+    }
+    this.stalls.trace(st, 'stalled');
+    const result = this.stalls.wait(st);
+    // Other transactions ran meanwhile (and may have used `out` and this object's scratch state).
+    out.discard = false;
+    if (result === STALL_RETRY) {
+      this.stallDepth++;
+      try {
+        return this.translate(txn, addr, out);
+      } finally {
+        this.stallDepth--;
+      }
+    }
+    return this.terminate(txn, addr, out, ssid, fault, result === STALL_TERMINATE ? abortCfg : true, granule);
   }
 
   /** Stage 1 bypassed and the input address beyond IAS (§7.3.14: S2 == 0, CLASS == IN). */
@@ -197,14 +280,14 @@ export class Translator {
     return this.terminate(txn, addr, out, ctx.ssid, 'F_ADDR_SIZE', true);
   }
 
-  /** ATS Translation Requests and Translated transactions: this SMMU has no ATS (IDR0.ATS == 0) yet. */
+  /** A Translation Request issued as a memory transaction (Translation Requests arrive through atsTranslate()). */
   private unsupported(txn: DmaTransaction, addr: number, out: TranslationAnswer): boolean {
     const ssid = txn.pasid === NO_PASID ? -1 : txn.pasid;
     const e = this.ev.reset(EVT.F_UUT, txn.requesterId, ssid);
     this.priv = ssid >= 0 && txn.privileged;
     this.instr = ssid >= 0 && txn.exec && !txn.write;
     this.attrs(e, txn, addr);
-    e.reason = txn.at === 'translated' ? UUT_REASON.ATS_TRANSLATED : UUT_REASON.ATS_TRANSLATION_REQUEST;
+    e.reason = UUT_REASON.ATS_TRANSLATION_REQUEST;
     this.raise(e, true);
     return this.terminate(txn, addr, out, ssid, 'F_UUT', true);
   }

@@ -18,6 +18,8 @@ export class CommandQueue {
   prod = 0;
   errors = 0;
   timeouts = 0;
+  /** CMD_SYNCs that reported CERROR_ATC_INV_SYNC (an ATC invalidation never completed). */
+  atcTimeouts = 0;
   commandsIssued = 0;
 
   constructor(
@@ -84,7 +86,9 @@ export class CommandQueue {
   /**
    * A command the SMMU refused stops the queue (CMDQ_CONS.ERR, GERROR.CMDQ_ERR).
    * Like Linux's arm_smmu_cmdq_skip_err, report it, replace it with a SYNC
-   * and acknowledge the error so the queue runs on.
+   * and acknowledge the error so the queue runs on. CERROR_ATC_INV_SYNC is
+   * an ATC invalidation that timed out: CONS is on the CMD_SYNC, which stays
+   * and is consumed again (it may well time out again).
    */
   private stalledOnError(): boolean {
     const cons = this.cons();
@@ -97,8 +101,12 @@ export class CommandQueue {
     const words = new Uint32Array(4);
     for (let i = 0; i < 4; i++) words[i] = this.mem.read32(at + 4 * i);
     this.onError(err === 0 ? CERROR.ILL : err, words);
-    const sync = encodeCommand('SYNC', { CS: SYNC_CS.NONE });
-    for (let i = 0; i < 4; i++) this.mem.write32(at + 4 * i, sync[i]!);
+    if (err === CERROR.ATC_INV_SYNC) {
+      this.atcTimeouts++;
+    } else {
+      const sync = encodeCommand('SYNC', { CS: SYNC_CS.NONE });
+      for (let i = 0; i < 4; i++) this.mem.write32(at + 4 * i, sync[i]!);
+    }
     this.mmio.write32(this.regBase + SMMU_REG.GERRORN, (gerrorn ^ 1) >>> 0);
     // Kick the queue again so it consumes from the replaced entry on.
     this.mmio.write32(this.regBase + SMMU_REG.CMDQ_PROD, this.prod);

@@ -18,19 +18,21 @@ import {
   STE_LAYOUT,
   Smmuv3,
   decodeEvent,
+  decodePriRecord,
   encodeCommand,
   type CmdName,
   type Smmuv3Options,
 } from '../../../iommu/smmuv3/index.ts';
-import { BareFunction } from '../../pci/helpers.ts';
+import { AtsTestEndpoint } from './endpoint.ts';
 
 export const MiB = 2 ** 20;
 /** Where tests put DMA data (guest RAM starts at 1 GiB on virt). */
 export const DATA = 0x4000_0000;
 /** Table memory for the allocator. */
 const TABLES = 0x5000_0000;
-const CMDQ = 0x4800_0000;
-const EVTQ = 0x4810_0000;
+export const CMDQ = 0x4800_0000;
+export const EVTQ = 0x4810_0000;
+export const PRIQ = 0x4820_0000;
 export const STRTAB = 0x4840_0000; // a 2^16-entry linear table is 4 MiB and aligned to its size
 /** TG0/S2TG encodings. */
 export const TG = { 4096: 0, 65536: 1, 16384: 2 } as const;
@@ -59,7 +61,7 @@ export interface EnableOptions {
 export class Harness {
   readonly board: Board;
   readonly smmu: Smmuv3;
-  readonly dev: BareFunction;
+  readonly dev: AtsTestEndpoint;
   readonly base: number;
   readonly alloc: BumpAlloc;
   readonly irqs: string[] = [];
@@ -72,7 +74,7 @@ export class Harness {
     this.base = this.board.layout.iommuBase;
     this.board.sysmemRoot.addSubregion(this.base, this.smmu.region, 1);
     this.board.rc.remapper = this.smmu;
-    this.dev = new BareFunction('ep');
+    this.dev = new AtsTestEndpoint(this.board, 'ep');
     this.board.rc.plug(this.dev, 1);
     this.dev.config.write(CFG.COMMAND, 2, COMMAND.MASTER);
     this.alloc = new BumpAlloc(this.board, TABLES);
@@ -163,6 +165,45 @@ export class Harness {
     }
     this.w32('EVENTQ_CONS', (this.r32('EVENTQ_CONS') & 0x8000_0000) | cons);
     return out;
+  }
+
+  priqLog2 = 4;
+
+  /** Program the PRI queue (2^log2 records) and set CR0.PRIQEN. */
+  enablePriq(log2 = 4): void {
+    this.priqLog2 = log2;
+    this.w64('PRIQ_BASE', PRIQ + log2);
+    this.w32('PRIQ_PROD', 0);
+    this.w32('PRIQ_CONS', 0);
+    this.w32('CR0', this.r32('CR0') | CR0.PRIQEN);
+  }
+
+  /** PRI queue records between CONS and PROD, decoded; CONS is advanced past them (OVACKFLG kept). */
+  priRecords(): Record<string, number>[] {
+    const out: Record<string, number>[] = [];
+    const n = 2 ** this.priqLog2;
+    const mask = 2 * n - 1;
+    let cons = this.r32('PRIQ_CONS') & mask;
+    const prod = this.r32('PRIQ_PROD') & mask;
+    for (let guard = 0; cons !== prod && guard < n; guard++) {
+      const words = new Uint32Array(4);
+      for (let i = 0; i < 4; i++) words[i] = this.board.sysmem.read32(PRIQ + (cons % n) * 16 + 4 * i);
+      out.push(decodePriRecord(words));
+      cons = (cons + 1) & mask;
+    }
+    this.w32('PRIQ_CONS', (this.r32('PRIQ_CONS') & 0x8000_0000) | cons);
+    return out;
+  }
+
+  /** Let `ns` of virtual time pass (running what is due). */
+  run(ns: number): void {
+    this.board.scheduler.runUntil(this.board.now() + ns);
+  }
+
+  /** CMDQ_CONS.RD and .ERR. */
+  cons(): { rd: number; err: number } {
+    const v = this.r32('CMDQ_CONS');
+    return { rd: v & 0xfffff, err: (v >>> 24) & 0x7f };
   }
 
   eventNames(): number[] {

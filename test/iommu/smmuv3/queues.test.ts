@@ -80,15 +80,17 @@ t.test('a command fetch that aborts is CERROR_ABT', async (t) => {
   t.equal(consRd(h), h.r32('CMDQ_PROD'), 'the re-fetch succeeds after the acknowledgement');
 });
 
-t.test('ATC_INV, PRI_RESP, RESUME and STALL_TERM are accepted as no-ops (part 2)', async (t) => {
+t.test('PRI_RESP, RESUME and STALL_TERM with nothing to act on complete without error', async (t) => {
   const h = new Harness();
   h.enable();
-  h.cmd('ATC_INV', { StreamID: 8, Size: 52 });
   h.cmd('PRI_RESP', { StreamID: 8, Resp: 2 });
   h.cmd('RESUME', { StreamID: 8, STAG: 3 });
   h.cmd('STALL_TERM', { StreamID: 8 });
+  h.cmd('SYNC');
   t.equal(consRd(h), h.r32('CMDQ_PROD'));
   t.notOk(h.smmu.gerrorActive('CMDQ_ERR'));
+  h.cmd('PRI_RESP', { StreamID: 8, Resp: 3 });
+  t.equal(consErr(h), CERROR.ILL, 'PRI_RESP.Resp == 0b11 is reserved');
 });
 
 t.test('commands wait while CMDQEN == 0 and run when the queue is enabled', async (t) => {
@@ -174,14 +176,14 @@ t.test('an MSI write that aborts activates MSI_EVENTQ_ABT_ERR', async (t) => {
   t.equal(h.r32('EVENTQ_PROD'), 1, 'the record itself was written');
 });
 
-t.test('ATS Translated transactions and Translation Requests are F_UUT (no ATS yet)', async (t) => {
+t.test('a Translation Request sent as a memory transaction is F_UUT', async (t) => {
   const h = new Harness();
   h.enable();
-  const txn = { requesterId: h.sid, pasid: -1, privileged: false, exec: false, at: 'translated' as const, addr: DATA, length: 4, write: false };
+  const txn = { requesterId: h.sid, pasid: -1, privileged: false, exec: false, at: 'translation-request' as const, addr: DATA, length: 4, write: false };
   const c = h.board.rc.dma(txn, new Uint8Array(4), 0);
   t.same(c, { status: 'UR', fault: 'F_UUT' });
   const [e] = h.events();
   t.equal(e?.EventType, EVT.F_UUT);
-  t.equal(e?.['Reason'], UUT_REASON.ATS_TRANSLATED);
+  t.equal(e?.['Reason'], UUT_REASON.ATS_TRANSLATION_REQUEST);
   t.equal(e?.['InputAddr'], DATA);
 });

@@ -63,3 +63,34 @@ t.test('garbage structures, commands and registers never make the model throw or
   t.equal(completed, 400, 'every transaction completed');
   t.ok(outcomes.size >= 5, `a spread of outcomes: ${JSON.stringify([...outcomes])}`);
 });
+
+t.test('garbage ATS and PRI traffic (Translation Requests, page requests, Translated transactions, ATC invalidations) never throws or hangs', async (t) => {
+  const rng = new Prng(11);
+  const h = new Harness({ iotlbSize: 16, atcInvTimeoutNs: 20_000, stallTimeoutNs: 20_000 });
+  h.enable({ cmdqLog2: 6, evtqLog2: 3 });
+  h.enablePriq(2);
+  const b = h.table({ stage: 1 });
+  b.map(0x1000_0000, DATA, 0x10_0000, IOMMU_READ | IOMMU_WRITE);
+  const cd = h.alloc.alloc(64);
+  h.writeCd(cd, h.cdFor(b, 1));
+  const statuses = new Set<string>();
+  for (let i = 0; i < 300; i++) {
+    h.writeSte(h.sid, { Config: rng.int(0, 7), S1ContextPtr: cd / 64, EATS: rng.int(0, 3), S1DSS: rng.int(0, 2) });
+    if (rng.chance(0.5)) h.board.sysmem.write32(h.steAddr(h.sid) + 4 * rng.int(0, 15), rng.nextU32());
+    h.cmd('CFGI_ALL');
+    if (rng.chance(0.3)) h.w32('CR0', rng.chance(0.5) ? 0x1f : 0x0d);
+    h.dev.autoComplete = rng.chance(0.8);
+    const addr = rng.chance(0.7) ? 0x1000_0000 + rng.int(0, 0x20_0000) : rng.int(0, 2 ** 52);
+    const c = h.dev.tr(addr, { pasid: rng.chance(0.3) ? rng.int(0, 8) : -1, length: 4096 * rng.int(1, 40), noWrite: rng.chance(0.5), exec: rng.chance(0.2) });
+    statuses.add(c.status);
+    h.dev.pr(addr, { prgIndex: rng.int(0, 511), last: rng.chance(0.7), pasid: rng.chance(0.5) ? rng.int(0, 1 << 20) : -1 });
+    t.type(h.dev.translatedRead(addr, rng.int(1, 64)).status, 'string');
+    h.cmd('ATC_INV', { StreamID: rng.chance(0.8) ? h.sid : rng.int(0, 0xffff), Size: rng.int(0, 63), Address: rng.int(0, 2 ** 40) });
+    h.cmd('SYNC', { CS: rng.int(0, 2) });
+    h.run(rng.int(0, 30_000));
+    if (rng.chance(0.5)) h.w32('GERRORN', h.r32('GERROR'));
+    h.events();
+    h.priRecords();
+  }
+  t.ok(statuses.size >= 2, `Translation Request outcomes: ${[...statuses]}`);
+});

@@ -59,9 +59,9 @@ t.test('malformed STEs are ILLEGAL: C_BAD_STE', async (t) => {
     ['S2T0SZ beyond 39', { Config: 6, ...h.s2For(s2, 1), S2T0SZ: 40 }],
     ['S2SL0 inconsistent with S2T0SZ (level 2 start cannot resolve 40 bits)', { Config: 6, ...h.s2For(s2, 1), S2SL0: 0 }],
     ['S2TG reserved', { Config: 6, ...h.s2For(s2, 1), S2TG: 3 }],
-    ['S2S (stall) without stall support', { Config: 6, ...h.s2For(s2, 1), S2S: 1 }],
+    ['EATS == 0b10: split-stage ATS without support (IDR0.NS1ATS == 1)', { Config: 6, ...h.s2For(s2, 1), EATS: 2 }],
+    ['EATS == 0b11 (reserved)', { Config: 6, ...h.s2For(s2, 1), EATS: 3 }],
     ['S1CDMax beyond SSIDSIZE', { Config: 5, S1CDMax: 21 }],
-    ['S1STALLD with a non-configurable stall model', { Config: 5, S1STALLD: 1 }],
   ];
   for (const [what, fields] of cases) {
     h.writeSte(h.sid, fields);

@@ -173,7 +173,6 @@ t.test('a malformed CD is ILLEGAL: C_BAD_CD', async (t) => {
     ['T0SZ above 39', { T0SZ: 40 }],
     ['TG0 reserved', { TG0: 3 }],
     ['big-endian tables', { ENDI: 1 }],
-    ['stall (S) without stall support', { S: 1 }],
     ['TTB0 beyond IPS', { IPS: 0, TTB0: 2 ** 33 / 16 }],
     ['EPD1 == 0 with TG1 reserved', { EPD1: 0, TG1: 0 }],
     ['a RES0 bit (MPAM PARTID)', { IMPDEF: 0 }],

@@ -1,0 +1,206 @@
+/**
+ * The driver's side of the Event queue and the PRI queue (Linux
+ * arm_smmu_evtq_thread, arm_smmu_priq_thread, arm_smmu_handle_ppr,
+ * arm_smmu_handle_evt): their MSIs schedule a drain (as a threaded IRQ
+ * would run a little later), records are consumed from CONS to PROD and an
+ * overflow is acknowledged. Page requests and stall events go to the
+ * host's I/O page-fault queue; what nobody can handle is answered at once
+ * (PRI: Invalid Request; stall: CMD_RESUME abort).
+ */
+import type { Host } from '../../../src/host/host.ts';
+import type { PageRequest } from '../../../src/iommu-core/types.ts';
+import type { PhysMem } from '../../../src/memory/phys-mem.ts';
+import type { PciFunction } from '../../../src/pci/pci-function.ts';
+import { PRIQ_BYTES, decodeEvent, decodePriRecord, eventName } from '../event.ts';
+import { CR0, IRQ_CTRL, PRI_RESP, Q_OVF, SMMU_REG } from '../regs.ts';
+import type { CommandQueue } from './cmdq.ts';
+
+export const EVTQ_LOG2 = 7;
+const EVT_BYTES = 32;
+const PRIQ_LOG2 = 8;
+const ISH = 3;
+
+/** A decoded event-queue record the driver has consumed. */
+export interface SmmuEventRecord {
+  name: string;
+  sid: number;
+  ssid: number;
+  addr: number;
+  fields: Record<string, number>;
+}
+
+/** What the queues need to know about a master. */
+export interface QueueMaster {
+  readonly dev: PciFunction;
+  /** Page requests (PRI) are enabled and go to the IOPF queue. */
+  readonly pri: boolean;
+  /** Stall events go to the IOPF queue. */
+  readonly stall: boolean;
+  readonly prgPasidRequired: boolean;
+}
+
+export interface QueueHost {
+  readonly host: Host;
+  readonly mmio: PhysMem;
+  readonly base: number;
+  readonly cmdq: CommandQueue;
+  master(sid: number): QueueMaster | undefined;
+  alloc(bytes: number): number | undefined;
+  /** Set bits in CR0 and wait for CR0ACK. */
+  enable(cr0Bits: number): void;
+}
+
+export class FaultQueues {
+  readonly events: SmmuEventRecord[] = [];
+  /** Page requests handed to the IOPF queue, and those answered at once. */
+  pageRequests = 0;
+  pageRequestsRefused = 0;
+  priqOverflows = 0;
+  private priqBase = 0;
+  private priqLog2 = 0;
+  private irqCtrl = 0;
+
+  constructor(
+    private readonly h: QueueHost,
+    readonly evtqBase: number,
+  ) {}
+
+  get priqEnabled(): boolean {
+    return this.priqBase !== 0;
+  }
+
+  private r32(off: number): number {
+    return this.h.mmio.read32(this.h.base + off);
+  }
+
+  private w32(off: number, v: number): void {
+    this.h.mmio.write32(this.h.base + off, v >>> 0);
+  }
+
+  private w64(off: number, v: number): void {
+    this.h.mmio.write64(this.h.base + off, BigInt(v));
+  }
+
+  /** MSIs for the event queue and global errors. */
+  setupIrqs(): void {
+    this.w32(SMMU_REG.IRQ_CTRL, 0);
+    const board = this.h.host.board;
+    const evt = this.h.host.allocMsiData();
+    const gerr = this.h.host.allocMsiData();
+    const doorbell = board.layout.msiBase;
+    this.w64(SMMU_REG.EVENTQ_IRQ_CFG0, doorbell);
+    this.w32(SMMU_REG.EVENTQ_IRQ_CFG1, evt);
+    this.w32(SMMU_REG.EVENTQ_IRQ_CFG2, 0x1 | (ISH << 4));
+    this.w64(SMMU_REG.GERROR_IRQ_CFG0, doorbell);
+    this.w32(SMMU_REG.GERROR_IRQ_CFG1, gerr);
+    board.msi.on(evt, () => board.scheduler.schedule(0, () => this.drainEvents(), 'smmuv3.evtq-irq'));
+    this.irqCtrl = IRQ_CTRL.EVENTQ_IRQEN | IRQ_CTRL.GERROR_IRQEN;
+    this.w32(SMMU_REG.IRQ_CTRL, this.irqCtrl);
+  }
+
+  /**
+   * Bring the PRI queue up once (arm_smmu_device_reset's PRIQ part):
+   * PRIQ_BASE and indexes while PRIQEN == 0, the MSI while PRIQ_IRQEN == 0,
+   * then CR0.PRIQEN and IRQ_CTRL.PRIQ_IRQEN. 0, or -12 without memory.
+   */
+  enablePriq(idr1Priqs: number): number {
+    if (this.priqBase !== 0) return 0;
+    const log2 = Math.min(PRIQ_LOG2, idr1Priqs);
+    const base = this.h.alloc(PRIQ_BYTES * 2 ** log2);
+    if (base === undefined) return -12;
+    this.priqLog2 = log2;
+    this.w64(SMMU_REG.PRIQ_BASE, base + 2 ** 62 + log2);
+    this.w32(SMMU_REG.PRIQ_PROD, 0);
+    this.w32(SMMU_REG.PRIQ_CONS, 0);
+    const board = this.h.host.board;
+    const data = this.h.host.allocMsiData();
+    this.w64(SMMU_REG.PRIQ_IRQ_CFG0, board.layout.msiBase);
+    this.w32(SMMU_REG.PRIQ_IRQ_CFG1, data);
+    this.w32(SMMU_REG.PRIQ_IRQ_CFG2, 0x1 | (ISH << 4));
+    board.msi.on(data, () => board.scheduler.schedule(0, () => this.drainPri(), 'smmuv3.priq-irq'));
+    this.priqBase = base;
+    this.h.enable(CR0.PRIQEN);
+    this.irqCtrl |= IRQ_CTRL.PRIQ_IRQEN;
+    this.w32(SMMU_REG.IRQ_CTRL, this.irqCtrl);
+    return 0;
+  }
+
+  /** Consume records from CONS to PROD, calling `each` with each record's address; returns how many. */
+  private drain(prodReg: number, consReg: number, base: number, log2: number, bytes: number, each: (addr: number) => void): number {
+    const mask = 2 ** (log2 + 1) - 1;
+    let n = 0;
+    for (let guard = 0; guard < 2 ** log2 + 1; guard++) {
+      const prod = this.r32(prodReg);
+      let cons = this.r32(consReg) & mask;
+      // Acknowledge an overflow by copying OVFLG into OVACKFLG (§7.4, §8.2).
+      if (((prod ^ cons) & mask) === 0) {
+        this.w32(consReg, cons | (prod & Q_OVF));
+        break;
+      }
+      each(base + (cons % 2 ** log2) * bytes);
+      cons = (cons + 1) & mask;
+      this.w32(consReg, cons | (prod & Q_OVF));
+      n++;
+    }
+    return n;
+  }
+
+  /** arm_smmu_evtq_thread(): consume every record; stall events go to the IOPF queue. */
+  drainEvents(): number {
+    return this.drain(SMMU_REG.EVENTQ_PROD, SMMU_REG.EVENTQ_CONS, this.evtqBase, EVTQ_LOG2, EVT_BYTES, (at) => {
+      const words = new Uint32Array(8);
+      for (let i = 0; i < 8; i++) words[i] = this.h.mmio.read32(at + 4 * i);
+      const f = decodeEvent(words);
+      const ssid = f['SSV'] ? (f['SubstreamID'] ?? 0) : -1;
+      this.events.push({ name: eventName(f.EventType), sid: f['StreamID'] ?? -1, ssid, addr: f['InputAddr'] ?? 0, fields: f });
+      if (this.events.length > 4096) this.events.shift();
+      if (f['Stall'] === 1) this.stallEvent(f, ssid);
+    });
+  }
+
+  /** arm_smmu_handle_evt() for a stalled transaction: report it as a one-request fault group (grpid = STAG). */
+  private stallEvent(f: Record<string, number>, ssid: number): void {
+    const sid = f['StreamID']!;
+    const stag = f['STAG']!;
+    const m = this.h.master(sid);
+    if (m === undefined || !m.stall) {
+      // Nobody cared: abort the access.
+      this.h.cmdq.issueOne('RESUME', { StreamID: sid, STAG: stag, Ab: 1 });
+      return;
+    }
+    const read = f['RnW'] === 1;
+    const req: PageRequest = {
+      pasid: ssid, grpid: stag, addr: f['InputAddr']!, read, write: !read, exec: f['InD'] === 1, priv: f['PnU'] === 1,
+      last: true, needsPasid: false, cookie: stag,
+    };
+    this.h.host.iopf.report(m.dev, req);
+  }
+
+  /** arm_smmu_priq_thread(): page requests to the IOPF queue; unexpected ones are denied. */
+  drainPri(): number {
+    if (this.priqBase === 0) return 0;
+    const before = this.r32(SMMU_REG.PRIQ_PROD);
+    if (((before ^ this.r32(SMMU_REG.PRIQ_CONS)) & Q_OVF) !== 0) this.priqOverflows++;
+    return this.drain(SMMU_REG.PRIQ_PROD, SMMU_REG.PRIQ_CONS, this.priqBase, this.priqLog2, PRIQ_BYTES, (at) => {
+      const words = new Uint32Array(4);
+      for (let i = 0; i < 4; i++) words[i] = this.h.mmio.read32(at + 4 * i);
+      const f = decodePriRecord(words);
+      // A Stop Marker (L = 1, R = W = 0) needs no response.
+      if (f.Read === 0 && f.Write === 0) return;
+      const pasid = f.SSV === 1 ? f.SubstreamID : -1;
+      const m = this.h.master(f.StreamID);
+      if (m === undefined || !m.pri) {
+        this.pageRequestsRefused++;
+        if (f.Last === 1) {
+          this.h.cmdq.issueOne('PRI_RESP', { StreamID: f.StreamID, SSV: pasid >= 0 ? 1 : 0, SubstreamID: Math.max(0, pasid), PRGIndex: f.PRGIndex, Resp: PRI_RESP.DENY });
+        }
+        return;
+      }
+      this.pageRequests++;
+      this.h.host.iopf.report(m.dev, {
+        pasid, grpid: f.PRGIndex, addr: f.Address, read: f.Read === 1, write: f.Write === 1, exec: f.Exec === 1, priv: f.Priv === 1,
+        last: f.Last === 1, needsPasid: m.prgPasidRequired,
+      });
+    });
+  }
+}

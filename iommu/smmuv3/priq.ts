@@ -1,0 +1,138 @@
+/**
+ * The PRI queue (§3.9.2 "PRI", §8 "Page request queue"): PCIe Page Request
+ * Messages from endpoints become 16-byte records (§8.1) in the queue at
+ * SMMU_PRIQ_BASE, produced at PRIQ_PROD and signalled with the PRIQ
+ * interrupt (MSI or wired line, §3.18). Software answers a group with
+ * CMD_PRI_RESP (§4.6.1), which leaves as a PRG Response Message.
+ *
+ * - Queue full (§8.2): the request is discarded and PRIQ_PROD.OVFLG toggles
+ *   (unless an overflow is already unacknowledged). A discarded request that
+ *   is the last of its group gets an automatic PRG Response of Success from
+ *   the SMMU, so the endpoint retries its translation and asks again once
+ *   software has drained the queue.
+ * - PRIQEN == 0, or the queue stopped by GERROR.PRIQ_ABT_ERR (a record write
+ *   aborted): requests are discarded; a last one is answered Invalid Request
+ *   (this model's choice: no software is listening).
+ * - Stop Markers (L = 1, R = W = 0) are recorded like any request and never
+ *   answered.
+ *
+ * The SMMU does not look at STEs for page requests: validating the StreamID
+ * and PASID is software's job (Linux arm_smmu_handle_ppr).
+ */
+import { MEMTX_OK } from '../../src/memory/phys-mem.ts';
+import type { PageRequestMessage, PrgResponseCode } from '../../src/pci/ats-messages.ts';
+import type { Counter } from '../../src/trace/counters.ts';
+import type { SmmuCore } from './core.ts';
+import { PRIQ_BYTES, encodePriRecord } from './event.ts';
+import type { Interrupts } from './irq.ts';
+import { QueueGeometry, queueFull, queueNext } from './queue.ts';
+import { CR0, GERROR, Q_OVF } from './regs.ts';
+
+export interface PrgCounters {
+  responses: Counter;
+  auto: Counter;
+}
+
+/** PRG Responses downstream: from CMD_PRI_RESP and the SMMU's automatic ones. */
+export class PrgResponder {
+  constructor(
+    private readonly core: SmmuCore,
+    private readonly c: PrgCounters,
+  ) {}
+
+  send(sid: number, pasid: number, prgIndex: number, code: PrgResponseCode, auto: boolean): void {
+    const pt = this.core.points.priResp;
+    const a = pt.check(pt.armed ? { sid, pasid, prg: prgIndex, code } : undefined);
+    if (a?.kind === 'drop') return;
+    const c: PrgResponseCode = a?.kind === 'fail' ? 'failure' : code;
+    if (a?.kind === 'delay') {
+      this.core.scheduler.schedule(a.ns, () => this.deliver(sid, pasid, prgIndex, c, auto), 'smmuv3.prg-response');
+      return;
+    }
+    this.deliver(sid, pasid, prgIndex, c, auto);
+  }
+
+  private deliver(sid: number, pasid: number, prgIndex: number, code: PrgResponseCode, auto: boolean): void {
+    (auto ? this.c.auto : this.c.responses).value++;
+    this.core.tracer.trace('smmuv3.pri.resp', this.core.source, { sid, ssid: pasid, prg: prgIndex, code, auto });
+    // PRG Responses carry no Execute/Privileged attributes (PCIe 10.4.2).
+    this.core.downstream?.sendPrgResponse(sid, { pasid, prgIndex: prgIndex & 0x1ff, code, privileged: false, exec: false });
+  }
+}
+
+/** 'lost': the record write aborted; 'dropped': lost silently (injected). */
+export type PriOutcome = 'recorded' | 'overflow' | 'disabled' | 'lost' | 'dropped';
+
+export interface PriQueueCounters {
+  recorded: Counter;
+  discarded: Counter;
+}
+
+export class PriQueue {
+  private readonly geo = new QueueGeometry();
+  private readonly bytes = new Uint8Array(PRIQ_BYTES);
+
+  constructor(
+    private readonly core: SmmuCore,
+    private readonly irq: Interrupts,
+    private readonly prg: PrgResponder,
+    private readonly c: PriQueueCounters,
+  ) {}
+
+  /** A Page Request Message (or Stop Marker) from an endpoint. */
+  record(m: PageRequestMessage): PriOutcome {
+    const outcome = this.write(m);
+    if (outcome === 'recorded') this.c.recorded.value++;
+    else this.c.discarded.value++;
+    const t = this.core.tracer;
+    if (t.wants('smmuv3.priq')) {
+      t.trace('smmuv3.priq', this.core.source, {
+        sid: m.requesterId, ssid: m.pasid, prg: m.prgIndex, addr: m.addr, last: m.last, outcome,
+      });
+    }
+    const stop = m.stopMarker === true || (!m.read && !m.write);
+    if (outcome !== 'recorded' && outcome !== 'dropped' && m.last && !stop) {
+      this.prg.send(m.requesterId, m.pasid, m.prgIndex, outcome === 'disabled' ? 'invalid' : 'success', true);
+    }
+    return outcome;
+  }
+
+  private write(m: PageRequestMessage): PriOutcome {
+    const r = this.core.regs;
+    if ((r.get('CR0ACK') & CR0.PRIQEN) === 0 || this.irq.gerrorActive(GERROR.PRIQ_ABT_ERR)) return 'disabled';
+    const g = this.geo.read(r, 'PRIQ_BASE', this.core.features.priqLog2Max, PRIQ_BYTES);
+    const prodReg = r.get('PRIQ_PROD');
+    const consReg = r.get('PRIQ_CONS');
+    const mask = g.mask;
+    const prod = prodReg & mask;
+    if (queueFull(prod, consReg & mask, g.log2)) {
+      // §8.2: toggle OVFLG unless an overflow is already unacknowledged.
+      if (((prodReg ^ consReg) & Q_OVF) === 0) r.set('PRIQ_PROD', (prodReg ^ Q_OVF) >>> 0);
+      return 'overflow';
+    }
+    const words = encodePriRecord(m);
+    const pt = this.core.points.priqWrite;
+    const a = pt.check(pt.armed ? { sid: m.requesterId, prg: m.prgIndex, addr: m.addr } : undefined);
+    if (a?.kind === 'drop') return 'dropped';
+    if (a?.kind === 'corrupt') {
+      words[0] = (words[0]! ^ a.xorLo) >>> 0;
+      words[1] = (words[1]! ^ (a.xorHi ?? 0)) >>> 0;
+    }
+    const b = this.bytes;
+    for (let i = 0; i < 4; i++) {
+      const w = words[i]!;
+      b[4 * i] = w & 0xff;
+      b[4 * i + 1] = (w >>> 8) & 0xff;
+      b[4 * i + 2] = (w >>> 16) & 0xff;
+      b[4 * i + 3] = (w >>> 24) & 0xff;
+    }
+    if (a?.kind === 'fail' || this.core.mem.writeFrom(g.entryAddr(prod, PRIQ_BYTES), b) !== MEMTX_OK) {
+      // As for the Event queue (§7.2.2): PROD does not move and the queue stops until acknowledged.
+      this.irq.activateGerror(GERROR.PRIQ_ABT_ERR);
+      return 'lost';
+    }
+    r.set('PRIQ_PROD', ((prodReg & Q_OVF) | queueNext(prod, g.log2)) >>> 0);
+    this.irq.signal('priq');
+    return 'recorded';
+  }
+}
