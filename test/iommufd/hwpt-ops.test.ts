@@ -52,8 +52,8 @@ t.test('dirty tracking: EOPNOTSUPP on a HWPT without it; flags/reserved EOPNOTSU
   t.end();
 });
 
-t.test('q35-vtd: HWPT_ALLOC with DIRTY_TRACKING is EOPNOTSUPP (the driver cannot) and leaves no object', async (t) => {
-  const m = createMachine('q35-vtd', { ramBytes: 256 * 2 ** 20 });
+t.test('virt-smmuv3: HWPT_ALLOC with DIRTY_TRACKING is EOPNOTSUPP (the driver cannot) and leaves no object', async (t) => {
+  const m = createMachine('virt-smmuv3', { ramBytes: 256 * 2 ** 20 });
   const p = m.host.spawn();
   const fd = p.open('/dev/iommu');
   const ioas = ioasAlloc(p, fd);

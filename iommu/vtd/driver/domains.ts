@@ -7,12 +7,14 @@
  *   a domain ID; what current Linux uses for DMA domains when the unit has
  *   first-stage translation (ECAP.FLTS). User-mode leaves (U/S = 1, as Linux
  *   sets DMA_FL_PTE_US), SRE = 0.
- * - second-stage paging (PGTT 010b): the nesting parent (IOMMU_HWPT_ALLOC_NEST_PARENT).
+ * - second-stage paging (PGTT 010b): the nesting parent (IOMMU_HWPT_ALLOC_NEST_PARENT)
+ *   and dirty-tracking domains (SLADE); nested domains are in nested.ts.
  * - SVA (PGTT 001b over the process's IA-32e table `mm.pgtable.root`).
  * - identity (PGTT 100b, pass-through, domain ID 1 like Linux's FLPT_DEFAULT_DID).
  * - blocked: no PASID entry (requests fault: not present).
  */
-import { EINVAL } from '../../../src/host/errno.ts';
+import { EINVAL, EOPNOTSUPP } from '../../../src/host/errno.ts';
+import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import { encodeLayout } from '../../../src/hw/layout.ts';
 import type { Mm } from '../../../src/host/mm.ts';
 import { IoPgtableDomain } from '../../../src/iommu-core/io-pgtable-domain.ts';
@@ -20,6 +22,7 @@ import type { DomainGeometry, DomainType, DriverDomain } from '../../../src/iomm
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
 import type { IotlbGather, PageTableBuilder } from '../../pgtable/types.ts';
 import type { VtdSsBuilder } from '../../pgtable/vtd-ss-builder.ts';
+import { readAndClearSsDirty } from './dirty.ts';
 import { PASID_ENTRY, PGTT_FIRST_STAGE, PGTT_PASSTHROUGH, PGTT_SECOND_STAGE } from '../pasid-entry.ts';
 
 /** Domain ID of pass-through entries (Linux FLPT_DEFAULT_DID). */
@@ -38,6 +41,10 @@ export interface VtdDomainOps {
   flushRange(domain: VtdDomain, start: number, end: number, leafOnly: boolean): void;
   flushAll(domain: VtdDomain): void;
   releaseDid(did: number): void;
+  /** Rewrite the PASID entries of a domain (and of nested domains over it) after a change, with their flushes. */
+  refresh(domain: VtdDomain): number;
+  /** Guest memory the domains' tables live in. */
+  readonly mem: PhysMem;
 }
 
 export interface VtdDomain extends DriverDomain {
@@ -92,43 +99,80 @@ export class FsDomain extends IoPgtableDomain implements VtdDomain {
   }
 }
 
-/** A second-stage paging domain (VT-d second-stage table, 48-bit): the nesting parent. */
+/**
+ * A second-stage paging domain (VT-d second-stage table, 48-bit): the
+ * nesting parent, and the only kind that tracks dirty pages (SLADE, as
+ * Linux refuses dirty tracking on first-stage domains).
+ */
 export class SsDomain extends IoPgtableDomain implements VtdDomain {
   readonly kind = 'ss' as const;
   readonly users = new Map<string, { dev: PciFunction; pasid: number }>();
+  /** Nested domains over this one (their attachments need this domain's flushes too). */
+  readonly nested = new Set<VtdDomain>();
+  /** SLADE in the entries this domain installs (dirty tracking enabled). */
+  slade = false;
 
   constructor(
-    private readonly ops: VtdDomainOps,
+    readonly ownerOps: VtdDomainOps,
     readonly builder: VtdSsBuilder,
     readonly did: number,
+    /** Allocated with IOMMU_HWPT_ALLOC_NEST_PARENT. */
+    readonly nestParent = false,
+    /** Allocated with IOMMU_HWPT_ALLOC_DIRTY_TRACKING (Linux: domain->dirty_ops set). */
+    readonly dirtyOps = false,
   ) {
     super(builder, 48);
   }
 
   pasidEntry(): Uint32Array {
     return encodeLayout(PASID_ENTRY, {
-      P: 1, PGTT: PGTT_SECOND_STAGE, SLPTPTR: this.builder.root / 4096, AW: this.builder.aw, DID: this.did, PWSNP: this.ops.pwsnp ? 1 : 0,
+      P: 1, PGTT: PGTT_SECOND_STAGE, SLPTPTR: this.builder.root / 4096, AW: this.builder.aw, DID: this.did,
+      SLADE: this.slade ? 1 : 0, PWSNP: this.ownerOps.pwsnp ? 1 : 0,
     });
   }
 
   attachDev(dev: PciFunction): number {
-    return this.ops.attach(dev, 0, this);
+    return this.ownerOps.attach(dev, 0, this);
   }
 
   setDevPasid(dev: PciFunction, pasid: number): number {
-    return this.ops.attach(dev, pasid, this);
+    return this.ownerOps.attach(dev, pasid, this);
   }
 
   protected flushGather(g: IotlbGather): void {
-    if (g.end > g.start) this.ops.flushRange(this, g.start, g.end, !g.tablesRemoved);
+    if (g.end > g.start) this.ownerOps.flushRange(this, g.start, g.end, !g.tablesRemoved);
   }
 
   flushIotlbAll(): void {
-    this.ops.flushAll(this);
+    this.ownerOps.flushAll(this);
+  }
+
+  /**
+   * intel_iommu_set_dirty_tracking: SLADE in every PASID entry of this
+   * domain and of the nested domains over it, each followed by PASID-cache,
+   * domain-selective IOTLB and device-TLB invalidation.
+   */
+  setDirtyTracking(enable: boolean): number {
+    if (!this.dirtyOps) return -EOPNOTSUPP;
+    if (this.slade === enable) return 0;
+    this.slade = enable;
+    const r = this.ownerOps.refresh(this);
+    if (r < 0) {
+      this.slade = !enable;
+      this.ownerOps.refresh(this);
+    }
+    return r;
+  }
+
+  readAndClearDirty(iova: number, size: number, noClear: boolean, mark: (iova: number, size: number) => void): number {
+    if (!this.slade) return -EINVAL;
+    const r = readAndClearSsDirty(this.ownerOps.mem, this.builder.root, this.builder.aw + 2, iova, size, noClear, mark);
+    if (r.cleared) this.ownerOps.flushRange(this, r.start, r.end, true);
+    return 0;
   }
 
   override free(): void {
-    this.ops.releaseDid(this.did);
+    this.ownerOps.releaseDid(this.did);
     super.free();
   }
 }

@@ -1,6 +1,7 @@
 import { EINVAL, ENODEV, ENOMEM, ENOSPC, EOPNOTSUPP } from '../../../src/host/errno.ts';
 import type { Host } from '../../../src/host/host.ts';
 import type { Mm } from '../../../src/host/mm.ts';
+import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import { decodeLayout, encodeLayout } from '../../../src/hw/layout.ts';
 import type {
   DriverDomain, HwInfo, IommuDriver, PageRequest, PageResponseCode, PagingDomainFlags, ResvRegion,
@@ -14,6 +15,7 @@ import { SM_CONTEXT_ENTRY } from '../root-context.ts';
 import { qd } from './descs.ts';
 import { userKey, type DevInfo } from './device.ts';
 import { FsDomain, SsDomain, StaticDomain, SvaDomain, type VtdDomain, type VtdDomainOps } from './domains.ts';
+import { IOMMU_HWPT_DATA_VTD_S1, NestedDomain, VTD_S1_SIZE, checkUserStruct, isNestParent, parseVtdS1 } from './nested.ts';
 import { FaultReader, PageRequestReader, type VtdFaultRecord } from './events.ts';
 import { Flusher } from './flush.ts';
 import { VtdMmio } from './mmio.ts';
@@ -23,6 +25,8 @@ import { ContextTables, PasidTables, type DmaMemory } from './tables.ts';
 
 /** IOMMU_HW_INFO_TYPE_INTEL_VTD (include/uapi/linux/iommufd.h). */
 export const IOMMU_HW_INFO_TYPE_INTEL_VTD = 1;
+/** IOMMU_HW_CAP_DIRTY_TRACKING (enum iommufd_hw_capabilities). */
+export const IOMMU_HW_CAP_DIRTY_TRACKING = 1 << 0;
 /** The IOAPIC/MSI window every device must leave alone (Linux IOAPIC_RANGE_START/END). */
 export const IOAPIC_RANGE_START = 0xfee0_0000;
 export const IOAPIC_RANGE_END = 0xfeef_ffff;
@@ -40,8 +44,7 @@ const FIRST_DID = 2;
  * and queues it allocates in guest memory: probe from CAP/ECAP, queued
  * invalidation, a scalable-mode root table with context tables and per-device
  * PASID tables, fault and page request interrupts, and domains installed as
- * PASID-table entries (see domains.ts). Nested domains are not offered yet
- * (domainAllocNested: -EOPNOTSUPP).
+ * PASID-table entries (see domains.ts, nested.ts).
  */
 export class VtdDriver implements IommuDriver, VtdDomainOps {
   readonly name = 'intel-iommu';
@@ -64,6 +67,11 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
   private readonly devices = new Map<PciFunction, DevInfo>();
   private readonly bySid = new Map<number, DevInfo>();
   private readonly dids = new Set<number>();
+  /**
+   * Offer dirty tracking when the unit has second-stage A/D (ECAP.SLADS). Set
+   * false to model a driver or platform that does not use it.
+   */
+  offerDirtyTracking = true;
 
   constructor(
     readonly host: Host,
@@ -212,10 +220,12 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
 
   /** First stage by default (when ECAP.FLTS), second stage for a nesting parent. */
   domainAllocPaging(_dev: PciFunction, flags: PagingDomainFlags): DriverDomain | number {
-    if (flags.dirtyTracking) return -EOPNOTSUPP;
+    const dirty = flags.dirtyTracking === true;
+    const parent = flags.nestParent === true;
+    if ((dirty && !this.dirtyTrackingSupported()) || (parent && this.ecaps.NEST !== 1)) return -EOPNOTSUPP;
     const mem = this.host.board.sysmem;
     const alloc = this.host.allocator.tablePages();
-    const secondStage = flags.nestParent === true || this.ecaps.FLTS !== 1;
+    const secondStage = parent || dirty || this.ecaps.FLTS !== 1;
     if (secondStage && (this.ecaps.SLTS !== 1 || ((this.caps.SAGAW! >> 2) & 1) === 0)) return -EOPNOTSUPP;
     const b = secondStage
       ? createVtdSsBuilder(mem, alloc, { levels: 4, haw: HAW, superpage2M: (this.caps.SLLPS! & 1) === 1, superpage1G: (this.caps.SLLPS! & 2) === 2 })
@@ -223,7 +233,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     if (typeof b === 'number') return b < 0 ? b : -ENOMEM;
     const did = this.allocDid();
     if (did < 0) return (b.destroy(), did);
-    return 'aw' in b ? new SsDomain(this, b, did) : new FsDomain(this, b, did);
+    return 'aw' in b ? new SsDomain(this, b, did, parent, dirty) : new FsDomain(this, b, did);
   }
 
   domainAllocSva(_dev: PciFunction, mm: Mm): DriverDomain | number {
@@ -232,9 +242,23 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     return did < 0 ? did : new SvaDomain(this, mm, did);
   }
 
-  /** Nested (first stage over a nesting parent) is not offered yet. */
-  domainAllocNested(): DriverDomain | number {
-    return -EOPNOTSUPP;
+  /**
+   * intel_iommu_domain_alloc_nested: IOMMU_HWPT_DATA_VTD_S1 over a
+   * second-stage nest parent of this driver. Width and flag support are
+   * checked when it is attached (intel_pasid_setup_nested), as in Linux.
+   */
+  domainAllocNested(_dev: PciFunction, parent: DriverDomain, dataType: number, data: Uint8Array): DriverDomain | number {
+    if (this.ecaps.NEST !== 1 || dataType !== IOMMU_HWPT_DATA_VTD_S1) return -EOPNOTSUPP;
+    if (!isNestParent(parent, this)) return -EINVAL;
+    const c = checkUserStruct(data, VTD_S1_SIZE);
+    if (c < 0) return c;
+    const cfg = parseVtdS1(data);
+    if (typeof cfg === 'number') return cfg;
+    return new NestedDomain(this, parent, cfg, { fl5lp: this.caps.FL5LP === 1, srs: this.ecaps.SRS === 1, eafs: this.ecaps.EAFS === 1 });
+  }
+
+  private dirtyTrackingSupported(): boolean {
+    return this.offerDirtyTracking && this.ecaps.SLADS === 1 && this.ecaps.SLTS === 1;
   }
 
   getResvRegions(): ResvRegion[] {
@@ -279,7 +303,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     dv.setUint32(12, this.cap[1], true);
     dv.setUint32(16, this.ecap[0], true);
     dv.setUint32(20, this.ecap[1], true);
-    return { type: IOMMU_HW_INFO_TYPE_INTEL_VTD, data, capabilities: 0 };
+    return { type: IOMMU_HW_INFO_TYPE_INTEL_VTD, data, capabilities: this.dirtyTrackingSupported() ? IOMMU_HW_CAP_DIRTY_TRACKING : 0 };
   }
 
   maxPasids(dev: PciFunction): number {
@@ -327,6 +351,27 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     }
     domain.users.set(key, { dev: info.dev, pasid });
     info.attached.set(pasid, domain);
+  }
+
+  get mem(): PhysMem {
+    return this.host.board.sysmem;
+  }
+
+  /** Rewrite every PASID entry of `domain` and of nested domains over it in place, each flushed (SLADE changes). */
+  refresh(domain: VtdDomain): number {
+    const nested = (domain as { nested?: Set<VtdDomain> }).nested ?? new Set<VtdDomain>();
+    for (const d of [domain, ...nested]) {
+      for (const { dev, pasid } of d.users.values()) {
+        const info = this.devices.get(dev);
+        const words = d.pasidEntry();
+        if (info === undefined || words === undefined) continue;
+        const old = info.tables.read(pasid);
+        const w = info.tables.write(pasid, words);
+        if (w < 0) return w;
+        this.flusher.entry(info, pasid, old);
+      }
+    }
+    return 0;
   }
 
   flushRange(domain: VtdDomain, start: number, end: number, leafOnly: boolean): void {

@@ -9,6 +9,9 @@
  *   PASID it is attached at (page-selective, or PASID-selective);
  * - every attachment whose device has ATS: a device-TLB invalidation of the
  *   same range (PASID-based for PASIDs other than RID_PASID);
+ * - a nest parent: also the device-TLBs of the attachments of nested
+ *   domains over it (their IOTLB entries carry the parent's DID, and
+ *   page-selective IOTLB invalidation drops every nested entry of a DID);
  * - a changed or removed PASID entry: PASID-cache invalidation of its old
  *   DID, then the IOTLB of what it translated, then the device-TLB.
  */
@@ -31,7 +34,8 @@ export class Flusher {
 
   /** Invalidate [start, end) of `domain` wherever it is attached. */
   range(domain: VtdDomain, start: number, end: number, leafOnly: boolean): void {
-    if (domain.users.size === 0) return;
+    const nested = nestedUsers(domain);
+    if (domain.users.size === 0 && nested.length === 0) return;
     const { addr, am } = psiRange(start, end);
     const whole = am > this.mamv;
     const size = 4096 * 2 ** am;
@@ -42,16 +46,25 @@ export class Flusher {
       const info = this.info(dev);
       if (info !== undefined) descs.push(...this.devTlb(info, pasid, addr, size));
     }
+    for (const { dev, pasid } of nested) {
+      const info = this.info(dev);
+      if (info !== undefined) descs.push(...this.devTlb(info, pasid, addr, size));
+    }
     this.qi.submit(descs);
   }
 
   /** Invalidate everything `domain` translates. */
   all(domain: VtdDomain): void {
-    if (domain.users.size === 0) return;
+    const nested = nestedUsers(domain);
+    if (domain.users.size === 0 && nested.length === 0) return;
     const descs: Uint32Array[] = [];
     if (domain.kind === 'ss') descs.push(qd.iotlbDomain(domain.did));
     for (const { dev, pasid } of domain.users.values()) {
       if (domain.kind !== 'ss') descs.push(qd.piotlbPasid(domain.did, pasid));
+      const info = this.info(dev);
+      if (info !== undefined) descs.push(...this.devTlb(info, pasid, 0, DEVTLB_ALL));
+    }
+    for (const { dev, pasid } of nested) {
       const info = this.info(dev);
       if (info !== undefined) descs.push(...this.devTlb(info, pasid, 0, DEVTLB_ALL));
     }
@@ -76,4 +89,13 @@ export class Flusher {
     const qdep = info.features.atsQdep;
     return [pasid === 0 ? qd.devTlb(info.sid, qdep, addr, size) : qd.pasidDevTlb(info.sid, qdep, pasid, addr, size)];
   }
+}
+
+/** Attachments of the nested domains over a nest parent (none for other domains). */
+function nestedUsers(domain: VtdDomain): { dev: PciFunction; pasid: number }[] {
+  const n = (domain as { nested?: Set<VtdDomain> }).nested;
+  if (n === undefined || n.size === 0) return [];
+  const out: { dev: PciFunction; pasid: number }[] = [];
+  for (const d of n) out.push(...d.users.values());
+  return out;
 }

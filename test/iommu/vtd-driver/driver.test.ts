@@ -100,7 +100,7 @@ t.test('identity passes through (PGTT 100b); a nest-parent domain is second stag
   t.ok(r2.ok && r2.data![0] === 0xcd, 'GPA -> PA through the second stage');
   s2.unmap(0x8000_0000, 0x1000);
   t.same(dev.dmaRead(0x8000_0000n, 4), { ok: false, fault: 'DMAR_SM_SS_PTE_NOT_PRESENT' });
-  t.equal(host.iommu.allocNested(dev, s2, 1, new Uint8Array(16)), -95, 'nested domains: -EOPNOTSUPP for now');
+  t.equal(host.iommu.allocNested(dev, s2, 1, new Uint8Array(16)), -22, 'struct iommu_hwpt_vtd_s1 shorter than its 24 bytes: -EINVAL');
 });
 
 t.test('replacing a domain flushes the old PASID entry: DMA sees the new mapping at once', async (t) => {

@@ -1,0 +1,50 @@
+import t from 'tap';
+import { IOMMU_READ, IOMMU_WRITE } from '../../../iommu/pgtable/types.ts';
+import { IOMMU_HW_CAP_DIRTY_TRACKING } from '../../../iommu/vtd/driver/driver.ts';
+import { PASID_ENTRY, PGTT_SECOND_STAGE, entryField } from '../../../iommu/vtd/index.ts';
+import { EINVAL, EOPNOTSUPP } from '../../../src/host/errno.ts';
+import type { IommuDomain } from '../../../src/iommu-core/domain.ts';
+import { bare } from './fixture.ts';
+
+const RW = IOMMU_READ | IOMMU_WRITE;
+const IOVA = 0x10_0000;
+
+t.test('dirty tracking: a second-stage domain, SLADE on enable, device writes set D, read-and-clear reports and clears them', async (t) => {
+  const m = bare();
+  t.equal(m.driver.ecaps.SLADS, 1, 'the unit has second-stage A/D');
+  m.driver.offerDirtyTracking = false;
+  t.equal(m.host.iommu.allocPaging(m.dev, { dirtyTracking: true }), -EOPNOTSUPP, 'not offered when switched off');
+  m.driver.offerDirtyTracking = true;
+  t.equal(m.driver.hwInfo().capabilities & IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_HW_CAP_DIRTY_TRACKING);
+  const d = m.host.iommu.allocPaging(m.dev, { dirtyTracking: true }) as IommuDomain;
+  const drv = d.driver;
+  d.map(IOVA, m.ram, 4 * 4096, RW);
+  t.equal(m.host.iommu.attachGroup(d, m.group, m.owner), 0);
+  const pe = () => m.driver.pasidEntryOf(m.dev, 0)!;
+  t.equal(entryField(pe(), PASID_ENTRY, 'PGTT'), PGTT_SECOND_STAGE, 'dirty tracking needs second stage');
+  t.equal(entryField(pe(), PASID_ENTRY, 'SLADE'), 0, 'off until enabled');
+  const seen = (noClear: boolean) => {
+    const pages: number[] = [];
+    t.equal(drv.readAndClearDirty!(IOVA, 4 * 4096, noClear, (a, s) => pages.push((a - IOVA) / s)), 0);
+    return pages;
+  };
+  t.equal(drv.readAndClearDirty!(IOVA, 4096, false, () => {}), -EINVAL, 'reading before enabling: EINVAL');
+  t.equal(drv.setDirtyTracking!(true), 0);
+  t.equal(entryField(pe(), PASID_ENTRY, 'SLADE'), 1, 'SLADE set in the installed entry');
+  t.ok(m.dev.dmaRead(BigInt(IOVA), 4).ok);
+  t.same(seen(true), [], 'a read sets no D');
+  t.ok(m.dev.dmaWrite(BigInt(IOVA + 4096 + 8), new Uint8Array([1])).ok);
+  t.ok(m.dev.dmaWrite(BigInt(IOVA + 3 * 4096), new Uint8Array([1])).ok);
+  t.same(seen(true), [1, 3], 'device writes set D');
+  t.same(seen(true), [1, 3], 'NO_CLEAR keeps them');
+  t.same(seen(false), [1, 3]);
+  t.same(seen(false), [], 'cleared');
+  t.ok(m.dev.dmaWrite(BigInt(IOVA + 4096), new Uint8Array([2])).ok);
+  t.same(seen(false), [1], 'after the clear (and its IOTLB flush) a new write sets D again');
+  t.equal(drv.setDirtyTracking!(false), 0);
+  t.equal(entryField(pe(), PASID_ENTRY, 'SLADE'), 0);
+  t.ok(m.dev.dmaWrite(BigInt(IOVA), new Uint8Array([3])).ok);
+  t.equal(drv.readAndClearDirty!(IOVA, 4096, false, () => {}), -EINVAL, 'not tracking: EINVAL');
+  const plain = m.host.iommu.allocPaging(m.dev) as IommuDomain;
+  t.equal(plain.driver.setDirtyTracking, undefined, 'a first-stage domain has no dirty ops');
+});
