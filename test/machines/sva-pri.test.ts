@@ -3,8 +3,8 @@ import { createMachine } from '../../machines/machine.ts';
 import type { SvaHandle } from '../../src/iommu-core/sva.ts';
 import { CFG, COMMAND } from '../../src/pci/header.ts';
 
-/** The machines whose IOMMU model takes page requests today. */
-const PRI_MACHINES = ['q35-vtd'] as const;
+/** Both machines take page requests through their IOMMU. */
+const PRI_MACHINES = ['virt-smmuv3', 'q35-vtd'] as const;
 
 for (const kind of PRI_MACHINES) {
   t.test(`${kind}: a DMA engine bound to a process by SVA reads its memory and faults untouched pages in through PRI`, async (t) => {

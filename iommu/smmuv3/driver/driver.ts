@@ -104,8 +104,9 @@ export class Smmuv3Driver implements IommuDriver {
     this.mmio.write32(this.base + off, v >>> 0);
   }
 
-  private w64(off: number, v: number): void {
-    this.mmio.write64(this.base + off, BigInt(v));
+  /** A 64-bit register write; bigint so high attribute bits (RA/WA at 62) cannot swallow low ones. */
+  private w64(off: number, v: bigint): void {
+    this.mmio.write64(this.base + off, v);
   }
 
   /** arm_smmu_device_hw_probe(): what the IDRs advertise. */
@@ -128,16 +129,16 @@ export class Smmuv3Driver implements IommuDriver {
     if (this.r32(SMMU_REG.CR0) & CR0.SMMUEN) this.writeCr0(0);
     this.w32(SMMU_REG.CR1, (ISH << 10) | (WBWA << 8) | (WBWA << 6) | (ISH << 4) | (WBWA << 2) | WBWA);
     this.w32(SMMU_REG.CR2, 0b110);
-    this.w64(SMMU_REG.STRTAB_BASE, this.strtab.l1Base + 2 ** 62);
+    this.w64(SMMU_REG.STRTAB_BASE, (1n << 62n) | BigInt(this.strtab.l1Base));
     this.w32(SMMU_REG.STRTAB_BASE_CFG, (STRTAB_FMT_2LVL << 16) | (STRTAB_SPLIT << 6) | this.sidBits);
-    this.w64(SMMU_REG.CMDQ_BASE, cmdqBase + CMDQ_LOG2);
+    this.w64(SMMU_REG.CMDQ_BASE, BigInt(cmdqBase) | BigInt(CMDQ_LOG2));
     this.w32(SMMU_REG.CMDQ_PROD, 0);
     this.w32(SMMU_REG.CMDQ_CONS, 0);
     this.writeCr0(CR0.CMDQEN);
     this.cmdq.issueSync([]);
     this.cmdq.issueOne('CFGI_STE_RANGE', { Range: 31 }, false);
     this.cmdq.issueOne('TLBI_NSNH_ALL', {}, true);
-    this.w64(SMMU_REG.EVENTQ_BASE, this.queues.evtqBase + EVTQ_LOG2);
+    this.w64(SMMU_REG.EVENTQ_BASE, BigInt(this.queues.evtqBase) | BigInt(EVTQ_LOG2));
     this.w32(SMMU_REG.EVENTQ_PROD, 0);
     this.w32(SMMU_REG.EVENTQ_CONS, 0);
     this.writeCr0(this.cr0 | CR0.EVENTQEN);

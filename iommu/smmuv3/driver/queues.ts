@@ -77,8 +77,9 @@ export class FaultQueues {
     this.h.mmio.write32(this.h.base + off, v >>> 0);
   }
 
-  private w64(off: number, v: number): void {
-    this.h.mmio.write64(this.h.base + off, BigInt(v));
+  /** A 64-bit register write; bigint so high attribute bits (WA at 62) cannot swallow low ones. */
+  private w64(off: number, v: bigint): void {
+    this.h.mmio.write64(this.h.base + off, v);
   }
 
   /** MSIs for the event queue and global errors. */
@@ -88,10 +89,10 @@ export class FaultQueues {
     const evt = this.h.host.allocMsiData();
     const gerr = this.h.host.allocMsiData();
     const doorbell = board.layout.msiBase;
-    this.w64(SMMU_REG.EVENTQ_IRQ_CFG0, doorbell);
+    this.w64(SMMU_REG.EVENTQ_IRQ_CFG0, BigInt(doorbell));
     this.w32(SMMU_REG.EVENTQ_IRQ_CFG1, evt);
     this.w32(SMMU_REG.EVENTQ_IRQ_CFG2, 0x1 | (ISH << 4));
-    this.w64(SMMU_REG.GERROR_IRQ_CFG0, doorbell);
+    this.w64(SMMU_REG.GERROR_IRQ_CFG0, BigInt(doorbell));
     this.w32(SMMU_REG.GERROR_IRQ_CFG1, gerr);
     board.msi.on(evt, () => board.scheduler.schedule(0, () => this.drainEvents(), 'smmuv3.evtq-irq'));
     this.irqCtrl = IRQ_CTRL.EVENTQ_IRQEN | IRQ_CTRL.GERROR_IRQEN;
@@ -109,12 +110,12 @@ export class FaultQueues {
     const base = this.h.alloc(PRIQ_BYTES * 2 ** log2);
     if (base === undefined) return -12;
     this.priqLog2 = log2;
-    this.w64(SMMU_REG.PRIQ_BASE, base + 2 ** 62 + log2);
+    this.w64(SMMU_REG.PRIQ_BASE, (1n << 62n) | BigInt(base) | BigInt(log2));
     this.w32(SMMU_REG.PRIQ_PROD, 0);
     this.w32(SMMU_REG.PRIQ_CONS, 0);
     const board = this.h.host.board;
     const data = this.h.host.allocMsiData();
-    this.w64(SMMU_REG.PRIQ_IRQ_CFG0, board.layout.msiBase);
+    this.w64(SMMU_REG.PRIQ_IRQ_CFG0, BigInt(board.layout.msiBase));
     this.w32(SMMU_REG.PRIQ_IRQ_CFG1, data);
     this.w32(SMMU_REG.PRIQ_IRQ_CFG2, 0x1 | (ISH << 4));
     board.msi.on(data, () => board.scheduler.schedule(0, () => this.drainPri(), 'smmuv3.priq-irq'));

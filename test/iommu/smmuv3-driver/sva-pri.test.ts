@@ -200,3 +200,15 @@ t.test('a stall-capable device without PRI: faults stall, go through the event q
   p.munmap(va, 2 * PAGE);
   t.same(dev.dmaRead(va, 4, { pasid: h.pasid }), { ok: false, fault: 'F_TRANSLATION' }, 'an unresolvable fault is resumed with abort');
 });
+
+t.test('the PRI queue base keeps its LOG2SIZE next to the WA bit (a 64-bit register value built exactly)', async (t) => {
+  const { createMachine } = await import('../../../machines/machine.ts');
+  const { SMMU_REG } = await import('../../../iommu/smmuv3/regs.ts');
+  const m = createMachine('virt-smmuv3', { ramBytes: 256 * 2 ** 20 });
+  const drv = m.iommuDriver as unknown as { enableIopf(d: unknown): number };
+  t.equal(drv.enableIopf(m.device('0000:00:01.0')), 0);
+  const base = m.board.layout.iommuBase;
+  t.equal(m.board.sysmem.read32(base + SMMU_REG.PRIQ_BASE) & 0x1f, 8, 'LOG2SIZE = 8');
+  t.equal(m.board.sysmem.read32(base + SMMU_REG.PRIQ_BASE + 4) >>> 30, 1, 'WA (bit 62) set');
+  t.equal(m.board.sysmem.read32(base + SMMU_REG.EVENTQ_BASE) & 0x1f, 7, 'event queue LOG2SIZE = 7');
+});
