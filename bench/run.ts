@@ -10,6 +10,7 @@ import { printTable, writeResults, type Figures } from './harness.ts';
 import { memoryFigures } from './memory.ts';
 import { smmuFigures } from './iommu.ts';
 import { vfioFigures } from './vfio.ts';
+import { priFigures } from './pri.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const figures: Figures = {};
@@ -17,6 +18,7 @@ const figures: Figures = {};
 Object.assign(figures, memoryFigures());
 Object.assign(figures, smmuFigures());
 Object.assign(figures, vfioFigures());
+Object.assign(figures, priFigures());
 
 const child = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(here, 'sparse-child.ts')], { encoding: 'utf8' });
 const sparse = JSON.parse(child.trim().split('\n').pop()!) as { rss: number; resident: number };
