@@ -1,0 +1,110 @@
+import t from 'tap';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main, type Io } from '../../src/node/cli/main.ts';
+
+const FIX = 'test/cli/fixtures';
+const dir = mkdtempSync(join(tmpdir(), 'ioemu-cli-'));
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: Io = { out: (s) => void (out += s), err: (s) => void (err += s) };
+  const code = await main(argv, io);
+  return { code, out, err };
+}
+
+t.test('help: the top-level help names every command and the exit codes; each command has its own', async (t) => {
+  const h = await cli('--help');
+  t.equal(h.code, 0);
+  for (const w of ['ioemu run', 'ioemu sweep', 'ioemu list', 'Exit status']) t.match(h.out, w);
+  const r = await cli('run', '--help');
+  t.equal(r.code, 0);
+  for (const w of ['--machine', '--seed', '--trace', '--inject', '--report', '--param', 'Examples']) t.match(r.out, w);
+  const s = await cli('sweep', '--help');
+  t.equal(s.code, 0);
+  t.match(s.out, /--param NAME=V1,V2/);
+  t.match(s.out, /--out FILE/);
+});
+
+t.test('usage errors exit 2 and say what was wrong', async (t) => {
+  for (const argv of [['frobnicate'], ['run'], ['run', 'no-such-scenario'], ['run', `${FIX}/tiny.json`, '--machine', 'pdp11'], ['run', `${FIX}/tiny.json`, '--bogus'],
+    ['run', `${FIX}/tiny.json`, '--seed', 'x'], ['sweep', `${FIX}/tiny.json`], ['run', `${FIX}/tiny.json`, '--param', 'nonsense=1'], ['run', `${FIX}/tiny.json`, '--inject', `${FIX}/tiny.json`]]) {
+    const r = await cli(...argv);
+    t.equal(r.code, 2, argv.join(' '));
+    t.match(r.err, /^ioemu: /, 'a one-line reason');
+  }
+});
+
+t.test('a passing JSON scenario exits 0; a failing one exits 1', async (t) => {
+  const ok = await cli('run', `${FIX}/tiny.json`);
+  t.equal(ok.code, 0, ok.out + ok.err);
+  t.match(ok.out, /read of 64 bytes at 0x100000: ok/);
+  t.match(ok.out, /summary: tiny on q35-vtd, seed 1: PASSED/);
+  const bad = await cli('run', `${FIX}/faulty.json`, '--machine', 'virt-smmuv3');
+  t.equal(bad.code, 1);
+  t.match(bad.out, /FAILED/);
+});
+
+t.test('SVA over untouched memory through a ring, described in JSON, resolves its faults by PRI on q35-vtd', async (t) => {
+  const r = await cli('run', `${FIX}/sva.json`);
+  t.equal(r.code, 0, r.out);
+  t.match(r.out, /4 untouched pages through the ring: SUCCESS, data verified/);
+  t.match(r.out, /4 groups answered/);
+});
+
+t.test('--trace writes Chrome trace JSON, --report a self-contained HTML file with SVG plots; same seed, same trace bytes', async (t) => {
+  const a = join(dir, 'a.json');
+  const b = join(dir, 'b.json');
+  const html = join(dir, 'r.html');
+  const r = await cli('run', 'default', '--trace', a, '--report', html, '--quiet');
+  t.equal(r.code, 0, r.out + r.err);
+  const trace = JSON.parse(readFileSync(a, 'utf8'));
+  t.ok(Array.isArray(trace.traceEvents) && trace.traceEvents.length > 100);
+  t.ok(trace.traceEvents.every((e: { ph: string; ts: number; pid: number }) => typeof e.ph === 'string' && typeof e.ts === 'number' && typeof e.pid === 'number'));
+  t.ok(trace.traceEvents.some((e: { name: string }) => e.name === 'iopf.response'));
+  t.ok(trace.traceEvents.some((e: { name: string }) => e.name === 'fault.inject'));
+  const page = readFileSync(html, 'utf8');
+  t.match(page, /^<!doctype html>/);
+  t.ok((page.match(/<svg /g) ?? []).length >= 4, 'histograms, occupancy, hit rates, timeline');
+  t.notMatch(page, /<script|<link|src="http/, 'nothing external');
+  t.match(page, /Page-fault service time/);
+  await cli('run', 'default', '--trace', b, '--quiet');
+  t.equal(readFileSync(b, 'utf8'), readFileSync(a, 'utf8'), 'byte for byte');
+  const c = join(dir, 'c.json');
+  await cli('run', 'default', '--trace', c, '--quiet', '--seed', '2');
+  t.ok(JSON.parse(readFileSync(c, 'utf8')).otherData.seed === '2');
+});
+
+t.test('--inject arms a plan file before the scenario starts, and the summary shows what it did', async (t) => {
+  const r = await cli('run', 'default', '--inject', `${FIX}/drop-pri.plan.json`);
+  t.equal(r.code, 0, r.out);
+  t.match(r.out, /fault plan: dma-engine\.pri\.request -> drop: \d+ matching hit\(s\), 1 injected/);
+});
+
+t.test('sweep writes one CSV row per value, with the swept column first', async (t) => {
+  const out = join(dir, 's.csv');
+  const r = await cli('sweep', 'default', '--param', 'atc-entries=2,64', '--param', 'pages=2', '--out', out);
+  t.equal(r.code, 0, r.err);
+  t.match(r.err, /\[1\/2\] atc-entries=2 pages=2: ok/);
+  t.match(r.err, /\[2\/2\] atc-entries=64 pages=2: ok/);
+  const lines = readFileSync(out, 'utf8').trim().split('\n');
+  t.equal(lines.length, 3);
+  const head = lines[0]!.split(',');
+  t.same(head.slice(0, 3), ['atc-entries', 'pages', 'machine']);
+  for (const col of ['iopf_mean_ns', 'atc_hit_rate', 'iotlb_hit_rate', 'sva.groups']) t.ok(head.includes(col), col);
+  t.equal(lines[1]!.split(',')[0], '2');
+  t.equal(lines[2]!.split(',')[0], '64');
+});
+
+t.test('bin/ioemu runs as a child process and returns the exit status', async (t) => {
+  const ok = execFileSync(process.execPath, ['bin/ioemu', 'run', `${FIX}/tiny.json`, '--quiet'], { encoding: 'utf8' });
+  t.match(ok, /PASSED/);
+  const bad = spawnSync(process.execPath, ['bin/ioemu', 'run', 'nope'], { encoding: 'utf8' });
+  t.equal(bad.status, 2);
+  const list = execFileSync(process.execPath, ['bin/ioemu', 'list'], { encoding: 'utf8' });
+  t.match(list, /default/);
+  t.match(list, /atc-entries/);
+});
