@@ -1,0 +1,135 @@
+/**
+ * Scenarios for campaigns: each an exported function (input) => ScenarioResult
+ * that a worker imports by name, and that a test or the CLI can call directly
+ * with a failure's input to replay it.
+ *
+ * - modelSequence({ kind, seed, length? }): a random command sequence drawn
+ *   from `seed` (src/fault/model-based.ts), checked against the reference
+ *   model and the invariants.
+ * - planOnOperation({ kind, plan, seed? }): a fault plan applied to a fixed
+ *   operation touching every front end (VFIO map, SVA bind and PASID DMA,
+ *   iommufd map/attach/DMA, HWPT replace, unbind); the run stops at the first
+ *   step the injection made fail; then the invariants are checked with the
+ *   state live and after every process exited.
+ */
+import { createMachine } from '../../../machines/machine.ts';
+import type { MachineKind } from '../../../machines/layout.ts';
+import { checkInvariants, formatViolations, guard, monitorUnmaps, recordBaseline } from '../../fault/invariants.ts';
+import { randomCommand, REFERENCE, retainedPages, runSequence, SequenceExecutor, type Command } from '../../fault/model-based.ts';
+import { applyPlan, type FaultPlan } from '../../fault/plan.ts';
+import { INJECTION_POINTS, type InjectionPointName } from '../../fault/points.ts';
+import { Prng } from '../../sim/prng.ts';
+import type { ScenarioRef, ScenarioResult } from './types.ts';
+
+const HERE = new URL('./scenarios.ts', import.meta.url).href;
+
+/** References to the scenarios below, for runCampaign({ scenario }). */
+export const SCENARIOS = {
+  modelSequence: { module: HERE, exportName: 'modelSequence' },
+  planOnOperation: { module: HERE, exportName: 'planOnOperation' },
+} as const satisfies Record<string, ScenarioRef>;
+
+export interface SequenceInput {
+  kind: MachineKind;
+  seed: number;
+  /** Commands in the sequence (default: 1..20, drawn from the seed). */
+  length?: number;
+}
+
+/** The command sequence a seed stands for (what modelSequence runs). */
+export function sequenceForSeed(seed: number, length?: number): Command[] {
+  const rnd = new Prng(seed);
+  const n = length ?? rnd.int(1, 20);
+  return Array.from({ length: n }, () => randomCommand(() => rnd.float()));
+}
+
+export function modelSequence(input: SequenceInput): ScenarioResult {
+  const cmds = sequenceForSeed(input.seed, input.length);
+  const r = runSequence(input.kind, cmds);
+  if (r.ok) return { outcome: 'survived' };
+  const outcome = /threw/.test(r.failure ?? '') ? 'exception' : 'broken';
+  return { outcome, detail: `command ${r.at} of ${JSON.stringify(cmds)}: ${r.failure}` };
+}
+
+export interface PlanInput {
+  kind: MachineKind;
+  plan: FaultPlan;
+  seed?: number;
+}
+
+export function planOnOperation(input: PlanInput): ScenarioResult {
+  const m = createMachine(input.kind, { seed: input.seed ?? input.plan.seed ?? 1 });
+  recordBaseline(m, retainedPages(input.kind));
+  monitorUnmaps(m);
+  const e = new SequenceExecutor(() => m);
+  const s = guard(m, () => e.setup());
+  if ('exception' in s) return { outcome: 'exception', detail: `setup threw: ${s.exception}` };
+  const injected: Record<string, number> = {};
+  const off = m.board.faults.onInjection((p) => {
+    injected[p.name] = (injected[p.name] ?? 0) + 1;
+  });
+  const applied = applyPlan(m, input.plan);
+  let failedStep: string | undefined;
+  for (let i = 0; i < REFERENCE.length && failedStep === undefined; i++) {
+    const c = REFERENCE[i]!;
+    const g = guard(m, () => e.step(c));
+    if ('exception' in g) {
+      applied.disarm();
+      off();
+      return { outcome: 'exception', detail: `${JSON.stringify(c)} threw: ${g.exception}`, injected };
+    }
+    if (g.value !== undefined) failedStep = `step ${i} ${JSON.stringify(c)}: ${g.value}`;
+  }
+  const ran = guard(m, () => m.board.scheduler.run(100_000));
+  applied.disarm();
+  off();
+  if ('exception' in ran) return { outcome: 'exception', detail: `running the machine threw: ${ran.exception}`, injected };
+  const live = checkInvariants(m);
+  if (live.length > 0) return { outcome: live.some((v) => v.kind === 'exception') ? 'exception' : 'broken', detail: `${failedStep ?? 'all steps ok'}; state live: ${formatViolations(live)}`, injected };
+  const td = guard(m, () => {
+    for (const p of [...m.host.processes.values()]) p.exit();
+    m.run();
+  });
+  if ('exception' in td) return { outcome: 'exception', detail: `exit threw: ${td.exception}`, injected };
+  const after = checkInvariants(m);
+  if (after.length > 0) return { outcome: 'broken', detail: `${failedStep ?? 'all steps ok'}; after exit: ${formatViolations(after)}`, injected };
+  return failedStep === undefined ? { outcome: 'survived', injected } : { outcome: 'errored', detail: failedStep, injected };
+}
+
+export interface SweepOptions {
+  kind: MachineKind;
+  /** Points to sweep (default: every registered point). */
+  points?: readonly InjectionPointName[];
+  /** Hit numbers to inject at (default 1, 2, 3). */
+  nth?: readonly number[];
+  /** Actions (default: fail). */
+  actions?: readonly FaultPlan['rules'][number]['action'][];
+}
+
+/** Plans failing the nth hit of each point with each action: the systematic sweep a campaign runs. */
+export function sweepPlans(o: SweepOptions): PlanInput[] {
+  const points = o.points ?? (Object.keys(INJECTION_POINTS) as InjectionPointName[]);
+  const out: PlanInput[] = [];
+  for (const point of points) {
+    for (const nth of o.nth ?? [1, 2, 3]) {
+      for (const action of o.actions ?? [{ kind: 'fail' as const }]) {
+        out.push({ kind: o.kind, plan: { seed: 1, rules: [{ point, when: { nth }, action }] } });
+      }
+    }
+  }
+  return out;
+}
+
+/** Plans injecting with a probability at random points, one per seed (random campaigns). */
+export function randomPlans(kind: MachineKind, seeds: readonly number[]): PlanInput[] {
+  const points = Object.keys(INJECTION_POINTS) as InjectionPointName[];
+  return seeds.map((seed) => {
+    const rnd = new Prng(seed);
+    const rules = Array.from({ length: rnd.int(1, 3) }, () => {
+      const k = rnd.int(0, 3);
+      const action = k === 0 ? { kind: 'drop' as const } : k === 1 ? { kind: 'delay' as const, ns: rnd.int(1, 1_000_000) } : k === 2 ? { kind: 'corrupt' as const, xorLo: (1 << rnd.int(0, 31)) >>> 0 } : { kind: 'fail' as const };
+      return { point: points[rnd.int(0, points.length - 1)]!, when: { probability: [0.05, 0.2, 0.5][rnd.int(0, 2)]! }, action };
+    });
+    return { kind, seed, plan: { seed, rules } };
+  });
+}
