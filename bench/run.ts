@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { printTable, writeResults, type Figures } from './harness.ts';
 import { memoryFigures } from './memory.ts';
-import { smmuFigures } from './iommu.ts';
+import { iommuFigures } from './iommu.ts';
 import { vfioFigures } from './vfio.ts';
 import { priFigures } from './pri.ts';
 
@@ -16,7 +16,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const figures: Figures = {};
 
 Object.assign(figures, memoryFigures());
-Object.assign(figures, smmuFigures());
+Object.assign(figures, iommuFigures('virt-smmuv3'));
+Object.assign(figures, iommuFigures('q35-vtd'));
 Object.assign(figures, vfioFigures());
 Object.assign(figures, priFigures());
 
