@@ -35,7 +35,7 @@ import { CR0, GBPA, GERROR, SMMU_REGION_SIZE, SMMU_REGISTERS } from './regs.ts';
 import type { StageEnv } from './stage.ts';
 import { StallTable } from './stall.ts';
 import { Translator } from './translate.ts';
-import { WalkMem } from './walk-mem.ts';
+import { WalkMem } from '../pgtable/walk-mem.ts';
 
 export type { Smmuv3IrqLine } from './irq.ts';
 export type { AtsDownstream } from './core.ts';
@@ -121,7 +121,7 @@ export class Smmuv3 implements DmaRemapper, AtsTranslationAgent {
     const stageEnv: StageEnv = {
       tlb: this.iotlb,
       mem: new WalkMem(mem, points.walkRead),
-      memNoWrites: new WalkMem(mem, points.walkRead, true),
+      memNoWrites: new WalkMem(mem, points.walkRead, { noWrites: true }),
       walks: k('walks'), walkReads: k('walk.reads'), tracer: ctx.tracer, source: name,
     };
     const rc = (ctx as { rc?: Partial<AtsDownstream> }).rc;

@@ -23,7 +23,7 @@ import type { Tracer } from '../../src/trace/tracer.ts';
 import type { Cd } from './cd.ts';
 import { ASID_GLOBAL, Iotlb, TLB_S1, TLB_S2, type IotlbEntry } from './iotlb.ts';
 import type { S2Config } from './ste.ts';
-import type { WalkMem } from './walk-mem.ts';
+import type { WalkMem } from '../pgtable/walk-mem.ts';
 
 // Module-local copies of imported bindings read on every TLB hit.
 const allows = permits;

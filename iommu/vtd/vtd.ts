@@ -38,7 +38,7 @@ import {
 import { StructureLoader } from './structures.ts';
 import { PageRequestQueue } from './prq.ts';
 import { IRQ_END, IRQ_FIRST, Translator } from './translate.ts';
-import { WalkMem } from './walk-mem.ts';
+import { WalkMem } from '../pgtable/walk-mem.ts';
 
 export interface VtdOptions {
   /** Trace source and counter prefix (default 'vtd'). */
@@ -134,7 +134,7 @@ export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
     this.invEvent = new EventInterrupt(this.rf, 'inv', { ctl: 'IECTL', data: 'IEDATA', addr: 'IEADDR', uaddr: 'IEUADDR' }, send);
     this.prqEvent = new EventInterrupt(this.rf, 'prq', { ctl: 'PECTL', data: 'PEDATA', addr: 'PEADDR', uaddr: 'PEUADDR' }, send);
     this.faultRecorder = new FaultRecorder(this.rf, this.caps.nfr, this.faultEvent, ctx, name);
-    const walkMem = new WalkMem(mem, ctx.faults.point('vtd.walk_read'));
+    const walkMem = new WalkMem(mem, ctx.faults.point('vtd.walk_read'), { dropFails: true });
     const loader = new StructureLoader(mem, walkMem, this.caps, ctx, name);
     this.xlate = new Translator(this.caps, ctx, name, loader, this.contextCache, this.pasidCache, this.iotlb);
     const timeout = options.atsInvalidationTimeoutNs ?? 1_000_000;

@@ -1,13 +1,22 @@
 /**
- * The system memory as the SMMU's table walker sees it: every 64-bit
- * descriptor read passes the 'smmuv3.walk_read' injection point, the address
- * of a read that aborted is remembered (the FetchAddr of F_WALK_EABT, §7.3.12),
- * and an instance built with `noWrites` drops hardware updates (used to
- * honour CD.AFFD / STE.S2AFFD: an AF == 0 descriptor is treated as AF == 1
- * without being written, §5.4 AFFD).
+ * Memory as an IOMMU's table walker sees it (shared by the SMMUv3 and VT-d
+ * models): every 64-bit descriptor fetch (two checked dwords, low first)
+ * passes the model's walk-read injection point once; 'fail' (and, with
+ * `dropFails`, 'drop') makes the fetch abort as a decode error would, and
+ * 'corrupt' XORs the descriptor. The address of a fetch that aborted is
+ * remembered (SMMUv3 F_WALK_EABT FetchAddr, §7.3.12). An instance built with
+ * `noWrites` drops hardware A/D updates (SMMUv3 CD.AFFD / STE.S2AFFD: an
+ * AF == 0 descriptor is treated as AF == 1 without being written, §5.4).
  */
 import type { InjectionPoint } from '../../src/fault/injector.ts';
 import type { MemTxResult, PhysMem } from '../../src/memory/phys-mem.ts';
+
+export interface WalkMemOptions {
+  /** Drop hardware updates (writes) instead of performing them. */
+  noWrites?: boolean;
+  /** Treat an injected 'drop' like 'fail' (the fetch reaches nothing). */
+  dropFails?: boolean;
+}
 
 export class WalkMem implements PhysMem {
   /** Physical address of the last descriptor whose read aborted, or -1. */
@@ -15,11 +24,17 @@ export class WalkMem implements PhysMem {
   private corruptAddr = -1;
   private corruptXor = 0;
 
+  private readonly noWrites: boolean;
+  private readonly dropFails: boolean;
+
   constructor(
     private readonly mem: PhysMem,
     private readonly point: InjectionPoint,
-    private readonly noWrites = false,
-  ) {}
+    opts: WalkMemOptions = {},
+  ) {
+    this.noWrites = opts.noWrites ?? false;
+    this.dropFails = opts.dropFails ?? false;
+  }
 
   read32Checked(addr: number): number {
     let xor = 0;
@@ -27,7 +42,7 @@ export class WalkMem implements PhysMem {
       // The low half of a descriptor: one injection check per descriptor.
       const a = this.point.check(this.point.armed ? { addr } : undefined);
       if (a !== undefined) {
-        if (a.kind === 'fail') {
+        if (a.kind === 'fail' || (this.dropFails && a.kind === 'drop')) {
           this.lastFailAddr = addr;
           return -1;
         }
