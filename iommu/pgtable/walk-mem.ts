@@ -7,6 +7,10 @@
  * remembered (SMMUv3 F_WALK_EABT FetchAddr, §7.3.12). An instance built with
  * `noWrites` drops hardware A/D updates (SMMUv3 CD.AFFD / STE.S2AFFD: an
  * AF == 0 descriptor is treated as AF == 1 without being written, §5.4).
+ * The injection context names the requester (`sid`, and `pasid` when the
+ * walk is for one) so a fault plan can match a device or a PASID: SMMUv3
+ * sets them per walk with requester(); VT-d walkers get a tagged view from
+ * withRequester() when their context or PASID entry is loaded.
  */
 import type { InjectionPoint } from '../../src/fault/injector.ts';
 import type { MemTxResult, PhysMem } from '../../src/memory/phys-mem.ts';
@@ -21,6 +25,10 @@ export interface WalkMemOptions {
 export class WalkMem implements PhysMem {
   /** Physical address of the last descriptor whose read aborted, or -1. */
   lastFailAddr = -1;
+  /** Requester of the walk in progress (StreamID / source-id), or -1: passed to the injection point. */
+  sid = -1;
+  /** PASID / SubstreamID of the walk in progress, or -1 for none. */
+  pasid = -1;
   private corruptAddr = -1;
   private corruptXor = 0;
 
@@ -36,11 +44,31 @@ export class WalkMem implements PhysMem {
     this.dropFails = opts.dropFails ?? false;
   }
 
+  /** Name the requester of the walks that follow (two stores: off the IOTLB-hit path, on walks only). */
+  requester(sid: number, pasid: number): void {
+    this.sid = sid;
+    this.pasid = pasid;
+  }
+
+  /** A view of the same memory and injection point whose walks always name this requester. */
+  withRequester(sid: number, pasid: number): WalkMem {
+    const w = new WalkMem(this.mem, this.point, { noWrites: this.noWrites, dropFails: this.dropFails });
+    w.requester(sid, pasid);
+    return w;
+  }
+
+  private injectionCtx(addr: number): Record<string, number> {
+    const ctx: Record<string, number> = { addr };
+    if (this.sid >= 0) ctx.sid = this.sid;
+    if (this.pasid >= 0) ctx.pasid = this.pasid;
+    return ctx;
+  }
+
   read32Checked(addr: number): number {
     let xor = 0;
     if (addr % 8 === 0) {
       // The low half of a descriptor: one injection check per descriptor.
-      const a = this.point.check(this.point.armed ? { addr } : undefined);
+      const a = this.point.check(this.point.armed ? this.injectionCtx(addr) : undefined);
       if (a !== undefined) {
         if (a.kind === 'fail' || (this.dropFails && a.kind === 'drop')) {
           this.lastFailAddr = addr;

@@ -88,6 +88,8 @@ abstract class StageBase {
     const r = this.r;
     env.mem.lastFailAddr = -1;
     env.memNoWrites.lastFailAddr = -1;
+    env.mem.requester(sid, ssid);
+    env.memNoWrites.requester(sid, ssid);
     const ok = w.walk(ia, access, r);
     env.walks.value++;
     env.walkReads.value += r.memReads;

@@ -11,6 +11,7 @@
 import type { InjectionAction, InjectionPoint } from '../../src/fault/injector.ts';
 import { formatLayout } from '../../src/hw/layout.ts';
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
+import type { WalkMem } from '../pgtable/walk-mem.ts';
 import type { SimContext } from '../../src/sim/context.ts';
 import { Ia32eWalker, NestedTableTranslator, VtdSsWalker } from '../pgtable/index.ts';
 import { LegacyCtx, PasidCtx, SmCtx } from './caches.ts';
@@ -36,7 +37,7 @@ export class StructureLoader {
 
   constructor(
     private readonly mem: PhysMem,
-    private readonly walkMem: PhysMem,
+    private readonly walkMem: WalkMem,
     private readonly caps: VtdCaps,
     private readonly ctx: SimContext,
     private readonly name: string,
@@ -70,7 +71,7 @@ export class StructureLoader {
     e.levels = levels;
     e.slptptr = ptrAt(c, 0);
     if (tt !== TT_PASSTHROUGH) {
-      e.walker = new VtdSsWalker(this.walkMem, { levels: levels as 3 | 4 | 5, root: e.slptptr, haw: this.caps.haw, ad: false, snoopControl: true });
+      e.walker = new VtdSsWalker(this.walkMem.withRequester(sid, -1), { levels: levels as 3 | 4 | 5, root: e.slptptr, haw: this.caps.haw, ad: false, snoopControl: true });
     }
     this.trace('context', sid, -1, formatLayout(CONTEXT_ENTRY, c));
     return e;
@@ -159,7 +160,7 @@ export class StructureLoader {
 
   /** A second-stage walker for a PASID entry (`ad` false: a probe that never writes). */
   ssWalker(e: PasidCtx, ad: boolean): VtdSsWalker {
-    return new VtdSsWalker(this.walkMem, {
+    return new VtdSsWalker(this.walkMem.withRequester(e.sid, e.pasid), {
       levels: e.ssLevels as 3 | 4 | 5, root: e.slptptr, haw: this.caps.haw, ad: ad && e.slade, executeEnable: e.slee, snoopControl: true,
     });
   }
@@ -167,7 +168,7 @@ export class StructureLoader {
   /** A first-stage walker for a PASID entry; nested entries translate table addresses through `e.ss`. */
   fsWalker(e: PasidCtx, ad: boolean): Ia32eWalker {
     const nested = e.pgtt === PGTT_NESTED && e.ss !== null;
-    return new Ia32eWalker(this.walkMem, {
+    return new Ia32eWalker(this.walkMem.withRequester(e.sid, e.pasid), {
       levels: e.fsLevels as 4 | 5,
       root: e.fsptptr,
       // Nested outputs are GPAs: beyond the second-stage AW they fault in the second stage (SGN.5).

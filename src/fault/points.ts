@@ -10,6 +10,8 @@ import { VFIO_INJECTION_POINTS } from '../vfio/points.ts';
  */
 export const INJECTION_POINTS = {
   'host.page_alloc': 'the host physical page allocator fails an allocation (ENOMEM)',
+  'host.pin':
+    'pin_user_pages (VFIO, iommufd): pinning one batch of user pages fails (fail: ENOMEM, or EFAULT with errno EFAULT); the batches already pinned are unpinned',
   ...SMMUV3_INJECTION_POINTS,
   ...VTD_INJECTION_POINTS,
   ...DMA_ENGINE_INJECTION_POINTS,

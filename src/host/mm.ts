@@ -1,5 +1,6 @@
 import type { PageTableBuilder } from '../../iommu/pgtable/types.ts';
 import { IOMMU_CACHE, IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable/types.ts';
+import type { InjectionPoint } from '../fault/injector.ts';
 import type { PhysMem } from '../memory/phys-mem.ts';
 import { EFAULT, EINVAL, ENOMEM } from './errno.ts';
 import type { PageRefs } from './page-refs.ts';
@@ -49,6 +50,8 @@ export class Mm {
   lockedVm = 0;
   /** Pages pinned through pin_user_pages (mm->pinned_vm). */
   pinnedVm = 0;
+  /** The host's 'host.pin' injection point, checked once per batch pin_user_pages takes (set by the host). */
+  pinPoint: InjectionPoint | undefined;
   private vmas: Vma[] = [];
   /** Resident mapping units: VA of the unit -> physical head of its page run. */
   private readonly resident = new Map<number, number>();

@@ -17,7 +17,9 @@ export interface PinnedPages {
  * Each page takes a reference on its run (so it survives munmap and exit
  * until unpinned) and counts in mm->pinned_vm. All or nothing: on failure
  * nothing stays pinned and the errno says why (-EFAULT for an address or
- * access the VMA refuses, -ENOMEM when memory runs out).
+ * access the VMA refuses, -ENOMEM when memory runs out). The 'host.pin'
+ * injection point is checked once per batch (a page, or the rest of a huge
+ * page): an injected failure unwinds the batches already pinned.
  */
 export function pinUserPages(mm: Mm, va: number, count: number, write: boolean): PinnedPages | number {
   if (!Number.isSafeInteger(va) || va % PAGE !== 0 || !Number.isSafeInteger(count) || count <= 0) return -EINVAL;
@@ -26,6 +28,12 @@ export function pinUserPages(mm: Mm, va: number, count: number, write: boolean):
   let i = 0;
   while (i < count) {
     const a = va + i * PAGE;
+    const pt = mm.pinPoint;
+    const inj = pt === undefined ? undefined : pt.check(pt.armed ? { vaddr: a, pinned: i } : undefined);
+    if (inj !== undefined && inj.kind === 'fail') {
+      unpinRange(mm, heads, 0, i);
+      return inj.errno === EFAULT ? -EFAULT : -ENOMEM;
+    }
     const r = mm.faultIn(a, write);
     const v = r < 0 ? undefined : mm.findVma(a);
     const head = v === undefined ? undefined : mm.headOf(a);

@@ -1,4 +1,4 @@
-import { EINVAL, ENODEV } from '../host/errno.ts';
+import { EINVAL, ENODEV, ENOMEM } from '../host/errno.ts';
 import type { Process } from '../host/process.ts';
 import type { OpenFile } from '../host/vfs.ts';
 import {
@@ -9,6 +9,7 @@ import {
   VFIO_TYPE1_IOMMU,
   VFIO_TYPE1v2_IOMMU,
 } from '../uapi/vfio.ts';
+import { injectedErrno } from './faults.ts';
 import type { VfioGroup } from './group-file.ts';
 import type { VfioModule } from './module.ts';
 import { VfioIommu } from './type1.ts';
@@ -39,6 +40,7 @@ export class VfioContainer {
     // Only the type1 driver is registered: it claims what its CHECK_EXTENSION reports.
     if (type1CheckExtension(undefined, type) <= 0) return -ENODEV;
     if (type !== VFIO_TYPE1_IOMMU && type !== VFIO_TYPE1v2_IOMMU) return -EINVAL;
+    if (injectedErrno(this.mod.host.board.faults, 'vfio.iommu_alloc', ENOMEM) < 0) return -ENOMEM;
     const iommu = new VfioIommu(this.mod, type === VFIO_TYPE1v2_IOMMU);
     const done: VfioGroup[] = [];
     for (const g of this.groups) {
@@ -108,6 +110,7 @@ export class ContainerFile implements OpenFile {
   release(): void {}
 }
 
-export function openContainer(mod: VfioModule): ContainerFile {
+export function openContainer(mod: VfioModule): ContainerFile | number {
+  if (injectedErrno(mod.host.board.faults, 'vfio.container_alloc', ENOMEM) < 0) return -ENOMEM;
   return new ContainerFile(new VfioContainer(mod));
 }

@@ -1,4 +1,4 @@
-import { EBADF, EBUSY, EINVAL, ENODEV, ENOTTY } from '../host/errno.ts';
+import { EBADF, EBUSY, EINVAL, ENODEV, ENOMEM, ENOTTY } from '../host/errno.ts';
 import type { Process } from '../host/process.ts';
 import type { DeviceNode, OpenFile } from '../host/vfs.ts';
 import type { IommuGroup } from '../iommu-core/group.ts';
@@ -13,6 +13,7 @@ import {
 } from '../uapi/vfio.ts';
 import { ContainerFile, type VfioContainer } from './container.ts';
 import { VfioDeviceFile } from './device-file.ts';
+import { injectedErrno } from './faults.ts';
 import type { VfioModule } from './module.ts';
 import type { Type1Group } from './type1.ts';
 import { head, UserArg } from './user-arg.ts';
@@ -148,6 +149,7 @@ export class GroupFile implements OpenFile {
     if (dev === undefined) return -ENODEV;
     // vfio_df_group_open + vfio_group_use_container: a container with an IOMMU set.
     if (g.container === undefined || g.container.iommu === undefined) return -EINVAL;
+    if (injectedErrno(this.group.mod.host.board.faults, 'vfio.device_file', ENOMEM, { dev: dev.fn.bdf }) < 0) return -ENOMEM;
     const file = new VfioDeviceFile(dev, 'group', this);
     const r = dev.open();
     if (r < 0) return r;

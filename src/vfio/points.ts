@@ -13,6 +13,10 @@ export const VFIO_INJECTION_POINTS = {
   'vfio.replay': 'vfio_iommu_replay: mapping an existing DMA range into a new domain fails (ENOMEM)',
   'vfio.sva_bind': 'VFIO_IOMMU_BIND: allocating the struct vfio_mm fails (ENOMEM)',
   'vfio.irq_alloc': 'vfio_msi_enable: allocating MSI/MSI-X vectors fails (ENOSPC)',
+  'vfio.container_alloc': 'vfio_fops_open: allocating the struct vfio_container when /dev/vfio/vfio is opened fails (ENOMEM)',
+  'vfio.iommu_alloc': 'VFIO_SET_IOMMU: vfio_iommu_type1_open allocating the struct vfio_iommu fails (ENOMEM)',
+  'vfio.group_alloc': 'vfio_iommu_type1_attach_group: allocating the struct vfio_iommu_group / vfio_domain fails (ENOMEM)',
+  'vfio.device_file': 'vfio_allocate_device_file: allocating the struct vfio_device_file (VFIO_GROUP_GET_DEVICE_FD, or opening the cdev) fails (ENOMEM)',
 } as const;
 
 export type VfioInjectionPointName = keyof typeof VFIO_INJECTION_POINTS;

@@ -119,6 +119,7 @@ export class VfioIommu {
     const group = g.iommuGroup;
     const first = group.devices[0];
     if (first === undefined) return -EIO;
+    if (injectedErrno(this.host.board.faults, 'vfio.group_alloc', ENOMEM, { group: group.id }) < 0) return -ENOMEM;
     if (injectedErrno(this.host.board.faults, 'vfio.domain_alloc', EIO, { group: group.id }) < 0) return -EIO;
     const allocated = core.allocPaging(first);
     if (typeof allocated === 'number') return -EIO;
