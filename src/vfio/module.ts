@@ -36,8 +36,9 @@ export interface CdevIommufdOps {
  * device, the cdev minor numbers, host MSI data values and counters.
  */
 export class VfioModule {
-  readonly dmaEntryLimit: number;
-  readonly disableHugepages: boolean;
+  /** Module parameters, writable at run time as their 0644 sysfs files are; a container reads dma_entry_limit when it opens. */
+  dmaEntryLimit: number;
+  disableHugepages: boolean;
   readonly groups = new Map<IommuGroup, VfioGroup>();
   readonly devices: VfioPciDevice[] = [];
   cdevOps: CdevIommufdOps | undefined;

@@ -2,6 +2,8 @@ import type { Test } from 'tap';
 import { TestDmaDevice } from '../../devices/test-dma-device.ts';
 import { Board } from '../../machines/board.ts';
 import type { MachineKind } from '../../machines/layout.ts';
+import { createMachine, type Machine, type MachineOptions } from '../../machines/machine.ts';
+import { parseBdf } from '../../src/pci/bdf.ts';
 import { Host } from '../../src/host/host.ts';
 import type { Process, SpawnOptions } from '../../src/host/process.ts';
 import type { IommuDomain } from '../../src/iommu-core/domain.ts';
@@ -22,7 +24,7 @@ import {
   vfio_iommu_type1_dma_unmap,
 } from '../../src/uapi/vfio.ts';
 import { bindVfioPci } from '../../src/vfio/bind.ts';
-import { vfioModule, type VfioOptions } from '../../src/vfio/module.ts';
+import { vfioModule, type VfioModule, type VfioOptions } from '../../src/vfio/module.ts';
 import type { VfioPciDevice } from '../../src/vfio/vfio-pci.ts';
 import { TestDriver } from '../iommu-core/test-driver.ts';
 import { BareFunction } from '../pci/helpers.ts';
@@ -64,7 +66,7 @@ export interface Fixture {
   board: Board;
   host: Host;
   driver: TestDriver;
-  /** The DMA engine at 00:01.0 (PCIe, FLR, MSI-X) and a bare function at 00:02.0 (one 4K BAR). */
+  /** The test DMA device at 00:01.0 (PCIe, FLR, MSI-X) and a bare function at 00:02.0 (one 4K BAR). */
   dma: TestDmaDevice;
   bare: BareFunction;
   vdma: VfioPciDevice;
@@ -74,21 +76,38 @@ export interface Fixture {
   groupOf(fn: PciFunction): number;
 }
 
-export function setup(opts: { kind?: MachineKind; ramBytes?: number; vfio?: VfioOptions; proc?: SpawnOptions; extra?: (board: Board) => void } = {}): Fixture {
+export interface SetupOptions {
+  kind?: MachineKind;
+  ramBytes?: number;
+  /** vfio_iommu_type1 module parameters (writable at run time in Linux too: /sys/module/vfio_iommu_type1/parameters/). */
+  vfio?: VfioOptions;
+  proc?: SpawnOptions;
+  /** More functions on the root bus ('0000:00:DD.F'), probed and bound to vfio-pci like the others. */
+  plug?: { bdf: string; fn: PciFunction }[];
+  /** Test-driver variant only: touch the bare board before enumeration. */
+  extra?: (board: Board) => void;
+}
+
+export function setup(opts: SetupOptions = {}): Fixture {
   const board = new Board(opts.kind ?? 'virt-smmuv3', { ramBytes: opts.ramBytes ?? 256 * 2 ** 20 });
   const host = new Host(board);
   const driver = new TestDriver(host);
   host.iommu.registerDriver(driver);
-  vfioModule(host, opts.vfio);
+  setVfioParams(vfioModule(host), opts.vfio);
   const dma = new TestDmaDevice(board, 'td0');
   board.rc.plug(dma, 1);
   const bare = new BareFunction('bare', {}, [{ kind: 'mem32', size: 0x1000 }]);
   board.rc.plug(bare, 2);
+  for (const { bdf, fn } of opts.plug ?? []) {
+    const b = parseBdf(bdf)!;
+    board.rc.plug(fn, b.device, b.fn);
+  }
   opts.extra?.(board);
   board.enumeratePci();
   board.rc.remapper = coreRemapper(host);
   const vdma = bindVfioPci(host, dma) as VfioPciDevice;
   const vbare = bindVfioPci(host, bare) as VfioPciDevice;
+  for (const { fn } of opts.plug ?? []) bindVfioPci(host, fn);
   const spawn = (o?: SpawnOptions) => host.spawn({ memlockLimit: 2 ** 40, ...o });
   return {
     board,
@@ -102,6 +121,135 @@ export function setup(opts: { kind?: MachineKind; ramBytes?: number; vfio?: Vfio
     spawn,
     groupOf: (fn) => host.iommu.groupOf(fn)!.id,
   };
+}
+
+function setVfioParams(mod: VfioModule, opts: VfioOptions = {}): void {
+  if (opts.dmaEntryLimit !== undefined) mod.dmaEntryLimit = opts.dmaEntryLimit;
+  if (opts.disableHugepages !== undefined) mod.disableHugepages = opts.disableHugepages;
+}
+
+/**
+ * The same endpoints on a real machine (createMachine): the SMMUv3 or VT-d
+ * model behind the root complex, programmed by its driver, every endpoint
+ * probed and bound to vfio-pci by the machine itself.
+ */
+export function setupMachine(kind: MachineKind, opts: SetupOptions = {}, machineOptions: Partial<MachineOptions> = {}): MachineFixture {
+  if (opts.extra !== undefined) throw new Error('extra is for the test-driver variant; use plug');
+  const m = createMachine(kind, {
+    ramBytes: opts.ramBytes ?? 256 * 2 ** 20,
+    ...machineOptions,
+    devices: [
+      { bdf: '0000:00:01.0', kind: 'test-device', name: 'td0' },
+      { bdf: '0000:00:02.0', kind: () => new BareFunction('bare', {}, [{ kind: 'mem32', size: 0x1000 }]), name: 'bare' },
+      ...(opts.plug ?? []).map(({ bdf, fn }) => ({ bdf, kind: () => fn, name: fn.name })),
+    ],
+  });
+  const host = m.host;
+  const mod = vfioModule(host);
+  setVfioParams(mod, opts.vfio);
+  const dma = m.device('0000:00:01.0') as TestDmaDevice;
+  const bare = m.device('0000:00:02.0') as BareFunction;
+  const vfioOf = (fn: PciFunction) => mod.devices.find((d) => d.fn === fn)!;
+  const spawn = (o?: SpawnOptions) => host.spawn({ memlockLimit: 2 ** 40, ...o });
+  return {
+    machine: m,
+    board: m.board,
+    host,
+    driver: undefined,
+    dma,
+    bare,
+    vdma: vfioOf(dma),
+    vbare: vfioOf(bare),
+    p: spawn(opts.proc),
+    spawn,
+    groupOf: (fn) => host.iommu.groupOf(fn)!.id,
+  };
+}
+
+export type MachineFixture = Omit<Fixture, 'driver'> & { machine?: Machine; driver: TestDriver | undefined };
+
+/**
+ * Rules of VFIO type1 that a backend may lack. The kernel's iommufd VFIO
+ * compatibility (iommufd/vfio_compat.c) has no VFIO_UPDATE_VADDR, no dirty
+ * page tracking (VFIO_IOMMU_DIRTY_PAGES) and no SVA bind; a variant that runs
+ * on it lists these in `skips`.
+ */
+export type Rule = 'update-vaddr' | 'dirty-pages' | 'sva-bind';
+
+/**
+ * One backend the VFIO rule suite runs on. Each test file loops over
+ * VARIANTS with t.test(v.name, ...). Hardware facts a rule sees differently
+ * per machine are fields here, so tests assert the real values.
+ */
+export interface Variant {
+  name: string;
+  /** The board's architecture (page-table format; for real machines also the IOMMU). */
+  kind: MachineKind;
+  /** A real machine (SMMUv3/VT-d model and driver), or the core test driver on a bare board. */
+  real: boolean;
+  skips: ReadonlySet<Rule>;
+  /** The IOMMU's reserved MSI window [start, end] that VFIO carves out of the valid IOVAs. */
+  msiWindow: readonly [number, number];
+  /** The highest IOVA of a paging domain (its aperture end). */
+  apertureEnd: number;
+  /** vfio's iova_pgsizes: the domain's page sizes. */
+  pgsizes: number;
+  /** The fault name a DMA to an unmapped IOVA gets (the IOMMU's event or fault reason). */
+  unmappedFault: string;
+  /**
+   * Runs the heavy cases (100,000 mappings, fuzz-like sweeps). They run on the
+   * test driver and one real machine only, to keep the suite fast.
+   */
+  heavy: boolean;
+  setup(opts?: SetupOptions): MachineFixture;
+}
+
+const SMMU_MSI: readonly [number, number] = [0x800_0000, 0x80f_ffff]; // arm-smmu-v3.c MSI_IOVA_BASE, MSI_IOVA_LENGTH (1 MiB)
+const VTD_MSI: readonly [number, number] = [0xfee0_0000, 0xfeef_ffff]; // intel-iommu IOAPIC_RANGE_START/END
+const PGSIZES = PAGE | MIB2 | 2 ** 30;
+
+export const VARIANTS: readonly Variant[] = [
+  {
+    name: 'test-driver',
+    kind: 'virt-smmuv3',
+    real: false,
+    skips: new Set(),
+    msiWindow: SMMU_MSI,
+    apertureEnd: 2 ** 48 - 1,
+    pgsizes: PGSIZES,
+    unmappedFault: 'F_TRANSLATION',
+    heavy: true,
+    setup: (o) => setup(o),
+  },
+  {
+    name: 'virt-smmuv3',
+    kind: 'virt-smmuv3',
+    real: true,
+    skips: new Set(),
+    msiWindow: SMMU_MSI,
+    apertureEnd: 2 ** 48 - 1,
+    pgsizes: PGSIZES,
+    unmappedFault: 'F_TRANSLATION', // SMMUv3 event 0x10
+    heavy: false,
+    setup: (o) => setupMachine('virt-smmuv3', o),
+  },
+  {
+    name: 'q35-vtd',
+    kind: 'q35-vtd',
+    real: true,
+    skips: new Set(),
+    msiWindow: VTD_MSI,
+    apertureEnd: 2 ** 48 - 1,
+    pgsizes: PGSIZES,
+    unmappedFault: 'DMAR_SM_FS_PTE_NOT_PRESENT', // paging domains use the first stage in scalable mode
+    heavy: true,
+    setup: (o) => setupMachine('q35-vtd', o),
+  },
+];
+
+/** The variants that offer a rule. */
+export function variantsWith(rule?: Rule): Variant[] {
+  return VARIANTS.filter((v) => rule === undefined || !v.skips.has(rule));
 }
 
 export function s32(v: number): Uint8Array {
@@ -159,7 +307,7 @@ export function unmap(
 }
 
 /** The domain a device translates through now. */
-export function domainOf(f: Fixture, fn: PciFunction): IommuDomain {
+export function domainOf(f: Pick<Fixture, 'host'>, fn: PciFunction): IommuDomain {
   return f.host.iommu.domainForPasid(fn, -1)!;
 }
 
@@ -169,7 +317,7 @@ export function leafWrites(d: IommuDomain): number {
 }
 
 /** What must be true after a failed map: nothing pinned, nothing charged, nothing in the IOMMU. */
-export function assertNothingLeft(t: Pick<Test, 'equal'>, f: Fixture, iova: number, size: number): void {
+export function assertNothingLeft(t: Pick<Test, 'equal'>, f: Pick<Fixture, 'host' | 'dma' | 'p' | 'board'>, iova: number, size: number): void {
   const d = domainOf(f, f.dma);
   let mapped = 0;
   for (let a = iova; a < iova + size; a += PAGE) if (d.iovaToPhys(a) >= 0) mapped++;
