@@ -108,3 +108,27 @@ t.test('bin/ioemu runs as a child process and returns the exit status', async (t
   t.match(list, /default/);
   t.match(list, /atc-entries/);
 });
+
+t.test('--machine all (npm start) runs the scenario on both machines: one trace with a process per machine, one report, a comparison table', async (t) => {
+  const trace = join(dir, 'all.json');
+  const html = join(dir, 'all.html');
+  const r = await cli('run', 'default', '--machine', 'all', '--trace', trace, '--report', html, '--param', 'pages=4');
+  t.equal(r.code, 0, r.out + r.err);
+  t.match(r.out, /summary: default on virt-smmuv3, seed 1: PASSED/);
+  t.match(r.out, /summary: default on q35-vtd, seed 1: PASSED/);
+  t.match(r.out, /default on 2 machines:\nmachine +result/);
+  t.match(r.out, /virt-smmuv3 +PASSED/);
+  t.match(r.out, /q35-vtd +PASSED/);
+  const j = JSON.parse(readFileSync(trace, 'utf8'));
+  t.same([...new Set(j.traceEvents.map((e: { pid: number }) => e.pid))].sort(), [1, 2]);
+  const names = j.traceEvents.filter((e: { name: string }) => e.name === 'process_name').map((e: { args: { name: string } }) => e.args.name);
+  t.same(names, ['ioemu virt-smmuv3', 'ioemu q35-vtd']);
+  t.equal(j.otherData.machines, 'virt-smmuv3,q35-vtd');
+  const page = readFileSync(html, 'utf8');
+  t.match(page, /<h1>ioemu report: default on virt-smmuv3<\/h1>/);
+  t.match(page, /<h1>ioemu report: default on q35-vtd<\/h1>/);
+  const sw = await cli('sweep', 'default', '--machine', 'all', '--param', 'pages=2');
+  t.equal(sw.code, 0, sw.err);
+  t.match(sw.err, /\[2\/2\] pages=2 on q35-vtd: ok/);
+  t.equal(sw.out.trim().split('\n').length, 3, 'a header and one row per machine');
+});

@@ -4,6 +4,7 @@ import { runChecksumExample } from '../../examples/write-a-device.ts';
 import { runFaultQueueExample } from '../../examples/iommufd-fault-queue.ts';
 import { runFaultPlanExample } from '../../examples/fault-plan.ts';
 import { runSweepExample } from '../../examples/parameter-sweep.ts';
+import { runQemuVfioSetup } from '../../examples/qemu-vfio-setup.ts';
 
 const quiet = () => {};
 
@@ -32,4 +33,19 @@ t.test('parameter-sweep: one row per ATC size, each run passing', async (t) => {
   t.equal(rows.length, 2);
   t.same(rows.map((r) => r['atc-entries']), [2, 64]);
   t.ok(rows.every((r) => r.ok === 1));
+});
+
+t.test('qemu-vfio-setup: QEMU\'s type1 ioctl sequence in QEMU\'s order, then a copy through the IOMMU with its MSI-X on an eventfd, on both machines', async (t) => {
+  for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
+    const r = runQemuVfioSetup(kind, quiet);
+    const calls = r.log.map((l) => l.replace(/[( =].*$/, ''));
+    t.same(calls, [
+      'readlink', 'open', 'VFIO_GROUP_GET_STATUS', 'open', 'VFIO_GET_API_VERSION', 'VFIO_CHECK_EXTENSION', 'VFIO_GROUP_SET_CONTAINER', 'VFIO_SET_IOMMU',
+      'VFIO_IOMMU_GET_INFO', 'VFIO_IOMMU_MAP_DMA', 'VFIO_GROUP_GET_DEVICE_FD', 'VFIO_DEVICE_GET_INFO',
+      ...Array(7).fill('VFIO_DEVICE_GET_REGION_INFO'), 'VFIO_DEVICE_GET_IRQ_INFO', 'VFIO_DEVICE_GET_IRQ_INFO', 'VFIO_DEVICE_SET_IRQS',
+    ], kind);
+    t.ok(r.log.every((l) => !/ = -\d/.test(l)), 'no call failed');
+    t.match(r.copied, /^guest data copied by the test device through the /);
+    t.equal(r.interrupts, 1, 'one MSI-X on the eventfd');
+  }
 });

@@ -22,6 +22,8 @@ export interface WqConfig {
   /** A descriptor ring at this device address (IOVA, or VA with a PASID) of `size` 64-byte slots. */
   ring?: { deviceAddr: bigint; vaddr: bigint; size: number };
   depth?: number;
+  /** The MSI-X vector raised by descriptors submitted with `rci` (default: none). */
+  vector?: number;
 }
 
 export class EngineUser {
@@ -78,6 +80,7 @@ export class EngineUser {
       this.rings.set(wq, { ...c.ring, tail: 0 });
     }
     if (c.depth !== undefined) this.w32(R, wqReg(wq, WQ_REG.DEPTH), c.depth);
+    if (c.vector !== undefined) this.w32(R, wqReg(wq, WQ_REG.VECTOR), c.vector);
     this.w32(R, wqReg(wq, WQ_REG.PASID), c.pasid !== undefined ? (c.pasid | WQ_PASID.PV) >>> 0 : 0);
     this.w32(R, wqReg(wq, WQ_REG.CFG), WQ_CFG.ENABLE);
     if ((this.r32(R, wqReg(wq, WQ_REG.STATUS)) & 1) === 0) {
@@ -102,11 +105,11 @@ export class EngineUser {
   /**
    * A MEMMOVE of `length` bytes with a completion record at `record`
    * (device addresses), through the portal of `wq` (or its ring, if it has
-   * one). Returns the PORTAL.STATUS for portal submissions (0 accepted), 0 for
-   * ring submissions.
+   * one). With `rci` the WQ's vector is raised on completion. Returns the
+   * PORTAL.STATUS for portal submissions (0 accepted), 0 for ring submissions.
    */
-  memmove(wq: number, d: { src: bigint; dst: bigint; length: number; record: bigint }): number {
-    const desc = encodeDescriptor({ op: OPCODE.MEMMOVE, rcr: true, completion: Number(d.record), src: Number(d.src), dst: Number(d.dst), length: d.length });
+  memmove(wq: number, d: { src: bigint; dst: bigint; length: number; record: bigint; rci?: boolean }): number {
+    const desc = encodeDescriptor({ op: OPCODE.MEMMOVE, rcr: true, rci: d.rci === true, completion: Number(d.record), src: Number(d.src), dst: Number(d.dst), length: d.length });
     const ring = this.rings.get(wq);
     if (ring !== undefined) {
       const w = this.p.memWrite(ring.vaddr + BigInt(64 * ring.tail), desc);

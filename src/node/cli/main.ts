@@ -8,10 +8,11 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { PlanError, type FaultPlan } from '../../fault/plan.ts';
 import { formatViolations } from '../../fault/invariants.ts';
 import { readPlanFile } from '../fault-plan-file.ts';
-import { renderReport, fmtNs } from '../report/html.ts';
+import { renderReports, fmtNs } from '../report/html.ts';
 import { hitRates, stats, descriptorLatencies, summaryRow } from '../report/figures.ts';
 import { loadScenario, SCENARIO_DIR } from './load.ts';
 import { MACHINE_KINDS, MACHINE_PARAMS, runScenario, UsageError, type RunResult } from './scenario.ts';
+import { comparisonTable, mergedTrace } from './several.ts';
 import type { MachineKind } from '../../../machines/layout.ts';
 
 export interface Io {
@@ -45,7 +46,9 @@ Runs <scenario> on a fresh machine, prints what happened and a summary
 invariants (page accounting, translations, groups, SVA bonds).
 
 Options:
-  --machine M        virt-smmuv3 or q35-vtd (default: the scenario's, else q35-vtd)
+  --machine M        virt-smmuv3, q35-vtd, or all (each machine in turn: one
+                     trace file with a process per machine, one report)
+                     (default: the scenario's, else q35-vtd)
   --seed N           the machine's PRNG seed (default 1); same seed, same trace
   --trace FILE       write the Chrome trace-event JSON (open in https://ui.perfetto.dev)
   --inject PLAN      arm a fault plan (JSON, see src/fault/plan.ts) before the scenario starts
@@ -57,6 +60,7 @@ Options:
 Examples:
   ioemu run default
   ioemu run default --machine virt-smmuv3 --trace t.json --report r.html
+  ioemu run default --machine all --trace t.json --report r.html   (npm start)
   ioemu run default --inject my-plan.json --seed 7
 `;
 
@@ -70,7 +74,7 @@ Progress goes to stderr, one line per run.
 
 Options:
   --param NAME=V1,V2,...   values to sweep (repeatable); see "ioemu list"
-  --machine M              virt-smmuv3 or q35-vtd
+  --machine M              virt-smmuv3, q35-vtd, or all (every value on each machine)
   --seed N                 the machine seed of every run (default 1)
   --inject PLAN            arm a fault plan in every run
   --out FILE               write the CSV there (default: stdout)
@@ -82,7 +86,7 @@ Example:
 
 interface Opts {
   positional: string[];
-  machine?: MachineKind;
+  machines?: MachineKind[];
   seed?: number;
   trace?: string;
   inject?: string;
@@ -115,8 +119,9 @@ function parseArgs(args: string[], allowed: readonly string[]): Opts {
       }
       switch (a) {
         case '--machine':
-          if (!MACHINE_KINDS.includes(v as MachineKind)) throw new UsageError(`--machine: "${v}" is not a machine (use ${MACHINE_KINDS.join(' or ')})`);
-          o.machine = v as MachineKind;
+          if (v === 'all') o.machines = [...MACHINE_KINDS];
+          else if (MACHINE_KINDS.includes(v as MachineKind)) o.machines = [v as MachineKind];
+          else throw new UsageError(`--machine: "${v}" is not a machine (use ${MACHINE_KINDS.join(', ')} or all)`);
           break;
         case '--seed': {
           const n = Number(v);
@@ -172,30 +177,38 @@ async function cmdRun(args: string[], io: Io): Promise<number> {
   if (o.positional.length !== 1) throw new UsageError('run needs exactly one scenario (see "ioemu run --help")');
   const plan = readPlan(o.inject);
   const s = await loadScenario(o.positional[0]!);
-  const narrative: string[] = [];
-  const r = await runScenario(s, {
-    ...(o.machine ? { machine: o.machine } : {}),
-    ...(o.seed !== undefined ? { seed: o.seed } : {}),
-    ...(plan ? { plan } : {}),
-    params: Object.fromEntries(o.params),
-    say: (line) => {
-      narrative.push(line);
-      if (!o.quiet) io.out(line + '\n');
-    },
-  });
-  const lines = summarize(r);
-  if (!o.quiet) io.out('\n');
-  io.out((o.quiet ? lines.slice(0, 1) : lines).join('\n') + '\n');
+  const runs: { result: RunResult; narrative: string[] }[] = [];
+  for (const machine of o.machines ?? [undefined]) {
+    if (runs.length > 0 && !o.quiet) io.out('\n');
+    const narrative: string[] = [];
+    const r = await runScenario(s, {
+      ...(machine ? { machine } : {}),
+      ...(o.seed !== undefined ? { seed: o.seed } : {}),
+      ...(plan ? { plan } : {}),
+      params: Object.fromEntries(o.params),
+      say: (line) => {
+        narrative.push(line);
+        if (!o.quiet) io.out(line + '\n');
+      },
+    });
+    const lines = summarize(r);
+    if (!o.quiet) io.out('\n');
+    io.out((o.quiet ? lines.slice(0, 1) : lines).join('\n') + '\n');
+    runs.push({ result: r, narrative });
+  }
+  const results = runs.map((x) => x.result);
+  if (results.length > 1 && !o.quiet) io.out('\n' + comparisonTable(results).join('\n') + '\n');
   if (o.trace !== undefined) {
-    const text = r.trace.stringify();
+    const text = results.length === 1 ? results[0]!.trace.stringify() : JSON.stringify(mergedTrace(results));
     writeFileSync(o.trace, text);
-    if (!o.quiet) io.out(`trace: ${r.trace.events.length} events -> ${o.trace} (open in https://ui.perfetto.dev)\n`);
+    const n = results.reduce((a, r) => a + r.trace.events.length, 0);
+    if (!o.quiet) io.out(`trace: ${n} events -> ${o.trace} (open it in https://ui.perfetto.dev${results.length > 1 ? '; one process per machine' : ''})\n`);
   }
   if (o.report !== undefined) {
-    writeFileSync(o.report, renderReport(r, narrative));
-    if (!o.quiet) io.out(`report: ${o.report}\n`);
+    writeFileSync(o.report, renderReports(runs));
+    if (!o.quiet) io.out(`report: ${o.report} (open it in a browser)\n`);
   }
-  return r.ok ? EXIT.OK : EXIT.FAILED;
+  return results.every((r) => r.ok) ? EXIT.OK : EXIT.FAILED;
 }
 
 function csvCell(v: string | number): string {
@@ -217,12 +230,15 @@ async function cmdSweep(args: string[], io: Io): Promise<number> {
   const rows: Record<string, string | number>[] = [];
   const metricNames = new Set<string>();
   let failed = 0;
-  for (const [i, params] of combos.entries()) {
-    const label = Object.entries(params).map(([k, v]) => `${k}=${v}`).join(' ');
+  const machines = o.machines ?? [undefined];
+  const total = combos.length * machines.length;
+  let i = 0;
+  for (const params of combos) for (const machine of machines) {
+    const label = Object.entries(params).map(([k, v]) => `${k}=${v}`).join(' ') + (machines.length > 1 ? ` on ${machine}` : '');
     const t0 = Date.now();
-    const r = await runScenario(s, { ...(o.machine ? { machine: o.machine } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(plan ? { plan } : {}), params });
+    const r = await runScenario(s, { ...(machine ? { machine } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(plan ? { plan } : {}), params });
     if (!r.ok) failed++;
-    io.err(`[${i + 1}/${combos.length}] ${label}: ${r.ok ? 'ok' : 'FAILED'} (virtual ${fmtNs(r.virtualNs)}, ${Date.now() - t0} ms)\n`);
+    io.err(`[${++i}/${total}] ${label}: ${r.ok ? 'ok' : 'FAILED'} (virtual ${fmtNs(r.virtualNs)}, ${Date.now() - t0} ms)\n`);
     for (const k of Object.keys(r.metrics)) metricNames.add(k);
     rows.push({ ...params, ...summaryRow(r), ...r.metrics });
   }

@@ -141,8 +141,34 @@ function statsTable(s: Stats): string {
 
 const TIMELINE_ROWS = 200;
 
-/** The whole report as one HTML document. `narrative` is what the scenario said. */
+/** The whole report of one run as one HTML document. `narrative` is what the scenario said. */
 export function renderReport(r: RunResult, narrative: readonly string[] = []): string {
+  return renderReports([{ result: r, narrative }]);
+}
+
+/**
+ * Several runs (e.g. the same scenario on both machines, `ioemu run --machine all`)
+ * in one self-contained document: one section per run, in the order given.
+ */
+export function renderReports(runs: readonly { result: RunResult; narrative: readonly string[] }[]): string {
+  const first = runs[0]!.result;
+  const title = `ioemu report: ${first.scenario} on ${runs.map((x) => x.result.machine).join(' and ')}`;
+  const toc = runs.length > 1 ? `<h1>${esc(title)}</h1>\n<ul>${runs.map((x) => `<li>${esc(x.result.machine)}: ${x.result.ok ? '<span class="ok">passed</span>' : '<span class="bad">FAILED</span>'}</li>`).join('')}</ul>\n` : '';
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;max-width:760px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:2px 8px;text-align:left;font-size:13px}
+.ok{color:#2a7d2a;font-weight:bold}.bad{color:#c00;font-weight:bold}.empty{color:#777;font-style:italic}
+pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:12px}
+</style></head><body>
+${toc}${runs.map((x) => reportSection(x.result, x.narrative, runs.length > 1)).join('<hr>\n')}</body></html>
+`;
+}
+
+/** One run's part of a report: summary, narrative, figures, plots, timeline, counters. */
+function reportSection(r: RunResult, narrative: readonly string[], several: boolean): string {
   const events = r.trace.events;
   const iopf = r.iopfLatencies;
   const desc = descriptorLatencies(events);
@@ -154,16 +180,7 @@ export function renderReport(r: RunResult, narrative: readonly string[] = []): s
   const counts = tl.reduce<Record<string, number>>((a, e) => ((a[e.kind] = (a[e.kind] ?? 0) + 1), a), {});
   const plans = r.plans.flatMap((p) => p.rules.map((s) => `<tr><td>${esc(s.rule.point)}</td><td>${esc(JSON.stringify(s.rule.when ?? {}))}</td><td>${esc(s.rule.action.kind)}</td><td>${s.matched}</td><td>${s.injected}</td></tr>`));
   const status = r.ok ? '<span class="ok">passed</span>' : '<span class="bad">FAILED</span>';
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>ioemu report: ${esc(r.scenario)} on ${esc(r.machine)}</title>
-<style>
-body{font:14px/1.45 system-ui,sans-serif;max-width:760px;margin:2em auto;padding:0 1em;color:#222}
-h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:2px 8px;text-align:left;font-size:13px}
-.ok{color:#2a7d2a;font-weight:bold}.bad{color:#c00;font-weight:bold}.empty{color:#777;font-style:italic}
-pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:12px}
-</style></head><body>
-<h1>ioemu report: ${esc(r.scenario)}</h1>
+  return `<h1>ioemu report: ${esc(r.scenario)}${several ? ` on ${esc(r.machine)}` : ''}</h1>
 <p>Machine <b>${esc(r.machine)}</b>, seed ${r.seed}${params.length ? `, parameters ${params.map(([k, v]) => `<code>${esc(k)}=${esc(v)}</code>`).join(' ')}` : ''}. Result: ${status}. Virtual time at the end: ${fmtNs(r.virtualNs)}; ${events.length} trace events. All times are virtual (the emulator's clock), not wall-clock.</p>
 ${r.failures.length ? `<h2>Failures</h2><ul>${r.failures.map((f) => `<li>${esc(f)}</li>`).join('')}</ul>` : ''}
 ${r.violations.length ? `<h2>Invariant violations</h2><ul>${r.violations.map((v) => `<li><b>${esc(v.kind)}</b>: ${esc(v.message)}</li>`).join('')}</ul>` : ''}
@@ -193,6 +210,5 @@ ${tl.length ? `<table><tr><th>time</th><th>kind</th><th>event</th><th>source</th
     .join('')}</table>${tl.length > TIMELINE_ROWS ? `<p class="empty">${tl.length - TIMELINE_ROWS} more events in the trace file.</p>` : ''}` : ''}
 <h2>Counters</h2>
 <table>${Object.entries(r.counters).filter(([, v]) => v !== 0).map(([k, v]) => `<tr><td>${esc(k)}</td><td>${v}</td></tr>`).join('')}</table>
-</body></html>
 `;
 }
