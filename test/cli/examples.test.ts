@@ -5,6 +5,9 @@ import { runFaultQueueExample } from '../../examples/iommufd-fault-queue.ts';
 import { runFaultPlanExample } from '../../examples/fault-plan.ts';
 import { runSweepExample } from '../../examples/parameter-sweep.ts';
 import { runQemuVfioSetup } from '../../examples/qemu-vfio-setup.ts';
+import { runUserDriver } from '../../examples/vfio-user-driver.ts';
+import { runSvaPri } from '../../examples/sva-pri.ts';
+import { runNestedTranslation } from '../../examples/nested-translation.ts';
 
 const quiet = () => {};
 
@@ -48,4 +51,30 @@ t.test('qemu-vfio-setup: QEMU\'s type1 ioctl sequence in QEMU\'s order, then a c
     t.match(r.copied, /^guest data copied by the test device through the /);
     t.equal(r.interrupts, 1, 'one MSI-X on the eventfd');
   }
+});
+
+t.test('vfio-user-driver: descriptors in IOVA space through a ring, one MSI-X per completion counted by the eventfd, on both machines', async (t) => {
+  for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
+    const r = runUserDriver(kind, 3, quiet);
+    t.same([r.completed, r.interrupts, r.verified], [3, 3, true], kind);
+    t.ok(r.ns > 0, 'the copies took virtual time');
+  }
+});
+
+t.test('sva-pri: a MEMMOVE to untouched process memory completes by PRI, one page request per page touched, on both machines', async (t) => {
+  for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
+    const r = runSvaPri(kind, 4, quiet);
+    t.equal(r.status, 'SUCCESS', kind);
+    t.ok(r.verified);
+    t.equal(r.pageRequests, 4 + 1, 'four destination pages and the completion record\'s page');
+    t.equal(r.groupsAnswered, r.pageRequests);
+  }
+});
+
+t.test('nested-translation: guest table over a nest parent on q35-vtd; DMA through both stages; stale until HWPT_INVALIDATE', async (t) => {
+  const r = runNestedTranslation(quiet);
+  t.equal(r.first, 'guest page A');
+  t.ok(r.writeReached);
+  t.equal(r.beforeInvalidate, 'Guest page A', 'the IOTLB still holds the old translation');
+  t.equal(r.afterInvalidate, 'guest page B');
 });
