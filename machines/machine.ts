@@ -1,5 +1,3 @@
-import { DmaEngine, type DmaEngineOptions } from '../devices/dma-engine/index.ts';
-import { TestDmaDevice } from '../devices/test-dma-device.ts';
 import { Smmuv3Driver } from '../iommu/smmuv3/driver/driver.ts';
 import { Smmuv3, type Smmuv3Options } from '../iommu/smmuv3/smmuv3.ts';
 import { VtdIommu, type VtdOptions } from '../iommu/vtd/vtd.ts';
@@ -8,30 +6,24 @@ import { Host } from '../src/host/host.ts';
 import type { IommuDriver } from '../src/iommu-core/types.ts';
 import type { MemoryRegion } from '../src/memory/memory-region.ts';
 import { parseBdf, formatBdf } from '../src/pci/bdf.ts';
+import { ecamAccessor } from '../src/pci/enumerate.ts';
+import { enableAcs } from '../src/host/pci-acs.ts';
 import type { PciFunction } from '../src/pci/pci-function.ts';
 import type { DmaRemapper } from '../src/pci/remapper.ts';
-import type { SimContext } from '../src/sim/context.ts';
 import { ChromeTraceSink } from '../src/trace/chrome-trace.ts';
 import { Board } from './board.ts';
 import { bindVfioPci } from '../src/vfio/bind.ts';
 import { registerIommufd } from '../src/iommufd/main.ts';
 import type { MachineKind } from './layout.ts';
+import { checkPlacement, plugTopology, type DeviceSpec, type TopologySpec } from './topology.ts';
 
-/** One endpoint of a machine: where it sits and how to build it. */
-export interface DeviceSpec {
-  /** 'DDDD:BB:DD.F' on the root bus (bus 0). */
-  bdf: string;
-  /** A reference device, or a factory for your own. */
-  kind: 'dma-engine' | 'test-device' | ((ctx: SimContext, name: string) => PciFunction);
-  name?: string;
-  /** Options of the DMA engine. */
-  engine?: DmaEngineOptions;
-}
+export type { BridgeSpec, DeviceSpec, TopologySpec } from './topology.ts';
 
 export interface MachineOptions {
   seed?: number;
   ramBytes?: number;
-  devices?: DeviceSpec[];
+  /** Endpoints, and bridges with the functions below them (machines/topology.ts). */
+  devices?: TopologySpec[];
   /** Collect every trace event in `machine.trace` (a Chrome trace sink). */
   trace?: boolean;
   /** Options for the SMMUv3 model (virt-smmuv3). */
@@ -100,7 +92,10 @@ export class Machine {
   readonly iommu: IommuPair['model'];
   readonly iommuDriver: IommuDriver;
   readonly trace: ChromeTraceSink | undefined;
+  /** Endpoints by BDF, in slot order. */
   private readonly byBdf = new Map<string, PciFunction>();
+  /** Every function, bridges included, by BDF. */
+  private readonly functionsByBdf = new Map<string, PciFunction>();
 
   constructor(kind: MachineKind, opts: MachineOptions = {}) {
     this.kind = kind;
@@ -115,40 +110,33 @@ export class Machine {
     this.iommu = pair.model;
     this.iommuDriver = pair.driver;
     host.iommu.registerDriver(pair.driver);
-    for (const spec of opts.devices ?? DEFAULT_DEVICES) this.plug(spec);
+    const placed = plugTopology(board, opts.devices ?? DEFAULT_DEVICES);
     board.enumeratePci();
+    checkPlacement(placed);
     registerIommufd(host);
-    for (const fn of this.byBdf.values()) {
-      const r = host.addPciDevice(fn);
-      if (r < 0) throw new Error(`${fn.bdf}: IOMMU probe failed (${r})`);
-      for (const hook of endpointHooks) hook(this, fn);
+    // The kernel scans every function, enabling ACS where implemented (an IOMMU asked for it), then
+    // probes each into its IOMMU group in scan order: bridges too, as Linux groups them with their devices.
+    const cfg = ecamAccessor(board.sysmem, board.layout.ecamBase);
+    for (const p of placed) enableAcs(cfg, p.fn.busNumber, p.fn.devfn);
+    for (const p of placed) {
+      this.functionsByBdf.set(p.bdf, p.fn);
+      const r = host.addPciDevice(p.fn);
+      if (r < 0) throw new Error(`${p.bdf}: IOMMU probe failed (${r})`);
+      if (!p.endpoint) continue;
+      this.byBdf.set(p.bdf, p.fn);
+      for (const hook of endpointHooks) hook(this, p.fn);
     }
   }
 
-  private plug(spec: DeviceSpec): void {
-    const b = parseBdf(spec.bdf);
-    if (b === undefined || b.bus !== 0) throw new Error(`bad device address ${spec.bdf} (root bus devices only)`);
-    const bdf = formatBdf(b);
-    if (this.byBdf.has(bdf)) throw new Error(`two devices at ${bdf}`);
-    const name = spec.name ?? `dev${this.byBdf.size}`;
-    const fn =
-      spec.kind === 'dma-engine'
-        ? new DmaEngine(this.board, { name, ...spec.engine })
-        : spec.kind === 'test-device'
-          ? new TestDmaDevice(this.board, name)
-          : spec.kind(this.board, name);
-    this.board.rc.plug(fn, b.device, b.fn);
-    this.byBdf.set(bdf, fn);
-  }
-
-  /** The endpoint at a BDF; throws for an unknown one. */
+  /** The function (endpoint or bridge) at a BDF; throws for an unknown one. */
   device(bdf: string): PciFunction {
     const b = parseBdf(bdf);
-    const fn = b === undefined ? undefined : this.byBdf.get(formatBdf(b));
+    const fn = b === undefined ? undefined : this.functionsByBdf.get(formatBdf(b));
     if (fn === undefined) throw new Error(`no device at ${bdf}`);
     return fn;
   }
 
+  /** The endpoints, in slot order (bridges are reached through device(bdf)). */
   devices(): PciFunction[] {
     return [...this.byBdf.values()];
   }

@@ -32,7 +32,8 @@ export { CapabilityList } from './pci/capability-list.ts';
 export { CFG, COMMAND, STATUS, BAR_BITS } from './pci/header.ts';
 export { PciFunction, type PciIdentity } from './pci/pci-function.ts';
 export { PciBridge } from './pci/bridge.ts';
-export { PcieRootPort } from './pci/root-port.ts';
+export { PcieRootPort, type RootPortOptions } from './pci/root-port.ts';
+export { PcieToPciBridge, ConventionalPciBridge } from './pci/pci-bridges.ts';
 export { PciBus } from './pci/bus.ts';
 export { RootComplex } from './pci/root-complex.ts';
 export { type BarSpec, type BarKind } from './pci/bar.ts';
@@ -53,6 +54,8 @@ export * from './pci/caps/index.ts';
 
 export { Board, type BoardOptions } from '../machines/board.ts';
 export { createMachine, Machine, DEFAULT_DEVICES, type MachineOptions, type DeviceSpec } from '../machines/machine.ts';
+export { machineBuilder, MachineBuilder, BusBuilder } from '../machines/builder.ts';
+export type { BridgeSpec, TopologySpec } from '../machines/topology.ts';
 export { Host } from './host/host.ts';
 export { Process, type SpawnOptions, type MmapOptions } from './host/process.ts';
 export * from './host/errno.ts';

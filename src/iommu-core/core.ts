@@ -1,9 +1,8 @@
 import { EBUSY, EINVAL, ENODEV, EOPNOTSUPP, EPERM } from '../host/errno.ts';
 import type { Mm } from '../host/mm.ts';
-import { HEADER_TYPE_MULTIFUNCTION, CFG } from '../pci/header.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 import { IommuDomain } from './domain.ts';
-import { IommuGroup } from './group.ts';
+import { IommuGroup, pciDeviceGroupKey } from './group.ts';
 import type { DriverDomain, IommuDriver, PagingDomainFlags, ResvRegion } from './types.ts';
 
 interface DeviceState {
@@ -242,16 +241,7 @@ export class IommuCore {
   }
 }
 
-/**
- * Which devices the topology lets the IOMMU tell apart (Linux
- * pci_device_group, for a fabric without ACS): every function below a root
- * port shares the port's group; on the root bus each device is alone, except
- * that the functions of one multifunction device share.
- */
+/** The group a device belongs to, as Linux's pci_device_group decides (group.ts). */
 export function groupKey(dev: PciFunction): string {
-  let top: PciFunction = dev;
-  for (let up = dev.bus?.upstream; up !== undefined; up = up.bus?.upstream) top = up;
-  if (top !== dev) return `port:${top.devfn.toString(16)}`;
-  const multi = (dev.config.get8(CFG.HEADER_TYPE) & HEADER_TYPE_MULTIFUNCTION) !== 0;
-  return multi ? `slot:${(dev.devfn >> 3).toString(16)}` : `fn:${dev.devfn.toString(16)}`;
+  return pciDeviceGroupKey(dev);
 }

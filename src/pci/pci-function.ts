@@ -164,11 +164,33 @@ export abstract class PciFunction {
       host?.tracer.trace('dma.abort', this.bdf, { rid: txn.requesterId, addr: txn.addr, status: 'UR', reason: 'BUS_MASTER_DISABLED' });
       return failed('UR', 'BUS_MASTER_DISABLED');
     }
+    // Behind a bridge to conventional PCI the request reaches the root complex under the bridge's alias.
+    if (this.bus!.upstream !== undefined) txn.requesterId = this.upstreamRequesterId;
     const c = host.dma(txn, buf, bufOff);
     if (c.status !== 'SC') {
       this.config.setBits16(CFG.STATUS, c.status === 'UR' ? STATUS.REC_MASTER_ABORT : STATUS.REC_TARGET_ABORT, true);
     }
     return c;
+  }
+
+  /**
+   * The requester ID a bridge gives a request from `rid` below it as it
+   * forwards it upstream. PCIe ports keep it; bridges to conventional PCI
+   * replace it (src/pci/pci-bridges.ts).
+   */
+  forwardedRequesterId(rid: number): number {
+    return rid;
+  }
+
+  /**
+   * The requester ID this function's requests carry when they reach the root
+   * complex: its last DMA alias (Linux pci_for_each_dma_alias, QEMU
+   * pci_req_id_cache_get). The IOMMU sees this one, not `requesterId`.
+   */
+  get upstreamRequesterId(): number {
+    let rid = this.requesterId;
+    for (let b = this.bus?.upstream; b !== undefined; b = b.bus?.upstream) rid = b.forwardedRequesterId(rid);
+    return rid;
   }
 
   /** Bridges forward upstream memory requests only while their Bus Master Enable is set. */

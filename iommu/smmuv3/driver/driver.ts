@@ -167,8 +167,11 @@ export class Smmuv3Driver implements IommuDriver {
 
   probeDevice(dev: PciFunction): number {
     if (this.masters.byDev.has(dev)) return 0;
-    const sid = dev.requesterId;
+    // The StreamID is the requester ID the SMMU sees: a device behind a PCIe-to-PCI bridge uses the bridge's alias.
+    const sid = dev.upstreamRequesterId;
     if (sid >= 2 ** this.sidBits) return -19;
+    // arm_smmu_insert_master(): "Aliasing StreamID unsupported" -- a second master on one StreamID is refused.
+    if (this.masters.bySid.has(sid)) return -19;
     const r = this.strtab.ensure(sid);
     if (r < 0) return r;
     const pasidBits = enablePasid(this.host.board, dev);

@@ -178,7 +178,9 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
 
   probeDevice(dev: PciFunction): number {
     if (this.devices.has(dev)) return 0;
-    const sid = dev.requesterId;
+    // The source-id the remapping hardware sees: behind a PCIe-to-PCI bridge, the bridge's alias
+    // (domain_context_mapping programs every DMA alias; only the last one reaches the IOMMU).
+    const sid = dev.upstreamRequesterId;
     const r = this.tables.ensure(sid);
     if (r < 0) return r;
     const f = this.features.probe(dev);

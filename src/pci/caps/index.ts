@@ -5,4 +5,5 @@ export * from './pcie.ts';
 export * from './ats.ts';
 export * from './pri.ts';
 export * from './pasid.ts';
+export * from './acs.ts';
 export { fieldGet, fieldPrep } from './bits.ts';

@@ -39,6 +39,8 @@ export const PCIE_TYPE = {
   ROOT_PORT: 0x4,
   UPSTREAM: 0x5,
   DOWNSTREAM: 0x6,
+  /** PCI Express to PCI/PCI-X Bridge (Linux PCI_EXP_TYPE_PCI_BRIDGE). */
+  PCI_BRIDGE: 0x7,
   RC_ENDPOINT: 0x9,
 } as const;
 

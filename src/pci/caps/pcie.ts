@@ -22,7 +22,7 @@ import {
 /** Register layout of the capability (shared with drivers and tests). */
 export * from './pcie-regs.ts';
 
-export type PciePortType = 'endpoint' | 'root-port' | 'upstream' | 'downstream' | 'rc-endpoint';
+export type PciePortType = 'endpoint' | 'root-port' | 'upstream' | 'downstream' | 'rc-endpoint' | 'pci-bridge';
 
 const TYPE_CODE: Record<PciePortType, number> = {
   endpoint: PCIE_TYPE.ENDPOINT,
@@ -30,6 +30,7 @@ const TYPE_CODE: Record<PciePortType, number> = {
   upstream: PCIE_TYPE.UPSTREAM,
   downstream: PCIE_TYPE.DOWNSTREAM,
   'rc-endpoint': PCIE_TYPE.RC_ENDPOINT,
+  'pci-bridge': PCIE_TYPE.PCI_BRIDGE,
 };
 
 /** Reset value of Device Control: Relaxed Ordering and No Snoop on, 128 B payload, 512 B read requests. */
