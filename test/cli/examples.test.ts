@@ -8,6 +8,7 @@ import { runQemuVfioSetup } from '../../examples/qemu-vfio-setup.ts';
 import { runUserDriver } from '../../examples/vfio-user-driver.ts';
 import { runSvaPri } from '../../examples/sva-pri.ts';
 import { runNestedTranslation } from '../../examples/nested-translation.ts';
+import { runCustomTopology } from '../../examples/custom-topology.ts';
 
 const quiet = () => {};
 
@@ -77,4 +78,15 @@ t.test('nested-translation: guest table over a nest parent on q35-vtd; DMA throu
   t.ok(r.writeReached);
   t.equal(r.beforeInvalidate, 'Guest page A', 'the IOTLB still holds the old translation');
   t.equal(r.afterInvalidate, 'guest page B');
+});
+
+t.test('custom-topology: groups as Linux forms them (ACS port, port without ACS, multi-function, PCIe-to-PCI bridge); the shared group DMAs through VFIO, on both machines', async (t) => {
+  for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
+    const r = runCustomTopology(kind, quiet);
+    t.same(Object.values(r.groups), [
+      ['0000:00:04.0'], ['0000:01:00.0'], ['0000:00:05.0', '0000:02:00.0', '0000:02:00.1'], ['0000:00:06.0', '0000:00:06.1'], ['0000:00:07.0', '0000:03:01.0'],
+    ], kind);
+    t.equal(r.written, 'fn0 ok, fn1 ok');
+    t.equal(r.bridgedRid, '0000:03:00.0', 'the bridge alias');
+  }
 });
