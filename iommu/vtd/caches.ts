@@ -71,12 +71,15 @@ export class PasidCtx {
 /** The context-cache, keyed by source-id (bus:devfn). */
 export class ContextCache {
   readonly map = new Map<number, CtxEntry>();
+  /** Bumped on every change, so a translator may remember its last lookup until the cache changes. */
+  gen = 0;
 
   get(sid: number): CtxEntry | undefined {
     return this.map.get(sid);
   }
 
   put(e: CtxEntry): void {
+    this.gen++;
     this.map.set(e.sid, e);
   }
 
@@ -106,6 +109,7 @@ export class ContextCache {
       this.map.delete(k);
       n++;
     }
+    if (n > 0) this.gen++;
     return n;
   }
 }
@@ -113,6 +117,8 @@ export class ContextCache {
 /** The PASID-cache, keyed by source-id and PASID. */
 export class PasidCache {
   readonly map = new Map<number, PasidCtx>();
+  /** Bumped on every change (see ContextCache.gen). */
+  gen = 0;
 
   static key(sid: number, pasid: number): number {
     return sid * 0x10_0000 + pasid;
@@ -123,6 +129,7 @@ export class PasidCache {
   }
 
   put(e: PasidCtx): void {
+    this.gen++;
     this.map.set(PasidCache.key(e.sid, e.pasid), e);
   }
 
@@ -146,6 +153,7 @@ export class PasidCache {
       this.map.delete(k);
       n++;
     }
+    if (n > 0) this.gen++;
     return n;
   }
 }

@@ -13,15 +13,42 @@ import type { SimContext } from '../../src/sim/context.ts';
 import type { Counter } from '../../src/trace/counters.ts';
 import type { DmaTransaction } from '../../src/pci/transaction.ts';
 import type { TranslationAnswer } from '../../src/pci/remapper.ts';
-import { ACCESS_EXEC, ACCESS_PRIV, ACCESS_READ, ACCESS_WRITE, FaultKind, PERM_ALL, PERM_UR, WalkResult, permits, type PageTableWalker } from '../pgtable/index.ts';
-import { PasidCache, type ContextCache, type LegacyCtx, type PasidCtx, type SmCtx } from './caches.ts';
-import { FR } from './fault-reasons.ts';
+import * as pgt from '../pgtable/types.ts';
+import { WalkResult, type PageTableWalker } from '../pgtable/types.ts';
+import type { ContextCache, LegacyCtx, PasidCache, PasidCtx, SmCtx } from './caches.ts';
+import * as reasons from './fault-reasons.ts';
 import { FaultInfo } from './faults.ts';
-import { KIND_FS, KIND_NESTED, KIND_SS, type Iotlb, type IotlbBucket } from './iotlb.ts';
-import { PGTT_FIRST_STAGE, PGTT_NAMES, PGTT_NESTED, PGTT_PASSTHROUGH } from './pasid-entry.ts';
-import { TTM_LEGACY, TTM_SCALABLE, type VtdCaps } from './regs.ts';
-import { TT_DEVICE_TLB, TT_PASSTHROUGH } from './root-context.ts';
+import * as tlb from './iotlb.ts';
+import type { Iotlb, IotlbBucket } from './iotlb.ts';
+import * as pasidEntry from './pasid-entry.ts';
+import * as regs from './regs.ts';
+import type { VtdCaps } from './regs.ts';
+import * as rootCtx from './root-context.ts';
 import type { StructureLoader } from './structures.ts';
+
+// Module-local copies: under tsx every use of an imported binding is a getter
+// call (two through a re-export), and these are read on every transaction.
+const ACCESS_EXEC = pgt.ACCESS_EXEC;
+const ACCESS_PRIV = pgt.ACCESS_PRIV;
+const ACCESS_READ = pgt.ACCESS_READ;
+const ACCESS_WRITE = pgt.ACCESS_WRITE;
+const PERM_ALL = pgt.PERM_ALL;
+const PERM_UR = pgt.PERM_UR;
+const permits = pgt.permits;
+const FaultKind = pgt.FaultKind;
+const FAULT_NONE = pgt.FaultKind.None;
+const FR = reasons.FR;
+const KIND_FS = tlb.KIND_FS;
+const KIND_NESTED = tlb.KIND_NESTED;
+const KIND_SS = tlb.KIND_SS;
+const PGTT_FIRST_STAGE = pasidEntry.PGTT_FIRST_STAGE;
+const PGTT_NAMES = pasidEntry.PGTT_NAMES;
+const PGTT_NESTED = pasidEntry.PGTT_NESTED;
+const PGTT_PASSTHROUGH = pasidEntry.PGTT_PASSTHROUGH;
+const TTM_LEGACY = regs.TTM_LEGACY;
+const TTM_SCALABLE = regs.TTM_SCALABLE;
+const TT_DEVICE_TLB = rootCtx.TT_DEVICE_TLB;
+const TT_PASSTHROUGH = rootCtx.TT_PASSTHROUGH;
 
 /** The interrupt address range (§3.15): requests without PASID here are interrupts, not DMA. */
 export const IRQ_FIRST = 0xfee0_0000;
@@ -46,6 +73,14 @@ export class Translator {
   lastPa = 0;
   lastPerms = 0;
   lastGlobal = false;
+  // The last context-cache and PASID-cache lookups (valid while the caches' generations are unchanged).
+  private memoSid = -1;
+  private memoCcGen = -1;
+  private memoCtx: LegacyCtx | SmCtx | undefined = undefined;
+  private memoPeSid = -1;
+  private memoPasid = -1;
+  private memoPcGen = -1;
+  private memoPe: PasidCtx | undefined = undefined;
   private readonly wr = new WalkResult();
   private readonly wr2 = new WalkResult();
   private readonly hawLimit: number;
@@ -105,13 +140,13 @@ export class Translator {
     if (this.hit(b, addr, access, out)) return true;
     const w = this.wr;
     this.walked(ctx.walker!, addr, access, w, sid, -1, ctx.did, 'second-stage');
-    if (w.fault !== FaultKind.None) return this.fail(txn, addr, this.ssFault(w, access, true, ctx.levels), ctx.fpd);
+    if (w.fault !== FAULT_NONE) return this.fail(txn, addr, this.ssFault(w, access, true, ctx.levels), ctx.fpd);
     if (inIrqRange(w.outputAddr)) return this.fail(txn, addr, FR.IRQ_ADDR, ctx.fpd);
     return this.fill(b, addr, w.pageSize, w.outputAddr, w.perms, false, KIND_SS, out);
   }
 
   private scalable(txn: DmaTransaction, sid: number, addr: number, out: TranslationAnswer): boolean {
-    let c = this.cc.get(sid);
+    let c = sid === this.memoSid && this.cc.gen === this.memoCcGen ? this.memoCtx : this.ctxLookup(sid);
     if (c === undefined || !c.scalable) {
       this.cCtxMiss.value++;
       const loaded = this.loader.loadScalable(sid, this.rootTable);
@@ -139,7 +174,7 @@ export class Translator {
       if (pasid >>> 6 >= ctx.dirEntries) return this.fail(txn, addr, FR.SM_RID_PASID, ctx.fpd);
       priv = ctx.ridPriv;
     }
-    let pe = this.pc.map.get(PasidCache.key(sid, pasid));
+    let pe = sid === this.memoPeSid && pasid === this.memoPasid && this.pc.gen === this.memoPcGen ? this.memoPe : this.pasidLookup(sid, pasid);
     if (pe === undefined) {
       this.cPasidMiss.value++;
       const loaded = this.loader.loadPasid(ctx, pasid);
@@ -167,6 +202,25 @@ export class Translator {
     return this.fill(b, addr, w.pageSize, w.outputAddr, w.perms, firstStage && !w.nonGlobal, kind, out);
   }
 
+  /** A context-cache lookup, remembered until the cache next changes (the same answer, without the Map lookup). */
+  private ctxLookup(sid: number): LegacyCtx | SmCtx | undefined {
+    const c = this.cc.get(sid);
+    this.memoSid = sid;
+    this.memoCcGen = this.cc.gen;
+    this.memoCtx = c;
+    return c;
+  }
+
+  /** A PASID-cache lookup, remembered the same way. */
+  private pasidLookup(sid: number, pasid: number): PasidCtx | undefined {
+    const pe = this.pc.get(sid, pasid);
+    this.memoPeSid = sid;
+    this.memoPasid = pasid;
+    this.memoPcGen = this.pc.gen;
+    this.memoPe = pe;
+    return pe;
+  }
+
   /**
    * The context entry of `sid` in the current mode, through the context-cache
    * (page requests check it); null with `fi.code` set when it cannot be loaded.
@@ -191,16 +245,16 @@ export class Translator {
     const w = this.wr;
     if (pe.pgtt !== PGTT_FIRST_STAGE && pe.pgtt !== PGTT_NESTED) {
       this.walked(pe.ss!, addr, access, w, sid, pe.pasid, pe.did, 'second-stage');
-      return w.fault === FaultKind.None ? 0 : this.ssFault(w, access, false, pe.ssLevels);
+      return w.fault === FAULT_NONE ? 0 : this.ssFault(w, access, false, pe.ssLevels);
     }
     this.walked(pe.fs!, addr, access, w, sid, pe.pasid, pe.did, PGTT_NAMES[pe.pgtt]!);
-    if (w.fault !== FaultKind.None) return this.fsFault(pe, addr, access, w);
+    if (w.fault !== FAULT_NONE) return this.fsFault(pe, addr, access, w);
     if (pe.pgtt !== PGTT_NESTED) return 0;
     // Nested: the first-stage output is a guest-physical address; translate it through the second stage.
     const s2 = this.wr2;
     const gpa = w.outputAddr;
     this.walked(pe.ss!, gpa, access & ~ACCESS_PRIV, s2, sid, pe.pasid, pe.did, 'nested-second-stage');
-    if (s2.fault !== FaultKind.None) {
+    if (s2.fault !== FAULT_NONE) {
       return s2.fault === FaultKind.InputRange ? FR.NESTED_OUT_AW : this.ssFault(s2, access, false, pe.ssLevels);
     }
     const size = Math.min(w.pageSize, s2.pageSize);
@@ -216,7 +270,7 @@ export class Translator {
     this.cWalkReads.value += w.memReads;
     if (this.ctx.tracer.wants('vtd.walk')) {
       this.ctx.tracer.trace('vtd.walk', this.name, {
-        sid, pasid, did, addr, stage, ok: w.fault === FaultKind.None, pa: w.outputAddr, pageSize: w.pageSize, reads: w.memReads,
+        sid, pasid, did, addr, stage, ok: w.fault === FAULT_NONE, pa: w.outputAddr, pageSize: w.pageSize, reads: w.memReads,
       });
     }
   }

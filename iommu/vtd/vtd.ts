@@ -37,8 +37,13 @@ import {
 } from './regs.ts';
 import { StructureLoader } from './structures.ts';
 import { PageRequestQueue } from './prq.ts';
-import { IRQ_END, IRQ_FIRST, Translator } from './translate.ts';
+import * as xl from './translate.ts';
+import { Translator } from './translate.ts';
 import { WalkMem } from '../pgtable/walk-mem.ts';
+
+// Module-local copies (imported bindings are getter calls under tsx; translate() reads these per transaction).
+const IRQ_FIRST = xl.IRQ_FIRST;
+const IRQ_END = xl.IRQ_END;
 
 export interface VtdOptions {
   /** Trace source and counter prefix (default 'vtd'). */

@@ -48,6 +48,9 @@ export abstract class PciFunction {
   bus: PciBus | undefined;
   devfn = 0;
   private resetImage: { bytes: Uint8Array } | undefined;
+  private scratchTxn: DmaTransaction | null = {
+    requesterId: 0, pasid: NO_PASID, privileged: false, exec: false, at: 'untranslated', addr: 0, length: 0, write: false,
+  };
 
   constructor(name: string, id: PciIdentity, headerType: 0 | 1) {
     this.name = name;
@@ -220,7 +223,7 @@ export abstract class PciFunction {
     const a = checkDmaRange(addr, length);
     if (typeof a === 'string') return { ok: false, fault: a };
     const data = new Uint8Array(length);
-    const c = this.busMaster(this.transaction(a, length, false, attrs), data);
+    const c = this.issue(a, length, false, attrs, data);
     return c.status === 'SC' ? { ok: true, data } : { ok: false, fault: c.fault };
   }
 
@@ -228,8 +231,31 @@ export abstract class PciFunction {
   dmaWrite(addr: bigint, data: Uint8Array, attrs?: DmaAttrs): DmaResult {
     const a = checkDmaRange(addr, data.length);
     if (typeof a === 'string') return { ok: false, fault: a };
-    const c = this.busMaster(this.transaction(a, data.length, true, attrs), data);
+    const c = this.issue(a, data.length, true, attrs, data);
     return c.status === 'SC' ? { ok: true } : { ok: false, fault: c.fault };
+  }
+
+  /**
+   * dmaRead/dmaWrite's transaction, in a scratch object reused while no other
+   * is in flight (nothing keeps a transaction after it completes; a nested
+   * one, e.g. from an event run while a stalled one waits, gets its own).
+   */
+  private issue(addr: number, length: number, write: boolean, attrs: DmaAttrs | undefined, buf: Uint8Array): DmaCompletion {
+    const t = this.scratchTxn;
+    if (t === null) return this.busMaster(this.transaction(addr, length, write, attrs), buf);
+    this.scratchTxn = null;
+    t.requesterId = this.requesterId;
+    t.pasid = attrs?.pasid ?? NO_PASID;
+    t.privileged = attrs?.privileged ?? false;
+    t.exec = attrs?.exec ?? false;
+    t.addr = addr;
+    t.length = length;
+    t.write = write;
+    try {
+      return this.busMaster(t, buf);
+    } finally {
+      this.scratchTxn = t;
+    }
   }
 
   /** Issue a Translation Request (ATS); a function that may not master gets UR without reaching the fabric. */
@@ -271,8 +297,9 @@ const MAX_ADDR = 2 ** 64;
 /** Addresses are u64 at the API; inside they must fit a 52-bit physical space. */
 function checkDmaRange(addr: bigint, length: number): number | string {
   if (!Number.isSafeInteger(length) || length < 0) return 'INVALID_LENGTH';
-  if (addr < 0n || Number(addr) + length > MAX_ADDR) return 'INVALID_ADDRESS';
+  // One conversion (it is on every DMA); a negative bigint converts to a negative number.
   const a = Number(addr);
+  if (a < 0 || a + length > MAX_ADDR) return 'INVALID_ADDRESS';
   if (!Number.isSafeInteger(a)) return 'UNSUPPORTED_REQUEST';
   return a;
 }
