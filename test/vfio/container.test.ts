@@ -29,131 +29,134 @@ import {
   vfio_iommu_type1_info_dma_avail,
   vfio_iova_range,
 } from '../../src/uapi/vfio.ts';
-import { KINDS, map, openTyped, PAGE, s32, setup, unmap } from './fixture.ts';
+import { map, openTyped, PAGE, s32, unmap, VARIANTS } from './fixture.ts';
 
-t.test('VFIO_GET_API_VERSION is VFIO_API_VERSION (0)', async (t) => {
-  const { p } = setup();
-  const c = p.open('/dev/vfio/vfio');
-  t.ok(c >= 0);
-  t.equal(p.ioctl(c, VFIO_GET_API_VERSION, 0), 0);
-});
+for (const variant of VARIANTS) {
+  t.test(variant.name, async (t) => {
 
-t.test('CHECK_EXTENSION: TYPE1, TYPE1v2 and UNMAP_ALL always; UPDATE_VADDR once an IOMMU is set; nesting, SPAPR, CC never', async (t) => {
-  const f = setup();
-  const { p } = f;
-  const c = p.open('/dev/vfio/vfio');
-  const ext = (e: number) => p.ioctl(c, VFIO_CHECK_EXTENSION, e);
-  t.same([VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_UNMAP_ALL].map(ext), [1, 1, 1]);
-  t.same([VFIO_UPDATE_VADDR, VFIO_TYPE1_NESTING_IOMMU, VFIO_SPAPR_TCE_IOMMU, VFIO_NOIOMMU_IOMMU, VFIO_DMA_CC_IOMMU, 1234].map(ext), [0, 0, 0, 0, 0, 0]);
-  const g = p.open(`/dev/vfio/${f.groupOf(f.dma)}`);
-  t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, s32(c)), 0);
-  t.equal(p.ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU), 0);
-  t.equal(ext(VFIO_UPDATE_VADDR), 1);
-  t.equal(ext(VFIO_TYPE1_NESTING_IOMMU), 0);
-});
-
-t.test('SET_IOMMU needs a group in the container (EINVAL), refuses a second time (EINVAL), unknown types (ENODEV) and non-IOMMU extensions (EINVAL)', async (t) => {
-  const f = setup();
-  const { p } = f;
-  const c = p.open('/dev/vfio/vfio');
-  t.equal(p.ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU), -EINVAL, 'no group yet');
-  const g = p.open(`/dev/vfio/${f.groupOf(f.dma)}`);
-  t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, s32(c)), 0);
-  t.equal(p.ioctl(c, VFIO_SET_IOMMU, VFIO_SPAPR_TCE_IOMMU), -ENODEV);
-  t.equal(p.ioctl(c, VFIO_SET_IOMMU, VFIO_UPDATE_VADDR), -ENODEV, 'type1 does not claim UPDATE_VADDR before it is open');
-  t.equal(p.ioctl(c, VFIO_SET_IOMMU, VFIO_UNMAP_ALL), -EINVAL, 'claimed by type1, refused by its open()');
-  t.equal(p.ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU), 0);
-  t.equal(p.ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU), -EINVAL, 'already set');
-});
-
-t.test('container ioctls: IOMMU ones before SET_IOMMU are EINVAL, unknown ones after are ENOTTY; integer ioctls want a number', async (t) => {
-  const f = setup();
-  const { p } = f;
-  const c = p.open('/dev/vfio/vfio');
-  t.equal(map(p, c, { vaddr: 0x10000, iova: 0, size: PAGE }), -EINVAL);
-  t.equal(p.ioctl(c, VFIO_CHECK_EXTENSION, new Uint8Array(4)), -EINVAL);
-  const [c2] = openTyped(p, f.groupOf(f.dma));
-  t.equal(p.ioctl(c2, 0x3bff, new Uint8Array(8)), -ENOTTY);
-});
-
-t.test('a group cannot join a container while a vaddr is invalid (EBUSY), and nothing changes', async (t) => {
-  const f = setup();
-  const { p } = f;
-  const [c] = openTyped(p, f.groupOf(f.dma));
-  const va = p.mmap(PAGE, { populate: true });
-  t.equal(map(p, c, { vaddr: va, iova: 0x100000, size: PAGE }), 0);
-  t.same(unmap(p, c, { iova: 0x100000, size: PAGE, flags: VFIO_DMA_UNMAP_FLAG_VADDR }), [0, BigInt(PAGE)]);
-  const g2 = p.open(`/dev/vfio/${f.groupOf(f.bare)}`);
-  t.equal(p.ioctl(g2, VFIO_GROUP_SET_CONTAINER, s32(c)), -EBUSY);
-  t.equal(f.host.iommu.groupOf(f.bare)!.owner, undefined, 'the group was not claimed');
-});
-
-function info(p: import('../../src/host/process.ts').Process, c: number, argsz: number, bufLen = argsz) {
-  const bytes = new Uint8Array(bufLen);
-  bytes.set(encodeStruct(vfio_iommu_type1_info, { argsz }).subarray(0, bufLen));
-  const r = p.ioctl(c, VFIO_IOMMU_GET_INFO, bytes);
-  return { r, bytes, v: new StructView(vfio_iommu_type1_info, bytes) };
-}
-
-for (const kind of KINDS) {
-  t.test(`${kind}: IOMMU_GET_INFO reports page sizes and a capability chain: migration, DMA available, IOVA ranges without the reserved regions`, async (t) => {
-    const f = setup({ kind });
-    const { p } = f;
-    const [c] = openTyped(p, f.groupOf(f.dma));
-    const small = info(p, c, vfio_iommu_type1_info.size);
-    t.equal(small.r, 0);
-    t.equal(small.v.num('flags'), VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS);
-    t.equal(small.v.big('iova_pgsizes'), BigInt(PAGE | 2 ** 21 | 2 ** 30));
-    t.equal(small.v.num('cap_offset'), 0, 'no room for the chain');
-    const need = small.v.num('argsz');
-    t.equal(need, 24 + 32 + 16 + 16 + 2 * 16, 'argsz raised to what the chain needs');
-    const full = info(p, c, need);
-    t.equal(full.r, 0);
-    t.equal(full.v.num('cap_offset'), 24);
-    const caps: Record<number, number> = {};
-    for (let off = full.v.num('cap_offset'); off !== 0; ) {
-      const h = new StructView(vfio_info_cap_header, full.bytes.subarray(off));
-      caps[h.num('id')] = off;
-      t.equal(h.num('version'), 1);
-      off = h.num('next');
-    }
-    t.same(Object.keys(caps).map(Number).sort(), [VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL]);
-    const mig = new StructView(vfio_iommu_type1_info_cap_migration, full.bytes.subarray(caps[VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION]));
-    t.equal(mig.big('pgsize_bitmap'), BigInt(PAGE));
-    t.equal(mig.big('max_dirty_bitmap_size'), 256n * 2n ** 20n);
-    const avail = new StructView(vfio_iommu_type1_info_dma_avail, full.bytes.subarray(caps[VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL]));
-    t.equal(avail.num('avail'), 65535);
-    const at = caps[VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE]!;
-    const iov = new StructView(vfio_iommu_type1_info_cap_iova_range, full.bytes.subarray(at));
-    t.equal(iov.num('nr_iovas'), 2);
-    const ranges = [0, 1].map((i) => {
-      const v = new StructView(vfio_iova_range, full.bytes.subarray(at + 16 + 16 * i));
-      return [v.big('start'), v.big('end')];
+    t.test('VFIO_GET_API_VERSION is VFIO_API_VERSION (0)', async (t) => {
+      const { p } = variant.setup();
+      const c = p.open('/dev/vfio/vfio');
+      t.ok(c >= 0);
+      t.equal(p.ioctl(c, VFIO_GET_API_VERSION, 0), 0);
     });
-    t.same(ranges, [[0n, 0x7ff_ffffn], [0x810_0000n, 2n ** 48n - 1n]], 'the sw-msi window is carved out');
+
+    t.test('CHECK_EXTENSION: TYPE1, TYPE1v2 and UNMAP_ALL always; UPDATE_VADDR once an IOMMU is set; nesting, SPAPR, CC never', async (t) => {
+      const f = variant.setup();
+      const { p } = f;
+      const c = p.open('/dev/vfio/vfio');
+      const ext = (e: number) => p.ioctl(c, VFIO_CHECK_EXTENSION, e);
+      t.same([VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_UNMAP_ALL].map(ext), [1, 1, 1]);
+      t.same([VFIO_UPDATE_VADDR, VFIO_TYPE1_NESTING_IOMMU, VFIO_SPAPR_TCE_IOMMU, VFIO_NOIOMMU_IOMMU, VFIO_DMA_CC_IOMMU, 1234].map(ext), [0, 0, 0, 0, 0, 0]);
+      const g = p.open(`/dev/vfio/${f.groupOf(f.dma)}`);
+      t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, s32(c)), 0);
+      t.equal(p.ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU), 0);
+      t.equal(ext(VFIO_UPDATE_VADDR), 1);
+      t.equal(ext(VFIO_TYPE1_NESTING_IOMMU), 0);
+    });
+
+    t.test('SET_IOMMU needs a group in the container (EINVAL), refuses a second time (EINVAL), unknown types (ENODEV) and non-IOMMU extensions (EINVAL)', async (t) => {
+      const f = variant.setup();
+      const { p } = f;
+      const c = p.open('/dev/vfio/vfio');
+      t.equal(p.ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU), -EINVAL, 'no group yet');
+      const g = p.open(`/dev/vfio/${f.groupOf(f.dma)}`);
+      t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, s32(c)), 0);
+      t.equal(p.ioctl(c, VFIO_SET_IOMMU, VFIO_SPAPR_TCE_IOMMU), -ENODEV);
+      t.equal(p.ioctl(c, VFIO_SET_IOMMU, VFIO_UPDATE_VADDR), -ENODEV, 'type1 does not claim UPDATE_VADDR before it is open');
+      t.equal(p.ioctl(c, VFIO_SET_IOMMU, VFIO_UNMAP_ALL), -EINVAL, 'claimed by type1, refused by its open()');
+      t.equal(p.ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU), 0);
+      t.equal(p.ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU), -EINVAL, 'already set');
+    });
+
+    t.test('container ioctls: IOMMU ones before SET_IOMMU are EINVAL, unknown ones after are ENOTTY; integer ioctls want a number', async (t) => {
+      const f = variant.setup();
+      const { p } = f;
+      const c = p.open('/dev/vfio/vfio');
+      t.equal(map(p, c, { vaddr: 0x10000, iova: 0, size: PAGE }), -EINVAL);
+      t.equal(p.ioctl(c, VFIO_CHECK_EXTENSION, new Uint8Array(4)), -EINVAL);
+      const [c2] = openTyped(p, f.groupOf(f.dma));
+      t.equal(p.ioctl(c2, 0x3bff, new Uint8Array(8)), -ENOTTY);
+    });
+
+    t.test('a group cannot join a container while a vaddr is invalid (EBUSY), and nothing changes', async (t) => {
+      const f = variant.setup();
+      const { p } = f;
+      const [c] = openTyped(p, f.groupOf(f.dma));
+      const va = p.mmap(PAGE, { populate: true });
+      t.equal(map(p, c, { vaddr: va, iova: 0x100000, size: PAGE }), 0);
+      t.same(unmap(p, c, { iova: 0x100000, size: PAGE, flags: VFIO_DMA_UNMAP_FLAG_VADDR }), [0, BigInt(PAGE)]);
+      const g2 = p.open(`/dev/vfio/${f.groupOf(f.bare)}`);
+      t.equal(p.ioctl(g2, VFIO_GROUP_SET_CONTAINER, s32(c)), -EBUSY);
+      t.equal(f.host.iommu.groupOf(f.bare)!.owner, undefined, 'the group was not claimed');
+    });
+
+    function info(p: import('../../src/host/process.ts').Process, c: number, argsz: number, bufLen = argsz) {
+      const bytes = new Uint8Array(bufLen);
+      bytes.set(encodeStruct(vfio_iommu_type1_info, { argsz }).subarray(0, bufLen));
+      const r = p.ioctl(c, VFIO_IOMMU_GET_INFO, bytes);
+      return { r, bytes, v: new StructView(vfio_iommu_type1_info, bytes) };
+    }
+
+    t.test(`IOMMU_GET_INFO reports page sizes and a capability chain: migration, DMA available, IOVA ranges without the reserved regions`, async (t) => {
+      const f = variant.setup();
+      const { p } = f;
+      const [c] = openTyped(p, f.groupOf(f.dma));
+      const small = info(p, c, vfio_iommu_type1_info.size);
+      t.equal(small.r, 0);
+      t.equal(small.v.num('flags'), VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS);
+      t.equal(small.v.big('iova_pgsizes'), BigInt(variant.pgsizes));
+      t.equal(small.v.num('cap_offset'), 0, 'no room for the chain');
+      const need = small.v.num('argsz');
+      t.equal(need, 24 + 32 + 16 + 16 + 2 * 16, 'argsz raised to what the chain needs');
+      const full = info(p, c, need);
+      t.equal(full.r, 0);
+      t.equal(full.v.num('cap_offset'), 24);
+      const caps: Record<number, number> = {};
+      for (let off = full.v.num('cap_offset'); off !== 0; ) {
+        const h = new StructView(vfio_info_cap_header, full.bytes.subarray(off));
+        caps[h.num('id')] = off;
+        t.equal(h.num('version'), 1);
+        off = h.num('next');
+      }
+      t.same(Object.keys(caps).map(Number).sort(), [VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL]);
+      const mig = new StructView(vfio_iommu_type1_info_cap_migration, full.bytes.subarray(caps[VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION]));
+      t.equal(mig.big('pgsize_bitmap'), BigInt(PAGE));
+      t.equal(mig.big('max_dirty_bitmap_size'), 256n * 2n ** 20n);
+      const avail = new StructView(vfio_iommu_type1_info_dma_avail, full.bytes.subarray(caps[VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL]));
+      t.equal(avail.num('avail'), 65535);
+      const at = caps[VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE]!;
+      const iov = new StructView(vfio_iommu_type1_info_cap_iova_range, full.bytes.subarray(at));
+      t.equal(iov.num('nr_iovas'), 2);
+      const ranges = [0, 1].map((i) => {
+        const v = new StructView(vfio_iova_range, full.bytes.subarray(at + 16 + 16 * i));
+        return [v.big('start'), v.big('end')];
+      });
+      t.same(ranges, [[0n, BigInt(variant.msiWindow[0] - 1)], [BigInt(variant.msiWindow[1] + 1), BigInt(variant.apertureEnd)]], 'the MSI window is carved out');
+    });
+
+    t.test('IOMMU_GET_INFO: argsz below 16 is EINVAL; a buffer shorter than argsz claims is EFAULT', async (t) => {
+      const f = variant.setup();
+      const { p } = f;
+      const [c] = openTyped(p, f.groupOf(f.dma));
+      t.equal(info(p, c, 15, 24).r, -EINVAL);
+      t.equal(info(p, c, 200, 24).r, -EFAULT);
+      const sixteen = info(p, c, 16, 16);
+      t.equal(sixteen.r, 0, 'the first 16 bytes are enough');
+      t.equal(new StructView(vfio_iommu_type1_info, sixteen.bytes).big('iova_pgsizes'), BigInt(variant.pgsizes));
+    });
+
+    t.test('DMA available counts down with each mapping', async (t) => {
+      const f = variant.setup({ vfio: { dmaEntryLimit: 10 } });
+      const { p } = f;
+      const [c] = openTyped(p, f.groupOf(f.dma));
+      const va = p.mmap(PAGE, { populate: true });
+      t.equal(map(p, c, { vaddr: va, iova: 0, size: PAGE }), 0);
+      const { bytes, v } = info(p, c, 200);
+      const avail = new StructView(vfio_iommu_type1_info_dma_avail, bytes.subarray(24 + 32));
+      t.equal(v.num('flags') & VFIO_IOMMU_INFO_CAPS, VFIO_IOMMU_INFO_CAPS);
+      t.equal(avail.num('avail'), 9);
+      void VFIO_IOMMU_MAP_DMA;
+    });
   });
 }
-
-t.test('IOMMU_GET_INFO: argsz below 16 is EINVAL; a buffer shorter than argsz claims is EFAULT', async (t) => {
-  const f = setup();
-  const { p } = f;
-  const [c] = openTyped(p, f.groupOf(f.dma));
-  t.equal(info(p, c, 15, 24).r, -EINVAL);
-  t.equal(info(p, c, 200, 24).r, -EFAULT);
-  const sixteen = info(p, c, 16, 16);
-  t.equal(sixteen.r, 0, 'the first 16 bytes are enough');
-  t.equal(new StructView(vfio_iommu_type1_info, sixteen.bytes).big('iova_pgsizes'), BigInt(PAGE | 2 ** 21 | 2 ** 30));
-});
-
-t.test('DMA available counts down with each mapping', async (t) => {
-  const f = setup({ vfio: { dmaEntryLimit: 10 } });
-  const { p } = f;
-  const [c] = openTyped(p, f.groupOf(f.dma));
-  const va = p.mmap(PAGE, { populate: true });
-  t.equal(map(p, c, { vaddr: va, iova: 0, size: PAGE }), 0);
-  const { bytes, v } = info(p, c, 200);
-  const avail = new StructView(vfio_iommu_type1_info_dma_avail, bytes.subarray(24 + 32));
-  t.equal(v.num('flags') & VFIO_IOMMU_INFO_CAPS, VFIO_IOMMU_INFO_CAPS);
-  t.equal(avail.num('avail'), 9);
-  void VFIO_IOMMU_MAP_DMA;
-});

@@ -71,6 +71,12 @@ export interface Fixture {
   bare: BareFunction;
   vdma: VfioPciDevice;
   vbare: VfioPciDevice;
+  /**
+   * A device SVA can bind: the DMA engine (PASID, ATS, PRI) at 00:05.0 on a
+   * real machine, whose IOMMU needs PASID support; the test device itself
+   * under the test driver, which binds anything.
+   */
+  sva: PciFunction;
   p: Process;
   spawn(opts?: SpawnOptions): Process;
   groupOf(fn: PciFunction): number;
@@ -117,6 +123,7 @@ export function setup(opts: SetupOptions = {}): Fixture {
     bare,
     vdma,
     vbare,
+    sva: dma,
     p: spawn(opts.proc),
     spawn,
     groupOf: (fn) => host.iommu.groupOf(fn)!.id,
@@ -141,6 +148,7 @@ export function setupMachine(kind: MachineKind, opts: SetupOptions = {}, machine
     devices: [
       { bdf: '0000:00:01.0', kind: 'test-device', name: 'td0' },
       { bdf: '0000:00:02.0', kind: () => new BareFunction('bare', {}, [{ kind: 'mem32', size: 0x1000 }]), name: 'bare' },
+      { bdf: '0000:00:05.0', kind: 'dma-engine', name: 'sva0' },
       ...(opts.plug ?? []).map(({ bdf, fn }) => ({ bdf, kind: () => fn, name: fn.name })),
     ],
   });
@@ -160,6 +168,7 @@ export function setupMachine(kind: MachineKind, opts: SetupOptions = {}, machine
     bare,
     vdma: vfioOf(dma),
     vbare: vfioOf(bare),
+    sva: m.device('0000:00:05.0'),
     p: spawn(opts.proc),
     spawn,
     groupOf: (fn) => host.iommu.groupOf(fn)!.id,
@@ -239,7 +248,7 @@ export const VARIANTS: readonly Variant[] = [
     real: true,
     skips: new Set(),
     msiWindow: VTD_MSI,
-    apertureEnd: 2 ** 48 - 1,
+    apertureEnd: 2 ** 47 - 1, // a first-stage domain keeps to the canonical lower half (intel-iommu gaw - 1)
     pgsizes: PGSIZES,
     unmappedFault: 'DMAR_SM_FS_PTE_NOT_PRESENT', // paging domains use the first stage in scalable mode
     heavy: true,

@@ -1,78 +1,83 @@
 import t from 'tap';
 import { ENOMEM } from '../../src/host/errno.ts';
 import { VFIO_GROUP_UNSET_CONTAINER } from '../../src/uapi/vfio.ts';
-import { domainOf, map, openTyped, PAGE, setup, unmap } from './fixture.ts';
+import { domainOf, map, openTyped, PAGE, unmap, VARIANTS } from './fixture.ts';
 
-t.test('each pinned page is charged to RLIMIT_MEMLOCK; over the limit is ENOMEM with nothing left pinned', async (t) => {
-  const f = setup({ proc: { memlockLimit: 16 * PAGE } });
-  const { p } = f;
-  const [c] = openTyped(p, f.groupOf(f.dma));
-  const va = p.mmap(2048 * PAGE, { populate: true });
-  t.equal(map(p, c, { vaddr: va, iova: 0x10_0000, size: 10 * PAGE }), 0);
-  t.equal(p.mm.lockedVm, 10);
-  t.equal(map(p, c, { vaddr: va + BigInt(10 * PAGE), iova: 0x20_0000, size: 7 * PAGE }), -ENOMEM);
-  t.equal(p.mm.lockedVm, 10, 'the failed map charged nothing');
-  t.equal(p.mm.pinnedVm, 10, 'and pinned nothing');
-  t.equal(map(p, c, { vaddr: va + BigInt(10 * PAGE), iova: 0x20_0000, size: 6 * PAGE }), 0, 'exactly at the limit');
-  t.equal(p.mm.lockedVm, 16);
-  t.equal(map(p, c, { vaddr: va, iova: 0x1000_0000, size: 2048 * PAGE }), -ENOMEM, 'a big map fails after its first batch');
-  t.equal(p.mm.pinnedVm, 16);
-  t.equal(domainOf(f, f.dma).iovaToPhys(0x1000_0000), -1);
-});
+for (const v of VARIANTS) {
+  t.test(v.name, async (t) => {
 
-t.test('CAP_IPC_LOCK is not limited (but still counted)', async (t) => {
-  const f = setup({ proc: { memlockLimit: PAGE, capIpcLock: true } });
-  const { p } = f;
-  const [c] = openTyped(p, f.groupOf(f.dma));
-  const va = p.mmap(64 * PAGE, { populate: true });
-  t.equal(map(p, c, { vaddr: va, iova: 0x10_0000, size: 64 * PAGE }), 0);
-  t.equal(p.mm.lockedVm, 64);
-});
+    t.test('each pinned page is charged to RLIMIT_MEMLOCK; over the limit is ENOMEM with nothing left pinned', async (t) => {
+      const f = v.setup({ proc: { memlockLimit: 16 * PAGE } });
+      const { p } = f;
+      const [c] = openTyped(p, f.groupOf(f.dma));
+      const va = p.mmap(2048 * PAGE, { populate: true });
+      t.equal(map(p, c, { vaddr: va, iova: 0x10_0000, size: 10 * PAGE }), 0);
+      t.equal(p.mm.lockedVm, 10);
+      t.equal(map(p, c, { vaddr: va + BigInt(10 * PAGE), iova: 0x20_0000, size: 7 * PAGE }), -ENOMEM);
+      t.equal(p.mm.lockedVm, 10, 'the failed map charged nothing');
+      t.equal(p.mm.pinnedVm, 10, 'and pinned nothing');
+      t.equal(map(p, c, { vaddr: va + BigInt(10 * PAGE), iova: 0x20_0000, size: 6 * PAGE }), 0, 'exactly at the limit');
+      t.equal(p.mm.lockedVm, 16);
+      t.equal(map(p, c, { vaddr: va, iova: 0x1000_0000, size: 2048 * PAGE }), -ENOMEM, 'a big map fails after its first batch');
+      t.equal(p.mm.pinnedVm, 16);
+      t.equal(domainOf(f, f.dma).iovaToPhys(0x1000_0000), -1);
+    });
 
-t.test('locked memory is released on unmap', async (t) => {
-  const f = setup();
-  const { p } = f;
-  const [c] = openTyped(p, f.groupOf(f.dma));
-  const va = p.mmap(8 * PAGE, { populate: true });
-  t.equal(map(p, c, { vaddr: va, iova: 0x10_0000, size: 8 * PAGE }), 0);
-  t.same(unmap(p, c, { iova: 0x10_0000, size: 8 * PAGE }), [0, BigInt(8 * PAGE)]);
-  t.equal(p.mm.lockedVm, 0);
-  t.equal(p.mm.pinnedVm, 0);
-});
+    t.test('CAP_IPC_LOCK is not limited (but still counted)', async (t) => {
+      const f = v.setup({ proc: { memlockLimit: PAGE, capIpcLock: true } });
+      const { p } = f;
+      const [c] = openTyped(p, f.groupOf(f.dma));
+      const va = p.mmap(64 * PAGE, { populate: true });
+      t.equal(map(p, c, { vaddr: va, iova: 0x10_0000, size: 64 * PAGE }), 0);
+      t.equal(p.mm.lockedVm, 64);
+    });
 
-t.test('locked memory and pins are released when the container goes (last group leaves, all fds closed)', async (t) => {
-  const f = setup();
-  const { p } = f;
-  const [c, g] = openTyped(p, f.groupOf(f.dma));
-  const va = p.mmap(8 * PAGE, { populate: true });
-  t.equal(map(p, c, { vaddr: va, iova: 0x10_0000, size: 8 * PAGE }), 0);
-  t.equal(p.close(c), 0);
-  t.equal(p.mm.lockedVm, 8, 'the group still holds the container');
-  t.equal(p.close(g), 0);
-  t.equal(p.mm.lockedVm, 0);
-  t.equal(p.mm.pinnedVm, 0);
-  t.equal(f.host.iommu.groupOf(f.dma)!.domain, f.host.iommu.groupOf(f.dma)!.defaultDomain, 'back on the default domain');
-});
+    t.test('locked memory is released on unmap', async (t) => {
+      const f = v.setup();
+      const { p } = f;
+      const [c] = openTyped(p, f.groupOf(f.dma));
+      const va = p.mmap(8 * PAGE, { populate: true });
+      t.equal(map(p, c, { vaddr: va, iova: 0x10_0000, size: 8 * PAGE }), 0);
+      t.same(unmap(p, c, { iova: 0x10_0000, size: 8 * PAGE }), [0, BigInt(8 * PAGE)]);
+      t.equal(p.mm.lockedVm, 0);
+      t.equal(p.mm.pinnedVm, 0);
+    });
 
-t.test('UNSET_CONTAINER of the last group releases the IOMMU and its mappings', async (t) => {
-  const f = setup();
-  const { p } = f;
-  const [c, g] = openTyped(p, f.groupOf(f.dma));
-  const va = p.mmap(4 * PAGE, { populate: true });
-  t.equal(map(p, c, { vaddr: va, iova: 0x10_0000, size: 4 * PAGE }), 0);
-  t.equal(p.ioctl(g, VFIO_GROUP_UNSET_CONTAINER, 0), 0);
-  t.equal(p.mm.lockedVm, 0);
-  t.equal(map(p, c, { vaddr: va, iova: 0x10_0000, size: 4 * PAGE }), -22, 'the container is back to no IOMMU');
-});
+    t.test('locked memory and pins are released when the container goes (last group leaves, all fds closed)', async (t) => {
+      const f = v.setup();
+      const { p } = f;
+      const [c, g] = openTyped(p, f.groupOf(f.dma));
+      const va = p.mmap(8 * PAGE, { populate: true });
+      t.equal(map(p, c, { vaddr: va, iova: 0x10_0000, size: 8 * PAGE }), 0);
+      t.equal(p.close(c), 0);
+      t.equal(p.mm.lockedVm, 8, 'the group still holds the container');
+      t.equal(p.close(g), 0);
+      t.equal(p.mm.lockedVm, 0);
+      t.equal(p.mm.pinnedVm, 0);
+      t.equal(f.host.iommu.groupOf(f.dma)!.domain, f.host.iommu.groupOf(f.dma)!.defaultDomain, 'back on the default domain');
+    });
 
-t.test('process exit closes the fds and releases every pin; no page leaks', async (t) => {
-  const f = setup();
-  const inUse = f.host.allocator.pagesInUse;
-  const p = f.spawn();
-  const [c] = openTyped(p, f.groupOf(f.dma));
-  const va = p.mmap(300 * PAGE, { populate: true });
-  t.equal(map(p, c, { vaddr: va, iova: 0x10_0000, size: 300 * PAGE }), 0);
-  p.exit();
-  t.equal(f.board.counters.get('vfio.pinned_pages'), 0);
-  t.equal(f.host.allocator.pagesInUse, inUse, 'every page and table page went back');
-});
+    t.test('UNSET_CONTAINER of the last group releases the IOMMU and its mappings', async (t) => {
+      const f = v.setup();
+      const { p } = f;
+      const [c, g] = openTyped(p, f.groupOf(f.dma));
+      const va = p.mmap(4 * PAGE, { populate: true });
+      t.equal(map(p, c, { vaddr: va, iova: 0x10_0000, size: 4 * PAGE }), 0);
+      t.equal(p.ioctl(g, VFIO_GROUP_UNSET_CONTAINER, 0), 0);
+      t.equal(p.mm.lockedVm, 0);
+      t.equal(map(p, c, { vaddr: va, iova: 0x10_0000, size: 4 * PAGE }), -22, 'the container is back to no IOMMU');
+    });
+
+    t.test('process exit closes the fds and releases every pin; no page leaks', async (t) => {
+      const f = v.setup();
+      const inUse = f.host.allocator.pagesInUse;
+      const p = f.spawn();
+      const [c] = openTyped(p, f.groupOf(f.dma));
+      const va = p.mmap(300 * PAGE, { populate: true });
+      t.equal(map(p, c, { vaddr: va, iova: 0x10_0000, size: 300 * PAGE }), 0);
+      p.exit();
+      t.equal(f.board.counters.get('vfio.pinned_pages'), 0);
+      t.equal(f.host.allocator.pagesInUse, inUse, 'every page and table page went back');
+    });
+  });
+}

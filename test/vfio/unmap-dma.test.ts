@@ -8,81 +8,86 @@ import {
   VFIO_TYPE1_IOMMU,
   vfio_iommu_type1_dma_unmap,
 } from '../../src/uapi/vfio.ts';
-import { domainOf, map, MIB2, openTyped, PAGE, setup, unmap } from './fixture.ts';
+import { domainOf, map, MIB2, openTyped, PAGE, unmap, VARIANTS } from './fixture.ts';
 
-function threeMaps() {
-  const f = setup();
-  const { p } = f;
-  const [c, g] = openTyped(p, f.groupOf(f.dma));
-  const va = p.mmap(16 * PAGE, { populate: true });
-  map(p, c, { vaddr: va, iova: 0x10_0000, size: 4 * PAGE });
-  map(p, c, { vaddr: va, iova: 0x10_4000, size: 2 * PAGE });
-  map(p, c, { vaddr: va, iova: 0x20_0000, size: PAGE });
-  return { f, p, c, g, va };
+for (const v of VARIANTS) {
+  t.test(v.name, async (t) => {
+
+    function threeMaps() {
+      const f = v.setup();
+      const { p } = f;
+      const [c, g] = openTyped(p, f.groupOf(f.dma));
+      const va = p.mmap(16 * PAGE, { populate: true });
+      map(p, c, { vaddr: va, iova: 0x10_0000, size: 4 * PAGE });
+      map(p, c, { vaddr: va, iova: 0x10_4000, size: 2 * PAGE });
+      map(p, c, { vaddr: va, iova: 0x20_0000, size: PAGE });
+      return { f, p, c, g, va };
+    }
+
+    t.test('UNMAP_DMA returns the size unmapped: every mapping inside the range, nothing for an empty range', async (t) => {
+      const { f, p, c } = threeMaps();
+      t.same(unmap(p, c, { iova: 0x30_0000, size: PAGE }), [0, 0n], 'nothing there: success, size 0');
+      t.same(unmap(p, c, { iova: 0x10_0000, size: 0x10_0000 }), [0, BigInt(6 * PAGE)], 'two mappings at once');
+      t.equal(domainOf(f, f.dma).iovaToPhys(0x10_0000), -1);
+      t.equal(domainOf(f, f.dma).iovaToPhys(0x20_0000) >= 0, true, 'the one outside stays');
+      t.equal(p.mm.pinnedVm, 1);
+    });
+
+    t.test('TYPE1v2 refuses to bisect a mapping at either end (EINVAL) and changes nothing', async (t) => {
+      const { f, p, c } = threeMaps();
+      t.same(unmap(p, c, { iova: 0x10_1000, size: 3 * PAGE }), [-EINVAL, BigInt(3 * PAGE)], 'starts inside; the struct is not copied back');
+      t.equal(unmap(p, c, { iova: 0x10_0000, size: 5 * PAGE })[0], -EINVAL, 'ends inside the second');
+      t.equal(p.mm.pinnedVm, 7);
+      t.ok(domainOf(f, f.dma).iovaToPhys(0x10_1000) >= 0);
+    });
+
+    t.test('TYPE1 (v1) keeps the old granularity: an unmap inside a mapping unmaps nothing, one covering its start unmaps all of it', async (t) => {
+      const f = v.setup();
+      const { p } = f;
+      const [c] = openTyped(p, f.groupOf(f.dma), VFIO_TYPE1_IOMMU);
+      const va = p.mmap(4 * PAGE, { populate: true });
+      t.equal(map(p, c, { vaddr: va, iova: 0x10_0000, size: 4 * PAGE }), 0);
+      t.same(unmap(p, c, { iova: 0x10_1000, size: PAGE }), [0, 0n]);
+      t.same(unmap(p, c, { iova: 0x10_0000, size: PAGE }), [0, BigInt(4 * PAGE)]);
+      t.equal(p.mm.pinnedVm, 0);
+    });
+
+    t.test('unmap alignment, zero size and wrap are EINVAL; unknown flags and short argsz are EINVAL', async (t) => {
+      const { p, c } = threeMaps();
+      t.equal(unmap(p, c, { iova: 0x10_0800, size: PAGE })[0], -EINVAL);
+      t.equal(unmap(p, c, { iova: 0x10_0000, size: PAGE + 8 })[0], -EINVAL);
+      t.equal(unmap(p, c, { iova: 0x10_0000, size: 0 })[0], -EINVAL);
+      t.equal(unmap(p, c, { iova: 2n ** 64n - BigInt(PAGE), size: 2 * PAGE })[0], -EINVAL);
+      t.equal(unmap(p, c, { iova: 0x10_0000, size: 4 * PAGE, flags: 1 << 5 })[0], -EINVAL);
+      t.equal(unmap(p, c, { iova: 0x10_0000, size: 4 * PAGE, argsz: vfio_iommu_type1_dma_unmap.size - 1 })[0], -EINVAL);
+      t.equal(p.ioctl(c, VFIO_IOMMU_UNMAP_DMA, new Uint8Array(8)), -EFAULT);
+      t.equal(p.mm.pinnedVm, 7);
+    });
+
+    t.test('UNMAP_ALL takes iova = size = 0, unmaps everything, and cannot be combined with GET_DIRTY_BITMAP', async (t) => {
+      const { p, c } = threeMaps();
+      t.equal(unmap(p, c, { iova: 0x10_0000, size: 0, flags: VFIO_DMA_UNMAP_FLAG_ALL })[0], -EINVAL);
+      t.equal(unmap(p, c, { iova: 0, size: PAGE, flags: VFIO_DMA_UNMAP_FLAG_ALL })[0], -EINVAL);
+      t.equal(unmap(p, c, { iova: 0, size: 0, flags: VFIO_DMA_UNMAP_FLAG_ALL | VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, bitmap: { pgsize: 4096n, size: 8n, data: 0x10000n } })[0], -EINVAL);
+      t.same(unmap(p, c, { iova: 0, size: 0, flags: VFIO_DMA_UNMAP_FLAG_ALL }), [0, BigInt(7 * PAGE)]);
+      t.equal(p.mm.pinnedVm, 0);
+    });
+
+    t.test('unmap removes a 2M-block mapping whole and frees its pins', async (t) => {
+      const f = v.setup();
+      const { p } = f;
+      const [c] = openTyped(p, f.groupOf(f.dma));
+      const va = p.mmap(4 * MIB2, { hugepage: '2M', populate: true });
+      t.equal(map(p, c, { vaddr: va, iova: 0x4000_0000, size: 4 * MIB2 }), 0);
+      t.same(unmap(p, c, { iova: 0x4000_0000, size: 4 * MIB2 }), [0, BigInt(4 * MIB2)]);
+      for (let a = 0; a < 4 * MIB2; a += MIB2) t.equal(domainOf(f, f.dma).iovaToPhys(0x4000_0000 + a), -1);
+      t.equal(p.mm.pinnedVm, 0);
+      t.equal(f.board.counters.get('vfio.pinned_pages'), 0);
+    });
+
+    t.test('VADDR unmap flag cannot be combined with GET_DIRTY_BITMAP (EINVAL)', async (t) => {
+      const { p, c } = threeMaps();
+      t.equal(unmap(p, c, { iova: 0x10_0000, size: 4 * PAGE, flags: VFIO_DMA_UNMAP_FLAG_VADDR | VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, bitmap: { pgsize: 4096n, size: 8n, data: 0x10000n } })[0], -EINVAL);
+    });
+  });
 }
-
-t.test('UNMAP_DMA returns the size unmapped: every mapping inside the range, nothing for an empty range', async (t) => {
-  const { f, p, c } = threeMaps();
-  t.same(unmap(p, c, { iova: 0x30_0000, size: PAGE }), [0, 0n], 'nothing there: success, size 0');
-  t.same(unmap(p, c, { iova: 0x10_0000, size: 0x10_0000 }), [0, BigInt(6 * PAGE)], 'two mappings at once');
-  t.equal(domainOf(f, f.dma).iovaToPhys(0x10_0000), -1);
-  t.equal(domainOf(f, f.dma).iovaToPhys(0x20_0000) >= 0, true, 'the one outside stays');
-  t.equal(p.mm.pinnedVm, 1);
-});
-
-t.test('TYPE1v2 refuses to bisect a mapping at either end (EINVAL) and changes nothing', async (t) => {
-  const { f, p, c } = threeMaps();
-  t.same(unmap(p, c, { iova: 0x10_1000, size: 3 * PAGE }), [-EINVAL, BigInt(3 * PAGE)], 'starts inside; the struct is not copied back');
-  t.equal(unmap(p, c, { iova: 0x10_0000, size: 5 * PAGE })[0], -EINVAL, 'ends inside the second');
-  t.equal(p.mm.pinnedVm, 7);
-  t.ok(domainOf(f, f.dma).iovaToPhys(0x10_1000) >= 0);
-});
-
-t.test('TYPE1 (v1) keeps the old granularity: an unmap inside a mapping unmaps nothing, one covering its start unmaps all of it', async (t) => {
-  const f = setup();
-  const { p } = f;
-  const [c] = openTyped(p, f.groupOf(f.dma), VFIO_TYPE1_IOMMU);
-  const va = p.mmap(4 * PAGE, { populate: true });
-  t.equal(map(p, c, { vaddr: va, iova: 0x10_0000, size: 4 * PAGE }), 0);
-  t.same(unmap(p, c, { iova: 0x10_1000, size: PAGE }), [0, 0n]);
-  t.same(unmap(p, c, { iova: 0x10_0000, size: PAGE }), [0, BigInt(4 * PAGE)]);
-  t.equal(p.mm.pinnedVm, 0);
-});
-
-t.test('unmap alignment, zero size and wrap are EINVAL; unknown flags and short argsz are EINVAL', async (t) => {
-  const { p, c } = threeMaps();
-  t.equal(unmap(p, c, { iova: 0x10_0800, size: PAGE })[0], -EINVAL);
-  t.equal(unmap(p, c, { iova: 0x10_0000, size: PAGE + 8 })[0], -EINVAL);
-  t.equal(unmap(p, c, { iova: 0x10_0000, size: 0 })[0], -EINVAL);
-  t.equal(unmap(p, c, { iova: 2n ** 64n - BigInt(PAGE), size: 2 * PAGE })[0], -EINVAL);
-  t.equal(unmap(p, c, { iova: 0x10_0000, size: 4 * PAGE, flags: 1 << 5 })[0], -EINVAL);
-  t.equal(unmap(p, c, { iova: 0x10_0000, size: 4 * PAGE, argsz: vfio_iommu_type1_dma_unmap.size - 1 })[0], -EINVAL);
-  t.equal(p.ioctl(c, VFIO_IOMMU_UNMAP_DMA, new Uint8Array(8)), -EFAULT);
-  t.equal(p.mm.pinnedVm, 7);
-});
-
-t.test('UNMAP_ALL takes iova = size = 0, unmaps everything, and cannot be combined with GET_DIRTY_BITMAP', async (t) => {
-  const { p, c } = threeMaps();
-  t.equal(unmap(p, c, { iova: 0x10_0000, size: 0, flags: VFIO_DMA_UNMAP_FLAG_ALL })[0], -EINVAL);
-  t.equal(unmap(p, c, { iova: 0, size: PAGE, flags: VFIO_DMA_UNMAP_FLAG_ALL })[0], -EINVAL);
-  t.equal(unmap(p, c, { iova: 0, size: 0, flags: VFIO_DMA_UNMAP_FLAG_ALL | VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, bitmap: { pgsize: 4096n, size: 8n, data: 0x10000n } })[0], -EINVAL);
-  t.same(unmap(p, c, { iova: 0, size: 0, flags: VFIO_DMA_UNMAP_FLAG_ALL }), [0, BigInt(7 * PAGE)]);
-  t.equal(p.mm.pinnedVm, 0);
-});
-
-t.test('unmap removes a 2M-block mapping whole and frees its pins', async (t) => {
-  const f = setup();
-  const { p } = f;
-  const [c] = openTyped(p, f.groupOf(f.dma));
-  const va = p.mmap(4 * MIB2, { hugepage: '2M', populate: true });
-  t.equal(map(p, c, { vaddr: va, iova: 0x4000_0000, size: 4 * MIB2 }), 0);
-  t.same(unmap(p, c, { iova: 0x4000_0000, size: 4 * MIB2 }), [0, BigInt(4 * MIB2)]);
-  for (let a = 0; a < 4 * MIB2; a += MIB2) t.equal(domainOf(f, f.dma).iovaToPhys(0x4000_0000 + a), -1);
-  t.equal(p.mm.pinnedVm, 0);
-  t.equal(f.board.counters.get('vfio.pinned_pages'), 0);
-});
-
-t.test('VADDR unmap flag cannot be combined with GET_DIRTY_BITMAP (EINVAL)', async (t) => {
-  const { p, c } = threeMaps();
-  t.equal(unmap(p, c, { iova: 0x10_0000, size: 4 * PAGE, flags: VFIO_DMA_UNMAP_FLAG_VADDR | VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, bitmap: { pgsize: 4096n, size: 8n, data: 0x10000n } })[0], -EINVAL);
-});
