@@ -37,8 +37,9 @@ t.test('random probability plans (drop, delay, corrupt, fail) never make the ker
   const inputs = [...randomPlans('virt-smmuv3', seeds), ...randomPlans('q35-vtd', seeds)];
   const s = await runCampaign({ scenario: SCENARIOS.planOnOperation, jobs: inputs.map((input, id) => ({ id, input })), workers: 2, timeoutMs: 60_000 });
   t.equal(s.results.length, inputs.length);
-  // Corrupting a fetched STE or dropping an invalidation may legitimately break translations ('broken' is a finding of the campaign, listed with its replay input); an exception or a hang never is.
-  t.same(s.failures.filter((f) => f.outcome !== 'broken'), [], formatSummary(s));
+  // Corrupting a fetched STE or dropping an invalidation leaves caches stale, which the architecture permits: such runs
+  // are 'permitted' (src/fault/classify.ts), not failures. Anything broken, thrown or hung is.
+  t.same(s.failures, [], formatSummary(s));
   t.pass(formatSummary(s).split('\n')[0]!);
 });
 

@@ -33,6 +33,7 @@ export interface CampaignOptions<I> {
 export interface PointTally {
   survived: number;
   errored: number;
+  permitted: number;
   broken: number;
   exception: number;
   timeout: number;
@@ -54,12 +55,12 @@ export interface CampaignSummary<I> {
   byPoint: Record<string, PointTally>;
   /** Runs in which nothing was injected. */
   uninjected: number;
-  /** Every broken, exception and timeout run, with the input to replay it. */
+  /** Every broken, exception and timeout run, with the input to replay it ('permitted' runs are not failures). */
   failures: CampaignFailure<I>[];
   results: { id: number; result: ScenarioResult; ms: number }[];
 }
 
-const emptyTally = (): PointTally => ({ survived: 0, errored: 0, broken: 0, exception: 0, timeout: 0 });
+const emptyTally = (): PointTally => ({ survived: 0, errored: 0, permitted: 0, broken: 0, exception: 0, timeout: 0 });
 
 /** tsx's ESM API, resolved from this package (an eval worker resolves bare names from the working directory). */
 function tsxApi(): string {
@@ -143,7 +144,7 @@ export async function runCampaign<I>(opts: CampaignOptions<I>): Promise<Campaign
   });
 
   results.sort((a, b) => a.id - b.id);
-  const byOutcome: Record<Outcome, number> = { survived: 0, errored: 0, broken: 0, exception: 0, timeout: 0 };
+  const byOutcome: Record<Outcome, number> = { survived: 0, errored: 0, permitted: 0, broken: 0, exception: 0, timeout: 0 };
   const byPoint: Record<string, PointTally> = {};
   const failures: CampaignFailure<I>[] = [];
   let uninjected = 0;
@@ -168,10 +169,12 @@ export function formatSummary<I>(s: CampaignSummary<I>): string {
   ];
   const pts = Object.keys(s.byPoint).sort();
   if (pts.length > 0) {
-    lines.push('point                              survived errored broken exception timeout');
+    lines.push('point                              survived errored permitted broken exception timeout');
     for (const p of pts) {
       const t = s.byPoint[p]!;
-      lines.push(`${p.padEnd(34)} ${String(t.survived).padStart(8)} ${String(t.errored).padStart(7)} ${String(t.broken).padStart(6)} ${String(t.exception).padStart(9)} ${String(t.timeout).padStart(7)}`);
+      lines.push(
+        `${p.padEnd(34)} ${String(t.survived).padStart(8)} ${String(t.errored).padStart(7)} ${String(t.permitted).padStart(9)} ${String(t.broken).padStart(6)} ${String(t.exception).padStart(9)} ${String(t.timeout).padStart(7)}`,
+      );
     }
   }
   for (const f of s.failures) lines.push(`FAIL #${f.id} ${f.outcome}: ${f.detail.split('\n')[0]}\n  replay input: ${JSON.stringify(f.input)}`);

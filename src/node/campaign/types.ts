@@ -6,6 +6,13 @@ export type Outcome =
   | 'survived'
   /** A step failed cleanly (an errno, a DMA fault) and every invariant holds. */
   | 'errored'
+  /**
+   * Invariants probed through the caches failed, but only as the architecture
+   * allows: an injection left a cache stale (a corrupted-but-valid STE kept
+   * until CFGI, an invalidation that never executed) and every violation went
+   * away once the caches were flushed (src/fault/classify.ts). Not a failure.
+   */
+  | 'permitted'
   /** An invariant was violated (or the result disagreed with the reference model). */
   | 'broken'
   /** An exception escaped the emulated kernel or a model. */
