@@ -132,3 +132,12 @@ t.test('--machine all (npm start) runs the scenario on both machines: one trace 
   t.match(sw.err, /\[2\/2\] pages=2 on q35-vtd: ok/);
   t.equal(sw.out.trim().split('\n').length, 3, 'a header and one row per machine');
 });
+
+t.test('points lists every injection point of src/fault/points.ts with its description', async (t) => {
+  const { INJECTION_POINTS } = await import('../../src/fault/points.ts');
+  const r = await cli('points');
+  t.equal(r.code, 0);
+  const names = Object.keys(INJECTION_POINTS);
+  t.match(r.out, new RegExp(`^${names.length} injection points`));
+  for (const n of names) t.match(r.out, `  ${n} `, n);
+});

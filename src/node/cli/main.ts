@@ -8,6 +8,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { PlanError, type FaultPlan } from '../../fault/plan.ts';
 import { formatViolations } from '../../fault/invariants.ts';
 import { readPlanFile } from '../fault-plan-file.ts';
+import { INJECTION_POINTS } from '../../fault/points.ts';
 import { renderReports, fmtNs } from '../report/html.ts';
 import { hitRates, stats, descriptorLatencies, summaryRow } from '../report/figures.ts';
 import { loadScenario, SCENARIO_DIR } from './load.ts';
@@ -29,6 +30,7 @@ Usage:
   ioemu sweep <scenario> --param name=v1,v2,... [options]
                                       run it once per value, write a CSV
   ioemu list                          list the scenarios in scenarios/ and the parameters
+  ioemu points                        list the fault-injection points (for --inject plans)
   ioemu help [command]                this text, or a command's
 
 A <scenario> is a name in scenarios/ (e.g. "default"), or a path to a .ts
@@ -267,6 +269,15 @@ async function cmdList(io: Io): Promise<number> {
   return EXIT.OK;
 }
 
+/** Every injection point a plan may name (src/fault/points.ts), with what failing it means. */
+function cmdPoints(io: Io): number {
+  const names = Object.keys(INJECTION_POINTS).sort();
+  io.out(`${names.length} injection points (src/fault/points.ts); a plan rule names one in "point":\n`);
+  const w = Math.max(...names.map((n) => n.length));
+  for (const n of names) io.out(`  ${n.padEnd(w)}  ${INJECTION_POINTS[n as keyof typeof INJECTION_POINTS]}\n`);
+  return EXIT.OK;
+}
+
 export async function main(argv: string[], io: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
@@ -277,6 +288,8 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
         return await cmdSweep(rest, io);
       case 'list':
         return await cmdList(io);
+      case 'points':
+        return cmdPoints(io);
       case undefined:
       case 'help':
       case '-h':
