@@ -55,8 +55,11 @@ export interface DriverDomain {
   iotlbSync?(gather: IotlbGather): void;
   flushIotlbAll?(): void;
   setDirtyTracking?(enable: boolean): number;
-  /** Read and (unless noClear) clear dirty state for [iova, iova+size): calls `mark` for each dirty page. */
-  readAndClearDirty?(iova: number, size: number, noClear: boolean, mark: (iova: number, size: number) => void): number;
+  /**
+   * Read and (unless noClear) clear dirty state for [iova, iova+size): calls `mark` for each dirty page.
+   * Without `mark` it only clears (Linux's dirty bitmap with no bitmap: iopt_clear_dirty_data on enable).
+   */
+  readAndClearDirty?(iova: number, size: number, noClear: boolean, mark?: (iova: number, size: number) => void): number;
   /** Nested: invalidate the guest's stage-1 caches from user-supplied vendor entries. */
   cacheInvalidateUser?(type: number, entries: Uint8Array, entrySize: number, count: number): { done: number; err: number };
   /** Statistics a front end and the bench read. */
@@ -94,6 +97,26 @@ export interface HwInfo {
   capabilities: number;
 }
 
+/** What iommufd tells a vIOMMU about its vDEVICEs (iommufd_viommu_find_dev / iommufd_viommu_get_vdev_id). */
+export interface ViommuVdevs {
+  /** The device bound to virtual ID `virtId` (e.g. a vSID) in this vIOMMU. */
+  findDev(virtId: number): PciFunction | undefined;
+  /** The virtual ID of a device in this vIOMMU. */
+  virtIdOf(dev: PciFunction): number | undefined;
+}
+
+/** A driver's vIOMMU (the driver part of struct iommufd_viommu, its iommufd_viommu_ops). */
+export interface DriverViommu {
+  /** alloc_domain_nested: a nested domain from the user's vendor data (`flags` without FAULT_ID_VALID). */
+  allocDomainNested(dev: PciFunction, flags: number, dataType: number, data: Uint8Array): DriverDomain | number;
+  /**
+   * cache_invalidate: `count` entries of `entryLen` bytes, copied from the user by `copy` when
+   * the driver is ready for them (-EFAULT); `done` is how many were handled.
+   */
+  cacheInvalidate(type: number, entryLen: number, count: number, copy: () => Uint8Array | number): { done: number; err: number };
+  free(): void;
+}
+
 /** An IOMMU instance's driver (Linux struct iommu_ops + struct iommu_device). */
 export interface IommuDriver {
   readonly name: string;
@@ -105,6 +128,10 @@ export interface IommuDriver {
   domainAllocPaging(dev: PciFunction, flags: PagingDomainFlags): DriverDomain | number;
   domainAllocSva?(dev: PciFunction, mm: Mm): DriverDomain | number;
   domainAllocNested?(dev: PciFunction, parent: DriverDomain, dataType: number, data: Uint8Array): DriverDomain | number;
+  /** get_viommu_size() != 0: can this device's IOMMU back a vIOMMU of this IOMMU_VIOMMU_TYPE_*? */
+  viommuSupported?(dev: PciFunction, type: number): boolean;
+  /** viommu_init(): a vIOMMU over the nest-parent `parent`; -errno when the parent is not usable. */
+  viommuAlloc?(dev: PciFunction, parent: DriverDomain, type: number, vdevs: ViommuVdevs): DriverViommu | number;
   readonly identityDomain?: DriverDomain;
   readonly blockedDomain: DriverDomain;
   getResvRegions(dev: PciFunction): ResvRegion[];

@@ -10,6 +10,7 @@ import { IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HW
 import type { StructView } from '../uapi/struct.ts';
 import type { VfioDeviceFile } from '../vfio/device-file.ts';
 import type { FaultQueue } from './fault.ts';
+import { destroyVdeviceOf, Viommu, viommuHwptAlloc } from './viommu.ts';
 import { Hwpt, HwptNested, HwptPaging, Ioas, IommufdDevice, type IommufdCtx } from './objects.ts';
 
 type Respond = () => number;
@@ -29,6 +30,7 @@ export function bindDevice(ctx: IommufdCtx, file: VfioDeviceFile): IommufdDevice
 
 export function unbindDevice(dev: IommufdDevice): void {
   const ctx = dev.ctx;
+  destroyVdeviceOf(dev);
   for (const pasid of [...dev.pasids.keys()]) detachDevice(dev, pasid);
   detachDevice(dev);
   ctx.host.iommu.releaseDmaOwner(dev.group, ctx);
@@ -158,7 +160,7 @@ export function hwptAlloc(ctx: IommufdCtx, v: StructView<keyof typeof iommu_hwpt
   if ((flags & ~HWPT_FLAGS) !== 0 || v.num('__reserved') !== 0 || v.num('__reserved2') !== 0) return -EOPNOTSUPP;
   const dataType = v.num('data_type');
   const dataLen = v.num('data_len');
-  if (dataType === IOMMU_HWPT_DATA_NONE && dataLen !== 0) return -EINVAL;
+  if ((dataType === IOMMU_HWPT_DATA_NONE) !== (dataLen === 0)) return -EINVAL;
   const dev = ctx.get<IommufdDevice>(v.num('dev_id'), 'device');
   if (typeof dev === 'number') return dev;
   const pt = ctx.get(v.num('pt_id'));
@@ -185,6 +187,10 @@ export function hwptAlloc(ctx: IommufdCtx, v: StructView<keyof typeof iommu_hwpt
     if (typeof d === 'number') return d;
     pt.refs++;
     hwpt = ctx.add(new HwptNested(d, pt));
+  } else if (pt instanceof Viommu) {
+    const h = viommuHwptAlloc(ctx, dev, pt, v, proc);
+    if (typeof h === 'number') return h;
+    hwpt = h;
   } else return -EINVAL;
   if (fault !== undefined) installFault(ctx, hwpt, fault);
   v.setNum('out_hwpt_id', hwpt.id);

@@ -4,7 +4,8 @@
  * paging HWPTs (-EOPNOTSUPP unless the HWPT was allocated with
  * IOMMU_HWPT_ALLOC_DIRTY_TRACKING and its driver implements dirty tracking),
  * and HWPT_INVALIDATE on nested HWPTs (handed to the domain's
- * cacheInvalidateUser; -EOPNOTSUPP where there is none).
+ * cacheInvalidateUser; -EOPNOTSUPP where there is none) and on vIOMMUs
+ * (handed to the driver's vIOMMU cache_invalidate).
  */
 import { EFAULT, EINVAL, EOPNOTSUPP, EOVERFLOW } from '../host/errno.ts';
 import type { Process } from '../host/process.ts';
@@ -19,12 +20,16 @@ import type { StructView } from '../uapi/struct.ts';
 import { IOVA_MAX } from './io-pagetable.ts';
 import type { Respond } from './ioas.ts';
 import { HwptNested, type HwptPaging, type IommufdCtx } from './objects.ts';
+import { Viommu } from './viommu.ts';
 
 type View<D> = D extends { fields: Readonly<Record<infer F extends string, unknown>> } ? StructView<F> : never;
 
-/** Dirty tracking currently enabled, per HWPT. */
-const tracking = new WeakSet<HwptPaging>();
-
+/**
+ * iopt_set_dirty_tracking(): enabling first clears the dirty state of every
+ * mapped area (iopt_clear_dirty_data, then one flush per area inside the
+ * driver), so the user sees the writes from now on; then the driver's
+ * set_dirty_tracking. Like the kernel, enabling twice clears again.
+ */
 export function setDirtyTracking(ctx: IommufdCtx, v: View<typeof iommu_hwpt_set_dirty_tracking>, respond: Respond): number {
   const flags = v.num('flags');
   if ((flags & ~IOMMU_HWPT_DIRTY_TRACKING_ENABLE) !== 0 || v.num('__reserved') !== 0) return -EOPNOTSUPP;
@@ -33,11 +38,14 @@ export function setDirtyTracking(ctx: IommufdCtx, v: View<typeof iommu_hwpt_set_
   const drv = hwpt.domain.driver;
   if (!hwpt.dirtyTracking || drv.setDirtyTracking === undefined) return -EOPNOTSUPP;
   const enable = (flags & IOMMU_HWPT_DIRTY_TRACKING_ENABLE) !== 0;
-  if (enable === tracking.has(hwpt)) return 0;
+  if (enable && drv.readAndClearDirty !== undefined) {
+    for (const n of hwpt.ioas.iopt.areas.all()) {
+      const r = drv.readAndClearDirty(n.value.iova, n.value.length, false);
+      if (r < 0) return r;
+    }
+  }
   const r = drv.setDirtyTracking(enable);
   if (r < 0) return r;
-  if (enable) tracking.add(hwpt);
-  else tracking.delete(hwpt);
   return respond();
 }
 
@@ -84,12 +92,21 @@ export function hwptInvalidate(ctx: IommufdCtx, v: View<typeof iommu_hwpt_invali
   if (num !== 0 && (v.big('data_uptr') === 0n || len === 0)) rc = -EINVAL;
   else {
     const obj = ctx.get(v.num('hwpt_id'));
+    const copy = (): Uint8Array | number => {
+      const d = num === 0 ? new Uint8Array(0) : proc.copyFromUser(v.big('data_uptr'), len * num);
+      return typeof d === 'number' ? -EFAULT : d;
+    };
     if (typeof obj === 'number') rc = obj;
-    else if (!(obj instanceof HwptNested)) rc = -EINVAL;
+    else if (obj instanceof Viommu) {
+      // viommu->ops->cache_invalidate: the driver copies the array when it is ready for it.
+      const r = obj.driver.cacheInvalidate(v.num('data_type'), len, num, copy);
+      done = r.done;
+      rc = r.err;
+    } else if (!(obj instanceof HwptNested)) rc = -EINVAL;
     else if (obj.domain.driver.cacheInvalidateUser === undefined) rc = -EOPNOTSUPP;
     else {
-      const data = num === 0 ? new Uint8Array(0) : proc.copyFromUser(v.big('data_uptr'), len * num);
-      if (typeof data === 'number') rc = -EFAULT;
+      const data = copy();
+      if (typeof data === 'number') rc = data;
       else {
         const r = obj.domain.driver.cacheInvalidateUser(v.num('data_type'), data, len, num);
         done = r.done;

@@ -60,6 +60,8 @@ import { attachDevice, bindDevice, detachDevice, getHwInfo, hwptAlloc, unbindDev
 import { EBADFD } from '../host/errno.ts';
 import { FaultFile, FaultQueue } from './fault.ts';
 import { getDirtyBitmap, hwptInvalidate, setDirtyTracking } from './hwpt.ts';
+import { IOMMU_VDEVICE_ALLOC, IOMMU_VIOMMU_ALLOC, iommu_vdevice_alloc, iommu_viommu_alloc } from '../uapi/iommufd.ts';
+import { vdeviceAlloc, viommuAlloc } from './viommu.ts';
 import { ioasAlloc, ioasAllowIovas, ioasCopy, ioasIovaRanges, ioasMap, ioasUnmap, option, type Respond } from './ioas.ts';
 import { Ioas, IommufdCtx, type IommufdDevice } from './objects.ts';
 
@@ -93,6 +95,8 @@ const OPS = new Map<number, Op>([
   [IOMMU_HWPT_GET_DIRTY_BITMAP, { def: iommu_hwpt_get_dirty_bitmap, min: end(iommu_hwpt_get_dirty_bitmap, 'data'), run: (c, v, r, p) => getDirtyBitmap(c, v, r, p) }],
   [IOMMU_HWPT_INVALIDATE, { def: iommu_hwpt_invalidate, min: end(iommu_hwpt_invalidate, '__reserved'), run: (c, v, r, p) => hwptInvalidate(c, v, r, p) }],
   [IOMMU_FAULT_QUEUE_ALLOC, { def: iommu_fault_alloc, min: end(iommu_fault_alloc, 'out_fault_fd'), run: (c, v, r, p) => faultAlloc(c, v, r, p) }],
+  [IOMMU_VIOMMU_ALLOC, { def: iommu_viommu_alloc, min: end(iommu_viommu_alloc, 'out_viommu_id'), run: (c, v, r) => viommuAlloc(c, v, r) }],
+  [IOMMU_VDEVICE_ALLOC, { def: iommu_vdevice_alloc, min: end(iommu_vdevice_alloc, 'virt_id'), run: (c, v, r) => vdeviceAlloc(c, v, r) }],
 ]);
 
 /** IOMMU_DESTROY: -ENOENT for an unknown ID, -EBUSY while anything holds the object. */

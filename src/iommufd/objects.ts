@@ -14,7 +14,7 @@ import type { VfioDeviceFile } from '../vfio/device-file.ts';
 import type { FaultQueue } from './fault.ts';
 import { IoPagetable, type AccountMode } from './io-pagetable.ts';
 
-export type ObjType = 'ioas' | 'hwpt_paging' | 'hwpt_nested' | 'device' | 'fault';
+export type ObjType = 'ioas' | 'hwpt_paging' | 'hwpt_nested' | 'device' | 'fault' | 'viommu' | 'vdevice';
 
 export abstract class IommufdObject {
   id = 0;

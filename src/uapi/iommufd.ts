@@ -280,3 +280,39 @@ export const vfio_device_detach_iommufd_pt = defineStruct('vfio_device_detach_io
   ['pasid', 'u32'],
 ]);
 export const VFIO_DEVICE_DETACH_PASID = 1 << 0;
+
+// --- vIOMMU, vDEVICE and ARM SMMUv3 nesting (iommufd.h, v6.13+) ------------------------
+/** enum iommu_viommu_type */
+export const IOMMU_VIOMMU_TYPE_DEFAULT = 0;
+export const IOMMU_VIOMMU_TYPE_ARM_SMMUV3 = 1;
+/** enum iommu_hwpt_invalidate_data_type */
+export const IOMMU_HWPT_INVALIDATE_DATA_VTD_S1 = 0;
+export const IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3 = 1;
+
+/** struct iommu_viommu_alloc (data_len/__reserved/data_uptr appended in v6.16; the minimum size ends at out_viommu_id) */
+export const iommu_viommu_alloc = defineStruct('iommu_viommu_alloc', [
+  ['size', 'u32'],
+  ['flags', 'u32'],
+  ['type', 'u32'],
+  ['dev_id', 'u32'],
+  ['hwpt_id', 'u32'],
+  ['out_viommu_id', 'u32'],
+  ['data_len', 'u32'],
+  ['__reserved', 'u32'],
+  ['data_uptr', 'u64'],
+]);
+
+/** struct iommu_vdevice_alloc (the minimum size ends at virt_id) */
+export const iommu_vdevice_alloc = defineStruct('iommu_vdevice_alloc', [
+  ['size', 'u32'],
+  ['viommu_id', 'u32'],
+  ['dev_id', 'u32'],
+  ['out_vdevice_id', 'u32'],
+  ['virt_id', 'u64'],
+]);
+
+/** struct iommu_hwpt_arm_smmuv3 { __aligned_le64 ste[2]; }: the guest's STE dwords 0-1 (IOMMU_HWPT_DATA_ARM_SMMUV3) */
+export const iommu_hwpt_arm_smmuv3 = defineStruct('iommu_hwpt_arm_smmuv3', [['ste', 'u64[2]']]);
+
+/** struct iommu_viommu_arm_smmuv3_invalidate { __aligned_le64 cmd[2]; }: one guest command (IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3) */
+export const iommu_viommu_arm_smmuv3_invalidate = defineStruct('iommu_viommu_arm_smmuv3_invalidate', [['cmd', 'u64[2]']]);

@@ -4,6 +4,7 @@ import { EINVAL, ENOENT, EOPNOTSUPP } from '../../src/host/errno.ts';
 import {
   IOMMU_HWPT_ALLOC,
   IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+  IOMMU_HWPT_ALLOC_NEST_PARENT,
   IOMMU_HWPT_DIRTY_TRACKING_ENABLE,
   IOMMU_HWPT_GET_DIRTY_BITMAP,
   IOMMU_HWPT_INVALIDATE,
@@ -52,13 +53,13 @@ t.test('dirty tracking: EOPNOTSUPP on a HWPT without it; flags/reserved EOPNOTSU
   t.end();
 });
 
-t.test('virt-smmuv3: HWPT_ALLOC with DIRTY_TRACKING is EOPNOTSUPP (the driver cannot) and leaves no object', async (t) => {
+t.test('virt-smmuv3: HWPT_ALLOC with DIRTY_TRACKING on a NEST_PARENT is EOPNOTSUPP (a stage-2 domain tracks no dirt) and leaves no object', async (t) => {
   const m = createMachine('virt-smmuv3', { ramBytes: 256 * 2 ** 20 });
   const p = m.host.spawn();
   const fd = p.open('/dev/iommu');
   const ioas = ioasAlloc(p, fd);
   const [, devId] = bind(p, fd, 0);
-  t.equal(hwptAlloc(p, fd, devId, ioas, IOMMU_HWPT_ALLOC_DIRTY_TRACKING)[0], -EOPNOTSUPP);
+  t.equal(hwptAlloc(p, fd, devId, ioas, IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_ALLOC_NEST_PARENT)[0], -EOPNOTSUPP);
   t.equal(ioasAlloc(p, fd), devId + 1, 'the next ID was not consumed');
 });
 

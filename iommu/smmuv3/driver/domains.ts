@@ -5,7 +5,9 @@ import type { DriverDomain, DomainGeometry } from '../../../src/iommu-core/types
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
 import type { IotlbGather } from '../../pgtable/types.ts';
 import type { VmsaBuilder } from '../../pgtable/vmsa-builder.ts';
+import { EINVAL, EOPNOTSUPP } from '../../../src/host/errno.ts';
 import { CD_LAYOUT } from '../cd.ts';
+import { readAndClearS1Dirty } from './dirty.ts';
 import type { Smmuv3Driver } from './driver.ts';
 
 /** MAIR for the attribute indexes the VMSA builder uses: 0 Normal-NC, 1 Normal-WB, 2 Device-nGnRE. */
@@ -14,27 +16,60 @@ const WBWA = 1;
 const ISH = 3;
 
 /** The fields every stage-1 CD of this driver has (arm_smmu_make_s1_cd / arm_smmu_make_sva_cd). */
-export function stage1Cd(opts: { ttb0: number; t0sz: number; asid: number; ipsCode: number; shared: boolean; ha: boolean }): Uint32Array {
+export function stage1Cd(opts: { ttb0: number; t0sz: number; asid: number; ipsCode: number; shared: boolean; ha: boolean; hd?: boolean }): Uint32Array {
+  // arm_smmu_make_s1_cd: HA and HD together when the table was built for HTTU dirty tracking.
+  const hd = opts.hd === true;
   return encodeLayout(CD_LAYOUT, {
     T0SZ: opts.t0sz, TG0: 0, IR0: WBWA, OR0: WBWA, SH0: ISH, EPD1: 1, V: 1,
     IPS: opts.ipsCode, AA64: 1, R: 1, A: 1, ASET: opts.shared ? 1 : 0, ASID: opts.asid,
-    HA: opts.ha ? 1 : 0, TTB0: opts.ttb0 / 16, MAIR0: SMMU_MAIR,
+    HA: opts.ha || hd ? 1 : 0, HD: hd ? 1 : 0, TTB0: opts.ttb0 / 16, MAIR0: SMMU_MAIR,
   });
 }
 
-/** A stage-1 paging domain: an io-pgtable of its own under an ASID (ARM_SMMU_DOMAIN_S1). */
+/**
+ * A stage-1 paging domain: an io-pgtable of its own under an ASID
+ * (ARM_SMMU_DOMAIN_S1). Allocated for dirty tracking, its table carries DBM
+ * on writable leaves and its CD enables HTTU (HA, HD); the dirty state is
+ * then always being recorded, and iommufd's clear on enable gives the user
+ * the writes from that point on (arm_smmu_set_dirty_tracking is a no-op).
+ */
 export class S1Domain extends IoPgtableDomain {
   readonly stage = 1;
   constructor(
     readonly smmu: Smmuv3Driver,
     readonly builder: VmsaBuilder,
     readonly asid: number,
+    /** Allocated with IOMMU_HWPT_ALLOC_DIRTY_TRACKING (Linux: domain->dirty_ops set, IO_PGTABLE_QUIRK_ARM_HD). */
+    readonly dirty = false,
   ) {
     super(builder, 48);
   }
 
   cdWords(): Uint32Array {
-    return stage1Cd({ ttb0: this.builder.root, t0sz: this.builder.tsz, asid: this.asid, ipsCode: this.smmu.ipsCode, shared: false, ha: false });
+    return stage1Cd({
+      ttb0: this.builder.root, t0sz: this.builder.tsz, asid: this.asid, ipsCode: this.smmu.ipsCode, shared: false, ha: false, hd: this.dirty,
+    });
+  }
+
+  /** arm_smmu_set_dirty_tracking: HTTU is always on for such a domain; nothing to program. */
+  setDirtyTracking(_enable: boolean): number {
+    return this.dirty ? 0 : -EOPNOTSUPP;
+  }
+
+  /**
+   * arm_smmu_read_and_clear_dirty: walk the table over the range, report
+   * writable-dirty leaves, make them writable-clean unless noClear, then
+   * invalidate the TLB (and ATCs) over what was cleared (iommufd's
+   * iommu_iotlb_sync of the dirty gather).
+   */
+  readAndClearDirty(iova: number, size: number, noClear: boolean, mark?: (iova: number, size: number) => void): number {
+    if (!this.dirty) return -EOPNOTSUPP;
+    if (size <= 0 || iova + size > this.geometry.apertureEnd + 1) return -EINVAL;
+    const b = this.builder;
+    const r = readAndClearS1Dirty(this.smmu.tableMem, { root: b.root, startLevel: b.startLevel, iaBits: b.cfg.iaBits }, iova, size, noClear, mark);
+    // No level hint: the cleared leaves may be pages and blocks alike.
+    if (r.cleared) this.smmu.invalidateAsidRange(this.asid, r.start, r.end - r.start, 4096, false, this);
+    return 0;
   }
 
   attachDev(dev: PciFunction): number {
@@ -60,13 +95,19 @@ export class S1Domain extends IoPgtableDomain {
   }
 }
 
-/** A stage-2 paging domain under a VMID: what a nesting parent (IOMMU_HWPT_ALLOC_NEST_PARENT) is. */
+/**
+ * A stage-2 paging domain under a VMID: what a nesting parent
+ * (IOMMU_HWPT_ALLOC_NEST_PARENT) is. A nest parent's changes also drop the
+ * combined stage-1 entries of every nested domain tagged with its VMID
+ * (arm_smmu_tlb_inv_range_domain: TLBI_NH_ALL after the S2 invalidation).
+ */
 export class S2Domain extends IoPgtableDomain {
   readonly stage = 2;
   constructor(
     readonly smmu: Smmuv3Driver,
     readonly builder: VmsaBuilder,
     readonly vmid: number,
+    readonly nestParent = false,
   ) {
     super(builder, builder.cfg.iaBits);
   }
@@ -77,6 +118,7 @@ export class S2Domain extends IoPgtableDomain {
 
   protected flushGather(g: IotlbGather): void {
     this.smmu.invalidateVmidRange(this.vmid, g.start, g.end - g.start, g.pgsize, !g.tablesRemoved, this);
+    if (this.nestParent) this.smmu.cmdq.issueOne('TLBI_NH_ALL', { VMID: this.vmid });
   }
 
   flushIotlbAll(): void {

@@ -1,6 +1,9 @@
 import type { Host } from '../../../src/host/host.ts';
 import type { Mm } from '../../../src/host/mm.ts';
-import type { DriverDomain, HwInfo, IommuDriver, PageRequest, PageResponseCode, PagingDomainFlags, ResvRegion } from '../../../src/iommu-core/types.ts';
+import { EBUSY, EINVAL, ENOENT, EOPNOTSUPP } from '../../../src/host/errno.ts';
+import type {
+  DriverDomain, DriverViommu, HwInfo, IommuDriver, PageRequest, PageResponseCode, PagingDomainFlags, ResvRegion, ViommuVdevs,
+} from '../../../src/iommu-core/types.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
 import { createVmsaBuilder, type VmsaBuilder } from '../../pgtable/vmsa-builder.ts';
 import { CR0, OAS_BITS, PRI_RESP, SMMU_REG, STRTAB_FMT_2LVL } from '../regs.ts';
@@ -11,6 +14,10 @@ import { Masters } from './masters.ts';
 import { disablePri, enablePasid, enablePri, iopfCaps, prgRespPasidRequired, type IopfCaps } from './pci-features.ts';
 import { EVTQ_LOG2, FaultQueues, type SmmuEventRecord } from './queues.ts';
 import { STRTAB_SPLIT, StreamTable, type DmaMemory } from './tables.ts';
+import type { PhysMem } from '../../../src/memory/phys-mem.ts';
+import { IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_VIOMMU_TYPE_ARM_SMMUV3 } from '../../../src/uapi/iommufd.ts';
+import { STE_CONFIG } from '../ste.ts';
+import { NestedDomain, Smmuv3Viommu } from './nested.ts';
 
 export type { SmmuEventRecord } from './queues.ts';
 
@@ -56,6 +63,10 @@ export class Smmuv3Driver implements IommuDriver {
   private atsSupported = false;
   private priSupported = false;
   private stallsSupported = false;
+  /** The SMMU keeps dirty state in stage-1 descriptors (HTTU with DBM, coherent walks). */
+  dbmCapable = false;
+  /** Stage 1 and stage 2 both present: nest parents and vIOMMUs are offered. */
+  nestingSupported = false;
   private cr0 = 0;
 
   constructor(
@@ -83,6 +94,11 @@ export class Smmuv3Driver implements IommuDriver {
       enable: (bits) => this.writeCr0(this.cr0 | bits),
     }, this.mustAlloc(EVT_BYTES * 2 ** EVTQ_LOG2));
     this.reset(cmdqBase);
+  }
+
+  /** Guest memory as the driver reads and writes its tables. */
+  get tableMem(): PhysMem {
+    return this.mmio;
   }
 
   /** Decoded event records consumed so far (and command errors). */
@@ -120,6 +136,11 @@ export class Smmuv3Driver implements IommuDriver {
     this.atsSupported = ((idr0 >>> 10) & 1) === 1;
     this.priSupported = ((idr0 >>> 16) & 1) === 1;
     this.stallsSupported = ((idr0 >>> 24) & 3) === 0;
+    // IDR0.HTTU == 0b10: access flag and dirty state; with coherent table walks (IDR0.COHACC)
+    // that is arm_smmu_dbm_capable(), the condition for IOMMU_CAP_DIRTY_TRACKING.
+    this.dbmCapable = ((idr0 >>> 6) & 3) === 0b10 && ((idr0 >>> 4) & 1) === 1;
+    // ARM_SMMU_FEAT_NESTING: both stages (IDR0.S1P, IDR0.S2P).
+    this.nestingSupported = (idr0 & 3) === 3;
     const oas = this.idr[5]! & 7;
     this.ipsCode = Math.min(oas, OAS_BITS.length - 1);
   }
@@ -239,22 +260,43 @@ export class Smmuv3Driver implements IommuDriver {
     this.host.iopf.flush(dev);
   }
 
+  /**
+   * arm_smmu_domain_alloc_paging_flags(): no flags (or PASID) is a stage-1
+   * domain; NEST_PARENT a stage-2 one (ARM_SMMU_FEAT_NESTING: both stages);
+   * DIRTY_TRACKING (with or without PASID) a stage-1 domain whose table has
+   * DBM on writable leaves (IO_PGTABLE_QUIRK_ARM_HD), only where the SMMU
+   * updates dirty state (arm_smmu_dbm_capable); any other combination,
+   * such as a dirty-tracking nest parent, is -EOPNOTSUPP.
+   */
   domainAllocPaging(_dev: PciFunction, flags: PagingDomainFlags): DriverDomain | number {
-    // Dirty tracking (HTTU dirty state read back through the page table) is not implemented in this driver.
-    if (flags.dirtyTracking) return -95;
+    const dirty = flags.dirtyTracking === true;
+    if (dirty && (flags.nestParent === true || !this.dbmCapable)) return -EOPNOTSUPP;
+    if (flags.nestParent === true && !this.nestingSupported) return -EOPNOTSUPP;
     const stage = flags.nestParent ? 2 : 1;
     const b = createVmsaBuilder(this.mmio, this.host.allocator.tablePages(), {
-      stage, granule: 4096, iaBits: 48, oaBits: OAS_BITS[this.ipsCode]!, nonGlobal: stage === 1,
+      stage, granule: 4096, iaBits: 48, oaBits: OAS_BITS[this.ipsCode]!, nonGlobal: stage === 1, dbm: dirty,
     });
     if (typeof b === 'number') return b;
     if (stage === 2) {
       const vmid = this.allocId(this.vmids, 2 ** 16);
       if (vmid < 0) return (b.destroy(), vmid);
-      return new S2Domain(this, b, vmid);
+      return new S2Domain(this, b, vmid, flags.nestParent === true);
     }
     const asid = this.allocId(this.asids, 2 ** 16);
     if (asid < 0) return (b.destroy(), asid);
-    return new S1Domain(this, b as VmsaBuilder, asid);
+    return new S1Domain(this, b as VmsaBuilder, asid, dirty);
+  }
+
+  /** arm_smmu_get_viommu_size(): a vSMMU needs both stages (cache maintenance: the model is coherent, as canwbs). */
+  viommuSupported(_dev: PciFunction, type: number): boolean {
+    return type === IOMMU_VIOMMU_TYPE_ARM_SMMUV3 && this.nestingSupported;
+  }
+
+  /** arm_vsmmu_init(): the parent must be a nest-parent stage-2 domain of this SMMU. */
+  viommuAlloc(_dev: PciFunction, parent: DriverDomain, type: number, vdevs: ViommuVdevs): DriverViommu | number {
+    if (type !== IOMMU_VIOMMU_TYPE_ARM_SMMUV3) return -EOPNOTSUPP;
+    if (!(parent instanceof S2Domain) || parent.smmu !== this || !parent.nestParent) return -EINVAL;
+    return new Smmuv3Viommu(this, parent, vdevs);
   }
 
   domainAllocSva(_dev: PciFunction, mm: Mm): DriverDomain | number {
@@ -293,7 +335,7 @@ export class Smmuv3Driver implements IommuDriver {
     this.idr.forEach((v, i) => dv.setUint32(8 + 4 * i, v, true));
     dv.setUint32(32, this.r32(SMMU_REG.IIDR), true);
     dv.setUint32(36, this.r32(SMMU_REG.AIDR), true);
-    return { type: IOMMU_HW_INFO_TYPE_ARM_SMMUV3, data, capabilities: 0 };
+    return { type: IOMMU_HW_INFO_TYPE_ARM_SMMUV3, data, capabilities: this.dbmCapable ? IOMMU_HW_CAP_DIRTY_TRACKING : 0 };
   }
 
   maxPasids(dev: PciFunction): number {
@@ -311,6 +353,25 @@ export class Smmuv3Driver implements IommuDriver {
   attachPasid(dev: PciFunction, pasid: number, domain: DriverDomain, cd: Uint32Array): number {
     const m = this.masters.byDev.get(dev);
     return m === undefined ? -19 : this.masters.attachPasid(m, pasid, domain, cd);
+  }
+
+  /**
+   * arm_smmu_attach_dev_nested(): not while PASIDs are in use (-EBUSY); a
+   * translating vSTE needs the device's vDEVICE in the vSMMU first, for its
+   * vSID (-ENOENT; arm_smmu_attach_prepare_vmaster), abort and bypass do not.
+   */
+  attachNested(dev: PciFunction, d: NestedDomain): number {
+    const m = this.masters.byDev.get(dev);
+    if (m === undefined) return -19;
+    if (d.vsmmu.smmu !== this) return -EINVAL;
+    if (m.pasids.size > 0) return -EBUSY;
+    if (d.vste.config === STE_CONFIG.S1_TRANS && d.vsmmu.vdevs.virtIdOf(dev) === undefined) return -ENOENT;
+    return this.masters.attachRid(m, d);
+  }
+
+  /** The StreamID of a probed device (master->streams[0].id). */
+  sidOf(dev: PciFunction): number | undefined {
+    return this.masters.byDev.get(dev)?.sid;
   }
 
   detachPasid(dev: PciFunction, pasid: number): void {

@@ -14,6 +14,7 @@ import { S1DSS, STE_CONFIG, STE_LAYOUT } from '../ste.ts';
 import type { CommandQueue } from './cmdq.ts';
 import { S1Domain, S2Domain, SvaDomain } from './domains.ts';
 import { atcInvCommand } from './invalidate.ts';
+import { NestedDomain } from './nested.ts';
 import { disableAts, enableAts, type IopfCaps } from './pci-features.ts';
 import { CdTable, type DmaMemory, type StreamTable } from './tables.ts';
 
@@ -109,7 +110,8 @@ export class Masters {
   }
 
   attachPasid(m: Master, pasid: number, domain: DriverDomain, cd: Uint32Array): number {
-    if (pasid <= 0 || pasid >= 2 ** m.ssidBits || m.rid instanceof S2Domain) return -22;
+    // No CD table of ours in the STE under a stage-2 or nested (guest CD table) attachment.
+    if (pasid <= 0 || pasid >= 2 ** m.ssidBits || m.rid instanceof S2Domain || m.rid instanceof NestedDomain) return -22;
     const r = this.ensureCdTable(m);
     if (r < 0) return r;
     const w = m.cd!.writeCd(pasid, this.cdFor(m, cd));
@@ -144,12 +146,20 @@ export class Masters {
   installSte(m: Master): void {
     const rid = m.rid;
     const v: Record<string, number> = { V: 1 };
-    if (rid instanceof S2Domain) {
-      const b = rid.builder;
+    let guest: Uint32Array | undefined;
+    const s2 = rid instanceof S2Domain ? rid : rid instanceof NestedDomain && rid.vste.config !== STE_CONFIG.ABORT ? rid.s2Parent : undefined;
+    if (s2 !== undefined) {
+      const b = s2.builder;
       Object.assign(v, {
-        Config: STE_CONFIG.S2_TRANS, S2VMID: rid.vmid, S2T0SZ: b.tsz, S2SL0: b.sl0, S2IR0: WBWA, S2OR0: WBWA, S2SH0: ISH,
+        Config: STE_CONFIG.S2_TRANS, S2VMID: s2.vmid, S2T0SZ: b.tsz, S2SL0: b.sl0, S2IR0: WBWA, S2OR0: WBWA, S2SH0: ISH,
         S2TG: 0, S2PS: this.env.ipsCode, S2AA64: 1, S2PTW: 1, S2R: 1, S2TTB: b.root / 16,
       });
+      // arm_smmu_make_nested_cd_table_ste: the guest's CD table fields over our stage 2, events merged (MEV).
+      if (rid instanceof NestedDomain && rid.vste.config === STE_CONFIG.S1_TRANS) {
+        v.Config = STE_CONFIG.NESTED;
+        v.MEV = 1;
+        guest = rid.vste.words;
+      }
     } else if (rid instanceof S1Domain || m.pasids.size > 0) {
       const dss = rid instanceof S1Domain ? S1DSS.SSID0 : rid?.type === 'identity' ? S1DSS.BYPASS : S1DSS.TERMINATE;
       Object.assign(v, {
@@ -159,11 +169,15 @@ export class Masters {
     } else {
       v.Config = rid?.type === 'identity' ? STE_CONFIG.BYPASS : STE_CONFIG.ABORT;
     }
-    const ats = m.caps.ats !== 0 && (v.Config === STE_CONFIG.S1_TRANS || v.Config === STE_CONFIG.S2_TRANS);
+    const translating = v.Config === STE_CONFIG.S1_TRANS || v.Config === STE_CONFIG.S2_TRANS || v.Config === STE_CONFIG.NESTED;
+    // Under a nested domain the guest owns the ATC: ATS only when its vSTE asked for it (EATS, S1 translate).
+    const ats = m.caps.ats !== 0 && translating && (!(rid instanceof NestedDomain) || rid.vste.enableAts);
     if (ats) v.EATS = 1;
     const wasOn = m.atsEnabled;
     if (!ats && wasOn) this.setAts(m, false);
-    this.env.strtab.writeSte(m.sid, encodeLayout(STE_LAYOUT, v));
+    const ste = encodeLayout(STE_LAYOUT, v);
+    if (guest !== undefined) for (let i = 0; i < guest.length; i++) ste[i] = (ste[i]! | guest[i]!) >>> 0;
+    this.env.strtab.writeSte(m.sid, ste);
     this.env.cmdq.issueOne('CFGI_STE', { StreamID: m.sid, Leaf: 1 });
     // arm_smmu_disable_ats: once ATS is off at the device, flush what its ATC held.
     if (!ats && wasOn) this.issueAtcInv([atcInvCommand(m.sid, -1, 0, 0)]);
@@ -187,7 +201,8 @@ export class Masters {
     const cmds: Uint32Array[] = [];
     for (const m of this.byDev.values()) {
       if (!m.atsEnabled) continue;
-      if (m.rid === d) cmds.push(atcInvCommand(m.sid, -1, iova, size));
+      // A device under a nested domain translates through its parent's stage 2 too.
+      if (m.rid === d || (m.rid instanceof NestedDomain && m.rid.s2Parent === d)) cmds.push(atcInvCommand(m.sid, -1, iova, size));
       for (const [pasid, pd] of m.pasids) if (pd === d) cmds.push(atcInvCommand(m.sid, pasid, iova, size));
     }
     this.issueAtcInv(cmds);

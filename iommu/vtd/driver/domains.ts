@@ -164,9 +164,10 @@ export class SsDomain extends IoPgtableDomain implements VtdDomain {
     return r;
   }
 
-  readAndClearDirty(iova: number, size: number, noClear: boolean, mark: (iova: number, size: number) => void): number {
-    if (!this.slade) return -EINVAL;
-    const r = readAndClearSsDirty(this.ownerOps.mem, this.builder.root, this.builder.aw + 2, iova, size, noClear, mark);
+  readAndClearDirty(iova: number, size: number, noClear: boolean, mark?: (iova: number, size: number) => void): number {
+    // Reading needs tracking on; clearing alone (iommufd clearing before it enables tracking) does not.
+    if (!this.slade && mark !== undefined) return -EINVAL;
+    const r = readAndClearSsDirty(this.ownerOps.mem, this.builder.root, this.builder.aw + 2, iova, size, noClear, mark ?? (() => {}));
     if (r.cleared) this.ownerOps.flushRange(this, r.start, r.end, true);
     return 0;
   }
