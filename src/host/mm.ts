@@ -21,6 +21,23 @@ export interface Vma {
   prot: number;
   /** 4 KiB, or 2 MiB / 1 GiB for hugepage-backed areas. */
   pageSize: number;
+  /** Device memory (VM_IO | VM_PFNMAP), as a driver's mmap sets up; absent for anonymous memory. */
+  io?: VmaIo;
+}
+
+/**
+ * The device side of an I/O mapping (a vfio-pci BAR mmap): the physical
+ * address behind `base`, the fault handler's verdict, and who to tell when
+ * the last piece of the mapping goes (the mapping holds the file).
+ */
+export interface VmaIo {
+  /** User address mapped to `phys`; pieces split off by munmap/mprotect keep it. */
+  readonly base: number;
+  readonly phys: number;
+  /** The fault handler (vfio_pci_mmap_fault): may the CPU reach the device now? false is SIGBUS. */
+  accessible(): boolean;
+  /** munmap or exit removed the last piece. */
+  release(): void;
 }
 
 /** Someone sharing this mm's page tables (an SVA bond): told when translations change or the mm dies. */
@@ -119,6 +136,24 @@ export class Mm {
     return start;
   }
 
+  /**
+   * A shared mapping of device memory (a driver's mmap: io_remap_pfn_range /
+   * a PFNMAP fault handler): CPU accesses reach `io.phys` through the system
+   * address space, nothing is pinnable (pin_user_pages refuses VM_IO and
+   * VM_PFNMAP areas with -EFAULT). `make` builds the backing once the
+   * address is chosen. Returns the address or a negative errno.
+   */
+  mmapIo(length: number, prot: number, make: (start: number) => VmaIo): number {
+    if (this.dead) return -EINVAL;
+    if (!Number.isSafeInteger(length) || length <= 0) return -EINVAL;
+    if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return -EINVAL;
+    const len = Math.ceil(length / PAGE) * PAGE;
+    const start = this.findFree(len, PAGE);
+    if (start === undefined) return -ENOMEM;
+    this.insertVma({ start, end: start + len, prot, pageSize: PAGE, io: make(start) });
+    return start;
+  }
+
   /** Top-down search for a gap of `len` bytes aligned to `align`, as Linux's default mmap layout. */
   private findFree(len: number, align: number): number | undefined {
     const down = (a: number) => Math.floor(a / align) * align;
@@ -147,6 +182,8 @@ export class Mm {
     const [start, end] = range;
     if (this.vmas.some((v) => overlaps(v, start, end) && cutsHugePage(v, start, end))) return -EINVAL;
     const dropped: number[] = [];
+    const ios = new Set<VmaIo>();
+    for (const v of this.vmas) if (v.io !== undefined && overlaps(v, start, end)) ios.add(v.io);
     this.reshape(start, end, (piece) => {
       for (let a = piece.start; a < piece.end; a += piece.pageSize) {
         const head = this.resident.get(a);
@@ -160,6 +197,8 @@ export class Mm {
     // Like Linux: clear PTEs, invalidate secondary TLBs, then free the pages.
     if (dropped.length > 0) for (const n of this.notifiers) n.invalidateRange(start, end);
     for (const head of dropped) this.pages.put(head);
+    // An I/O mapping whose last piece went lets go of its file.
+    for (const io of ios) if (!this.vmas.some((v) => v.io === io)) io.release();
     return 0;
   }
 
@@ -230,6 +269,7 @@ export class Mm {
     const v = this.findVma(addr);
     if (v === undefined) return -EFAULT;
     if (write ? (v.prot & PROT_WRITE) === 0 : exec ? (v.prot & PROT_EXEC) === 0 : (v.prot & PROT_READ) === 0) return -EFAULT;
+    if (v.io !== undefined) return -EFAULT; // no struct page to pin or to hand an IOMMU fault
     const unit = Math.floor(addr / v.pageSize) * v.pageSize;
     if (this.resident.has(unit)) return 0;
     const head = this.pages.alloc(Math.log2(v.pageSize / PAGE));
@@ -275,8 +315,13 @@ export class Mm {
     while (done < buf.length) {
       const a = addr + done;
       const r = this.faultIn(a, write);
-      if (r < 0) return r === -ENOMEM ? -ENOMEM : -EFAULT;
       const n = Math.min(buf.length - done, PAGE - (a % PAGE));
+      if (r < 0) {
+        if (r === -ENOMEM) return r;
+        if (this.ioAccess(a, buf.subarray(done, done + n), write) < 0) return -EFAULT;
+        done += n;
+        continue;
+      }
       const pa = this.physOf(a);
       const chunk = buf.subarray(done, done + n);
       if (write) this.mem.writeFrom(pa, chunk);
@@ -284,6 +329,16 @@ export class Mm {
       done += n;
     }
     return 0;
+  }
+
+  /** A CPU load/store to an I/O mapping: it reaches the device through the system address space, or faults (SIGBUS: -EFAULT here). */
+  private ioAccess(addr: number, chunk: Uint8Array, write: boolean): number {
+    const v = this.findVma(addr);
+    const io = v?.io;
+    if (io === undefined || (v!.prot & (write ? PROT_WRITE : PROT_READ)) === 0 || !io.accessible()) return -EFAULT;
+    const pa = io.phys + (addr - io.base);
+    const r = write ? this.mem.writeFrom(pa, chunk) : this.mem.readInto(pa, chunk);
+    return r === 0 ? 0 : -EFAULT;
   }
 
   // --- teardown ---------------------------------------------------------------

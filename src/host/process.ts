@@ -1,4 +1,4 @@
-import { EBADF, EFAULT, EINVAL, EISDIR, EMFILE, ENOENT, ENOTDIR, ENOTTY, ESPIPE } from './errno.ts';
+import { EBADF, EFAULT, EINVAL, EISDIR, EMFILE, ENODEV, ENOENT, ENOTDIR, ENOTTY, ESPIPE } from './errno.ts';
 import { EventFd } from './eventfd.ts';
 import { Mm, PROT_READ, PROT_WRITE } from './mm.ts';
 import type { OpenFile, Vfs } from './vfs.ts';
@@ -15,6 +15,11 @@ export interface MmapOptions {
   prot?: number;
   hugepage?: '2M' | '1G';
   populate?: boolean;
+  /** A file mapping: the fd and the byte offset in it (page aligned), e.g. a VFIO device region. */
+  fd?: number;
+  offset?: bigint;
+  /** MAP_SHARED (default for file mappings); false asks for MAP_PRIVATE, which device files refuse. */
+  shared?: boolean;
 }
 
 /** RLIMIT_NOFILE's usual soft limit. */
@@ -41,6 +46,8 @@ export class Process {
   readonly memlockLimit: number;
   readonly mm: Mm;
   private readonly fds = new Map<number, OpenFile>();
+  /** Files held by live mappings (vma->vm_file): released when neither an fd nor a mapping holds them. */
+  private readonly mappedFiles = new Map<OpenFile, number>();
   private exited = false;
 
   constructor(
@@ -98,7 +105,7 @@ export class Process {
     const f = this.fds.get(fd);
     if (f === undefined) return -EBADF;
     this.fds.delete(fd);
-    f.release?.();
+    if (!this.mappedFiles.has(f)) f.release?.();
     return 0;
   }
 
@@ -149,10 +156,53 @@ export class Process {
     if (this.exited) return BigInt(-EINVAL);
     const len = typeof length === 'bigint' ? (length > 2n ** 52n ? -1 : Number(length)) : length;
     if (!Number.isSafeInteger(len) || len <= 0) return BigInt(-EINVAL);
+    if (options.fd !== undefined) return BigInt(this.mmapFile(len, options));
     const pageSize = options.hugepage === '2M' ? 2 ** 21 : options.hugepage === '1G' ? 2 ** 30 : 4096;
     if (options.hugepage !== undefined && pageSize === 4096) return BigInt(-EINVAL);
     const r = this.mm.mmap(len, options.prot ?? PROT_READ | PROT_WRITE, pageSize, options.populate ?? false);
     return BigInt(r);
+  }
+
+  /**
+   * mmap of a file: -EBADF for no such fd, -ENODEV when the file has no mmap,
+   * -EINVAL for an unaligned offset or with a hugepage; the file decides the
+   * rest (vfio_pci_core_mmap). The mapping holds the file open.
+   */
+  private mmapFile(len: number, o: MmapOptions): number {
+    const f = this.fds.get(o.fd!);
+    if (f === undefined) return -EBADF;
+    const offset = o.offset ?? 0n;
+    if (typeof offset !== 'bigint' || offset < 0n || offset % 4096n !== 0n || o.hugepage !== undefined) return -EINVAL;
+    if (f.mmap === undefined) return -ENODEV;
+    const m = f.mmap(Math.ceil(len / 4096) * 4096, offset, o.shared ?? true, this);
+    if (typeof m === 'number') return m;
+    const r = this.mm.mmapIo(len, o.prot ?? PROT_READ | PROT_WRITE, (base) => ({
+      base,
+      phys: m.phys,
+      accessible: () => m.accessible(),
+      release: () => {
+        m.unmapped?.();
+        this.unholdFile(f);
+      },
+    }));
+    if (r < 0) {
+      m.unmapped?.();
+      return r;
+    }
+    this.mappedFiles.set(f, (this.mappedFiles.get(f) ?? 0) + 1);
+    return r;
+  }
+
+  /** A mapping let go of its file: the file goes when no fd holds it either (fput). */
+  private unholdFile(f: OpenFile): void {
+    const n = (this.mappedFiles.get(f) ?? 1) - 1;
+    if (n > 0) {
+      this.mappedFiles.set(f, n);
+      return;
+    }
+    this.mappedFiles.delete(f);
+    for (const open of this.fds.values()) if (open === f) return;
+    f.release?.();
   }
 
   munmap(addr: bigint, length: number | bigint): number {

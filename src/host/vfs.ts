@@ -7,8 +7,22 @@ export interface OpenFile {
   write?(data: Uint8Array, proc: Process): number;
   pread?(length: number, offset: bigint, proc: Process): Uint8Array | number;
   pwrite?(data: Uint8Array, offset: bigint, proc: Process): number;
+  /**
+   * mmap of the file (MAP_SHARED unless `shared` is false): the device memory
+   * behind [offset, offset + length) and whether the CPU may reach it now, or
+   * -errno. The mapping holds a reference on the file until it is unmapped.
+   */
+  mmap?(length: number, offset: bigint, shared: boolean, proc: Process): FileMapping | number;
   /** The last reference is gone (close, or process exit). */
   release?(): void;
+}
+
+/** What a file's mmap maps: device memory at a physical address, reachable while `accessible()` says so. */
+export interface FileMapping {
+  phys: number;
+  accessible(): boolean;
+  /** The mapping is gone (munmap, exit). */
+  unmapped?(): void;
 }
 
 /** A device node: opening it gives an OpenFile or a negative errno. */

@@ -16,6 +16,10 @@ export interface TraceEventMap {
   'vfio.unbind': { pid: number; pasid: number };
   /** A device's MSI/MSI-X vector reached the host and signalled its eventfd. */
   'vfio.irq': { dev: string; index: number; vector: number };
+  /** A process mmapped a device region (a BAR) of a vfio-pci device. */
+  'vfio.mmap': { dev: string; index: number; offset: number; length: number };
+  /** The device asserted INTx: vfio masked it (auto-mask) and signalled the trigger eventfd. */
+  'vfio.intx': { dev: string };
   // --- end VFIO ---
   // --- DMA engine ---
   'dma-engine.desc.start': { dev: string; wq: number; op: string; pasid: number; len: number };

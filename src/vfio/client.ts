@@ -1,4 +1,5 @@
 import type { Process } from '../host/process.ts';
+import { PROT_READ, PROT_WRITE } from '../host/mm.ts';
 import { encodeStruct, StructView, type StructDef } from '../uapi/struct.ts';
 import {
   VFIO_CHECK_EXTENSION,
@@ -32,6 +33,7 @@ import {
   VFIO_IRQ_SET_ACTION_TRIGGER,
   VFIO_IRQ_SET_DATA_EVENTFD,
   VFIO_IRQ_SET_DATA_NONE,
+  VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
   VFIO_REGION_INFO_CAP_SPARSE_MMAP,
   VFIO_SET_IOMMU,
   vfio_bitmap,
@@ -85,7 +87,10 @@ export interface RegionInfo {
   flags: number;
   size: bigint;
   offset: bigint;
+  /** The mmappable areas, when the region carries VFIO_REGION_INFO_CAP_SPARSE_MMAP (otherwise all of it, if FLAG_MMAP). */
   sparseMmap?: { offset: bigint; size: bigint }[];
+  /** VFIO_REGION_INFO_CAP_MSIX_MAPPABLE: the MSI-X table lives here and may be mapped anyway. */
+  msixMappable?: boolean;
 }
 
 /** Walk an INFO capability chain in `buf`, calling `fn` with each capability's id and offset. */
@@ -245,6 +250,7 @@ export class VfioClient {
     }
     const out: RegionInfo = { index, flags: v.num('flags'), size: v.big('size'), offset: v.big('offset') };
     walkCaps(bytes, v.num('cap_offset'), (id, off) => {
+      if (id === VFIO_REGION_INFO_CAP_MSIX_MAPPABLE) out.msixMappable = true;
       if (id !== VFIO_REGION_INFO_CAP_SPARSE_MMAP) return;
       const c = new StructView(vfio_region_info_cap_sparse_mmap, bytes.subarray(off));
       out.sparseMmap = [];
@@ -254,6 +260,15 @@ export class VfioClient {
       }
     });
     return out;
+  }
+
+  /**
+   * mmap a device region (a BAR) as a user-space driver does: the region's
+   * offset from regionInfo plus `at` (page aligned); the address or a negative
+   * bigint errno.
+   */
+  mmapRegion(dev: number, region: RegionInfo, length: number, at = 0n, prot = PROT_READ | PROT_WRITE): bigint {
+    return this.proc.mmap(length, { fd: dev, offset: region.offset + at, prot });
   }
 
   irqInfo(dev: number, index: number): { flags: number; count: number } | number {

@@ -1,9 +1,10 @@
 import { EBUSY, EINVAL, ENODEV, ENOMEM } from '../host/errno.ts';
 import type { Process } from '../host/process.ts';
-import type { DeviceNode, OpenFile } from '../host/vfs.ts';
+import type { DeviceNode, FileMapping, OpenFile } from '../host/vfs.ts';
 import { VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_DETACH_IOMMUFD_PT } from '../uapi/vfio.ts';
 import { injectedErrno } from './faults.ts';
 import type { GroupFile } from './group-file.ts';
+import { mmapRegion } from './region-mmap.ts';
 import type { VfioPciDevice } from './vfio-pci.ts';
 
 /**
@@ -63,6 +64,12 @@ export class VfioDeviceFile implements OpenFile {
   pwrite(data: Uint8Array, offset: bigint, _proc: Process): number {
     if (!this.accessGranted) return -EINVAL;
     return this.dev.write(data, offset);
+  }
+
+  /** vfio_device_fops_mmap(): only with access granted, then the region's own rules. */
+  mmap(length: number, offset: bigint, shared: boolean, _proc: Process): FileMapping | number {
+    if (!this.accessGranted) return -EINVAL;
+    return mmapRegion(this.dev, length, offset, shared);
   }
 
   release(): void {

@@ -3,7 +3,6 @@ import type { Process } from '../host/process.ts';
 import { CFG } from '../pci/header.ts';
 import { MSI, MSI_FLAGS } from '../pci/caps/msi.ts';
 import { MSIX, MSIX_FLAGS } from '../pci/caps/msix.ts';
-import { StructView } from '../uapi/struct.ts';
 import {
   VFIO_DEVICE_FLAGS_PCI,
   VFIO_DEVICE_FLAGS_RESET,
@@ -26,24 +25,23 @@ import {
   VFIO_PCI_NUM_REGIONS,
   VFIO_PCI_REQ_IRQ_INDEX,
   VFIO_PCI_ROM_REGION_INDEX,
-  VFIO_REGION_INFO_CAP_SPARSE_MMAP,
+  VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
   VFIO_REGION_INFO_FLAG_CAPS,
   VFIO_REGION_INFO_FLAG_MMAP,
   VFIO_REGION_INFO_FLAG_READ,
   VFIO_REGION_INFO_FLAG_WRITE,
   vfio_device_info,
+  vfio_info_cap_header,
   vfio_irq_info,
   vfio_irq_set,
   vfio_region_info,
-  vfio_region_info_cap_sparse_mmap,
-  vfio_region_sparse_mmap_area,
   vfioPciIndexToOffset,
 } from '../uapi/vfio.ts';
 import { InfoCaps, writeInfo } from './info-caps.ts';
+import { barMmappable } from './region-mmap.ts';
 import { head, type UserArg } from './user-arg.ts';
 import type { VfioPciDevice } from './vfio-pci.ts';
 
-const PAGE = 4096;
 
 /** vfio_pci_ioctl_get_info(). */
 export function getInfo(dev: VfioPciDevice, u: UserArg): number {
@@ -58,17 +56,10 @@ export function getInfo(dev: VfioPciDevice, u: UserArg): number {
   return writeInfo(u, info, copySz, new InfoCaps());
 }
 
-/** A memory BAR vfio-pci lets the user mmap (vfio_pci_probe_mmaps). */
-function barMmappable(dev: VfioPciDevice, index: number): boolean {
-  const bar = dev.fn.bars[index];
-  if (bar === undefined || bar.kind === 'io') return false;
-  return bar.size >= PAGE || dev.barAddress(index) % PAGE === 0;
-}
-
 /**
  * vfio_pci_ioctl_get_region_info(): BARs at index << 40 with their size and
- * READ/WRITE (+MMAP for mappable memory BARs; the MSI-X BAR carries a sparse
- * mmap capability listing the page-aligned areas around the MSI-X table),
+ * READ/WRITE (+MMAP for mappable memory BARs; the MSI-X BAR carries the
+ * MSIX_MAPPABLE capability: the whole BAR may be mapped, table included),
  * the ROM, the config space; no VGA.
  */
 export function getRegionInfo(dev: VfioPciDevice, u: UserArg): number {
@@ -90,8 +81,9 @@ export function getRegionInfo(dev: VfioPciDevice, u: UserArg): number {
       flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
       if (barMmappable(dev, index)) {
         flags |= VFIO_REGION_INFO_FLAG_MMAP;
+        // msix_mmappable_cap(): the MSI-X BAR may be mapped whole (Linux 4.16+; no sparse areas).
         const m = dev.msixInfo();
-        if (m !== undefined && m[0] === index) sparseMmapCap(caps, bar.size, m[1], m[2]);
+        if (m !== undefined && m[0] === index) caps.add(VFIO_REGION_INFO_CAP_MSIX_MAPPABLE, 1, vfio_info_cap_header.size);
       }
     }
     info.setNum('flags', flags);
@@ -107,22 +99,6 @@ export function getRegionInfo(dev: VfioPciDevice, u: UserArg): number {
   if (caps.size > 0) info.setNum('flags', info.num('flags') | VFIO_REGION_INFO_FLAG_CAPS);
   info.setNum('cap_offset', 0);
   return writeInfo(u, info, vfio_region_info.size, caps);
-}
-
-/** The mmappable areas of the MSI-X BAR: everything but the pages holding the table (msix_sparse_mmap_cap). */
-function sparseMmapCap(caps: InfoCaps, barSize: number, tableOff: number, tableSize: number): void {
-  const areas: [number, number][] = [];
-  const below = Math.floor(tableOff / PAGE) * PAGE;
-  const above = Math.ceil((tableOff + tableSize) / PAGE) * PAGE;
-  if (below > 0) areas.push([0, below]);
-  if (above < barSize) areas.push([above, barSize - above]);
-  const cap = caps.addStruct(vfio_region_info_cap_sparse_mmap, VFIO_REGION_INFO_CAP_SPARSE_MMAP, 1, areas.length * vfio_region_sparse_mmap_area.size);
-  cap.view.setNum('nr_areas', areas.length);
-  areas.forEach(([offset, size], i) => {
-    const a = new StructView(vfio_region_sparse_mmap_area, cap.bytes.subarray(vfio_region_info_cap_sparse_mmap.size + i * 16));
-    a.setBig('offset', offset);
-    a.setBig('size', size);
-  });
 }
 
 /** vfio_pci_get_irq_count(). */

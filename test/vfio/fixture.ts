@@ -77,6 +77,8 @@ export interface Fixture {
    * under the test driver, which binds anything.
    */
   sva: PciFunction;
+  /** A second one (00:06.0 on a real machine; the bare function under the test driver). */
+  sva2: PciFunction;
   p: Process;
   spawn(opts?: SpawnOptions): Process;
   groupOf(fn: PciFunction): number;
@@ -124,6 +126,7 @@ export function setup(opts: SetupOptions = {}): Fixture {
     vdma,
     vbare,
     sva: dma,
+    sva2: bare,
     p: spawn(opts.proc),
     spawn,
     groupOf: (fn) => host.iommu.groupOf(fn)!.id,
@@ -149,6 +152,7 @@ export function setupMachine(kind: MachineKind, opts: SetupOptions = {}, machine
       { bdf: '0000:00:01.0', kind: 'test-device', name: 'td0' },
       { bdf: '0000:00:02.0', kind: () => new BareFunction('bare', {}, [{ kind: 'mem32', size: 0x1000 }]), name: 'bare' },
       { bdf: '0000:00:05.0', kind: 'dma-engine', name: 'sva0' },
+      { bdf: '0000:00:06.0', kind: 'dma-engine', name: 'sva1' },
       ...(opts.plug ?? []).map(({ bdf, fn }) => ({ bdf, kind: () => fn, name: fn.name })),
     ],
   });
@@ -169,6 +173,7 @@ export function setupMachine(kind: MachineKind, opts: SetupOptions = {}, machine
     vdma: vfioOf(dma),
     vbare: vfioOf(bare),
     sva: m.device('0000:00:05.0'),
+    sva2: m.device('0000:00:06.0'),
     p: spawn(opts.proc),
     spawn,
     groupOf: (fn) => host.iommu.groupOf(fn)!.id,
