@@ -11,6 +11,8 @@ import { memoryFigures } from './memory.ts';
 import { iommuFigures } from './iommu.ts';
 import { vfioFigures } from './vfio.ts';
 import { priFigures } from './pri.ts';
+import { mappingFigures } from './mappings.ts';
+import { engineFigures } from './engine.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const figures: Figures = {};
@@ -20,6 +22,9 @@ Object.assign(figures, iommuFigures('virt-smmuv3'));
 Object.assign(figures, iommuFigures('q35-vtd'));
 Object.assign(figures, vfioFigures());
 Object.assign(figures, priFigures());
+Object.assign(figures, mappingFigures('virt-smmuv3'));
+Object.assign(figures, engineFigures('virt-smmuv3'));
+Object.assign(figures, engineFigures('q35-vtd'));
 
 const child = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(here, 'sparse-child.ts')], { encoding: 'utf8' });
 const sparse = JSON.parse(child.trim().split('\n').pop()!) as { rss: number; resident: number };
