@@ -7,6 +7,7 @@ import * as IOMMUFD from '../uapi/iommufd.ts';
 import { encodeStruct, StructView, type StructDef } from '../uapi/struct.ts';
 import * as VFIO from '../uapi/vfio.ts';
 import { VfioClient } from '../vfio/client.ts';
+import { applyMutation, EXPECTED_ERRNO, stateDigest, type MutationClass } from './errno-table.ts';
 import { checkInvariants, formatViolations, guard, recordBaseline } from './invariants.ts';
 import { DEV0, DEV1, KNOWN_ERRNOS, PAGE, U64_MAX, finish, must, newReport, outcomeOf, randomU64, tally, type FuzzOptions, type FuzzReport } from './fuzz-common.ts';
 
@@ -341,3 +342,56 @@ export function fuzzUapi(kind: MachineKind, opts: FuzzOptions = {}): FuzzReport 
   return report;
 }
 
+
+export interface ErrnoTableReport {
+  /** Targeted cases run (one per ioctl and mutation class that applies). */
+  cases: number;
+  /** Per "ioctl class": the errno returned (name), for the record. */
+  results: Record<string, string>;
+  /** Cases where the errno differs from Linux's, or the machine changed. */
+  problems: string[];
+}
+
+/**
+ * The targeted half of the uapi fuzzer: for every ioctl and every mutation
+ * class EXPECTED_ERRNO lists for it, a valid struct mutated in that one way
+ * must fail with exactly Linux's errno and change nothing (stateDigest
+ * before and after, then the invariants).
+ */
+export function checkUapiErrnos(kind: MachineKind, seed = 1): ErrnoTableReport {
+  const out: ErrnoTableReport = { cases: 0, results: {}, problems: [] };
+  const m = createMachine(kind, { seed });
+  const c = uapiSetup(m);
+  const rnd = new Prng(seed).fork('errno-table');
+  for (const spec of ioctlSpecs()) {
+    const table = EXPECTED_ERRNO[spec.name];
+    if (table === undefined || spec.def === undefined) continue;
+    const def = spec.def;
+    const sizeField = def.order[0]!.name;
+    const total = def.size + (spec.tail ?? 0);
+    for (const [cls, errno] of Object.entries(table) as [MutationClass, number][]) {
+      const valid = encodeStruct(def, { ...(spec.valid?.(c, rnd) ?? {}), [sizeField]: total } as Partial<Record<string, number | bigint>>, total);
+      const arg = applyMutation(cls, def, valid);
+      if (arg === undefined) {
+        out.problems.push(`${kind} ${spec.name} ${cls}: the struct has no field for this class (fix EXPECTED_ERRNO)`);
+        continue;
+      }
+      const fd = cls === 'bad-fd' ? 999 : c.fds[spec.fd];
+      const before = stateDigest(m);
+      const g = guard(m, () => c.p.ioctl(fd, spec.request, arg));
+      out.cases++;
+      const tag = `${kind} ${spec.name} ${cls}`;
+      if ('exception' in g) {
+        out.problems.push(`${tag}: threw ${g.exception.split('\n')[0]}`);
+        continue;
+      }
+      out.results[`${spec.name} ${cls}`] = outcomeOf(g.value);
+      if (g.value !== -errno) out.problems.push(`${tag}: returned ${outcomeOf(g.value)} (${g.value}); Linux returns ${outcomeOf(-errno)}`);
+      const after = stateDigest(m);
+      if (after !== before) out.problems.push(`${tag}: the refused call changed the machine:\n  before: ${before.replace(/\n/g, ' | ')}\n  after:  ${after.replace(/\n/g, ' | ')}`);
+    }
+  }
+  const v = checkInvariants(m, { dma: true });
+  if (v.length > 0) out.problems.push(`${kind}: after the refused calls: ${formatViolations(v)}`);
+  return out;
+}

@@ -74,3 +74,14 @@ t.test('a scenario that throws or hangs is reported (exception, timeout), not fa
     [2, 'hang'],
   ]);
 });
+
+t.test('the figures command counts points, fail-nth steps, sequences and fuzz cases, with no invariant violated', async (t) => {
+  const { collectFigures, formatFigures } = await import('../../src/node/campaign/figures.ts');
+  const { INJECTION_POINTS } = await import('../../src/fault/points.ts');
+  const f = collectFigures(0.25);
+  t.equal(f.injectionPoints, Object.keys(INJECTION_POINTS).length);
+  t.ok(Object.values(f.failNthSteps).every((n) => n >= 1), JSON.stringify(f.failNthSteps));
+  t.ok(f.modelSequences >= 2);
+  t.ok((f.fuzzCases['uapi exact-errno'] ?? 0) > 100 && (f.fuzzCases.uapi ?? 0) > 0);
+  t.equal(f.invariantsViolated, 0, formatFigures(f));
+});

@@ -9,6 +9,8 @@
  */
 import t from 'tap';
 import { fuzzDmaEngine, fuzzIommuRegisters, fuzzIommuTables, fuzzUapi, type FuzzReport } from '../../src/fault/fuzz.ts';
+import { checkUapiErrnos } from '../../src/fault/fuzz-uapi.ts';
+import { EXPECTED_ERRNO } from '../../src/fault/errno-table.ts';
 
 const SCALE = Number(process.env.IOEMU_FUZZ_SCALE ?? 1);
 const SEED = Number(process.env.IOEMU_FUZZ_SEED ?? 1);
@@ -25,6 +27,13 @@ for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
     t.ok(Object.keys(r.byTarget).length >= 40, `every ioctl fuzzed (${Object.keys(r.byTarget).length})`);
     t.same(r.problems, [], summary(r));
     t.equal(r.violations, 0);
+  });
+
+  t.test(`${kind}: each mutation class (size too small, unknown flags, reserved set, trailing bytes, u64 wrap, misalignment, bad ID or fd) gets Linux's exact errno and changes nothing`, async (t) => {
+    const r = checkUapiErrnos(kind, SEED);
+    const expected = Object.values(EXPECTED_ERRNO).reduce((n, x) => n + Object.keys(x).length, 0);
+    t.equal(r.cases, expected, `${r.cases} targeted cases over ${Object.keys(EXPECTED_ERRNO).length} ioctls`);
+    t.same(r.problems, []);
   });
 
   t.test(`${kind}: random IOMMU register writes raise no exception in the model or the driver, and the scheduler stays bounded`, async (t) => {

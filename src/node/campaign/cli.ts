@@ -5,6 +5,7 @@
  *   npx tsx src/node/campaign/cli.ts random [--kind ...] [--seeds 200]
  *   npx tsx src/node/campaign/cli.ts model  [--kind ...] [--seeds 500]
  *   npx tsx src/node/campaign/cli.ts plan   --plan plan.json [--kind ...]      (one plan on the fixed operation)
+ *   npm run campaign -- --figures                                             (issue 9's figures from one run)
  *
  * `sweep` fails the 1st..3rd hit of every injection point on the fixed
  * operation; `random` applies random probability plans (drop, delay, corrupt,
@@ -15,6 +16,7 @@
 import { writeFileSync } from 'node:fs';
 import type { MachineKind } from '../../../machines/layout.ts';
 import { readPlanFile } from '../fault-plan-file.ts';
+import { collectFigures, formatFigures } from './figures.ts';
 import { formatSummary, runCampaign, type CampaignSummary } from './runner.ts';
 import { randomPlans, SCENARIOS, sweepPlans, type PlanInput, type SequenceInput } from './scenarios.ts';
 
@@ -24,6 +26,11 @@ function arg(name: string): string | undefined {
 }
 
 async function main(): Promise<number> {
+  if (process.argv.includes('--figures')) {
+    const f = collectFigures(Number(process.env.IOEMU_FIGURES_SCALE ?? 1));
+    console.log(formatFigures(f));
+    return f.invariantsViolated > 0 ? 1 : 0;
+  }
   const mode = process.argv[2] ?? 'sweep';
   const k = arg('kind') ?? 'both';
   const kinds: MachineKind[] = k === 'both' ? ['virt-smmuv3', 'q35-vtd'] : [k as MachineKind];
