@@ -14,6 +14,7 @@ import { ChromeTraceSink } from '../src/trace/chrome-trace.ts';
 import { Board } from './board.ts';
 import { bindVfioPci } from '../src/vfio/bind.ts';
 import { registerIommufd } from '../src/iommufd/main.ts';
+import { vfioModule } from '../src/vfio/module.ts';
 import type { MachineKind } from './layout.ts';
 import { checkPlacement, plugTopology, type DeviceSpec, type TopologySpec } from './topology.ts';
 
@@ -30,6 +31,12 @@ export interface MachineOptions {
   smmu?: Smmuv3Options;
   /** Options for the VT-d model (q35-vtd). */
   vtd?: VtdOptions;
+  /**
+   * Who provides /dev/vfio/vfio (default 'type1'): VFIO's type1 container, or 'iommufd'
+   * (CONFIG_IOMMUFD_VFIO_CONTAINER), an iommufd serving the container ioctls from its
+   * compat IOAS, so legacy container code (QEMU's) runs unchanged on iommufd.
+   */
+  vfioContainer?: 'type1' | 'iommufd';
 }
 
 /** The default endpoints (CONTRACT.md): two SVA-capable DMA engines and the plain test device. */
@@ -113,6 +120,7 @@ export class Machine {
     const placed = plugTopology(board, opts.devices ?? DEFAULT_DEVICES);
     board.enumeratePci();
     checkPlacement(placed);
+    vfioModule(host, { container: opts.vfioContainer ?? 'type1' });
     registerIommufd(host);
     // The kernel scans every function, enabling ACS where implemented (an IOMMU asked for it), then
     // probes each into its IOMMU group in scan order: bridges too, as Linux groups them with their devices.

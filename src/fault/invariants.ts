@@ -245,11 +245,18 @@ function checkPages(m: Machine, baseline: number | undefined, out: Violation[]):
   }
   const allPages = new Set<Pages>();
   for (const ctx of iommufdContexts(m)) for (const ioas of ioasesOf(ctx)) for (const p of pagesOf(ioas)) allPages.add(p);
+  // iommufd pins page by page; user-mode pages charge the uid's user_struct, mm-mode pages the mm.
+  const userLocked = new Map<unknown, number>();
   for (const p of allPages) {
     if (!p.pinned) continue;
-    for (let i = 0; i < p.count; i++) add(p.heads[i]!);
-    bump(pinned, p.proc.mm, p.count);
-    if (p.accountMode !== 'none') bump(locked, p.proc, p.count);
+    for (let i = 0; i < p.count; i++) if (p.isPinned(i)) add(p.heads[i]!);
+    bump(pinned, p.proc.mm, p.npinned);
+    if (p.accountMode === 'mm') bump(locked, p.proc, p.npinned);
+    else if (p.accountMode === 'user') bump(userLocked, p.proc.user, p.npinned);
+  }
+  for (const u of host.users.all()) {
+    const l = userLocked.get(u) ?? 0;
+    if (u.lockedVm !== l) out.push({ kind: 'locked-vm', message: `uid ${u.uid}: user locked_vm is ${u.lockedVm} pages; iommufd mappings charge ${l}` });
   }
 
   let bad = 0;

@@ -2,6 +2,7 @@ import { SMMUV3_INJECTION_POINTS } from '../../iommu/smmuv3/points.ts';
 import { VTD_INJECTION_POINTS } from '../../iommu/vtd/points.ts';
 import { DMA_ENGINE_INJECTION_POINTS } from '../../devices/dma-engine/points.ts';
 import { VFIO_INJECTION_POINTS } from '../vfio/points.ts';
+import { IOMMUFD_INJECTION_POINTS } from '../iommufd/points.ts';
 
 /**
  * Every fault-injection point, named and described in one place (DESIGN.md
@@ -16,6 +17,7 @@ export const INJECTION_POINTS = {
   ...VTD_INJECTION_POINTS,
   ...DMA_ENGINE_INJECTION_POINTS,
   ...VFIO_INJECTION_POINTS,
+  ...IOMMUFD_INJECTION_POINTS,
 } as const;
 
 export type InjectionPointName = keyof typeof INJECTION_POINTS;

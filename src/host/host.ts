@@ -7,6 +7,7 @@ import { Mm, type MmOptions } from './mm.ts';
 import { PageAllocator, type RamSpan } from './page-allocator.ts';
 import { PageRefs } from './page-refs.ts';
 import { Process, type SpawnOptions } from './process.ts';
+import { Users } from './user.ts';
 import { Vfs } from './vfs.ts';
 import { IommuCore } from '../iommu-core/core.ts';
 import { IopfQueue } from '../iommu-core/iopf.ts';
@@ -30,6 +31,8 @@ export class Host {
   readonly allocator: PageAllocator;
   readonly pages: PageRefs;
   readonly processes = new Map<number, Process>();
+  /** Per-uid accounting (struct user_struct), looked up by each process's uid. */
+  readonly users = new Users();
   readonly iommu = new IommuCore();
   readonly iopf: IopfQueue;
   readonly sva: SvaManager;

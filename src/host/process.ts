@@ -2,6 +2,7 @@ import { EBADF, EFAULT, EINVAL, EISDIR, EMFILE, ENODEV, ENOENT, ENOTDIR, ENOTTY,
 import { EventFd } from './eventfd.ts';
 import { Mm, PROT_READ, PROT_WRITE } from './mm.ts';
 import type { OpenFile, Vfs } from './vfs.ts';
+import { UserStruct, type Users } from './user.ts';
 
 export interface SpawnOptions {
   /** RLIMIT_MEMLOCK in bytes (default 8 MiB, Linux's default); Infinity or a huge bigint for unlimited. */
@@ -29,6 +30,8 @@ const DEFAULT_MEMLOCK = 8 * 2 ** 20;
 /** What the process surface needs from the kernel around it. */
 export interface ProcessHost {
   readonly vfs: Vfs;
+  /** The per-uid structs (absent in bare test hosts: each process then has its own). */
+  readonly users?: Users;
   processExited(p: Process): void;
 }
 
@@ -41,6 +44,8 @@ export interface ProcessHost {
 export class Process {
   readonly pid: number;
   readonly uid: number;
+  /** current_user(): shared by every process of this uid on the host. */
+  readonly user: UserStruct;
   readonly capIpcLock: boolean;
   /** RLIMIT_MEMLOCK in bytes (Infinity when unlimited). */
   readonly memlockLimit: number;
@@ -59,6 +64,7 @@ export class Process {
     this.pid = pid;
     this.mm = mm;
     this.uid = opts.uid ?? 1000;
+    this.user = host.users?.get(this.uid) ?? new UserStruct(this.uid);
     this.capIpcLock = opts.capIpcLock ?? false;
     const lim = opts.memlockLimit ?? DEFAULT_MEMLOCK;
     this.memlockLimit = typeof lim === 'bigint' ? (lim >= 2n ** 53n ? Infinity : Number(lim)) : lim < 0 ? 0 : lim;

@@ -4,7 +4,8 @@
  * PASID) to an IOAS (through an automatic paging HWPT, shared by devices
  * that can use it) or to a HWPT, HWPT_ALLOC, GET_HW_INFO.
  */
-import { EFAULT, EINVAL, ENODEV, EOPNOTSUPP } from '../host/errno.ts';
+import { EFAULT, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP } from '../host/errno.ts';
+import { injectedErrno } from './points.ts';
 import type { Process } from '../host/process.ts';
 import { IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_PASID, IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HW_CAP_DIRTY_TRACKING, type iommu_hw_info, type iommu_hwpt_alloc } from '../uapi/iommufd.ts';
 import type { StructView } from '../uapi/struct.ts';
@@ -20,6 +21,8 @@ export function bindDevice(ctx: IommufdCtx, file: VfioDeviceFile): IommufdDevice
   const fn = file.dev.fn;
   const group = ctx.host.iommu.groupOf(fn);
   if (group === undefined) return -ENODEV;
+  const fail = ctx.allocFails('device');
+  if (fail < 0) return fail;
   const r = ctx.host.iommu.claimDmaOwner(group, ctx);
   if (r < 0) return r;
   const dev = ctx.add(new IommufdDevice(ctx, file, fn, group));
@@ -55,6 +58,9 @@ function installFault(ctx: IommufdCtx, hwpt: Hwpt, fault: FaultQueue): void {
 
 /** Allocate a paging HWPT on an IOAS for a device and mirror the IOAS into it. */
 function allocPaging(ctx: IommufdCtx, dev: IommufdDevice, ioas: Ioas, flags: number, auto: boolean): HwptPaging | number {
+  const fail = ctx.allocFails('hwpt_paging');
+  if (fail < 0) return fail;
+  if (injectedErrno(ctx.host.board.faults, 'iommufd.domain_alloc', ENOMEM, { dev: dev.fn.bdf }) < 0) return -ENOMEM;
   const d = ctx.host.iommu.allocPaging(dev.fn, {
     nestParent: (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0,
     dirtyTracking: (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0,
@@ -183,6 +189,8 @@ export function hwptAlloc(ctx: IommufdCtx, v: StructView<keyof typeof iommu_hwpt
     if (dataType === IOMMU_HWPT_DATA_NONE) return -EOPNOTSUPP;
     const data = dataLen === 0 ? new Uint8Array(0) : proc.copyFromUser(v.big('data_uptr'), dataLen);
     if (typeof data === 'number') return -EFAULT;
+    const fail = ctx.allocFails('hwpt_nested');
+    if (fail < 0) return fail;
     const d = ctx.host.iommu.allocNested(dev.fn, pt.domain, dataType, data);
     if (typeof d === 'number') return d;
     pt.refs++;

@@ -13,6 +13,8 @@ import { EADDRINUSE } from '../host/errno.ts';
 import { EEXIST, EFAULT, EINVAL, ENOENT, ENOMEM, ENOSPC, EOVERFLOW } from '../host/errno.ts';
 import { accountLockedVm, contiguousRuns, pinUserPages, unpinUserPages, type PinnedPages } from '../host/pin.ts';
 import type { Process } from '../host/process.ts';
+import type { FaultInjector } from '../fault/injector.ts';
+import { injectedErrno, type IommufdInjectionPointName } from './points.ts';
 import type { IommuDomain } from '../iommu-core/domain.ts';
 import type { ResvRegion } from '../iommu-core/types.ts';
 import { IntervalTree, type IntervalNode } from './interval-tree.ts';
@@ -28,15 +30,25 @@ export const IOVA_MAX = Number.MAX_SAFE_INTEGER;
 
 export type AccountMode = 'none' | 'user' | 'mm';
 
-/** A user VA range to be pinned (struct iopt_pages): shared by every area that maps part of it. */
+/**
+ * A user VA range to be pinned (struct iopt_pages): shared by every area that
+ * maps part of it (a COPY, or the two halves of a split). Each page is pinned
+ * once, while at least one area covering it sits in an IOAS with a domain
+ * (pages.c's domains_itree), and charged once when pinned: to the user
+ * (IOPT_PAGES_ACCOUNT_USER, user->locked_vm), to the mm
+ * (IOPT_PAGES_ACCOUNT_MM, mm->locked_vm) or not at all (CAP_IPC_LOCK);
+ * mm->pinned_vm counts the pins in every mode (do_update_pinned()).
+ */
 export class Pages implements PinnedPages {
   /** Page-aligned first VA. */
   readonly va: number;
   readonly count: number;
-  pas: Float64Array = new Float64Array(0);
-  heads: Float64Array = new Float64Array(0);
-  /** Areas in IOASes with domains that need the pages pinned. */
-  pinRefs = 0;
+  readonly pas: Float64Array;
+  readonly heads: Float64Array;
+  /** Areas in IOASes with domains covering each page. */
+  private readonly pinCounts: Uint32Array;
+  /** Pages pinned now (pages->npinned). */
+  npinned = 0;
   /** Areas referencing the object at all. */
   areaRefs = 0;
 
@@ -47,48 +59,116 @@ export class Pages implements PinnedPages {
     readonly length: number,
     readonly writable: boolean,
     readonly accountMode: AccountMode,
+    /** The machine's injection points ('iommufd.pin', 'iommufd.account'), if any. */
+    private readonly faults?: FaultInjector,
   ) {
     this.va = uptr - (uptr % PAGE);
     this.count = Math.ceil((uptr + length - this.va) / PAGE);
+    this.pas = new Float64Array(this.count);
+    this.heads = new Float64Array(this.count);
+    this.pinCounts = new Uint32Array(this.count);
   }
 
   get pinned(): boolean {
-    return this.pinRefs > 0;
+    return this.npinned > 0;
   }
 
-  /** Take a pin reference: the first one charges and pins every page. */
-  pin(): number {
-    if (this.pinRefs > 0) {
-      this.pinRefs++;
-      return 0;
+  isPinned(index: number): boolean {
+    return this.pinCounts[index]! > 0;
+  }
+
+  /** Runs [first, n] of pages in [from, from+n) whose pin count is `want` (0: not pinned yet). */
+  private runsAt(from: number, n: number, want: number): [number, number][] {
+    const out: [number, number][] = [];
+    let i = from;
+    while (i < from + n) {
+      if (this.pinCounts[i] !== want) {
+        i++;
+        continue;
+      }
+      let j = i + 1;
+      while (j < from + n && this.pinCounts[j] === want) j++;
+      out.push([i, j - i]);
+      i = j;
     }
-    const mm = this.proc.mm;
-    if (this.accountMode === 'user') {
-      const r = accountLockedVm(this.proc, this.count, true);
-      if (r < 0) return r;
-    } else if (this.accountMode === 'mm') {
-      // IOPT_PAGES_ACCOUNT_MM: account_locked_vm() on the mm.
-      const r = accountLockedVm(this.proc, this.count, true);
-      if (r < 0) return r;
-    }
-    const p = pinUserPages(mm, this.va, this.count, this.writable);
-    if (typeof p === 'number') {
-      if (this.accountMode !== 'none') accountLockedVm(this.proc, this.count, false);
-      return p === -ENOMEM ? -ENOMEM : -EFAULT;
-    }
-    this.pas = p.pas;
-    this.heads = p.heads;
-    this.pinRefs = 1;
+    return out;
+  }
+
+  private charge(npages: number): number {
+    if (this.accountMode === 'user') return this.proc.user.charge(npages, this.proc.memlockLimit);
+    // IOPT_PAGES_ACCOUNT_MM: __account_locked_vm() on the mm, as VFIO charges.
+    if (this.accountMode === 'mm') return accountLockedVm(this.proc, npages, true);
     return 0;
   }
 
-  unpin(): void {
-    if (this.pinRefs === 0) return;
-    if (--this.pinRefs > 0) return;
-    unpinUserPages(this.proc.mm, this);
-    if (this.accountMode !== 'none') accountLockedVm(this.proc, this.count, false);
-    this.pas = new Float64Array(0);
-    this.heads = new Float64Array(0);
+  private uncharge(npages: number): void {
+    if (this.accountMode === 'user') this.proc.user.uncharge(npages);
+    else if (this.accountMode === 'mm') accountLockedVm(this.proc, npages, false);
+  }
+
+  /**
+   * Take a pin reference on pages [from, from+n): pages not pinned yet are
+   * pinned and charged. All or nothing: 0, or -errno with nothing changed.
+   */
+  pinRange(from: number, n: number): number {
+    const todo = this.runsAt(from, n, 0);
+    const fresh = todo.reduce((s, [, k]) => s + k, 0);
+    const done: [number, number][] = [];
+    let rc = 0;
+    for (const [i, k] of todo) {
+      if (this.failAt('iommufd.pin')) {
+        rc = -EFAULT;
+        break;
+      }
+      const p = pinUserPages(this.proc.mm, this.va + i * PAGE, k, this.writable);
+      if (typeof p === 'number') {
+        rc = p === -ENOMEM ? -ENOMEM : -EFAULT;
+        break;
+      }
+      this.pas.set(p.pas, i);
+      this.heads.set(p.heads, i);
+      done.push([i, k]);
+    }
+    // Changes in the pinned count are charged after the pages are read (pfn_reader_user_update_pinned()).
+    if (rc === 0 && fresh > 0) rc = this.failAt('iommufd.account') ? -ENOMEM : this.charge(fresh);
+    if (rc < 0) {
+      for (const [i, k] of done) unpinUserPages(this.proc.mm, this, i, k);
+      return rc;
+    }
+    for (let i = from; i < from + n; i++) this.pinCounts[i]!++;
+    this.npinned += fresh;
+    return 0;
+  }
+
+  /** Drop a pin reference on pages [from, from+n): pages no area needs any more are unpinned and uncharged. */
+  unpinRange(from: number, n: number): void {
+    let freed = 0;
+    let run = -1;
+    const flush = (end: number): void => {
+      if (run < 0) return;
+      unpinUserPages(this.proc.mm, this, run, end - run);
+      freed += end - run;
+      run = -1;
+    };
+    for (let i = from; i < from + n; i++) {
+      const c = this.pinCounts[i]!;
+      if (c === 1) {
+        this.pinCounts[i] = 0;
+        if (run < 0) run = i;
+      } else {
+        flush(i);
+        if (c > 1) this.pinCounts[i] = c - 1;
+      }
+    }
+    flush(from + n);
+    if (freed > 0) {
+      this.uncharge(freed);
+      this.npinned -= freed;
+    }
+  }
+
+  private failAt(point: IommufdInjectionPointName): boolean {
+    return this.faults !== undefined && injectedErrno(this.faults, point, ENOMEM, { va: this.va }) < 0;
   }
 }
 
@@ -140,6 +220,9 @@ export class IoPagetable {
   readonly domains: IommuDomain[] = [];
   iovaAlignment = 1;
   disableLargePages = false;
+
+  /** `faults`: the machine's injection points, for the iommufd steps that can fail. */
+  constructor(readonly faults?: FaultInjector) {}
 
   // --- queries -----------------------------------------------------------------------
 
@@ -226,6 +309,8 @@ export class IoPagetable {
    */
   mapPieces(pieces: PagesPiece[], iova: number | undefined, prot: number): number {
     const length = pieces.reduce((s, p) => s + p.length, 0);
+    // iopt_area_alloc() for every piece comes first.
+    if (this.faults !== undefined) for (const _ of pieces) if (injectedErrno(this.faults, 'iommufd.area_alloc', ENOMEM) < 0) return -ENOMEM;
     let at: number;
     if (iova === undefined) {
       const first = pieces[0]!;
@@ -262,13 +347,13 @@ export class IoPagetable {
   /** Pin (when there are domains) and map one area into every domain; all or nothing. */
   private fillArea(a: Area): number {
     if (this.domains.length === 0) return 0;
-    const r = a.pages.pin();
+    const r = a.pages.pinRange(a.firstPage, a.npages);
     if (r < 0) return r;
     for (let i = 0; i < this.domains.length; i++) {
       const m = this.mapAreaInto(a, this.domains[i]!);
       if (m < 0) {
         for (let j = 0; j < i; j++) this.unmapAreaFrom(a, this.domains[j]!);
-        a.pages.unpin();
+        a.pages.unpinRange(a.firstPage, a.npages);
         return m;
       }
     }
@@ -278,7 +363,7 @@ export class IoPagetable {
   private unfillArea(a: Area): void {
     if (this.domains.length === 0) return;
     for (const d of this.domains) this.unmapAreaFrom(a, d);
-    a.pages.unpin();
+    a.pages.unpinRange(a.firstPage, a.npages);
   }
 
   private areaIovaBase(a: Area): number {
@@ -293,13 +378,14 @@ export class IoPagetable {
     for (const [idx, n] of runs) {
       const iova = base + (idx - first) * PAGE;
       const pa = a.pages.pas[idx]!;
-      let r = 0;
-      if (this.disableLargePages) {
+      let r = this.faults === undefined ? 0 : injectedErrno(this.faults, 'iommufd.domain_map', ENOMEM, { iova });
+      if (r === 0 && this.disableLargePages) {
+        // batch_iommu_map_small(): one PAGE_SIZE iommu_map per page, so any page can be unmapped alone later.
         for (let k = 0; k < n && r >= 0; k++) {
           r = d.map(iova + k * PAGE, pa + k * PAGE, PAGE, a.prot | IOMMU_CACHE);
           if (r < 0 && k > 0) d.unmap(iova, k * PAGE);
         }
-      } else r = d.map(iova, pa, n * PAGE, a.prot | IOMMU_CACHE);
+      } else if (r === 0) r = d.map(iova, pa, n * PAGE, a.prot | IOMMU_CACHE);
       if (r < 0) {
         if (mapped > 0) d.unmap(base, mapped);
         return r;
@@ -314,17 +400,61 @@ export class IoPagetable {
   }
 
   /**
-   * iopt_unmap_iova(): every area inside [iova, last] goes; an area only
-   * partly inside refuses the whole call (-ENOENT, nothing changed), as does
-   * a range with no area. Returns bytes unmapped.
+   * iopt_unmap_iova_range(): the areas in [iova, last] go in ascending
+   * order; an area only partly inside stops the walk with -ENOENT (those
+   * before it are already gone, as in the kernel). A range with no area
+   * unmaps nothing and succeeds (0 bytes; since Linux 6.18 the callers
+   * decide: IOMMU_IOAS_UNMAP says -ENOENT, the VFIO compat unmap says 0).
+   * Returns bytes unmapped, or -ENOENT.
    */
   unmapRange(iova: number, last: number): number {
-    const hit = this.areas.overlapping(iova, last);
-    if (hit.length === 0) return -ENOENT;
-    for (const n of hit) if (n.start < iova || n.last > last) return -ENOENT;
     let bytes = 0;
-    for (const n of hit) bytes += this.removeArea(n.value);
+    for (const n of this.areas.overlapping(iova, last)) {
+      if (n.start < iova || n.last > last) return -ENOENT;
+      bytes += this.removeArea(n.value);
+    }
     return bytes;
+  }
+
+  /**
+   * iopt_cut_iova(): split the areas holding each of `iovas` so that the
+   * IOVA ends an area (VFIO TYPE1 compat unmaps inside a mapping this way).
+   * 0 or -errno (-EINVAL for a cut the IOVA alignment does not allow).
+   */
+  cut(iovas: number[]): number {
+    for (const at of iovas) {
+      const n = this.areas.firstOverlap(at, at);
+      if (n === undefined) continue;
+      const r = this.splitArea(n.value, at);
+      if (r < 0) return r;
+    }
+    return 0;
+  }
+
+  /** iopt_area_split(): [start, at] and [at+1, last], sharing the pages; their pins carry over unchanged. */
+  private splitArea(a: Area, at: number): number {
+    if (at === a.iova || at === a.last) return 0;
+    const next = at + 1;
+    const align = this.iovaAlignment;
+    const rhsStart = a.startByte + (next - a.iova);
+    if (next % align !== 0 || rhsStart % align !== 0) return -EINVAL;
+    // Splitting an area a domain may hold in huge IOPTEs would split a leaf: refused.
+    if (this.domains.length > 0 && !this.disableLargePages) return -EINVAL;
+    if (this.faults !== undefined && injectedErrno(this.faults, 'iommufd.area_alloc', ENOMEM, { iova: at }) < 0) return -ENOMEM;
+    const lhs = new Area(a.iova, next - a.iova, a.pages, a.startByte, a.prot);
+    const rhs = new Area(next, a.last - at, a.pages, rhsStart, a.prot);
+    // The halves cover the same pages: take their pin references before dropping the whole's.
+    if (this.domains.length > 0) {
+      a.pages.pinRange(lhs.firstPage, lhs.npages);
+      a.pages.pinRange(rhs.firstPage, rhs.npages);
+      a.pages.unpinRange(a.firstPage, a.npages);
+    }
+    this.areas.remove(a.node!);
+    a.node = undefined;
+    lhs.node = this.areas.insert(lhs.iova, lhs.last, lhs);
+    rhs.node = this.areas.insert(rhs.iova, rhs.last, rhs);
+    a.pages.areaRefs++;
+    return 0;
   }
 
   unmapAll(): number {
@@ -396,6 +526,17 @@ export class IoPagetable {
     return 0;
   }
 
+  /**
+   * iopt_enable_large_pages() always succeeds (existing mappings keep their
+   * page sizes); iopt_disable_large_pages() is refused (-EINVAL) once
+   * domains already hold mappings.
+   */
+  setLargePages(enable: boolean): number {
+    if (!enable && !this.disableLargePages && this.areas.size > 0 && this.domains.length > 0) return -EINVAL;
+    this.disableLargePages = !enable;
+    return 0;
+  }
+
   // --- domains ----------------------------------------------------------------------------
 
   /**
@@ -419,7 +560,7 @@ export class IoPagetable {
     for (const n of this.areas.all()) {
       const a = n.value;
       if (first) {
-        const p = a.pages.pin();
+        const p = a.pages.pinRange(a.firstPage, a.npages);
         if (p < 0) {
           r = p;
           break;
@@ -427,7 +568,7 @@ export class IoPagetable {
       }
       const m = this.mapAreaInto(a, d);
       if (m < 0) {
-        if (first) a.pages.unpin();
+        if (first) a.pages.unpinRange(a.firstPage, a.npages);
         r = m;
         break;
       }
@@ -436,7 +577,7 @@ export class IoPagetable {
     if (r < 0) {
       for (const { a, pinned } of done) {
         this.unmapAreaFrom(a, d);
-        if (pinned) a.pages.unpin();
+        if (pinned) a.pages.unpinRange(a.firstPage, a.npages);
       }
       this.unreserve(d);
       return r;
@@ -453,7 +594,7 @@ export class IoPagetable {
     const last = this.domains.length === 1;
     for (const n of this.areas.all()) {
       this.unmapAreaFrom(n.value, d);
-      if (last) n.value.pages.unpin();
+      if (last) n.value.pages.unpinRange(n.value.firstPage, n.value.npages);
     }
     this.domains.splice(i, 1);
     this.unreserve(d);

@@ -36,7 +36,9 @@ const MAP_FLAGS = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_WRITEABLE | IOMMU_I
 
 export function ioasAlloc(ctx: IommufdCtx, v: View<typeof iommu_ioas_alloc>, respond: Respond): number {
   if (v.num('flags') !== 0) return -EOPNOTSUPP;
-  const ioas = ctx.add(new Ioas());
+  const fail = ctx.allocFails('ioas');
+  if (fail < 0) return fail;
+  const ioas = ctx.add(new Ioas(ctx.host.board.faults));
   v.setNum('out_ioas_id', ioas.id);
   const r = respond();
   if (r < 0) ctx.remove(ioas);
@@ -68,27 +70,36 @@ export function ioasMap(ctx: IommufdCtx, v: View<typeof iommu_ioas_map>, respond
   if ((flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE)) === 0) return -EINVAL;
   const ioas = getIoas(ctx, v.num('ioas_id'));
   if (typeof ioas === 'number') return ioas;
-  const uptr64 = v.big('user_va');
+  const fixed = (flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
+  const at = mapUserPages(ctx, ioas, proc, v.big('user_va'), len64, fixed ? iova64 : undefined, protOf(flags));
+  if (at < 0) return at;
+  v.setBig('iova', at);
+  const r = respond();
+  if (r < 0) ioas.iopt.unmapRange(at, at + Number(len64) - 1);
+  return r;
+}
+
+/**
+ * iopt_map_user_pages(): map `len64` bytes of the caller's memory from
+ * `uptr64` at `iova64` (FIXED_IOVA) or at an IOVA the allocator picks, with
+ * `prot` (IOMMU_READ/IOMMU_WRITE). Charged as the context says (none with
+ * CAP_IPC_LOCK). The IOVA, or -errno with nothing changed.
+ */
+export function mapUserPages(ctx: IommufdCtx, ioas: Ioas, proc: Process, uptr64: bigint, len64: bigint, iova64: bigint | undefined, prot: number): number {
   if (len64 === 0n) return -EINVAL;
   if (uptr64 + len64 - 1n > ULONG_MAX) return -EOVERFLOW;
   const uptr = fit(uptr64);
   const length = fit(len64);
   if (uptr === undefined || length === undefined || uptr + length > 2 ** 57) return -EFAULT;
-  const fixed = (flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
   let iova: number | undefined;
-  if (fixed) {
+  if (iova64 !== undefined) {
     if (iova64 + len64 - 1n > ULONG_MAX) return -EOVERFLOW;
     iova = fit(iova64);
     if (iova === undefined || iova + length - 1 > IOVA_MAX) return -EOVERFLOW;
   }
   const mode = proc.capIpcLock ? 'none' : ctx.accountMode;
-  const pages = new Pages(proc, uptr, length, (flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0, mode);
-  const at = ioas.iopt.mapPieces([{ pages, startByte: uptr - pages.va, length }], iova, protOf(flags));
-  if (at < 0) return at;
-  v.setBig('iova', at);
-  const r = respond();
-  if (r < 0) ioas.iopt.unmapRange(at, at + length - 1);
-  return r;
+  const pages = new Pages(proc, uptr, length, (prot & IOMMU_WRITE) !== 0, mode, ctx.host.board.faults);
+  return ioas.iopt.mapPieces([{ pages, startByte: uptr - pages.va, length }], iova, prot);
 }
 
 export function ioasCopy(ctx: IommufdCtx, v: View<typeof iommu_ioas_copy>, respond: Respond): number {
@@ -140,9 +151,23 @@ export function ioasUnmap(ctx: IommufdCtx, v: View<typeof iommu_ioas_unmap>, res
     const last = lastBig > BigInt(IOVA_MAX) ? IOVA_MAX : Number(lastBig);
     unmapped = ioas.iopt.unmapRange(iova, last);
     if (unmapped < 0) return unmapped;
+    // iommufd_ioas_unmap(): a range holding no mapping is -ENOENT here (the VFIO compat unmap says 0).
+    if (unmapped === 0) return -ENOENT;
   }
   v.setBig('length', unmapped);
   return respond();
+}
+
+/** The holes of the IOAS's reserved ranges over [0, ULONG_MAX] (a reservation reaching IOVA_MAX reaches ULONG_MAX). */
+export function iovaHoles(ioas: Ioas): [bigint, bigint][] {
+  const holes: [bigint, bigint][] = [];
+  let cur = 0n;
+  for (const r of ioas.iopt.reservedSpans()) {
+    if (BigInt(r.start) > cur) holes.push([cur, BigInt(r.start) - 1n]);
+    cur = r.last >= IOVA_MAX ? ULONG_MAX + 1n : BigInt(r.last) + 1n;
+  }
+  if (cur <= ULONG_MAX) holes.push([cur, ULONG_MAX]);
+  return holes;
 }
 
 export function ioasIovaRanges(ctx: IommufdCtx, v: View<typeof iommu_ioas_iova_ranges>, respond: Respond, proc: Process): number {
@@ -151,14 +176,7 @@ export function ioasIovaRanges(ctx: IommufdCtx, v: View<typeof iommu_ioas_iova_r
   if (typeof ioas === 'number') return ioas;
   const max = v.num('num_iovas');
   const ptr = v.big('allowed_iovas');
-  // Holes of the reserved ranges, with the top reservation reaching ULONG_MAX.
-  const holes: [bigint, bigint][] = [];
-  let cur = 0n;
-  for (const r of ioas.iopt.reservedSpans()) {
-    if (BigInt(r.start) > cur) holes.push([cur, BigInt(r.start) - 1n]);
-    cur = r.last >= IOVA_MAX ? ULONG_MAX + 1n : BigInt(r.last) + 1n;
-  }
-  if (cur <= ULONG_MAX) holes.push([cur, ULONG_MAX]);
+  const holes = iovaHoles(ioas);
   for (let i = 0; i < holes.length && i < max; i++) {
     const e = encodeStruct(iommu_iova_range, { start: holes[i]![0], last: holes[i]![1] });
     if (proc.copyToUser(ptr + BigInt(i * iommu_iova_range.size), e) < 0) return -EFAULT;
@@ -222,12 +240,8 @@ export function option(ctx: IommufdCtx, v: View<typeof iommu_option>, respond: R
       }
       if (op !== IOMMU_OPTION_OP_SET) return -EOPNOTSUPP;
       if (val !== 0n && val !== 1n) return -EINVAL;
-      // iopt_disable_large_pages(): refused once domains already hold mappings;
-      // iopt_enable_large_pages() always succeeds (existing mappings keep their page sizes).
-      const disable = val === 0n;
-      if (disable && !ioas.iopt.disableLargePages && ioas.iopt.areas.size > 0 && ioas.iopt.domains.length > 0) return -EINVAL;
-      ioas.iopt.disableLargePages = disable;
-      return respond();
+      const r = ioas.iopt.setLargePages(val === 1n);
+      return r < 0 ? r : respond();
     }
     default:
       return -EOPNOTSUPP;

@@ -54,10 +54,15 @@ import {
 import { StructView, type StructDef } from '../uapi/struct.ts';
 import { VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_DETACH_IOMMUFD_PT } from '../uapi/vfio.ts';
 import type { VfioDeviceFile } from '../vfio/device-file.ts';
+import type { VfioPciDevice } from '../vfio/vfio-pci.ts';
 import { setCdevIommufdOps } from '../vfio/module.ts';
 import { UserArg } from '../vfio/user-arg.ts';
 import { attachDevice, bindDevice, detachDevice, getHwInfo, hwptAlloc, unbindDevice } from './device.ts';
-import { EBADFD } from '../host/errno.ts';
+import { EBADFD, ENOMEM } from '../host/errno.ts';
+import { injectedErrno } from './points.ts';
+import { compatIoasCreate, compatIoasId, vfioCompatIoctl } from './vfio-compat.ts';
+import { IOMMUFD_CMD_BASE } from '../uapi/iommufd.ts';
+import { vfioModule } from '../vfio/module.ts';
 import { FaultFile, FaultQueue } from './fault.ts';
 import { getDirtyBitmap, hwptInvalidate, setDirtyTracking } from './hwpt.ts';
 import { IOMMU_VDEVICE_ALLOC, IOMMU_VIOMMU_ALLOC, iommu_vdevice_alloc, iommu_viommu_alloc } from '../uapi/iommufd.ts';
@@ -134,6 +139,9 @@ const ENODEV_COMPAT = 19;
 
 function faultAlloc(ctx: IommufdCtx, v: AnyView, respond: Respond, proc: Process): number {
   if (v.num('flags') !== 0) return -EOPNOTSUPP;
+  const fail = ctx.allocFails('fault');
+  if (fail < 0) return fail;
+  if (injectedErrno(ctx.host.board.faults, 'iommufd.fault_alloc', ENOMEM) < 0) return -ENOMEM;
   const fault = ctx.add(new FaultQueue(ctx));
   const file = new FaultFile(fault);
   const fd = proc.installFile(file);
@@ -158,6 +166,8 @@ export class IommufdFile implements OpenFile {
   constructor(readonly ctx: IommufdCtx) {}
 
   ioctl(request: number, arg: Uint8Array | number, proc: Process): number {
+    // iommufd_fops_ioctl(): numbers below IOMMUFD_CMD_BASE are the VFIO container ioctls (vfio_compat.c).
+    if ((request & 0xff) < IOMMUFD_CMD_BASE) return vfioCompatIoctl(this.ctx, request, arg, proc);
     const op = OPS.get(request);
     if (op === undefined) return -ENOTTY;
     const u = UserArg.of(arg, proc);
@@ -195,6 +205,17 @@ export function boundDevice(file: VfioDeviceFile): IommufdDevice | undefined {
   return bound.get(file);
 }
 
+/** The context a VFIO group holds after SET_CONTAINER with an iommufd (group->iommufd). */
+class GroupCtx {
+  constructor(readonly ctx: IommufdCtx) {}
+  put(): void {
+    this.ctx.put();
+  }
+}
+
+/** Devices bound through a group (the group path may open a device more than once; the first open binds). */
+const groupBound = new WeakMap<VfioPciDevice, IommufdDevice>();
+
 const registered = new WeakSet<Host>();
 
 /**
@@ -205,7 +226,53 @@ export function registerIommufd(host: Host): void {
   if (registered.has(host)) return;
   registered.add(host);
   host.vfs.register('/dev/iommu', { open: () => new IommufdFile(new IommufdCtx(host)) });
+  if (vfioModule(host).containerBackend === 'iommufd') {
+    // CONFIG_IOMMUFD_VFIO_CONTAINER: the "vfio" misc device is an iommufd, accounting as VFIO does (iommufd_fops_open).
+    host.vfs.register('/dev/vfio/vfio', {
+      open: () => {
+        const ctx = new IommufdCtx(host);
+        ctx.accountMode = 'mm';
+        return new IommufdFile(ctx);
+      },
+    });
+  }
   setCdevIommufdOps(host, {
+    groupSetIommufd(file) {
+      if (!(file instanceof IommufdFile)) return undefined;
+      const ctx = file.ctx;
+      const r = compatIoasCreate(ctx);
+      if (r < 0) return r;
+      ctx.hold();
+      return new GroupCtx(ctx);
+    },
+    groupBind(file, ictx) {
+      const shared = groupBound.get(file.dev);
+      if (shared !== undefined) {
+        bound.set(file, shared);
+        return 0;
+      }
+      const ctx = (ictx as GroupCtx).ctx;
+      const dev = bindDevice(ctx, file);
+      if (typeof dev === 'number') return dev;
+      // vfio_iommufd_compat_attach_ioas(): -ENODEV once the compat IOAS is gone.
+      const id = compatIoasId(ctx);
+      const r = id < 0 ? id : attachDevice(dev, id);
+      if (r < 0) {
+        unbindDevice(dev);
+        return r;
+      }
+      groupBound.set(file.dev, dev);
+      bound.set(file, dev);
+      return 0;
+    },
+    groupUnbind(file) {
+      const dev = bound.get(file);
+      if (dev === undefined) return;
+      bound.delete(file);
+      if (file.dev.openCount > 0) return;
+      groupBound.delete(file.dev);
+      unbindDevice(dev);
+    },
     bind(file, arg, proc) {
       const u = UserArg.of(arg, proc);
       if (typeof u === 'number') return u;

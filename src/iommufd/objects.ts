@@ -5,7 +5,9 @@
  * the table (an HWPT on its IOAS, a device on its HWPT, an fd on its fault
  * queue), and IOMMU_DESTROY is refused (-EBUSY) while any remain.
  */
-import { ENOENT } from '../host/errno.ts';
+import { ENOENT, ENOMEM } from '../host/errno.ts';
+import type { FaultInjector } from '../fault/injector.ts';
+import { injectedErrno } from './points.ts';
 import type { Host } from '../host/host.ts';
 import type { IommuDomain } from '../iommu-core/domain.ts';
 import type { IommuGroup } from '../iommu-core/group.ts';
@@ -26,7 +28,11 @@ export abstract class IommufdObject {
 
 export class Ioas extends IommufdObject {
   readonly type = 'ioas';
-  readonly iopt = new IoPagetable();
+  readonly iopt: IoPagetable;
+  constructor(faults?: FaultInjector) {
+    super();
+    this.iopt = new IoPagetable(faults);
+  }
   /** Paging HWPTs built on this IOAS (ioas->hwpt_list). */
   readonly hwpts: HwptPaging[] = [];
   destroy(): void {
@@ -115,6 +121,11 @@ export class IommufdCtx {
   private lowestFree = 1;
 
   constructor(readonly host: Host) {}
+
+  /** iommufd_object_alloc()'s allocation step: -ENOMEM when the 'iommufd.object_alloc' point fails it, else 0. */
+  allocFails(what: string): number {
+    return injectedErrno(this.host.board.faults, 'iommufd.object_alloc', ENOMEM, { object: what });
+  }
 
   /** xa_alloc() into the table: the lowest free ID from 1. */
   add<T extends IommufdObject>(obj: T): T {

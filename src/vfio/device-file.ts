@@ -77,7 +77,8 @@ export class VfioDeviceFile implements OpenFile {
     this.closed = true;
     if (this.kind === 'group') {
       this.dev.close();
-      this.groupFile?.deviceClosed();
+      this.dev.mod.cdevOps?.groupUnbind?.(this);
+      this.groupFile?.deviceClosed(this);
       return;
     }
     if (this.accessGranted) {

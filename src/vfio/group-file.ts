@@ -14,7 +14,7 @@ import {
 import { ContainerFile, type VfioContainer } from './container.ts';
 import { VfioDeviceFile } from './device-file.ts';
 import { injectedErrno } from './faults.ts';
-import type { VfioModule } from './module.ts';
+import type { GroupIommufd, VfioModule } from './module.ts';
 import type { Type1Group } from './type1.ts';
 import { head, UserArg } from './user-arg.ts';
 import type { VfioPciDevice } from './vfio-pci.ts';
@@ -31,6 +31,8 @@ const NAME_MAX = 4096;
 export class VfioGroup implements Type1Group {
   readonly devices: VfioPciDevice[] = [];
   container: VfioContainer | undefined;
+  /** The iommufd context set in place of a container (group->iommufd). */
+  iommufd: GroupIommufd | undefined;
   /** 1 for the group itself while in a container, plus one per open device fd. */
   containerUsers = 0;
   openedFile: GroupFile | undefined;
@@ -63,6 +65,8 @@ export class VfioGroup implements Type1Group {
   }
 
   detachContainer(): void {
+    this.iommufd?.put();
+    this.iommufd = undefined;
     const c = this.container;
     if (c === undefined) return;
     c.detachGroup(this);
@@ -101,7 +105,7 @@ export class GroupFile implements OpenFile {
     if (s.num('argsz') < vfio_group_status.size) return -EINVAL;
     let flags = 0;
     const g = this.group;
-    if (g.container !== undefined) flags = VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE;
+    if (g.container !== undefined || g.iommufd !== undefined) flags = VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE;
     else if (g.iommuGroup.owner === undefined) flags = VFIO_GROUP_FLAGS_VIABLE;
     s.setNum('flags', flags);
     return u.write(0, s.bytes);
@@ -120,9 +124,18 @@ export class GroupFile implements OpenFile {
     const f = proc.file(fd);
     if (f === undefined) return -EBADF;
     const g = this.group;
-    if (g.container !== undefined) return -EINVAL;
-    // Not a container fd (Linux 6.2+ says -EBADFD, earlier kernels -EINVAL).
-    if (!(f instanceof ContainerFile)) return -EINVAL;
+    if (g.container !== undefined || g.iommufd !== undefined) return -EINVAL;
+    if (!(f instanceof ContainerFile)) {
+      // An iommufd: the group's devices will bind to it and attach to its compat IOAS when opened.
+      const i = g.mod.cdevOps?.groupSetIommufd?.(f);
+      if (typeof i === 'number') return i;
+      if (i !== undefined) {
+        g.iommufd = i;
+        return 0;
+      }
+      // Not a container fd (Linux 6.2+ says -EBADFD, earlier kernels -EINVAL).
+      return -EINVAL;
+    }
     const r = f.container.attachGroup(g);
     if (r < 0) return r;
     g.container = f.container;
@@ -132,8 +145,8 @@ export class GroupFile implements OpenFile {
 
   private unsetContainer(): number {
     const g = this.group;
-    if (g.container === undefined) return -EINVAL;
-    if (g.containerUsers !== 1) return -EBUSY;
+    if (g.container === undefined && g.iommufd === undefined) return -EINVAL;
+    if (g.container !== undefined && g.containerUsers !== 1) return -EBUSY;
     g.detachContainer();
     return 0;
   }
@@ -147,25 +160,40 @@ export class GroupFile implements OpenFile {
     const g = this.group;
     const dev = g.devices.find((d) => d.fn.bdf === name);
     if (dev === undefined) return -ENODEV;
-    // vfio_df_group_open + vfio_group_use_container: a container with an IOMMU set.
-    if (g.container === undefined || g.container.iommu === undefined) return -EINVAL;
+    // vfio_df_group_open + vfio_group_use_container: a container with an IOMMU set, or an iommufd.
+    if (g.iommufd === undefined && (g.container === undefined || g.container.iommu === undefined)) return -EINVAL;
     if (injectedErrno(this.group.mod.host.board.faults, 'vfio.device_file', ENOMEM, { dev: dev.fn.bdf }) < 0) return -ENOMEM;
     const file = new VfioDeviceFile(dev, 'group', this);
     const r = dev.open();
     if (r < 0) return r;
+    if (g.iommufd !== undefined) {
+      // The first open binds the device to the iommufd and attaches it to the compat IOAS.
+      const b = g.mod.cdevOps?.groupBind?.(file, g.iommufd) ?? -ENODEV;
+      if (b < 0) {
+        dev.close();
+        return b;
+      }
+    }
     const fd = proc.installFile(file);
     if (fd < 0) {
       dev.close();
+      g.mod.cdevOps?.groupUnbind?.(file);
       return fd;
     }
-    g.containerUsers++;
+    if (g.container !== undefined) {
+      g.containerUsers++;
+      this.containerUsersOf.add(file);
+    }
     this.refs++;
     return fd;
   }
 
+  /** Device files that count as users of the container (not those opened with an iommufd set). */
+  private readonly containerUsersOf = new WeakSet<VfioDeviceFile>();
+
   /** A device fd from this group closed (vfio_group_unuse_container + fput of the group file). */
-  deviceClosed(): void {
-    this.group.containerUsers--;
+  deviceClosed(file?: VfioDeviceFile): void {
+    if (file === undefined || this.containerUsersOf.delete(file)) this.group.containerUsers--;
     this.release();
   }
 

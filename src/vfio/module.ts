@@ -1,5 +1,6 @@
 import type { Host } from '../host/host.ts';
 import type { Process } from '../host/process.ts';
+import type { OpenFile } from '../host/vfs.ts';
 import type { IommuGroup } from '../iommu-core/group.ts';
 import type { Counter } from '../trace/counters.ts';
 import { VFIO_DMA_ENTRY_LIMIT_DEFAULT } from '../uapi/vfio.ts';
@@ -13,6 +14,18 @@ export interface VfioOptions {
   dmaEntryLimit?: number;
   /** vfio_iommu_type1's disable_hugepages: pin and map one page at a time (no runs, 4K IOMMU entries). */
   disableHugepages?: boolean;
+  /**
+   * Who provides /dev/vfio/vfio: VFIO's own type1 container (CONFIG_VFIO_CONTAINER, the
+   * default), or iommufd (CONFIG_IOMMUFD_VFIO_CONTAINER: the node is an iommufd serving
+   * the type1 ioctls from its compat IOAS, charging mm->locked_vm as VFIO does).
+   */
+  container?: 'type1' | 'iommufd';
+}
+
+/** An iommufd context a group was set to (VFIO_GROUP_SET_CONTAINER with an iommufd fd), held by the group. */
+export interface GroupIommufd {
+  /** iommufd_ctx_put(): the group lets it go. */
+  put(): void;
 }
 
 /**
@@ -28,6 +41,15 @@ export interface CdevIommufdOps {
   ioctl?(file: VfioDeviceFile, request: number, arg: Uint8Array | number, proc: Process): number;
   /** The bound file is closing. */
   unbind?(file: VfioDeviceFile): void;
+  /**
+   * VFIO_GROUP_SET_CONTAINER (vfio_group_ioctl_set_container): undefined when `file` is no
+   * iommufd; else its context, held, once it has a compat IOAS (iommufd_vfio_compat_ioas_create), or -errno.
+   */
+  groupSetIommufd?(file: OpenFile): GroupIommufd | number | undefined;
+  /** A device opened through a group set to an iommufd (vfio_df_group_open): the first open binds it and attaches it to the compat IOAS. */
+  groupBind?(file: VfioDeviceFile, ictx: GroupIommufd): number;
+  /** A device file from such a group closed (after the device's close): the last one unbinds. */
+  groupUnbind?(file: VfioDeviceFile): void;
 }
 
 /**
@@ -39,6 +61,7 @@ export class VfioModule {
   /** Module parameters, writable at run time as their 0644 sysfs files are; a container reads dma_entry_limit when it opens. */
   dmaEntryLimit: number;
   disableHugepages: boolean;
+  readonly containerBackend: 'type1' | 'iommufd';
   readonly groups = new Map<IommuGroup, VfioGroup>();
   readonly devices: VfioPciDevice[] = [];
   cdevOps: CdevIommufdOps | undefined;
@@ -60,6 +83,7 @@ export class VfioModule {
   ) {
     this.dmaEntryLimit = opts.dmaEntryLimit ?? VFIO_DMA_ENTRY_LIMIT_DEFAULT;
     this.disableHugepages = opts.disableHugepages ?? false;
+    this.containerBackend = opts.container ?? 'type1';
     const c = host.board.counters;
     this.counters = {
       mapCalls: c.counter('vfio.map_calls'),
@@ -67,7 +91,8 @@ export class VfioModule {
       pinnedPages: c.counter('vfio.pinned_pages'),
       irqs: c.counter('vfio.irqs'),
     };
-    host.vfs.register('/dev/vfio/vfio', { open: () => openContainer(this) });
+    // With the iommufd backend, iommufd registers /dev/vfio/vfio (registerIommufd).
+    if (this.containerBackend === 'type1') host.vfs.register('/dev/vfio/vfio', { open: () => openContainer(this) });
   }
 
   allocMinor(): number {

@@ -105,7 +105,7 @@ t.test('device bind + attach to an IOAS: auto HWPT, mappings pinned and in the d
   t.equal(r, 0);
   t.not(hwpt, ioas, 'pt_id is the auto HWPT');
   t.equal(f.p.mm.pinnedVm, 8, 'pinned on the first domain');
-  t.equal(f.p.mm.lockedVm, 8, 'charged once');
+  t.equal(f.p.user.lockedVm, 8, "charged once, to the user (IOPT_PAGES_ACCOUNT_USER)");
   const dom = f.host.iommu.domainForPasid(f.dma, -1)!;
   t.ok(dom.iovaToPhys(0x100000) >= 0, 'mapped in the domain');
   t.equal(destroy(f.p, f.fd, ioas), -EBUSY, 'IOAS in use by the HWPT');
@@ -118,10 +118,10 @@ t.test('device bind + attach to an IOAS: auto HWPT, mappings pinned and in the d
   const cb = encodeStruct(iommu_ioas_copy, { size: iommu_ioas_copy.size, flags: RW | 1, dst_ioas_id: ioas2, src_ioas_id: ioas, length: 4 * PAGE, dst_iova: 0x200000, src_iova: 0x100000 });
   t.equal(f.p.ioctl(f.fd, IOMMU_IOAS_COPY, cb), 0);
   t.equal(f.p.mm.pinnedVm, 8, 'no second pin');
-  t.equal(f.p.mm.lockedVm, 8, 'no second charge');
+  t.equal(f.p.user.lockedVm, 8, 'no second charge');
   t.equal(f.p.close(cdev), 0);
   t.equal(f.p.mm.pinnedVm, 0, 'auto HWPT gone with the device: unpinned');
-  t.equal(f.p.mm.lockedVm, 0);
+  t.equal(f.p.user.lockedVm, 0);
   t.equal(destroy(f.p, f.fd, hwpt), -ENOENT, 'auto HWPT destroyed');
   t.equal(destroy(f.p, f.fd, ioas), 0);
   t.equal(f.p.close(f.fd), 0);

@@ -51,7 +51,7 @@ for (const kind of KINDS) {
       }
     }
     t.equal(p.mm.pinnedVm, 16, 'pinned once for every domain');
-    t.equal(p.mm.lockedVm, 16, 'charged once');
+    t.equal(p.user.lockedVm, 16, 'charged once, to the uid (user mode)');
     t.same(unmap(p, fd, ioas, 0x40_0000, 16 * PAGE), [0, BigInt(16 * PAGE)]);
     for (const [bdf] of DEVICES) t.equal(m.device(bdf).dmaRead(0x40_0000n, 4).ok, false, `${bdf}: unmapped IOVA faults (no stale IOTLB/ATC entry)`);
     t.equal(p.mm.pinnedVm, 0, 'unpinned by the unmap');
@@ -62,7 +62,7 @@ for (const kind of KINDS) {
     t.equal(p.mm.pinnedVm, 16, 'bound devices keep the context alive');
     for (const c of cdevs) t.equal(p.close(c), 0);
     t.equal(p.mm.pinnedVm, 0, 'pinned counter back to zero');
-    t.equal(p.mm.lockedVm, 0, 'locked counter back to zero');
+    t.equal(p.user.lockedVm, 0, 'locked counter back to zero');
     t.equal(m.host.allocator.pagesInUse, baseline, 'every page (domain tables, pins) returned');
     for (const [bdf] of DEVICES) t.equal(m.device(bdf).dmaRead(0x40_0000n, 4).ok, false, `${bdf} blocked after release`);
   });

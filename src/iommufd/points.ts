@@ -1,0 +1,32 @@
+import type { FaultInjector, InjectionPoint } from '../fault/injector.ts';
+
+/**
+ * Fault-injection points of the iommufd front end (DESIGN.md §7), gathered
+ * into src/fault/points.ts. Each is a step of drivers/iommu/iommufd/ that can
+ * fail in Linux (the places the kernel's iommufd_fail_nth selftest reaches
+ * through iommufd_should_fail() and failing allocations); an injected
+ * failure must unwind cleanly: no object, area, pin, charge or IOMMU entry
+ * left behind.
+ */
+export const IOMMUFD_INJECTION_POINTS = {
+  'iommufd.object_alloc': 'iommufd_object_alloc(): allocating an object or its ID fails (ENOMEM): IOAS, HWPT, device bind, fault queue',
+  'iommufd.area_alloc': 'iopt_alloc_area_pages(): allocating a struct iopt_area (or the iopt_pages of a new mapping) fails (ENOMEM)',
+  'iommufd.pin': 'pfn_reader_user_pin(): pin_user_pages of a batch of user pages fails (EFAULT)',
+  'iommufd.account': 'pfn_reader_user_update_pinned(): charging the pinned pages to locked memory fails (ENOMEM)',
+  'iommufd.domain_map': 'batch_to_domain(): iommu_map of a run into a domain fails (ENOMEM)',
+  'iommufd.domain_alloc': 'iommufd_hwpt_paging_alloc(): the IOMMU driver fails to allocate the paging domain (ENOMEM)',
+  'iommufd.fault_alloc': 'iommufd_fault_alloc(): creating the fault queue file fails (ENOMEM)',
+} as const;
+
+export type IommufdInjectionPointName = keyof typeof IOMMUFD_INJECTION_POINTS;
+
+type PointLookup = { point(name: string): InjectionPoint | undefined };
+
+/** Check an iommufd injection point: the errno to fail with (negative), or 0 to go on. */
+export function injectedErrno(faults: FaultInjector, name: IommufdInjectionPointName, fallback: number, ctx?: Record<string, unknown>): number {
+  const p = (faults as unknown as PointLookup).point(name);
+  if (p === undefined) return 0;
+  const a = p.check(ctx);
+  if (a === undefined || a.kind !== 'fail') return 0;
+  return -Math.abs(a.errno ?? fallback);
+}
