@@ -3,7 +3,7 @@ import { createMachine } from '../../machines/machine.ts';
 import { FaultInjector } from '../../src/fault/injector.ts';
 import { applyPlan, loadPlan, PlanError, validatePlan } from '../../src/fault/plan.ts';
 import { Prng } from '../../src/sim/prng.ts';
-import { vfioMapDma } from './ops.ts';
+import { PAGE, vfioContainer, vfioMapDma } from './ops.ts';
 
 t.test('a plan with an unknown point is refused, naming the valid points', async (t) => {
   const v = validatePlan({ rules: [{ point: 'smmuv3.walk_reed', action: { kind: 'fail' } }] });
@@ -90,3 +90,21 @@ t.test('the same seed and plan replay to an identical trace', async (t) => {
   t.match(a, /fault\.inject/, 'injections are traced');
   t.not(tracedRun(12), a, 'another machine seed draws differently');
 });
+
+for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
+  t.test(`${kind}: a plan on page-walk reads matches the requester (device) of the walk`, async (t) => {
+    for (const [target, expect] of [['0000:00:01.0', 0], ['0000:00:03.0', 1]] as const) {
+      const m = createMachine(kind);
+      const c = vfioContainer(m, '0000:00:03.0');
+      const buf = c.p.mmap(PAGE);
+      c.p.memWrite(buf, new Uint8Array([7]));
+      t.equal(c.v.mapDma(c.container, { vaddr: buf, iova: 0x40_0000n, size: PAGE }), 0);
+      const applied = applyPlan(m, { rules: [{ point: `${kind === 'q35-vtd' ? 'vtd' : 'smmuv3'}.walk_read`, when: { match: { device: target } }, action: { kind: 'fail' } }] });
+      const dev = m.device('0000:00:03.0');
+      dev.config.write(4, 2, 6);
+      const r = dev.dmaRead(0x40_0000n, 1);
+      t.equal(applied.rules[0]!.injected > 0 ? 1 : 0, expect, `rule on ${target}: ${applied.rules[0]!.injected} injected`);
+      t.equal(r.ok, expect === 0, expect === 0 ? 'the DMA translates' : `the DMA faults (${r.ok ? '' : r.fault})`);
+    }
+  });
+}
