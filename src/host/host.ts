@@ -73,7 +73,9 @@ export class Host {
     const pt = this.newCpuPageTable();
     if (typeof pt === 'number') throw new Error('spawn: out of memory for a page table');
     const pid = this.nextPid++;
-    const p = new Process(this, pid, new Mm(this.board.sysmem, this.pages, pt, this.mmLayout), opts);
+    const mm = new Mm(this.board.sysmem, this.pages, pt, this.mmLayout);
+    mm.pinPoint = this.board.faults.point('host.pin');
+    const p = new Process(this, pid, mm, opts);
     this.processes.set(pid, p);
     return p;
   }
