@@ -23,8 +23,8 @@ import type { Figures } from './harness.ts';
 const PAGE = 4096;
 const BASE = 0x1_0000_0000;
 /** Map+unmap pairs timed per round, and rounds per size (alternating sizes, best round kept). */
-const OPS = 2000;
-const ROUNDS = 7;
+const OPS = 500;
+const ROUNDS = 25;
 
 /**
  * One address space of 4 KiB mappings as a VMM drives it through the uapi:
