@@ -76,6 +76,7 @@ export function ioasMap(ctx: IommufdCtx, v: View<typeof iommu_ioas_map>, respond
   v.setBig('iova', at);
   const r = respond();
   if (r < 0) ioas.iopt.unmapRange(at, at + Number(len64) - 1);
+  else ctx.host.board.tracer.trace('iommufd.map', 'iommufd', { ioas: ioas.id, iova: at, length: Number(len64), uptr: Number(v.big('user_va')), compat: false });
   return r;
 }
 
@@ -130,6 +131,7 @@ export function ioasCopy(ctx: IommufdCtx, v: View<typeof iommu_ioas_copy>, respo
   v.setBig('dst_iova', at);
   const r = respond();
   if (r < 0) dst.iopt.unmapRange(at, at + length - 1);
+  else ctx.host.board.tracer.trace('iommufd.copy', 'iommufd', { ioas: dst.id, src: src.id, srcIova, iova: at, length });
   return r;
 }
 
@@ -155,6 +157,7 @@ export function ioasUnmap(ctx: IommufdCtx, v: View<typeof iommu_ioas_unmap>, res
     if (unmapped === 0) return -ENOENT;
   }
   v.setBig('length', unmapped);
+  ctx.host.board.tracer.trace('iommufd.unmap', 'iommufd', { ioas: ioas.id, iova: Number(iova64 > BigInt(IOVA_MAX) ? IOVA_MAX : iova64), requested: Number(len64 > BigInt(IOVA_MAX) ? IOVA_MAX : len64), length: unmapped, compat: false });
   return respond();
 }
 

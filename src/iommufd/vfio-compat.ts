@@ -128,7 +128,9 @@ function mapDma(ctx: IommufdCtx, u: UserArg, proc: Process): number {
   if (typeof ioas === 'number') return ioas;
   // Always at the given IOVA; charged as the context says (mm->locked_vm when opened as /dev/vfio/vfio).
   const at = mapUserPages(ctx, ioas, proc, m.big('vaddr'), m.big('size'), m.big('iova'), prot);
-  return at < 0 ? at : 0;
+  if (at < 0) return at;
+  ctx.host.board.tracer.trace('iommufd.map', 'iommufd', { ioas: ioas.id, iova: at, length: Number(m.big('size')), uptr: Number(m.big('vaddr')), compat: true });
+  return 0;
 }
 
 function unmapDma(ctx: IommufdCtx, u: UserArg): number {
@@ -166,6 +168,8 @@ function unmapDma(ctx: IommufdCtx, u: UserArg): number {
     }
   }
   m.setBig('size', unmapped);
+  const clip = (x: bigint): number => (x > BigInt(IOVA_MAX) ? IOVA_MAX : Number(x));
+  ctx.host.board.tracer.trace('iommufd.unmap', 'iommufd', { ioas: ioas.id, iova: clip(iova64), requested: clip(size64), length: unmapped, compat: true });
   return u.write(0, m.bytes) < 0 ? -EFAULT : 0;
 }
 

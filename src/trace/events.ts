@@ -21,6 +21,14 @@ export interface TraceEventMap {
   /** The device asserted INTx: vfio masked it (auto-mask) and signalled the trigger eventfd. */
   'vfio.intx': { dev: string };
   // --- end VFIO ---
+  // --- iommufd ---
+  /** IOMMU_IOAS_MAP (or a VFIO compat MAP_DMA) placed `length` bytes of user memory at `iova` in IOAS `ioas`. */
+  'iommufd.map': { ioas: number; iova: number; length: number; uptr: number; compat: boolean };
+  /** IOMMU_IOAS_COPY mapped `length` bytes of `src` at `iova` in `ioas`, sharing the pages. */
+  'iommufd.copy': { ioas: number; src: number; srcIova: number; iova: number; length: number };
+  /** IOMMU_IOAS_UNMAP (or a VFIO compat UNMAP_DMA): `length` bytes went from [iova, iova+requested). */
+  'iommufd.unmap': { ioas: number; iova: number; requested: number; length: number; compat: boolean };
+  // --- end iommufd ---
   // --- DMA engine ---
   'dma-engine.desc.start': { dev: string; wq: number; op: string; pasid: number; len: number };
   /** A descriptor completed; `dur` is its time from dispatch. `fault` names the failed access's fault, if any. */
