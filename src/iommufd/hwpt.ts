@@ -84,12 +84,13 @@ export function getDirtyBitmap(ctx: IommufdCtx, v: View<typeof iommu_hwpt_get_di
 }
 
 export function hwptInvalidate(ctx: IommufdCtx, v: View<typeof iommu_hwpt_invalidate>, respond: Respond, proc: Process): number {
-  if (v.num('__reserved') !== 0) return -EOPNOTSUPP;
   const num = v.num('entry_num');
   const len = v.num('entry_len');
   let rc = 0;
   let done = 0;
-  if (num !== 0 && (v.big('data_uptr') === 0n || len === 0)) rc = -EINVAL;
+  // Every refusal still reports entry_num (0 here) back, as iommufd_hwpt_invalidate's "out:" does.
+  if (v.num('__reserved') !== 0) rc = -EOPNOTSUPP;
+  else if (num !== 0 && (v.big('data_uptr') === 0n || len === 0)) rc = -EINVAL;
   else {
     const obj = ctx.get(v.num('hwpt_id'));
     const copy = (): Uint8Array | number => {
