@@ -39,7 +39,8 @@ const PRI_REQS = 64;
  * MMIO registers and the tables and queues it allocates in guest memory:
  * probe from the IDRs, a 2-level stream table, command, event and PRI
  * queues with MSIs, STEs and CDs for blocked/identity/stage-1/stage-2/SVA
- * domains, invalidation with CMD_SYNC, ATS (STE.EATS, the device's ATS
+ * domains, nested domains through a vSMMU (nested.ts), HTTU dirty tracking
+ * on stage-1 domains (dirty.ts), invalidation with CMD_SYNC, ATS (STE.EATS, the device's ATS
  * Control, CMD_ATC_INV after TLB invalidation), PRI and stall faults into
  * the host's I/O page-fault queue. It implements the IOMMU core's driver ops.
  */
