@@ -177,7 +177,5 @@ export function setIrqs(dev: VfioPciDevice, u: UserArg, proc: Process): number {
     if (typeof d === 'number') return d;
     data = d;
   }
-  // INTx is not modelled: the functions here have no interrupt pin, so its count (0) refused it above.
-  if (index === VFIO_PCI_INTX_IRQ_INDEX) return -EINVAL;
   return dev.irqs.set(index, flags, start, count, data, proc);
 }

@@ -10,11 +10,13 @@ import {
   VFIO_IRQ_SET_DATA_EVENTFD,
   VFIO_IRQ_SET_DATA_NONE,
   VFIO_PCI_ERR_IRQ_INDEX,
+  VFIO_PCI_INTX_IRQ_INDEX,
   VFIO_PCI_MSI_IRQ_INDEX,
   VFIO_PCI_MSIX_IRQ_INDEX,
   VFIO_PCI_REQ_IRQ_INDEX,
 } from '../uapi/vfio.ts';
 import { injectedErrno } from './faults.ts';
+import { VfioIntx } from './intx.ts';
 import { msiAddressFor } from './msi-cookie.ts';
 import type { VfioPciDevice } from './vfio-pci.ts';
 
@@ -26,7 +28,7 @@ interface VectorCtx {
 }
 
 /**
- * MSI and MSI-X for a vfio-pci device (vfio_pci_intrs.c). SET_IRQS with
+ * MSI and MSI-X for a vfio-pci device (vfio_pci_intrs.c; INTx in intx.ts). SET_IRQS with
  * eventfds makes the host kernel allocate vectors and program the device's
  * real MSI capability or MSI-X table with a host message (the interrupt
  * controller's doorbell, through the domain's MSI window when the IOMMU has
@@ -44,12 +46,16 @@ export class VfioIrqs {
   private readonly ctx = new Map<number, VectorCtx>();
   err: EventFd | undefined;
   req: EventFd | undefined;
+  readonly intx: VfioIntx;
 
-  constructor(private readonly dev: VfioPciDevice) {}
+  constructor(private readonly dev: VfioPciDevice) {
+    this.intx = new VfioIntx(dev);
+  }
 
   /** vfio_pci_set_irqs_ioctl() for MSI/MSI-X/ERR/REQ; `data` holds count entries of the data type. */
   set(index: number, flags: number, start: number, count: number, data: Uint8Array, proc: Process): number {
     const action = flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
+    if (index === VFIO_PCI_INTX_IRQ_INDEX) return this.intx.set(flags, start, count, data, proc, this.type !== 'none');
     if (index === VFIO_PCI_MSI_IRQ_INDEX || index === VFIO_PCI_MSIX_IRQ_INDEX) {
       if (action !== VFIO_IRQ_SET_ACTION_TRIGGER) return -ENOTTY;
       return this.msiTrigger(index === VFIO_PCI_MSIX_IRQ_INDEX ? 'msix' : 'msi', start, count, flags, data, proc);
@@ -69,7 +75,7 @@ export class VfioIrqs {
       this.disable();
       return 0;
     }
-    if (this.type !== kind && this.type !== 'none') return -EINVAL;
+    if ((this.type !== kind && this.type !== 'none') || this.intx.enabled) return -EINVAL;
     if ((flags & VFIO_IRQ_SET_DATA_EVENTFD) !== 0) {
       const fds: number[] = [];
       const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
@@ -214,6 +220,7 @@ export class VfioIrqs {
 
   /** vfio_msi_disable(): every trigger goes, the device's MSI/MSI-X is turned off, host vectors freed. */
   disable(): void {
+    this.intx.disable();
     if (this.type === 'none') return;
     for (const [v, c] of this.ctx) {
       c.off();

@@ -199,6 +199,66 @@ for (const v of VARIANTS) {
       t.equal(count(p, e), 1);
     });
 
+    t.test('GET_IRQ_INFO for INTx: count 1 with an interrupt pin, EVENTFD|MASKABLE|AUTOMASKED', async (t) => {
+      const { p, d } = withIrqFn();
+      t.same(irqInfo(p, d, VFIO_PCI_INTX_IRQ_INDEX), [0, VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED, 1]);
+      t.same(irqInfo(p, d, VFIO_PCI_ERR_IRQ_INDEX), [0, VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE, 1], 'PCIe: one ERR eventfd');
+      t.same(irqInfo(p, d, VFIO_PCI_REQ_IRQ_INDEX), [0, VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE, 1]);
+    });
+
+    t.test('INTx: the line is masked at the device (Interrupt Disable) and the eventfd signalled; UNMASK re-arms it', async (t) => {
+      const { f, p, d, irq } = withIrqFn();
+      const I = VFIO_PCI_INTX_IRQ_INDEX;
+      const e = p.eventfd();
+      t.equal(setIrqs(p, d, { index: I, flags: VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, count: 1 }), -EINVAL, 'nothing to unmask before enabling');
+      t.equal(setIrqs(p, d, { index: I, flags: VFIO_IRQ_SET_DATA_EVENTFD | TRIGGER, count: 1, data: [e] }), 0);
+      irq.intx.set(true);
+      t.equal(count(p, e), 1, 'signalled');
+      t.equal(irq.command & COMMAND.INTX_DISABLE, COMMAND.INTX_DISABLE, 'auto-masked in the device');
+      t.equal(irq.intx.level, false, 'the line is down while masked');
+      irq.intx.set(false);
+      irq.intx.set(true);
+      t.equal(count(p, e), 0, 'no second interrupt while masked');
+      t.equal(setIrqs(p, d, { index: I, flags: VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, count: 1 }), 0);
+      t.equal(count(p, e), 1, 'still pending at unmask: signalled again, not unmasked');
+      t.equal(irq.command & COMMAND.INTX_DISABLE, COMMAND.INTX_DISABLE);
+      irq.intx.set(false);
+      t.equal(setIrqs(p, d, { index: I, flags: VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_UNMASK, count: 1, data: [1] }), 0);
+      t.equal(irq.command & COMMAND.INTX_DISABLE, 0, 'served: unmasked');
+      irq.intx.set(true);
+      t.equal(count(p, e), 1, 'the next interrupt arrives');
+      t.ok(f.board.counters.get('vfio.irqs') >= 3);
+    });
+
+    t.test('INTx MASK holds the line at the device; loopback triggers; bad ranges EINVAL; INTx and MSI exclude each other; close lets it go', async (t) => {
+      const { p, d, irq } = withIrqFn();
+      const I = VFIO_PCI_INTX_IRQ_INDEX;
+      const e = p.eventfd();
+      t.equal(setIrqs(p, d, { index: I, flags: VFIO_IRQ_SET_DATA_EVENTFD | TRIGGER, start: 0, count: 2, data: [e, e] }), -EINVAL, 'one INTx only');
+      t.equal(setIrqs(p, d, { index: I, flags: VFIO_IRQ_SET_DATA_EVENTFD | TRIGGER, count: 1, data: [99] }), -EBADF);
+      t.equal(setIrqs(p, d, { index: I, flags: VFIO_IRQ_SET_DATA_NONE | TRIGGER, count: 1 }), -EINVAL, 'loopback before enabling');
+      t.equal(setIrqs(p, d, { index: I, flags: VFIO_IRQ_SET_DATA_EVENTFD | TRIGGER, count: 1, data: [e] }), 0);
+      t.equal(setIrqs(p, d, { index: I, flags: VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK, count: 1 }), 0);
+      irq.intx.set(true);
+      t.equal(count(p, e), 0, 'masked by the user: nothing');
+      t.equal(setIrqs(p, d, { index: I, flags: VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, count: 1 }), 0);
+      t.equal(count(p, e), 1, 'pending at unmask: signalled');
+      t.equal(setIrqs(p, d, { index: I, flags: VFIO_IRQ_SET_DATA_NONE | TRIGGER, count: 1 }), 0);
+      t.equal(setIrqs(p, d, { index: I, flags: VFIO_IRQ_SET_DATA_BOOL | TRIGGER, count: 1, data: [1] }), 0);
+      t.equal(count(p, e), 2, 'DATA_NONE and DATA_BOOL loop back');
+      t.equal(setIrqs(p, d, { index: VFIO_PCI_MSI_IRQ_INDEX, flags: VFIO_IRQ_SET_DATA_EVENTFD | TRIGGER, count: 1, data: [e] }), -EINVAL, 'MSI while INTx is on');
+      t.equal(setIrqs(p, d, { index: I, flags: VFIO_IRQ_SET_DATA_NONE | TRIGGER, count: 0 }), 0, 'count 0 disables');
+      t.equal(irq.command & COMMAND.INTX_DISABLE, 0, 'disable unmasks at the device');
+      t.equal(setIrqs(p, d, { index: VFIO_PCI_MSI_IRQ_INDEX, flags: VFIO_IRQ_SET_DATA_EVENTFD | TRIGGER, count: 1, data: [e] }), 0);
+      t.equal(setIrqs(p, d, { index: I, flags: VFIO_IRQ_SET_DATA_EVENTFD | TRIGGER, count: 1, data: [e] }), -EINVAL, 'INTx while MSI is on');
+      t.equal(setIrqs(p, d, { index: VFIO_PCI_MSI_IRQ_INDEX, flags: VFIO_IRQ_SET_DATA_NONE | TRIGGER, count: 0 }), 0);
+      irq.intx.set(false);
+      t.equal(setIrqs(p, d, { index: I, flags: VFIO_IRQ_SET_DATA_EVENTFD | TRIGGER, count: 1, data: [e] }), 0);
+      t.equal(p.close(d), 0);
+      irq.intx.set(true);
+      t.equal(count(p, e), 0, 'closed: the handler is gone');
+    });
+
     t.test('closing the device fd turns its interrupts off', async (t) => {
       const { f, p, d } = withDma();
       const e = p.eventfd();
