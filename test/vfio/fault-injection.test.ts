@@ -30,7 +30,7 @@ for (const v of VARIANTS) {
       }
     });
 
-    t.test('fail-nth over MAP_DMA: each failing step unwinds to nothing (pins, IOMMU entries, accounting)', { skip: !v.heavy && 'heavy case: test driver and q35-vtd only' }, async (t) => {
+    t.test('fail-nth over MAP_DMA: each failing step unwinds to nothing (pins, IOMMU entries, accounting)', { skip: !v.heavy && 'heavy case: q35-vtd only' }, async (t) => {
       for (const name of ['vfio.dma_alloc', 'vfio.pin', 'vfio.iommu_map'] as const) {
         for (let n = 1; n < 20; n++) {
           const f = v.setup();

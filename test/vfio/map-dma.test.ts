@@ -169,7 +169,7 @@ for (const v of VARIANTS) {
       t.equal(map(p, c, { vaddr: a, iova: 0x100_0000, size: 8 * PAGE }), 0, 'the same map works next time');
     });
 
-    t.test('100,000 live mappings stay fast (O(log n) lookups)', { skip: !v.heavy && 'heavy case: test driver and q35-vtd only' }, async (t) => {
+    t.test('100,000 live mappings stay fast (O(log n) lookups)', { skip: !v.heavy && 'heavy case: q35-vtd only' }, async (t) => {
       const f = v.setup({ vfio: { dmaEntryLimit: 200_000 } });
       const { p } = f;
       const [c] = openTyped(p, f.groupOf(f.dma));
@@ -194,7 +194,7 @@ for (const v of VARIANTS) {
       t.equal(p.mm.pinnedVm, 0);
     });
 
-    t.test('the bench helper maps a region from 2M pages with 2M entries and from scattered 4K pages with 4K entries', async (t) => {
+    t.test('the bench helper maps a region from 2M pages with 2M entries and from scattered 4K pages with 4K entries', { skip: !v.heavy && 'heavy case: q35-vtd only' }, async (t) => {
       const { benchMap } = await import('../../src/vfio/bench-map.ts');
       const f = v.setup({ ramBytes: 256 * 2 ** 20 });
       const size = 16 * MIB2;
