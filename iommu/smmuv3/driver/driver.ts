@@ -319,14 +319,16 @@ export class Smmuv3Driver implements IommuDriver {
   pageResponse(dev: PciFunction, req: PageRequest, code: PageResponseCode): void {
     const m = this.masters.byDev.get(dev);
     if (m === undefined) return;
+    // As arm_smmu_page_response: no CMD_SYNC after RESUME or PRI_RESP ("it doesn't do anything for
+    // RESUME or PRI_RESP ... PRI_RESP is fire and forget").
     if (req.cookie !== undefined) {
       const ok = code === 'success';
-      this.cmdq.issueOne('RESUME', { StreamID: m.sid, STAG: req.cookie, Ac: ok ? 1 : 0, Ab: ok ? 0 : 1 });
+      this.cmdq.issueOne('RESUME', { StreamID: m.sid, STAG: req.cookie, Ac: ok ? 1 : 0, Ab: ok ? 0 : 1 }, false);
       return;
     }
     const resp = code === 'success' ? PRI_RESP.SUCCESS : code === 'invalid' ? PRI_RESP.DENY : PRI_RESP.FAIL;
     const ssv = req.needsPasid && req.pasid >= 0;
-    this.cmdq.issueOne('PRI_RESP', { StreamID: m.sid, SSV: ssv ? 1 : 0, SubstreamID: ssv ? req.pasid : 0, PRGIndex: req.grpid, Resp: resp });
+    this.cmdq.issueOne('PRI_RESP', { StreamID: m.sid, SSV: ssv ? 1 : 0, SubstreamID: ssv ? req.pasid : 0, PRGIndex: req.grpid, Resp: resp }, false);
   }
 
   hwInfo(): HwInfo {

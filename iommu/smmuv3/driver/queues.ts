@@ -165,8 +165,8 @@ export class FaultQueues {
     const stag = f['STAG']!;
     const m = this.h.master(sid);
     if (m === undefined || !m.stall) {
-      // Nobody cared: abort the access.
-      this.h.cmdq.issueOne('RESUME', { StreamID: sid, STAG: stag, Ab: 1 });
+      // Nobody cared: abort the access (no CMD_SYNC, as Linux: RESUME and PRI_RESP are fire and forget).
+      this.h.cmdq.issueOne('RESUME', { StreamID: sid, STAG: stag, Ab: 1 }, false);
       return;
     }
     const read = f['RnW'] === 1;
@@ -193,7 +193,7 @@ export class FaultQueues {
       if (m === undefined || !m.pri) {
         this.pageRequestsRefused++;
         if (f.Last === 1) {
-          this.h.cmdq.issueOne('PRI_RESP', { StreamID: f.StreamID, SSV: pasid >= 0 ? 1 : 0, SubstreamID: Math.max(0, pasid), PRGIndex: f.PRGIndex, Resp: PRI_RESP.DENY });
+          this.h.cmdq.issueOne('PRI_RESP', { StreamID: f.StreamID, SSV: pasid >= 0 ? 1 : 0, SubstreamID: Math.max(0, pasid), PRGIndex: f.PRGIndex, Resp: PRI_RESP.DENY }, false);
         }
         return;
       }
