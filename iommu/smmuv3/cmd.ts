@@ -5,7 +5,7 @@
  * fault response and synchronization). Bits outside a command's fields are
  * RES0; this model detects them as malformed (CERROR_ILL), as §4.1.5 permits.
  */
-import { defineLayout, encodeLayout, getBits, reservedBitsSet, type Layout } from '../../src/hw/layout.ts';
+import { defineLayout, encodeLayout, getBits, reservedBitsSet, setBits, type Layout } from '../../src/hw/layout.ts';
 
 export const CMD_OP = {
   PREFETCH_CONFIG: 0x01, PREFETCH_ADDR: 0x02, CFGI_STE: 0x03, CFGI_STE_RANGE: 0x04, CFGI_CD: 0x05, CFGI_CD_ALL: 0x06,
@@ -69,6 +69,15 @@ export function cmdField(words: ArrayLike<number>, opcode: number, name: string)
   return f === undefined ? 0 : getBits(words, f);
 }
 
+/** Is any RES0 bit set in a known command? (The allocation-free check; cmdReservedBits lists them.) */
+export function cmdHasReservedBits(words: ArrayLike<number>, opcode: number): boolean {
+  const l = CMD_LAYOUTS[opcode];
+  if (l === undefined) return false;
+  const m = l.reservedMask;
+  for (let i = 0; i < m.length; i++) if ((words[i]! & m[i]!) !== 0) return true;
+  return false;
+}
+
 /** RES0 bits set in a known command, lowest first. */
 export function cmdReservedBits(words: ArrayLike<number>, opcode: number): number[] {
   const l = CMD_LAYOUTS[opcode];
@@ -79,7 +88,10 @@ export function cmdReservedBits(words: ArrayLike<number>, opcode: number): numbe
 export function encodeCommand(op: CmdName, fields: Readonly<Record<string, number>> = {}): Uint32Array {
   if (op === 'CFGI_ALL') return encodeCommand('CFGI_STE_RANGE', { ...fields, Range: CFGI_ALL_RANGE });
   const opcode = CMD_OP[op];
-  return encodeLayout(CMD_LAYOUTS[opcode]!, { ...fields, Opcode: opcode });
+  const l = CMD_LAYOUTS[opcode]!;
+  const words = encodeLayout(l, fields);
+  setBits(words, l.fields.Opcode!, opcode);
+  return words;
 }
 
 /**

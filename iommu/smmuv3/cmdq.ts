@@ -24,6 +24,7 @@ import {
   CMD_OP,
   SYNC_CS,
   cmdField,
+  cmdHasReservedBits,
   cmdName,
   cmdReservedBits,
   tlbiGranule,
@@ -70,6 +71,7 @@ export class CommandQueue {
   private readonly words = new Uint32Array(4);
   private readonly match = new TlbMatch();
   private reason = '';
+  private op = 0;
   private busy = false;
   private rerun = false;
 
@@ -166,6 +168,9 @@ export class CommandQueue {
     return this.execute(w, op);
   }
 
+  /** A field of the command being executed (in `words`, opcode `op`). */
+  private readonly field = (name: string): number => cmdField(this.words, this.op, name);
+
   private err(code: number, reason: string): number {
     this.reason = reason;
     return code;
@@ -175,9 +180,10 @@ export class CommandQueue {
     if (CMD_LAYOUTS[op] === undefined) return this.err(CERROR.ILL, 'unknown or unsupported opcode');
     // IDR0.Hyp == 0: the EL2 invalidations are CERROR_ILL (§4.4.2).
     if (op >= CMD_OP.TLBI_EL2_ALL && op <= CMD_OP.TLBI_EL2_VAA) return this.err(CERROR.ILL, 'EL2 TLBI without IDR0.Hyp');
-    const rsv = cmdReservedBits(w, op);
-    if (rsv.length > 0) return this.err(CERROR.ILL, `RES0 bits set: ${rsv.join(',')}`);
-    const f = (name: string) => cmdField(w, op, name);
+    if (cmdHasReservedBits(w, op)) return this.err(CERROR.ILL, `RES0 bits set: ${cmdReservedBits(w, op).join(',')}`);
+    this.op = op;
+    // A bound method, not a closure per command (the PRI response path runs this per page fault).
+    const f = this.field;
     if (f('SSec') !== 0) return this.err(CERROR.ILL, 'SSec on the Non-secure queue');
     const cfg = this.config;
     switch (op) {

@@ -244,13 +244,14 @@ export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
     const p = this.prgPoint;
     const a = p.check(p.armed ? { rid, pasid, prgIndex, code } : undefined);
     if (a !== undefined && (a.kind === 'fail' || a.kind === 'drop')) return;
-    const send = () => {
-      this.cPrgResponses.value++;
-      if (this.ctx.tracer.wants('vtd.prg.response')) this.ctx.tracer.trace('vtd.prg.response', this.name, { rid, pasid, prgi: prgIndex, code, auto });
-      this.downstream?.sendPrgResponse(rid, { pasid, prgIndex, code, privileged: false, exec: false });
-    };
-    if (a?.kind === 'delay') this.ctx.scheduler.schedule(a.ns, send, `${this.name}.prg-response`);
-    else send();
+    if (a?.kind === 'delay') this.ctx.scheduler.schedule(a.ns, () => this.sendPrg(rid, pasid, prgIndex, code, auto), `${this.name}.prg-response`);
+    else this.sendPrg(rid, pasid, prgIndex, code, auto);
+  }
+
+  private sendPrg(rid: number, pasid: number, prgIndex: number, code: PrgResponseCode, auto: boolean): void {
+    this.cPrgResponses.value++;
+    if (this.ctx.tracer.wants('vtd.prg.response')) this.ctx.tracer.trace('vtd.prg.response', this.name, { rid, pasid, prgi: prgIndex, code, auto });
+    this.downstream?.sendPrgResponse(rid, { pasid, prgIndex, code, privileged: false, exec: false });
   }
 
   /** Abort the request: record the fault unless a Fault Processing Disable bit applies. */

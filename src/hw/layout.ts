@@ -55,6 +55,11 @@ export function defineLayout<const F extends string>(
 
 /** Read a field from a descriptor held as u32 words (little-endian word order). */
 export function getBits(words: ArrayLike<number>, f: BitField): number {
+  const off = f.lsb & 31;
+  if (off + f.width <= 32) {
+    // Inside one word (most fields): one shift pair, no floating point.
+    return ((words[f.lsb >> 5]! << (32 - off - f.width)) >>> (32 - f.width)) >>> 0;
+  }
   let value = 0;
   let got = 0;
   let bit = f.lsb;
@@ -72,6 +77,14 @@ export function getBits(words: ArrayLike<number>, f: BitField): number {
 
 /** Write a field (the value is truncated to the field's width). */
 export function setBits(words: Uint32Array, f: BitField, value: number): void {
+  const off = f.lsb & 31;
+  if (off + f.width <= 32 && value >= 0 && value <= 0xffffffff && Number.isInteger(value)) {
+    // Inside one word, a u32 value: the low `width` bits, in place.
+    const mask = ((0xffffffff >>> (32 - f.width)) << off) >>> 0;
+    const w = f.lsb >> 5;
+    words[w] = ((words[w]! & ~mask) | ((value << off) & mask)) >>> 0;
+    return;
+  }
   let v = Math.floor(value) % 2 ** f.width;
   if (v < 0) v += 2 ** f.width;
   let put = 0;
@@ -99,7 +112,9 @@ export function decodeLayout<F extends string>(layout: Layout<F>, words: ArrayLi
 /** A descriptor from field values (fields not given are 0). */
 export function encodeLayout<F extends string>(layout: Layout<F>, values: Partial<Record<F, number>>): Uint32Array {
   const words = new Uint32Array(layout.bytes / 4);
-  for (const [k, v] of Object.entries(values) as [F, number | undefined][]) {
+  // for-in, not Object.entries: drivers encode a command or record per page fault.
+  for (const k in values) {
+    const v = values[k];
     if (v === undefined) continue;
     const f = layout.fields[k];
     if (f === undefined) throw new Error(`${layout.name} has no field ${k}`);

@@ -66,7 +66,10 @@ export class IopfQueue {
   /** iommu_report_device_fault(): a driver hands over one page request. */
   report(dev: PciFunction, req: PageRequest): void {
     this.reported.value++;
-    this.tracer.trace('iopf.report', dev.bdf, { dev: dev.bdf, pasid: req.pasid, grpid: req.grpid, addr: req.addr, last: req.last });
+    if (this.tracer.wants('iopf.report')) {
+      const bdf = dev.bdf;
+      this.tracer.trace('iopf.report', bdf, { dev: bdf, pasid: req.pasid, grpid: req.grpid, addr: req.addr, last: req.last });
+    }
     if (!req.last) {
       const list = this.partial.get(dev) ?? [];
       if (list.length >= this.maxPartial) {
@@ -77,10 +80,16 @@ export class IopfQueue {
       this.partial.set(dev, list);
       return;
     }
-    const list = this.partial.get(dev) ?? [];
-    const requests = list.filter((r) => r.grpid === req.grpid);
-    requests.push(req);
-    this.partial.set(dev, list.filter((r) => r.grpid !== req.grpid));
+    const list = this.partial.get(dev);
+    let requests: PageRequest[];
+    if (list === undefined || list.length === 0) {
+      // The common case, a one-request group: nothing partial to gather.
+      requests = [req];
+    } else {
+      requests = list.filter((r) => r.grpid === req.grpid);
+      requests.push(req);
+      this.partial.set(dev, list.filter((r) => r.grpid !== req.grpid));
+    }
     const group: PendingGroup = { id: this.nextId++, dev, requests, reportedAt: this.sched.now, event: undefined, answered: false };
     if (this.poisoned.get(dev)?.delete(req.grpid)) {
       this.respond(group, 'invalid');
@@ -119,7 +128,10 @@ export class IopfQueue {
     this.latencies.push(dur);
     this.answered.value++;
     if (code !== 'success') this.invalid.value++;
-    this.tracer.trace('iopf.response', group.dev.bdf, { dev: group.dev.bdf, pasid: last.pasid, grpid: last.grpid, code, requests: group.requests.length }, dur);
+    if (this.tracer.wants('iopf.response')) {
+      const bdf = group.dev.bdf;
+      this.tracer.trace('iopf.response', bdf, { dev: bdf, pasid: last.pasid, grpid: last.grpid, code, requests: group.requests.length }, dur);
+    }
     this.core.driverOf(group.dev)?.pageResponse(group.dev, last, code);
   }
 

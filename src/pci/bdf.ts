@@ -19,8 +19,11 @@ export function requesterId(bus: number, devfnValue: number): number {
 }
 
 export function formatBdf(b: Bdf): string {
-  const h = (v: number, w: number) => v.toString(16).padStart(w, '0');
-  return `${h(b.segment, 4)}:${h(b.bus, 2)}:${h(b.device, 2)}.${b.fn}`;
+  return `${hex(b.segment, 4)}:${hex(b.bus, 2)}:${hex(b.device, 2)}.${b.fn}`;
+}
+
+function hex(v: number, width: number): string {
+  return v.toString(16).padStart(width, '0');
 }
 
 const BDF_RE = /^(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])$/;

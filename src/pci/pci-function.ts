@@ -48,6 +48,8 @@ export abstract class PciFunction {
   bus: PciBus | undefined;
   devfn = 0;
   private resetImage: { bytes: Uint8Array } | undefined;
+  private bdfRid = -1;
+  private bdfText = '';
   private scratchTxn: DmaTransaction | null = {
     requesterId: 0, pasid: NO_PASID, privileged: false, exec: false, at: 'untranslated', addr: 0, length: 0, write: false,
   };
@@ -81,7 +83,13 @@ export abstract class PciFunction {
 
   /** Bus number as software programmed the bridges above, device and function. */
   get bdf(): string {
-    return formatBdf({ segment: 0, bus: this.busNumber, device: this.devfn >> 3, fn: this.devfn & 7 });
+    // Formatted once per requester ID (fault paths and traces ask for it per event; bus numbers change rarely).
+    const rid = this.requesterId;
+    if (rid !== this.bdfRid) {
+      this.bdfRid = rid;
+      this.bdfText = formatBdf({ segment: 0, bus: this.busNumber, device: this.devfn >> 3, fn: this.devfn & 7 });
+    }
+    return this.bdfText;
   }
 
   get busNumber(): number {

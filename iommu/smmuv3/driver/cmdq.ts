@@ -49,11 +49,11 @@ export class CommandQueue {
     // CS=SIG_IRQ with MSIAddr pointing at this entry: the SMMU's completion write zeroes its first word.
     this.put(encodeCommand('SYNC', { CS: SYNC_CS.IRQ, MSIData: 0, MSIAddr: syncAt / 4, MSIAttr: 0xf }));
     this.publish();
-    const done = () => this.mem.read32(syncAt) === 0;
-    if (done()) return true;
+    // (No named closure here: this runs for every page response.)
+    if (this.mem.read32(syncAt) === 0) return true;
     const deadline = this.scheduler.now + SYNC_TIMEOUT_NS;
-    this.scheduler.runUntil(() => done() || this.scheduler.now >= deadline || this.stalledOnError());
-    if (done()) return true;
+    this.scheduler.runUntil(() => this.mem.read32(syncAt) === 0 || this.scheduler.now >= deadline || this.stalledOnError());
+    if (this.mem.read32(syncAt) === 0) return true;
     this.timeouts++;
     return false;
   }

@@ -90,11 +90,11 @@ export class InvalidationQueue {
     if (!this.put(qd.wait(seq, this.statusAddr))) return -EBUSY;
     this.regs.w64('IQT', this.tail * DESC_BYTES);
     this.submitted += descs.length;
-    const done = () => this.mem.read32(this.statusAddr) === seq;
+    // isDone(seq), not a named closure: this runs for every page group response.
     const deadline = this.scheduler.now + WAIT_NS;
     let err = 0;
     for (let guard = 0; guard < ENTRIES + 4; guard++) {
-      if (done()) return err;
+      if (this.isDone(seq)) return err;
       const fsts = this.regs.r32('FSTS');
       if ((fsts & FSTS_ICE) !== 0) this.clearIce();
       if ((fsts & FSTS_IQE) !== 0) {
@@ -111,13 +111,18 @@ export class InvalidationQueue {
         return -ETIMEDOUT;
       }
       const progressed = this.scheduler.runUntil(
-        () => done() || (this.regs.r32('FSTS') & (FSTS_IQE | FSTS_ITE)) !== 0 || this.scheduler.now >= deadline,
+        () => this.isDone(seq) || (this.regs.r32('FSTS') & (FSTS_IQE | FSTS_ITE)) !== 0 || this.scheduler.now >= deadline,
       );
-      if (!progressed || (!done() && this.scheduler.now >= deadline)) break;
+      if (!progressed || (!this.isDone(seq) && this.scheduler.now >= deadline)) break;
     }
-    if (done()) return err;
+    if (this.isDone(seq)) return err;
     this.timeouts++;
     return -ETIMEDOUT;
+  }
+
+  /** Has the wait descriptor carrying `seq` written its status? */
+  private isDone(seq: number): boolean {
+    return this.mem.read32(this.statusAddr) === seq;
   }
 
   private put(d: Uint32Array): boolean {
