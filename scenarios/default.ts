@@ -5,8 +5,9 @@
  *     issues (src/node/cli/vmm.ts): its memory mapped with MAP_DMA, the
  *     regions and IRQs probed, MSI-X vector 0 on an eventfd; a MEMMOVE
  *     through WQ 0's portal that raises the vector when it completes.
- *  2. iommufd for the engine at 00:02.0 (cdev bind, IOAS, attach, IOAS_MAP);
- *     MEMMOVEs through a descriptor ring.
+ *  2. iommufd for the engine at 00:02.0, with the sequence QEMU's iommufd
+ *     backend issues (cdev bind, IOAS, hw info, HWPT, attach, IOVA ranges,
+ *     IOAS_MAP); MEMMOVEs through a descriptor ring.
  *  3. SVA: VFIO_IOMMU_BIND on the first container; WQ 1 takes the PASID and
  *     a MEMMOVE runs over memory the process never touched, so every page is
  *     faulted in through PRI (or, where the IOMMU takes no page requests,
@@ -19,7 +20,7 @@
  */
 import type { Scenario, ScenarioContext } from '../src/node/cli/scenario.ts';
 import { EngineUser } from '../src/node/cli/engine-user.ts';
-import { eventfdCount, ioasMap, iommufdSetup, msixEventfds, vfioPciRealize, vfioType1Setup } from '../src/node/cli/vmm.ts';
+import { eventfdCount, iommufdSetup, msixEventfds, vfioPciRealize, vfioType1Setup } from '../src/node/cli/vmm.ts';
 import type { DmaEngine } from '../devices/dma-engine/dma-engine.ts';
 import { DESC_STATUS } from '../devices/dma-engine/descriptor.ts';
 import type { Process } from '../src/host/process.ts';
@@ -113,10 +114,10 @@ const scenario: Scenario = {
       `MEMMOVE of ${vfioBytes} bytes through the portal: ${r1.status}${ok1 ? ', data verified' : ''}, ${irqs1} MSI-X on the eventfd, in ${us(m.now() - t)}`);
 
     // --- 2. iommufd ----------------------------------------------------------
-    const fd2 = iommufdSetup(m, p, '0000:00:02.0');
     const ram2 = p.mmap(64 * KIB, { populate: true });
     const IOVA2 = 0x2_0000_0000n;
-    ioasMap(p, fd2.iommufd, fd2.ioas, ram2, IOVA2, 64 * KIB);
+    const fd2 = iommufdSetup(m, p, '0000:00:02.0', { guestRam: { vaddr: ram2, iova: IOVA2, size: 64 * KIB } });
+    const probe2 = vfioPciRealize(fd2.v, fd2.device);
     const e1 = new EngineUser(p, fd2.v, fd2.device);
     e1.enable();
     e1.configWq(0, { ring: { deviceAddr: IOVA2 + 48n * 1024n, vaddr: ram2 + 48n * 1024n, size: 4 } });
@@ -132,7 +133,8 @@ const scenario: Scenario = {
     ok2 &&= same(p.memRead(ram2 + 16n * 1024n, 8 * KIB), data2);
     ctx.check(ok2, 'iommufd ring MEMMOVEs failed');
     metrics.set('iommufd.memmove.ns', m.now() - t);
-    say(`2. iommufd (dev_id ${fd2.devId}, IOAS ${fd2.ioas}): IOAS_MAP 64 KiB at IOVA 0x${IOVA2.toString(16)}; ` +
+    say(`2. iommufd, QEMU's sequence (${fd2.log.length + probe2.log.length} calls, vfio-dev lookup .. GET_HW_INFO; dev_id ${fd2.devId}, IOAS ${fd2.ioas}, HWPT ${fd2.hwpt}${fd2.dirtyTracking ? ' with dirty tracking' : ''}): ` +
+      `IOAS_MAP 64 KiB at IOVA 0x${IOVA2.toString(16)}; ` +
       `two 4 KiB MEMMOVEs through a 4-slot ring: ${ok2 ? 'SUCCESS, data verified' : 'FAILED'} in ${us(m.now() - t)}`);
 
     // --- 3. SVA with PRI -----------------------------------------------------
