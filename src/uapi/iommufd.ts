@@ -316,3 +316,19 @@ export const iommu_hwpt_arm_smmuv3 = defineStruct('iommu_hwpt_arm_smmuv3', [['st
 
 /** struct iommu_viommu_arm_smmuv3_invalidate { __aligned_le64 cmd[2]; }: one guest command (IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3) */
 export const iommu_viommu_arm_smmuv3_invalidate = defineStruct('iommu_viommu_arm_smmuv3_invalidate', [['cmd', 'u64[2]']]);
+
+/** struct iommu_hwpt_vtd_s1: the guest's first-stage table for a nested HWPT (IOMMU_HWPT_DATA_VTD_S1) */
+export const iommu_hwpt_vtd_s1 = defineStruct('iommu_hwpt_vtd_s1', [
+  ['flags', 'u64'],
+  ['pgtbl_addr', 'u64'],
+  ['addr_width', 'u32'],
+  ['__reserved', 'u32'],
+]);
+
+/** struct iommu_hwpt_vtd_s1_invalidate: one guest invalidation (IOMMU_HWPT_INVALIDATE_DATA_VTD_S1) */
+export const iommu_hwpt_vtd_s1_invalidate = defineStruct('iommu_hwpt_vtd_s1_invalidate', [
+  ['addr', 'u64'],
+  ['npages', 'u64'],
+  ['flags', 'u32'],
+  ['__reserved', 'u32'],
+]);

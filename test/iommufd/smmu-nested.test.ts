@@ -24,7 +24,7 @@ import {
   iommu_viommu_alloc,
 } from '../../src/uapi/iommufd.ts';
 import { encodeStruct, StructView } from '../../src/uapi/struct.ts';
-import { GUEST_ASID, guestStage1, s1Vste, vcmds, vste } from '../iommu/smmuv3-driver/guest.ts';
+import { GUEST_ASID, guestStage1, s1Vste, vcmds, vste } from '../../iommu/guest/smmuv3.ts';
 import { attach, bind, ioasAlloc, map, PAGE } from './fixture.ts';
 
 const GPA = 0x4000_0000; // the guest's RAM in the IOAS: 32 pages, its tables in the first 16

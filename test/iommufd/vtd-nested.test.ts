@@ -15,7 +15,7 @@ import {
   iommu_hwpt_invalidate,
 } from '../../src/uapi/iommufd.ts';
 import { encodeStruct, StructView } from '../../src/uapi/struct.ts';
-import { guestFirstStage, vtdInv, vtdS1 } from '../iommu/vtd-driver/guest.ts';
+import { guestFirstStage, vtdInv, vtdS1 } from '../../iommu/guest/vtd.ts';
 import { attach, bind, ioasAlloc, map, PAGE } from './fixture.ts';
 
 const GPA = 0x4000_0000; // the guest's RAM in the IOAS: 32 pages, its first-stage tables in the first 16

@@ -12,7 +12,7 @@ import { IOMMU_HWPT_DATA_ARM_SMMUV3, IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, IO
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
 import { CFG, COMMAND } from '../../../src/pci/header.ts';
 import { BareFunction } from '../../pci/helpers.ts';
-import { GUEST_ASID, guestStage1, s1Vste, vcmds, vste } from './guest.ts';
+import { GUEST_ASID, guestStage1, s1Vste, vcmds, vste } from '../../../iommu/guest/smmuv3.ts';
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 const PAGE = 4096;

@@ -6,7 +6,7 @@ import { PASID_ENTRY, PGTT_NESTED, entryField } from '../../../iommu/vtd/index.t
 import { E2BIG, EINVAL, EOPNOTSUPP } from '../../../src/host/errno.ts';
 import type { IommuDomain } from '../../../src/iommu-core/domain.ts';
 import { atsDevice, bare } from './fixture.ts';
-import { guestFirstStage, vtdInv, vtdS1 } from './guest.ts';
+import { guestFirstStage, vtdInv, vtdS1 } from '../../../iommu/guest/vtd.ts';
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 const GPA = 0x4000_0000; // guest RAM: 32 pages, tables in the first 16, data in the rest
