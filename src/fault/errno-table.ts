@@ -53,7 +53,7 @@ export const EXPECTED_ERRNO: Record<string, Partial<Record<MutationClass, number
   IOMMU_IOAS_UNMAP: { 'size-too-small': EINVAL, 'trailing-nonzero': E2BIG, 'u64-wrap': EOVERFLOW, 'bad-id': ENOENT, 'bad-fd': EBADF },
   IOMMU_OPTION: { 'size-too-small': EINVAL, 'reserved-set': EOPNOTSUPP, 'trailing-nonzero': E2BIG, 'bad-fd': EBADF },
   IOMMU_VFIO_IOAS: { 'size-too-small': EINVAL, 'reserved-set': EOPNOTSUPP, 'trailing-nonzero': E2BIG, 'bad-fd': EBADF },
-  IOMMU_HWPT_ALLOC: { 'size-too-small': EINVAL, 'unknown-flags': EOPNOTSUPP, 'reserved-set': EOPNOTSUPP, 'trailing-nonzero': E2BIG, 'bad-id': ENOENT, 'bad-fd': EBADF },
+  IOMMU_HWPT_ALLOC: { 'size-too-small': EINVAL, 'unknown-flags': EOPNOTSUPP, 'reserved-set': EOPNOTSUPP, 'trailing-nonzero': E2BIG, 'bad-id': EINVAL, 'bad-fd': EBADF }, // a bad pt_id: get_object(ANY) failure is -EINVAL
   IOMMU_GET_HW_INFO: { 'size-too-small': EINVAL, 'trailing-nonzero': E2BIG, 'bad-id': ENOENT, 'bad-fd': EBADF },
   IOMMU_HWPT_SET_DIRTY_TRACKING: { 'size-too-small': EINVAL, 'unknown-flags': EOPNOTSUPP, 'reserved-set': EOPNOTSUPP, 'trailing-nonzero': E2BIG, 'bad-fd': EBADF },
   IOMMU_HWPT_GET_DIRTY_BITMAP: { 'size-too-small': EINVAL, 'unknown-flags': EOPNOTSUPP, 'reserved-set': EOPNOTSUPP, 'trailing-nonzero': E2BIG, 'bad-fd': EBADF },

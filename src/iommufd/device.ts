@@ -10,6 +10,7 @@ import type { Process } from '../host/process.ts';
 import { IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_PASID, IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HW_CAP_DIRTY_TRACKING, type iommu_hw_info, type iommu_hwpt_alloc } from '../uapi/iommufd.ts';
 import type { StructView } from '../uapi/struct.ts';
 import type { VfioDeviceFile } from '../vfio/device-file.ts';
+import { setMsiCookie } from '../vfio/msi-cookie.ts';
 import type { FaultQueue } from './fault.ts';
 import { destroyVdeviceOf, Viommu, viommuHwptAlloc } from './viommu.ts';
 import { Hwpt, HwptNested, HwptPaging, Ioas, IommufdDevice, type IommufdCtx } from './objects.ts';
@@ -114,6 +115,12 @@ function attachHwpt(dev: IommufdDevice, hwpt: Hwpt, pasid?: number): number {
     const r = iopt.enforceResvRegions(core.resvRegions(dev.fn), dev);
     if (r < 0) return r;
   }
+  // iommufd_group_setup_msi(): an IOMMU_RESV_SW_MSI region asks for an MSI cookie on the paging
+  // domain, so the doorbell can be mapped into the window when the device's MSIs are set up.
+  if (hwpt instanceof HwptPaging && pasid === undefined) {
+    const sw = core.resvRegions(dev.fn).find((x) => x.type === 'sw-msi');
+    if (sw !== undefined) setMsiCookie(hwpt.domain, sw.start, sw.length);
+  }
   let r: number;
   if (pasid === undefined) {
     r = old === undefined ? core.attachGroup(hwpt.domain, dev.group, dev.ctx) : core.replaceGroupDomain(hwpt.domain, dev.group, dev.ctx);
@@ -169,8 +176,9 @@ export function hwptAlloc(ctx: IommufdCtx, v: StructView<keyof typeof iommu_hwpt
   if ((dataType === IOMMU_HWPT_DATA_NONE) !== (dataLen === 0)) return -EINVAL;
   const dev = ctx.get<IommufdDevice>(v.num('dev_id'), 'device');
   if (typeof dev === 'number') return dev;
+  // iommufd_hwpt_alloc(): any failure of iommufd_get_object(pt_id, ANY) is -EINVAL, not the lookup's -ENOENT.
   const pt = ctx.get(v.num('pt_id'));
-  if (typeof pt === 'number') return pt;
+  if (typeof pt === 'number') return -EINVAL;
   let fault: FaultQueue | undefined;
   if ((flags & IOMMU_HWPT_FAULT_ID_VALID) !== 0) {
     const f = ctx.get<FaultQueue>(v.num('fault_id'), 'fault');

@@ -54,21 +54,25 @@ export function getDirtyBitmap(ctx: IommufdCtx, v: View<typeof iommu_hwpt_get_di
   if ((flags & ~IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR) !== 0 || v.num('__reserved') !== 0) return -EOPNOTSUPP;
   const hwpt = ctx.get<HwptPaging>(v.num('hwpt_id'), 'hwpt_paging');
   if (typeof hwpt === 'number') return hwpt;
-  const drv = hwpt.domain.driver;
-  if (!hwpt.dirtyTracking || drv.readAndClearDirty === undefined) return -EOPNOTSUPP;
   const iova64 = v.big('iova');
   const len64 = v.big('length');
   const pgsz64 = v.big('page_size');
   const iopt = hwpt.ioas.iopt;
-  // iommufd_check_iova_range()
-  if (pgsz64 === 0n || (pgsz64 & (pgsz64 - 1n)) !== 0n || len64 === 0n) return -EINVAL;
-  if (iova64 % BigInt(iopt.iovaAlignment) !== 0n || iova64 % pgsz64 !== 0n || len64 % pgsz64 !== 0n) return -EINVAL;
-  if (iova64 + len64 - 1n > BigInt(IOVA_MAX)) return -EOVERFLOW;
+  // iopt_read_and_clear_dirty_data(): iommufd_check_iova_range() first, then the domain's dirty ops.
+  const r0 = checkIovaRange(iopt.iovaAlignment, iova64, len64, pgsz64);
+  if (r0 < 0) return r0;
+  const drv = hwpt.domain.driver;
+  // iommu_read_and_clear_dirty(): no dirty_ops (a HWPT allocated without DIRTY_TRACKING) is -EOPNOTSUPP.
+  if (!hwpt.dirtyTracking || drv.readAndClearDirty === undefined) return -EOPNOTSUPP;
+  // A range no area can cover (beyond this IOAS's IOVA space; or iova 0 with length 0, which the
+  // range check lets through as [0, U64_MAX]) fails the contiguous-area walk: -EINVAL.
+  if (iova64 + len64 - 1n > BigInt(IOVA_MAX) || len64 === 0n) return -EINVAL;
   const iova = Number(iova64);
   const length = Number(len64);
   const pieces = iopt.getPieces(iova, length);
   if (typeof pieces === 'number') return -EINVAL; // the range must be mapped contiguously
-  const pgsz = Number(pgsz64);
+  // iova_bitmap_alloc() takes pgshift = __ffs(page_size): one bit per the lowest set bit's size.
+  const pgsz = Number(pgsz64 & -pgsz64);
   const nbits = length / pgsz;
   const nbytes = Math.ceil(nbits / 64) * 8;
   const uptr = v.big('data');
@@ -81,6 +85,24 @@ export function getDirtyBitmap(ctx: IommufdCtx, v: View<typeof iommu_hwpt_get_di
   });
   if (r < 0) return r;
   return proc.copyToUser(uptr, bitmap) < 0 ? -EFAULT : 0;
+}
+
+/**
+ * iommufd_check_iova_range() (io_pagetable.c): iova + length - 1 must not
+ * wrap u64 nor pass ULONG_MAX (-EOVERFLOW); both ends aligned to the IOAS's
+ * iova_alignment, a non-zero page_size, both ends aligned to it (-EINVAL).
+ */
+function checkIovaRange(alignment: number, iova: bigint, length: bigint, pageSize: bigint): number {
+  const U64 = 0xffff_ffff_ffff_ffffn;
+  const last = iova + ((length - 1n) & U64);
+  if (last > U64) return -EOVERFLOW; // check_add_overflow; ULONG_MAX is U64_MAX on a 64-bit kernel
+  const end = (last + 1n) & U64;
+  const align = BigInt(alignment) - 1n;
+  if ((iova & align) !== 0n || (end & align) !== 0n) return -EINVAL;
+  if (pageSize === 0n) return -EINVAL;
+  const pmask = pageSize - 1n;
+  if ((iova & pmask) !== 0n || (end & pmask) !== 0n) return -EINVAL;
+  return 0;
 }
 
 export function hwptInvalidate(ctx: IommufdCtx, v: View<typeof iommu_hwpt_invalidate>, respond: Respond, proc: Process): number {

@@ -1,4 +1,4 @@
-import { EBADF, EBUSY, EINVAL, ENODEV, ENOMEM, ENOTTY } from '../host/errno.ts';
+import { EBADF, EBADFD, EBUSY, EINVAL, ENODEV, ENOMEM, ENOTTY } from '../host/errno.ts';
 import type { Process } from '../host/process.ts';
 import type { DeviceNode, OpenFile } from '../host/vfs.ts';
 import type { IommuGroup } from '../iommu-core/group.ts';
@@ -133,8 +133,8 @@ export class GroupFile implements OpenFile {
         g.iommufd = i;
         return 0;
       }
-      // Not a container fd (Linux 6.2+ says -EBADFD, earlier kernels -EINVAL).
-      return -EINVAL;
+      // vfio_group_ioctl_set_container(): "The FD passed is not recognized" is -EBADFD (Linux 6.2+).
+      return -EBADFD;
     }
     const r = f.container.attachGroup(g);
     if (r < 0) return r;

@@ -33,9 +33,10 @@ interface VectorCtx {
  * real MSI capability or MSI-X table with a host message (the interrupt
  * controller's doorbell, through the domain's MSI window when the IOMMU has
  * a software-managed one, and host data values); the message arriving at
- * the machine's MsiController from this device's requester ID signals the
- * vector's eventfd. That is the whole interrupt path of the machine: the
- * device's own MSI send, its bus-master write, the IOMMU, the doorbell.
+ * the machine's MsiController with the vector's data at the doorbell signals
+ * the vector's eventfd, whatever requester ID the write carries. That is
+ * the whole interrupt path of the machine: the device's own MSI send, its
+ * bus-master write, the IOMMU, the doorbell.
  */
 export class VfioIrqs {
   type: IrqType = 'none';
@@ -125,8 +126,12 @@ export class VfioIrqs {
     const data = this.dataBase + vector;
     const counter = this.dev.mod.counters.irqs;
     const tracer = this.dev.mod.host.board.tracer;
+    // What identifies the interrupt is the message the host composed for this vector: its data value
+    // (unique per host vector, allocMsiData) written to the doorbell it targets. Not the requester ID:
+    // behind a PCIe-to-PCI bridge the write carries the bridge's alias RID, as on real hardware.
+    const doorbell = this.dev.mod.host.board.msi.base;
     const off = this.dev.mod.host.board.msi.on(data, (msg) => {
-      if (msg.rid !== fn.requesterId) return;
+      if (msg.addr !== doorbell) return;
       counter.value++;
       tracer.trace('vfio.irq', fn.bdf, { dev: fn.bdf, index: this.type === 'msix' ? VFIO_PCI_MSIX_IRQ_INDEX : VFIO_PCI_MSI_IRQ_INDEX, vector });
       f.signal();

@@ -35,7 +35,7 @@ t.test('HWPT_ALLOC paging on an IOAS: mirrors existing mappings; errnos for flag
   const [cdev, devId] = bind(f.p, f.fd, f.vdma.minor);
   t.equal(hwptAlloc(f, devId, ioas, 1 << 10)[0], -EOPNOTSUPP, 'unknown flag');
   t.equal(hwptAlloc(f, 99, ioas)[0], -ENOENT, 'unknown device');
-  t.equal(hwptAlloc(f, devId, 99)[0], -ENOENT, 'unknown pt');
+  t.equal(hwptAlloc(f, devId, 99)[0], -EINVAL, 'unknown pt: iommufd_hwpt_alloc turns the failed lookup into -EINVAL');
   t.equal(hwptAlloc(f, devId, devId)[0], -EINVAL, 'pt is not an IOAS or HWPT');
   const [r, hwpt] = hwptAlloc(f, devId, ioas);
   t.equal(r, 0);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EBADF, EBUSY, EFAULT, EINVAL, ENODEV } from '../../src/host/errno.ts';
+import { EBADF, EBADFD, EBUSY, EFAULT, EINVAL, ENODEV } from '../../src/host/errno.ts';
 import { encodeStruct, StructView } from '../../src/uapi/struct.ts';
 import {
   VFIO_GROUP_FLAGS_CONTAINER_SET,
@@ -52,15 +52,16 @@ for (const v of VARIANTS) {
       t.ok(p.open(path) >= 0);
     });
 
-    t.test('SET_CONTAINER: closed fd EBADF, not a container EINVAL, a second container EINVAL, short arg EFAULT', async (t) => {
+    t.test('SET_CONTAINER: closed fd EBADF, neither a container nor an iommufd EBADFD, a second container EINVAL, short arg EFAULT', async (t) => {
       const f = v.setup();
       const { p } = f;
       const g = p.open(`/dev/vfio/${f.groupOf(f.dma)}`);
       const c = p.open('/dev/vfio/vfio');
       const efd = p.eventfd();
       t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, s32(77)), -EBADF);
-      t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, s32(efd)), -EINVAL);
-      t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, s32(g)), -EINVAL);
+      // vfio_group_ioctl_set_container(): "The FD passed is not recognized" (Linux 6.2+).
+      t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, s32(efd)), -EBADFD, 'an eventfd');
+      t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, s32(g)), -EBADFD, 'the group fd itself');
       t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, new Uint8Array(2)), -EFAULT);
       t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, c), 0, 'a number is taken as the fd');
       t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, s32(p.open('/dev/vfio/vfio'))), -EINVAL);
