@@ -1,3 +1,4 @@
+import { MsiDataAllocator } from './msi-data.ts';
 import { createIa32eBuilder } from '../../iommu/pgtable/ia32e-builder.ts';
 import type { PageTableBuilder } from '../../iommu/pgtable/types.ts';
 import { createVmsaBuilder } from '../../iommu/pgtable/vmsa-builder.ts';
@@ -37,7 +38,8 @@ export class Host {
   readonly iopf: IopfQueue;
   readonly sva: SvaManager;
   private nextPid = 1000;
-  private nextMsiData = 0x100;
+  /** MSI data values of every interrupt source the host programs (IOMMU queues, vfio-pci vectors). */
+  readonly msiData = new MsiDataAllocator();
   private readonly mmLayout: MmOptions;
 
   constructor(readonly board: Board) {
@@ -54,7 +56,7 @@ export class Host {
 
   /** A fresh MSI data value (an interrupt number of the machine's interrupt controller). */
   allocMsiData(): number {
-    return this.nextMsiData++;
+    return this.msiData.alloc(1);
   }
 
   /** A new CPU page table in the machine's format, or -ENOMEM. */

@@ -75,7 +75,6 @@ export class VfioModule {
     irqs: Counter;
   };
   private nextMinor = 0;
-  private readonly msiDataUsed = new Uint8Array(0x10000);
 
   constructor(
     readonly host: Host,
@@ -99,24 +98,13 @@ export class VfioModule {
     return this.nextMinor++;
   }
 
-  /**
-   * A naturally aligned block of `n` (a power of two) host MSI data values:
-   * the vectors (x86) or EventIDs (ITS) the kernel programs into a device.
-   * Values below 0x100 are left to others. Returns the base, or -1.
-   */
+  /** A naturally aligned block of `n` (a power of two) host MSI data values for a device's vectors: the base, or -1. */
   allocMsiData(n: number): number {
-    for (let base = 0x100; base + n <= this.msiDataUsed.length; base += n) {
-      let free = true;
-      for (let i = 0; i < n && free; i++) if (this.msiDataUsed[base + i] !== 0) free = false;
-      if (!free) continue;
-      this.msiDataUsed.fill(1, base, base + n);
-      return base;
-    }
-    return -1;
+    return this.host.msiData.alloc(n);
   }
 
   freeMsiData(base: number, n: number): void {
-    this.msiDataUsed.fill(0, base, base + n);
+    this.host.msiData.free(base, n);
   }
 }
 
