@@ -8,6 +8,7 @@ import type { MemoryRegion } from '../src/memory/memory-region.ts';
 import { parseBdf, formatBdf } from '../src/pci/bdf.ts';
 import { ecamAccessor } from '../src/pci/enumerate.ts';
 import { enableAcs } from '../src/host/pci-acs.ts';
+import { EINVAL, ENODEV } from '../src/host/errno.ts';
 import type { PciFunction } from '../src/pci/pci-function.ts';
 import type { DmaRemapper } from '../src/pci/remapper.ts';
 import { ChromeTraceSink } from '../src/trace/chrome-trace.ts';
@@ -82,10 +83,30 @@ export function onEndpointProbed(hook: EndpointHook): void {
 }
 
 // Every endpoint is bound to vfio-pci (CONTRACT.md): /dev/vfio/<group> and /dev/vfio/devices/vfio<N>.
+// One without an IOMMU group (its IOMMU refused it) cannot be: vfio_group_find_or_alloc() fails with
+// -EINVAL, so vfio-pci's probe fails and the function is left without a driver.
 onEndpointProbed((m, fn) => {
+  if (m.host.iommu.groupOf(fn) === undefined) {
+    m.recordProbeFailure(fn, 'vfio-pci', -EINVAL, 'no IOMMU group');
+    return;
+  }
   const r = bindVfioPci(m.host, fn);
   if (typeof r === 'number' && r < 0) throw new Error(`${fn.bdf}: vfio-pci bind failed (${r})`);
 });
+
+/** A driver's refusal of a function at boot, as the kernel log would show it. */
+export interface ProbeFailure {
+  bdf: string;
+  /** 'iommu' (the IOMMU driver's probe_device) or 'vfio-pci'. */
+  driver: string;
+  errno: number;
+  reason: string;
+}
+
+/** IOMMU drivers that can say why they refused a device (the SMMUv3 driver's aliasing StreamID). */
+interface ExplainsProbeFailure {
+  probeFailure(dev: PciFunction): string | undefined;
+}
 
 /**
  * A whole machine (CONTRACT.md createMachine): the board, its IOMMU model and
@@ -103,6 +124,12 @@ export class Machine {
   private readonly byBdf = new Map<string, PciFunction>();
   /** Every function, bridges included, by BDF. */
   private readonly functionsByBdf = new Map<string, PciFunction>();
+  /**
+   * Functions a driver refused at boot (machines/README.md): on virt-smmuv3 every device but
+   * the first that reaches the SMMU under one StreamID (behind a PCIe-to-PCI or conventional
+   * PCI bridge) has no IOMMU group, hence no VFIO nodes. The machine still builds.
+   */
+  readonly probeFailures: ProbeFailure[] = [];
 
   constructor(kind: MachineKind, opts: MachineOptions = {}) {
     this.kind = kind;
@@ -129,11 +156,22 @@ export class Machine {
     for (const p of placed) {
       this.functionsByBdf.set(p.bdf, p.fn);
       const r = host.addPciDevice(p.fn);
-      if (r < 0) throw new Error(`${p.bdf}: IOMMU probe failed (${r})`);
+      // -ENODEV from probe_device: the device is left without an IOMMU, as Linux leaves it
+      // (probe_iommu_group); anything else is a broken model or machine.
+      if (r === -ENODEV) {
+        const why = (pair.driver as Partial<ExplainsProbeFailure>).probeFailure?.(p.fn) ?? `${pair.driver.name}: probe_device failed`;
+        this.recordProbeFailure(p.fn, 'iommu', r, why);
+      } else if (r < 0) throw new Error(`${p.bdf}: IOMMU probe failed (${r})`);
       if (!p.endpoint) continue;
       this.byBdf.set(p.bdf, p.fn);
       for (const hook of endpointHooks) hook(this, p.fn);
     }
+  }
+
+  /** Log a driver's refusal of a function (trace 'host.probe-failed'). */
+  recordProbeFailure(fn: PciFunction, driver: string, errno: number, reason: string): void {
+    this.probeFailures.push({ bdf: fn.bdf, driver, errno, reason });
+    this.board.tracer.trace('host.probe-failed', fn.bdf, { dev: fn.bdf, driver, errno, reason });
   }
 
   /** The function (endpoint or bridge) at a BDF; throws for an unknown one. */

@@ -83,17 +83,19 @@ export class Host {
   }
 
   /**
-   * Bring a PCI function under the kernel: probe its IOMMU (grouping it) and
-   * publish its sysfs view. Returns 0 or the probe's -errno.
+   * Bring a PCI function under the kernel: publish its sysfs view, probe its
+   * IOMMU (grouping it) and link its group. Returns 0 or the probe's -errno;
+   * a function whose IOMMU probe failed stays in sysfs without iommu_group,
+   * as in Linux (the device is there, only its IOMMU is not).
    */
   addPciDevice(fn: PciFunction): number {
-    const r = this.iommu.probe(fn);
-    if (r < 0) return r;
     const dir = `/sys/bus/pci/devices/${fn.bdf}`;
     const hex = (v: number, w: number) => `0x${v.toString(16).padStart(w, '0')}\n`;
     this.vfs.addSysfs(`${dir}/vendor`, { kind: 'file', read: () => hex(fn.config.get16(CFG.VENDOR_ID), 4) });
     this.vfs.addSysfs(`${dir}/device`, { kind: 'file', read: () => hex(fn.config.get16(CFG.DEVICE_ID), 4) });
     this.vfs.addSysfs(`${dir}/class`, { kind: 'file', read: () => hex(fn.config.get32(0x08) >>> 8, 6) });
+    const r = this.iommu.probe(fn);
+    if (r < 0) return r;
     const group = this.iommu.groupOf(fn)!;
     this.vfs.addSysfs(`${dir}/iommu_group`, { kind: 'link', target: () => `../../../kernel/iommu_groups/${group.id}` });
     const gdir = `/sys/kernel/iommu_groups/${group.id}`;

@@ -54,6 +54,12 @@ export interface TraceEventMap {
   /** A page request group was answered; `dur` is its service time. */
   'iopf.response': { dev: string; pasid: number; grpid: number; code: string; requests: number };
   'iommu.attach': { dev: string; domain: string; pasid: number };
+  /**
+   * A driver refused a PCI function at probe (`driver`: 'iommu' for the IOMMU driver's probe_device,
+   * 'vfio-pci' for the VFIO bind); the function stays in sysfs without that driver. `reason` is the
+   * kernel's log line, e.g. SMMUv3's "Aliasing StreamID 0x100 (from 0000:01:01.0) unsupported".
+   */
+  'host.probe-failed': { dev: string; driver: string; errno: number; reason: string };
   'sva.bind': { dev: string; pid: number; pasid: number };
   'sva.unbind': { dev: string; pid: number; pasid: number };
   /** An access that decoded to nothing: reads return all-ones, writes are dropped. */

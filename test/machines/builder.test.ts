@@ -130,8 +130,14 @@ for (const kind of KINDS) {
       const s = vfioSetup(m, [bdf], iova);
       t.same([s.set, s.iommu, s.map, s.fds[0]! >= 0], [0, 0, 0, true], `${bdf} VFIO`);
       const w = dmaWriteSeenAs(m, bdf, iova + 8n, new Uint8Array([1, 2, 3]));
-      t.ok(w.ok, `${bdf} DMA reached memory`);
       t.same(w.rids, [rid], `${bdf} seen as ${rid.toString(16)}`);
+      if (kind === 'q35-vtd' && bdf === '03:01.0') {
+        // Linux's scalable-mode VT-d driver programs no context entry at a PCIe-to-PCI bridge's alias
+        // (only at each device's own RID), and no device sits at 03:00.0 (test/machines/dma-alias.test.ts).
+        t.notOk(w.ok, `${bdf}: no context entry at 03:00.0`);
+        continue;
+      }
+      t.ok(w.ok, `${bdf} DMA reached memory`);
       t.same(s.p.memRead(s.buf + 8n, 3), new Uint8Array([1, 2, 3]));
       t.equal(m.device(bdf).upstreamRequesterId, rid);
       // Unmapped IOVA: the IOMMU faults, translation is really in the path.
@@ -156,17 +162,20 @@ for (const kind of KINDS) {
 
 t.test('two devices behind one PCIe-to-PCI bridge: one group on q35-vtd; SMMUv3 refuses the aliasing StreamID as Linux does', async (t) => {
   const two = (kind: MachineKind) =>
-    machineBuilder(kind).pcieToPciBridge('00:02.0', (br) => br.testDevice('01:01.0').testDevice('01:02.0')).build({ ramBytes: 2 ** 27 });
-  t.throws(() => two('virt-smmuv3'), /0000:01:02\.0: IOMMU probe failed \(-19\)/);
+    machineBuilder(kind).pcieToPciBridge('00:02.0', (br) => br.testDevice('01:00.0').testDevice('01:02.0')).build({ ramBytes: 2 ** 27 });
+  // The machine builds; the second device has no IOMMU group (test/machines/dma-alias.test.ts).
+  t.same(two('virt-smmuv3').probeFailures.map((f) => [f.bdf, f.driver, f.errno]), [['0000:01:02.0', 'iommu', -19], ['0000:01:02.0', 'vfio-pci', -22]]);
   // Behind a conventional bridge the alias is the bridge's own StreamID: refused on SMMUv3 too.
-  t.throws(() => machineBuilder('virt-smmuv3').pciBridge('00:02.0', (br) => br.testDevice('01:00.0')).build(), /0000:01:00\.0: IOMMU probe failed \(-19\)/);
+  const behindPci = machineBuilder('virt-smmuv3').pciBridge('00:02.0', (br) => br.testDevice('01:00.0')).build();
+  t.same(behindPci.probeFailures.map((f) => [f.bdf, f.errno]), [['0000:01:00.0', -19], ['0000:01:00.0', -22]]);
   const m = two('q35-vtd');
+  t.same(m.probeFailures, []);
   const p = m.host.spawn();
-  t.same(p.readdir(`/sys/kernel/iommu_groups/${groupOf(m, '01:01.0')}/devices`), ['0000:00:02.0', '0000:01:01.0', '0000:01:02.0']);
+  t.same(p.readdir(`/sys/kernel/iommu_groups/${groupOf(m, '01:00.0')}/devices`), ['0000:00:02.0', '0000:01:00.0', '0000:01:02.0']);
   const iova = 0x2000_0000n;
-  const s = vfioSetup(m, ['01:01.0', '01:02.0'], iova);
+  const s = vfioSetup(m, ['01:00.0', '01:02.0'], iova);
   t.ok(s.fds.every((fd) => fd >= 0));
-  for (const [i, bdf] of ['01:01.0', '01:02.0'].entries()) {
+  for (const [i, bdf] of ['01:00.0', '01:02.0'].entries()) {
     const w = dmaWriteSeenAs(m, bdf, iova + BigInt(i), new Uint8Array([0x50 + i]));
     t.ok(w.ok, `${bdf}`);
     t.same(w.rids, [0x0100], 'both arrive as 01:00.0');

@@ -192,8 +192,9 @@ export class Smmuv3Driver implements IommuDriver {
     // The StreamID is the requester ID the SMMU sees: a device behind a PCIe-to-PCI bridge uses the bridge's alias.
     const sid = dev.upstreamRequesterId;
     if (sid >= 2 ** this.sidBits) return -19;
-    // arm_smmu_insert_master(): "Aliasing StreamID unsupported" -- a second master on one StreamID is refused.
-    if (this.masters.bySid.has(sid)) return -19;
+    // arm_smmu_insert_master(): a second master on one StreamID is refused (masters.ts).
+    const owner = this.masters.bySid.get(sid);
+    if (owner !== undefined) return this.masters.refuseAlias(dev, sid, owner);
     const r = this.strtab.ensure(sid);
     if (r < 0) return r;
     const pasidBits = enablePasid(this.host.board, dev);
@@ -206,6 +207,11 @@ export class Smmuv3Driver implements IommuDriver {
       caps, atsEnabled: false, pri: false, prgPasidRequired: false, canStall: false, stall: false,
     });
     return 0;
+  }
+
+  /** The kernel's warning for a device this driver refused at probe, if it did. */
+  probeFailure(dev: PciFunction): string | undefined {
+    return this.masters.refused.get(dev);
   }
 
   releaseDevice(dev: PciFunction): void {

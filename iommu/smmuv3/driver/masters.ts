@@ -55,6 +55,8 @@ export interface MasterEnv {
 export class Masters {
   readonly byDev = new Map<PciFunction, Master>();
   readonly bySid = new Map<number, Master>();
+  /** Devices refused at probe, with the kernel's warning. */
+  readonly refused = new Map<PciFunction, string>();
   /** CMD_ATC_INV commands issued. */
   atcInvalidations = 0;
 
@@ -68,6 +70,19 @@ export class Masters {
   remove(m: Master): void {
     this.byDev.delete(m.dev);
     this.bySid.delete(m.sid);
+  }
+
+  /**
+   * arm_smmu_insert_master(): a StreamID already owned by another master is
+   * refused with -ENODEV ("Aliasing StreamID 0x%x (from %s) unsupported,
+   * expect DMA to be broken"), so the device gets no IOMMU group. PCI devices
+   * behind one PCIe-to-PCI bridge (or a conventional bridge and what sits
+   * below it) all reach the SMMU under one StreamID: the first probed owns it,
+   * and the others' DMA is translated by that master's STE.
+   */
+  refuseAlias(dev: PciFunction, sid: number, owner: Master): number {
+    this.refused.set(dev, `Aliasing StreamID 0x${sid.toString(16)} (from ${owner.dev.bdf}) unsupported, expect DMA to be broken`);
+    return -19; // ENODEV
   }
 
   private ensureCdTable(m: Master): number {

@@ -6,6 +6,7 @@
  * §10.5.2 (PRI), §7.8.8 (PASID).
  */
 import type { Board } from '../../../machines/board.ts';
+import { pciExtCfgAccessible } from '../../../src/host/pci-cfg-size.ts';
 import { ATS, ATS_CTRL } from '../../../src/pci/caps/ats.ts';
 import { PRI, PRI_CTRL, PRI_STATUS } from '../../../src/pci/caps/pri.ts';
 import { ecamAccessor, type ConfigAccessor } from '../../../src/pci/enumerate.ts';
@@ -19,11 +20,14 @@ export class DevConfig {
   private readonly cfg: ConfigAccessor;
   readonly bus: number;
   readonly devfn: number;
+  /** pci_cfg_space_size() > 256: false behind a conventional PCI or PCIe-to-PCI bridge. */
+  private readonly extCfg: boolean;
 
   constructor(board: Board, dev: PciFunction) {
     this.cfg = ecamAccessor(board.sysmem, board.layout.ecamBase);
     this.bus = dev.busNumber;
     this.devfn = dev.devfn;
+    this.extCfg = pciExtCfgAccessible(dev);
   }
 
   read(off: number, size: 1 | 2 | 4): number {
@@ -36,6 +40,7 @@ export class DevConfig {
 
   /** Offset of an extended capability, 0 when absent. */
   extCap(id: number): number {
+    if (!this.extCfg) return 0;
     return listCapabilities(this.cfg, this.bus, this.devfn).find((c) => c.kind === 'ext' && c.id === id)?.offset ?? 0;
   }
 }

@@ -178,9 +178,13 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
 
   probeDevice(dev: PciFunction): number {
     if (this.devices.has(dev)) return 0;
-    // The source-id the remapping hardware sees: behind a PCIe-to-PCI bridge, the bridge's alias
-    // (domain_context_mapping programs every DMA alias; only the last one reaches the IOMMU).
-    const sid = dev.upstreamRequesterId;
+    // The device's own requester ID. In scalable mode Linux (6.10+) sets up context entries at probe
+    // (intel_pasid_setup_sm_context) for the DMA aliases pci_for_each_dma_alias reports *as the device
+    // itself* only: pci_pasid_table_setup skips the aliases a bridge introduces. So requests that reach
+    // the unit under a bridge's alias use whatever context entry that ID has: the conventional PCI
+    // bridge's own (its PASID table, attached with its group), or, behind a PCIe-to-PCI bridge, that of
+    // the device at (secondary bus, 00.0) if there is one; none otherwise (they fault). See README.md.
+    const sid = dev.requesterId;
     const r = this.tables.ensure(sid);
     if (r < 0) return r;
     const f = this.features.probe(dev);
@@ -197,10 +201,9 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     const ctx = encodeLayout(SM_CONTEXT_ENTRY, {
       P: 1, DTE: ats ? 1 : 0, PASIDE: pasidBits > 0 ? 1 : 0, PRE: pre ? 1 : 0, PDTS: pt.pdts, PASIDDIRPTR: pt.dir / 4096, RID_PASID: 0,
     });
-    const wasPresent = (this.tables.readContext(sid)[0]! & 1) !== 0;
-    this.tables.writeContext(sid, ctx);
-    // Not present -> present needs no invalidation (CAP.CM = 0); a stale entry does.
-    if (wasPresent) this.qi.submit([qd.contextDevice(0, sid)]);
+    // device_pasid_table_setup: an entry already present is left alone. Not present -> present needs
+    // no invalidation (CAP.CM = 0).
+    if ((this.tables.readContext(sid)[0]! & 1) === 0) this.tables.writeContext(sid, ctx);
     const info: DevInfo = { dev, sid, features: f, pasidBits, ats, pre, pri: false, tables: pt, attached: new Map() };
     this.devices.set(dev, info);
     this.bySid.set(sid, info);

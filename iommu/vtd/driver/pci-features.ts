@@ -6,6 +6,7 @@
  */
 import type { Board } from '../../../machines/board.ts';
 import { EBUSY, EINVAL } from '../../../src/host/errno.ts';
+import { pciExtCfgAccessible } from '../../../src/host/pci-cfg-size.ts';
 import { ATS, ATS_CAP, ATS_CTRL } from '../../../src/pci/caps/ats.ts';
 import { PASID, PASID_CAP, PASID_CTRL } from '../../../src/pci/caps/pasid.ts';
 import { PRI, PRI_CTRL, PRI_STATUS } from '../../../src/pci/caps/pri.ts';
@@ -41,7 +42,8 @@ export class PciFeatures {
     const { cfg } = this;
     const bus = dev.busNumber;
     const fn = dev.devfn;
-    const caps = listCapabilities(cfg, bus, fn).filter((c) => c.kind === 'ext');
+    // Behind a conventional PCI or PCIe-to-PCI bridge the kernel sees no extended capabilities at all.
+    const caps = pciExtCfgAccessible(dev) ? listCapabilities(cfg, bus, fn).filter((c) => c.kind === 'ext') : [];
     const at = (id: number) => caps.find((c) => c.id === id)?.offset;
     const pasidCap = at(PASID.CAP_ID);
     const atsCap = at(ATS.CAP_ID);
