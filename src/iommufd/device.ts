@@ -105,15 +105,36 @@ export function attachDevice(dev: IommufdDevice, ptId: number, pasid?: number): 
   return r < 0 ? r : pt.id;
 }
 
+/**
+ * The other devices of `dev`'s IOMMU group in this context whose RID is attached (struct
+ * iommufd_group's device_array): the group is attached once, for its first device, and the
+ * others follow that attachment (iommufd_hw_pagetable_attach).
+ */
+function groupPeers(dev: IommufdDevice): IommufdDevice[] {
+  const out: IommufdDevice[] = [];
+  for (const o of dev.ctx.objects.values()) {
+    if (o instanceof IommufdDevice && o !== dev && o.group === dev.group && o.attached !== undefined) out.push(o);
+  }
+  return out;
+}
+
 function attachHwpt(dev: IommufdDevice, hwpt: Hwpt, pasid?: number): number {
   const core = dev.ctx.host.iommu;
   const old = pasid === undefined ? dev.attached : dev.pasids.get(pasid);
   if (old === hwpt) return 0;
+  const peers = pasid === undefined ? groupPeers(dev) : [];
+  // A group already attached elsewhere takes a new device only onto the same HWPT.
+  if (old === undefined && peers.length > 0 && peers[0]!.attached !== hwpt) return -EINVAL;
   const iopt = hwpt.ioas.iopt;
   const sameIoas = old !== undefined && old.ioas === hwpt.ioas;
-  if (!sameIoas) {
-    const r = iopt.enforceResvRegions(core.resvRegions(dev.fn), dev);
-    if (r < 0) return r;
+  // Replacing moves the whole group (iommufd_group_do_replace_reserved_iova): every member's regions.
+  const reserving = sameIoas ? [] : old === undefined ? [dev] : [dev, ...peers];
+  for (const [i, d] of reserving.entries()) {
+    const r = iopt.enforceResvRegions(core.resvRegions(d.fn), d);
+    if (r < 0) {
+      for (const u of reserving.slice(0, i)) iopt.unreserve(u);
+      return r;
+    }
   }
   // iommufd_group_setup_msi(): an IOMMU_RESV_SW_MSI region asks for an MSI cookie on the paging
   // domain, so the doorbell can be mapped into the window when the device's MSIs are set up.
@@ -123,14 +144,15 @@ function attachHwpt(dev: IommufdDevice, hwpt: Hwpt, pasid?: number): number {
   }
   let r: number;
   if (pasid === undefined) {
-    r = old === undefined ? core.attachGroup(hwpt.domain, dev.group, dev.ctx) : core.replaceGroupDomain(hwpt.domain, dev.group, dev.ctx);
+    if (old !== undefined) r = core.replaceGroupDomain(hwpt.domain, dev.group, dev.ctx);
+    else r = peers.length > 0 ? 0 : core.attachGroup(hwpt.domain, dev.group, dev.ctx);
   } else {
     if (old !== undefined) core.detachDevicePasid(old.domain, dev.fn, pasid);
     r = core.attachDevicePasid(hwpt.domain, dev.fn, pasid);
     if (r < 0 && old !== undefined) core.attachDevicePasid(old.domain, dev.fn, pasid);
   }
   if (r < 0) {
-    if (!sameIoas) iopt.unreserve(dev);
+    for (const u of reserving) iopt.unreserve(u);
     return r;
   }
   if (hwpt.fault !== undefined) dev.ctx.host.iommu.driverOf(dev.fn)?.enableIopf?.(dev.fn);
@@ -138,6 +160,14 @@ function attachHwpt(dev: IommufdDevice, hwpt: Hwpt, pasid?: number): number {
   if (pasid === undefined) dev.attached = hwpt;
   else dev.pasids.set(pasid, hwpt);
   if (old !== undefined) releaseHwpt(dev, old);
+  // The group's other devices moved with it (iommufd_device_do_replace moves their references).
+  if (old !== undefined) {
+    for (const peer of peers) {
+      hwpt.refs++;
+      peer.attached = hwpt;
+      releaseHwpt(peer, old);
+    }
+  }
   return 0;
 }
 
@@ -154,7 +184,8 @@ export function detachDevice(dev: IommufdDevice, pasid?: number): void {
   if (pasid === undefined) {
     const h = dev.attached;
     if (h === undefined) return;
-    core.detachGroup(h.domain, dev.group, dev.ctx);
+    // The group stays attached while another of its devices still is (iommufd_hw_pagetable_detach).
+    if (groupPeers(dev).length === 0) core.detachGroup(h.domain, dev.group, dev.ctx);
     dev.attached = undefined;
     releaseHwpt(dev, h);
     return;

@@ -144,3 +144,41 @@ for (const [kind, where] of [
     t.equal(m.host.iommu.driverOf(bridged)!.maxPasids(bridged), 0, 'no PASIDs');
   });
 }
+
+t.test('q35-vtd through iommufd: a group shared by two devices attaches once, follows a replace, and detaches with its last device', async (t) => {
+  const { ioasAlloc, map, bind, attach } = await import('../iommufd/fixture.ts');
+  const { encodeStruct } = await import('../../src/uapi/struct.ts');
+  const { vfio_device_detach_iommufd_pt } = await import('../../src/uapi/iommufd.ts');
+  const { VFIO_DEVICE_DETACH_IOMMUFD_PT } = await import('../../src/uapi/vfio.ts');
+  const m = machineBuilder('q35-vtd')
+    .pcieToPciBridge('00:02.0', (br) => br.testDevice('01:00.0').testDevice('01:02.0'))
+    .build({ ramBytes: 2 ** 27 });
+  const p = m.host.spawn({ memlockLimit: 2 ** 26 });
+  const fd = p.open('/dev/iommu');
+  const [ioas1, ioas2] = [ioasAlloc(p, fd), ioasAlloc(p, fd)];
+  const buf = p.mmap(2 * 4096);
+  t.same([map(p, fd, ioas1, buf, 4096, Number(IOVA))[0], map(p, fd, ioas2, buf + 4096n, 4096, Number(IOVA))[0]], [0, 0]);
+  const minor = (bdf: string) => Number((p.readdir(`/sys/bus/pci/devices/${m.device(bdf).bdf}/vfio-dev`) as string[])[0]!.slice(4));
+  const [a] = bind(p, fd, minor('01:00.0'));
+  const [b] = bind(p, fd, minor('01:02.0'));
+  const detach = (cdev: number) => p.ioctl(cdev, VFIO_DEVICE_DETACH_IOMMUFD_PT, encodeStruct(vfio_device_detach_iommufd_pt, { argsz: vfio_device_detach_iommufd_pt.size }));
+  const both = (byte: number) => [dma(m, '01:00.0', IOVA, byte).ok, dma(m, '01:02.0', IOVA + 1n, byte + 1).ok];
+
+  const [ra, hwpt] = attach(p, a, ioas1);
+  t.equal(ra, 0);
+  t.same(both(0x10), [true, true], 'the group is attached: the not-yet-attached device DMAs too (one domain for the group)');
+  t.same(attach(p, b, ioas2), [-22, ioas2], 'the second device cannot take the group elsewhere (-EINVAL)');
+  t.same(attach(p, b, ioas1), [0, hwpt], 'it joins the group\'s automatic HWPT');
+  t.equal(detach(a), 0);
+  t.same(both(0x20), [true, true], 'detaching one device leaves the group attached for the other');
+  t.same(p.memRead(buf, 2), new Uint8Array([0x20, 0x21]));
+  t.same(attach(p, a, ioas1), [0, hwpt], 'and the first joins again');
+  // Replace through one device moves the whole group to the other IOAS.
+  const [rr, hwpt2] = attach(p, b, ioas2);
+  t.same([rr, hwpt2 !== hwpt], [0, true]);
+  t.same(both(0x30), [true, true]);
+  t.same(p.memRead(buf + 4096n, 2), new Uint8Array([0x30, 0x31]), 'both now through ioas2');
+  t.same([detach(b), detach(a)], [0, 0]);
+  t.same(dma(m, '01:00.0', IOVA, 1), { ok: false, fault: 'DMAR_SM_PASID_ENTRY_NOT_PRESENT' }, 'the last detach blocks the group (still owned by iommufd)');
+  p.exit();
+});
