@@ -74,6 +74,8 @@ class Job {
   result = 0;
   info = 0;
   cost = 0;
+  /** Fabric latency of the completion record's own write, waited before the descriptor completes. */
+  recordLatency = 0;
   event: ScheduledEvent | undefined;
   readonly started: number;
   constructor(readonly wq: WorkQueue, readonly fromPortal: boolean, readonly epoch: number, now: number) {
@@ -89,7 +91,10 @@ class Job {
  * Translation Request round trip (atsLatencyNs), a missing translation for
  * the page request group's response, then the access resumes where it
  * stopped. Data accesses happen at the start of the time they are charged;
- * the completion record and interrupt at its end. MEMMOVE reads the whole
+ * the completion record and interrupt at its end. What the IOMMU charges an
+ * access for its misses (table fetches and page-walk reads, see
+ * TranslationAnswer.latencyNs and AtsTranslationCompletion.latencyNs) adds to
+ * that cost; IOTLB and ATC hits add nothing. MEMMOVE reads the whole
  * source before writing (so overlapping buffers move correctly); BYTES of a
  * faulting MEMMOVE/FILL counts the bytes written, of a COMPARE the offset of
  * the first difference.
@@ -208,7 +213,9 @@ export class Executor {
       if (a === undefined) return;
       const before = a.done;
       const r = this.h.path.run(a);
+      // Bytes at the modelled bandwidth, plus what the IOMMU charged for misses (nothing for IOTLB/ATC hits).
       job.cost += (a.done - before) * this.h.timing.nsPerByte;
+      this.chargeLatency(job, a);
       if (r === RUN_DONE) this.accessDone(job);
       else if (r === RUN_FAULT) this.fault(job, a);
       else {
@@ -221,6 +228,8 @@ export class Executor {
 
   private translated(job: Job, a: Access): void {
     const t = this.h.path.translate(a);
+    // The translation agent's walk and fetch time for this request, charged with the descriptor's next wait.
+    this.chargeLatency(job, a);
     if (t === T_OK) return this.drive(job);
     if (t === T_FAULT) {
       this.fault(job, a);
@@ -270,6 +279,19 @@ export class Executor {
     });
   }
 
+  /**
+   * Move the fabric latency an access was charged (IOMMU walks and fetches
+   * on misses) into the descriptor's cost; the completion record's own goes
+   * into recordLatency, waited before the descriptor completes.
+   */
+  private chargeLatency(job: Job, a: Access): void {
+    const ns = a.latencyNs;
+    if (ns === 0) return;
+    a.latencyNs = 0;
+    if (job.phase === PH_RECORD) job.recordLatency += ns;
+    else job.cost += ns;
+  }
+
   private accessDone(job: Job): void {
     if (job.phase === PH_FETCH) {
       const b = job.fetch!.buf;
@@ -281,7 +303,11 @@ export class Executor {
     } else if (job.phase === PH_EXEC) {
       job.step++;
     } else if (job.phase === PH_RECORD) {
-      this.finish(job);
+      const ns = job.recordLatency;
+      job.recordLatency = 0;
+      // A record write that hit costs no wait (the common case stays one event shorter).
+      if (ns > 0) this.wait(job, ns, () => this.finish(job));
+      else this.finish(job);
     }
   }
 

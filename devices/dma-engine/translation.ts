@@ -45,12 +45,19 @@ export interface Access {
   /** Translation Requests since the access last made progress (a guard against a translation agent that never helps). */
   requests: number;
   requestsAt: number;
+  /**
+   * Virtual ns the fabric charged the access and not yet accounted
+   * (IOMMU table fetches and walk reads: TranslationAnswer.latencyNs via
+   * the transactions, AtsTranslationCompletion.latencyNs); the executor adds
+   * it to the descriptor's cost and zeroes it.
+   */
+  latencyNs: number;
 }
 
 export function newAccess(addr: number, len: number, write: boolean, buf: Uint8Array, bufOff = 0): Access {
   return {
     pasid: NO_PASID, priv: false, exec: false, write, addr, len, buf, bufOff, done: 0,
-    missAddr: 0, pages: 0, reason: 0, fault: '', faultAddr: 0, priRounds: 0, progressAt: 0, requests: 0, requestsAt: 0,
+    missAddr: 0, pages: 0, reason: 0, fault: '', faultAddr: 0, priRounds: 0, progressAt: 0, requests: 0, requestsAt: 0, latencyNs: 0,
   };
 }
 
@@ -97,7 +104,7 @@ export interface PathOptions {
  */
 export class DmaPath {
   private readonly txn: DmaTransaction = {
-    requesterId: 0, pasid: NO_PASID, privileged: false, exec: false, at: 'untranslated', addr: 0, length: 0, write: false,
+    requesterId: 0, pasid: NO_PASID, privileged: false, exec: false, at: 'untranslated', addr: 0, length: 0, write: false, latencyNs: 0,
   };
   readonly atsRequests: Counter;
   readonly bytes: Counter;
@@ -152,6 +159,10 @@ export class DmaPath {
       }
       t.length = n;
       const c = this.host.busMaster(t, a.buf, a.bufOff + a.done);
+      if (t.latencyNs !== 0) {
+        a.latencyNs += t.latencyNs!;
+        t.latencyNs = 0;
+      }
       if (c.status !== 'SC') {
         const reason = c.fault === 'BUS_MASTER_DISABLED'
           ? FAULT_REASON.BUS_MASTER_DISABLED
@@ -207,6 +218,7 @@ export class DmaPath {
       length: Math.max(stu, end - base),
       noWrite: !a.write,
     });
+    a.latencyNs += c.latencyNs ?? 0;
     const act = this.point.check({ dev: this.host.name, pasid: a.pasid, addr: base });
     if (act?.kind === 'drop') return T_LOST;
     if (act?.kind === 'fail') c = { status: 'CA', entries: [] };

@@ -55,6 +55,8 @@ export class ConfigCache {
   generation = 0;
   /** When resolve() returns null: should the event in `ev` be recorded (else it is suppressed)? */
   faultRecord = true;
+  /** Structures read from memory so far (L1STDs, STEs, L1CDs, CDs): what `tableFetchNs` prices. */
+  fetches = 0;
   private readonly stes = new Map<number, SteEntry>();
   /** L1STD low/high words by L1 index (packed as lo + hi * 2^32 would lose bits: keep both). */
   private readonly l1stds = new Map<number, [number, number]>();
@@ -288,6 +290,7 @@ export class ConfigCache {
 
   /** Read `n` words at `pa` into this.words; false when the access aborted (injected or real). */
   private fetch(pa: number, n: number, point: SmmuCore['points']['steFetch'], kind: string, sid: number, ssid: number): boolean {
+    this.fetches++;
     const a = point.check(point.armed ? { kind, sid, ssid, addr: pa } : undefined);
     let ok = a?.kind !== 'fail';
     const mem = this.core.mem;

@@ -21,6 +21,7 @@ import type {
 import type { DmaRemapper, TranslationAnswer } from '../../src/pci/remapper.ts';
 import type { DmaTransaction } from '../../src/pci/transaction.ts';
 import type { SimContext } from '../../src/sim/context.ts';
+import type { Counter } from '../../src/trace/counters.ts';
 import { idRegisterValues, smmuFeatures, type SmmuFeatures } from './caps.ts';
 import { AtcInvalidator } from './atc-inv.ts';
 import { AtsResponder } from './ats.ts';
@@ -60,7 +61,19 @@ export interface Smmuv3Options {
   atcInvTimeoutNs?: number;
   /** Virtual ns a stalled transaction waits for CMD_RESUME / CMD_STALL_TERM before it is aborted (default 1 ms). */
   stallTimeoutNs?: number;
+  /**
+   * Virtual ns each page-walk descriptor read adds to a transaction's or ATS
+   * Translation Request's latency (default 100: one DRAM access). IOTLB hits
+   * cost nothing.
+   */
+  walkReadNs?: number;
+  /** Virtual ns each configuration structure fetch (L1STD, STE, L1CD, CD) adds (default 100). */
+  tableFetchNs?: number;
 }
+
+/** DESIGN.md §3 defaults: a table or descriptor read is one memory access. */
+export const SMMU_WALK_READ_NS = 100;
+export const SMMU_TABLE_FETCH_NS = 100;
 
 /** Registers that may only be written while another field is 0 ("Guarded", §6.2). */
 const GUARDS: readonly [string[], string, number][] = [
@@ -90,6 +103,9 @@ export class Smmuv3 implements DmaRemapper, AtsTranslationAgent {
   private readonly priq: PriQueue;
   private readonly stalls: StallTable;
   private readonly regNames = new Map<number, string>();
+  private readonly walkReadNs: number;
+  private readonly tableFetchNs: number;
+  private readonly walkReads: Counter;
 
   constructor(
     private readonly ctx: SimContext,
@@ -146,6 +162,9 @@ export class Smmuv3 implements DmaRemapper, AtsTranslationAgent {
     this.cmdq = new CommandQueue(this.core, this.config, this.iotlb, this.irqs, k('commands'), {
       atc: this.atcInv, prg, stalls: this.stalls, atcTimeoutNs: timeoutNs(options.atcInvTimeoutNs, 500_000),
     });
+    this.walkReadNs = costNs(options.walkReadNs, SMMU_WALK_READ_NS);
+    this.tableFetchNs = costNs(options.tableFetchNs, SMMU_TABLE_FETCH_NS);
+    this.walkReads = stageEnv.walkReads;
     this.translator = new Translator(this.core, this.config, this.evtq, { translations: k('translations'), faults: k('faults') }, this.stalls);
     this.translator.gbpaAbort = options.gbpaAbort === true;
     this.ats = new AtsResponder(this.core, this.config, this.evtq, () => this.translator.enabled, {
@@ -160,14 +179,30 @@ export class Smmuv3 implements DmaRemapper, AtsTranslationAgent {
 
   /** DmaRemapper: translate one piece of a transaction (StreamID = requester ID, SubstreamID = PASID). */
   translate(txn: DmaTransaction, addr: number, out: TranslationAnswer): boolean {
-    return this.translator.translate(txn, addr, out);
+    const reads = this.walkReads.value;
+    const fetches = this.config.fetches;
+    const ok = this.translator.translate(txn, addr, out);
+    // A hit read no table: two compares, nothing charged.
+    if (reads !== this.walkReads.value || fetches !== this.config.fetches) out.latencyNs += this.costSince(reads, fetches);
+    return ok;
+  }
+
+  /** Virtual ns of the walk reads and structure fetches since the counts given. */
+  private costSince(reads: number, fetches: number): number {
+    return (this.walkReads.value - reads) * this.walkReadNs + (this.config.fetches - fetches) * this.tableFetchNs;
   }
 
   // --- AtsTranslationAgent: ATS and PRI messages from endpoints ---------------
 
   /** An ATS Translation Request (ats.ts). */
   atsTranslate(req: AtsTranslationRequest): AtsTranslationCompletion {
-    return this.ats.translate(req);
+    const reads = this.walkReads.value;
+    const fetches = this.config.fetches;
+    const c = this.ats.translate(req);
+    // Reported with a successful completion (a refused request fails the device's access anyway).
+    const ns = c.status === 'SC' && (reads !== this.walkReads.value || fetches !== this.config.fetches) ? this.costSince(reads, fetches) : 0;
+    if (ns !== 0) c.latencyNs = ns;
+    return c;
   }
 
   /** A Page Request Message: a record in the PRI queue (priq.ts). */
@@ -267,6 +302,11 @@ export class Smmuv3 implements DmaRemapper, AtsTranslationAgent {
       }
     }
   }
+}
+
+/** A cost option: a non-negative finite number of ns, else the default. */
+function costNs(v: number | undefined, dflt: number): number {
+  return v !== undefined && Number.isFinite(v) && v >= 0 ? v : dflt;
 }
 
 /** A timeout option: a positive finite number of ns, else the default. */

@@ -28,6 +28,8 @@ export class StructureLoader {
   fault = 0;
   /** FPD of the entries validated before the failure (their FPD applies to it). */
   fpd = false;
+  /** Entries read from memory so far (root, context, PASID directory, PASID table): what `tableFetchNs` prices. */
+  fetches = 0;
   private readonly root = new Uint32Array(4);
   private readonly ctxw = new Uint32Array(8);
   private readonly dir = new Uint32Array(2);
@@ -183,6 +185,7 @@ export class StructureLoader {
   }
 
   private read(addr: number, into: Uint32Array, n: number): boolean {
+    this.fetches++;
     for (let i = 0; i < n; i++) {
       const v = this.mem.read32Checked(addr + 4 * i);
       if (v < 0) return false;

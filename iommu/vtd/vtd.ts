@@ -65,6 +65,14 @@ export interface VtdOptions {
   /** Virtual ns a device has to complete a device-TLB invalidation before ITE (default 1 ms). */
   atsInvalidationTimeoutNs?: number;
   /**
+   * Virtual ns each paging-structure read of a walk adds to a request's or
+   * ATS Translation Request's latency (default 100: one DRAM access). IOTLB
+   * hits cost nothing.
+   */
+  walkReadNs?: number;
+  /** Virtual ns each root/context/PASID-directory/PASID-table entry fetch adds (default 100). */
+  tableFetchNs?: number;
+  /**
    * Where ATS invalidation requests and PRG responses go (the root complex).
    * Default: `ctx.rc` when the context is a Board.
    */
@@ -106,6 +114,10 @@ export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
   private readonly cFaults: Counter;
   private readonly cSuppressed: Counter;
   private readonly cIrq: Counter;
+  private readonly loader: StructureLoader;
+  private readonly cWalkReads: Counter;
+  private readonly walkReadNs: number;
+  private readonly tableFetchNs: number;
 
   constructor(
     readonly ctx: SimContext,
@@ -140,7 +152,10 @@ export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
     this.prqEvent = new EventInterrupt(this.rf, 'prq', { ctl: 'PECTL', data: 'PEDATA', addr: 'PEADDR', uaddr: 'PEUADDR' }, send);
     this.faultRecorder = new FaultRecorder(this.rf, this.caps.nfr, this.faultEvent, ctx, name);
     const walkMem = new WalkMem(mem, ctx.faults.point('vtd.walk_read'), { dropFails: true });
-    const loader = new StructureLoader(mem, walkMem, this.caps, ctx, name);
+    const loader = (this.loader = new StructureLoader(mem, walkMem, this.caps, ctx, name));
+    this.cWalkReads = c.counter(`${name}.walk.reads`);
+    this.walkReadNs = costNs(options.walkReadNs, VTD_WALK_READ_NS);
+    this.tableFetchNs = costNs(options.tableFetchNs, VTD_TABLE_FETCH_NS);
     this.xlate = new Translator(this.caps, ctx, name, loader, this.contextCache, this.pasidCache, this.iotlb);
     const timeout = options.atsInvalidationTimeoutNs ?? 1_000_000;
     this.devtlb = new DevTlbInvalidator({
@@ -211,7 +226,12 @@ export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
       out.length = IRQ_END - addr;
       return true;
     }
-    if (this.xlate.translate(txn, addr, out)) {
+    const reads = this.cWalkReads.value;
+    const fetches = this.loader.fetches;
+    const ok = this.xlate.translate(txn, addr, out);
+    // A hit read no structure: two compares, nothing charged.
+    if (reads !== this.cWalkReads.value || fetches !== this.loader.fetches) out.latencyNs += this.costSince(reads, fetches);
+    if (ok) {
       if (txn.at === 'translation-request') return unsupported(out);
       if (this.ctx.tracer.wants('vtd.translate')) {
         this.ctx.tracer.trace('vtd.translate', this.name, { sid: txn.requesterId, pasid: txn.pasid, addr, pa: out.pa, length: out.length, write: txn.write });
@@ -226,7 +246,17 @@ export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
   /** A Translation Request from a device-TLB (ats.ts). */
   atsTranslate(req: AtsTranslationRequest): AtsTranslationCompletion {
     if (!this.caps.deviceTlb) return { status: 'UR', entries: [] };
-    return this.ats.translate(req);
+    const reads = this.cWalkReads.value;
+    const fetches = this.loader.fetches;
+    const c = this.ats.translate(req);
+    // Reported with a successful completion (a refused request fails the device's access anyway).
+    if (c.status === 'SC' && (reads !== this.cWalkReads.value || fetches !== this.loader.fetches)) c.latencyNs = this.costSince(reads, fetches);
+    return c;
+  }
+
+  /** Virtual ns of the walk reads and structure fetches since the counts given. */
+  private costSince(reads: number, fetches: number): number {
+    return (this.cWalkReads.value - reads) * this.walkReadNs + (this.loader.fetches - fetches) * this.tableFetchNs;
   }
 
   /** A Page Request Message (prq.ts); dropped by a unit without ECAP.PRS. */
@@ -373,6 +403,15 @@ function unsupported(out: TranslationAnswer): false {
   out.status = 'UR';
   out.fault = 'UNSUPPORTED_REQUEST';
   return false;
+}
+
+/** DESIGN.md §3 defaults: a paging-structure or table entry read is one memory access. */
+export const VTD_WALK_READ_NS = 100;
+export const VTD_TABLE_FETCH_NS = 100;
+
+/** A cost option: a non-negative finite number of ns, else the default. */
+function costNs(v: number | undefined, dflt: number): number {
+  return v !== undefined && Number.isFinite(v) && v >= 0 ? v : dflt;
 }
 
 function clampInt(v: number, lo: number, hi: number): number {

@@ -47,6 +47,13 @@ export interface AtsTranslationCompletion {
   /** 'SC' with entries, 'UR' when ATS is not allowed for the function, 'CA' on an error. */
   status: 'SC' | 'UR' | 'CA';
   entries: AtsTranslation[];
+  /**
+   * Virtual ns the translation agent spent on the request beyond its IOTLB
+   * (table fetches, page-walk reads; see TranslationAnswer.latencyNs). The
+   * round trip on the link is the endpoint's own cost (e.g. the DMA engine's
+   * `timing.atsLatencyNs`). Set on successful completions; absent means 0.
+   */
+  latencyNs?: number;
 }
 
 /** A Page Request Message (§10.4.1). */

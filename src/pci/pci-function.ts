@@ -51,7 +51,7 @@ export abstract class PciFunction {
   private bdfRid = -1;
   private bdfText = '';
   private scratchTxn: DmaTransaction | null = {
-    requesterId: 0, pasid: NO_PASID, privileged: false, exec: false, at: 'untranslated', addr: 0, length: 0, write: false,
+    requesterId: 0, pasid: NO_PASID, privileged: false, exec: false, at: 'untranslated', addr: 0, length: 0, write: false, latencyNs: 0,
   };
 
   constructor(name: string, id: PciIdentity, headerType: 0 | 1) {
@@ -223,6 +223,7 @@ export abstract class PciFunction {
       addr,
       length,
       write,
+      latencyNs: 0,
     };
   }
 
@@ -259,6 +260,7 @@ export abstract class PciFunction {
     t.addr = addr;
     t.length = length;
     t.write = write;
+    t.latencyNs = 0;
     try {
       return this.busMaster(t, buf);
     } finally {

@@ -20,6 +20,14 @@ export interface TranslationAnswer {
    * piece completes successfully, reads return zeros, writes are dropped.
    */
   discard: boolean;
+  /**
+   * Virtual ns the translation took beyond an IOTLB hit (DESIGN.md §3): the
+   * remapper adds its table fetches and page-walk reads here, as its options
+   * price them (e.g. SMMUv3/VT-d `walkReadNs`, `tableFetchNs`); a hit adds
+   * nothing. The root complex zeroes it before asking and adds it to the
+   * transaction's `latencyNs`.
+   */
+  latencyNs: number;
 }
 
 export interface DmaRemapper {
@@ -28,5 +36,5 @@ export interface DmaRemapper {
 }
 
 export function newTranslationAnswer(): TranslationAnswer {
-  return { pa: 0, length: 0, status: 'SC', fault: '', discard: false };
+  return { pa: 0, length: 0, status: 'SC', fault: '', discard: false, latencyNs: 0 };
 }

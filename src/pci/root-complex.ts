@@ -153,7 +153,11 @@ export class RootComplex {
       let n = txn.length - done;
       if (this.remapper !== undefined) {
         ans.discard = false;
-        if (!this.remapper.translate(txn, addr, ans)) return this.abort(txn, failed(ans.status === 'SC' ? 'UR' : ans.status, ans.fault));
+        ans.latencyNs = 0;
+        const ok = this.remapper.translate(txn, addr, ans);
+        // A miss's table fetches and walk reads (DESIGN.md §3); an IOTLB hit charges nothing.
+        if (ans.latencyNs !== 0) txn.latencyNs = (txn.latencyNs ?? 0) + ans.latencyNs;
+        if (!ok) return this.abort(txn, failed(ans.status === 'SC' ? 'UR' : ans.status, ans.fault));
         pa = ans.pa;
         if (ans.length < n) n = ans.length;
         if (n <= 0) return this.abort(txn, failed('CA', 'BAD_TRANSLATION_LENGTH'));

@@ -21,6 +21,14 @@ export interface DmaTransaction {
   addr: number;
   length: number;
   write: boolean;
+  /**
+   * Virtual ns the fabric charged this transaction so far (the IOMMU's table
+   * fetches and page-walk reads on a miss; nothing on an IOTLB hit). The root
+   * complex adds to it; a device that models timing reads it after the
+   * transaction and charges it to the work that issued it. Devices that
+   * reuse a transaction object reset it.
+   */
+  latencyNs?: number;
 }
 
 export interface DmaCompletion {
