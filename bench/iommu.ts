@@ -53,14 +53,19 @@ export function iommuFigures(kind: Kind): Figures {
   for (const [sizeLabel, size, target] of [['4k', 4096, '>= 0.5'], ['64k', 65536, '>= 0.8']] as const) {
     const buf = new Uint8Array(size).fill(5);
     const slots = 2 ** 21 / size;
-    const ops = Math.max(400, (128 << 20) / size);
+    const ops = Math.max(400, (64 << 20) / size);
     for (let i = 0; i < slots; i++) dev.dmaWrite(BigInt(iova + i * size), buf); // warm the IOTLB
-    const direct = bestSeconds(() => {
-      for (let i = 0; i < ops; i++) board.sysmem.writeFrom(ram + (i % slots) * size, buf);
-    });
-    const viaIommu = bestSeconds(() => {
-      for (let i = 0; i < ops; i++) dev.dmaWrite(BigInt(iova + (i % slots) * size), buf);
-    });
+    // Rounds alternate between the two loops, so a burst of load on a shared host hits both alike.
+    let direct = Number.POSITIVE_INFINITY;
+    let viaIommu = Number.POSITIVE_INFINITY;
+    for (let r = 0; r < 9; r++) {
+      direct = Math.min(direct, bestSeconds(() => {
+        for (let i = 0; i < ops; i++) board.sysmem.writeFrom(ram + (i % slots) * size, buf);
+      }, 1));
+      viaIommu = Math.min(viaIommu, bestSeconds(() => {
+        for (let i = 0; i < ops; i++) dev.dmaWrite(BigInt(iova + (i % slots) * size), buf);
+      }, 1));
+    }
     out[`dma.${label}.${sizeLabel}.ratio`] = { value: direct / viaIommu, unit: 'ratio', target };
   }
 
