@@ -96,7 +96,11 @@ export function mapUserPages(ctx: IommufdCtx, ioas: Ioas, proc: Process, uptr64:
   if (iova64 !== undefined) {
     if (iova64 + len64 - 1n > ULONG_MAX) return -EOVERFLOW;
     iova = fit(iova64);
-    if (iova === undefined || iova + length - 1 > IOVA_MAX) return -EOVERFLOW;
+    if (iova === undefined || iova + length - 1 > IOVA_MAX) {
+      // Past the IOVA space this emulator holds (2^53) but inside u64: a reservation reaching its top
+      // (a domain's aperture, reserved up to ULONG_MAX) makes it iopt_check_iova's reserved -EINVAL.
+      return ioas.iopt.reservedSpans().some((r) => r.last >= IOVA_MAX) ? -EINVAL : -EOVERFLOW;
+    }
   }
   const mode = proc.capIpcLock ? 'none' : ctx.accountMode;
   const pages = new Pages(proc, uptr, length, (prot & IOMMU_WRITE) !== 0, mode, ctx.host.board.faults);

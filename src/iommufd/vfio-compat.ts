@@ -10,7 +10,7 @@
  * VFIO_IOMMU_DIRTY_PAGES and SVA bind are -ENOTTY (-ENOIOCTLCMD).
  */
 import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable/types.ts';
-import { EFAULT, EINVAL, ENODEV, ENOTTY, EOVERFLOW } from '../host/errno.ts';
+import { EFAULT, EINVAL, ENODEV, ENOENT, ENOTTY, EOVERFLOW } from '../host/errno.ts';
 import type { Process } from '../host/process.ts';
 import { encodeStruct, StructView } from '../uapi/struct.ts';
 import {
@@ -73,10 +73,11 @@ export function vfioCompatIoctl(ctx: IommufdCtx, request: number, arg: Uint8Arra
   switch (request) {
     case VFIO_GET_API_VERSION:
       return VFIO_API_VERSION;
+    // Integer-argument ioctls take a number here; a buffer is refused as the type1 container refuses it.
     case VFIO_SET_IOMMU:
-      return setIommu(ctx, typeof arg === 'number' ? arg : -1);
+      return typeof arg === 'number' ? setIommu(ctx, arg) : -EINVAL;
     case VFIO_CHECK_EXTENSION:
-      return checkExtension(ctx, typeof arg === 'number' ? arg : -1);
+      return typeof arg === 'number' ? checkExtension(ctx, arg) : -EINVAL;
   }
   if (request !== VFIO_IOMMU_GET_INFO && request !== VFIO_IOMMU_MAP_DMA && request !== VFIO_IOMMU_UNMAP_DMA) return -ENOTTY;
   const u = UserArg.of(arg, proc);
@@ -146,6 +147,7 @@ function unmapDma(ctx: IommufdCtx, u: UserArg): number {
   const iova64 = m.big('iova');
   const size64 = m.big('size');
   let unmapped: number;
+  let rc = 0;
   if ((m.num('flags') & VFIO_DMA_UNMAP_FLAG_ALL) !== 0) {
     if (iova64 !== 0n || size64 !== 0n) return -EINVAL;
     unmapped = iopt.unmapAll();
@@ -163,14 +165,35 @@ function unmapDma(ctx: IommufdCtx, u: UserArg): number {
         const c = iopt.cut(iova === 0 ? [last] : [last, iova - 1]);
         if (c < 0) return c;
       }
-      unmapped = iopt.unmapRange(iova, last);
-      if (unmapped < 0) return unmapped;
+      ({ bytes: unmapped, rc } = unmapInOrder(iopt, iova, last));
     }
   }
+  // The size unmapped is copied back even when iopt_unmap_iova failed part-way (only the
+  // UNMAP_ALL argument check above returns before the copy).
   m.setBig('size', unmapped);
   const clip = (x: bigint): number => (x > BigInt(IOVA_MAX) ? IOVA_MAX : Number(x));
   ctx.host.board.tracer.trace('iommufd.unmap', 'iommufd', { ioas: ioas.id, iova: clip(iova64), requested: clip(size64), length: unmapped, compat: true });
-  return u.write(0, m.bytes) < 0 ? -EFAULT : 0;
+  return u.write(0, m.bytes) < 0 ? -EFAULT : rc;
+}
+
+/**
+ * iopt_unmap_iova_range(): areas go one at a time from the lowest; the first
+ * that reaches outside [iova, last] stops it with -ENOENT, the ones before it
+ * staying unmapped (and counted).
+ */
+function unmapInOrder(iopt: Ioas['iopt'], iova: number, last: number): { bytes: number; rc: number } {
+  let end = -1;
+  let rc = 0;
+  for (const n of iopt.areas.overlapping(iova, last)) {
+    if (n.start < iova || n.last > last) {
+      rc = -ENOENT;
+      break;
+    }
+    end = n.last;
+  }
+  if (end < 0) return { bytes: 0, rc };
+  const bytes = iopt.unmapRange(iova, end);
+  return bytes < 0 ? { bytes: 0, rc: bytes } : { bytes, rc };
 }
 
 /**

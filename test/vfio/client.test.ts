@@ -27,36 +27,43 @@ for (const variant of VARIANTS) {
       t.equal(v.setContainer(g, c), 0);
       t.equal(v.groupStatus(g), VFIO_GROUP_FLAGS_VIABLE | VFIO_GROUP_FLAGS_CONTAINER_SET);
       t.equal(v.setIommu(c, VFIO_TYPE1v2_IOMMU), 0);
-      t.equal(v.checkExtension(c, VFIO_UPDATE_VADDR), 1);
+      const compat = variant.container === 'iommufd';
+      t.equal(v.checkExtension(c, VFIO_UPDATE_VADDR), compat ? 0 : 1);
+      // Opened before the info query: iommufd attaches the device (and gets its domain) only now.
+      const d = v.deviceFd(g, f.dma.bdf);
+      t.ok(d >= 0);
       const info = v.iommuInfo(c);
       if (typeof info === 'number') throw new Error(`info ${info}`);
       t.equal(info.iovaPgsizes, BigInt(variant.pgsizes));
       const [lo, hi] = variant.msiWindow;
       t.same(info.iovaRanges, [{ start: 0n, end: BigInt(lo - 1) }, { start: BigInt(hi + 1), end: BigInt(variant.apertureEnd) }]);
-      t.equal(info.dmaAvail, 65535);
-      t.same(info.migration, { flags: 0, pgsizeBitmap: 4096n, maxDirtyBitmapSize: 2n ** 28n });
+      // iommufd_fill_cap_dma_avail() reports U32_MAX; the compat layer has no migration capability.
+      t.equal(info.dmaAvail, compat ? 0xffff_ffff : 65535);
+      t.same(info.migration, compat ? undefined : { flags: 0, pgsizeBitmap: 4096n, maxDirtyBitmapSize: 2n ** 28n });
       const va = p.mmap(4 * PAGE, { populate: true });
       t.equal(v.mapDma(c, { vaddr: va, iova: 0x10_0000n, size: 4 * PAGE }), 0);
       t.equal(v.mapDma(c, { vaddr: va, iova: 0x10_0000n, size: PAGE }), -EEXIST);
-      t.equal(v.dirtyStart(c), 0);
-      const bm = p.mmap(PAGE, { populate: true });
-      t.equal(v.dirtyBitmap(c, { iova: 0x10_0000n, size: BigInt(8 * PAGE), pgsize: 4096n, bitmapSize: 8n, data: bm }), 0);
-      t.equal((p.memRead(bm, 1) as Uint8Array)[0], 0x0f);
-      t.equal(v.dirtyStop(c), 0);
+      if (!variant.skips.has('dirty-pages')) {
+        t.equal(v.dirtyStart(c), 0);
+        const bm = p.mmap(PAGE, { populate: true });
+        t.equal(v.dirtyBitmap(c, { iova: 0x10_0000n, size: BigInt(8 * PAGE), pgsize: 4096n, bitmapSize: 8n, data: bm }), 0);
+        t.equal((p.memRead(bm, 1) as Uint8Array)[0], 0x0f);
+        t.equal(v.dirtyStop(c), 0);
+      }
       t.equal(v.unmapDma(c, { iova: 0x10_0000n, size: 4 * PAGE }), BigInt(4 * PAGE));
       // SVA needs a PASID-capable device on a real IOMMU: its own container there.
-      let cs = c;
-      if (f.sva !== f.dma) {
-        cs = p.open('/dev/vfio/vfio');
-        t.equal(v.setContainer(p.open(`/dev/vfio/${f.groupOf(f.sva)}`), cs), 0);
-        t.equal(v.setIommu(cs, VFIO_TYPE1v2_IOMMU), 0);
+      if (!variant.skips.has('sva-bind')) {
+        let cs = c;
+        if (f.sva !== f.dma) {
+          cs = p.open('/dev/vfio/vfio');
+          t.equal(v.setContainer(p.open(`/dev/vfio/${f.groupOf(f.sva)}`), cs), 0);
+          t.equal(v.setIommu(cs, VFIO_TYPE1v2_IOMMU), 0);
+        }
+        const pasid = v.bindProcess(cs);
+        t.ok(pasid >= 1);
+        t.equal(v.bindProcess(cs), pasid);
+        t.equal(v.unbindProcess(cs), 0);
       }
-      const pasid = v.bindProcess(cs);
-      t.ok(pasid >= 1);
-      t.equal(v.bindProcess(cs), pasid);
-      t.equal(v.unbindProcess(cs), 0);
-      const d = v.deviceFd(g, f.dma.bdf);
-      t.ok(d >= 0);
       const di = v.deviceInfo(d);
       t.same(di, { flags: VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET, numRegions: 9, numIrqs: 5 });
       const r2 = v.regionInfo(d, 2);

@@ -61,8 +61,10 @@ for (const container of ['type1', 'iommufd'] as const) {
     p.pwrite(d, le(1), bar0 + BigInt(TEST_REGS.IRQ_VECTOR));
     p.pwrite(d, le(TEST_CMD.START), bar0 + BigInt(TEST_REGS.CMD));
     m.run();
-    const msgs = m.board.msi.received.slice(before);
-    t.equal(msgs.length, 1, 'one MSI reached the doorbell');
+    // The IOMMU's own event interrupts (rid -1) may reach the doorbell too: look at vector 1's message.
+    const data1 = (fn as TestDmaDevice).msix.entry(1).data;
+    const msgs = m.board.msi.received.slice(before).filter((x) => x.data === data1);
+    t.equal(msgs.length, 1, "one MSI with vector 1's data reached the doorbell");
     t.equal(msgs[0]?.rid, ALIAS_RID, 'written with the alias requester ID');
     t.equal(count(p, efds[1]!), 1, 'vector 1 signalled its eventfd');
     t.equal(count(p, efds[0]!), 0, 'vector 0 did not');
