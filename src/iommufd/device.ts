@@ -82,8 +82,11 @@ function allocPaging(ctx: IommufdCtx, dev: IommufdDevice, ioas: Ioas, flags: num
 /** Attach the RID (pasid undefined) or a PASID of a device to an IOAS or HWPT; returns the HWPT ID. */
 export function attachDevice(dev: IommufdDevice, ptId: number, pasid?: number): number {
   const ctx = dev.ctx;
-  const pt = ctx.get(ptId, 'ioas', 'hwpt_paging', 'hwpt_nested');
+  // iommufd_device_change_pt(): the lookup takes any type (-ENOENT for no object); a type that is not an
+  // IOAS or HWPT is -EINVAL.
+  const pt = ctx.get(ptId);
   if (typeof pt === 'number') return pt;
+  if (pt.type !== 'ioas' && pt.type !== 'hwpt_paging' && pt.type !== 'hwpt_nested') return -EINVAL;
   if (pt instanceof Ioas) {
     // Try the automatic HWPTs already on this IOAS, then make a new one.
     for (const h of pt.hwpts) {

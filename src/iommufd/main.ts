@@ -280,7 +280,8 @@ export function registerIommufd(host: Host): void {
       const b = u.read(0, minsz);
       if (typeof b === 'number') return b;
       const v = new StructView(vfio_device_bind_iommufd, b);
-      if (v.num('argsz') < minsz || v.num('flags') !== 0) return -EINVAL;
+      // vfio_df_ioctl_bind_iommufd(): argsz, flags and a negative fd are -EINVAL before the fd is looked up.
+      if (v.num('argsz') < minsz || v.num('flags') !== 0 || v.num('iommufd') < 0 || v.num('iommufd') >= 2 ** 31) return -EINVAL;
       const f = proc.file(v.num('iommufd'));
       if (f === undefined) return -EBADF;
       if (!(f instanceof IommufdFile)) return -EBADFD;
