@@ -26,6 +26,8 @@ const IA_LIMIT = 2 ** 52;
 const SIZE_SLOT = new Int8Array(64).fill(-1);
 for (const [i, s] of [12, 14, 16, 21, 25, 29, 30, 42].entries()) SIZE_SLOT[s] = i;
 const POW2: readonly number[] = Array.from({ length: 64 }, (_, i) => 2 ** i);
+const FRONT_SLOTS = 4096;
+const FRONT_MASK = FRONT_SLOTS - 1;
 
 export class IotlbEntry {
   key = 0;
@@ -95,6 +97,13 @@ export class Iotlb {
   /** Global stage 1 entries present (lookups skip the global probe when 0). */
   globals = 0;
   private readonly map = new Map<number, IotlbEntry>();
+  /**
+   * A direct-mapped front of `map` (slot = low bits of the key): most hits
+   * find their entry here without hashing. It only ever holds live entries
+   * (insert fills a slot, remove and flush clear it), so it changes nothing
+   * but speed; a slot collision falls back to the Map.
+   */
+  private readonly front: (IotlbEntry | undefined)[] = new Array<IotlbEntry | undefined>(FRONT_SLOTS).fill(undefined);
   private readonly tags = new Map<number, number>();
   private readonly sizeCount = new Uint32Array(8);
   private readonly present: number[] = [];
@@ -145,7 +154,10 @@ export class Iotlb {
       const p = this.present;
       for (let i = 0; i < p.length; i++) {
         const s = p[i]!;
-        const e = this.map.get(base + SIZE_SLOT[s]! * SLOT_MUL + Math.floor(ia / POW2[s]!));
+        const key = base + SIZE_SLOT[s]! * SLOT_MUL + Math.floor(ia / POW2[s]!);
+        const f = this.front[key & FRONT_MASK];
+        if (f !== undefined && f.key === key) return f;
+        const e = this.map.get(key);
         if (e !== undefined) return e;
       }
     }
@@ -168,6 +180,7 @@ export class Iotlb {
       e = new IotlbEntry();
       e.key = key;
       this.map.set(key, e);
+      this.front[key & FRONT_MASK] = e;
       this.link(e);
       if (this.sizeCount[slot]!++ === 0) this.rebuildPresent();
       this.c.insert.value++;
@@ -207,6 +220,7 @@ export class Iotlb {
   flush(): number {
     const n = this.map.size;
     this.map.clear();
+    this.front.fill(undefined);
     this.tags.clear();
     this.sizeCount.fill(0);
     this.present.length = 0;
@@ -226,6 +240,7 @@ export class Iotlb {
 
   private remove(e: IotlbEntry): void {
     this.map.delete(e.key);
+    if (this.front[e.key & FRONT_MASK] === e) this.front[e.key & FRONT_MASK] = undefined;
     this.unlink(e);
     if (e.asid === ASID_GLOBAL) this.globals--;
     const slot = SIZE_SLOT[Math.log2(e.size)]!;

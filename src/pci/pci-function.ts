@@ -18,6 +18,8 @@ const STATUS = hdr.STATUS;
 const STATUS_W1C = hdr.STATUS_W1C;
 const COMPLETION_OK = txns.COMPLETION_OK;
 const NO_PASID = txns.NO_PASID;
+const CFG_COMMAND = hdr.CFG.COMMAND;
+const COMMAND_MASTER = hdr.COMMAND.MASTER;
 const failed = txns.failed;
 
 export interface PciIdentity {
@@ -170,14 +172,16 @@ export abstract class PciFunction {
    * (CA) in Status, as a requester does.
    */
   busMaster(txn: DmaTransaction, buf: Uint8Array, bufOff = 0): DmaCompletion {
-    const host = this.bus?.host;
-    if (host === undefined || !this.busMasterEnabled || !this.upstreamForwards()) {
-      host?.tracer.trace('dma.abort', this.bdf, { rid: txn.requesterId, addr: txn.addr, status: 'UR', reason: 'BUS_MASTER_DISABLED' });
+    const bus = this.bus;
+    // Bus Master Enable read straight from the Command register's low byte (this runs per DMA).
+    const behindBridge = bus !== undefined && bus.upstream !== undefined;
+    if (bus === undefined || (this.config.bytes[CFG_COMMAND]! & COMMAND_MASTER) === 0 || (behindBridge && !this.upstreamForwards())) {
+      bus?.host.tracer.trace('dma.abort', this.bdf, { rid: txn.requesterId, addr: txn.addr, status: 'UR', reason: 'BUS_MASTER_DISABLED' });
       return failed('UR', 'BUS_MASTER_DISABLED');
     }
     // Behind a bridge to conventional PCI the request reaches the root complex under the bridge's alias.
-    if (this.bus!.upstream !== undefined) txn.requesterId = this.upstreamRequesterId;
-    const c = host.dma(txn, buf, bufOff);
+    if (behindBridge) txn.requesterId = this.upstreamRequesterId;
+    const c = bus.host.dma(txn, buf, bufOff);
     if (c.status !== 'SC') {
       this.config.setBits16(CFG.STATUS, c.status === 'UR' ? STATUS.REC_MASTER_ABORT : STATUS.REC_TARGET_ABORT, true);
     }
@@ -241,7 +245,7 @@ export abstract class PciFunction {
     const a = checkDmaRange(addr, data.length);
     if (typeof a === 'string') return { ok: false, fault: a };
     const c = this.issue(a, data.length, true, attrs, data);
-    return c.status === 'SC' ? { ok: true } : { ok: false, fault: c.fault };
+    return c.status === 'SC' ? WRITE_OK : { ok: false, fault: c.fault };
   }
 
   /**
@@ -261,11 +265,10 @@ export abstract class PciFunction {
     t.length = length;
     t.write = write;
     t.latencyNs = 0;
-    try {
-      return this.busMaster(t, buf);
-    } finally {
-      this.scratchTxn = t;
-    }
+    // (No try/finally: an exception here is a bug; the next call would just allocate.)
+    const c = this.busMaster(t, buf);
+    this.scratchTxn = t;
+    return c;
   }
 
   /** Issue a Translation Request (ATS); a function that may not master gets UR without reaching the fabric. */
@@ -303,6 +306,8 @@ export abstract class PciFunction {
 }
 
 const MAX_ADDR = 2 ** 64;
+/** A successful write's result, shared (it carries nothing). */
+const WRITE_OK: DmaResult = Object.freeze({ ok: true }) as DmaResult;
 
 /** Addresses are u64 at the API; inside they must fit a 52-bit physical space. */
 function checkDmaRange(addr: bigint, length: number): number | string {
