@@ -48,9 +48,10 @@ export function hiMask(f: Field): number {
 /** u32 mask of bits [from, to). */
 export function maskBits(from: number, to: number): number {
   if (to <= from) return 0;
-  const width = to - from;
-  const ones = width >= 32 ? 0xffffffff : (2 ** width - 1);
-  return (ones * 2 ** from) >>> 0;
+  // Integer ops only (builders set fields per mapped page): bits [0, to) without bits [0, from).
+  const below = to >= 32 ? 0xffffffff : ((1 << to) >>> 0) - 1;
+  const skip = from <= 0 ? 0 : ((1 << from) >>> 0) - 1;
+  return (below & ~skip) >>> 0;
 }
 
 /** Value of `f` in the descriptor (exact up to 52 bits wide). */

@@ -26,8 +26,9 @@ import type { VtdCaps } from './regs.ts';
 import * as rootCtx from './root-context.ts';
 import type { StructureLoader } from './structures.ts';
 
-// Module-local copies: under tsx every use of an imported binding is a getter
-// call (two through a re-export), and these are read on every transaction.
+// Module-local copies: when tsx loads the tree as CommonJS (from a CommonJS
+// entry point) every use of an imported binding is a getter call, two through
+// a re-export; these are read on every transaction.
 const ACCESS_EXEC = pgt.ACCESS_EXEC;
 const ACCESS_PRIV = pgt.ACCESS_PRIV;
 const ACCESS_READ = pgt.ACCESS_READ;
