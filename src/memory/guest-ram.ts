@@ -7,6 +7,15 @@ const MEMTX_OK = phys.MEMTX_OK;
 const MEMTX_DECODE_ERROR = phys.MEMTX_DECODE_ERROR;
 const FRAME_MASK = PAGE_SIZE - 1;
 const TWO_32 = 0x1_0000_0000;
+/**
+ * Frames are carved from slabs of this many (one ArrayBuffer each, in the
+ * order they are first written, wherever they are): an ArrayBuffer per 4 KiB
+ * frame cost the SVA fault path more in allocation and GC than the fault
+ * itself. Discarded frames are kept (up to SPARE_MAX) and reused, zeroed, so
+ * a slab's memory is not held by a few surviving frames.
+ */
+const SLAB_FRAMES = 64;
+const SPARE_MAX = 4096;
 
 /**
  * Sparse RAM: a large address space costs nothing until it is written. Frames
@@ -17,6 +26,9 @@ const TWO_32 = 0x1_0000_0000;
 export class GuestRam implements PhysMem {
   readonly size: number;
   private readonly frames = new Map<number, Uint8Array>();
+  private slab: ArrayBuffer | null = null;
+  private slabOff = 0;
+  private readonly spare: Uint8Array[] = [];
 
   constructor(size: number) {
     if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
@@ -49,9 +61,23 @@ export class GuestRam implements PhysMem {
     const fn = Math.floor(addr / PAGE_SIZE);
     let f = this.frames.get(fn);
     if (f === undefined) {
-      f = new Uint8Array(PAGE_SIZE);
+      f = this.newFrame();
       this.frames.set(fn, f);
     }
+    return f;
+  }
+
+  /** A zeroed frame: a discarded one again, or the next of the current slab. */
+  private newFrame(): Uint8Array {
+    const old = this.spare.pop();
+    if (old !== undefined) return old.fill(0);
+    let slab = this.slab;
+    if (slab === null || this.slabOff === slab.byteLength) {
+      slab = this.slab = new ArrayBuffer(SLAB_FRAMES * PAGE_SIZE);
+      this.slabOff = 0;
+    }
+    const f = new Uint8Array(slab, this.slabOff, PAGE_SIZE);
+    this.slabOff += PAGE_SIZE;
     return f;
   }
 
@@ -59,7 +85,12 @@ export class GuestRam implements PhysMem {
   discard(addr: number, len: number): void {
     const first = Math.ceil(addr / PAGE_SIZE);
     const end = Math.floor((addr + len) / PAGE_SIZE);
-    for (let fn = first; fn < end; fn++) this.frames.delete(fn);
+    for (let fn = first; fn < end; fn++) {
+      const f = this.frames.get(fn);
+      if (f === undefined) continue;
+      this.frames.delete(fn);
+      if (this.spare.length < SPARE_MAX) this.spare.push(f);
+    }
   }
 
   read8(addr: number): number {
