@@ -236,11 +236,19 @@ function checkPages(m: Machine, baseline: number | undefined, out: Violation[]):
   }
   for (const c of containers(m)) {
     for (const d of c.dmas) {
+      let pins = 0;
       for (const pin of d.pins) {
         for (let i = 0; i < pin.count; i++) add(pin.heads[i]!);
         bump(pinned, d.pinMm, pin.count);
+        pins += pin.count;
       }
       bump(locked, d.owner, d.lockedPages);
+      // RAM runs are pinned and charged page for page; device-memory runs (reserved pfns) neither.
+      let ram = 0;
+      for (const r of d.runs) if (r.mmio !== true) ram += r.size / PAGE;
+      if (pins !== ram || d.lockedPages !== ram) {
+        out.push({ kind: 'pinned-vm', message: `VFIO DMA at ${hex(d.iova)}: ${ram} RAM pages mapped, but ${pins} pinned and ${d.lockedPages} charged` });
+      }
     }
   }
   const allPages = new Set<Pages>();
@@ -343,7 +351,8 @@ function checkVfio(m: Machine, opts: InvariantOptions, st: MachineState, out: Vi
       for (const dma of c.dmas) {
         let covered = 0;
         for (const run of dma.runs) {
-          checkMapped(m, what, vd.domain, dev, run.iova, run.pa, run.size, (dma.prot & IOMMU_READ) !== 0, opts, out);
+          // A device-memory run (a BAR mmap) is checked in the domain only: a probe read of registers may have side effects.
+          checkMapped(m, what, vd.domain, dev, run.iova, run.pa, run.size, (dma.prot & IOMMU_READ) !== 0 && run.mmio !== true, opts, out);
           covered += run.size;
         }
         if (covered !== dma.size) out.push({ kind: 'translation', message: `${what}: DMA at ${hex(dma.iova)} is ${dma.size} bytes but its runs cover ${covered}` });

@@ -299,6 +299,39 @@ export class Mm {
     return this.resident.get(Math.floor(addr / v.pageSize) * v.pageSize);
   }
 
+  /**
+   * follow_fault_pfn() on a VM_PFNMAP area (a BAR mmap), for VFIO's
+   * vaddr_get_pfns: the physical address behind `addr` and the pages from it to
+   * the end of its area (all physically contiguous). The fault is taken as
+   * fixup_user_fault does: the access must be one the area permits (VM_WRITE
+   * for a write, VM_READ otherwise) and the driver's fault handler must not
+   * refuse (vfio-pci's SIGBUS with memory decoding off): -EFAULT otherwise.
+   * undefined when `addr` is not in an I/O mapping (the caller pins instead).
+   */
+  followIoPfn(addr: number, write: boolean): { pa: number; pages: number } | number | undefined {
+    if (this.dead) return undefined;
+    const v = this.findVma(addr);
+    const io = v?.io;
+    if (io === undefined) return undefined;
+    if ((v!.prot & (write ? PROT_WRITE : PROT_READ)) === 0 || !io.accessible()) return -EFAULT;
+    const page = addr - (addr % PAGE);
+    return { pa: io.phys + (page - io.base), pages: (v!.end - page) / PAGE };
+  }
+
+  /**
+   * How many of `count` pages from `addr` precede the first I/O mapping: what
+   * pin_user_pages pins before GUP's check_vma_flags refuses a VM_IO|VM_PFNMAP
+   * area (it returns the partial count, or -EFAULT when that is 0).
+   */
+  pagesBeforeIo(addr: number, count: number): number {
+    const end = addr + count * PAGE;
+    for (const v of this.vmas) {
+      if (v.io === undefined || v.end <= addr || v.start >= end) continue;
+      return Math.max(0, (v.start - addr) / PAGE);
+    }
+    return count;
+  }
+
   /** Pages resident now (in 4 KiB units). */
   get residentPages(): number {
     let n = 0;

@@ -82,49 +82,74 @@ export function doMap(iommu: VfioIommu, proc: Process, flags: number, vaddr: big
  * contiguous runs (a run may span batches), and for each run charge locked
  * memory and map it with one iommu_map() per domain. dma.size grows as runs
  * are mapped; on error the caller unwinds with unmapUnpin().
+ *
+ * Pages of a VM_PFNMAP area (a BAR mmap) come from follow_fault_pfn instead,
+ * as vaddr_get_pfns falls back to it when pin_user_pages refuses the area:
+ * they are reserved pfns, so they are mapped without a pin or a locked-memory
+ * charge, and vfio_pin_pages_remote ends a run where reserved-ness changes (a
+ * range of RAM then BAR maps as two runs). pin_user_pages stops at such an
+ * area and returns the pages before it, so a batch ends there too.
  */
 function pinMapDma(iommu: VfioIommu, dma: VfioDma, size: number): number {
   if (dma.vaddr < 0) return -EFAULT;
   const total = size / PAGE;
   const write = (dma.prot & IOMMU_WRITE) !== 0;
   const faults = iommu.host.board.faults;
-  const batch = iommu.mod.disableHugepages ? 1 : BATCH_PAGES;
+  const noMerge = iommu.mod.disableHugepages;
+  const batch = noMerge ? 1 : BATCH_PAGES;
+  const mm = dma.pinMm;
   let pending: DmaRun | undefined;
+  // Extend the pending run with [pa, pa + count pages) at page `at`, or map it and start a new one.
+  const add = (at: number, pa: number, count: number, mmio: boolean): number => {
+    if (pending !== undefined && !noMerge && pending.mmio === mmio && pending.pa + pending.size === pa) {
+      pending.size += count * PAGE;
+      return 0;
+    }
+    if (pending !== undefined) {
+      const r = mapRun(iommu, dma, pending);
+      if (r < 0) return r;
+    }
+    pending = { iova: dma.iova + at * PAGE, pa, size: count * PAGE, mmio };
+    return 0;
+  };
   for (let done = 0; done < total; ) {
-    const n = Math.min(batch, total - done);
     const va = dma.vaddr + done * PAGE;
+    const io = mm.followIoPfn(va, write);
+    if (io !== undefined) {
+      if (typeof io === 'number') return io;
+      const n = Math.min(io.pages, total - done, batch);
+      const r = add(done, io.pa, n, true);
+      if (r < 0) return r;
+      done += n;
+      continue;
+    }
+    const n = mm.pagesBeforeIo(va, Math.min(batch, total - done));
     const inj = injectedErrno(faults, 'vfio.pin', ENOMEM, { vaddr: va, pages: n });
     if (inj < 0) return inj;
-    const pinned = pinUserPages(dma.pinMm, va, n, write);
+    const pinned = pinUserPages(mm, va, n, write);
     if (typeof pinned === 'number') return pinned;
     dma.pins.push(pinned);
     iommu.mod.counters.pinnedPages.value += n;
     for (const [first, count] of contiguousRuns(pinned)) {
-      const pa = pinned.pas[first]!;
-      if (pending !== undefined && pending.pa + pending.size === pa && !iommu.mod.disableHugepages) {
-        pending.size += count * PAGE;
-        continue;
-      }
-      if (pending !== undefined) {
-        const r = mapRun(iommu, dma, pending);
-        if (r < 0) return r;
-      }
-      pending = { iova: dma.iova + (done + first) * PAGE, pa, size: count * PAGE };
+      const r = add(done + first, pinned.pas[first]!, count, false);
+      if (r < 0) return r;
     }
     done += n;
   }
   return pending === undefined ? 0 : mapRun(iommu, dma, pending);
 }
 
-/** Charge one run to RLIMIT_MEMLOCK (vfio_lock_acct) and map it into every domain (vfio_iommu_map). */
+/** Charge one run to RLIMIT_MEMLOCK (vfio_lock_acct; reserved pfns are not counted) and map it into every domain (vfio_iommu_map). */
 function mapRun(iommu: VfioIommu, dma: VfioDma, run: DmaRun): number {
-  const npages = run.size / PAGE;
-  const acct = accountLockedVm(dma.owner, npages, true);
-  if (acct < 0) return acct;
-  dma.lockedPages += npages;
+  const npages = run.mmio === true ? 0 : run.size / PAGE;
+  if (npages > 0) {
+    const acct = accountLockedVm(dma.owner, npages, true);
+    if (acct < 0) return acct;
+    dma.lockedPages += npages;
+  }
   const r = iommuMap(iommu, run, dma.prot);
   if (r < 0) {
-    accountLockedVm(dma.owner, npages, false);
+    if (npages > 0) accountLockedVm(dma.owner, npages, false);
     dma.lockedPages -= npages;
     return r;
   }
@@ -153,7 +178,8 @@ function iommuMap(iommu: VfioIommu, run: DmaRun, prot: number): number {
 /**
  * vfio_unmap_unpin(): remove the DMA's runs from every domain (the IOTLB is
  * flushed before iommu_unmap returns), then unpin its pages and uncharge its
- * locked memory.
+ * locked memory. Device-memory runs hold no pin and no charge (put_pfn skips
+ * reserved pfns), so only the IOMMU entries go for them.
  */
 export function unmapUnpin(iommu: VfioIommu, dma: VfioDma): void {
   for (const d of iommu.domains) {

@@ -24,6 +24,12 @@ export interface DmaRun {
   iova: number;
   pa: number;
   size: number;
+  /**
+   * Device memory from a VM_PFNMAP area (a BAR mmap, for peer-to-peer DMA):
+   * invalid/reserved pfns (is_invalid_reserved_pfn), mapped but neither
+   * pinned nor charged to locked memory, and never merged with RAM pages.
+   */
+  mmio?: boolean;
 }
 
 /** struct vfio_dma: one user mapping. */
