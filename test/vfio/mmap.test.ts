@@ -112,7 +112,7 @@ for (const v of VARIANTS) {
       const ro = mmapFd(p, d, PAGE, BAR(0), { prot: PROT_READ });
       t.equal(u32(p.memRead(ro, 4)), TEST_MAGIC);
       t.equal(p.memWrite(ro + BigInt(TEST_REGS.LEN), le(1)), -EFAULT);
-      // pin_user_pages refuses VM_IO/VM_PFNMAP areas; type1's follow_pfn path for peer-to-peer is not modelled.
+      // READ|WRITE over a read-only BAR mmap: follow_fault_pfn refuses the write (map-mmio.test.ts covers BAR maps).
       t.equal(map(p, c, { vaddr: ro, iova: 0x20_0000, size: PAGE }), -EFAULT);
       t.equal(p.mm.pinnedVm, 0);
     });
