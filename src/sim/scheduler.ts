@@ -19,11 +19,24 @@ interface Entry {
   fn: () => void;
 }
 
+const NOOP = (): void => {};
+/** Rebuild the heap once cancelled entries are more than half of it and at least this many. */
+const COMPACT_MIN = 64;
+
+/**
+ * A binary heap ordered by (time, seq). Cancelled events stay in it until
+ * they reach the top, with their closure dropped; when they outnumber the
+ * live ones (a PRI timeout is armed and cancelled for every page fault, and
+ * lies 10 ms ahead) the heap is rebuilt from the live entries, so it stays
+ * small and holds no garbage. (time, seq) is a total order, so rebuilding
+ * never changes which event runs next.
+ */
 export class Scheduler {
   private heap: Entry[] = [];
   private seq = 0;
   private _now = 0;
   private live = 0;
+  private cancelled = 0;
   /** Events executed since creation (for reports and runaway guards). */
   executed = 0;
 
@@ -59,8 +72,24 @@ export class Scheduler {
     const e = ev as Entry;
     if (!e.pending) return false;
     e.pending = false;
+    e.fn = NOOP;
     this.live--;
+    this.cancelled++;
+    if (this.cancelled >= COMPACT_MIN && this.cancelled * 2 > this.heap.length) this.compact();
     return true;
+  }
+
+  /** Drop every cancelled entry and restore the heap order (Floyd's heapify). */
+  private compact(): void {
+    const h = this.heap;
+    let n = 0;
+    for (let i = 0; i < h.length; i++) {
+      const e = h[i]!;
+      if (e.pending) h[n++] = e;
+    }
+    h.length = n;
+    this.cancelled = 0;
+    for (let i = (n >> 1) - 1; i >= 0; i--) this.siftDown(i);
   }
 
   /** Time of the next pending event, or undefined. */
@@ -129,7 +158,10 @@ export class Scheduler {
   }
 
   private dropCancelled(): void {
-    while (this.heap.length > 0 && !this.heap[0]!.pending) this.pop();
+    while (this.heap.length > 0 && !this.heap[0]!.pending) {
+      this.pop();
+      this.cancelled--;
+    }
   }
 
   private less(a: Entry, b: Entry): boolean {
@@ -138,14 +170,16 @@ export class Scheduler {
 
   private push(e: Entry): void {
     const h = this.heap;
+    let i = h.length;
     h.push(e);
-    let i = h.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!this.less(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
+      const parent = h[p]!;
+      if (!this.less(e, parent)) break;
+      h[i] = parent;
       i = p;
     }
+    h[i] = e;
   }
 
   private pop(): Entry | undefined {
@@ -155,18 +189,25 @@ export class Scheduler {
     const last = h.pop()!;
     if (h.length > 0) {
       h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
-        if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
+      this.siftDown(0);
     }
     return top;
+  }
+
+  private siftDown(i: number): void {
+    const h = this.heap;
+    const n = h.length;
+    const e = h[i]!;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      let m = l;
+      if (r < n && this.less(h[r]!, h[l]!)) m = r;
+      if (!this.less(h[m]!, e)) break;
+      h[i] = h[m]!;
+      i = m;
+    }
+    h[i] = e;
   }
 }

@@ -250,3 +250,35 @@ t.test('runUntil(time) stopped by maxEvents while an event at the limit is still
   t.equal(s.runUntil(10), true);
   t.equal(s.pendingCount, 0);
 });
+
+t.test('mass cancellation (a timeout armed and cancelled per request) keeps the order of the survivors', async (t) => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 50 }), fc.boolean()), { minLength: 1, maxLength: 400 }), (spec) => {
+      const s = new Scheduler();
+      const ran: number[] = [];
+      const evs = spec.map(([d], i) => s.schedule(d, () => ran.push(i)));
+      spec.forEach(([, cancel], i) => { if (cancel) s.cancel(evs[i]!); });
+      const want = spec
+        .map(([d, cancel], i) => ({ d, cancel, i }))
+        .filter((x) => !x.cancel)
+        .sort((a, b) => a.d - b.d || a.i - b.i)
+        .map((x) => x.i);
+      if (s.pendingCount !== want.length) return false;
+      s.run();
+      return JSON.stringify(ran) === JSON.stringify(want) && evs.every((e) => !e.pending);
+    }),
+    { numRuns: 200 },
+  );
+  t.pass('survivors in (time, seq) order');
+});
+
+t.test('cancelling while events run: a cancelled event never runs, later ones still do', async (t) => {
+  const s = new Scheduler();
+  const ran: number[] = [];
+  const evs = Array.from({ length: 500 }, (_, i) => s.schedule(i, () => ran.push(i)));
+  s.schedule(0, () => { for (let i = 1; i < 500; i += 2) s.cancel(evs[i]!); });
+  s.run();
+  t.equal(ran.length, 250);
+  t.ok(ran.every((v, k) => v === 2 * k));
+  t.equal(s.pendingCount, 0);
+});
