@@ -15,7 +15,7 @@ import { FAULT_NAMES, FAULT_REASON, OPS_SUPPORTED } from './descriptor.ts';
 import { Executor, type EngineTiming } from './executor.ts';
 import { enginePoints, type EnginePoints } from './faults.ts';
 import { InvalidationQueue } from './invalidation.ts';
-import { outcomeFault, PageRequests } from './page-requests.ts';
+import { outcomeFault, PageRequests, type PageGroup } from './page-requests.ts';
 import {
   DMAE_BAR, DMAE_ID, DMAE_MSIX_PBA_OFFSET, DMAE_REGS_SIZE, ERROR_BITS, GENCTRL, MAX_WORK_QUEUES, PORTAL, registerDefs,
 } from './regs.ts';
@@ -57,6 +57,8 @@ export interface DmaEngineOptions {
   timing?: Partial<EngineTiming>;
 }
 
+const NOTHING = (): void => {};
+
 const DEFAULT_TIMING: EngineTiming = { setupNs: 100, nsPerByte: 0.125, atsLatencyNs: 500, atsTimeoutNs: 50_000, maxPriRetries: 3 };
 
 /**
@@ -86,6 +88,9 @@ export class DmaEngine extends PciFunction implements AtsEndpoint {
   private readonly ctx: SimContext;
   private readonly executor: Executor;
   private readonly errors: Counter;
+  /** The page request group a synchronous access waits on, and the scheduler's stop test for it (one closure per engine, not per fault). */
+  private waiting: PageGroup | undefined;
+  private readonly groupEnded = (): boolean => this.waiting === undefined || this.waiting.outcome !== 'pending';
 
   constructor(ctx: SimContext, options: DmaEngineOptions = {}) {
     const name = options.name ?? 'dma-engine';
@@ -289,8 +294,13 @@ export class DmaEngine extends PciFunction implements AtsEndpoint {
         acc.priRounds = 0;
       }
       if (acc.priRounds++ >= this.timing.maxPriRetries) return FAULT_NAMES[FAULT_REASON.PRI_RETRIES];
-      const g = this.pageRequests.request(acc.pasid, acc.priv, acc.exec, acc.missAddr, acc.pages, acc.write, () => {});
-      if (g.outcome === 'pending') this.ctx.scheduler.runUntil(() => g.outcome !== 'pending');
+      const g = this.pageRequests.request(acc.pasid, acc.priv, acc.exec, acc.missAddr, acc.pages, acc.write, NOTHING);
+      if (g.outcome === 'pending') {
+        const outer = this.waiting;
+        this.waiting = g;
+        this.ctx.scheduler.runUntil(this.groupEnded);
+        this.waiting = outer;
+      }
       if (g.outcome !== 'success') return outcomeFault(g.outcome === 'pending' ? 'timeout' : g.outcome)[1];
     }
   }

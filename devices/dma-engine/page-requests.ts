@@ -86,6 +86,7 @@ export class PageRequests {
   readonly responses: Counter;
   readonly timeouts: Counter;
   readonly unexpected: Counter;
+  private readonly timeoutLabel: string;
 
   constructor(
     private readonly host: PageRequestHost,
@@ -102,6 +103,7 @@ export class PageRequests {
     this.responses = counters.counter(`${p}.pri.responses`);
     this.timeouts = counters.counter(`${p}.pri.timeouts`);
     this.unexpected = counters.counter(`${p}.pri.unexpected`);
+    this.timeoutLabel = `${p}.pri.timeout`;
   }
 
   /** Page requests sent and awaiting a response. */
@@ -140,7 +142,7 @@ export class PageRequests {
       g.outcome = u;
       return g;
     }
-    g.timeout = this.timers.after(this.opts.timeoutNs, () => this.timedOut(g), `${this.host.name}.pri.timeout`);
+    g.timeout = this.timers.after(this.opts.timeoutNs, () => this.timedOut(g), this.timeoutLabel);
     this.queue.push(g);
     this.kick();
     return g;
@@ -177,9 +179,11 @@ export class PageRequests {
           prgIndex: prg,
         };
         this.requests.value++;
-        this.tracer.trace('dma-engine.pri.request', this.host.name, {
-          dev: this.host.name, pasid: g.pasid, prg, addr: msg.addr, write: g.write, last: msg.last,
-        });
+        if (this.tracer.wants('dma-engine.pri.request')) {
+          this.tracer.trace('dma-engine.pri.request', this.host.name, {
+            dev: this.host.name, pasid: g.pasid, prg, addr: msg.addr, write: g.write, last: msg.last,
+          });
+        }
         if (!dropped && !this.host.send(msg)) {
           // The function may not master: nothing left; no response will come.
           this.release(g);
@@ -213,9 +217,11 @@ export class PageRequests {
     this.responses.value++;
     const g = this.sent.get(resp.prgIndex);
     const expected = g !== undefined && (resp.pasid < 0 || g.pasid < 0 || resp.pasid === g.pasid);
-    this.tracer.trace('dma-engine.pri.response', this.host.name, {
-      dev: this.host.name, pasid: resp.pasid, prg: resp.prgIndex, code: resp.code, expected,
-    });
+    if (this.tracer.wants('dma-engine.pri.response')) {
+      this.tracer.trace('dma-engine.pri.response', this.host.name, {
+        dev: this.host.name, pasid: resp.pasid, prg: resp.prgIndex, code: resp.code, expected,
+      });
+    }
     if (!expected || g === undefined) {
       this.unexpected.value++;
       this.pri.reportUnexpectedPrgIndex();

@@ -51,7 +51,7 @@ export class MsiController {
     const msg: MsiMessage = { time: this.clock(), addr, data: data >>> 0, rid };
     this.received.push(msg);
     if (this.received.length > this.historyLimit) this.received.shift();
-    this.tracer.trace('msi.receive', 'msi', { addr, data: msg.data });
+    if (this.tracer.wants('msi.receive')) this.tracer.trace('msi.receive', 'msi', { addr, data: msg.data });
     for (const h of this.byData.get(msg.data) ?? []) h(msg);
     for (const h of this.any) h(msg);
   }

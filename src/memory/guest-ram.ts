@@ -16,6 +16,8 @@ const TWO_32 = 0x1_0000_0000;
  */
 const SLAB_FRAMES = 64;
 const SPARE_MAX = 4096;
+/** Copies up to this many bytes within one frame go byte by byte (a subarray view costs more than the copy). */
+const SMALL_COPY = 64;
 
 /**
  * Sparse RAM: a large address space costs nothing until it is written. Frames
@@ -193,6 +195,13 @@ export class GuestRam implements PhysMem {
       dst.fill(0xff, dstOff, dstOff + len);
       return MEMTX_DECODE_ERROR;
     }
+    const o0 = addr & FRAME_MASK;
+    if (len <= SMALL_COPY && o0 + len <= PAGE_SIZE) {
+      const f = this.peekFrame(addr);
+      if (f === undefined) for (let k = 0; k < len; k++) dst[dstOff + k] = 0;
+      else for (let k = 0; k < len; k++) dst[dstOff + k] = f[o0 + k]!;
+      return MEMTX_OK;
+    }
     let done = 0;
     while (done < len) {
       const a = addr + done;
@@ -209,6 +218,13 @@ export class GuestRam implements PhysMem {
   /** Copy `src[srcOff..srcOff+len)` to `addr`. */
   writeRange(addr: number, src: Uint8Array, srcOff: number, len: number): MemTxResult {
     if (!this.contains(addr, len)) return MEMTX_DECODE_ERROR;
+    const o0 = addr & FRAME_MASK;
+    if (len > 0 && len <= SMALL_COPY && o0 + len <= PAGE_SIZE) {
+      // A few bytes inside one frame (a queue record, a one-byte DMA): copied without a subarray view.
+      const f = this.frameFor(addr);
+      for (let k = 0; k < len; k++) f[o0 + k] = src[srcOff + k]!;
+      return MEMTX_OK;
+    }
     let done = 0;
     while (done < len) {
       const a = addr + done;
