@@ -41,7 +41,7 @@ import * as xl from './translate.ts';
 import { Translator } from './translate.ts';
 import { WalkMem } from '../pgtable/walk-mem.ts';
 
-// Module-local copies (imported bindings are getter calls under tsx; translate() reads these per transaction).
+// Module-local copies (imported bindings are getter calls when tsx loads the tree as CommonJS; translate() reads these per transaction).
 const IRQ_FIRST = xl.IRQ_FIRST;
 const IRQ_END = xl.IRQ_END;
 

@@ -4,7 +4,7 @@ import type { AccessSize, MemoryRegion } from './memory-region.ts';
 import * as phys from './phys-mem.ts';
 import type { MemTxResult, PhysMem } from './phys-mem.ts';
 
-// Module-local copies of hot constants (imported bindings are getter calls under tsx).
+// Module-local copies of hot constants (imported bindings are getter calls when tsx loads the tree as CommonJS).
 const MEMTX_OK = phys.MEMTX_OK;
 const MEMTX_DECODE_ERROR = phys.MEMTX_DECODE_ERROR;
 const MEMTX_DEVICE_ERROR = phys.MEMTX_DEVICE_ERROR;

@@ -1,7 +1,7 @@
 import * as phys from './phys-mem.ts';
 import type { MemTxResult, PhysMem } from './phys-mem.ts';
 
-// Module-local copies: under tsx every use of an imported binding is a getter call, and these sit on the DMA path.
+// Module-local copies: when tsx loads the tree as CommonJS every use of an imported binding is a getter call, and these sit on the DMA path.
 const PAGE_SIZE = phys.PAGE_SIZE;
 const MEMTX_OK = phys.MEMTX_OK;
 const MEMTX_DECODE_ERROR = phys.MEMTX_DECODE_ERROR;

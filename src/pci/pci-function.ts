@@ -8,7 +8,7 @@ import type { AtsTranslationCompletion, AtsTranslationRequest, PageRequestMessag
 import * as txns from './transaction.ts';
 import type { DmaAttrs, DmaCompletion, DmaResult, DmaTransaction } from './transaction.ts';
 
-// Module-local copies: under tsx each use of an imported binding costs a getter call, and these sit on the DMA path.
+// Module-local copies: when tsx loads the tree as CommonJS each use of an imported binding costs a getter call, and these sit on the DMA path.
 const formatBdf = bdfs.formatBdf;
 const requesterId = bdfs.requesterId;
 const CFG = hdr.CFG;

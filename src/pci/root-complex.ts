@@ -20,7 +20,7 @@ import {
 import * as txns from './transaction.ts';
 import { type DmaCompletion, type DmaTransaction } from './transaction.ts';
 
-// Module-local copies: under tsx each use of an imported binding costs a getter call, and these sit on the DMA path.
+// Module-local copies: when tsx loads the tree as CommonJS each use of an imported binding costs a getter call, and these sit on the DMA path.
 const MEMTX_DECODE_ERROR = phys.MEMTX_DECODE_ERROR;
 const MEMTX_OK = phys.MEMTX_OK;
 const COMPLETION_OK = txns.COMPLETION_OK;
