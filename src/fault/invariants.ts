@@ -29,7 +29,7 @@ import type { Process } from '../host/process.ts';
 import type { IommuDomain } from '../iommu-core/domain.ts';
 import { boundDevice, IommufdFile } from '../iommufd/main.ts';
 import { Ioas, IommufdDevice, type IommufdCtx } from '../iommufd/objects.ts';
-import type { Pages } from '../iommufd/io-pagetable.ts';
+import type { Pages } from '../iommufd/pages.ts';
 import { CFG, COMMAND } from '../pci/header.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 import { VfioDeviceFile } from '../vfio/device-file.ts';

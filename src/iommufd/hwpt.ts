@@ -17,7 +17,7 @@ import {
   type iommu_hwpt_set_dirty_tracking,
 } from '../uapi/iommufd.ts';
 import type { StructView } from '../uapi/struct.ts';
-import { IOVA_MAX } from './io-pagetable.ts';
+import { IOVA_MAX } from './pages.ts';
 import type { Respond } from './ioas.ts';
 import { HwptNested, type HwptPaging, type IommufdCtx } from './objects.ts';
 import { Viommu } from './viommu.ts';

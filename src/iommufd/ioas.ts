@@ -24,7 +24,8 @@ import {
   type iommu_option,
 } from '../uapi/iommufd.ts';
 import { encodeStruct, StructView, U64_MAX } from '../uapi/struct.ts';
-import { IOVA_MAX, Pages, type Span } from './io-pagetable.ts';
+import type { Span } from './io-pagetable.ts';
+import { IOVA_MAX, Pages } from './pages.ts';
 import { Ioas, type IommufdCtx } from './objects.ts';
 
 type View<D> = D extends { fields: Readonly<Record<infer F extends string, unknown>> } ? StructView<F> : never;

@@ -14,7 +14,8 @@ import type { IommuGroup } from '../iommu-core/group.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 import type { VfioDeviceFile } from '../vfio/device-file.ts';
 import type { FaultQueue } from './fault.ts';
-import { IoPagetable, type AccountMode } from './io-pagetable.ts';
+import { IoPagetable } from './io-pagetable.ts';
+import type { AccountMode } from './pages.ts';
 
 export type ObjType = 'ioas' | 'hwpt_paging' | 'hwpt_nested' | 'device' | 'fault' | 'viommu' | 'vdevice';
 

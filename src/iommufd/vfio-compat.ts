@@ -40,7 +40,7 @@ import {
   vfio_iova_range,
 } from '../uapi/vfio.ts';
 import { UserArg } from '../vfio/user-arg.ts';
-import { IOVA_MAX, PAGE } from './io-pagetable.ts';
+import { IOVA_MAX, PAGE } from './pages.ts';
 import { iovaHoles, mapUserPages } from './ioas.ts';
 import { Ioas, type IommufdCtx } from './objects.ts';
 
