@@ -31,25 +31,49 @@ export interface AtcEntry {
  * Entries keep the size and permissions the completion gave.
  *
  * Fully associative, `capacity` entries in typed arrays (no allocation on a
- * lookup or a fill), looked up by a linear scan after a check of the most
- * recently hit entry; replacement is LRU (a use counter per entry). A fill
- * first drops entries of the same tag that overlap it, so lookups never see
- * two answers. Invalidation (PCIe 10.3.8, and Linux's reading of it in
+ * lookup or a fill); replacement is LRU. A fill first drops entries of the
+ * same tag that overlap it, so lookups never see two answers, and takes the
+ * lowest free slot. Invalidation (PCIe 10.3.8, and Linux's reading of it in
  * arm_smmu_atc_inv_to_cmd): a request without PASID drops every entry in the
  * range whatever its PASID; one with Global Invalidate (when supported) too;
  * one with a PASID drops that PASID's entries and the Global entries in the
  * range (dropping more than asked is always allowed).
+ *
+ * Finding an entry: after a check of the most recently hit one, a hash of
+ * the entry's base page (every PASID's entries in one chain, so Global ones
+ * are found too) probed once per entry size present. ATS entries are
+ * naturally aligned powers of two (PCIe 10.2.3; translation.ts refuses
+ * others); should another shape be inserted, lookups scan every slot as long
+ * as it is cached. Either way the answer is the lowest slot covering the
+ * address, as a scan in slot order gives. Recency is a doubly linked list
+ * (head: most recent), so the victim is found without a scan.
  */
 export class Atc {
   readonly capacity: number;
   private readonly ua: Float64Array;
   private readonly size: Float64Array;
   private readonly pa: Float64Array;
-  private readonly used: Float64Array;
   private readonly tag: Int32Array;
   private readonly flags: Uint8Array;
-  private tick = 0;
   private mru = -1;
+  // LRU list over valid slots.
+  private readonly newer: Int32Array;
+  private readonly older: Int32Array;
+  private lruHead = -1;
+  private lruTail = -1;
+  // Free slots: bit set = free (lowest free slot first).
+  private readonly freeBits: Int32Array;
+  // Hash chains by base page of regular (aligned power-of-two) entries.
+  private readonly bucketHead: Int32Array;
+  private readonly chainNext: Int32Array;
+  /** Bucket of an indexed slot, -1 for an irregular or free one. */
+  private readonly bucketOf: Int32Array;
+  private readonly hashShift: number;
+  /** Indexed entries per log2(size), and the sizes present (ascending). */
+  private readonly classCount = new Int32Array(64);
+  private classes: number[] = [];
+  /** Valid entries that are not naturally aligned powers of two of at least a page. */
+  private irregular = 0;
   readonly hits: Counter;
   readonly misses: Counter;
   readonly fills: Counter;
@@ -68,14 +92,36 @@ export class Atc {
     this.ua = new Float64Array(capacity);
     this.size = new Float64Array(capacity);
     this.pa = new Float64Array(capacity);
-    this.used = new Float64Array(capacity);
     this.tag = new Int32Array(capacity);
     this.flags = new Uint8Array(capacity);
+    this.newer = new Int32Array(capacity);
+    this.older = new Int32Array(capacity);
+    this.freeBits = new Int32Array((capacity + 31) >>> 5);
+    let bits = 4;
+    while (1 << bits < 2 * capacity) bits++;
+    this.hashShift = 32 - bits;
+    this.bucketHead = new Int32Array(1 << bits);
+    this.chainNext = new Int32Array(capacity);
+    this.bucketOf = new Int32Array(capacity);
+    this.clear();
     this.hits = counters.counter(`${prefix}.atc.hit`);
     this.misses = counters.counter(`${prefix}.atc.miss`);
     this.fills = counters.counter(`${prefix}.atc.fill`);
     this.evictions = counters.counter(`${prefix}.atc.evict`);
     this.invalidated = counters.counter(`${prefix}.atc.invalidated`);
+  }
+
+  private clear(): void {
+    this.flags.fill(0);
+    this.freeBits.fill(0);
+    for (let j = 0; j < this.capacity; j++) this.freeBits[j >>> 5]! |= 1 << (j & 31);
+    this.bucketHead.fill(-1);
+    this.bucketOf.fill(-1);
+    this.classCount.fill(0);
+    this.classes = [];
+    this.irregular = 0;
+    this.lruHead = this.lruTail = -1;
+    this.mru = -1;
   }
 
   private covers(i: number, pasid: number, priv: boolean, addr: number): boolean {
@@ -93,6 +139,31 @@ export class Atc {
     return !exec || (f & F_X) !== 0;
   }
 
+  /** Bucket of the page number `pn` (< 2^41). */
+  private bucket(pn: number): number {
+    const lo = pn >>> 0;
+    const hi = (pn / 0x1_0000_0000) | 0;
+    return Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b) >>> this.hashShift;
+  }
+
+  /** The lowest slot covering `addr` for this tag, or -1. */
+  private find(pasid: number, priv: boolean, addr: number): number {
+    let best = -1;
+    if (this.irregular > 0) {
+      for (let j = 0; j < this.capacity; j++) if (this.covers(j, pasid, priv, addr)) return j;
+      return -1;
+    }
+    const classes = this.classes;
+    for (let c = 0; c < classes.length; c++) {
+      const s = POW2[classes[c]!]!;
+      const base = addr - (addr % s);
+      for (let j = this.bucketHead[this.bucket(base / PAGE)]!; j >= 0; j = this.chainNext[j]!) {
+        if ((best < 0 || j < best) && this.covers(j, pasid, priv, addr)) best = j;
+      }
+    }
+    return best;
+  }
+
   /**
    * The entry translating `addr` for this access, or -1 (a miss, counted;
    * an entry without the needed permission is a miss too: the device asks
@@ -100,22 +171,14 @@ export class Atc {
    */
   lookup(pasid: number, priv: boolean, addr: number, write: boolean, exec: boolean): number {
     let i = this.mru;
-    if (i < 0 || !this.covers(i, pasid, priv, addr)) {
-      i = -1;
-      for (let j = 0; j < this.capacity; j++) {
-        if (this.covers(j, pasid, priv, addr)) {
-          i = j;
-          break;
-        }
-      }
-    }
+    if (i < 0 || !this.covers(i, pasid, priv, addr)) i = this.find(pasid, priv, addr);
     if (i < 0 || !this.permits(i, write, exec)) {
       this.misses.value++;
       if (this.tracer.wants('dma-engine.atc.miss')) this.tracer.trace('dma-engine.atc.miss', this.source, { dev: this.source, pasid, addr, write });
       return -1;
     }
     this.mru = i;
-    this.used[i] = ++this.tick;
+    this.touch(i);
     this.hits.value++;
     if (this.tracer.wants('dma-engine.atc.hit')) this.tracer.trace('dma-engine.atc.hit', this.source, { dev: this.source, pasid, addr, write });
     return i;
@@ -140,28 +203,37 @@ export class Atc {
     if (!t.read && !t.write && !t.untranslatedOnly) return;
     const lo = t.untranslatedAddr;
     const hi = lo + t.size;
-    let slot = -1;
-    for (let j = 0; j < this.capacity; j++) {
-      const f = this.flags[j]!;
-      if ((f & F_VALID) === 0) {
-        if (slot < 0) slot = j;
-        continue;
+    const k = sizeClass(lo, t.size);
+    // Entries of the same tag overlapping [lo, hi): either one holding lo (of this size or
+    // larger) or, when smaller sizes are cached (or irregular entries), any: then scan.
+    if (k < 0 || this.irregular > 0 || (this.classes.length > 0 && this.classes[0]! < k)) {
+      for (let j = 0; j < this.capacity; j++) {
+        const f = this.flags[j]!;
+        if ((f & F_VALID) === 0) continue;
+        if (this.tag[j] === pasid && ((f & F_PRIV) !== 0) === priv && this.ua[j]! < hi && lo < this.ua[j]! + this.size[j]!) this.drop(j);
       }
-      if (this.tag[j] === pasid && ((f & F_PRIV) !== 0) === priv && this.ua[j]! < hi && lo < this.ua[j]! + this.size[j]!) {
-        this.flags[j] = 0;
-        if (slot < 0) slot = j;
+    } else {
+      const classes = this.classes;
+      for (let c = classes.length - 1; c >= 0 && classes[c]! >= k; c--) {
+        const s = POW2[classes[c]!]!;
+        const base = lo - (lo % s);
+        for (let j = this.bucketHead[this.bucket(base / PAGE)]!; j >= 0;) {
+          const next = this.chainNext[j]!;
+          if (this.tag[j] === pasid && ((this.flags[j]! & F_PRIV) !== 0) === priv && this.ua[j]! < hi && lo < this.ua[j]! + this.size[j]!) this.drop(j);
+          j = next;
+        }
       }
     }
+    let slot = this.lowestFree();
     if (slot < 0) {
-      slot = 0;
-      for (let j = 1; j < this.capacity; j++) if (this.used[j]! < this.used[slot]!) slot = j;
+      slot = this.lruTail;
+      this.drop(slot);
       this.evictions.value++;
     }
     this.ua[slot] = lo;
     this.size[slot] = t.size;
     this.pa[slot] = t.translatedAddr;
     this.tag[slot] = pasid;
-    this.used[slot] = ++this.tick;
     this.flags[slot] =
       F_VALID |
       (t.read ? F_R : 0) |
@@ -170,6 +242,10 @@ export class Atc {
       (t.untranslatedOnly ? F_U : 0) |
       (t.global ? F_G : 0) |
       (priv ? F_PRIV : 0);
+    this.freeBits[slot >>> 5]! &= ~(1 << (slot & 31));
+    this.linkFront(slot);
+    if (k < 0) this.irregular++;
+    else this.index(slot, lo, k);
     this.fills.value++;
     if (this.tracer.wants('dma-engine.atc.fill')) {
       this.tracer.trace('dma-engine.atc.fill', this.source, {
@@ -192,7 +268,7 @@ export class Atc {
       if ((f & F_VALID) === 0) continue;
       if (!(this.ua[j]! < hi && addr < this.ua[j]! + this.size[j]!)) continue;
       if (pasid >= 0 && !allPasids && this.tag[j] !== pasid && (f & F_G) === 0) continue;
-      this.flags[j] = 0;
+      this.drop(j);
       n++;
     }
     this.invalidated.value += n;
@@ -201,12 +277,8 @@ export class Atc {
 
   /** Drop everything (ATS disabled, STU or PASID control changed, reset). */
   flush(): number {
-    let n = 0;
-    for (let j = 0; j < this.capacity; j++) {
-      if (this.flags[j]! & F_VALID) n++;
-      this.flags[j] = 0;
-    }
-    this.mru = -1;
+    const n = this.count;
+    this.clear();
     return n;
   }
 
@@ -238,4 +310,80 @@ export class Atc {
     }
     return out;
   }
+
+  // --- bookkeeping -----------------------------------------------------------
+
+  private lowestFree(): number {
+    const w = this.freeBits;
+    for (let i = 0; i < w.length; i++) {
+      const x = w[i]!;
+      if (x !== 0) return (i << 5) + (31 - Math.clz32(x & -x));
+    }
+    return -1;
+  }
+
+  private linkFront(j: number): void {
+    this.older[j] = this.lruHead;
+    this.newer[j] = -1;
+    if (this.lruHead >= 0) this.newer[this.lruHead] = j;
+    else this.lruTail = j;
+    this.lruHead = j;
+  }
+
+  private unlink(j: number): void {
+    const n = this.newer[j]!;
+    const o = this.older[j]!;
+    if (n >= 0) this.older[n] = o;
+    else this.lruHead = o;
+    if (o >= 0) this.newer[o] = n;
+    else this.lruTail = n;
+  }
+
+  /** Entry `j` was used now. */
+  private touch(j: number): void {
+    if (this.lruHead === j) return;
+    this.unlink(j);
+    this.linkFront(j);
+  }
+
+  private index(j: number, ua: number, k: number): void {
+    const b = this.bucket(ua / PAGE);
+    this.bucketOf[j] = b;
+    this.chainNext[j] = this.bucketHead[b]!;
+    this.bucketHead[b] = j;
+    if (this.classCount[k]++ === 0) this.classes = this.classes.concat(k).sort((x, y) => x - y);
+  }
+
+  /** Free a valid slot. */
+  private drop(j: number): void {
+    this.flags[j] = 0;
+    this.freeBits[j >>> 5]! |= 1 << (j & 31);
+    this.unlink(j);
+    const b = this.bucketOf[j]!;
+    if (b < 0) {
+      this.irregular--;
+      return;
+    }
+    this.bucketOf[j] = -1;
+    if (this.bucketHead[b] === j) this.bucketHead[b] = this.chainNext[j]!;
+    else {
+      let p = this.bucketHead[b]!;
+      while (this.chainNext[p] !== j) p = this.chainNext[p]!;
+      this.chainNext[p] = this.chainNext[j]!;
+    }
+    const k = Math.log2(this.size[j]!);
+    if (--this.classCount[k] === 0) this.classes = this.classes.filter((x) => x !== k);
+  }
+}
+
+const PAGE = 4096;
+/** 2^k for k < 64, exact. */
+const POW2 = Array.from({ length: 64 }, (_, k) => 2 ** k);
+
+/** log2 of an entry's size when it is a power of two of at least a page, `ua` aligned to it and both safe integers; else -1. */
+function sizeClass(ua: number, size: number): number {
+  if (!Number.isSafeInteger(size) || size < PAGE || !Number.isSafeInteger(ua) || ua < 0) return -1;
+  const k = Math.round(Math.log2(size));
+  if (POW2[k] !== size || ua % size !== 0 || ua + size > 2 ** 53) return -1;
+  return k;
 }

@@ -1,4 +1,5 @@
 import t from 'tap';
+import fc from 'fast-check';
 import { Atc } from '../../../devices/dma-engine/atc.ts';
 import type { AtsTranslation } from '../../../src/pci/ats-messages.ts';
 import { Counters } from '../../../src/trace/counters.ts';
@@ -87,4 +88,123 @@ t.test('replacement is LRU: the entry used longest ago goes', async (t) => {
   t.equal(counters.get('x.atc.evict'), 1);
   t.equal(a.flush(), 3);
   t.equal(a.count, 0);
+});
+
+/**
+ * Reference model for the property below: the ATC as the rules state it, a
+ * slot array scanned in order (lowest covering slot answers, a fill takes the
+ * lowest free slot after dropping same-tag overlaps, else the least recently
+ * used one).
+ */
+class ScanAtc {
+  slots: ({ pasid: number; priv: boolean; t: AtsTranslation; used: number } | null)[];
+  tick = 0;
+  mru = -1;
+  constructor(n: number) {
+    this.slots = new Array(n).fill(null);
+  }
+  private covers(j: number, pasid: number, priv: boolean, addr: number): boolean {
+    const s = this.slots[j];
+    if (s == null || s.priv !== priv) return false;
+    if (s.pasid !== pasid && (!s.t.global || pasid < 0)) return false;
+    return addr >= s.t.untranslatedAddr && addr < s.t.untranslatedAddr + s.t.size;
+  }
+  lookup(pasid: number, priv: boolean, addr: number, write: boolean, exec: boolean): number {
+    // The most recently hit entry is checked first (a device's one-entry front).
+    const j = this.mru >= 0 && this.covers(this.mru, pasid, priv, addr) ? this.mru : this.slots.findIndex((_, k) => this.covers(k, pasid, priv, addr));
+    if (j < 0) return -1;
+    const t = this.slots[j]!.t;
+    if (!t.untranslatedOnly && (!(write ? t.write : t.read) || (exec && !t.exec))) return -1;
+    this.slots[j]!.used = ++this.tick;
+    this.mru = j;
+    return j;
+  }
+  insert(pasid: number, priv: boolean, t: AtsTranslation): void {
+    if (!t.read && !t.write && !t.untranslatedOnly) return;
+    const lo = t.untranslatedAddr;
+    const hi = lo + t.size;
+    this.slots.forEach((s, j) => {
+      if (s && s.pasid === pasid && s.priv === priv && s.t.untranslatedAddr < hi && lo < s.t.untranslatedAddr + s.t.size) this.slots[j] = null;
+    });
+    let slot = this.slots.indexOf(null);
+    if (slot < 0) slot = this.slots.reduce((m, s, j) => (s!.used < this.slots[m]!.used ? j : m), 0);
+    this.slots[slot] = { pasid, priv, t, used: ++this.tick };
+  }
+  invalidate(pasid: number, all: boolean, addr: number, size: number): void {
+    this.slots.forEach((s, j) => {
+      if (!s || !(s.t.untranslatedAddr < addr + size && addr < s.t.untranslatedAddr + s.t.size)) return;
+      if (pasid >= 0 && !all && s.pasid !== pasid && !s.t.global) return;
+      this.slots[j] = null;
+    });
+  }
+}
+
+t.test('lookups, fills, evictions and invalidations match a slot-scanning reference (hash index, LRU list, odd shapes)', async (t) => {
+  const arbT = fc.record({
+    page: fc.integer({ min: 0, max: 7 }),
+    log: fc.constantFrom(12, 12, 12, 13, 14, 21),
+    odd: fc.boolean(),
+    pasid: fc.constantFrom(-1, 1, 2, 2),
+    priv: fc.constantFrom(false, false, true),
+    write: fc.boolean(),
+    global: fc.boolean(),
+    hiAddr: fc.boolean(),
+  });
+  const arbOp = fc.oneof(
+    fc.record({ k: fc.constant('insert' as const), x: arbT, oddOk: fc.integer({ min: 0, max: 9 }) }),
+    fc.record({ k: fc.constant('lookup' as const), x: arbT }),
+    fc.record({ k: fc.constant('inval' as const), x: arbT, all: fc.boolean() }),
+    fc.record({ k: fc.constant('flush' as const) }),
+  );
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 9 }), fc.array(arbOp, { maxLength: 120 }), (n, ops) => {
+      const { a } = atc(n);
+      const ref = new ScanAtc(n);
+      for (const op of ops) {
+        if (op.k === 'flush') {
+          a.flush();
+          ref.slots.fill(null);
+          ref.mru = -1;
+          continue;
+        }
+        const x = op.x;
+        const size = 2 ** x.log;
+        const top = x.hiAddr ? 2 ** 45 : 0;
+        const addr = top + x.page * PAGE;
+        if (op.k === 'insert') {
+          // Mostly ATS-shaped (aligned to the size); sometimes not, which the model must also take.
+          const ua = op.oddOk === 0 && x.odd ? addr + PAGE : addr - (addr % size);
+          const tr1 = tr(ua, 0x100000 + ua, size, { write: x.write, global: x.global && x.pasid >= 0 });
+          a.insert(x.pasid, x.priv, tr1);
+          ref.insert(x.pasid, x.priv, tr1);
+        } else if (op.k === 'lookup') {
+          const got = a.lookup(x.pasid, x.priv, addr + 8, x.write, false);
+          const want = ref.lookup(x.pasid, x.priv, addr + 8, x.write, false);
+          if (got !== want) return false;
+          if (got >= 0 && a.translate(got, addr + 8) !== ref.slots[want]!.t.translatedAddr + (addr + 8 - ref.slots[want]!.t.untranslatedAddr)) return false;
+        } else {
+          a.invalidate(x.pasid, op.all, addr, size);
+          ref.invalidate(x.pasid, op.all, addr, size);
+        }
+        const want = ref.slots.filter((s) => s !== null).map((s) => `${s!.pasid}/${s!.priv}/${s!.t.untranslatedAddr}/${s!.t.size}`);
+        const got = a.entries().map((e) => `${e.pasid}/${e.priv}/${e.untranslatedAddr}/${e.size}`);
+        if (JSON.stringify(got) !== JSON.stringify(want)) return false;
+      }
+      return true;
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('same answers, slots and victims');
+});
+
+t.test('two entries covering one address (own PASID and another PASID\'s Global one): the lower slot answers', async (t) => {
+  const { a } = atc(4);
+  a.insert(1, false, tr(0x3000, 0x10000));
+  a.insert(2, false, tr(0x3000, 0x20000, PAGE, { global: true }));
+  const i = a.lookup(1, false, 0x3008, false, false);
+  t.equal(a.translate(i, 0x3008), 0x10008, 'slot 0, PASID 1\'s own entry');
+  a.invalidate(1, false, 0x3000, PAGE);
+  a.insert(2, false, tr(0x3000, 0x20000, PAGE, { global: true }));
+  a.insert(1, false, tr(0x3000, 0x10000));
+  t.equal(a.translate(a.lookup(1, false, 0x3008, false, false), 0x3008), 0x20008, 'now the Global entry holds slot 0');
 });
