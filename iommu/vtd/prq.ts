@@ -67,6 +67,9 @@ export interface PrqHost {
 
 export class PageRequestQueue {
   private readonly fi = new FaultInfo();
+  /** Scratch for one descriptor: the memory write copies it at once. */
+  private readonly descBytes = new Uint8Array(PRQ_DESC_BYTES);
+  private readonly descView = new DataView(this.descBytes.buffer);
   private readonly point: InjectionPoint;
   private readonly cRequests: Counter;
   private readonly cQueued: Counter;
@@ -123,8 +126,8 @@ export class PageRequestQueue {
       w[0] = (w[0]! ^ inj.xorLo) >>> 0;
       w[2] = (w[2]! ^ (inj.xorHi ?? 0)) >>> 0;
     }
-    const bytes = new Uint8Array(PRQ_DESC_BYTES);
-    const dv = new DataView(bytes.buffer);
+    const bytes = this.descBytes;
+    const dv = this.descView;
     for (let i = 0; i < 8; i++) dv.setUint32(4 * i, w[i]!, true);
     if (inj?.kind === 'fail' || this.h.mem.writeFrom(base + tail, bytes) !== MEMTX_OK) {
       // The queue cannot be written: the request is lost; its group fails.

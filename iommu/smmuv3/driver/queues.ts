@@ -59,6 +59,11 @@ export class FaultQueues {
   private priqBase = 0;
   private priqLog2 = 0;
   private irqCtrl = 0;
+  /** Scratch for one PRI record (decoded before the next is read). */
+  private readonly priWords = new Uint32Array(4);
+  private readonly drainPriEvent = (): void => {
+    this.drainPri();
+  };
 
   constructor(
     private readonly h: QueueHost,
@@ -118,7 +123,7 @@ export class FaultQueues {
     this.w64(SMMU_REG.PRIQ_IRQ_CFG0, BigInt(board.layout.msiBase));
     this.w32(SMMU_REG.PRIQ_IRQ_CFG1, data);
     this.w32(SMMU_REG.PRIQ_IRQ_CFG2, 0x1 | (ISH << 4));
-    board.msi.on(data, () => board.scheduler.schedule(0, () => this.drainPri(), 'smmuv3.priq-irq'));
+    board.msi.on(data, () => board.scheduler.schedule(0, this.drainPriEvent, 'smmuv3.priq-irq'));
     this.priqBase = base;
     this.h.enable(CR0.PRIQEN);
     this.irqCtrl |= IRQ_CTRL.PRIQ_IRQEN;
@@ -182,26 +187,29 @@ export class FaultQueues {
     if (this.priqBase === 0) return 0;
     const before = this.r32(SMMU_REG.PRIQ_PROD);
     if (((before ^ this.r32(SMMU_REG.PRIQ_CONS)) & Q_OVF) !== 0) this.priqOverflows++;
-    return this.drain(SMMU_REG.PRIQ_PROD, SMMU_REG.PRIQ_CONS, this.priqBase, this.priqLog2, PRIQ_BYTES, (at) => {
-      const words = new Uint32Array(4);
-      for (let i = 0; i < 4; i++) words[i] = this.h.mmio.read32(at + 4 * i);
-      const f = decodePriRecord(words);
-      // A Stop Marker (L = 1, R = W = 0) needs no response.
-      if (f.Read === 0 && f.Write === 0) return;
-      const pasid = f.SSV === 1 ? f.SubstreamID : -1;
-      const m = this.h.master(f.StreamID);
-      if (m === undefined || !m.pri) {
-        this.pageRequestsRefused++;
-        if (f.Last === 1) {
-          this.h.cmdq.issueOne('PRI_RESP', { StreamID: f.StreamID, SSV: pasid >= 0 ? 1 : 0, SubstreamID: Math.max(0, pasid), PRGIndex: f.PRGIndex, Resp: PRI_RESP.DENY }, false);
-        }
-        return;
-      }
-      this.pageRequests++;
-      this.h.host.iopf.report(m.dev, {
-        pasid, grpid: f.PRGIndex, addr: f.Address, read: f.Read === 1, write: f.Write === 1, exec: f.Exec === 1, priv: f.Priv === 1,
-        last: f.Last === 1, needsPasid: m.prgPasidRequired,
-      });
-    });
+    return this.drain(SMMU_REG.PRIQ_PROD, SMMU_REG.PRIQ_CONS, this.priqBase, this.priqLog2, PRIQ_BYTES, this.priRecord);
   }
+
+  /** One PRI queue record (arm_smmu_handle_ppr). */
+  private readonly priRecord = (at: number): void => {
+    const words = this.priWords;
+    for (let i = 0; i < 4; i++) words[i] = this.h.mmio.read32(at + 4 * i);
+    const f = decodePriRecord(words);
+    // A Stop Marker (L = 1, R = W = 0) needs no response.
+    if (f.Read === 0 && f.Write === 0) return;
+    const pasid = f.SSV === 1 ? f.SubstreamID : -1;
+    const m = this.h.master(f.StreamID);
+    if (m === undefined || !m.pri) {
+      this.pageRequestsRefused++;
+      if (f.Last === 1) {
+        this.h.cmdq.issueOne('PRI_RESP', { StreamID: f.StreamID, SSV: pasid >= 0 ? 1 : 0, SubstreamID: Math.max(0, pasid), PRGIndex: f.PRGIndex, Resp: PRI_RESP.DENY }, false);
+      }
+      return;
+    }
+    this.pageRequests++;
+    this.h.host.iopf.report(m.dev, {
+      pasid, grpid: f.PRGIndex, addr: f.Address, read: f.Read === 1, write: f.Write === 1, exec: f.Exec === 1, priv: f.Priv === 1,
+      last: f.Last === 1, needsPasid: m.prgPasidRequired,
+    });
+  };
 }
