@@ -103,6 +103,11 @@ export interface ViommuVdevs {
   findDev(virtId: number): PciFunction | undefined;
   /** The virtual ID of a device in this vIOMMU. */
   virtIdOf(dev: PciFunction): number | undefined;
+  /**
+   * iommufd_viommu_report_event(): queue a vendor event record (an IOMMU_VEVENTQ_TYPE_*) on the
+   * vIOMMU's vEVENTQ of that type; 0, -EOPNOTSUPP when there is none, -ENOMEM when the event was lost.
+   */
+  reportEvent?(type: number, data: Uint8Array): number;
 }
 
 /** A driver's vIOMMU (the driver part of struct iommufd_viommu, its iommufd_viommu_ops). */

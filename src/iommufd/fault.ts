@@ -8,7 +8,6 @@
  * detaches are answered Invalid.
  */
 import { EINVAL, ESPIPE } from '../host/errno.ts';
-import type { OpenFile } from '../host/vfs.ts';
 import type { IopfHandler } from '../iommu-core/iopf.ts';
 import type { PageRequest, PageResponseCode } from '../iommu-core/types.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
@@ -25,6 +24,7 @@ import {
   iommu_hwpt_pgfault,
 } from '../uapi/iommufd.ts';
 import { encodeStruct, StructView } from '../uapi/struct.ts';
+import { EventqFile } from './eventq-file.ts';
 import { IommufdObject, type IommufdCtx } from './objects.ts';
 
 interface FaultGroup {
@@ -147,31 +147,21 @@ export class FaultQueue extends IommufdObject {
     }
   }
 
+  /** Closing the fd answers Invalid every group still pending. */
+  fileReleased(): void {
+    this.autoRespond();
+    this.fileOpen = false;
+  }
+
   destroy(): void {
     this.autoRespond();
   }
 }
 
-/** The anon-inode file "[iommufd-pgfault]" of a fault queue. */
-export class FaultFile implements OpenFile {
-  private closed = false;
+/** The anon-inode file "[iommufd-pgfault]" of a fault queue: the common event queue file (eventq-file.ts). */
+export class FaultFile extends EventqFile {
   constructor(readonly fault: FaultQueue) {
+    super(fault);
     fault.fileOpen = true;
-    fault.refs++;
-    fault.ctx.hold();
-  }
-  read(length: number): Uint8Array | number {
-    return this.fault.read(length);
-  }
-  write(data: Uint8Array): number {
-    return this.fault.write(data);
-  }
-  release(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.fault.autoRespond();
-    this.fault.fileOpen = false;
-    this.fault.refs--;
-    this.fault.ctx.put();
   }
 }

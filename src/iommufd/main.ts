@@ -67,6 +67,9 @@ import { FaultFile, FaultQueue } from './fault.ts';
 import { getDirtyBitmap, hwptInvalidate, setDirtyTracking } from './hwpt.ts';
 import { IOMMU_VDEVICE_ALLOC, IOMMU_VIOMMU_ALLOC, iommu_vdevice_alloc, iommu_viommu_alloc } from '../uapi/iommufd.ts';
 import { vdeviceAlloc, viommuAlloc } from './viommu.ts';
+import { IOMMU_VEVENTQ_ALLOC, iommu_veventq_alloc } from '../uapi/iommufd.ts';
+import { veventqAlloc } from './veventq.ts';
+import { installEventq } from './eventq-file.ts';
 import { ioasAlloc, ioasAllowIovas, ioasCopy, ioasIovaRanges, ioasMap, ioasUnmap, option, type Respond } from './ioas.ts';
 import { Ioas, IommufdCtx, type IommufdDevice } from './objects.ts';
 
@@ -102,6 +105,7 @@ const OPS = new Map<number, Op>([
   [IOMMU_FAULT_QUEUE_ALLOC, { def: iommu_fault_alloc, min: end(iommu_fault_alloc, 'out_fault_fd'), run: (c, v, r, p) => faultAlloc(c, v, r, p) }],
   [IOMMU_VIOMMU_ALLOC, { def: iommu_viommu_alloc, min: end(iommu_viommu_alloc, 'out_viommu_id'), run: (c, v, r) => viommuAlloc(c, v, r) }],
   [IOMMU_VDEVICE_ALLOC, { def: iommu_vdevice_alloc, min: end(iommu_vdevice_alloc, 'virt_id'), run: (c, v, r) => vdeviceAlloc(c, v, r) }],
+  [IOMMU_VEVENTQ_ALLOC, { def: iommu_veventq_alloc, min: end(iommu_veventq_alloc, 'out_veventq_fd'), run: (c, v, r, p) => veventqAlloc(c, v, r, p) }],
 ]);
 
 /** IOMMU_DESTROY: -ENOENT for an unknown ID, -EBUSY while anything holds the object. */
@@ -143,21 +147,10 @@ function faultAlloc(ctx: IommufdCtx, v: AnyView, respond: Respond, proc: Process
   if (fail < 0) return fail;
   if (injectedErrno(ctx.host.board.faults, 'iommufd.fault_alloc', ENOMEM) < 0) return -ENOMEM;
   const fault = ctx.add(new FaultQueue(ctx));
-  const file = new FaultFile(fault);
-  const fd = proc.installFile(file);
-  if (fd < 0) {
-    file.release();
-    ctx.remove(fault);
-    return fd;
-  }
-  v.setNum('out_fault_id', fault.id);
-  v.setNum('out_fault_fd', fd);
-  const r = respond();
-  if (r < 0) {
-    proc.close(fd);
-    ctx.remove(fault);
-  }
-  return r;
+  return installEventq(ctx, fault, new FaultFile(fault), proc, (id, fd) => {
+    v.setNum('out_fault_id', id);
+    v.setNum('out_fault_fd', fd);
+  }, respond);
 }
 
 /** An open /dev/iommu. */

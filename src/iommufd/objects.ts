@@ -17,7 +17,7 @@ import type { FaultQueue } from './fault.ts';
 import { IoPagetable } from './io-pagetable.ts';
 import type { AccountMode } from './pages.ts';
 
-export type ObjType = 'ioas' | 'hwpt_paging' | 'hwpt_nested' | 'device' | 'fault' | 'viommu' | 'vdevice';
+export type ObjType = 'ioas' | 'hwpt_paging' | 'hwpt_nested' | 'device' | 'fault' | 'viommu' | 'vdevice' | 'veventq';
 
 export abstract class IommufdObject {
   id = 0;

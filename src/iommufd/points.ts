@@ -9,13 +9,15 @@ import type { FaultInjector, InjectionPoint } from '../fault/injector.ts';
  * left behind.
  */
 export const IOMMUFD_INJECTION_POINTS = {
-  'iommufd.object_alloc': 'iommufd_object_alloc(): allocating an object or its ID fails (ENOMEM): IOAS, HWPT, device bind, fault queue',
+  'iommufd.object_alloc': 'iommufd_object_alloc(): allocating an object or its ID fails (ENOMEM): IOAS, HWPT, device bind, fault queue, vEVENTQ',
   'iommufd.area_alloc': 'iopt_alloc_area_pages(): allocating a struct iopt_area (or the iopt_pages of a new mapping) fails (ENOMEM)',
   'iommufd.pin': 'pfn_reader_user_pin(): pin_user_pages of a batch of user pages fails (EFAULT)',
   'iommufd.account': 'pfn_reader_user_update_pinned(): charging the pinned pages to locked memory fails (ENOMEM)',
   'iommufd.domain_map': 'batch_to_domain(): iommu_map of a run into a domain fails (ENOMEM)',
   'iommufd.domain_alloc': 'iommufd_hwpt_paging_alloc(): the IOMMU driver fails to allocate the paging domain (ENOMEM)',
   'iommufd.fault_alloc': 'iommufd_fault_alloc(): creating the fault queue file fails (ENOMEM)',
+  'iommufd.vevent_alloc':
+    'iommufd_viommu_report_event(): allocating a vEVENT for a reported event fails (ENOMEM): the event is lost, its sequence number goes to the LOST_EVENTS header at the tail',
 } as const;
 
 export type IommufdInjectionPointName = keyof typeof IOMMUFD_INJECTION_POINTS;

@@ -6,8 +6,8 @@
  * pt_id = the vIOMMU) and the vIOMMU's cache invalidation
  * (IOMMU_HWPT_INVALIDATE with hwpt_id = the vIOMMU).
  *
- * Lifetimes: a vIOMMU holds its parent HWPT; vDEVICEs and nested HWPTs hold
- * the vIOMMU; so IOMMU_DESTROY of a parent or vIOMMU still in use is -EBUSY.
+ * Lifetimes: a vIOMMU holds its parent HWPT; vDEVICEs, nested HWPTs and
+ * vEVENTQs (veventq.ts) hold the vIOMMU; so IOMMU_DESTROY of a parent or vIOMMU still in use is -EBUSY.
  * Unbinding a device destroys its vDEVICE (iommufd_device_pre_destroy); the
  * kernel then keeps the vDEVICE's ID as a tombstone until the fd closes,
  * here the ID is simply freed.
@@ -21,6 +21,7 @@ import { IOMMU_HWPT_FAULT_ID_VALID, IOMMU_VIOMMU_TYPE_DEFAULT, type iommu_hwpt_a
 import type { StructView } from '../uapi/struct.ts';
 import type { Respond } from './ioas.ts';
 import { HwptNested, HwptPaging, IommufdDevice, IommufdObject, type IommufdCtx } from './objects.ts';
+import { reportVevent, type VeventQueue } from './veventq.ts';
 
 type View<D> = D extends { fields: Readonly<Record<infer F extends string, unknown>> } ? StructView<F> : never;
 
@@ -29,6 +30,8 @@ export class Viommu extends IommufdObject {
   readonly type = 'viommu';
   /** virt_id -> vDEVICE (viommu->vdevs). */
   readonly vdevs = new Map<bigint, Vdevice>();
+  /** IOMMU_VEVENTQ_TYPE_* -> its vEVENTQ, one per type (viommu->veventqs). */
+  readonly veventqs = new Map<number, VeventQueue>();
   driver!: DriverViommu;
 
   constructor(
@@ -100,6 +103,7 @@ export function viommuAlloc(ctx: IommufdCtx, v: View<typeof iommu_viommu_alloc>,
       for (const vd of viommu.vdevs.values()) if (vd.idev.fn === fn) return Number(vd.virtId);
       return undefined;
     },
+    reportEvent: (evType, data) => reportVevent(viommu, evType, data),
   });
   if (typeof d === 'number') return d;
   viommu.driver = d;

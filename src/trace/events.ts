@@ -28,6 +28,11 @@ export interface TraceEventMap {
   'iommufd.copy': { ioas: number; src: number; srcIova: number; iova: number; length: number };
   /** IOMMU_IOAS_UNMAP (or a VFIO compat UNMAP_DMA): `length` bytes went from [iova, iova+requested). */
   'iommufd.unmap': { ioas: number; iova: number; requested: number; length: number; compat: boolean };
+  /**
+   * The IOMMU driver reported an event to vIOMMU `viommu`'s vEVENTQ of `type`: queued with `sequence`,
+   * or lost (the LOST_EVENTS header took the sequence number); `queued` events now wait.
+   */
+  'iommufd.vevent': { veventq: number; viommu: number; type: number; sequence: number; lost: boolean; queued: number };
   // --- end iommufd ---
   // --- DMA engine ---
   'dma-engine.desc.start': { dev: string; wq: number; op: string; pasid: number; len: number };

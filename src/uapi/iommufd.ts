@@ -332,3 +332,32 @@ export const iommu_hwpt_vtd_s1_invalidate = defineStruct('iommu_hwpt_vtd_s1_inva
   ['flags', 'u32'],
   ['__reserved', 'u32'],
 ]);
+
+// --- Virtual event queues (iommufd.h, v6.15+) -------------------------------------------
+/** enum iommu_veventq_flag: a header with no data after it, at the tail, for events lost there */
+export const IOMMU_VEVENTQ_FLAG_LOST_EVENTS = 1 << 0;
+/** enum iommu_veventq_type */
+export const IOMMU_VEVENTQ_TYPE_DEFAULT = 0;
+export const IOMMU_VEVENTQ_TYPE_ARM_SMMUV3 = 1;
+export const IOMMU_VEVENTQ_TYPE_TEGRA241_CMDQV = 2;
+
+/** struct iommufd_vevent_header: before each vEVENT read from a vEVENTQ fd; sequence runs over [0, INT_MAX] */
+export const iommufd_vevent_header = defineStruct('iommufd_vevent_header', [
+  ['flags', 'u32'],
+  ['sequence', 'u32'],
+]);
+
+/** struct iommu_vevent_arm_smmuv3 { __aligned_le64 evt[4]; }: an SMMUv3 event record with the vSID in the StreamID field */
+export const iommu_vevent_arm_smmuv3 = defineStruct('iommu_vevent_arm_smmuv3', [['evt', 'u64[4]']]);
+
+/** struct iommu_veventq_alloc (the minimum size ends at out_veventq_fd) */
+export const iommu_veventq_alloc = defineStruct('iommu_veventq_alloc', [
+  ['size', 'u32'],
+  ['flags', 'u32'],
+  ['viommu_id', 'u32'],
+  ['type', 'u32'],
+  ['veventq_depth', 'u32'],
+  ['out_veventq_id', 'u32'],
+  ['out_veventq_fd', 'u32'],
+  ['__reserved', 'u32'],
+]);

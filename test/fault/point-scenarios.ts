@@ -37,6 +37,7 @@ import type { Smmuv3Driver } from '../../iommu/smmuv3/driver/driver.ts';
 import { TestDriver } from '../iommu-core/test-driver.ts';
 import { BareFunction } from '../pci/helpers.ts';
 import { PAGE, vfioContainer } from './ops.ts';
+import { GVA as SMMU_GVA, veventqAlloc, vm as smmuVm } from '../iommufd/smmu-vm.ts';
 
 export interface PointScenario {
   /** What the scenario does, for the test's message. */
@@ -171,6 +172,14 @@ function iommufdFaultQueue(m: Machine, arm: Arm): void {
   p.ioctl(fd, IOMMU_HWPT_ALLOC, h);
 }
 
+/** iommufd on virt-smmuv3: a nested device with a vEVENTQ faults in its guest's stage 1 (the driver reports the event). */
+function iommufdVevent(_m: Machine, arm: Arm): void {
+  const v = smmuVm();
+  veventqAlloc(v.p, v.fd, v.viommu);
+  arm(v.m);
+  v.fault(SMMU_GVA);
+}
+
 function bindIommufd(p: Process, cdev: number, iommufd: number): number {
   const b = encodeStruct(vfio_device_bind_iommufd, { argsz: vfio_device_bind_iommufd.size, iommufd });
   if (p.ioctl(cdev, VFIO_DEVICE_BIND_IOMMUFD, b) < 0) throw new Error('BIND_IOMMUFD failed');
@@ -241,6 +250,7 @@ export const POINT_SCENARIOS: Record<string, PointScenario[]> = {
   'iommufd.domain_map': both(REF, reference()),
   'iommufd.domain_alloc': both(REF, reference()),
   'iommufd.fault_alloc': both('IOMMU_FAULT_QUEUE_ALLOC and a fault-capable HWPT', iommufdFaultQueue),
+  'iommufd.vevent_alloc': on('virt-smmuv3', 'a guest stage-1 fault reported to the vIOMMU\'s vEVENTQ', iommufdVevent),
 };
 
 /**

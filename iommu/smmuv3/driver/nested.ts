@@ -5,18 +5,20 @@
  * domains made from the guest's STE words 0-1 (struct iommu_hwpt_arm_smmuv3),
  * checked as arm_smmu_validate_vste does; and the guest's invalidation
  * commands forwarded to the command queue with the VMID substituted and
- * virtual StreamIDs translated (arm_vsmmu_convert_user_cmd).
+ * virtual StreamIDs translated (arm_vsmmu_convert_user_cmd); and the
+ * stage-1 events of its masters reported to the vSMMU's vEVENTQ with the
+ * vSID in them (arm_vmaster_report_event).
  *
  * Deliberate difference: when a command in the middle of an array is
  * refused, Linux (v6.15) reports the converted-but-unissued commands before
  * it as handled without issuing them; here they are issued first, so every
  * entry counted in `done` really ran.
  */
-import { E2BIG, EINVAL, EIO, EOPNOTSUPP, ETIMEDOUT } from '../../../src/host/errno.ts';
+import { E2BIG, EINVAL, EIO, ENOENT, EOPNOTSUPP, ETIMEDOUT } from '../../../src/host/errno.ts';
 import { encodeLayout, getBits, setBits } from '../../../src/hw/layout.ts';
 import type { DomainGeometry, DriverDomain, DriverViommu, ViommuVdevs } from '../../../src/iommu-core/types.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
-import { IOMMU_HWPT_DATA_ARM_SMMUV3, IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3 } from '../../../src/uapi/iommufd.ts';
+import { IOMMU_HWPT_DATA_ARM_SMMUV3, IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, iommu_vevent_arm_smmuv3 } from '../../../src/uapi/iommufd.ts';
 import { CMD_LAYOUTS, CMD_OP } from '../cmd.ts';
 import { STE_CONFIG, STE_LAYOUT } from '../ste.ts';
 import type { S2Domain } from './domains.ts';
@@ -25,6 +27,8 @@ import type { Smmuv3Driver } from './driver.ts';
 /** sizeof(struct iommu_hwpt_arm_smmuv3) { __aligned_le64 ste[2]; } and of struct iommu_viommu_arm_smmuv3_invalidate { __aligned_le64 cmd[2]; }. */
 export const VSTE_BYTES = 16;
 export const VCMD_BYTES = 16;
+/** An event queue record (§7.3), reported as struct iommu_vevent_arm_smmuv3 { __aligned_le64 evt[4]; }. */
+const EVT_RECORD_BYTES = iommu_vevent_arm_smmuv3.size;
 /** Linux CMDQ_BATCH_ENTRIES (BITS_PER_LONG): the forwarded commands go in batches of 63 plus a CMD_SYNC. */
 const BATCH = 63;
 
@@ -85,6 +89,8 @@ export class NestedDomain implements DriverDomain {
   readonly type = 'nested' as const;
   readonly pgsizes: readonly number[] = [];
   readonly geometry: DomainGeometry = { apertureStart: 0, apertureEnd: 2 ** 48 - 1 };
+  /** master->vmaster->vsid of each device attached here, fixed at attach. */
+  private readonly vsids = new WeakMap<PciFunction, number>();
 
   constructor(
     readonly vsmmu: Smmuv3Viommu,
@@ -98,7 +104,34 @@ export class NestedDomain implements DriverDomain {
 
   /** arm_smmu_attach_dev_nested(); the STE itself is composed in Masters.installSte. */
   attachDev(dev: PciFunction): number {
-    return this.vsmmu.smmu.attachNested(dev, this);
+    const r = this.vsmmu.smmu.attachNested(dev, this);
+    if (r !== 0) return r;
+    // arm_smmu_attach_prepare_vmaster(): the vSID is looked up once, at attach (bypass/abort may have none).
+    const vsid = this.vsmmu.vdevs.virtIdOf(dev);
+    if (vsid === undefined) this.vsids.delete(dev);
+    else this.vsids.set(dev, vsid);
+    return 0;
+  }
+
+  /**
+   * arm_vmaster_report_event(): the raw 32-byte record (eight little-endian
+   * words) with its StreamID field (bits [63:32], EVTQ_0_SID) replaced by
+   * the vSID, every other bit as the SMMU wrote it, reported to the vSMMU's
+   * IOMMU_VEVENTQ_TYPE_ARM_SMMUV3 queue as struct iommu_vevent_arm_smmuv3.
+   * -ENOENT when the device had no vDEVICE at attach, -EOPNOTSUPP when the
+   * vIOMMU has no such queue.
+   */
+  reportEvent(dev: PciFunction, words: ArrayLike<number>): number {
+    const vsid = this.vsids.get(dev);
+    if (vsid === undefined) return -ENOENT;
+    const report = this.vsmmu.vdevs.reportEvent;
+    if (report === undefined) return -EOPNOTSUPP;
+    const rec = new Uint8Array(EVT_RECORD_BYTES);
+    const dv = new DataView(rec.buffer);
+    for (let i = 0; i < EVT_RECORD_BYTES / 4; i++) dv.setUint32(4 * i, words[i]! >>> 0, true);
+    // FIELD_PREP(EVTQ_0_SID, vsid): the low 32 bits of the virtual ID.
+    dv.setUint32(4, vsid % 2 ** 32, true);
+    return report(IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, rec);
   }
 
   free(): void {}

@@ -5,17 +5,24 @@
  * would run a little later), records are consumed from CONS to PROD and an
  * overflow is acknowledged. Page requests and stall events go to the
  * host's I/O page-fault queue; what nobody can handle is answered at once
- * (PRI: Invalid Request; stall: CMD_RESUME abort).
+ * (PRI: Invalid Request; stall: CMD_RESUME abort). Other events of a master
+ * under a nested domain go to its vSMMU's vEVENTQ (nested.ts).
  */
 import type { Host } from '../../../src/host/host.ts';
-import type { PageRequest } from '../../../src/iommu-core/types.ts';
+import type { DriverDomain, PageRequest } from '../../../src/iommu-core/types.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
-import { PRIQ_BYTES, decodeEvent, decodePriRecord, eventName } from '../event.ts';
+import { EVT, PRIQ_BYTES, decodeEvent, decodePriRecord, eventName } from '../event.ts';
 import { CR0, IRQ_CTRL, PRI_RESP, Q_OVF, SMMU_REG } from '../regs.ts';
 import type { CommandQueue } from './cmdq.ts';
+import { NestedDomain } from './nested.ts';
 
 export const EVTQ_LOG2 = 7;
+/** The events arm_smmu_handle_event() accepts (and may forward to a vSMMU); the rest are only logged. */
+const VMASTER_EVENTS = new Set<number>([
+  EVT.C_BAD_STE, EVT.F_STREAM_DISABLED, EVT.C_BAD_SUBSTREAMID, EVT.C_BAD_CD,
+  EVT.F_TRANSLATION, EVT.F_ADDR_SIZE, EVT.F_ACCESS, EVT.F_PERMISSION,
+]);
 const EVT_BYTES = 32;
 const PRIQ_LOG2 = 8;
 const ISH = 3;
@@ -36,6 +43,8 @@ export interface QueueMaster {
   readonly pri: boolean;
   /** Stall events go to the IOPF queue. */
   readonly stall: boolean;
+  /** The RID's domain: under a NestedDomain the master is a vmaster, whose stage-1 events go to its vSMMU. */
+  readonly rid: DriverDomain | undefined;
   readonly prgPasidRequired: boolean;
 }
 
@@ -52,6 +61,9 @@ export interface QueueHost {
 
 export class FaultQueues {
   readonly events: SmmuEventRecord[] = [];
+  /** Events of nested masters reported to a vEVENTQ, and events nobody took (only logged). */
+  eventsForwarded = 0;
+  eventsUnhandled = 0;
   /** Page requests handed to the IOPF queue, and those answered at once. */
   pageRequests = 0;
   pageRequestsRefused = 0;
@@ -161,7 +173,27 @@ export class FaultQueues {
       this.events.push({ name: eventName(f.EventType), sid: f['StreamID'] ?? -1, ssid, addr: f['InputAddr'] ?? 0, fields: f });
       if (this.events.length > 4096) this.events.shift();
       if (f['Stall'] === 1) this.stallEvent(f, ssid);
+      else this.vmasterEvent(words);
     });
+  }
+
+  /**
+   * arm_smmu_handle_event() for an event that did not stall: one of the
+   * kinds a guest can be told about, of a master attached to a nested
+   * domain, not a stage-2 fault (EVTQ_1_S2, bit 103, clear): reported to the
+   * vSMMU's vEVENTQ with the vSID. Anything else, or a report that fails
+   * (no vDEVICE, no vEVENTQ), is only logged (arm_smmu_dump_event): it stays
+   * in `events` and counts in `eventsUnhandled`.
+   */
+  private vmasterEvent(words: Uint32Array): void {
+    const code = words[0]! & 0xff;
+    const m = VMASTER_EVENTS.has(code) ? this.h.master(words[1]!) : undefined;
+    const s2 = (words[3]! >>> 7) & 1;
+    if (m?.rid instanceof NestedDomain && s2 === 0 && m.rid.reportEvent(m.dev, words) === 0) {
+      this.eventsForwarded++;
+      return;
+    }
+    this.eventsUnhandled++;
   }
 
   /** arm_smmu_handle_evt() for a stalled transaction: report it as a one-request fault group (grpid = STAG). */
