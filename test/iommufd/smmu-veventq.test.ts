@@ -218,3 +218,14 @@ t.test('lifetimes: the vEVENTQ holds the vIOMMU, its fd holds the vEVENTQ; closi
   v.p.exit();
   t.same(checkInvariants(v.m, { dma: false }), []);
 });
+
+t.test('a configuration error of the guest (its CD not valid: C_BAD_CD) is forwarded too, with the vSID', async (t) => {
+  const v = vm();
+  const [, , qfd] = veventqAlloc(v.p, v.fd, v.viommu);
+  v.guest.mem.writeFrom(v.guest.cdTable, new Uint8Array(64)); // CD 0 with V = 0, before any DMA fetched it
+  t.equal(v.fault(GVA), 'C_BAD_CD');
+  const [[, seq, w]] = records(bytes(v.p.read(qfd, 4096))) as [[number, number, Uint32Array]];
+  t.equal(seq, 0);
+  t.equal(w[0]! & 0xff, EVT.C_BAD_CD);
+  t.equal(w[1], VSID);
+});
