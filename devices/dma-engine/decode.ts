@@ -43,6 +43,14 @@ export interface DecodeResult {
   d: Decoded;
 }
 
+/** The descriptor may not run (a module function, not a closure: decoding runs per descriptor). */
+function failWith(res: DecodeResult, status: number, info: number, errorRegister: boolean): DecodeResult {
+  res.status = status;
+  res.info = info >>> 0;
+  res.errorRegister = errorRegister || !res.d.rcr;
+  return res;
+}
+
 /**
  * Check a descriptor in this order, stopping at the first error: PASID and
  * privilege (the completion record's address space), the completion record
@@ -65,38 +73,32 @@ export function decodeDescriptor(words: Uint32Array, wq: WqPolicy, pasidCap: Pas
     patternHi: getBits(words, F.SRC_HI),
   };
   const res: DecodeResult = { status: DESC_STATUS.SUCCESS, info: 0, errorRegister: false, d };
-  const fail = (status: number, info: number, errorRegister: boolean): DecodeResult => {
-    res.status = status;
-    res.info = info >>> 0;
-    res.errorRegister = errorRegister || !d.rcr;
-    return res;
-  };
-  if (pv && !wq.shared) return fail(DESC_STATUS.INVALID_FLAGS, d.op, true);
-  if (descPriv && (!pv || !wq.privAllowed)) return fail(DESC_STATUS.PRIV_DENIED, pv ? d.pasid : 0, true);
+  if (pv && !wq.shared) return failWith(res, DESC_STATUS.INVALID_FLAGS, d.op, true);
+  if (descPriv && (!pv || !wq.privAllowed)) return failWith(res, DESC_STATUS.PRIV_DENIED, pv ? d.pasid : 0, true);
   if (d.pasid !== NO_PASID) {
-    if (!pasidCap.pasidAllowed(d.pasid, false)) return fail(DESC_STATUS.PASID_INVALID, d.pasid, true);
-    if (!pasidCap.pasidAllowed(d.pasid, d.priv)) return fail(DESC_STATUS.PRIV_DENIED, d.pasid, true);
+    if (!pasidCap.pasidAllowed(d.pasid, false)) return failWith(res, DESC_STATUS.PASID_INVALID, d.pasid, true);
+    if (!pasidCap.pasidAllowed(d.pasid, d.priv)) return failWith(res, DESC_STATUS.PRIV_DENIED, d.pasid, true);
   } else {
     d.priv = false;
   }
   if (d.rcr) {
     const c = addr53(words, 'COMPL_LO', 'COMPL_HI');
-    if (c === undefined || c + COMPLETION_BYTES > LIMIT) return fail(DESC_STATUS.ADDRESS_RANGE, 2, true);
+    if (c === undefined || c + COMPLETION_BYTES > LIMIT) return failWith(res, DESC_STATUS.ADDRESS_RANGE, 2, true);
     d.completion = c;
-    if (c % COMPLETION_ALIGN !== 0) return fail(DESC_STATUS.CR_ADDR_INVALID, c % COMPLETION_ALIGN, true);
+    if (c % COMPLETION_ALIGN !== 0) return failWith(res, DESC_STATUS.CR_ADDR_INVALID, c % COMPLETION_ALIGN, true);
   }
   const rsv = reservedBitsSet(DESCRIPTOR, words, 1);
-  if (rsv.length > 0) return fail(DESC_STATUS.RESERVED_NONZERO, rsv[0]!, false);
-  if (d.op > 31 || ((OPS_SUPPORTED >>> d.op) & 1) === 0) return fail(DESC_STATUS.INVALID_OPCODE, d.op, false);
+  if (rsv.length > 0) return failWith(res, DESC_STATUS.RESERVED_NONZERO, rsv[0]!, false);
+  if (d.op > 31 || ((OPS_SUPPORTED >>> d.op) & 1) === 0) return failWith(res, DESC_STATUS.INVALID_OPCODE, d.op, false);
   if (d.op === OPCODE.NOOP) return res;
-  if (d.length > maxTransfer) return fail(DESC_STATUS.TRANSFER_TOO_LARGE, maxTransfer, false);
+  if (d.length > maxTransfer) return failWith(res, DESC_STATUS.TRANSFER_TOO_LARGE, maxTransfer, false);
   if (d.op !== OPCODE.FILL) {
     const s = addr53(words, 'SRC_LO', 'SRC_HI');
-    if (s === undefined || s + d.length > LIMIT) return fail(DESC_STATUS.ADDRESS_RANGE, 0, false);
+    if (s === undefined || s + d.length > LIMIT) return failWith(res, DESC_STATUS.ADDRESS_RANGE, 0, false);
     d.src = s;
   }
   const t = addr53(words, 'DST_LO', 'DST_HI');
-  if (t === undefined || t + d.length > LIMIT) return fail(DESC_STATUS.ADDRESS_RANGE, 1, false);
+  if (t === undefined || t + d.length > LIMIT) return failWith(res, DESC_STATUS.ADDRESS_RANGE, 1, false);
   d.dst = t;
   return res;
 }

@@ -103,6 +103,8 @@ export class Executor {
   readonly started: Counter;
   readonly succeeded: Counter;
   readonly failed: Counter;
+  /** Event labels per WQ index, built once (not a template string per event). */
+  private readonly labels: string[] = [];
 
   constructor(private readonly h: ExecutorHost, counters: Counters) {
     this.started = counters.counter(`${h.name}.descriptors`);
@@ -145,7 +147,7 @@ export class Executor {
       job.event = undefined;
       job.waiting = false;
       fn();
-    }, `${this.h.name}.wq${job.wq.index}`);
+    }, this.labels[job.wq.index] ??= `${this.h.name}.wq${job.wq.index}`);
   }
 
   /** The descriptor's words are known: check them and plan the accesses. */
@@ -156,9 +158,12 @@ export class Executor {
     job.d = d;
     job.phase = PH_EXEC;
     this.started.value++;
-    this.h.tracer.trace('dma-engine.desc.start', this.h.name, {
-      dev: this.h.name, wq: wq.index, op: opcodeName(d.op), pasid: d.pasid, len: d.length,
-    });
+    const tr = this.h.tracer;
+    if (tr.wants('dma-engine.desc.start')) {
+      tr.trace('dma-engine.desc.start', this.h.name, {
+        dev: this.h.name, wq: wq.index, op: opcodeName(d.op), pasid: d.pasid, len: d.length,
+      });
+    }
     if (r.status !== DESC_STATUS.SUCCESS) {
       job.status = r.status;
       job.info = r.info;
@@ -168,27 +173,30 @@ export class Executor {
       return;
     }
     const len = d.length;
-    const step = (addr: number, write: boolean, buf: Uint8Array, off: number) => {
-      const a = newAccess(addr, len, write, buf, off);
-      a.pasid = d.pasid;
-      a.priv = d.priv;
-      job.steps.push(a);
-    };
     if (d.op === OPCODE.MEMMOVE) {
       const buf = wq.buffer(len);
-      step(d.src, false, buf, 0);
-      step(d.dst, true, buf, 0);
+      this.step(job, d.src, false, buf, 0);
+      this.step(job, d.dst, true, buf, 0);
     } else if (d.op === OPCODE.FILL) {
       const buf = wq.buffer(len);
       for (let i = 0; i < len; i++) buf[i] = ((i & 7) < 4 ? d.patternLo >>> (8 * (i & 3)) : d.patternHi >>> (8 * (i & 3))) & 0xff;
-      step(d.dst, true, buf, 0);
+      this.step(job, d.dst, true, buf, 0);
     } else if (d.op === OPCODE.COMPARE) {
       const buf = wq.buffer(2 * len);
-      step(d.src, false, buf, 0);
-      step(d.dst, false, buf, len);
+      this.step(job, d.src, false, buf, 0);
+      this.step(job, d.dst, false, buf, len);
     }
     job.phase = PH_EXEC;
     this.drive(job);
+  }
+
+  /** Plan one data access of the descriptor (a method, not a closure per descriptor). */
+  private step(job: Job, addr: number, write: boolean, buf: Uint8Array, off: number): void {
+    const d = job.d!;
+    const a = newAccess(addr, d.length, write, buf, off);
+    a.pasid = d.pasid;
+    a.priv = d.priv;
+    job.steps.push(a);
   }
 
   private current(job: Job): Access | undefined {

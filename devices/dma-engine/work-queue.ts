@@ -58,6 +58,9 @@ export class WorkQueue {
   private readonly regs: RegisterFile;
   private readonly host: WqHost;
   private readonly p: string;
+  /** Register names used per descriptor, built once (a fresh template string per access costs a hash each lookup). */
+  private readonly headReg: string;
+  private readonly completedReg: string;
   readonly retries: Counter;
   readonly discarded: Counter;
   /** Reused scratch space for the running descriptor's data (grown on demand). */
@@ -68,6 +71,8 @@ export class WorkQueue {
     this.regs = regs;
     this.host = host;
     this.p = `WQ${index}_`;
+    this.headReg = `${this.p}HEAD`;
+    this.completedReg = `${this.p}COMPLETED`;
     this.retries = counters.counter(`${name}.wq${index}.retries`);
     this.discarded = counters.counter(`${name}.wq${index}.discarded`);
     regs.onWrite(`${this.p}CFG`, (_r, oldLo) => this.cfgWritten(oldLo));
@@ -103,14 +108,14 @@ export class WorkQueue {
   /** The slot at HEAD was fetched: HEAD moves on. */
   advanceHead(): void {
     this.head = (this.head + 1) % this.ringSize;
-    this.regs.set(`${this.p}HEAD`, this.head);
+    this.regs.set(this.headReg, this.head);
   }
 
   /** A descriptor started in enable period `epoch` finished (portal or ring). */
   completed(fromPortal: boolean, epoch: number): void {
     if (epoch !== this.epoch) return;
     if (fromPortal && this.occupancy > 0) this.occupancy--;
-    this.regs.set(`${this.p}COMPLETED`, (this.regs.get(`${this.p}COMPLETED`) + 1) >>> 0);
+    this.regs.set(this.completedReg, (this.regs.get(this.completedReg) + 1) >>> 0);
   }
 
   // --- portal ----------------------------------------------------------------
