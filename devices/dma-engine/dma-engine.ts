@@ -108,7 +108,7 @@ export class DmaEngine extends PciFunction implements AtsEndpoint {
     const maxPrgPages = options.maxPrgPages ?? 8;
     if (!Number.isInteger(maxPrgPages) || maxPrgPages < 1 || maxPrgPages > 255) throw new RangeError('bad maxPrgPages');
     this.timers = new Timers(ctx.scheduler);
-    this.points = enginePoints(ctx.faults, ctx.tracer);
+    this.points = enginePoints(ctx.faults);
     this.errors = ctx.counters.counter(`${name}.errors`);
 
     this.pcie = new PcieCapability(this.config, this.caps, { type: 'rc-endpoint', flr: true, onFlr: () => this.reset() });
