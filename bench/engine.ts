@@ -3,8 +3,8 @@ import type { MachineKind } from '../machines/layout.ts';
 import type { DmaEngine } from '../devices/dma-engine/dma-engine.ts';
 import { DESC_STATUS, encodeDescriptor, OPCODE } from '../devices/dma-engine/descriptor.ts';
 import { DMAE_BAR, WQ_REG, wqReg } from '../devices/dma-engine/regs.ts';
-import { EngineUser } from '../src/node/cli/engine-user.ts';
-import { vfioType1Setup } from '../src/node/cli/vmm.ts';
+import { EngineUser } from '../tools/scenario/engine-user.ts';
+import { vfioType1Setup } from '../tools/scenario/vmm.ts';
 import type { Figures } from './harness.ts';
 
 const PAGE = 4096;

@@ -10,8 +10,8 @@
  */
 import { createMachine } from '../machines/machine.ts';
 import { applyPlan, type FaultPlan } from '../src/fault/plan.ts';
-import { checkInvariants, formatViolations, recordBaseline } from '../src/fault/invariants.ts';
-import { vfioType1Setup } from '../src/node/cli/vmm.ts';
+import { checkInvariants, formatViolations, recordBaseline } from '../tools/fault/invariants.ts';
+import { vfioType1Setup } from '../tools/scenario/vmm.ts';
 
 export const PLAN: FaultPlan = {
   rules: [{ point: 'host.page_alloc', when: { nth: 2 }, action: { kind: 'fail', errno: 'ENOMEM' } }],

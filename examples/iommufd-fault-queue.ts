@@ -24,7 +24,7 @@ import {
 } from '../src/uapi/iommufd.ts';
 import { encodeStruct, StructView } from '../src/uapi/struct.ts';
 import { VFIO_DEVICE_ATTACH_IOMMUFD_PT } from '../src/uapi/vfio.ts';
-import { ioasMap, iommufdSetup } from '../src/node/cli/vmm.ts';
+import { ioasMap, iommufdSetup } from '../tools/scenario/vmm.ts';
 
 const PAGE = 4096;
 

@@ -3,7 +3,7 @@
  * machines. What is common:
  *  1. The VMM backs guest RAM with its own memory and maps it into an IOAS
  *     at the guest-physical addresses (stage 2: GPA -> host physical), with
- *     QEMU's iommufd sequence (src/node/cli/vmm.ts iommufdSetup).
+ *     QEMU's iommufd sequence (tools/scenario/vmm.ts iommufdSetup).
  *  2. IOMMU_HWPT_ALLOC with IOMMU_HWPT_ALLOC_NEST_PARENT on the IOAS: the
  *     stage-2 domain that nested domains sit on.
  *  3. The guest kernel builds its stage-1 table in its own RAM (pointers and
@@ -30,7 +30,7 @@
  */
 import { createMachine } from '../machines/machine.ts';
 import type { MachineKind } from '../machines/layout.ts';
-import { IotlbGather, IOMMU_READ, IOMMU_WRITE, type PageTableBuilder } from '../iommu/pgtable/types.ts';
+import { IotlbGather, IOMMU_READ, IOMMU_WRITE, type PageTableBuilder } from '../src/iommu-core/io-pgtable.ts';
 import { processGuestRam, type ByteAccess } from '../iommu/guest/guest-mem.ts';
 import { guestFirstStage, vtdInv, vtdS1 } from '../iommu/guest/vtd.ts';
 import { GUEST_ASID, guestStage1, s1Vste, vcmds } from '../iommu/guest/smmuv3.ts';
@@ -55,7 +55,7 @@ import {
 } from '../src/uapi/iommufd.ts';
 import { VFIO_DEVICE_ATTACH_IOMMUFD_PT } from '../src/uapi/vfio.ts';
 import { encodeStruct, StructView, type StructDef } from '../src/uapi/struct.ts';
-import { iommufdSetup } from '../src/node/cli/vmm.ts';
+import { iommufdSetup } from '../tools/scenario/vmm.ts';
 
 const PAGE = 4096;
 const GPA = 0x4000_0000; // guest RAM: 32 pages; the guest's tables in the first 16

@@ -17,7 +17,7 @@ import { CFG, COMMAND } from '../src/pci/header.ts';
 import { formatRequesterId } from '../src/pci/bdf.ts';
 import { MSIX } from '../src/pci/caps/msix.ts';
 import { ChromeTraceSink } from '../src/trace/chrome-trace.ts';
-import { writeChromeTrace } from '../src/node/trace-file.ts';
+import { writeChromeTrace } from '../cli/trace-file.ts';
 
 const TIB = 2 ** 40;
 const traceFile = process.argv[2] ?? 'ioemu-pci-tour.trace.json';

@@ -19,7 +19,7 @@ import { createMachine } from '../machines/machine.ts';
 import { TEST_CMD, TEST_REGS } from '../devices/test-dma-device.ts';
 import { CFG, COMMAND } from '../src/pci/header.ts';
 import { VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX } from '../src/uapi/vfio.ts';
-import { eventfdCount, msixEventfds, vfioPciRealize, vfioType1Setup } from '../src/node/cli/vmm.ts';
+import { eventfdCount, msixEventfds, vfioPciRealize, vfioType1Setup } from '../tools/scenario/vmm.ts';
 import type { MachineKind } from '../machines/layout.ts';
 
 const MIB = 2 ** 20;

@@ -14,8 +14,8 @@ import { createMachine } from '../machines/machine.ts';
 import type { MachineKind } from '../machines/layout.ts';
 import type { DmaEngine } from '../devices/dma-engine/dma-engine.ts';
 import { DESC_STATUS } from '../devices/dma-engine/descriptor.ts';
-import { EngineUser } from '../src/node/cli/engine-user.ts';
-import { vfioType1Setup } from '../src/node/cli/vmm.ts';
+import { EngineUser } from '../tools/scenario/engine-user.ts';
+import { vfioType1Setup } from '../tools/scenario/vmm.ts';
 
 const PAGE = 4096;
 

@@ -3,7 +3,7 @@
  * written: the process owns the device through VFIO type1 and reaches it only
  * through the device fd.
  *  - BARs and config space: pread/pwrite at the offsets
- *    VFIO_DEVICE_GET_REGION_INFO reports (src/node/cli/engine-user.ts).
+ *    VFIO_DEVICE_GET_REGION_INFO reports (tools/scenario/engine-user.ts).
  *  - DMA addresses are IOVAs: the driver's buffers and its descriptor ring
  *    live in its own memory, mapped into the container with MAP_DMA.
  *  - Completion interrupts: MSI-X vector 0 is wired to an eventfd with
@@ -13,8 +13,8 @@
  */
 import { createMachine } from '../machines/machine.ts';
 import type { MachineKind } from '../machines/layout.ts';
-import { EngineUser } from '../src/node/cli/engine-user.ts';
-import { eventfdCount, msixEventfds, vfioPciRealize, vfioType1Setup } from '../src/node/cli/vmm.ts';
+import { EngineUser } from '../tools/scenario/engine-user.ts';
+import { eventfdCount, msixEventfds, vfioPciRealize, vfioType1Setup } from '../tools/scenario/vmm.ts';
 import { DESC_STATUS } from '../devices/dma-engine/descriptor.ts';
 
 const KIB = 1024;

@@ -13,7 +13,7 @@ import { MemoryRegion } from '../src/memory/memory-region.ts';
 import { PcieCapability } from '../src/pci/caps/pcie.ts';
 import { PciFunction } from '../src/pci/pci-function.ts';
 import type { SimContext } from '../src/sim/context.ts';
-import { vfioType1Setup } from '../src/node/cli/vmm.ts';
+import { vfioType1Setup } from '../tools/scenario/vmm.ts';
 import { VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX } from '../src/uapi/vfio.ts';
 import { CFG, COMMAND } from '../src/pci/header.ts';
 

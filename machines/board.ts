@@ -3,7 +3,10 @@ import { MsiController } from '../src/irq/msi-controller.ts';
 import { AddressSpace } from '../src/memory/address-space.ts';
 import { GuestRam } from '../src/memory/guest-ram.ts';
 import { MemoryRegion } from '../src/memory/memory-region.ts';
-import { ecamAccessor, enumeratePci, type EnumeratedFunction } from '../src/pci/enumerate.ts';
+import { ecamAccessor, enumeratePci, type ConfigAccessor, type EnumeratedFunction } from '../src/pci/enumerate.ts';
+import type { CpuArch, HostPlatform } from '../src/host/platform.ts';
+import type { RamSpan } from '../src/host/page-allocator.ts';
+import { ARM64, X86_64 } from './cpu.ts';
 import { RootComplex } from '../src/pci/root-complex.ts';
 import { Prng } from '../src/sim/prng.ts';
 import { Scheduler } from '../src/sim/scheduler.ts';
@@ -27,8 +30,11 @@ const PHYS_SPACE = 2 ** 52;
  * windows, virtual time, the PRNG, tracing and counters. Machines add the
  * IOMMU, devices and the host kernel on top of it.
  */
-export class Board {
+export class Board implements HostPlatform {
   readonly kind: MachineKind;
+  readonly cpu: CpuArch;
+  readonly pciConfig: ConfigAccessor;
+  readonly ramSpans: readonly RamSpan[];
   readonly layout: MachineLayout;
   readonly scheduler = new Scheduler();
   readonly prng: Prng;
@@ -45,6 +51,8 @@ export class Board {
     this.kind = kind;
     const ramBytes = opts.ramBytes ?? 2 ** 30;
     this.layout = machineLayout(kind, ramBytes);
+    this.cpu = kind === 'q35-vtd' ? X86_64 : ARM64;
+    this.ramSpans = this.layout.ram.map((r) => ({ gpa: r.gpa, size: r.size }));
     this.prng = new Prng(opts.seed ?? 1);
     this.tracer = new Tracer(() => this.scheduler.now);
     this.faults.onInjection((p, a, ctx) =>
@@ -60,6 +68,7 @@ export class Board {
     this.sysmemRoot.addSubregion(l.msiBase, this.msi.region, 1);
     this.rc = new RootComplex({ sysmem: this.sysmem, tracer: this.tracer, counters: this.counters, ecamBuses: l.ecamBuses, msi: this.msi });
     this.sysmemRoot.addSubregion(l.ecamBase, this.rc.ecam, 1);
+    this.pciConfig = ecamAccessor(this.sysmem, l.ecamBase);
     for (const [name, [base, limit]] of [['pci-mmio32', l.mmio32], ['pci-mmio64', l.mmio64]] as const) {
       this.sysmemRoot.addSubregion(base, MemoryRegion.alias(name, this.rc.pciMemory, base, limit - base + 1));
     }
@@ -89,6 +98,6 @@ export class Board {
   /** Boot-time PCI enumeration through ECAM, as firmware does it. */
   enumeratePci(): EnumeratedFunction[] {
     const l = this.layout;
-    return enumeratePci(ecamAccessor(this.sysmem, l.ecamBase), { mmio32: l.mmio32, mmio64: l.mmio64 });
+    return enumeratePci(this.pciConfig, { mmio32: l.mmio32, mmio64: l.mmio64 });
   }
 }

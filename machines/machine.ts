@@ -8,7 +8,7 @@ import type { MemoryRegion } from '../src/memory/memory-region.ts';
 import { parseBdf, formatBdf } from '../src/pci/bdf.ts';
 import { ecamAccessor } from '../src/pci/enumerate.ts';
 import { enableAcs } from '../src/host/pci-acs.ts';
-import { EINVAL, ENODEV } from '../src/host/errno.ts';
+import { EINVAL, ENODEV } from '../src/uapi/errno.ts';
 import type { PciFunction } from '../src/pci/pci-function.ts';
 import type { DmaRemapper } from '../src/pci/remapper.ts';
 import { ChromeTraceSink } from '../src/trace/chrome-trace.ts';

@@ -2,7 +2,7 @@
  * The default scenario (issue 10): one process plays a VMM and a user-space
  * driver on one machine.
  *  1. VFIO type1 for the DMA engine at 00:01.0, with the ioctl sequence QEMU
- *     issues (src/node/cli/vmm.ts): its memory mapped with MAP_DMA, the
+ *     issues (tools/scenario/vmm.ts): its memory mapped with MAP_DMA, the
  *     regions and IRQs probed, MSI-X vector 0 on an eventfd; a MEMMOVE
  *     through WQ 0's portal that raises the vector when it completes.
  *  2. iommufd for the engine at 00:02.0, with the sequence QEMU's iommufd
@@ -18,9 +18,9 @@
  *     rest, as a DSA driver does.
  * Run: npx tsx bin/ioemu run default [--machine virt-smmuv3] [--trace t.json] [--report r.html]
  */
-import type { Scenario, ScenarioContext } from '../src/node/cli/scenario.ts';
-import { EngineUser } from '../src/node/cli/engine-user.ts';
-import { eventfdCount, iommufdSetup, msixEventfds, vfioPciRealize, vfioType1Setup } from '../src/node/cli/vmm.ts';
+import type { Scenario, ScenarioContext } from '../tools/scenario/scenario.ts';
+import { EngineUser } from '../tools/scenario/engine-user.ts';
+import { eventfdCount, iommufdSetup, msixEventfds, vfioPciRealize, vfioType1Setup } from '../tools/scenario/vmm.ts';
 import type { DmaEngine } from '../devices/dma-engine/dma-engine.ts';
 import { DESC_STATUS } from '../devices/dma-engine/descriptor.ts';
 import type { Process } from '../src/host/process.ts';

@@ -6,9 +6,7 @@ export type EnginePoint = InjectionPoint;
 
 export type EnginePoints = Readonly<Record<DmaEnginePointName, EnginePoint>>;
 
-/** The engine's injection points, looked up once in the machine's injector (src/fault/points.ts aggregates them). */
+/** The engine's injection points, defined on the machine's injector (every engine of a machine shares them). */
 export function enginePoints(faults: FaultInjector): EnginePoints {
-  const out = {} as Record<DmaEnginePointName, EnginePoint>;
-  for (const name of Object.keys(DMA_ENGINE_INJECTION_POINTS) as DmaEnginePointName[]) out[name] = faults.point(name);
-  return out;
+  return faults.define(DMA_ENGINE_INJECTION_POINTS);
 }

@@ -7,7 +7,7 @@
  * for table builders; `processGuestRam` is the accessor for RAM a VMM
  * process mapped at a GPA.
  */
-import type { TablePageAllocator } from '../pgtable/types.ts';
+import type { TablePageAllocator } from '../../src/iommu-core/io-pgtable.ts';
 import type { Process } from '../../src/host/process.ts';
 import { MEMTX_OK, type MemTxResult, type PhysMem } from '../../src/memory/phys-mem.ts';
 

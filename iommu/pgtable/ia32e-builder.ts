@@ -5,7 +5,8 @@
  */
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
 import { ENTRY_INVALID, ENTRY_LEAF, ENTRY_TABLE, RadixBuilder, initBuilder, type EntryCodec, type RadixLevel } from './radix-builder.ts';
-import { EINVAL, IOMMU_NOEXEC, IOMMU_PRIV, IOMMU_WRITE, type TablePageAllocator } from './types.ts';
+import { IOMMU_NOEXEC, IOMMU_PRIV, IOMMU_WRITE, type TablePageAllocator } from '../../src/iommu-core/io-pgtable.ts';
+import { EINVAL } from '../../src/uapi/errno.ts';
 import { E_A, E_D, E_P, E_PS, E_RW, E_US, EH_XD, ia32eAddr, ia32eShift } from './ia32e-layout.ts';
 import { POW2 } from './walk-common.ts';
 
@@ -31,7 +32,7 @@ export class Ia32eBuilder extends RadixBuilder {
 }
 
 export function createIa32eBuilder(mem: PhysMem, alloc: TablePageAllocator, cfg: Ia32eBuilderConfig): Ia32eBuilder | number {
-  if ((cfg.levels !== 4 && cfg.levels !== 5) || !(cfg.maxPhysBits >= 32 && cfg.maxPhysBits <= 52)) return EINVAL;
+  if ((cfg.levels !== 4 && cfg.levels !== 5) || !(cfg.maxPhysBits >= 32 && cfg.maxPhysBits <= 52)) return -EINVAL;
   const levels = x86Levels(cfg.levels, cfg.page1G !== false, cfg.pgsizeBitmap);
   return initBuilder(new Ia32eBuilder(mem, alloc, cfg, levels));
 }

@@ -6,21 +6,7 @@
  * walk succeeds (no flag is left set by a faulting access).
  */
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
-import {
-  ACCESS_EXEC,
-  ACCESS_WRITE,
-  FaultKind,
-  PERM_R,
-  PERM_UR,
-  PERM_UW,
-  PERM_UX,
-  PERM_W,
-  PERM_X,
-  permits,
-  type PageTableWalker,
-  type TableAddrTranslator,
-  type WalkResult,
-} from './types.ts';
+import { ACCESS_EXEC, ACCESS_WRITE, FaultKind, PERM_R, PERM_UR, PERM_UW, PERM_UX, PERM_W, PERM_X, permits, type PageTableWalker, type TableAddrTranslator, type WalkResult } from './types.ts';
 import { E_A, E_D, E_EA, E_G, E_P, E_PAT_LARGE, E_PS, E_RW, E_US, EH_XD, ia32eAddr, ia32eReserved, ia32eShift, type ReservedMask } from './ia32e-layout.ts';
 import { DescFetcher, POW2, inRange, tableIndex } from './walk-common.ts';
 

@@ -3,6 +3,7 @@
  * builders for the host (io-pgtable style). See README.md in this folder.
  */
 export * from './types.ts';
+export * from '../../src/iommu-core/io-pgtable.ts';
 export * from './fields.ts';
 export { NestedTableTranslator } from './nested.ts';
 export { RadixBuilder, type RadixLevel, type EntryCodec } from './radix-builder.ts';

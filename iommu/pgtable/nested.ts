@@ -3,13 +3,7 @@
  * table address through a stage-2 walker, as SMMUv3 (S1 + S2) and VT-d
  * (first stage nested on second stage) do for their stage-1 walks.
  */
-import {
-  ACCESS_READ,
-  ACCESS_WRITE,
-  WalkResult,
-  type PageTableWalker,
-  type TableAddrTranslator,
-} from './types.ts';
+import { ACCESS_READ, ACCESS_WRITE, WalkResult, type PageTableWalker, type TableAddrTranslator } from './types.ts';
 
 export class NestedTableTranslator implements TableAddrTranslator {
   private readonly s2 = new WalkResult();

@@ -11,19 +11,8 @@
  */
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
 import type { Desc } from './fields.ts';
-import {
-  EEXIST,
-  EINVAL,
-  ENOMEM,
-  ERANGE,
-  IOMMU_READ,
-  IOMMU_WRITE,
-  IotlbGather,
-  pgsizesOf,
-  type BuilderStats,
-  type PageTableBuilder,
-  type TablePageAllocator,
-} from './types.ts';
+import { IOMMU_READ, IOMMU_WRITE, IotlbGather, pgsizesOf, type BuilderStats, type PageTableBuilder, type TablePageAllocator } from '../../src/iommu-core/io-pgtable.ts';
+import { EEXIST, EINVAL, ENOMEM, ERANGE } from '../../src/uapi/errno.ts';
 import { POW2, tableIndex } from './walk-common.ts';
 
 export interface RadixLevel {
@@ -89,17 +78,17 @@ export class RadixBuilder implements PageTableBuilder {
   /** Allocate the root table; 0 or ENOMEM. Factories call this once. */
   init(): number {
     const pa = this.allocTable(0);
-    if (pa === undefined) return ENOMEM;
+    if (pa === undefined) return -ENOMEM;
     this.root = pa;
     return 0;
   }
 
   map(iova: number, pa: number, size: number, prot: number): number {
-    if ((prot & (IOMMU_READ | IOMMU_WRITE)) === 0 || this.root < 0) return EINVAL;
+    if ((prot & (IOMMU_READ | IOMMU_WRITE)) === 0 || this.root < 0) return -EINVAL;
     if (!isAligned(iova, this.minPage) || !isAligned(pa, this.minPage) || !isAligned(size, this.minPage) || size === 0) {
-      return EINVAL;
+      return -EINVAL;
     }
-    if (iova + size > POW2[this.iaBits]! || pa + size > POW2[this.oaBits]!) return ERANGE;
+    if (iova + size > POW2[this.iaBits]! || pa + size > POW2[this.oaBits]!) return -ERANGE;
     let done = 0;
     while (done < size) {
       const depth = this.pickDepth(iova + done, pa + done, size - done);
@@ -179,20 +168,20 @@ export class RadixBuilder implements PageTableBuilder {
       const lo = this.mem.read32(at);
       const hi = this.mem.read32(at + 4);
       const kind = this.codec.kind(lo, hi, l.native);
-      if (kind === ENTRY_LEAF) return EEXIST;
+      if (kind === ENTRY_LEAF) return -EEXIST;
       if (kind === ENTRY_TABLE) {
         table = this.codec.addr(lo, hi, l.native);
         continue;
       }
       const child = this.allocTable(d + 1);
-      if (child === undefined) return ENOMEM;
+      if (child === undefined) return -ENOMEM;
       this.writeEntry(at, (d2) => this.codec.table(d2, child, l.native));
       this.bump(table, 1);
       table = child;
     }
     const l = this.levels[target]!;
     const at = table + tableIndex(iova, l.shift, l.entries) * 8;
-    if (this.codec.kind(this.mem.read32(at), this.mem.read32(at + 4), l.native) !== ENTRY_INVALID) return EEXIST;
+    if (this.codec.kind(this.mem.read32(at), this.mem.read32(at + 4), l.native) !== ENTRY_INVALID) return -EEXIST;
     this.writeEntry(at, (d2) => this.codec.leaf(d2, pa, prot, l.native));
     this.bump(table, 1);
     this.stats.leafWrites++;

@@ -1,7 +1,9 @@
 /**
  * The format-independent face of the page-table formats: what a hardware
  * model asks a walker, what the host asks a builder, and the vocabulary both
- * share (access kinds, permissions, faults, errno values).
+ * share (access kinds, permissions, faults). The host-side builder
+ * vocabulary (IOMMU_* prot bits, PageTableBuilder, IotlbGather) is in
+ * src/iommu-core/io-pgtable.ts.
  */
 
 /* ---- Accesses (what a request wants) ---- */
@@ -139,103 +141,4 @@ export interface PageTableWalker {
   readonly format: string;
   /** Translate `inputAddr` for `access` (ACCESS_* bits). True on success; on false `r.fault` says why. */
   walk(inputAddr: number, access: number, r: WalkResult): boolean;
-}
-
-/* ---- Builders (host side) ---- */
-
-/** Linux `IOMMU_*` prot bits (include/linux/iommu.h values). */
-export const IOMMU_READ = 1;
-export const IOMMU_WRITE = 2;
-export const IOMMU_CACHE = 4;
-export const IOMMU_NOEXEC = 8;
-export const IOMMU_MMIO = 16;
-export const IOMMU_PRIV = 32;
-
-/** Linux errno values already negated, as map() returns them (src/host/errno.ts holds the positive ones). */
-export const ENOMEM = -12;
-export const EEXIST = -17;
-export const EINVAL = -22;
-export const ERANGE = -34;
-
-/**
- * Source of table pages in guest physical memory; the host's page allocator
- * implements it. Pages come back zeroed and aligned to their size.
- */
-export interface TablePageAllocator {
-  /** `bytes` is a power of two (64 B .. 1 MiB); undefined when out of memory. */
-  alloc(bytes: number): number | undefined;
-  free(pa: number, bytes: number): void;
-}
-
-export interface BuilderStats {
-  /** Leaf descriptors written by map(), ever. */
-  leafWrites: number;
-  /** Leaf descriptors cleared by unmap(), ever. */
-  leafClears: number;
-  /** Leaf descriptors present now. */
-  leaves: number;
-  /** Table pages in use now (the root included). */
-  tablePages: number;
-  tableBytes: number;
-}
-
-/**
- * What an unmap touched, for the driver's invalidation (Linux
- * iommu_iotlb_gather). Table pages emptied by the unmap are parked here, not
- * freed, when a gather is passed: the walk caches may still point at them
- * until the driver has invalidated, and only then calls releaseGathered().
- */
-export class IotlbGather {
-  start = Infinity;
-  end = 0;
-  /** Smallest leaf size removed (invalidation granule). */
-  pgsize = 0;
-  /** True when table descriptors were removed: walk caches need invalidating too. */
-  tablesRemoved = false;
-  /** Parked table pages: [pa0, bytes0, pa1, bytes1, ...]. */
-  readonly freed: number[] = [];
-
-  add(iova: number, size: number): void {
-    if (iova < this.start) this.start = iova;
-    if (iova + size > this.end) this.end = iova + size;
-    if (this.pgsize === 0 || size < this.pgsize) this.pgsize = size;
-  }
-
-  get empty(): boolean {
-    return this.end === 0 && this.freed.length === 0;
-  }
-}
-
-export interface PageTableBuilder {
-  readonly format: string;
-  /** Physical address of the root table (TTB / SLPTPTR / FSPTPTR / CR3). */
-  readonly root: number;
-  /** Bit n set ⇔ 2^n-byte leaves are used (a number: 4T = 2^42 exceeds 32-bit ops; use pgsizes). */
-  readonly pgsizeBitmap: number;
-  readonly pgsizes: readonly number[];
-  readonly stats: Readonly<BuilderStats>;
-  /** 0, or a negative errno with the tables unchanged. */
-  map(iova: number, pa: number, size: number, prot: number): number;
-  /**
-   * Remove the leaves from `iova` on until `size` is covered or a hole is
-   * met; returns bytes unmapped counted from `iova` (a leaf is removed whole,
-   * so this can exceed `size`); 0 when nothing is mapped at `iova` or the
-   * arguments are bad.
-   */
-  unmap(iova: number, size: number, gather?: IotlbGather): number;
-  /** Physical address `iova` maps to, or -1. */
-  iovaToPhys(iova: number): number;
-  /** Free table pages parked in `gather` (after the driver's invalidation). */
-  releaseGathered(gather: IotlbGather): void;
-  /** Free every table page, the root included; the builder is unusable after. */
-  destroy(): void;
-}
-
-/** The size list of a page-size bitmap, ascending. */
-export function pgsizesOf(bitmap: number): number[] {
-  const out: number[] = [];
-  for (let s = 1, b = bitmap; b > 0; s *= 2, b = Math.floor(b / 2)) {
-    if (b % 2 === 1) out.push(s);
-  }
-  return out;
 }

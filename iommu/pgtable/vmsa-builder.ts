@@ -7,7 +7,8 @@
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
 import { setField, type Desc } from './fields.ts';
 import { ENTRY_INVALID, ENTRY_LEAF, ENTRY_TABLE, RadixBuilder, initBuilder, type EntryCodec, type EntryKind, type RadixLevel } from './radix-builder.ts';
-import { EINVAL, IOMMU_CACHE, IOMMU_MMIO, IOMMU_NOEXEC, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE, type TablePageAllocator } from './types.ts';
+import { IOMMU_CACHE, IOMMU_MMIO, IOMMU_NOEXEC, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE, type TablePageAllocator } from '../../src/iommu-core/io-pgtable.ts';
+import { EINVAL } from '../../src/uapi/errno.ts';
 import {
   D_AF,
   D_AP1,
@@ -96,7 +97,7 @@ interface VmsaGeometry {
 /** Build an empty table (root allocated); a negative errno on bad config or no memory. */
 export function createVmsaBuilder(mem: PhysMem, alloc: TablePageAllocator, cfg: VmsaBuilderConfig): VmsaBuilder | number {
   const geo = vmsaGeometry(cfg);
-  if (geo === null) return EINVAL;
+  if (geo === null) return -EINVAL;
   return initBuilder(new VmsaBuilder(mem, alloc, cfg, geo));
 }
 

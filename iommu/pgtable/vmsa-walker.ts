@@ -5,21 +5,7 @@
  * inputs are [0, 2^(64-TxSZ)).
  */
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
-import {
-  ACCESS_EXEC,
-  ACCESS_WRITE,
-  FaultKind,
-  PERM_R,
-  PERM_UR,
-  PERM_UW,
-  PERM_UX,
-  PERM_W,
-  PERM_X,
-  permits,
-  type PageTableWalker,
-  type TableAddrTranslator,
-  type WalkResult,
-} from './types.ts';
+import { ACCESS_EXEC, ACCESS_WRITE, FaultKind, PERM_R, PERM_UR, PERM_UW, PERM_UX, PERM_W, PERM_X, permits, type PageTableWalker, type TableAddrTranslator, type WalkResult } from './types.ts';
 import {
   D_AF,
   D_AP1,

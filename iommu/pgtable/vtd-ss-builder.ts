@@ -5,7 +5,8 @@
  */
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
 import { ENTRY_INVALID, ENTRY_LEAF, ENTRY_TABLE, RadixBuilder, initBuilder, type EntryCodec, type RadixLevel } from './radix-builder.ts';
-import { EINVAL, IOMMU_READ, IOMMU_WRITE, type TablePageAllocator } from './types.ts';
+import { IOMMU_READ, IOMMU_WRITE, type TablePageAllocator } from '../../src/iommu-core/io-pgtable.ts';
+import { EINVAL } from '../../src/uapi/errno.ts';
 import { S_A, S_D, S_PS, S_R, S_SNP, S_W } from './vtd-ss-layout.ts';
 import { ia32eAddr, ia32eShift } from './ia32e-layout.ts';
 import { x86Levels } from './ia32e-builder.ts';
@@ -36,7 +37,7 @@ export class VtdSsBuilder extends RadixBuilder {
 }
 
 export function createVtdSsBuilder(mem: PhysMem, alloc: TablePageAllocator, cfg: VtdSsBuilderConfig): VtdSsBuilder | number {
-  if (![3, 4, 5].includes(cfg.levels) || !(cfg.haw >= 32 && cfg.haw <= 52)) return EINVAL;
+  if (![3, 4, 5].includes(cfg.levels) || !(cfg.haw >= 32 && cfg.haw <= 52)) return -EINVAL;
   const levels = x86Levels(cfg.levels, cfg.superpage1G !== false, cfg.pgsizeBitmap, cfg.superpage2M !== false);
   return initBuilder(new VtdSsBuilder(mem, alloc, cfg, levels));
 }

@@ -5,20 +5,7 @@
  * privilege, so the user and supervisor permission bits are the same.
  */
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
-import {
-  ACCESS_EXEC,
-  ACCESS_WRITE,
-  FaultKind,
-  PERM_R,
-  PERM_UR,
-  PERM_UW,
-  PERM_UX,
-  PERM_W,
-  PERM_X,
-  permits,
-  type PageTableWalker,
-  type WalkResult,
-} from './types.ts';
+import { ACCESS_EXEC, ACCESS_WRITE, FaultKind, PERM_R, PERM_UR, PERM_UW, PERM_UX, PERM_W, PERM_X, permits, type PageTableWalker, type WalkResult } from './types.ts';
 import { S_A, S_D, S_PS, S_R, S_SNP, S_W, S_X, vtdSsReserved } from './vtd-ss-layout.ts';
 import { ia32eAddr, ia32eShift } from './ia32e-layout.ts';
 import { DescFetcher, POW2, inRange, tableIndex } from './walk-common.ts';

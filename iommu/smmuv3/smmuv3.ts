@@ -12,6 +12,7 @@
  * methods (Translation Requests, Page Requests, Invalidation Completions).
  * Messages to endpoints leave through `downstream` (the root complex).
  */
+import { SMMUV3_INJECTION_POINTS } from './points.ts';
 import { RegisterFile, type RegisterDef } from '../../src/hw/register-file.ts';
 import { MemoryRegion } from '../../src/memory/memory-region.ts';
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
@@ -124,12 +125,12 @@ export class Smmuv3 implements DmaRemapper, AtsTranslationAgent {
     this.regs = new RegisterFile(name, SMMU_REGION_SIZE, defs);
 
     const k = (n: string) => ctx.counters.counter(`${name}.${n}`);
-    const f = ctx.faults;
+    const f = ctx.faults.define(SMMUV3_INJECTION_POINTS);
     const points: SmmuPoints = {
-      walkRead: f.point('smmuv3.walk_read'), steFetch: f.point('smmuv3.ste_fetch'), cdFetch: f.point('smmuv3.cd_fetch'),
-      evtqWrite: f.point('smmuv3.evtq_write'), cmdqProcess: f.point('smmuv3.cmdq_process'), msi: f.point('smmuv3.msi'),
-      priqWrite: f.point('smmuv3.priq_write'), atcInv: f.point('smmuv3.atc_inv'), atcInvComplete: f.point('smmuv3.atc_inv_complete'),
-      atsTreq: f.point('smmuv3.ats_treq'), priResp: f.point('smmuv3.pri_resp'), stall: f.point('smmuv3.stall'),
+      walkRead: f['smmuv3.walk_read'], steFetch: f['smmuv3.ste_fetch'], cdFetch: f['smmuv3.cd_fetch'],
+      evtqWrite: f['smmuv3.evtq_write'], cmdqProcess: f['smmuv3.cmdq_process'], msi: f['smmuv3.msi'],
+      priqWrite: f['smmuv3.priq_write'], atcInv: f['smmuv3.atc_inv'], atcInvComplete: f['smmuv3.atc_inv_complete'],
+      atsTreq: f['smmuv3.ats_treq'], priResp: f['smmuv3.pri_resp'], stall: f['smmuv3.stall'],
     };
     this.iotlb = new Iotlb(Math.max(1, options.iotlbSize ?? 512), {
       hit: k('iotlb.hit'), miss: k('iotlb.miss'), insert: k('iotlb.insert'), evict: k('iotlb.evict'), invalidate: k('iotlb.invalidate'),

@@ -15,6 +15,7 @@
  *   IQERCD.ITESID, every outstanding and waiting request is dropped and the
  *   wait descriptors not yet completed are aborted.
  */
+import { VTD_INJECTION_POINTS } from './points.ts';
 import type { InjectionPoint } from '../../src/fault/injector.ts';
 import type { AtsInvalidationRequest } from '../../src/pci/ats-messages.ts';
 import type { ScheduledEvent } from '../../src/sim/scheduler.ts';
@@ -64,7 +65,7 @@ export class DevTlbInvalidator {
     /** Virtual ns a device has to answer an invalidation request. */
     readonly timeoutNs: number,
   ) {
-    this.point = h.ctx.faults.point('vtd.ats_inv_complete');
+    this.point = h.ctx.faults.define(VTD_INJECTION_POINTS)['vtd.ats_inv_complete'];
     const c = h.ctx.counters;
     this.cSent = c.counter(`${h.name}.devtlb.requests`);
     this.cDone = c.counter(`${h.name}.devtlb.completions`);

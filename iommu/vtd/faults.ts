@@ -8,6 +8,7 @@
  * fault event is raised when a status bit (PPF, IQE, ICE, ITE) is set while
  * none was set before.
  */
+import { VTD_INJECTION_POINTS } from './points.ts';
 import type { RegisterFile } from '../../src/hw/register-file.ts';
 import type { InjectionPoint } from '../../src/fault/injector.ts';
 import type { Counter } from '../../src/trace/counters.ts';
@@ -53,7 +54,7 @@ export class FaultRecorder {
     this.cRecorded = ctx.counters.counter(`${name}.faults.recorded`);
     this.cOverflow = ctx.counters.counter(`${name}.faults.overflow`);
     this.cLost = ctx.counters.counter(`${name}.faults.lost`);
-    this.point = ctx.faults.point('vtd.fault_record');
+    this.point = ctx.faults.define(VTD_INJECTION_POINTS)['vtd.fault_record'];
   }
 
   /** Record a non-recoverable fault; false when it was not recorded (overflow or injected loss). */

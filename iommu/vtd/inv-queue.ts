@@ -28,6 +28,7 @@
  * granularity / response code or AM above MAMV (4), 128-bit descriptors in
  * scalable mode (5), IQT not 256-bit aligned with DW = 1 (6).
  */
+import { VTD_INJECTION_POINTS } from './points.ts';
 import { formatLayout } from '../../src/hw/layout.ts';
 import type { RegisterFile } from '../../src/hw/register-file.ts';
 import type { InjectionPoint } from '../../src/fault/injector.ts';
@@ -92,7 +93,7 @@ export class InvQueue {
   private rerun = false;
 
   constructor(private readonly h: QueueHost) {
-    this.point = h.ctx.faults.point('vtd.inv_queue_process');
+    this.point = h.ctx.faults.define(VTD_INJECTION_POINTS)['vtd.inv_queue_process'];
     this.cDesc = h.ctx.counters.counter(`${h.name}.qi.descriptors`);
     this.cErr = h.ctx.counters.counter(`${h.name}.qi.errors`);
     this.cWait = h.ctx.counters.counter(`${h.name}.qi.waits`);

@@ -24,6 +24,7 @@
  * lacking the right re-walks anyway (translate.ts), so a permission the
  * handler grants is seen.
  */
+import { VTD_INJECTION_POINTS } from './points.ts';
 import { defineLayout, encodeLayout, type Layout } from '../../src/hw/layout.ts';
 import type { RegisterFile } from '../../src/hw/register-file.ts';
 import type { InjectionPoint } from '../../src/fault/injector.ts';
@@ -81,7 +82,7 @@ export class PageRequestQueue {
     private readonly xlate: Translator,
     private readonly pasidLimit: number,
   ) {
-    this.point = h.ctx.faults.point('vtd.prq_write');
+    this.point = h.ctx.faults.define(VTD_INJECTION_POINTS)['vtd.prq_write'];
     const c = h.ctx.counters;
     this.cRequests = c.counter(`${h.name}.prq.requests`);
     this.cQueued = c.counter(`${h.name}.prq.queued`);

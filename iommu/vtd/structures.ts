@@ -8,6 +8,7 @@
  * programming, in that order, and yields the decoded cache entry or a fault
  * reason. Nothing here touches a cache; the translator fills them.
  */
+import { VTD_INJECTION_POINTS } from './points.ts';
 import type { InjectionAction, InjectionPoint } from '../../src/fault/injector.ts';
 import { formatLayout } from '../../src/hw/layout.ts';
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
@@ -44,8 +45,8 @@ export class StructureLoader {
     private readonly ctx: SimContext,
     private readonly name: string,
   ) {
-    this.ctxPoint = ctx.faults.point('vtd.context_fetch');
-    this.pasidPoint = ctx.faults.point('vtd.pasid_fetch');
+    this.ctxPoint = ctx.faults.define(VTD_INJECTION_POINTS)['vtd.context_fetch'];
+    this.pasidPoint = ctx.faults.define(VTD_INJECTION_POINTS)['vtd.pasid_fetch'];
   }
 
   /** Legacy mode: root entry of the bus, context entry of the devfn (§9.1, §9.3). */

@@ -10,6 +10,7 @@
  * ATS/PRI messages come from the root complex (AtsTranslationAgent) and go
  * back through `downstream`. Not modelled: interrupt remapping.
  */
+import { VTD_INJECTION_POINTS } from './points.ts';
 import type { InjectionPoint } from '../../src/fault/injector.ts';
 import { RegisterFile } from '../../src/hw/register-file.ts';
 import { MemoryRegion } from '../../src/memory/memory-region.ts';
@@ -151,7 +152,7 @@ export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
     this.invEvent = new EventInterrupt(this.rf, 'inv', { ctl: 'IECTL', data: 'IEDATA', addr: 'IEADDR', uaddr: 'IEUADDR' }, send);
     this.prqEvent = new EventInterrupt(this.rf, 'prq', { ctl: 'PECTL', data: 'PEDATA', addr: 'PEADDR', uaddr: 'PEUADDR' }, send);
     this.faultRecorder = new FaultRecorder(this.rf, this.caps.nfr, this.faultEvent, ctx, name);
-    const walkMem = new WalkMem(mem, ctx.faults.point('vtd.walk_read'), { dropFails: true });
+    const walkMem = new WalkMem(mem, ctx.faults.define(VTD_INJECTION_POINTS)['vtd.walk_read'], { dropFails: true });
     const loader = (this.loader = new StructureLoader(mem, walkMem, this.caps, ctx, name));
     this.cWalkReads = c.counter(`${name}.walk.reads`);
     this.walkReadNs = costNs(options.walkReadNs, VTD_WALK_READ_NS);
@@ -178,9 +179,9 @@ export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
       get ttm() { return self.xlate.ttm; },
       autoRespond: (rid, pasid, prg, code) => this.prgResponse(rid, pasid, prg, code, true),
     }, this.xlate, 2 ** this.caps.pasidBits);
-    this.prgPoint = ctx.faults.point('vtd.prg_response');
+    this.prgPoint = ctx.faults.define(VTD_INJECTION_POINTS)['vtd.prg_response'];
     this.cPrgResponses = c.counter(`${name}.prg.responses`);
-    this.msiPoint = ctx.faults.point('vtd.msi');
+    this.msiPoint = ctx.faults.define(VTD_INJECTION_POINTS)['vtd.msi'];
     this.cTranslations = c.counter(`${name}.translations`);
     this.cFaults = c.counter(`${name}.faults`);
     this.cSuppressed = c.counter(`${name}.faults.suppressed`);

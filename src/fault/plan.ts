@@ -35,11 +35,9 @@
  *   context's `addr` (or `iova`, or `vaddr`). Numbers, or strings in decimal
  *   or 0x hex for values past 2^53.
  */
-import type { Machine } from '../../machines/machine.ts';
-import * as ERRNO from '../host/errno.ts';
+import * as ERRNO from '../uapi/errno.ts';
 import { Prng } from '../sim/prng.ts';
 import type { FaultInjector, InjectionAction } from './injector.ts';
-import { INJECTION_POINTS, type InjectionPointName } from './points.ts';
 
 export interface PlanMatch {
   device?: string | number;
@@ -65,7 +63,8 @@ export type PlanAction =
   | { kind: 'corrupt'; xorLo: number; xorHi?: number };
 
 export interface PlanRule {
-  point: InjectionPointName;
+  /** An injection point of the machine (`ioemu points`). */
+  point: string;
   when?: PlanWhen;
   action: PlanAction;
 }
@@ -106,8 +105,12 @@ function checkKeys(o: Record<string, unknown>, allowed: readonly string[], path:
   for (const k of Object.keys(o)) if (!allowed.includes(k)) errors.push(`${path}: unknown field "${k}" (allowed: ${allowed.join(', ')})`);
 }
 
-/** Validate a parsed plan: the plan (typed) or every problem found. */
-export function validatePlan(x: unknown): { ok: true; plan: FaultPlan } | { ok: false; errors: string[] } {
+/**
+ * Validate a parsed plan: the plan (typed) or every problem found. With
+ * `points` (the names a machine or catalog knows) a rule naming another point
+ * is a problem too; without, names are checked when the plan is applied.
+ */
+export function validatePlan(x: unknown, points?: readonly string[]): { ok: true; plan: FaultPlan } | { ok: false; errors: string[] } {
   const errors: string[] = [];
   if (!isObj(x)) return { ok: false, errors: ['plan: must be an object { seed?, rules: [...] }'] };
   checkKeys(x, ['seed', 'rules'], 'plan', errors);
@@ -116,7 +119,7 @@ export function validatePlan(x: unknown): { ok: true; plan: FaultPlan } | { ok: 
     errors.push('plan.rules: must be an array of rules');
     return { ok: false, errors };
   }
-  const names = Object.keys(INJECTION_POINTS);
+  const known = points === undefined ? undefined : new Set(points);
   x.rules.forEach((r: unknown, i: number) => {
     const at = `rules[${i}]`;
     if (!isObj(r)) {
@@ -125,7 +128,7 @@ export function validatePlan(x: unknown): { ok: true; plan: FaultPlan } | { ok: 
     }
     checkKeys(r, ['point', 'when', 'action'], at, errors);
     if (typeof r.point !== 'string') errors.push(`${at}.point: must be a string naming an injection point`);
-    else if (!(r.point in INJECTION_POINTS)) errors.push(`${at}.point: unknown injection point "${r.point}"; valid points: ${names.join(', ')}`);
+    else if (known !== undefined && !known.has(r.point)) errors.push(`${at}.point: unknown injection point "${r.point}"; valid points: ${[...known].join(', ')}`);
     if (r.when !== undefined) {
       if (!isObj(r.when)) errors.push(`${at}.when: must be an object`);
       else {
@@ -197,21 +200,21 @@ function validateAction(a: unknown, at: string, errors: string[]): void {
 }
 
 /** A validated plan from a parsed value; throws PlanError listing every problem. */
-export function parsePlan(x: unknown): FaultPlan {
-  const v = validatePlan(x);
+export function parsePlan(x: unknown, points?: readonly string[]): FaultPlan {
+  const v = validatePlan(x, points);
   if (!v.ok) throw new PlanError(v.errors);
   return v.plan;
 }
 
 /** A validated plan from JSON text; throws PlanError (bad JSON or bad plan). */
-export function loadPlan(text: string): FaultPlan {
+export function loadPlan(text: string, points?: readonly string[]): FaultPlan {
   let x: unknown;
   try {
     x = JSON.parse(text);
   } catch (e) {
     throw new PlanError([`plan: not JSON (${(e as Error).message})`]);
   }
-  return parsePlan(x);
+  return parsePlan(x, points);
 }
 
 /** The InjectionAction a plan action stands for (errno names resolved, sign normalised to positive). */
@@ -287,7 +290,13 @@ function makeMatcher(m: PlanMatch | undefined, devKeys: DeviceKeys | undefined):
   };
 }
 
-function deviceKeys(device: string | number, machine: Machine | undefined): DeviceKeys {
+/** What applyPlan needs of a machine (machines/machine.ts): its injector and PRNG, and its devices to resolve names. */
+export interface PlanMachine {
+  readonly board: { readonly faults: FaultInjector; readonly prng: Prng };
+  devices(): readonly { readonly bdf: string; readonly name: string; readonly requesterId: number }[];
+}
+
+function deviceKeys(device: string | number, machine: PlanMachine | undefined): DeviceKeys {
   const keys: DeviceKeys = new Set([device]);
   if (machine === undefined) return keys;
   for (const fn of machine.devices()) {
@@ -300,24 +309,31 @@ function deviceKeys(device: string | number, machine: Machine | undefined): Devi
   return keys;
 }
 
-function isMachine(x: Machine | FaultInjector): x is Machine {
-  return (x as Machine).board !== undefined;
+function isMachine(x: PlanMachine | FaultInjector): x is PlanMachine {
+  return (x as PlanMachine).board !== undefined;
 }
 
 /**
- * Arm the points a plan names (validating it first; throws PlanError). On a
+ * Arm the points a plan names (validating it first, against the points the
+ * machine has and the actions each supports; throws PlanError). On a
  * machine, probability draws come from `machine.board.prng.fork('fault.plan/<seed>')`
  * and device names/BDFs are resolved; with a bare injector pass the PRNG.
  * Arming replaces whatever hook a named point had; disarm() disarms them.
  */
-export function applyPlan(target: Machine | FaultInjector, plan: FaultPlan | unknown, prng?: Prng): AppliedPlan {
-  const p = parsePlan(plan);
+export function applyPlan(target: PlanMachine | FaultInjector, plan: FaultPlan | unknown, prng?: Prng): AppliedPlan {
   const machine = isMachine(target) ? target : undefined;
   const faults = machine !== undefined ? machine.board.faults : (target as FaultInjector);
+  const p = parsePlan(plan, faults.all().map((pt) => pt.name));
+  const unsupported: string[] = [];
+  p.rules.forEach((r, i) => {
+    const pt = faults.point(r.point);
+    if (!pt.actions.includes(r.action.kind)) unsupported.push(`rules[${i}].action.kind: "${r.point}" cannot ${r.action.kind} (it supports: ${pt.actions.join(', ')})`);
+  });
+  if (unsupported.length > 0) throw new PlanError(unsupported);
   const base = prng ?? machine?.board.prng ?? new Prng(p.seed ?? 1);
   const rng = base.fork(`fault.plan/${p.seed ?? 0}`);
   const stats: RuleStats[] = p.rules.map((rule) => ({ rule, matched: 0, injected: 0 }));
-  const byPoint = new Map<InjectionPointName, { st: RuleStats; match: (ctx: Ctx) => boolean; action: InjectionAction }[]>();
+  const byPoint = new Map<string, { st: RuleStats; match: (ctx: Ctx) => boolean; action: InjectionAction }[]>();
   for (const st of stats) {
     const w = st.rule.when;
     const dev = w?.match?.device;

@@ -1,4 +1,4 @@
-import { EAGAIN, EINVAL } from './errno.ts';
+import { EAGAIN, EINVAL } from '../uapi/errno.ts';
 import type { OpenFile } from './vfs.ts';
 
 const MAX = 0xffff_ffff_ffff_fffen;

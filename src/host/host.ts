@@ -1,9 +1,8 @@
 import { MsiDataAllocator } from './msi-data.ts';
-import { createIa32eBuilder } from '../../iommu/pgtable/ia32e-builder.ts';
-import type { PageTableBuilder } from '../../iommu/pgtable/types.ts';
-import { createVmsaBuilder } from '../../iommu/pgtable/vmsa-builder.ts';
-import type { Board } from '../../machines/board.ts';
-import { ENOMEM } from './errno.ts';
+import type { PageTableBuilder } from '../iommu-core/io-pgtable.ts';
+import type { HostPlatform } from './platform.ts';
+import { HOST_INJECTION_POINTS } from './points.ts';
+import { ENOMEM } from '../uapi/errno.ts';
 import { Mm, type MmOptions } from './mm.ts';
 import { PageAllocator, type RamSpan } from './page-allocator.ts';
 import { PageRefs } from './page-refs.ts';
@@ -16,16 +15,14 @@ import { SvaManager } from '../iommu-core/sva.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 import { CFG } from '../pci/header.ts';
 
-/** x86 keeps the first MiB of RAM for firmware, as Linux reserves it. */
-const X86_LOW_RESERVE = 0x10_0000;
 /** vm.mmap_min_addr's default. */
 const MMAP_MIN = 0x1_0000;
 
 /**
- * The emulated kernel of a machine: its page allocator over the board's RAM,
- * page reference counts, processes with address spaces in the CPU's page
- * table format (VMSAv8-64 on virt-smmuv3, IA-32e 4-level on q35-vtd), and
- * the VFS through which processes reach device files and sysfs.
+ * The emulated kernel of a machine: its page allocator over the platform's
+ * RAM, page reference counts, processes with address spaces in the CPU's
+ * page-table format (the platform's CpuArch), and the VFS through which
+ * processes reach device files and sysfs.
  */
 export class Host {
   readonly vfs = new Vfs();
@@ -41,17 +38,21 @@ export class Host {
   /** MSI data values of every interrupt source the host programs (IOMMU queues, vfio-pci vectors). */
   readonly msiData = new MsiDataAllocator();
   private readonly mmLayout: MmOptions;
+  private readonly pinPoint;
 
-  constructor(readonly board: Board) {
-    const x86 = board.kind === 'q35-vtd';
-    const spans: RamSpan[] = board.layout.ram.map((r) => ({ gpa: r.gpa, size: r.size }));
-    if (x86 && spans[0]!.gpa === 0) spans[0] = { gpa: X86_LOW_RESERVE, size: spans[0]!.size - X86_LOW_RESERVE };
-    this.allocator = new PageAllocator(spans, (pa, n) => board.discardRam(pa, n), board.faults);
+  constructor(readonly platform: HostPlatform) {
+    const reserve = platform.cpu.lowReserve;
+    const spans: RamSpan[] = [];
+    for (const s of platform.ramSpans) {
+      const start = Math.max(s.gpa, reserve);
+      if (start < s.gpa + s.size) spans.push({ gpa: start, size: s.gpa + s.size - start });
+    }
+    this.allocator = new PageAllocator(spans, (pa, n) => platform.discardRam(pa, n), platform.faults);
+    this.pinPoint = platform.faults.define(HOST_INJECTION_POINTS)['host.pin'];
     this.pages = new PageRefs(this.allocator);
-    this.iopf = new IopfQueue(this.iommu, board.scheduler, board.tracer, board.counters);
-    this.sva = new SvaManager(this.iommu, this.iopf, board.tracer);
-    // Top of the lower half: 2^47 on x86-64 (4-level), 2^48 on arm64 (48-bit VA).
-    this.mmLayout = { mmapBase: x86 ? 0x7f00_0000_0000 : 0xffff_0000_0000, mmapMin: MMAP_MIN };
+    this.iopf = new IopfQueue(this.iommu, platform.scheduler, platform.tracer, platform.counters);
+    this.sva = new SvaManager(this.iommu, this.iopf, platform.tracer);
+    this.mmLayout = { mmapBase: platform.cpu.mmapBase, mmapMin: MMAP_MIN };
   }
 
   /** A fresh MSI data value (an interrupt number of the machine's interrupt controller). */
@@ -61,12 +62,7 @@ export class Host {
 
   /** A new CPU page table in the machine's format, or -ENOMEM. */
   newCpuPageTable(): PageTableBuilder | number {
-    const mem = this.board.sysmem;
-    const alloc = this.allocator.tablePages();
-    const b =
-      this.board.kind === 'q35-vtd'
-        ? createIa32eBuilder(mem, alloc, { levels: 4, maxPhysBits: 46 })
-        : createVmsaBuilder(mem, alloc, { stage: 1, granule: 4096, iaBits: 48, oaBits: 48, nonGlobal: true });
+    const b = this.platform.cpu.newPageTable(this.platform.sysmem, this.allocator.tablePages());
     return typeof b === 'number' ? -ENOMEM : b;
   }
 
@@ -75,8 +71,8 @@ export class Host {
     const pt = this.newCpuPageTable();
     if (typeof pt === 'number') throw new Error('spawn: out of memory for a page table');
     const pid = this.nextPid++;
-    const mm = new Mm(this.board.sysmem, this.pages, pt, this.mmLayout);
-    mm.pinPoint = this.board.faults.point('host.pin');
+    const mm = new Mm(this.platform.sysmem, this.pages, pt, this.mmLayout);
+    mm.pinPoint = this.pinPoint;
     const p = new Process(this, pid, mm, opts);
     this.processes.set(pid, p);
     return p;

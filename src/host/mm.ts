@@ -1,8 +1,8 @@
-import type { PageTableBuilder } from '../../iommu/pgtable/types.ts';
-import { IOMMU_CACHE, IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable/types.ts';
+import type { PageTableBuilder } from '../iommu-core/io-pgtable.ts';
+import { IOMMU_CACHE, IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from '../iommu-core/io-pgtable.ts';
 import type { InjectionPoint } from '../fault/injector.ts';
 import type { PhysMem } from '../memory/phys-mem.ts';
-import { EFAULT, EINVAL, ENOMEM } from './errno.ts';
+import { EFAULT, EINVAL, ENOMEM } from '../uapi/errno.ts';
 import type { PageRefs } from './page-refs.ts';
 
 export const PROT_NONE = 0;

@@ -1,4 +1,5 @@
 import type { FaultInjector, InjectionPoint } from '../fault/injector.ts';
+import { HOST_INJECTION_POINTS } from './points.ts';
 import { PAGE_SHIFT, PAGE_SIZE } from '../memory/phys-mem.ts';
 
 /** Orders the host hands out: 4 KiB pages up to 1 GiB runs (order 18). */
@@ -31,7 +32,7 @@ export class PageAllocator {
   constructor(spans: readonly RamSpan[], zero: (pa: number, bytes: number) => void, faults?: FaultInjector) {
     for (let o = 0; o <= MAX_ORDER; o++) this.free.push(new Set());
     this.zero = zero;
-    this.failPoint = faults?.point('host.page_alloc');
+    this.failPoint = faults?.define(HOST_INJECTION_POINTS)['host.page_alloc'];
     for (const s of spans) this.addSpan(s);
   }
 

@@ -1,4 +1,4 @@
-import { EFAULT, EINVAL, ENOMEM } from './errno.ts';
+import { EFAULT, EINVAL, ENOMEM } from '../uapi/errno.ts';
 import type { Mm } from './mm.ts';
 import type { Process } from './process.ts';
 

@@ -1,4 +1,4 @@
-import { EBADF, EFAULT, EINVAL, EISDIR, EMFILE, ENODEV, ENOENT, ENOTDIR, ENOTTY, ESPIPE } from './errno.ts';
+import { EBADF, EFAULT, EINVAL, EISDIR, EMFILE, ENODEV, ENOENT, ENOTDIR, ENOTTY, ESPIPE } from '../uapi/errno.ts';
 import { EventFd } from './eventfd.ts';
 import { Mm, PROT_READ, PROT_WRITE } from './mm.ts';
 import type { OpenFile, Vfs } from './vfs.ts';

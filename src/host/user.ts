@@ -1,4 +1,4 @@
-import { ENOMEM } from './errno.ts';
+import { ENOMEM } from '../uapi/errno.ts';
 
 const PAGE = 4096;
 

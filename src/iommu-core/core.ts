@@ -1,4 +1,4 @@
-import { EBUSY, EINVAL, ENODEV, EOPNOTSUPP, EPERM } from '../host/errno.ts';
+import { EBUSY, EINVAL, ENODEV, EOPNOTSUPP, EPERM } from '../uapi/errno.ts';
 import type { Mm } from '../host/mm.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 import { IommuDomain } from './domain.ts';

@@ -1,6 +1,6 @@
-import { IotlbGather } from '../../iommu/pgtable/types.ts';
+import { IotlbGather } from './io-pgtable.ts';
 import type { Mm } from '../host/mm.ts';
-import { EINVAL, EOPNOTSUPP } from '../host/errno.ts';
+import { EINVAL, EOPNOTSUPP } from '../uapi/errno.ts';
 import type { IopfHandler } from './iopf.ts';
 import type { DomainType, DriverDomain } from './types.ts';
 

@@ -1,4 +1,4 @@
-import type { IotlbGather, PageTableBuilder } from '../../iommu/pgtable/types.ts';
+import type { IotlbGather, PageTableBuilder } from './io-pgtable.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 import type { DomainGeometry, DomainType, DriverDomain } from './types.ts';
 

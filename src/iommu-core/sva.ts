@@ -1,4 +1,4 @@
-import { EINVAL, ENODEV, ENOSPC, EOPNOTSUPP } from '../host/errno.ts';
+import { EINVAL, ENODEV, ENOSPC, EOPNOTSUPP } from '../uapi/errno.ts';
 import type { Mm, MmuNotifier } from '../host/mm.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 import type { Tracer } from '../trace/tracer.ts';

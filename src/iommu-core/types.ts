@@ -1,4 +1,4 @@
-import type { IotlbGather } from '../../iommu/pgtable/types.ts';
+import type { IotlbGather } from './io-pgtable.ts';
 import type { Mm } from '../host/mm.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 

@@ -4,7 +4,7 @@
  * PASID) to an IOAS (through an automatic paging HWPT, shared by devices
  * that can use it) or to a HWPT, HWPT_ALLOC, GET_HW_INFO.
  */
-import { EFAULT, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP } from '../host/errno.ts';
+import { EFAULT, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP } from '../uapi/errno.ts';
 import { injectedErrno } from './points.ts';
 import type { Process } from '../host/process.ts';
 import { IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_PASID, IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HW_CAP_DIRTY_TRACKING, type iommu_hw_info, type iommu_hwpt_alloc } from '../uapi/iommufd.ts';
@@ -61,7 +61,7 @@ function installFault(ctx: IommufdCtx, hwpt: Hwpt, fault: FaultQueue): void {
 function allocPaging(ctx: IommufdCtx, dev: IommufdDevice, ioas: Ioas, flags: number, auto: boolean): HwptPaging | number {
   const fail = ctx.allocFails('hwpt_paging');
   if (fail < 0) return fail;
-  if (injectedErrno(ctx.host.board.faults, 'iommufd.domain_alloc', ENOMEM, { dev: dev.fn.bdf }) < 0) return -ENOMEM;
+  if (injectedErrno(ctx.host.platform.faults, 'iommufd.domain_alloc', ENOMEM, { dev: dev.fn.bdf }) < 0) return -ENOMEM;
   const d = ctx.host.iommu.allocPaging(dev.fn, {
     nestParent: (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0,
     dirtyTracking: (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0,

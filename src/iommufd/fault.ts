@@ -7,7 +7,7 @@
  * Groups still unanswered when the fd closes, the object goes or a device
  * detaches are answered Invalid.
  */
-import { EINVAL, ESPIPE } from '../host/errno.ts';
+import { EINVAL, ESPIPE } from '../uapi/errno.ts';
 import type { IopfHandler } from '../iommu-core/iopf.ts';
 import type { PageRequest, PageResponseCode } from '../iommu-core/types.ts';
 import type { PciFunction } from '../pci/pci-function.ts';

@@ -7,7 +7,7 @@
  * cacheInvalidateUser; -EOPNOTSUPP where there is none) and on vIOMMUs
  * (handed to the driver's vIOMMU cache_invalidate).
  */
-import { EFAULT, EINVAL, EOPNOTSUPP, EOVERFLOW } from '../host/errno.ts';
+import { EFAULT, EINVAL, EOPNOTSUPP, EOVERFLOW } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import {
   IOMMU_HWPT_DIRTY_TRACKING_ENABLE,

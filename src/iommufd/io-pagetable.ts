@@ -8,9 +8,9 @@
  * COPY shares the pin and the charge. Every operation either completes or
  * leaves everything as it found it.
  */
-import { IOMMU_CACHE } from '../../iommu/pgtable/types.ts';
-import { EADDRINUSE } from '../host/errno.ts';
-import { EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, EOVERFLOW } from '../host/errno.ts';
+import { IOMMU_CACHE } from '../iommu-core/io-pgtable.ts';
+import { EADDRINUSE } from '../uapi/errno.ts';
+import { EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, EOVERFLOW } from '../uapi/errno.ts';
 import { contiguousRuns } from '../host/pin.ts';
 import type { FaultInjector } from '../fault/injector.ts';
 import { injectedErrno } from './points.ts';

@@ -3,9 +3,9 @@
  * the decoded struct (already size-checked by the dispatcher) and returns 0
  * (after `respond`) or -errno, changing nothing on error.
  */
-import { EBUSY, EFAULT, EINVAL, EMSGSIZE, ENOENT, EOPNOTSUPP, EOVERFLOW, EPERM } from '../host/errno.ts';
+import { EBUSY, EFAULT, EINVAL, EMSGSIZE, ENOENT, EOPNOTSUPP, EOVERFLOW, EPERM } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
-import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable/types.ts';
+import { IOMMU_READ, IOMMU_WRITE } from '../iommu-core/io-pgtable.ts';
 import {
   IOMMU_IOAS_MAP_FIXED_IOVA,
   IOMMU_IOAS_MAP_READABLE,
@@ -39,7 +39,7 @@ export function ioasAlloc(ctx: IommufdCtx, v: View<typeof iommu_ioas_alloc>, res
   if (v.num('flags') !== 0) return -EOPNOTSUPP;
   const fail = ctx.allocFails('ioas');
   if (fail < 0) return fail;
-  const ioas = ctx.add(new Ioas(ctx.host.board.faults));
+  const ioas = ctx.add(new Ioas(ctx.host.platform.faults));
   v.setNum('out_ioas_id', ioas.id);
   const r = respond();
   if (r < 0) ctx.remove(ioas);
@@ -77,7 +77,7 @@ export function ioasMap(ctx: IommufdCtx, v: View<typeof iommu_ioas_map>, respond
   v.setBig('iova', at);
   const r = respond();
   if (r < 0) ioas.iopt.unmapRange(at, at + Number(len64) - 1);
-  else ctx.host.board.tracer.trace('iommufd.map', 'iommufd', { ioas: ioas.id, iova: at, length: Number(len64), uptr: Number(v.big('user_va')), compat: false });
+  else ctx.host.platform.tracer.trace('iommufd.map', 'iommufd', { ioas: ioas.id, iova: at, length: Number(len64), uptr: Number(v.big('user_va')), compat: false });
   return r;
 }
 
@@ -104,7 +104,7 @@ export function mapUserPages(ctx: IommufdCtx, ioas: Ioas, proc: Process, uptr64:
     }
   }
   const mode = proc.capIpcLock ? 'none' : ctx.accountMode;
-  const pages = new Pages(proc, uptr, length, (prot & IOMMU_WRITE) !== 0, mode, ctx.host.board.faults);
+  const pages = new Pages(proc, uptr, length, (prot & IOMMU_WRITE) !== 0, mode, ctx.host.platform.faults);
   return ioas.iopt.mapPieces([{ pages, startByte: uptr - pages.va, length }], iova, prot);
 }
 
@@ -136,7 +136,7 @@ export function ioasCopy(ctx: IommufdCtx, v: View<typeof iommu_ioas_copy>, respo
   v.setBig('dst_iova', at);
   const r = respond();
   if (r < 0) dst.iopt.unmapRange(at, at + length - 1);
-  else ctx.host.board.tracer.trace('iommufd.copy', 'iommufd', { ioas: dst.id, src: src.id, srcIova, iova: at, length });
+  else ctx.host.platform.tracer.trace('iommufd.copy', 'iommufd', { ioas: dst.id, src: src.id, srcIova, iova: at, length });
   return r;
 }
 
@@ -162,7 +162,7 @@ export function ioasUnmap(ctx: IommufdCtx, v: View<typeof iommu_ioas_unmap>, res
     if (unmapped === 0) return -ENOENT;
   }
   v.setBig('length', unmapped);
-  ctx.host.board.tracer.trace('iommufd.unmap', 'iommufd', { ioas: ioas.id, iova: Number(iova64 > BigInt(IOVA_MAX) ? IOVA_MAX : iova64), requested: Number(len64 > BigInt(IOVA_MAX) ? IOVA_MAX : len64), length: unmapped, compat: false });
+  ctx.host.platform.tracer.trace('iommufd.unmap', 'iommufd', { ioas: ioas.id, iova: Number(iova64 > BigInt(IOVA_MAX) ? IOVA_MAX : iova64), requested: Number(len64 > BigInt(IOVA_MAX) ? IOVA_MAX : len64), length: unmapped, compat: false });
   return respond();
 }
 

@@ -7,7 +7,8 @@
  * (VFIO_DEVICE_BIND_IOMMUFD, ATTACH/DETACH_IOMMUFD_PT) registered with
  * setCdevIommufdOps().
  */
-import { E2BIG, EBADF, EBUSY, EFAULT, EINVAL, ENOTTY, EOPNOTSUPP } from '../host/errno.ts';
+import { IOMMUFD_INJECTION_POINTS } from './points.ts';
+import { E2BIG, EBADF, EBUSY, EFAULT, EINVAL, ENOTTY, EOPNOTSUPP } from '../uapi/errno.ts';
 import type { Host } from '../host/host.ts';
 import type { Process } from '../host/process.ts';
 import type { OpenFile } from '../host/vfs.ts';
@@ -58,7 +59,7 @@ import type { VfioPciDevice } from '../vfio/vfio-pci.ts';
 import { setCdevIommufdOps } from '../vfio/module.ts';
 import { UserArg } from '../vfio/user-arg.ts';
 import { attachDevice, bindDevice, detachDevice, getHwInfo, hwptAlloc, unbindDevice } from './device.ts';
-import { EBADFD, ENOMEM } from '../host/errno.ts';
+import { EBADFD, ENOMEM } from '../uapi/errno.ts';
 import { injectedErrno } from './points.ts';
 import { compatIoasCreate, compatIoasId, vfioCompatIoctl } from './vfio-compat.ts';
 import { IOMMUFD_CMD_BASE } from '../uapi/iommufd.ts';
@@ -145,7 +146,7 @@ function faultAlloc(ctx: IommufdCtx, v: AnyView, respond: Respond, proc: Process
   if (v.num('flags') !== 0) return -EOPNOTSUPP;
   const fail = ctx.allocFails('fault');
   if (fail < 0) return fail;
-  if (injectedErrno(ctx.host.board.faults, 'iommufd.fault_alloc', ENOMEM) < 0) return -ENOMEM;
+  if (injectedErrno(ctx.host.platform.faults, 'iommufd.fault_alloc', ENOMEM) < 0) return -ENOMEM;
   const fault = ctx.add(new FaultQueue(ctx));
   return installEventq(ctx, fault, new FaultFile(fault), proc, (id, fd) => {
     v.setNum('out_fault_id', id);
@@ -218,6 +219,7 @@ const registered = new WeakSet<Host>();
 export function registerIommufd(host: Host): void {
   if (registered.has(host)) return;
   registered.add(host);
+  host.platform.faults.define(IOMMUFD_INJECTION_POINTS);
   host.vfs.register('/dev/iommu', { open: () => new IommufdFile(new IommufdCtx(host)) });
   if (vfioModule(host).containerBackend === 'iommufd') {
     // CONFIG_IOMMUFD_VFIO_CONTAINER: the "vfio" misc device is an iommufd, accounting as VFIO does (iommufd_fops_open).

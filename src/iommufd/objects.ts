@@ -5,7 +5,7 @@
  * the table (an HWPT on its IOAS, a device on its HWPT, an fd on its fault
  * queue), and IOMMU_DESTROY is refused (-EBUSY) while any remain.
  */
-import { ENOENT, ENOMEM } from '../host/errno.ts';
+import { ENOENT, ENOMEM } from '../uapi/errno.ts';
 import type { FaultInjector } from '../fault/injector.ts';
 import { injectedErrno } from './points.ts';
 import type { Host } from '../host/host.ts';
@@ -125,7 +125,7 @@ export class IommufdCtx {
 
   /** iommufd_object_alloc()'s allocation step: -ENOMEM when the 'iommufd.object_alloc' point fails it, else 0. */
   allocFails(what: string): number {
-    return injectedErrno(this.host.board.faults, 'iommufd.object_alloc', ENOMEM, { object: what });
+    return injectedErrno(this.host.platform.faults, 'iommufd.object_alloc', ENOMEM, { object: what });
   }
 
   /** xa_alloc() into the table: the lowest free ID from 1. */

@@ -4,7 +4,7 @@
  * user VA range shared by every area mapping part of it, pinned and charged
  * page by page while an area covering the page sits in an IOAS with a domain.
  */
-import { EFAULT, ENOMEM } from '../host/errno.ts';
+import { EFAULT, ENOMEM } from '../uapi/errno.ts';
 import { accountLockedVm, pinUserPages, unpinUserPages, type PinnedPages } from '../host/pin.ts';
 import type { Process } from '../host/process.ts';
 import type { FaultInjector } from '../fault/injector.ts';

@@ -1,8 +1,8 @@
-import type { FaultInjector, InjectionPoint } from '../fault/injector.ts';
+import { injectedErrno as checkErrno, type FaultInjector } from '../fault/injector.ts';
 
 /**
- * Fault-injection points of the iommufd front end (DESIGN.md §7), gathered
- * into src/fault/points.ts. Each is a step of drivers/iommu/iommufd/ that can
+ * Fault-injection points of the iommufd front end (DESIGN.md §7), defined on
+ * the machine's injector when iommufd registers. Each is a step of drivers/iommu/iommufd/ that can
  * fail in Linux (the places the kernel's iommufd_fail_nth selftest reaches
  * through iommufd_should_fail() and failing allocations); an injected
  * failure must unwind cleanly: no object, area, pin, charge or IOMMU entry
@@ -22,13 +22,7 @@ export const IOMMUFD_INJECTION_POINTS = {
 
 export type IommufdInjectionPointName = keyof typeof IOMMUFD_INJECTION_POINTS;
 
-type PointLookup = { point(name: string): InjectionPoint | undefined };
-
 /** Check an iommufd injection point: the errno to fail with (negative), or 0 to go on. */
 export function injectedErrno(faults: FaultInjector, name: IommufdInjectionPointName, fallback: number, ctx?: Record<string, unknown>): number {
-  const p = (faults as unknown as PointLookup).point(name);
-  if (p === undefined) return 0;
-  const a = p.check(ctx);
-  if (a === undefined || a.kind !== 'fail') return 0;
-  return -Math.abs(a.errno ?? fallback);
+  return checkErrno(faults, name, fallback, ctx);
 }

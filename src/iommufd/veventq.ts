@@ -18,7 +18,7 @@
  * The vEVENTQ holds its vIOMMU, so IOMMU_DESTROY of the vIOMMU is -EBUSY
  * until the vEVENTQ is destroyed; its fd holds the vEVENTQ.
  */
-import { EEXIST, EINVAL, ENOMEM, EOPNOTSUPP } from '../host/errno.ts';
+import { EEXIST, EINVAL, ENOMEM, EOPNOTSUPP } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import { IOMMU_VEVENTQ_FLAG_LOST_EVENTS, IOMMU_VEVENTQ_TYPE_DEFAULT, iommufd_vevent_header, type iommu_veventq_alloc } from '../uapi/iommufd.ts';
 import type { StructView } from '../uapi/struct.ts';
@@ -72,7 +72,7 @@ export class VeventQueue extends IommufdObject implements EventqObject {
     let ev = this.lost;
     if (this.numEvents === this.depth) {
       this.lostEvents++;
-    } else if (injectedErrno(this.ctx.host.board.faults, 'iommufd.vevent_alloc', ENOMEM, { viommu: this.viommu.id, type: this.veventqType }) < 0) {
+    } else if (injectedErrno(this.ctx.host.platform.faults, 'iommufd.vevent_alloc', ENOMEM, { viommu: this.viommu.id, type: this.veventqType }) < 0) {
       rc = -ENOMEM;
       this.lostEvents++;
     } else {
@@ -84,7 +84,7 @@ export class VeventQueue extends IommufdObject implements EventqObject {
     ev.sequence = this.sequence;
     this.sequence = (this.sequence + 1) & INT_MAX;
     this.deliver.push(ev);
-    this.ctx.host.board.tracer.trace('iommufd.vevent', 'iommufd', {
+    this.ctx.host.platform.tracer.trace('iommufd.vevent', 'iommufd', {
       veventq: this.id, viommu: this.viommu.id, type: this.veventqType, sequence: ev.sequence, lost: ev === this.lost, queued: this.numEvents,
     });
     return rc;

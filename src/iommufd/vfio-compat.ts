@@ -9,8 +9,8 @@
  * -EINVAL, VFIO_UPDATE_VADDR and VFIO_TYPE1_NESTING_IOMMU are not reported,
  * VFIO_IOMMU_DIRTY_PAGES and SVA bind are -ENOTTY (-ENOIOCTLCMD).
  */
-import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable/types.ts';
-import { EFAULT, EINVAL, ENODEV, ENOENT, ENOTTY, EOVERFLOW } from '../host/errno.ts';
+import { IOMMU_READ, IOMMU_WRITE } from '../iommu-core/io-pgtable.ts';
+import { EFAULT, EINVAL, ENODEV, ENOENT, ENOTTY, EOVERFLOW } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import { encodeStruct, StructView } from '../uapi/struct.ts';
 import {
@@ -58,7 +58,7 @@ export function compatIoasCreate(ctx: IommufdCtx): number {
   const fail = ctx.allocFails('ioas');
   if (fail < 0) return fail;
   if (ctx.vfioIoas !== undefined) return 0;
-  ctx.vfioIoas = ctx.add(new Ioas(ctx.host.board.faults));
+  ctx.vfioIoas = ctx.add(new Ioas(ctx.host.platform.faults));
   return 0;
 }
 
@@ -130,7 +130,7 @@ function mapDma(ctx: IommufdCtx, u: UserArg, proc: Process): number {
   // Always at the given IOVA; charged as the context says (mm->locked_vm when opened as /dev/vfio/vfio).
   const at = mapUserPages(ctx, ioas, proc, m.big('vaddr'), m.big('size'), m.big('iova'), prot);
   if (at < 0) return at;
-  ctx.host.board.tracer.trace('iommufd.map', 'iommufd', { ioas: ioas.id, iova: at, length: Number(m.big('size')), uptr: Number(m.big('vaddr')), compat: true });
+  ctx.host.platform.tracer.trace('iommufd.map', 'iommufd', { ioas: ioas.id, iova: at, length: Number(m.big('size')), uptr: Number(m.big('vaddr')), compat: true });
   return 0;
 }
 
@@ -172,7 +172,7 @@ function unmapDma(ctx: IommufdCtx, u: UserArg): number {
   // UNMAP_ALL argument check above returns before the copy).
   m.setBig('size', unmapped);
   const clip = (x: bigint): number => (x > BigInt(IOVA_MAX) ? IOVA_MAX : Number(x));
-  ctx.host.board.tracer.trace('iommufd.unmap', 'iommufd', { ioas: ioas.id, iova: clip(iova64), requested: clip(size64), length: unmapped, compat: true });
+  ctx.host.platform.tracer.trace('iommufd.unmap', 'iommufd', { ioas: ioas.id, iova: clip(iova64), requested: clip(size64), length: unmapped, compat: true });
   return u.write(0, m.bytes) < 0 ? -EFAULT : rc;
 }
 

@@ -12,7 +12,7 @@
  * kernel then keeps the vDEVICE's ID as a tombstone until the fd closes,
  * here the ID is simply freed.
  */
-import { EEXIST, EFAULT, EINVAL, EOPNOTSUPP } from '../host/errno.ts';
+import { EEXIST, EFAULT, EINVAL, EOPNOTSUPP } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import { IommuDomain } from '../iommu-core/domain.ts';
 import type { DriverViommu, IommuDriver } from '../iommu-core/types.ts';

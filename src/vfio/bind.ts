@@ -1,4 +1,4 @@
-import { ENODEV } from '../host/errno.ts';
+import { ENODEV } from '../uapi/errno.ts';
 import type { Host } from '../host/host.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 import { cdevNode } from './device-file.ts';

@@ -1,4 +1,4 @@
-import { EINVAL, ENODEV, ENOMEM } from '../host/errno.ts';
+import { EINVAL, ENODEV, ENOMEM } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import type { OpenFile } from '../host/vfs.ts';
 import {
@@ -40,7 +40,7 @@ export class VfioContainer {
     // Only the type1 driver is registered: it claims what its CHECK_EXTENSION reports.
     if (type1CheckExtension(undefined, type) <= 0) return -ENODEV;
     if (type !== VFIO_TYPE1_IOMMU && type !== VFIO_TYPE1v2_IOMMU) return -EINVAL;
-    if (injectedErrno(this.mod.host.board.faults, 'vfio.iommu_alloc', ENOMEM) < 0) return -ENOMEM;
+    if (injectedErrno(this.mod.host.platform.faults, 'vfio.iommu_alloc', ENOMEM) < 0) return -ENOMEM;
     const iommu = new VfioIommu(this.mod, type === VFIO_TYPE1v2_IOMMU);
     const done: VfioGroup[] = [];
     for (const g of this.groups) {
@@ -111,6 +111,6 @@ export class ContainerFile implements OpenFile {
 }
 
 export function openContainer(mod: VfioModule): ContainerFile | number {
-  if (injectedErrno(mod.host.board.faults, 'vfio.container_alloc', ENOMEM) < 0) return -ENOMEM;
+  if (injectedErrno(mod.host.platform.faults, 'vfio.container_alloc', ENOMEM) < 0) return -ENOMEM;
   return new ContainerFile(new VfioContainer(mod));
 }

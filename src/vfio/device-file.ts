@@ -1,4 +1,4 @@
-import { EBUSY, EINVAL, ENODEV, ENOMEM } from '../host/errno.ts';
+import { EBUSY, EINVAL, ENODEV, ENOMEM } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import type { DeviceNode, FileMapping, OpenFile } from '../host/vfs.ts';
 import { VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_DETACH_IOMMUFD_PT } from '../uapi/vfio.ts';
@@ -95,7 +95,7 @@ export function cdevNode(dev: VfioPciDevice): DeviceNode {
     open: () => {
       // vfio_device_block_group(): the group path and the cdev path exclude each other.
       if (dev.group.openedFile !== undefined) return -EBUSY;
-      if (injectedErrno(dev.mod.host.board.faults, 'vfio.device_file', ENOMEM, { dev: dev.fn.bdf }) < 0) return -ENOMEM;
+      if (injectedErrno(dev.mod.host.platform.faults, 'vfio.device_file', ENOMEM, { dev: dev.fn.bdf }) < 0) return -ENOMEM;
       dev.group.cdevOpenCount++;
       return new VfioDeviceFile(dev, 'cdev');
     },

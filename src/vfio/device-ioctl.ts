@@ -1,4 +1,4 @@
-import { EINVAL } from '../host/errno.ts';
+import { EINVAL } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import { CFG } from '../pci/header.ts';
 import { MSI, MSI_FLAGS } from '../pci/caps/msi.ts';

@@ -1,4 +1,4 @@
-import { EFAULT, EINVAL, ENOMEM } from '../host/errno.ts';
+import { EFAULT, EINVAL, ENOMEM } from '../uapi/errno.ts';
 import type { Host } from '../host/host.ts';
 import type { Process } from '../host/process.ts';
 import { DIRTY_BITMAP_PAGES_MAX, DIRTY_BITMAP_SIZE_MAX } from '../uapi/vfio.ts';
@@ -17,7 +17,7 @@ import type { VfioDma, VfioIommu } from './type1.ts';
 /** vfio_dma_bitmap_alloc(). */
 export function allocDmaBitmap(iommu: VfioIommu, dma: VfioDma): number {
   if (dma.size / iommu.minPageSize > DIRTY_BITMAP_PAGES_MAX) return -EINVAL;
-  const r = injectedErrno(iommu.host.board.faults, 'vfio.bitmap_alloc', ENOMEM, { iova: dma.iova });
+  const r = injectedErrno(iommu.host.platform.faults, 'vfio.bitmap_alloc', ENOMEM, { iova: dma.iova });
   if (r < 0) return r;
   dma.bitmap = true;
   return 0;
@@ -63,8 +63,7 @@ export function ffs64(v: bigint): number {
 
 /** access_ok(): the range lies below the top of user space (TASK_SIZE_MAX). */
 export function accessOk(host: Host, addr: bigint, size: bigint): boolean {
-  const top = host.board.kind === 'q35-vtd' ? (1n << 47n) - 4096n : 1n << 48n;
-  return addr + size <= top;
+  return addr + size <= host.platform.cpu.taskSizeMax;
 }
 
 /** The bytes of the user bitmap that writing these DMAs' bits touches: [first, end). */

@@ -1,5 +1,5 @@
-import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable/types.ts';
-import { EEXIST, EFAULT, EINVAL, ENOENT, ENOMEM, ENOSPC } from '../host/errno.ts';
+import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from '../iommu-core/io-pgtable.ts';
+import { EEXIST, EFAULT, EINVAL, ENOENT, ENOMEM, ENOSPC } from '../uapi/errno.ts';
 import { accountLockedVm, contiguousRuns, pinUserPages, unpinUserPages } from '../host/pin.ts';
 import type { Process } from '../host/process.ts';
 import { VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_VADDR, VFIO_DMA_MAP_FLAG_WRITE } from '../uapi/vfio.ts';
@@ -48,7 +48,7 @@ export function doMap(iommu: VfioIommu, proc: Process, flags: number, vaddr: big
   if (dma !== undefined) return -EEXIST;
   if (iommu.dmaAvail === 0) return -ENOSPC;
   if (!addressable || !iovaValid(iommu.iovaList, Number(iova), Number(iova + size - 1n))) return -EINVAL;
-  if (injectedErrno(iommu.host.board.faults, 'vfio.dma_alloc', ENOMEM, { iova: Number(iova) }) < 0) return -ENOMEM;
+  if (injectedErrno(iommu.host.platform.faults, 'vfio.dma_alloc', ENOMEM, { iova: Number(iova) }) < 0) return -ENOMEM;
   // A vaddr beyond what a process can map cannot be pinned.
   const va = vaddr + size <= SAFE ? Number(vaddr) : -1;
   const d: VfioDma = {
@@ -73,7 +73,7 @@ export function doMap(iommu: VfioIommu, proc: Process, flags: number, vaddr: big
     return r;
   }
   iommu.dmas.insert(d);
-  iommu.host.board.tracer.trace('vfio.map', 'vfio', { iova: d.iova, size: d.size, vaddr: d.vaddr, runs: d.runs.length });
+  iommu.host.platform.tracer.trace('vfio.map', 'vfio', { iova: d.iova, size: d.size, vaddr: d.vaddr, runs: d.runs.length });
   return 0;
 }
 
@@ -94,7 +94,7 @@ function pinMapDma(iommu: VfioIommu, dma: VfioDma, size: number): number {
   if (dma.vaddr < 0) return -EFAULT;
   const total = size / PAGE;
   const write = (dma.prot & IOMMU_WRITE) !== 0;
-  const faults = iommu.host.board.faults;
+  const faults = iommu.host.platform.faults;
   const noMerge = iommu.mod.disableHugepages;
   const batch = noMerge ? 1 : BATCH_PAGES;
   const mm = dma.pinMm;
@@ -160,7 +160,7 @@ function mapRun(iommu: VfioIommu, dma: VfioDma, run: DmaRun): number {
 
 /** vfio_iommu_map(): one iommu_map() of the run per domain, unwound on failure. */
 function iommuMap(iommu: VfioIommu, run: DmaRun, prot: number): number {
-  const faults = iommu.host.board.faults;
+  const faults = iommu.host.platform.faults;
   for (let i = 0; i < iommu.domains.length; i++) {
     let r = injectedErrno(faults, 'vfio.iommu_map', ENOMEM, { iova: run.iova, size: run.size });
     if (r === 0) {
@@ -208,7 +208,7 @@ export function removeDma(iommu: VfioIommu, dma: VfioDma): void {
     if (iommu.vaddrInvalidCount === 0) iommu.wakeVaddrWaiters();
   }
   iommu.dmaAvail++;
-  iommu.host.board.tracer.trace('vfio.unmap', 'vfio', { iova: dma.iova, size: dma.size });
+  iommu.host.platform.tracer.trace('vfio.unmap', 'vfio', { iova: dma.iova, size: dma.size });
 }
 
 /** vfio_change_dma_owner(): a MAP with VADDR from another process moves the locked-memory charge to it. */

@@ -1,4 +1,4 @@
-import { EINVAL } from '../host/errno.ts';
+import { EINVAL } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import { VFIO_DMA_UNMAP_FLAG_ALL, VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, VFIO_DMA_UNMAP_FLAG_VADDR } from '../uapi/vfio.ts';
 import { probeBitmap, writeDmaBits } from './dirty.ts';

@@ -1,4 +1,4 @@
-import { EBADF, EBADFD, EBUSY, EINVAL, ENODEV, ENOMEM, ENOTTY } from '../host/errno.ts';
+import { EBADF, EBADFD, EBUSY, EINVAL, ENODEV, ENOMEM, ENOTTY } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import type { DeviceNode, OpenFile } from '../host/vfs.ts';
 import type { IommuGroup } from '../iommu-core/group.ts';
@@ -162,7 +162,7 @@ export class GroupFile implements OpenFile {
     if (dev === undefined) return -ENODEV;
     // vfio_df_group_open + vfio_group_use_container: a container with an IOMMU set, or an iommufd.
     if (g.iommufd === undefined && (g.container === undefined || g.container.iommu === undefined)) return -EINVAL;
-    if (injectedErrno(this.group.mod.host.board.faults, 'vfio.device_file', ENOMEM, { dev: dev.fn.bdf }) < 0) return -ENOMEM;
+    if (injectedErrno(this.group.mod.host.platform.faults, 'vfio.device_file', ENOMEM, { dev: dev.fn.bdf }) < 0) return -ENOMEM;
     const file = new VfioDeviceFile(dev, 'group', this);
     const r = dev.open();
     if (r < 0) return r;

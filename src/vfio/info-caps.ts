@@ -1,4 +1,4 @@
-import { EFAULT } from '../host/errno.ts';
+import { EFAULT } from '../uapi/errno.ts';
 import { StructView, type StructDef } from '../uapi/struct.ts';
 import { vfio_info_cap_header } from '../uapi/vfio.ts';
 import type { UserArg } from './user-arg.ts';

@@ -1,4 +1,4 @@
-import { EBADF, EINVAL, ENODEV } from '../host/errno.ts';
+import { EBADF, EINVAL, ENODEV } from '../uapi/errno.ts';
 import { EventFd } from '../host/eventfd.ts';
 import type { Process } from '../host/process.ts';
 import { intxPinOf } from '../irq/intx.ts';
@@ -138,7 +138,7 @@ export class VfioIntx {
   private send(): void {
     const mod = this.dev.mod;
     mod.counters.irqs.value++;
-    mod.host.board.tracer.trace('vfio.intx', this.dev.fn.bdf, { dev: this.dev.fn.bdf });
+    mod.host.platform.tracer.trace('vfio.intx', this.dev.fn.bdf, { dev: this.dev.fn.bdf });
     this.trigger?.signal();
   }
 }

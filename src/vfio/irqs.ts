@@ -1,4 +1,4 @@
-import { EBADF, EINVAL, ENOSPC, ENOTTY } from '../host/errno.ts';
+import { EBADF, EINVAL, ENOSPC, ENOTTY } from '../uapi/errno.ts';
 import { EventFd } from '../host/eventfd.ts';
 import type { Process } from '../host/process.ts';
 import { MSI, MSI_FLAGS } from '../pci/caps/msi.ts';
@@ -125,12 +125,12 @@ export class VfioIrqs {
     const fn = this.dev.fn;
     const data = this.dataBase + vector;
     const counter = this.dev.mod.counters.irqs;
-    const tracer = this.dev.mod.host.board.tracer;
+    const tracer = this.dev.mod.host.platform.tracer;
     // What identifies the interrupt is the message the host composed for this vector: its data value
     // (unique per host vector, allocMsiData) written to the doorbell it targets. Not the requester ID:
     // behind a PCIe-to-PCI bridge the write carries the bridge's alias RID, as on real hardware.
-    const doorbell = this.dev.mod.host.board.msi.base;
-    const off = this.dev.mod.host.board.msi.on(data, (msg) => {
+    const doorbell = this.dev.mod.host.platform.msi.base;
+    const off = this.dev.mod.host.platform.msi.on(data, (msg) => {
       if (msg.addr !== doorbell) return;
       counter.value++;
       tracer.trace('vfio.irq', fn.bdf, { dev: fn.bdf, index: this.type === 'msix' ? VFIO_PCI_MSIX_IRQ_INDEX : VFIO_PCI_MSI_IRQ_INDEX, vector });
@@ -144,12 +144,12 @@ export class VfioIrqs {
   /** vfio_msi_enable(): allocate host vectors and program the device (pci_alloc_irq_vectors). */
   private enable(kind: 'msi' | 'msix', nvec: number): number {
     const mod = this.dev.mod;
-    if (injectedErrno(mod.host.board.faults, 'vfio.irq_alloc', ENOSPC, { dev: this.dev.fn.bdf }) < 0) return -ENOSPC;
+    if (injectedErrno(mod.host.platform.faults, 'vfio.irq_alloc', ENOSPC, { dev: this.dev.fn.bdf }) < 0) return -ENOSPC;
     // MSI needs a naturally aligned power-of-two block of data values; MSI-X takes one too.
     const count = 2 ** Math.ceil(Math.log2(Math.max(1, nvec)));
     const base = mod.allocMsiData(count);
     if (base < 0) return -ENOSPC;
-    const addr = msiAddressFor(this.dev.domain(), mod.host.board.msi.base);
+    const addr = msiAddressFor(this.dev.domain(), mod.host.platform.msi.base);
     if (addr < 0) {
       mod.freeMsiData(base, count);
       return addr;
@@ -192,7 +192,7 @@ export class VfioIrqs {
     this.dev.withMemoryEnabled(() => {
       const table = this.dev.msixTableAddress();
       if (table === undefined) return;
-      const mem = this.dev.mod.host.board.sysmem;
+      const mem = this.dev.mod.host.platform.sysmem;
       for (let v = 0; v < this.nvec; v++) {
         const e = table + v * MSIX_ENTRY.SIZE;
         mem.write32(e + MSIX_ENTRY.ADDR_LO, lo);
@@ -218,7 +218,7 @@ export class VfioIrqs {
     } else if (this.type === 'msix') {
       this.dev.withMemoryEnabled(() => {
         const table = this.dev.msixTableAddress();
-        if (table !== undefined) this.dev.mod.host.board.sysmem.write32(table + v * MSIX_ENTRY.SIZE + MSIX_ENTRY.VECTOR_CTRL, masked ? MSIX_ENTRY.CTRL_MASKBIT : 0);
+        if (table !== undefined) this.dev.mod.host.platform.sysmem.write32(table + v * MSIX_ENTRY.SIZE + MSIX_ENTRY.VECTOR_CTRL, masked ? MSIX_ENTRY.CTRL_MASKBIT : 0);
       });
     }
   }

@@ -1,3 +1,4 @@
+import { VFIO_INJECTION_POINTS } from './points.ts';
 import type { Host } from '../host/host.ts';
 import type { Process } from '../host/process.ts';
 import type { OpenFile } from '../host/vfs.ts';
@@ -83,7 +84,8 @@ export class VfioModule {
     this.dmaEntryLimit = opts.dmaEntryLimit ?? VFIO_DMA_ENTRY_LIMIT_DEFAULT;
     this.disableHugepages = opts.disableHugepages ?? false;
     this.containerBackend = opts.container ?? 'type1';
-    const c = host.board.counters;
+    host.platform.faults.define(VFIO_INJECTION_POINTS);
+    const c = host.platform.counters;
     this.counters = {
       mapCalls: c.counter('vfio.map_calls'),
       unmapCalls: c.counter('vfio.unmap_calls'),

@@ -1,4 +1,4 @@
-import { IOMMU_MMIO, IOMMU_WRITE } from '../../iommu/pgtable/types.ts';
+import { IOMMU_MMIO, IOMMU_WRITE } from '../iommu-core/io-pgtable.ts';
 import type { IommuDomain } from '../iommu-core/domain.ts';
 
 /**

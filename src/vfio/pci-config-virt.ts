@@ -1,4 +1,4 @@
-import { EFAULT } from '../host/errno.ts';
+import { EFAULT } from '../uapi/errno.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 import { CFG, COMMAND, STATUS } from '../pci/header.ts';
 import { MSI, MSI_FLAGS } from '../pci/caps/msi.ts';

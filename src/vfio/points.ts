@@ -1,6 +1,6 @@
 /**
- * Fault-injection points of the VFIO front end (DESIGN.md §7), to be
- * gathered into src/fault/points.ts. Each names one step of the kernel code
+ * Fault-injection points of the VFIO front end (DESIGN.md §7), defined on
+ * the machine's injector when the VFIO module loads. Each names one step of the kernel code
  * that can fail with ENOMEM/EFAULT in Linux; an injected failure must unwind
  * cleanly (no pins, no IOMMU entries, no locked-memory accounting left).
  */

@@ -1,4 +1,4 @@
-import { EINVAL } from '../host/errno.ts';
+import { EINVAL } from '../uapi/errno.ts';
 import type { FileMapping } from '../host/vfs.ts';
 import { CFG, COMMAND } from '../pci/header.ts';
 import { VFIO_PCI_NUM_REGIONS, VFIO_PCI_OFFSET_SHIFT, VFIO_PCI_ROM_REGION_INDEX } from '../uapi/vfio.ts';
@@ -46,7 +46,7 @@ export function mmapRegion(dev: VfioPciDevice, length: number, offset: bigint, s
   const physLen = Math.ceil(dev.fn.bars[index]!.size / PAGE) * PAGE;
   const reqStart = Number(offset & OFFSET_MASK);
   if (reqStart + length > physLen) return -EINVAL;
-  const tracer = dev.mod.host.board.tracer;
+  const tracer = dev.mod.host.platform.tracer;
   tracer.trace('vfio.mmap', dev.fn.bdf, { dev: dev.fn.bdf, index, offset: reqStart, length });
   return { phys: dev.barAddress(index) + reqStart, accessible: () => memoryEnabled(dev) };
 }

@@ -1,4 +1,4 @@
-import { EINVAL, ENOMEM, EPERM, ESRCH } from '../host/errno.ts';
+import { EINVAL, ENOMEM, EPERM, ESRCH } from '../uapi/errno.ts';
 import type { Mm, MmuNotifier } from '../host/mm.ts';
 import type { Process } from '../host/process.ts';
 import type { SvaHandle } from '../iommu-core/sva.ts';
@@ -51,7 +51,7 @@ export class SvaBonds {
     if (iommu.domains.length === 0) return -EINVAL;
     const existing = this.mms.find((m) => m.mm === target.mm);
     if (existing !== undefined) return existing.pasid;
-    if (injectedErrno(iommu.host.board.faults, 'vfio.sva_bind', ENOMEM, { pid: target.pid }) < 0) return -ENOMEM;
+    if (injectedErrno(iommu.host.platform.faults, 'vfio.sva_bind', ENOMEM, { pid: target.pid }) < 0) return -ENOMEM;
     const vm: VfioMm = {
       mm: target.mm,
       pid: target.pid,
@@ -68,7 +68,7 @@ export class SvaBonds {
     }
     target.mm.addNotifier(vm.notifier);
     this.mms.push(vm);
-    iommu.host.board.tracer.trace('vfio.bind', 'vfio', { pid: vm.pid, pasid: vm.pasid });
+    iommu.host.platform.tracer.trace('vfio.bind', 'vfio', { pid: vm.pid, pasid: vm.pasid });
     return vm.pasid;
   }
 
@@ -133,14 +133,14 @@ export class SvaBonds {
     this.unbindAllGroups(vm);
     vm.mm.removeNotifier(vm.notifier);
     this.mms = this.mms.filter((m) => m !== vm);
-    this.iommu.host.board.tracer.trace('vfio.unbind', 'vfio', { pid: vm.pid, pasid: vm.pasid });
+    this.iommu.host.platform.tracer.trace('vfio.unbind', 'vfio', { pid: vm.pid, pasid: vm.pasid });
   }
 
   /** vfio_iommu_mm_exit(): the process exited; the IOMMU core already tore its PASID down. */
   private mmExit(vm: VfioMm): void {
     vm.handles.clear();
     this.mms = this.mms.filter((m) => m !== vm);
-    this.iommu.host.board.tracer.trace('vfio.unbind', 'vfio', { pid: vm.pid, pasid: vm.pasid });
+    this.iommu.host.platform.tracer.trace('vfio.unbind', 'vfio', { pid: vm.pid, pasid: vm.pasid });
   }
 
   /** PASIDs bound now (tests and invariants). */

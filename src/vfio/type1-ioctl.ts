@@ -1,4 +1,4 @@
-import { EACCES, EFAULT, EINVAL, ENOTTY } from '../host/errno.ts';
+import { EACCES, EFAULT, EINVAL, ENOTTY } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import { StructView } from '../uapi/struct.ts';
 import {

@@ -1,11 +1,11 @@
 import type { PinnedPages } from '../host/pin.ts';
 import type { Process } from '../host/process.ts';
 import type { Mm } from '../host/mm.ts';
-import { EBUSY, EINVAL, EIO, ENOMEM } from '../host/errno.ts';
+import { EBUSY, EINVAL, EIO, ENOMEM } from '../uapi/errno.ts';
 import type { IommuDomain } from '../iommu-core/domain.ts';
 import type { IommuGroup } from '../iommu-core/group.ts';
 import type { IommuDriver } from '../iommu-core/types.ts';
-import { IOMMU_CACHE } from '../../iommu/pgtable/types.ts';
+import { IOMMU_CACHE } from '../iommu-core/io-pgtable.ts';
 import { DmaTree } from './dma-tree.ts';
 import { injectedErrno } from './faults.ts';
 import { aperResize, constraining, resvExclude, type IovaRange } from './iova-list.ts';
@@ -125,8 +125,8 @@ export class VfioIommu {
     const group = g.iommuGroup;
     const first = group.devices[0];
     if (first === undefined) return -EIO;
-    if (injectedErrno(this.host.board.faults, 'vfio.group_alloc', ENOMEM, { group: group.id }) < 0) return -ENOMEM;
-    if (injectedErrno(this.host.board.faults, 'vfio.domain_alloc', EIO, { group: group.id }) < 0) return -EIO;
+    if (injectedErrno(this.host.platform.faults, 'vfio.group_alloc', ENOMEM, { group: group.id }) < 0) return -ENOMEM;
+    if (injectedErrno(this.host.platform.faults, 'vfio.domain_alloc', EIO, { group: group.id }) < 0) return -EIO;
     const allocated = core.allocPaging(first);
     if (typeof allocated === 'number') return -EIO;
     const domain = allocated;
@@ -182,7 +182,7 @@ export class VfioIommu {
   private attached(g: Type1Group, d: VfioDomain, iovaCopy: IovaRange[]): number {
     this.iovaList = iovaCopy;
     this.numNonPinnedGroups++;
-    this.host.board.tracer.trace('vfio.attach', 'vfio', { group: g.iommuGroup.id, domains: this.domains.length, shared: d.groups.length > 1 });
+    this.host.platform.tracer.trace('vfio.attach', 'vfio', { group: g.iommuGroup.id, domains: this.domains.length, shared: d.groups.length > 1 });
     return 0;
   }
 
@@ -202,7 +202,7 @@ export class VfioIommu {
   private replay(domain: IommuDomain): number {
     for (const dma of this.dmas) {
       for (const run of dma.runs) {
-        let r = injectedErrno(this.host.board.faults, 'vfio.replay', ENOMEM, { iova: run.iova });
+        let r = injectedErrno(this.host.platform.faults, 'vfio.replay', ENOMEM, { iova: run.iova });
         if (r === 0) {
           this.mod.counters.mapCalls.value++;
           r = domain.map(run.iova, run.pa, run.size, dma.prot | IOMMU_CACHE);
@@ -256,7 +256,7 @@ export class VfioIommu {
     }
     this.refreshIovaList();
     this.numNonPinnedGroups--;
-    this.host.board.tracer.trace('vfio.detach', 'vfio', { group: iommuGroup.id, domains: this.domains.length });
+    this.host.platform.tracer.trace('vfio.detach', 'vfio', { group: iommuGroup.id, domains: this.domains.length });
   }
 
   /** vfio_iommu_aper_expand() + vfio_iommu_resv_refresh(): recompute the list from what remains. */

@@ -1,4 +1,4 @@
-import { EFAULT, EINVAL } from '../host/errno.ts';
+import { EFAULT, EINVAL } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import { StructView, type StructDef } from '../uapi/struct.ts';
 

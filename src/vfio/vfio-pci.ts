@@ -1,7 +1,6 @@
-import { EINVAL, EIO, ENODEV, ENOTTY } from '../host/errno.ts';
+import { EINVAL, EIO, ENODEV, ENOTTY } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import type { IommuDomain } from '../iommu-core/domain.ts';
-import { ecamAccessor } from '../pci/enumerate.ts';
 import { CFG, COMMAND } from '../pci/header.ts';
 import { MSIX, MSIX_BIR, MSIX_FLAGS } from '../pci/caps/msix.ts';
 import { PCIE } from '../pci/caps/pcie-regs.ts';
@@ -49,7 +48,7 @@ export class VfioPciDevice {
     readonly group: VfioGroup,
     readonly minor: number,
   ) {
-    const acc = ecamAccessor(mod.host.board.sysmem, mod.host.board.layout.ecamBase);
+    const acc = mod.host.platform.pciConfig;
     this.hw = {
       read: (off, size) => acc.read(fn.busNumber, fn.devfn, off, size),
       write: (off, size, value) => acc.write(fn.busNumber, fn.devfn, off, size, value),
@@ -233,7 +232,7 @@ export class VfioPciDevice {
     if ((vcmd & COMMAND.MEMORY) === 0) return -EIO;
     const m = this.msixInfo();
     const [xs, xe] = m !== undefined && m[0] === index ? [m[1], m[1] + m[2]] : [0, 0];
-    const mem = this.mod.host.board.sysmem;
+    const mem = this.mod.host.platform.sysmem;
     let done = 0;
     while (done < count) {
       const off = pos + done;

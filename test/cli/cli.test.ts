@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main, type Io } from '../../src/node/cli/main.ts';
+import { main, type Io } from '../../cli/main.ts';
 
 const FIX = 'test/cli/fixtures';
 const dir = mkdtempSync(join(tmpdir(), 'ioemu-cli-'));
@@ -134,7 +134,7 @@ t.test('--machine all (npm start) runs the scenario on both machines: one trace 
 });
 
 t.test('points lists every injection point of src/fault/points.ts with its description', async (t) => {
-  const { INJECTION_POINTS } = await import('../../src/fault/points.ts');
+  const { INJECTION_POINTS } = await import('../../machines/points.ts');
   const r = await cli('points');
   t.equal(r.code, 0);
   const names = Object.keys(INJECTION_POINTS);

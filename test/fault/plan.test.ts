@@ -1,18 +1,28 @@
+import { INJECTION_POINTS } from '../../machines/points.ts';
 import t from 'tap';
 import { createMachine } from '../../machines/machine.ts';
 import { FaultInjector } from '../../src/fault/injector.ts';
 import { applyPlan, loadPlan, PlanError, validatePlan } from '../../src/fault/plan.ts';
 import { Prng } from '../../src/sim/prng.ts';
-import { PAGE, vfioContainer, vfioMapDma } from './ops.ts';
+import { PAGE, vfioContainer, vfioMapDma } from '../tools/fault/ops.ts';
 
 t.test('a plan with an unknown point is refused, naming the valid points', async (t) => {
-  const v = validatePlan({ rules: [{ point: 'smmuv3.walk_reed', action: { kind: 'fail' } }] });
+  const v = validatePlan({ rules: [{ point: 'smmuv3.walk_reed', action: { kind: 'fail' } }] }, Object.keys(INJECTION_POINTS));
   t.notOk(v.ok);
   if (!v.ok) {
     t.match(v.errors[0], /unknown injection point "smmuv3.walk_reed"/);
     t.match(v.errors[0], /smmuv3\.walk_read/);
     t.match(v.errors[0], /host\.page_alloc/);
   }
+  t.ok(validatePlan({ rules: [{ point: 'smmuv3.walk_reed', action: { kind: 'fail' } }] }).ok, 'without a list of points, names wait for the machine');
+});
+
+t.test('applying a plan checks its points against the machine: another IOMMU\'s point and an unsupported action are refused', async (t) => {
+  const m = createMachine('q35-vtd');
+  t.throws(() => applyPlan(m, { rules: [{ point: 'smmuv3.walk_read', action: { kind: 'fail' } }] }), /unknown injection point "smmuv3.walk_read"/);
+  m.board.faults.define({ 'test.only_fails': { description: 'a step that can only fail', actions: ['fail'] } });
+  t.throws(() => applyPlan(m, { rules: [{ point: 'test.only_fails', action: { kind: 'delay', ns: 5 } }] }), /"test.only_fails" cannot delay \(it supports: fail\)/);
+  t.doesNotThrow(() => applyPlan(m, { rules: [{ point: 'test.only_fails', action: { kind: 'fail' } }] }).disarm());
 });
 
 t.test('every problem of a plan is reported with its path', async (t) => {
@@ -36,6 +46,7 @@ t.test('every problem of a plan is reported with its path', async (t) => {
 
 t.test('nth, every, after, times and match pick the hits they name', async (t) => {
   const f = new FaultInjector();
+  f.define(INJECTION_POINTS);
   const plan = loadPlan(
     JSON.stringify({
       rules: [

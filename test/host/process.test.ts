@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Board } from '../../machines/board.ts';
 import { Host } from '../../src/host/host.ts';
-import { EBADF, EFAULT, EINVAL, ENOENT, ENOMEM, ENOTTY, EAGAIN } from '../../src/host/errno.ts';
+import { EBADF, EFAULT, EINVAL, ENOENT, ENOMEM, ENOTTY, EAGAIN } from '../../src/uapi/errno.ts';
 import { PROT_READ, PROT_WRITE } from '../../src/host/mm.ts';
 import { pinUserPages, unpinUserPages, contiguousRuns, accountLockedVm } from '../../src/host/pin.ts';
 
@@ -59,12 +59,12 @@ for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
     t.equal(p.mm.pinnedVm, 8);
     const pa = pin.pas[0]!;
     t.equal(p.munmap(a, 8 * 4096), 0);
-    t.equal(host.board.sysmem.read8(pa), 7, 'still there for the device');
+    t.equal(host.platform.sysmem.read8(pa), 7, 'still there for the device');
     p.exit();
     t.equal(host.allocator.pagesInUse, idle + 8, 'only the pinned pages still allocated');
     unpinUserPages(p.mm, pin);
     t.equal(host.allocator.pagesInUse, idle, 'every page back, page tables included');
-    t.equal(host.board.sysmem.read8(pa), 0, 'freed memory reads zero');
+    t.equal(host.platform.sysmem.read8(pa), 0, 'freed memory reads zero');
   });
 
   t.test(`${kind}: a pin that fails part-way leaves nothing pinned`, async (t) => {
@@ -73,7 +73,7 @@ for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
     t.equal(pinUserPages(p.mm, Number(a), 2, true), -EFAULT, 'write pin of read-only memory');
     t.equal(pinUserPages(p.mm, Number(a), 3, false), -EFAULT, 'runs past the mapping');
     t.equal(p.mm.pinnedVm, 0);
-    host.board.faults.failNth('host.page_alloc', 2);
+    host.platform.faults.failNth('host.page_alloc', 2);
     const b = p.mmap(4 * 4096);
     t.equal(pinUserPages(p.mm, Number(b), 4, true), -ENOMEM);
     t.equal(p.mm.pinnedVm, 0);

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Board } from '../../machines/board.ts';
 import { Host } from '../../src/host/host.ts';
-import { ENOENT, ENOTDIR, EINVAL, EISDIR } from '../../src/host/errno.ts';
+import { ENOENT, ENOTDIR, EINVAL, EISDIR } from '../../src/uapi/errno.ts';
 import { TestDriver } from '../iommu-core/test-driver.ts';
 import { BareFunction } from '../pci/helpers.ts';
 

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { EBUSY, EINVAL, EPERM } from '../../src/host/errno.ts';
-import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable/types.ts';
+import { EBUSY, EINVAL, EPERM } from '../../src/uapi/errno.ts';
+import { IOMMU_READ, IOMMU_WRITE } from '../../src/iommu-core/io-pgtable.ts';
 import { PcieRootPort } from '../../src/pci/root-port.ts';
 import { IommuDomain } from '../../src/iommu-core/domain.ts';
 import { BareFunction } from '../pci/helpers.ts';
@@ -112,7 +112,7 @@ t.test('map refuses misalignment and overlap, and unwinds a map that fails part-
   t.equal(d.map(0x10_1000, 0x30_0000, 0x1000, RW), -17, 'EEXIST over a mapping');
   // Table pages run out half way: nothing of this call may remain.
   const leaves = (d.driver as unknown as { pgtable: { stats: { leaves: number } } }).pgtable.stats.leaves;
-  host.board.faults.failNth('host.page_alloc', 3);
+  host.platform.faults.failNth('host.page_alloc', 3);
   const r = d.map(0x7f_ffe0_0000, 0x40_0000, 4 * MIB, RW);
   t.equal(r, -12);
   t.equal((d.driver as unknown as { pgtable: { stats: { leaves: number } } }).pgtable.stats.leaves, leaves);

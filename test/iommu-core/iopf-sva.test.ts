@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EINVAL } from '../../src/host/errno.ts';
+import { EINVAL } from '../../src/uapi/errno.ts';
 import { PROT_READ } from '../../src/host/mm.ts';
 import type { IommuDomain } from '../../src/iommu-core/domain.ts';
 import type { PageRequest } from '../../src/iommu-core/types.ts';

@@ -1,5 +1,5 @@
 import { createVmsaBuilder } from '../../iommu/pgtable/vmsa-builder.ts';
-import type { IotlbGather } from '../../iommu/pgtable/types.ts';
+import type { IotlbGather } from '../../src/iommu-core/io-pgtable.ts';
 import { Board } from '../../machines/board.ts';
 import { Host } from '../../src/host/host.ts';
 import type { Mm } from '../../src/host/mm.ts';
@@ -55,7 +55,7 @@ export class TestDriver implements IommuDriver {
   releaseDevice(): void {}
 
   domainAllocPaging(): DriverDomain | number {
-    const b = createVmsaBuilder(this.host.board.sysmem, this.host.allocator.tablePages(), { stage: 1, granule: 4096, iaBits: 48, oaBits: 48 });
+    const b = createVmsaBuilder(this.host.platform.sysmem, this.host.allocator.tablePages(), { stage: 1, granule: 4096, iaBits: 48, oaBits: 48 });
     if (typeof b === 'number') return b;
     const self = this;
     return new (class extends IoPgtableDomain {

@@ -8,7 +8,7 @@
  * CAP_IPC_LOCK charges nothing. mm->pinned_vm counts the pins in every mode.
  */
 import t from 'tap';
-import { EBUSY, ENOMEM, EPERM } from '../../src/host/errno.ts';
+import { EBUSY, ENOMEM, EPERM } from '../../src/uapi/errno.ts';
 import type { Process } from '../../src/host/process.ts';
 import { IOMMU_IOAS_COPY, IOMMU_OPTION, IOMMU_OPTION_OP_GET, IOMMU_OPTION_OP_SET, IOMMU_OPTION_RLIMIT_MODE, iommu_ioas_copy, iommu_option } from '../../src/uapi/iommufd.ts';
 import { encodeStruct, StructView } from '../../src/uapi/struct.ts';

@@ -8,7 +8,7 @@
  */
 import t from 'tap';
 import { createMachine } from '../../machines/machine.ts';
-import { EBADF, EBADFD, EINVAL, ENOENT } from '../../src/host/errno.ts';
+import { EBADF, EBADFD, EINVAL, ENOENT } from '../../src/uapi/errno.ts';
 import { IommufdFile } from '../../src/iommufd/main.ts';
 import { IommufdDevice } from '../../src/iommufd/objects.ts';
 import {

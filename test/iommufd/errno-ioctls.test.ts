@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { createMachine } from '../../machines/machine.ts';
-import { E2BIG, EFAULT, EINVAL, ENOENT, EOPNOTSUPP, EOVERFLOW } from '../../src/host/errno.ts';
+import { E2BIG, EFAULT, EINVAL, ENOENT, EOPNOTSUPP, EOVERFLOW } from '../../src/uapi/errno.ts';
 import { IommufdFile } from '../../src/iommufd/main.ts';
 import { Ioas } from '../../src/iommufd/objects.ts';
 import {

@@ -7,7 +7,7 @@
 import t from 'tap';
 import { createMachine, type Machine } from '../../machines/machine.ts';
 import type { MachineKind } from '../../machines/layout.ts';
-import { runFailNth, type FailNthOperation } from '../../src/fault/fail-nth.ts';
+import { runFailNth, type FailNthOperation } from '../../tools/fault/fail-nth.ts';
 import type { Process } from '../../src/host/process.ts';
 import {
   IOMMU_FAULT_QUEUE_ALLOC,

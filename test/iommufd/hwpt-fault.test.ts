@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EBUSY, EINVAL, ENOENT, EOPNOTSUPP, ESPIPE } from '../../src/host/errno.ts';
+import { EBUSY, EINVAL, ENOENT, EOPNOTSUPP, ESPIPE } from '../../src/uapi/errno.ts';
 import {
   IOMMU_DESTROY,
   IOMMU_FAULT_QUEUE_ALLOC,

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EADDRINUSE, EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, EOPNOTSUPP, EPERM } from '../../src/host/errno.ts';
+import { EADDRINUSE, EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, EOPNOTSUPP, EPERM } from '../../src/uapi/errno.ts';
 import type { Process } from '../../src/host/process.ts';
 import {
   IOMMU_IOAS_ALLOW_IOVAS,

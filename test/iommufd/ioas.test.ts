@@ -1,5 +1,5 @@
 import t from 'tap';
-import { E2BIG, EBUSY, EEXIST, EINVAL, EMSGSIZE, ENOENT, ENOTTY, EOPNOTSUPP, EOVERFLOW } from '../../src/host/errno.ts';
+import { E2BIG, EBUSY, EEXIST, EINVAL, EMSGSIZE, ENOENT, ENOTTY, EOPNOTSUPP, EOVERFLOW } from '../../src/uapi/errno.ts';
 import {
   IOMMU_DESTROY,
   IOMMU_IOAS_ALLOC,

@@ -2,7 +2,7 @@ import t from 'tap';
 import { createMachine } from '../../machines/machine.ts';
 import { CFG, COMMAND } from '../../src/pci/header.ts';
 import { attach, bind, ioasAlloc, map, PAGE, unmap } from './fixture.ts';
-import { EINVAL } from '../../src/host/errno.ts';
+import { EINVAL } from '../../src/uapi/errno.ts';
 import { VFIO_DEVICE_ATTACH_PASID, VFIO_DEVICE_DETACH_PASID, vfio_device_attach_iommufd_pt, vfio_device_detach_iommufd_pt } from '../../src/uapi/iommufd.ts';
 import { encodeStruct } from '../../src/uapi/struct.ts';
 import { VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_DETACH_IOMMUFD_PT } from '../../src/uapi/vfio.ts';

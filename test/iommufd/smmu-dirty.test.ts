@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createMachine } from '../../machines/machine.ts';
-import { EINVAL, ENOENT, EOPNOTSUPP } from '../../src/host/errno.ts';
+import { EINVAL, ENOENT, EOPNOTSUPP } from '../../src/uapi/errno.ts';
 import type { Process } from '../../src/host/process.ts';
 import { CFG, COMMAND } from '../../src/pci/header.ts';
 import {

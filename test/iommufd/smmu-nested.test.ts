@@ -1,9 +1,9 @@
 import t from 'tap';
-import { IotlbGather, IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable/types.ts';
+import { IotlbGather, IOMMU_READ, IOMMU_WRITE } from '../../src/iommu-core/io-pgtable.ts';
 import type { Smmuv3Driver } from '../../iommu/smmuv3/driver/driver.ts';
 import { STE_CONFIG, steField } from '../../iommu/smmuv3/ste.ts';
 import { createMachine } from '../../machines/machine.ts';
-import { E2BIG, EBUSY, EEXIST, EINVAL, EIO, ENOENT, EOPNOTSUPP } from '../../src/host/errno.ts';
+import { E2BIG, EBUSY, EEXIST, EINVAL, EIO, ENOENT, EOPNOTSUPP } from '../../src/uapi/errno.ts';
 import type { Process } from '../../src/host/process.ts';
 import { CFG, COMMAND } from '../../src/pci/header.ts';
 import {

@@ -7,9 +7,9 @@
  */
 import t from 'tap';
 import { EVT } from '../../iommu/smmuv3/event.ts';
-import { IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable/types.ts';
-import { checkInvariants } from '../../src/fault/invariants.ts';
-import { E2BIG, EBUSY, EEXIST, EINVAL, ENOENT, EOPNOTSUPP, ESPIPE } from '../../src/host/errno.ts';
+import { IOMMU_READ, IOMMU_WRITE } from '../../src/iommu-core/io-pgtable.ts';
+import { checkInvariants } from '../../tools/fault/invariants.ts';
+import { E2BIG, EBUSY, EEXIST, EINVAL, ENOENT, EOPNOTSUPP, ESPIPE } from '../../src/uapi/errno.ts';
 import type { Process } from '../../src/host/process.ts';
 import { VEVENTQ_MAX_DEPTH } from '../../src/iommufd/veventq.ts';
 import {
@@ -146,7 +146,7 @@ t.test('overflow: events beyond the depth are lost; one LOST_EVENTS header at th
 t.test('injection point iommufd.vevent_alloc: the event is lost (LOST_EVENTS header) and nothing else changes', async (t) => {
   const v = vm();
   const [, , qfd] = veventqAlloc(v.p, v.fd, v.viommu);
-  v.m.host.board.faults.failNth('iommufd.vevent_alloc', 2);
+  v.m.host.platform.faults.failNth('iommufd.vevent_alloc', 2);
   for (let i = 0; i < 2; i++) v.fault(GVA + i * PAGE);
   t.same(records(bytes(v.p.read(qfd, 4096))).map(([f, s]) => [f, s]), [[0, 0], [IOMMU_VEVENTQ_FLAG_LOST_EVENTS, 1]]);
   v.fault(GVA);
@@ -156,7 +156,7 @@ t.test('injection point iommufd.vevent_alloc: the event is lost (LOST_EVENTS hea
 t.test('trace: iommufd.vevent for queued and lost events', async (t) => {
   const v = vm({ trace: true });
   const seen: string[] = [];
-  v.m.host.board.tracer.on('iommufd.vevent', (e) => void seen.push(`${e.args.sequence}:${e.args.lost}:${e.args.queued}`));
+  v.m.host.platform.tracer.on('iommufd.vevent', (e) => void seen.push(`${e.args.sequence}:${e.args.lost}:${e.args.queued}`));
   veventqAlloc(v.p, v.fd, v.viommu, { veventq_depth: 1 });
   v.fault(GVA);
   v.fault(GVA + PAGE);
@@ -184,7 +184,7 @@ t.test('IOMMU_VEVENTQ_ALLOC errnos; each refusal creates nothing', async (t) => 
   t.equal(veventqAlloc(p, fd, viommu, { type: IOMMU_VEVENTQ_TYPE_TEGRA241_CMDQV, veventq_depth: VEVENTQ_MAX_DEPTH })[0], 0,
     'another type, at the maximum depth (the kernel leaves types to the driver)');
   const fail = veventqAlloc(p, fd, viommu, { type: 3 });
-  v.m.host.board.faults.failNth('iommufd.object_alloc', 1);
+  v.m.host.platform.faults.failNth('iommufd.object_alloc', 1);
   t.equal(veventqAlloc(p, fd, viommu, { type: 4 })[0], -12, 'iommufd.object_alloc: -ENOMEM');
   t.equal(fail[0], 0);
   t.equal(veventqAlloc(p, fd, viommu, { type: 4 })[1], fail[1] + 1, 'the failed allocation left no object behind');

@@ -7,7 +7,7 @@
 import type { Smmuv3Driver } from '../../iommu/smmuv3/driver/driver.ts';
 import { guestStage1, s1Vste } from '../../iommu/guest/smmuv3.ts';
 import { createMachine } from '../../machines/machine.ts';
-import { recordBaseline } from '../../src/fault/invariants.ts';
+import { recordBaseline } from '../../tools/fault/invariants.ts';
 import type { Process } from '../../src/host/process.ts';
 import { CFG, COMMAND } from '../../src/pci/header.ts';
 import {

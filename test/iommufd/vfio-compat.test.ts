@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { createMachine, type Machine } from '../../machines/machine.ts';
-import { EEXIST, EINVAL, ENODEV, ENOENT, ENOTTY } from '../../src/host/errno.ts';
+import { EEXIST, EINVAL, ENODEV, ENOENT, ENOTTY } from '../../src/uapi/errno.ts';
 import type { Process } from '../../src/host/process.ts';
 import { IOMMU_VFIO_IOAS, IOMMU_VFIO_IOAS_GET, IOMMU_VFIO_IOAS_SET, iommu_vfio_ioas } from '../../src/uapi/iommufd.ts';
 import { encodeStruct, StructView } from '../../src/uapi/struct.ts';

@@ -1,9 +1,9 @@
 import t from 'tap';
-import { IotlbGather, IOMMU_READ, IOMMU_WRITE } from '../../iommu/pgtable/types.ts';
+import { IotlbGather, IOMMU_READ, IOMMU_WRITE } from '../../src/iommu-core/io-pgtable.ts';
 import type { VtdDriver } from '../../iommu/vtd/driver/driver.ts';
 import { PASID_ENTRY, PGTT_NESTED, entryField } from '../../iommu/vtd/index.ts';
 import { createMachine } from '../../machines/machine.ts';
-import { EINVAL, EOPNOTSUPP } from '../../src/host/errno.ts';
+import { EINVAL, EOPNOTSUPP } from '../../src/uapi/errno.ts';
 import type { Process } from '../../src/host/process.ts';
 import { CFG, COMMAND } from '../../src/pci/header.ts';
 import {

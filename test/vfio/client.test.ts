@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EEXIST, EINVAL } from '../../src/host/errno.ts';
+import { EEXIST, EINVAL } from '../../src/uapi/errno.ts';
 import {
   VFIO_DEVICE_FLAGS_PCI,
   VFIO_DEVICE_FLAGS_RESET,

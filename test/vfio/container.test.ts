@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EBUSY, EFAULT, EINVAL, ENODEV, ENOTTY } from '../../src/host/errno.ts';
+import { EBUSY, EFAULT, EINVAL, ENODEV, ENOTTY } from '../../src/uapi/errno.ts';
 import { encodeStruct, StructView } from '../../src/uapi/struct.ts';
 import {
   VFIO_CHECK_EXTENSION,

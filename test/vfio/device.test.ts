@@ -1,6 +1,6 @@
 import t from 'tap';
 import { TEST_MAGIC, TEST_REGS } from '../../devices/test-dma-device.ts';
-import { EBUSY, EFAULT, EINVAL, EIO, ENODEV } from '../../src/host/errno.ts';
+import { EBUSY, EFAULT, EINVAL, EIO, ENODEV } from '../../src/uapi/errno.ts';
 import type { Process } from '../../src/host/process.ts';
 import { MSI } from '../../src/pci/caps/msi.ts';
 import { MSIX } from '../../src/pci/caps/msix.ts';

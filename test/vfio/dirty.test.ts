@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EACCES, EFAULT, EINVAL } from '../../src/host/errno.ts';
+import { EACCES, EFAULT, EINVAL } from '../../src/uapi/errno.ts';
 import type { Process } from '../../src/host/process.ts';
 import { encodeStruct } from '../../src/uapi/struct.ts';
 import {

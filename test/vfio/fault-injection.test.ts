@@ -8,19 +8,9 @@ import { assertNothingLeft, map, openTyped, PAGE, unmap, VARIANTS, type MachineF
 for (const v of VARIANTS) {
   t.test(v.name, async (t) => {
 
-    /**
-     * The injector's point. Until src/fault/points.ts gathers
-     * VFIO_INJECTION_POINTS the injector has none, so the test adds one to this
-     * board's injector by hand to exercise the same checks.
-     */
+    /** The board's point: the VFIO module defined it when it loaded. */
     function point(f: MachineFixture, name: VfioInjectionPointName): InjectionPoint {
-      const faults = f.board.faults as unknown as { point(n: string): InjectionPoint | undefined; points: Map<string, InjectionPoint> };
-      let p = faults.point(name);
-      if (p === undefined) {
-        p = new InjectionPoint(name as never);
-        faults.points.set(name, p);
-      }
-      return p;
+      return f.board.faults.point(name);
     }
 
     t.test('every VFIO injection point is described', async (t) => {

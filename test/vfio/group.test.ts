@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EBADF, EBADFD, EBUSY, EFAULT, EINVAL, ENODEV } from '../../src/host/errno.ts';
+import { EBADF, EBADFD, EBUSY, EFAULT, EINVAL, ENODEV } from '../../src/uapi/errno.ts';
 import { encodeStruct, StructView } from '../../src/uapi/struct.ts';
 import {
   VFIO_GROUP_FLAGS_CONTAINER_SET,

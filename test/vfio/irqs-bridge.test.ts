@@ -10,7 +10,7 @@
 import t from 'tap';
 import { machineBuilder } from '../../machines/builder.ts';
 import { TEST_CMD, TEST_REGS, type TestDmaDevice } from '../../devices/test-dma-device.ts';
-import { EAGAIN } from '../../src/host/errno.ts';
+import { EAGAIN } from '../../src/uapi/errno.ts';
 import type { Process } from '../../src/host/process.ts';
 import { CFG, COMMAND } from '../../src/pci/header.ts';
 import { VFIO_PCI_MSIX_IRQ_INDEX, VFIO_TYPE1v2_IOMMU, vfioPciIndexToOffset } from '../../src/uapi/vfio.ts';

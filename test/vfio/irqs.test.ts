@@ -1,6 +1,6 @@
 import t from 'tap';
 import { TEST_CMD, TEST_REGS } from '../../devices/test-dma-device.ts';
-import { EAGAIN, EBADF, EINVAL, ENOTTY } from '../../src/host/errno.ts';
+import { EAGAIN, EBADF, EINVAL, ENOTTY } from '../../src/uapi/errno.ts';
 import type { Process } from '../../src/host/process.ts';
 import { CFG, COMMAND } from '../../src/pci/header.ts';
 import { encodeStruct, StructView } from '../../src/uapi/struct.ts';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EEXIST, ENOMEM } from '../../src/host/errno.ts';
+import { EEXIST, ENOMEM } from '../../src/uapi/errno.ts';
 import { VFIO_GROUP_UNSET_CONTAINER } from '../../src/uapi/vfio.ts';
 import { domainOf, map, openAttached, openTyped, PAGE, unmap, VARIANTS } from './fixture.ts';
 

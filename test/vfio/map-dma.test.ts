@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EEXIST, EFAULT, EINVAL, ENOMEM, ENOSPC, EOVERFLOW } from '../../src/host/errno.ts';
+import { EEXIST, EFAULT, EINVAL, ENOMEM, ENOSPC, EOVERFLOW } from '../../src/uapi/errno.ts';
 import { VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, vfio_iommu_type1_dma_map } from '../../src/uapi/vfio.ts';
 import { assertNothingLeft, domainOf, leafWrites, map, MIB2, openAttached, PAGE, VARIANTS } from './fixture.ts';
 

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { TEST_CMD, TEST_REGS } from '../../devices/test-dma-device.ts';
 import { createMachine, onEndpointProbed } from '../../machines/machine.ts';
-import { EAGAIN } from '../../src/host/errno.ts';
+import { EAGAIN } from '../../src/uapi/errno.ts';
 import { CFG, COMMAND } from '../../src/pci/header.ts';
 import { VFIO_PCI_MSIX_IRQ_INDEX, vfioPciIndexToOffset } from '../../src/uapi/vfio.ts';
 import { bindVfioPci } from '../../src/vfio/bind.ts';

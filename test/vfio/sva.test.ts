@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EFAULT, EINVAL, EPERM, ESRCH } from '../../src/host/errno.ts';
+import { EFAULT, EINVAL, EPERM, ESRCH } from '../../src/uapi/errno.ts';
 import type { Process } from '../../src/host/process.ts';
 import { encodeStruct, StructView } from '../../src/uapi/struct.ts';
 import {

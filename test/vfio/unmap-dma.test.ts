@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EFAULT, EINVAL, ENOENT, EOVERFLOW } from '../../src/host/errno.ts';
+import { EFAULT, EINVAL, ENOENT, EOVERFLOW } from '../../src/uapi/errno.ts';
 import {
   VFIO_DMA_UNMAP_FLAG_ALL,
   VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,

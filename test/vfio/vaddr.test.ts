@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EINVAL, ENOENT } from '../../src/host/errno.ts';
+import { EINVAL, ENOENT } from '../../src/uapi/errno.ts';
 import { VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_VADDR, VFIO_DMA_UNMAP_FLAG_VADDR } from '../../src/uapi/vfio.ts';
 import { vfioModule } from '../../src/vfio/module.ts';
 import { domainOf, map, openTyped, PAGE, unmap, variantsWith } from './fixture.ts';

@@ -1,6 +1,6 @@
 import type { Host } from '../../../src/host/host.ts';
 import type { Mm } from '../../../src/host/mm.ts';
-import { EBUSY, EINVAL, ENOENT, EOPNOTSUPP } from '../../../src/host/errno.ts';
+import { EBUSY, EINVAL, ENOENT, EOPNOTSUPP } from '../../../src/uapi/errno.ts';
 import type {
   DriverDomain, DriverViommu, HwInfo, IommuDriver, PageRequest, PageResponseCode, PagingDomainFlags, ResvRegion, ViommuVdevs,
 } from '../../../src/iommu-core/types.ts';
@@ -74,7 +74,7 @@ export class Smmuv3Driver implements IommuDriver {
     readonly host: Host,
     readonly base: number,
   ) {
-    this.mmio = host.board.sysmem;
+    this.mmio = host.platform.sysmem;
     const tables = host.allocator.tablePages();
     this.dma = { alloc: (b) => tables.alloc(Math.max(b, 4096)), free: (pa, b) => tables.free(pa, Math.max(b, 4096)) };
     this.blockedDomain = new StaticDomain(this, 'blocked');
@@ -82,7 +82,7 @@ export class Smmuv3Driver implements IommuDriver {
     this.probeHardware();
     this.strtab = new StreamTable(this.mmio, this.dma, this.sidBits);
     const cmdqBase = this.mustAlloc(16 * 2 ** CMDQ_LOG2);
-    this.cmdq = new CommandQueue(this.mmio, base, this.mmio, cmdqBase, CMDQ_LOG2, host.board.scheduler, (cerror, words) => {
+    this.cmdq = new CommandQueue(this.mmio, base, this.mmio, cmdqBase, CMDQ_LOG2, host.platform.scheduler, (cerror, words) => {
       this.events.push({ name: `CMDQ_ERR(${cerror})`, sid: -1, ssid: -1, addr: 0, fields: { Opcode: words[0]! & 0xff } });
     });
     this.masters = new Masters({
@@ -197,8 +197,8 @@ export class Smmuv3Driver implements IommuDriver {
     if (owner !== undefined) return this.masters.refuseAlias(dev, sid, owner);
     const r = this.strtab.ensure(sid);
     if (r < 0) return r;
-    const pasidBits = enablePasid(this.host.board, dev);
-    const c = iopfCaps(this.host.board, dev);
+    const pasidBits = enablePasid(this.host.platform, dev);
+    const c = iopfCaps(this.host.platform, dev);
     // PRI is only of use with ATS (the device asks for pages after a Translation Request failed).
     const ats = this.atsSupported ? c.ats : 0;
     const caps: IopfCaps = { cfg: c.cfg, ats, pri: this.priSupported && ats !== 0 ? c.pri : 0 };

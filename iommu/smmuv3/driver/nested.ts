@@ -14,7 +14,7 @@
  * it as handled without issuing them; here they are issued first, so every
  * entry counted in `done` really ran.
  */
-import { E2BIG, EINVAL, EIO, ENOENT, EOPNOTSUPP, ETIMEDOUT } from '../../../src/host/errno.ts';
+import { E2BIG, EINVAL, EIO, ENOENT, EOPNOTSUPP, ETIMEDOUT } from '../../../src/uapi/errno.ts';
 import { encodeLayout, getBits, setBits } from '../../../src/hw/layout.ts';
 import type { DomainGeometry, DriverDomain, DriverViommu, ViommuVdevs } from '../../../src/iommu-core/types.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';

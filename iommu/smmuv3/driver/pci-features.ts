@@ -5,11 +5,11 @@
  * pci_prg_resp_pasid_required. Register layouts: PCIe Base §10.5.1 (ATS),
  * §10.5.2 (PRI), §7.8.8 (PASID).
  */
-import type { Board } from '../../../machines/board.ts';
+import type { HostPlatform } from '../../../src/host/platform.ts';
 import { pciExtCfgAccessible } from '../../../src/host/pci-cfg-size.ts';
 import { ATS, ATS_CTRL } from '../../../src/pci/caps/ats.ts';
 import { PRI, PRI_CTRL, PRI_STATUS } from '../../../src/pci/caps/pri.ts';
-import { ecamAccessor, type ConfigAccessor } from '../../../src/pci/enumerate.ts';
+import type { ConfigAccessor } from '../../../src/pci/enumerate.ts';
 import { listCapabilities } from '../../../src/pci/lspci.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
 
@@ -23,8 +23,8 @@ export class DevConfig {
   /** pci_cfg_space_size() > 256: false behind a conventional PCI or PCIe-to-PCI bridge. */
   private readonly extCfg: boolean;
 
-  constructor(board: Board, dev: PciFunction) {
-    this.cfg = ecamAccessor(board.sysmem, board.layout.ecamBase);
+  constructor(board: HostPlatform, dev: PciFunction) {
+    this.cfg = board.pciConfig;
     this.bus = dev.busNumber;
     this.devfn = dev.devfn;
     this.extCfg = pciExtCfgAccessible(dev);
@@ -50,7 +50,7 @@ export class DevConfig {
  * execute/privileged support it advertises. Returns the device's PASID
  * width in bits, 0 without the capability.
  */
-export function enablePasid(board: Board, dev: PciFunction): number {
+export function enablePasid(board: HostPlatform, dev: PciFunction): number {
   const c = new DevConfig(board, dev);
   const cap = c.extCap(PASID_EXT_CAP);
   if (cap === 0) return 0;
@@ -66,7 +66,7 @@ export interface IopfCaps {
   readonly pri: number;
 }
 
-export function iopfCaps(board: Board, dev: PciFunction): IopfCaps {
+export function iopfCaps(board: HostPlatform, dev: PciFunction): IopfCaps {
   const cfg = new DevConfig(board, dev);
   return { cfg, ats: cfg.extCap(ATS.CAP_ID), pri: cfg.extCap(PRI.CAP_ID) };
 }

@@ -102,10 +102,10 @@ export class FaultQueues {
   /** MSIs for the event queue and global errors. */
   setupIrqs(): void {
     this.w32(SMMU_REG.IRQ_CTRL, 0);
-    const board = this.h.host.board;
+    const board = this.h.host.platform;
     const evt = this.h.host.allocMsiData();
     const gerr = this.h.host.allocMsiData();
-    const doorbell = board.layout.msiBase;
+    const doorbell = board.msi.base;
     this.w64(SMMU_REG.EVENTQ_IRQ_CFG0, BigInt(doorbell));
     this.w32(SMMU_REG.EVENTQ_IRQ_CFG1, evt);
     this.w32(SMMU_REG.EVENTQ_IRQ_CFG2, 0x1 | (ISH << 4));
@@ -130,9 +130,9 @@ export class FaultQueues {
     this.w64(SMMU_REG.PRIQ_BASE, (1n << 62n) | BigInt(base) | BigInt(log2));
     this.w32(SMMU_REG.PRIQ_PROD, 0);
     this.w32(SMMU_REG.PRIQ_CONS, 0);
-    const board = this.h.host.board;
+    const board = this.h.host.platform;
     const data = this.h.host.allocMsiData();
-    this.w64(SMMU_REG.PRIQ_IRQ_CFG0, BigInt(board.layout.msiBase));
+    this.w64(SMMU_REG.PRIQ_IRQ_CFG0, BigInt(board.msi.base));
     this.w32(SMMU_REG.PRIQ_IRQ_CFG1, data);
     this.w32(SMMU_REG.PRIQ_IRQ_CFG2, 0x1 | (ISH << 4));
     board.msi.on(data, () => board.scheduler.schedule(0, this.drainPriEvent, 'smmuv3.priq-irq'));

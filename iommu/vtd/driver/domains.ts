@@ -13,14 +13,14 @@
  * - identity (PGTT 100b, pass-through, domain ID 1 like Linux's FLPT_DEFAULT_DID).
  * - blocked: no PASID entry (requests fault: not present).
  */
-import { EINVAL, EOPNOTSUPP } from '../../../src/host/errno.ts';
+import { EINVAL, EOPNOTSUPP } from '../../../src/uapi/errno.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import { encodeLayout } from '../../../src/hw/layout.ts';
 import type { Mm } from '../../../src/host/mm.ts';
 import { IoPgtableDomain } from '../../../src/iommu-core/io-pgtable-domain.ts';
 import type { DomainGeometry, DomainType, DriverDomain } from '../../../src/iommu-core/types.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
-import type { IotlbGather, PageTableBuilder } from '../../pgtable/types.ts';
+import type { IotlbGather, PageTableBuilder } from '../../../src/iommu-core/io-pgtable.ts';
 import type { VtdSsBuilder } from '../../pgtable/vtd-ss-builder.ts';
 import { readAndClearSsDirty } from './dirty.ts';
 import { PASID_ENTRY, PGTT_FIRST_STAGE, PGTT_PASSTHROUGH, PGTT_SECOND_STAGE } from '../pasid-entry.ts';

@@ -1,4 +1,4 @@
-import { EINVAL, ENODEV, ENOMEM, ENOSPC, EOPNOTSUPP } from '../../../src/host/errno.ts';
+import { EINVAL, ENODEV, ENOMEM, ENOSPC, EOPNOTSUPP } from '../../../src/uapi/errno.ts';
 import type { Host } from '../../../src/host/host.ts';
 import type { Mm } from '../../../src/host/mm.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
@@ -77,7 +77,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     readonly host: Host,
     readonly base: number,
   ) {
-    const board = host.board;
+    const board = host.platform;
     const mem = board.sysmem;
     this.regs = new VtdMmio(mem, base);
     const tables = host.allocator.tablePages();
@@ -131,13 +131,13 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
 
   /** Fault event and page request event MSIs, handled a little later as a threaded IRQ would be. */
   private setupInterrupts(): void {
-    const board = this.host.board;
+    const board = this.host.platform;
     const r = this.regs;
     const sched = board.scheduler;
     this.faultReader.drain();
     const fault = this.host.allocMsiData();
     r.w32('FEDATA', fault);
-    r.w32('FEADDR', board.layout.msiBase);
+    r.w32('FEADDR', board.msi.base);
     r.w32('FEUADDR', 0);
     board.msi.on(fault, () => sched.schedule(0, () => this.faultReader.drain(), 'vtd-driver.fault-irq'));
     r.w32('FECTL', 0);
@@ -145,7 +145,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     this.prq.program();
     const prq = this.host.allocMsiData();
     r.w32('PEDATA', prq);
-    r.w32('PEADDR', board.layout.msiBase);
+    r.w32('PEADDR', board.msi.base);
     r.w32('PEUADDR', 0);
     board.msi.on(prq, () => sched.schedule(0, () => this.drainPageRequests(), 'vtd-driver.prq-irq'));
     r.w32('PECTL', 0);
@@ -194,7 +194,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
       this.features.enablePasid(dev, f, { exec: e.ERS === 1, priv: e.SRS === 1 });
       pasidBits = Math.min(f.pasidBits, e.PSS! + 1);
     }
-    const pt = PasidTables.create(this.host.board.sysmem, this.dma, pasidBits);
+    const pt = PasidTables.create(this.host.platform.sysmem, this.dma, pasidBits);
     if (typeof pt === 'number') return pt;
     const ats = f.atsCap !== undefined && e.DT === 1 && this.features.enableAts(dev, f) === 0;
     const pre = ats && f.priCap !== undefined && e.PRS === 1;
@@ -228,7 +228,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     const dirty = flags.dirtyTracking === true;
     const parent = flags.nestParent === true;
     if ((dirty && !this.dirtyTrackingSupported()) || (parent && this.ecaps.NEST !== 1)) return -EOPNOTSUPP;
-    const mem = this.host.board.sysmem;
+    const mem = this.host.platform.sysmem;
     const alloc = this.host.allocator.tablePages();
     const secondStage = parent || dirty || this.ecaps.FLTS !== 1;
     if (secondStage && (this.ecaps.SLTS !== 1 || ((this.caps.SAGAW! >> 2) & 1) === 0)) return -EOPNOTSUPP;
@@ -359,7 +359,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
   }
 
   get mem(): PhysMem {
-    return this.host.board.sysmem;
+    return this.host.platform.sysmem;
   }
 
   /** Rewrite every PASID entry of `domain` and of nested domains over it in place, each flushed (SLADE changes). */

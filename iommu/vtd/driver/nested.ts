@@ -12,7 +12,7 @@
  * a nested domain its own DID and tags the parent with it; the effect on the
  * caches is the same.
  */
-import { E2BIG, EINVAL, EOPNOTSUPP } from '../../../src/host/errno.ts';
+import { E2BIG, EINVAL, EOPNOTSUPP } from '../../../src/uapi/errno.ts';
 import { encodeLayout } from '../../../src/hw/layout.ts';
 import type { DomainGeometry, DriverDomain } from '../../../src/iommu-core/types.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';

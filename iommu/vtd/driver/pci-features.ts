@@ -4,13 +4,13 @@
  * ATS (10.5.1: STU, Enable) and PRI (10.5.2: allocation, Enable), with the
  * register offsets of src/pci/caps.
  */
-import type { Board } from '../../../machines/board.ts';
-import { EBUSY, EINVAL } from '../../../src/host/errno.ts';
+import type { HostPlatform } from '../../../src/host/platform.ts';
+import { EBUSY, EINVAL } from '../../../src/uapi/errno.ts';
 import { pciExtCfgAccessible } from '../../../src/host/pci-cfg-size.ts';
 import { ATS, ATS_CAP, ATS_CTRL } from '../../../src/pci/caps/ats.ts';
 import { PASID, PASID_CAP, PASID_CTRL } from '../../../src/pci/caps/pasid.ts';
 import { PRI, PRI_CTRL, PRI_STATUS } from '../../../src/pci/caps/pri.ts';
-import { ecamAccessor, type ConfigAccessor } from '../../../src/pci/enumerate.ts';
+import type { ConfigAccessor } from '../../../src/pci/enumerate.ts';
 import { listCapabilities } from '../../../src/pci/lspci.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
 
@@ -34,8 +34,8 @@ export interface DevFeatures {
 export class PciFeatures {
   private readonly cfg: ConfigAccessor;
 
-  constructor(board: Board) {
-    this.cfg = ecamAccessor(board.sysmem, board.layout.ecamBase);
+  constructor(board: HostPlatform) {
+    this.cfg = board.pciConfig;
   }
 
   probe(dev: PciFunction): DevFeatures {

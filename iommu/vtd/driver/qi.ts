@@ -14,7 +14,7 @@
  *   a second time-out returns -ETIMEDOUT.
  * - ICE: an unexpected invalidation completion; cleared and reported.
  */
-import { ETIMEDOUT, EINVAL, EBUSY } from '../../../src/host/errno.ts';
+import { ETIMEDOUT, EINVAL, EBUSY } from '../../../src/uapi/errno.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import type { Scheduler } from '../../../src/sim/scheduler.ts';
 import { FSTS_ICE, FSTS_IQE, FSTS_ITE } from '../regs.ts';

@@ -13,7 +13,7 @@
  * Entries are written high words first and the word with the present bit
  * last, as a driver must for hardware that may fetch concurrently.
  */
-import { ENOMEM } from '../../../src/host/errno.ts';
+import { ENOMEM } from '../../../src/uapi/errno.ts';
 import { encodeLayout } from '../../../src/hw/layout.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import { PASID_DIR_ENTRY } from '../pasid-entry.ts';

@@ -4,7 +4,7 @@
  * to fail, and helpers to poke 64-bit descriptors.
  */
 import { GuestRam } from '../../../src/memory/guest-ram.ts';
-import type { TablePageAllocator } from '../../../iommu/pgtable/types.ts';
+import type { TablePageAllocator } from '../../../src/iommu-core/io-pgtable.ts';
 
 export { GuestRam };
 

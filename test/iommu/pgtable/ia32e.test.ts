@@ -3,25 +3,9 @@ import { Ia32eWalker, type Ia32eWalkConfig } from '../../../iommu/pgtable/ia32e-
 import { createIa32eBuilder } from '../../../iommu/pgtable/ia32e-builder.ts';
 import { VtdSsWalker } from '../../../iommu/pgtable/vtd-ss-walker.ts';
 import { NestedTableTranslator } from '../../../iommu/pgtable/nested.ts';
-import {
-  ACCESS_EXEC,
-  ACCESS_PRIV,
-  ACCESS_READ,
-  ACCESS_WRITE,
-  EEXIST,
-  FaultKind,
-  IOMMU_NOEXEC,
-  IOMMU_PRIV,
-  IOMMU_READ,
-  IOMMU_WRITE,
-  PERM_R,
-  PERM_UR,
-  PERM_UW,
-  PERM_UX,
-  PERM_W,
-  PERM_X,
-  WalkResult,
-} from '../../../iommu/pgtable/types.ts';
+import { ACCESS_EXEC, ACCESS_PRIV, ACCESS_READ, ACCESS_WRITE, FaultKind, PERM_R, PERM_UR, PERM_UW, PERM_UX, PERM_W, PERM_X, WalkResult } from '../../../iommu/pgtable/types.ts';
+import { IOMMU_NOEXEC, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE } from '../../../src/iommu-core/io-pgtable.ts';
+import { EEXIST } from '../../../src/uapi/errno.ts';
 import { TestAllocator, bigRam, bit, get64, put64, GiB, MiB, KiB } from './helpers.ts';
 
 const P = 1n;
@@ -238,7 +222,7 @@ t.test('IA-32e builder: 2M and 1G pages, preset A/D, prot to U/S, R/W, XD', asyn
   r = walk(w, 0, ACCESS_PRIV | ACCESS_EXEC);
   t.equal(r.fault, FaultKind.Permission, 'XD');
   t.equal(walk(w, 0, ACCESS_PRIV | ACCESS_WRITE).fault, FaultKind.Permission, 'read-only under WP');
-  t.equal(b.map(GiB + 4 * KiB, 0, 4 * KiB, IOMMU_READ), EEXIST);
+  t.equal(b.map(GiB + 4 * KiB, 0, 4 * KiB, IOMMU_READ), -EEXIST);
   t.equal(b.unmap(GiB + 8 * KiB, 4 * KiB), GiB - 8 * KiB, 'the 1G page goes whole; bytes count from iova to its end');
   t.equal(b.iovaToPhys(GiB), -1);
   t.equal(b.unmap(2 * GiB, 2 * MiB + 4 * KiB), 2 * MiB + 4 * KiB);

@@ -12,19 +12,9 @@ import { createIa32eBuilder } from '../../../iommu/pgtable/ia32e-builder.ts';
 import { Ia32eWalker } from '../../../iommu/pgtable/ia32e-walker.ts';
 import { createVtdSsBuilder } from '../../../iommu/pgtable/vtd-ss-builder.ts';
 import { VtdSsWalker } from '../../../iommu/pgtable/vtd-ss-walker.ts';
-import {
-  ACCESS_PRIV,
-  ACCESS_WRITE,
-  EEXIST,
-  ENOMEM,
-  FaultKind,
-  IOMMU_NOEXEC,
-  IOMMU_READ,
-  IOMMU_WRITE,
-  WalkResult,
-  type PageTableBuilder,
-  type PageTableWalker,
-} from '../../../iommu/pgtable/types.ts';
+import { ACCESS_PRIV, ACCESS_WRITE, FaultKind, WalkResult, type PageTableWalker } from '../../../iommu/pgtable/types.ts';
+import { IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE, type PageTableBuilder } from '../../../src/iommu-core/io-pgtable.ts';
+import { EEXIST, ENOMEM } from '../../../src/uapi/errno.ts';
 import { TestAllocator, bigRam } from './helpers.ts';
 
 interface Subject {
@@ -110,7 +100,7 @@ class RefModel {
 
   map(iova: number, pa: number, size: number, prot: number): number {
     for (const l of this.leaves.values()) {
-      if (l.iova < iova + size && iova < l.iova + l.size) return EEXIST;
+      if (l.iova < iova + size && iova < l.iova + l.size) return -EEXIST;
     }
     for (let done = 0; done < size; ) {
       let s = this.pgsizes[0]!;
@@ -196,7 +186,7 @@ for (const [name, factory] of FORMATS) {
             alloc.failOnCall = op.failAlloc > 0 ? alloc.allocCalls + op.failAlloc : 0;
             const got = builder.map(iova, pa, size, op.prot);
             alloc.failOnCall = 0;
-            if (got === ENOMEM) {
+            if (got === -ENOMEM) {
               const after = { pages: builder.stats.tablePages, leaves: builder.stats.leaves, live: alloc.liveCount };
               if (JSON.stringify(after) !== JSON.stringify(before)) throw new Error(`ENOMEM changed state: ${JSON.stringify(after)}`);
               continue;

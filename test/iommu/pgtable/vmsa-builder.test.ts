@@ -1,24 +1,9 @@
 import t from 'tap';
 import { createVmsaBuilder, VmsaBuilder, type VmsaBuilderConfig } from '../../../iommu/pgtable/vmsa-builder.ts';
 import { VmsaWalker } from '../../../iommu/pgtable/vmsa-walker.ts';
-import {
-  ACCESS_EXEC,
-  ACCESS_PRIV,
-  ACCESS_READ,
-  ACCESS_WRITE,
-  EEXIST,
-  EINVAL,
-  ENOMEM,
-  ERANGE,
-  FaultKind,
-  IOMMU_CACHE,
-  IOMMU_NOEXEC,
-  IOMMU_PRIV,
-  IOMMU_READ,
-  IOMMU_WRITE,
-  IotlbGather,
-  WalkResult,
-} from '../../../iommu/pgtable/types.ts';
+import { ACCESS_EXEC, ACCESS_PRIV, ACCESS_READ, ACCESS_WRITE, FaultKind, WalkResult } from '../../../iommu/pgtable/types.ts';
+import { IOMMU_CACHE, IOMMU_NOEXEC, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE, IotlbGather } from '../../../src/iommu-core/io-pgtable.ts';
+import { EEXIST, EINVAL, ENOMEM, ERANGE } from '../../../src/uapi/errno.ts';
 import { GuestRam, TestAllocator, bigRam, GiB, MiB, KiB, TiB } from './helpers.ts';
 
 const RW = IOMMU_READ | IOMMU_WRITE;
@@ -97,13 +82,13 @@ t.test('mapping over an existing mapping fails with EEXIST and changes nothing',
   const { b, alloc } = setup(S1);
   t.equal(b.map(2 * MiB, GiB, 2 * MiB, RW), 0);
   const before = { ...b.stats, live: alloc.liveCount };
-  t.equal(b.map(0, 2 * GiB, 4 * MiB, RW), EEXIST, 'second half overlaps the block');
-  t.equal(b.map(2 * MiB + 4 * KiB, 2 * GiB, 4 * KiB, RW), EEXIST, 'page under a block');
+  t.equal(b.map(0, 2 * GiB, 4 * MiB, RW), -EEXIST, 'second half overlaps the block');
+  t.equal(b.map(2 * MiB + 4 * KiB, 2 * GiB, 4 * KiB, RW), -EEXIST, 'page under a block');
   t.same({ ...b.stats, leafWrites: before.leafWrites, leafClears: before.leafClears, live: alloc.liveCount }, before);
   t.equal(b.iovaToPhys(0), -1, 'the partial first half was rolled back');
   t.equal(b.iovaToPhys(2 * MiB + 5), GiB + 5);
   b.map(4 * MiB, 3 * GiB, 4 * KiB, RW);
-  t.equal(b.map(4 * MiB - 2 * MiB, 5 * GiB, 4 * MiB, RW), EEXIST, 'block over a table');
+  t.equal(b.map(4 * MiB - 2 * MiB, 5 * GiB, 4 * MiB, RW), -EEXIST, 'block over a table');
 });
 
 t.test('allocation failure at every step leaves the tables as they were', async (t) => {
@@ -114,7 +99,7 @@ t.test('allocation failure at every step leaves the tables as they were', async 
     alloc.failOnCall = alloc.allocCalls + n;
     const rc = b.map(512 * GiB + 4 * KiB, 2 * GiB, 8 * KiB, RW);
     if (n <= 3) {
-      t.equal(rc, ENOMEM, `fail allocation ${n}`);
+      t.equal(rc, -ENOMEM, `fail allocation ${n}`);
       t.equal(b.stats.tablePages, pages);
       t.equal(alloc.liveCount, pages);
       t.equal(b.iovaToPhys(512 * GiB + 4 * KiB), -1);
@@ -139,7 +124,7 @@ t.test('empty tables are freed on unmap; destroy frees the rest', async (t) => {
   b.destroy();
   t.equal(alloc.liveCount, 0);
   t.same(alloc.errors, []);
-  t.equal(b.map(0, 0, 4 * KiB, RW), EINVAL, 'destroyed');
+  t.equal(b.map(0, 0, 4 * KiB, RW), -EINVAL, 'destroyed');
 });
 
 t.test('a gather parks emptied tables until the driver has invalidated', async (t) => {
@@ -159,11 +144,11 @@ t.test('a gather parks emptied tables until the driver has invalidated', async (
 
 t.test('bad arguments: EINVAL for misalignment or no access, ERANGE beyond the address sizes', async (t) => {
   const { b } = setup({ ...S1, iaBits: 39, oaBits: 40 });
-  t.equal(b.map(0x800, 0, 4 * KiB, RW), EINVAL);
-  t.equal(b.map(0, 0, 4 * KiB, IOMMU_CACHE), EINVAL);
-  t.equal(b.map(2 ** 39 - 4 * KiB, 0, 8 * KiB, RW), ERANGE);
-  t.equal(b.map(0, 2 ** 40, 4 * KiB, RW), ERANGE);
-  t.equal(createVmsaBuilder(bigRam(), new TestAllocator(bigRam(), 0, GiB), { ...S1, iaBits: 60 }), EINVAL);
+  t.equal(b.map(0x800, 0, 4 * KiB, RW), -EINVAL);
+  t.equal(b.map(0, 0, 4 * KiB, IOMMU_CACHE), -EINVAL);
+  t.equal(b.map(2 ** 39 - 4 * KiB, 0, 8 * KiB, RW), -ERANGE);
+  t.equal(b.map(0, 2 ** 40, 4 * KiB, RW), -ERANGE);
+  t.equal(createVmsaBuilder(bigRam(), new TestAllocator(bigRam(), 0, GiB), { ...S1, iaBits: 60 }), -EINVAL);
 });
 
 t.test('prot bits become stage-1 permissions the walker enforces', async (t) => {

@@ -1,19 +1,6 @@
 import t from 'tap';
 import { VmsaWalker, type VmsaWalkConfig } from '../../../iommu/pgtable/vmsa-walker.ts';
-import {
-  ACCESS_EXEC,
-  ACCESS_PRIV,
-  ACCESS_READ,
-  ACCESS_WRITE,
-  FaultKind,
-  PERM_R,
-  PERM_UR,
-  PERM_UW,
-  PERM_UX,
-  PERM_W,
-  PERM_X,
-  WalkResult,
-} from '../../../iommu/pgtable/types.ts';
+import { ACCESS_EXEC, ACCESS_PRIV, ACCESS_READ, ACCESS_WRITE, FaultKind, PERM_R, PERM_UR, PERM_UW, PERM_UX, PERM_W, PERM_X, WalkResult } from '../../../iommu/pgtable/types.ts';
 import { GuestRam, bigRam, get64, put64, GiB, MiB, TiB } from './helpers.ts';
 import { AF, AP1, AP2, APTABLE0, APTABLE1, BLOCK, DBM, NG, PAGE, PXN, TABLE, UXN, idx, walkOnce } from './vmsa-fixtures.ts';
 

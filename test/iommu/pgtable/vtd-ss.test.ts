@@ -3,19 +3,8 @@ import { VtdSsWalker, type VtdSsWalkConfig } from '../../../iommu/pgtable/vtd-ss
 import { createVtdSsBuilder } from '../../../iommu/pgtable/vtd-ss-builder.ts';
 import { describeDesc } from '../../../iommu/pgtable/fields.ts';
 import { VTD_SS_ENTRY } from '../../../iommu/pgtable/vtd-ss-layout.ts';
-import {
-  ACCESS_EXEC,
-  ACCESS_READ,
-  ACCESS_WRITE,
-  FaultKind,
-  IOMMU_READ,
-  IOMMU_WRITE,
-  PERM_R,
-  PERM_UR,
-  PERM_UX,
-  PERM_X,
-  WalkResult,
-} from '../../../iommu/pgtable/types.ts';
+import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, FaultKind, PERM_R, PERM_UR, PERM_UX, PERM_X, WalkResult } from '../../../iommu/pgtable/types.ts';
+import { IOMMU_READ, IOMMU_WRITE } from '../../../src/iommu-core/io-pgtable.ts';
 import { TestAllocator, bigRam, bit, get64, put64, GiB, MiB, KiB } from './helpers.ts';
 
 const R = 1n;

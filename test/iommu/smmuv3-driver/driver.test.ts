@@ -4,7 +4,7 @@ import { Host } from '../../../src/host/host.ts';
 import { Smmuv3 } from '../../../iommu/smmuv3/smmuv3.ts';
 import { Smmuv3Driver } from '../../../iommu/smmuv3/driver/driver.ts';
 import { STE_CONFIG } from '../../../iommu/smmuv3/ste.ts';
-import { IOMMU_READ, IOMMU_WRITE } from '../../../iommu/pgtable/types.ts';
+import { IOMMU_READ, IOMMU_WRITE } from '../../../src/iommu-core/io-pgtable.ts';
 import type { IommuDomain } from '../../../src/iommu-core/domain.ts';
 import type { SvaHandle } from '../../../src/iommu-core/sva.ts';
 import { CFG, COMMAND } from '../../../src/pci/header.ts';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { IOMMU_READ, IOMMU_WRITE } from '../../../iommu/pgtable/types.ts';
+import { IOMMU_READ, IOMMU_WRITE } from '../../../src/iommu-core/io-pgtable.ts';
 import { PRS_PRO, SM_CONTEXT_ENTRY, VTD_REG } from '../../../iommu/vtd/index.ts';
 import { decodeLayout } from '../../../src/hw/layout.ts';
 import type { IommuDomain } from '../../../src/iommu-core/domain.ts';

@@ -1,8 +1,8 @@
 import t from 'tap';
-import { IOMMU_READ, IOMMU_WRITE } from '../../../iommu/pgtable/types.ts';
+import { IOMMU_READ, IOMMU_WRITE } from '../../../src/iommu-core/io-pgtable.ts';
 import { IOMMU_HW_CAP_DIRTY_TRACKING } from '../../../iommu/vtd/driver/driver.ts';
 import { PASID_ENTRY, PGTT_SECOND_STAGE, entryField } from '../../../iommu/vtd/index.ts';
-import { EINVAL, EOPNOTSUPP } from '../../../src/host/errno.ts';
+import { EINVAL, EOPNOTSUPP } from '../../../src/uapi/errno.ts';
 import type { IommuDomain } from '../../../src/iommu-core/domain.ts';
 import { bare } from './fixture.ts';
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { IOMMU_READ, IOMMU_WRITE } from '../../../iommu/pgtable/types.ts';
+import { IOMMU_READ, IOMMU_WRITE } from '../../../src/iommu-core/io-pgtable.ts';
 import { IOMMU_HW_INFO_TYPE_INTEL_VTD } from '../../../iommu/vtd/driver/driver.ts';
 import { PASID_ENTRY, PGTT_FIRST_STAGE, PGTT_PASSTHROUGH, PGTT_SECOND_STAGE, entryField } from '../../../iommu/vtd/index.ts';
 import type { IommuDomain } from '../../../src/iommu-core/domain.ts';

@@ -1,9 +1,9 @@
 import t from 'tap';
-import { IotlbGather, IOMMU_READ, IOMMU_WRITE } from '../../../iommu/pgtable/types.ts';
+import { IotlbGather, IOMMU_READ, IOMMU_WRITE } from '../../../src/iommu-core/io-pgtable.ts';
 import type { NestedDomain } from '../../../iommu/vtd/driver/nested.ts';
 import type { SsDomain } from '../../../iommu/vtd/driver/domains.ts';
 import { PASID_ENTRY, PGTT_NESTED, entryField } from '../../../iommu/vtd/index.ts';
-import { E2BIG, EINVAL, EOPNOTSUPP } from '../../../src/host/errno.ts';
+import { E2BIG, EINVAL, EOPNOTSUPP } from '../../../src/uapi/errno.ts';
 import type { IommuDomain } from '../../../src/iommu-core/domain.ts';
 import { atsDevice, bare } from './fixture.ts';
 import { guestFirstStage, vtdInv, vtdS1 } from '../../../iommu/guest/vtd.ts';

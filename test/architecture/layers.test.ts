@@ -1,0 +1,125 @@
+/**
+ * The folder tree is the layer diagram (DESIGN.md §2, docs/architecture.md):
+ * every import, type-only ones included, points down or sideways within its
+ * own folder, never up. This test reads every import of the tree and names
+ * each one that reaches a higher floor, with its file and line.
+ */
+import t from 'tap';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, normalize, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = normalize(join(dirname(fileURLToPath(import.meta.url)), '..', '..'));
+
+/**
+ * Each top-level folder and the folders it may import from (itself always).
+ * src/ is the ground floor; iommu/ and devices/ stand on it side by side;
+ * machines/ assembles them; tools/ runs machines (browser-safe); cli/ is the
+ * Node-only command line. bench, examples, scenarios and test sit on top.
+ */
+export const FLOORS: Readonly<Record<string, readonly string[]>> = {
+  src: [],
+  iommu: ['src'],
+  devices: ['src'],
+  machines: ['src', 'iommu', 'devices'],
+  tools: ['src', 'iommu', 'devices', 'machines'],
+  cli: ['src', 'iommu', 'devices', 'machines', 'tools'],
+};
+
+/** The public façade may re-export from every floor (CONTRACT.md: everything is exported from src/index.ts). */
+const FACADE = 'src/index.ts';
+
+/** Floors whose code must run in a browser: no Node built-in modules. */
+const BROWSER_SAFE = ['src', 'iommu', 'devices', 'machines', 'tools'];
+const NODE_BUILTIN = /^(node:|(fs|path|os|url|child_process|worker_threads|crypto|util|stream|events|module|process|readline|v8|vm|wasi|zlib|http|https|net|tty)(\/|$))/;
+
+interface Import {
+  file: string;
+  line: number;
+  text: string;
+  spec: string;
+}
+
+function tsFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...tsFiles(p));
+    else if (/\.(ts|mts)$/.test(e.name)) out.push(p);
+  }
+  return out;
+}
+
+/** Every import and re-export of a file: static (type-only included) and dynamic with a literal specifier. */
+export function importsOf(file: string, source: string): Import[] {
+  const out: Import[] = [];
+  const rx = /(?:^|[\s;])(?:import|export)\s+(?:type\s+)?(?:[\w*{}\s,$]+?\s+from\s+)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm;
+  const lines = source.split('\n');
+  let offset = 0;
+  const lineAt: number[] = [];
+  for (const l of lines) {
+    lineAt.push(offset);
+    offset += l.length + 1;
+  }
+  for (const m of source.matchAll(rx)) {
+    const spec = (m[1] ?? m[2])!;
+    const pos = m.index! + m[0].indexOf(spec);
+    let line = lineAt.findIndex((start, i) => pos >= start && (i + 1 === lineAt.length || pos < lineAt[i + 1]!));
+    out.push({ file, line: line + 1, text: lines[line]!.trim(), spec });
+  }
+  return out;
+}
+
+const floorOf = (file: string): string => file.split('/')[0]!;
+
+/** The violations of the layer rules in a set of files: one message per offending import. */
+export function layerViolations(files: readonly { file: string; source: string }[]): string[] {
+  const bad: string[] = [];
+  for (const { file, source } of files) {
+    const floor = floorOf(file);
+    const allowed = FLOORS[floor];
+    if (allowed === undefined) continue;
+    for (const im of importsOf(file, source)) {
+      if (BROWSER_SAFE.includes(floor) && NODE_BUILTIN.test(im.spec)) {
+        bad.push(`${file}:${im.line}: ${floor}/ must run in a browser but imports the Node module "${im.spec}": ${im.text}`);
+        continue;
+      }
+      if (!im.spec.startsWith('.')) continue;
+      const target = normalize(join(dirname(file), im.spec));
+      if (target.startsWith('..')) {
+        bad.push(`${file}:${im.line}: imports from outside the repository: ${im.text}`);
+        continue;
+      }
+      const to = floorOf(target);
+      if (file === FACADE || to === floor || allowed.includes(to)) continue;
+      bad.push(`${file}:${im.line}: ${floor}/ reaches up to ${to}/ (it may import ${[floor, ...allowed].join(', ')}): ${im.text}`);
+    }
+  }
+  return bad;
+}
+
+t.test('no import reaches a higher floor, and browser-safe floors import no Node module', async (t) => {
+  const files = Object.keys(FLOORS).flatMap((d) => tsFiles(d)).map((file) => ({ file: relative(ROOT, join(ROOT, file)), source: readFileSync(join(ROOT, file), 'utf8') }));
+  t.ok(files.length > 200, `read ${files.length} files`);
+  const bad = layerViolations(files);
+  t.same(bad, [], bad.join('\n'));
+});
+
+t.test('the checker sees type-only, re-exported and dynamic imports, and names the line', async (t) => {
+  const bad = layerViolations([
+    { file: 'src/host/x.ts', source: "import { a } from './y.ts';\nimport type { Machine } from '../../machines/machine.ts';\n" },
+    { file: 'src/pci/y.ts', source: "export { Smmuv3 } from '../../iommu/smmuv3/smmuv3.ts';" },
+    { file: 'iommu/vtd/z.ts', source: "const m = await import('../../devices/dma-engine/index.ts');" },
+    { file: 'tools/report/w.ts', source: "import { writeFileSync } from 'node:fs';" },
+    { file: 'machines/v.ts', source: "import { x } from '../tools/scenario/scenario.ts';" },
+    { file: 'src/index.ts', source: "export { createMachine } from '../machines/machine.ts';" },
+    { file: 'cli/main.ts', source: "import { readFileSync } from 'node:fs';\nimport { run } from '../tools/scenario/scenario.ts';" },
+  ]);
+  t.same(bad, [
+    "src/host/x.ts:2: src/ reaches up to machines/ (it may import src): import type { Machine } from '../../machines/machine.ts';",
+    "src/pci/y.ts:1: src/ reaches up to iommu/ (it may import src): export { Smmuv3 } from '../../iommu/smmuv3/smmuv3.ts';",
+    "iommu/vtd/z.ts:1: iommu/ reaches up to devices/ (it may import iommu, src): const m = await import('../../devices/dma-engine/index.ts');",
+    'tools/report/w.ts:1: tools/ must run in a browser but imports the Node module "node:fs": import { writeFileSync } from \'node:fs\';',
+    "machines/v.ts:1: machines/ reaches up to tools/ (it may import machines, src, iommu, devices): import { x } from '../tools/scenario/scenario.ts';",
+  ]);
+});

@@ -1,0 +1,152 @@
+/**
+ * Figures derived from one run: latency statistics, cache hit rates from the
+ * counters, queue occupancy and the fault/invalidation timeline from the
+ * trace. Shared by the run summary, the HTML report and sweep CSVs.
+ */
+import type { ChromeTraceEvent } from '../../src/trace/chrome-trace.ts';
+import type { RunResult } from '../scenario/scenario.ts';
+
+export interface Stats {
+  count: number;
+  min: number;
+  mean: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export function stats(xs: readonly number[]): Stats {
+  if (xs.length === 0) return { count: 0, min: 0, mean: 0, p50: 0, p99: 0, max: 0 };
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (f: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(f * s.length) - 1))]!;
+  return { count: s.length, min: s[0]!, mean: s.reduce((a, b) => a + b, 0) / s.length, p50: q(0.5), p99: q(0.99), max: s[s.length - 1]! };
+}
+
+export interface HitRate {
+  /** Counter prefix, e.g. "vtd.iotlb" or "dma0.atc". */
+  cache: string;
+  hits: number;
+  misses: number;
+  rate: number;
+}
+
+/** Every cache with `<prefix>.hit` and `<prefix>.miss` counters (IOTLBs, ATCs, context caches...). */
+export function hitRates(counters: Record<string, number>): HitRate[] {
+  const out: HitRate[] = [];
+  for (const [name, hits] of Object.entries(counters)) {
+    if (!name.endsWith('.hit')) continue;
+    const cache = name.slice(0, -4);
+    const misses = counters[`${cache}.miss`] ?? 0;
+    if (hits + misses === 0) continue;
+    out.push({ cache, hits, misses, rate: hits / (hits + misses) });
+  }
+  for (const [name, misses] of Object.entries(counters)) {
+    if (!name.endsWith('.miss')) continue;
+    const cache = name.slice(0, -5);
+    if (counters[`${cache}.hit`] === undefined && misses > 0) out.push({ cache, hits: 0, misses, rate: 0 });
+  }
+  return out.sort((a, b) => a.cache.localeCompare(b.cache));
+}
+
+/** Descriptor latencies (virtual ns) from `dma-engine.desc.complete` durations. */
+export function descriptorLatencies(events: readonly ChromeTraceEvent[]): number[] {
+  const out: number[] = [];
+  for (const e of events) if (e.name === 'dma-engine.desc.complete' && e.dur !== undefined) out.push(Math.round(e.dur * 1000));
+  return out;
+}
+
+export interface OccupancySeries {
+  name: string;
+  /** [virtual ns, value] after each change. */
+  points: [number, number][];
+}
+
+/**
+ * Queue occupancy over time, from the trace: page requests each device has
+ * outstanding (dma-engine.pri.request with last=1 opens a group, its
+ * dma-engine.pri.response closes it), and page-request groups waiting in the
+ * host's fault queue (iopf.report last=1 / iopf.response).
+ */
+export function occupancy(events: readonly ChromeTraceEvent[]): OccupancySeries[] {
+  const series = new Map<string, { v: number; points: [number, number][] }>();
+  const bump = (name: string, ts: number, d: number) => {
+    const s = series.get(name) ?? { v: 0, points: [[0, 0]] };
+    s.v = Math.max(0, s.v + d);
+    s.points.push([Math.round(ts * 1000), s.v]);
+    series.set(name, s);
+  };
+  for (const e of events) {
+    const a = e.args as Record<string, unknown>;
+    if (e.name === 'dma-engine.pri.request' && a.last === true) bump(`${String(a.dev)} page-request groups outstanding`, e.ts, +1);
+    else if (e.name === 'dma-engine.pri.response' && a.expected !== false) bump(`${String(a.dev)} page-request groups outstanding`, e.ts, -1);
+    else if (e.name === 'iopf.report' && a.last === true) bump('host I/O page-fault queue', e.ts, +1);
+    else if (e.name === 'iopf.response') bump('host I/O page-fault queue', e.ts + (e.dur ?? 0), -1);
+  }
+  return [...series.entries()].map(([name, s]) => ({ name, points: s.points.sort((x, y) => x[0] - y[0]) }));
+}
+
+export interface TimelineEvent {
+  ns: number;
+  kind: 'fault' | 'invalidation' | 'page-request' | 'injection';
+  name: string;
+  source: string;
+  detail: string;
+}
+
+const KINDS: [RegExp, TimelineEvent['kind']][] = [
+  [/^fault\.inject$/, 'injection'],
+  [/(^|\.)(fault|event|fault\.record|abort|error|gerror|stall|prq\.overflow|devtlb\.timeout|qi\.error)$/, 'fault'],
+  [/(invalidate|tlbi|inv|inv-complete|atc\.inv|devtlb\.complete|cfg\.invalidate|sync)$/, 'invalidation'],
+  [/(pri\.request|pri\.response|iopf\.report|iopf\.response|prg\.response|priq|pri\.resp)$/, 'page-request'],
+];
+
+export function classify(name: string): TimelineEvent['kind'] | undefined {
+  for (const [re, k] of KINDS) if (re.test(name)) return k;
+  return undefined;
+}
+
+/** Faults, invalidations, page requests and injections, in time order. */
+export function timeline(events: readonly ChromeTraceEvent[], threads: ReadonlyMap<number, string>): TimelineEvent[] {
+  const out: TimelineEvent[] = [];
+  for (const e of events) {
+    if (e.ph !== 'X' && e.ph !== 'i') continue;
+    const kind = classify(e.name);
+    if (kind === undefined) continue;
+    out.push({ ns: Math.round(e.ts * 1000), kind, name: e.name, source: threads.get(e.tid) ?? String(e.tid), detail: JSON.stringify(e.args, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v)) });
+  }
+  return out;
+}
+
+export function threadNames(events: readonly ChromeTraceEvent[]): Map<number, string> {
+  const m = new Map<number, string>();
+  for (const e of events) if (e.ph === 'M' && e.name === 'thread_name') m.set(e.tid, String(e.args.name));
+  return m;
+}
+
+/** The one-row summary of a run (a sweep's CSV columns before the scenario's own metrics). */
+export function summaryRow(r: RunResult): Record<string, string | number> {
+  const iopf = stats(r.iopfLatencies);
+  const desc = stats(descriptorLatencies(r.trace.events));
+  const rates = hitRates(r.counters);
+  const agg = (re: RegExp) => {
+    const h = rates.filter((x) => re.test(x.cache));
+    const hits = h.reduce((a, x) => a + x.hits, 0);
+    const all = hits + h.reduce((a, x) => a + x.misses, 0);
+    return all === 0 ? '' : (hits / all).toFixed(4);
+  };
+  return {
+    machine: r.machine,
+    seed: r.seed,
+    ok: r.ok ? 1 : 0,
+    virtual_ns: r.virtualNs,
+    iopf_groups: iopf.count,
+    iopf_mean_ns: Math.round(iopf.mean),
+    iopf_p50_ns: iopf.p50,
+    iopf_p99_ns: iopf.p99,
+    descriptors: desc.count,
+    desc_mean_ns: Math.round(desc.mean),
+    desc_p99_ns: desc.p99,
+    atc_hit_rate: agg(/\.atc$/),
+    iotlb_hit_rate: agg(/\.iotlb$/),
+  };
+}
