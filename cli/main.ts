@@ -8,11 +8,10 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { PlanError, type FaultPlan } from '../src/fault/plan.ts';
 import { formatViolations } from '../tools/fault/invariants.ts';
 import { readPlanFile } from './fault-plan-file.ts';
-import { INJECTION_POINTS } from '../machines/points.ts';
 import { renderReports, fmtNs } from '../tools/report/html.ts';
 import { hitRates, stats, descriptorLatencies, summaryRow } from '../tools/report/figures.ts';
 import { loadScenario, SCENARIO_DIR } from './load.ts';
-import { MACHINE_KINDS, MACHINE_PARAMS, runScenario, UsageError, type RunResult } from '../tools/scenario/scenario.ts';
+import { MACHINE_KINDS, MACHINE_PARAMS, machineFor, runScenario, UsageError, type RunResult } from '../tools/scenario/scenario.ts';
 import { comparisonTable, mergedTrace } from '../tools/scenario/several.ts';
 import type { MachineKind } from '../machines/layout.ts';
 
@@ -30,7 +29,7 @@ Usage:
   ioemu sweep <scenario> --param name=v1,v2,... [options]
                                       run it once per value, write a CSV
   ioemu list                          list the scenarios in scenarios/ and the parameters
-  ioemu points                        list the fault-injection points (for --inject plans)
+  ioemu points [--scenario FILE]      list the fault-injection points (for --inject plans)
   ioemu help [command]                this text, or a command's
 
 A <scenario> is a name in scenarios/ (e.g. "default"), or a path to a .ts
@@ -94,12 +93,13 @@ interface Opts {
   inject?: string;
   report?: string;
   out?: string;
+  scenario?: string;
   params: [string, string][];
   quiet: boolean;
   help: boolean;
 }
 
-const VALUE_OPTS = new Set(['--machine', '--seed', '--trace', '--inject', '--report', '--out', '--param']);
+const VALUE_OPTS = new Set(['--machine', '--seed', '--trace', '--inject', '--report', '--out', '--param', '--scenario']);
 
 function parseArgs(args: string[], allowed: readonly string[]): Opts {
   const o: Opts = { positional: [], params: [], quiet: false, help: false };
@@ -138,7 +138,7 @@ function parseArgs(args: string[], allowed: readonly string[]): Opts {
           break;
         }
         default:
-          o[a.slice(2) as 'trace' | 'inject' | 'report' | 'out'] = v;
+          o[a.slice(2) as 'trace' | 'inject' | 'report' | 'out' | 'scenario'] = v;
       }
     } else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
     else o.positional.push(a);
@@ -269,12 +269,41 @@ async function cmdList(io: Io): Promise<number> {
   return EXIT.OK;
 }
 
-/** Every injection point a plan may name (src/fault/points.ts), with what failing it means. */
-function cmdPoints(io: Io): number {
-  const names = Object.keys(INJECTION_POINTS).sort();
-  io.out(`${names.length} injection points (src/fault/points.ts); a plan rule names one in "point":\n`);
+const POINTS_HELP = `Usage: ioemu points [--scenario FILE] [--machine M]
+
+Lists the fault-injection points a plan may name: those the machine's parts
+define as they are built (the IOMMU, the host kernel, VFIO, iommufd and each
+device, a scenario's own devices included), with the actions each supports
+and which machines have it.
+
+Options:
+  --scenario FILE  the machine of this scenario (its topology and devices)
+  --machine M      virt-smmuv3, q35-vtd, or all (default all)
+`;
+
+/** Every injection point a plan may name on the chosen machines, with what injecting there does. */
+async function cmdPoints(args: string[], io: Io): Promise<number> {
+  const o = parseArgs(args, ['--machine', '--scenario']);
+  if (o.help) return io.out(POINTS_HELP), EXIT.OK;
+  if (o.positional.length > 0) throw new UsageError(`points takes no arguments (got "${o.positional[0]}"); see "ioemu help points"`);
+  const s = o.scenario === undefined ? undefined : await loadScenario(o.scenario);
+  const kinds = o.machines ?? [...MACHINE_KINDS];
+  const seen = new Map<string, { description: string; actions: readonly string[]; kinds: MachineKind[] }>();
+  for (const kind of kinds) {
+    for (const p of machineFor(kind, 1, {}, s).board.faults.all()) {
+      const e = seen.get(p.name) ?? { description: p.description, actions: p.actions, kinds: [] };
+      e.kinds.push(kind);
+      seen.set(p.name, e);
+    }
+  }
+  const names = [...seen.keys()].sort();
+  io.out(`${names.length} injection points${s ? ` of scenario ${s.name}` : ''} on ${kinds.join(' and ')}; a plan rule names one in "point":\n`);
   const w = Math.max(...names.map((n) => n.length));
-  for (const n of names) io.out(`  ${n.padEnd(w)}  ${INJECTION_POINTS[n as keyof typeof INJECTION_POINTS]}\n`);
+  for (const n of names) {
+    const e = seen.get(n)!;
+    const where = e.kinds.length === kinds.length ? '' : ` [${e.kinds.join(', ')} only]`;
+    io.out(`  ${n.padEnd(w)}  ${e.description} (actions: ${e.actions.join(', ')})${where}\n`);
+  }
   return EXIT.OK;
 }
 
@@ -289,13 +318,13 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
       case 'list':
         return await cmdList(io);
       case 'points':
-        return cmdPoints(io);
+        return await cmdPoints(rest, io);
       case undefined:
       case 'help':
       case '-h':
       case '--help': {
         const topic = rest[0];
-        io.out(topic === 'run' ? RUN_HELP : topic === 'sweep' ? SWEEP_HELP : MAIN_HELP);
+        io.out(topic === 'run' ? RUN_HELP : topic === 'sweep' ? SWEEP_HELP : topic === 'points' ? POINTS_HELP : MAIN_HELP);
         return EXIT.OK;
       }
       default:

@@ -7,12 +7,15 @@
  * VFIO and both devices DMA into its memory.
  * Run: npx tsx examples/custom-topology.ts
  */
-import { machineBuilder } from '../machines/builder.ts';
-import type { MachineKind } from '../machines/layout.ts';
-import { VfioClient } from '../src/vfio/client.ts';
-import { VFIO_TYPE1v2_IOMMU } from '../src/uapi/vfio.ts';
-import { CFG, COMMAND } from '../src/pci/header.ts';
-import { formatRequesterId } from '../src/pci/bdf.ts';
+import {
+  machineBuilder,
+  type MachineKind,
+  VfioClient,
+  VFIO_TYPE1v2_IOMMU,
+  CFG,
+  COMMAND,
+  formatRequesterId,
+} from '../src/index.ts';
 
 export interface TopologyResult {
   /** Group ID -> its members, as /sys/kernel/iommu_groups shows them. */

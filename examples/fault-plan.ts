@@ -8,10 +8,15 @@
  *   npx tsx bin/ioemu run default --inject my-plan.json
  * Run: npx tsx examples/fault-plan.ts [virt-smmuv3|q35-vtd]
  */
-import { createMachine } from '../machines/machine.ts';
-import { applyPlan, type FaultPlan } from '../src/fault/plan.ts';
-import { checkInvariants, formatViolations, recordBaseline } from '../tools/fault/invariants.ts';
-import { vfioType1Setup } from '../tools/scenario/vmm.ts';
+import {
+  createMachine,
+  applyPlan,
+  type FaultPlan,
+  checkInvariants,
+  formatViolations,
+  recordBaseline,
+  vfioType1Setup,
+} from '../src/index.ts';
 
 export const PLAN: FaultPlan = {
   rules: [{ point: 'host.page_alloc', when: { nth: 2 }, action: { kind: 'fail', errno: 'ENOMEM' } }],

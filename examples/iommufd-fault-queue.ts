@@ -9,9 +9,10 @@
  * retries and the DMA completes.
  * Run: npx tsx examples/iommufd-fault-queue.ts
  */
-import { createMachine } from '../machines/machine.ts';
-import { CFG, COMMAND } from '../src/pci/header.ts';
 import {
+  createMachine,
+  CFG,
+  COMMAND,
   IOMMU_FAULT_QUEUE_ALLOC,
   IOMMU_HWPT_ALLOC,
   IOMMU_HWPT_FAULT_ID_VALID,
@@ -21,10 +22,12 @@ import {
   iommu_hwpt_page_response,
   iommu_hwpt_pgfault,
   vfio_device_attach_iommufd_pt,
-} from '../src/uapi/iommufd.ts';
-import { encodeStruct, StructView } from '../src/uapi/struct.ts';
-import { VFIO_DEVICE_ATTACH_IOMMUFD_PT } from '../src/uapi/vfio.ts';
-import { ioasMap, iommufdSetup } from '../tools/scenario/vmm.ts';
+  encodeStruct,
+  StructView,
+  VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+  ioasMap,
+  iommufdSetup,
+} from '../src/index.ts';
 
 const PAGE = 4096;
 

@@ -28,15 +28,25 @@
  *    16-byte command; the host substitutes the VMID before issuing it.
  * Run: npx tsx examples/nested-translation.ts
  */
-import { createMachine } from '../machines/machine.ts';
-import type { MachineKind } from '../machines/layout.ts';
-import { IotlbGather, IOMMU_READ, IOMMU_WRITE, type PageTableBuilder } from '../src/iommu-core/io-pgtable.ts';
-import { processGuestRam, type ByteAccess } from '../iommu/guest/guest-mem.ts';
-import { guestFirstStage, vtdInv, vtdS1 } from '../iommu/guest/vtd.ts';
-import { GUEST_ASID, guestStage1, s1Vste, vcmds } from '../iommu/guest/smmuv3.ts';
-import type { Process } from '../src/host/process.ts';
-import { CFG, COMMAND } from '../src/pci/header.ts';
 import {
+  createMachine,
+  type MachineKind,
+  IotlbGather,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  type PageTableBuilder,
+  processGuestRam,
+  type ByteAccess,
+  guestFirstStage,
+  vtdInv,
+  vtdS1,
+  GUEST_ASID,
+  guestStage1,
+  s1Vste,
+  vcmds,
+  type Process,
+  CFG,
+  COMMAND,
   IOMMU_HWPT_ALLOC,
   IOMMU_HWPT_ALLOC_NEST_PARENT,
   IOMMU_HWPT_DATA_ARM_SMMUV3,
@@ -52,10 +62,12 @@ import {
   iommu_vdevice_alloc,
   iommu_viommu_alloc,
   vfio_device_attach_iommufd_pt,
-} from '../src/uapi/iommufd.ts';
-import { VFIO_DEVICE_ATTACH_IOMMUFD_PT } from '../src/uapi/vfio.ts';
-import { encodeStruct, StructView, type StructDef } from '../src/uapi/struct.ts';
-import { iommufdSetup } from '../tools/scenario/vmm.ts';
+  VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+  encodeStruct,
+  StructView,
+  type StructDef,
+  iommufdSetup,
+} from '../src/index.ts';
 
 const PAGE = 4096;
 const GPA = 0x4000_0000; // guest RAM: 32 pages; the guest's tables in the first 16

@@ -5,8 +5,10 @@
  * Run: npx tsx examples/parameter-sweep.ts
  */
 import scenario from '../scenarios/default.ts';
-import { runScenario } from '../tools/scenario/scenario.ts';
-import { summaryRow } from '../tools/report/figures.ts';
+import {
+  runScenario,
+  summaryRow,
+} from '../src/index.ts';
 
 export async function runSweepExample(values = [1, 4, 16, 64], say: (s: string) => void = console.log): Promise<Record<string, string | number>[]> {
   const rows: Record<string, string | number>[] = [];

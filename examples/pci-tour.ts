@@ -8,16 +8,23 @@
  * opens. (`npm start` runs the whole-machine default scenario instead.)
  * Run: npx tsx examples/pci-tour.ts [trace-file]
  */
-import { Board } from '../machines/board.ts';
-import { TestDmaDevice, TEST_REGS, TEST_STATUS, TEST_CMD } from '../devices/test-dma-device.ts';
-import { PcieRootPort } from '../src/pci/root-port.ts';
-import { describeFunction, listCapabilities } from '../src/pci/lspci.ts';
-import { ecamAccessor } from '../src/pci/enumerate.ts';
-import { CFG, COMMAND } from '../src/pci/header.ts';
-import { formatRequesterId } from '../src/pci/bdf.ts';
-import { MSIX } from '../src/pci/caps/msix.ts';
-import { ChromeTraceSink } from '../src/trace/chrome-trace.ts';
-import { writeChromeTrace } from '../cli/trace-file.ts';
+import { writeFileSync } from 'node:fs';
+import {
+  Board,
+  TestDmaDevice,
+  TEST_REGS,
+  TEST_STATUS,
+  TEST_CMD,
+  PcieRootPort,
+  describeFunction,
+  listCapabilities,
+  ecamAccessor,
+  CFG,
+  COMMAND,
+  formatRequesterId,
+  MSIX,
+  ChromeTraceSink,
+} from '../src/index.ts';
 
 const TIB = 2 ** 40;
 const traceFile = process.argv[2] ?? 'ioemu-pci-tour.trace.json';
@@ -86,5 +93,7 @@ say(`with Bus Master Enable clear, a DMA read gives: ${aborted.ok ? 'ok?!' : abo
 say(`\ncounters: ${JSON.stringify(board.counters.snapshot())}`);
 
 say(`RAM resident after the run: ${board.ram.residentBytes} bytes (of a 1 TiB address space)`);
-const bytes = writeChromeTrace(sink, traceFile);
+const text = sink.stringify();
+writeFileSync(traceFile, text);
+const bytes = text.length;
 say(`trace: ${sink.events.length} events, ${bytes} bytes -> ${traceFile} (open in https://ui.perfetto.dev)`);

@@ -15,12 +15,20 @@
  * the completion interrupt arriving on the eventfd.
  * Run: npx tsx examples/qemu-vfio-setup.ts
  */
-import { createMachine } from '../machines/machine.ts';
-import { TEST_CMD, TEST_REGS } from '../devices/test-dma-device.ts';
-import { CFG, COMMAND } from '../src/pci/header.ts';
-import { VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX } from '../src/uapi/vfio.ts';
-import { eventfdCount, msixEventfds, vfioPciRealize, vfioType1Setup } from '../tools/scenario/vmm.ts';
-import type { MachineKind } from '../machines/layout.ts';
+import {
+  createMachine,
+  TEST_CMD,
+  TEST_REGS,
+  CFG,
+  COMMAND,
+  VFIO_PCI_BAR0_REGION_INDEX,
+  VFIO_PCI_CONFIG_REGION_INDEX,
+  eventfdCount,
+  msixEventfds,
+  vfioPciRealize,
+  vfioType1Setup,
+  type MachineKind,
+} from '../src/index.ts';
 
 const MIB = 2 ** 20;
 /** Where this VMM puts guest RAM in the IOVA space (QEMU: the guest-physical address). */

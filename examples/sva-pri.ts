@@ -10,12 +10,14 @@
  * retries. The process then reads what the device wrote.
  * Run: npx tsx examples/sva-pri.ts [pages]
  */
-import { createMachine } from '../machines/machine.ts';
-import type { MachineKind } from '../machines/layout.ts';
-import type { DmaEngine } from '../devices/dma-engine/dma-engine.ts';
-import { DESC_STATUS } from '../devices/dma-engine/descriptor.ts';
-import { EngineUser } from '../tools/scenario/engine-user.ts';
-import { vfioType1Setup } from '../tools/scenario/vmm.ts';
+import {
+  createMachine,
+  type MachineKind,
+  type DmaEngine,
+  DESC_STATUS,
+  EngineUser,
+  vfioType1Setup,
+} from '../src/index.ts';
 
 const PAGE = 4096;
 

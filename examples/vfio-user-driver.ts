@@ -11,11 +11,16 @@
  *    completions.
  * Run: npx tsx examples/vfio-user-driver.ts
  */
-import { createMachine } from '../machines/machine.ts';
-import type { MachineKind } from '../machines/layout.ts';
-import { EngineUser } from '../tools/scenario/engine-user.ts';
-import { eventfdCount, msixEventfds, vfioPciRealize, vfioType1Setup } from '../tools/scenario/vmm.ts';
-import { DESC_STATUS } from '../devices/dma-engine/descriptor.ts';
+import {
+  createMachine,
+  type MachineKind,
+  EngineUser,
+  eventfdCount,
+  msixEventfds,
+  vfioPciRealize,
+  vfioType1Setup,
+  DESC_STATUS,
+} from '../src/index.ts';
 
 const KIB = 1024;
 const IOVA = 0x10_0000_0000n; // where the driver maps its memory for the device

@@ -7,15 +7,21 @@
  * any endpoint, and driven from a process through VFIO type1.
  * Run: npx tsx examples/write-a-device.ts
  */
-import { createMachine, DEFAULT_DEVICES } from '../machines/machine.ts';
-import { RegisterFile, type RegisterDef } from '../src/hw/register-file.ts';
-import { MemoryRegion } from '../src/memory/memory-region.ts';
-import { PcieCapability } from '../src/pci/caps/pcie.ts';
-import { PciFunction } from '../src/pci/pci-function.ts';
-import type { SimContext } from '../src/sim/context.ts';
-import { vfioType1Setup } from '../tools/scenario/vmm.ts';
-import { VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX } from '../src/uapi/vfio.ts';
-import { CFG, COMMAND } from '../src/pci/header.ts';
+import {
+  createMachine,
+  DEFAULT_DEVICES,
+  RegisterFile,
+  type RegisterDef,
+  MemoryRegion,
+  PcieCapability,
+  PciFunction,
+  type SimContext,
+  vfioType1Setup,
+  VFIO_PCI_BAR0_REGION_INDEX,
+  VFIO_PCI_CONFIG_REGION_INDEX,
+  CFG,
+  COMMAND,
+} from '../src/index.ts';
 
 export const CSUM_REGS = { ADDR: 0x00, LEN: 0x08, GO: 0x0c, SUM: 0x10, STATUS: 0x14 } as const;
 const DONE = 1;

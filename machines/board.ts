@@ -12,6 +12,7 @@ import { Prng } from '../src/sim/prng.ts';
 import { Scheduler } from '../src/sim/scheduler.ts';
 import { Counters } from '../src/trace/counters.ts';
 import { Tracer } from '../src/trace/tracer.ts';
+import { stringifyExact } from '../src/trace/chrome-trace.ts';
 import { machineLayout, type MachineKind, type MachineLayout } from './layout.ts';
 
 export interface BoardOptions {
@@ -56,7 +57,7 @@ export class Board implements HostPlatform {
     this.prng = new Prng(opts.seed ?? 1);
     this.tracer = new Tracer(() => this.scheduler.now);
     this.faults.onInjection((p, a, ctx) =>
-      this.tracer.trace('fault.inject', p.name, { point: p.name, action: a.kind, ctx: ctx === undefined ? '' : JSON.stringify(ctx) }),
+      this.tracer.trace('fault.inject', p.name, { point: p.name, action: a.kind, ctx: ctx === undefined ? '' : stringifyExact(ctx) }),
     );
     this.ram = new GuestRam(ramBytes);
     this.sysmem = new AddressSpace('system', this.sysmemRoot, this.tracer);

@@ -20,12 +20,21 @@ export { Scheduler, type ScheduledEvent } from './sim/scheduler.ts';
 export { Prng } from './sim/prng.ts';
 export { type SimContext } from './sim/context.ts';
 
-export { Tracer, type TraceRecord, type TraceEventMap, type TraceName } from './trace/tracer.ts';
+export {
+  Tracer,
+  type TraceRecord,
+  type TraceEventMap,
+  type TraceName,
+  type TraceChannel,
+  type TraceEventTable,
+  type DefinedTraceEvent,
+} from './trace/tracer.ts';
 export { Counters, type Counter } from './trace/counters.ts';
 export { ChromeTraceSink, type ChromeTrace, type ChromeTraceEvent } from './trace/chrome-trace.ts';
 
 export { RegisterFile, field, type RegisterDef, type FieldDef, type FieldAccess } from './hw/register-file.ts';
 export { MsiController, type MsiMessage } from './irq/msi-controller.ts';
+export { IntxPin, intxPinOf } from './irq/intx.ts';
 
 export { ConfigSpace, PCI_CONFIG_SIZE, PCIE_CONFIG_SIZE } from './pci/config-space.ts';
 export { CapabilityList } from './pci/capability-list.ts';
@@ -49,6 +58,9 @@ export {
   type AddressType,
   type DmaAttrs,
   type DmaResult,
+  type DmaReadResult,
+  type DmaWriteResult,
+  type DmaFailure,
 } from './pci/transaction.ts';
 export * from './pci/caps/index.ts';
 
@@ -66,7 +78,17 @@ export { DmaEngine, type DmaEngineOptions } from '../devices/dma-engine/index.ts
 export { Smmuv3 } from '../iommu/smmuv3/smmuv3.ts';
 export { Smmuv3Driver } from '../iommu/smmuv3/driver/driver.ts';
 export { VtdIommu } from '../iommu/vtd/vtd.ts';
-export { FaultInjector, type InjectionAction } from './fault/injector.ts';
+export {
+  FaultInjector,
+  InjectionPoint,
+  injectedErrno,
+  ALL_ACTIONS,
+  type InjectionAction,
+  type InjectionActionKind,
+  type InjectionPointSpec,
+  type InjectionPointTable,
+  type DefinedPoints,
+} from './fault/injector.ts';
 export { INJECTION_POINTS, type InjectionPointName } from '../machines/points.ts';
 export { machineLayout, type MachineKind, type MachineLayout } from '../machines/layout.ts';
 export { TestDmaDevice, TEST_REGS, TEST_STATUS, TEST_CMD, TEST_ERROR } from '../devices/test-dma-device.ts';
@@ -74,6 +96,52 @@ export * from './vfio/index.ts';
 export * from './uapi/struct.ts';
 export { registerIommufd } from './iommufd/main.ts';
 export * from './uapi/iommufd.ts';
-export { applyPlan, loadPlan, validatePlan, parsePlan, type FaultPlan } from './fault/plan.ts';
+export { applyPlan, loadPlan, validatePlan, parsePlan, PlanError, type FaultPlan, type PlanRule, type AppliedPlan } from './fault/plan.ts';
 export { checkInvariants, recordBaseline, monitorUnmaps, guard, formatViolations, type Violation } from '../tools/fault/invariants.ts';
 export { runFailNth } from '../tools/fault/fail-nth.ts';
+
+// --- io-pgtable vocabulary (what page-table builders and the IOMMU core share) ---
+export { IotlbGather, IOMMU_READ, IOMMU_WRITE, IOMMU_CACHE, IOMMU_NOEXEC, IOMMU_MMIO, IOMMU_PRIV, type PageTableBuilder, type TablePageAllocator } from './iommu-core/io-pgtable.ts';
+export { type HostPlatform, type CpuArch } from './host/platform.ts';
+
+// --- the DMA engine's descriptor formats (for drivers of the reference device) ---
+export { DESC_STATUS, OPCODE, encodeDescriptor, decodeCompletion, type CompletionRecord } from '../devices/dma-engine/descriptor.ts';
+
+// --- a guest's own page tables and vIOMMU structures (nested translation) ---
+export { processGuestRam, guestAllocator, type ByteAccess } from '../iommu/guest/guest-mem.ts';
+export { GUEST_ASID, guestStage1, s1Vste, vcmds, type GuestS1 } from '../iommu/guest/smmuv3.ts';
+export { guestFirstStage, vtdS1, vtdInv } from '../iommu/guest/vtd.ts';
+
+// --- tools that run machines: scenarios, VMM sequences, reports ---
+export {
+  runScenario,
+  machineFor,
+  scenarioDevices,
+  isScenario,
+  Metrics,
+  UsageError,
+  MACHINE_KINDS,
+  MACHINE_PARAMS,
+  type Scenario,
+  type ScenarioContext,
+  type ScenarioMachineOptions,
+  type RunOptions,
+  type RunResult,
+  type ParamDoc,
+} from '../tools/scenario/scenario.ts';
+export {
+  vfioType1Setup,
+  iommufdSetup,
+  ioasMap,
+  vfioPciRealize,
+  msixEventfds,
+  eventfdCount,
+  cdevOf,
+  VmmError,
+  type Type1Setup,
+  type IommufdSetup,
+  type PciRealize,
+} from '../tools/scenario/vmm.ts';
+export { EngineUser, type WqConfig } from '../tools/scenario/engine-user.ts';
+export { summaryRow, stats, hitRates, descriptorLatencies, type Stats, type HitRate } from '../tools/report/figures.ts';
+export { renderReports } from '../tools/report/html.ts';

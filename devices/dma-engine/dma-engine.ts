@@ -7,7 +7,7 @@ import { PasidCapability } from '../../src/pci/caps/pasid.ts';
 import { PcieCapability } from '../../src/pci/caps/pcie.ts';
 import { PRI, PriCapability } from '../../src/pci/caps/pri.ts';
 import { PciFunction } from '../../src/pci/pci-function.ts';
-import { NO_PASID, type DmaAttrs, type DmaResult } from '../../src/pci/transaction.ts';
+import { NO_PASID, type DmaAttrs, type DmaReadResult, type DmaWriteResult } from '../../src/pci/transaction.ts';
 import type { SimContext } from '../../src/sim/context.ts';
 import type { Counter } from '../../src/trace/counters.ts';
 import { Atc } from './atc.ts';
@@ -253,7 +253,7 @@ export class DmaEngine extends PciFunction implements AtsEndpoint {
 
   // --- CONTRACT.md DMA -------------------------------------------------------
 
-  override dmaRead(addr: bigint, length: number, attrs?: DmaAttrs): DmaResult {
+  override dmaRead(addr: bigint, length: number, attrs?: DmaAttrs): DmaReadResult {
     const a = checkRange(addr, length);
     if (typeof a === 'string') return { ok: false, fault: a };
     const data = new Uint8Array(length);
@@ -261,7 +261,7 @@ export class DmaEngine extends PciFunction implements AtsEndpoint {
     return f === undefined ? { ok: true, data } : { ok: false, fault: f };
   }
 
-  override dmaWrite(addr: bigint, data: Uint8Array, attrs?: DmaAttrs): DmaResult {
+  override dmaWrite(addr: bigint, data: Uint8Array, attrs?: DmaAttrs): DmaWriteResult {
     const a = checkRange(addr, data.length);
     if (typeof a === 'string') return { ok: false, fault: a };
     const f = this.syncAccess(newAccess(a, data.length, true, data), attrs);

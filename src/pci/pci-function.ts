@@ -6,7 +6,7 @@ import * as hdr from './header.ts';
 import type { PciBus } from './bus.ts';
 import type { AtsTranslationCompletion, AtsTranslationRequest, PageRequestMessage } from './ats-messages.ts';
 import * as txns from './transaction.ts';
-import type { DmaAttrs, DmaCompletion, DmaResult, DmaTransaction } from './transaction.ts';
+import type { DmaAttrs, DmaCompletion, DmaReadResult, DmaTransaction, DmaWriteResult } from './transaction.ts';
 
 // Module-local copies: when tsx loads the tree as CommonJS each use of an imported binding costs a getter call, and these sit on the DMA path.
 const formatBdf = bdfs.formatBdf;
@@ -232,7 +232,7 @@ export abstract class PciFunction {
   }
 
   /** CONTRACT.md: a DMA read from this function's requester ID. */
-  dmaRead(addr: bigint, length: number, attrs?: DmaAttrs): DmaResult {
+  dmaRead(addr: bigint, length: number, attrs?: DmaAttrs): DmaReadResult {
     const a = checkDmaRange(addr, length);
     if (typeof a === 'string') return { ok: false, fault: a };
     const data = new Uint8Array(length);
@@ -241,7 +241,7 @@ export abstract class PciFunction {
   }
 
   /** CONTRACT.md: a DMA write from this function's requester ID. */
-  dmaWrite(addr: bigint, data: Uint8Array, attrs?: DmaAttrs): DmaResult {
+  dmaWrite(addr: bigint, data: Uint8Array, attrs?: DmaAttrs): DmaWriteResult {
     const a = checkDmaRange(addr, data.length);
     if (typeof a === 'string') return { ok: false, fault: a };
     const c = this.issue(a, data.length, true, attrs, data);
@@ -307,7 +307,7 @@ export abstract class PciFunction {
 
 const MAX_ADDR = 2 ** 64;
 /** A successful write's result, shared (it carries nothing). */
-const WRITE_OK: DmaResult = Object.freeze({ ok: true }) as DmaResult;
+const WRITE_OK: DmaWriteResult = Object.freeze({ ok: true }) as DmaWriteResult;
 
 /** Addresses are u64 at the API; inside they must fit a 52-bit physical space. */
 function checkDmaRange(addr: bigint, length: number): number | string {

@@ -54,4 +54,11 @@ export interface DmaAttrs {
   exec?: boolean;
 }
 
-export type DmaResult = { ok: true; data?: Uint8Array } | { ok: false; fault: string };
+/** A failed DMA: `fault` names the IOMMU's fault or event (e.g. 'F_TRANSLATION'), or why the fabric refused it. */
+export type DmaFailure = { ok: false; fault: string };
+/** What dmaRead returns: the bytes read, or why not. */
+export type DmaReadResult = { ok: true; data: Uint8Array } | DmaFailure;
+/** What dmaWrite returns. */
+export type DmaWriteResult = { ok: true } | DmaFailure;
+/** CONTRACT.md's DmaResult: either of the above. */
+export type DmaResult = { ok: true; data?: Uint8Array } | DmaFailure;

@@ -25,6 +25,16 @@ export interface ChromeTrace {
   otherData: Record<string, string>;
 }
 
+/** A u64 (or any bigint) as the trace writes it: exact, in hex. */
+export function bigintHex(v: bigint): string {
+  return v < 0n ? `-0x${(-v).toString(16)}` : `0x${v.toString(16)}`;
+}
+
+/** JSON.stringify that writes bigints exactly, as hex strings (for contexts and arguments that carry u64 values). */
+export function stringifyExact(x: unknown): string {
+  return JSON.stringify(x, (_k, v: unknown) => (typeof v === 'bigint' ? bigintHex(v) : v));
+}
+
 /**
  * Collects a tracer's records as Chrome trace events. Each `source` becomes a
  * named track (tid) in first-seen order, so the same run gives the same file.
@@ -67,6 +77,8 @@ export class ChromeTraceSink {
     const tid = this.tid(r.source);
     const cat = r.name.split('.', 1)[0]!;
     const args = { ...r.args } as Record<string, unknown>;
+    // u64 values travel as bigint: keep them exact, as hex strings (JSON has no 64-bit integers).
+    for (const k in args) if (typeof args[k] === 'bigint') args[k] = bigintHex(args[k] as bigint);
     if (r.dur !== undefined) {
       this.events.push({ name: r.name, cat, ph: 'X', ts: r.ts / 1000, dur: r.dur / 1000, pid: 1, tid, args });
     } else {

@@ -14,6 +14,28 @@ export interface TraceRecord<K extends TraceName = TraceName> {
   dur?: number;
 }
 
+/**
+ * A module's own trace events (a device's, or any part built outside the
+ * tree): each name with a one-line description. The shape of each event's
+ * arguments is the type parameter of Tracer.define, so the module's code is
+ * type-checked against its own events as built-in ones are against
+ * events.ts.
+ */
+export type TraceEventTable<M> = { readonly [K in keyof M]: string };
+
+/** The typed emitter a module gets for its own events (Tracer.define). */
+export interface TraceChannel<M> {
+  /** Does anyone listen to this event? Guard argument construction on hot paths with it. */
+  wants(name: keyof M & string): boolean;
+  trace<K extends keyof M & string>(name: K, source: string, args: M[K], dur?: number): void;
+}
+
+/** The events a part defined at run time, with their descriptions. */
+export interface DefinedTraceEvent {
+  readonly name: string;
+  readonly description: string;
+}
+
 type TraceListeners = {
   [K in TraceName]: (record: TraceRecord<K>) => void;
 } & { '*': (record: TraceRecord) => void };
@@ -85,5 +107,34 @@ export class Tracer extends EventEmitter<TraceListeners> {
     if (dur !== undefined) record.dur = dur;
     (this.emit as (n: string, r: TraceRecord<K>) => boolean)(name, record);
     this.emit('*', record as unknown as TraceRecord);
+  }
+
+  private readonly defined = new Map<string, DefinedTraceEvent>();
+
+  /**
+   * Define a module's own trace events (the idea of QEMU's per-directory
+   * trace-events files): they reach listeners, the Chrome trace and reports
+   * exactly as built-in events do. Idempotent for the same table (a second
+   * device of a kind shares the events); a name defined with another
+   * description throws, as does a name that is not `owner.event` in
+   * lower-case dotted words.
+   */
+  define<M extends object>(table: TraceEventTable<M>): TraceChannel<M> {
+    for (const [name, description] of Object.entries(table) as [string, string][]) {
+      if (!/^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$/.test(name)) throw new Error(`trace event "${name}": names are dotted lower-case words (owner.event)`);
+      const have = this.defined.get(name);
+      if (have !== undefined && have.description !== description) throw new Error(`trace event "${name}" is already defined differently`);
+      if (have === undefined) this.defined.set(name, Object.freeze({ name, description }));
+    }
+    const untyped = this as unknown as { wants(n: string): boolean; trace(n: string, s: string, a: unknown, d?: number): void };
+    return {
+      wants: (name) => untyped.wants(name),
+      trace: (name, source, args, dur) => untyped.trace(name, source, args, dur),
+    };
+  }
+
+  /** Events defined at run time (Tracer.define), in definition order. */
+  definedEvents(): DefinedTraceEvent[] {
+    return [...this.defined.values()];
   }
 }

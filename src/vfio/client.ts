@@ -1,5 +1,7 @@
 import type { Process } from '../host/process.ts';
 import { PROT_READ, PROT_WRITE } from '../host/mm.ts';
+import { CFG, COMMAND } from '../pci/header.ts';
+import { EINVAL, EIO } from '../uapi/errno.ts';
 import { encodeStruct, StructView, type StructDef } from '../uapi/struct.ts';
 import {
   VFIO_CHECK_EXTENSION,
@@ -36,6 +38,10 @@ import {
   VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
   VFIO_REGION_INFO_CAP_SPARSE_MMAP,
   VFIO_SET_IOMMU,
+  VFIO_PCI_CONFIG_REGION_INDEX,
+  VFIO_PCI_INTX_IRQ_INDEX,
+  VFIO_PCI_MSI_IRQ_INDEX,
+  VFIO_PCI_MSIX_IRQ_INDEX,
   vfio_bitmap,
   vfio_device_info,
   vfio_info_cap_header,
@@ -291,5 +297,123 @@ export class VfioClient {
 
   reset(dev: number): number {
     return this.proc.ioctl(dev, VFIO_DEVICE_RESET, 0);
+  }
+
+  // --- a user-space driver's view of a vfio-pci device ---
+  // Region offsets come from VFIO_DEVICE_GET_REGION_INFO on every access, as a
+  // driver must treat them (vfio-pci's index << 40 is its own business).
+
+  /** Byte offset of `offset` inside region `index` of the device fd, or -errno when the region is absent or too small. */
+  private regionOffset(dev: number, index: number, offset: number, size: number): bigint | number {
+    const r = this.regionInfo(dev, index);
+    if (typeof r === 'number') return r;
+    if (offset < 0 || BigInt(offset + size) > r.size) return -EINVAL;
+    return r.offset + BigInt(offset);
+  }
+
+  private readRegion(dev: number, index: number, offset: number, size: 1 | 2 | 4 | 8): bigint | number {
+    const at = this.regionOffset(dev, index, offset, size);
+    if (typeof at === 'number') return at;
+    const b = this.proc.pread(dev, size, at);
+    if (typeof b === 'number') return b;
+    if (b.length !== size) return -EIO;
+    const dv = new DataView(b.buffer, b.byteOffset, size);
+    return size === 8 ? dv.getBigUint64(0, true) : BigInt(size === 4 ? dv.getUint32(0, true) : size === 2 ? dv.getUint16(0, true) : dv.getUint8(0));
+  }
+
+  private writeRegion(dev: number, index: number, offset: number, size: 1 | 2 | 4 | 8, value: bigint | number): number {
+    const at = this.regionOffset(dev, index, offset, size);
+    if (typeof at === 'number') return at;
+    const b = new Uint8Array(size);
+    const dv = new DataView(b.buffer);
+    if (size === 8) dv.setBigUint64(0, BigInt.asUintN(64, BigInt(value)), true);
+    else if (size === 4) dv.setUint32(0, Number(value) >>> 0, true);
+    else if (size === 2) dv.setUint16(0, Number(value) & 0xffff, true);
+    else dv.setUint8(0, Number(value) & 0xff);
+    const r = this.proc.pwrite(dev, b, at);
+    return r < 0 ? r : r === size ? 0 : -EIO;
+  }
+
+  /** Read a configuration register through the config region (as vfio-pci virtualises it); the value or -errno. */
+  configRead(dev: number, offset: number, size: 1 | 2 | 4): number {
+    const v = this.readRegion(dev, VFIO_PCI_CONFIG_REGION_INDEX, offset, size);
+    return typeof v === 'number' ? v : Number(v);
+  }
+
+  /** Write a configuration register through the config region; 0 or -errno. */
+  configWrite(dev: number, offset: number, size: 1 | 2 | 4, value: number): number {
+    return this.writeRegion(dev, VFIO_PCI_CONFIG_REGION_INDEX, offset, size, value);
+  }
+
+  /**
+   * Turn Bus Master Enable on (or off) in the Command register, keeping its
+   * other bits: vfio-pci leaves it off at open (vfio_pci_core_enable never
+   * calls pci_set_master), so a driver that wants DMA sets it, as DPDK's
+   * pci_vfio_set_bus_master does. Memory Space Enable is set with it, since
+   * BAR access needs it. 0 or -errno.
+   */
+  setBusMaster(dev: number, on = true): number {
+    const cmd = this.configRead(dev, CFG.COMMAND, 2);
+    if (cmd < 0) return cmd;
+    // Written even when unchanged: after a reset behind vfio-pci's back the write is what restores the BARs.
+    return this.configWrite(dev, CFG.COMMAND, 2, on ? cmd | COMMAND.MASTER | COMMAND.MEMORY : cmd & ~COMMAND.MASTER);
+  }
+
+  /** A 32-bit register of BAR `bar` (its VFIO region index) at `offset`; the value or -errno. */
+  barRead32(dev: number, bar: number, offset: number): number {
+    const v = this.readRegion(dev, bar, offset, 4);
+    return typeof v === 'number' ? v : Number(v);
+  }
+
+  barWrite32(dev: number, bar: number, offset: number, value: number): number {
+    return this.writeRegion(dev, bar, offset, 4, value);
+  }
+
+  /** A 64-bit register read in one 8-byte access (exact: a bigint), or -errno as a number. */
+  barRead64(dev: number, bar: number, offset: number): bigint | number {
+    return this.readRegion(dev, bar, offset, 8);
+  }
+
+  barWrite64(dev: number, bar: number, offset: number, value: bigint): number {
+    return this.writeRegion(dev, bar, offset, 8, value);
+  }
+
+  /**
+   * Signal `n` vectors of an interrupt index (MSI-X, MSI or INTx) into new
+   * eventfds of this process (VFIO_DEVICE_SET_IRQS, DATA_EVENTFD |
+   * ACTION_TRIGGER): the eventfds, or -errno with none left open.
+   */
+  irqEventfds(dev: number, index: number, n: number): number[] | number {
+    const fds: number[] = [];
+    const undo = (err: number) => {
+      for (const fd of fds) this.proc.close(fd);
+      return err;
+    };
+    for (let i = 0; i < n; i++) {
+      const fd = this.proc.eventfd();
+      if (fd < 0) return undo(fd);
+      fds.push(fd);
+    }
+    const r = this.setIrqEventfds(dev, index, 0, fds);
+    return r < 0 ? undo(r) : fds;
+  }
+
+  msixEventfds(dev: number, n: number): number[] | number {
+    return this.irqEventfds(dev, VFIO_PCI_MSIX_IRQ_INDEX, n);
+  }
+
+  msiEventfds(dev: number, n: number): number[] | number {
+    return this.irqEventfds(dev, VFIO_PCI_MSI_IRQ_INDEX, n);
+  }
+
+  intxEventfd(dev: number): number {
+    const r = this.irqEventfds(dev, VFIO_PCI_INTX_IRQ_INDEX, 1);
+    return typeof r === 'number' ? r : r[0]!;
+  }
+
+  /** Read and reset an eventfd's counter: how many times it was signalled since (0: none; the fd never blocks). */
+  eventfdCount(fd: number): number {
+    const r = this.proc.read(fd, 8);
+    return r instanceof Uint8Array ? Number(new DataView(r.buffer, r.byteOffset, 8).getBigUint64(0, true)) : 0;
   }
 }

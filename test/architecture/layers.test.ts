@@ -5,11 +5,10 @@
  * each one that reaches a higher floor, with its file and line.
  */
 import t from 'tap';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { importsOf, ROOT, tsFiles } from './imports.ts';
 
-const ROOT = normalize(join(dirname(fileURLToPath(import.meta.url)), '..', '..'));
 
 /**
  * Each top-level folder and the folders it may import from (itself always).
@@ -17,7 +16,7 @@ const ROOT = normalize(join(dirname(fileURLToPath(import.meta.url)), '..', '..')
  * machines/ assembles them; tools/ runs machines (browser-safe); cli/ is the
  * Node-only command line. bench, examples, scenarios and test sit on top.
  */
-export const FLOORS: Readonly<Record<string, readonly string[]>> = {
+const FLOORS: Readonly<Record<string, readonly string[]>> = {
   src: [],
   iommu: ['src'],
   devices: ['src'],
@@ -33,47 +32,10 @@ const FACADE = 'src/index.ts';
 const BROWSER_SAFE = ['src', 'iommu', 'devices', 'machines', 'tools'];
 const NODE_BUILTIN = /^(node:|(fs|path|os|url|child_process|worker_threads|crypto|util|stream|events|module|process|readline|v8|vm|wasi|zlib|http|https|net|tty)(\/|$))/;
 
-interface Import {
-  file: string;
-  line: number;
-  text: string;
-  spec: string;
-}
-
-function tsFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...tsFiles(p));
-    else if (/\.(ts|mts)$/.test(e.name)) out.push(p);
-  }
-  return out;
-}
-
-/** Every import and re-export of a file: static (type-only included) and dynamic with a literal specifier. */
-export function importsOf(file: string, source: string): Import[] {
-  const out: Import[] = [];
-  const rx = /(?:^|[\s;])(?:import|export)\s+(?:type\s+)?(?:[\w*{}\s,$]+?\s+from\s+)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm;
-  const lines = source.split('\n');
-  let offset = 0;
-  const lineAt: number[] = [];
-  for (const l of lines) {
-    lineAt.push(offset);
-    offset += l.length + 1;
-  }
-  for (const m of source.matchAll(rx)) {
-    const spec = (m[1] ?? m[2])!;
-    const pos = m.index! + m[0].indexOf(spec);
-    let line = lineAt.findIndex((start, i) => pos >= start && (i + 1 === lineAt.length || pos < lineAt[i + 1]!));
-    out.push({ file, line: line + 1, text: lines[line]!.trim(), spec });
-  }
-  return out;
-}
-
 const floorOf = (file: string): string => file.split('/')[0]!;
 
 /** The violations of the layer rules in a set of files: one message per offending import. */
-export function layerViolations(files: readonly { file: string; source: string }[]): string[] {
+function layerViolations(files: readonly { file: string; source: string }[]): string[] {
   const bad: string[] = [];
   for (const { file, source } of files) {
     const floor = floorOf(file);

@@ -9,10 +9,11 @@
  * runs the machine until idle, then checks the machine's invariants
  * (tools/fault/invariants.ts) and gathers the figures a report or a sweep needs.
  */
-import { createMachine, DEFAULT_DEVICES, type DeviceSpec, type Machine, type MachineOptions } from '../../machines/machine.ts';
+import { createMachine, DEFAULT_DEVICES, type DeviceSpec, type Machine, type MachineOptions, type TopologySpec } from '../../machines/machine.ts';
+import { isBridgeSpec } from '../../machines/topology.ts';
 import type { MachineKind } from '../../machines/layout.ts';
 import type { DmaEngineOptions } from '../../devices/dma-engine/dma-engine.ts';
-import { applyPlan, type AppliedPlan, type FaultPlan } from '../../src/fault/plan.ts';
+import { applyPlan, PlanError, type AppliedPlan, type FaultPlan } from '../../src/fault/plan.ts';
 import { checkInvariants, recordBaseline, type Violation } from '../fault/invariants.ts';
 import { ChromeTraceSink } from '../../src/trace/chrome-trace.ts';
 
@@ -71,11 +72,23 @@ export interface ParamDoc {
   default?: string;
 }
 
+/** Machine options a scenario may fix (the runner sets seed, devices and tracing itself). */
+export type ScenarioMachineOptions = Omit<MachineOptions, 'seed' | 'devices' | 'trace'>;
+
 export interface Scenario {
   name: string;
   description: string;
   /** The machine it runs on unless `--machine` says otherwise (default q35-vtd). */
   machine?: MachineKind;
+  /**
+   * The machine's topology, when the scenario brings its own devices (its
+   * own device models, bridges, placement): endpoints and bridges as
+   * machines/topology.ts describes them, or a function of the machine kind.
+   * Default: CONTRACT.md's default devices.
+   */
+  devices?: readonly TopologySpec[] | ((kind: MachineKind) => readonly TopologySpec[]);
+  /** Other machine options (vfioContainer, smmu, vtd, ramBytes); `--param ram-mib` and the like apply on top. */
+  options?: ScenarioMachineOptions;
   /** Scenario-specific parameters (read with ctx.param); shown by `ioemu run --help`-style listings. */
   params?: Record<string, ParamDoc>;
   run(ctx: ScenarioContext): void | Promise<void>;
@@ -150,17 +163,31 @@ function numberParam(name: string, v: string): number {
   return n;
 }
 
-/** Build the machine a run uses: kind, seed, machine-level parameters. */
-export function machineFor(kind: MachineKind, seed: number, params: Record<string, string>): Machine {
-  const opts: MachineOptions = { seed, ramBytes: 2 ** 30 };
+/** Apply DMA-engine options to every DMA engine of a topology, bridges' children included. */
+function withEngineOptions(specs: readonly TopologySpec[], engine: DmaEngineOptions): TopologySpec[] {
+  return specs.map((s): TopologySpec => {
+    if (isBridgeSpec(s)) return s.children === undefined ? s : { ...s, children: withEngineOptions(s.children, engine) };
+    return s.kind === 'dma-engine' ? ({ ...s, engine: { ...s.engine, ...engine } } satisfies DeviceSpec) : s;
+  });
+}
+
+/** The topology a scenario declares for a machine kind (default: the default devices). */
+export function scenarioDevices(s: Pick<Scenario, 'devices'> | undefined, kind: MachineKind): readonly TopologySpec[] {
+  const d = s?.devices;
+  return d === undefined ? DEFAULT_DEVICES : typeof d === 'function' ? d(kind) : d;
+}
+
+/** Build the machine a run uses: kind, seed, the scenario's topology and options, machine-level parameters. */
+export function machineFor(kind: MachineKind, seed: number, params: Record<string, string>, scenario?: Pick<Scenario, 'devices' | 'options'>): Machine {
+  const opts: MachineOptions = { ramBytes: 2 ** 30, ...scenario?.options, seed };
   const engine: DmaEngineOptions = {};
   for (const [k, v] of Object.entries(params)) {
     const p = MACHINE_PARAMS[k];
     if (p !== undefined) p.apply(opts, engine, numberParam(k, v));
   }
-  if (Object.keys(engine).length > 0) {
-    opts.devices = DEFAULT_DEVICES.map((d): DeviceSpec => (d.kind === 'dma-engine' ? { ...d, engine: { ...d.engine, ...engine } } : d));
-  }
+  const devices = scenarioDevices(scenario, kind);
+  if (Object.keys(engine).length > 0) opts.devices = withEngineOptions(devices, engine);
+  else if (devices !== DEFAULT_DEVICES) opts.devices = [...devices];
   return createMachine(kind, opts);
 }
 
@@ -181,14 +208,22 @@ export async function runScenario(s: Scenario, o: RunOptions = {}): Promise<RunR
   const seed = o.seed ?? 1;
   const params = { ...(o.params ?? {}) };
   checkParams(s, params);
-  const m = machineFor(kind, seed, params);
+  const m = machineFor(kind, seed, params, s);
   recordBaseline(m, RETAINED_PAGES[kind]);
   const trace = new ChromeTraceSink(m.board.tracer, { scenario: s.name, machine: kind, seed: String(seed), ...prefixed(params) });
   const metrics = new Metrics();
   const failures: string[] = [];
   const plans: AppliedPlan[] = [];
   const say = o.say ?? (() => {});
-  if (o.plan !== undefined) plans.push(applyPlan(m, o.plan));
+  if (o.plan !== undefined) {
+    try {
+      plans.push(applyPlan(m, o.plan));
+    } catch (e) {
+      // A plan naming a point this machine does not have, or an action a point cannot take: the user's input.
+      if (e instanceof PlanError) throw new UsageError(`--inject: ${e.message}`);
+      throw e;
+    }
+  }
   const ctx: ScenarioContext = {
     machine: m,
     kind,

@@ -1,0 +1,314 @@
+/**
+ * QEMU's `edu` teaching device, written from its published specification
+ * (QEMU docs/specs/edu.rst) with ioemu's public entry only: identification,
+ * a liveness check, a factorial unit with an interrupt, and a DMA engine that
+ * moves up to 4 KiB between host memory and a buffer inside the device, all
+ * through BAR0 (1 MiB). Interrupts are MSI (one vector, 64-bit) when the
+ * driver enables it, INTx pin A otherwise.
+ *
+ * Identity as QEMU gives it: vendor 0x1234 (PCI_VENDOR_ID_QEMU), device
+ * 0x11e8, revision 0x10, class 0xff (PCI_CLASS_OTHERS), subsystem
+ * 0x1af4:0x1100 (QEMU's default subsystem IDs), a conventional PCI function
+ * (no PCIe capability, 256 bytes of configuration space).
+ *
+ * Timing in virtual time: a DMA runs `dmaDelayNs` after the command (QEMU
+ * arms a 100 ms virtual-clock timer); a factorial completes `factorialNs`
+ * after its input is written (QEMU computes it on a thread; the spec only
+ * says software must poll the status or wait for the interrupt).
+ *
+ * Where this model differs from QEMU's (each on purpose, see README.md):
+ * the DMA registers are 64-bit registers whose halves are reached by 4-byte
+ * accesses at +0 and +4 (QEMU answers all-ones at +4 and a 4-byte write at +0
+ * clears the upper half); a transfer outside the device buffer is refused
+ * and reported (QEMU 7.2 aborts the VM, later QEMU logs and copies anyway).
+ */
+import {
+  IntxPin,
+  MemoryRegion,
+  MsiCapability,
+  PciFunction,
+  type InjectionPoint,
+  type MmioOps,
+  type ScheduledEvent,
+  type SimContext,
+  type TraceChannel,
+} from '../../src/index.ts';
+
+/** BAR0 register offsets (docs/specs/edu.rst "MMIO area spec"). */
+export const EDU_REGS = {
+  /** RO identification 0xRRrr00ed: major RR, minor rr. */
+  ID: 0x00,
+  /** RW liveness: reads back the bitwise inverse of what was written. */
+  LIVENESS: 0x04,
+  /** RW factorial: write n, read n! once STATUS.COMPUTING clears. */
+  FACTORIAL: 0x08,
+  /** RW status: COMPUTING (RO) and IRQ_FACT. */
+  STATUS: 0x20,
+  /** RO interrupt status: the values that raised the interrupt. */
+  IRQ_STATUS: 0x24,
+  /** WO interrupt raise: ORed into IRQ_STATUS. */
+  IRQ_RAISE: 0x60,
+  /** WO interrupt acknowledge: cleared from IRQ_STATUS. */
+  IRQ_ACK: 0x64,
+  DMA_SRC: 0x80,
+  DMA_DST: 0x88,
+  DMA_COUNT: 0x90,
+  DMA_CMD: 0x98,
+} as const;
+
+export const EDU_ID = 0x010000ed;
+export const EDU_STATUS = { COMPUTING: 0x01, IRQ_FACT: 0x80 } as const;
+export const EDU_DMA_CMD = { START: 0x01, TO_RAM: 0x02, IRQ: 0x04 } as const;
+/** IRQ_STATUS values the device raises itself. */
+export const EDU_IRQ = { FACTORIAL: 0x001, DMA: 0x100 } as const;
+/** The device's DMA buffer as the DMA addresses name it: 4 KiB at 0x40000. */
+export const EDU_BUFFER = { BASE: 0x40000, SIZE: 4096 } as const;
+export const EDU_IDENTITY = { vendorId: 0x1234, deviceId: 0x11e8, revision: 0x10, classCode: 0xff0000, subsystemVendorId: 0x1af4, subsystemId: 0x1100 } as const;
+export const EDU_BAR_SIZE = 1 << 20;
+
+export interface EduOptions {
+  /** DMA addresses are masked to this many bits (QEMU's dma_mask property; default 28). */
+  dmaBits?: number;
+  /** Virtual ns from the DMA command to the transfer (default 100 ms, QEMU's timer). */
+  dmaDelayNs?: number;
+  /** Virtual ns a factorial takes (default 1 us). */
+  factorialNs?: number;
+}
+
+/** The device's own injection points: defined on the machine's injector when an edu is built. */
+export const EDU_INJECTION_POINTS = {
+  'edu.dma': {
+    description: 'the edu DMA transfer: fail (nothing moves; the command completes as if the bus refused every access), delay (ns added before the transfer)',
+    actions: ['fail', 'delay'],
+  },
+  'edu.irq': {
+    description: 'an edu interrupt (MSI message or INTx assertion): drop (IRQ_STATUS is set but no interrupt reaches the host)',
+    actions: ['drop'],
+  },
+} as const;
+
+/** The device's own trace events and the shape of their arguments. */
+export interface EduTraceEvents {
+  /** A DMA transfer ended: direction, addresses as the device used them, and its outcome. */
+  'edu.dma': { dev: string; dir: 'to-device' | 'to-ram'; ram: string; buffer: number; count: number; outcome: string };
+  /** A factorial finished. */
+  'edu.factorial': { dev: string; n: number; result: number };
+  /** The device raised its interrupt (MSI when enabled, else INTx) with IRQ_STATUS now `status`. */
+  'edu.irq': { dev: string; status: number; via: 'msi' | 'intx' | 'dropped' };
+}
+
+export const EDU_TRACE_EVENTS = {
+  'edu.dma': 'an edu DMA transfer ended (direction, host address, buffer offset, count, outcome)',
+  'edu.factorial': 'an edu factorial finished',
+  'edu.irq': 'the edu device raised its interrupt',
+} as const;
+
+const hex = (v: bigint) => `0x${v.toString(16)}`;
+
+export class EduDevice extends PciFunction {
+  /** The INTx pin (vfio-pci's INTx path finds it as `intx`). */
+  readonly intx: IntxPin;
+  readonly msi: MsiCapability;
+  readonly buffer = new Uint8Array(EDU_BUFFER.SIZE);
+  private readonly ctx: SimContext;
+  private readonly trace: TraceChannel<EduTraceEvents>;
+  private readonly points: { readonly dma: InjectionPoint; readonly irq: InjectionPoint };
+  private readonly dmaMask: bigint;
+  private readonly dmaDelayNs: number;
+  private readonly factorialNs: number;
+
+  private liveness = 0;
+  private factorial = 0;
+  private status = 0;
+  private irqStatus = 0;
+  private dmaSrc = 0n;
+  private dmaDst = 0n;
+  private dmaCount = 0n;
+  private dmaCmd = 0n;
+  /** The pending factorial and DMA completions (a reset cancels them). */
+  private pending = new Set<ScheduledEvent>();
+
+  constructor(ctx: SimContext, name: string, opts: EduOptions = {}) {
+    super(name, EDU_IDENTITY, 0);
+    this.ctx = ctx;
+    this.dmaMask = (1n << BigInt(opts.dmaBits ?? 28)) - 1n;
+    this.dmaDelayNs = opts.dmaDelayNs ?? 100_000_000;
+    this.factorialNs = opts.factorialNs ?? 1_000;
+    const pts = ctx.faults.define(EDU_INJECTION_POINTS);
+    this.points = { dma: pts['edu.dma'], irq: pts['edu.irq'] };
+    this.trace = ctx.tracer.define<EduTraceEvents>(EDU_TRACE_EVENTS);
+    this.intx = new IntxPin(this, 1);
+    this.msi = new MsiCapability(this.config, this.caps, { vectors: 1, addr64: true, perVectorMask: false, send: (addr, data) => this.sendMsi(addr, data) });
+    const ops: MmioOps = { read: (off, size) => this.read(off, size), write: (off, size, value) => this.write(off, size, value) };
+    this.defineBar(0, { kind: 'mem32', size: EDU_BAR_SIZE, region: MemoryRegion.mmio(`${name}-mmio`, EDU_BAR_SIZE, ops, { minAccess: 4, maxAccess: 8 }) });
+  }
+
+  // --- MMIO: 4-byte accesses below 0x80, 4 or 8 above (8-byte ones arrive as two 4-byte halves) ---
+
+  private read(off: number, size: number): number {
+    if (size !== 4) return 0xffffffff;
+    switch (off) {
+      case EDU_REGS.ID:
+        return EDU_ID;
+      case EDU_REGS.LIVENESS:
+        return this.liveness;
+      case EDU_REGS.FACTORIAL:
+        return this.factorial;
+      case EDU_REGS.STATUS:
+        return this.status;
+      case EDU_REGS.IRQ_STATUS:
+        return this.irqStatus;
+    }
+    const reg = this.dmaRegister(off & ~7);
+    if (reg === undefined) return 0xffffffff;
+    return Number((off & 4) === 0 ? reg & 0xffffffffn : reg >> 32n);
+  }
+
+  private write(off: number, size: number, value: number): void {
+    if (size !== 4) return;
+    switch (off) {
+      case EDU_REGS.LIVENESS:
+        this.liveness = ~value >>> 0;
+        return;
+      case EDU_REGS.FACTORIAL:
+        this.startFactorial(value);
+        return;
+      case EDU_REGS.STATUS:
+        this.status = (value & EDU_STATUS.IRQ_FACT) !== 0 ? this.status | EDU_STATUS.IRQ_FACT : this.status & ~EDU_STATUS.IRQ_FACT;
+        return;
+      case EDU_REGS.IRQ_RAISE:
+        this.raiseIrq(value);
+        return;
+      case EDU_REGS.IRQ_ACK:
+        this.lowerIrq(value);
+        return;
+    }
+    const base = off & ~7;
+    const old = this.dmaRegister(base);
+    // The DMA registers are frozen while a transfer is pending (the spec's "while (cmd & 1)" loop).
+    if (old === undefined || (this.dmaCmd & BigInt(EDU_DMA_CMD.START)) !== 0n) return;
+    const half = BigInt(value >>> 0);
+    const next = (off & 4) === 0 ? (old & ~0xffffffffn) | half : (old & 0xffffffffn) | (half << 32n);
+    if (base === EDU_REGS.DMA_SRC) this.dmaSrc = next;
+    else if (base === EDU_REGS.DMA_DST) this.dmaDst = next;
+    else if (base === EDU_REGS.DMA_COUNT) this.dmaCount = next;
+    else if ((off & 4) === 0 && (value & EDU_DMA_CMD.START) !== 0) {
+      // Only a write with START issues a command (as QEMU: other writes to the command register are ignored).
+      this.dmaCmd = next;
+      this.after(this.dmaDelayNs, () => this.runDma(), 'dma');
+    }
+  }
+
+  private dmaRegister(base: number): bigint | undefined {
+    switch (base) {
+      case EDU_REGS.DMA_SRC:
+        return this.dmaSrc;
+      case EDU_REGS.DMA_DST:
+        return this.dmaDst;
+      case EDU_REGS.DMA_COUNT:
+        return this.dmaCount;
+      case EDU_REGS.DMA_CMD:
+        return this.dmaCmd;
+    }
+    return undefined;
+  }
+
+  // --- factorial ---
+
+  private startFactorial(n: number): void {
+    if ((this.status & EDU_STATUS.COMPUTING) !== 0) return;
+    this.factorial = n >>> 0;
+    this.status |= EDU_STATUS.COMPUTING;
+    this.after(this.factorialNs, () => {
+      let r = 1;
+      for (let v = n >>> 0; v > 0; v--) r = Math.imul(r, v) >>> 0; // u32 arithmetic, as the device's
+      this.factorial = r;
+      this.status &= ~EDU_STATUS.COMPUTING;
+      if (this.trace.wants('edu.factorial')) this.trace.trace('edu.factorial', this.bdf, { dev: this.bdf, n: n >>> 0, result: r });
+      if ((this.status & EDU_STATUS.IRQ_FACT) !== 0) this.raiseIrq(EDU_IRQ.FACTORIAL);
+    }, 'factorial');
+  }
+
+  private after(ns: number, fn: () => void, what: string): void {
+    const ev: ScheduledEvent = this.ctx.scheduler.schedule(ns, () => {
+      this.pending.delete(ev);
+      fn();
+    }, `${this.name}.${what}`);
+    this.pending.add(ev);
+  }
+
+  // --- DMA ---
+
+  private runDma(): void {
+    if ((this.dmaCmd & BigInt(EDU_DMA_CMD.START)) === 0n) return;
+    const toRam = (this.dmaCmd & BigInt(EDU_DMA_CMD.TO_RAM)) !== 0n;
+    const action = this.points.dma.check({ dev: this.bdf, addr: toRam ? this.dmaDst : this.dmaSrc });
+    if (action?.kind === 'delay') {
+      this.after(action.ns, () => this.transfer(false), 'dma');
+      return;
+    }
+    this.transfer(action?.kind === 'fail');
+  }
+
+  private transfer(injectedFailure: boolean): void {
+    const toRam = (this.dmaCmd & BigInt(EDU_DMA_CMD.TO_RAM)) !== 0n;
+    const bufAddr = toRam ? this.dmaSrc : this.dmaDst;
+    const ramAddr = (toRam ? this.dmaDst : this.dmaSrc) & this.dmaMask;
+    const count = this.dmaCount;
+    let outcome: string;
+    if (bufAddr < BigInt(EDU_BUFFER.BASE) || count > BigInt(EDU_BUFFER.SIZE) || bufAddr + count > BigInt(EDU_BUFFER.BASE + EDU_BUFFER.SIZE)) {
+      outcome = 'out-of-range';
+    } else if (injectedFailure) {
+      outcome = 'injected';
+    } else {
+      const at = Number(bufAddr) - EDU_BUFFER.BASE;
+      const n = Number(count);
+      if (toRam) {
+        const r = this.dmaWrite(ramAddr, this.buffer.subarray(at, at + n));
+        outcome = r.ok ? 'ok' : r.fault;
+      } else {
+        const r = this.dmaRead(ramAddr, n);
+        // A refused read returns zeros, as QEMU's unassigned-memory reads do.
+        this.buffer.set(r.ok ? r.data : new Uint8Array(n), at);
+        outcome = r.ok ? 'ok' : r.fault;
+      }
+    }
+    if (this.trace.wants('edu.dma')) {
+      this.trace.trace('edu.dma', this.bdf, { dev: this.bdf, dir: toRam ? 'to-ram' : 'to-device', ram: hex(ramAddr), buffer: Number(bufAddr), count: Number(count), outcome });
+    }
+    this.dmaCmd &= ~BigInt(EDU_DMA_CMD.START);
+    if ((this.dmaCmd & BigInt(EDU_DMA_CMD.IRQ)) !== 0n) this.raiseIrq(EDU_IRQ.DMA);
+  }
+
+  // --- interrupts ---
+
+  private raiseIrq(value: number): void {
+    this.irqStatus = (this.irqStatus | value) >>> 0;
+    if (this.irqStatus === 0) return;
+    const dropped = this.points.irq.check({ dev: this.bdf, status: this.irqStatus })?.kind === 'drop';
+    if (!dropped) {
+      if (this.msi.enabled) this.msi.notify(0);
+      else this.intx.set(true);
+    }
+    if (this.trace.wants('edu.irq')) this.trace.trace('edu.irq', this.bdf, { dev: this.bdf, status: this.irqStatus, via: dropped ? 'dropped' : this.msi.enabled ? 'msi' : 'intx' });
+  }
+
+  private lowerIrq(value: number): void {
+    this.irqStatus = (this.irqStatus & ~value) >>> 0;
+    if (this.irqStatus === 0 && !this.msi.enabled) this.intx.set(false);
+  }
+
+  /** Reset (FLR is not offered; a conventional reset or VFIO's device reset through the bus): every register to its power-on value. */
+  protected override deviceReset(): void {
+    for (const ev of this.pending) this.ctx.scheduler.cancel(ev);
+    this.pending.clear();
+    this.liveness = 0;
+    this.factorial = 0;
+    this.status = 0;
+    this.irqStatus = 0;
+    this.dmaSrc = this.dmaDst = this.dmaCount = this.dmaCmd = 0n;
+    this.buffer.fill(0);
+    this.intx.set(false);
+    this.msi.reset();
+  }
+}
