@@ -61,8 +61,8 @@ export interface EngineRegister<F extends string = string> {
 /** The field names of a register (`FieldOf<typeof WQ_REGISTERS.CFG>`). */
 export type FieldOf<R> = R extends EngineRegister<infer F> ? F : never;
 
-type FieldsOf<S> = S extends { readonly fields: readonly (readonly [infer F extends string, ...unknown[]])[] } ? F : never;
-type RegisterMap<T> = { readonly [K in keyof T]: EngineRegister<FieldsOf<T[K]>> };
+type SpecFields<S> = S extends { readonly fields: readonly (readonly [infer F extends string, ...unknown[]])[] } ? F : never;
+type RegisterMap<T> = { readonly [K in keyof T]: EngineRegister<SpecFields<T[K]>> };
 
 /** Registers from their specs, each named by its key. */
 function registers<const T extends Record<string, RegSpec<string>>>(specs: T): RegisterMap<T> {
