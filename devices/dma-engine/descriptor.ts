@@ -199,13 +199,16 @@ export interface CompletionRecord {
   info: number;
 }
 
+/** Little-endian u32 words of a structure's bytes (how the layouts number their bits). */
+export function wordsOfBytes(bytes: Uint8Array, n = bytes.length >> 2): Uint32Array {
+  const words = new Uint32Array(n);
+  for (let i = 0; i < n; i++) words[i] = (bytes[4 * i]! | (bytes[4 * i + 1]! << 8) | (bytes[4 * i + 2]! << 16) | (bytes[4 * i + 3]! << 24)) >>> 0;
+  return words;
+}
+
 /** Decode a completion record's 32 bytes. */
 export function decodeCompletion(bytes: Uint8Array): CompletionRecord {
-  const words = new Uint32Array(COMPLETION_BYTES / 4);
-  for (let i = 0; i < words.length; i++) {
-    words[i] = (bytes[4 * i]! | (bytes[4 * i + 1]! << 8) | (bytes[4 * i + 2]! << 16) | (bytes[4 * i + 3]! << 24)) >>> 0;
-  }
-  const f = decodeLayout(COMPLETION, words);
+  const f = decodeLayout(COMPLETION, wordsOfBytes(bytes, COMPLETION_BYTES / 4));
   return {
     status: f.STATUS,
     statusName: statusName(f.STATUS),

@@ -17,7 +17,8 @@ import { enginePoints, type EnginePoints } from './faults.ts';
 import { InvalidationQueue } from './invalidation.ts';
 import { outcomeFault, PageRequests, type PageGroup } from './page-requests.ts';
 import {
-  DMAE_BAR, DMAE_ID, DMAE_MSIX_PBA_OFFSET, DMAE_REGS_SIZE, ERROR_BITS, GENCTRL, MAX_WORK_QUEUES, PORTAL, registerDefs,
+  DMAE_BAR, DMAE_ID, DMAE_MSIX_PBA_OFFSET, DMAE_REGISTERS, DMAE_REGS_SIZE, MAX_WORK_QUEUES, PORTAL, regField, registerDefs, regValue,
+  withField,
 } from './regs.ts';
 import { Timers } from './timers.ts';
 import { DmaPath, newAccess, RUN_DONE, RUN_FAULT, T_FAULT, T_LOST, T_OK, type Access } from './translation.ts';
@@ -199,7 +200,7 @@ export class DmaEngine extends PciFunction implements AtsEndpoint {
   }
 
   get deviceEnabled(): boolean {
-    return (this.regs.get('GENCTRL') & GENCTRL.ENABLE) !== 0;
+    return regField(DMAE_REGISTERS.GENCTRL, this.regs.get('GENCTRL'), 'ENABLE') === 1;
   }
 
   private portalRead(off: number): number {
@@ -209,8 +210,8 @@ export class DmaEngine extends PciFunction implements AtsEndpoint {
 
   private genctrlWritten(old: number): void {
     const now = this.deviceEnabled;
-    this.regs.setField('GENSTS', 'ENABLED', now ? 1 : 0);
-    if ((old & GENCTRL.ENABLE) !== 0 && !now) for (const wq of this.workQueues) if (wq.enabled) wq.disable();
+    this.regs.set('GENSTS', regValue(DMAE_REGISTERS.GENSTS, { ENABLED: now ? 1 : 0 }));
+    if (regField(DMAE_REGISTERS.GENCTRL, old, 'ENABLE') === 1 && !now) for (const wq of this.workQueues) if (wq.enabled) wq.disable();
   }
 
   private notifyVector(vector: number): void {
@@ -223,18 +224,20 @@ export class DmaEngine extends PciFunction implements AtsEndpoint {
     this.ctx.tracer.trace('dma-engine.error', this.name, {
       dev: this.name, code: e.code, wq: e.wq ?? -1, info: e.info ?? 0, addr: e.addr ?? 0,
     });
-    if ((this.regs.get('ERROR') & ERROR_BITS.VALID) !== 0) {
-      this.regs.setField('ERROR', 'OVERFLOW', 1);
+    const ERROR = DMAE_REGISTERS.ERROR;
+    const latched = this.regs.get('ERROR');
+    if (regField(ERROR, latched, 'VALID') === 1) {
+      this.regs.set('ERROR', withField(ERROR, latched, 'OVERFLOW', 1));
       return;
     }
-    this.regs.set('ERROR', (
-      ERROR_BITS.VALID |
-      (e.wq !== undefined ? ERROR_BITS.WQ_VALID : 0) |
-      (e.write ? ERROR_BITS.FAULT_WRITE : 0) |
-      ((e.code & 0xff) << ERROR_BITS.CODE_SHIFT) |
-      (((e.wq ?? 0) & 0xff) << ERROR_BITS.WQ_SHIFT) |
-      (((e.opcode ?? 0) & 0xff) << ERROR_BITS.OPCODE_SHIFT)
-    ) >>> 0);
+    this.regs.set('ERROR', regValue(ERROR, {
+      VALID: 1,
+      WQ_VALID: e.wq !== undefined ? 1 : 0,
+      FAULT_WRITE: e.write ? 1 : 0,
+      CODE: e.code,
+      WQ: e.wq ?? 0,
+      OPCODE: e.opcode ?? 0,
+    }));
     this.regs.set('ERROR_INFO', (e.info ?? 0) >>> 0);
     const a = e.addr ?? 0;
     this.regs.set('ERROR_ADDR', a % 0x1_0000_0000, Math.floor(a / 0x1_0000_0000));

@@ -1,4 +1,5 @@
-import { field, type RegisterDef } from '../../src/hw/register-file.ts';
+import { defineLayout, encodeLayout, getBits, setBits, type Layout } from '../../src/hw/layout.ts';
+import type { FieldAccess, FieldDef, RegisterDef } from '../../src/hw/register-file.ts';
 
 /**
  * The DMA engine's MMIO layout, shared by the model, drivers and tests (the
@@ -14,6 +15,13 @@ import { field, type RegisterDef } from '../../src/hw/register-file.ts';
  *
  * IDs: vendor 0x1b36 (the ID QEMU's virtual devices use), device 0x10e1,
  * local to ioemu; class 0x088000 (system peripheral, other).
+ *
+ * Every register is declared once below: offset, width, software access and
+ * its fields in layout.ts's `[name, msb, lsb?]` notation (plus the field's
+ * access when it differs from the register's). The RegisterFile definition
+ * and a typed Layout come from that one declaration; models and drivers
+ * encode and decode field values through it (regValue, regField, withField),
+ * so a misspelt field name does not compile.
  */
 export const DMAE_ID = { vendorId: 0x1b36, deviceId: 0x10e1, classCode: 0x088000 } as const;
 
@@ -26,90 +34,161 @@ export const DMAE_BAR = { REGS: 0, MSIX: 2, PORTALS: 4 } as const;
 export const DMAE_REGS_SIZE = 0x1000;
 export const DMAE_MSIX_PBA_OFFSET = 0x800;
 
+/** A field `[name, msb, lsb?, access?]`: layout.ts's notation, and the access when it is not the register's. */
+type RegField<F extends string> = readonly [F, number, number?, FieldAccess?];
+
+interface RegSpec<F extends string> {
+  readonly offset: number;
+  /** 4 (default) or 8 bytes. */
+  readonly size?: 4 | 8;
+  /** Access of the whole register, or of its fields that do not say (default 'rw'). */
+  readonly access?: FieldAccess;
+  /** None: the register is one value (a count, an address, a vector). */
+  readonly fields?: readonly RegField<F>[];
+}
+
+/** One register as declared: where it is, and its fields as a typed layout (numbered within the register). */
+export interface EngineRegister<F extends string = string> {
+  readonly name: string;
+  readonly offset: number;
+  readonly size: 4 | 8;
+  readonly access: FieldAccess;
+  readonly layout: Layout<F>;
+  /** The same fields as RegisterFile fields (with their access); undefined for a register without fields. */
+  readonly fields: readonly FieldDef[] | undefined;
+}
+
+/** The field names of a register (`FieldOf<typeof WQ_REGISTERS.CFG>`). */
+export type FieldOf<R> = R extends EngineRegister<infer F> ? F : never;
+
+type SpecFields<S> = S extends { readonly fields: readonly (readonly [infer F extends string, ...unknown[]])[] } ? F : never;
+type RegisterMap<T> = { readonly [K in keyof T]: EngineRegister<SpecFields<T[K]>> };
+
+/** Registers from their specs, each named by its key. */
+function registers<const T extends Record<string, RegSpec<string>>>(specs: T): RegisterMap<T> {
+  const out: Record<string, EngineRegister> = {};
+  for (const [name, s] of Object.entries(specs)) {
+    const size = s.size ?? 4;
+    const access = s.access ?? 'rw';
+    const f = s.fields;
+    out[name] = {
+      name, offset: s.offset, size, access,
+      layout: defineLayout(name, size, (f ?? []).map(([n, msb, lsb]) => [n, msb, lsb] as const)),
+      fields: f?.map(([n, msb, lsb = msb, acc]) => ({ name: n, shift: lsb, width: msb - lsb + 1, access: acc ?? access })),
+    };
+  }
+  return out as RegisterMap<T>;
+}
+
+/** Byte offsets by register name (what drivers add to the BAR). */
+function offsets<T extends Record<string, { readonly offset: number }>>(regs: T): { readonly [K in keyof T]: number } {
+  const out: Record<string, number> = {};
+  for (const [name, r] of Object.entries(regs)) out[name] = r.offset;
+  return out as { [K in keyof T]: number };
+}
+
 /** BAR0 registers common to the device. */
-export const DMAE_REGS = {
-  /** RO: DMAE_MAGIC. */
-  ID: 0x00,
-  /** RO: DMAE_VERSION. */
-  VERSION: 0x04,
-  /** RO: NUM_WQ [7:0], OPS [15:8] (bit n: opcode n supported), MSIX_VECTORS [27:16]. */
-  CAP: 0x08,
-  /** RO: largest transfer size of one descriptor, bytes. */
-  MAX_XFER: 0x0c,
-  /** RO: ATC_ENTRIES [15:0], MAX_PRG_PAGES [23:16] (pages one page request group may carry). */
-  ATC_CAP: 0x10,
-  /** RO: MAX_DEPTH [15:0] (largest WQ_DEPTH), MAX_RING_LOG2 [20:16] (largest ring: 2^n entries). */
-  WQ_CAP: 0x14,
-  /** RW: ENABLE [0]. The device processes nothing while clear; clearing it disables every WQ. */
-  GENCTRL: 0x20,
-  /** RO: ENABLED [0]. */
-  GENSTS: 0x24,
-  /** RW: MSI-X vector raised when the error register latches an error; 0xffffffff = none (reset). */
-  ERR_VECTOR: 0x28,
+export const DMAE_REGISTERS = registers({
+  /** DMAE_MAGIC. */
+  ID: { offset: 0x00, access: 'ro' },
+  /** DMAE_VERSION. */
+  VERSION: { offset: 0x04, access: 'ro' },
+  /** OPS: bit n set when opcode n is supported. */
+  CAP: { offset: 0x08, access: 'ro', fields: [['NUM_WQ', 7, 0], ['OPS', 15, 8], ['MSIX_VECTORS', 27, 16]] },
+  /** Largest transfer size of one descriptor, bytes. */
+  MAX_XFER: { offset: 0x0c, access: 'ro' },
+  /** MAX_PRG_PAGES: pages one page request group may carry. */
+  ATC_CAP: { offset: 0x10, access: 'ro', fields: [['ATC_ENTRIES', 15, 0], ['MAX_PRG_PAGES', 23, 16]] },
+  /** MAX_DEPTH: largest WQ DEPTH; MAX_RING_LOG2: largest ring, 2^n entries. */
+  WQ_CAP: { offset: 0x14, access: 'ro', fields: [['MAX_DEPTH', 15, 0], ['MAX_RING_LOG2', 20, 16]] },
+  /** The device processes nothing while ENABLE is clear; clearing it disables every WQ. */
+  GENCTRL: { offset: 0x20, fields: [['ENABLE', 0]] },
+  GENSTS: { offset: 0x24, access: 'ro', fields: [['ENABLED', 0]] },
+  /** MSI-X vector raised when the error register latches an error; NO_VECTOR (reset) = none. */
+  ERR_VECTOR: { offset: 0x28 },
   /**
-   * The software error register (DSA's SWERR): VALID [0] W1C, OVERFLOW [1]
-   * W1C (another error came while VALID was set; the first one is kept),
-   * WQ_VALID [2], FAULT_WRITE [3], CODE [15:8] (DMAE_ERROR or a descriptor
-   * status), WQ [23:16], OPCODE [31:24]. All but VALID/OVERFLOW are RO.
+   * The software error register (DSA's SWERR). OVERFLOW: another error came
+   * while VALID was set (the first one is kept). CODE: DMAE_ERROR or a
+   * descriptor status (DESC_STATUS).
    */
-  ERROR: 0x30,
-  /** RO: detail of the error (fault reason, PASID, doorbell value, first reserved bit...; see DMAE_ERROR). */
-  ERROR_INFO: 0x34,
-  /** RO 64-bit: address of the error (faulting address, completion-record address, ring slot). */
-  ERROR_ADDR: 0x38,
-} as const;
+  ERROR: {
+    offset: 0x30,
+    access: 'ro',
+    fields: [
+      ['VALID', 0, 0, 'w1c'], ['OVERFLOW', 1, 1, 'w1c'], ['WQ_VALID', 2], ['FAULT_WRITE', 3], ['CODE', 15, 8], ['WQ', 23, 16], ['OPCODE', 31, 24],
+    ],
+  },
+  /** Detail of the error (fault reason, PASID, doorbell value, first reserved bit...; see DMAE_ERROR). */
+  ERROR_INFO: { offset: 0x34, access: 'ro' },
+  /** Address of the error (faulting address, completion-record address, ring slot). */
+  ERROR_ADDR: { offset: 0x38, size: 8, access: 'ro' },
+});
 
 /** Per-WQ registers at WQ_REGS_BASE + wq * WQ_REGS_STRIDE + offset. */
 export const WQ_REGS_BASE = 0x100;
 export const WQ_REGS_STRIDE = 0x40;
-export const WQ_REG = {
+export const WQ_REGISTERS = registers({
   /**
-   * RW: ENABLE [0], SHARED [1] (descriptors may carry their own PASID, as
-   * ENQCMD supplies it on a shared WQ), PRIV_ALLOWED [2] (descriptors may ask
-   * for privileged requests). Ring base/size, depth and PASID defaults are
-   * latched when ENABLE goes 0 -> 1; later writes take effect at the next enable.
+   * SHARED: descriptors may carry their own PASID (as ENQCMD supplies it on
+   * a shared WQ); PRIV_ALLOWED: they may ask for privileged requests. Ring
+   * base/size, depth and PASID defaults are latched when ENABLE goes 0 -> 1;
+   * later writes take effect at the next enable.
    */
-  CFG: 0x00,
-  /** RO: ENABLED [0], QFULL [1], BUSY [2], HALTED [3] (a ring fetch faulted), OCCUPANCY [31:16]. */
-  STATUS: 0x04,
-  /** RW: PASID [19:0], PV [20], PRIV [21]: the WQ's default address space (and the ring's). */
-  PASID: 0x08,
-  /** RW: MSI-X vector for completions that request an interrupt; 0xffffffff = none (reset). */
-  VECTOR: 0x0c,
-  /** RW 64-bit: guest (I/O virtual) address of the descriptor ring, 64-byte aligned. */
-  RING_BASE: 0x10,
-  /** RW: ring entries (0 = no ring, portal only; at most 2^MAX_RING_LOG2). */
-  RING_SIZE: 0x18,
-  /** RW: queue depth: portal descriptors accepted and not yet completed (reset: WQ_CAP.MAX_DEPTH). */
-  DEPTH: 0x1c,
-  /** RO: ring index of the next descriptor the device will fetch. */
-  HEAD: 0x20,
-  /** RW doorbell: ring index one past the last valid descriptor. */
-  TAIL: 0x24,
-  /** RO: descriptors completed since enable (wraps at 2^32). */
-  COMPLETED: 0x28,
-  /** RO: portal submissions refused with RETRY since enable. */
-  RETRIES: 0x2c,
-} as const;
+  CFG: { offset: 0x00, fields: [['ENABLE', 0], ['SHARED', 1], ['PRIV_ALLOWED', 2]] },
+  /** HALTED: a ring fetch faulted. OCCUPANCY: portal descriptors accepted and not completed. */
+  STATUS: { offset: 0x04, access: 'ro', fields: [['ENABLED', 0], ['QFULL', 1], ['BUSY', 2], ['HALTED', 3], ['OCCUPANCY', 31, 16]] },
+  /** The WQ's default address space (and the ring's). */
+  PASID: { offset: 0x08, fields: [['PASID', 19, 0], ['PV', 20], ['PRIV', 21]] },
+  /** MSI-X vector for completions that request an interrupt; NO_VECTOR (reset) = none. */
+  VECTOR: { offset: 0x0c },
+  /** Guest (I/O virtual) address of the descriptor ring, 64-byte aligned. */
+  RING_BASE: { offset: 0x10, size: 8 },
+  /** Ring entries (0 = no ring, portal only; at most 2^MAX_RING_LOG2). */
+  RING_SIZE: { offset: 0x18 },
+  /** Queue depth: portal descriptors accepted and not yet completed (reset: WQ_CAP.MAX_DEPTH). */
+  DEPTH: { offset: 0x1c },
+  /** Ring index of the next descriptor the device will fetch. */
+  HEAD: { offset: 0x20, access: 'ro' },
+  /** Doorbell: ring index one past the last valid descriptor. */
+  TAIL: { offset: 0x24 },
+  /** Descriptors completed since enable (wraps at 2^32). */
+  COMPLETED: { offset: 0x28, access: 'ro' },
+  /** Portal submissions refused with RETRY since enable. */
+  RETRIES: { offset: 0x2c, access: 'ro' },
+});
+
+/** BAR0 offsets of the device registers. */
+export const DMAE_REGS = offsets(DMAE_REGISTERS);
+/** Offsets of a WQ's registers within its block (see wqReg). */
+export const WQ_REG = offsets(WQ_REGISTERS);
 
 export function wqReg(wq: number, reg: number): number {
   return WQ_REGS_BASE + wq * WQ_REGS_STRIDE + reg;
 }
 
-export const GENCTRL = { ENABLE: 1 } as const;
-export const GENSTS = { ENABLED: 1 } as const;
-export const WQ_CFG = { ENABLE: 1 << 0, SHARED: 1 << 1, PRIV_ALLOWED: 1 << 2 } as const;
-export const WQ_STATUS = { ENABLED: 1 << 0, QFULL: 1 << 1, BUSY: 1 << 2, HALTED: 1 << 3, OCCUPANCY_SHIFT: 16 } as const;
-export const WQ_PASID = { PASID: 0xfffff, PV: 1 << 20, PRIV: 1 << 21 } as const;
-export const ERROR_BITS = {
-  VALID: 1 << 0,
-  OVERFLOW: 1 << 1,
-  WQ_VALID: 1 << 2,
-  FAULT_WRITE: 1 << 3,
-  CODE_SHIFT: 8,
-  WQ_SHIFT: 16,
-  OPCODE_SHIFT: 24,
-} as const;
+// --- field values through the declarations -------------------------------------
+
+/** One word of scratch: the helpers below allocate nothing. */
+const scratch = new Uint32Array(1);
+
+/** A 32-bit register's value from field values (fields not given are 0): what a driver writes. */
+export function regValue<F extends string>(reg: EngineRegister<F>, values: Partial<Record<F, number>>): number {
+  return encodeLayout(reg.layout, values)[0]!;
+}
+
+/** One field of a 32-bit register's value: what a driver makes of what it read. */
+export function regField<F extends string>(reg: EngineRegister<F>, value: number, field: F): number {
+  scratch[0] = value;
+  return getBits(scratch, reg.layout.fields[field]);
+}
+
+/** A 32-bit register's value with one field replaced. */
+export function withField<F extends string>(reg: EngineRegister<F>, value: number, field: F, fieldValue: number): number {
+  scratch[0] = value;
+  setBits(scratch, reg.layout.fields[field], fieldValue);
+  return scratch[0];
+}
+
 export const NO_VECTOR = 0xffffffff;
 export const MAX_RING_LOG2 = 16;
 export const MAX_WORK_QUEUES = 16;
@@ -168,89 +247,33 @@ export interface RegisterCaps {
   maxDepth: number;
 }
 
+function def(r: EngineRegister, name: string, offset: number, reset?: number): RegisterDef {
+  const d: RegisterDef = { name, offset, size: r.size };
+  if (r.fields !== undefined) d.fields = [...r.fields];
+  else d.access = r.access;
+  if (reset !== undefined) d.reset = reset;
+  return d;
+}
+
 /** The BAR0 register table for a device with these capabilities. */
 export function registerDefs(c: RegisterCaps): RegisterDef[] {
-  const defs: RegisterDef[] = [
-    { name: 'ID', offset: DMAE_REGS.ID, size: 4, access: 'ro', reset: DMAE_MAGIC },
-    { name: 'VERSION', offset: DMAE_REGS.VERSION, size: 4, access: 'ro', reset: DMAE_VERSION },
-    {
-      name: 'CAP',
-      offset: DMAE_REGS.CAP,
-      size: 4,
-      reset: (c.workQueues | (c.opsMask << 8) | (c.msixVectors << 16)) >>> 0,
-      fields: [field('NUM_WQ', 0, 8, 'ro'), field('OPS', 8, 8, 'ro'), field('MSIX_VECTORS', 16, 12, 'ro')],
-    },
-    { name: 'MAX_XFER', offset: DMAE_REGS.MAX_XFER, size: 4, access: 'ro', reset: c.maxTransfer },
-    {
-      name: 'ATC_CAP',
-      offset: DMAE_REGS.ATC_CAP,
-      size: 4,
-      reset: (c.atcEntries | (c.maxPrgPages << 16)) >>> 0,
-      fields: [field('ATC_ENTRIES', 0, 16, 'ro'), field('MAX_PRG_PAGES', 16, 8, 'ro')],
-    },
-    {
-      name: 'WQ_CAP',
-      offset: DMAE_REGS.WQ_CAP,
-      size: 4,
-      reset: (c.maxDepth | (MAX_RING_LOG2 << 16)) >>> 0,
-      fields: [field('MAX_DEPTH', 0, 16, 'ro'), field('MAX_RING_LOG2', 16, 5, 'ro')],
-    },
-    { name: 'GENCTRL', offset: DMAE_REGS.GENCTRL, size: 4, fields: [field('ENABLE', 0, 1)] },
-    { name: 'GENSTS', offset: DMAE_REGS.GENSTS, size: 4, fields: [field('ENABLED', 0, 1, 'ro')] },
-    { name: 'ERR_VECTOR', offset: DMAE_REGS.ERR_VECTOR, size: 4, reset: NO_VECTOR },
-    {
-      name: 'ERROR',
-      offset: DMAE_REGS.ERROR,
-      size: 4,
-      fields: [
-        field('VALID', 0, 1, 'w1c'),
-        field('OVERFLOW', 1, 1, 'w1c'),
-        field('WQ_VALID', 2, 1, 'ro'),
-        field('FAULT_WRITE', 3, 1, 'ro'),
-        field('CODE', 8, 8, 'ro'),
-        field('WQ', 16, 8, 'ro'),
-        field('OPCODE', 24, 8, 'ro'),
-      ],
-    },
-    { name: 'ERROR_INFO', offset: DMAE_REGS.ERROR_INFO, size: 4, access: 'ro' },
-    { name: 'ERROR_ADDR', offset: DMAE_REGS.ERROR_ADDR, size: 8, access: 'ro' },
-  ];
+  const R = DMAE_REGISTERS;
+  const resets: Partial<Record<keyof typeof DMAE_REGISTERS, number>> = {
+    ID: DMAE_MAGIC,
+    VERSION: DMAE_VERSION,
+    CAP: regValue(R.CAP, { NUM_WQ: c.workQueues, OPS: c.opsMask, MSIX_VECTORS: c.msixVectors }),
+    MAX_XFER: c.maxTransfer,
+    ATC_CAP: regValue(R.ATC_CAP, { ATC_ENTRIES: c.atcEntries, MAX_PRG_PAGES: c.maxPrgPages }),
+    WQ_CAP: regValue(R.WQ_CAP, { MAX_DEPTH: c.maxDepth, MAX_RING_LOG2 }),
+    ERR_VECTOR: NO_VECTOR,
+  };
+  const defs: RegisterDef[] = [];
+  for (const r of Object.values(R) as EngineRegister[]) defs.push(def(r, r.name, r.offset, resets[r.name as keyof typeof R]));
+  const wqResets: Partial<Record<keyof typeof WQ_REGISTERS, number>> = { VECTOR: NO_VECTOR, DEPTH: c.maxDepth };
   for (let i = 0; i < c.workQueues; i++) {
-    const r = (reg: number) => wqReg(i, reg);
-    defs.push(
-      {
-        name: `WQ${i}_CFG`,
-        offset: r(WQ_REG.CFG),
-        size: 4,
-        fields: [field('ENABLE', 0, 1), field('SHARED', 1, 1), field('PRIV_ALLOWED', 2, 1)],
-      },
-      {
-        name: `WQ${i}_STATUS`,
-        offset: r(WQ_REG.STATUS),
-        size: 4,
-        fields: [
-          field('ENABLED', 0, 1, 'ro'),
-          field('QFULL', 1, 1, 'ro'),
-          field('BUSY', 2, 1, 'ro'),
-          field('HALTED', 3, 1, 'ro'),
-          field('OCCUPANCY', 16, 16, 'ro'),
-        ],
-      },
-      {
-        name: `WQ${i}_PASID`,
-        offset: r(WQ_REG.PASID),
-        size: 4,
-        fields: [field('PASID', 0, 20), field('PV', 20, 1), field('PRIV', 21, 1)],
-      },
-      { name: `WQ${i}_VECTOR`, offset: r(WQ_REG.VECTOR), size: 4, reset: NO_VECTOR },
-      { name: `WQ${i}_RING_BASE`, offset: r(WQ_REG.RING_BASE), size: 8 },
-      { name: `WQ${i}_RING_SIZE`, offset: r(WQ_REG.RING_SIZE), size: 4 },
-      { name: `WQ${i}_DEPTH`, offset: r(WQ_REG.DEPTH), size: 4, reset: c.maxDepth },
-      { name: `WQ${i}_HEAD`, offset: r(WQ_REG.HEAD), size: 4, access: 'ro' },
-      { name: `WQ${i}_TAIL`, offset: r(WQ_REG.TAIL), size: 4 },
-      { name: `WQ${i}_COMPLETED`, offset: r(WQ_REG.COMPLETED), size: 4, access: 'ro' },
-      { name: `WQ${i}_RETRIES`, offset: r(WQ_REG.RETRIES), size: 4, access: 'ro' },
-    );
+    for (const r of Object.values(WQ_REGISTERS) as EngineRegister[]) {
+      defs.push(def(r, `WQ${i}_${r.name}`, wqReg(i, r.offset), wqResets[r.name as keyof typeof WQ_REGISTERS]));
+    }
   }
   return defs;
 }

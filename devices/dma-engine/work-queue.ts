@@ -2,8 +2,13 @@ import type { RegisterFile } from '../../src/hw/register-file.ts';
 import { NO_PASID } from '../../src/pci/transaction.ts';
 import type { Counter, Counters } from '../../src/trace/counters.ts';
 import type { WqPolicy } from './decode.ts';
-import { DESC_BYTES } from './descriptor.ts';
-import { DMAE_ERROR, MAX_RING_LOG2, PORTAL_STATUS, WQ_CFG, WQ_CONFIG_ERROR, WQ_PASID, WQ_STATUS } from './regs.ts';
+import { getBits } from '../../src/hw/layout.ts';
+import { DESC_BYTES, DESCRIPTOR, wordsOfBytes } from './descriptor.ts';
+import {
+  DMAE_ERROR, MAX_RING_LOG2, PORTAL_STATUS, regField, regValue, withField, WQ_CONFIG_ERROR, WQ_REGISTERS,
+} from './regs.ts';
+
+const { CFG, PASID, STATUS } = WQ_REGISTERS;
 
 /** An error for the error register (see DMAE_REGS.ERROR). */
 export interface ErrorReport {
@@ -81,13 +86,13 @@ export class WorkQueue {
   }
 
   private status(): number {
-    return (
-      (this.enabled ? WQ_STATUS.ENABLED : 0) |
-      (this.enabled && this.occupancy >= this.depth ? WQ_STATUS.QFULL : 0) |
-      (this.busy ? WQ_STATUS.BUSY : 0) |
-      (this.halted ? WQ_STATUS.HALTED : 0) |
-      ((Math.min(this.occupancy, 0xffff) << WQ_STATUS.OCCUPANCY_SHIFT) >>> 0)
-    ) >>> 0;
+    return regValue(STATUS, {
+      ENABLED: this.enabled ? 1 : 0,
+      QFULL: this.enabled && this.occupancy >= this.depth ? 1 : 0,
+      BUSY: this.busy ? 1 : 0,
+      HALTED: this.halted ? 1 : 0,
+      OCCUPANCY: Math.min(this.occupancy, 0xffff),
+    });
   }
 
   /** Scratch of at least `n` bytes. */
@@ -129,17 +134,15 @@ export class WorkQueue {
       if (offset + i === DESC_BYTES - 1) last = true;
     }
     if (!last) return;
-    const words = new Uint32Array(DESC_BYTES / 4);
-    const a = this.assembly;
-    for (let i = 0; i < words.length; i++) words[i] = (a[4 * i]! | (a[4 * i + 1]! << 8) | (a[4 * i + 2]! << 16) | (a[4 * i + 3]! << 24)) >>> 0;
-    a.fill(0);
+    const words = wordsOfBytes(this.assembly);
+    this.assembly.fill(0);
     this.submit(words);
   }
 
   private submit(words: Uint32Array): void {
     if (!this.host.deviceEnabled || !this.enabled) {
       this.portalStatus = PORTAL_STATUS.DISABLED;
-      this.host.raiseError({ code: DMAE_ERROR.WQ_DISABLED, wq: this.index, opcode: words[0]! & 0xff, info: this.index });
+      this.host.raiseError({ code: DMAE_ERROR.WQ_DISABLED, wq: this.index, opcode: getBits(words, DESCRIPTOR.fields.OPCODE), info: this.index });
       return;
     }
     if (this.occupancy >= this.depth) {
@@ -181,15 +184,15 @@ export class WorkQueue {
 
   private cfgWritten(oldCfg: number): void {
     const cfg = this.regs.get(`${this.p}CFG`);
-    const was = (oldCfg & WQ_CFG.ENABLE) !== 0;
-    const now = (cfg & WQ_CFG.ENABLE) !== 0;
+    const was = regField(CFG, oldCfg, 'ENABLE') === 1;
+    const now = regField(CFG, cfg, 'ENABLE') === 1;
     if (!was && now) this.enable();
     else if (was && !now) this.disable();
   }
 
   private enable(): void {
     const refuse = (code: number, info: number) => {
-      this.regs.setField(`${this.p}CFG`, 'ENABLE', 0);
+      this.clearEnable();
       this.host.raiseError({ code, wq: this.index, info });
     };
     if (!this.host.deviceEnabled) return refuse(DMAE_ERROR.DEVICE_DISABLED, this.index);
@@ -203,10 +206,11 @@ export class WorkQueue {
     if (depth > this.host.maxDepth) return refuse(DMAE_ERROR.WQ_CONFIG_INVALID, WQ_CONFIG_ERROR.DEPTH);
     const cfg = this.regs.get(`${this.p}CFG`);
     const pasid = this.regs.get(`${this.p}PASID`);
-    this.policy.shared = (cfg & WQ_CFG.SHARED) !== 0;
-    this.policy.privAllowed = (cfg & WQ_CFG.PRIV_ALLOWED) !== 0;
-    this.policy.defaultPasid = (pasid & WQ_PASID.PV) !== 0 ? pasid & WQ_PASID.PASID : NO_PASID;
-    this.policy.defaultPriv = (pasid & WQ_PASID.PV) !== 0 && (pasid & WQ_PASID.PRIV) !== 0;
+    const pv = regField(PASID, pasid, 'PV') === 1;
+    this.policy.shared = regField(CFG, cfg, 'SHARED') === 1;
+    this.policy.privAllowed = regField(CFG, cfg, 'PRIV_ALLOWED') === 1;
+    this.policy.defaultPasid = pv ? regField(PASID, pasid, 'PASID') : NO_PASID;
+    this.policy.defaultPriv = pv && regField(PASID, pasid, 'PRIV') === 1;
     this.ringBase = base;
     this.ringSize = size;
     this.depth = depth;
@@ -225,13 +229,18 @@ export class WorkQueue {
    * the one running finishes. Also what clearing GENCTRL.ENABLE does.
    */
   disable(): void {
-    this.regs.setField(`${this.p}CFG`, 'ENABLE', 0);
+    this.clearEnable();
     this.enabled = false;
     this.halted = false;
     this.discarded.value += this.fifo.length;
     this.occupancy = Math.max(0, this.occupancy - this.fifo.length);
     this.fifo.length = 0;
     this.head = this.tail;
+  }
+
+  private clearEnable(): void {
+    const name = `${this.p}CFG`;
+    this.regs.set(name, withField(CFG, this.regs.get(name), 'ENABLE', 0));
   }
 
   /** A ring fetch faulted: stop fetching until the WQ is disabled and enabled again. */

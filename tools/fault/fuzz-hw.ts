@@ -1,7 +1,9 @@
 /** Fuzzing of the hardware surfaces: IOMMU registers and tables, and the DMA engine (see tools/fault/fuzz.ts). */
 import { createMachine, type Machine } from '../../machines/machine.ts';
 import type { MachineKind } from '../../machines/layout.ts';
-import { DMAE_REGS, WQ_REG } from '../../devices/dma-engine/regs.ts';
+import { DESCRIPTOR, DESC_BYTES } from '../../devices/dma-engine/descriptor.ts';
+import { DMAE_REGISTERS, DMAE_REGS, regValue, WQ_REG, WQ_REGISTERS, wqReg } from '../../devices/dma-engine/regs.ts';
+import { setBits, type BitField } from '../../src/hw/layout.ts';
 import { CFG, COMMAND } from '../../src/pci/header.ts';
 import { Prng } from '../../src/sim/prng.ts';
 import * as VFIO from '../../src/uapi/vfio.ts';
@@ -195,7 +197,7 @@ export function fuzzDmaEngine(kind: MachineKind, opts: FuzzOptions = {}): FuzzRe
     };
     // A sane start: enabled device and WQ0 on a 16-entry ring at IOVA RING, half of the time.
     if (rnd.chance(0.5)) {
-      w32(w.bar0 + BigInt(DMAE_REGS.GENCTRL), 1);
+      w32(w.bar0 + BigInt(DMAE_REGS.GENCTRL), regValue(DMAE_REGISTERS.GENCTRL, { ENABLE: 1 }));
     }
     for (let i = base; i < Math.min(cases, base + perMachine); i++) {
       const t0 = performance.now();
@@ -204,39 +206,46 @@ export function fuzzDmaEngine(kind: MachineKind, opts: FuzzOptions = {}): FuzzRe
         const kindOfCase = rnd.int(0, 3);
         if (kindOfCase === 0) {
           // A register write in BAR0.
-          const off = rnd.chance(0.7) ? 0x100 + rnd.int(0, 3) * 0x40 + rnd.int(0, 15) * 4 : rnd.int(0, 0x3ff) * 4;
+          const off = rnd.chance(0.7) ? wqReg(rnd.int(0, 3), rnd.int(0, 15) * 4) : rnd.int(0, 0x3ff) * 4;
           const v = rnd.chance(0.3) ? [0, 1, 3, 7, 0xffffffff, 16, 8][rnd.int(0, 6)]! : rnd.nextU32();
           what.push(`BAR0+0x${off.toString(16)} = 0x${(v >>> 0).toString(16)}`);
           return w32(w.bar0 + BigInt(off), v);
         }
         if (kindOfCase === 1) {
           // A ring bring-up with random parameters, then a tail write.
-          const wq = 0x100n + BigInt(rnd.int(0, 1) * 0x40);
-          const reg = (r: number) => w.bar0 + wq + BigInt(r);
+          const wq = rnd.int(0, 1);
+          const reg = (r: number) => w.bar0 + BigInt(wqReg(wq, r));
           w32(reg(WQ_REG.CFG), 0);
           w32(reg(WQ_REG.RING_BASE), Number(RING));
           w32(reg(WQ_REG.RING_BASE + 4), 0);
           w32(reg(WQ_REG.RING_SIZE), rnd.chance(0.8) ? 16 : rnd.nextU32());
           w32(reg(WQ_REG.PASID), rnd.chance(0.7) ? 0 : rnd.nextU32());
-          w32(reg(WQ_REG.CFG), rnd.chance(0.8) ? 1 : rnd.int(0, 7));
+          w32(reg(WQ_REG.CFG), rnd.chance(0.8) ? regValue(WQ_REGISTERS.CFG, { ENABLE: 1 }) : rnd.int(0, 7));
           what.push('ring bring-up');
           return w32(reg(WQ_REG.TAIL), rnd.int(0, 20));
         }
         // A descriptor: valid-looking (MEMMOVE/FILL/COMPARE within the mapped buffer) then mutated.
-        const d = new Uint8Array(64);
+        const F = DESCRIPTOR.fields;
+        const words = new Uint32Array(DESC_BYTES / 4);
+        const set64 = (lo: BitField, hi: BitField, v: bigint) => {
+          setBits(words, lo, Number(v & 0xffff_ffffn));
+          setBits(words, hi, Number((v >> 32n) & 0xffff_ffffn));
+        };
+        setBits(words, F.OPCODE, rnd.int(0, 4));
+        setBits(words, F.RCR, rnd.chance(0.5) ? 1 : 0);
+        set64(F.COMPL_LO, F.COMPL_HI, rnd.chance(0.8) ? RING + 0xf000n : randomU64(rnd));
+        set64(F.SRC_LO, F.SRC_HI, rnd.chance(0.8) ? RING + BigInt(rnd.int(0, 15) * PAGE) : randomU64(rnd));
+        set64(F.DST_LO, F.DST_HI, rnd.chance(0.8) ? RING + BigInt(rnd.int(0, 15) * PAGE) : randomU64(rnd));
+        setBits(words, F.LENGTH, rnd.chance(0.8) ? rnd.int(0, 2 * PAGE) : rnd.nextU32());
+        const d = new Uint8Array(words.buffer);
         const dv = new DataView(d.buffer);
-        dv.setUint32(0, rnd.int(0, 4) | (rnd.chance(0.5) ? 1 << 8 : 0), true);
-        dv.setBigUint64(8, rnd.chance(0.8) ? RING + 0xf000n : randomU64(rnd), true);
-        dv.setBigUint64(16, rnd.chance(0.8) ? RING + BigInt(rnd.int(0, 15) * PAGE) : randomU64(rnd), true);
-        dv.setBigUint64(24, rnd.chance(0.8) ? RING + BigInt(rnd.int(0, 15) * PAGE) : randomU64(rnd), true);
-        dv.setUint32(32, rnd.chance(0.8) ? rnd.int(0, 2 * PAGE) : rnd.nextU32(), true);
         for (let k = rnd.int(0, 3); k > 0; k--) d[rnd.int(0, 63)]! ^= 1 << rnd.int(0, 7);
         if (kindOfCase === 2) {
           // Into the ring (process memory mapped at IOVA RING): slot n, then TAIL.
           const slot = rnd.int(0, 15);
           w.p.memWrite(w.buf + BigInt(slot * 64), d);
           what.push(`ring slot ${slot}: ${Buffer.from(d.subarray(0, 40)).toString('hex')}`);
-          return w32(w.bar0 + 0x100n + BigInt(WQ_REG.TAIL), (slot + 1) % 17);
+          return w32(w.bar0 + BigInt(wqReg(0, WQ_REG.TAIL)), (slot + 1) % 17);
         }
         // Through the portal of WQ0 (sixteen 32-bit writes).
         for (let k = 0; k < 64; k += 4) w32(w.bar4 + BigInt(k), dv.getUint32(k, true));

@@ -10,7 +10,9 @@
  * mapped) or, for a WQ with a PASID, the process's own virtual addresses (SVA).
  */
 import { decodeCompletion, encodeDescriptor, OPCODE, type CompletionRecord } from '../../devices/dma-engine/descriptor.ts';
-import { DMAE_BAR, DMAE_REGS, GENCTRL, PORTAL, WQ_CFG, WQ_PASID, WQ_REG, wqReg } from '../../devices/dma-engine/regs.ts';
+import {
+  DMAE_BAR, DMAE_REGISTERS, DMAE_REGS, PORTAL, regField, regValue, WQ_REG, WQ_REGISTERS, wqReg,
+} from '../../devices/dma-engine/regs.ts';
 import type { Process } from '../../src/host/process.ts';
 import { CFG, COMMAND } from '../../src/pci/header.ts';
 import { VFIO_PCI_CONFIG_REGION_INDEX } from '../../src/uapi/vfio.ts';
@@ -67,7 +69,7 @@ export class EngineUser {
     const v = (cmd[0]! | (cmd[1]! << 8) | COMMAND.MASTER | COMMAND.MEMORY) & 0xffff;
     const r = this.p.pwrite(this.fd, new Uint8Array([v & 0xff, v >> 8]), this.region(VFIO_PCI_CONFIG_REGION_INDEX) + BigInt(CFG.COMMAND));
     if (r !== 2) throw new Error(`config write failed (${r})`);
-    this.w32(DMAE_BAR.REGS, DMAE_REGS.GENCTRL, GENCTRL.ENABLE);
+    this.w32(DMAE_BAR.REGS, DMAE_REGS.GENCTRL, regValue(DMAE_REGISTERS.GENCTRL, { ENABLE: 1 }));
   }
 
   /** Configure and enable work queue `wq`; throws when the device refuses the configuration. */
@@ -81,16 +83,16 @@ export class EngineUser {
     }
     if (c.depth !== undefined) this.w32(R, wqReg(wq, WQ_REG.DEPTH), c.depth);
     if (c.vector !== undefined) this.w32(R, wqReg(wq, WQ_REG.VECTOR), c.vector);
-    this.w32(R, wqReg(wq, WQ_REG.PASID), c.pasid !== undefined ? (c.pasid | WQ_PASID.PV) >>> 0 : 0);
-    this.w32(R, wqReg(wq, WQ_REG.CFG), WQ_CFG.ENABLE);
-    if ((this.r32(R, wqReg(wq, WQ_REG.STATUS)) & 1) === 0) {
+    this.w32(R, wqReg(wq, WQ_REG.PASID), c.pasid !== undefined ? regValue(WQ_REGISTERS.PASID, { PASID: c.pasid, PV: 1 }) : 0);
+    this.w32(R, wqReg(wq, WQ_REG.CFG), regValue(WQ_REGISTERS.CFG, { ENABLE: 1 }));
+    if (regField(WQ_REGISTERS.STATUS, this.r32(R, wqReg(wq, WQ_REG.STATUS)), 'ENABLED') === 0) {
       throw new Error(`WQ ${wq} did not enable (ERROR=0x${this.r32(R, DMAE_REGS.ERROR).toString(16)} INFO=0x${this.r32(R, DMAE_REGS.ERROR_INFO).toString(16)})`);
     }
   }
 
   /** WQ STATUS.OCCUPANCY: descriptors queued and not yet completed. */
   occupancy(wq: number): number {
-    return this.r32(DMAE_BAR.REGS, wqReg(wq, WQ_REG.STATUS)) >>> 16;
+    return regField(WQ_REGISTERS.STATUS, this.r32(DMAE_BAR.REGS, wqReg(wq, WQ_REG.STATUS)), 'OCCUPANCY');
   }
 
   completed(wq: number): number {

@@ -1,6 +1,8 @@
 import t from 'tap';
 import { OPCODE, encodeDescriptor } from '../../../devices/dma-engine/descriptor.ts';
-import { DMAE_MAGIC, DMAE_REGS, DMAE_VERSION, PORTAL_STATUS, WQ_REG, WQ_STATUS } from '../../../devices/dma-engine/regs.ts';
+import {
+  DMAE_MAGIC, DMAE_REGISTERS, DMAE_REGS, DMAE_VERSION, PORTAL_STATUS, regField, WQ_REG, WQ_REGISTERS,
+} from '../../../devices/dma-engine/regs.ts';
 import type { TraceRecord } from '../../../src/trace/tracer.ts';
 import { CR, DST, PAGE, RING, SRC, buffers, mapBuf, pattern, readPa, setup } from './fixture.ts';
 
@@ -8,13 +10,17 @@ t.test('identity and capability registers describe the engine', async (t) => {
   const f = setup({ workQueues: 3, maxTransfer: 65536, atcEntries: 16, maxWqDepth: 8 });
   t.equal(f.reg32(DMAE_REGS.ID), DMAE_MAGIC);
   t.equal(f.reg32(DMAE_REGS.VERSION), DMAE_VERSION);
+  const { CAP, ATC_CAP, WQ_CAP } = DMAE_REGISTERS;
   const cap = f.reg32(DMAE_REGS.CAP);
-  t.equal(cap & 0xff, 3, 'three WQs');
-  t.equal((cap >>> 8) & 0xff, 0xf, 'NOOP, MEMMOVE, FILL, COMPARE');
-  t.equal(cap >>> 16, 4, 'MSI-X vectors: one per WQ and one for errors');
+  t.equal(regField(CAP, cap, 'NUM_WQ'), 3, 'three WQs');
+  t.equal(regField(CAP, cap, 'OPS'), 0xf, 'NOOP, MEMMOVE, FILL, COMPARE');
+  t.equal(regField(CAP, cap, 'MSIX_VECTORS'), 4, 'MSI-X vectors: one per WQ and one for errors');
+  t.equal(cap >>> 28, 0, 'reserved bits read 0');
   t.equal(f.reg32(DMAE_REGS.MAX_XFER), 65536);
-  t.equal(f.reg32(DMAE_REGS.ATC_CAP) & 0xffff, 16);
-  t.equal(f.reg32(DMAE_REGS.WQ_CAP) & 0xffff, 8);
+  t.equal(regField(ATC_CAP, f.reg32(DMAE_REGS.ATC_CAP), 'ATC_ENTRIES'), 16);
+  t.equal(regField(ATC_CAP, f.reg32(DMAE_REGS.ATC_CAP), 'MAX_PRG_PAGES'), 8, 'the default largest page request group');
+  t.equal(regField(WQ_CAP, f.reg32(DMAE_REGS.WQ_CAP), 'MAX_DEPTH'), 8);
+  t.equal(regField(WQ_CAP, f.reg32(DMAE_REGS.WQ_CAP), 'MAX_RING_LOG2'), 16);
   t.equal(f.reg32(DMAE_REGS.GENSTS), 1, 'enabled by the fixture');
   t.equal(f.wqReg(0, WQ_REG.DEPTH), 8, 'depth resets to the maximum');
   t.ok(f.atsOff >= 0x100 && f.priOff >= 0x100 && f.pasidOff >= 0x100, 'ATS, PRI and PASID extended capabilities');
@@ -107,7 +113,7 @@ t.test('ring descriptors run in order from HEAD to TAIL and HEAD follows', async
     f.ringWrite(ring, i, { op: OPCODE.MEMMOVE, src: SRC + 64 * i, dst: DST + 64 * i, length: 64, rcr: true, completion: CR + 32 * i });
   }
   f.doorbell(1, 3);
-  t.equal(f.wqReg(1, WQ_REG.STATUS) & WQ_STATUS.BUSY, WQ_STATUS.BUSY);
+  t.equal(regField(WQ_REGISTERS.STATUS, f.wqReg(1, WQ_REG.STATUS), 'BUSY'), 1);
   f.run();
   t.same(readPa(f, dst, 192), pattern(192));
   for (let i = 0; i < 3; i++) t.equal(f.record(cr + 32 * i).statusName, 'SUCCESS', `slot ${i}`);
@@ -130,8 +136,8 @@ t.test('a portal submission to a full WQ reads RETRY and queues nothing', async 
   const noop = (i: number) => ({ op: OPCODE.NOOP, rcr: true, completion: CR + 32 * i });
   t.equal(f.submit(0, noop(0)), PORTAL_STATUS.ACCEPTED);
   t.equal(f.submit(0, noop(1)), PORTAL_STATUS.ACCEPTED);
-  t.equal(f.wqReg(0, WQ_REG.STATUS) & WQ_STATUS.QFULL, WQ_STATUS.QFULL);
-  t.equal(f.wqReg(0, WQ_REG.STATUS) >>> WQ_STATUS.OCCUPANCY_SHIFT, 2);
+  t.equal(regField(WQ_REGISTERS.STATUS, f.wqReg(0, WQ_REG.STATUS), 'QFULL'), 1);
+  t.equal(regField(WQ_REGISTERS.STATUS, f.wqReg(0, WQ_REG.STATUS), 'OCCUPANCY'), 2);
   t.equal(f.submit(0, noop(2)), PORTAL_STATUS.RETRY);
   t.equal(f.wqReg(0, WQ_REG.RETRIES), 1);
   f.run();

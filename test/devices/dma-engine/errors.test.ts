@@ -1,6 +1,8 @@
 import t from 'tap';
 import { DESC_STATUS, FAULT_REASON, OPCODE, encodeDescriptor } from '../../../devices/dma-engine/descriptor.ts';
-import { DMAE_ERROR, DMAE_REGS, PORTAL_STATUS, WQ_CONFIG_ERROR, WQ_REG, WQ_STATUS } from '../../../devices/dma-engine/regs.ts';
+import {
+  DMAE_ERROR, DMAE_REGS, PORTAL_STATUS, regField, WQ_CONFIG_ERROR, WQ_REG, WQ_REGISTERS,
+} from '../../../devices/dma-engine/regs.ts';
 import { CR, DST, PAGE, RING, SRC, buffers, mapBuf, setup } from './fixture.ts';
 
 t.test('malformed descriptors complete with an error status and never throw', async (t) => {
@@ -110,14 +112,14 @@ t.test('portal writes and doorbells to a disabled WQ are discarded and reported'
 t.test('WQ enable refuses a misaligned ring, and any enable while the device is disabled', async (t) => {
   const f = setup();
   f.configWq(0, { ring: { base: RING + 8, size: 4 } });
-  t.equal(f.wqReg(0, WQ_REG.CFG) & 1, 0, 'ENABLE cleared');
+  t.equal(regField(WQ_REGISTERS.CFG, f.wqReg(0, WQ_REG.CFG), 'ENABLE'), 0, 'ENABLE cleared');
   t.equal(f.error().code, DMAE_ERROR.WQ_CONFIG_INVALID);
   t.equal(f.error().info, WQ_CONFIG_ERROR.RING_ALIGN);
   f.clearError();
   f.wreg32(DMAE_REGS.GENCTRL, 0);
   f.configWq(1);
   t.equal(f.error().code, DMAE_ERROR.DEVICE_DISABLED);
-  t.equal(f.wqReg(1, WQ_REG.STATUS) & WQ_STATUS.ENABLED, 0);
+  t.equal(regField(WQ_REGISTERS.STATUS, f.wqReg(1, WQ_REG.STATUS), 'ENABLED'), 0);
 });
 
 t.test('clearing GENCTRL.ENABLE disables every WQ and discards what waits; the running descriptor finishes', async (t) => {
@@ -128,7 +130,7 @@ t.test('clearing GENCTRL.ENABLE disables every WQ and discards what waits; the r
   f.wreg32(DMAE_REGS.GENCTRL, 0);
   f.run();
   t.equal(f.reg32(DMAE_REGS.GENSTS), 0);
-  t.equal(f.wqReg(0, WQ_REG.STATUS) & WQ_STATUS.ENABLED, 0);
+  t.equal(regField(WQ_REGISTERS.STATUS, f.wqReg(0, WQ_REG.STATUS), 'ENABLED'), 0);
   t.equal(f.record(cr).statusName, 'SUCCESS', 'the first was already dispatched');
   t.equal(f.record(cr + 32).status, 0);
   t.equal(f.record(cr + 64).status, 0);
@@ -161,7 +163,7 @@ t.test('a ring slot that cannot be read halts the WQ at that slot', async (t) =>
   t.equal(e.code, DMAE_ERROR.RING_FETCH_FAULT);
   t.equal(e.addr, RING);
   t.equal(e.info, FAULT_REASON.IOMMU_UR);
-  t.equal(f.wqReg(0, WQ_REG.STATUS) & WQ_STATUS.HALTED, WQ_STATUS.HALTED);
+  t.equal(regField(WQ_REGISTERS.STATUS, f.wqReg(0, WQ_REG.STATUS), 'HALTED'), 1);
   t.equal(f.wqReg(0, WQ_REG.HEAD), 0);
   t.equal(f.counter('descriptors'), 0);
 });

@@ -2,7 +2,7 @@ import { Board } from '../../../machines/board.ts';
 import { DmaEngine, type DmaEngineOptions } from '../../../devices/dma-engine/dma-engine.ts';
 import { decodeCompletion, encodeDescriptor, type CompletionRecord, type DescriptorInput } from '../../../devices/dma-engine/descriptor.ts';
 import {
-  DMAE_BAR, DMAE_REGS, GENCTRL, PORTAL, WQ_CFG, WQ_PASID, WQ_REG, wqReg,
+  DMAE_BAR, DMAE_REGISTERS, DMAE_REGS, PORTAL, type FieldOf, regField, regValue, WQ_REG, WQ_REGISTERS, wqReg,
 } from '../../../devices/dma-engine/regs.ts';
 import { ATS, ATS_CTRL } from '../../../src/pci/caps/ats.ts';
 import { MSIX } from '../../../src/pci/caps/msix.ts';
@@ -68,7 +68,7 @@ export function setup(options: DmaEngineOptions = {}) {
   setMaster(true);
   const reg32 = (off: number) => mem.read32(bar0 + off);
   const wreg32 = (off: number, v: number) => mem.write32(bar0 + off, v);
-  wreg32(DMAE_REGS.GENCTRL, GENCTRL.ENABLE);
+  wreg32(DMAE_REGS.GENCTRL, regValue(DMAE_REGISTERS.GENCTRL, { ENABLE: 1 }));
 
   const rid = dev.requesterId;
   const ram = (off: number) => board.ramAddress(off);
@@ -99,9 +99,9 @@ export function setup(options: DmaEngineOptions = {}) {
         wreg32(r(WQ_REG.RING_SIZE), s.ring.size);
       }
       if (s.depth !== undefined) wreg32(r(WQ_REG.DEPTH), s.depth);
-      wreg32(r(WQ_REG.PASID), s.pasid !== undefined ? (s.pasid | WQ_PASID.PV | (s.priv ? WQ_PASID.PRIV : 0)) >>> 0 : 0);
+      wreg32(r(WQ_REG.PASID), s.pasid !== undefined ? regValue(WQ_REGISTERS.PASID, { PASID: s.pasid, PV: 1, PRIV: s.priv ? 1 : 0 }) : 0);
       wreg32(r(WQ_REG.VECTOR), s.vector ?? wq);
-      wreg32(r(WQ_REG.CFG), WQ_CFG.ENABLE | (s.shared ? WQ_CFG.SHARED : 0) | (s.privAllowed ? WQ_CFG.PRIV_ALLOWED : 0));
+      wreg32(r(WQ_REG.CFG), regValue(WQ_REGISTERS.CFG, { ENABLE: 1, SHARED: s.shared ? 1 : 0, PRIV_ALLOWED: s.privAllowed ? 1 : 0 }));
     },
     wqReg: (wq: number, reg: number) => reg32(wqReg(wq, reg)),
     /** Write a descriptor to WQ `wq`'s portal with eight 64-bit MMIO writes; returns PORTAL.STATUS. */
@@ -126,20 +126,21 @@ export function setup(options: DmaEngineOptions = {}) {
     },
     error() {
       const e = reg32(DMAE_REGS.ERROR);
+      const field = (name: FieldOf<typeof DMAE_REGISTERS.ERROR>) => regField(DMAE_REGISTERS.ERROR, e, name);
       return {
-        valid: (e & 1) !== 0,
-        overflow: (e & 2) !== 0,
-        wqValid: (e & 4) !== 0,
-        write: (e & 8) !== 0,
-        code: (e >>> 8) & 0xff,
-        wq: (e >>> 16) & 0xff,
-        opcode: e >>> 24,
+        valid: field('VALID') === 1,
+        overflow: field('OVERFLOW') === 1,
+        wqValid: field('WQ_VALID') === 1,
+        write: field('FAULT_WRITE') === 1,
+        code: field('CODE'),
+        wq: field('WQ'),
+        opcode: field('OPCODE'),
         info: reg32(DMAE_REGS.ERROR_INFO),
         addr: Number(mem.read64(bar0 + DMAE_REGS.ERROR_ADDR)),
       };
     },
     clearError() {
-      wreg32(DMAE_REGS.ERROR, 3);
+      wreg32(DMAE_REGS.ERROR, regValue(DMAE_REGISTERS.ERROR, { VALID: 1, OVERFLOW: 1 }));
     },
     msiCount: (vector: number) => board.msi.count(MSI_DATA_BASE + vector),
     flr() {

@@ -7,7 +7,9 @@ import { VtdIommu } from '../../../iommu/vtd/vtd.ts';
 import { VtdDriver } from '../../../iommu/vtd/driver/driver.ts';
 import { DmaEngine } from '../../../devices/dma-engine/dma-engine.ts';
 import { OPCODE, decodeCompletion, encodeDescriptor } from '../../../devices/dma-engine/descriptor.ts';
-import { DMAE_BAR, DMAE_REGS, GENCTRL, PORTAL, WQ_CFG, WQ_REG, wqReg } from '../../../devices/dma-engine/regs.ts';
+import {
+  DMAE_BAR, DMAE_REGISTERS, DMAE_REGS, PORTAL, regValue, WQ_REG, WQ_REGISTERS, wqReg,
+} from '../../../devices/dma-engine/regs.ts';
 import type { IommuDomain } from '../../../src/iommu-core/domain.ts';
 import { ATS } from '../../../src/pci/caps/ats.ts';
 import { CFG, COMMAND } from '../../../src/pci/header.ts';
@@ -56,8 +58,8 @@ function setup(kind: Kind, costs: { walkReadNs?: number; tableFetchNs?: number }
   t.equal(domain.map(IOVA, ram, 12 * 4096, 3), 0, 'mapped');
   const mem = board.sysmem;
   const regs = bar(DMAE_BAR.REGS);
-  mem.write32(regs + DMAE_REGS.GENCTRL, GENCTRL.ENABLE);
-  mem.write32(regs + wqReg(0, WQ_REG.CFG), WQ_CFG.ENABLE);
+  mem.write32(regs + DMAE_REGS.GENCTRL, regValue(DMAE_REGISTERS.GENCTRL, { ENABLE: 1 }));
+  mem.write32(regs + wqReg(0, WQ_REG.CFG), regValue(WQ_REGISTERS.CFG, { ENABLE: 1 }));
   // The descriptor's own time, from dispatch to completion (the engine traces it), not whatever else the scheduler runs.
   const durations: number[] = [];
   board.tracer.on('dma-engine.desc.complete', (r) => void durations.push(r.dur!));

@@ -6,7 +6,10 @@
  * the machine's own Smmuv3Driver; ATS, PASID and PRI are the driver's to
  * enable.
  */
-import { COMPLETION_BYTES, DMAE_BAR, DMAE_REGS, GENCTRL, PORTAL, WQ_CFG, WQ_REG, decodeCompletion, encodeDescriptor, wqReg, type CompletionRecord, type DescriptorInput } from '../../../devices/dma-engine/index.ts';
+import {
+  COMPLETION_BYTES, DMAE_BAR, DMAE_REGISTERS, DMAE_REGS, PORTAL, WQ_REG, WQ_REGISTERS, decodeCompletion, encodeDescriptor, regValue, wqReg,
+  type CompletionRecord, type DescriptorInput,
+} from '../../../devices/dma-engine/index.ts';
 import type { DmaEngine } from '../../../devices/dma-engine/index.ts';
 import type { Smmuv3Driver } from '../../../iommu/smmuv3/driver/driver.ts';
 import type { Smmuv3 } from '../../../iommu/smmuv3/smmuv3.ts';
@@ -30,8 +33,9 @@ export function engineMachine(opts: MachineOptions = {}, bdf = '0000:00:01.0') {
   cfg.write(dev.busNumber, dev.devfn, CFG.COMMAND, 2, COMMAND.MEMORY | COMMAND.MASTER);
   const regs = bar(DMAE_BAR.REGS);
   const portals = bar(DMAE_BAR.PORTALS);
-  mem.write32(regs + DMAE_REGS.GENCTRL, GENCTRL.ENABLE);
-  for (let wq = 0; wq < dev.workQueues.length; wq++) mem.write32(regs + wqReg(wq, WQ_REG.CFG), WQ_CFG.ENABLE | WQ_CFG.SHARED);
+  mem.write32(regs + DMAE_REGS.GENCTRL, regValue(DMAE_REGISTERS.GENCTRL, { ENABLE: 1 }));
+  const wqCfg = regValue(WQ_REGISTERS.CFG, { ENABLE: 1, SHARED: 1 });
+  for (let wq = 0; wq < dev.workQueues.length; wq++) mem.write32(regs + wqReg(wq, WQ_REG.CFG), wqCfg);
   const f = {
     m, board, dev, driver, smmu, mem, cfgRead,
     /** Submit a descriptor to WQ `wq`'s portal (eight 64-bit writes); PORTAL.STATUS. */
