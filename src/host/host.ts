@@ -14,6 +14,7 @@ import { IopfQueue } from '../iommu-core/iopf.ts';
 import { SvaManager } from '../iommu-core/sva.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 import { CFG } from '../pci/header.ts';
+import { LINUX_RELEASE } from '../uapi/linux-release.ts';
 
 /** vm.mmap_min_addr's default. */
 const MMAP_MIN = 0x1_0000;
@@ -53,6 +54,8 @@ export class Host {
     this.iopf = new IopfQueue(this.iommu, platform.scheduler, platform.tracer, platform.counters);
     this.sva = new SvaManager(this.iommu, this.iopf, platform.tracer);
     this.mmLayout = { mmapBase: platform.cpu.mmapBase, mmapMin: MMAP_MIN };
+    // What uname(2)'s release field and /proc/sys/kernel/osrelease say.
+    this.vfs.addSysfs('/proc/sys/kernel/osrelease', { kind: 'file', read: () => `${LINUX_RELEASE}\n` });
   }
 
   /** A fresh MSI data value (an interrupt number of the machine's interrupt controller). */
