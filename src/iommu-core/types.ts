@@ -54,6 +54,13 @@ export interface DriverDomain {
   /** Invalidate what `gather` covers and wait for it (iotlb_sync), then free parked table pages. */
   iotlbSync?(gather: IotlbGather): void;
   flushIotlbAll?(): void;
+  /**
+   * iommu_domain_ops.enforce_cache_coherency: make every DMA through this
+   * domain snoop CPU caches (VT-d: snoop control; SMMUv3: only if every
+   * master is CANWBS), true when it now does. Asked before anything is
+   * mapped. Absent: the driver cannot (Linux's NULL op), the same as false.
+   */
+  enforceCacheCoherency?(): boolean;
   setDirtyTracking?(enable: boolean): number;
   /**
    * Read and (unless noClear) clear dirty state for [iova, iova+size): calls `mark` for each dirty page.
