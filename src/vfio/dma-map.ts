@@ -43,7 +43,6 @@ export function doMap(iommu: VfioIommu, proc: Process, flags: number, vaddr: big
     dma.vaddr = Number(vaddr);
     dma.vaddrInvalid = false;
     iommu.vaddrInvalidCount--;
-    if (iommu.vaddrInvalidCount === 0) iommu.wakeVaddrWaiters();
     return 0;
   }
   if (dma !== undefined) return -EEXIST;
@@ -204,10 +203,7 @@ export function removeDma(iommu: VfioIommu, dma: VfioDma): void {
   unmapUnpin(iommu, dma);
   iommu.dmas.remove(dma);
   dma.bitmap = false;
-  if (dma.vaddrInvalid) {
-    iommu.vaddrInvalidCount--;
-    if (iommu.vaddrInvalidCount === 0) iommu.wakeVaddrWaiters();
-  }
+  if (dma.vaddrInvalid) iommu.vaddrInvalidCount--;
   iommu.dmaAvail++;
   iommu.host.platform.tracer.trace('vfio.unmap', 'vfio', { iova: dma.iova, size: dma.size });
 }

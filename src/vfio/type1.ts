@@ -85,7 +85,6 @@ export class VfioIommu {
   numNonPinnedGroups = 0;
   released = false;
   readonly sva: SvaBonds;
-  private vaddrWaiters: (() => void)[] = [];
 
   constructor(
     readonly mod: VfioModule,
@@ -303,20 +302,5 @@ export class VfioIommu {
     this.domains.length = 0;
     this.iovaList = [];
     this.released = true;
-    this.wakeVaddrWaiters();
-  }
-
-  // --- update-vaddr waiters --------------------------------------------------------
-
-  /** Resolve when no vaddr is invalid (or the container goes away). */
-  waitVaddr(): Promise<void> {
-    if (this.vaddrInvalidCount === 0 || this.released) return Promise.resolve();
-    return new Promise((resolve) => this.vaddrWaiters.push(resolve));
-  }
-
-  wakeVaddrWaiters(): void {
-    const w = this.vaddrWaiters;
-    this.vaddrWaiters = [];
-    for (const f of w) f();
   }
 }
