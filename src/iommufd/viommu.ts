@@ -17,7 +17,7 @@ import type { Process } from '../host/process.ts';
 import { IommuDomain } from '../iommu-core/domain.ts';
 import type { DriverViommu, IommuDriver } from '../iommu-core/types.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
-import { IOMMU_HWPT_FAULT_ID_VALID, IOMMU_VIOMMU_TYPE_DEFAULT, type iommu_hwpt_alloc, type iommu_vdevice_alloc, type iommu_viommu_alloc } from '../uapi/iommufd.ts';
+import { IOMMU_HWPT_ALLOC_PASID, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_VIOMMU_TYPE_DEFAULT, type iommu_hwpt_alloc, type iommu_vdevice_alloc, type iommu_viommu_alloc } from '../uapi/iommufd.ts';
 import type { StructView } from '../uapi/struct.ts';
 import type { Respond } from './ioas.ts';
 import { HwptNested, HwptPaging, IommufdDevice, IommufdObject, type IommufdCtx } from './objects.ts';
@@ -141,7 +141,7 @@ export function destroyVdeviceOf(idev: IommufdDevice): void {
 }
 
 /**
- * iommufd_viommu_alloc_hwpt_nested(): only FAULT_ID_VALID among the flags,
+ * iommufd_viommu_alloc_hwpt_nested(): only FAULT_ID_VALID and ALLOC_PASID among the flags,
  * vendor data required (-EOPNOTSUPP), the device behind the same IOMMU as
  * the vIOMMU (-EINVAL); the driver checks the data.
  */
@@ -150,7 +150,7 @@ export function viommuHwptAlloc(
 ): ViommuHwptNested | number {
   if (ctx.host.iommu.driverOf(idev.fn) !== viommu.iommu) return -EINVAL;
   const flags = v.num('flags');
-  if ((flags & ~IOMMU_HWPT_FAULT_ID_VALID) !== 0) return -EOPNOTSUPP;
+  if ((flags & ~(IOMMU_HWPT_FAULT_ID_VALID | IOMMU_HWPT_ALLOC_PASID)) !== 0) return -EOPNOTSUPP;
   const len = v.num('data_len');
   if (len === 0) return -EOPNOTSUPP;
   const data = proc.copyFromUser(v.big('data_uptr'), len);

@@ -62,6 +62,10 @@ export const IOMMU_HWPT_DATA_ARM_SMMUV3 = 2;
 export const IOMMU_HW_INFO_TYPE_NONE = 0;
 export const IOMMU_HW_INFO_TYPE_INTEL_VTD = 1;
 export const IOMMU_HW_INFO_TYPE_ARM_SMMUV3 = 2;
+/** enum iommufd_hw_info_flags: in_data_type (sharing out_data_type's field) asks for a given type */
+export const IOMMU_HW_INFO_FLAG_INPUT_TYPE = 1 << 0;
+/** IOMMU_HW_INFO_TYPE_DEFAULT: as input, whatever the IOMMU has (the same value as TYPE_NONE) */
+export const IOMMU_HW_INFO_TYPE_DEFAULT = 0;
 /** enum iommufd_hw_capabilities */
 export const IOMMU_HW_CAP_DIRTY_TRACKING = 1 << 0;
 export const IOMMU_HW_CAP_PCI_PASID_EXEC = 1 << 1;
@@ -169,7 +173,7 @@ export const iommu_vfio_ioas = defineStruct('iommu_vfio_ioas', [
   ['__reserved', 'u16'],
 ]);
 
-/** struct iommu_hwpt_alloc (fault_id/__reserved2 appended in v6.11; the minimum size ends at data_uptr) */
+/** struct iommu_hwpt_alloc (data_* appended in v6.7, fault_id/__reserved2 in v6.11; the minimum size ends at __reserved) */
 export const iommu_hwpt_alloc = defineStruct('iommu_hwpt_alloc', [
   ['size', 'u32'],
   ['flags', 'u32'],

@@ -12,6 +12,9 @@ import { EBADF, EBADFD, EINVAL, ENOENT } from '../../src/uapi/errno.ts';
 import { IommufdFile } from '../../src/iommufd/main.ts';
 import { IommufdDevice } from '../../src/iommufd/objects.ts';
 import {
+  IOMMU_HWPT_ALLOC,
+  IOMMU_HWPT_ALLOC_PASID,
+  iommu_hwpt_alloc,
   VFIO_DEVICE_ATTACH_PASID,
   VFIO_DEVICE_DETACH_PASID,
   vfio_device_attach_iommufd_pt,
@@ -74,16 +77,22 @@ for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
     run('ATTACH no such object', A, att, { pt_id: 999 }, -ENOENT);
     run('ATTACH pt_id names a device (iommufd_device_change_pt: -EINVAL)', A, att, { pt_id: devId }, -EINVAL);
     run('ATTACH_PASID argsz without the pasid', A, att, { flags: VFIO_DEVICE_ATTACH_PASID, pt_id: ioas, pasid: 1 }, -EINVAL, 12);
-    run('ATTACH_PASID beyond the device width (iommu_attach_device_pasid)', A, att, { flags: VFIO_DEVICE_ATTACH_PASID, pt_id: ioas, pasid: maxPasids }, -EINVAL);
+    // A PASID needs a HWPT allocated with IOMMU_HWPT_ALLOC_PASID (iommufd_hwpt_pasid_compat).
+    const hb = encodeStruct(iommu_hwpt_alloc, { size: iommu_hwpt_alloc.size, flags: IOMMU_HWPT_ALLOC_PASID, dev_id: devId, pt_id: ioas });
+    t.equal(p.ioctl(fd, IOMMU_HWPT_ALLOC, hb), 0, 'a PASID-compatible HWPT');
+    const compat = new DataView(hb.buffer).getUint32(16, true);
+    run('ATTACH_PASID to an IOAS (its automatic HWPT has flags 0)', A, att, { flags: VFIO_DEVICE_ATTACH_PASID, pt_id: ioas, pasid: 1 }, -EINVAL);
+    run('ATTACH_PASID beyond the device width (iommu_attach_device_pasid)', A, att, { flags: VFIO_DEVICE_ATTACH_PASID, pt_id: compat, pasid: maxPasids }, -EINVAL);
     run('DETACH argsz below flags', D, det, {}, -EINVAL, 4);
     run('DETACH unknown flags', D, det, { flags: 2 }, -EINVAL);
     run('DETACH_PASID argsz without the pasid', D, det, { flags: VFIO_DEVICE_DETACH_PASID, pasid: 1 }, -EINVAL, 8);
 
     // The same refusals with the RID attached change nothing either.
-    const a = encodeStruct(att, { argsz: att.size, pt_id: ioas });
-    t.equal(p.ioctl(cdev, A, a), 0, 'ATTACH to the IOAS');
+    t.equal(p.ioctl(cdev, A, encodeStruct(att, { argsz: att.size, pt_id: ioas })), 0, 'ATTACH to the IOAS');
+    run('ATTACH_PASID beside a RID on a HWPT without ALLOC_PASID', A, att, { flags: VFIO_DEVICE_ATTACH_PASID, pt_id: compat, pasid: 1 }, -EINVAL);
+    t.equal(p.ioctl(cdev, A, encodeStruct(att, { argsz: att.size, pt_id: compat })), 0, 'the RID onto the PASID-compatible HWPT');
     run('ATTACH again with a wrong-type pt_id', A, att, { pt_id: devId }, -EINVAL);
-    run('ATTACH_PASID beyond the width while attached', A, att, { flags: VFIO_DEVICE_ATTACH_PASID, pt_id: ioas, pasid: maxPasids }, -EINVAL);
-    t.equal(p.ioctl(cdev, A, encodeStruct(att, { argsz: att.size, flags: VFIO_DEVICE_ATTACH_PASID, pt_id: ioas, pasid: maxPasids - 1 })), 0, 'the last PASID of the width attaches');
+    run('ATTACH_PASID beyond the width while attached', A, att, { flags: VFIO_DEVICE_ATTACH_PASID, pt_id: compat, pasid: maxPasids }, -EINVAL);
+    t.equal(p.ioctl(cdev, A, encodeStruct(att, { argsz: att.size, flags: VFIO_DEVICE_ATTACH_PASID, pt_id: compat, pasid: maxPasids - 1 })), 0, 'the last PASID of the width attaches');
   });
 }
