@@ -187,7 +187,9 @@ t.test('virt-smmuv3: VDEVICE_ALLOC and HWPT_ALLOC-on-vIOMMU errnos; attach rules
   const long = new Uint8Array(24);
   long.set(good);
   long[20] = 1;
-  t.equal(hwptAlloc(p, fd, devId, viommu, 0, long)[0], -E2BIG, 'longer, non-zero tail');
+  t.equal(hwptAlloc(p, fd, devId, viommu, 0, long)[0], -EINVAL, 'longer, non-zero tail (__iommu_copy_struct_from_user)');
+  long[20] = 0;
+  t.equal(hwptAlloc(p, fd, devId, viommu, 0, long)[0], -EINVAL, 'longer, zero tail');
   t.equal(hwptAlloc(p, fd, devId, viommu, 0, s1Vste(guest.cdTable, { MEV: 1 }))[0], -EIO, 'a vSTE field the host owns');
   t.equal(hwptAlloc(p, fd, devId, viommu, 0, vste({ V: 1, Config: STE_CONFIG.S2_TRANS }))[0], -EIO, 'Config S2 translate');
   t.equal(hwptAlloc(p, fd, devId, viommu, 0, s1Vste(guest.cdTable, { EATS: 3 }))[0], -EIO, 'EATS reserved');
