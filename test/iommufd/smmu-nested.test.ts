@@ -134,6 +134,8 @@ t.test('virt-smmuv3: VIOMMU_ALLOC, VDEVICE_ALLOC, HWPT_ALLOC on the vIOMMU with 
   long.set(vcmds([['TLBI_NH_ALL', {}]]));
   long[31] = 1;
   t.same(invalidate(p, fd, viommu, long, { len: 32 }), [-E2BIG, 0], 'an entry longer than a command, non-zero tail');
+  long[31] = 0;
+  t.same(invalidate(p, fd, viommu, long, { len: 32 }), [0, 1], 'longer with a zero tail is fine here (iommu_copy_struct_from_full_user_array)');
   t.same(invalidate(p, fd, nested, vcmds([['TLBI_NH_ALL', {}]])), [-EOPNOTSUPP, 0], 'the nested HWPT itself takes no invalidation');
 
   // Destruction order: the vIOMMU holds the parent; the vDEVICE and nested HWPT hold the vIOMMU.
