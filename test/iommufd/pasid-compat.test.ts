@@ -14,7 +14,7 @@ import type { Process } from '../../src/host/process.ts';
 import { IommufdFile } from '../../src/iommufd/main.ts';
 import { IommufdDevice } from '../../src/iommufd/objects.ts';
 import { CFG, COMMAND } from '../../src/pci/header.ts';
-import { EINVAL } from '../../src/uapi/errno.ts';
+import { EINVAL, EOPNOTSUPP } from '../../src/uapi/errno.ts';
 import {
   IOMMU_HWPT_ALLOC,
   IOMMU_HWPT_ALLOC_NEST_PARENT,
@@ -84,3 +84,16 @@ for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
     t.ok(dev.dmaRead(0x20_0000n, 4).ok, 'the RID still translates through the PASID-compatible HWPT');
   });
 }
+
+t.test('virt-smmuv3: a nest parent cannot be PASID-compatible (arm_smmu_domain_alloc_paging_flags: NEST_PARENT | PASID is -EOPNOTSUPP); q35-vtd allows it (intel_iommu_domain_alloc_second_stage)', async (t) => {
+  for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
+    const m = createMachine(kind, { ramBytes: 256 * 2 ** 20 });
+    const p = m.host.spawn();
+    const fd = p.open('/dev/iommu');
+    const ioas = ioasAlloc(p, fd);
+    const [, devId] = bind(p, fd, 0);
+    const r = hwptAlloc(p, fd, devId, ioas, IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_PASID);
+    if (kind === 'virt-smmuv3') t.equal(r, -EOPNOTSUPP, kind);
+    else t.ok(r > 0, kind);
+  }
+});
