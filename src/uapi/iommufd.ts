@@ -77,6 +77,12 @@ export const IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR = 1;
 /** enum iommu_hwpt_pgfault_flags */
 export const IOMMU_PGFAULT_FLAGS_PASID_VALID = 1 << 0;
 export const IOMMU_PGFAULT_FLAGS_LAST_PAGE = 1 << 1;
+/**
+ * IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID (include/linux/iommu.h, iommu_fault_page_request.flags):
+ * not in the uapi enum, but iommufd copies the driver's flags into the record, so VT-d requests
+ * that carried a PASID show it.
+ */
+export const IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID = 1 << 3;
 /** enum iommu_hwpt_pgfault_perm */
 export const IOMMU_PGFAULT_PERM_READ = 1 << 0;
 export const IOMMU_PGFAULT_PERM_WRITE = 1 << 1;
