@@ -74,6 +74,10 @@ export class Mm {
   private readonly resident = new Map<number, number>();
   private readonly notifiers = new Set<MmuNotifier>();
   private dead = false;
+  /** mm_count: the process's users count as one; mmgrab() holders (an SVA domain) one each. */
+  private count = 1;
+  /** What __mmdrop() runs (mm_pasid_drop), when the last reference goes. */
+  private readonly dropHooks: (() => void)[] = [];
 
   constructor(
     readonly mem: PhysMem,
@@ -110,6 +114,30 @@ export class Mm {
 
   removeNotifier(n: MmuNotifier): void {
     this.notifiers.delete(n);
+  }
+
+  // --- mm_count -------------------------------------------------------------------
+
+  /** mmgrab(): keep the mm_struct (not its mappings) past exit, as an SVA domain does. */
+  grab(): void {
+    this.count++;
+  }
+
+  /** mmdrop(): the last reference runs __mmdrop: the drop hooks (mm_pasid_drop), then the pgd goes. */
+  drop(): void {
+    if (--this.count > 0) return;
+    for (const h of this.dropHooks.splice(0)) h();
+    this.pgtable.destroy();
+  }
+
+  /** Run `fn` when the mm is dropped (the iommu_mm data of iommu-sva.c hangs off the mm this way). */
+  onDrop(fn: () => void): void {
+    this.dropHooks.push(fn);
+  }
+
+  /** Every reference is gone: the mm_struct is freed. */
+  get dropped(): boolean {
+    return this.count === 0;
   }
 
   // --- mmap / munmap / mprotect -------------------------------------------
@@ -376,14 +404,18 @@ export class Mm {
 
   // --- teardown ---------------------------------------------------------------
 
-  /** exit_mmap(): notifiers are released, every mapping dropped, the page table freed. */
+  /**
+   * The last user goes (mmput -> exit_mmap): notifiers are released, every
+   * mapping dropped; then the users' mm_count reference: the page table
+   * itself goes when nothing else holds the mm (mmdrop -> __mmdrop).
+   */
   teardown(): void {
     if (this.dead) return;
     for (const n of [...this.notifiers]) n.release();
     this.notifiers.clear();
     for (const v of [...this.vmas]) this.munmap(v.start, v.end - v.start);
     this.dead = true;
-    this.pgtable.destroy();
+    this.drop();
   }
 }
 

@@ -61,6 +61,16 @@ export interface DriverDomain {
    * mapped. Absent: the driver cannot (Linux's NULL op), the same as false.
    */
   enforceCacheCoherency?(): boolean;
+  /**
+   * SVA domain: its mm is gone (the mmu_notifier release each driver
+   * registers: intel_mm_release, arm_smmu_mm_release). Every PASID attached
+   * to the domain must stop translating while staying attached, until it is
+   * unbound. VT-d: a non-present PASID entry with FPD set
+   * (intel_pasid_tear_down_entry with fault_ignore); SMMUv3: the CD stays
+   * valid with translation disabled. Absent: the core puts the blocked
+   * domain on each such PASID instead (the faults are then recorded).
+   */
+  mmRelease?(): void;
   setDirtyTracking?(enable: boolean): number;
   /**
    * Read and (unless noClear) clear dirty state for [iova, iova+size): calls `mark` for each dirty page.

@@ -25,6 +25,8 @@ export class TestDriver implements IommuDriver {
   refuseAttach = new Set<PciFunction>();
   /** What enforce_cache_coherency answers for paging domains allocated from now on. */
   coherentDomains = false;
+  /** max_pasids per device (default 1 << 16). */
+  readonly maxPasidsOf = new Map<PciFunction, number>();
   readonly blockedDomain: DriverDomain;
   readonly identityDomain: DriverDomain;
 
@@ -110,8 +112,8 @@ export class TestDriver implements IommuDriver {
   hwInfo(): HwInfo {
     return { type: 0, data: new Uint8Array(0), capabilities: 0 };
   }
-  maxPasids(): number {
-    return 1 << 16;
+  maxPasids(dev: PciFunction): number {
+    return this.maxPasidsOf.get(dev) ?? 1 << 16;
   }
 }
 

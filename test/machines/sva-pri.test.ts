@@ -32,3 +32,37 @@ for (const kind of PRI_MACHINES) {
     t.equal(dev.dmaRead(va + 8192n, 1, { pasid: h.pasid }).ok, false, 'unbound PASID no longer reaches the process');
   });
 }
+
+for (const kind of PRI_MACHINES) {
+  t.test(`${kind}: after a bound process exits its PASID only faults (the mm release blocks it; the bond stays until unbind) and is not handed to the next process until the mm is dropped (mm_pasid_drop from __mmdrop)`, async (t) => {
+    const m = createMachine(kind);
+    const dev = m.device('0000:00:01.0');
+    dev.config.write(CFG.COMMAND, 2, COMMAND.MASTER | COMMAND.MEMORY);
+    const sva = m.host.sva;
+    const p = m.host.spawn();
+    const va = p.mmap(4096, { populate: true });
+    p.memWrite(va, new TextEncoder().encode('p secret'));
+    const hp = sva.bind(dev, p.mm, p.pid) as SvaHandle;
+    const old = hp.pasid;
+    t.equal(new TextDecoder().decode((dev.dmaRead(va, 8, { pasid: old }) as { data: Uint8Array }).data), 'p secret');
+    p.exit();
+    t.ok(hp.alive, 'the bond stays until the driver unbinds');
+    const after = dev.dmaRead(va, 8, { pasid: old });
+    t.equal(after.ok, false, `the old PASID faults after exit (${after.ok ? '' : after.fault})`);
+    // A new process at the same address: the old PASID must never reach it.
+    const q = m.host.spawn();
+    const vq = q.mmap(4096, { populate: true });
+    q.memWrite(vq, new TextEncoder().encode('q secret'));
+    const hq = sva.bind(dev, q.mm, q.pid) as SvaHandle;
+    t.not(hq.pasid, old, 'the exited mm still holds its PASID');
+    t.equal(dev.dmaRead(vq, 8, { pasid: old }).ok, false, 'the old PASID does not read the new process');
+    t.equal(new TextDecoder().decode((dev.dmaRead(vq, 8, { pasid: hq.pasid }) as { data: Uint8Array }).data), 'q secret');
+    m.run();
+    // The driver lets go: the last reference to the exited mm goes, and so does its PASID.
+    sva.unbind(hp);
+    t.notOk(hp.alive);
+    const r = m.host.spawn();
+    const hr = sva.bind(dev, r.mm, r.pid) as SvaHandle;
+    t.equal(hr.pasid, old, 'the lowest free PASID again, now the new mm\'s own');
+  });
+}

@@ -416,7 +416,8 @@ function checkGroups(m: Machine, out: Violation[]): void {
 
 function checkSva(m: Machine, out: Violation[]): void {
   for (const h of m.host.sva.handles()) {
-    if (!h.mm.alive) out.push({ kind: 'sva', message: `SVA bond of ${h.dev.bdf} PASID ${h.pasid} outlived its process (pid ${h.pid})` });
+    // A bond may outlive its process (Linux keeps it until unbind), but its PASID must stop translating.
+    if (!h.mm.alive && !h.domain.mmReleased) out.push({ kind: 'sva', message: `SVA bond of ${h.dev.bdf} PASID ${h.pasid} still translates after its process (pid ${h.pid}) exited` });
     if (m.host.iommu.domainForPasid(h.dev, h.pasid) !== h.domain) {
       out.push({ kind: 'sva', message: `SVA bond of ${h.dev.bdf} PASID ${h.pasid}: the PASID is not attached to the bond's domain` });
     }
