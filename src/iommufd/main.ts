@@ -49,7 +49,6 @@ import {
   iommu_option,
   iommu_vfio_ioas,
   vfio_device_attach_iommufd_pt,
-  vfio_device_bind_iommufd,
   vfio_device_detach_iommufd_pt,
 } from '../uapi/iommufd.ts';
 import { StructView, type StructDef } from '../uapi/struct.ts';
@@ -268,27 +267,20 @@ export function registerIommufd(host: Host): void {
       groupBound.delete(file.dev);
       unbindDevice(dev);
     },
-    bind(file, arg, proc) {
-      const u = UserArg.of(arg, proc);
-      if (typeof u === 'number') return u;
-      const minsz = end(vfio_device_bind_iommufd, 'out_devid');
-      const b = u.read(0, minsz);
-      if (typeof b === 'number') return b;
-      const v = new StructView(vfio_device_bind_iommufd, b);
-      // vfio_df_ioctl_bind_iommufd(): argsz, flags and a negative fd are -EINVAL before the fd is looked up.
-      if (v.num('argsz') < minsz || v.num('flags') !== 0 || v.num('iommufd') < 0 || v.num('iommufd') >= 2 ** 31) return -EINVAL;
-      const f = proc.file(v.num('iommufd'));
+    bind(file, iommufd, proc, open) {
+      // iommufd_ctx_from_fd(): -EBADF for no file, -EBADFD for one that is not an iommufd.
+      const f = proc.file(iommufd);
       if (f === undefined) return -EBADF;
       if (!(f instanceof IommufdFile)) return -EBADFD;
+      const o = open();
+      if (o < 0) return o;
       const dev = bindDevice(f.ctx, file);
-      if (typeof dev === 'number') return dev;
-      v.setNum('out_devid', dev.id);
-      if (u.write(12, b.subarray(12, 16)) < 0) {
-        unbindDevice(dev);
-        return -EFAULT;
+      if (typeof dev === 'number') {
+        file.dev.close();
+        return dev;
       }
       bound.set(file, dev);
-      return 0;
+      return dev.id;
     },
     ioctl(file, request, arg, proc) {
       const dev = bound.get(file);

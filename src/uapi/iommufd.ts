@@ -266,13 +266,16 @@ export const iommu_fault_alloc = defineStruct('iommu_fault_alloc', [
 ]);
 
 // --- VFIO cdev structs that talk to iommufd (vfio.h) ------------------------------------
-/** struct vfio_device_bind_iommufd (minsz ends at out_devid) */
+/** struct vfio_device_bind_iommufd (minsz ends at out_devid; token_uuid_ptr appended in v6.17) */
 export const vfio_device_bind_iommufd = defineStruct('vfio_device_bind_iommufd', [
   ['argsz', 'u32'],
   ['flags', 'u32'],
   ['iommufd', 's32'],
   ['out_devid', 'u32'],
+  ['token_uuid_ptr', 'u64'],
 ]);
+/** VFIO_DEVICE_BIND_FLAG_TOKEN: token_uuid_ptr points to the 16-byte VF token (VFIO_DEVICE_FEATURE_PCI_VF_TOKEN's format) */
+export const VFIO_DEVICE_BIND_FLAG_TOKEN = 1 << 0;
 
 /** struct vfio_device_attach_iommufd_pt (minsz ends at pt_id; pasid read with VFIO_DEVICE_ATTACH_PASID) */
 export const vfio_device_attach_iommufd_pt = defineStruct('vfio_device_attach_iommufd_pt', [

@@ -8,7 +8,7 @@
  */
 import t from 'tap';
 import { createMachine } from '../../machines/machine.ts';
-import { EBADF, EBADFD, EINVAL, ENOENT } from '../../src/uapi/errno.ts';
+import { E2BIG, EBADF, EBADFD, EFAULT, EINVAL, ENOENT } from '../../src/uapi/errno.ts';
 import { IommufdFile } from '../../src/iommufd/main.ts';
 import { IommufdDevice } from '../../src/iommufd/objects.ts';
 import {
@@ -63,12 +63,24 @@ for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
     run('ATTACH before bind', A, att, { pt_id: ioas }, -EINVAL);
     run('DETACH before bind', D, det, {}, -EINVAL);
     run('BIND argsz below out_devid', B, bind, { iommufd: fd }, -EINVAL, 12);
-    run('BIND unknown flags', B, bind, { flags: 1, iommufd: fd }, -EINVAL);
+    run('BIND unknown flags', B, bind, { flags: 2, iommufd: fd }, -EINVAL);
     run('BIND negative iommufd', B, bind, { iommufd: -1 }, -EINVAL);
     run('BIND closed fd', B, bind, { iommufd: 60 }, -EBADF);
     run('BIND an eventfd (iommufd_ctx_from_fd: not an iommufd)', B, bind, { iommufd: efd }, -EBADFD);
-    const ok = encodeStruct(bind, { argsz: bind.size, iommufd: fd });
-    t.equal(p.ioctl(cdev, B, ok), 0, 'BIND');
+    // The 24-byte struct of 7.3 (token_uuid_ptr): VFIO_DEVICE_BIND_FLAG_TOKEN reads the token first
+    // (vfio_df_check_token), and vfio-pci refuses one for a device that is neither PF nor VF.
+    const uuid = p.mmap(4096);
+    run('BIND TOKEN with an unreadable token', B, bind, { flags: 1, iommufd: fd, token_uuid_ptr: 0x10 }, -EFAULT);
+    run('BIND TOKEN on a device that is no PF or VF (vfio_pci_core_match_token_uuid)', B, bind, { flags: 1, iommufd: fd, token_uuid_ptr: Number(uuid) }, -EINVAL);
+    const before = snapshot();
+    const big = new Uint8Array(32);
+    big.set(encodeStruct(bind, { argsz: 32, iommufd: fd }));
+    big[28] = 1;
+    t.equal(p.ioctl(cdev, B, big), -E2BIG, 'BIND argsz past the struct with a non-zero byte there (copy_struct_from_user)');
+    t.same(snapshot(), before, 'BIND E2BIG: nothing changed');
+    t.equal(bind.size, 24, 'struct vfio_device_bind_iommufd is 24 bytes');
+    const ok = encodeStruct(bind, { argsz: bind.size, iommufd: fd, token_uuid_ptr: 0x10 });
+    t.equal(p.ioctl(cdev, B, ok), 0, 'BIND (without the TOKEN flag the pointer is not read)');
     const devId = new DataView(ok.buffer).getUint32(12, true);
     run('BIND twice (access already granted)', B, bind, { iommufd: fd }, -EINVAL);
 
