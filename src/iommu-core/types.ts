@@ -136,6 +136,11 @@ export interface DriverViommu {
    * the driver is ready for them (-EFAULT); `done` is how many were handled.
    */
   cacheInvalidate(type: number, entryLen: number, count: number, copy: () => Uint8Array | number): { done: number; err: number };
+  /**
+   * get_hw_queue_size(): non-zero when this vIOMMU has a hardware-accelerated queue of the
+   * IOMMU_HW_QUEUE_TYPE_* (NVIDIA's Tegra241 CMDQV); absent or 0: none.
+   */
+  hwQueueSize?(type: number): number;
   free(): void;
 }
 

@@ -66,7 +66,8 @@ import { vfioModule } from '../vfio/module.ts';
 import { FaultFile, FaultQueue } from './fault.ts';
 import { getDirtyBitmap, hwptInvalidate, setDirtyTracking } from './hwpt.ts';
 import { IOMMU_VDEVICE_ALLOC, IOMMU_VIOMMU_ALLOC, iommu_vdevice_alloc, iommu_viommu_alloc } from '../uapi/iommufd.ts';
-import { vdeviceAlloc, viommuAlloc } from './viommu.ts';
+import { hwQueueAlloc, vdeviceAlloc, viommuAlloc } from './viommu.ts';
+import { IOMMU_HW_QUEUE_ALLOC, IOMMU_IOAS_NOIOMMU_GET_PA, iommu_hw_queue_alloc, iommu_ioas_noiommu_get_pa } from '../uapi/iommufd.ts';
 import { IOMMU_VEVENTQ_ALLOC, iommu_veventq_alloc } from '../uapi/iommufd.ts';
 import { veventqAlloc } from './veventq.ts';
 import { installEventq } from './eventq-file.ts';
@@ -106,6 +107,9 @@ const OPS = new Map<number, Op>([
   [IOMMU_VIOMMU_ALLOC, { def: iommu_viommu_alloc, min: end(iommu_viommu_alloc, 'out_viommu_id'), run: (c, v, r) => viommuAlloc(c, v, r) }],
   [IOMMU_VDEVICE_ALLOC, { def: iommu_vdevice_alloc, min: end(iommu_vdevice_alloc, 'virt_id'), run: (c, v, r) => vdeviceAlloc(c, v, r) }],
   [IOMMU_VEVENTQ_ALLOC, { def: iommu_veventq_alloc, min: end(iommu_veventq_alloc, 'out_veventq_fd'), run: (c, v, r, p) => veventqAlloc(c, v, r, p) }],
+  [IOMMU_HW_QUEUE_ALLOC, { def: iommu_hw_queue_alloc, min: end(iommu_hw_queue_alloc, 'length'), run: (c, v) => hwQueueAlloc(c, v) }],
+  // iommufd_ioas_noiommu_get_pa() exists only with CONFIG_IOMMUFD_NOIOMMU (VFIO_NOIOMMU + VFIO_DEVICE_CDEV); without it -EOPNOTSUPP.
+  [IOMMU_IOAS_NOIOMMU_GET_PA, { def: iommu_ioas_noiommu_get_pa, min: end(iommu_ioas_noiommu_get_pa, 'out_phys'), run: () => -EOPNOTSUPP }],
 ]);
 
 /** IOMMU_DESTROY: -ENOENT for an unknown ID, -EBUSY while anything holds the object. */

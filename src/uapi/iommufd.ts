@@ -33,6 +33,8 @@ export const IOMMU_VIOMMU_ALLOC = iommufdIo(16);
 export const IOMMU_VDEVICE_ALLOC = iommufdIo(17);
 export const IOMMU_IOAS_CHANGE_PROCESS = iommufdIo(18);
 export const IOMMU_VEVENTQ_ALLOC = iommufdIo(19);
+export const IOMMU_HW_QUEUE_ALLOC = iommufdIo(20);
+export const IOMMU_IOAS_NOIOMMU_GET_PA = iommufdIo(21);
 
 // --- Flags and enums (iommufd.h) ---------------------------------------------------
 /** enum iommufd_ioas_map_flags */
@@ -372,5 +374,50 @@ export const iommu_veventq_alloc = defineStruct('iommu_veventq_alloc', [
   ['veventq_depth', 'u32'],
   ['out_veventq_id', 'u32'],
   ['out_veventq_fd', 'u32'],
+  ['__reserved', 'u32'],
+]);
+
+// --- Hardware queues, live update, no-IOMMU (iommufd.h, v6.13 - 7.3) ---------------------
+/** enum iommu_hw_queue_type */
+export const IOMMU_HW_QUEUE_TYPE_DEFAULT = 0;
+export const IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV = 1;
+
+/** struct iommu_hw_queue_alloc (the minimum size ends at length) */
+export const iommu_hw_queue_alloc = defineStruct('iommu_hw_queue_alloc', [
+  ['size', 'u32'],
+  ['flags', 'u32'],
+  ['viommu_id', 'u32'],
+  ['type', 'u32'],
+  ['index', 'u32'],
+  ['out_hw_queue_id', 'u32'],
+  ['nesting_parent_iova', 'u64'],
+  ['length', 'u64'],
+]);
+
+/** struct iommu_ioas_noiommu_get_pa (the minimum size ends at out_phys) */
+export const iommu_ioas_noiommu_get_pa = defineStruct('iommu_ioas_noiommu_get_pa', [
+  ['size', 'u32'],
+  ['flags', 'u32'],
+  ['ioas_id', 'u32'],
+  ['__reserved', 'u32'],
+  ['iova', 'u64'],
+  ['length', 'u64'],
+  ['out_phys', 'u64'],
+]);
+
+/** struct iommu_ioas_map_file (the minimum size ends at iova): IOMMU_IOAS_MAP from a memfd */
+export const iommu_ioas_map_file = defineStruct('iommu_ioas_map_file', [
+  ['size', 'u32'],
+  ['flags', 'u32'],
+  ['ioas_id', 'u32'],
+  ['fd', 's32'],
+  ['start', 'u64'],
+  ['length', 'u64'],
+  ['iova', 'u64'],
+]);
+
+/** struct iommu_ioas_change_process (the minimum size ends at __reserved) */
+export const iommu_ioas_change_process = defineStruct('iommu_ioas_change_process', [
+  ['size', 'u32'],
   ['__reserved', 'u32'],
 ]);
