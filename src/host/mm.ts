@@ -23,6 +23,39 @@ export interface Vma {
   pageSize: number;
   /** Device memory (VM_IO | VM_PFNMAP), as a driver's mmap sets up; absent for anonymous memory. */
   io?: VmaIo;
+  /** A file's pages (an mmap of a memfd); absent for anonymous memory. */
+  file?: VmaFile;
+}
+
+/**
+ * The pages of a file as mappings see them (struct address_space of a
+ * memfd): pages by index, allocated on first touch, and the mms that map
+ * the file, for truncation to zap.
+ */
+export interface PageCache {
+  /** i_size in bytes. */
+  readonly size: number;
+  /**
+   * The page at `index`, allocated on first use (shmem_get_folio); the cache
+   * keeps its own reference. -EFAULT past the end of the file (SIGBUS),
+   * -ENOMEM when no memory is left.
+   */
+  page(index: number): number;
+  /** `mm` maps the file (i_mmap); once per mapping, undone by removeMapper. */
+  addMapper(mm: Mm): void;
+  removeMapper(mm: Mm): void;
+}
+
+/** The file side of a file mapping: which file, at which offset, shared or private. */
+export interface VmaFile {
+  readonly cache: PageCache;
+  /** User address of file offset `offset`; pieces split off by munmap/mprotect keep it. */
+  readonly base: number;
+  readonly offset: number;
+  /** MAP_SHARED: the file's pages themselves; MAP_PRIVATE: read from the file, copied on write. */
+  readonly shared: boolean;
+  /** munmap or exit removed the last piece: the mapping lets go of the file (fput). */
+  release(): void;
 }
 
 /**
@@ -72,6 +105,13 @@ export class Mm {
   private vmas: Vma[] = [];
   /** Resident mapping units: VA of the unit -> physical head of its page run. */
   private readonly resident = new Map<number, number>();
+  /**
+   * Resident units of private mappings whose page this mm may not write in
+   * place (PTE write-protected): an anonymous page shared copy-on-write with
+   * another mm after fork (not PageAnonExclusive), or a file page a private
+   * mapping reads. A write, or a long-term pin, gets a page of its own.
+   */
+  private readonly cow = new Set<number>();
   private readonly notifiers = new Set<MmuNotifier>();
   private dead = false;
   /** mm_count: the process's users count as one; mmgrab() holders (an SVA domain) one each. */
@@ -182,6 +222,25 @@ export class Mm {
     return start;
   }
 
+  /**
+   * A mapping of a file's pages (mmap of a memfd): MAP_SHARED maps the page
+   * cache's pages themselves, MAP_PRIVATE reads them and copies on write.
+   * `make` builds the file side once the address is chosen. Returns the
+   * address or a negative errno.
+   */
+  mmapFile(length: number, prot: number, make: (start: number) => VmaFile): number {
+    if (this.dead) return -EINVAL;
+    if (!Number.isSafeInteger(length) || length <= 0) return -EINVAL;
+    if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return -EINVAL;
+    const len = Math.ceil(length / PAGE) * PAGE;
+    const start = this.findFree(len, PAGE);
+    if (start === undefined) return -ENOMEM;
+    const file = make(start);
+    this.insertVma({ start, end: start + len, prot, pageSize: PAGE, file });
+    file.cache.addMapper(this);
+    return start;
+  }
+
   /** Top-down search for a gap of `len` bytes aligned to `align`, as Linux's default mmap layout. */
   private findFree(len: number, align: number): number | undefined {
     const down = (a: number) => Math.floor(a / align) * align;
@@ -211,13 +270,19 @@ export class Mm {
     if (this.vmas.some((v) => overlaps(v, start, end) && cutsHugePage(v, start, end))) return -EINVAL;
     const dropped: number[] = [];
     const ios = new Set<VmaIo>();
-    for (const v of this.vmas) if (v.io !== undefined && overlaps(v, start, end)) ios.add(v.io);
+    const files = new Set<VmaFile>();
+    for (const v of this.vmas) {
+      if (!overlaps(v, start, end)) continue;
+      if (v.io !== undefined) ios.add(v.io);
+      if (v.file !== undefined) files.add(v.file);
+    }
     this.reshape(start, end, (piece) => {
       for (let a = piece.start; a < piece.end; a += piece.pageSize) {
         const head = this.resident.get(a);
         if (head === undefined) continue;
         this.pgtable.unmap(a, piece.pageSize);
         this.resident.delete(a);
+        this.cow.delete(a);
         dropped.push(head);
       }
       return undefined;
@@ -225,8 +290,13 @@ export class Mm {
     // Like Linux: clear PTEs, invalidate secondary TLBs, then free the pages.
     if (dropped.length > 0) for (const n of this.notifiers) n.invalidateRange(start, end);
     for (const head of dropped) this.pages.put(head);
-    // An I/O mapping whose last piece went lets go of its file.
+    // A file or I/O mapping whose last piece went lets go of its file.
     for (const io of ios) if (!this.vmas.some((v) => v.io === io)) io.release();
+    for (const f of files) {
+      if (this.vmas.some((v) => v.file === f)) continue;
+      f.cache.removeMapper(this);
+      f.release();
+    }
     return 0;
   }
 
@@ -249,7 +319,9 @@ export class Mm {
         const head = this.resident.get(a);
         if (head === undefined) continue;
         this.pgtable.unmap(a, piece.pageSize);
-        if (prot !== PROT_NONE) this.pgtable.map(a, head, piece.pageSize, protToIommu(prot));
+        // A copy-on-write page stays write-protected whatever the area allows.
+        const pteProt = this.cow.has(a) ? prot & ~PROT_WRITE : prot;
+        if (pteProt !== PROT_NONE) this.pgtable.map(a, head, piece.pageSize, protToIommu(pteProt));
       }
       return { ...piece, prot };
     });
@@ -292,14 +364,16 @@ export class Mm {
    * also used by I/O page faults on SVA). 0, -EFAULT for an address or access
    * the VMA forbids, -ENOMEM when no memory is left.
    */
-  faultIn(addr: number, write: boolean, exec = false): number {
+  faultIn(addr: number, write: boolean, exec = false, unshare = false): number {
     if (this.dead) return -EFAULT;
     const v = this.findVma(addr);
     if (v === undefined) return -EFAULT;
     if (write ? (v.prot & PROT_WRITE) === 0 : exec ? (v.prot & PROT_EXEC) === 0 : (v.prot & PROT_READ) === 0) return -EFAULT;
     if (v.io !== undefined) return -EFAULT; // no struct page to pin or to hand an IOMMU fault
     const unit = Math.floor(addr / v.pageSize) * v.pageSize;
-    if (this.resident.has(unit)) return 0;
+    const present = this.resident.get(unit);
+    if (present !== undefined) return (write || unshare) && this.cow.has(unit) ? this.breakCow(unit, v, present) : 0;
+    if (v.file !== undefined) return this.faultFile(unit, v, v.file, write || unshare);
     const head = this.pages.alloc(Math.log2(v.pageSize / PAGE));
     if (head === undefined) return -ENOMEM;
     const r = this.pgtable.map(unit, head, v.pageSize, protToIommu(v.prot));
@@ -309,6 +383,104 @@ export class Mm {
     }
     this.resident.set(unit, head);
     return 0;
+  }
+
+  /**
+   * A fault on a file mapping (shmem_fault, do_cow_fault): the page cache's
+   * page at the unit's file index; a shared mapping maps it, a private one
+   * maps it write-protected for a read and a copy of it for a write (or a
+   * long-term pin). -EFAULT past the end of the file (SIGBUS).
+   */
+  private faultFile(unit: number, v: Vma, f: VmaFile, own: boolean): number {
+    const cached = f.cache.page((unit - f.base + f.offset) / PAGE);
+    if (cached < 0) return cached === -ENOMEM ? -ENOMEM : -EFAULT;
+    let head = cached;
+    let prot = v.prot;
+    if (!f.shared && own) {
+      const copy = this.pages.alloc(0);
+      if (copy === undefined) return -ENOMEM;
+      this.copyRun(cached, copy, PAGE);
+      head = copy;
+    } else {
+      this.pages.get(cached);
+      if (!f.shared) prot &= ~PROT_WRITE;
+    }
+    const r = this.pgtable.map(unit, head, PAGE, protToIommu(prot));
+    if (r < 0) {
+      this.pages.put(head);
+      return r;
+    }
+    this.resident.set(unit, head);
+    if (!f.shared && !own) this.cow.add(unit);
+    return 0;
+  }
+
+  /**
+   * A write (or a long-term pin, gup_must_unshare) to a copy-on-write unit
+   * (do_wp_page): a page nobody else references is reused in place
+   * (wp_can_reuse_anon_folio); otherwise this mm gets a copy and lets go of
+   * the shared page, after the secondary TLBs (SVA) forgot it.
+   */
+  private breakCow(unit: number, v: Vma, head: number): number {
+    const size = v.pageSize;
+    if (this.pages.count(head) === 1) {
+      this.cow.delete(unit);
+      this.pgtable.unmap(unit, size);
+      this.pgtable.map(unit, head, size, protToIommu(v.prot));
+      for (const n of this.notifiers) n.invalidateRange(unit, unit + size);
+      return 0;
+    }
+    const fresh = this.pages.alloc(Math.log2(size / PAGE));
+    if (fresh === undefined) return -ENOMEM;
+    this.copyRun(head, fresh, size);
+    this.pgtable.unmap(unit, size);
+    const r = this.pgtable.map(unit, fresh, size, protToIommu(v.prot));
+    if (r < 0) {
+      this.pgtable.map(unit, head, size, protToIommu(v.prot & ~PROT_WRITE));
+      this.pages.put(fresh);
+      return r;
+    }
+    this.resident.set(unit, fresh);
+    this.cow.delete(unit);
+    for (const n of this.notifiers) n.invalidateRange(unit, unit + size);
+    this.pages.put(head);
+    return 0;
+  }
+
+  /** Copy a page run into a fresh (zeroed) one, 64 KiB at a time, skipping zero chunks of sparse memory. */
+  private copyRun(from: number, to: number, bytes: number): void {
+    const chunk = new Uint8Array(Math.min(bytes, 0x1_0000));
+    for (let off = 0; off < bytes; off += chunk.length) {
+      this.mem.readInto(from + off, chunk);
+      if (chunk.some((b) => b !== 0)) this.mem.writeFrom(to + off, chunk);
+    }
+  }
+
+  /**
+   * unmap_mapping_range(even_cows) for a truncated file: every unit of this
+   * mm mapping file pages from `fromIndex` on goes, private copies included.
+   */
+  zapFile(cache: PageCache, fromIndex: number): void {
+    const dropped: number[] = [];
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const v of this.vmas) {
+      const f = v.file;
+      if (f?.cache !== cache) continue;
+      for (let a = v.start; a < v.end; a += PAGE) {
+        if ((a - f.base + f.offset) / PAGE < fromIndex) continue;
+        const head = this.resident.get(a);
+        if (head === undefined) continue;
+        this.pgtable.unmap(a, PAGE);
+        this.resident.delete(a);
+        this.cow.delete(a);
+        dropped.push(head);
+        lo = Math.min(lo, a);
+        hi = Math.max(hi, a + PAGE);
+      }
+    }
+    if (dropped.length > 0) for (const n of this.notifiers) n.invalidateRange(lo, hi);
+    for (const head of dropped) this.pages.put(head);
   }
 
   /** The physical address of `addr` if its page is present, else -1. */
@@ -400,6 +572,89 @@ export class Mm {
     const pa = io.phys + (addr - io.base);
     const r = write ? this.mem.writeFrom(pa, chunk) : this.mem.readInto(pa, chunk);
     return r === 0 ? 0 : -EFAULT;
+  }
+
+  // --- fork -------------------------------------------------------------------
+
+  /**
+   * dup_mmap() for fork: a new mm over `pgtable` with a copy of every area.
+   * Shared file and I/O areas get a new hold on their file (`dup`) and fault
+   * their pages in themselves, as Linux leaves their PTEs uncopied (I/O
+   * pages are reached by address). Private pages are shared copy-on-write,
+   * write-protected on both sides, except a page this mm may have pinned
+   * (an exclusive page with a pin), which the child gets a copy of at once
+   * (copy_present_page), so the pinned page stays the parent's. The child
+   * starts with nothing locked or pinned. -ENOMEM with nothing left over.
+   */
+  fork(pgtable: PageTableBuilder, dup: { io(io: VmaIo): VmaIo; file(f: VmaFile): VmaFile }): Mm | number {
+    if (this.dead) return -EINVAL;
+    const child = new Mm(this.mem, this.pages, pgtable, this.opts);
+    child.pinPoint = this.pinPoint;
+    const ios = new Map<VmaIo, VmaIo>();
+    const files = new Map<VmaFile, VmaFile>();
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const v of this.vmas) {
+      const c: Vma = { ...v };
+      if (v.io !== undefined) {
+        if (!ios.has(v.io)) ios.set(v.io, dup.io(v.io));
+        c.io = ios.get(v.io)!;
+      }
+      if (v.file !== undefined) {
+        if (!files.has(v.file)) {
+          const f = dup.file(v.file);
+          f.cache.addMapper(child);
+          files.set(v.file, f);
+        }
+        c.file = files.get(v.file)!;
+      }
+      child.vmas.push(c);
+      if (v.io !== undefined || v.file?.shared === true) continue;
+      for (let a = v.start; a < v.end; a += v.pageSize) {
+        const head = this.resident.get(a);
+        if (head === undefined) continue;
+        const r = this.cow.has(a) || this.pages.pinned(head) === 0 ? this.shareCow(child, a, v, head) : child.copyIn(a, v, head);
+        if (r < 0) {
+          child.teardown();
+          return r;
+        }
+        lo = Math.min(lo, a);
+        hi = Math.max(hi, a + v.pageSize);
+      }
+    }
+    // The parent's PTEs were write-protected: secondary TLBs (SVA) must not keep writable entries.
+    if (lo < hi) for (const n of this.notifiers) n.invalidateRange(lo, hi);
+    return child;
+  }
+
+  /** One private unit shared copy-on-write with the child: write-protected on both sides. */
+  private shareCow(child: Mm, a: number, v: Vma, head: number): number {
+    const ro = protToIommu(v.prot & ~PROT_WRITE);
+    const r = child.pgtable.map(a, head, v.pageSize, ro);
+    if (r < 0) return r;
+    this.pages.get(head);
+    child.resident.set(a, head);
+    child.cow.add(a);
+    if (!this.cow.has(a)) {
+      this.cow.add(a);
+      this.pgtable.unmap(a, v.pageSize);
+      this.pgtable.map(a, head, v.pageSize, ro);
+    }
+    return 0;
+  }
+
+  /** copy_present_page(): this (child) mm gets its own copy of the parent's page at `a`. */
+  private copyIn(a: number, v: Vma, from: number): number {
+    const fresh = this.pages.alloc(Math.log2(v.pageSize / PAGE));
+    if (fresh === undefined) return -ENOMEM;
+    this.copyRun(from, fresh, v.pageSize);
+    const r = this.pgtable.map(a, fresh, v.pageSize, protToIommu(v.prot));
+    if (r < 0) {
+      this.pages.put(fresh);
+      return r;
+    }
+    this.resident.set(a, fresh);
+    return 0;
   }
 
   // --- teardown ---------------------------------------------------------------

@@ -234,6 +234,8 @@ function checkPages(m: Machine, baseline: number | undefined, out: Violation[]):
       }
     }
   }
+  // A memfd's page cache holds one reference on each of its pages.
+  for (const f of host.memfds) for (const head of f.cachedPages()) add(head);
   for (const c of containers(m)) {
     for (const d of c.dmas) {
       let pins = 0;
