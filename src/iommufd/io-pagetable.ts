@@ -294,7 +294,7 @@ export class IoPagetable {
     this.unfillArea(a);
     this.areas.remove(a.node!);
     a.node = undefined;
-    a.pages.areaRefs--;
+    if (--a.pages.areaRefs === 0) a.pages.released();
     return a.length;
   }
 

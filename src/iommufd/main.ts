@@ -71,7 +71,8 @@ import { IOMMU_HW_QUEUE_ALLOC, IOMMU_IOAS_NOIOMMU_GET_PA, iommu_hw_queue_alloc, 
 import { IOMMU_VEVENTQ_ALLOC, iommu_veventq_alloc } from '../uapi/iommufd.ts';
 import { veventqAlloc } from './veventq.ts';
 import { installEventq } from './eventq-file.ts';
-import { ioasAlloc, ioasAllowIovas, ioasCopy, ioasIovaRanges, ioasMap, ioasUnmap, option, type Respond } from './ioas.ts';
+import { ioasAlloc, ioasAllowIovas, ioasChangeProcess, ioasCopy, ioasIovaRanges, ioasMap, ioasMapFile, ioasUnmap, option, type Respond } from './ioas.ts';
+import { IOMMU_IOAS_CHANGE_PROCESS, IOMMU_IOAS_MAP_FILE, iommu_ioas_change_process, iommu_ioas_map_file } from '../uapi/iommufd.ts';
 import { Ioas, IommufdCtx, type IommufdDevice } from './objects.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -107,6 +108,8 @@ const OPS = new Map<number, Op>([
   [IOMMU_VIOMMU_ALLOC, { def: iommu_viommu_alloc, min: end(iommu_viommu_alloc, 'out_viommu_id'), run: (c, v, r) => viommuAlloc(c, v, r) }],
   [IOMMU_VDEVICE_ALLOC, { def: iommu_vdevice_alloc, min: end(iommu_vdevice_alloc, 'virt_id'), run: (c, v, r) => vdeviceAlloc(c, v, r) }],
   [IOMMU_VEVENTQ_ALLOC, { def: iommu_veventq_alloc, min: end(iommu_veventq_alloc, 'out_veventq_fd'), run: (c, v, r, p) => veventqAlloc(c, v, r, p) }],
+  [IOMMU_IOAS_MAP_FILE, { def: iommu_ioas_map_file, min: end(iommu_ioas_map_file, 'iova'), run: (c, v, r, p) => ioasMapFile(c, v, r, p) }],
+  [IOMMU_IOAS_CHANGE_PROCESS, { def: iommu_ioas_change_process, min: end(iommu_ioas_change_process, '__reserved'), run: (c, v, _r, p) => ioasChangeProcess(c, v, p) }],
   [IOMMU_HW_QUEUE_ALLOC, { def: iommu_hw_queue_alloc, min: end(iommu_hw_queue_alloc, 'length'), run: (c, v) => hwQueueAlloc(c, v) }],
   // iommufd_ioas_noiommu_get_pa() exists only with CONFIG_IOMMUFD_NOIOMMU (VFIO_NOIOMMU + VFIO_DEVICE_CDEV); without it -EOPNOTSUPP.
   [IOMMU_IOAS_NOIOMMU_GET_PA, { def: iommu_ioas_noiommu_get_pa, min: end(iommu_ioas_noiommu_get_pa, 'out_phys'), run: () => -EOPNOTSUPP }],
