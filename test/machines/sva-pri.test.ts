@@ -66,3 +66,28 @@ for (const kind of PRI_MACHINES) {
     t.equal(hr.pasid, old, 'the lowest free PASID again, now the new mm\'s own');
   });
 }
+
+for (const kind of PRI_MACHINES) {
+  t.test(`${kind}: after fork the SVA process's pages are write-protected; a device write takes a page request and breaks copy-on-write in the bound process only; the child has no PASID (mm_pasid_init)`, async (t) => {
+    const m = createMachine(kind);
+    const dev = m.device('0000:00:01.0');
+    dev.config.write(CFG.COMMAND, 2, COMMAND.MASTER | COMMAND.MEMORY);
+    const p = m.host.spawn();
+    const va = p.mmap(4096, { populate: true });
+    p.memWrite(va, new Uint8Array([1, 2, 3, 4]));
+    const h = m.host.sva.bind(dev, p.mm, p.pid) as SvaHandle;
+    t.ok(dev.dmaRead(va, 4, { pasid: h.pasid }).ok, 'the device reads through the PASID (its IOTLB warm)');
+    const child = p.fork();
+    if (typeof child === 'number') throw new Error(`fork ${child}`);
+    t.equal(m.host.sva.pasidOf(child.mm), undefined, 'the child has no PASID');
+    const shared = p.mm.physOf(Number(va));
+    t.equal(child.mm.physOf(Number(va)), shared, 'shared copy-on-write');
+    const answered = m.board.counters.get('iopf.groups_answered');
+    t.ok(dev.dmaWrite(va, new Uint8Array([9]), { pasid: h.pasid }).ok, 'the write completes');
+    t.equal(m.board.counters.get('iopf.groups_answered'), answered + 1, 'after a page request for the write-protected page');
+    t.same(p.memRead(va, 2), new Uint8Array([9, 2]), 'the bound process sees the device write');
+    t.same(child.memRead(va, 2), new Uint8Array([1, 2]), 'the child keeps the old page');
+    t.not(p.mm.physOf(Number(va)), child.mm.physOf(Number(va)));
+    m.host.sva.unbind(h);
+  });
+}
