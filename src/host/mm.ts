@@ -4,6 +4,10 @@ import type { InjectionPoint } from '../fault/injector.ts';
 import type { PhysMem } from '../memory/phys-mem.ts';
 import { EFAULT, EINVAL, ENOMEM } from '../uapi/errno.ts';
 import type { PageRefs } from './page-refs.ts';
+import type { PageCache, VmaFile } from './file-pages.ts';
+import { copyRun, forkMm, type ForkDup } from './mm-fork.ts';
+
+export type { PageCache, VmaFile } from './file-pages.ts';
 
 export const PROT_NONE = 0;
 export const PROT_READ = 1;
@@ -25,37 +29,6 @@ export interface Vma {
   io?: VmaIo;
   /** A file's pages (an mmap of a memfd); absent for anonymous memory. */
   file?: VmaFile;
-}
-
-/**
- * The pages of a file as mappings see them (struct address_space of a
- * memfd): pages by index, allocated on first touch, and the mms that map
- * the file, for truncation to zap.
- */
-export interface PageCache {
-  /** i_size in bytes. */
-  readonly size: number;
-  /**
-   * The page at `index`, allocated on first use (shmem_get_folio); the cache
-   * keeps its own reference. -EFAULT past the end of the file (SIGBUS),
-   * -ENOMEM when no memory is left.
-   */
-  page(index: number): number;
-  /** `mm` maps the file (i_mmap); once per mapping, undone by removeMapper. */
-  addMapper(mm: Mm): void;
-  removeMapper(mm: Mm): void;
-}
-
-/** The file side of a file mapping: which file, at which offset, shared or private. */
-export interface VmaFile {
-  readonly cache: PageCache;
-  /** User address of file offset `offset`; pieces split off by munmap/mprotect keep it. */
-  readonly base: number;
-  readonly offset: number;
-  /** MAP_SHARED: the file's pages themselves; MAP_PRIVATE: read from the file, copied on write. */
-  readonly shared: boolean;
-  /** munmap or exit removed the last piece: the mapping lets go of the file (fput). */
-  release(): void;
 }
 
 /**
@@ -399,7 +372,7 @@ export class Mm {
     if (!f.shared && own) {
       const copy = this.pages.alloc(0);
       if (copy === undefined) return -ENOMEM;
-      this.copyRun(cached, copy, PAGE);
+      copyRun(this.mem, cached, copy, PAGE);
       head = copy;
     } else {
       this.pages.get(cached);
@@ -432,7 +405,7 @@ export class Mm {
     }
     const fresh = this.pages.alloc(Math.log2(size / PAGE));
     if (fresh === undefined) return -ENOMEM;
-    this.copyRun(head, fresh, size);
+    copyRun(this.mem, head, fresh, size);
     this.pgtable.unmap(unit, size);
     const r = this.pgtable.map(unit, fresh, size, protToIommu(v.prot));
     if (r < 0) {
@@ -445,15 +418,6 @@ export class Mm {
     for (const n of this.notifiers) n.invalidateRange(unit, unit + size);
     this.pages.put(head);
     return 0;
-  }
-
-  /** Copy a page run into a fresh (zeroed) one, 64 KiB at a time, skipping zero chunks of sparse memory. */
-  private copyRun(from: number, to: number, bytes: number): void {
-    const chunk = new Uint8Array(Math.min(bytes, 0x1_0000));
-    for (let off = 0; off < bytes; off += chunk.length) {
-      this.mem.readInto(from + off, chunk);
-      if (chunk.some((b) => b !== 0)) this.mem.writeFrom(to + off, chunk);
-    }
   }
 
   /**
@@ -574,87 +538,16 @@ export class Mm {
     return r === 0 ? 0 : -EFAULT;
   }
 
-  // --- fork -------------------------------------------------------------------
+  // --- fork ---------------------------------------------------------------------
 
-  /**
-   * dup_mmap() for fork: a new mm over `pgtable` with a copy of every area.
-   * Shared file and I/O areas get a new hold on their file (`dup`) and fault
-   * their pages in themselves, as Linux leaves their PTEs uncopied (I/O
-   * pages are reached by address). Private pages are shared copy-on-write,
-   * write-protected on both sides, except a page this mm may have pinned
-   * (an exclusive page with a pin), which the child gets a copy of at once
-   * (copy_present_page), so the pinned page stays the parent's. The child
-   * starts with nothing locked or pinned. -ENOMEM with nothing left over.
-   */
-  fork(pgtable: PageTableBuilder, dup: { io(io: VmaIo): VmaIo; file(f: VmaFile): VmaFile }): Mm | number {
-    if (this.dead) return -EINVAL;
-    const child = new Mm(this.mem, this.pages, pgtable, this.opts);
-    child.pinPoint = this.pinPoint;
-    const ios = new Map<VmaIo, VmaIo>();
-    const files = new Map<VmaFile, VmaFile>();
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (const v of this.vmas) {
-      const c: Vma = { ...v };
-      if (v.io !== undefined) {
-        if (!ios.has(v.io)) ios.set(v.io, dup.io(v.io));
-        c.io = ios.get(v.io)!;
-      }
-      if (v.file !== undefined) {
-        if (!files.has(v.file)) {
-          const f = dup.file(v.file);
-          f.cache.addMapper(child);
-          files.set(v.file, f);
-        }
-        c.file = files.get(v.file)!;
-      }
-      child.vmas.push(c);
-      if (v.io !== undefined || v.file?.shared === true) continue;
-      for (let a = v.start; a < v.end; a += v.pageSize) {
-        const head = this.resident.get(a);
-        if (head === undefined) continue;
-        const r = this.cow.has(a) || this.pages.pinned(head) === 0 ? this.shareCow(child, a, v, head) : child.copyIn(a, v, head);
-        if (r < 0) {
-          child.teardown();
-          return r;
-        }
-        lo = Math.min(lo, a);
-        hi = Math.max(hi, a + v.pageSize);
-      }
-    }
-    // The parent's PTEs were write-protected: secondary TLBs (SVA) must not keep writable entries.
-    if (lo < hi) for (const n of this.notifiers) n.invalidateRange(lo, hi);
-    return child;
+  /** dup_mmap() for fork (mm-fork.ts): a copy-on-write copy of this mm over `pgtable`, or -errno. */
+  fork(pgtable: PageTableBuilder, dup: ForkDup): Mm | number {
+    return forkMm(this, pgtable, dup);
   }
 
-  /** One private unit shared copy-on-write with the child: write-protected on both sides. */
-  private shareCow(child: Mm, a: number, v: Vma, head: number): number {
-    const ro = protToIommu(v.prot & ~PROT_WRITE);
-    const r = child.pgtable.map(a, head, v.pageSize, ro);
-    if (r < 0) return r;
-    this.pages.get(head);
-    child.resident.set(a, head);
-    child.cow.add(a);
-    if (!this.cow.has(a)) {
-      this.cow.add(a);
-      this.pgtable.unmap(a, v.pageSize);
-      this.pgtable.map(a, head, v.pageSize, ro);
-    }
-    return 0;
-  }
-
-  /** copy_present_page(): this (child) mm gets its own copy of the parent's page at `a`. */
-  private copyIn(a: number, v: Vma, from: number): number {
-    const fresh = this.pages.alloc(Math.log2(v.pageSize / PAGE));
-    if (fresh === undefined) return -ENOMEM;
-    this.copyRun(from, fresh, v.pageSize);
-    const r = this.pgtable.map(a, fresh, v.pageSize, protToIommu(v.prot));
-    if (r < 0) {
-      this.pages.put(fresh);
-      return r;
-    }
-    this.resident.set(a, fresh);
-    return 0;
+  /** What mm-fork.ts copies: this mm's areas and page state. Not for other callers. */
+  forkState(): { vmas: Vma[]; resident: Map<number, number>; cow: Set<number>; notifiers: ReadonlySet<MmuNotifier>; opts: MmOptions } {
+    return { vmas: this.vmas, resident: this.resident, cow: this.cow, notifiers: this.notifiers, opts: this.opts };
   }
 
   // --- teardown ---------------------------------------------------------------
