@@ -155,3 +155,22 @@ for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
     t.equal(next.user.lockedVm, 0);
   });
 }
+
+t.test('IOAS_CHANGE_PROCESS leaves unaccounted pages (CAP_IPC_LOCK: IOPT_PAGES_ACCOUNT_NONE) counted in the old mm\'s pinned_vm (need_charge_update is false for them), as Linux 7.3 does (VmPin on the rig: 32 kB stays with the parent)', async (t) => {
+  const m = createMachine('q35-vtd', { ramBytes: 256 * 2 ** 20 });
+  const old = m.host.spawn({ capIpcLock: true });
+  const fd = old.open('/dev/iommu');
+  const ioas = ioasAlloc(old, fd);
+  const [cdev] = bind(old, fd, 0);
+  t.equal(attach(old, cdev, ioas)[0], 0);
+  const mfd = old.memfd_create('ram');
+  t.equal(old.ftruncate(mfd, 8 * PAGE), 0);
+  t.equal(mapFile(old, fd, { ioas_id: ioas, fd: mfd, length: 8 * PAGE, iova: 0x10_0000 })[0], 0);
+  t.equal(old.mm.pinnedVm, 8);
+  t.equal(old.user.lockedVm, 0, 'not charged');
+  const next = old.fork();
+  if (typeof next === 'number') throw new Error(`fork ${next}`);
+  t.equal(changeProcess(next, fd), 0);
+  t.equal(old.mm.pinnedVm, 8, 'pinned_vm stays where it was');
+  t.equal(next.mm.pinnedVm, 0);
+});
