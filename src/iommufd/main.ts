@@ -115,6 +115,11 @@ const OPS = new Map<number, Op>([
   [IOMMU_IOAS_NOIOMMU_GET_PA, { def: iommu_ioas_noiommu_get_pa, min: end(iommu_ioas_noiommu_get_pa, 'out_phys'), run: () => -EOPNOTSUPP }],
 ]);
 
+/** Each command's struct size and minimum size, as the table states them (main.c's iommufd_ioctl_ops). */
+export function iommufdCommandSizes(): Map<number, { size: number; min: number }> {
+  return new Map([...OPS].map(([req, op]) => [req, { size: op.def.size, min: op.min }]));
+}
+
 /** IOMMU_DESTROY: -ENOENT for an unknown ID, -EBUSY while anything holds the object. */
 function destroy(ctx: IommufdCtx, id: number): number {
   const o = ctx.get(id);
