@@ -58,6 +58,18 @@ function fit(v: bigint): number | undefined {
   return v <= BigInt(IOVA_MAX) ? Number(v) : undefined;
 }
 
+/**
+ * The checks IOAS_MAP and IOAS_MAP_FILE share, in their order: unknown
+ * flags -EOPNOTSUPP, an iova or length of ULONG_MAX -EOVERFLOW, neither
+ * READABLE nor WRITEABLE -EINVAL.
+ */
+function checkMapArgs(flags: number, iova64: bigint, len64: bigint): number {
+  if ((flags & ~MAP_FLAGS) !== 0) return -EOPNOTSUPP;
+  if (iova64 >= ULONG_MAX || len64 >= ULONG_MAX) return -EOVERFLOW;
+  if ((flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE)) === 0) return -EINVAL;
+  return 0;
+}
+
 function protOf(flags: number): number {
   let prot = 0;
   if (flags & IOMMU_IOAS_MAP_WRITEABLE) prot |= IOMMU_WRITE;
@@ -67,11 +79,11 @@ function protOf(flags: number): number {
 
 export function ioasMap(ctx: IommufdCtx, v: View<typeof iommu_ioas_map>, respond: Respond, proc: Process): number {
   const flags = v.num('flags');
-  if ((flags & ~MAP_FLAGS) !== 0 || v.num('__reserved') !== 0) return -EOPNOTSUPP;
+  if (v.num('__reserved') !== 0) return -EOPNOTSUPP;
   const iova64 = v.big('iova');
   const len64 = v.big('length');
-  if (iova64 >= ULONG_MAX || len64 >= ULONG_MAX) return -EOVERFLOW;
-  if ((flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE)) === 0) return -EINVAL;
+  const c = checkMapArgs(flags, iova64, len64);
+  if (c < 0) return c;
   const ioas = getIoas(ctx, v.num('ioas_id'));
   if (typeof ioas === 'number') return ioas;
   const fixed = (flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
@@ -122,11 +134,10 @@ export function mapUserPages(ctx: IommufdCtx, ioas: Ioas, proc: Process, uptr64:
  */
 export function ioasMapFile(ctx: IommufdCtx, v: View<typeof iommu_ioas_map_file>, respond: Respond, proc: Process): number {
   const flags = v.num('flags');
-  if ((flags & ~MAP_FLAGS) !== 0) return -EOPNOTSUPP;
   const iova64 = v.big('iova');
   const len64 = v.big('length');
-  if (iova64 >= ULONG_MAX || len64 >= ULONG_MAX) return -EOVERFLOW;
-  if ((flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE)) === 0) return -EINVAL;
+  const c = checkMapArgs(flags, iova64, len64);
+  if (c < 0) return c;
   const ioas = getIoas(ctx, v.num('ioas_id'));
   if (typeof ioas === 'number') return ioas;
   const start64 = v.big('start');

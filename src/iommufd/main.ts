@@ -8,7 +8,7 @@
  * setCdevIommufdOps().
  */
 import { IOMMUFD_INJECTION_POINTS } from './points.ts';
-import { E2BIG, EBADF, EBUSY, EFAULT, EINVAL, ENOTTY, EOPNOTSUPP } from '../uapi/errno.ts';
+import { EBADF, EBUSY, EFAULT, EINVAL, ENOTTY, EOPNOTSUPP } from '../uapi/errno.ts';
 import type { Host } from '../host/host.ts';
 import type { Process } from '../host/process.ts';
 import type { OpenFile } from '../host/vfs.ts';
@@ -56,7 +56,7 @@ import { VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_DETACH_IOMMUFD_PT } from '..
 import type { VfioDeviceFile } from '../vfio/device-file.ts';
 import type { VfioPciDevice } from '../vfio/vfio-pci.ts';
 import { setCdevIommufdOps } from '../vfio/module.ts';
-import { UserArg } from '../vfio/user-arg.ts';
+import { copyStructFromUser, UserArg } from '../vfio/user-arg.ts';
 import { attachDevice, bindDevice, detachDevice, getHwInfo, hwptAlloc, unbindDevice } from './device.ts';
 import { EBADFD, ENOMEM } from '../uapi/errno.ts';
 import { injectedErrno } from './points.ts';
@@ -182,15 +182,8 @@ export class IommufdFile implements OpenFile {
     const size = new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true);
     if (size < op.min) return -EINVAL;
     const k = op.def.size;
-    const got = u.read(0, Math.min(size, k));
-    if (typeof got === 'number') return got;
-    if (size > k) {
-      const tail = u.read(k, size - k);
-      if (typeof tail === 'number') return tail;
-      if (tail.some((b) => b !== 0)) return -E2BIG;
-    }
-    const buf = new Uint8Array(k);
-    buf.set(got);
+    const buf = copyStructFromUser(u, k, size);
+    if (typeof buf === 'number') return buf;
     const v = new StructView(op.def, buf);
     const respond = (): number => (u.write(0, buf.subarray(0, Math.min(size, k))) < 0 ? -EFAULT : 0);
     return op.run(this.ctx, v, respond, proc);

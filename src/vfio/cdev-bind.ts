@@ -1,10 +1,10 @@
-import { E2BIG, EFAULT, EINVAL, ENODEV } from '../uapi/errno.ts';
+import { EFAULT, EINVAL, ENODEV } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import { VFIO_DEVICE_BIND_FLAG_TOKEN, vfio_device_bind_iommufd } from '../uapi/iommufd.ts';
 import { StructView } from '../uapi/struct.ts';
 import type { VfioDeviceFile } from './device-file.ts';
 import type { CdevIommufdOps } from './module.ts';
-import { UserArg } from './user-arg.ts';
+import { copyStructFromUser, UserArg } from './user-arg.ts';
 
 /** offsetofend(struct vfio_device_bind_iommufd, out_devid) */
 const BIND_MINSZ = 16;
@@ -30,16 +30,8 @@ export function bindIommufdIoctl(file: VfioDeviceFile, ops: CdevIommufdOps | und
   if (typeof h === 'number') return h;
   const argsz = new DataView(h.buffer, h.byteOffset, 4).getUint32(0, true);
   if (argsz < BIND_MINSZ) return -EINVAL;
-  const k = vfio_device_bind_iommufd.size;
-  const got = u.read(0, Math.min(argsz, k));
-  if (typeof got === 'number') return got;
-  if (argsz > k) {
-    const tail = u.read(k, argsz - k);
-    if (typeof tail === 'number') return tail;
-    if (tail.some((b) => b !== 0)) return -E2BIG;
-  }
-  const buf = new Uint8Array(k);
-  buf.set(got);
+  const buf = copyStructFromUser(u, vfio_device_bind_iommufd.size, argsz);
+  if (typeof buf === 'number') return buf;
   const v = new StructView(vfio_device_bind_iommufd, buf);
   const fd = v.num('iommufd');
   const flags = v.num('flags');
