@@ -71,6 +71,8 @@ export type { BridgeSpec, TopologySpec } from '../machines/topology.ts';
 export { Host } from './host/host.ts';
 export { Process, type SpawnOptions, type MmapOptions } from './host/process.ts';
 export * from './uapi/errno.ts';
+export * from './uapi/memfd.ts';
+export { LINUX_RELEASE, LINUX_SERIES } from './uapi/linux-release.ts';
 export { PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC } from './host/mm.ts';
 export { IommuCore } from './iommu-core/core.ts';
 export { IommuDomain } from './iommu-core/domain.ts';

@@ -6,14 +6,16 @@ import { ENOMEM } from '../uapi/errno.ts';
 import { Mm, type MmOptions } from './mm.ts';
 import { PageAllocator, type RamSpan } from './page-allocator.ts';
 import { PageRefs } from './page-refs.ts';
-import { Process, type SpawnOptions } from './process.ts';
+import { forkMappings, Process, type SpawnOptions } from './process.ts';
+import type { MemFd } from './memfd.ts';
 import { Users } from './user.ts';
-import { Vfs } from './vfs.ts';
+import { FileRefs, Vfs } from './vfs.ts';
 import { IommuCore } from '../iommu-core/core.ts';
 import { IopfQueue } from '../iommu-core/iopf.ts';
 import { SvaManager } from '../iommu-core/sva.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 import { CFG } from '../pci/header.ts';
+import { LINUX_RELEASE } from '../uapi/linux-release.ts';
 
 /** vm.mmap_min_addr's default. */
 const MMAP_MIN = 0x1_0000;
@@ -26,6 +28,10 @@ const MMAP_MIN = 0x1_0000;
  */
 export class Host {
   readonly vfs = new Vfs();
+  /** f_count of every open file: fds (in every process sharing them), mappings, kernel holders. */
+  readonly files = new FileRefs();
+  /** memfds whose file is still open somewhere (their page caches hold pages). */
+  readonly memfds = new Set<MemFd>();
   readonly allocator: PageAllocator;
   readonly pages: PageRefs;
   readonly processes = new Map<number, Process>();
@@ -53,6 +59,8 @@ export class Host {
     this.iopf = new IopfQueue(this.iommu, platform.scheduler, platform.tracer, platform.counters);
     this.sva = new SvaManager(this.iommu, this.iopf, platform.tracer);
     this.mmLayout = { mmapBase: platform.cpu.mmapBase, mmapMin: MMAP_MIN };
+    // What uname(2)'s release field and /proc/sys/kernel/osrelease say.
+    this.vfs.addSysfs('/proc/sys/kernel/osrelease', { kind: 'file', read: () => `${LINUX_RELEASE}\n` });
   }
 
   /** A fresh MSI data value (an interrupt number of the machine's interrupt controller). */
@@ -76,6 +84,24 @@ export class Host {
     const p = new Process(this, pid, mm, opts);
     this.processes.set(pid, p);
     return p;
+  }
+
+  /**
+   * fork(): a child of `parent` with a copy of its address space (Mm.fork:
+   * copy-on-write, pinned pages copied at once), a copy of its fd table
+   * (the same files, each held once more), its uid, user_struct, rlimits and
+   * capabilities. -ENOMEM when no memory is left for the copy.
+   */
+  fork(parent: Process): Process | number {
+    const pt = this.newCpuPageTable();
+    if (typeof pt === 'number') return pt;
+    const mm = parent.mm.fork(pt, forkMappings(this.files));
+    if (typeof mm === 'number') return mm;
+    const pid = this.nextPid++;
+    const child = new Process(this, pid, mm, { uid: parent.uid, capIpcLock: parent.capIpcLock, memlockLimit: parent.memlockLimit });
+    child.inheritFiles(parent);
+    this.processes.set(pid, child);
+    return child;
   }
 
   /**

@@ -4,6 +4,10 @@ import type { InjectionPoint } from '../fault/injector.ts';
 import type { PhysMem } from '../memory/phys-mem.ts';
 import { EFAULT, EINVAL, ENOMEM } from '../uapi/errno.ts';
 import type { PageRefs } from './page-refs.ts';
+import type { PageCache, VmaFile } from './file-pages.ts';
+import { copyRun, forkMm, type ForkDup } from './mm-fork.ts';
+
+export type { PageCache, VmaFile } from './file-pages.ts';
 
 export const PROT_NONE = 0;
 export const PROT_READ = 1;
@@ -23,6 +27,8 @@ export interface Vma {
   pageSize: number;
   /** Device memory (VM_IO | VM_PFNMAP), as a driver's mmap sets up; absent for anonymous memory. */
   io?: VmaIo;
+  /** A file's pages (an mmap of a memfd); absent for anonymous memory. */
+  file?: VmaFile;
 }
 
 /**
@@ -72,8 +78,19 @@ export class Mm {
   private vmas: Vma[] = [];
   /** Resident mapping units: VA of the unit -> physical head of its page run. */
   private readonly resident = new Map<number, number>();
+  /**
+   * Resident units of private mappings whose page this mm may not write in
+   * place (PTE write-protected): an anonymous page shared copy-on-write with
+   * another mm after fork (not PageAnonExclusive), or a file page a private
+   * mapping reads. A write, or a long-term pin, gets a page of its own.
+   */
+  private readonly cow = new Set<number>();
   private readonly notifiers = new Set<MmuNotifier>();
   private dead = false;
+  /** mm_count: the process's users count as one; mmgrab() holders (an SVA domain) one each. */
+  private count = 1;
+  /** What __mmdrop() runs (mm_pasid_drop), when the last reference goes. */
+  private readonly dropHooks: (() => void)[] = [];
 
   constructor(
     readonly mem: PhysMem,
@@ -110,6 +127,30 @@ export class Mm {
 
   removeNotifier(n: MmuNotifier): void {
     this.notifiers.delete(n);
+  }
+
+  // --- mm_count -------------------------------------------------------------------
+
+  /** mmgrab(): keep the mm_struct (not its mappings) past exit, as an SVA domain does. */
+  grab(): void {
+    this.count++;
+  }
+
+  /** mmdrop(): the last reference runs __mmdrop: the drop hooks (mm_pasid_drop), then the pgd goes. */
+  drop(): void {
+    if (--this.count > 0) return;
+    for (const h of this.dropHooks.splice(0)) h();
+    this.pgtable.destroy();
+  }
+
+  /** Run `fn` when the mm is dropped (the iommu_mm data of iommu-sva.c hangs off the mm this way). */
+  onDrop(fn: () => void): void {
+    this.dropHooks.push(fn);
+  }
+
+  /** Every reference is gone: the mm_struct is freed. */
+  get dropped(): boolean {
+    return this.count === 0;
   }
 
   // --- mmap / munmap / mprotect -------------------------------------------
@@ -154,6 +195,25 @@ export class Mm {
     return start;
   }
 
+  /**
+   * A mapping of a file's pages (mmap of a memfd): MAP_SHARED maps the page
+   * cache's pages themselves, MAP_PRIVATE reads them and copies on write.
+   * `make` builds the file side once the address is chosen. Returns the
+   * address or a negative errno.
+   */
+  mmapFile(length: number, prot: number, make: (start: number) => VmaFile): number {
+    if (this.dead) return -EINVAL;
+    if (!Number.isSafeInteger(length) || length <= 0) return -EINVAL;
+    if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return -EINVAL;
+    const len = Math.ceil(length / PAGE) * PAGE;
+    const start = this.findFree(len, PAGE);
+    if (start === undefined) return -ENOMEM;
+    const file = make(start);
+    this.insertVma({ start, end: start + len, prot, pageSize: PAGE, file });
+    file.cache.addMapper(this);
+    return start;
+  }
+
   /** Top-down search for a gap of `len` bytes aligned to `align`, as Linux's default mmap layout. */
   private findFree(len: number, align: number): number | undefined {
     const down = (a: number) => Math.floor(a / align) * align;
@@ -183,13 +243,19 @@ export class Mm {
     if (this.vmas.some((v) => overlaps(v, start, end) && cutsHugePage(v, start, end))) return -EINVAL;
     const dropped: number[] = [];
     const ios = new Set<VmaIo>();
-    for (const v of this.vmas) if (v.io !== undefined && overlaps(v, start, end)) ios.add(v.io);
+    const files = new Set<VmaFile>();
+    for (const v of this.vmas) {
+      if (!overlaps(v, start, end)) continue;
+      if (v.io !== undefined) ios.add(v.io);
+      if (v.file !== undefined) files.add(v.file);
+    }
     this.reshape(start, end, (piece) => {
       for (let a = piece.start; a < piece.end; a += piece.pageSize) {
         const head = this.resident.get(a);
         if (head === undefined) continue;
         this.pgtable.unmap(a, piece.pageSize);
         this.resident.delete(a);
+        this.cow.delete(a);
         dropped.push(head);
       }
       return undefined;
@@ -197,8 +263,13 @@ export class Mm {
     // Like Linux: clear PTEs, invalidate secondary TLBs, then free the pages.
     if (dropped.length > 0) for (const n of this.notifiers) n.invalidateRange(start, end);
     for (const head of dropped) this.pages.put(head);
-    // An I/O mapping whose last piece went lets go of its file.
+    // A file or I/O mapping whose last piece went lets go of its file.
     for (const io of ios) if (!this.vmas.some((v) => v.io === io)) io.release();
+    for (const f of files) {
+      if (this.vmas.some((v) => v.file === f)) continue;
+      f.cache.removeMapper(this);
+      f.release();
+    }
     return 0;
   }
 
@@ -221,7 +292,9 @@ export class Mm {
         const head = this.resident.get(a);
         if (head === undefined) continue;
         this.pgtable.unmap(a, piece.pageSize);
-        if (prot !== PROT_NONE) this.pgtable.map(a, head, piece.pageSize, protToIommu(prot));
+        // A copy-on-write page stays write-protected whatever the area allows.
+        const pteProt = this.cow.has(a) ? prot & ~PROT_WRITE : prot;
+        if (pteProt !== PROT_NONE) this.pgtable.map(a, head, piece.pageSize, protToIommu(pteProt));
       }
       return { ...piece, prot };
     });
@@ -264,14 +337,16 @@ export class Mm {
    * also used by I/O page faults on SVA). 0, -EFAULT for an address or access
    * the VMA forbids, -ENOMEM when no memory is left.
    */
-  faultIn(addr: number, write: boolean, exec = false): number {
+  faultIn(addr: number, write: boolean, exec = false, unshare = false): number {
     if (this.dead) return -EFAULT;
     const v = this.findVma(addr);
     if (v === undefined) return -EFAULT;
     if (write ? (v.prot & PROT_WRITE) === 0 : exec ? (v.prot & PROT_EXEC) === 0 : (v.prot & PROT_READ) === 0) return -EFAULT;
     if (v.io !== undefined) return -EFAULT; // no struct page to pin or to hand an IOMMU fault
     const unit = Math.floor(addr / v.pageSize) * v.pageSize;
-    if (this.resident.has(unit)) return 0;
+    const present = this.resident.get(unit);
+    if (present !== undefined) return (write || unshare) && this.cow.has(unit) ? this.breakCow(unit, v, present) : 0;
+    if (v.file !== undefined) return this.faultFile(unit, v, v.file, write || unshare);
     const head = this.pages.alloc(Math.log2(v.pageSize / PAGE));
     if (head === undefined) return -ENOMEM;
     const r = this.pgtable.map(unit, head, v.pageSize, protToIommu(v.prot));
@@ -281,6 +356,95 @@ export class Mm {
     }
     this.resident.set(unit, head);
     return 0;
+  }
+
+  /**
+   * A fault on a file mapping (shmem_fault, do_cow_fault): the page cache's
+   * page at the unit's file index; a shared mapping maps it, a private one
+   * maps it write-protected for a read and a copy of it for a write (or a
+   * long-term pin). -EFAULT past the end of the file (SIGBUS).
+   */
+  private faultFile(unit: number, v: Vma, f: VmaFile, own: boolean): number {
+    const cached = f.cache.page((unit - f.base + f.offset) / PAGE);
+    if (cached < 0) return cached === -ENOMEM ? -ENOMEM : -EFAULT;
+    let head = cached;
+    let prot = v.prot;
+    if (!f.shared && own) {
+      const copy = this.pages.alloc(0);
+      if (copy === undefined) return -ENOMEM;
+      copyRun(this.mem, cached, copy, PAGE);
+      head = copy;
+    } else {
+      this.pages.get(cached);
+      if (!f.shared) prot &= ~PROT_WRITE;
+    }
+    const r = this.pgtable.map(unit, head, PAGE, protToIommu(prot));
+    if (r < 0) {
+      this.pages.put(head);
+      return r;
+    }
+    this.resident.set(unit, head);
+    if (!f.shared && !own) this.cow.add(unit);
+    return 0;
+  }
+
+  /**
+   * A write (or a long-term pin, gup_must_unshare) to a copy-on-write unit
+   * (do_wp_page): a page nobody else references is reused in place
+   * (wp_can_reuse_anon_folio); otherwise this mm gets a copy and lets go of
+   * the shared page, after the secondary TLBs (SVA) forgot it.
+   */
+  private breakCow(unit: number, v: Vma, head: number): number {
+    const size = v.pageSize;
+    if (this.pages.count(head) === 1) {
+      this.cow.delete(unit);
+      this.pgtable.unmap(unit, size);
+      this.pgtable.map(unit, head, size, protToIommu(v.prot));
+      for (const n of this.notifiers) n.invalidateRange(unit, unit + size);
+      return 0;
+    }
+    const fresh = this.pages.alloc(Math.log2(size / PAGE));
+    if (fresh === undefined) return -ENOMEM;
+    copyRun(this.mem, head, fresh, size);
+    this.pgtable.unmap(unit, size);
+    const r = this.pgtable.map(unit, fresh, size, protToIommu(v.prot));
+    if (r < 0) {
+      this.pgtable.map(unit, head, size, protToIommu(v.prot & ~PROT_WRITE));
+      this.pages.put(fresh);
+      return r;
+    }
+    this.resident.set(unit, fresh);
+    this.cow.delete(unit);
+    for (const n of this.notifiers) n.invalidateRange(unit, unit + size);
+    this.pages.put(head);
+    return 0;
+  }
+
+  /**
+   * unmap_mapping_range(even_cows) for a truncated file: every unit of this
+   * mm mapping file pages from `fromIndex` on goes, private copies included.
+   */
+  zapFile(cache: PageCache, fromIndex: number): void {
+    const dropped: number[] = [];
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const v of this.vmas) {
+      const f = v.file;
+      if (f?.cache !== cache) continue;
+      for (let a = v.start; a < v.end; a += PAGE) {
+        if ((a - f.base + f.offset) / PAGE < fromIndex) continue;
+        const head = this.resident.get(a);
+        if (head === undefined) continue;
+        this.pgtable.unmap(a, PAGE);
+        this.resident.delete(a);
+        this.cow.delete(a);
+        dropped.push(head);
+        lo = Math.min(lo, a);
+        hi = Math.max(hi, a + PAGE);
+      }
+    }
+    if (dropped.length > 0) for (const n of this.notifiers) n.invalidateRange(lo, hi);
+    for (const head of dropped) this.pages.put(head);
   }
 
   /** The physical address of `addr` if its page is present, else -1. */
@@ -374,16 +538,32 @@ export class Mm {
     return r === 0 ? 0 : -EFAULT;
   }
 
+  // --- fork ---------------------------------------------------------------------
+
+  /** dup_mmap() for fork (mm-fork.ts): a copy-on-write copy of this mm over `pgtable`, or -errno. */
+  fork(pgtable: PageTableBuilder, dup: ForkDup): Mm | number {
+    return forkMm(this, pgtable, dup);
+  }
+
+  /** What mm-fork.ts copies: this mm's areas and page state. Not for other callers. */
+  forkState(): { vmas: Vma[]; resident: Map<number, number>; cow: Set<number>; notifiers: ReadonlySet<MmuNotifier>; opts: MmOptions } {
+    return { vmas: this.vmas, resident: this.resident, cow: this.cow, notifiers: this.notifiers, opts: this.opts };
+  }
+
   // --- teardown ---------------------------------------------------------------
 
-  /** exit_mmap(): notifiers are released, every mapping dropped, the page table freed. */
+  /**
+   * The last user goes (mmput -> exit_mmap): notifiers are released, every
+   * mapping dropped; then the users' mm_count reference: the page table
+   * itself goes when nothing else holds the mm (mmdrop -> __mmdrop).
+   */
   teardown(): void {
     if (this.dead) return;
     for (const n of [...this.notifiers]) n.release();
     this.notifiers.clear();
     for (const v of [...this.vmas]) this.munmap(v.start, v.end - v.start);
     this.dead = true;
-    this.pgtable.destroy();
+    this.drop();
   }
 }
 

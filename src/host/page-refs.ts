@@ -8,6 +8,8 @@ import type { PageAllocator } from './page-allocator.ts';
  */
 export class PageRefs {
   private readonly refs = new Map<number, number>();
+  /** How many of a run's references are pins (FOLL_PIN: what folio_maybe_dma_pinned() asks). */
+  private readonly pins = new Map<number, number>();
 
   constructor(private readonly allocator: PageAllocator) {}
 
@@ -38,6 +40,26 @@ export class PageRefs {
 
   count(head: number): number {
     return this.refs.get(head) ?? 0;
+  }
+
+  /** pin_user_pages' reference on `count` pages of a run: counted as pins too. */
+  pin(head: number, count = 1): void {
+    this.get(head, count);
+    this.pins.set(head, (this.pins.get(head) ?? 0) + count);
+  }
+
+  /** unpin_user_pages(). */
+  unpin(head: number, count = 1): void {
+    const n = (this.pins.get(head) ?? 0) - count;
+    if (n < 0) throw new Error(`unpin of unpinned page run 0x${head.toString(16)}`);
+    if (n === 0) this.pins.delete(head);
+    else this.pins.set(head, n);
+    this.put(head, count);
+  }
+
+  /** Pins held on a run now. */
+  pinned(head: number): number {
+    return this.pins.get(head) ?? 0;
   }
 
   /** Page runs alive now. */

@@ -34,7 +34,8 @@ export function pinUserPages(mm: Mm, va: number, count: number, write: boolean):
       unpinRange(mm, heads, 0, i);
       return inj.errno === EFAULT ? -EFAULT : -ENOMEM;
     }
-    const r = mm.faultIn(a, write);
+    // FOLL_LONGTERM: a copy-on-write page is unshared first (gup_must_unshare), so the pin is this mm's own page.
+    const r = mm.faultIn(a, write, false, true);
     const v = r < 0 ? undefined : mm.findVma(a);
     const head = v === undefined ? undefined : mm.headOf(a);
     if (v === undefined || head === undefined) {
@@ -44,7 +45,7 @@ export function pinUserPages(mm: Mm, va: number, count: number, write: boolean):
     // Every 4 KiB page of the same backing run (a huge page) at once: one lookup, one refcount update.
     const unit = Math.floor(a / v.pageSize) * v.pageSize;
     const n = Math.min(count - i, (unit + v.pageSize - a) / PAGE);
-    mm.pages.get(head, n);
+    mm.pages.pin(head, n);
     const first = head + (a - unit);
     for (let k = 0; k < n; k++) {
       pas[i + k] = first + k * PAGE;
@@ -63,7 +64,7 @@ function unpinRange(mm: Mm, heads: Float64Array, from: number, n: number): void 
     const head = heads[k]!;
     let run = 1;
     while (k + run < from + n && heads[k + run] === head) run++;
-    mm.pages.put(head, run);
+    mm.pages.unpin(head, run);
     k += run;
   }
   mm.pinnedVm -= n;

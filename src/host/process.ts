@@ -1,7 +1,9 @@
 import { EBADF, EFAULT, EINVAL, EISDIR, EMFILE, ENODEV, ENOENT, ENOTDIR, ENOTTY, ESPIPE } from '../uapi/errno.ts';
+import { MFD_ALL_FLAGS, MFD_EXEC, MFD_HUGETLB, MFD_NAME_MAX_LEN, MFD_NOEXEC_SEAL } from '../uapi/memfd.ts';
 import { EventFd } from './eventfd.ts';
-import { Mm, PROT_READ, PROT_WRITE } from './mm.ts';
-import type { OpenFile, Vfs } from './vfs.ts';
+import { MemFd } from './memfd.ts';
+import { Mm, PROT_READ, PROT_WRITE, type VmaFile, type VmaIo } from './mm.ts';
+import type { FileMapping, FileRefs, OpenFile, Vfs } from './vfs.ts';
 import { UserStruct, type Users } from './user.ts';
 
 export interface SpawnOptions {
@@ -32,8 +34,17 @@ export interface ProcessHost {
   readonly vfs: Vfs;
   /** The per-uid structs (absent in bare test hosts: each process then has its own). */
   readonly users?: Users;
+  /** Open files' reference counts, shared by every process (fork shares files). */
+  readonly files: FileRefs;
+  /** Live memfds (for leak checks). */
+  readonly memfds?: Set<MemFd>;
+  /** A child of `parent` (kernel/fork.c): its mm a copy of the parent's, or -errno. */
+  fork(parent: Process): Process | number;
   processExited(p: Process): void;
 }
+
+/** Which file (and what the file's mmap gave) each file or I/O mapping holds, for fork to hold it again. */
+const mappedFile = new WeakMap<VmaFile | VmaIo, { file: OpenFile; m?: FileMapping }>();
 
 /**
  * One emulated Linux process: the syscall surface of shared/CONTRACT.md.
@@ -51,8 +62,6 @@ export class Process {
   readonly memlockLimit: number;
   readonly mm: Mm;
   private readonly fds = new Map<number, OpenFile>();
-  /** Files held by live mappings (vma->vm_file): released when neither an fd nor a mapping holds them. */
-  private readonly mappedFiles = new Map<OpenFile, number>();
   private exited = false;
 
   constructor(
@@ -86,6 +95,7 @@ export class Process {
     const file = node.open(this);
     if (typeof file === 'number') return file;
     this.fds.set(fd, file);
+    this.host.files.get(file);
     return fd;
   }
 
@@ -93,7 +103,10 @@ export class Process {
   installFile(file: OpenFile): number {
     if (this.exited) return -EBADF;
     const fd = this.lowestFreeFd();
-    if (fd >= 0) this.fds.set(fd, file);
+    if (fd >= 0) {
+      this.fds.set(fd, file);
+      this.host.files.get(file);
+    }
     return fd;
   }
 
@@ -107,11 +120,12 @@ export class Process {
     return this.fds.get(fd);
   }
 
+  /** close(): the fd's reference goes; the file is released when nothing else holds it (fput). */
   close(fd: number): number {
     const f = this.fds.get(fd);
     if (f === undefined) return -EBADF;
     this.fds.delete(fd);
-    if (!this.mappedFiles.has(f)) f.release?.();
+    this.host.files.put(f);
     return 0;
   }
 
@@ -156,6 +170,33 @@ export class Process {
     return this.installFile(new EventFd(initval));
   }
 
+  /**
+   * memfd_create(2): an fd of anonymous file memory, size 0 (set it with
+   * ftruncate). Flags beyond MFD_ALL_FLAGS, or MFD_EXEC with
+   * MFD_NOEXEC_SEAL, are -EINVAL (sanitize_flags); a name longer than
+   * MFD_NAME_MAX_LEN bytes -EINVAL. MFD_HUGETLB (a hugetlbfs file) is not
+   * modelled: -EINVAL.
+   */
+  memfd_create(name: string, flags = 0): number {
+    if (this.exited) return -EBADF;
+    if (!Number.isInteger(flags) || flags < 0 || flags > 0xffff_ffff) return -EINVAL;
+    if ((flags & ~MFD_ALL_FLAGS) !== 0 || (flags & MFD_HUGETLB) !== 0) return -EINVAL;
+    if ((flags & MFD_EXEC) !== 0 && (flags & MFD_NOEXEC_SEAL) !== 0) return -EINVAL;
+    if (typeof name !== 'string') return -EFAULT;
+    if (new TextEncoder().encode(name).length > MFD_NAME_MAX_LEN) return -EINVAL;
+    return this.installFile(new MemFd(this.mm.pages, this.mm.mem, name, flags, this.host.memfds));
+  }
+
+  /** ftruncate(2): a negative length -EINVAL, no such fd -EBADF, a file that is not a regular file -EINVAL. */
+  ftruncate(fd: number, length: number | bigint): number {
+    const len = typeof length === 'bigint' ? (length > 2n ** 62n ? Infinity : Number(length)) : length;
+    if (typeof len !== 'number' || Number.isNaN(len) || len < 0) return -EINVAL;
+    const f = this.fds.get(fd);
+    if (f === undefined) return -EBADF;
+    if (f.truncate === undefined) return -EINVAL;
+    return f.truncate(Number.isSafeInteger(len) ? len : Number.MAX_SAFE_INTEGER + 1);
+  }
+
   // --- memory -----------------------------------------------------------------
 
   mmap(length: number | bigint, options: MmapOptions = {}): bigint {
@@ -179,36 +220,19 @@ export class Process {
     if (f === undefined) return -EBADF;
     const offset = o.offset ?? 0n;
     if (typeof offset !== 'bigint' || offset < 0n || offset % 4096n !== 0n || o.hugepage !== undefined) return -EINVAL;
+    const prot = o.prot ?? PROT_READ | PROT_WRITE;
+    const cache = f.pageCache;
+    if (cache !== undefined) {
+      if (offset > BigInt(Number.MAX_SAFE_INTEGER)) return -EINVAL;
+      const r = this.mm.mmapFile(len, prot, (base) => fileVma(this.host.files, f, { cache, base, offset: Number(offset), shared: o.shared ?? true }));
+      return r;
+    }
     if (f.mmap === undefined) return -ENODEV;
     const m = f.mmap(Math.ceil(len / 4096) * 4096, offset, o.shared ?? true, this);
     if (typeof m === 'number') return m;
-    const r = this.mm.mmapIo(len, o.prot ?? PROT_READ | PROT_WRITE, (base) => ({
-      base,
-      phys: m.phys,
-      accessible: () => m.accessible(),
-      release: () => {
-        m.unmapped?.();
-        this.unholdFile(f);
-      },
-    }));
-    if (r < 0) {
-      m.unmapped?.();
-      return r;
-    }
-    this.mappedFiles.set(f, (this.mappedFiles.get(f) ?? 0) + 1);
+    const r = this.mm.mmapIo(len, prot, (base) => ioVma(this.host.files, f, m, base));
+    if (r < 0) m.unmapped?.();
     return r;
-  }
-
-  /** A mapping let go of its file: the file goes when no fd holds it either (fput). */
-  private unholdFile(f: OpenFile): void {
-    const n = (this.mappedFiles.get(f) ?? 1) - 1;
-    if (n > 0) {
-      this.mappedFiles.set(f, n);
-      return;
-    }
-    this.mappedFiles.delete(f);
-    for (const open of this.fds.values()) if (open === f) return;
-    f.release?.();
   }
 
   munmap(addr: bigint, length: number | bigint): number {
@@ -284,6 +308,29 @@ export class Process {
 
   // --- exit -----------------------------------------------------------------------
 
+  // --- fork ------------------------------------------------------------------------
+
+  /**
+   * fork(2): a child whose mm is a copy-on-write copy of this one (pages this
+   * process may have pinned are copied at once), sharing every open file
+   * through a copy of the fd table: an iommufd, a VFIO container or device in
+   * the child is the same object, pins and locked-memory charges stay with
+   * whoever made them, and the child starts with nothing locked or pinned.
+   * The child, or -ENOMEM.
+   */
+  fork(): Process | number {
+    if (this.exited) return -EINVAL;
+    return this.host.fork(this);
+  }
+
+  /** The child's side of fork: the same files at the same descriptors, each held once more. */
+  inheritFiles(parent: Process): void {
+    for (const [fd, f] of parent.fds) {
+      this.fds.set(fd, f);
+      this.host.files.get(f);
+    }
+  }
+
   /** Exit: every fd closes (releasing what it held), then the mm goes. */
   exit(): void {
     if (this.exited) return;
@@ -300,3 +347,38 @@ function toUserAddr(addr: bigint): number | undefined {
   return Number(addr);
 }
 
+
+/** The file side of a mapping of `f`'s pages; the mapping holds the file until its last piece goes. */
+function fileVma(files: FileRefs, f: OpenFile, v: Omit<VmaFile, 'release'>): VmaFile {
+  files.get(f);
+  const vf: VmaFile = { ...v, release: () => files.put(f) };
+  mappedFile.set(vf, { file: f });
+  return vf;
+}
+
+/** The device side of an I/O mapping of `f` (what its mmap gave); the mapping holds the file. */
+function ioVma(files: FileRefs, f: OpenFile, m: FileMapping, base: number): VmaIo {
+  files.get(f);
+  const io: VmaIo = {
+    base,
+    phys: m.phys,
+    accessible: () => m.accessible(),
+    release: () => {
+      m.unmapped?.();
+      files.put(f);
+    },
+  };
+  mappedFile.set(io, { file: f, m });
+  return io;
+}
+
+/** What a child's copies of file and I/O mappings hold: the same files, once more each (dup_mmap's get_file). */
+export function forkMappings(files: FileRefs): { io(io: VmaIo): VmaIo; file(vf: VmaFile): VmaFile } {
+  return {
+    io: (io) => {
+      const h = mappedFile.get(io)!;
+      return ioVma(files, h.file, h.m!, io.base);
+    },
+    file: (vf) => fileVma(files, mappedFile.get(vf)!.file, { cache: vf.cache, base: vf.base, offset: vf.offset, shared: vf.shared }),
+  };
+}

@@ -1,3 +1,4 @@
+import type { PageCache } from './mm.ts';
 import type { Process } from './process.ts';
 
 /** The operations of an open file; an absent one gets the errno Linux gives for it. */
@@ -15,6 +16,40 @@ export interface OpenFile {
   mmap?(length: number, offset: bigint, shared: boolean, proc: Process): FileMapping | number;
   /** The last reference is gone (close, or process exit). */
   release?(): void;
+  /** A file of memory pages (a memfd): mmap maps them, IOMMU_IOAS_MAP_FILE pins them. */
+  readonly pageCache?: PageCache;
+  /** ftruncate(); absent: -EINVAL (not a regular file). */
+  truncate?(length: number): number;
+}
+
+/**
+ * The references on open files (struct file's f_count): each fd table entry
+ * (in every process that inherited it), each mapping of the file and each
+ * kernel object holding the file (an iommufd mapping of a memfd) holds one;
+ * the last put releases the file.
+ */
+export class FileRefs {
+  private readonly refs = new Map<OpenFile, number>();
+
+  /** get_file() */
+  get(f: OpenFile): void {
+    this.refs.set(f, (this.refs.get(f) ?? 0) + 1);
+  }
+
+  /** fput(): the last reference releases the file. */
+  put(f: OpenFile): void {
+    const n = (this.refs.get(f) ?? 1) - 1;
+    if (n > 0) {
+      this.refs.set(f, n);
+      return;
+    }
+    this.refs.delete(f);
+    f.release?.();
+  }
+
+  count(f: OpenFile): number {
+    return this.refs.get(f) ?? 0;
+  }
 }
 
 /** What a file's mmap maps: device memory at a physical address, reachable while `accessible()` says so. */

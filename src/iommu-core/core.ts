@@ -104,12 +104,33 @@ export class IommuCore {
     return typeof d === 'number' ? d : new IommuDomain(d);
   }
 
+  /** iommu_sva_domain_alloc(): the domain holds the mm (mmgrab) until it is freed. */
   allocSva(dev: PciFunction, mm: Mm): IommuDomain | number {
     const s = this.state(dev);
     if (s === undefined) return -ENODEV;
     if (s.driver.domainAllocSva === undefined) return -EOPNOTSUPP;
     const d = s.driver.domainAllocSva(dev, mm);
-    return typeof d === 'number' ? d : new IommuDomain(d, mm);
+    if (typeof d === 'number') return d;
+    mm.grab();
+    return new IommuDomain(d, mm);
+  }
+
+  /**
+   * The mm of an SVA domain was released (process exit): every PASID
+   * attached to the domain stops translating but stays attached, so the
+   * bonds last until they are unbound. The driver's mmRelease does it;
+   * without one, the blocked domain goes on each PASID.
+   */
+  svaMmReleased(domain: IommuDomain): void {
+    if (domain.mmReleased) return;
+    domain.mmReleased = true;
+    if (domain.driver.mmRelease !== undefined) {
+      domain.driver.mmRelease();
+      return;
+    }
+    for (const [dev, s] of this.devices) {
+      for (const [pasid, d] of s.pasids) if (d === domain) s.driver.blockedDomain.setDevPasid?.(dev, pasid);
+    }
   }
 
   allocNested(dev: PciFunction, parent: IommuDomain, dataType: number, data: Uint8Array): IommuDomain | number {

@@ -19,6 +19,8 @@ export class IommuDomain {
   readonly mm: Mm | undefined;
   /** Devices and PASIDs attached (for refcounting and teardown). */
   users = 0;
+  /** SVA domain whose mm was released: its PASIDs no longer translate (core.svaMmReleased). */
+  mmReleased = false;
   /** Map calls made to the driver (one per page-size run), for figures like vfio.map1g.2m.map_calls. */
   mapCalls = 0;
   private freed = false;
@@ -108,10 +110,12 @@ export class IommuDomain {
     return this.driver.iovaToPhys?.(iova) ?? -1;
   }
 
+  /** iommu_domain_free(): an SVA domain lets go of its mm (mmdrop), which may drop it. */
   free(): void {
     if (this.freed) return;
     this.freed = true;
     this.driver.free();
+    if (this.type === 'sva') this.mm?.drop();
   }
 
   get isFreed(): boolean {

@@ -54,6 +54,23 @@ export interface DriverDomain {
   /** Invalidate what `gather` covers and wait for it (iotlb_sync), then free parked table pages. */
   iotlbSync?(gather: IotlbGather): void;
   flushIotlbAll?(): void;
+  /**
+   * iommu_domain_ops.enforce_cache_coherency: make every DMA through this
+   * domain snoop CPU caches (VT-d: snoop control; SMMUv3: only if every
+   * master is CANWBS), true when it now does. Asked before anything is
+   * mapped. Absent: the driver cannot (Linux's NULL op), the same as false.
+   */
+  enforceCacheCoherency?(): boolean;
+  /**
+   * SVA domain: its mm is gone (the mmu_notifier release each driver
+   * registers: intel_mm_release, arm_smmu_mm_release). Every PASID attached
+   * to the domain must stop translating while staying attached, until it is
+   * unbound. VT-d: a non-present PASID entry with FPD set
+   * (intel_pasid_tear_down_entry with fault_ignore); SMMUv3: the CD stays
+   * valid with translation disabled. Absent: the core puts the blocked
+   * domain on each such PASID instead (the faults are then recorded).
+   */
+  mmRelease?(): void;
   setDirtyTracking?(enable: boolean): number;
   /**
    * Read and (unless noClear) clear dirty state for [iova, iova+size): calls `mark` for each dirty page.
@@ -119,6 +136,11 @@ export interface DriverViommu {
    * the driver is ready for them (-EFAULT); `done` is how many were handled.
    */
   cacheInvalidate(type: number, entryLen: number, count: number, copy: () => Uint8Array | number): { done: number; err: number };
+  /**
+   * get_hw_queue_size(): non-zero when this vIOMMU has a hardware-accelerated queue of the
+   * IOMMU_HW_QUEUE_TYPE_* (NVIDIA's Tegra241 CMDQV); absent or 0: none.
+   */
+  hwQueueSize?(type: number): number;
   free(): void;
 }
 

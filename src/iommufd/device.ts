@@ -7,7 +7,7 @@
 import { EFAULT, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP } from '../uapi/errno.ts';
 import { injectedErrno } from './points.ts';
 import type { Process } from '../host/process.ts';
-import { IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_PASID, IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HW_CAP_DIRTY_TRACKING, type iommu_hw_info, type iommu_hwpt_alloc } from '../uapi/iommufd.ts';
+import { IOMMU_HW_INFO_FLAG_INPUT_TYPE, IOMMU_HW_INFO_TYPE_DEFAULT, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_PASID, IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HW_CAP_DIRTY_TRACKING, type iommu_hw_info, type iommu_hwpt_alloc } from '../uapi/iommufd.ts';
 import type { StructView } from '../uapi/struct.ts';
 import type { VfioDeviceFile } from '../vfio/device-file.ts';
 import { setMsiCookie } from '../vfio/msi-cookie.ts';
@@ -95,7 +95,9 @@ export function attachDevice(dev: IommufdDevice, ptId: number, pasid?: number): 
       if (r === -EINVAL) continue;
       return r < 0 ? r : h.id;
     }
-    const h = allocPaging(ctx, dev, pt, pasid !== undefined ? IOMMU_HWPT_ALLOC_PASID : 0, true);
+    // iommufd_device_auto_get_domain(): the automatic HWPT is allocated with flags 0, so it is never
+    // PASID-compatible and a PASID cannot attach to an IOAS.
+    const h = allocPaging(ctx, dev, pt, 0, true);
     if (typeof h === 'number') return h;
     const r = attachHwpt(dev, h, pasid);
     if (r < 0) {
@@ -119,6 +121,22 @@ function groupPeers(dev: IommufdDevice): IommufdDevice[] {
     if (o instanceof IommufdDevice && o !== dev && o.group === dev.group && o.attached !== undefined) out.push(o);
   }
   return out;
+}
+
+/**
+ * iommufd_hwpt_pasid_compat(): a PASID needs a HWPT allocated with
+ * IOMMU_HWPT_ALLOC_PASID and a RID (if attached) on such a HWPT; the RID may
+ * go onto a HWPT without it only while no PASID of its group is attached.
+ */
+function pasidCompat(dev: IommufdDevice, hwpt: Hwpt, pasid: number | undefined): number {
+  if (pasid === undefined) {
+    if (hwpt.pasidCompat) return 0;
+    for (const o of dev.ctx.objects.values()) if (o instanceof IommufdDevice && o.group === dev.group && o.pasids.size > 0) return -EINVAL;
+    return 0;
+  }
+  if (!hwpt.pasidCompat) return -EINVAL;
+  const rid = dev.attached ?? groupPeers(dev)[0]?.attached;
+  return rid !== undefined && !rid.pasidCompat ? -EINVAL : 0;
 }
 
 function attachHwpt(dev: IommufdDevice, hwpt: Hwpt, pasid?: number): number {
@@ -145,7 +163,11 @@ function attachHwpt(dev: IommufdDevice, hwpt: Hwpt, pasid?: number): number {
     const sw = core.resvRegions(dev.fn).find((x) => x.type === 'sw-msi');
     if (sw !== undefined) setMsiCookie(hwpt.domain, sw.start, sw.length);
   }
-  let r: number;
+  let r = pasidCompat(dev, hwpt, pasid);
+  if (r < 0) {
+    for (const u of reserving) iopt.unreserve(u);
+    return r;
+  }
   if (pasid === undefined) {
     if (old !== undefined) r = core.replaceGroupDomain(hwpt.domain, dev.group, dev.ctx);
     else r = peers.length > 0 ? 0 : core.attachGroup(hwpt.domain, dev.group, dev.ctx);
@@ -200,36 +222,42 @@ export function detachDevice(dev: IommufdDevice, pasid?: number): void {
   releaseHwpt(dev, h);
 }
 
-const HWPT_FLAGS = IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_FAULT_ID_VALID | IOMMU_HWPT_ALLOC_PASID;
+/** The flags iommufd_hwpt_paging_alloc() knows. */
+const PAGING_FLAGS = IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_FAULT_ID_VALID | IOMMU_HWPT_ALLOC_PASID;
 
+/**
+ * iommufd_hwpt_alloc(), in the kernel's order: __reserved (-EOPNOTSUPP; 7.3
+ * does not look at __reserved2), data type and length agree (-EINVAL), the
+ * device (-ENOENT), the pt object of any type (-EINVAL when absent); then
+ * per pt type the allocation's own checks; the fault queue is looked up last,
+ * and a HWPT made for a missing one goes again.
+ */
 export function hwptAlloc(ctx: IommufdCtx, v: StructView<keyof typeof iommu_hwpt_alloc.fields>, respond: Respond, proc: Process): number {
   const flags = v.num('flags');
-  if ((flags & ~HWPT_FLAGS) !== 0 || v.num('__reserved') !== 0 || v.num('__reserved2') !== 0) return -EOPNOTSUPP;
+  if (v.num('__reserved') !== 0) return -EOPNOTSUPP;
   const dataType = v.num('data_type');
   const dataLen = v.num('data_len');
   if ((dataType === IOMMU_HWPT_DATA_NONE) !== (dataLen === 0)) return -EINVAL;
   const dev = ctx.get<IommufdDevice>(v.num('dev_id'), 'device');
   if (typeof dev === 'number') return dev;
-  // iommufd_hwpt_alloc(): any failure of iommufd_get_object(pt_id, ANY) is -EINVAL, not the lookup's -ENOENT.
   const pt = ctx.get(v.num('pt_id'));
   if (typeof pt === 'number') return -EINVAL;
-  let fault: FaultQueue | undefined;
-  if ((flags & IOMMU_HWPT_FAULT_ID_VALID) !== 0) {
-    const f = ctx.get<FaultQueue>(v.num('fault_id'), 'fault');
-    if (typeof f === 'number') return f;
-    fault = f;
-  }
   let hwpt: Hwpt;
   if (pt instanceof Ioas) {
+    // iommufd_hwpt_paging_alloc()
+    if ((flags & ~PAGING_FLAGS) !== 0) return -EOPNOTSUPP;
+    if ((flags & IOMMU_HWPT_FAULT_ID_VALID) !== 0 && (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0) return -EOPNOTSUPP;
+    // domain_alloc_paging_flags() takes no vendor data on either IOMMU (VT-d, SMMUv3: -EOPNOTSUPP).
     if (dataType !== IOMMU_HWPT_DATA_NONE) return -EOPNOTSUPP;
     const h = allocPaging(ctx, dev, pt, flags, false);
     if (typeof h === 'number') return h;
     hwpt = h;
   } else if (pt instanceof HwptPaging) {
-    if ((flags & ~(IOMMU_HWPT_FAULT_ID_VALID | IOMMU_HWPT_ALLOC_PASID)) !== 0) return -EOPNOTSUPP;
-    if (!pt.nestParent) return -EINVAL;
-    if (dataType === IOMMU_HWPT_DATA_NONE) return -EOPNOTSUPP;
-    const data = dataLen === 0 ? new Uint8Array(0) : proc.copyFromUser(v.big('data_uptr'), dataLen);
+    // iommufd_hwpt_nested_alloc()
+    if ((flags & ~(IOMMU_HWPT_FAULT_ID_VALID | IOMMU_HWPT_ALLOC_PASID)) !== 0 || dataLen === 0) return -EOPNOTSUPP;
+    if (ctx.host.iommu.driverOf(dev.fn)?.domainAllocNested === undefined) return -EOPNOTSUPP;
+    if (pt.auto || !pt.nestParent) return -EINVAL;
+    const data = proc.copyFromUser(v.big('data_uptr'), dataLen);
     if (typeof data === 'number') return -EFAULT;
     const fail = ctx.allocFails('hwpt_nested');
     if (fail < 0) return fail;
@@ -242,20 +270,39 @@ export function hwptAlloc(ctx: IommufdCtx, v: StructView<keyof typeof iommu_hwpt
     if (typeof h === 'number') return h;
     hwpt = h;
   } else return -EINVAL;
-  if (fault !== undefined) installFault(ctx, hwpt, fault);
+  hwpt.pasidCompat = (flags & IOMMU_HWPT_ALLOC_PASID) !== 0;
+  if ((flags & IOMMU_HWPT_FAULT_ID_VALID) !== 0) {
+    const fault = ctx.get<FaultQueue>(v.num('fault_id'), 'fault');
+    if (typeof fault === 'number') {
+      ctx.remove(hwpt);
+      return fault;
+    }
+    installFault(ctx, hwpt, fault);
+  }
   v.setNum('out_hwpt_id', hwpt.id);
   const r = respond();
   if (r < 0) ctx.remove(hwpt);
   return r;
 }
 
+/**
+ * iommufd_get_hw_info(): flags other than IOMMU_HW_INFO_FLAG_INPUT_TYPE and
+ * a non-zero __reserved are -EOPNOTSUPP; without INPUT_TYPE in_data_type
+ * reads as DEFAULT. The driver's hw_info (intel_iommu_hw_info,
+ * arm_smmu_hw_info) answers DEFAULT or its own type and refuses any other
+ * with -EOPNOTSUPP.
+ */
 export function getHwInfo(ctx: IommufdCtx, v: StructView<keyof typeof iommu_hw_info.fields>, respond: Respond, proc: Process): number {
-  if (v.num('flags') !== 0 || v.raw('__reserved').some((b) => b !== 0)) return -EOPNOTSUPP;
+  const flags = v.num('flags');
+  if ((flags & ~IOMMU_HW_INFO_FLAG_INPUT_TYPE) !== 0 || v.raw('__reserved').some((b) => b !== 0)) return -EOPNOTSUPP;
+  // in_data_type shares its field with out_data_type.
+  const inType = (flags & IOMMU_HW_INFO_FLAG_INPUT_TYPE) !== 0 ? v.num('out_data_type') : IOMMU_HW_INFO_TYPE_DEFAULT;
   const dev = ctx.get<IommufdDevice>(v.num('dev_id'), 'device');
   if (typeof dev === 'number') return dev;
   const driver = ctx.host.iommu.driverOf(dev.fn);
   if (driver === undefined) return -ENODEV;
   const info = driver.hwInfo(dev.fn);
+  if (inType !== IOMMU_HW_INFO_TYPE_DEFAULT && inType !== info.type) return -EOPNOTSUPP;
   const userLen = v.num('data_len');
   const copy = Math.min(userLen, info.data.length);
   if (userLen > 0) {

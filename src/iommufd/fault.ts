@@ -12,6 +12,7 @@ import type { IopfHandler } from '../iommu-core/iopf.ts';
 import type { PageRequest, PageResponseCode } from '../iommu-core/types.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 import {
+  IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID,
   IOMMU_PGFAULT_FLAGS_LAST_PAGE,
   IOMMU_PGFAULT_FLAGS_PASID_VALID,
   IOMMU_PGFAULT_PERM_EXEC,
@@ -39,7 +40,6 @@ export class FaultQueue extends IommufdObject {
   readonly type = 'fault';
   private readonly deliver: FaultGroup[] = [];
   private readonly response = new Map<number, FaultGroup>();
-  private nextCookie = 1;
   fileOpen = false;
 
   constructor(readonly ctx: IommufdCtx) {
@@ -57,6 +57,12 @@ export class FaultQueue extends IommufdObject {
     return this.deliver.length + this.response.size;
   }
 
+  /**
+   * iommufd_fault_fops_read(): whole groups, as many as fit; a count that
+   * is not a multiple of the record is -ESPIPE, and one too small for the
+   * first waiting group (0 included) -EINVAL. Each group read takes the
+   * lowest free cookie from 1 (xa_alloc, XA_FLAGS_ALLOC1).
+   */
   read(length: number): Uint8Array | number {
     const sz = iommu_hwpt_pgfault.size;
     if (length % sz !== 0) return -ESPIPE;
@@ -64,7 +70,10 @@ export class FaultQueue extends IommufdObject {
     let done = 0;
     while (this.deliver.length > 0) {
       const g = this.deliver[0]!;
-      if (done + g.requests.length * sz > length) break;
+      if (done >= length || g.requests.length * sz > length - done) {
+        if (done === 0) return -EINVAL;
+        break;
+      }
       this.deliver.shift();
       g.cookie = this.allocCookie();
       this.response.set(g.cookie, g);
@@ -74,9 +83,11 @@ export class FaultQueue extends IommufdObject {
         if (r.write) perm |= IOMMU_PGFAULT_PERM_WRITE;
         if (r.exec) perm |= IOMMU_PGFAULT_PERM_EXEC;
         if (r.priv) perm |= IOMMU_PGFAULT_PERM_PRIV;
+        // iommufd_compose_fault_message() copies prm.flags as the driver reported them.
         let flags = 0;
         if (r.pasid >= 0) flags |= IOMMU_PGFAULT_FLAGS_PASID_VALID;
         if (r.last) flags |= IOMMU_PGFAULT_FLAGS_LAST_PAGE;
+        if (r.needsPasid) flags |= IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID;
         out.push(
           encodeStruct(iommu_hwpt_pgfault, {
             flags,
@@ -101,10 +112,10 @@ export class FaultQueue extends IommufdObject {
     return buf;
   }
 
+  /** xa_alloc() on fault->response: the lowest free cookie from 1. */
   private allocCookie(): number {
-    let c = this.nextCookie;
-    while (this.response.has(c)) c = c >= 0xffffffff ? 1 : c + 1;
-    this.nextCookie = c >= 0xffffffff ? 1 : c + 1;
+    let c = 1;
+    while (this.response.has(c)) c++;
     return c;
   }
 

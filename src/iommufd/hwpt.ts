@@ -17,10 +17,13 @@ import {
   type iommu_hwpt_set_dirty_tracking,
 } from '../uapi/iommufd.ts';
 import type { StructView } from '../uapi/struct.ts';
-import { IOVA_MAX } from './pages.ts';
+import { IOVA_MAX, PAGE } from './pages.ts';
 import type { Respond } from './ioas.ts';
 import { HwptNested, type HwptPaging, type IommufdCtx } from './objects.ts';
 import { Viommu } from './viommu.ts';
+
+/** IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX (hw_pagetable.c). */
+const HWPT_INVALIDATE_ENTRY_NUM_MAX = 2 ** 19;
 
 type View<D> = D extends { fields: Readonly<Record<infer F extends string, unknown>> } ? StructView<F> : never;
 
@@ -112,7 +115,8 @@ export function hwptInvalidate(ctx: IommufdCtx, v: View<typeof iommu_hwpt_invali
   let done = 0;
   // Every refusal still reports entry_num (0 here) back, as iommufd_hwpt_invalidate's "out:" does.
   if (v.num('__reserved') !== 0) rc = -EOPNOTSUPP;
-  else if (num !== 0 && (v.big('data_uptr') === 0n || len === 0)) rc = -EINVAL;
+  // Bounded so that one call cannot pin the CPU: entry_len at most PAGE_SIZE, entry_num at most 1 << 19.
+  else if (num !== 0 && (v.big('data_uptr') === 0n || len === 0 || len > PAGE || num > HWPT_INVALIDATE_ENTRY_NUM_MAX)) rc = -EINVAL;
   else {
     const obj = ctx.get(v.num('hwpt_id'));
     const copy = (): Uint8Array | number => {

@@ -149,7 +149,9 @@ export class IoPagetable {
     const areas: Area[] = [];
     let off = at;
     for (const p of pieces) {
-      if (off % PAGE !== p.startByte % PAGE) return -EINVAL;
+      // iopt_insert_area(): the only rule is page_offset & (iova_alignment - 1) == 0; without a domain
+      // (alignment 1) any IOVA takes any user address, and a domain refuses such areas when it comes.
+      if ((p.startByte % PAGE) % this.iovaAlignment !== 0) return -EINVAL;
       areas.push(new Area(off, p.length, p.pages, p.startByte, prot));
       off += p.length;
     }
@@ -292,7 +294,7 @@ export class IoPagetable {
     this.unfillArea(a);
     this.areas.remove(a.node!);
     a.node = undefined;
-    a.pages.areaRefs--;
+    if (--a.pages.areaRefs === 0) a.pages.released();
     return a.length;
   }
 
@@ -371,7 +373,11 @@ export class IoPagetable {
   addDomain(d: IommuDomain): number {
     const align = Math.max(this.iovaAlignment, d.minPageSize || 1);
     if (align > PAGE) return -EINVAL;
-    for (const n of this.areas.all()) if (n.value.iova % align !== 0 || n.value.length % align !== 0) return -EADDRINUSE;
+    // iopt_check_iova_alignment(): every area's IOVA, length and page_offset must suit the new alignment.
+    for (const n of this.areas.all()) {
+      const a = n.value;
+      if (a.iova % align !== 0 || a.length % align !== 0 || (a.startByte % PAGE) % align !== 0) return -EADDRINUSE;
+    }
     const g = d.driver.geometry;
     let r = 0;
     if (g.apertureStart > 0) r = this.reserve(0, g.apertureStart - 1, d);

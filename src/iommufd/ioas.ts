@@ -3,7 +3,8 @@
  * the decoded struct (already size-checked by the dispatcher) and returns 0
  * (after `respond`) or -errno, changing nothing on error.
  */
-import { EBUSY, EFAULT, EINVAL, EMSGSIZE, ENOENT, EOPNOTSUPP, EOVERFLOW, EPERM } from '../uapi/errno.ts';
+import { EBADF, EBUSY, EFAULT, EINVAL, EMSGSIZE, ENOENT, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPERM } from '../uapi/errno.ts';
+import { accountLockedVm } from '../host/pin.ts';
 import type { Process } from '../host/process.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../iommu-core/io-pgtable.ts';
 import {
@@ -17,7 +18,9 @@ import {
   iommu_iova_range,
   type iommu_ioas_alloc,
   type iommu_ioas_allow_iovas,
+  type iommu_ioas_change_process,
   type iommu_ioas_copy,
+  type iommu_ioas_map_file,
   type iommu_ioas_iova_ranges,
   type iommu_ioas_map,
   type iommu_ioas_unmap,
@@ -55,6 +58,18 @@ function fit(v: bigint): number | undefined {
   return v <= BigInt(IOVA_MAX) ? Number(v) : undefined;
 }
 
+/**
+ * The checks IOAS_MAP and IOAS_MAP_FILE share, in their order: unknown
+ * flags -EOPNOTSUPP, an iova or length of ULONG_MAX -EOVERFLOW, neither
+ * READABLE nor WRITEABLE -EINVAL.
+ */
+function checkMapArgs(flags: number, iova64: bigint, len64: bigint): number {
+  if ((flags & ~MAP_FLAGS) !== 0) return -EOPNOTSUPP;
+  if (iova64 >= ULONG_MAX || len64 >= ULONG_MAX) return -EOVERFLOW;
+  if ((flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE)) === 0) return -EINVAL;
+  return 0;
+}
+
 function protOf(flags: number): number {
   let prot = 0;
   if (flags & IOMMU_IOAS_MAP_WRITEABLE) prot |= IOMMU_WRITE;
@@ -64,11 +79,11 @@ function protOf(flags: number): number {
 
 export function ioasMap(ctx: IommufdCtx, v: View<typeof iommu_ioas_map>, respond: Respond, proc: Process): number {
   const flags = v.num('flags');
-  if ((flags & ~MAP_FLAGS) !== 0 || v.num('__reserved') !== 0) return -EOPNOTSUPP;
+  if (v.num('__reserved') !== 0) return -EOPNOTSUPP;
   const iova64 = v.big('iova');
   const len64 = v.big('length');
-  if (iova64 >= ULONG_MAX || len64 >= ULONG_MAX) return -EOVERFLOW;
-  if ((flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE)) === 0) return -EINVAL;
+  const c = checkMapArgs(flags, iova64, len64);
+  if (c < 0) return c;
   const ioas = getIoas(ctx, v.num('ioas_id'));
   if (typeof ioas === 'number') return ioas;
   const fixed = (flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
@@ -106,6 +121,95 @@ export function mapUserPages(ctx: IommufdCtx, ioas: Ioas, proc: Process, uptr64:
   const mode = proc.capIpcLock ? 'none' : ctx.accountMode;
   const pages = new Pages(proc, uptr, length, (prot & IOMMU_WRITE) !== 0, mode, ctx.host.platform.faults);
   return ioas.iopt.mapPieces([{ pages, startByte: uptr - pages.va, length }], iova, prot);
+}
+
+/**
+ * iommufd_ioas_map_file(): flags as IOAS_MAP (-EOPNOTSUPP), iova or length
+ * of ULONG_MAX -EOVERFLOW, no READABLE/WRITEABLE -EINVAL, the IOAS
+ * (-ENOENT); then iopt_map_file_pages(): length 0 -EINVAL, start + length
+ * wrapping -EOVERFLOW, no such fd -EBADF. Any file is taken; only pinning
+ * (now if the IOAS has a domain, else when one comes) needs a memfd and the
+ * range within its size (memfd_pin_folios: -EINVAL). The pages hold the
+ * file and are charged to the caller.
+ */
+export function ioasMapFile(ctx: IommufdCtx, v: View<typeof iommu_ioas_map_file>, respond: Respond, proc: Process): number {
+  const flags = v.num('flags');
+  const iova64 = v.big('iova');
+  const len64 = v.big('length');
+  const c = checkMapArgs(flags, iova64, len64);
+  if (c < 0) return c;
+  const ioas = getIoas(ctx, v.num('ioas_id'));
+  if (typeof ioas === 'number') return ioas;
+  const start64 = v.big('start');
+  if (len64 === 0n) return -EINVAL;
+  if (start64 + len64 - 1n > ULONG_MAX) return -EOVERFLOW;
+  const file = proc.file(v.num('fd'));
+  if (file === undefined) return -EBADF;
+  const start = fit(start64);
+  const length = fit(len64);
+  if (start === undefined || length === undefined || start + length > IOVA_MAX) return -EOVERFLOW;
+  let iova: number | undefined;
+  if ((flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0) {
+    iova = fit(iova64);
+    if (iova === undefined || iova + length - 1 > IOVA_MAX) return -EOVERFLOW;
+  }
+  const files = ctx.host.files;
+  files.get(file);
+  const mode = proc.capIpcLock ? 'none' : ctx.accountMode;
+  const prot = protOf(flags);
+  const pages = new Pages(proc, start, length, (prot & IOMMU_WRITE) !== 0, mode, ctx.host.platform.faults, { kind: 'file', file, release: () => files.put(file) });
+  const at = ioas.iopt.mapPieces([{ pages, startByte: start - pages.va, length }], iova, prot);
+  if (at < 0) {
+    pages.released();
+    return at;
+  }
+  v.setBig('iova', at);
+  const r = respond();
+  if (r < 0) ioas.iopt.unmapRange(at, at + length - 1);
+  else ctx.host.platform.tracer.trace('iommufd.map', 'iommufd', { ioas: ioas.id, iova: at, length, uptr: start, compat: false });
+  return r;
+}
+
+/**
+ * iommufd_ioas_change_process(): every area of every IOAS must map a file
+ * (-EINVAL otherwise; nothing changes); the pinned pages of each pages
+ * object whose owner is not the caller (need_charge_update: the mm, and in
+ * user mode also the user_struct) are charged to the caller first, per
+ * accounting mode (charge_current: -ENOMEM over its RLIMIT_MEMLOCK, nothing
+ * changed), then uncharged from the old owner; every pages object then
+ * belongs to the caller (change_mm). As in Linux, pages the old owner pinned
+ * without accounting (CAP_IPC_LOCK) keep their pinned_vm on the old mm.
+ */
+export function ioasChangeProcess(ctx: IommufdCtx, v: View<typeof iommu_ioas_change_process>, proc: Process): number {
+  if (v.num('__reserved') !== 0) return -EOPNOTSUPP;
+  const all = new Set<Pages>();
+  for (const o of ctx.objects.values()) {
+    if (!(o instanceof Ioas)) continue;
+    for (const n of o.iopt.areas.all()) {
+      if (n.value.pages.source.kind !== 'file') return -EINVAL;
+      all.add(n.value.pages);
+    }
+  }
+  const moving = [...all].filter((p) => p.accountMode !== 'none' && (p.proc.mm !== proc.mm || (p.accountMode === 'user' && p.proc.user !== proc.user)));
+  let user = 0;
+  let mm = 0;
+  for (const p of moving) {
+    if (p.accountMode === 'user') user += p.npinned;
+    else mm += p.npinned;
+  }
+  if (user > 0 && proc.user.charge(user, proc.memlockLimit) < 0) return -ENOMEM;
+  if (mm > 0 && accountLockedVm(proc, mm, true) < 0) {
+    if (user > 0) proc.user.uncharge(user);
+    return -ENOMEM;
+  }
+  proc.mm.pinnedVm += user + mm;
+  for (const p of moving) {
+    if (p.accountMode === 'user') p.proc.user.uncharge(p.npinned);
+    else accountLockedVm(p.proc, p.npinned, false);
+    p.proc.mm.pinnedVm -= p.npinned;
+  }
+  for (const p of all) p.proc = proc;
+  return 0;
 }
 
 export function ioasCopy(ctx: IommufdCtx, v: View<typeof iommu_ioas_copy>, respond: Respond): number {

@@ -8,7 +8,7 @@
  * setCdevIommufdOps().
  */
 import { IOMMUFD_INJECTION_POINTS } from './points.ts';
-import { E2BIG, EBADF, EBUSY, EFAULT, EINVAL, ENOTTY, EOPNOTSUPP } from '../uapi/errno.ts';
+import { EBADF, EBUSY, EFAULT, EINVAL, ENOTTY, EOPNOTSUPP } from '../uapi/errno.ts';
 import type { Host } from '../host/host.ts';
 import type { Process } from '../host/process.ts';
 import type { OpenFile } from '../host/vfs.ts';
@@ -49,7 +49,6 @@ import {
   iommu_option,
   iommu_vfio_ioas,
   vfio_device_attach_iommufd_pt,
-  vfio_device_bind_iommufd,
   vfio_device_detach_iommufd_pt,
 } from '../uapi/iommufd.ts';
 import { StructView, type StructDef } from '../uapi/struct.ts';
@@ -57,7 +56,7 @@ import { VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_DETACH_IOMMUFD_PT } from '..
 import type { VfioDeviceFile } from '../vfio/device-file.ts';
 import type { VfioPciDevice } from '../vfio/vfio-pci.ts';
 import { setCdevIommufdOps } from '../vfio/module.ts';
-import { UserArg } from '../vfio/user-arg.ts';
+import { copyStructFromUser, UserArg } from '../vfio/user-arg.ts';
 import { attachDevice, bindDevice, detachDevice, getHwInfo, hwptAlloc, unbindDevice } from './device.ts';
 import { EBADFD, ENOMEM } from '../uapi/errno.ts';
 import { injectedErrno } from './points.ts';
@@ -67,11 +66,13 @@ import { vfioModule } from '../vfio/module.ts';
 import { FaultFile, FaultQueue } from './fault.ts';
 import { getDirtyBitmap, hwptInvalidate, setDirtyTracking } from './hwpt.ts';
 import { IOMMU_VDEVICE_ALLOC, IOMMU_VIOMMU_ALLOC, iommu_vdevice_alloc, iommu_viommu_alloc } from '../uapi/iommufd.ts';
-import { vdeviceAlloc, viommuAlloc } from './viommu.ts';
+import { hwQueueAlloc, vdeviceAlloc, viommuAlloc } from './viommu.ts';
+import { IOMMU_HW_QUEUE_ALLOC, IOMMU_IOAS_NOIOMMU_GET_PA, iommu_hw_queue_alloc, iommu_ioas_noiommu_get_pa } from '../uapi/iommufd.ts';
 import { IOMMU_VEVENTQ_ALLOC, iommu_veventq_alloc } from '../uapi/iommufd.ts';
 import { veventqAlloc } from './veventq.ts';
 import { installEventq } from './eventq-file.ts';
-import { ioasAlloc, ioasAllowIovas, ioasCopy, ioasIovaRanges, ioasMap, ioasUnmap, option, type Respond } from './ioas.ts';
+import { ioasAlloc, ioasAllowIovas, ioasChangeProcess, ioasCopy, ioasIovaRanges, ioasMap, ioasMapFile, ioasUnmap, option, type Respond } from './ioas.ts';
+import { IOMMU_IOAS_CHANGE_PROCESS, IOMMU_IOAS_MAP_FILE, iommu_ioas_change_process, iommu_ioas_map_file } from '../uapi/iommufd.ts';
 import { Ioas, IommufdCtx, type IommufdDevice } from './objects.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -98,7 +99,7 @@ const OPS = new Map<number, Op>([
   [IOMMU_IOAS_UNMAP, { def: iommu_ioas_unmap, min: end(iommu_ioas_unmap, 'length'), run: (c, v, r) => ioasUnmap(c, v, r) }],
   [IOMMU_OPTION, { def: iommu_option, min: end(iommu_option, 'val64'), run: (c, v, r, p) => option(c, v, r, p) }],
   [IOMMU_VFIO_IOAS, { def: iommu_vfio_ioas, min: end(iommu_vfio_ioas, '__reserved'), run: (c, v, r) => vfioIoas(c, v, r) }],
-  [IOMMU_HWPT_ALLOC, { def: iommu_hwpt_alloc, min: end(iommu_hwpt_alloc, 'data_uptr'), run: (c, v, r, p) => hwptAlloc(c, v, r, p) }],
+  [IOMMU_HWPT_ALLOC, { def: iommu_hwpt_alloc, min: end(iommu_hwpt_alloc, '__reserved'), run: (c, v, r, p) => hwptAlloc(c, v, r, p) }],
   [IOMMU_GET_HW_INFO, { def: iommu_hw_info, min: end(iommu_hw_info, '__reserved'), run: (c, v, r, p) => getHwInfo(c, v, r, p) }],
   [IOMMU_HWPT_SET_DIRTY_TRACKING, { def: iommu_hwpt_set_dirty_tracking, min: end(iommu_hwpt_set_dirty_tracking, '__reserved'), run: (c, v, r) => setDirtyTracking(c, v, r) }],
   [IOMMU_HWPT_GET_DIRTY_BITMAP, { def: iommu_hwpt_get_dirty_bitmap, min: end(iommu_hwpt_get_dirty_bitmap, 'data'), run: (c, v, r, p) => getDirtyBitmap(c, v, r, p) }],
@@ -107,7 +108,17 @@ const OPS = new Map<number, Op>([
   [IOMMU_VIOMMU_ALLOC, { def: iommu_viommu_alloc, min: end(iommu_viommu_alloc, 'out_viommu_id'), run: (c, v, r) => viommuAlloc(c, v, r) }],
   [IOMMU_VDEVICE_ALLOC, { def: iommu_vdevice_alloc, min: end(iommu_vdevice_alloc, 'virt_id'), run: (c, v, r) => vdeviceAlloc(c, v, r) }],
   [IOMMU_VEVENTQ_ALLOC, { def: iommu_veventq_alloc, min: end(iommu_veventq_alloc, 'out_veventq_fd'), run: (c, v, r, p) => veventqAlloc(c, v, r, p) }],
+  [IOMMU_IOAS_MAP_FILE, { def: iommu_ioas_map_file, min: end(iommu_ioas_map_file, 'iova'), run: (c, v, r, p) => ioasMapFile(c, v, r, p) }],
+  [IOMMU_IOAS_CHANGE_PROCESS, { def: iommu_ioas_change_process, min: end(iommu_ioas_change_process, '__reserved'), run: (c, v, _r, p) => ioasChangeProcess(c, v, p) }],
+  [IOMMU_HW_QUEUE_ALLOC, { def: iommu_hw_queue_alloc, min: end(iommu_hw_queue_alloc, 'length'), run: (c, v) => hwQueueAlloc(c, v) }],
+  // iommufd_ioas_noiommu_get_pa() exists only with CONFIG_IOMMUFD_NOIOMMU (VFIO_NOIOMMU + VFIO_DEVICE_CDEV); without it -EOPNOTSUPP.
+  [IOMMU_IOAS_NOIOMMU_GET_PA, { def: iommu_ioas_noiommu_get_pa, min: end(iommu_ioas_noiommu_get_pa, 'out_phys'), run: () => -EOPNOTSUPP }],
 ]);
+
+/** Each command's struct size and minimum size, as the table states them (main.c's iommufd_ioctl_ops). */
+export function iommufdCommandSizes(): Map<number, { size: number; min: number }> {
+  return new Map([...OPS].map(([req, op]) => [req, { size: op.def.size, min: op.min }]));
+}
 
 /** IOMMU_DESTROY: -ENOENT for an unknown ID, -EBUSY while anything holds the object. */
 function destroy(ctx: IommufdCtx, id: number): number {
@@ -171,15 +182,8 @@ export class IommufdFile implements OpenFile {
     const size = new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true);
     if (size < op.min) return -EINVAL;
     const k = op.def.size;
-    const got = u.read(0, Math.min(size, k));
-    if (typeof got === 'number') return got;
-    if (size > k) {
-      const tail = u.read(k, size - k);
-      if (typeof tail === 'number') return tail;
-      if (tail.some((b) => b !== 0)) return -E2BIG;
-    }
-    const buf = new Uint8Array(k);
-    buf.set(got);
+    const buf = copyStructFromUser(u, k, size);
+    if (typeof buf === 'number') return buf;
     const v = new StructView(op.def, buf);
     const respond = (): number => (u.write(0, buf.subarray(0, Math.min(size, k))) < 0 ? -EFAULT : 0);
     return op.run(this.ctx, v, respond, proc);
@@ -268,27 +272,20 @@ export function registerIommufd(host: Host): void {
       groupBound.delete(file.dev);
       unbindDevice(dev);
     },
-    bind(file, arg, proc) {
-      const u = UserArg.of(arg, proc);
-      if (typeof u === 'number') return u;
-      const minsz = end(vfio_device_bind_iommufd, 'out_devid');
-      const b = u.read(0, minsz);
-      if (typeof b === 'number') return b;
-      const v = new StructView(vfio_device_bind_iommufd, b);
-      // vfio_df_ioctl_bind_iommufd(): argsz, flags and a negative fd are -EINVAL before the fd is looked up.
-      if (v.num('argsz') < minsz || v.num('flags') !== 0 || v.num('iommufd') < 0 || v.num('iommufd') >= 2 ** 31) return -EINVAL;
-      const f = proc.file(v.num('iommufd'));
+    bind(file, iommufd, proc, open) {
+      // iommufd_ctx_from_fd(): -EBADF for no file, -EBADFD for one that is not an iommufd.
+      const f = proc.file(iommufd);
       if (f === undefined) return -EBADF;
       if (!(f instanceof IommufdFile)) return -EBADFD;
+      const o = open();
+      if (o < 0) return o;
       const dev = bindDevice(f.ctx, file);
-      if (typeof dev === 'number') return dev;
-      v.setNum('out_devid', dev.id);
-      if (u.write(12, b.subarray(12, 16)) < 0) {
-        unbindDevice(dev);
-        return -EFAULT;
+      if (typeof dev === 'number') {
+        file.dev.close();
+        return dev;
       }
       bound.set(file, dev);
-      return 0;
+      return dev.id;
     },
     ioctl(file, request, arg, proc) {
       const dev = bound.get(file);

@@ -44,6 +44,11 @@ export class Ioas extends IommufdObject {
 export abstract class Hwpt extends IommufdObject {
   abstract readonly domain: IommuDomain;
   fault: FaultQueue | undefined;
+  /**
+   * Allocated with IOMMU_HWPT_ALLOC_PASID (hwpt->pasid_compat): only such a
+   * HWPT takes PASIDs, and the RID must sit on one while PASIDs are attached.
+   */
+  pasidCompat = false;
   /** The IOAS whose reserved ranges attached devices must respect. */
   abstract get ioas(): Ioas;
 }

@@ -4,9 +4,10 @@
  * user VA range shared by every area mapping part of it, pinned and charged
  * page by page while an area covering the page sits in an IOAS with a domain.
  */
-import { EFAULT, ENOMEM } from '../uapi/errno.ts';
+import { EFAULT, EINVAL, ENOMEM } from '../uapi/errno.ts';
 import { accountLockedVm, pinUserPages, unpinUserPages, type PinnedPages } from '../host/pin.ts';
 import type { Process } from '../host/process.ts';
+import type { OpenFile } from '../host/vfs.ts';
 import type { FaultInjector } from '../fault/injector.ts';
 import { injectedErrno, type IommufdInjectionPointName } from './points.ts';
 import type { IntervalNode } from './interval-tree.ts';
@@ -21,6 +22,14 @@ export const HPAGE = 2 ** 21;
 export const IOVA_MAX = Number.MAX_SAFE_INTEGER;
 
 export type AccountMode = 'none' | 'user' | 'mm';
+
+/**
+ * Where the pages come from (iopt_pages->type): the mapping process's memory
+ * (IOPT_ADDRESS_USER, pinned with pin_user_pages), or a file
+ * (IOPT_ADDRESS_FILE: IOMMU_IOAS_MAP_FILE; pinned from the page cache with
+ * memfd_pin_folios, the pages object holding the file).
+ */
+export type PagesSource = { kind: 'user' } | { kind: 'file'; file: OpenFile; release(): void };
 
 /**
  * A user VA range to be pinned (struct iopt_pages): shared by every area that
@@ -45,14 +54,19 @@ export class Pages implements PinnedPages {
   areaRefs = 0;
 
   constructor(
-    readonly proc: Process,
-    /** The user address as given (iopt_pages.uptr). */
+    /**
+     * The process the pages are charged to and pinned for (pages->source_task,
+     * source_mm, source_user); IOMMU_IOAS_CHANGE_PROCESS moves it.
+     */
+    public proc: Process,
+    /** The user address as given (iopt_pages.uptr), or for a file the byte offset in it. */
     readonly uptr: number,
     readonly length: number,
     readonly writable: boolean,
     readonly accountMode: AccountMode,
     /** The machine's injection points ('iommufd.pin', 'iommufd.account'), if any. */
     private readonly faults?: FaultInjector,
+    readonly source: PagesSource = { kind: 'user' },
   ) {
     this.va = uptr - (uptr % PAGE);
     this.count = Math.ceil((uptr + length - this.va) / PAGE);
@@ -86,6 +100,11 @@ export class Pages implements PinnedPages {
     return out;
   }
 
+  /** The last area let go of the pages: a file's pages object lets go of the file (iopt_release_pages). */
+  released(): void {
+    if (this.source.kind === 'file') this.source.release();
+  }
+
   private charge(npages: number): number {
     if (this.accountMode === 'user') return this.proc.user.charge(npages, this.proc.memlockLimit);
     // IOPT_PAGES_ACCOUNT_MM: __account_locked_vm() on the mm, as VFIO charges.
@@ -112,9 +131,9 @@ export class Pages implements PinnedPages {
         rc = -EFAULT;
         break;
       }
-      const p = pinUserPages(this.proc.mm, this.va + i * PAGE, k, this.writable);
+      const p = this.source.kind === 'file' ? this.pinFile(i, k) : pinUserPages(this.proc.mm, this.va + i * PAGE, k, this.writable);
       if (typeof p === 'number') {
-        rc = p === -ENOMEM ? -ENOMEM : -EFAULT;
+        rc = p === -ENOMEM || p === -EINVAL ? p : -EFAULT;
         break;
       }
       this.pas.set(p.pas, i);
@@ -130,6 +149,32 @@ export class Pages implements PinnedPages {
     for (let i = from; i < from + n; i++) this.pinCounts[i]!++;
     this.npinned += fresh;
     return 0;
+  }
+
+  /**
+   * pin_memfd_pages() -> memfd_pin_folios(): pages [i, i+k) of the file from
+   * its page cache, allocated there if need be; a file that is no memfd, or
+   * a range reaching past its size, is -EINVAL. Counted in the source mm's
+   * pinned_vm as iommufd does for every pin.
+   */
+  private pinFile(i: number, k: number): PinnedPages | number {
+    const cache = this.source.kind === 'file' ? this.source.file.pageCache : undefined;
+    if (cache === undefined) return -EINVAL;
+    const start = this.va + i * PAGE;
+    if (start + k * PAGE - 1 >= cache.size) return -EINVAL;
+    const mm = this.proc.mm;
+    const pas = new Float64Array(k);
+    for (let j = 0; j < k; j++) {
+      const head = cache.page(start / PAGE + j);
+      if (head < 0) {
+        for (let u = 0; u < j; u++) mm.pages.unpin(pas[u]!);
+        return head === -ENOMEM ? -ENOMEM : -EINVAL;
+      }
+      mm.pages.pin(head);
+      pas[j] = head;
+    }
+    mm.pinnedVm += k;
+    return { va: start, count: k, pas, heads: pas };
   }
 
   /** Drop a pin reference on pages [from, from+n): pages no area needs any more are unpinned and uncharged. */

@@ -12,12 +12,13 @@
  * kernel then keeps the vDEVICE's ID as a tombstone until the fd closes,
  * here the ID is simply freed.
  */
-import { EEXIST, EFAULT, EINVAL, EOPNOTSUPP } from '../uapi/errno.ts';
+import { EEXIST, EFAULT, EINVAL, EOPNOTSUPP, EOVERFLOW } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import { IommuDomain } from '../iommu-core/domain.ts';
 import type { DriverViommu, IommuDriver } from '../iommu-core/types.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
-import { IOMMU_HWPT_FAULT_ID_VALID, IOMMU_VIOMMU_TYPE_DEFAULT, type iommu_hwpt_alloc, type iommu_vdevice_alloc, type iommu_viommu_alloc } from '../uapi/iommufd.ts';
+import { IOMMU_HW_QUEUE_TYPE_DEFAULT, IOMMU_HWPT_ALLOC_PASID, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_VIOMMU_TYPE_DEFAULT, type iommu_hw_queue_alloc, type iommu_hwpt_alloc, type iommu_vdevice_alloc, type iommu_viommu_alloc } from '../uapi/iommufd.ts';
+import { U64_MAX } from '../uapi/struct.ts';
 import type { StructView } from '../uapi/struct.ts';
 import type { Respond } from './ioas.ts';
 import { HwptNested, HwptPaging, IommufdDevice, IommufdObject, type IommufdCtx } from './objects.ts';
@@ -141,7 +142,7 @@ export function destroyVdeviceOf(idev: IommufdDevice): void {
 }
 
 /**
- * iommufd_viommu_alloc_hwpt_nested(): only FAULT_ID_VALID among the flags,
+ * iommufd_viommu_alloc_hwpt_nested(): only FAULT_ID_VALID and ALLOC_PASID among the flags,
  * vendor data required (-EOPNOTSUPP), the device behind the same IOMMU as
  * the vIOMMU (-EINVAL); the driver checks the data.
  */
@@ -150,7 +151,7 @@ export function viommuHwptAlloc(
 ): ViommuHwptNested | number {
   if (ctx.host.iommu.driverOf(idev.fn) !== viommu.iommu) return -EINVAL;
   const flags = v.num('flags');
-  if ((flags & ~IOMMU_HWPT_FAULT_ID_VALID) !== 0) return -EOPNOTSUPP;
+  if ((flags & ~(IOMMU_HWPT_FAULT_ID_VALID | IOMMU_HWPT_ALLOC_PASID)) !== 0) return -EOPNOTSUPP;
   const len = v.num('data_len');
   if (len === 0) return -EOPNOTSUPP;
   const data = proc.copyFromUser(v.big('data_uptr'), len);
@@ -159,4 +160,25 @@ export function viommuHwptAlloc(
   if (typeof d === 'number') return d;
   viommu.refs++;
   return ctx.add(new ViommuHwptNested(new IommuDomain(d), viommu));
+}
+
+type HwQueueView = StructView<keyof typeof iommu_hw_queue_alloc.fields>;
+
+/**
+ * iommufd_hw_queue_alloc_ioctl(): flags or IOMMU_HW_QUEUE_TYPE_DEFAULT
+ * -EOPNOTSUPP, length 0 -EINVAL, base + length wrapping -EOVERFLOW, not a
+ * vIOMMU -ENOENT, a vIOMMU without a queue of that type -EOPNOTSUPP. No
+ * emulated IOMMU has hardware queues (the Tegra241 CMDQV extension of SMMUv3
+ * is not modelled), so nothing gets past that.
+ */
+export function hwQueueAlloc(ctx: IommufdCtx, v: HwQueueView): number {
+  if (v.num('flags') !== 0 || v.num('type') === IOMMU_HW_QUEUE_TYPE_DEFAULT) return -EOPNOTSUPP;
+  const length = v.big('length');
+  if (length === 0n) return -EINVAL;
+  if (v.big('nesting_parent_iova') + length - 1n > U64_MAX) return -EOVERFLOW;
+  const viommu = ctx.get<Viommu>(v.num('viommu_id'), 'viommu');
+  if (typeof viommu === 'number') return viommu;
+  if ((viommu.driver.hwQueueSize?.(v.num('type')) ?? 0) === 0) return -EOPNOTSUPP;
+  // A driver with hardware queues would pin the guest queue (iommufd_hw_queue_alloc_phys) here.
+  return -EOPNOTSUPP;
 }

@@ -33,6 +33,8 @@ export const IOMMU_VIOMMU_ALLOC = iommufdIo(16);
 export const IOMMU_VDEVICE_ALLOC = iommufdIo(17);
 export const IOMMU_IOAS_CHANGE_PROCESS = iommufdIo(18);
 export const IOMMU_VEVENTQ_ALLOC = iommufdIo(19);
+export const IOMMU_HW_QUEUE_ALLOC = iommufdIo(20);
+export const IOMMU_IOAS_NOIOMMU_GET_PA = iommufdIo(21);
 
 // --- Flags and enums (iommufd.h) ---------------------------------------------------
 /** enum iommufd_ioas_map_flags */
@@ -62,6 +64,10 @@ export const IOMMU_HWPT_DATA_ARM_SMMUV3 = 2;
 export const IOMMU_HW_INFO_TYPE_NONE = 0;
 export const IOMMU_HW_INFO_TYPE_INTEL_VTD = 1;
 export const IOMMU_HW_INFO_TYPE_ARM_SMMUV3 = 2;
+/** enum iommufd_hw_info_flags: in_data_type (sharing out_data_type's field) asks for a given type */
+export const IOMMU_HW_INFO_FLAG_INPUT_TYPE = 1 << 0;
+/** IOMMU_HW_INFO_TYPE_DEFAULT: as input, whatever the IOMMU has (the same value as TYPE_NONE) */
+export const IOMMU_HW_INFO_TYPE_DEFAULT = 0;
 /** enum iommufd_hw_capabilities */
 export const IOMMU_HW_CAP_DIRTY_TRACKING = 1 << 0;
 export const IOMMU_HW_CAP_PCI_PASID_EXEC = 1 << 1;
@@ -73,6 +79,12 @@ export const IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR = 1;
 /** enum iommu_hwpt_pgfault_flags */
 export const IOMMU_PGFAULT_FLAGS_PASID_VALID = 1 << 0;
 export const IOMMU_PGFAULT_FLAGS_LAST_PAGE = 1 << 1;
+/**
+ * IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID (include/linux/iommu.h, iommu_fault_page_request.flags):
+ * not in the uapi enum, but iommufd copies the driver's flags into the record, so VT-d requests
+ * that carried a PASID show it.
+ */
+export const IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID = 1 << 3;
 /** enum iommu_hwpt_pgfault_perm */
 export const IOMMU_PGFAULT_PERM_READ = 1 << 0;
 export const IOMMU_PGFAULT_PERM_WRITE = 1 << 1;
@@ -169,7 +181,7 @@ export const iommu_vfio_ioas = defineStruct('iommu_vfio_ioas', [
   ['__reserved', 'u16'],
 ]);
 
-/** struct iommu_hwpt_alloc (fault_id/__reserved2 appended in v6.11; the minimum size ends at data_uptr) */
+/** struct iommu_hwpt_alloc (data_* appended in v6.7, fault_id/__reserved2 in v6.11; the minimum size ends at __reserved) */
 export const iommu_hwpt_alloc = defineStruct('iommu_hwpt_alloc', [
   ['size', 'u32'],
   ['flags', 'u32'],
@@ -256,13 +268,16 @@ export const iommu_fault_alloc = defineStruct('iommu_fault_alloc', [
 ]);
 
 // --- VFIO cdev structs that talk to iommufd (vfio.h) ------------------------------------
-/** struct vfio_device_bind_iommufd (minsz ends at out_devid) */
+/** struct vfio_device_bind_iommufd (minsz ends at out_devid; token_uuid_ptr appended in v6.17) */
 export const vfio_device_bind_iommufd = defineStruct('vfio_device_bind_iommufd', [
   ['argsz', 'u32'],
   ['flags', 'u32'],
   ['iommufd', 's32'],
   ['out_devid', 'u32'],
+  ['token_uuid_ptr', 'u64'],
 ]);
+/** VFIO_DEVICE_BIND_FLAG_TOKEN: token_uuid_ptr points to the 16-byte VF token (VFIO_DEVICE_FEATURE_PCI_VF_TOKEN's format) */
+export const VFIO_DEVICE_BIND_FLAG_TOKEN = 1 << 0;
 
 /** struct vfio_device_attach_iommufd_pt (minsz ends at pt_id; pasid read with VFIO_DEVICE_ATTACH_PASID) */
 export const vfio_device_attach_iommufd_pt = defineStruct('vfio_device_attach_iommufd_pt', [
@@ -359,5 +374,50 @@ export const iommu_veventq_alloc = defineStruct('iommu_veventq_alloc', [
   ['veventq_depth', 'u32'],
   ['out_veventq_id', 'u32'],
   ['out_veventq_fd', 'u32'],
+  ['__reserved', 'u32'],
+]);
+
+// --- Hardware queues, live update, no-IOMMU (iommufd.h, v6.13 - 7.3) ---------------------
+/** enum iommu_hw_queue_type */
+export const IOMMU_HW_QUEUE_TYPE_DEFAULT = 0;
+export const IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV = 1;
+
+/** struct iommu_hw_queue_alloc (the minimum size ends at length) */
+export const iommu_hw_queue_alloc = defineStruct('iommu_hw_queue_alloc', [
+  ['size', 'u32'],
+  ['flags', 'u32'],
+  ['viommu_id', 'u32'],
+  ['type', 'u32'],
+  ['index', 'u32'],
+  ['out_hw_queue_id', 'u32'],
+  ['nesting_parent_iova', 'u64'],
+  ['length', 'u64'],
+]);
+
+/** struct iommu_ioas_noiommu_get_pa (the minimum size ends at out_phys) */
+export const iommu_ioas_noiommu_get_pa = defineStruct('iommu_ioas_noiommu_get_pa', [
+  ['size', 'u32'],
+  ['flags', 'u32'],
+  ['ioas_id', 'u32'],
+  ['__reserved', 'u32'],
+  ['iova', 'u64'],
+  ['length', 'u64'],
+  ['out_phys', 'u64'],
+]);
+
+/** struct iommu_ioas_map_file (the minimum size ends at iova): IOMMU_IOAS_MAP from a memfd */
+export const iommu_ioas_map_file = defineStruct('iommu_ioas_map_file', [
+  ['size', 'u32'],
+  ['flags', 'u32'],
+  ['ioas_id', 'u32'],
+  ['fd', 's32'],
+  ['start', 'u64'],
+  ['length', 'u64'],
+  ['iova', 'u64'],
+]);
+
+/** struct iommu_ioas_change_process (the minimum size ends at __reserved) */
+export const iommu_ioas_change_process = defineStruct('iommu_ioas_change_process', [
+  ['size', 'u32'],
   ['__reserved', 'u32'],
 ]);

@@ -1,4 +1,5 @@
-import { EBUSY, EINVAL, ENODEV, ENOMEM } from '../uapi/errno.ts';
+import { EBUSY, EINVAL, ENOMEM } from '../uapi/errno.ts';
+import { bindIommufdIoctl } from './cdev-bind.ts';
 import type { Process } from '../host/process.ts';
 import type { DeviceNode, FileMapping, OpenFile } from '../host/vfs.ts';
 import { VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_DETACH_IOMMUFD_PT } from '../uapi/vfio.ts';
@@ -34,18 +35,8 @@ export class VfioDeviceFile implements OpenFile {
     if (this.kind === 'cdev') {
       const ops = this.dev.mod.cdevOps;
       if (request === VFIO_DEVICE_BIND_IOMMUFD) {
-        if (this.accessGranted) return -EINVAL;
-        if (ops === undefined) return -ENODEV;
-        // vfio_df_open(): only the group path may open a device more than once.
-        if (this.dev.openCount > 0) return -EINVAL;
-        const open = this.dev.open();
-        if (open < 0) return open;
-        const r = ops.bind(this, arg, proc);
-        if (r < 0) {
-          this.dev.close();
-          return r;
-        }
-        this.accessGranted = true;
+        const r = bindIommufdIoctl(this, ops, arg, proc);
+        if (r === 0) this.accessGranted = true;
         return r;
       }
       if (!this.accessGranted) return -EINVAL;

@@ -1,5 +1,5 @@
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from '../iommu-core/io-pgtable.ts';
-import { EEXIST, EFAULT, EINVAL, ENOENT, ENOMEM, ENOSPC } from '../uapi/errno.ts';
+import { EEXIST, EFAULT, EINVAL, ENOENT, ENOMEM, ENOSPC, EOVERFLOW } from '../uapi/errno.ts';
 import { accountLockedVm, contiguousRuns, pinUserPages, unpinUserPages } from '../host/pin.ts';
 import type { Process } from '../host/process.ts';
 import { VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_VADDR, VFIO_DMA_MAP_FLAG_WRITE } from '../uapi/vfio.ts';
@@ -21,15 +21,16 @@ const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
  * leaves no pins, no IOMMU entries and no locked-memory charge behind.
  */
 export function doMap(iommu: VfioIommu, proc: Process, flags: number, vaddr: bigint, iova: bigint, size: bigint): number {
+  if (size === 0n) return -EINVAL;
+  // check_add_overflow(iova, size - 1) and (vaddr, size - 1): a range wrapping u64 is -EOVERFLOW.
+  if (iova + size - 1n >= U64_LIMIT || vaddr + size - 1n >= U64_LIMIT) return -EOVERFLOW;
   const setVaddr = (flags & VFIO_DMA_MAP_FLAG_VADDR) !== 0;
   let prot = 0;
   if (flags & VFIO_DMA_MAP_FLAG_WRITE) prot |= IOMMU_WRITE;
   if (flags & VFIO_DMA_MAP_FLAG_READ) prot |= IOMMU_READ;
   if ((prot !== 0 && setVaddr) || (prot === 0 && !setVaddr)) return -EINVAL;
   const mask = BigInt(iommu.minPageSize - 1);
-  if (size === 0n || ((size | iova | vaddr) & mask) !== 0n) return -EINVAL;
-  // Don't allow IOVA or virtual address wrap.
-  if (iova + size - 1n >= U64_LIMIT || vaddr + size - 1n >= U64_LIMIT) return -EINVAL;
+  if (((size | iova | vaddr) & mask) !== 0n) return -EINVAL;
   // IOVAs past 2^53 cannot be mapped here: no mapping can exist there and none is valid.
   const addressable = iova + size <= SAFE;
   const dma = addressable ? iommu.dmas.find(Number(iova), Number(size)) : undefined;
@@ -42,7 +43,6 @@ export function doMap(iommu: VfioIommu, proc: Process, flags: number, vaddr: big
     dma.vaddr = Number(vaddr);
     dma.vaddrInvalid = false;
     iommu.vaddrInvalidCount--;
-    if (iommu.vaddrInvalidCount === 0) iommu.wakeVaddrWaiters();
     return 0;
   }
   if (dma !== undefined) return -EEXIST;
@@ -203,10 +203,7 @@ export function removeDma(iommu: VfioIommu, dma: VfioDma): void {
   unmapUnpin(iommu, dma);
   iommu.dmas.remove(dma);
   dma.bitmap = false;
-  if (dma.vaddrInvalid) {
-    iommu.vaddrInvalidCount--;
-    if (iommu.vaddrInvalidCount === 0) iommu.wakeVaddrWaiters();
-  }
+  if (dma.vaddrInvalid) iommu.vaddrInvalidCount--;
   iommu.dmaAvail++;
   iommu.host.platform.tracer.trace('vfio.unmap', 'vfio', { iova: dma.iova, size: dma.size });
 }

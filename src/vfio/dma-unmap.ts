@@ -1,4 +1,4 @@
-import { EINVAL } from '../uapi/errno.ts';
+import { EINVAL, EOVERFLOW } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import { VFIO_DMA_UNMAP_FLAG_ALL, VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, VFIO_DMA_UNMAP_FLAG_VADDR } from '../uapi/vfio.ts';
 import { probeBitmap, writeDmaBits } from './dirty.ts';
@@ -34,8 +34,10 @@ export function doUnmap(iommu: VfioIommu, proc: Process, flags: number, iova: bi
   if (unmapAll) {
     if (iova !== 0n || size !== 0n) return [-EINVAL, 0];
     size = U64_MAX;
-  } else if (size === 0n || (size & mask) !== 0n || iova + size - 1n > U64_MAX) {
-    return [-EINVAL, 0];
+  } else {
+    if (size === 0n || (size & mask) !== 0n) return [-EINVAL, 0];
+    // check_add_overflow(iova, size - 1, &iova_end)
+    if (iova + size - 1n > U64_MAX) return [-EOVERFLOW, 0];
   }
   if (wantBitmap && (!iommu.dirtyTracking || bitmap === undefined || bitmap.pgsize !== BigInt(pgsize))) return [-EINVAL, 0];
   // Mappings live below 2^53; clip the range there for lookups.

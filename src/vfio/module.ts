@@ -36,8 +36,12 @@ export interface GroupIommufd {
  * every other ioctl on it is -EINVAL, as in Linux.
  */
 export interface CdevIommufdOps {
-  /** VFIO_DEVICE_BIND_IOMMUFD: 0 grants the file access to the device, or -errno. */
-  bind(file: VfioDeviceFile, arg: Uint8Array | number, proc: Process): number;
+  /**
+   * VFIO_DEVICE_BIND_IOMMUFD once VFIO has checked its struct (cdev-bind.ts):
+   * the iommufd behind `iommufd` (iommufd_ctx_from_fd), then `open` (vfio_df_open),
+   * then iommufd_device_bind. The device ID, or -errno with the device closed again.
+   */
+  bind(file: VfioDeviceFile, iommufd: number, proc: Process, open: () => number): number;
   /** ATTACH/DETACH_IOMMUFD_PT and anything else iommufd owns on the cdev. */
   ioctl?(file: VfioDeviceFile, request: number, arg: Uint8Array | number, proc: Process): number;
   /** The bound file is closing. */

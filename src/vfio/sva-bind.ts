@@ -1,5 +1,5 @@
 import { EINVAL, ENOMEM, EPERM, ESRCH } from '../uapi/errno.ts';
-import type { Mm, MmuNotifier } from '../host/mm.ts';
+import type { Mm } from '../host/mm.ts';
 import type { Process } from '../host/process.ts';
 import type { SvaHandle } from '../iommu-core/sva.ts';
 import { injectedErrno } from './faults.ts';
@@ -12,7 +12,6 @@ interface VfioMm {
   pasid: number;
   /** The bonds, per group (one device per group). */
   handles: Map<Type1Group, SvaHandle[]>;
-  notifier: MmuNotifier;
 }
 
 /**
@@ -21,7 +20,10 @@ interface VfioMm {
  * them: a process address space is bound to every device of the container
  * under one PASID; binding the same mm again returns that PASID; groups
  * attached later get every bond replayed; multi-device groups are refused;
- * the bond ends on UNBIND, on container release, or when the process exits.
+ * the bond ends on UNBIND, on container release, or when its group leaves.
+ * The proposal's mm_exit callback is gone from the IOMMU API (Linux 5.8's
+ * iommu-sva rework): when the process exits, the IOMMU core only stops
+ * translation on its PASID, and the bond stays here until one of those.
  */
 export class SvaBonds {
   private mms: VfioMm[] = [];
@@ -52,13 +54,7 @@ export class SvaBonds {
     const existing = this.mms.find((m) => m.mm === target.mm);
     if (existing !== undefined) return existing.pasid;
     if (injectedErrno(iommu.host.platform.faults, 'vfio.sva_bind', ENOMEM, { pid: target.pid }) < 0) return -ENOMEM;
-    const vm: VfioMm = {
-      mm: target.mm,
-      pid: target.pid,
-      pasid: -1,
-      handles: new Map(),
-      notifier: { invalidateRange: () => {}, release: () => this.mmExit(vm) },
-    };
+    const vm: VfioMm = { mm: target.mm, pid: target.pid, pasid: -1, handles: new Map() };
     for (const g of iommu.groups()) {
       const r = this.bindGroup(g, vm);
       if (r < 0) {
@@ -66,7 +62,6 @@ export class SvaBonds {
         return r;
       }
     }
-    target.mm.addNotifier(vm.notifier);
     this.mms.push(vm);
     iommu.host.platform.tracer.trace('vfio.bind', 'vfio', { pid: vm.pid, pasid: vm.pasid });
     return vm.pasid;
@@ -131,14 +126,6 @@ export class SvaBonds {
 
   private drop(vm: VfioMm): void {
     this.unbindAllGroups(vm);
-    vm.mm.removeNotifier(vm.notifier);
-    this.mms = this.mms.filter((m) => m !== vm);
-    this.iommu.host.platform.tracer.trace('vfio.unbind', 'vfio', { pid: vm.pid, pasid: vm.pasid });
-  }
-
-  /** vfio_iommu_mm_exit(): the process exited; the IOMMU core already tore its PASID down. */
-  private mmExit(vm: VfioMm): void {
-    vm.handles.clear();
     this.mms = this.mms.filter((m) => m !== vm);
     this.iommu.host.platform.tracer.trace('vfio.unbind', 'vfio', { pid: vm.pid, pasid: vm.pasid });
   }

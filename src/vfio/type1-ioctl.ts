@@ -61,8 +61,7 @@ export function type1CheckExtension(iommu: VfioIommu | undefined, ext: number): 
     case VFIO_UPDATE_VADDR:
       return iommu !== undefined ? 1 : 0;
     case VFIO_DMA_CC_IOMMU:
-      // Enforced cache coherency is a domain property the IOMMU core does not report yet.
-      return 0;
+      return iommu === undefined ? 0 : iommu.haveEnforceCacheCoherency() ? 1 : 0;
     default:
       return 0;
   }

@@ -62,6 +62,8 @@ export interface VfioDomain {
   readonly domain: IommuDomain;
   readonly driver: IommuDriver;
   readonly groups: Type1Group[];
+  /** The domain snoops CPU caches (domain->enforce_cache_coherency, asked once at attach). */
+  readonly enforceCacheCoherency: boolean;
 }
 
 /**
@@ -83,7 +85,6 @@ export class VfioIommu {
   numNonPinnedGroups = 0;
   released = false;
   readonly sva: SvaBonds;
-  private vaddrWaiters: (() => void)[] = [];
 
   constructor(
     readonly mod: VfioModule,
@@ -101,6 +102,11 @@ export class VfioIommu {
   get minPageSize(): number {
     const b = this.pgsizeBitmap;
     return Number(b & -b);
+  }
+
+  /** vfio_domains_have_enforce_cache_coherency(): every domain snoops (true with no domain at all). */
+  haveEnforceCacheCoherency(): boolean {
+    return this.domains.every((d) => d.enforceCacheCoherency);
   }
 
   groups(): Type1Group[] {
@@ -149,10 +155,12 @@ export class VfioIommu {
     const iovaCopy = resvExclude(aperResize(this.iovaList, apStart, apEnd), resv);
     if (iovaCopy.length === 0) return fail(-EINVAL, domain);
     const swMsi = resv.some((x) => x.type === 'msi') ? undefined : resv.find((x) => x.type === 'sw-msi');
+    // vfio_iommu_type1_attach_group(): no-snoop is blocked where the domain can do it, before any mapping.
+    const cc = domain.driver.enforceCacheCoherency?.() ?? false;
 
-    // Try to join an existing domain of the same IOMMU driver.
+    // Try to join an existing domain of the same IOMMU driver and the same coherency.
     for (const d of this.domains) {
-      if (d.driver !== group.driver) continue;
+      if (d.driver !== group.driver || d.enforceCacheCoherency !== cc) continue;
       core.detachGroup(domain, group, g.owner);
       if (core.attachGroup(d.domain, group, g.owner) === 0) {
         const b = this.sva.replayBind(g);
@@ -173,7 +181,7 @@ export class VfioIommu {
       return fail(r, domain);
     }
     if (swMsi !== undefined) setMsiCookie(domain, swMsi.start, swMsi.length);
-    const vd: VfioDomain = { domain, driver: group.driver, groups: [g] };
+    const vd: VfioDomain = { domain, driver: group.driver, groups: [g], enforceCacheCoherency: cc };
     this.domains.unshift(vd);
     this.updatePgsizeBitmap();
     return this.attached(g, vd, iovaCopy);
@@ -294,20 +302,5 @@ export class VfioIommu {
     this.domains.length = 0;
     this.iovaList = [];
     this.released = true;
-    this.wakeVaddrWaiters();
-  }
-
-  // --- update-vaddr waiters --------------------------------------------------------
-
-  /** Resolve when no vaddr is invalid (or the container goes away). */
-  waitVaddr(): Promise<void> {
-    if (this.vaddrInvalidCount === 0 || this.released) return Promise.resolve();
-    return new Promise((resolve) => this.vaddrWaiters.push(resolve));
-  }
-
-  wakeVaddrWaiters(): void {
-    const w = this.vaddrWaiters;
-    this.vaddrWaiters = [];
-    for (const f of w) f();
   }
 }

@@ -1,4 +1,4 @@
-import { EFAULT, EINVAL } from '../uapi/errno.ts';
+import { E2BIG, EFAULT, EINVAL } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import { StructView, type StructDef } from '../uapi/struct.ts';
 
@@ -52,6 +52,24 @@ export class UserArg {
     }
     return -EINVAL;
   }
+}
+
+/**
+ * copy_struct_from_user(): a struct of `ksize` bytes from the user's `usize`
+ * bytes: a shorter one zero-extended, a longer one only if the bytes past
+ * `ksize` are zero (-E2BIG otherwise); -EFAULT where unreadable.
+ */
+export function copyStructFromUser(u: UserArg, ksize: number, usize: number): Uint8Array | number {
+  const got = u.read(0, Math.min(usize, ksize));
+  if (typeof got === 'number') return got;
+  if (usize > ksize) {
+    const tail = u.read(ksize, usize - ksize);
+    if (typeof tail === 'number') return tail;
+    if (tail.some((b) => b !== 0)) return -E2BIG;
+  }
+  const buf = new Uint8Array(ksize);
+  buf.set(got);
+  return buf;
 }
 
 /** copy_from_user of a struct's first `minsz` bytes into a zeroed struct-sized buffer, or -EFAULT. */

@@ -30,3 +30,13 @@ t.test('sysfs shows each PCI device, its IOMMU group, and the group members and 
   t.equal(p.readdir('/sys/bus/pci/devices/0000:00:01.0/vendor'), -ENOTDIR);
   t.equal(p.readlink('/sys/bus/pci/devices/0000:00:01.0/vendor'), -EINVAL);
 });
+
+t.test('the host reports the Linux release it follows where uname -r reads it (/proc/sys/kernel/osrelease)', async (t) => {
+  const { LINUX_RELEASE, LINUX_SERIES } = await import('../../src/uapi/linux-release.ts');
+  const board = new Board('q35-vtd', { ramBytes: 64 * 2 ** 20 });
+  const host = new Host(board);
+  const p = host.spawn();
+  t.equal(LINUX_RELEASE, '7.3.4');
+  t.ok(LINUX_RELEASE.startsWith(`${LINUX_SERIES}.`));
+  t.equal(p.readFile('/proc/sys/kernel/osrelease'), `${LINUX_RELEASE}\n`);
+});

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { EINVAL } from '../../src/uapi/errno.ts';
+import { EINVAL, ENOSPC, EOVERFLOW } from '../../src/uapi/errno.ts';
 import { PROT_READ } from '../../src/host/mm.ts';
 import type { IommuDomain } from '../../src/iommu-core/domain.ts';
 import type { PageRequest } from '../../src/iommu-core/types.ts';
@@ -77,7 +77,7 @@ t.test('too many partial requests poison their group, which is answered Invalid 
   t.same(driver.responses.map((r) => r.code), ['invalid']);
 });
 
-t.test('SVA: one PASID per mm on every device; binding again returns the same bond', async (t) => {
+t.test('SVA: one PASID per mm on every device; binding again returns the same bond; the PASID stays with the mm after the last unbind (iommu_sva_unbind_device frees none)', async (t) => {
   const { host, core, sva, dev } = setup();
   const a = dev(1);
   const b = dev(2);
@@ -100,7 +100,32 @@ t.test('SVA: one PASID per mm on every device; binding again returns the same bo
   t.equal(core.domainForPasid(a, h1.pasid), undefined);
   t.equal(sva.pasidOf(p.mm), h2.pasid, 'b keeps the PASID');
   sva.unbind(h2);
-  t.equal(sva.pasidOf(p.mm), undefined, 'the PASID is released with the last bond');
+  t.equal(sva.pasidOf(p.mm), h1.pasid, 'mm->pasid outlives the last bond: it goes with the mm (mm_pasid_drop)');
+  const again = sva.bind(a, p.mm, p.pid) as SvaHandle;
+  t.equal(again.pasid, h1.pasid, 'a later bind finds the same PASID');
+  const r = host.spawn();
+  t.not((sva.bind(b, r.mm, r.pid) as SvaHandle).pasid, h1.pasid, 'nobody else gets it meanwhile');
+});
+
+t.test('SVA PASIDs come from the global space bounded by the device (iommu_alloc_mm_data): EOVERFLOW when the mm already has one at or above max_pasids, ENOSPC when none is free below it', async (t) => {
+  const { host, core, sva, dev, driver } = setup();
+  const wide = dev(1);
+  const narrow = dev(2);
+  const none = dev(3);
+  driver.maxPasidsOf.set(narrow, 2); // PASID 1 only
+  driver.maxPasidsOf.set(none, 0);
+  for (const d of [wide, narrow, none]) core.probe(d);
+  const q = host.spawn();
+  const p = host.spawn();
+  t.equal((sva.bind(wide, q.mm, q.pid) as SvaHandle).pasid, 1);
+  t.equal((sva.bind(wide, p.mm, p.pid) as SvaHandle).pasid, 2);
+  t.equal(sva.bind(narrow, p.mm, p.pid), -EOVERFLOW, 'p holds PASID 2, beyond the narrow device');
+  const r = host.spawn();
+  t.equal(sva.bind(narrow, r.mm, r.pid), -ENOSPC, 'PASID 1, the only one below 2, is taken');
+  t.equal(sva.pasidOf(r.mm), undefined, 'and r got none');
+  t.equal(sva.bind(none, r.mm, r.pid), -ENOSPC, 'a device without PASIDs: iommu_alloc_global_pasid fails');
+  t.equal(sva.bind(none, p.mm, p.pid), -EOVERFLOW, 'an mm with a PASID on a device without PASIDs');
+  t.equal((sva.bind(narrow, q.mm, q.pid) as SvaHandle).pasid, 1, 'q\'s PASID 1 fits the narrow device');
 });
 
 t.test('SVA faults are resolved on the mm, and refused where the VMA forbids the access', async (t) => {
@@ -124,23 +149,33 @@ t.test('SVA faults are resolved on the mm, and refused where the VMA forbids the
   t.equal(driver.responses.at(-1)!.code, 'invalid', 'no VMA');
 });
 
-t.test('process exit ends its bonds and answers its outstanding faults; later unbinds are no-ops', async (t) => {
+t.test('process exit blocks its PASIDs (the mm release) but the bonds stay until unbound; faults on them are answered Invalid; the PASID is freed with the mm', async (t) => {
   const { board, host, core, sva, iopf, dev, driver } = setup();
   const a = dev(1);
   core.probe(a);
   const p = host.spawn();
   const addr = Number(p.mmap(4096));
   const h = sva.bind(a, p.mm, p.pid) as SvaHandle;
+  t.ok(driver.pasidAttached.has(`${a.bdf}/${h.pasid}`), 'the PASID translates');
   iopf.report(a, req(1, addr, true, h.pasid));
   t.equal(iopf.outstanding, 1);
   p.exit();
-  t.equal(iopf.outstanding, 0);
-  t.same(driver.responses.map((r) => r.code), ['invalid']);
+  t.notOk(driver.pasidAttached.has(`${a.bdf}/${h.pasid}`), 'translation on the PASID stopped');
+  t.ok(h.alive, 'the bond is still there');
+  t.equal(core.domainForPasid(a, h.pasid), h.domain, 'and still attached as far as the core knows');
+  board.scheduler.run();
+  t.same(driver.responses.map((r) => r.code), ['invalid'], 'the pending fault finds no mm (mmget_not_zero fails)');
+  t.equal(sva.bind(a, p.mm, p.pid), -EINVAL, 'a dead mm cannot be bound');
+  t.equal(sva.pasidOf(p.mm), h.pasid, 'the PASID stays while a domain holds the mm');
+  const q = host.spawn();
+  t.not((sva.bind(a, q.mm, q.pid) as SvaHandle).pasid, h.pasid);
+  const tables = host.allocator.pagesInUse;
+  sva.unbind(h);
   t.notOk(h.alive);
   t.equal(core.domainForPasid(a, h.pasid), undefined);
-  sva.unbind(h);
+  t.equal(sva.pasidOf(p.mm), undefined, 'mm dropped: mm_pasid_drop freed the PASID');
+  t.ok(host.allocator.pagesInUse < tables, 'and the exited process\'s page table went with it');
   board.scheduler.run();
   t.equal(driver.responses.length, 1, 'nothing answered twice');
-  t.equal(sva.bind(a, p.mm, p.pid), -EINVAL, 'a dead mm cannot be bound');
-  t.same(sva.handles(), []);
+  t.same(sva.handles().map((x) => x.pid), [q.pid]);
 });

@@ -23,6 +23,10 @@ export class TestDriver implements IommuDriver {
   readonly responses: { dev: string; grpid: number; pasid: number; code: PageResponseCode }[] = [];
   readonly flushes: string[] = [];
   refuseAttach = new Set<PciFunction>();
+  /** What enforce_cache_coherency answers for paging domains allocated from now on. */
+  coherentDomains = false;
+  /** max_pasids per device (default 1 << 16). */
+  readonly maxPasidsOf = new Map<PciFunction, number>();
   readonly blockedDomain: DriverDomain;
   readonly identityDomain: DriverDomain;
 
@@ -58,7 +62,11 @@ export class TestDriver implements IommuDriver {
     const b = createVmsaBuilder(this.host.platform.sysmem, this.host.allocator.tablePages(), { stage: 1, granule: 4096, iaBits: 48, oaBits: 48 });
     if (typeof b === 'number') return b;
     const self = this;
+    const coherent = this.coherentDomains;
     return new (class extends IoPgtableDomain {
+      enforceCacheCoherency(): boolean {
+        return coherent;
+      }
       attachDev(dev: PciFunction): number {
         if (self.refuseAttach.has(dev)) return -22;
         self.attached.set(dev, this);
@@ -104,8 +112,8 @@ export class TestDriver implements IommuDriver {
   hwInfo(): HwInfo {
     return { type: 0, data: new Uint8Array(0), capabilities: 0 };
   }
-  maxPasids(): number {
-    return 1 << 16;
+  maxPasids(dev: PciFunction): number {
+    return this.maxPasidsOf.get(dev) ?? 1 << 16;
   }
 }
 

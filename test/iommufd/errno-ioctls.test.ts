@@ -45,7 +45,7 @@ import {
   iommu_option,
   iommu_vfio_ioas,
 } from '../../src/uapi/iommufd.ts';
-import { encodeStruct, type StructDef } from '../../src/uapi/struct.ts';
+import { encodeStruct, StructView, type StructDef } from '../../src/uapi/struct.ts';
 import { attach, bind, ioasAlloc, map, PAGE, RW } from './fixture.ts';
 
 const FIXED = 1;
@@ -79,6 +79,10 @@ for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
     const va = p.mmap(16 * PAGE);
     t.equal(map(p, fd, ioas, va, 16 * PAGE, 0x40_0000)[0], 0, 'a mapping to protect');
     const unmapped = 0x10n; // below mmap_min_addr: never mapped
+    // A fault queue to name (its fd is part of the state every case must leave alone).
+    const fb = encodeStruct(iommu_fault_alloc, { size: iommu_fault_alloc.size });
+    t.equal(p.ioctl(fd, IOMMU_FAULT_QUEUE_ALLOC, fb), 0);
+    const faultId = new StructView(iommu_fault_alloc, fb).num('out_fault_id');
     const ok = (def: StructDef, f: Fields): Fields => ({ size: def.size, ...f });
     const mapOk = { flags: FIXED | RW, ioas_id: ioas, user_va: va, length: PAGE, iova: 0x100_0000 };
     const copyOk = { flags: FIXED | RW, dst_ioas_id: ioas, src_ioas_id: ioas, length: PAGE, dst_iova: 0x100_0000, src_iova: 0x40_0000 };
@@ -134,8 +138,19 @@ for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
       { what: 'HWPT_ALLOC dev_id names an IOAS', req: IOMMU_HWPT_ALLOC, def: iommu_hwpt_alloc, fields: { dev_id: ioas, pt_id: ioas }, errno: -ENOENT },
       { what: 'HWPT_ALLOC no such pt (iommufd_hwpt_alloc: -EINVAL)', req: IOMMU_HWPT_ALLOC, def: iommu_hwpt_alloc, fields: { dev_id: devId, pt_id: 999 }, errno: -EINVAL },
       { what: 'HWPT_ALLOC data_len without data_type', req: IOMMU_HWPT_ALLOC, def: iommu_hwpt_alloc, fields: { dev_id: devId, pt_id: ioas, data_len: 8 }, errno: -EINVAL },
-      { what: 'HWPT_ALLOC nested on a parent that is not NEST_PARENT', req: IOMMU_HWPT_ALLOC, def: iommu_hwpt_alloc, fields: { dev_id: devId, pt_id: hwpt, data_type: 1 }, errno: -EINVAL },
+      // SMMUv3 nests only through a vIOMMU (no domain_alloc_nested: -EOPNOTSUPP before the parent is looked at).
+      { what: 'HWPT_ALLOC nested on a parent that is not NEST_PARENT', req: IOMMU_HWPT_ALLOC, def: iommu_hwpt_alloc, fields: { dev_id: devId, pt_id: hwpt, data_type: 1, data_len: 24, data_uptr: va }, errno: kind === 'virt-smmuv3' ? -EOPNOTSUPP : -EINVAL },
+      // iommufd_hwpt_nested_alloc(): no vendor data is EOPNOTSUPP before the parent is looked at.
+      { what: 'HWPT_ALLOC nested without vendor data, on a parent that is not NEST_PARENT', req: IOMMU_HWPT_ALLOC, def: iommu_hwpt_alloc, fields: { dev_id: devId, pt_id: hwpt }, errno: -EOPNOTSUPP },
+      // iommufd_hwpt_paging_alloc(): FAULT_ID_VALID with NEST_PARENT is EOPNOTSUPP, before any fault lookup.
+      { what: 'HWPT_ALLOC NEST_PARENT | FAULT_ID_VALID, no such fault', req: IOMMU_HWPT_ALLOC, def: iommu_hwpt_alloc, fields: { flags: 1 | 4, dev_id: devId, pt_id: ioas, fault_id: 999 }, errno: -EOPNOTSUPP },
+      { what: 'HWPT_ALLOC NEST_PARENT | FAULT_ID_VALID, a real fault queue', req: IOMMU_HWPT_ALLOC, def: iommu_hwpt_alloc, fields: { flags: 1 | 4, dev_id: devId, pt_id: ioas, fault_id: faultId }, errno: -EOPNOTSUPP },
+      { what: 'HWPT_ALLOC FAULT_ID_VALID, no such fault (looked up after the HWPT is made, which then goes)', req: IOMMU_HWPT_ALLOC, def: iommu_hwpt_alloc, fields: { flags: 4, dev_id: devId, pt_id: ioas, fault_id: 999 }, errno: -ENOENT },
+      { what: 'HWPT_ALLOC size below offsetofend(__reserved)', req: IOMMU_HWPT_ALLOC, def: iommu_hwpt_alloc, fields: { dev_id: devId, pt_id: ioas }, size: 20, errno: -EINVAL },
       { what: 'GET_HW_INFO flags', req: IOMMU_GET_HW_INFO, def: iommu_hw_info, fields: { dev_id: devId, flags: 1 << 7 }, errno: -EOPNOTSUPP },
+      // iommufd_get_hw_info() takes IOMMU_HW_INFO_FLAG_INPUT_TYPE; the driver refuses a type that is not DEFAULT or its own.
+      { what: 'GET_HW_INFO INPUT_TYPE asking for another IOMMU\'s info', req: IOMMU_GET_HW_INFO, def: iommu_hw_info, fields: { dev_id: devId, flags: 1, out_data_type: kind === 'q35-vtd' ? 2 : 1 }, errno: -EOPNOTSUPP },
+      { what: 'GET_HW_INFO INPUT_TYPE with another flag', req: IOMMU_GET_HW_INFO, def: iommu_hw_info, fields: { dev_id: devId, flags: 3 }, errno: -EOPNOTSUPP },
       { what: 'GET_HW_INFO no such device', req: IOMMU_GET_HW_INFO, def: iommu_hw_info, fields: { dev_id: 999 }, errno: -ENOENT },
       { what: 'GET_HW_INFO unmapped data buffer', req: IOMMU_GET_HW_INFO, def: iommu_hw_info, fields: { dev_id: devId, data_len: 64, data_uptr: unmapped }, errno: -EFAULT },
       { what: 'SET_DIRTY_TRACKING unknown flag', req: IOMMU_HWPT_SET_DIRTY_TRACKING, def: iommu_hwpt_set_dirty_tracking, fields: { hwpt_id: hwpt, flags: 2 }, errno: -EOPNOTSUPP },
@@ -151,6 +166,9 @@ for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
       { what: 'HWPT_INVALIDATE __reserved', req: IOMMU_HWPT_INVALIDATE, def: iommu_hwpt_invalidate, fields: { hwpt_id: hwpt, __reserved: 1 }, errno: -EOPNOTSUPP },
       { what: 'HWPT_INVALIDATE entries but no data pointer', req: IOMMU_HWPT_INVALIDATE, def: iommu_hwpt_invalidate, fields: { hwpt_id: hwpt, entry_num: 1, entry_len: 16 }, errno: -EINVAL },
       { what: 'HWPT_INVALIDATE no such HWPT', req: IOMMU_HWPT_INVALIDATE, def: iommu_hwpt_invalidate, fields: { hwpt_id: 999 }, errno: -ENOENT },
+      // iommufd_hwpt_invalidate(): entry_len above PAGE_SIZE or entry_num above 1 << 19 is EINVAL before the lookup.
+      { what: 'HWPT_INVALIDATE entry_len above PAGE_SIZE', req: IOMMU_HWPT_INVALIDATE, def: iommu_hwpt_invalidate, fields: { hwpt_id: 999, data_uptr: va, entry_len: PAGE + 1, entry_num: 1 }, errno: -EINVAL },
+      { what: 'HWPT_INVALIDATE entry_num above 1 << 19', req: IOMMU_HWPT_INVALIDATE, def: iommu_hwpt_invalidate, fields: { hwpt_id: 999, data_uptr: va, entry_len: 16, entry_num: 2 ** 19 + 1 }, errno: -EINVAL },
       { what: 'FAULT_QUEUE_ALLOC flags', req: IOMMU_FAULT_QUEUE_ALLOC, def: iommu_fault_alloc, fields: { flags: 1 }, errno: -EOPNOTSUPP },
     ];
 

@@ -25,6 +25,8 @@ function hwptAlloc(f: ReturnType<typeof setup>, devId: number, ptId: number, fla
   return [r, new StructView(iommu_hwpt_alloc, b).num('out_hwpt_id')];
 }
 
+/** IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID (include/linux/iommu.h), copied into the record's flags. */
+const FAULT_RESPONSE_NEEDS_PASID = 1 << 3;
 const req = (grpid: number, addr: number, last: boolean): PageRequest => ({ pasid: 1, grpid, addr, read: true, write: false, exec: false, priv: false, last, needsPasid: true });
 
 t.test('HWPT_ALLOC paging on an IOAS: mirrors existing mappings; errnos for flags, dev, pt', (t) => {
@@ -87,16 +89,32 @@ t.test('fault queue: faults read as iommu_hwpt_pgfault groups, answered by write
   const r1 = new StructView(iommu_hwpt_pgfault, data.subarray(sz, 2 * sz));
   t.equal(r0.num('dev_id'), devId);
   t.equal(r0.num('grpid'), 3);
-  t.equal(r0.num('flags'), IOMMU_PGFAULT_FLAGS_PASID_VALID);
-  t.equal(r1.num('flags'), IOMMU_PGFAULT_FLAGS_PASID_VALID | IOMMU_PGFAULT_FLAGS_LAST_PAGE);
+  // iommufd_compose_fault_message() copies prm.flags as the driver set them: these requests need their
+  // PASID in the response (VT-d's intel_prq_report sets IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID, bit 3).
+  t.equal(r0.num('flags'), IOMMU_PGFAULT_FLAGS_PASID_VALID | FAULT_RESPONSE_NEEDS_PASID);
+  t.equal(r1.num('flags'), IOMMU_PGFAULT_FLAGS_PASID_VALID | IOMMU_PGFAULT_FLAGS_LAST_PAGE | FAULT_RESPONSE_NEEDS_PASID);
   t.equal(r0.num('cookie'), r1.num('cookie'), 'one cookie per group');
+  // Cookies are the lowest free value from 1 (xa_alloc on an XA_FLAGS_ALLOC1 xarray).
+  t.equal(r0.num('cookie'), 1);
+  t.equal(new StructView(iommu_hwpt_pgfault, data.subarray(2 * sz)).num('cookie'), 2);
   const resp = encodeStruct(iommu_hwpt_page_response, { cookie: r0.num('cookie'), code: 0 });
   t.equal(f.p.write(ffd, resp), 8);
   t.equal(f.p.write(ffd, resp), -EINVAL, 'cookie already answered');
   t.same(f.driver.responses.map((x) => [x.grpid, x.code]), [[3, 'success']]);
+  // Cookie 1 is free again: the next group read gets it. A read too short for the first group is -EINVAL.
+  f.host.iopf.report(f.dma, req(5, 0x8000, false));
+  f.host.iopf.report(f.dma, req(5, 0x9000, true));
+  f.board.scheduler.run();
+  t.equal(f.p.read(ffd, sz), -EINVAL, 'one record of a two-request group (iommufd_fault_fops_read)');
+  t.equal(f.p.read(ffd, 0), -EINVAL, 'a zero count while a group waits');
+  const again = f.p.read(ffd, 2 * sz) as Uint8Array;
+  t.equal(new StructView(iommu_hwpt_pgfault, again.subarray(0, sz)).num('cookie'), 1, 'the lowest free cookie');
+  t.equal(f.p.write(ffd, encodeStruct(iommu_hwpt_page_response, { cookie: 1, code: 0 })), 8);
+  const empty = f.p.read(ffd, 0);
+  t.ok(empty instanceof Uint8Array && empty.length === 0, 'with nothing waiting a zero count reads 0 bytes');
   t.equal(f.p.ioctl(f.fd, IOMMU_DESTROY, encodeStruct(iommu_destroy, { size: 8, id: faultId })), -EBUSY, 'fd and HWPT hold the fault object');
   t.equal(f.p.close(ffd), 0);
-  t.same(f.driver.responses.map((x) => [x.grpid, x.code]), [[3, 'success'], [4, 'invalid']], 'unanswered group answered on close');
+  t.same(f.driver.responses.map((x) => [x.grpid, x.code]), [[3, 'success'], [5, 'success'], [4, 'invalid']], 'unanswered group answered on close');
   f.p.close(cdev);
   t.end();
 });

@@ -80,3 +80,38 @@ t.test('HWPT_INVALIDATE: EINVAL on a paging HWPT, ENOENT unknown, EINVAL for ent
   t.same(inv(hwpt, 1, buf, 16, 1)[0], -EOPNOTSUPP, 'reserved');
   t.end();
 });
+
+t.test('HWPT_ALLOC: the minimum size ends at __reserved (main.c iommufd_ioctl_ops), what is not passed reads as 0; __reserved2 is not checked (iommufd_hwpt_alloc)', (t) => {
+  const f = setup();
+  const ioas = ioasAlloc(f.p, f.fd);
+  const [, devId] = bind(f.p, f.fd, f.vdma.minor);
+  const b = encodeStruct(iommu_hwpt_alloc, { size: 24, dev_id: devId, pt_id: ioas, data_type: 7, data_len: 9 });
+  t.equal(f.p.ioctl(f.fd, IOMMU_HWPT_ALLOC, b.subarray(0, 24)), 0, 'a 24-byte struct (the data fields past it are not read)');
+  t.ok(new StructView(iommu_hwpt_alloc, b).num('out_hwpt_id') > ioas);
+  const r2 = encodeStruct(iommu_hwpt_alloc, { size: iommu_hwpt_alloc.size, dev_id: devId, pt_id: ioas, __reserved2: 1 });
+  t.equal(f.p.ioctl(f.fd, IOMMU_HWPT_ALLOC, r2), 0, '__reserved2 set');
+  t.end();
+});
+
+for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
+  t.test(`${kind}: GET_HW_INFO takes IOMMU_HW_INFO_FLAG_INPUT_TYPE: DEFAULT or the IOMMU's own type gets its info (iommufd_get_hw_info, ${kind === 'q35-vtd' ? 'intel_iommu_hw_info' : 'arm_smmu_hw_info'})`, async (t) => {
+    const { IOMMU_GET_HW_INFO, IOMMU_HW_INFO_FLAG_INPUT_TYPE, IOMMU_HW_INFO_TYPE_ARM_SMMUV3, IOMMU_HW_INFO_TYPE_INTEL_VTD, iommu_hw_info } = await import('../../src/uapi/iommufd.ts');
+    const m = createMachine(kind, { ramBytes: 256 * 2 ** 20 });
+    const p = m.host.spawn();
+    const fd = p.open('/dev/iommu');
+    const [, devId] = bind(p, fd, 0);
+    const own = kind === 'q35-vtd' ? IOMMU_HW_INFO_TYPE_INTEL_VTD : IOMMU_HW_INFO_TYPE_ARM_SMMUV3;
+    const buf = p.mmap(PAGE);
+    const info = (flags: number, inType: number): [number, number, number] => {
+      const b = encodeStruct(iommu_hw_info, { size: iommu_hw_info.size, flags, dev_id: devId, data_len: 64, data_uptr: buf, out_data_type: inType });
+      const r = p.ioctl(fd, IOMMU_GET_HW_INFO, b);
+      const v = new StructView(iommu_hw_info, b);
+      return [r, v.num('out_data_type'), v.num('data_len')];
+    };
+    const plain = info(0, 77);
+    t.same(plain.slice(0, 2), [0, own], 'without the flag the input type is ignored');
+    t.same(info(IOMMU_HW_INFO_FLAG_INPUT_TYPE, 0), plain, 'INPUT_TYPE DEFAULT');
+    t.same(info(IOMMU_HW_INFO_FLAG_INPUT_TYPE, own), plain, 'INPUT_TYPE of its own kind');
+    t.equal(info(IOMMU_HW_INFO_FLAG_INPUT_TYPE, 77)[0], -EOPNOTSUPP, 'a type the driver does not know');
+  });
+}

@@ -160,3 +160,28 @@ t.test('IOMMU_VFIO_IOAS: GET is ENODEV until SET; SET takes an IOAS only; CLEAR 
   t.equal(f.p.ioctl(f.fd, IOMMU_VFIO_IOAS, rsv), -EOPNOTSUPP);
   t.end();
 });
+
+t.test('IOAS_MAP and COPY require only page_offset & (iova_alignment - 1) == 0 (iopt_insert_area): without a domain any IOVA takes any user address; a domain then refuses such an area (EADDRINUSE, iopt_check_iova_alignment)', async (t) => {
+  const { IOMMU_IOAS_COPY, iommu_ioas_copy } = await import('../../src/uapi/iommufd.ts');
+  const f = setup();
+  const ioas = ioasAlloc(f.p, f.fd);
+  const va = f.p.mmap(4 * PAGE);
+  // No domain: iova_alignment is 1, so the IOVA's offset in its page need not be the address's.
+  t.same(map(f.p, f.fd, ioas, va + 0x10n, PAGE, 0x10_0000), [0, 0x10_0000], 'user_va offset 0x10 at a page-aligned IOVA');
+  t.same(map(f.p, f.fd, ioas, va, PAGE, 0x20_0008), [0, 0x20_0008], 'page-aligned user_va at IOVA offset 8');
+  const copy = (src: number, dst: number, length: number): number => {
+    const b = encodeStruct(iommu_ioas_copy, { size: iommu_ioas_copy.size, flags: 7, dst_ioas_id: ioas, src_ioas_id: ioas, length, dst_iova: dst, src_iova: src });
+    return f.p.ioctl(f.fd, IOMMU_IOAS_COPY, b);
+  };
+  t.equal(copy(0x10_0000, 0x30_0000, PAGE), 0, 'COPY of the offset area to an aligned IOVA');
+  // A domain needs every area aligned to its page size, page_offset included.
+  const [cdev] = bind(f.p, f.fd, f.vdma.minor);
+  t.equal(attach(f.p, cdev, ioas)[0], -EADDRINUSE, 'the offset areas cannot go into a 4K domain');
+  t.equal(f.p.mm.pinnedVm, 0, 'nothing pinned by the refused attach');
+  t.same(unmap(f.p, f.fd, ioas, 0, 2n ** 64n - 1n), [0, BigInt(3 * PAGE)]);
+  t.equal(attach(f.p, cdev, ioas)[0], 0);
+  // With the domain, iova_alignment is 4K: a user address off its page is refused whatever the IOVA.
+  t.equal(map(f.p, f.fd, ioas, va + 0x10n, PAGE, 0x10_0010)[0], -EINVAL, 'page_offset 0x10 & 0xfff');
+  t.equal(map(f.p, f.fd, ioas, va, PAGE, 0x10_0000)[0], 0);
+  t.equal(f.p.mm.pinnedVm, 1);
+});

@@ -149,3 +149,20 @@ t.test('100,000 live mappings stay fast (interval tree)', (t) => {
   t.ok(performance.now() - t0 < 8000, 'well under the time budget');
   t.end();
 });
+
+t.test('the command table states each struct and its minimum size as Linux 7.3 does (iommufd_ioctl_ops in main.c: sizeof and offsetofend of the last original field)', async (t) => {
+  const u = await import('../../src/uapi/iommufd.ts');
+  const { iommufdCommandSizes } = await import('../../src/iommufd/main.ts');
+  // sizeof / offsetofend from Linux 7.3.4's include/uapi/linux/iommufd.h, compiled.
+  const linux: [number, number, number][] = [
+    [u.IOMMU_DESTROY, 8, 8], [u.IOMMU_FAULT_QUEUE_ALLOC, 16, 16], [u.IOMMU_GET_HW_INFO, 40, 32], [u.IOMMU_HW_QUEUE_ALLOC, 40, 40],
+    [u.IOMMU_HWPT_ALLOC, 48, 24], [u.IOMMU_HWPT_GET_DIRTY_BITMAP, 48, 48], [u.IOMMU_HWPT_INVALIDATE, 32, 32],
+    [u.IOMMU_HWPT_SET_DIRTY_TRACKING, 16, 16], [u.IOMMU_IOAS_ALLOC, 12, 12], [u.IOMMU_IOAS_ALLOW_IOVAS, 24, 24],
+    [u.IOMMU_IOAS_CHANGE_PROCESS, 8, 8], [u.IOMMU_IOAS_COPY, 40, 40], [u.IOMMU_IOAS_IOVA_RANGES, 32, 32], [u.IOMMU_IOAS_MAP, 40, 40],
+    [u.IOMMU_IOAS_MAP_FILE, 40, 40], [u.IOMMU_IOAS_NOIOMMU_GET_PA, 40, 40], [u.IOMMU_IOAS_UNMAP, 24, 24], [u.IOMMU_OPTION, 24, 24],
+    [u.IOMMU_VDEVICE_ALLOC, 24, 24], [u.IOMMU_VEVENTQ_ALLOC, 32, 28], [u.IOMMU_VFIO_IOAS, 12, 12], [u.IOMMU_VIOMMU_ALLOC, 40, 24],
+  ];
+  const ours = iommufdCommandSizes();
+  t.equal(ours.size, linux.length, 'every command of 7.3, and no other');
+  for (const [req, size, min] of linux) t.same(ours.get(req), { size, min }, `0x${req.toString(16)}`);
+});

@@ -3,8 +3,8 @@ import { createMachine } from '../../machines/machine.ts';
 import { CFG, COMMAND } from '../../src/pci/header.ts';
 import { attach, bind, ioasAlloc, map, PAGE, unmap } from './fixture.ts';
 import { EINVAL } from '../../src/uapi/errno.ts';
-import { VFIO_DEVICE_ATTACH_PASID, VFIO_DEVICE_DETACH_PASID, vfio_device_attach_iommufd_pt, vfio_device_detach_iommufd_pt } from '../../src/uapi/iommufd.ts';
-import { encodeStruct } from '../../src/uapi/struct.ts';
+import { IOMMU_DESTROY, IOMMU_HWPT_ALLOC, IOMMU_HWPT_ALLOC_PASID, VFIO_DEVICE_ATTACH_PASID, VFIO_DEVICE_DETACH_PASID, iommu_destroy, iommu_hwpt_alloc, vfio_device_attach_iommufd_pt, vfio_device_detach_iommufd_pt } from '../../src/uapi/iommufd.ts';
+import { encodeStruct, StructView } from '../../src/uapi/struct.ts';
 import { VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_DETACH_IOMMUFD_PT } from '../../src/uapi/vfio.ts';
 
 const KINDS = ['virt-smmuv3', 'q35-vtd'] as const;
@@ -69,7 +69,7 @@ for (const kind of KINDS) {
 }
 
 for (const kind of KINDS) {
-  t.test(`${kind}: a PASID of the DMA engine attaches to an IOAS and detaches; the RID stays as it was`, async (t) => {
+  t.test(`${kind}: a PASID of the DMA engine attaches to a PASID-compatible HWPT (never to an IOAS: its automatic HWPT has flags 0) and detaches; the RID stays as it was`, async (t) => {
     const m = createMachine(kind, { ramBytes: 256 * 2 ** 20 });
     const dev = m.device('0000:00:01.0');
     const p = m.host.spawn({ memlockLimit: 2 ** 30 });
@@ -79,10 +79,15 @@ for (const kind of KINDS) {
     const fd = p.open('/dev/iommu');
     const ioas = ioasAlloc(p, fd);
     t.equal(map(p, fd, ioas, va, 4 * PAGE, 0x20_0000)[0], 0);
-    const [cdev] = bind(p, fd, 0);
+    const [cdev, devId] = bind(p, fd, 0);
     dev.config.write(CFG.COMMAND, 2, COMMAND.MASTER | COMMAND.MEMORY);
-    const a = encodeStruct(vfio_device_attach_iommufd_pt, { argsz: vfio_device_attach_iommufd_pt.size, flags: VFIO_DEVICE_ATTACH_PASID, pt_id: ioas, pasid: 5 });
-    const short = encodeStruct(vfio_device_attach_iommufd_pt, { argsz: 12, flags: VFIO_DEVICE_ATTACH_PASID, pt_id: ioas, pasid: 5 });
+    const hb = encodeStruct(iommu_hwpt_alloc, { size: iommu_hwpt_alloc.size, flags: IOMMU_HWPT_ALLOC_PASID, dev_id: devId, pt_id: ioas });
+    t.equal(p.ioctl(fd, IOMMU_HWPT_ALLOC, hb), 0, 'a PASID-compatible HWPT on the IOAS');
+    const hwpt = new StructView(iommu_hwpt_alloc, hb).num('out_hwpt_id');
+    const toIoas = encodeStruct(vfio_device_attach_iommufd_pt, { argsz: vfio_device_attach_iommufd_pt.size, flags: VFIO_DEVICE_ATTACH_PASID, pt_id: ioas, pasid: 5 });
+    t.equal(p.ioctl(cdev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, toIoas), -EINVAL, 'not to the IOAS (iommufd_hwpt_pasid_compat)');
+    const a = encodeStruct(vfio_device_attach_iommufd_pt, { argsz: vfio_device_attach_iommufd_pt.size, flags: VFIO_DEVICE_ATTACH_PASID, pt_id: hwpt, pasid: 5 });
+    const short = encodeStruct(vfio_device_attach_iommufd_pt, { argsz: 12, flags: VFIO_DEVICE_ATTACH_PASID, pt_id: hwpt, pasid: 5 });
     t.equal(p.ioctl(cdev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, short), -EINVAL, 'argsz must reach pasid');
     t.equal(p.ioctl(cdev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, a), 0, 'PASID 5 attached');
     const rd = dev.dmaRead(0x20_0000n, 4, { pasid: 5 });
@@ -93,7 +98,9 @@ for (const kind of KINDS) {
     const d = encodeStruct(vfio_device_detach_iommufd_pt, { argsz: vfio_device_detach_iommufd_pt.size, flags: VFIO_DEVICE_DETACH_PASID, pasid: 5 });
     t.equal(p.ioctl(cdev, VFIO_DEVICE_DETACH_IOMMUFD_PT, d), 0, 'PASID 5 detached');
     t.equal(dev.dmaRead(0x20_0000n, 4, { pasid: 5 }).ok, false, 'PASID 5 faults after detach');
-    t.equal(p.mm.pinnedVm, 0, 'the auto HWPT went with its last user');
+    t.equal(p.mm.pinnedVm, 4, 'the explicit HWPT keeps its pins until destroyed');
+    t.equal(p.ioctl(fd, IOMMU_DESTROY, encodeStruct(iommu_destroy, { size: iommu_destroy.size, id: hwpt })), 0);
+    t.equal(p.mm.pinnedVm, 0);
     t.equal(p.close(cdev), 0);
     t.equal(p.close(fd), 0);
     t.equal(m.host.allocator.pagesInUse, baseline);

@@ -5,6 +5,7 @@ import {
   IOMMU_FAULT_QUEUE_ALLOC,
   IOMMU_HWPT_ALLOC,
   IOMMU_HWPT_FAULT_ID_VALID,
+  IOMMU_PGFAULT_FLAGS_LAST_PAGE,
   IOMMU_PGFAULT_PERM_WRITE,
   IOMMUFD_PAGE_RESP_SUCCESS,
   iommu_fault_alloc,
@@ -60,6 +61,8 @@ t.test('q35-vtd: a user-space PRI handler reads the page fault from the fault qu
   t.equal(seen.length, 1, 'one page request');
   t.equal(seen[0]?.num('dev_id'), devId, 'the record names the device');
   t.ok(((seen[0]?.num('perm') ?? 0) & IOMMU_PGFAULT_PERM_WRITE) !== 0, 'a write request');
+  t.equal(seen[0]?.num('flags'), IOMMU_PGFAULT_FLAGS_LAST_PAGE, 'flags as intel_prq_report set them: a request without PASID, last of its group');
+  t.equal(seen[0]?.num('cookie'), 1, 'the first cookie is 1');
   t.same(p.memRead(buf + 0x10n, 4), new Uint8Array([1, 2, 3, 4]), 'the process sees the data');
   const r = dev.dmaRead(0x7700_0010n, 4);
   t.ok(r.ok, 'the mapped page now translates without a fault');

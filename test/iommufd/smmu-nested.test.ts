@@ -134,6 +134,8 @@ t.test('virt-smmuv3: VIOMMU_ALLOC, VDEVICE_ALLOC, HWPT_ALLOC on the vIOMMU with 
   long.set(vcmds([['TLBI_NH_ALL', {}]]));
   long[31] = 1;
   t.same(invalidate(p, fd, viommu, long, { len: 32 }), [-E2BIG, 0], 'an entry longer than a command, non-zero tail');
+  long[31] = 0;
+  t.same(invalidate(p, fd, viommu, long, { len: 32 }), [0, 1], 'longer with a zero tail is fine here (iommu_copy_struct_from_full_user_array)');
   t.same(invalidate(p, fd, nested, vcmds([['TLBI_NH_ALL', {}]])), [-EOPNOTSUPP, 0], 'the nested HWPT itself takes no invalidation');
 
   // Destruction order: the vIOMMU holds the parent; the vDEVICE and nested HWPT hold the vIOMMU.
@@ -187,7 +189,9 @@ t.test('virt-smmuv3: VDEVICE_ALLOC and HWPT_ALLOC-on-vIOMMU errnos; attach rules
   const long = new Uint8Array(24);
   long.set(good);
   long[20] = 1;
-  t.equal(hwptAlloc(p, fd, devId, viommu, 0, long)[0], -E2BIG, 'longer, non-zero tail');
+  t.equal(hwptAlloc(p, fd, devId, viommu, 0, long)[0], -EINVAL, 'longer, non-zero tail (__iommu_copy_struct_from_user)');
+  long[20] = 0;
+  t.equal(hwptAlloc(p, fd, devId, viommu, 0, long)[0], -EINVAL, 'longer, zero tail');
   t.equal(hwptAlloc(p, fd, devId, viommu, 0, s1Vste(guest.cdTable, { MEV: 1 }))[0], -EIO, 'a vSTE field the host owns');
   t.equal(hwptAlloc(p, fd, devId, viommu, 0, vste({ V: 1, Config: STE_CONFIG.S2_TRANS }))[0], -EIO, 'Config S2 translate');
   t.equal(hwptAlloc(p, fd, devId, viommu, 0, s1Vste(guest.cdTable, { EATS: 3 }))[0], -EIO, 'EATS reserved');

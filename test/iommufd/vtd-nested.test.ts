@@ -94,3 +94,28 @@ t.test('q35-vtd: NEST_PARENT + nested VTD_S1 HWPT: the guest table in IOAS memor
   t.equal(byte(), 0x62, 'the first entry was carried out');
   t.same(invalidate(p, fd, nested, vtdInv([{ addr: 0, npages: (1n << 64n) - 1n }])), [0, 1], 'everything');
 });
+
+t.test('q35-vtd: vendor structs follow __iommu_copy_struct_from_user: a VTD_S1 data_len or an invalidation entry_len above the struct is EINVAL even with a zero tail', async (t) => {
+  const m = createMachine('q35-vtd', { ramBytes: 256 * 2 ** 20 });
+  const p = m.host.spawn({ memlockLimit: 2 ** 30 });
+  const fd = p.open('/dev/iommu');
+  const ioas = ioasAlloc(p, fd);
+  const [, devId] = bind(p, fd, 0);
+  const [, parent] = hwptAlloc(p, fd, devId, ioas, IOMMU_HWPT_ALLOC_NEST_PARENT);
+  const s1 = vtdS1(GPA);
+  const long = new Uint8Array(32);
+  long.set(s1);
+  t.equal(hwptAlloc(p, fd, devId, parent, 0, long)[0], -EINVAL, 'data_len 32, zero tail');
+  const [r, nested] = hwptAlloc(p, fd, devId, parent, 0, s1);
+  t.equal(r, 0, 'data_len 24');
+  const entry = vtdInv([{ addr: GVA, npages: 1 }]);
+  const uptr = p.mmap(PAGE);
+  const inv = (len: number): [number, number] => {
+    const b = encodeStruct(iommu_hwpt_invalidate, { size: iommu_hwpt_invalidate.size, hwpt_id: nested, data_uptr: uptr, data_type: 0, entry_len: len, entry_num: 1 });
+    return [p.ioctl(fd, IOMMU_HWPT_INVALIDATE, b), new StructView(iommu_hwpt_invalidate, b).num('entry_num')];
+  };
+  p.memWrite(uptr, new Uint8Array(64));
+  p.memWrite(uptr, entry);
+  t.same(inv(25), [-EINVAL, 0], 'entry_len sizeof + 1, zero tail: none done');
+  t.same(inv(24), [0, 1]);
+});

@@ -237,3 +237,27 @@ for (const variant of VARIANTS) {
     });
   });
 }
+
+t.test('VFIO_DMA_CC_IOMMU is vfio_domains_have_enforce_cache_coherency(): 1 only when every domain enforces coherency (1 with none); groups join only a domain with the same coherency', async (t) => {
+  const { setup } = await import('./fixture.ts');
+  const f = setup();
+  const { p, driver } = f;
+  const c = p.open('/dev/vfio/vfio');
+  const cc = () => p.ioctl(c, VFIO_CHECK_EXTENSION, VFIO_DMA_CC_IOMMU);
+  t.equal(cc(), 0, 'no IOMMU set: 0 (vfio_iommu_type1_check_extension with iommu NULL)');
+  // The test driver's paging domains answer enforce_cache_coherency as told (Intel: SC in ECAP; Arm: CANWBS masters).
+  driver.coherentDomains = true;
+  const g1 = p.open(`/dev/vfio/${f.groupOf(f.dma)}`);
+  t.equal(p.ioctl(g1, VFIO_GROUP_SET_CONTAINER, s32(c)), 0);
+  t.equal(p.ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU), 0);
+  t.equal(cc(), 1, 'the one domain enforces coherency');
+  // A second group whose domain cannot enforce it gets a domain of its own, and the answer drops to 0.
+  driver.coherentDomains = false;
+  const g2 = p.open(`/dev/vfio/${f.groupOf(f.bare)}`);
+  t.equal(p.ioctl(g2, VFIO_GROUP_SET_CONTAINER, s32(c)), 0);
+  const iommu = (await import('../../src/vfio/module.ts')).vfioModule(f.host).groups.get(f.host.iommu.groupOf(f.dma)!)!.container!.iommu!;
+  t.equal(iommu.domains.length, 2, 'not joined to the coherent domain');
+  t.equal(cc(), 0);
+  p.close(g2);
+  t.equal(cc(), 1, 'the non-coherent domain left with its group');
+});

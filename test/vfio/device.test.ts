@@ -225,9 +225,10 @@ for (const variant of VARIANTS) {
       t.equal(p.pread(cd, 4, CONFIG), -EINVAL);
       if (!variant.real) {
         // Under the bare test board no iommufd is loaded: the cdev cannot bind until one registers.
-        t.equal(p.ioctl(cd, VFIO_DEVICE_BIND_IOMMUFD, new Uint8Array(24)), -ENODEV, 'no iommufd registered');
-        setCdevIommufdOps(f.host, { bind: () => 0 });
-        t.equal(p.ioctl(cd, VFIO_DEVICE_BIND_IOMMUFD, new Uint8Array(24)), 0);
+        const arg = () => encodeStruct(vfio_device_bind_iommufd, { argsz: vfio_device_bind_iommufd.size });
+        t.equal(p.ioctl(cd, VFIO_DEVICE_BIND_IOMMUFD, arg()), -ENODEV, 'no iommufd registered');
+        setCdevIommufdOps(f.host, { bind: (_file, _fd, _proc, open) => open() });
+        t.equal(p.ioctl(cd, VFIO_DEVICE_BIND_IOMMUFD, arg()), 0);
       } else {
         // A real machine has iommufd: bind through /dev/iommu.
         const b = encodeStruct(vfio_device_bind_iommufd, { argsz: vfio_device_bind_iommufd.size, iommufd: p.open('/dev/iommu') });

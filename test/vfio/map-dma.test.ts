@@ -85,16 +85,20 @@ for (const v of VARIANTS) {
       t.equal(map(p, c, { vaddr: va, iova: 0x20_0000, size: PAGE, flags: VFIO_DMA_MAP_FLAG_WRITE }), 0, 'write-only is fine');
     });
 
-    t.test('IOVA or vaddr ranges that wrap past 2^64 are EINVAL (iommufd: EOVERFLOW)', async (t) => {
+    t.test('IOVA or vaddr ranges that wrap past 2^64 are EOVERFLOW (check_add_overflow in vfio_dma_do_map; iommufd: iopt_alloc_pages, iopt_check_iova)', async (t) => {
       const f = v.setup();
       const { p } = f;
       const [c] = openAttached(p, f);
       const va = p.mmap(2 * PAGE);
-      // type1: vfio_dma_do_map's overflow checks are -EINVAL. iommufd: iopt_alloc_pages (vaddr) and
-      // iopt_check_iova (iova) use check_add_overflow: -EOVERFLOW.
-      const wrap = type1 ? -EINVAL : -EOVERFLOW;
+      const wrap = -EOVERFLOW;
       t.equal(map(p, c, { vaddr: va, iova: 2n ** 64n - BigInt(PAGE), size: 2 * PAGE }), wrap);
       t.equal(map(p, c, { vaddr: 2n ** 64n - BigInt(PAGE), iova: 0x10_0000, size: 2 * PAGE }), wrap);
+      if (type1) {
+        // vfio_dma_do_map(): size 0 first (EINVAL), then the wrap, before the flags and the alignment.
+        t.equal(map(p, c, { vaddr: va, iova: 2n ** 64n - BigInt(PAGE), size: 0 }), -EINVAL, 'size 0');
+        t.equal(map(p, c, { vaddr: va, iova: 2n ** 64n - BigInt(PAGE), size: 2 * PAGE, flags: 0 }), -EOVERFLOW, 'wrap before the missing READ/WRITE');
+        t.equal(map(p, c, { vaddr: va + 8n, iova: 2n ** 64n - BigInt(PAGE) + 8n, size: 2 * PAGE }), -EOVERFLOW, 'wrap before the alignment');
+      }
       t.equal(map(p, c, { vaddr: va, iova: 2n ** 64n - BigInt(PAGE), size: PAGE }), -EINVAL, 'in range but outside the valid IOVAs');
     });
 

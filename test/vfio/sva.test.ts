@@ -133,21 +133,29 @@ for (const v of variantsWith('sva-bind')) {
       t.equal(host.sva.handles().length, 1, 'only the first container\'s bond');
     });
 
-    t.test('process exit removes its bonds; container release removes the rest', async (t) => {
+    t.test('process exit blocks its PASID but the bond stays (no mm_exit callback since the iommu-sva rework): UNBIND of the dead pid is ESRCH, container release removes every bond and the PASIDs go with their mms', async (t) => {
       const f = v.setup();
       const { p, host } = f;
       const [c] = openTyped(p, f.groupOf(f.sva));
       const other = f.spawn();
-      t.equal(bind(p, c, { pflags: VFIO_IOMMU_BIND_PID, pid: other.pid })[0], 0);
+      const ova = other.mmap(PAGE, { populate: true });
+      other.memWrite(ova, new Uint8Array([0x33]));
+      const [r0, opasid] = bind(p, c, { pflags: VFIO_IOMMU_BIND_PID, pid: other.pid });
+      t.equal(r0, 0);
       t.equal(bind(p, c)[0], 0);
       t.equal(host.sva.handles().length, 2);
+      f.sva.config.write(4, 2, 0x6);
+      t.ok(f.sva.dmaRead(ova, 1, { pasid: opasid }).ok, 'the bound process\'s memory through its PASID');
       other.exit();
-      t.equal(host.sva.handles().length, 1, 'the exited process\'s bond went');
+      t.equal(host.sva.handles().length, 2, 'the exited process\'s bond stays');
+      t.equal(f.sva.dmaRead(ova, 1, { pasid: opasid }).ok, false, 'but its PASID no longer translates');
       const iommu = vfioModule(host).groups.get(host.iommu.groupOf(f.sva)!)!.container!.iommu!;
-      t.same(iommu.sva.count, 1);
+      t.same(iommu.sva.count, 2);
       t.equal(bind(p, c, { pflags: VFIO_IOMMU_BIND_PID, pid: other.pid }, VFIO_IOMMU_UNBIND)[0], -ESRCH, 'no such process any more');
+      t.equal(host.sva.pasidOf(other.mm), opasid, 'the PASID stays with the exited mm while bound');
       p.exit();
-      t.equal(host.sva.handles().length, 0);
+      t.equal(host.sva.handles().length, 0, 'the container went with the caller: every bond unbound');
+      t.equal(host.sva.pasidOf(other.mm), undefined, 'and the exited mm, dropped, gave its PASID back');
     });
   });
 }

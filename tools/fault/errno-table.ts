@@ -4,8 +4,9 @@
  * - VFIO type1 (drivers/vfio/vfio_iommu_type1.c): every handler copies
  *   `minsz = offsetofend(..., last field)` and returns -EINVAL when
  *   `argsz < minsz || flags & ~mask`; vfio_dma_do_map/do_unmap return
- *   -EINVAL for an unaligned iova/size/vaddr and for iova + size - 1 < iova
- *   (wrap). A larger argsz with trailing bytes is accepted (not checked).
+ *   -EINVAL for an unaligned iova/size/vaddr and -EOVERFLOW when
+ *   iova + size - 1 wraps (check_add_overflow). A larger argsz with trailing
+ *   bytes is accepted (not checked).
  * - VFIO device (vfio_main.c, pci/vfio_pci_core.c): GET_INFO/REGION_INFO/
  *   IRQ_INFO/SET_IRQS -EINVAL for argsz < minsz, SET_IRQS -EINVAL for unknown
  *   flags (vfio_set_irqs_validate_and_prepare); the cdev's BIND_IOMMUFD
@@ -31,8 +32,8 @@ export type MutationClass = 'size-too-small' | 'unknown-flags' | 'reserved-set' 
 /** ioctl name -> class -> the errno (positive) Linux returns. Classes not listed do not apply to that ioctl. */
 export const EXPECTED_ERRNO: Record<string, Partial<Record<MutationClass, number>>> = {
   VFIO_IOMMU_GET_INFO: { 'size-too-small': EINVAL, 'bad-fd': EBADF },
-  VFIO_IOMMU_MAP_DMA: { 'size-too-small': EINVAL, 'unknown-flags': EINVAL, 'u64-wrap': EINVAL, misaligned: EINVAL, 'bad-fd': EBADF },
-  VFIO_IOMMU_UNMAP_DMA: { 'size-too-small': EINVAL, 'unknown-flags': EINVAL, 'u64-wrap': EINVAL, misaligned: EINVAL, 'bad-fd': EBADF },
+  VFIO_IOMMU_MAP_DMA: { 'size-too-small': EINVAL, 'unknown-flags': EINVAL, 'u64-wrap': EOVERFLOW, misaligned: EINVAL, 'bad-fd': EBADF },
+  VFIO_IOMMU_UNMAP_DMA: { 'size-too-small': EINVAL, 'unknown-flags': EINVAL, 'u64-wrap': EOVERFLOW, misaligned: EINVAL, 'bad-fd': EBADF },
   VFIO_IOMMU_DIRTY_PAGES: { 'size-too-small': EINVAL, 'unknown-flags': EINVAL, 'bad-fd': EBADF },
   VFIO_GROUP_GET_STATUS: { 'size-too-small': EINVAL, 'bad-fd': EBADF },
   VFIO_DEVICE_GET_INFO: { 'size-too-small': EINVAL, 'bad-fd': EBADF },

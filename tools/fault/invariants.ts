@@ -234,6 +234,8 @@ function checkPages(m: Machine, baseline: number | undefined, out: Violation[]):
       }
     }
   }
+  // A memfd's page cache holds one reference on each of its pages.
+  for (const f of host.memfds) for (const head of f.cachedPages()) add(head);
   for (const c of containers(m)) {
     for (const d of c.dmas) {
       let pins = 0;
@@ -416,7 +418,8 @@ function checkGroups(m: Machine, out: Violation[]): void {
 
 function checkSva(m: Machine, out: Violation[]): void {
   for (const h of m.host.sva.handles()) {
-    if (!h.mm.alive) out.push({ kind: 'sva', message: `SVA bond of ${h.dev.bdf} PASID ${h.pasid} outlived its process (pid ${h.pid})` });
+    // A bond may outlive its process (Linux keeps it until unbind), but its PASID must stop translating.
+    if (!h.mm.alive && !h.domain.mmReleased) out.push({ kind: 'sva', message: `SVA bond of ${h.dev.bdf} PASID ${h.pasid} still translates after its process (pid ${h.pid}) exited` });
     if (m.host.iommu.domainForPasid(h.dev, h.pasid) !== h.domain) {
       out.push({ kind: 'sva', message: `SVA bond of ${h.dev.bdf} PASID ${h.pasid}: the PASID is not attached to the bond's domain` });
     }

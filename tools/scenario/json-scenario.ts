@@ -17,6 +17,7 @@
  * the scenario (exit status 1) and the remaining steps still run where they can.
  */
 import type { DmaEngine } from '../../devices/dma-engine/dma-engine.ts';
+import type { SvaHandle } from '../../src/iommu-core/sva.ts';
 import { DESC_STATUS } from '../../devices/dma-engine/descriptor.ts';
 import type { MachineKind } from '../../machines/layout.ts';
 import type { Process } from '../../src/host/process.ts';
@@ -85,6 +86,8 @@ function runSteps(ctx: ScenarioContext, steps: Step[]): void {
   const m = ctx.machine;
   let p: Process | undefined;
   const devs = new Map<string, Dev>();
+  /** Bonds made with the IOMMU core directly, as a kernel driver would; it unbinds them when its user goes. */
+  const bonds: SvaHandle[] = [];
   const proc = (): Process => (p ??= m.host.spawn({ memlockLimit: 64 * 2 ** 20 }));
   const dev = (s: Step): Dev => {
     const d = devs.get(m.device(s.device as string).bdf);
@@ -144,6 +147,7 @@ function runSteps(ctx: ScenarioContext, steps: Step[]): void {
           if (d.via === 'type1') pasid = d.e.v.bindProcess(d.container!);
           else {
             const h = m.host.sva.bind(m.device(s.device as string), proc().mm, proc().pid);
+            if (typeof h !== 'number') bonds.push(h);
             pasid = typeof h === 'number' ? h : h.pasid;
           }
           if (pasid < 0) throw new Error(`SVA bind refused (${pasid})`);
@@ -209,5 +213,6 @@ function runSteps(ctx: ScenarioContext, steps: Step[]): void {
       ctx.fail(`${at}: ${msg}`);
     }
   });
+  for (const h of bonds) m.host.sva.unbind(h);
   p?.exit();
 }

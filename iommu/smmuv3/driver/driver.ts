@@ -273,12 +273,12 @@ export class Smmuv3Driver implements IommuDriver {
    * DIRTY_TRACKING (with or without PASID) a stage-1 domain whose table has
    * DBM on writable leaves (IO_PGTABLE_QUIRK_ARM_HD), only where the SMMU
    * updates dirty state (arm_smmu_dbm_capable); any other combination,
-   * such as a dirty-tracking nest parent, is -EOPNOTSUPP.
+   * such as a dirty-tracking or PASID-compatible nest parent, is -EOPNOTSUPP.
    */
   domainAllocPaging(_dev: PciFunction, flags: PagingDomainFlags): DriverDomain | number {
     const dirty = flags.dirtyTracking === true;
     if (dirty && (flags.nestParent === true || !this.dbmCapable)) return -EOPNOTSUPP;
-    if (flags.nestParent === true && !this.nestingSupported) return -EOPNOTSUPP;
+    if (flags.nestParent === true && (!this.nestingSupported || flags.pasid === true)) return -EOPNOTSUPP;
     const stage = flags.nestParent ? 2 : 1;
     const b = createVmsaBuilder(this.mmio, this.host.allocator.tablePages(), {
       stage, granule: 4096, iaBits: 48, oaBits: OAS_BITS[this.ipsCode]!, nonGlobal: stage === 1, dbm: dirty,

@@ -18,6 +18,7 @@ import { E2BIG, EINVAL, EIO, ENOENT, EOPNOTSUPP, ETIMEDOUT } from '../../../src/
 import { encodeLayout, getBits, setBits } from '../../../src/hw/layout.ts';
 import type { DomainGeometry, DriverDomain, DriverViommu, ViommuVdevs } from '../../../src/iommu-core/types.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
+import { iommuCopyStructFromUser } from '../../../src/iommu-core/user-data.ts';
 import { IOMMU_HWPT_DATA_ARM_SMMUV3, IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, iommu_vevent_arm_smmuv3 } from '../../../src/uapi/iommufd.ts';
 import { CMD_LAYOUTS, CMD_OP } from '../cmd.ts';
 import { STE_CONFIG, STE_LAYOUT } from '../ste.ts';
@@ -62,15 +63,15 @@ export interface Vste {
 
 /**
  * iommu_copy_struct_from_user(IOMMU_HWPT_DATA_ARM_SMMUV3, ste) then
- * arm_smmu_validate_vste(): wrong type -EINVAL, shorter than the struct
- * -EINVAL, longer with non-zero tail -E2BIG; a vSTE without V becomes an
+ * arm_smmu_validate_vste(): wrong type -EINVAL, any length but the
+ * struct's -EINVAL (src/iommu-core/user-data.ts); a vSTE without V becomes an
  * all-zero (abort) vSTE; a set bit outside the allowed fields, a Config
  * other than abort/bypass/S1-translate or an EATS other than 0/1 is -EIO.
  */
 export function parseVste(dataType: number, data: Uint8Array): Vste | number {
   if (dataType !== IOMMU_HWPT_DATA_ARM_SMMUV3) return -EINVAL;
-  if (data.length < VSTE_BYTES) return -EINVAL;
-  for (let i = VSTE_BYTES; i < data.length; i++) if (data[i] !== 0) return -E2BIG;
+  const c = iommuCopyStructFromUser(data, VSTE_BYTES);
+  if (typeof c === 'number') return c;
   const dv = new DataView(data.buffer, data.byteOffset, VSTE_BYTES);
   const words = new Uint32Array(4);
   for (let i = 0; i < 4; i++) words[i] = dv.getUint32(4 * i, true);

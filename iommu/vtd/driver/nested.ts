@@ -12,7 +12,8 @@
  * a nested domain its own DID and tags the parent with it; the effect on the
  * caches is the same.
  */
-import { E2BIG, EINVAL, EOPNOTSUPP } from '../../../src/uapi/errno.ts';
+import { EINVAL, EOPNOTSUPP } from '../../../src/uapi/errno.ts';
+import { iommuCopyStructFromUser } from '../../../src/iommu-core/user-data.ts';
 import { encodeLayout } from '../../../src/hw/layout.ts';
 import type { DomainGeometry, DriverDomain } from '../../../src/iommu-core/types.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
@@ -49,14 +50,13 @@ export interface NestedCaps {
 }
 
 /**
- * copy_struct_from_user() rules for a vendor struct: shorter than the
- * minimum (up to __reserved) is -EINVAL, longer with non-zero trailing bytes
- * is -E2BIG; 0 otherwise.
+ * iommu_copy_struct_from_user(..., __reserved) for a vendor struct whose
+ * first version already ended at __reserved (both VT-d structs): any length
+ * but the struct's own is -EINVAL; 0 otherwise.
  */
 export function checkUserStruct(data: Uint8Array, size: number): number {
-  if (data.length < size) return -EINVAL;
-  for (let i = size; i < data.length; i++) if (data[i] !== 0) return -E2BIG;
-  return 0;
+  const r = iommuCopyStructFromUser(data, size);
+  return typeof r === 'number' ? r : 0;
 }
 
 /** Decode struct iommu_hwpt_vtd_s1 (the caller checked its size). */
