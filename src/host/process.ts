@@ -316,11 +316,15 @@ export class Process {
    * through a copy of the fd table: an iommufd, a VFIO container or device in
    * the child is the same object, pins and locked-memory charges stay with
    * whoever made them, and the child starts with nothing locked or pinned.
-   * The child, or -ENOMEM.
+   * CONTRACT.md: the child. Like spawn, it throws only when the machine has
+   * no memory left for the copy (fork(2)'s ENOMEM), or when this process has
+   * exited (an exited process makes no calls).
    */
-  fork(): Process | number {
-    if (this.exited) return -EINVAL;
-    return this.host.fork(this);
+  fork(): Process {
+    if (this.exited) throw new Error(`fork: process ${this.pid} has exited`);
+    const child = this.host.fork(this);
+    if (typeof child === 'number') throw new Error(`fork: out of memory for the child's address space (${child})`);
+    return child;
   }
 
   /** The child's side of fork: the same files at the same descriptors, each held once more. */

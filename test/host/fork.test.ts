@@ -8,6 +8,7 @@
  */
 import t from 'tap';
 import { Board } from '../../machines/board.ts';
+import { createMachine } from '../../machines/machine.ts';
 import { Host } from '../../src/host/host.ts';
 import type { Process } from '../../src/host/process.ts';
 import { pinUserPages, unpinUserPages, type PinnedPages } from '../../src/host/pin.ts';
@@ -23,7 +24,6 @@ function host() {
 
 function forked(p: Process): Process {
   const c = p.fork();
-  if (typeof c === 'number') throw new Error(`fork ${c}`);
   return c;
 }
 
@@ -111,4 +111,14 @@ t.test('fork: the child shares every open file through a copy of the fd table; c
   t.equal(r[0], 3, 'the parent reads what the child wrote, after the child closed its fd');
   p.exit();
   t.ok(c.alive, 'the child outlives its parent');
+});
+
+t.test('fork of an exited process throws (it makes no calls); a live one gets a child (CONTRACT.md: fork(): Process)', async (t) => {
+  const m = createMachine('q35-vtd');
+  const p = m.host.spawn();
+  const c = p.fork();
+  t.ok(c.pid > p.pid, 'a child with its own pid');
+  p.exit();
+  t.throws(() => p.fork(), /has exited/);
+  c.exit();
 });
