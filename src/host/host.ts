@@ -52,7 +52,7 @@ export class Host {
     this.pages = new PageRefs(this.allocator);
     this.iopf = new IopfQueue(this.iommu, platform.scheduler, platform.tracer, platform.counters);
     this.sva = new SvaManager(this.iommu, this.iopf, platform.tracer);
-    this.mmLayout = { mmapBase: platform.cpu.mmapBase, mmapMin: MMAP_MIN };
+    this.mmLayout = { mmapBase: platform.cpu.mmapBase, mmapMin: MMAP_MIN, taskSize: Number(platform.cpu.taskSizeMax) };
   }
 
   /** A fresh MSI data value (an interrupt number of the machine's interrupt controller). */

@@ -1,6 +1,6 @@
-import { EBADF, EFAULT, EINVAL, EISDIR, EMFILE, ENODEV, ENOENT, ENOTDIR, ENOTTY, ESPIPE } from '../uapi/errno.ts';
+import { EBADF, EFAULT, EINVAL, EISDIR, EMFILE, ENODEV, ENOENT, ENOMEM, ENOTDIR, ENOTTY, ESPIPE } from '../uapi/errno.ts';
 import { EventFd } from './eventfd.ts';
-import { Mm, PROT_READ, PROT_WRITE } from './mm.ts';
+import { Mm, PROT_READ, PROT_WRITE, type Placement } from './mm.ts';
 import type { OpenFile, Vfs } from './vfs.ts';
 import { UserStruct, type Users } from './user.ts';
 
@@ -21,6 +21,9 @@ export interface MmapOptions {
   offset?: bigint;
   /** MAP_SHARED (default for file mappings); false asks for MAP_PRIVATE, which device files refuse. */
   shared?: boolean;
+  /** Where to map: a hint, or with `fixed` exactly there (MAP_FIXED: page aligned, replaces what was mapped). */
+  addr?: bigint;
+  fixed?: boolean;
 }
 
 /** RLIMIT_NOFILE's usual soft limit. */
@@ -162,10 +165,12 @@ export class Process {
     if (this.exited) return BigInt(-EINVAL);
     const len = typeof length === 'bigint' ? (length > 2n ** 52n ? -1 : Number(length)) : length;
     if (!Number.isSafeInteger(len) || len <= 0) return BigInt(-EINVAL);
-    if (options.fd !== undefined) return BigInt(this.mmapFile(len, options));
+    const where = placement(options);
+    if (typeof where === 'number') return BigInt(where);
+    if (options.fd !== undefined) return BigInt(this.mmapFile(len, options, where));
     const pageSize = options.hugepage === '2M' ? 2 ** 21 : options.hugepage === '1G' ? 2 ** 30 : 4096;
     if (options.hugepage !== undefined && pageSize === 4096) return BigInt(-EINVAL);
-    const r = this.mm.mmap(len, options.prot ?? PROT_READ | PROT_WRITE, pageSize, options.populate ?? false);
+    const r = this.mm.mmap(len, options.prot ?? PROT_READ | PROT_WRITE, pageSize, options.populate ?? false, where);
     return BigInt(r);
   }
 
@@ -174,7 +179,7 @@ export class Process {
    * -EINVAL for an unaligned offset or with a hugepage; the file decides the
    * rest (vfio_pci_core_mmap). The mapping holds the file open.
    */
-  private mmapFile(len: number, o: MmapOptions): number {
+  private mmapFile(len: number, o: MmapOptions, where: Placement): number {
     const f = this.fds.get(o.fd!);
     if (f === undefined) return -EBADF;
     const offset = o.offset ?? 0n;
@@ -190,7 +195,7 @@ export class Process {
         m.unmapped?.();
         this.unholdFile(f);
       },
-    }));
+    }), where);
     if (r < 0) {
       m.unmapped?.();
       return r;
@@ -292,6 +297,15 @@ export class Process {
     this.mm.teardown();
     this.host.processExited(this);
   }
+}
+
+/** The `addr`/`fixed` options as an Mm placement; MAP_FIXED needs an address (-EINVAL without one). */
+function placement(o: MmapOptions): Placement | number {
+  if (o.addr === undefined) return o.fixed === true ? -EINVAL : {};
+  if (typeof o.addr !== 'bigint' || o.addr < 0n) return -EINVAL;
+  // Beyond any user space: MAP_FIXED there is -ENOMEM (addr > TASK_SIZE - len); a hint is ignored.
+  if (o.addr >= 2n ** 57n) return o.fixed === true ? -ENOMEM : {};
+  return { addr: Number(o.addr), fixed: o.fixed === true };
 }
 
 /** User addresses are u64 at the API; a 48/57-bit user space fits a number exactly. */
