@@ -3,6 +3,7 @@ import { EventFd } from './eventfd.ts';
 import { Mm, PROT_READ, PROT_WRITE, type Placement } from './mm.ts';
 import type { OpenFile, Vfs } from './vfs.ts';
 import { UserStruct, type Users } from './user.ts';
+import { openNonDevice } from './sysfs-file.ts';
 
 export interface SpawnOptions {
   /** RLIMIT_MEMLOCK in bytes (default 8 MiB, Linux's default); Infinity or a huge bigint for unlimited. */
@@ -83,10 +84,10 @@ export class Process {
     if (this.exited) return -EBADF;
     if (typeof path !== 'string') return -EFAULT;
     const node = this.host.vfs.node(path);
-    if (node === undefined) return -ENOENT;
     const fd = this.lowestFreeFd();
     if (fd < 0) return fd;
-    const file = node.open(this);
+    // Not a device: a sysfs attribute or a directory (sysfs-file.ts).
+    const file = node === undefined ? openNonDevice(this.host.vfs, path, (p) => this.readdir(p)) : node.open(this);
     if (typeof file === 'number') return file;
     this.fds.set(fd, file);
     return fd;
@@ -152,6 +153,14 @@ export class Process {
     if (f === undefined) return -EBADF;
     if (!(data instanceof Uint8Array) || typeof offset !== 'bigint' || offset < 0n) return -EINVAL;
     return f.pwrite === undefined ? -ESPIPE : f.pwrite(data, offset, this);
+  }
+
+  /** lseek(2): the new offset, or -ESPIPE for a file that cannot seek (devices, eventfds, queues). */
+  lseek(fd: number, offset: bigint, whence: number): bigint | number {
+    const f = this.fds.get(fd);
+    if (f === undefined) return -EBADF;
+    if (typeof offset !== 'bigint') return -EINVAL;
+    return f.llseek === undefined ? -ESPIPE : f.llseek(offset, whence);
   }
 
   eventfd(initval = 0): number {
@@ -276,6 +285,7 @@ export class Process {
   }
 
   readdir(path: string): string[] | number {
+    if (path.split('/').every((p) => p === '' || p === '.')) return ['dev', 'sys'];
     if (path === '/dev' || path.startsWith('/dev/')) {
       const dir = path.replace(/\/+$/, '') + '/';
       const names = new Set(this.host.vfs.devicePaths(dir).map((p) => p.slice(dir.length).split('/')[0]!));

@@ -15,6 +15,13 @@ export interface OpenFile {
   mmap?(length: number, offset: bigint, shared: boolean, proc: Process): FileMapping | number;
   /** The last reference is gone (close, or process exit). */
   release?(): void;
+  /**
+   * Readiness now, as file_operations.poll reports it (POLLIN, POLLOUT, ...
+   * in src/uapi/poll.ts); a file without one is always ready (DEFAULT_POLLMASK).
+   */
+  poll?(): number;
+  /** lseek(2): the new position, or -errno; absent: the file cannot seek (-ESPIPE). */
+  llseek?(offset: bigint, whence: number): bigint | number;
 }
 
 /** What a file's mmap maps: device memory at a physical address, reachable while `accessible()` says so. */

@@ -53,6 +53,10 @@ export class FaultQueue extends IommufdObject {
     };
   }
 
+  get readable(): boolean {
+    return this.deliver.length > 0;
+  }
+
   get pending(): number {
     return this.deliver.length + this.response.size;
   }
