@@ -77,3 +77,6 @@ export * from './uapi/iommufd.ts';
 export { applyPlan, loadPlan, validatePlan, parsePlan, type FaultPlan } from './fault/plan.ts';
 export { checkInvariants, recordBaseline, monitorUnmaps, guard, formatViolations, type Violation } from '../tools/fault/invariants.ts';
 export { runFailNth } from '../tools/fault/fail-nth.ts';
+export { runProgram, loadModule, ProgramLoadError, type ProgramOptions, type ProgramResult } from '../tools/cprog/runner.ts';
+export { HANG_STATUS } from '../tools/cprog/program.ts';
+export { compile as compileC, clangArgs, ioemuHeaders, type RunClang, type Tree as ClangTree, type CompileResult } from '../tools/cprog/compile.ts';

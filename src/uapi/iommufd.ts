@@ -58,14 +58,18 @@ export const IOMMU_HWPT_ALLOC_PASID = 1 << 3;
 export const IOMMU_HWPT_DATA_NONE = 0;
 export const IOMMU_HWPT_DATA_VTD_S1 = 1;
 export const IOMMU_HWPT_DATA_ARM_SMMUV3 = 2;
-/** enum iommu_hw_info_type */
+/** enum iommu_hw_info_type (DEFAULT: with IOMMU_HW_INFO_FLAG_INPUT_TYPE clear, the driver's own type) */
 export const IOMMU_HW_INFO_TYPE_NONE = 0;
+export const IOMMU_HW_INFO_TYPE_DEFAULT = 0;
 export const IOMMU_HW_INFO_TYPE_INTEL_VTD = 1;
 export const IOMMU_HW_INFO_TYPE_ARM_SMMUV3 = 2;
 /** enum iommufd_hw_capabilities */
 export const IOMMU_HW_CAP_DIRTY_TRACKING = 1 << 0;
 export const IOMMU_HW_CAP_PCI_PASID_EXEC = 1 << 1;
 export const IOMMU_HW_CAP_PCI_PASID_PRIV = 1 << 2;
+export const IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED = 1 << 3;
+/** enum iommufd_hw_info_flags */
+export const IOMMU_HW_INFO_FLAG_INPUT_TYPE = 1 << 0;
 /** enum iommufd_hwpt_set_dirty_tracking_flags */
 export const IOMMU_HWPT_DIRTY_TRACKING_ENABLE = 1;
 /** enum iommufd_hwpt_get_dirty_bitmap_flags */
@@ -197,6 +201,27 @@ export const iommu_hw_info = defineStruct('iommu_hw_info', [
   ['out_capabilities', 'u64'],
 ]);
 
+/** struct iommu_hw_info_vtd: IOMMU_GET_HW_INFO's data for IOMMU_HW_INFO_TYPE_INTEL_VTD (the CAP and ECAP registers) */
+export const iommu_hw_info_vtd = defineStruct('iommu_hw_info_vtd', [
+  ['flags', 'u32'],
+  ['__reserved', 'u32'],
+  ['cap_reg', 'u64'],
+  ['ecap_reg', 'u64'],
+]);
+/** enum iommu_hw_info_vtd_flags */
+export const IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17 = 1 << 0;
+
+/** struct iommu_hw_info_arm_smmuv3: IOMMU_GET_HW_INFO's data for IOMMU_HW_INFO_TYPE_ARM_SMMUV3 (IDR0-5, IIDR, AIDR) */
+export const iommu_hw_info_arm_smmuv3 = defineStruct('iommu_hw_info_arm_smmuv3', [
+  ['flags', 'u32'],
+  ['__reserved', 'u32'],
+  ['idr', 'u32[6]'],
+  ['iidr', 'u32'],
+  ['aidr', 'u32'],
+]);
+/** enum iommu_hw_info_arm_smmuv3_flags */
+export const IOMMU_HW_INFO_ARM_SMMUV3_ERRATA_REPEAT_TLBI_CFGI = 1 << 0;
+
 /** struct iommu_hwpt_set_dirty_tracking */
 export const iommu_hwpt_set_dirty_tracking = defineStruct('iommu_hwpt_set_dirty_tracking', [
   ['size', 'u32'],
@@ -256,13 +281,15 @@ export const iommu_fault_alloc = defineStruct('iommu_fault_alloc', [
 ]);
 
 // --- VFIO cdev structs that talk to iommufd (vfio.h) ------------------------------------
-/** struct vfio_device_bind_iommufd (minsz ends at out_devid) */
+/** struct vfio_device_bind_iommufd (minsz ends at out_devid; token_uuid_ptr is read with VFIO_DEVICE_BIND_FLAG_TOKEN, v6.17+) */
 export const vfio_device_bind_iommufd = defineStruct('vfio_device_bind_iommufd', [
   ['argsz', 'u32'],
   ['flags', 'u32'],
   ['iommufd', 's32'],
   ['out_devid', 'u32'],
+  ['token_uuid_ptr', 'u64'],
 ]);
+export const VFIO_DEVICE_BIND_FLAG_TOKEN = 1 << 0;
 
 /** struct vfio_device_attach_iommufd_pt (minsz ends at pt_id; pasid read with VFIO_DEVICE_ATTACH_PASID) */
 export const vfio_device_attach_iommufd_pt = defineStruct('vfio_device_attach_iommufd_pt', [
