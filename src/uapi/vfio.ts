@@ -174,6 +174,30 @@ export const VFIO_PCI_NUM_IRQS = 5;
 export const VFIO_PCI_OFFSET_SHIFT = 40n;
 export const vfioPciIndexToOffset = (index: number): bigint => BigInt(index) << VFIO_PCI_OFFSET_SHIFT;
 
+/** struct vfio_pci_dependent_device (vfio.h): group_id, or devid with iommufd (VFIO_PCI_HOT_RESET_FLAG_DEV_ID). */
+export const vfio_pci_dependent_device = defineStruct('vfio_pci_dependent_device', [
+  ['group_id', 'u32'],
+  ['segment', 'u16'],
+  ['bus', 'u8'],
+  ['devfn', 'u8'],
+]);
+export const VFIO_PCI_DEVID_OWNED = 0;
+export const VFIO_PCI_DEVID_NOT_OWNED = -1;
+/** struct vfio_pci_hot_reset_info (vfio.h); struct vfio_pci_dependent_device devices[] follow. */
+export const vfio_pci_hot_reset_info = defineStruct('vfio_pci_hot_reset_info', [
+  ['argsz', 'u32'],
+  ['flags', 'u32'],
+  ['count', 'u32'],
+]);
+export const VFIO_PCI_HOT_RESET_FLAG_DEV_ID = 1 << 0;
+export const VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED = 1 << 1;
+/** struct vfio_pci_hot_reset (vfio.h); __s32 group_fds[] follow. */
+export const vfio_pci_hot_reset = defineStruct('vfio_pci_hot_reset', [
+  ['argsz', 'u32'],
+  ['flags', 'u32'],
+  ['count', 'u32'],
+]);
+
 /** struct vfio_device_feature (vfio.h); u8 data[] follows. VFIO_DEVICE_FEATURE, the feature index in flags[15:0]. */
 export const vfio_device_feature = defineStruct('vfio_device_feature', [
   ['argsz', 'u32'],

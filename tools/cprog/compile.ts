@@ -5,7 +5,7 @@
  * memory out for a process (stack first, so the low 64 KiB below
  * mmap_min_addr hold only the bottom of the stack).
  */
-import { COMPAT_H, SHIM_C, SHIM_WRAPPED } from './shim.ts';
+import { COMPAT_H, SHIM_C, SHIM_WRAPPED, SYS_VFS_H } from './shim.ts';
 import { uapiHeaders } from './uapi-headers.ts';
 import { deviceHeaders } from './device-headers.ts';
 
@@ -23,7 +23,7 @@ export const STACK_BYTES = 2 ** 20;
 
 /** Every header a program may include from ioemu, by include path. */
 export function ioemuHeaders(): Record<string, string> {
-  return { ...uapiHeaders(), ...deviceHeaders(), 'ioemu/compat.h': COMPAT_H };
+  return { ...uapiHeaders(), ...deviceHeaders(), 'ioemu/compat.h': COMPAT_H, 'sys/vfs.h': SYS_VFS_H };
 }
 
 /** Put `content` at a slash-separated path of `tree`. */

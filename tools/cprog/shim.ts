@@ -26,6 +26,14 @@ export const COMPAT_H = `/* ioemu/compat.h: what glibc declares and wasi-libc do
 #ifndef _IOEMU_COMPAT_H
 #define _IOEMU_COMPAT_H
 #include <sys/types.h>
+#include <time.h>
+/* Linux's other monotonic clocks: one virtual clock here. */
+#ifndef CLOCK_MONOTONIC_RAW
+#define CLOCK_MONOTONIC_RAW CLOCK_MONOTONIC
+#endif
+#ifndef CLOCK_BOOTTIME
+#define CLOCK_BOOTTIME CLOCK_MONOTONIC
+#endif
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -294,4 +302,34 @@ const char *strerrordesc_np(int e)
 {
 	return strerror(e);
 }
+
+/* --- statfs (<sys/vfs.h>): no file system to describe ----------------------------- */
+
+struct statfs;
+int statfs(const char *path, struct statfs *buf) { (void)path, (void)buf; errno = ENOSYS; return -1; }
+int fstatfs(int fd, struct statfs *buf) { (void)fd, (void)buf; errno = ENOSYS; return -1; }
+`;
+
+/** <sys/vfs.h>, which wasi-libc lacks: Linux's statfs declarations (no file system to report: statfs fails with ENOSYS). */
+export const SYS_VFS_H = `/* sys/vfs.h: ioemu's, for programs that include it (tools/cprog/shim.ts). */
+#ifndef _IOEMU_SYS_VFS_H
+#define _IOEMU_SYS_VFS_H
+#include <sys/statvfs.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+typedef struct { int __val[2]; } fsid_t;
+struct statfs {
+	unsigned long f_type, f_bsize;
+	fsblkcnt_t f_blocks, f_bfree, f_bavail;
+	fsfilcnt_t f_files, f_ffree;
+	fsid_t f_fsid;
+	unsigned long f_namelen, f_frsize, f_flags, f_spare[4];
+};
+int statfs(const char *, struct statfs *);
+int fstatfs(int, struct statfs *);
+#ifdef __cplusplus
+}
+#endif
+#endif
 `;

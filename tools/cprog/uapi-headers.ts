@@ -40,6 +40,9 @@ const SHAPES: Readonly<Record<string, CShape>> = {
   vfio_iommu_type1_dma_unmap: { flex: '__u8 data[]' },
   vfio_iommu_type1_dirty_bitmap: { flex: '__u8 data[]' },
   vfio_iommu_type1_bind: { flex: '__u8 data[]' },
+  vfio_pci_dependent_device: { union: { group_id: 'devid' } },
+  vfio_pci_hot_reset_info: { flex: 'struct vfio_pci_dependent_device devices[]' },
+  vfio_pci_hot_reset: { flex: '__s32 group_fds[]' },
   vfio_region_info_cap_sparse_mmap: { nest: CAP_HEADER, flex: 'struct vfio_region_sparse_mmap_area areas[]' },
   vfio_iommu_type1_info_cap_iova_range: { nest: CAP_HEADER, flex: 'struct vfio_iova_range iova_ranges[]' },
   vfio_iommu_type1_info_cap_migration: { nest: CAP_HEADER },
@@ -177,7 +180,7 @@ function structC(def: StructDef, header: Header): string {
     }
     const alias = shape.union?.[f.name];
     const decl = shape.pointer?.[f.name] ?? cType(f, header === 'linux/iommufd.h');
-    if (alias !== undefined) lines.push(`\tunion {\n\t\t__${f.type} ${alias};\n\t\t${decl};\n\t};`);
+    if (alias !== undefined) lines.push(`\tunion {\n\t\t${decl};\n\t\t__${f.type} ${alias};\n\t};`);
     else lines.push(`\t${decl};`);
   }
   if (shape.flex !== undefined) lines.push(`\t${shape.flex};`);
