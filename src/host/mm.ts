@@ -408,21 +408,40 @@ export class Mm {
     let done = 0;
     while (done < buf.length) {
       const a = addr + done;
-      const r = this.faultIn(a, write);
       const n = Math.min(buf.length - done, PAGE - (a % PAGE));
-      if (r < 0) {
-        if (r === -ENOMEM) return r;
-        if (this.ioAccess(a, buf.subarray(done, done + n), write) < 0) return -EFAULT;
-        done += n;
-        continue;
+      // A page already present needs no fault: one lookup (copy_from_user/copy_to_user of an ioctl struct, the common case).
+      let pa = this.presentPhys(a, write);
+      if (pa < 0) {
+        const r = this.faultIn(a, write);
+        if (r < 0) {
+          if (r === -ENOMEM) return r;
+          if (this.ioAccess(a, buf.subarray(done, done + n), write) < 0) return -EFAULT;
+          done += n;
+          continue;
+        }
+        pa = this.physOf(a);
       }
-      const pa = this.physOf(a);
       const chunk = buf.subarray(done, done + n);
       if (write) this.mem.writeFrom(pa, chunk);
       else this.mem.readInto(pa, chunk);
       done += n;
     }
     return 0;
+  }
+
+  /**
+   * The physical address behind `addr` when its page is present in an area
+   * the access may touch, else -1 (take the fault path). A write takes this
+   * path only on a page nobody else references (a shared or pinned page goes
+   * through faultIn, where a copy-on-write break would belong).
+   */
+  private presentPhys(addr: number, write: boolean): number {
+    const v = this.findVma(addr);
+    if (v === undefined || v.io !== undefined || (v.prot & (write ? PROT_WRITE : PROT_READ)) === 0) return -1;
+    const unit = v.pageSize === PAGE ? addr - (addr % PAGE) : Math.floor(addr / v.pageSize) * v.pageSize;
+    const head = this.resident.get(unit);
+    if (head === undefined || (write && this.pages.count(head) !== 1)) return -1;
+    return head + (addr - unit);
   }
 
   /** A CPU load/store to an I/O mapping: it reaches the device through the system address space, or faults (SIGBUS: -EFAULT here). */

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main, type Io } from '../../cli/main.ts';
-import { buildC } from '../tools/cprog/build.ts';
+import { buildC } from '../../cli/build-cache.ts';
 
 t.setTimeout(20 * 60_000);
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createMachine } from '../../machines/machine.ts';
 import { runProgram } from '../../tools/cprog/runner.ts';
 import { writeHeaders } from '../../cli/cc.ts';
-import { buildC } from '../tools/cprog/build.ts';
+import { buildC } from '../../cli/build-cache.ts';
 
 // Building with clang-in-WebAssembly takes seconds per program (far more on a loaded machine) before the cache has it.
 t.setTimeout(20 * 60_000);

@@ -15,7 +15,7 @@ import { HANG_STATUS } from '../../../tools/cprog/program.ts';
 import { programScenario } from '../../../tools/cprog/scenario.ts';
 import { runScenario } from '../../../tools/scenario/scenario.ts';
 import { checkInvariants } from '../../../tools/fault/invariants.ts';
-import { buildC } from './build.ts';
+import { buildC } from '../../../cli/build-cache.ts';
 
 t.setTimeout(20 * 60_000);
 

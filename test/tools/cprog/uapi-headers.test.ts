@@ -11,7 +11,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { layoutCheckSource, NOT_IN_LINUX, uapiHeaders, uapiStructs } from '../../../tools/cprog/uapi-headers.ts';
-import { buildC } from './build.ts';
+import { buildC } from '../../../cli/build-cache.ts';
 
 t.setTimeout(20 * 60_000);
 

@@ -1,5 +1,5 @@
 /**
- * Compile C for tests with the toolchain npm ci installed, once per content:
+ * Compile C (for tests and benchmarks) with the toolchain npm ci installed, once per content:
  * modules are cached under the OS temp directory by a hash of the sources,
  * the arguments and everything ioemu adds (headers, shim), so a test run
  * compiles a program only when something it depends on changed.
@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { clangArgs, compile, getFile, ioemuHeaders, type RunClang } from '../../../tools/cprog/compile.ts';
-import { SHIM_C } from '../../../tools/cprog/shim.ts';
+import { clangArgs, compile, getFile, ioemuHeaders, type RunClang } from '../tools/cprog/compile.ts';
+import { SHIM_C } from '../tools/cprog/shim.ts';
 
 const CACHE = join(tmpdir(), 'ioemu-cprog-cache');
 
