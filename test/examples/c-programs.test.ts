@@ -13,6 +13,7 @@ import { createMachine } from '../../machines/machine.ts';
 import { runProgram } from '../../tools/cprog/runner.ts';
 import { writeHeaders } from '../../cli/cc.ts';
 import { buildC } from '../../cli/build-cache.ts';
+import { hasGcc, hasLinuxUapi, LINUX_UAPI } from '../tools/cprog/native.ts';
 
 // Building with clang-in-WebAssembly takes seconds per program (far more on a loaded machine) before the cache has it.
 t.setTimeout(20 * 60_000);
@@ -50,8 +51,8 @@ for (const ex of EXAMPLES) {
 
 /** Linux uapi headers to build against natively: a copy of the 7.3 tree's, or the system's. */
 function linuxHeaders(): { flags: string[]; iommufd: boolean } | undefined {
-  const tree = '/root/.cache/ioemu-rig/src/linux-source-7.3/include/uapi/linux';
-  if (existsSync(join(tree, 'iommufd.h'))) {
+  const tree = LINUX_UAPI;
+  if (hasLinuxUapi()) {
     const dir = mkdtempSync(join(tmpdir(), 'ioemu-uapi-'));
     mkdirSync(join(dir, 'linux'));
     for (const h of ['vfio.h', 'iommufd.h']) copyFileSync(join(tree, h), join(dir, 'linux', h));
@@ -59,15 +60,6 @@ function linuxHeaders(): { flags: string[]; iommufd: boolean } | undefined {
     return { flags: ['-D__user=', '-D__counted_by(x)=', '-I', dir], iommufd: true };
   }
   return existsSync('/usr/include/linux/vfio.h') ? { flags: [], iommufd: existsSync('/usr/include/linux/iommufd.h') } : undefined;
-}
-
-function hasGcc(): boolean {
-  try {
-    execFileSync('gcc', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 t.test('every C example also builds natively with gcc against Linux headers', async (t) => {

@@ -7,15 +7,15 @@
  */
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { layoutCheckSource, NOT_IN_LINUX, uapiHeaders, uapiStructs } from '../../../tools/cprog/uapi-headers.ts';
 import { buildC } from '../../../cli/build-cache.ts';
+import { hasGcc, hasLinuxUapi, LINUX_UAPI } from './native.ts';
 
 t.setTimeout(20 * 60_000);
 
-const LINUX_UAPI = '/root/.cache/ioemu-rig/src/linux-source-7.3/include/uapi/linux';
 
 t.test('every table struct and constant is in the generated headers, with what Linux lacks marked', async (t) => {
   const h = uapiHeaders();
@@ -41,17 +41,8 @@ t.test('the check bites: one wrong offset and the program does not compile', asy
   await t.rejects(buildC({ 'check.c': src }, ['-O2']), /offsetof\(iommu_ioas_map, iova\)[^\n]*\n[^]*evaluates to '32 == 24'/);
 });
 
-function gcc(): boolean {
-  try {
-    execFileSync('gcc', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 t.test('x86-64 gcc: the tables match Linux 7.3\'s headers, and the generated headers compile natively too', async (t) => {
-  if (!gcc() || !existsSync(join(LINUX_UAPI, 'iommufd.h'))) {
+  if (!hasGcc() || !hasLinuxUapi()) {
     t.comment('skipped: needs gcc and the Linux 7.3 source tree');
     return;
   }
