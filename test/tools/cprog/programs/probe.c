@@ -180,6 +180,31 @@ int main(int argc, char **argv)
 		printf("MAP_DMA of an unmapped range: %d %s\n", map(dst, 0x300000, 4096), strerrorname_np(errno));
 		return 0;
 	}
+	if (!strcmp(what, "dirty")) {
+		/* vfio_bitmap.data is a pointer: 4 bytes here, 8 in the kernel's struct. Its upper half holds garbage on purpose. */
+		if (open_testdev())
+			return 1;
+		struct vfio_iommu_type1_dirty_bitmap start = { .argsz = sizeof(start), .flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_START };
+		OK(ioctl(container, VFIO_IOMMU_DIRTY_PAGES, &start) == 0, "DIRTY_PAGES START");
+		uint8_t *mem = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		OK(map(mem, 0x100000, 4 * 4096) == 0, "MAP_DMA");
+		device_copy(0x100000, 0x102000, 4096);
+		uint64_t bits = 0;
+		uint64_t buf[(sizeof(struct vfio_iommu_type1_dirty_bitmap) + sizeof(struct vfio_iommu_type1_dirty_bitmap_get)) / 8];
+		memset(buf, 0xee, sizeof(buf));
+		struct vfio_iommu_type1_dirty_bitmap *hdr = (struct vfio_iommu_type1_dirty_bitmap *)buf;
+		struct vfio_iommu_type1_dirty_bitmap_get *get = (struct vfio_iommu_type1_dirty_bitmap_get *)hdr->data;
+		hdr->argsz = sizeof(buf);
+		hdr->flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
+		get->iova = 0x100000;
+		get->size = 4 * 4096;
+		get->bitmap.pgsize = 4096;
+		get->bitmap.size = sizeof(bits);
+		get->bitmap.data = &bits;
+		OK(ioctl(container, VFIO_IOMMU_DIRTY_PAGES, buf) == 0, "DIRTY_PAGES GET_BITMAP");
+		printf("dirty bitmap: 0x%llx\n", (unsigned long long)bits);
+		return 0;
+	}
 	printf("unknown probe \"%s\"\n", what);
 	return 2;
 }
