@@ -149,11 +149,14 @@ export async function cmdExec(args: string[], io: { out(s: string): void; err(s:
   let status = 0;
   let broken = false;
   for (const machine of o.machines) {
+    // Streaming decoders: a UTF-8 character split across two writes is not mangled.
+    const outText = new TextDecoder();
+    const errText = new TextDecoder();
     const s = programScenario(basename(program), module, {
       args: progArgs,
       env: o.env,
-      stdout: (b) => io.out(new TextDecoder().decode(b)),
-      stderr: (b) => io.err(new TextDecoder().decode(b)),
+      stdout: (b) => io.out(outText.decode(b, { stream: true })),
+      stderr: (b) => io.err(errText.decode(b, { stream: true })),
       spawn: { memlockLimit: o.memlock },
     });
     let r;
