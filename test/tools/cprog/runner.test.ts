@@ -89,6 +89,13 @@ for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
   });
 }
 
+t.test('MAP_HUGETLB gives the program a 2 MiB page the device reaches through one mapping', async (t) => {
+  const r = await run(['huge'], 'q35-vtd');
+  t.equal(r.status, 0, r.out);
+  t.match(r.out, /huge page at a 2 MiB boundary: yes/);
+  t.match(r.out, /copy inside the huge page: status 0x2, verified/);
+});
+
 t.test('vfio_bitmap.data, a 32-bit pointer in a 64-bit field, reaches the kernel whole whatever its upper half held', async (t) => {
   const r = await run(['dirty'], 'virt-smmuv3');
   t.equal(r.status, 0, r.out);

@@ -180,6 +180,19 @@ int main(int argc, char **argv)
 		printf("MAP_DMA of an unmapped range: %d %s\n", map(dst, 0x300000, 4096), strerrorname_np(errno));
 		return 0;
 	}
+	if (!strcmp(what, "huge")) {
+		/* MAP_HUGETLB: a 2 MiB page, one run of physically contiguous memory behind the program's bytes. */
+		if (open_testdev())
+			return 1;
+		uint8_t *h = mmap(NULL, 2u << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+		OK(h != MAP_FAILED, "mmap MAP_HUGETLB");
+		printf("huge page at a 2 MiB boundary: %s\n", ((uintptr_t)h & ((2u << 20) - 1)) == 0 ? "yes" : "no");
+		memset(h + 0x1ff000, 0x77, 4096);
+		OK(map(h, 0x40000000, 2u << 20) == 0, "MAP_DMA of the huge page");
+		uint32_t st = device_copy(0x40000000 + 0x1ff000, 0x40000000, 4096);
+		printf("copy inside the huge page: status 0x%x, %s\n", st, h[0] == 0x77 && h[4095] == 0x77 ? "verified" : "WRONG");
+		return 0;
+	}
 	if (!strcmp(what, "dirty")) {
 		/* vfio_bitmap.data is a pointer: 4 bytes here, 8 in the kernel's struct. Its upper half holds garbage on purpose. */
 		if (open_testdev())
