@@ -13,6 +13,7 @@ import { vfioFigures } from './vfio.ts';
 import { priFigures } from './pri.ts';
 import { mappingFigures } from './mappings.ts';
 import { engineFigures } from './engine.ts';
+import { cprogFigures } from './cprog.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const figures: Figures = {};
@@ -25,6 +26,7 @@ Object.assign(figures, priFigures());
 Object.assign(figures, mappingFigures('virt-smmuv3'));
 Object.assign(figures, engineFigures('virt-smmuv3'));
 Object.assign(figures, engineFigures('q35-vtd'));
+Object.assign(figures, await cprogFigures());
 
 const child = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(here, 'sparse-child.ts')], { encoding: 'utf8' });
 const sparse = JSON.parse(child.trim().split('\n').pop()!) as { rss: number; resident: number };

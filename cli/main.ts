@@ -8,11 +8,14 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { PlanError, type FaultPlan } from '../src/fault/plan.ts';
 import { formatViolations } from '../tools/fault/invariants.ts';
 import { readPlanFile } from './fault-plan-file.ts';
-import { renderReports, fmtNs } from '../tools/report/html.ts';
+import { fmtNs } from '../tools/report/html.ts';
+import { writeRunOutputs } from './outputs.ts';
+import { cmdCc, CC_HELP } from './cc.ts';
+import { cmdExec, EXEC_HELP } from './exec.ts';
 import { hitRates, stats, descriptorLatencies, summaryRow } from '../tools/report/figures.ts';
 import { loadScenario, SCENARIO_DIR } from './load.ts';
 import { MACHINE_KINDS, MACHINE_PARAMS, machineFor, runScenario, UsageError, type RunResult } from '../tools/scenario/scenario.ts';
-import { comparisonTable, mergedTrace } from '../tools/scenario/several.ts';
+import { comparisonTable } from '../tools/scenario/several.ts';
 import type { MachineKind } from '../machines/layout.ts';
 
 export interface Io {
@@ -30,6 +33,10 @@ Usage:
                                       run it once per value, write a CSV
   ioemu list                          list the scenarios in scenarios/ and the parameters
   ioemu points [--scenario FILE]      list the fault-injection points (for --inject plans)
+  ioemu cc [clang options] -o prog.wasm prog.c
+                                      compile a C program to run on ioemu
+  ioemu exec [options] prog.wasm [args...]
+                                      run it as a process of a machine
   ioemu help [command]                this text, or a command's
 
 A <scenario> is a name in scenarios/ (e.g. "default"), or a path to a .ts
@@ -37,7 +44,8 @@ module (default export { name, description, run(ctx) }) or a .json file
 (a list of steps; see tools/scenario/json-scenario.ts).
 
 Exit status: 0 ok, 1 scenario failed or an invariant broke, 2 usage error,
-3 internal error (a bug: please report it with the command line).
+3 internal error (a bug: please report it with the command line). ioemu exec
+exits with the program's own status (3 when ioemu itself failed).
 `;
 
 const RUN_HELP = `Usage: ioemu run <scenario> [options]
@@ -200,16 +208,7 @@ async function cmdRun(args: string[], io: Io): Promise<number> {
   }
   const results = runs.map((x) => x.result);
   if (results.length > 1 && !o.quiet) io.out('\n' + comparisonTable(results).join('\n') + '\n');
-  if (o.trace !== undefined) {
-    const text = results.length === 1 ? results[0]!.trace.stringify() : JSON.stringify(mergedTrace(results));
-    writeFileSync(o.trace, text);
-    const n = results.reduce((a, r) => a + r.trace.events.length, 0);
-    if (!o.quiet) io.out(`trace: ${n} events -> ${o.trace} (open it in https://ui.perfetto.dev${results.length > 1 ? '; one process per machine' : ''})\n`);
-  }
-  if (o.report !== undefined) {
-    writeFileSync(o.report, renderReports(runs));
-    if (!o.quiet) io.out(`report: ${o.report} (open it in a browser)\n`);
-  }
+  writeRunOutputs(runs, o, o.quiet ? undefined : (line) => io.out(line + '\n'));
   return results.every((r) => r.ok) ? EXIT.OK : EXIT.FAILED;
 }
 
@@ -319,12 +318,17 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
         return await cmdList(io);
       case 'points':
         return await cmdPoints(rest, io);
+      case 'cc':
+        return await cmdCc(rest, io);
+      case 'exec':
+        return await cmdExec(rest, io);
       case undefined:
       case 'help':
       case '-h':
       case '--help': {
         const topic = rest[0];
-        io.out(topic === 'run' ? RUN_HELP : topic === 'sweep' ? SWEEP_HELP : topic === 'points' ? POINTS_HELP : MAIN_HELP);
+        const topics: Record<string, string> = { run: RUN_HELP, sweep: SWEEP_HELP, points: POINTS_HELP, cc: CC_HELP, exec: EXEC_HELP };
+        io.out(topics[topic ?? ''] ?? MAIN_HELP);
         return EXIT.OK;
       }
       default:
@@ -332,7 +336,7 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
     }
   } catch (e) {
     if (e instanceof UsageError) {
-      io.err(`ioemu: ${e.message}\nTry "ioemu help${cmd === 'run' || cmd === 'sweep' ? ` ${cmd}` : ''}".\n`);
+      io.err(`ioemu: ${e.message}\nTry "ioemu help${cmd === 'run' || cmd === 'sweep' || cmd === 'cc' || cmd === 'exec' ? ` ${cmd}` : ''}".\n`);
       return EXIT.USAGE;
     }
     io.err(`ioemu: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

@@ -85,6 +85,12 @@ export class Board implements HostPlatform {
     throw new RangeError(`RAM offset ${offset} beyond ${this.ram.size} bytes`);
   }
 
+  /** Byte offset in `ram` of guest physical address `gpa`, or undefined when no RAM is there. */
+  ramOffset(gpa: number): number | undefined {
+    for (const r of this.layout.ram) if (gpa >= r.gpa && gpa < r.gpa + r.size) return r.offset + (gpa - r.gpa);
+    return undefined;
+  }
+
   /** Give back the frames of [gpa, gpa+bytes) of RAM: they read as zeros again (freed host pages). */
   discardRam(gpa: number, bytes: number): void {
     for (const r of this.layout.ram) {

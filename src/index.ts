@@ -147,3 +147,6 @@ export {
 export { EngineUser, type WqConfig } from '../tools/scenario/engine-user.ts';
 export { summaryRow, stats, hitRates, descriptorLatencies, type Stats, type HitRate } from '../tools/report/figures.ts';
 export { renderReports } from '../tools/report/html.ts';
+export { runProgram, loadModule, ProgramLoadError, type ProgramOptions, type ProgramResult } from '../tools/cprog/runner.ts';
+export { HANG_STATUS } from '../tools/cprog/program.ts';
+export { compile as compileC, clangArgs, ioemuHeaders, type RunClang, type Tree as ClangTree, type CompileResult } from '../tools/cprog/compile.ts';

@@ -1,4 +1,5 @@
 import { EAGAIN, EINVAL } from '../uapi/errno.ts';
+import { POLLERR, POLLIN, POLLOUT } from '../uapi/poll.ts';
 import type { OpenFile } from './vfs.ts';
 
 const MAX = 0xffff_ffff_ffff_fffen;
@@ -25,6 +26,15 @@ export class EventFd implements OpenFile {
   signal(n = 1n): void {
     this.counter = this.counter + n > MAX ? MAX : this.counter + n;
     this.onSignal?.();
+  }
+
+  /** eventfd_poll(): readable while the counter is non-zero, writable while 1 more fits, an error at ULLONG_MAX. */
+  poll(): number {
+    let m = 0;
+    if (this.counter > 0n) m |= POLLIN;
+    if (this.counter === 0xffff_ffff_ffff_ffffn) m |= POLLERR;
+    if (this.counter < MAX) m |= POLLOUT;
+    return m;
   }
 
   read(length: number): Uint8Array | number {

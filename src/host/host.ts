@@ -58,7 +58,7 @@ export class Host {
     this.pages = new PageRefs(this.allocator);
     this.iopf = new IopfQueue(this.iommu, platform.scheduler, platform.tracer, platform.counters);
     this.sva = new SvaManager(this.iommu, this.iopf, platform.tracer);
-    this.mmLayout = { mmapBase: platform.cpu.mmapBase, mmapMin: MMAP_MIN };
+    this.mmLayout = { mmapBase: platform.cpu.mmapBase, mmapMin: MMAP_MIN, taskSize: Number(platform.cpu.taskSizeMax) };
     // What uname(2)'s release field and /proc/sys/kernel/osrelease say.
     this.vfs.addSysfs('/proc/sys/kernel/osrelease', { kind: 'file', read: () => `${LINUX_RELEASE}\n` });
   }

@@ -2,7 +2,7 @@ import type { PageTableBuilder } from '../iommu-core/io-pgtable.ts';
 import { IOMMU_CACHE, IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE } from '../iommu-core/io-pgtable.ts';
 import type { InjectionPoint } from '../fault/injector.ts';
 import type { PhysMem } from '../memory/phys-mem.ts';
-import { EFAULT, EINVAL, ENOMEM } from '../uapi/errno.ts';
+import { EFAULT, EINVAL, ENOMEM, EPERM } from '../uapi/errno.ts';
 import type { PageRefs } from './page-refs.ts';
 import type { PageCache, VmaFile } from './file-pages.ts';
 import { copyRun, forkMm, type ForkDup } from './mm-fork.ts';
@@ -57,9 +57,32 @@ export interface MmuNotifier {
 export interface MmOptions {
   /** Where top-down mmap allocation starts (exclusive end of the mmap area). */
   mmapBase: number;
-  /** Lowest address mmap may hand out. */
+  /** Lowest address mmap may hand out (vm.mmap_min_addr); MAP_FIXED below it is -EPERM. */
   mmapMin: number;
+  /** TASK_SIZE: the end of user space (default: the x86-64 4-level TASK_SIZE_MAX, 2^47 - 4096). */
+  taskSize?: number;
 }
+
+/** Where mmap places a mapping: anywhere (top down), near a hint, or exactly at an address (MAP_FIXED). */
+export interface Placement {
+  addr?: number;
+  /** MAP_FIXED: exactly at `addr`, replacing whatever was mapped there. */
+  fixed?: boolean;
+}
+
+/**
+ * Told when a page run becomes resident in this mm and when it leaves it:
+ * whoever supplies the memory behind a process from outside the machine (a
+ * C program's WebAssembly memory) adopts the run's frames on `mapped` and,
+ * on `unmapped`, takes them back, leaving a copy where the run lives on
+ * (still pinned for DMA: `stillReferenced`).
+ */
+export interface ResidencyObserver {
+  mapped(va: number, pa: number, bytes: number): void;
+  unmapped(va: number, pa: number, bytes: number, stillReferenced: boolean): void;
+}
+
+const TASK_SIZE_X86_64 = 2 ** 47 - PAGE;
 
 /**
  * A process address space (Linux mm_struct): VMAs, the CPU page table in the
@@ -86,6 +109,8 @@ export class Mm {
    */
   private readonly cow = new Set<number>();
   private readonly notifiers = new Set<MmuNotifier>();
+  /** See ResidencyObserver (set by whoever runs the process, e.g. tools/cprog). */
+  residency: ResidencyObserver | undefined;
   private dead = false;
   /** mm_count: the process's users count as one; mmgrab() holders (an SVA domain) one each. */
   private count = 1;
@@ -156,14 +181,14 @@ export class Mm {
   // --- mmap / munmap / mprotect -------------------------------------------
 
   /** Anonymous private mapping; returns the address or a negative errno. */
-  mmap(length: number, prot: number, pageSize = PAGE, populate = false): number {
+  mmap(length: number, prot: number, pageSize = PAGE, populate = false, where: Placement = {}): number {
     if (this.dead) return -EINVAL;
     if (!Number.isSafeInteger(length) || length <= 0) return -EINVAL;
     if (pageSize !== PAGE && pageSize !== MIB2 && pageSize !== GIB) return -EINVAL;
     if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return -EINVAL;
     const len = Math.ceil(length / pageSize) * pageSize;
-    const start = this.findFree(len, pageSize);
-    if (start === undefined) return -ENOMEM;
+    const start = this.place(len, pageSize, where);
+    if (start < 0) return start;
     this.insertVma({ start, end: start + len, prot, pageSize });
     if (populate) {
       for (let a = start; a < start + len; a += pageSize) {
@@ -184,13 +209,13 @@ export class Mm {
    * VM_PFNMAP areas with -EFAULT). `make` builds the backing once the
    * address is chosen. Returns the address or a negative errno.
    */
-  mmapIo(length: number, prot: number, make: (start: number) => VmaIo): number {
+  mmapIo(length: number, prot: number, make: (start: number) => VmaIo, where: Placement = {}): number {
     if (this.dead) return -EINVAL;
     if (!Number.isSafeInteger(length) || length <= 0) return -EINVAL;
     if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return -EINVAL;
     const len = Math.ceil(length / PAGE) * PAGE;
-    const start = this.findFree(len, PAGE);
-    if (start === undefined) return -ENOMEM;
+    const start = this.place(len, PAGE, where);
+    if (start < 0) return start;
     this.insertVma({ start, end: start + len, prot, pageSize: PAGE, io: make(start) });
     return start;
   }
@@ -201,17 +226,47 @@ export class Mm {
    * `make` builds the file side once the address is chosen. Returns the
    * address or a negative errno.
    */
-  mmapFile(length: number, prot: number, make: (start: number) => VmaFile): number {
+  mmapFile(length: number, prot: number, make: (start: number) => VmaFile, where: Placement = {}): number {
     if (this.dead) return -EINVAL;
     if (!Number.isSafeInteger(length) || length <= 0) return -EINVAL;
     if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return -EINVAL;
     const len = Math.ceil(length / PAGE) * PAGE;
-    const start = this.findFree(len, PAGE);
-    if (start === undefined) return -ENOMEM;
+    const start = this.place(len, PAGE, where);
+    if (start < 0) return start;
     const file = make(start);
     this.insertVma({ start, end: start + len, prot, pageSize: PAGE, file });
     file.cache.addMapper(this);
     return start;
+  }
+
+  /**
+   * Choose the address of a new area of `len` bytes (get_unmapped_area):
+   * MAP_FIXED takes `addr` as is, after __get_unmapped_area's checks in their
+   * order (beyond TASK_SIZE -ENOMEM; hugetlb_get_unmapped_area: not aligned
+   * to the huge page -EINVAL; not page aligned -EINVAL; below mmap_min_addr
+   * -EPERM, cap_mmap_addr without CAP_SYS_RAWIO) and unmaps what was there,
+   * as mmap_region does (cutting a huge page there is -EINVAL, as munmap).
+   * A hint is used when the range is free (generic_get_unmapped_area),
+   * otherwise the search runs top down.
+   */
+  private place(len: number, align: number, where: Placement): number {
+    const taskSize = this.opts.taskSize ?? TASK_SIZE_X86_64;
+    const addr = where.addr;
+    if (where.fixed === true) {
+      if (addr === undefined || !Number.isSafeInteger(addr) || addr < 0) return -EINVAL;
+      if (len > taskSize) return -ENOMEM;
+      if (addr % align !== 0) return -EINVAL;
+      if (addr > taskSize - len) return -ENOMEM;
+      if (addr % PAGE !== 0) return -EINVAL;
+      if (addr < this.opts.mmapMin) return -EPERM;
+      const r = this.munmap(addr, len);
+      return r < 0 ? r : addr;
+    }
+    if (addr !== undefined && Number.isSafeInteger(addr) && addr > 0) {
+      const hint = Math.ceil(addr / align) * align;
+      if (hint >= this.opts.mmapMin && hint + len <= this.opts.mmapBase && !this.vmas.some((v) => overlaps(v, hint, hint + len))) return hint;
+    }
+    return this.findFree(len, align) ?? -ENOMEM;
   }
 
   /** Top-down search for a gap of `len` bytes aligned to `align`, as Linux's default mmap layout. */
@@ -241,6 +296,7 @@ export class Mm {
     if (typeof range === 'number') return range;
     const [start, end] = range;
     if (this.vmas.some((v) => overlaps(v, start, end) && cutsHugePage(v, start, end))) return -EINVAL;
+    // Triples: the unit's VA, the head of its run, its size.
     const dropped: number[] = [];
     const ios = new Set<VmaIo>();
     const files = new Set<VmaFile>();
@@ -256,13 +312,17 @@ export class Mm {
         this.pgtable.unmap(a, piece.pageSize);
         this.resident.delete(a);
         this.cow.delete(a);
-        dropped.push(head);
+        dropped.push(a, head, piece.pageSize);
       }
       return undefined;
     });
     // Like Linux: clear PTEs, invalidate secondary TLBs, then free the pages.
     if (dropped.length > 0) for (const n of this.notifiers) n.invalidateRange(start, end);
-    for (const head of dropped) this.pages.put(head);
+    for (let i = 0; i < dropped.length; i += 3) {
+      const head = dropped[i + 1]!;
+      this.pages.put(head);
+      this.residency?.unmapped(dropped[i]!, head, dropped[i + 2]!, this.pages.count(head) > 0);
+    }
     // A file or I/O mapping whose last piece went lets go of its file.
     for (const io of ios) if (!this.vmas.some((v) => v.io === io)) io.release();
     for (const f of files) {
@@ -355,6 +415,7 @@ export class Mm {
       return r;
     }
     this.resident.set(unit, head);
+    this.residency?.mapped(unit, head, v.pageSize);
     return 0;
   }
 
@@ -511,21 +572,40 @@ export class Mm {
     let done = 0;
     while (done < buf.length) {
       const a = addr + done;
-      const r = this.faultIn(a, write);
       const n = Math.min(buf.length - done, PAGE - (a % PAGE));
-      if (r < 0) {
-        if (r === -ENOMEM) return r;
-        if (this.ioAccess(a, buf.subarray(done, done + n), write) < 0) return -EFAULT;
-        done += n;
-        continue;
+      // A page already present needs no fault: one lookup (copy_from_user/copy_to_user of an ioctl struct, the common case).
+      let pa = this.presentPhys(a, write);
+      if (pa < 0) {
+        const r = this.faultIn(a, write);
+        if (r < 0) {
+          if (r === -ENOMEM) return r;
+          if (this.ioAccess(a, buf.subarray(done, done + n), write) < 0) return -EFAULT;
+          done += n;
+          continue;
+        }
+        pa = this.physOf(a);
       }
-      const pa = this.physOf(a);
       const chunk = buf.subarray(done, done + n);
       if (write) this.mem.writeFrom(pa, chunk);
       else this.mem.readInto(pa, chunk);
       done += n;
     }
     return 0;
+  }
+
+  /**
+   * The physical address behind `addr` when its page is present in an area
+   * the access may touch, else -1 (take the fault path). A write takes this
+   * path only on a page nobody else references (a shared or pinned page goes
+   * through faultIn, where a copy-on-write break would belong).
+   */
+  private presentPhys(addr: number, write: boolean): number {
+    const v = this.findVma(addr);
+    if (v === undefined || v.io !== undefined || (v.prot & (write ? PROT_WRITE : PROT_READ)) === 0) return -1;
+    const unit = v.pageSize === PAGE ? addr - (addr % PAGE) : Math.floor(addr / v.pageSize) * v.pageSize;
+    const head = this.resident.get(unit);
+    if (head === undefined || (write && this.pages.count(head) !== 1)) return -1;
+    return head + (addr - unit);
   }
 
   /** A CPU load/store to an I/O mapping: it reaches the device through the system address space, or faults (SIGBUS: -EFAULT here). */

@@ -1,10 +1,11 @@
-import { EBADF, EFAULT, EINVAL, EISDIR, EMFILE, ENODEV, ENOENT, ENOTDIR, ENOTTY, ESPIPE } from '../uapi/errno.ts';
+import { EBADF, EFAULT, EINVAL, EISDIR, EMFILE, ENODEV, ENOENT, ENOMEM, ENOTDIR, ENOTTY, ESPIPE } from '../uapi/errno.ts';
 import { MFD_ALL_FLAGS, MFD_EXEC, MFD_HUGETLB, MFD_NAME_MAX_LEN, MFD_NOEXEC_SEAL } from '../uapi/memfd.ts';
 import { EventFd } from './eventfd.ts';
 import { MemFd } from './memfd.ts';
-import { Mm, PROT_READ, PROT_WRITE, type VmaFile, type VmaIo } from './mm.ts';
+import { Mm, PROT_READ, PROT_WRITE, type Placement, type VmaFile, type VmaIo } from './mm.ts';
 import type { FileMapping, FileRefs, OpenFile, Vfs } from './vfs.ts';
 import { UserStruct, type Users } from './user.ts';
+import { openNonDevice } from './sysfs-file.ts';
 
 export interface SpawnOptions {
   /** RLIMIT_MEMLOCK in bytes (default 8 MiB, Linux's default); Infinity or a huge bigint for unlimited. */
@@ -23,6 +24,9 @@ export interface MmapOptions {
   offset?: bigint;
   /** MAP_SHARED (default for file mappings); false asks for MAP_PRIVATE, which device files refuse. */
   shared?: boolean;
+  /** Where to map: a hint, or with `fixed` exactly there (MAP_FIXED: page aligned, replaces what was mapped). */
+  addr?: bigint;
+  fixed?: boolean;
 }
 
 /** RLIMIT_NOFILE's usual soft limit. */
@@ -89,10 +93,10 @@ export class Process {
     if (this.exited) return -EBADF;
     if (typeof path !== 'string') return -EFAULT;
     const node = this.host.vfs.node(path);
-    if (node === undefined) return -ENOENT;
     const fd = this.lowestFreeFd();
     if (fd < 0) return fd;
-    const file = node.open(this);
+    // Not a device: a sysfs attribute or a directory (sysfs-file.ts).
+    const file = node === undefined ? openNonDevice(this.host.vfs, path, (p) => this.readdir(p)) : node.open(this);
     if (typeof file === 'number') return file;
     this.fds.set(fd, file);
     this.host.files.get(file);
@@ -165,6 +169,14 @@ export class Process {
     return f.pwrite === undefined ? -ESPIPE : f.pwrite(data, offset, this);
   }
 
+  /** lseek(2): the new offset, or -ESPIPE for a file that cannot seek (devices, eventfds, queues). */
+  lseek(fd: number, offset: bigint, whence: number): bigint | number {
+    const f = this.fds.get(fd);
+    if (f === undefined) return -EBADF;
+    if (typeof offset !== 'bigint') return -EINVAL;
+    return f.llseek === undefined ? -ESPIPE : f.llseek(offset, whence);
+  }
+
   eventfd(initval = 0): number {
     if (!Number.isInteger(initval) || initval < 0 || initval > 0xffffffff) return -EINVAL;
     return this.installFile(new EventFd(initval));
@@ -203,10 +215,12 @@ export class Process {
     if (this.exited) return BigInt(-EINVAL);
     const len = typeof length === 'bigint' ? (length > 2n ** 52n ? -1 : Number(length)) : length;
     if (!Number.isSafeInteger(len) || len <= 0) return BigInt(-EINVAL);
-    if (options.fd !== undefined) return BigInt(this.mmapFile(len, options));
+    const where = placement(options);
+    if (typeof where === 'number') return BigInt(where);
+    if (options.fd !== undefined) return BigInt(this.mmapFile(len, options, where));
     const pageSize = options.hugepage === '2M' ? 2 ** 21 : options.hugepage === '1G' ? 2 ** 30 : 4096;
     if (options.hugepage !== undefined && pageSize === 4096) return BigInt(-EINVAL);
-    const r = this.mm.mmap(len, options.prot ?? PROT_READ | PROT_WRITE, pageSize, options.populate ?? false);
+    const r = this.mm.mmap(len, options.prot ?? PROT_READ | PROT_WRITE, pageSize, options.populate ?? false, where);
     return BigInt(r);
   }
 
@@ -215,7 +229,7 @@ export class Process {
    * -EINVAL for an unaligned offset or with a hugepage; the file decides the
    * rest (vfio_pci_core_mmap). The mapping holds the file open.
    */
-  private mmapFile(len: number, o: MmapOptions): number {
+  private mmapFile(len: number, o: MmapOptions, where: Placement): number {
     const f = this.fds.get(o.fd!);
     if (f === undefined) return -EBADF;
     const offset = o.offset ?? 0n;
@@ -224,13 +238,13 @@ export class Process {
     const cache = f.pageCache;
     if (cache !== undefined) {
       if (offset > BigInt(Number.MAX_SAFE_INTEGER)) return -EINVAL;
-      const r = this.mm.mmapFile(len, prot, (base) => fileVma(this.host.files, f, { cache, base, offset: Number(offset), shared: o.shared ?? true }));
+      const r = this.mm.mmapFile(len, prot, (base) => fileVma(this.host.files, f, { cache, base, offset: Number(offset), shared: o.shared ?? true }), where);
       return r;
     }
     if (f.mmap === undefined) return -ENODEV;
     const m = f.mmap(Math.ceil(len / 4096) * 4096, offset, o.shared ?? true, this);
     if (typeof m === 'number') return m;
-    const r = this.mm.mmapIo(len, prot, (base) => ioVma(this.host.files, f, m, base));
+    const r = this.mm.mmapIo(len, prot, (base) => ioVma(this.host.files, f, m, base), where);
     if (r < 0) m.unmapped?.();
     return r;
   }
@@ -295,6 +309,7 @@ export class Process {
   }
 
   readdir(path: string): string[] | number {
+    if (path.split('/').every((p) => p === '' || p === '.')) return ['dev', 'sys'];
     if (path === '/dev' || path.startsWith('/dev/')) {
       const dir = path.replace(/\/+$/, '') + '/';
       const names = new Set(this.host.vfs.devicePaths(dir).map((p) => p.slice(dir.length).split('/')[0]!));
@@ -343,6 +358,15 @@ export class Process {
     this.mm.teardown();
     this.host.processExited(this);
   }
+}
+
+/** The `addr`/`fixed` options as an Mm placement; MAP_FIXED needs an address (-EINVAL without one). */
+function placement(o: MmapOptions): Placement | number {
+  if (o.addr === undefined) return o.fixed === true ? -EINVAL : {};
+  if (typeof o.addr !== 'bigint' || o.addr < 0n) return -EINVAL;
+  // Beyond any user space: MAP_FIXED there is -ENOMEM (addr > TASK_SIZE - len); a hint is ignored.
+  if (o.addr >= 2n ** 57n) return o.fixed === true ? -ENOMEM : {};
+  return { addr: Number(o.addr), fixed: o.fixed === true };
 }
 
 /** User addresses are u64 at the API; a 48/57-bit user space fits a number exactly. */

@@ -20,6 +20,13 @@ export interface OpenFile {
   readonly pageCache?: PageCache;
   /** ftruncate(); absent: -EINVAL (not a regular file). */
   truncate?(length: number): number;
+  /**
+   * Readiness now, as file_operations.poll reports it (POLLIN, POLLOUT, ...
+   * in src/uapi/poll.ts); a file without one is always ready (DEFAULT_POLLMASK).
+   */
+  poll?(): number;
+  /** lseek(2): the new position, or -errno; absent: the file cannot seek (-ESPIPE). */
+  llseek?(offset: bigint, whence: number): bigint | number;
 }
 
 /**

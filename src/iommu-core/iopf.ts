@@ -6,6 +6,14 @@ import type { IommuCore } from './core.ts';
 import type { PageRequest, PageResponseCode } from './types.ts';
 
 /**
+ * IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID (include/linux/iommu.h, iommu_fault_page_request.flags):
+ * the response must carry the PASID. Kernel-internal, not in the uapi enum, but iommufd copies a
+ * request's flags into the record it queues (iommufd_compose_fault_message), so VT-d requests
+ * that carried a PASID show it there.
+ */
+export const IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID = 1 << 3;
+
+/**
  * How a domain answers a fault group: call `respond` once, now or later (an
  * SVA domain resolves on the mm at once; an iommufd fault queue waits for
  * user space).

@@ -10,6 +10,7 @@
  */
 import type { Process } from '../host/process.ts';
 import type { OpenFile } from '../host/vfs.ts';
+import { POLLIN, POLLOUT, POLLRDNORM } from '../uapi/poll.ts';
 import type { Respond } from './ioas.ts';
 import type { IommufdCtx, IommufdObject } from './objects.ts';
 
@@ -17,6 +18,8 @@ import type { IommufdCtx, IommufdObject } from './objects.ts';
 export interface EventqObject extends IommufdObject {
   readonly ctx: IommufdCtx;
   read(length: number): Uint8Array | number;
+  /** Something waits to be read (the deliver list is not empty). */
+  readonly readable: boolean;
   /** Absent: the file has no write op (vfs_write gives -EINVAL). */
   write?(data: Uint8Array): number;
   /** The file went: drop what only a reader could still take (fault groups are answered Invalid). */
@@ -36,6 +39,11 @@ export class EventqFile implements OpenFile {
 
   read(length: number): Uint8Array | number {
     return this.queue.read(length);
+  }
+
+  /** iommufd_eventq_fops_poll(): a fault queue is always writable (responses); readable while records wait. */
+  poll(): number {
+    return (this.queue.type === 'fault' ? POLLOUT : 0) | (this.queue.readable ? POLLIN | POLLRDNORM : 0);
   }
 
   release(): void {

@@ -8,11 +8,10 @@
  * detaches are answered Invalid.
  */
 import { EINVAL, ESPIPE } from '../uapi/errno.ts';
-import type { IopfHandler } from '../iommu-core/iopf.ts';
+import { IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID, type IopfHandler } from '../iommu-core/iopf.ts';
 import type { PageRequest, PageResponseCode } from '../iommu-core/types.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 import {
-  IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID,
   IOMMU_PGFAULT_FLAGS_LAST_PAGE,
   IOMMU_PGFAULT_FLAGS_PASID_VALID,
   IOMMU_PGFAULT_PERM_EXEC,
@@ -51,6 +50,10 @@ export class FaultQueue extends IommufdObject {
     return (dev, requests, respond) => {
       this.deliver.push({ dev, devId: devId(dev), requests, respond, cookie: 0 });
     };
+  }
+
+  get readable(): boolean {
+    return this.deliver.length > 0;
   }
 
   get pending(): number {

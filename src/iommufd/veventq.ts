@@ -66,6 +66,10 @@ export class VeventQueue extends IommufdObject implements EventqObject {
     return this.deliver.length;
   }
 
+  get readable(): boolean {
+    return this.deliver.length > 0;
+  }
+
   /** iommufd_viommu_report_event() once the queue is found: 0, or -ENOMEM when the event was lost to a failed allocation. */
   report(data: Uint8Array): number {
     let rc = 0;

@@ -31,6 +31,8 @@ export class GuestRam implements PhysMem {
   private slab: ArrayBuffer | null = null;
   private slabOff = 0;
   private readonly spare: Uint8Array[] = [];
+  /** Frame numbers whose frame is memory owned elsewhere (adoptFrame): never pooled, never zeroed here. */
+  private readonly external = new Set<number>();
 
   constructor(size: number) {
     if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
@@ -83,7 +85,7 @@ export class GuestRam implements PhysMem {
     return f;
   }
 
-  /** Drop the frames of a page-aligned range: they read as zero again (like MADV_DONTNEED). */
+  /** Drop the frames of a page-aligned range: they read as zero again (like MADV_DONTNEED). An adopted frame goes back to its owner untouched. */
   discard(addr: number, len: number): void {
     const first = Math.ceil(addr / PAGE_SIZE);
     const end = Math.floor((addr + len) / PAGE_SIZE);
@@ -91,8 +93,44 @@ export class GuestRam implements PhysMem {
       const f = this.frames.get(fn);
       if (f === undefined) continue;
       this.frames.delete(fn);
+      if (this.external.delete(fn)) continue;
       if (this.spare.length < SPARE_MAX) this.spare.push(f);
     }
+  }
+
+  /**
+   * Back the frame at page-aligned `addr` with `frame`, 4 KiB owned elsewhere
+   * (a view of a WebAssembly memory, so a C program's loads and stores and
+   * the machine's accesses meet in the same bytes). The frame's current
+   * contents are dropped: the caller adopts a page it was just given. An
+   * adopted frame is never zeroed or reused here; discard() hands it back.
+   */
+  adoptFrame(addr: number, frame: Uint8Array): void {
+    if (frame.length !== PAGE_SIZE) throw new RangeError(`adoptFrame: a frame is ${PAGE_SIZE} bytes, not ${frame.length}`);
+    if (addr % PAGE_SIZE !== 0 || !this.contains(addr, PAGE_SIZE)) throw new RangeError(`adoptFrame: 0x${addr.toString(16)} is not a frame of this RAM`);
+    const fn = addr / PAGE_SIZE;
+    const old = this.frames.get(fn);
+    if (old !== undefined && !this.external.has(fn) && this.spare.length < SPARE_MAX) this.spare.push(old);
+    this.frames.set(fn, frame);
+    this.external.add(fn);
+  }
+
+  /** True when the frame at `addr` is adopted memory. */
+  isAdopted(addr: number): boolean {
+    return this.external.has(Math.floor(addr / PAGE_SIZE));
+  }
+
+  /**
+   * Give the adopted frame at `addr` a private copy of its bytes: the outside
+   * memory goes back to its owner while this frame lives on (a page still
+   * pinned for DMA when the program unmapped it). No-op for a frame of our own.
+   */
+  privatizeFrame(addr: number): void {
+    const fn = Math.floor(addr / PAGE_SIZE);
+    if (!this.external.delete(fn)) return;
+    const copy = this.newFrame();
+    copy.set(this.frames.get(fn)!);
+    this.frames.set(fn, copy);
   }
 
   read8(addr: number): number {

@@ -65,6 +65,12 @@ export interface TraceEventMap {
    * kernel's log line, e.g. SMMUv3's "Aliasing StreamID 0x100 (from 0000:01:01.0) unsupported".
    */
   'host.probe-failed': { dev: string; driver: string; errno: number; reason: string };
+  /**
+   * A system call of a C program run as a process (tools/cprog): the call, its arguments as the
+   * program passed them (as text), the result; a failure has result -errno and its name in `errno`.
+   * `dur` is the virtual time the call took (a blocking read or poll, a sleep).
+   */
+  'proc.syscall': { pid: number; call: string; args: string; result: number; errno: string };
   'sva.bind': { dev: string; pid: number; pasid: number };
   'sva.unbind': { dev: string; pid: number; pasid: number };
   /** An access that decoded to nothing: reads return all-ones, writes are dropped. */

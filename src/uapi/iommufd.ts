@@ -60,18 +60,18 @@ export const IOMMU_HWPT_ALLOC_PASID = 1 << 3;
 export const IOMMU_HWPT_DATA_NONE = 0;
 export const IOMMU_HWPT_DATA_VTD_S1 = 1;
 export const IOMMU_HWPT_DATA_ARM_SMMUV3 = 2;
-/** enum iommu_hw_info_type */
+/** enum iommu_hw_info_type (DEFAULT: with IOMMU_HW_INFO_FLAG_INPUT_TYPE clear, the driver's own type) */
 export const IOMMU_HW_INFO_TYPE_NONE = 0;
+export const IOMMU_HW_INFO_TYPE_DEFAULT = 0;
 export const IOMMU_HW_INFO_TYPE_INTEL_VTD = 1;
 export const IOMMU_HW_INFO_TYPE_ARM_SMMUV3 = 2;
 /** enum iommufd_hw_info_flags: in_data_type (sharing out_data_type's field) asks for a given type */
 export const IOMMU_HW_INFO_FLAG_INPUT_TYPE = 1 << 0;
-/** IOMMU_HW_INFO_TYPE_DEFAULT: as input, whatever the IOMMU has (the same value as TYPE_NONE) */
-export const IOMMU_HW_INFO_TYPE_DEFAULT = 0;
 /** enum iommufd_hw_capabilities */
 export const IOMMU_HW_CAP_DIRTY_TRACKING = 1 << 0;
 export const IOMMU_HW_CAP_PCI_PASID_EXEC = 1 << 1;
 export const IOMMU_HW_CAP_PCI_PASID_PRIV = 1 << 2;
+export const IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED = 1 << 3;
 /** enum iommufd_hwpt_set_dirty_tracking_flags */
 export const IOMMU_HWPT_DIRTY_TRACKING_ENABLE = 1;
 /** enum iommufd_hwpt_get_dirty_bitmap_flags */
@@ -79,12 +79,6 @@ export const IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR = 1;
 /** enum iommu_hwpt_pgfault_flags */
 export const IOMMU_PGFAULT_FLAGS_PASID_VALID = 1 << 0;
 export const IOMMU_PGFAULT_FLAGS_LAST_PAGE = 1 << 1;
-/**
- * IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID (include/linux/iommu.h, iommu_fault_page_request.flags):
- * not in the uapi enum, but iommufd copies the driver's flags into the record, so VT-d requests
- * that carried a PASID show it.
- */
-export const IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID = 1 << 3;
 /** enum iommu_hwpt_pgfault_perm */
 export const IOMMU_PGFAULT_PERM_READ = 1 << 0;
 export const IOMMU_PGFAULT_PERM_WRITE = 1 << 1;
@@ -208,6 +202,27 @@ export const iommu_hw_info = defineStruct('iommu_hw_info', [
   ['__reserved', 'u8[3]'],
   ['out_capabilities', 'u64'],
 ]);
+
+/** struct iommu_hw_info_vtd: IOMMU_GET_HW_INFO's data for IOMMU_HW_INFO_TYPE_INTEL_VTD (the CAP and ECAP registers) */
+export const iommu_hw_info_vtd = defineStruct('iommu_hw_info_vtd', [
+  ['flags', 'u32'],
+  ['__reserved', 'u32'],
+  ['cap_reg', 'u64'],
+  ['ecap_reg', 'u64'],
+]);
+/** enum iommu_hw_info_vtd_flags */
+export const IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17 = 1 << 0;
+
+/** struct iommu_hw_info_arm_smmuv3: IOMMU_GET_HW_INFO's data for IOMMU_HW_INFO_TYPE_ARM_SMMUV3 (IDR0-5, IIDR, AIDR) */
+export const iommu_hw_info_arm_smmuv3 = defineStruct('iommu_hw_info_arm_smmuv3', [
+  ['flags', 'u32'],
+  ['__reserved', 'u32'],
+  ['idr', 'u32[6]'],
+  ['iidr', 'u32'],
+  ['aidr', 'u32'],
+]);
+/** enum iommu_hw_info_arm_smmuv3_flags */
+export const IOMMU_HW_INFO_ARM_SMMUV3_ERRATA_REPEAT_TLBI_CFGI = 1 << 0;
 
 /** struct iommu_hwpt_set_dirty_tracking */
 export const iommu_hwpt_set_dirty_tracking = defineStruct('iommu_hwpt_set_dirty_tracking', [

@@ -23,8 +23,8 @@ export const VFIO_UNMAP_ALL = 9;
 export const VFIO_UPDATE_VADDR = 10;
 
 // --- Request numbers: _IO(';', 100 + n) -------------------------------------------
-const VFIO_TYPE = ';';
-const VFIO_BASE = 100;
+export const VFIO_TYPE = ';';
+export const VFIO_BASE = 100;
 const vfioIo = (n: number): number => IO(VFIO_TYPE, VFIO_BASE + n);
 
 export const VFIO_GET_API_VERSION = vfioIo(0);
@@ -85,7 +85,12 @@ export const vfio_device_info = defineStruct('vfio_device_info', [
 export const VFIO_DEVICE_FLAGS_RESET = 1 << 0;
 export const VFIO_DEVICE_FLAGS_PCI = 1 << 1;
 export const VFIO_DEVICE_FLAGS_PLATFORM = 1 << 2;
+export const VFIO_DEVICE_FLAGS_AMBA = 1 << 3;
+export const VFIO_DEVICE_FLAGS_CCW = 1 << 4;
+export const VFIO_DEVICE_FLAGS_AP = 1 << 5;
+export const VFIO_DEVICE_FLAGS_FSL_MC = 1 << 6;
 export const VFIO_DEVICE_FLAGS_CAPS = 1 << 7;
+export const VFIO_DEVICE_FLAGS_CDX = 1 << 8;
 
 /** struct vfio_region_info (vfio.h). */
 export const vfio_region_info = defineStruct('vfio_region_info', [
@@ -150,6 +155,10 @@ export const VFIO_IRQ_SET_ACTION_TYPE_MASK = VFIO_IRQ_SET_ACTION_MASK | VFIO_IRQ
 
 // vfio-pci region and IRQ indexes (vfio.h enums).
 export const VFIO_PCI_BAR0_REGION_INDEX = 0;
+export const VFIO_PCI_BAR1_REGION_INDEX = 1;
+export const VFIO_PCI_BAR2_REGION_INDEX = 2;
+export const VFIO_PCI_BAR3_REGION_INDEX = 3;
+export const VFIO_PCI_BAR4_REGION_INDEX = 4;
 export const VFIO_PCI_BAR5_REGION_INDEX = 5;
 export const VFIO_PCI_ROM_REGION_INDEX = 6;
 export const VFIO_PCI_CONFIG_REGION_INDEX = 7;
@@ -164,6 +173,40 @@ export const VFIO_PCI_NUM_IRQS = 5;
 /** vfio-pci places region N at file offset N << 40 (VFIO_PCI_OFFSET_SHIFT, vfio_pci_core.h). */
 export const VFIO_PCI_OFFSET_SHIFT = 40n;
 export const vfioPciIndexToOffset = (index: number): bigint => BigInt(index) << VFIO_PCI_OFFSET_SHIFT;
+
+/** struct vfio_pci_dependent_device (vfio.h): group_id, or devid with iommufd (VFIO_PCI_HOT_RESET_FLAG_DEV_ID). */
+export const vfio_pci_dependent_device = defineStruct('vfio_pci_dependent_device', [
+  ['group_id', 'u32'],
+  ['segment', 'u16'],
+  ['bus', 'u8'],
+  ['devfn', 'u8'],
+]);
+export const VFIO_PCI_DEVID_OWNED = 0;
+export const VFIO_PCI_DEVID_NOT_OWNED = -1;
+/** struct vfio_pci_hot_reset_info (vfio.h); struct vfio_pci_dependent_device devices[] follow. */
+export const vfio_pci_hot_reset_info = defineStruct('vfio_pci_hot_reset_info', [
+  ['argsz', 'u32'],
+  ['flags', 'u32'],
+  ['count', 'u32'],
+]);
+export const VFIO_PCI_HOT_RESET_FLAG_DEV_ID = 1 << 0;
+export const VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED = 1 << 1;
+/** struct vfio_pci_hot_reset (vfio.h); __s32 group_fds[] follow. */
+export const vfio_pci_hot_reset = defineStruct('vfio_pci_hot_reset', [
+  ['argsz', 'u32'],
+  ['flags', 'u32'],
+  ['count', 'u32'],
+]);
+
+/** struct vfio_device_feature (vfio.h); u8 data[] follows. VFIO_DEVICE_FEATURE, the feature index in flags[15:0]. */
+export const vfio_device_feature = defineStruct('vfio_device_feature', [
+  ['argsz', 'u32'],
+  ['flags', 'u32'],
+]);
+export const VFIO_DEVICE_FEATURE_MASK = 0xffff;
+export const VFIO_DEVICE_FEATURE_GET = 1 << 16;
+export const VFIO_DEVICE_FEATURE_SET = 1 << 17;
+export const VFIO_DEVICE_FEATURE_PROBE = 1 << 18;
 
 // --- Type1 IOMMU -------------------------------------------------------------------------
 /** struct vfio_iommu_type1_info (vfio.h). */

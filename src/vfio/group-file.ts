@@ -111,16 +111,13 @@ export class GroupFile implements OpenFile {
     return u.write(0, s.bytes);
   }
 
-  /** VFIO_GROUP_SET_CONTAINER: the arg points to an int fd (a number is taken as the fd itself). */
+  /** VFIO_GROUP_SET_CONTAINER: the arg points to an int fd (get_user; a number is that user address, as for every pointer). */
   private setContainer(arg: Uint8Array | number, proc: Process): number {
-    let fd: number;
-    if (typeof arg === 'number') fd = arg;
-    else {
-      const u = UserArg.of(arg, proc) as UserArg;
-      const b = u.read(0, 4);
-      if (typeof b === 'number') return b;
-      fd = new DataView(b.buffer).getInt32(0, true);
-    }
+    const u = UserArg.of(arg, proc);
+    if (typeof u === 'number') return u;
+    const b = u.read(0, 4);
+    if (typeof b === 'number') return b;
+    const fd = new DataView(b.buffer, b.byteOffset, 4).getInt32(0, true);
     const f = proc.file(fd);
     if (f === undefined) return -EBADF;
     const g = this.group;

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { POLLIN, POLLOUT } from '../../src/uapi/poll.ts';
 import { Board } from '../../machines/board.ts';
 import { Host } from '../../src/host/host.ts';
 import { EBADF, EFAULT, EINVAL, ENOENT, ENOMEM, ENOTTY, EAGAIN } from '../../src/uapi/errno.ts';
@@ -119,6 +120,9 @@ t.test('eventfd counts writes and signals, read resets, EAGAIN when zero', async
   const r = p.read(fd, 8) as Uint8Array;
   t.equal(r[0], 5);
   t.equal(p.read(fd, 8), -EAGAIN);
+  t.equal(p.file(fd)!.poll!(), POLLOUT, 'poll at zero: writable only');
+  t.equal(p.write(fd, one), 8);
+  t.equal(p.file(fd)!.poll!(), POLLIN | POLLOUT, 'poll with a count: readable');
   t.equal(p.read(fd, 4), -EINVAL);
   t.equal(p.write(fd, new Uint8Array(8).fill(0xff)), -EINVAL);
 });

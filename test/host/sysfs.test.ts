@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Board } from '../../machines/board.ts';
 import { Host } from '../../src/host/host.ts';
-import { ENOENT, ENOTDIR, EINVAL, EISDIR } from '../../src/uapi/errno.ts';
+import { ENOENT, ENOTDIR, EINVAL, EISDIR, ESPIPE } from '../../src/uapi/errno.ts';
 import { TestDriver } from '../iommu-core/test-driver.ts';
 import { BareFunction } from '../pci/helpers.ts';
 
@@ -39,4 +39,33 @@ t.test('the host reports the Linux release it follows where uname -r reads it (/
   t.equal(LINUX_RELEASE, '7.3.4');
   t.ok(LINUX_RELEASE.startsWith(`${LINUX_SERIES}.`));
   t.equal(p.readFile('/proc/sys/kernel/osrelease'), `${LINUX_RELEASE}\n`);
+});
+
+t.test('open(2) of a sysfs attribute reads its text from the file position; a directory lists and refuses read', async (t) => {
+  const board = new Board('q35-vtd', { ramBytes: 64 * 2 ** 20 });
+  const host = new Host(board);
+  host.iommu.registerDriver(new TestDriver(host));
+  const f = new BareFunction('f', { vendorId: 0x1b36, deviceId: 0x10e0 });
+  board.rc.plug(f, 1);
+  t.equal(host.addPciDevice(f), 0);
+  const p = host.spawn();
+  const fd = p.open('/sys/bus/pci/devices/0000:00:01.0/vendor');
+  t.ok(fd >= 3);
+  t.same(new TextDecoder().decode(p.read(fd, 3) as Uint8Array), '0x1');
+  t.same(new TextDecoder().decode(p.read(fd, 100) as Uint8Array), 'b36\n', 'read on from the position');
+  t.equal((p.read(fd, 100) as Uint8Array).length, 0, 'then end of file');
+  t.same(new TextDecoder().decode(p.pread(fd, 4, 2n) as Uint8Array), '1b36', 'pread at an offset');
+  t.equal(p.lseek(fd, 0n, 0), 0n);
+  t.same(new TextDecoder().decode(p.read(fd, 6) as Uint8Array), '0x1b36', 'read again after seeking to 0');
+  t.equal(p.lseek(fd, 0n, 2), -EINVAL, 'SEEK_END is EINVAL on a seq_file');
+  t.equal(p.close(fd), 0);
+  const dir = p.open('/sys/kernel/iommu_groups');
+  t.ok(dir >= 3);
+  t.equal(p.read(dir, 10), -EISDIR);
+  const root = p.open('/');
+  t.ok(root >= 3, 'the root directory opens');
+  t.same(p.readdir('/'), ['dev', 'sys']);
+  t.equal(p.open('/sys/nothing'), -ENOENT);
+  t.equal(p.open('/sys/bus/pci/devices/0000:00:01.0/iommu_group'), -ENOENT, 'sysfs links are read with readlink, not followed');
+  t.equal(p.lseek(p.eventfd(), 0n, 0), -ESPIPE, 'an eventfd cannot seek');
 });

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { POLLIN, POLLOUT, POLLRDNORM } from '../../src/uapi/poll.ts';
 import { EBUSY, EINVAL, ENOENT, EOPNOTSUPP, ESPIPE } from '../../src/uapi/errno.ts';
 import {
   IOMMU_DESTROY,
@@ -77,13 +78,16 @@ t.test('fault queue: faults read as iommu_hwpt_pgfault groups, answered by write
   t.equal(attach(f.p, cdev, hwpt)[0], 0);
   // The faults carry PASID 1: put the same domain on PASID 1 so the IOPF queue finds its handler.
   t.equal(f.host.iommu.attachDevicePasid(f.host.iommu.domainForPasid(f.dma, -1)!, f.dma, 1), 0);
+  t.equal(f.p.file(ffd)!.poll!(), POLLOUT, 'poll: writable, nothing to read yet');
   f.host.iopf.report(f.dma, req(3, 0x5000, false));
   f.host.iopf.report(f.dma, req(3, 0x6000, true));
   f.host.iopf.report(f.dma, req(4, 0x7000, true));
   f.board.scheduler.run();
   const sz = iommu_hwpt_pgfault.size;
+  t.equal(f.p.file(ffd)!.poll!(), POLLOUT | POLLIN | POLLRDNORM, 'poll: groups wait to be read');
   t.equal(f.p.read(ffd, sz + 1), -ESPIPE, 'not a multiple of the record');
   const data = f.p.read(ffd, 3 * sz) as Uint8Array;
+  t.equal(f.p.file(ffd)!.poll!(), POLLOUT, 'poll: all read');
   t.equal(data.length, 3 * sz, 'both groups delivered whole');
   const r0 = new StructView(iommu_hwpt_pgfault, data.subarray(0, sz));
   const r1 = new StructView(iommu_hwpt_pgfault, data.subarray(sz, 2 * sz));

@@ -330,3 +330,45 @@ t.test('GuestRam matches a byte-map reference model under random accesses', asyn
   );
   t.pass('model agrees');
 });
+
+t.test('an adopted frame is the outside memory itself, handed back untouched on discard', async (t) => {
+  const ram = new GuestRam(64 * PAGE_SIZE);
+  const outside = new Uint8Array(4 * PAGE_SIZE);
+  const view = outside.subarray(PAGE_SIZE, 2 * PAGE_SIZE);
+  ram.write8(3 * PAGE_SIZE, 0x77); // the frame had contents of its own: adoption replaces them
+  ram.adoptFrame(3 * PAGE_SIZE, view);
+  t.ok(ram.isAdopted(3 * PAGE_SIZE + 5));
+  outside[PAGE_SIZE + 8] = 0xab;
+  t.equal(ram.read8(3 * PAGE_SIZE + 8), 0xab, 'a store outside is a load inside');
+  ram.write32(3 * PAGE_SIZE + 16, 0x11223344);
+  t.equal(outside[PAGE_SIZE + 16], 0x44, 'a store inside is a load outside');
+  t.equal(ram.read8(3 * PAGE_SIZE), 0, 'the old contents are gone');
+  ram.discard(3 * PAGE_SIZE, PAGE_SIZE);
+  t.notOk(ram.isAdopted(3 * PAGE_SIZE));
+  t.equal(ram.read8(3 * PAGE_SIZE + 8), 0, 'discarded: reads zero again');
+  t.equal(outside[PAGE_SIZE + 8], 0xab, 'the outside bytes were not zeroed');
+  ram.write8(5 * PAGE_SIZE, 1); // a fresh frame: never the adopted one, which was not pooled
+  outside[PAGE_SIZE + 100] = 9;
+  t.equal(ram.read8(5 * PAGE_SIZE + 100), 0);
+});
+
+t.test('privatizeFrame leaves a copy behind and lets the outside memory go', async (t) => {
+  const ram = new GuestRam(16 * PAGE_SIZE);
+  const outside = new Uint8Array(PAGE_SIZE).fill(0x5c);
+  ram.adoptFrame(2 * PAGE_SIZE, outside);
+  ram.privatizeFrame(2 * PAGE_SIZE);
+  t.notOk(ram.isAdopted(2 * PAGE_SIZE));
+  outside.fill(0);
+  t.equal(ram.read8(2 * PAGE_SIZE + 77), 0x5c, 'the copy keeps the bytes of the moment');
+  ram.write8(2 * PAGE_SIZE, 1);
+  t.equal(outside[0], 0, 'and no longer reaches the outside');
+  ram.privatizeFrame(4 * PAGE_SIZE); // a frame of our own (or none): nothing happens
+  t.equal(ram.residentFrames, 1);
+});
+
+t.test('adoptFrame refuses what is not one whole frame of this RAM', async (t) => {
+  const ram = new GuestRam(4 * PAGE_SIZE);
+  t.throws(() => ram.adoptFrame(0, new Uint8Array(100)));
+  t.throws(() => ram.adoptFrame(100, new Uint8Array(PAGE_SIZE)));
+  t.throws(() => ram.adoptFrame(4 * PAGE_SIZE, new Uint8Array(PAGE_SIZE)));
+});

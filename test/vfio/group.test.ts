@@ -71,7 +71,9 @@ for (const v of VARIANTS) {
       t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, s32(efd)), -EBADFD, 'an eventfd');
       t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, s32(g)), -EBADFD, 'the group fd itself');
       t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, new Uint8Array(2)), -EFAULT);
-      t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, c), 0, 'a number is taken as the fd');
+      const at = p.mmap(4096);
+      t.equal(p.memWrite(at, s32(c)), 4);
+      t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, Number(at)), 0, 'a number is a user address holding the fd, as in Linux');
       t.equal(p.ioctl(g, VFIO_GROUP_SET_CONTAINER, s32(p.open('/dev/vfio/vfio'))), -EINVAL);
     });
 
