@@ -9,7 +9,7 @@ import { accountLockedVm, pinUserPages, unpinUserPages, type PinnedPages } from 
 import type { Process } from '../host/process.ts';
 import type { FaultInjector } from '../fault/injector.ts';
 import { injectedErrno, type IommufdInjectionPointName } from './points.ts';
-import type { IntervalNode } from './interval-tree.ts';
+import type { IntervalNode } from '../lib/interval-tree.ts';
 
 export const PAGE = 4096;
 /** HPAGE_SIZE (PMD size with 4K pages): the largest IOVA alignment the allocator chooses. */
