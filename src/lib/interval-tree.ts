@@ -110,27 +110,47 @@ export class IntervalTree<T> {
     return b;
   }
 
+  /** `n` put into the subtree `t`: down by start to where its priority belongs, and the subtree below split around it. */
+  private link(t: Node<T> | null, n: Node<T>): Node<T> {
+    if (t === null) return n;
+    if (n.prio > t.prio) {
+      this.split(t, n.start);
+      n.l = this.lo;
+      n.r = this.hi;
+      pull(n);
+      return n;
+    }
+    if (n.start < t.start) t.l = this.link(t.l, n);
+    else t.r = this.link(t.r, n);
+    pull(t);
+    return t;
+  }
+
+  /** The subtree `t` without `n` (its children merged in its place); undefined when `n` is not in it. */
+  private unlink(t: Node<T> | null, n: IntervalNode<T>): Node<T> | null | undefined {
+    if (t === null) return undefined;
+    if (t === n) return this.merge(t.l, t.r);
+    if (n.start === t.start) return undefined;
+    const below = this.unlink(n.start < t.start ? t.l : t.r, n);
+    if (below === undefined) return undefined;
+    if (n.start < t.start) t.l = below;
+    else t.r = below;
+    pull(t);
+    return t;
+  }
+
   /** Insert [start, last]; the caller guarantees it overlaps nothing in the tree. */
   insert(start: number, last: number, value: T): IntervalNode<T> {
     const n = new Node(start, last, value, this.nextPrio());
-    this.split(this.root, start);
-    const hi = this.hi;
-    this.root = this.merge(this.merge(this.lo, n), hi);
+    this.root = this.link(this.root, n);
     return n;
   }
 
-  /** Remove a node this tree returned. Removing one it does not hold is a caller's bug: it throws. */
+  /** Remove a node this tree returned. Removing one it does not hold is a caller's bug: it throws, changing nothing. */
   remove(node: IntervalNode<T>): void {
-    this.split(this.root, node.start);
-    const before = this.lo;
-    this.split(this.hi, node.start + 1);
-    const found = this.lo;
-    const after = this.hi;
-    if (found !== node) {
-      this.root = this.merge(this.merge(before, found), after);
-      throw new Error('IntervalTree.remove: node not in tree');
-    }
-    this.root = this.merge(before, after);
+    const root = this.unlink(this.root, node);
+    if (root === undefined) throw new Error('IntervalTree.remove: node not in tree');
+    this.root = root;
   }
 
   clear(): void {
