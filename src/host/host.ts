@@ -14,6 +14,7 @@ import { IommuCore } from '../iommu-core/core.ts';
 import { IopfQueue } from '../iommu-core/iopf.ts';
 import { SvaManager } from '../iommu-core/sva.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
+import { PciAtsDevice } from './pci-ats.ts';
 import { CFG } from '../pci/header.ts';
 import { LINUX_RELEASE } from '../uapi/linux-release.ts';
 
@@ -45,6 +46,7 @@ export class Host {
   readonly msiData = new MsiDataAllocator();
   private readonly mmLayout: MmOptions;
   private readonly pinPoint;
+  private readonly atsDevices = new WeakMap<PciFunction, PciAtsDevice>();
 
   constructor(readonly platform: HostPlatform) {
     const reserve = platform.cpu.lowReserve;
@@ -132,6 +134,20 @@ export class Host {
           .join(''),
     });
     return 0;
+  }
+
+  /**
+   * A function as drivers/pci/ats.c sees it: its ATS, PRI and PASID
+   * capabilities and what the kernel enabled (one per function, made when
+   * first asked, as pci_init_capabilities would have at enumeration).
+   */
+  pciAts(fn: PciFunction): PciAtsDevice {
+    let d = this.atsDevices.get(fn);
+    if (d === undefined) {
+      d = new PciAtsDevice(this.platform.pciConfig, fn);
+      this.atsDevices.set(fn, d);
+    }
+    return d;
   }
 
   processExited(p: Process): void {

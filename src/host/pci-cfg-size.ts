@@ -1,4 +1,6 @@
 import { PCIE, PCIE_FLAGS, PCIE_TYPE } from '../pci/caps/pcie-regs.ts';
+import type { ConfigAccessor } from '../pci/enumerate.ts';
+import { CFG } from '../pci/header.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 
 /** PCI-X capability (PCI Local Bus spec, PCI-X addendum): ID and the Status register's Mode 2 bits. */
@@ -26,19 +28,56 @@ function childExtCfgAccessible(bridge: PciFunction): boolean {
   return (bridge.config.get32(pcix + PCI_X_STATUS) & (PCI_X_STATUS_266MHZ | PCI_X_STATUS_533MHZ)) !== 0;
 }
 
+/** Class code of a host bridge (PCI_CLASS_BRIDGE_HOST), which pci_cfg_space_size() probes whatever its capabilities. */
+const CLASS_BRIDGE_HOST = 0x0600;
+
 /**
  * Does the kernel see this function's extended capabilities (ATS, PRI,
- * PASID, ACS, ...)? Linux sets PCI_BUS_FLAGS_NO_EXTCFG on a bus below a bridge
- * whose secondary side has no extended configuration space (and on every bus
- * below that); pci_cfg_space_size() is then 256 for each function there, and
- * pci_find_ext_capability() finds nothing. So a device behind a conventional
- * PCI bridge or a PCIe-to-PCI bridge never gets ATS, PRI or PASID enabled by
- * the host, whatever its model implements: on conventional PCI there are no
+ * PASID, ACS, ...), i.e. is pci_cfg_space_size() 4096 (drivers/pci/probe.c)?
+ * Linux sets PCI_BUS_FLAGS_NO_EXTCFG on a bus below a bridge whose secondary
+ * side has no extended configuration space (and on every bus below that);
+ * every function there has 256 bytes. So a device behind a conventional PCI
+ * bridge or a PCIe-to-PCI bridge never gets ATS, PRI or PASID enabled by the
+ * host, whatever its model implements: on conventional PCI there are no
  * Translation Requests, Page Request Messages or PASID TLP prefixes to carry.
+ * Elsewhere only a PCI Express function, a PCI-X Mode 2 one or a host bridge
+ * has more than 256 bytes. (The probe of offset 0x100 that
+ * pci_cfg_space_size_ext adds finds the models' space always readable.)
  */
 export function pciExtCfgAccessible(dev: PciFunction): boolean {
   for (let b = dev.bus?.upstream; b !== undefined; b = b.bus?.upstream) {
     if (!childExtCfgAccessible(b)) return false;
   }
-  return true;
+  if (dev.config.get16(CFG.CLASS_DEVICE) === CLASS_BRIDGE_HOST || dev.caps.findStd(PCIE.CAP_ID) !== undefined) return true;
+  const pcix = dev.caps.findStd(PCI_CAP_ID_PCIX);
+  return pcix !== undefined && (dev.config.get32(pcix + PCI_X_STATUS) & (PCI_X_STATUS_266MHZ | PCI_X_STATUS_533MHZ)) !== 0;
+}
+
+/** Bytes of conventional configuration space (PCI_CFG_SPACE_SIZE) and of PCIe's (PCI_CFG_SPACE_EXP_SIZE). */
+const CFG_SPACE_SIZE = 0x100;
+const CFG_SPACE_EXP_SIZE = 0x1000;
+
+/**
+ * pci_find_ext_capability() (drivers/pci/pci.c): the offset of the first
+ * extended capability with this ID, walking the list from 0x100 through
+ * configuration reads, or 0 when there is none, when the kernel sees no
+ * extended configuration space for the function, or when the list is
+ * empty. At most one capability per 8 bytes is visited, so
+ * a looping list ends.
+ */
+export function pciFindExtCapability(cfg: ConfigAccessor, dev: PciFunction, id: number): number {
+  if (!pciExtCfgAccessible(dev)) return 0;
+  const bus = dev.busNumber;
+  const devfn = dev.devfn;
+  let pos = CFG_SPACE_SIZE;
+  let header = cfg.read(bus, devfn, pos, 4);
+  // No function there (all-ones) or no capabilities (ID, version and next pointer all 0).
+  if (header === 0 || header === 0xffffffff) return 0;
+  for (let ttl = (CFG_SPACE_EXP_SIZE - CFG_SPACE_SIZE) / 8; ttl > 0; ttl--) {
+    if ((header & 0xffff) === id) return pos;
+    pos = (header >>> 20) & 0xffc;
+    if (pos < CFG_SPACE_SIZE) break;
+    header = cfg.read(bus, devfn, pos, 4);
+  }
+  return 0;
 }

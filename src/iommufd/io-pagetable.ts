@@ -16,7 +16,7 @@ import type { FaultInjector } from '../fault/injector.ts';
 import { injectedErrno } from './points.ts';
 import type { IommuDomain } from '../iommu-core/domain.ts';
 import type { ResvRegion } from '../iommu-core/types.ts';
-import { IntervalTree } from './interval-tree.ts';
+import { IntervalTree } from '../lib/interval-tree.ts';
 
 import { Area, HPAGE, IOVA_MAX, PAGE, Pages } from './pages.ts';
 

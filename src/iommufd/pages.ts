@@ -10,7 +10,7 @@ import type { Process } from '../host/process.ts';
 import type { OpenFile } from '../host/vfs.ts';
 import type { FaultInjector } from '../fault/injector.ts';
 import { injectedErrno, type IommufdInjectionPointName } from './points.ts';
-import type { IntervalNode } from './interval-tree.ts';
+import type { IntervalNode } from '../lib/interval-tree.ts';
 
 export const PAGE = 4096;
 /** HPAGE_SIZE (PMD size with 4K pages): the largest IOVA alignment the allocator chooses. */

@@ -199,41 +199,33 @@ export class AddressSpace implements PhysMem {
   // --- bulk -----------------------------------------------------------
 
   readInto(addr: number, dst: Uint8Array): MemTxResult {
-    return this.readRange(addr, dst, 0, dst.length);
+    return this.copy(addr, dst, 0, dst.length, false);
   }
 
   writeFrom(addr: number, src: Uint8Array): MemTxResult {
-    return this.writeRange(addr, src, 0, src.length);
+    return this.copy(addr, src, 0, src.length, true);
   }
 
   /** Read `len` bytes at `addr` into `dst[dstOff..]`, piece by piece across regions. */
   readRange(addr: number, dst: Uint8Array, dstOff: number, len: number): MemTxResult {
-    let result: MemTxResult = MEMTX_OK;
-    let done = 0;
-    while (done < len) {
-      const a = addr + done;
-      const r = this.lookup(a);
-      if (r === undefined) {
-        const n = Math.min(len - done, this.gapLength(a));
-        dst.fill(0xff, dstOff + done, dstOff + done + n);
-        this.unassigned(a, n, false);
-        result = MEMTX_DECODE_ERROR;
-        done += n;
-        continue;
-      }
-      const n = Math.min(len - done, r.end - a);
-      const off = a - r.start + r.offset;
-      if (r.region.kind === 'ram') {
-        r.region.ram!.readRange(r.region.ramOffset + off, dst, dstOff + done, n);
-      } else if (!this.mmioReadBytes(r, off, dst, dstOff + done, n)) {
-        result = MEMTX_DEVICE_ERROR;
-      }
-      done += n;
-    }
-    return result;
+    return this.copy(addr, dst, dstOff, len, false);
   }
 
+  /** Write `src[srcOff..srcOff+len)` at `addr`, piece by piece across regions. */
   writeRange(addr: number, src: Uint8Array, srcOff: number, len: number): MemTxResult {
+    return this.copy(addr, src, srcOff, len, true);
+  }
+
+  /**
+   * One bulk access between `buf[off..off+len)` and the space at `addr`
+   * (a write when `write`, from buf into the space; else a read into buf),
+   * split where it crosses from one range to the next: RAM copies, MMIO in
+   * the widest accesses the region takes, and gaps (reads see all-ones,
+   * writes are dropped, each reported once). The result is OK, or the
+   * error of the last part that failed (DECODE_ERROR for a gap,
+   * DEVICE_ERROR for a region that refused).
+   */
+  copy(addr: number, buf: Uint8Array, off: number, len: number, write: boolean): MemTxResult {
     let result: MemTxResult = MEMTX_OK;
     let done = 0;
     while (done < len) {
@@ -241,16 +233,18 @@ export class AddressSpace implements PhysMem {
       const r = this.lookup(a);
       if (r === undefined) {
         const n = Math.min(len - done, this.gapLength(a));
-        this.unassigned(a, n, true);
+        if (!write) buf.fill(0xff, off + done, off + done + n);
+        this.unassigned(a, n, write);
         result = MEMTX_DECODE_ERROR;
         done += n;
         continue;
       }
       const n = Math.min(len - done, r.end - a);
-      const off = a - r.start + r.offset;
-      if (r.region.kind === 'ram') {
-        r.region.ram!.writeRange(r.region.ramOffset + off, src, srcOff + done, n);
-      } else if (!this.mmioWriteBytes(r, off, src, srcOff + done, n)) {
+      const at = a - r.start + r.offset;
+      const region = r.region;
+      if (region.kind === 'ram') {
+        region.ram!.copy(region.ramOffset + at, buf, off + done, n, write);
+      } else if (!(write ? this.mmioWriteBytes(r, at, buf, off + done, n) : this.mmioReadBytes(r, at, buf, off + done, n))) {
         result = MEMTX_DEVICE_ERROR;
       }
       done += n;

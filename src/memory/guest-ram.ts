@@ -220,47 +220,46 @@ export class GuestRam implements PhysMem {
   }
 
   readInto(addr: number, dst: Uint8Array): MemTxResult {
-    return this.readRange(addr, dst, 0, dst.length);
+    return this.copy(addr, dst, 0, dst.length, false);
   }
 
   writeFrom(addr: number, src: Uint8Array): MemTxResult {
-    return this.writeRange(addr, src, 0, src.length);
+    return this.copy(addr, src, 0, src.length, true);
   }
 
   /** Copy `len` bytes at `addr` into `dst[dstOff..]`. */
   readRange(addr: number, dst: Uint8Array, dstOff: number, len: number): MemTxResult {
-    if (!this.contains(addr, len)) {
-      dst.fill(0xff, dstOff, dstOff + len);
-      return MEMTX_DECODE_ERROR;
-    }
-    const o0 = addr & FRAME_MASK;
-    if (len <= SMALL_COPY && o0 + len <= PAGE_SIZE) {
-      const f = this.peekFrame(addr);
-      if (f === undefined) for (let k = 0; k < len; k++) dst[dstOff + k] = 0;
-      else for (let k = 0; k < len; k++) dst[dstOff + k] = f[o0 + k]!;
-      return MEMTX_OK;
-    }
-    let done = 0;
-    while (done < len) {
-      const a = addr + done;
-      const o = a & FRAME_MASK;
-      const n = Math.min(PAGE_SIZE - o, len - done);
-      const f = this.peekFrame(a);
-      if (f === undefined) dst.fill(0, dstOff + done, dstOff + done + n);
-      else dst.set(f.subarray(o, o + n), dstOff + done);
-      done += n;
-    }
-    return MEMTX_OK;
+    return this.copy(addr, dst, dstOff, len, false);
   }
 
   /** Copy `src[srcOff..srcOff+len)` to `addr`. */
   writeRange(addr: number, src: Uint8Array, srcOff: number, len: number): MemTxResult {
-    if (!this.contains(addr, len)) return MEMTX_DECODE_ERROR;
+    return this.copy(addr, src, srcOff, len, true);
+  }
+
+  /**
+   * Copy between `buf[off..off+len)` and the RAM at `addr`, frame by frame:
+   * into the RAM when `write`, out of it otherwise.
+   * A read of a frame never written gives zeros without allocating it; a
+   * write allocates the frames it touches. Outside the RAM nothing is
+   * copied (a read gives all-ones) and the result is DECODE_ERROR.
+   */
+  copy(addr: number, buf: Uint8Array, off: number, len: number, write: boolean): MemTxResult {
+    if (!this.contains(addr, len)) {
+      if (!write) buf.fill(0xff, off, off + len);
+      return MEMTX_DECODE_ERROR;
+    }
     const o0 = addr & FRAME_MASK;
     if (len > 0 && len <= SMALL_COPY && o0 + len <= PAGE_SIZE) {
       // A few bytes inside one frame (a queue record, a one-byte DMA): copied without a subarray view.
-      const f = this.frameFor(addr);
-      for (let k = 0; k < len; k++) f[o0 + k] = src[srcOff + k]!;
+      if (write) {
+        const f = this.frameFor(addr);
+        for (let k = 0; k < len; k++) f[o0 + k] = buf[off + k]!;
+      } else {
+        const f = this.peekFrame(addr);
+        if (f === undefined) for (let k = 0; k < len; k++) buf[off + k] = 0;
+        else for (let k = 0; k < len; k++) buf[off + k] = f[o0 + k]!;
+      }
       return MEMTX_OK;
     }
     let done = 0;
@@ -268,8 +267,13 @@ export class GuestRam implements PhysMem {
       const a = addr + done;
       const o = a & FRAME_MASK;
       const n = Math.min(PAGE_SIZE - o, len - done);
-      const f = this.frameFor(a);
-      f.set(src.subarray(srcOff + done, srcOff + done + n), o);
+      if (write) {
+        this.frameFor(a).set(buf.subarray(off + done, off + done + n), o);
+      } else {
+        const f = this.peekFrame(a);
+        if (f === undefined) buf.fill(0, off + done, off + done + n);
+        else buf.set(f.subarray(o, o + n), off + done);
+      }
       done += n;
     }
     return MEMTX_OK;

@@ -172,7 +172,7 @@ export class RootComplex {
         done += n;
         continue;
       }
-      const r = txn.write ? this.sysmem.writeRange(pa, buf, bufOff + done, n) : this.sysmem.readRange(pa, buf, bufOff + done, n);
+      const r = this.sysmem.copy(pa, buf, bufOff + done, n, txn.write);
       if (r !== MEMTX_OK) {
         return this.abort(txn, r === MEMTX_DECODE_ERROR ? failed('UR', 'UNSUPPORTED_REQUEST') : failed('CA', 'COMPLETER_ABORT'));
       }

@@ -121,6 +121,21 @@ t.test('bulk copies across several frames round-trip, including partial frames',
   t.same([ram.read8(0), ram.read8(3), ram.read8(4)], [src[100], src[103], 0]);
 });
 
+t.test('copy() moves bytes in the direction it is given; an empty write allocates nothing', async (t) => {
+  const ram = new GuestRam(TIB);
+  const src = Uint8Array.from({ length: 40 }, (_, i) => i + 1);
+  t.equal(ram.copy(PAGE_SIZE - 20, src, 0, 40, true), MEMTX_OK, 'a small write across a frame boundary');
+  const back = new Uint8Array(44).fill(0xee);
+  t.equal(ram.copy(PAGE_SIZE - 20, back, 2, 40, false), MEMTX_OK);
+  t.same([...back.subarray(2, 42)], [...src], 'read back at the buffer offset');
+  t.same([back[0], back[1], back[42], back[43]], [0xee, 0xee, 0xee, 0xee], 'nothing outside [off, off+len) touched');
+  t.equal(ram.residentFrames, 2);
+  t.equal(ram.copy(2 ** 39, src, 0, 0, true), MEMTX_OK);
+  t.equal(ram.residentFrames, 2, 'a zero-length write allocated no frame');
+  t.equal(ram.copy(TIB - 4, back, 0, 8, false), MEMTX_DECODE_ERROR, 'past the end: nothing copied');
+  t.same([...back.subarray(0, 8)], [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 'a failed read gives all-ones');
+});
+
 t.test('accesses outside the RAM read all-ones, drop writes and report DECODE_ERROR', async (t) => {
   const size = 4 * PAGE_SIZE;
   const ram = new GuestRam(size);

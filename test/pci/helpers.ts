@@ -3,6 +3,7 @@ import { MemoryRegion } from '../../src/memory/memory-region.ts';
 import { PciFunction, type PciIdentity } from '../../src/pci/pci-function.ts';
 import { ecamAccessor, type ConfigAccessor } from '../../src/pci/enumerate.ts';
 import type { BarSpec } from '../../src/pci/bar.ts';
+import { PcieCapability } from '../../src/pci/caps/pcie.ts';
 
 /** A bare endpoint with the BARs a test asks for, each backed by a scratch register array. */
 export class BareFunction extends PciFunction {
@@ -28,4 +29,17 @@ export class BareFunction extends PciFunction {
 export function newBoard(kind: 'virt-smmuv3' | 'q35-vtd' = 'q35-vtd', ramBytes = 2 ** 30): { board: Board; cfg: ConfigAccessor } {
   const board = new Board(kind, { ramBytes });
   return { board, cfg: ecamAccessor(board.sysmem, board.layout.ecamBase) };
+}
+
+/**
+ * A bare PCI Express endpoint: with the PCI Express capability, without
+ * which Linux sees no extended configuration space (pci_cfg_space_size())
+ * and so no ATS, PRI or PASID, and treats the function as conventional PCI
+ * that cannot isolate its requests (pci_acs_enabled()).
+ */
+export class BarePcieFunction extends BareFunction {
+  constructor(name = 'bare-pcie', id: Partial<PciIdentity> = {}, bars: Omit<BarSpec, 'region'>[] = []) {
+    super(name, id, bars);
+    new PcieCapability(this.config, this.caps, { type: 'endpoint' });
+  }
 }

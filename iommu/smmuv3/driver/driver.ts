@@ -1,5 +1,6 @@
 import type { Host } from '../../../src/host/host.ts';
 import type { Mm } from '../../../src/host/mm.ts';
+import type { PciAtsDevice } from '../../../src/host/pci-ats.ts';
 import { EBUSY, EINVAL, ENOENT, EOPNOTSUPP } from '../../../src/uapi/errno.ts';
 import type {
   DriverDomain, DriverViommu, HwInfo, IommuDriver, PageRequest, PageResponseCode, PagingDomainFlags, ResvRegion, ViommuVdevs,
@@ -11,7 +12,6 @@ import { CommandQueue } from './cmdq.ts';
 import { S1Domain, S2Domain, StaticDomain, SvaDomain } from './domains.ts';
 import { tlbiRangeCommands } from './invalidate.ts';
 import { Masters } from './masters.ts';
-import { disablePri, enablePasid, enablePri, iopfCaps, prgRespPasidRequired, type IopfCaps } from './pci-features.ts';
 import { EVTQ_LOG2, FaultQueues, type SmmuEventRecord } from './queues.ts';
 import { STRTAB_SPLIT, StreamTable, type DmaMemory } from './tables.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
@@ -197,16 +197,29 @@ export class Smmuv3Driver implements IommuDriver {
     if (owner !== undefined) return this.masters.refuseAlias(dev, sid, owner);
     const r = this.strtab.ensure(sid);
     if (r < 0) return r;
-    const pasidBits = enablePasid(this.host.platform, dev);
-    const c = iopfCaps(this.host.platform, dev);
-    // PRI is only of use with ATS (the device asks for pages after a Translation Request failed).
-    const ats = this.atsSupported ? c.ats : 0;
-    const caps: IopfCaps = { cfg: c.cfg, ats, pri: this.priSupported && ats !== 0 ? c.pri : 0 };
+    const pdev = this.host.pciAts(dev);
+    // PASID is enabled here, before ATS (at attach), and disabled after it (arm_smmu_probe_device; PCIe 10.5.1.3).
+    const ssidBits = this.enablePasid(pdev);
+    const atsSupported = this.atsSupported && pdev.atsSupported();
     this.masters.add({
-      dev, sid, ssidBits: Math.min(this.ssidBits, pasidBits), cd: undefined, rid: undefined, pasids: new Map(),
-      caps, atsEnabled: false, pri: false, prgPasidRequired: false, canStall: false, stall: false,
+      dev, pdev, sid, ssidBits, cd: undefined, rid: undefined, pasids: new Map(),
+      atsSupported, priSupported: atsSupported && this.priSupported && pdev.priSupported(),
+      atsEnabled: false, pri: false, prgPasidRequired: false, canStall: false, stall: false,
     });
     return 0;
+  }
+
+  /**
+   * arm_smmu_enable_pasid(): PASID with every feature the device has; the
+   * master's SubstreamID width is the smaller of its PASID width and the
+   * SMMU's (0 without PASID).
+   */
+  private enablePasid(pdev: PciAtsDevice): number {
+    const features = pdev.pasidFeatures();
+    if (features < 0) return 0;
+    const pasids = pdev.maxPasids();
+    if (pdev.enablePasid(features) < 0) return 0;
+    return Math.min(Math.log2(pasids), this.ssidBits);
   }
 
   /** The kernel's warning for a device this driver refused at probe, if it did. */
@@ -219,6 +232,7 @@ export class Smmuv3Driver implements IommuDriver {
     if (m === undefined) return;
     this.disableIopf(dev);
     if (m.atsEnabled) this.masters.setAts(m, false);
+    m.pdev.disablePasid();
     this.strtab.writeSte(m.sid, new Uint32Array(16));
     this.cmdq.issueOne('CFGI_STE', { StreamID: m.sid, Leaf: 1 });
     m.cd?.free();
@@ -241,12 +255,14 @@ export class Smmuv3Driver implements IommuDriver {
     const m = this.masters.byDev.get(dev);
     if (m === undefined) return -19;
     if (m.pri || m.stall) return 0;
-    if (m.caps.pri !== 0) {
+    if (m.priSupported) {
       const q = this.queues.enablePriq((this.idr[1]! >>> 11) & 0x1f);
       if (q < 0) return q;
-      const n = enablePri(m.caps, PRI_REQS);
-      if (n < 0) return n;
-      m.prgPasidRequired = prgRespPasidRequired(m.caps);
+      // pci_reset_pri() first: the function forgets the requests of an earlier life, then gets its allocation.
+      let r = m.pdev.resetPri();
+      if (r === 0) r = m.pdev.enablePri(PRI_REQS);
+      if (r < 0) return r;
+      m.prgPasidRequired = m.pdev.prgRespPasidRequired();
       m.pri = true;
       return 0;
     }
@@ -261,7 +277,7 @@ export class Smmuv3Driver implements IommuDriver {
   disableIopf(dev: PciFunction): void {
     const m = this.masters.byDev.get(dev);
     if (m === undefined || (!m.pri && !m.stall)) return;
-    if (m.pri) disablePri(m.caps);
+    if (m.pri) m.pdev.disablePri();
     m.pri = false;
     m.stall = false;
     this.host.iopf.flush(dev);

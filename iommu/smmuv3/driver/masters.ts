@@ -6,6 +6,7 @@
  * for a domain (arm_smmu_atc_inv_domain).
  */
 import { encodeLayout, setBits } from '../../../src/hw/layout.ts';
+import type { PciAtsDevice } from '../../../src/host/pci-ats.ts';
 import type { DriverDomain } from '../../../src/iommu-core/types.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
@@ -15,13 +16,12 @@ import type { CommandQueue } from './cmdq.ts';
 import { S1Domain, S2Domain, SvaDomain } from './domains.ts';
 import { atcInvCommand } from './invalidate.ts';
 import { NestedDomain } from './nested.ts';
-import { disableAts, enableAts, type IopfCaps } from './pci-features.ts';
 import { CdTable, type DmaMemory, type StreamTable } from './tables.ts';
 
 const WBWA = 1;
 const ISH = 3;
-/** ATS Smallest Translation Unit: log2 of the driver's smallest page size (4K) minus 12. */
-const ATS_STU = 0;
+/** The page shift pci_enable_ats is given: log2 of the smallest page size the driver maps (4K; __ffs(pgsize_bitmap)). */
+const ATS_PAGE_SHIFT = 12;
 
 /** One endpoint as the driver sees it. */
 export interface Master {
@@ -31,8 +31,12 @@ export interface Master {
   cd: CdTable | undefined;
   rid: DriverDomain | undefined;
   readonly pasids: Map<number, DriverDomain>;
-  /** ATS/PRI capabilities in config space (offsets 0 when absent, or when the SMMU lacks the feature). */
-  readonly caps: IopfCaps;
+  /** The device's ATS, PRI and PASID as the PCI core keeps them (drivers/pci/ats.c). */
+  readonly pdev: PciAtsDevice;
+  /** arm_smmu_ats_supported(): the SMMU and the device both do ATS. */
+  readonly atsSupported: boolean;
+  /** The SMMU has a PRI queue and the device PRI (with ATS: it asks for pages after a Translation Request failed). */
+  readonly priSupported: boolean;
   atsEnabled: boolean;
   /** PRI enabled: page requests go to the IOPF queue. */
   pri: boolean;
@@ -186,7 +190,7 @@ export class Masters {
     }
     const translating = v.Config === STE_CONFIG.S1_TRANS || v.Config === STE_CONFIG.S2_TRANS || v.Config === STE_CONFIG.NESTED;
     // Under a nested domain the guest owns the ATC: ATS only when its vSTE asked for it (EATS, S1 translate).
-    const ats = m.caps.ats !== 0 && translating && (!(rid instanceof NestedDomain) || rid.vste.enableAts);
+    const ats = m.atsSupported && translating && (!(rid instanceof NestedDomain) || rid.vste.enableAts);
     if (ats) v.EATS = 1;
     const wasOn = m.atsEnabled;
     if (!ats && wasOn) this.setAts(m, false);
@@ -201,8 +205,8 @@ export class Masters {
 
   /** pci_enable_ats / pci_disable_ats through the device's ATS Control register. */
   setAts(m: Master, on: boolean): void {
-    if (on) enableAts(m.caps, ATS_STU);
-    else disableAts(m.caps);
+    if (on) m.pdev.enableAts(ATS_PAGE_SHIFT);
+    else m.pdev.disableAts();
     m.atsEnabled = on;
   }
 

@@ -1,6 +1,7 @@
 import { EINVAL, ENODEV, ENOMEM, ENOSPC, EOPNOTSUPP } from '../../../src/uapi/errno.ts';
 import type { Host } from '../../../src/host/host.ts';
 import type { Mm } from '../../../src/host/mm.ts';
+import { PCI_PASID_CAP_EXEC, PCI_PASID_CAP_PRIV, type PciAtsDevice } from '../../../src/host/pci-ats.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import { decodeLayout, encodeLayout } from '../../../src/hw/layout.ts';
 import type {
@@ -19,7 +20,6 @@ import { IOMMU_HWPT_DATA_VTD_S1, NestedDomain, VTD_S1_SIZE, checkUserStruct, isN
 import { FaultReader, PageRequestReader, type VtdFaultRecord } from './events.ts';
 import { Flusher } from './flush.ts';
 import { VtdMmio } from './mmio.ts';
-import { PciFeatures } from './pci-features.ts';
 import { InvalidationQueue, type QiError } from './qi.ts';
 import { ContextTables, PasidTables, type DmaMemory } from './tables.ts';
 
@@ -33,6 +33,8 @@ export const IOAPIC_RANGE_END = 0xfeef_ffff;
 /** The page request queue: 2^PRQ_ORDER pages of 32-byte descriptors (Linux PRQ_ORDER 4 on big machines; one page here). */
 const PRQ_ORDER = 0;
 const PRQ_DEPTH = (4096 << PRQ_ORDER) / 32;
+/** VTD_PAGE_SHIFT: the page shift pci_enable_ats is given (4 KiB Smallest Translation Unit). */
+const VTD_PAGE_SHIFT = 12;
 /** Host address width the machine's ACPI DMAR table would report: table pointers and outputs stay below it. */
 const HAW = 48;
 /** Domain IDs 0 and 1 are reserved (1: pass-through entries). */
@@ -63,7 +65,6 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
   private readonly prq: PageRequestReader | undefined;
   private readonly flusher: Flusher;
   private readonly dma: DmaMemory;
-  private readonly features: PciFeatures;
   private readonly devices = new Map<PciFunction, DevInfo>();
   private readonly bySid = new Map<number, DevInfo>();
   private readonly dids = new Set<number>();
@@ -82,7 +83,6 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     this.regs = new VtdMmio(mem, base);
     const tables = host.allocator.tablePages();
     this.dma = { alloc: (b) => tables.alloc(Math.max(b, 4096)), free: (pa, b) => tables.free(pa, Math.max(b, 4096)) };
-    this.features = new PciFeatures(board);
     this.cap = this.regs.r64('CAP');
     this.ecap = this.regs.r64('ECAP');
     this.caps = decodeLayout(regLayout('CAP'), this.cap);
@@ -187,27 +187,39 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     const sid = dev.requesterId;
     const r = this.tables.ensure(sid);
     if (r < 0) return r;
-    const f = this.features.probe(dev);
+    const pdev = this.host.pciAts(dev);
     const e = this.ecaps;
-    let pasidBits = 0;
-    if (f.pasidCap !== undefined && e.PASID === 1) {
-      this.features.enablePasid(dev, f, { exec: e.ERS === 1, priv: e.SRS === 1 });
-      pasidBits = Math.min(f.pasidBits, e.PSS! + 1);
-    }
+    // PASID before ATS: the device's behaviour is undefined if PASID is enabled after ATS (intel_iommu_probe_finalize).
+    const pasidBits = e.PASID === 1 ? this.enablePasid(pdev) : 0;
     const pt = PasidTables.create(this.host.platform.sysmem, this.dma, pasidBits);
-    if (typeof pt === 'number') return pt;
-    const ats = f.atsCap !== undefined && e.DT === 1 && this.features.enableAts(dev, f) === 0;
-    const pre = ats && f.priCap !== undefined && e.PRS === 1;
+    if (typeof pt === 'number') return (pdev.disablePasid(), pt);
+    const ats = e.DT === 1 && pdev.atsSupported() && pdev.enableAts(VTD_PAGE_SHIFT) === 0;
+    const pre = ats && pdev.priSupported() && e.PRS === 1;
     const ctx = encodeLayout(SM_CONTEXT_ENTRY, {
       P: 1, DTE: ats ? 1 : 0, PASIDE: pasidBits > 0 ? 1 : 0, PRE: pre ? 1 : 0, PDTS: pt.pdts, PASIDDIRPTR: pt.dir / 4096, RID_PASID: 0,
     });
     // device_pasid_table_setup: an entry already present is left alone. Not present -> present needs
     // no invalidation (CAP.CM = 0).
     if ((this.tables.readContext(sid)[0]! & 1) === 0) this.tables.writeContext(sid, ctx);
-    const info: DevInfo = { dev, sid, features: f, pasidBits, ats, pre, pri: false, tables: pt, attached: new Map() };
+    const info: DevInfo = {
+      dev, pdev, sid, pasidBits, ats, atsQdep: ats ? pdev.atsQueueDepth() : 0, pre, pri: false, tables: pt, attached: new Map(),
+    };
     this.devices.set(dev, info);
     this.bySid.set(sid, info);
     return 0;
+  }
+
+  /**
+   * pci_enable_pasid() with the Execute / Privileged support the device has
+   * and the unit honours (ECAP.ERS, ECAP.SRS). Returns the PASID bits usable
+   * with this unit, 0 when PASID is not enabled.
+   */
+  private enablePasid(pdev: PciAtsDevice): number {
+    const features = pdev.pasidFeatures();
+    if (features < 0) return 0;
+    const allowed = (this.ecaps.ERS === 1 ? PCI_PASID_CAP_EXEC : 0) | (this.ecaps.SRS === 1 ? PCI_PASID_CAP_PRIV : 0);
+    if (pdev.enablePasid(features & allowed) < 0) return 0;
+    return Math.min(Math.log2(pdev.maxPasids()), this.ecaps.PSS! + 1);
   }
 
   releaseDevice(dev: PciFunction): void {
@@ -216,8 +228,9 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     for (const pasid of [...info.attached.keys()].sort((a, b) => b - a)) this.detach(dev, pasid);
     this.tables.clearContext(info.sid);
     this.qi.submit([qd.contextDevice(0, info.sid)]);
-    if (info.pri) this.features.disablePri(dev, info.features);
-    if (info.ats) this.features.disableAts(dev, info.features);
+    if (info.pri) info.pdev.disablePri();
+    if (info.ats) info.pdev.disableAts();
+    info.pdev.disablePasid();
     info.tables.free();
     this.devices.delete(dev);
     this.bySid.delete(info.sid);
@@ -277,9 +290,11 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
   enableIopf(dev: PciFunction): number {
     const info = this.devices.get(dev);
     if (info === undefined) return -ENODEV;
-    if (info.features.priCap === undefined || info.pri) return 0;
+    if (!info.pdev.priSupported() || info.pri) return 0;
     if (!info.pre || this.prq === undefined) return -EOPNOTSUPP;
-    const r = this.features.enablePri(dev, info.features, PRQ_DEPTH);
+    // iommu_enable_pci_pri(): pci_reset_pri, then pci_enable_pri with the page request queue's depth.
+    let r = info.pdev.resetPri();
+    if (r === 0) r = info.pdev.enablePri(PRQ_DEPTH);
     if (r === 0) info.pri = true;
     return r;
   }
@@ -287,7 +302,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
   disableIopf(dev: PciFunction): void {
     const info = this.devices.get(dev);
     if (info === undefined || !info.pri) return;
-    this.features.disablePri(dev, info.features);
+    info.pdev.disablePri();
     info.pri = false;
   }
 

@@ -86,7 +86,7 @@ export class Flusher {
   /** Device-TLB descriptors for one attachment (none without ATS). */
   devTlb(info: DevInfo, pasid: number, addr: number, size: number): Uint32Array[] {
     if (!info.ats) return [];
-    const qdep = info.features.atsQdep;
+    const qdep = info.atsQdep;
     return [pasid === 0 ? qd.devTlb(info.sid, qdep, addr, size) : qd.pasidDevTlb(info.sid, qdep, pasid, addr, size)];
   }
 }

@@ -8,7 +8,7 @@ import { IOMMU_READ, IOMMU_WRITE } from '../../../src/iommu-core/io-pgtable.ts';
 import type { IommuDomain } from '../../../src/iommu-core/domain.ts';
 import type { SvaHandle } from '../../../src/iommu-core/sva.ts';
 import { CFG, COMMAND } from '../../../src/pci/header.ts';
-import { BareFunction } from '../../pci/helpers.ts';
+import { BareFunction, BarePcieFunction } from '../../pci/helpers.ts';
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 
@@ -111,7 +111,7 @@ t.test('PASID attach installs a CD at that SubstreamID; detach removes it', asyn
   const driver = new Smmuv3Driver(host, board.layout.iommuBase);
   host.iommu.registerDriver(driver);
   const { PasidCapability } = await import('../../../src/pci/caps/pasid.ts');
-  class PasidDev extends BareFunction {
+  class PasidDev extends BarePcieFunction {
     constructor() {
       super('pasid-dev');
       new PasidCapability(this.config, this.caps, { maxPasidWidth: 8 });

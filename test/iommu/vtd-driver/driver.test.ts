@@ -5,7 +5,7 @@ import { PASID_ENTRY, PGTT_FIRST_STAGE, PGTT_PASSTHROUGH, PGTT_SECOND_STAGE, ent
 import type { IommuDomain } from '../../../src/iommu-core/domain.ts';
 import type { SvaHandle } from '../../../src/iommu-core/sva.ts';
 import { PasidCapability } from '../../../src/pci/caps/pasid.ts';
-import { BareFunction } from '../../pci/helpers.ts';
+import { BarePcieFunction } from '../../pci/helpers.ts';
 import { bare, machine } from './fixture.ts';
 
 const RW = IOMMU_READ | IOMMU_WRITE;
@@ -123,7 +123,7 @@ t.test('replacing a domain flushes the old PASID entry: DMA sees the new mapping
 
 t.test('SVA on a PASID: pre-populated process memory through the process page table; unbind removes the PASID', async (t) => {
   const m = machine();
-  class PasidDev extends BareFunction {
+  class PasidDev extends BarePcieFunction {
     constructor() {
       super('pasid-dev');
       new PasidCapability(this.config, this.caps, { maxPasidWidth: 8 });
@@ -150,7 +150,7 @@ t.test('SVA on a PASID: pre-populated process memory through the process page ta
 
 t.test('munmap in a bound process invalidates the PASID: the device loses the page', async (t) => {
   const m = machine();
-  class PasidDev extends BareFunction {
+  class PasidDev extends BarePcieFunction {
     constructor() {
       super('pasid-dev');
       new PasidCapability(this.config, this.caps, { maxPasidWidth: 8 });

@@ -7,6 +7,7 @@
  */
 import { AtsCapability } from '../../../src/pci/caps/ats.ts';
 import { PasidCapability } from '../../../src/pci/caps/pasid.ts';
+import { PcieCapability } from '../../../src/pci/caps/pcie.ts';
 import { PriCapability } from '../../../src/pci/caps/pri.ts';
 import type {
   AtsEndpoint, AtsInvalidationRequest, AtsTranslation, AtsTranslationCompletion, PageRequestMessage, PrgResponse,
@@ -41,6 +42,8 @@ export class AtsTestEndpoint extends PciFunction implements AtsEndpoint {
     opts: EndpointOptions = {},
   ) {
     super(name, { vendorId: 0x8086, deviceId: 0x0b25, classCode: 0x088000 }, 0);
+    // A PCI Express endpoint: without the capability the host sees no extended capabilities (pci_cfg_space_size).
+    new PcieCapability(this.config, this.caps, { type: 'endpoint' });
     this.ats = new AtsCapability(this.config, this.caps, { invalidateQueueDepth: opts.invalidateQueueDepth ?? 32, globalInvalidate: true });
     this.pri = new PriCapability(this.config, this.caps, { capacity: opts.priCapacity ?? 32, pasidRequired: true });
     this.pasid = new PasidCapability(this.config, this.caps, { maxPasidWidth: opts.pasidBits ?? 16, priv: true, exec: true });

@@ -35,7 +35,7 @@ import {
 } from '../../../src/uapi/vfio.ts';
 import type { Smmuv3Driver } from '../../../iommu/smmuv3/driver/driver.ts';
 import { TestDriver } from '../../iommu-core/test-driver.ts';
-import { BareFunction } from '../../pci/helpers.ts';
+import { BarePcieFunction } from '../../pci/helpers.ts';
 import { PAGE, vfioContainer } from './ops.ts';
 import { GVA as SMMU_GVA, veventqAlloc, vm as smmuVm } from '../../iommufd/smmu-vm.ts';
 
@@ -89,7 +89,7 @@ function unmappedDma(m: Machine, arm: Arm): void {
 
 /** A stall-capable PASID master (no PRI) on virt-smmuv3: a fault stalls, is served by host.iopf and resumed with CMD_RESUME. */
 function stallingDevice(_m: Machine, arm: Arm): void {
-  class StallDev extends BareFunction {
+  class StallDev extends BarePcieFunction {
     constructor() {
       super('staller');
       new PasidCapability(this.config, this.caps, { maxPasidWidth: 8 });
