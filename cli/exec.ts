@@ -13,6 +13,7 @@ import { programScenario } from '../tools/cprog/scenario.ts';
 import { MACHINE_KINDS, runScenario, UsageError } from '../tools/scenario/scenario.ts';
 import type { MachineKind } from '../machines/layout.ts';
 import { readPlanFile } from './fault-plan-file.ts';
+import { loadScenario } from './load.ts';
 import { writeRunOutputs, type RunOutput } from './outputs.ts';
 
 export const EXEC_HELP = `Usage: ioemu exec [options] prog.wasm [args...]
@@ -30,6 +31,8 @@ Options:
   --trace FILE       write the Chrome trace (every system call of the program
                      is a proc.syscall event on its process's track)
   --report FILE      write the HTML report
+  --scenario FILE    build the machine that scenario declares (its devices and
+                     options), e.g. examples/edu/scenario.ts for QEMU's edu at 00:03.0
   --param NAME=V     a machine parameter, as for "ioemu run" (see "ioemu list")
   --memlock BYTES    the process's RLIMIT_MEMLOCK (default: unlimited)
   --env NAME=VALUE   set an environment variable of the program (repeatable)
@@ -48,6 +51,7 @@ interface ExecOpts {
   plan?: FaultPlan;
   trace?: string;
   report?: string;
+  scenario?: string;
   params: Record<string, string>;
   memlock: number;
   env: Record<string, string>;
@@ -101,6 +105,9 @@ function parse(args: string[]): { o: ExecOpts; program: string; progArgs: string
       case '--report':
         o.report = value(a);
         break;
+      case '--scenario':
+        o.scenario = value(a);
+        break;
       case '--param':
       case '--env': {
         const v = value(a);
@@ -145,6 +152,7 @@ export async function cmdExec(args: string[], io: { out(s: string): void; err(s:
     if (e instanceof ProgramLoadError) return io.err(`ioemu: ${program}: ${e.message}\n`), 3;
     throw e;
   }
+  const machineOf = o.scenario === undefined ? {} : await loadScenario(o.scenario);
   const runs: RunOutput[] = [];
   let status = 0;
   let broken = false;
@@ -158,7 +166,7 @@ export async function cmdExec(args: string[], io: { out(s: string): void; err(s:
       stdout: (b) => io.out(outText.decode(b, { stream: true })),
       stderr: (b) => io.err(errText.decode(b, { stream: true })),
       spawn: { memlockLimit: o.memlock },
-    });
+    }, machineOf);
     let r;
     try {
       r = await runScenario(s, { machine, params: o.params, ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.plan ? { plan: o.plan } : {}) });

@@ -13,12 +13,18 @@ export interface ProgramScenario extends Scenario {
   readonly result: ProgramResult | undefined;
 }
 
-/** A scenario that runs `wasm` as one process: it fails when the program's exit status is not 0. */
-export function programScenario(name: string, wasm: Uint8Array | WebAssembly.Module, opts: ProgramOptions = {}): ProgramScenario {
+/**
+ * A scenario that runs `wasm` as one process: it fails when the program's
+ * exit status is not 0. `machine` gives the machine's topology and options
+ * (another scenario's, e.g. examples/edu/scenario.ts for QEMU's edu at 00:03.0).
+ */
+export function programScenario(name: string, wasm: Uint8Array | WebAssembly.Module, opts: ProgramOptions = {}, machine: Pick<Scenario, 'devices' | 'options'> = {}): ProgramScenario {
   let result: ProgramResult | undefined;
   return {
     name,
     description: `the C program ${name}`,
+    ...(machine.devices !== undefined ? { devices: machine.devices } : {}),
+    ...(machine.options !== undefined ? { options: machine.options } : {}),
     get result() {
       return result;
     },

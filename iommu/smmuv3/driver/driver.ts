@@ -15,7 +15,7 @@ import { Masters } from './masters.ts';
 import { EVTQ_LOG2, FaultQueues, type SmmuEventRecord } from './queues.ts';
 import { STRTAB_SPLIT, StreamTable, type DmaMemory } from './tables.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
-import { IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_VIOMMU_TYPE_ARM_SMMUV3 } from '../../../src/uapi/iommufd.ts';
+import { IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED, IOMMU_VIOMMU_TYPE_ARM_SMMUV3 } from '../../../src/uapi/iommufd.ts';
 import { STE_CONFIG } from '../ste.ts';
 import { NestedDomain, Smmuv3Viommu } from './nested.ts';
 
@@ -353,14 +353,16 @@ export class Smmuv3Driver implements IommuDriver {
     this.cmdq.issueOne('PRI_RESP', { StreamID: m.sid, SSV: ssv ? 1 : 0, SubstreamID: ssv ? req.pasid : 0, PRGIndex: req.grpid, Resp: resp }, false);
   }
 
-  hwInfo(): HwInfo {
+  hwInfo(dev: PciFunction): HwInfo {
     // struct iommu_hw_info_arm_smmuv3 { __u32 flags; __u32 __reserved; __u32 idr[6]; __u32 iidr; __u32 aidr; }
     const data = new Uint8Array(40);
     const dv = new DataView(data.buffer);
     this.idr.forEach((v, i) => dv.setUint32(8 + 4 * i, v, true));
     dv.setUint32(32, this.r32(SMMU_REG.IIDR), true);
     dv.setUint32(36, this.r32(SMMU_REG.AIDR), true);
-    return { type: IOMMU_HW_INFO_TYPE_ARM_SMMUV3, data, capabilities: this.dbmCapable ? IOMMU_HW_CAP_DIRTY_TRACKING : 0 };
+    // iommufd_get_hw_info asks IOMMU_CAP_PCI_ATS_SUPPORTED: arm_smmu_capable answers arm_smmu_ats_supported(master).
+    const ats = this.masters.byDev.get(dev)?.atsSupported === true;
+    return { type: IOMMU_HW_INFO_TYPE_ARM_SMMUV3, data, capabilities: (this.dbmCapable ? IOMMU_HW_CAP_DIRTY_TRACKING : 0) | (ats ? 0 : IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED) };
   }
 
   maxPasids(dev: PciFunction): number {

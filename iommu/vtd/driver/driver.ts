@@ -1,3 +1,4 @@
+import { IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED, IOMMU_HW_INFO_TYPE_INTEL_VTD } from '../../../src/uapi/iommufd.ts';
 import { EINVAL, ENODEV, ENOMEM, ENOSPC, EOPNOTSUPP } from '../../../src/uapi/errno.ts';
 import type { Host } from '../../../src/host/host.ts';
 import type { Mm } from '../../../src/host/mm.ts';
@@ -24,9 +25,6 @@ import { InvalidationQueue, type QiError } from './qi.ts';
 import { ContextTables, PasidTables, type DmaMemory } from './tables.ts';
 
 /** IOMMU_HW_INFO_TYPE_INTEL_VTD (include/uapi/linux/iommufd.h). */
-export const IOMMU_HW_INFO_TYPE_INTEL_VTD = 1;
-/** IOMMU_HW_CAP_DIRTY_TRACKING (enum iommufd_hw_capabilities). */
-export const IOMMU_HW_CAP_DIRTY_TRACKING = 1 << 0;
 /** The IOAPIC/MSI window every device must leave alone (Linux IOAPIC_RANGE_START/END). */
 export const IOAPIC_RANGE_START = 0xfee0_0000;
 export const IOAPIC_RANGE_END = 0xfeef_ffff;
@@ -316,14 +314,17 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
   }
 
   /** struct iommu_hw_info_vtd { __u32 flags; __u32 __reserved; __aligned_u64 cap_reg; __aligned_u64 ecap_reg; } */
-  hwInfo(): HwInfo {
+  hwInfo(dev: PciFunction): HwInfo {
     const data = new Uint8Array(24);
     const dv = new DataView(data.buffer);
     dv.setUint32(8, this.cap[0], true);
     dv.setUint32(12, this.cap[1], true);
     dv.setUint32(16, this.ecap[0], true);
     dv.setUint32(20, this.ecap[1], true);
-    return { type: IOMMU_HW_INFO_TYPE_INTEL_VTD, data, capabilities: this.dirtyTrackingSupported() ? IOMMU_HW_CAP_DIRTY_TRACKING : 0 };
+    // iommufd_get_hw_info asks IOMMU_CAP_PCI_ATS_SUPPORTED: intel_iommu_capable answers info->ats_supported
+    // (ECAP.DT, pci_ats_supported and dmar_ats_supported, decided at probe).
+    const ats = this.devices.get(dev)?.ats === true;
+    return { type: IOMMU_HW_INFO_TYPE_INTEL_VTD, data, capabilities: (this.dirtyTrackingSupported() ? IOMMU_HW_CAP_DIRTY_TRACKING : 0) | (ats ? 0 : IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED) };
   }
 
   maxPasids(dev: PciFunction): number {

@@ -58,7 +58,7 @@ function dirtyPages(d: IommuDomain, pages: number, noClear = false): number[] {
 
 t.test('HTTU with dirty state advertised: IOMMU_HW_CAP_DIRTY_TRACKING; the domain has DBM leaves and a CD with HA and HD', async (t) => {
   const f = setup();
-  t.equal(f.driver.hwInfo().capabilities & IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_HW_CAP_DIRTY_TRACKING);
+  t.equal(f.driver.hwInfo(f.dev).capabilities & IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_HW_CAP_DIRTY_TRACKING);
   dirtyDomain(f, 2);
   const ste = f.driver.steOf(f.dev)!;
   const cd0 = steField(ste, 'S1ContextPtr') * 64;
@@ -122,7 +122,7 @@ t.test('set_dirty_tracking is accepted both ways (HTTU stays on); a domain witho
 
 t.test('EOPNOTSUPP: an SMMU whose HTTU has no dirty state (IDR0.HTTU = 0b01), and a dirty-tracking nest parent', async (t) => {
   const f = setup(0b01);
-  t.equal(f.driver.hwInfo().capabilities & IOMMU_HW_CAP_DIRTY_TRACKING, 0, 'no capability reported');
+  t.equal(f.driver.hwInfo(f.dev).capabilities & IOMMU_HW_CAP_DIRTY_TRACKING, 0, 'no capability reported');
   t.equal(f.host.iommu.allocPaging(f.dev, { dirtyTracking: true }), -EOPNOTSUPP);
   t.type(f.host.iommu.allocPaging(f.dev), IommuDomain, 'plain paging domains still work');
   const g = setup();

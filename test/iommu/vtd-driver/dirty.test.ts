@@ -1,6 +1,6 @@
 import t from 'tap';
 import { IOMMU_READ, IOMMU_WRITE } from '../../../src/iommu-core/io-pgtable.ts';
-import { IOMMU_HW_CAP_DIRTY_TRACKING } from '../../../iommu/vtd/driver/driver.ts';
+import { IOMMU_HW_CAP_DIRTY_TRACKING } from '../../../src/uapi/iommufd.ts';
 import { PASID_ENTRY, PGTT_SECOND_STAGE, entryField } from '../../../iommu/vtd/index.ts';
 import { EINVAL, EOPNOTSUPP } from '../../../src/uapi/errno.ts';
 import type { IommuDomain } from '../../../src/iommu-core/domain.ts';
@@ -15,7 +15,7 @@ t.test('dirty tracking: a second-stage domain, SLADE on enable, device writes se
   m.driver.offerDirtyTracking = false;
   t.equal(m.host.iommu.allocPaging(m.dev, { dirtyTracking: true }), -EOPNOTSUPP, 'not offered when switched off');
   m.driver.offerDirtyTracking = true;
-  t.equal(m.driver.hwInfo().capabilities & IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_HW_CAP_DIRTY_TRACKING);
+  t.equal(m.driver.hwInfo(m.dev).capabilities & IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_HW_CAP_DIRTY_TRACKING);
   const d = m.host.iommu.allocPaging(m.dev, { dirtyTracking: true }) as IommuDomain;
   const drv = d.driver;
   d.map(IOVA, m.ram, 4 * 4096, RW);

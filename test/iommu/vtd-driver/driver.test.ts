@@ -1,6 +1,6 @@
 import t from 'tap';
 import { IOMMU_READ, IOMMU_WRITE } from '../../../src/iommu-core/io-pgtable.ts';
-import { IOMMU_HW_INFO_TYPE_INTEL_VTD } from '../../../iommu/vtd/driver/driver.ts';
+import { IOMMU_HW_INFO_TYPE_INTEL_VTD } from '../../../src/uapi/iommufd.ts';
 import { PASID_ENTRY, PGTT_FIRST_STAGE, PGTT_PASSTHROUGH, PGTT_SECOND_STAGE, entryField } from '../../../iommu/vtd/index.ts';
 import type { IommuDomain } from '../../../src/iommu-core/domain.ts';
 import type { SvaHandle } from '../../../src/iommu-core/sva.ts';
@@ -22,7 +22,7 @@ t.test('the driver brings the unit up through MMIO: queued invalidation, a scala
 
 t.test('hw_info is struct iommu_hw_info_vtd with CAP and ECAP; reserved regions are the IOAPIC/MSI window', async (t) => {
   const { driver, dev, vtd } = bare();
-  const info = driver.hwInfo();
+  const info = driver.hwInfo(dev);
   t.equal(info.type, IOMMU_HW_INFO_TYPE_INTEL_VTD);
   const dv = new DataView(info.data.buffer);
   t.equal(info.data.length, 24);
