@@ -209,7 +209,7 @@ export class RootComplex {
 
   /** Route an Invalidation Request downstream to the function with this requester ID; false if none takes it. */
   sendAtsInvalidation(requesterId: number, req: AtsInvalidationRequest): boolean {
-    this.tracer.trace('ats.invalidate', 'pci', { rid: requesterId, itag: req.itag, pasid: req.pasid, addr: req.addr, size: req.size });
+    this.tracer.trace('ats.invalidate', 'pci', { rid: requesterId, itag: req.itag, pasid: req.pasid, addr: req.addr, size: BigInt(req.size) });
     const fn = this.findFunction(requesterId >> 8, requesterId & 0xff);
     if (!isAtsEndpoint(fn)) return false;
     fn.receiveAtsInvalidation(req);
