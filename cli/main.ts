@@ -55,6 +55,9 @@ Options:
   --inject PLAN      arm a fault plan (JSON, see src/fault/plan.ts) before the scenario starts
   --report FILE      write a self-contained HTML report with plots
   --param NAME=V     set a parameter (repeatable); see "ioemu list"
+  --trace-config-reads
+                     trace every configuration-space read as its own event
+                     (default: a counter per function, <bdf>.config.reads)
   --quiet            print only the summary line
   -h, --help         this text
 
@@ -97,12 +100,13 @@ interface Opts {
   params: [string, string][];
   quiet: boolean;
   help: boolean;
+  traceConfigReads: boolean;
 }
 
 const VALUE_OPTS = new Set(['--machine', '--seed', '--trace', '--inject', '--report', '--out', '--param', '--scenario']);
 
 function parseArgs(args: string[], allowed: readonly string[]): Opts {
-  const o: Opts = { positional: [], params: [], quiet: false, help: false };
+  const o: Opts = { positional: [], params: [], quiet: false, help: false, traceConfigReads: false };
   for (let i = 0; i < args.length; i++) {
     let a = args[i]!;
     let v: string | undefined;
@@ -113,6 +117,7 @@ function parseArgs(args: string[], allowed: readonly string[]): Opts {
     }
     if (a === '-h' || a === '--help') o.help = true;
     else if (a === '--quiet') o.quiet = true;
+    else if (a === '--trace-config-reads' && allowed.includes(a)) o.traceConfigReads = true;
     else if (VALUE_OPTS.has(a)) {
       if (!allowed.includes(a)) throw new UsageError(`option ${a} is not valid here`);
       if (v === undefined) {
@@ -174,7 +179,7 @@ export function summarize(r: RunResult): string[] {
 }
 
 async function cmdRun(args: string[], io: Io): Promise<number> {
-  const o = parseArgs(args, ['--machine', '--seed', '--trace', '--inject', '--report', '--param']);
+  const o = parseArgs(args, ['--machine', '--seed', '--trace', '--inject', '--report', '--param', '--trace-config-reads']);
   if (o.help) return io.out(RUN_HELP), EXIT.OK;
   if (o.positional.length !== 1) throw new UsageError('run needs exactly one scenario (see "ioemu run --help")');
   const plan = readPlan(o.inject);
@@ -188,6 +193,7 @@ async function cmdRun(args: string[], io: Io): Promise<number> {
       ...(o.seed !== undefined ? { seed: o.seed } : {}),
       ...(plan ? { plan } : {}),
       params: Object.fromEntries(o.params),
+      traceConfigReads: o.traceConfigReads,
       say: (line) => {
         narrative.push(line);
         if (!o.quiet) io.out(line + '\n');

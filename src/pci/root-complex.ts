@@ -60,6 +60,15 @@ export class RootComplex {
   private readonly dmaCount: Counter;
   private readonly dmaBytes: Counter;
   private readonly dmaAborts: Counter;
+  private readonly counters: Counters;
+  /**
+   * Trace every configuration read as a `pci.config.read` event. Off by
+   * default: the host's probing reads config space thousands of times per
+   * device (each capability walk, each BAR sizing), which would drown the
+   * trace; each function's `<bdf>.config.reads` counter tells how many
+   * there were. Writes change state and are always traced.
+   */
+  traceConfigReads = false;
 
   constructor(opts: RootComplexOptions) {
     this.sysmem = opts.sysmem;
@@ -75,6 +84,7 @@ export class RootComplex {
     this.dmaCount = opts.counters.counter('pci.dma.transactions');
     this.dmaBytes = opts.counters.counter('pci.dma.bytes');
     this.dmaAborts = opts.counters.counter('pci.dma.aborts');
+    this.counters = opts.counters;
   }
 
   /** Plug a function on the root bus (an RC integrated endpoint or a root port). */
@@ -119,7 +129,9 @@ export class RootComplex {
     const fn = this.findFunction(bus, devfnValue);
     if (fn === undefined) return size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
     const value = fn.config.read(reg, size);
-    if (this.tracer.wants('pci.config.read')) this.tracer.trace('pci.config.read', fn.bdf, { bdf: fn.bdf, offset: reg, size, value });
+    // Counted under the BDF the read reached (firmware may renumber a bus behind a bridge).
+    this.counters.counter(`${fn.bdf}.config.reads`).value++;
+    if (this.traceConfigReads && this.tracer.wants('pci.config.read')) this.tracer.trace('pci.config.read', fn.bdf, { bdf: fn.bdf, offset: reg, size, value });
     return value;
   }
 

@@ -20,6 +20,11 @@ export class Counters {
     return c;
   }
 
+  /** Every counter, in creation order (a sampler's cheap walk; snapshot() sorts). */
+  all(): IterableIterator<Readonly<Counter>> {
+    return this.byName.values();
+  }
+
   get(name: string): number {
     return this.byName.get(name)?.value ?? 0;
   }
