@@ -141,7 +141,8 @@ t.test('configuration reads are counted per function and traced one by one only 
   board.rc.plug(new BareFunction('f', { vendorId: 0xabcd }), 5);
   const reads: number[] = [];
   const writes: number[] = [];
-  board.tracer.on('*', (r) => void (r.name === 'pci.config.read' ? reads.push(r.args.offset as number) : r.name === 'pci.config.write' && writes.push(r.args.offset as number)));
+  board.tracer.on('pci.config.read', (r) => void reads.push(r.args.offset));
+  board.tracer.on('pci.config.write', (r) => void writes.push(r.args.offset));
   cfg.read(0, 5 << 3, CFG.VENDOR_ID, 2);
   cfg.read(0, 5 << 3, CFG.DEVICE_ID, 2);
   cfg.read(0, 6 << 3, CFG.VENDOR_ID, 2);
