@@ -80,7 +80,8 @@ export class ChromeTraceSink {
     // u64 values travel as bigint: keep them exact, as hex strings (JSON has no 64-bit integers).
     for (const k in args) if (typeof args[k] === 'bigint') args[k] = bigintHex(args[k] as bigint);
     if (r.dur !== undefined) {
-      this.events.push({ name: r.name, cat, ph: 'X', ts: r.ts / 1000, dur: r.dur / 1000, pid: 1, tid, args });
+      // A span is traced when it ends; a complete event starts at its ts.
+      this.events.push({ name: r.name, cat, ph: 'X', ts: (r.ts - r.dur) / 1000, dur: r.dur / 1000, pid: 1, tid, args });
     } else {
       this.events.push({ name: r.name, cat, ph: 'i', s: 't', ts: r.ts / 1000, pid: 1, tid, args });
     }
