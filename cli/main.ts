@@ -82,6 +82,7 @@ Options:
   --seed N                 the machine seed of every run (default 1)
   --inject PLAN            arm a fault plan in every run
   --out FILE               write the CSV there (default: stdout)
+  --report FILE            also write an HTML report comparing the runs
   -h, --help               this text
 
 Example:
@@ -225,7 +226,7 @@ function csvCell(v: string | number): string {
 }
 
 async function cmdSweep(args: string[], io: Io): Promise<number> {
-  const o = parseArgs(args, ['--machine', '--seed', '--inject', '--out', '--param']);
+  const o = parseArgs(args, ['--machine', '--seed', '--inject', '--out', '--param', '--report']);
   if (o.help) return io.out(SWEEP_HELP), EXIT.OK;
   if (o.positional.length !== 1) throw new UsageError('sweep needs exactly one scenario (see "ioemu sweep --help")');
   if (o.params.length === 0) throw new UsageError('sweep needs at least one --param NAME=V1,V2,...');
@@ -236,6 +237,7 @@ async function cmdSweep(args: string[], io: Io): Promise<number> {
   let combos: Record<string, string>[] = [{}];
   for (const [k, vs] of axes) combos = combos.flatMap((c) => vs.map((v) => ({ ...c, [k]: v })));
   const rows: Record<string, string | number>[] = [];
+  const kept: RunResult[] = [];
   const metricNames = new Set<string>();
   let failed = 0;
   const machines = o.machines ?? [undefined];
@@ -249,6 +251,7 @@ async function cmdSweep(args: string[], io: Io): Promise<number> {
     io.err(`[${++i}/${total}] ${label}: ${r.ok ? 'ok' : 'FAILED'} (virtual ${fmtNs(r.virtualNs)}, ${Date.now() - t0} ms)\n`);
     for (const k of Object.keys(r.metrics)) metricNames.add(k);
     rows.push({ ...params, ...summaryRow(r), ...r.metrics });
+    if (o.report !== undefined) kept.push(r);
   }
   const head = [...axes.map(([k]) => k), ...Object.keys(rows[0]!).filter((k) => !axes.some(([a]) => a === k) && !metricNames.has(k)), ...[...metricNames].sort()];
   const csv = [head.map(csvCell).join(','), ...rows.map((r) => head.map((k) => csvCell(r[k] ?? '')).join(','))].join('\n') + '\n';
@@ -256,6 +259,10 @@ async function cmdSweep(args: string[], io: Io): Promise<number> {
     writeFileSync(o.out, csv);
     io.err(`wrote ${rows.length} row(s) to ${o.out}\n`);
   } else io.out(csv);
+  if (o.report !== undefined) {
+    writeFileSync(o.report, renderReports(kept.map((result) => ({ result, narrative: [] })), { title: `${s.name}, sweep of ${axes.map(([k]) => k).join(' and ')}` }));
+    io.err(`report: ${o.report} (open it in a browser)\n`);
+  }
   return failed > 0 ? EXIT.FAILED : EXIT.OK;
 }
 

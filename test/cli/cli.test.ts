@@ -86,7 +86,8 @@ t.test('--inject arms a plan file before the scenario starts, and the summary sh
 
 t.test('sweep writes one CSV row per value, with the swept column first', async (t) => {
   const out = join(dir, 's.csv');
-  const r = await cli('sweep', 'default', '--param', 'atc-entries=2,64', '--param', 'pages=2', '--out', out);
+  const html = join(dir, 's.html');
+  const r = await cli('sweep', 'default', '--param', 'atc-entries=2,64', '--param', 'pages=2', '--out', out, '--report', html);
   t.equal(r.code, 0, r.err);
   t.match(r.err, /\[1\/2\] atc-entries=2 pages=2: ok/);
   t.match(r.err, /\[2\/2\] atc-entries=64 pages=2: ok/);
@@ -97,6 +98,10 @@ t.test('sweep writes one CSV row per value, with the swept column first', async 
   for (const col of ['iopf_mean_ns', 'atc_hit_rate', 'iotlb_hit_rate', 'sva.groups']) t.ok(head.includes(col), col);
   t.equal(lines[1]!.split(',')[0], '2');
   t.equal(lines[2]!.split(',')[0], '64');
+  const page = readFileSync(html, 'utf8');
+  t.match(page, /<h1>ioemu report: default, sweep of atc-entries and pages<\/h1>/);
+  t.match(page, /<th rowspan="2">atc-entries<\/th>/, 'the swept parameter is a column of the comparison');
+  t.equal((page.match(/<section id="run-/g) ?? []).length, 2, 'a section per sweep point');
 });
 
 t.test('bin/ioemu runs as a child process and returns the exit status', async (t) => {
