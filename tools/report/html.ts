@@ -42,7 +42,7 @@ th{background:#f3f4f7}.num{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#1f7a1f;font-weight:bold}.bad{color:#c00;font-weight:bold}.empty,.note{color:#666;font-style:italic}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(540px,1fr));gap:10px 32px;align-items:start}
 figure{margin:0}figcaption{font-size:14px;color:#444;margin:.2em 0 .4em}
-.scroll{overflow-x:auto}.wrap td{white-space:normal;overflow-wrap:anywhere}
+.scroll{overflow-x:auto}td.wrap{white-space:normal;overflow-wrap:anywhere;min-width:12em}
 .legend{display:flex;flex-wrap:wrap;gap:4px 20px;font-size:14px;margin:.2em 0 .6em 230px}
 .legend i{display:inline-block;width:14px;height:10px;margin-right:6px;vertical-align:middle}
 pre{background:#f6f6f6;padding:.6em;font-size:13px;white-space:pre-wrap}
@@ -97,7 +97,7 @@ function runSection({ result: r, narrative }: ReportRun, i: number, several: boo
   const params = Object.entries(r.params);
   const metrics = Object.entries(r.metrics);
   const counts = tl.reduce<Record<string, number>>((a, e) => ((a[e.kind] = (a[e.kind] ?? 0) + 1), a), {});
-  const plans = r.plans.flatMap((p) => p.rules.map((s) => `<tr><td>${esc(s.rule.point)}</td><td>${esc(JSON.stringify(s.rule.when ?? {}))}</td><td>${esc(s.rule.action.kind)}</td><td class="num">${s.matched}</td><td class="num">${s.injected}</td></tr>`));
+  const plans = r.plans.flatMap((p) => p.rules.map((s) => `<tr><td>${esc(s.rule.point)}</td><td class="wrap">${esc(JSON.stringify(s.rule.when ?? {}))}</td><td>${esc(s.rule.action.kind)}</td><td class="num">${s.matched}</td><td class="num">${s.injected}</td></tr>`));
   const status = r.ok ? '<span class="ok">PASSED</span>' : '<span class="bad">FAILED</span>';
   const name = several ? `${r.scenario} on ${r.machine}${params.length ? ` (${params.map(([k, v]) => `${k}=${v}`).join(', ')})` : ''}` : r.scenario;
   const nonZero = Object.entries(r.counters).filter(([, v]) => v !== 0);
@@ -125,7 +125,7 @@ ${changing.length > COUNTER_ROWS ? `<details><summary>${changing.length - COUNTE
 <div class="grid">
 <div><h3>Cache hit rates</h3>${hitRateSvg(hitRates(r.counters))}</div>
 <div>${metrics.length ? `<h3>Scenario figures</h3><table>${metrics.map(([k, v]) => `<tr><td>${esc(k)}</td><td class="num">${v}</td></tr>`).join('')}</table>` : ''}
-${plans.length ? `<h3>Fault plans</h3><table class="wrap"><tr><th>point</th><th>when</th><th>action</th><th>matched</th><th>injected</th></tr>${plans.join('')}</table>` : ''}</div>
+${plans.length ? `<h3>Fault plans</h3><table><tr><th>point</th><th>when</th><th>action</th><th>matched</th><th>injected</th></tr>${plans.join('')}</table>` : ''}</div>
 </div>
 ${narrative.length ? `<details open><summary>What the scenario did (${narrative.length} lines)</summary><pre>${esc(narrative.join('\n'))}</pre></details>` : ''}
 ${eventTableHtml(eventRows(events, threads), `events-${i}`)}
