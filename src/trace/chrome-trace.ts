@@ -1,4 +1,4 @@
-import type { Counters } from './counters.ts';
+import type { Counter, Counters } from './counters.ts';
 import type { TraceRecord, Tracer } from './tracer.ts';
 
 /**
@@ -87,8 +87,11 @@ export class ChromeTraceSink {
     }
   }
 
-  /** The value of each counter this sink last recorded (sampleChangedCounters). */
-  private readonly recorded = new Map<string, number>();
+  /** Each counter with the value this sink last recorded (sampleChangedCounters), by name. */
+  private readonly recorded = new Map<string, { counter: Readonly<Counter>; value: number | undefined }>();
+  /** The same entries as a list, rebuilt when the set of counters grows. */
+  private watched: { counter: Readonly<Counter>; value: number | undefined }[] = [];
+  private watchedFrom: Counters | undefined;
 
   /**
    * Record, as "C" samples at virtual time `nowNs`, the counters whose value
@@ -98,10 +101,20 @@ export class ChromeTraceSink {
    * the counters, not to the events.
    */
   sampleChangedCounters(counters: Counters, nowNs: number): void {
-    for (const c of counters.all()) {
-      if (this.recorded.get(c.name) === c.value) continue;
-      this.recorded.set(c.name, c.value);
-      this.events.push({ name: c.name, ph: 'C', ts: nowNs / 1000, pid: 1, tid: 0, args: { value: c.value } });
+    if (counters !== this.watchedFrom || counters.size !== this.watched.length) {
+      this.watchedFrom = counters;
+      this.watched = [];
+      for (const counter of counters.all()) {
+        let w = this.recorded.get(counter.name);
+        if (w === undefined || w.counter !== counter) this.recorded.set(counter.name, (w = { counter, value: undefined }));
+        this.watched.push(w);
+      }
+    }
+    for (const w of this.watched) {
+      const v = w.counter.value;
+      if (w.value === v) continue;
+      w.value = v;
+      this.events.push({ name: w.counter.name, ph: 'C', ts: nowNs / 1000, pid: 1, tid: 0, args: { value: v } });
     }
   }
 
