@@ -61,6 +61,8 @@ export class RootComplex {
   private readonly dmaBytes: Counter;
   private readonly dmaAborts: Counter;
   private readonly counters: Counters;
+  /** Each function's `<bdf>.config.reads`, under the BDF it had when the counter was taken. */
+  private readonly configReads = new Map<PciFunction, { bdf: string; counter: Counter }>();
   /**
    * Trace every configuration read as a `pci.config.read` event. Off by
    * default: the host's probing reads config space thousands of times per
@@ -130,7 +132,9 @@ export class RootComplex {
     if (fn === undefined) return size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
     const value = fn.config.read(reg, size);
     // Counted under the BDF the read reached (firmware may renumber a bus behind a bridge).
-    this.counters.counter(`${fn.bdf}.config.reads`).value++;
+    let reads = this.configReads.get(fn);
+    if (reads === undefined || reads.bdf !== fn.bdf) this.configReads.set(fn, (reads = { bdf: fn.bdf, counter: this.counters.counter(`${fn.bdf}.config.reads`) }));
+    reads.counter.value++;
     if (this.traceConfigReads && this.tracer.wants('pci.config.read')) this.tracer.trace('pci.config.read', fn.bdf, { bdf: fn.bdf, offset: reg, size, value });
     return value;
   }
