@@ -60,10 +60,19 @@ t.test('the playground runs the default scenario in the page and hands out the s
   t.ok(got === readFileSync(cliTrace, 'utf8'), 'the downloaded trace is the CLI\'s, byte for byte');
   t.ok(JSON.parse(got).traceEvents.length > 1000);
 
-  await page.locator('#result').scrollIntoViewIfNeeded();
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: screenshotPath('playground.png') });
   await page.screenshot({ path: screenshotPath('playground-full.png'), fullPage: true });
+
+  // The other scenarios run in the page too: a JSON one and the two example devices.
+  await page.locator('#machine').selectOption('q35-vtd');
+  for (const id of ['sva-ring', 'examples/edu/scenario.ts', 'examples/checksum/scenario.ts']) {
+    await page.locator('#scenario').selectOption(id);
+    await page.locator('#run').click();
+    await page.waitForFunction(() => /^done/.test(document.getElementById('status')!.textContent ?? ''), undefined, { timeout: 120_000 });
+    t.equal(await page.locator('#verdict').innerText(), 'PASSED', `${id} on q35-vtd`);
+    t.match(await page.frameLocator('#report').locator('h1').innerText(), /ioemu report/);
+  }
   t.same(errors, [], 'no console error');
   t.same(external, [], 'nothing fetched from the network');
 });
