@@ -53,8 +53,8 @@ export function comparisonHtml(runs: readonly RunResult[]): string {
   const axes = varyingParams(rows);
   const several = new Set(rows.map((r) => r.machine)).size > 1;
   const head =
-    `<tr><th rowspan="2">run</th>${axes.map((a) => `<th rowspan="2">${esc(a)}</th>`).join('')}<th rowspan="2">result</th><th rowspan="2">virtual time</th>` +
-    `<th rowspan="2">page requests</th><th colspan="3">PRI service (per group)</th><th rowspan="2">descriptors</th><th colspan="3">descriptor latency</th>` +
+    `<tr><th rowspan="2">run</th>${axes.map((a) => `<th rowspan="2">${esc(a)}</th>`).join('')}<th rowspan="2">result</th><th rowspan="2">virtual<br>time</th>` +
+    `<th rowspan="2">page<br>requests</th><th colspan="3">PRI service (per group)</th><th rowspan="2">descriptors</th><th colspan="3">descriptor latency</th>` +
     `<th colspan="2">cache hits</th><th rowspan="2">injected</th></tr>` +
     `<tr><th>p50</th><th>p99</th><th>max</th><th>p50</th><th>p99</th><th>max</th><th>ATC</th><th>IOTLB</th></tr>`;
   const body = rows
