@@ -63,6 +63,9 @@ Options:
   --inject PLAN      arm a fault plan (JSON, see src/fault/plan.ts) before the scenario starts
   --report FILE      write a self-contained HTML report with plots
   --param NAME=V     set a parameter (repeatable); see "ioemu list"
+  --trace-config-reads
+                     trace every configuration-space read as its own event
+                     (default: a counter per function, <bdf>.config.reads)
   --quiet            print only the summary line
   -h, --help         this text
 
@@ -87,6 +90,7 @@ Options:
   --seed N                 the machine seed of every run (default 1)
   --inject PLAN            arm a fault plan in every run
   --out FILE               write the CSV there (default: stdout)
+  --report FILE            also write an HTML report comparing the runs
   -h, --help               this text
 
 Example:
@@ -105,12 +109,13 @@ interface Opts {
   params: [string, string][];
   quiet: boolean;
   help: boolean;
+  traceConfigReads: boolean;
 }
 
 const VALUE_OPTS = new Set(['--machine', '--seed', '--trace', '--inject', '--report', '--out', '--param', '--scenario']);
 
 function parseArgs(args: string[], allowed: readonly string[]): Opts {
-  const o: Opts = { positional: [], params: [], quiet: false, help: false };
+  const o: Opts = { positional: [], params: [], quiet: false, help: false, traceConfigReads: false };
   for (let i = 0; i < args.length; i++) {
     let a = args[i]!;
     let v: string | undefined;
@@ -121,6 +126,7 @@ function parseArgs(args: string[], allowed: readonly string[]): Opts {
     }
     if (a === '-h' || a === '--help') o.help = true;
     else if (a === '--quiet') o.quiet = true;
+    else if (a === '--trace-config-reads' && allowed.includes(a)) o.traceConfigReads = true;
     else if (VALUE_OPTS.has(a)) {
       if (!allowed.includes(a)) throw new UsageError(`option ${a} is not valid here`);
       if (v === undefined) {
@@ -182,7 +188,7 @@ export function summarize(r: RunResult): string[] {
 }
 
 async function cmdRun(args: string[], io: Io): Promise<number> {
-  const o = parseArgs(args, ['--machine', '--seed', '--trace', '--inject', '--report', '--param']);
+  const o = parseArgs(args, ['--machine', '--seed', '--trace', '--inject', '--report', '--param', '--trace-config-reads']);
   if (o.help) return io.out(RUN_HELP), EXIT.OK;
   if (o.positional.length !== 1) throw new UsageError('run needs exactly one scenario (see "ioemu run --help")');
   const plan = readPlan(o.inject);
@@ -196,6 +202,7 @@ async function cmdRun(args: string[], io: Io): Promise<number> {
       ...(o.seed !== undefined ? { seed: o.seed } : {}),
       ...(plan ? { plan } : {}),
       params: Object.fromEntries(o.params),
+      traceConfigReads: o.traceConfigReads,
       say: (line) => {
         narrative.push(line);
         if (!o.quiet) io.out(line + '\n');
@@ -218,7 +225,7 @@ function csvCell(v: string | number): string {
 }
 
 async function cmdSweep(args: string[], io: Io): Promise<number> {
-  const o = parseArgs(args, ['--machine', '--seed', '--inject', '--out', '--param']);
+  const o = parseArgs(args, ['--machine', '--seed', '--inject', '--out', '--param', '--report']);
   if (o.help) return io.out(SWEEP_HELP), EXIT.OK;
   if (o.positional.length !== 1) throw new UsageError('sweep needs exactly one scenario (see "ioemu sweep --help")');
   if (o.params.length === 0) throw new UsageError('sweep needs at least one --param NAME=V1,V2,...');
@@ -229,6 +236,7 @@ async function cmdSweep(args: string[], io: Io): Promise<number> {
   let combos: Record<string, string>[] = [{}];
   for (const [k, vs] of axes) combos = combos.flatMap((c) => vs.map((v) => ({ ...c, [k]: v })));
   const rows: Record<string, string | number>[] = [];
+  const kept: RunResult[] = [];
   const metricNames = new Set<string>();
   let failed = 0;
   const machines = o.machines ?? [undefined];
@@ -242,6 +250,7 @@ async function cmdSweep(args: string[], io: Io): Promise<number> {
     io.err(`[${++i}/${total}] ${label}: ${r.ok ? 'ok' : 'FAILED'} (virtual ${fmtNs(r.virtualNs)}, ${Date.now() - t0} ms)\n`);
     for (const k of Object.keys(r.metrics)) metricNames.add(k);
     rows.push({ ...params, ...summaryRow(r), ...r.metrics });
+    if (o.report !== undefined) kept.push(r);
   }
   const head = [...axes.map(([k]) => k), ...Object.keys(rows[0]!).filter((k) => !axes.some(([a]) => a === k) && !metricNames.has(k)), ...[...metricNames].sort()];
   const csv = [head.map(csvCell).join(','), ...rows.map((r) => head.map((k) => csvCell(r[k] ?? '')).join(','))].join('\n') + '\n';
@@ -249,6 +258,10 @@ async function cmdSweep(args: string[], io: Io): Promise<number> {
     writeFileSync(o.out, csv);
     io.err(`wrote ${rows.length} row(s) to ${o.out}\n`);
   } else io.out(csv);
+  if (o.report !== undefined) {
+    writeFileSync(o.report, renderReports(kept.map((result) => ({ result, narrative: [] })), { title: `${s.name}, sweep of ${axes.map(([k]) => k).join(' and ')}` }));
+    io.err(`report: ${o.report} (open it in a browser)\n`);
+  }
   return failed > 0 ? EXIT.FAILED : EXIT.OK;
 }
 

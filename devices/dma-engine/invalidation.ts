@@ -55,7 +55,7 @@ export class InvalidationQueue {
     const all = req.pasid < 0 || (req.global && this.ats.globalInvalidateSupported);
     const dropped = this.atc.invalidate(req.pasid, all, req.addr, req.size);
     this.tracer.trace('dma-engine.atc.invalidate', this.host.name, {
-      dev: this.host.name, itag: req.itag, pasid: req.pasid, global: req.global, addr: req.addr, size: req.size, dropped,
+      dev: this.host.name, itag: req.itag, pasid: req.pasid, global: req.global, addr: req.addr, size: BigInt(req.size), dropped,
     });
     if (this.inProcess >= this.ats.invalidateQueueDepth) {
       this.overflow.value++;

@@ -169,7 +169,7 @@ export class AtcInvalidator {
     const t = this.core.tracer;
     if (!t.wants('smmuv3.atc.inv')) return;
     t.trace('smmuv3.atc.inv', this.core.source, {
-      what, sid: p.sid, ssid: p.req.pasid, itag: p.itag, addr: p.req.addr, size: p.req.size, global: p.req.global,
+      what, sid: p.sid, ssid: p.req.pasid, itag: p.itag, addr: p.req.addr, size: BigInt(p.req.size), global: p.req.global,
     });
   }
 }

@@ -102,7 +102,7 @@ export class DevTlbInvalidator {
     this.cSent.value++;
     if (this.h.ctx.tracer.wants('vtd.devtlb.invalidate')) {
       this.h.ctx.tracer.trace('vtd.devtlb.invalidate', this.h.name, {
-        sid, itag, pasid: req.pasid, global: req.global, addr: req.addr, size: req.size,
+        sid, itag, pasid: req.pasid, global: req.global, addr: req.addr, size: BigInt(req.size),
       });
     }
     // Registered before sending: the device may complete it at once.

@@ -266,7 +266,7 @@ export function ioasUnmap(ctx: IommufdCtx, v: View<typeof iommu_ioas_unmap>, res
     if (unmapped === 0) return -ENOENT;
   }
   v.setBig('length', unmapped);
-  ctx.host.platform.tracer.trace('iommufd.unmap', 'iommufd', { ioas: ioas.id, iova: Number(iova64 > BigInt(IOVA_MAX) ? IOVA_MAX : iova64), requested: Number(len64 > BigInt(IOVA_MAX) ? IOVA_MAX : len64), length: unmapped, compat: false });
+  ctx.host.platform.tracer.trace('iommufd.unmap', 'iommufd', { ioas: ioas.id, iova: iova64, requested: len64, length: unmapped, compat: false });
   return respond();
 }
 

@@ -171,8 +171,7 @@ function unmapDma(ctx: IommufdCtx, u: UserArg): number {
   // The size unmapped is copied back even when iopt_unmap_iova failed part-way (only the
   // UNMAP_ALL argument check above returns before the copy).
   m.setBig('size', unmapped);
-  const clip = (x: bigint): number => (x > BigInt(IOVA_MAX) ? IOVA_MAX : Number(x));
-  ctx.host.platform.tracer.trace('iommufd.unmap', 'iommufd', { ioas: ioas.id, iova: clip(iova64), requested: clip(size64), length: unmapped, compat: true });
+  ctx.host.platform.tracer.trace('iommufd.unmap', 'iommufd', { ioas: ioas.id, iova: iova64, requested: size64, length: unmapped, compat: true });
   return u.write(0, m.bytes) < 0 ? -EFAULT : rc;
 }
 

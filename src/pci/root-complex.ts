@@ -60,6 +60,17 @@ export class RootComplex {
   private readonly dmaCount: Counter;
   private readonly dmaBytes: Counter;
   private readonly dmaAborts: Counter;
+  private readonly counters: Counters;
+  /** Each function's `<bdf>.config.reads`, under the BDF it had when the counter was taken. */
+  private readonly configReads = new Map<PciFunction, { bdf: string; counter: Counter }>();
+  /**
+   * Trace every configuration read as a `pci.config.read` event. Off by
+   * default: the host's probing reads config space thousands of times per
+   * device (each capability walk, each BAR sizing), which would drown the
+   * trace; each function's `<bdf>.config.reads` counter tells how many
+   * there were. Writes change state and are always traced.
+   */
+  traceConfigReads = false;
 
   constructor(opts: RootComplexOptions) {
     this.sysmem = opts.sysmem;
@@ -75,6 +86,7 @@ export class RootComplex {
     this.dmaCount = opts.counters.counter('pci.dma.transactions');
     this.dmaBytes = opts.counters.counter('pci.dma.bytes');
     this.dmaAborts = opts.counters.counter('pci.dma.aborts');
+    this.counters = opts.counters;
   }
 
   /** Plug a function on the root bus (an RC integrated endpoint or a root port). */
@@ -119,7 +131,11 @@ export class RootComplex {
     const fn = this.findFunction(bus, devfnValue);
     if (fn === undefined) return size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
     const value = fn.config.read(reg, size);
-    if (this.tracer.wants('pci.config.read')) this.tracer.trace('pci.config.read', fn.bdf, { bdf: fn.bdf, offset: reg, size, value });
+    // Counted under the BDF the read reached (firmware may renumber a bus behind a bridge).
+    let reads = this.configReads.get(fn);
+    if (reads === undefined || reads.bdf !== fn.bdf) this.configReads.set(fn, (reads = { bdf: fn.bdf, counter: this.counters.counter(`${fn.bdf}.config.reads`) }));
+    reads.counter.value++;
+    if (this.traceConfigReads && this.tracer.wants('pci.config.read')) this.tracer.trace('pci.config.read', fn.bdf, { bdf: fn.bdf, offset: reg, size, value });
     return value;
   }
 
@@ -209,7 +225,7 @@ export class RootComplex {
 
   /** Route an Invalidation Request downstream to the function with this requester ID; false if none takes it. */
   sendAtsInvalidation(requesterId: number, req: AtsInvalidationRequest): boolean {
-    this.tracer.trace('ats.invalidate', 'pci', { rid: requesterId, itag: req.itag, pasid: req.pasid, addr: req.addr, size: req.size });
+    this.tracer.trace('ats.invalidate', 'pci', { rid: requesterId, itag: req.itag, pasid: req.pasid, addr: req.addr, size: BigInt(req.size) });
     const fn = this.findFunction(requesterId >> 8, requesterId & 0xff);
     if (!isAtsEndpoint(fn)) return false;
     fn.receiveAtsInvalidation(req);

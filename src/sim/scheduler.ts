@@ -39,6 +39,22 @@ export class Scheduler {
   private cancelled = 0;
   /** Events executed since creation (for reports and runaway guards). */
   executed = 0;
+  private advanceObserver: ((before: number) => void) | undefined;
+
+  /**
+   * Call `fn` with the current time each time the clock is about to move
+   * forward (undefined removes it; one observer at a time). Everything that
+   * happened since the previous call happened at `before`, so a counter
+   * sampler stamps what changed exactly (tools/scenario runs use it).
+   */
+  observeAdvance(fn: ((before: number) => void) | undefined): void {
+    this.advanceObserver = fn;
+  }
+
+  private moveTo(time: number): void {
+    if (time !== this._now && this.advanceObserver !== undefined) this.advanceObserver(this._now);
+    this._now = time;
+  }
 
   get now(): number {
     return this._now;
@@ -105,7 +121,7 @@ export class Scheduler {
     if (e === undefined) return false;
     e.pending = false;
     this.live--;
-    this._now = e.time;
+    this.moveTo(e.time);
     this.executed++;
     e.fn();
     return true;
@@ -136,7 +152,7 @@ export class Scheduler {
         this.step();
         n++;
       }
-      if (limit > this._now) this._now = limit;
+      if (limit > this._now) this.moveTo(limit);
       return true;
     }
     for (;;) {
@@ -154,7 +170,7 @@ export class Scheduler {
     const t = this.peekTime();
     const target = this._now + ns;
     if (t !== undefined && t < target) this.runUntil(target);
-    else this._now = target;
+    else this.moveTo(target);
   }
 
   private dropCancelled(): void {

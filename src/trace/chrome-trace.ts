@@ -1,4 +1,4 @@
-import type { Counters } from './counters.ts';
+import type { Counter, Counters } from './counters.ts';
 import type { TraceRecord, Tracer } from './tracer.ts';
 
 /**
@@ -80,9 +80,41 @@ export class ChromeTraceSink {
     // u64 values travel as bigint: keep them exact, as hex strings (JSON has no 64-bit integers).
     for (const k in args) if (typeof args[k] === 'bigint') args[k] = bigintHex(args[k] as bigint);
     if (r.dur !== undefined) {
-      this.events.push({ name: r.name, cat, ph: 'X', ts: r.ts / 1000, dur: r.dur / 1000, pid: 1, tid, args });
+      // A span is traced when it ends; a complete event starts at its ts.
+      this.events.push({ name: r.name, cat, ph: 'X', ts: (r.ts - r.dur) / 1000, dur: r.dur / 1000, pid: 1, tid, args });
     } else {
       this.events.push({ name: r.name, cat, ph: 'i', s: 't', ts: r.ts / 1000, pid: 1, tid, args });
+    }
+  }
+
+  /** Each counter with the value this sink last recorded (sampleChangedCounters), by name. */
+  private readonly recorded = new Map<string, { counter: Readonly<Counter>; value: number | undefined }>();
+  /** The same entries as a list, rebuilt when the set of counters grows. */
+  private watched: { counter: Readonly<Counter>; value: number | undefined }[] = [];
+  private watchedFrom: Counters | undefined;
+
+  /**
+   * Record, as "C" samples at virtual time `nowNs`, the counters whose value
+   * changed since this sink last recorded them (every counter the first
+   * time): called each time the clock moves on, it gives each counter a
+   * track that steps where the counter changed, at a cost proportional to
+   * the counters, not to the events.
+   */
+  sampleChangedCounters(counters: Counters, nowNs: number): void {
+    if (counters !== this.watchedFrom || counters.size !== this.watched.length) {
+      this.watchedFrom = counters;
+      this.watched = [];
+      for (const counter of counters.all()) {
+        let w = this.recorded.get(counter.name);
+        if (w === undefined || w.counter !== counter) this.recorded.set(counter.name, (w = { counter, value: undefined }));
+        this.watched.push(w);
+      }
+    }
+    for (const w of this.watched) {
+      const v = w.counter.value;
+      if (w.value === v) continue;
+      w.value = v;
+      this.events.push({ name: w.counter.name, ph: 'C', ts: nowNs / 1000, pid: 1, tid: 0, args: { value: v } });
     }
   }
 

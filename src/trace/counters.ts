@@ -20,6 +20,16 @@ export class Counters {
     return c;
   }
 
+  /** How many counters there are. */
+  get size(): number {
+    return this.byName.size;
+  }
+
+  /** Every counter, in creation order (a sampler's cheap walk; snapshot() sorts). */
+  all(): IterableIterator<Readonly<Counter>> {
+    return this.byName.values();
+  }
+
   get(name: string): number {
     return this.byName.get(name)?.value ?? 0;
   }

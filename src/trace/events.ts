@@ -3,6 +3,9 @@
  * trace-events file): the event name and the shape of its arguments. A model
  * emits only names listed here, so a typo is a type error and a reader finds
  * every architectural event in one file. Add new points here as parts land.
+ * An argument that can exceed 2^53 (a u64 size such as an ATS invalidation's
+ * 2^64 "everything", an address straight from a uapi struct) is a bigint:
+ * the Chrome trace writes it as an exact hex string (chrome-trace.ts).
  */
 export interface TraceEventMap {
   // --- VFIO ---
@@ -27,7 +30,7 @@ export interface TraceEventMap {
   /** IOMMU_IOAS_COPY mapped `length` bytes of `src` at `iova` in `ioas`, sharing the pages. */
   'iommufd.copy': { ioas: number; src: number; srcIova: number; iova: number; length: number };
   /** IOMMU_IOAS_UNMAP (or a VFIO compat UNMAP_DMA): `length` bytes went from [iova, iova+requested). */
-  'iommufd.unmap': { ioas: number; iova: number; requested: number; length: number; compat: boolean };
+  'iommufd.unmap': { ioas: number; iova: bigint; requested: bigint; length: number; compat: boolean };
   /**
    * The IOMMU driver reported an event to vIOMMU `viommu`'s vEVENTQ of `type`: queued with `sequence`,
    * or lost (the LOST_EVENTS header took the sequence number); `queued` events now wait.
@@ -41,7 +44,7 @@ export interface TraceEventMap {
   'dma-engine.atc.hit': { dev: string; pasid: number; addr: number; write: boolean };
   'dma-engine.atc.miss': { dev: string; pasid: number; addr: number; write: boolean };
   'dma-engine.atc.fill': { dev: string; pasid: number; addr: number; size: number; pa: number; perms: string };
-  'dma-engine.atc.invalidate': { dev: string; itag: number; pasid: number; global: boolean; addr: number; size: number; dropped: number };
+  'dma-engine.atc.invalidate': { dev: string; itag: number; pasid: number; global: boolean; addr: number; size: bigint; dropped: number };
   'dma-engine.pri.request': { dev: string; pasid: number; prg: number; addr: number; write: boolean; last: boolean };
   'dma-engine.pri.response': { dev: string; pasid: number; prg: number; code: string; expected: boolean };
   /** The error register latched an error (or overflowed). */
@@ -49,7 +52,7 @@ export interface TraceEventMap {
   // --- end DMA engine ---
   // --- ATS and PRI messages through the root complex ---
   'ats.translate': { rid: number; pasid: number; addr: number; len: number };
-  'ats.invalidate': { rid: number; itag: number; pasid: number; addr: number; size: number };
+  'ats.invalidate': { rid: number; itag: number; pasid: number; addr: number; size: bigint };
   'ats.inv-complete': { rid: number; itags: number; cc: number };
   'pri.request': { rid: number; pasid: number; addr: number; prg: number; last: boolean };
   'pri.response': { rid: number; pasid: number; prg: number; code: string };
@@ -126,7 +129,7 @@ export interface TraceEventMap {
   /** An ATS Translation Request was answered (the first entry's address, size and permissions). */
   'smmuv3.ats': { sid: number; ssid: number; addr: number; len: number; status: string; entries: number; pa: number; size: number; perms: string };
   /** An ATS Invalidation Request: sent, completed by the endpoint, or abandoned by a timed-out CMD_SYNC. */
-  'smmuv3.atc.inv': { what: string; sid: number; ssid: number; itag: number; addr: number; size: number; global: boolean };
+  'smmuv3.atc.inv': { what: string; sid: number; ssid: number; itag: number; addr: number; size: bigint; global: boolean };
   /** A CMD_SYNC waits for ATC invalidation completions, or completes after waiting. */
   'smmuv3.sync': { index: number; state: string };
   /** A page request reached the PRI queue; outcome: recorded, overflow, disabled, lost or dropped. */
@@ -166,7 +169,7 @@ export interface TraceEventMap {
   /** An ATS Translation Request answered (status SC/UR, number of completion entries). */
   'vtd.ats.translate': { sid: number; pasid: number; addr: number; length: number; status: string; entries: number };
   /** A device-TLB invalidation descriptor sent an ATS Invalidation Request with ITag `itag`. */
-  'vtd.devtlb.invalidate': { sid: number; itag: number; pasid: number; global: boolean; addr: number; size: number };
+  'vtd.devtlb.invalidate': { sid: number; itag: number; pasid: number; global: boolean; addr: number; size: bigint };
   /** The device completed an ATS invalidation. */
   'vtd.devtlb.complete': { sid: number; itag: number };
   /** An ATS invalidation was not completed in time: Invalidation Time-out Error. */

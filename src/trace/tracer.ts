@@ -10,7 +10,7 @@ export interface TraceRecord<K extends TraceName = TraceName> {
   /** Which block emitted it ("smmuv3", "0000:00:01.0", "host"). */
   source: string;
   args: TraceEventMap[K];
-  /** Duration in virtual ns for events that span time (a page fault's service). */
+  /** Duration in virtual ns for events that span time (a page fault's service); such an event is traced when the span ends, at `ts`. */
   dur?: number;
 }
 

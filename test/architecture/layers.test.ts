@@ -14,7 +14,9 @@ import { importsOf, ROOT, tsFiles } from './imports.ts';
  * Each top-level folder and the folders it may import from (itself always).
  * src/ is the ground floor; iommu/ and devices/ stand on it side by side;
  * machines/ assembles them; tools/ runs machines (browser-safe); cli/ is the
- * Node-only command line. bench, examples, scenarios and test sit on top.
+ * Node-only command line; playground/ is the browser page that runs the
+ * built-in scenarios and examples (browser-safe, beside cli/). bench,
+ * examples, scenarios and test sit on top.
  */
 const FLOORS: Readonly<Record<string, readonly string[]>> = {
   src: [],
@@ -23,13 +25,14 @@ const FLOORS: Readonly<Record<string, readonly string[]>> = {
   machines: ['src', 'iommu', 'devices'],
   tools: ['src', 'iommu', 'devices', 'machines'],
   cli: ['src', 'iommu', 'devices', 'machines', 'tools'],
+  playground: ['src', 'iommu', 'devices', 'machines', 'tools', 'scenarios', 'examples'],
 };
 
 /** The public façade may re-export from every floor (CONTRACT.md: everything is exported from src/index.ts). */
 const FACADE = 'src/index.ts';
 
 /** Floors whose code must run in a browser: no Node built-in modules. */
-const BROWSER_SAFE = ['src', 'iommu', 'devices', 'machines', 'tools'];
+const BROWSER_SAFE = ['src', 'iommu', 'devices', 'machines', 'tools', 'playground'];
 const NODE_BUILTIN = /^(node:|(fs|path|os|url|child_process|worker_threads|crypto|util|stream|events|module|process|readline|v8|vm|wasi|zlib|http|https|net|tty)(\/|$))/;
 
 const floorOf = (file: string): string => file.split('/')[0]!;

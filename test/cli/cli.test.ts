@@ -68,8 +68,8 @@ t.test('--trace writes Chrome trace JSON, --report a self-contained HTML file wi
   t.ok(trace.traceEvents.some((e: { name: string }) => e.name === 'fault.inject'));
   const page = readFileSync(html, 'utf8');
   t.match(page, /^<!doctype html>/);
-  t.ok((page.match(/<svg /g) ?? []).length >= 4, 'histograms, occupancy, hit rates, timeline');
-  t.notMatch(page, /<script|<link|src="http/, 'nothing external');
+  t.ok((page.match(/<svg /g) ?? []).length >= 5, 'histograms, activity, counters, hit rates');
+  t.notMatch(page, /<script src|<link|src="http|url\(http|@import/, 'nothing external');
   t.match(page, /Page-fault service time/);
   await cli('run', 'default', '--trace', b, '--quiet');
   t.equal(readFileSync(b, 'utf8'), readFileSync(a, 'utf8'), 'byte for byte');
@@ -86,7 +86,8 @@ t.test('--inject arms a plan file before the scenario starts, and the summary sh
 
 t.test('sweep writes one CSV row per value, with the swept column first', async (t) => {
   const out = join(dir, 's.csv');
-  const r = await cli('sweep', 'default', '--param', 'atc-entries=2,64', '--param', 'pages=2', '--out', out);
+  const html = join(dir, 's.html');
+  const r = await cli('sweep', 'default', '--param', 'atc-entries=2,64', '--param', 'pages=2', '--out', out, '--report', html);
   t.equal(r.code, 0, r.err);
   t.match(r.err, /\[1\/2\] atc-entries=2 pages=2: ok/);
   t.match(r.err, /\[2\/2\] atc-entries=64 pages=2: ok/);
@@ -97,6 +98,10 @@ t.test('sweep writes one CSV row per value, with the swept column first', async 
   for (const col of ['iopf_mean_ns', 'atc_hit_rate', 'iotlb_hit_rate', 'sva.groups']) t.ok(head.includes(col), col);
   t.equal(lines[1]!.split(',')[0], '2');
   t.equal(lines[2]!.split(',')[0], '64');
+  const page = readFileSync(html, 'utf8');
+  t.match(page, /<h1>ioemu report: default, sweep of atc-entries and pages<\/h1>/);
+  t.match(page, /<th rowspan="2">atc-entries<\/th>/, 'the swept parameter is a column of the comparison');
+  t.equal((page.match(/<section id="run-/g) ?? []).length, 2, 'a section per sweep point');
 });
 
 t.test('bin/ioemu runs as a child process and returns the exit status', async (t) => {
@@ -125,8 +130,10 @@ t.test('--machine all (npm start) runs the scenario on both machines: one trace 
   t.same(names, ['ioemu virt-smmuv3', 'ioemu q35-vtd']);
   t.equal(j.otherData.machines, 'virt-smmuv3,q35-vtd');
   const page = readFileSync(html, 'utf8');
-  t.match(page, /<h1>ioemu report: default on virt-smmuv3<\/h1>/);
-  t.match(page, /<h1>ioemu report: default on q35-vtd<\/h1>/);
+  t.match(page, /<h1>ioemu report: default on virt-smmuv3 and q35-vtd<\/h1>/);
+  t.match(page, /<table class="compare">/, 'the machines compared at the top');
+  t.match(page, /<h2>default on virt-smmuv3 \(pages=4\): <span class="ok">PASSED/);
+  t.match(page, /<h2>default on q35-vtd \(pages=4\): <span class="ok">PASSED/);
   const sw = await cli('sweep', 'default', '--machine', 'all', '--param', 'pages=2');
   t.equal(sw.code, 0, sw.err);
   t.match(sw.err, /\[2\/2\] pages=2 on q35-vtd: ok/);

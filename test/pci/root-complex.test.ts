@@ -135,3 +135,23 @@ t.test('BDF strings and requester IDs', async (t) => {
   t.equal(requesterId(1, 0x08), 0x108);
   t.equal(formatRequesterId(0x108), '0000:01:01.0');
 });
+
+t.test('configuration reads are counted per function and traced one by one only when asked', async (t) => {
+  const { board, cfg } = newBoard();
+  board.rc.plug(new BareFunction('f', { vendorId: 0xabcd }), 5);
+  const reads: number[] = [];
+  const writes: number[] = [];
+  board.tracer.on('pci.config.read', (r) => void reads.push(r.args.offset));
+  board.tracer.on('pci.config.write', (r) => void writes.push(r.args.offset));
+  cfg.read(0, 5 << 3, CFG.VENDOR_ID, 2);
+  cfg.read(0, 5 << 3, CFG.DEVICE_ID, 2);
+  cfg.read(0, 6 << 3, CFG.VENDOR_ID, 2);
+  cfg.write(0, 5 << 3, CFG.COMMAND, 2, 0);
+  t.equal(board.counters.get('0000:00:05.0.config.reads'), 2, 'each read of the function counted; an absent function counts nothing');
+  t.same(reads, [], 'no event per read by default (the host probes config space thousands of times)');
+  t.same(writes, [CFG.COMMAND], 'writes change state and are always traced');
+  board.rc.traceConfigReads = true;
+  cfg.read(0, 5 << 3, CFG.VENDOR_ID, 2);
+  t.same(reads, [CFG.VENDOR_ID], 'opted in: one event per read');
+  t.equal(board.counters.get('0000:00:05.0.config.reads'), 3);
+});

@@ -282,3 +282,21 @@ t.test('cancelling while events run: a cancelled event never runs, later ones st
   t.ok(ran.every((v, k) => v === 2 * k));
   t.equal(s.pendingCount, 0);
 });
+
+t.test('an advance observer hears the old time each time the clock moves forward, and only then', async (t) => {
+  const s = new Scheduler();
+  const heard: number[] = [];
+  s.observeAdvance((before) => heard.push(before));
+  s.schedule(0, () => {});
+  s.schedule(10, () => {});
+  s.schedule(10, () => {});
+  s.schedule(25, () => {});
+  s.run();
+  t.same(heard, [0, 10], 'two moves: 0 -> 10 and 10 -> 25; events at the same time move nothing');
+  s.advance(5);
+  s.runUntil(40);
+  t.same(heard, [0, 10, 25, 30], 'advance() and runUntil(limit) move the clock too');
+  s.observeAdvance(undefined);
+  s.advance(1);
+  t.equal(heard.length, 4, 'removed');
+});

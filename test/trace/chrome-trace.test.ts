@@ -52,7 +52,7 @@ t.test('virtual ns become µs in ts and dur', async (t) => {
   t.equal(dma.ts, 1.5);
   const walk = evs.find((e) => e.name === 'device.op')!;
   t.equal(walk.ph, 'X', 'an event with a duration is a complete event');
-  t.equal(walk.ts, 2.5);
+  t.equal(walk.ts, 1.75, 'traced when it ended (2.5 us) after 0.75 us: the slice starts at 1.75 us');
   t.equal(walk.dur, 0.75);
 });
 
@@ -107,4 +107,25 @@ t.test('after detach the sink records nothing more', async (t) => {
   tr.trace('msi.send', 'late', { rid: 0, addr: 0, data: 0 });
   t.equal(sink.events.length, n);
   t.equal(tr.wants('msi.send'), false, 'and the tracer goes back to costing nothing');
+});
+
+t.test('sampleChangedCounters records every counter once, then only the ones that changed', async (t) => {
+  const tr = new Tracer(() => 0);
+  const sink = new ChromeTraceSink(tr);
+  const counters = new Counters();
+  const hit = counters.counter('x.iotlb.hit');
+  counters.counter('x.iotlb.miss').value = 2;
+  sink.sampleChangedCounters(counters, 0);
+  hit.value = 5;
+  sink.sampleChangedCounters(counters, 1000);
+  sink.sampleChangedCounters(counters, 2000);
+  counters.counter('y.new').value = 1;
+  sink.sampleChangedCounters(counters, 3000);
+  const samples = sink.events.filter((e) => e.ph === 'C').map((e) => [e.ts, e.name, e.args.value]);
+  t.same(samples, [
+    [0, 'x.iotlb.hit', 0],
+    [0, 'x.iotlb.miss', 2],
+    [1, 'x.iotlb.hit', 5],
+    [3, 'y.new', 1],
+  ]);
 });

@@ -1,214 +1,134 @@
 /**
- * The HTML report of one run (`ioemu run --report out.html`): one
- * self-contained file, plots as inline SVG drawn here (no dependencies).
- * Sections: summary and scenario metrics; page-fault service time histogram
- * (host.iopf.latencies); descriptor latency histogram (trace durations);
- * queue occupancy over time (from the trace); cache hit rates (counters);
- * the fault / invalidation / page-request timeline (trace events).
+ * The HTML report (`ioemu run --report out.html`, `ioemu sweep --report`, the
+ * playground): one self-contained file, nothing fetched, plots as inline SVG
+ * and one small inline script for the event tables. At the top, a table
+ * comparing the runs (machines, sweep points); then a section per run:
+ * latency histograms on log axes, activity and counters over a virtual-time
+ * axis that collapses idle stretches, cache hit rates, fault plans, the
+ * narrative, and the trace events as a collapsed, filterable, paged table.
  */
 import type { RunResult } from '../scenario/scenario.ts';
-import { descriptorLatencies, hitRates, occupancy, stats, threadNames, timeline, type OccupancySeries, type Stats, type TimelineEvent } from './figures.ts';
+import { activityLegend, activitySvg, changingCounters, countersSvg, runAxis, type ActivityInput } from './activity-plots.ts';
+import { comparisonHtml } from './compare.ts';
+import { EVENT_TABLE_SCRIPT, eventRows, eventTableHtml } from './event-table.ts';
+import { counterSeries, descriptorLatencies, descriptorSpans, eventTimes, hitRates, occupancy, stats, threadNames, timeline, type Stats } from './figures.ts';
+import { esc, fmtNs, fmtTime } from './format.ts';
+import { histogramSvg, hitRateSvg } from './plots.ts';
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+export { fmtNs } from './format.ts';
 
-/** A readable duration for virtual ns. */
-export function fmtNs(ns: number): string {
-  if (ns >= 1e6) return `${(ns / 1e6).toFixed(ns >= 1e7 ? 1 : 2)} ms`;
-  if (ns >= 1e3) return `${(ns / 1e3).toFixed(ns >= 1e4 ? 1 : 2)} us`;
-  return `${Math.round(ns)} ns`;
+export interface ReportRun {
+  result: RunResult;
+  /** What the scenario said, line by line. */
+  narrative: readonly string[];
 }
 
-const W = 640;
-const H = 220;
-const M = { l: 56, r: 16, t: 16, b: 40 };
-
-/** A histogram of `xs` in `bins` equal-width bins, as an SVG element. */
-export function histogramSvg(xs: readonly number[], title: string, bins = 20): string {
-  if (xs.length === 0) return `<p class="empty">${esc(title)}: no samples in this run.</p>`;
-  const lo = Math.min(...xs);
-  const hi = Math.max(...xs);
-  const n = lo === hi ? 1 : bins;
-  const width = lo === hi ? 1 : (hi - lo) / n;
-  const counts = new Array<number>(n).fill(0);
-  for (const x of xs) counts[Math.min(n - 1, Math.floor((x - lo) / width))]!++;
-  const maxC = Math.max(...counts);
-  const pw = W - M.l - M.r;
-  const ph = H - M.t - M.b;
-  const bw = pw / n;
-  const bars = counts
-    .map((c, i) => {
-      const h = (c / maxC) * ph;
-      const from = lo + i * width;
-      return `<rect x="${(M.l + i * bw + 1).toFixed(1)}" y="${(M.t + ph - h).toFixed(1)}" width="${Math.max(1, bw - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="#4e79a7"><title>${esc(`${fmtNs(from)} .. ${fmtNs(from + width)}: ${c}`)}</title></rect>`;
-    })
-    .join('');
-  const axis =
-    `<line x1="${M.l}" y1="${M.t + ph}" x2="${M.l + pw}" y2="${M.t + ph}" stroke="#333"/>` +
-    `<line x1="${M.l}" y1="${M.t}" x2="${M.l}" y2="${M.t + ph}" stroke="#333"/>` +
-    `<text x="${M.l}" y="${H - 22}" font-size="11">${esc(fmtNs(lo))}</text>` +
-    `<text x="${M.l + pw}" y="${H - 22}" font-size="11" text-anchor="end">${esc(fmtNs(lo === hi ? hi : hi))}</text>` +
-    `<text x="${M.l + pw / 2}" y="${H - 6}" font-size="11" text-anchor="middle">virtual time</text>` +
-    `<text x="${M.l - 6}" y="${M.t + 10}" font-size="11" text-anchor="end">${maxC}</text>` +
-    `<text x="${M.l - 6}" y="${M.t + ph}" font-size="11" text-anchor="end">0</text>`;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(title)}"><title>${esc(title)}</title>${axis}${bars}</svg>`;
+export interface ReportOptions {
+  /** The page's title (default: "<scenario> on <machines>"). */
+  title?: string;
 }
-
-const COLORS = ['#e15759', '#4e79a7', '#59a14f', '#f28e2b', '#b07aa1', '#76b7b2'];
-
-/** Step plots of occupancy series over virtual time, as one SVG. */
-export function occupancySvg(series: readonly OccupancySeries[], endNs: number): string {
-  if (series.length === 0) return '<p class="empty">No queue activity was traced in this run.</p>';
-  const maxV = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p[1])));
-  const maxT = Math.max(1, endNs, ...series.flatMap((s) => s.points.map((p) => p[0])));
-  const pw = W - M.l - M.r;
-  const ph = H - M.t - M.b;
-  const x = (t: number) => (M.l + (t / maxT) * pw).toFixed(1);
-  const y = (v: number) => (M.t + ph - (v / maxV) * ph).toFixed(1);
-  const paths = series
-    .map((s, i) => {
-      let d = `M${x(0)},${y(0)}`;
-      let last = 0;
-      for (const [t, v] of s.points) {
-        d += ` H${x(t)} V${y(v)}`;
-        last = v;
-      }
-      d += ` H${x(maxT)} V${y(last)}`;
-      return `<path d="${d}" fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="1.5"><title>${esc(s.name)}</title></path>`;
-    })
-    .join('');
-  const legend = series.map((s, i) => `<text x="${M.l + 8}" y="${M.t + 12 + 13 * i}" font-size="11" fill="${COLORS[i % COLORS.length]}">${esc(s.name)}</text>`).join('');
-  const axis =
-    `<line x1="${M.l}" y1="${M.t + ph}" x2="${M.l + pw}" y2="${M.t + ph}" stroke="#333"/>` +
-    `<line x1="${M.l}" y1="${M.t}" x2="${M.l}" y2="${M.t + ph}" stroke="#333"/>` +
-    `<text x="${M.l}" y="${H - 22}" font-size="11">0</text>` +
-    `<text x="${M.l + pw}" y="${H - 22}" font-size="11" text-anchor="end">${esc(fmtNs(maxT))}</text>` +
-    `<text x="${M.l + pw / 2}" y="${H - 6}" font-size="11" text-anchor="middle">virtual time</text>` +
-    `<text x="${M.l - 6}" y="${M.t + 10}" font-size="11" text-anchor="end">${maxV}</text>` +
-    `<text x="${M.l - 6}" y="${M.t + ph}" font-size="11" text-anchor="end">0</text>`;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="queue occupancy"><title>queue occupancy</title>${axis}${paths}${legend}</svg>`;
-}
-
-/** Horizontal bars of hit rates, as one SVG. */
-export function hitRateSvg(rates: ReturnType<typeof hitRates>): string {
-  if (rates.length === 0) return '<p class="empty">No cache counters were bumped in this run.</p>';
-  const row = 22;
-  const h = M.t + rates.length * row + 8;
-  const lw = 200;
-  const pw = W - lw - 80;
-  const bars = rates
-    .map((r, i) => {
-      const yy = M.t + i * row;
-      return (
-        `<text x="${lw - 8}" y="${yy + 14}" font-size="12" text-anchor="end">${esc(r.cache)}</text>` +
-        `<rect x="${lw}" y="${yy + 3}" width="${pw}" height="14" fill="#eee"/>` +
-        `<rect x="${lw}" y="${yy + 3}" width="${(r.rate * pw).toFixed(1)}" height="14" fill="#59a14f"><title>${r.hits} hits, ${r.misses} misses</title></rect>` +
-        `<text x="${lw + pw + 6}" y="${yy + 14}" font-size="12">${(r.rate * 100).toFixed(1)}%</text>`
-      );
-    })
-    .join('');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${h}" viewBox="0 0 ${W} ${h}" role="img" aria-label="cache hit rates"><title>cache hit rates</title>${bars}</svg>`;
-}
-
-const KIND_COLOR: Record<TimelineEvent['kind'], string> = { fault: '#e15759', invalidation: '#4e79a7', 'page-request': '#f28e2b', injection: '#b07aa1' };
-
-/** One lane per event kind, a tick per event over virtual time. */
-export function timelineSvg(events: readonly TimelineEvent[], endNs: number): string {
-  if (events.length === 0) return '<p class="empty">No faults, invalidations or page requests were traced in this run.</p>';
-  const kinds = (['injection', 'fault', 'page-request', 'invalidation'] as const).filter((k) => events.some((e) => e.kind === k));
-  const lane = 28;
-  const lw = 100;
-  const pw = W - lw - M.r;
-  const h = M.t + kinds.length * lane + 30;
-  const maxT = Math.max(1, endNs, ...events.map((e) => e.ns));
-  const x = (t: number) => (lw + (t / maxT) * pw).toFixed(1);
-  const lanes = kinds
-    .map((k, i) => {
-      const yy = M.t + i * lane;
-      const ticks = events
-        .filter((e) => e.kind === k)
-        .map((e) => `<line x1="${x(e.ns)}" y1="${yy + 4}" x2="${x(e.ns)}" y2="${yy + lane - 6}" stroke="${KIND_COLOR[k]}"><title>${esc(`${fmtNs(e.ns)} ${e.name} (${e.source})`)}</title></line>`)
-        .join('');
-      return `<text x="${lw - 8}" y="${yy + 17}" font-size="12" text-anchor="end">${k}</text><line x1="${lw}" y1="${yy + lane - 4}" x2="${lw + pw}" y2="${yy + lane - 4}" stroke="#ccc"/>${ticks}`;
-    })
-    .join('');
-  const axis = `<text x="${lw}" y="${h - 8}" font-size="11">0</text><text x="${lw + pw}" y="${h - 8}" font-size="11" text-anchor="end">${esc(fmtNs(maxT))}</text>`;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${h}" viewBox="0 0 ${W} ${h}" role="img" aria-label="timeline"><title>fault and invalidation timeline</title>${lanes}${axis}</svg>`;
-}
-
-function statsTable(s: Stats): string {
-  return `<table class="kv"><tr><th>samples</th><th>min</th><th>mean</th><th>p50</th><th>p99</th><th>max</th></tr><tr><td>${s.count}</td><td>${fmtNs(s.min)}</td><td>${fmtNs(s.mean)}</td><td>${fmtNs(s.p50)}</td><td>${fmtNs(s.p99)}</td><td>${fmtNs(s.max)}</td></tr></table>`;
-}
-
-const TIMELINE_ROWS = 200;
 
 /** The whole report of one run as one HTML document. `narrative` is what the scenario said. */
 export function renderReport(r: RunResult, narrative: readonly string[] = []): string {
   return renderReports([{ result: r, narrative }]);
 }
 
+const STYLE = `
+body{font:15px/1.45 system-ui,sans-serif;max-width:1160px;margin:1.5em auto;padding:0 1.2em;color:#222}
+h1{font-size:1.6em;margin:.2em 0}h2{font-size:1.3em;margin-top:2.2em;border-bottom:2px solid #ccd}h3{font-size:1.05em;margin:1.4em 0 .4em}
+.sub{color:#555;margin-top:0}
+table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #d8d8d8;padding:3px 7px;text-align:left;font-size:14px;white-space:nowrap}
+th{background:#f3f4f7}.num{text-align:right;font-variant-numeric:tabular-nums}
+.ok{color:#1f7a1f;font-weight:bold}.bad{color:#c00;font-weight:bold}.empty,.note{color:#666;font-style:italic}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(540px,1fr));gap:10px 32px;align-items:start}
+figure{margin:0}figcaption{font-size:14px;color:#444;margin:.2em 0 .4em}
+.scroll{overflow-x:auto}td.wrap{white-space:normal;overflow-wrap:anywhere;min-width:12em}
+.legend{display:flex;flex-wrap:wrap;gap:4px 20px;font-size:14px;margin:.2em 0 .6em 230px}
+.legend i{display:inline-block;width:14px;height:10px;margin-right:6px;vertical-align:middle}
+pre{background:#f6f6f6;padding:.6em;font-size:13px;white-space:pre-wrap}
+details{margin:.6em 0}summary{cursor:pointer;font-weight:600}
+.controls{display:flex;flex-wrap:wrap;gap:8px 18px;align-items:center;margin:.6em 0;font-size:14px}
+.controls select,.controls input,.controls button{font:inherit}
+.evtab td:last-child{white-space:normal;overflow-wrap:anywhere;font-family:ui-monospace,monospace;font-size:13px}
+.evtab{width:100%}
+.counters{columns:3 300px;font-size:14px}.counters div{display:flex;justify-content:space-between;gap:12px;padding:1px 0;border-bottom:1px dotted #ddd}
+`;
+
 /**
- * Several runs (e.g. the same scenario on both machines, `ioemu run --machine all`)
- * in one self-contained document: one section per run, in the order given.
+ * Several runs (the same scenario on both machines, `ioemu run --machine
+ * all`, or the points of a sweep) in one self-contained document: the
+ * comparison first, then one section per run in the order given.
  */
-export function renderReports(runs: readonly { result: RunResult; narrative: readonly string[] }[]): string {
+export function renderReports(runs: readonly ReportRun[], o: ReportOptions = {}): string {
   const first = runs[0]!.result;
-  const title = `ioemu report: ${first.scenario} on ${runs.map((x) => x.result.machine).join(' and ')}`;
-  const toc = runs.length > 1 ? `<h1>${esc(title)}</h1>\n<ul>${runs.map((x) => `<li>${esc(x.result.machine)}: ${x.result.ok ? '<span class="ok">passed</span>' : '<span class="bad">FAILED</span>'}</li>`).join('')}</ul>\n` : '';
+  const machines = [...new Set(runs.map((x) => x.result.machine))];
+  const title = o.title ?? `${first.scenario} on ${machines.join(' and ')}`;
+  const seeds = [...new Set(runs.map((x) => x.result.seed))];
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
-<style>
-body{font:14px/1.45 system-ui,sans-serif;max-width:760px;margin:2em auto;padding:0 1em;color:#222}
-h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:2px 8px;text-align:left;font-size:13px}
-.ok{color:#2a7d2a;font-weight:bold}.bad{color:#c00;font-weight:bold}.empty{color:#777;font-style:italic}
-pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:12px}
-</style></head><body>
-${toc}${runs.map((x) => reportSection(x.result, x.narrative, runs.length > 1)).join('<hr>\n')}</body></html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>ioemu report: ${esc(title)}</title>
+<style>${STYLE}</style></head><body>
+<h1>ioemu report: ${esc(title)}</h1>
+<p class="sub">Seed ${seeds.join(', ')}. ${runs.length} run${runs.length > 1 ? 's' : ''}. All times are virtual (the emulator's clock), not wall-clock: the same seed gives the same report.</p>
+${comparisonHtml(runs.map((x) => x.result))}
+${runs.map((x, i) => runSection(x, i, runs.length > 1)).join('\n')}
+<script>${EVENT_TABLE_SCRIPT};</script>
+</body></html>
 `;
 }
 
-/** One run's part of a report: summary, narrative, figures, plots, timeline, counters. */
-function reportSection(r: RunResult, narrative: readonly string[], several: boolean): string {
+function statsTable(s: Stats, counted: string): string {
+  const cell = (v: number) => `<td class="num">${fmtNs(v)}</td>`;
+  return `<table><tr><th>${esc(counted)}</th><th>min</th><th>mean</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr><tr><td class="num">${s.count}</td>${[s.min, s.mean, s.p50, s.p90, s.p99, s.max].map(cell).join('')}</tr></table>`;
+}
+
+/** Counters shown as rows over time before the rest are folded away. */
+const COUNTER_ROWS = 12;
+
+/** One run's section: summary, plots, tables. */
+function runSection({ result: r, narrative }: ReportRun, i: number, several: boolean): string {
   const events = r.trace.events;
-  const iopf = r.iopfLatencies;
+  const threads = threadNames(events);
   const desc = descriptorLatencies(events);
-  const occ = occupancy(events);
-  const rates = hitRates(r.counters);
-  const tl = timeline(events, threadNames(events));
+  const tl = timeline(events, threads);
+  const axis = runAxis(eventTimes(events), r.virtualNs);
+  const act: ActivityInput = { axis, descriptors: descriptorSpans(events), events: tl, occupancy: occupancy(events), endNs: r.virtualNs };
+  const changing = changingCounters(counterSeries(events));
   const params = Object.entries(r.params);
   const metrics = Object.entries(r.metrics);
   const counts = tl.reduce<Record<string, number>>((a, e) => ((a[e.kind] = (a[e.kind] ?? 0) + 1), a), {});
-  const plans = r.plans.flatMap((p) => p.rules.map((s) => `<tr><td>${esc(s.rule.point)}</td><td>${esc(JSON.stringify(s.rule.when ?? {}))}</td><td>${esc(s.rule.action.kind)}</td><td>${s.matched}</td><td>${s.injected}</td></tr>`));
-  const status = r.ok ? '<span class="ok">passed</span>' : '<span class="bad">FAILED</span>';
-  return `<h1>ioemu report: ${esc(r.scenario)}${several ? ` on ${esc(r.machine)}` : ''}</h1>
-<p>Machine <b>${esc(r.machine)}</b>, seed ${r.seed}${params.length ? `, parameters ${params.map(([k, v]) => `<code>${esc(k)}=${esc(v)}</code>`).join(' ')}` : ''}. Result: ${status}. Virtual time at the end: ${fmtNs(r.virtualNs)}; ${events.length} trace events. All times are virtual (the emulator's clock), not wall-clock.</p>
-${r.failures.length ? `<h2>Failures</h2><ul>${r.failures.map((f) => `<li>${esc(f)}</li>`).join('')}</ul>` : ''}
-${r.violations.length ? `<h2>Invariant violations</h2><ul>${r.violations.map((v) => `<li><b>${esc(v.kind)}</b>: ${esc(v.message)}</li>`).join('')}</ul>` : ''}
-${narrative.length ? `<h2>What happened</h2><pre>${esc(narrative.join('\n'))}</pre>` : ''}
-${metrics.length ? `<h2>Scenario figures</h2><table>${metrics.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${v}</td></tr>`).join('')}</table>` : ''}
-<h2>Page-fault service time</h2>
-<p>Time from a page-request group reaching the host's I/O page-fault queue to its response (<code>host.iopf.latencies</code>).</p>
-${statsTable(stats(iopf))}
-${histogramSvg(iopf, 'page-fault service time')}
-<h2>Descriptor latency</h2>
-<p>Time from dispatch to completion of each DMA-engine descriptor (durations of <code>dma-engine.desc.complete</code> trace events), page requests included.</p>
-${statsTable(stats(desc))}
-${histogramSvg(desc, 'descriptor latency')}
-<h2>Queue occupancy over time</h2>
-<p>Page-request groups each engine has outstanding, and groups waiting in the host's fault queue, reconstructed from the trace.</p>
-${occupancySvg(occ, r.virtualNs)}
-<h2>Cache hit rates</h2>
-<p>From the machine's counters (<code>&lt;cache&gt;.hit</code> / <code>&lt;cache&gt;.miss</code>): IOMMU IOTLB and configuration caches, device ATCs.</p>
-${hitRateSvg(rates)}
-<h2>Fault, page-request and invalidation timeline</h2>
-<p>${Object.entries(counts).map(([k, n]) => `${n} ${esc(k)} event(s)`).join(', ') || 'none'}.</p>
-${timelineSvg(tl, r.virtualNs)}
-${plans.length ? `<h3>Fault plans</h3><table><tr><th>point</th><th>when</th><th>action</th><th>matched</th><th>injected</th></tr>${plans.join('')}</table>` : ''}
-${tl.length ? `<table><tr><th>time</th><th>kind</th><th>event</th><th>source</th><th>arguments</th></tr>${tl
-    .slice(0, TIMELINE_ROWS)
-    .map((e) => `<tr><td>${fmtNs(e.ns)}</td><td>${e.kind}</td><td>${esc(e.name)}</td><td>${esc(e.source)}</td><td><code>${esc(e.detail)}</code></td></tr>`)
-    .join('')}</table>${tl.length > TIMELINE_ROWS ? `<p class="empty">${tl.length - TIMELINE_ROWS} more events in the trace file.</p>` : ''}` : ''}
-<h2>Counters</h2>
-<table>${Object.entries(r.counters).filter(([, v]) => v !== 0).map(([k, v]) => `<tr><td>${esc(k)}</td><td>${v}</td></tr>`).join('')}</table>
-`;
+  const plans = r.plans.flatMap((p) => p.rules.map((s) => `<tr><td>${esc(s.rule.point)}</td><td class="wrap">${esc(JSON.stringify(s.rule.when ?? {}))}</td><td>${esc(s.rule.action.kind)}</td><td class="num">${s.matched}</td><td class="num">${s.injected}</td></tr>`));
+  const status = r.ok ? '<span class="ok">PASSED</span>' : '<span class="bad">FAILED</span>';
+  const name = several ? `${r.scenario} on ${r.machine}${params.length ? ` (${params.map(([k, v]) => `${k}=${v}`).join(', ')})` : ''}` : r.scenario;
+  const nonZero = Object.entries(r.counters).filter(([, v]) => v !== 0);
+  return `<section id="run-${i}">
+<h2>${esc(name)}: ${status}</h2>
+<p>Machine <b>${esc(r.machine)}</b>, seed ${r.seed}${params.length ? `, parameters ${params.map(([k, v]) => `<code>${esc(k)}=${esc(v)}</code>`).join(' ')}` : ''}. Virtual time at the end: <b>${fmtTime(r.virtualNs, 1000)}</b>; ${events.length} trace events.</p>
+${r.failures.length ? `<h3>Failures</h3><ul>${r.failures.map((f) => `<li>${esc(f)}</li>`).join('')}</ul>` : ''}
+${r.violations.length ? `<h3>Invariant violations</h3><ul>${r.violations.map((v) => `<li><b>${esc(v.kind)}</b>: ${esc(v.message)}</li>`).join('')}</ul>` : ''}
+<div class="grid">
+<figure><h3>Page-fault service time</h3><figcaption>From a page-request group reaching the host's I/O page-fault queue to its response.</figcaption>
+${statsTable(stats(r.iopfLatencies), 'groups')}
+${histogramSvg(r.iopfLatencies, { title: 'page-fault service time', quantity: 'service time per page-request group', counted: 'groups' })}</figure>
+<figure><h3>Descriptor latency</h3><figcaption>From dispatch to completion of each DMA-engine descriptor, page requests included.</figcaption>
+${statsTable(stats(desc), 'descriptors')}
+${histogramSvg(desc, { title: 'descriptor latency', quantity: 'latency per descriptor', counted: 'descriptors' })}</figure>
+</div>
+<h3>Activity over virtual time</h3>
+<p class="note">Descriptors as spans; ${Object.entries(counts).map(([k, n]) => `${n} ${esc(k)} event(s)`).join(', ') || 'no fault, page-request or invalidation events'}; the page-request groups each engine and the host have outstanding. Hover for details.</p>
+${activitySvg(act)}
+${activityLegend(act)}
+<h3>Counters over virtual time</h3>
+<p class="note">Each counter that changed during the run, sampled each time the clock moved; the number on the right is its final value.</p>
+${countersSvg(changing.slice(0, COUNTER_ROWS), axis, r.virtualNs)}
+${changing.length > COUNTER_ROWS ? `<details><summary>${changing.length - COUNTER_ROWS} more counters over time</summary>${countersSvg(changing.slice(COUNTER_ROWS), axis, r.virtualNs)}</details>` : ''}
+<div class="grid">
+<div><h3>Cache hit rates</h3>${hitRateSvg(hitRates(r.counters))}</div>
+<div>${metrics.length ? `<h3>Scenario figures</h3><table>${metrics.map(([k, v]) => `<tr><td>${esc(k)}</td><td class="num">${v}</td></tr>`).join('')}</table>` : ''}
+${plans.length ? `<h3>Fault plans</h3><table><tr><th>point</th><th>when</th><th>action</th><th>matched</th><th>injected</th></tr>${plans.join('')}</table>` : ''}</div>
+</div>
+${narrative.length ? `<details open><summary>What the scenario did (${narrative.length} lines)</summary><pre>${esc(narrative.join('\n'))}</pre></details>` : ''}
+${eventTableHtml(eventRows(events, threads), `events-${i}`)}
+<details><summary>Final values of the ${nonZero.length} non-zero counters</summary><div class="counters">${nonZero.map(([k, v]) => `<div><span>${esc(k)}</span><span class="num">${v}</span></div>`).join('')}</div></details>
+</section>`;
 }

@@ -134,6 +134,8 @@ export interface RunOptions {
   seed?: number;
   params?: Record<string, string>;
   plan?: FaultPlan;
+  /** Trace every configuration read as its own event (default: only each function's `<bdf>.config.reads` counter). */
+  traceConfigReads?: boolean;
   /** Narrative lines (default: dropped). */
   say?: (line: string) => void;
 }
@@ -211,6 +213,11 @@ export async function runScenario(s: Scenario, o: RunOptions = {}): Promise<RunR
   const m = machineFor(kind, seed, params, s);
   recordBaseline(m, RETAINED_PAGES[kind]);
   const trace = new ChromeTraceSink(m.board.tracer, { scenario: s.name, machine: kind, seed: String(seed), ...prefixed(params) });
+  m.board.rc.traceConfigReads = o.traceConfigReads === true;
+  // Counters over time: each becomes a track that steps where its value changed, sampled when the clock moves on.
+  const counters = m.board.counters;
+  trace.sampleChangedCounters(counters, m.now());
+  m.board.scheduler.observeAdvance((before) => trace.sampleChangedCounters(counters, before));
   const metrics = new Metrics();
   const failures: string[] = [];
   const plans: AppliedPlan[] = [];
@@ -251,7 +258,8 @@ export async function runScenario(s: Scenario, o: RunOptions = {}): Promise<RunR
   };
   await s.run(ctx);
   m.run();
-  trace.sampleCounters(m.board.counters, m.now());
+  m.board.scheduler.observeAdvance(undefined);
+  trace.sampleCounters(counters, m.now());
   const violations = checkInvariants(m, { dma: false });
   return {
     scenario: s.name,

@@ -3,6 +3,7 @@ import t from 'tap';
 import { OPCODE } from '../../../devices/dma-engine/descriptor.ts';
 import { DMAE_REGS_SIZE } from '../../../devices/dma-engine/regs.ts';
 import type { TraceRecord } from '../../../src/trace/tracer.ts';
+import { stringifyExact } from '../../../src/trace/chrome-trace.ts';
 import { pattern, setup } from './fixture.ts';
 
 const PAGE = 4096;
@@ -18,7 +19,7 @@ function scenario(): { trace: string[]; names: Set<string>; f: ReturnType<typeof
   const names = new Set<string>();
   f.board.tracer.on('*', (r: TraceRecord) => {
     names.add(r.name);
-    trace.push(`${r.ts} ${r.name} ${JSON.stringify(r.args)}${r.dur !== undefined ? ` dur=${r.dur}` : ''}`);
+    trace.push(`${r.ts} ${r.name} ${stringifyExact(r.args)}${r.dur !== undefined ? ` dur=${r.dur}` : ''}`);
   });
   f.enableSva(8);
   f.agent.map(f.rid, PASID, SRC, f.ram(0x10_0000), 2 * PAGE);

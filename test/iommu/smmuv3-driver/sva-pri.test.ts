@@ -107,10 +107,10 @@ t.test('a DMA paging domain: unmap sends CMD_ATC_INV for the range (no PASID), a
   t.equal(d.map(0x10_0000, ram, 4 * PAGE, 3), 0);
   const r = f.dev.dmaRead(0x10_1000n, 4);
   t.ok(r.ok && r.data![0] === 0xfe, 'through a Translation Request and the ATC');
-  const sent: [number, number, number][] = [];
+  const sent: [number, number, bigint][] = [];
   f.board.tracer.on('smmuv3.atc.inv', (e) => void (e.args.what === 'send' && sent.push([e.args.ssid, e.args.addr, e.args.size])));
   t.equal(d.unmap(0x10_1000, 2 * PAGE), 2 * PAGE);
-  t.same(sent, [[-1, 0x10_0000, 4 * PAGE]], 'the range rounded out to an aligned power of two');
+  t.same(sent, [[-1, 0x10_0000, BigInt(4 * PAGE)]], 'the range rounded out to an aligned power of two');
   t.same(f.dev.dmaRead(0x10_1000n, 4), { ok: false, fault: 'ATS_NO_TRANSLATION' });
   t.ok(f.dev.dmaRead(0x10_0000n, 4).ok, 'the rest still translates');
 });
