@@ -8,7 +8,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { PlanError, type FaultPlan } from '../src/fault/plan.ts';
 import { formatViolations } from '../tools/fault/invariants.ts';
 import { readPlanFile } from './fault-plan-file.ts';
-import { fmtNs } from '../tools/report/html.ts';
+import { fmtNs, renderReports } from '../tools/report/html.ts';
 import { writeRunOutputs } from './outputs.ts';
 import { cmdCc, CC_HELP } from './cc.ts';
 import { cmdExec, EXEC_HELP } from './exec.ts';

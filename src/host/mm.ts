@@ -210,14 +210,19 @@ export class Mm {
    * address is chosen. Returns the address or a negative errno.
    */
   mmapIo(length: number, prot: number, make: (start: number) => VmaIo, where: Placement = {}): number {
-    if (this.dead) return -EINVAL;
-    if (!Number.isSafeInteger(length) || length <= 0) return -EINVAL;
-    if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return -EINVAL;
-    const len = Math.ceil(length / PAGE) * PAGE;
-    const start = this.place(len, PAGE, where);
+    const [start, len] = this.placeMapping(length, prot, where);
     if (start < 0) return start;
     this.insertVma({ start, end: start + len, prot, pageSize: PAGE, io: make(start) });
     return start;
+  }
+
+  /** The checks every mmap of 4 KiB pages makes, then the address: [start or -errno, length rounded to pages]. */
+  private placeMapping(length: number, prot: number, where: Placement): [number, number] {
+    if (this.dead) return [-EINVAL, 0];
+    if (!Number.isSafeInteger(length) || length <= 0) return [-EINVAL, 0];
+    if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return [-EINVAL, 0];
+    const len = Math.ceil(length / PAGE) * PAGE;
+    return [this.place(len, PAGE, where), len];
   }
 
   /**
@@ -227,11 +232,7 @@ export class Mm {
    * address or a negative errno.
    */
   mmapFile(length: number, prot: number, make: (start: number) => VmaFile, where: Placement = {}): number {
-    if (this.dead) return -EINVAL;
-    if (!Number.isSafeInteger(length) || length <= 0) return -EINVAL;
-    if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return -EINVAL;
-    const len = Math.ceil(length / PAGE) * PAGE;
-    const start = this.place(len, PAGE, where);
+    const [start, len] = this.placeMapping(length, prot, where);
     if (start < 0) return start;
     const file = make(start);
     this.insertVma({ start, end: start + len, prot, pageSize: PAGE, file });
