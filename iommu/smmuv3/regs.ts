@@ -5,7 +5,7 @@
  * RegisterFile from this table and a host driver imports the same table, the
  * way both would share a C header.
  */
-import { field, type FieldAccess, type RegisterDef } from '../../src/hw/register-file.ts';
+import { field, type FieldAccess, type FieldDef, type RegisterDef } from '../../src/hw/register-file.ts';
 
 /** Page 0 + Page 1 (§6.2). */
 export const SMMU_PAGE_SIZE = 0x1_0000;
@@ -81,7 +81,7 @@ const irqCtrlFields = (a: FieldAccess) => [
 ];
 /** *_IRQ_CFG0/1/2 (§6.3.21-23 for GERROR; the Event and PRI queue ones are identical). */
 const msiCfg = (prefix: string, base: number): RegisterDef[] => [
-  { name: `${prefix}_IRQ_CFG0`, offset: base, size: 8, fields: [rw('ADDR', 2, 54)] },
+  { name: `${prefix}_IRQ_CFG0`, offset: base, size: 8, fields: [rw('ADDR', 2, 50)] }, // ADDR[55:52] RES0 above OAS (52)
   { name: `${prefix}_IRQ_CFG1`, offset: base + 8, size: 4, fields: [rw('DATA', 0, 32)] },
   { name: `${prefix}_IRQ_CFG2`, offset: base + 12, size: 4, fields: [rw('MEMATTR', 0, 4), rw('SH', 4, 2)] },
 ];
@@ -160,7 +160,7 @@ export const OAS_BITS: readonly number[] = Object.freeze([32, 36, 40, 42, 44, 48
 export function packFields(def: RegisterDef, values: Readonly<Record<string, number>>): number {
   let v = 0;
   for (const [name, value] of Object.entries(values)) {
-    const f = def.fields?.find((x) => x.name === name);
+    const f = def.fields?.find((x) => !Array.isArray(x) && (x as FieldDef).name === name) as FieldDef | undefined;
     if (f === undefined) throw new Error(`${def.name} has no field ${name}`);
     v = (v | ((value & (2 ** f.width - 1)) << f.shift)) >>> 0;
   }
