@@ -142,13 +142,18 @@ export function setBits(words: Uint32Array, f: BitRange, value: number): void {
   }
 }
 
-/** Field `name` of a structure (typed: a misspelt name does not compile). */
-export function readField<F extends string>(layout: Layout<F>, words: ArrayLike<number>, name: F): number {
+/** What typed field access needs of a layout: its fields by name (any Layout with at least these fields). */
+export interface FieldTable<F extends string> {
+  readonly fields: Readonly<Record<F, BitRange>>;
+}
+
+/** Field `name` of a structure (typed: a misspelt name, or a field the layout lacks, does not compile). */
+export function readField<F extends string>(layout: FieldTable<F>, words: ArrayLike<number>, name: NoInfer<F>): number {
   return getBits(words, layout.fields[name]);
 }
 
 /** Set field `name` of a structure in place. */
-export function writeField<F extends string>(layout: Layout<F>, words: Uint32Array, name: F, value: number): void {
+export function writeField<F extends string>(layout: FieldTable<F>, words: Uint32Array, name: NoInfer<F>, value: number): void {
   setBits(words, layout.fields[name], value);
 }
 
