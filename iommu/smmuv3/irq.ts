@@ -14,7 +14,7 @@ import type { RegisterFile } from '../../src/hw/register-file.ts';
 import { MEMTX_OK, type PhysMem } from '../../src/memory/phys-mem.ts';
 import type { Counter } from '../../src/trace/counters.ts';
 import type { Tracer } from '../../src/trace/tracer.ts';
-import { GERROR, IRQ_CTRL, type GerrorName } from './regs.ts';
+import { GERROR, IRQ_CTRL, type GerrorName, type SmmuRegMap } from './regs.ts';
 
 export type Smmuv3IrqLine = 'eventq' | 'priq' | 'gerror' | 'cmdq-sync';
 
@@ -30,7 +30,7 @@ export class Interrupts {
   private readonly scratch = new Uint8Array(4);
 
   constructor(
-    private readonly regs: RegisterFile,
+    private readonly regs: RegisterFile<SmmuRegMap>,
     private readonly mem: PhysMem,
     private readonly msiPoint: InjectionPoint,
     private readonly wired: ((line: Smmuv3IrqLine) => void) | undefined,
@@ -102,9 +102,8 @@ export class Interrupts {
     return ok;
   }
 
-  /** *_IRQ_CFG0.ADDR[55:2] (bits above a 52-bit address are ignored). */
-  private cfgAddr(cfg: string): number {
-    const name = `${cfg}_IRQ_CFG0`;
-    return ((this.regs.get(name) & ~3) >>> 0) + (this.regs.getHi(name) & 0xfffff) * 0x1_0000_0000;
+  /** *_IRQ_CFG0.ADDR: the MSI's address (bits 55:52 are RES0 with a 52-bit OAS). */
+  private cfgAddr(cfg: 'EVENTQ' | 'PRIQ' | 'GERROR'): number {
+    return this.regs.getField(`${cfg}_IRQ_CFG0`, 'ADDR') * 4;
   }
 }

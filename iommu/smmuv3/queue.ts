@@ -13,7 +13,7 @@ import type { Counter } from '../../src/trace/counters.ts';
 import type { Tracer } from '../../src/trace/tracer.ts';
 import { encodeEvent, eventName, type EventInfo } from './event.ts';
 import type { Interrupts } from './irq.ts';
-import { CR0, GERROR, Q_OVF } from './regs.ts';
+import { CR0, GERROR, Q_OVF, type SmmuRegMap } from './regs.ts';
 
 /** Where a queue is and how big (log2 of entries), from its *_BASE register. */
 export class QueueGeometry {
@@ -24,11 +24,9 @@ export class QueueGeometry {
    * ADDR[51:5] (bits [55:52] are RES0 with OAS <= 52), aligned to the larger
    * of the queue size and 32 bytes; LOG2SIZE capped at the IDR1 maximum.
    */
-  read(regs: RegisterFile, baseReg: string, log2Max: number, entryBytes: number): this {
-    const lo = regs.get(baseReg);
-    const hi = regs.getHi(baseReg);
-    this.log2 = Math.min(lo & 0x1f, log2Max);
-    const addr = ((lo & ~0x1f) >>> 0) + (hi & 0xfffff) * 0x1_0000_0000;
+  read(regs: RegisterFile<SmmuRegMap>, baseReg: 'CMDQ_BASE' | 'EVENTQ_BASE' | 'PRIQ_BASE', log2Max: number, entryBytes: number): this {
+    this.log2 = Math.min(regs.getField(baseReg, 'LOG2SIZE'), log2Max);
+    const addr = (regs.getField(baseReg, 'ADDR') % 2 ** (52 - 5)) * 32;
     const align = Math.max(entryBytes * 2 ** this.log2, 32);
     this.base = addr - (addr % align);
     return this;
@@ -70,7 +68,7 @@ export class EventQueue {
   private readonly bytes = new Uint8Array(32);
 
   constructor(
-    private readonly regs: RegisterFile,
+    private readonly regs: RegisterFile<SmmuRegMap>,
     private readonly mem: PhysMem,
     private readonly point: InjectionPoint,
     private readonly irq: Interrupts,

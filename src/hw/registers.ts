@@ -34,6 +34,9 @@ type FieldsOf<S> = S extends { readonly fields: readonly (readonly [infer F exte
 /** The RegMap of a union of register specs. */
 export type RegMapOf<S extends RegisterSpec> = { readonly [R in S as R['name']]: FieldsOf<R> };
 
+/** The RegMap of a RegisterTable value (`TableRegMap<typeof SOME_REGS>`). */
+export type TableRegMap<T> = T extends RegisterTable<infer M> ? M : never;
+
 export type RegisterValues<M extends RegMap, R extends RegName<M>> = Partial<Record<M[R], number>>;
 
 export class RegisterTable<M extends RegMap = RegMap> {

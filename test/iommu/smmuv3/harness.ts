@@ -21,6 +21,7 @@ import {
   decodePriRecord,
   encodeCommand,
   type CmdName,
+  type CmdValues,
   type Smmuv3Options,
 } from '../../../iommu/smmuv3/index.ts';
 import { AtsTestEndpoint } from './endpoint.ts';
@@ -139,7 +140,7 @@ export class Harness {
   }
 
   /** Put a command in the queue and publish PROD (the SMMU consumes it at once). */
-  cmd(op: CmdName, fields: Record<string, number> = {}): void {
+  cmd<N extends CmdName>(op: N, fields: CmdValues<N> = {}): void {
     this.put(encodeCommand(op, fields));
   }
 
