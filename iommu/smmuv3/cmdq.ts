@@ -15,6 +15,7 @@
  * abandoned invalidations are forgotten, so repeating the SYNC completes.
  */
 import { formatLayout, getBits, readField as rf, type BitRange, type FieldTable } from '../../src/hw/layout.ts';
+import type { FieldRef } from '../../src/hw/register-file.ts';
 import type { ScheduledEvent } from '../../src/sim/scheduler.ts';
 import type { Counter } from '../../src/trace/counters.ts';
 import type { AtcInvalidator } from './atc-inv.ts';
@@ -71,7 +72,9 @@ interface SyncWait {
 }
 
 export class CommandQueue {
-  private readonly geo = new QueueGeometry();
+  private readonly geo: QueueGeometry;
+  /** CMDQ_CONS.RD, resolved once (written per command). */
+  private readonly rd: FieldRef;
   private wait: SyncWait | null = null;
   private readonly words = new Uint32Array(4);
   private readonly match = new TlbMatch();
@@ -88,6 +91,8 @@ export class CommandQueue {
     private readonly t: CommandTargets,
   ) {
     t.atc.onProgress = () => this.checkSync();
+    this.geo = new QueueGeometry(core.regs, 'CMDQ_BASE');
+    this.rd = core.regs.fieldRef('CMDQ_CONS', 'RD');
   }
 
   /** Is a CMD_SYNC waiting for ATC invalidations? */
@@ -126,7 +131,7 @@ export class CommandQueue {
   private consume(): void {
     const r = this.core.regs;
     if (this.wait !== null || (r.get('CR0ACK') & CR0.CMDQEN) === 0 || this.irq.gerrorActive(GERROR.CMDQ_ERR)) return;
-    const g = this.geo.read(r, 'CMDQ_BASE', this.core.features.cmdqLog2Max, 16);
+    const g = this.geo.read(this.core.features.cmdqLog2Max, 16);
     const m = g.mask;
     const prod = r.get('CMDQ_PROD') & m;
     let cons = r.get('CMDQ_CONS') & m;
@@ -150,8 +155,7 @@ export class CommandQueue {
 
   /** CMDQ_CONS.RD: the index and wrap bits under `mask` become `cons` (§3.5). */
   private setCons(mask: number, cons: number): void {
-    const r = this.core.regs;
-    r.setField('CMDQ_CONS', 'RD', ((r.getField('CMDQ_CONS', 'RD') & ~mask) | cons) >>> 0);
+    this.rd.set(((this.rd.get() & ~mask) | cons) >>> 0);
   }
 
   private fetchAndRun(addr: number, index: number): number {
@@ -302,7 +306,7 @@ export class CommandQueue {
     // Consumption stopped meanwhile (CMDQEN cleared): the SYNC runs again when it restarts.
     if ((r.get('CR0ACK') & CR0.CMDQEN) === 0) return;
     if (w.cs === SYNC_CS.IRQ) this.irq.syncComplete(w.msiAddr, w.msiData);
-    const m = this.geo.read(r, 'CMDQ_BASE', this.core.features.cmdqLog2Max, 16).mask;
+    const m = this.geo.read(this.core.features.cmdqLog2Max, 16).mask;
     this.setCons(m, queueNext(w.index, this.geo.log2));
     this.core.tracer.trace('smmuv3.sync', this.core.source, { index: w.index, state: 'complete' });
     this.process();

@@ -30,7 +30,7 @@
  */
 import { VTD_INJECTION_POINTS } from './points.ts';
 import { formatLayout, hasReservedBits, readField as rd } from '../../src/hw/layout.ts';
-import type { RegisterFile } from '../../src/hw/register-file.ts';
+import type { FieldRef, RegisterFile } from '../../src/hw/register-file.ts';
 import type { InjectionPoint } from '../../src/fault/injector.ts';
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
 import type { PrgResponseCode } from '../../src/pci/ats-messages.ts';
@@ -97,7 +97,15 @@ export class InvQueue {
   private running = false;
   private rerun = false;
 
+  /** The queue registers' fields, resolved once (the queue runs per page group response). */
+  private readonly reg: { dw: FieldRef; qs: FieldRef; iqa: FieldRef; qt: FieldRef; qh: FieldRef; iwc: FieldRef };
+
   constructor(private readonly h: QueueHost) {
+    const rf = h.rf;
+    this.reg = {
+      dw: rf.fieldRef('IQA', 'DW'), qs: rf.fieldRef('IQA', 'QS'), iqa: rf.fieldRef('IQA', 'IQA'),
+      qt: rf.fieldRef('IQT', 'QT'), qh: rf.fieldRef('IQH', 'QH'), iwc: rf.fieldRef('ICS', 'IWC'),
+    };
     this.point = h.ctx.faults.define(VTD_INJECTION_POINTS)['vtd.inv_queue_process'];
     this.cDesc = h.ctx.counters.counter(`${h.name}.qi.descriptors`);
     this.cErr = h.ctx.counters.counter(`${h.name}.qi.errors`);
@@ -130,14 +138,15 @@ export class InvQueue {
   private run(): void {
     const { rf, mem } = this.h;
     if (!this.h.qiEnabled() || (rf.get('FSTS') & (FSTS_IQE | FSTS_ITE)) !== 0 || this.held !== undefined) return;
-    const dw = rf.getField('IQA', 'DW') !== 0;
+    const reg = this.reg;
+    const dw = reg.dw.get() !== 0;
     const descBytes = dw ? 32 : 16;
-    const qbytes = 4096 * 2 ** rf.getField('IQA', 'QS');
+    const qbytes = 4096 * 2 ** reg.qs.get();
     // IQA[63:12]; bits at or above HAW are not address bits.
-    const base = (rf.getField('IQA', 'IQA') % 2 ** (this.h.caps.haw - 12)) * 4096;
+    const base = (reg.iqa.get() % 2 ** (this.h.caps.haw - 12)) * 4096;
     // QT and QH are 128-bit descriptor indexes (bits 18:4 of the byte offset).
-    const tail = rf.getField('IQT', 'QT') * 16;
-    let head = rf.getField('IQH', 'QH') * 16;
+    const tail = reg.qt.get() * 16;
+    let head = reg.qh.get() * 16;
     if (head === tail) return;
     if (tail % descBytes !== 0) return this.error(IQEI.TAIL_MISALIGNED, head, 0);
     if (tail >= qbytes) return this.error(IQEI.INVALID_TAIL, head, 0);
@@ -163,7 +172,7 @@ export class InvQueue {
         if (r > 0) return this.error(r, head, descType(w));
       }
       head = (head + descBytes) % qbytes;
-      rf.setField('IQH', 'QH', head / 16);
+      reg.qh.set(head / 16);
       if (r === HELD) return;
     }
   }
@@ -272,12 +281,12 @@ export class InvQueue {
   }
 
   private complete(hw: HeldWait): void {
-    const { rf, mem } = this.h;
+    const { mem } = this.h;
     this.cWait.value++;
     if (hw.sw) mem.write32(hw.addr, hw.data);
     if (hw.irq) {
-      if (rf.getField('ICS', 'IWC') === 0) {
-        rf.setField('ICS', 'IWC', 1);
+      if (this.reg.iwc.get() === 0) {
+        this.reg.iwc.set(1);
         this.h.invEvent.raise();
       }
     }

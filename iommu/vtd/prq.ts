@@ -26,7 +26,7 @@
  */
 import { VTD_INJECTION_POINTS } from './points.ts';
 import { defineLayout, encodeLayout } from '../../src/hw/layout.ts';
-import type { RegisterFile } from '../../src/hw/register-file.ts';
+import type { FieldRef, RegisterFile } from '../../src/hw/register-file.ts';
 import type { InjectionPoint } from '../../src/fault/injector.ts';
 import { MEMTX_OK, type PhysMem } from '../../src/memory/phys-mem.ts';
 import type { PageRequestMessage, PrgResponseCode } from '../../src/pci/ats-messages.ts';
@@ -89,7 +89,12 @@ export class PageRequestQueue {
     this.cQueued = c.counter(`${h.name}.prq.queued`);
     this.cOverflow = c.counter(`${h.name}.prq.overflow`);
     this.cBlocked = c.counter(`${h.name}.prq.blocked`);
+    const rf = h.rf;
+    this.reg = { pqs: rf.fieldRef('PQA', 'PQS'), pqa: rf.fieldRef('PQA', 'PQA'), pqt: rf.fieldRef('PQT', 'PQT'), pqh: rf.fieldRef('PQH', 'PQH') };
   }
+
+  /** The queue registers' fields, resolved once (a page request per fault). */
+  private readonly reg: { pqs: FieldRef; pqa: FieldRef; pqt: FieldRef; pqh: FieldRef };
 
   /** A Page Request Message arrived from a device. */
   receive(m: PageRequestMessage): void {
@@ -106,11 +111,12 @@ export class PageRequestQueue {
     }
     const rf = this.h.rf;
     const prs = rf.get('PRS');
-    const qbytes = 4096 * 2 ** rf.getField('PQA', 'PQS');
-    const base = rf.getField('PQA', 'PQA') * 4096;
+    const reg = this.reg;
+    const qbytes = 4096 * 2 ** reg.pqs.get();
+    const base = reg.pqa.get() * 4096;
     // PQT and PQH index 256-bit descriptors (bits 18:5 of the byte offset).
-    const tail = (rf.getField('PQT', 'PQT') * PRQ_DESC_BYTES) % qbytes;
-    const head = (rf.getField('PQH', 'PQH') * PRQ_DESC_BYTES) % qbytes;
+    const tail = (reg.pqt.get() * PRQ_DESC_BYTES) % qbytes;
+    const head = (reg.pqh.get() * PRQ_DESC_BYTES) % qbytes;
     const next = (tail + PRQ_DESC_BYTES) % qbytes;
     if ((prs & PRS_PRO) !== 0 || next === head) {
       this.overflow(m, prs);
@@ -135,7 +141,7 @@ export class PageRequestQueue {
       // The queue cannot be written: the request is lost; its group fails.
       return this.answer(m, 'failure');
     }
-    rf.setField('PQT', 'PQT', next / PRQ_DESC_BYTES);
+    reg.pqt.set(next / PRQ_DESC_BYTES);
     this.cQueued.value++;
     if (this.h.ctx.tracer.wants('vtd.prq.write')) {
       this.h.ctx.tracer.trace('vtd.prq.write', this.h.name, {

@@ -68,6 +68,22 @@ function toSpec(f: FieldSpec | FieldDef, dflt: FieldAccess): readonly [string, n
   return [d.name, d.shift + d.width - 1, d.shift, d.access];
 }
 
+/** One field of one register of a RegisterFile (see RegisterFile.fieldRef). */
+export class FieldRef {
+  constructor(
+    private readonly view: Uint32Array,
+    readonly field: BitField,
+  ) {}
+
+  get(): number {
+    return getBits(this.view, this.field);
+  }
+
+  set(value: number): void {
+    setBits(this.view, this.field, value);
+  }
+}
+
 /**
  * `M` maps each register name to its field names (RegMapOf a table); the
  * default accepts any name, for files built from untyped definitions.
@@ -203,6 +219,15 @@ export class RegisterFile<M extends RegMap = RegMap> {
   setField<R extends RegName<M>>(name: R, fieldName: M[R], value: number): void {
     const r = this.info(name);
     setBits(r.view, this.fieldOf(r, fieldName), value);
+  }
+
+  /**
+   * A handle on one field, resolved once: reads and writes through it do no
+   * name lookup (for paths that touch a register per request).
+   */
+  fieldRef<R extends RegName<M>>(name: R, fieldName: M[R]): FieldRef {
+    const r = this.info(name);
+    return new FieldRef(r.view, this.fieldOf(r, fieldName));
   }
 
   private fieldOf(r: RegInfo, fieldName: string): BitField {

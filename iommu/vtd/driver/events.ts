@@ -12,7 +12,7 @@
  *   queue, answer the bad ones Invalid Request, skip stop markers, write
  *   PQH = PQT; when PRO is set and the queue is empty, clear PRO.
  */
-import { decodeLayout, readField } from '../../../src/hw/layout.ts';
+import { decodeLayout, fieldGet, fieldPrep, readField } from '../../../src/hw/layout.ts';
 import type { PageRequest } from '../../../src/iommu-core/types.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import { faultName } from '../fault-reasons.ts';
@@ -37,6 +37,9 @@ export interface VtdFaultRecord {
 }
 
 const MAX_KEPT = 4096;
+/** Resolved once: the queue indexes are read and written per page request drained. */
+const PQH_PQH = VTD_REGS.field('PQH', 'PQH');
+const PQT_PQT = VTD_REGS.field('PQT', 'PQT');
 
 export class FaultReader {
   readonly faults: VtdFaultRecord[] = [];
@@ -131,7 +134,7 @@ export class PageRequestReader {
       this.requests++;
       head = (head + PRQ_DESC_BYTES) % qbytes;
     }
-    this.regs.write('PQH', { PQH: tail / PRQ_DESC_BYTES });
+    this.regs.w64('PQH', fieldPrep(PQH_PQH, tail / PRQ_DESC_BYTES));
     let overflowCleared = false;
     if ((this.regs.r32('PRS') & PRS_PRO) !== 0) {
       if (this.offsetOf('PQH') === this.offsetOf('PQT')) {
@@ -144,6 +147,6 @@ export class PageRequestReader {
 
   /** PQH or PQT as a byte offset in the queue (they index 256-bit descriptors). */
   private offsetOf(reg: 'PQH' | 'PQT'): number {
-    return (this.regs.field(reg, reg) * PRQ_DESC_BYTES) % (4096 * 2 ** this.order);
+    return (fieldGet(reg === 'PQH' ? PQH_PQH : PQT_PQT, this.regs.r32(reg)) * PRQ_DESC_BYTES) % (4096 * 2 ** this.order);
   }
 }

@@ -1,6 +1,6 @@
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import type { RegName, RegisterValues, TableRegMap } from '../../../src/hw/registers.ts';
-import { GSTS_ONE_SHOT, VTD_REGS } from '../regs.ts';
+import { GSTS_ONE_SHOT, VTD_REG, VTD_REGS } from '../regs.ts';
 
 type FixedRegs = TableRegMap<typeof VTD_REGS>;
 /** A fixed register's name (the fault recording registers are reached by offset). */
@@ -14,21 +14,21 @@ export class VtdMmio {
   ) {}
 
   r32(reg: VtdFixedReg): number {
-    return this.mem.read32(this.base + VTD_REGS.offset(reg));
+    return this.mem.read32(this.base + VTD_REG[reg]);
   }
 
   w32(reg: VtdFixedReg, v: number): void {
-    this.mem.write32(this.base + VTD_REGS.offset(reg), v >>> 0);
+    this.mem.write32(this.base + VTD_REG[reg], v >>> 0);
   }
 
   /** A 64-bit register as [lo, hi] dwords. */
   r64(reg: VtdFixedReg): [number, number] {
-    const a = this.base + VTD_REGS.offset(reg);
+    const a = this.base + VTD_REG[reg];
     return [this.mem.read32(a), this.mem.read32(a + 4)];
   }
 
   w64(reg: VtdFixedReg, v: number | bigint): void {
-    this.mem.write64(this.base + VTD_REGS.offset(reg), BigInt(v));
+    this.mem.write64(this.base + VTD_REG[reg], BigInt(v));
   }
 
   /** One field of a register as the unit reports it now. */

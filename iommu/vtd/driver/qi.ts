@@ -17,13 +17,17 @@
 import { ETIMEDOUT, EINVAL, EBUSY } from '../../../src/uapi/errno.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import type { Scheduler } from '../../../src/sim/scheduler.ts';
-import { FSTS_ICE, FSTS_IQE, FSTS_ITE } from '../regs.ts';
+import { fieldGet, fieldPrep } from '../../../src/hw/layout.ts';
+import { FSTS_ICE, FSTS_IQE, FSTS_ITE, VTD_REGS } from '../regs.ts';
 import { qd } from './descs.ts';
 import type { VtdMmio } from './mmio.ts';
 
 const DESC_BYTES = 32;
 /** IQH.QH / IQT.QT count 128-bit descriptor units (bits 18:4 of a byte offset). */
 const QI_INDEX_BYTES = 16;
+/** Resolved once: the queue index fields are read and written per batch (a page group response is one). */
+const IQT_QT = VTD_REGS.field('IQT', 'QT');
+const IQH_QH = VTD_REGS.field('IQH', 'QH');
 /** Queue of 2^QS_ORDER pages. */
 export const QS_ORDER = 0;
 const ENTRIES = (4096 << QS_ORDER) / DESC_BYTES;
@@ -85,7 +89,7 @@ export class InvalidationQueue {
     const seq = (this.seq = (this.seq + 1) >>> 0 || 1);
     for (const d of descs) if (!this.put(d)) return -EBUSY;
     if (!this.put(qd.wait(seq, this.statusAddr))) return -EBUSY;
-    this.regs.write('IQT', { QT: (this.tail * DESC_BYTES) / QI_INDEX_BYTES });
+    this.regs.w64('IQT', fieldPrep(IQT_QT, (this.tail * DESC_BYTES) / QI_INDEX_BYTES));
     this.submitted += descs.length;
     // isDone(seq), not a named closure: this runs for every page group response.
     const deadline = this.scheduler.now + WAIT_NS;
@@ -144,7 +148,7 @@ export class InvalidationQueue {
 
   /** IQH as a byte offset in the ring (QH counts 128-bit units; with DW = 1 it stays 256-bit aligned). */
   private headOffset(): number {
-    return this.regs.field('IQH', 'QH') * QI_INDEX_BYTES;
+    return fieldGet(IQH_QH, this.regs.r32('IQH')) * QI_INDEX_BYTES;
   }
 
   private clearIce(): void {
