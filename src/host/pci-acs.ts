@@ -1,4 +1,4 @@
-import { ACS, ACS_BITS } from '../pci/caps/acs.ts';
+import { ACS, REQ_ACS_FLAGS } from '../pci/caps/acs.ts';
 import type { ConfigAccessor } from '../pci/enumerate.ts';
 import { listCapabilities } from '../pci/lspci.ts';
 
@@ -14,7 +14,7 @@ export function enableAcs(cfg: ConfigAccessor, bus: number, devfn: number): numb
   const c = listCapabilities(cfg, bus, devfn).find((e) => e.kind === 'ext' && e.id === ACS.CAP_ID);
   if (c === undefined) return undefined;
   const cap = cfg.read(bus, devfn, c.offset + ACS.CAP, 2);
-  const wanted = cap & (ACS_BITS.SV | ACS_BITS.RR | ACS_BITS.CR | ACS_BITS.UF);
+  const wanted = cap & REQ_ACS_FLAGS;
   const ctrl = cfg.read(bus, devfn, c.offset + ACS.CTRL, 2) | wanted;
   cfg.write(bus, devfn, c.offset + ACS.CTRL, 2, ctrl);
   return ctrl;

@@ -10,7 +10,7 @@
  * register: a misspelt register or field does not compile.
  */
 import {
-  defineLayout, encodeLayout, fieldMasks, getBits, type BitField, type FieldAccess, type FieldSpec, type Layout,
+  defineLayout, encodeLayout, fieldGet, fieldMasks, getBits, maskBits, type BitField, type FieldAccess, type FieldSpec, type Layout,
 } from './layout.ts';
 
 export interface RegisterSpec<N extends string = string, F extends string = string> {
@@ -101,11 +101,30 @@ export class RegisterTable<M extends RegMap = RegMap> {
     return fieldMasks(this.layout(reg));
   }
 
-  /** A field of a value read from the register: a number (32 bits) or its words, low first. */
+  /** A field of a value read from the register: a number (its low 32 bits) or its words, low first. */
   get<R extends RegName<M>>(reg: R, value: number | ArrayLike<number>, name: M[R]): number {
     const f = this.field(reg, name);
-    if (typeof value === 'number') return f.lsb >= 32 ? 0 : getBits([value], f);
-    return getBits(value, f);
+    if (typeof value !== 'number') return getBits(value, f);
+    if (f.lsb >= 32) return 0;
+    return f.shift + f.width <= 32 ? fieldGet(f, value) : getBits([value, 0], f);
+  }
+
+  /** Bits of the register's first word that software may write: its rw and wo fields (the whole register when it has none). */
+  writableMask(reg: RegName<M>): number {
+    return (this.accessMask(reg, 'rw') | this.accessMask(reg, 'wo')) >>> 0;
+  }
+
+  /** Bits of the register's first word that are write-1-to-clear. */
+  w1cMask(reg: RegName<M>): number {
+    return this.accessMask(reg, 'w1c');
+  }
+
+  private accessMask(reg: string, access: FieldAccess): number {
+    const { spec, layout } = this.entry(reg);
+    if (layout.order.length === 0) return (spec.access ?? 'rw') === access ? maskBits(0, Math.min(32, spec.size * 8)) : 0;
+    let m = 0;
+    for (const f of layout.order) if (f.access === access && f.word === 0) m |= f.mask;
+    return m >>> 0;
   }
 
   /** The register's words, low first, from field values (fields not given are 0). */

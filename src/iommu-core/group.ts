@@ -1,5 +1,5 @@
 import { acsFlagsEnabled, REQ_ACS_FLAGS } from '../pci/caps/acs.ts';
-import { PCIE, PCIE_FLAGS, PCIE_TYPE } from '../pci/caps/pcie-regs.ts';
+import { PCIE, PCIE_REGS, PCIE_TYPE } from '../pci/caps/pcie-regs.ts';
 import { CFG, HEADER_TYPE_MULTIFUNCTION } from '../pci/header.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 import type { IommuDomain } from './domain.ts';
@@ -42,7 +42,7 @@ export class IommuGroup {
 /** PCIe Device/Port Type of a function, or undefined for a conventional PCI function (no PCI Express capability). */
 function pcieType(dev: PciFunction): number | undefined {
   const off = dev.caps.findStd(PCIE.CAP_ID);
-  return off === undefined ? undefined : (dev.config.get16(off + PCIE.FLAGS) & PCIE_FLAGS.TYPE) >> 4;
+  return off === undefined ? undefined : PCIE_REGS.get('FLAGS', dev.config.get16(off + PCIE.FLAGS), 'TYPE');
 }
 
 function isMultifunction(dev: PciFunction): boolean {
