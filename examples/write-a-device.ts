@@ -8,7 +8,8 @@
  * Run: npx tsx examples/write-a-device.ts
  */
 import { createMachine, DEFAULT_DEVICES } from '../machines/machine.ts';
-import { RegisterFile, type RegisterDef } from '../src/hw/register-file.ts';
+import { RegisterFile } from '../src/hw/register-file.ts';
+import { defineRegisters } from '../src/hw/registers.ts';
 import { MemoryRegion } from '../src/memory/memory-region.ts';
 import { PcieCapability } from '../src/pci/caps/pcie.ts';
 import { PciFunction } from '../src/pci/pci-function.ts';
@@ -17,17 +18,15 @@ import { vfioType1Setup } from '../tools/scenario/vmm.ts';
 import { VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX } from '../src/uapi/vfio.ts';
 import { CFG, COMMAND } from '../src/pci/header.ts';
 
-export const CSUM_REGS = { ADDR: 0x00, LEN: 0x08, GO: 0x0c, SUM: 0x10, STATUS: 0x14 } as const;
-const DONE = 1;
-const FAULT = 2;
-
-const REGS: RegisterDef[] = [
-  { name: 'ADDR', offset: CSUM_REGS.ADDR, size: 8 },
-  { name: 'LEN', offset: CSUM_REGS.LEN, size: 4 },
-  { name: 'GO', offset: CSUM_REGS.GO, size: 4 },
-  { name: 'SUM', offset: CSUM_REGS.SUM, size: 4, access: 'ro' },
-  { name: 'STATUS', offset: CSUM_REGS.STATUS, size: 4, access: 'ro' },
-];
+/** The registers as one table: offsets, sizes, access, and fields as [name, msb, lsb?, access?]. */
+const REGS = defineRegisters('csum', [
+  { name: 'ADDR', offset: 0x00, size: 8 },
+  { name: 'LEN', offset: 0x08, size: 4 },
+  { name: 'GO', offset: 0x0c, size: 4 },
+  { name: 'SUM', offset: 0x10, size: 4, access: 'ro' },
+  { name: 'STATUS', offset: 0x14, size: 4, access: 'ro', fields: [['DONE', 0], ['FAULT', 1]] },
+]);
+export const CSUM_REGS = REGS.offsets();
 
 export class ChecksumDevice extends PciFunction {
   readonly regs = new RegisterFile('csum', 0x1000, REGS);
@@ -44,15 +43,15 @@ export class ChecksumDevice extends PciFunction {
   }
 
   private checksum(len: number): void {
-    const r = this.dmaRead(BigInt(this.regs.get64('ADDR')), len);
+    const r = this.dmaRead(this.regs.getU64('ADDR'), len);
     if (!r.ok) {
-      this.regs.set('STATUS', FAULT);
+      this.regs.set('STATUS', REGS.pack('STATUS', { FAULT: 1 }));
       return;
     }
     let sum = 0;
     for (const b of r.data ?? []) sum = (sum + b) >>> 0;
     this.regs.set('SUM', sum);
-    this.regs.set('STATUS', DONE);
+    this.regs.set('STATUS', REGS.pack('STATUS', { DONE: 1 }));
   }
 }
 

@@ -29,3 +29,28 @@ t.test('typed', async (t) => {
   // @ts-expect-error misspelt field in pack
   t.throws(() => REGS.pack('CTRL', { EN: 1, MDE: 2 }));
 });
+
+t.test('a register table drives the file: access types, resets, 64-bit fields, handles', async (t) => {
+  const r = new RegisterFile('dev', 0x40, REGS.withResets({ BASE: [0x20, 0x8000_0001] }));
+  r.ops.write(0x4, 4, 0xffff_ffff);
+  t.equal(r.get('CTRL'), 0x71, 'EN and MODE written, reserved bits dropped');
+  r.ops.write(0x8, 4, 0xffff_ffff);
+  t.equal(r.get('CTRLACK'), 0, 'the same fields, read-only in another register');
+  r.setField('STS', 'ERR', 1);
+  r.ops.write(0xc, 4, 1);
+  t.equal(r.getField('STS', 'ERR'), 0, 'w1c from the access column');
+  t.equal(r.getU64('BASE'), 0x8000_0001_0000_0020n, 'getU64 is exact');
+  t.equal(r.getField('BASE', 'ADDR'), 2 ** 27 + 1, 'ADDR[55:5] read across the two words');
+  t.equal(r.getField('BASE', 'RA'), 0);
+  const addr = r.fieldRef('BASE', 'ADDR');
+  addr.set(2 ** 50 - 1);
+  t.equal(r.getField('BASE', 'ADDR'), 2 ** 50 - 1, 'a handle writes the same field');
+  t.equal(addr.get(), 2 ** 50 - 1);
+  t.match(r.describe('CTRL'), /^CTRL = 0x71 \(EN=1 MODE=7\)$/);
+  t.equal(r.format('CTRL'), 'CTRL{EN=1 MODE=7}');
+  t.equal(REGS.writableMask('CTRL'), 0x71);
+  t.equal(REGS.w1cMask('STS'), 1);
+  t.equal(REGS.get('BASE', [0x20, 0x8000_0001], 'ADDR'), 2 ** 27 + 1);
+  t.equal(REGS.pack64('BASE', { RA: 1, LOG2SIZE: 3 }), (1n << 62n) | 3n);
+  t.throws(() => new RegisterFile('x', 8, [{ name: 'A', offset: 0, size: 4, fields: [['X', 32]] }]), 'a field beyond the register');
+});
