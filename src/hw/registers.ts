@@ -61,10 +61,6 @@ export class RegisterTable<M extends RegMap = RegMap> {
     return e;
   }
 
-  has(reg: string): reg is RegName<M> {
-    return this.byName.has(reg);
-  }
-
   spec(reg: RegName<M>): RegisterSpec {
     return this.entry(reg).spec;
   }
