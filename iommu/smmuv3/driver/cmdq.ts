@@ -92,11 +92,11 @@ export class CommandQueue {
    */
   private stalledOnError(): boolean {
     const cons = this.cons();
-    const err = SMMU_REGS.get('CMDQ_CONS', cons, 'ERR');
     const gerror = this.mmio.read32(this.regBase + SMMU_REG.GERROR);
     const gerrorn = this.mmio.read32(this.regBase + SMMU_REG.GERRORN);
     if (((gerror ^ gerrorn) & GERROR.CMDQ_ERR) === 0) return false;
     this.errors++;
+    const err = SMMU_REGS.get('CMDQ_CONS', cons, 'ERR');
     const at = this.entryAddr(SMMU_REGS.get('CMDQ_CONS', cons, 'RD'));
     const words = new Uint32Array(4);
     for (let i = 0; i < 4; i++) words[i] = this.mem.read32(at + 4 * i);
