@@ -1,4 +1,4 @@
-import { RegisterFile, field, type RegisterDef } from '../src/hw/register-file.ts';
+import { RegisterFile, type RegisterDef } from '../src/hw/register-file.ts';
 import { MemoryRegion } from '../src/memory/memory-region.ts';
 import { MsixCapability } from '../src/pci/caps/msix.ts';
 import { PcieCapability } from '../src/pci/caps/pcie.ts';
@@ -50,12 +50,12 @@ const REG_DEFS: RegisterDef[] = [
   { name: 'SRC', offset: TEST_REGS.SRC, size: 8 },
   { name: 'DST', offset: TEST_REGS.DST, size: 8 },
   { name: 'LEN', offset: TEST_REGS.LEN, size: 4 },
-  { name: 'CMD', offset: TEST_REGS.CMD, size: 4, fields: [field('START', 0, 1, 'wo')] },
+  { name: 'CMD', offset: TEST_REGS.CMD, size: 4, fields: [['START', 0, 0, 'wo']] },
   {
     name: 'STATUS',
     offset: TEST_REGS.STATUS,
     size: 4,
-    fields: [field('BUSY', 0, 1, 'ro'), field('DONE', 1, 1, 'w1c'), field('ERROR', 2, 1, 'w1c')],
+    fields: [['BUSY', 0, 0, 'ro'], ['DONE', 1, 1, 'w1c'], ['ERROR', 2, 2, 'w1c']],
   },
   { name: 'ERROR', offset: TEST_REGS.ERROR, size: 4, access: 'ro' },
   { name: 'IRQ_VECTOR', offset: TEST_REGS.IRQ_VECTOR, size: 4, reset: TEST_NO_IRQ },
@@ -115,8 +115,8 @@ export class TestDmaDevice extends PciFunction {
 
   private copy(len: number): void {
     this.pendingCopy = undefined;
-    const src = BigInt(this.regs.get64('SRC'));
-    const dst = BigInt(this.regs.get64('DST'));
+    const src = this.regs.get64('SRC');
+    const dst = this.regs.get64('DST');
     const r = this.dmaRead(src, len);
     if (!r.ok) return this.finish(TEST_ERROR.READ_FAULT, r.fault);
     const w = this.dmaWrite(dst, r.data!);

@@ -32,7 +32,12 @@ export {
 export { Counters, type Counter } from './trace/counters.ts';
 export { ChromeTraceSink, type ChromeTrace, type ChromeTraceEvent } from './trace/chrome-trace.ts';
 
-export { RegisterFile, field, type RegisterDef, type FieldDef, type FieldAccess } from './hw/register-file.ts';
+export { RegisterFile, FieldRef, type RegisterDef, type FieldAccess } from './hw/register-file.ts';
+export { RegisterTable, defineRegisters, type RegisterSpec, type RegMap, type RegMapOf, type TableRegMap } from './hw/registers.ts';
+export {
+  defineLayout, decodeLayout, encodeLayout, formatLayout, readField, writeField, reservedBitsSet, hasReservedBits,
+  type BitField, type FieldSpec, type FieldTable, type Layout,
+} from './hw/layout.ts';
 export { MsiController, type MsiMessage } from './irq/msi-controller.ts';
 export { IntxPin, intxPinOf } from './irq/intx.ts';
 

@@ -1,5 +1,6 @@
 import { defineLayout, encodeLayout, getBits, setBits, type Layout } from '../../src/hw/layout.ts';
-import type { FieldAccess, FieldDef, RegisterDef } from '../../src/hw/register-file.ts';
+import type { FieldAccess, RegisterDef } from '../../src/hw/register-file.ts';
+import type { FieldSpec } from '../../src/hw/layout.ts';
 
 /**
  * The DMA engine's MMIO layout, shared by the model, drivers and tests (the
@@ -54,8 +55,8 @@ export interface EngineRegister<F extends string = string> {
   readonly size: 4 | 8;
   readonly access: FieldAccess;
   readonly layout: Layout<F>;
-  /** The same fields as RegisterFile fields (with their access); undefined for a register without fields. */
-  readonly fields: readonly FieldDef[] | undefined;
+  /** The same fields with their access, as RegisterFile takes them; undefined for a register without fields. */
+  readonly fields: readonly FieldSpec[] | undefined;
 }
 
 /** The field names of a register (`FieldOf<typeof WQ_REGISTERS.CFG>`). */
@@ -74,7 +75,7 @@ function registers<const T extends Record<string, RegSpec<string>>>(specs: T): R
     out[name] = {
       name, offset: s.offset, size, access,
       layout: defineLayout(name, size, (f ?? []).map(([n, msb, lsb]) => [n, msb, lsb] as const)),
-      fields: f?.map(([n, msb, lsb = msb, acc]) => ({ name: n, shift: lsb, width: msb - lsb + 1, access: acc ?? access })),
+      fields: f?.map(([n, msb, lsb = msb, acc]): FieldSpec => [n, msb, lsb, acc ?? access]),
     };
   }
   return out as RegisterMap<T>;

@@ -197,12 +197,14 @@ export class WorkQueue {
     };
     if (!this.host.deviceEnabled) return refuse(DMAE_ERROR.DEVICE_DISABLED, this.index);
     const size = this.regs.get(`${this.p}RING_SIZE`);
-    const base = this.regs.get64(`${this.p}RING_BASE`);
+    const ringBase = this.regs.get64(`${this.p}RING_BASE`);
     const depth = this.regs.get(`${this.p}DEPTH`);
     if (size > 2 ** MAX_RING_LOG2) return refuse(DMAE_ERROR.WQ_CONFIG_INVALID, WQ_CONFIG_ERROR.RING_SIZE);
-    if (size > 0 && (base % DESC_BYTES !== 0 || base + size * DESC_BYTES > 2 ** 53)) {
+    // Exact u64 checks: a ring must be 64-byte aligned and end inside the 53-bit space the engine addresses.
+    if (size > 0 && (ringBase % BigInt(DESC_BYTES) !== 0n || ringBase + BigInt(size * DESC_BYTES) > 2n ** 53n)) {
       return refuse(DMAE_ERROR.WQ_CONFIG_INVALID, WQ_CONFIG_ERROR.RING_ALIGN);
     }
+    const base = Number(ringBase);
     if (depth > this.host.maxDepth) return refuse(DMAE_ERROR.WQ_CONFIG_INVALID, WQ_CONFIG_ERROR.DEPTH);
     const cfg = this.regs.get(`${this.p}CFG`);
     const pasid = this.regs.get(`${this.p}PASID`);

@@ -12,8 +12,7 @@ import {
   PcieCapability,
   PciFunction,
   RegisterFile,
-  field,
-  type RegisterDef,
+  defineRegisters,
   type ScheduledEvent,
   type SimContext,
 } from '../../src/index.ts';
@@ -21,13 +20,13 @@ import {
 export const CSUM_REGS = { ADDR: 0x00, LEN: 0x08, GO: 0x0c, SUM: 0x10, STATUS: 0x14 } as const;
 export const CSUM_STATUS = { DONE: 1 << 0, FAULT: 1 << 1 } as const;
 
-const REGS: RegisterDef[] = [
+const REGS = defineRegisters('csum', [
   { name: 'ADDR', offset: CSUM_REGS.ADDR, size: 8 },
   { name: 'LEN', offset: CSUM_REGS.LEN, size: 4 },
   { name: 'GO', offset: CSUM_REGS.GO, size: 4, access: 'wo' },
   { name: 'SUM', offset: CSUM_REGS.SUM, size: 4, access: 'ro' },
-  { name: 'STATUS', offset: CSUM_REGS.STATUS, size: 4, fields: [field('DONE', 0, 1, 'w1c'), field('FAULT', 1, 1, 'w1c')] },
-];
+  { name: 'STATUS', offset: CSUM_REGS.STATUS, size: 4, fields: [['DONE', 0, 0, 'w1c'], ['FAULT', 1, 1, 'w1c']] },
+]);
 
 /** The steps of this device that can fail in hardware (DESIGN.md §7), with the actions each carries out. */
 export const CSUM_INJECTION_POINTS = {
@@ -83,7 +82,7 @@ export class ChecksumDevice extends PciFunction {
   private checksum(len: number): void {
     this.pending = undefined;
     const injected = this.points['checksum.dma'].check({ dev: this.bdf, len });
-    const r = injected?.kind === 'fail' ? { ok: false as const, fault: 'INJECTED' } : this.dmaRead(BigInt(this.regs.get64('ADDR')), len);
+    const r = injected?.kind === 'fail' ? { ok: false as const, fault: 'INJECTED' } : this.dmaRead(this.regs.get64('ADDR'), len);
     let sum = 0;
     if (r.ok) for (const b of r.data) sum = (sum + b) >>> 0;
     this.regs.set('SUM', sum);

@@ -9,9 +9,9 @@
  * IOMMU_HWPT_INVALIDATE on the vIOMMU.
  */
 import { createVmsaBuilder, type VmsaBuilder } from '../pgtable/vmsa-builder.ts';
-import { encodeCommand, type CmdName } from '../smmuv3/cmd.ts';
+import { encodeCommand, type CmdName, type CmdValues } from '../smmuv3/cmd.ts';
 import { stage1Cd } from '../smmuv3/driver/domains.ts';
-import { STE_CONFIG, STE_LAYOUT } from '../smmuv3/ste.ts';
+import { STE_CONFIG, STE_LAYOUT, type SteField } from '../smmuv3/ste.ts';
 import { encodeLayout } from '../../src/hw/layout.ts';
 import { iommu_hwpt_arm_smmuv3, iommu_viommu_arm_smmuv3_invalidate } from '../../src/uapi/iommufd.ts';
 import { GuestMem, guestAllocator, type ByteAccess } from './guest-mem.ts';
@@ -43,18 +43,21 @@ export function guestStage1(io: ByteAccess, tableBase: number, pages: number): G
 }
 
 /** STE dwords 0-1 (struct iommu_hwpt_arm_smmuv3) from STE field values. */
-export function vste(fields: Record<string, number>): Uint8Array {
+export function vste(fields: Partial<Record<SteField, number>>): Uint8Array {
   const w = encodeLayout(STE_LAYOUT, fields).slice(0, iommu_hwpt_arm_smmuv3.size / 4);
   return new Uint8Array(w.buffer);
 }
 
 /** The vSTE of a guest that translates through its CD table at `cdTable` (linear, one CD). */
-export function s1Vste(cdTable: number, extra: Record<string, number> = {}): Uint8Array {
+export function s1Vste(cdTable: number, extra: Partial<Record<SteField, number>> = {}): Uint8Array {
   return vste({ V: 1, Config: STE_CONFIG.S1_TRANS, S1Fmt: 0, S1ContextPtr: cdTable / 64, S1CDMax: 0, S1DSS: 0, ...extra });
 }
 
+/** One guest command: its name and its own fields. */
+export type VCmd = { [N in CmdName]: readonly [N, CmdValues<N>] }[CmdName];
+
 /** Guest commands as the array HWPT_INVALIDATE takes on an ARM SMMUv3 vIOMMU. */
-export function vcmds(cmds: [CmdName, Record<string, number>][]): Uint8Array {
+export function vcmds(cmds: readonly VCmd[]): Uint8Array {
   const size = iommu_viommu_arm_smmuv3_invalidate.size;
   const out = new Uint8Array(size * cmds.length);
   cmds.forEach(([op, f], i) => out.set(new Uint8Array(encodeCommand(op, f).buffer), size * i));

@@ -4,34 +4,45 @@
  * (VT-d spec §9.7 "First-Stage Paging Entries"). Levels are numbered as the
  * SDM's structures: 5 = PML5E, 4 = PML4E, 3 = PDPTE, 2 = PDE, 1 = PTE.
  */
-import { defineLayout, hiMask, loMask, maskBits } from './fields.ts';
+import { defineLayout, hiMask, loMask, maskBits } from '../../src/hw/layout.ts';
 
-export const IA32E_ENTRY = defineLayout({
-  P: [0, 1, 'present'],
-  RW: [1, 1, 'writes allowed (for every level above the page too)'],
-  US: [2, 1, 'user-mode accesses allowed'],
-  PWT: [3, 1, 'page-level write-through'],
-  PCD: [4, 1, 'page-level cache disable'],
-  A: [5, 1, 'accessed'],
-  D: [6, 1, 'dirty (leaf only)'],
-  PS: [7, 1, 'PDPTE: 1 GiB page, PDE: 2 MiB page; PTE: PAT; reserved in PML4E/PML5E'],
-  G: [8, 1, 'global (leaf only)'],
-  EA: [10, 1, 'VT-d first stage: extended-accessed, set when the PASID entry has EAFE'],
-  PAT_LARGE: [12, 1, 'PAT bit of a 2 MiB/1 GiB page'],
-  ADDR: [12, 40, 'physical address bits 51:12; bits above MAXPHYADDR are reserved'],
-  XD: [63, 1, 'execute disable; reserved when IA32_EFER.NXE = 0'],
-});
+/** `[name, msb, lsb?]`, bits of the 64-bit entry. */
+export const IA32E_ENTRY = defineLayout('IA32E_ENTRY', 8, [
+  ['P', 0], // present
+  ['RW', 1], // writes allowed (for every level above the page too)
+  ['US', 2], // user-mode accesses allowed
+  ['PWT', 3], // page-level write-through
+  ['PCD', 4], // page-level cache disable
+  ['A', 5], // accessed
+  ['D', 6], // dirty (leaf only)
+  ['PS', 7], // PDPTE: 1 GiB page, PDE: 2 MiB page; PTE: PAT; reserved in PML4E/PML5E
+  ['G', 8], // global (leaf only)
+  ['EA', 10], // VT-d first stage: extended-accessed, set when the PASID entry has EAFE
+  ['ADDR', 51, 12], // physical address bits 51:12 (bit 12 of a 2 MiB/1 GiB page is its PAT); bits above MAXPHYADDR are reserved
+  ['XD', 63], // execute disable; reserved when IA32_EFER.NXE = 0
+]);
 
-export const E_P = loMask(IA32E_ENTRY.P);
-export const E_RW = loMask(IA32E_ENTRY.RW);
-export const E_US = loMask(IA32E_ENTRY.US);
-export const E_A = loMask(IA32E_ENTRY.A);
-export const E_D = loMask(IA32E_ENTRY.D);
-export const E_PS = loMask(IA32E_ENTRY.PS);
-export const E_G = loMask(IA32E_ENTRY.G);
-export const E_EA = loMask(IA32E_ENTRY.EA);
-export const E_PAT_LARGE = loMask(IA32E_ENTRY.PAT_LARGE);
-export const EH_XD = hiMask(IA32E_ENTRY.XD);
+/** A PDPTE or PDE that maps a page (PS = 1): bit 12 is its PAT and the address starts above it (SDM Tables 4-16, 4-18). */
+export const IA32E_LARGE_ENTRY = defineLayout('IA32E_LARGE_ENTRY', 8, [
+  ...IA32E_ENTRY.order.filter((f) => f.name !== 'ADDR').map((f) => [f.name, f.msb, f.lsb] as const),
+  ['PAT', 12],
+  ['ADDR', 51, 13],
+]);
+
+export const E_P = loMask(IA32E_ENTRY.fields.P);
+export const E_RW = loMask(IA32E_ENTRY.fields.RW);
+export const E_US = loMask(IA32E_ENTRY.fields.US);
+export const E_PWT = loMask(IA32E_ENTRY.fields.PWT);
+export const E_PCD = loMask(IA32E_ENTRY.fields.PCD);
+export const E_A = loMask(IA32E_ENTRY.fields.A);
+export const E_D = loMask(IA32E_ENTRY.fields.D);
+export const E_PS = loMask(IA32E_ENTRY.fields.PS);
+export const E_G = loMask(IA32E_ENTRY.fields.G);
+export const E_EA = loMask(IA32E_ENTRY.fields.EA);
+export const E_PAT_LARGE = loMask(IA32E_LARGE_ENTRY.fields.PAT);
+export const EH_XD = hiMask(IA32E_ENTRY.fields.XD);
+const E_ADDR = loMask(IA32E_ENTRY.fields.ADDR);
+const EH_ADDR = hiMask(IA32E_ENTRY.fields.ADDR);
 
 export interface ReservedMask {
   lo: number;
@@ -56,7 +67,7 @@ export function ia32eReserved(level: number, ps: boolean, maxPhysBits: number, n
 
 /** Output address bits of an entry (the PAT bit of a large page is masked by the caller's alignment). */
 export function ia32eAddr(lo: number, hi: number): number {
-  return (hi & 0xfffff) * 0x1_0000_0000 + ((lo & 0xfffff000) >>> 0);
+  return (hi & EH_ADDR) * 0x1_0000_0000 + ((lo & E_ADDR) >>> 0);
 }
 
 /** log2 of the span of one entry at `level` (4 KiB pages, 512 entries per table). */

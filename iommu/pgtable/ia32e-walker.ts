@@ -7,7 +7,7 @@
  */
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
 import { ACCESS_EXEC, ACCESS_WRITE, FaultKind, PERM_R, PERM_UR, PERM_UW, PERM_UX, PERM_W, PERM_X, permits, type PageTableWalker, type TableAddrTranslator, type WalkResult } from './types.ts';
-import { E_A, E_D, E_EA, E_G, E_P, E_PAT_LARGE, E_PS, E_RW, E_US, EH_XD, ia32eAddr, ia32eReserved, ia32eShift, type ReservedMask } from './ia32e-layout.ts';
+import { E_A, E_D, E_EA, E_G, E_P, E_PAT_LARGE, E_PCD, E_PS, E_PWT, E_RW, E_US, EH_XD, ia32eAddr, ia32eReserved, ia32eShift, type ReservedMask } from './ia32e-layout.ts';
 import { DescFetcher, POW2, inRange, tableIndex } from './walk-common.ts';
 
 export interface Ia32eWalkConfig {
@@ -127,7 +127,8 @@ export class Ia32eWalker implements PageTableWalker {
       r.descLo = leafLo >>> 0;
       r.descHi = hi;
       const pat = ps ? (lo & E_PAT_LARGE) !== 0 : (lo & E_PS) !== 0;
-      r.attrs = ((lo >>> 3) & 3) | (pat ? 4 : 0);
+      // The PAT index (SDM 11.12.3): PAT:PCD:PWT.
+      r.attrs = (pat ? 4 : 0) | ((lo & E_PCD) !== 0 ? 2 : 0) | ((lo & E_PWT) !== 0 ? 1 : 0);
       r.nonGlobal = (lo & E_G) === 0;
       return true;
     }

@@ -4,7 +4,6 @@
  */
 export * from './types.ts';
 export * from '../../src/iommu-core/io-pgtable.ts';
-export * from './fields.ts';
 export { NestedTableTranslator } from './nested.ts';
 export { RadixBuilder, type RadixLevel, type EntryCodec } from './radix-builder.ts';
 export * from './vmsa-layout.ts';

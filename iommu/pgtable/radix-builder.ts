@@ -10,7 +10,7 @@
  * emptiness is known without rescanning a table.
  */
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
-import type { Desc } from './fields.ts';
+import type { U64Halves } from '../../src/hw/layout.ts';
 import { IOMMU_READ, IOMMU_WRITE, IotlbGather, pgsizesOf, type BuilderStats, type PageTableBuilder, type TablePageAllocator } from '../../src/iommu-core/io-pgtable.ts';
 import { EEXIST, EINVAL, ENOMEM, ERANGE } from '../../src/uapi/errno.ts';
 import { POW2, tableIndex } from './walk-common.ts';
@@ -36,9 +36,9 @@ export interface EntryCodec {
   /** Next-table or output address of a valid entry. */
   addr(lo: number, hi: number, native: number): number;
   /** Fill the zeroed `d` with a table descriptor pointing at `pa`. */
-  table(d: Desc, pa: number, native: number): void;
+  table(d: U64Halves, pa: number, native: number): void;
   /** Fill the zeroed `d` with a leaf mapping `pa` with IOMMU_* `prot`. */
-  leaf(d: Desc, pa: number, prot: number, native: number): void;
+  leaf(d: U64Halves, pa: number, prot: number, native: number): void;
 }
 
 const MAX_DEPTH = 6;
@@ -49,7 +49,7 @@ export class RadixBuilder implements PageTableBuilder {
   readonly pgsizes: readonly number[];
   readonly stats: BuilderStats = { leafWrites: 0, leafClears: 0, leaves: 0, tablePages: 0, tableBytes: 0 };
   private readonly useCount = new Map<number, number>();
-  private readonly scratch: Desc = { lo: 0, hi: 0 };
+  private readonly scratch: U64Halves = { lo: 0, hi: 0 };
   private readonly pathTable = new Array<number>(MAX_DEPTH).fill(0);
   private readonly pathIdx = new Array<number>(MAX_DEPTH).fill(0);
   private readonly minPage: number;
@@ -298,7 +298,7 @@ export class RadixBuilder implements PageTableBuilder {
   }
 
   /** Write the high half first: the low half carries the valid/present bits. */
-  private writeEntry(at: number, fill: (d: Desc) => void): void {
+  private writeEntry(at: number, fill: (d: U64Halves) => void): void {
     const d = this.scratch;
     d.lo = 0;
     d.hi = 0;

@@ -5,7 +5,7 @@
  * stage 2 start-level concatenation when it saves a level.
  */
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
-import { setField, type Desc } from './fields.ts';
+import { setBits64, type U64Halves } from '../../src/hw/layout.ts';
 import { ENTRY_INVALID, ENTRY_LEAF, ENTRY_TABLE, RadixBuilder, initBuilder, type EntryCodec, type EntryKind, type RadixLevel } from './radix-builder.ts';
 import { IOMMU_CACHE, IOMMU_MMIO, IOMMU_NOEXEC, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE, type TablePageAllocator } from '../../src/iommu-core/io-pgtable.ts';
 import { EINVAL } from '../../src/uapi/errno.ts';
@@ -145,32 +145,32 @@ function vmsaCodec(cfg: VmsaBuilderConfig, addr: VmsaAddrFormat): EntryCodec {
     addr(lo: number, hi: number): number {
       return vmsaDescAddr(lo, hi, addr);
     },
-    table(d: Desc, pa: number): void {
+    table(d: U64Halves, pa: number): void {
       d.lo = D_VALID | D_TYPE;
       vmsaSetDescAddr(d, pa, addr);
     },
-    leaf(d: Desc, pa: number, prot: number, level: number): void {
+    leaf(d: U64Halves, pa: number, prot: number, level: number): void {
       d.lo = D_VALID | D_AF | (level === 3 ? D_TYPE : 0);
-      if (!addr.ds) setField(d, VMSA_DESC.SH, (prot & IOMMU_CACHE) !== 0 ? SH_IS : SH_OS);
+      if (!addr.ds) setBits64(d, VMSA_DESC.fields.SH, (prot & IOMMU_CACHE) !== 0 ? SH_IS : SH_OS);
       const writable = (prot & IOMMU_WRITE) !== 0;
       if (stage1) {
         if (!writable) d.lo |= D_AP2;
         if ((prot & IOMMU_PRIV) === 0) d.lo |= D_AP1;
         if (cfg.nonGlobal === true) d.lo |= D_NG;
         const idx = (prot & IOMMU_MMIO) !== 0 ? MAIR_IDX_DEV : (prot & IOMMU_CACHE) !== 0 ? MAIR_IDX_CACHE : MAIR_IDX_NC;
-        setField(d, VMSA_DESC.ATTRINDX, idx);
+        setBits64(d, VMSA_DESC.fields.ATTRINDX, idx);
         if ((prot & IOMMU_NOEXEC) !== 0) {
-          setField(d, VMSA_DESC.UXN, 1);
-          setField(d, VMSA_DESC.PXN, 1);
+          setBits64(d, VMSA_DESC.fields.UXN, 1);
+          setBits64(d, VMSA_DESC.fields.PXN, 1);
         }
       } else {
         if ((prot & IOMMU_READ) !== 0) d.lo |= D_S2AP_R;
         if (writable) d.lo |= D_S2AP_W;
         const attr = (prot & IOMMU_MMIO) !== 0 ? S2_MEMATTR_DEV : (prot & IOMMU_CACHE) !== 0 ? S2_MEMATTR_OIWB : S2_MEMATTR_NC;
-        setField(d, VMSA_S2_DESC.MEMATTR, attr);
-        if ((prot & IOMMU_NOEXEC) !== 0) setField(d, VMSA_S2_DESC.XN, 2);
+        setBits64(d, VMSA_S2_DESC.fields.MEMATTR, attr);
+        if ((prot & IOMMU_NOEXEC) !== 0) setBits64(d, VMSA_S2_DESC.fields.XN, 2);
       }
-      if (cfg.dbm === true && writable) setField(d, VMSA_DESC.DBM, 1);
+      if (cfg.dbm === true && writable) setBits64(d, VMSA_DESC.fields.DBM, 1);
       d.lo >>>= 0;
       vmsaSetDescAddr(d, pa, addr);
     },

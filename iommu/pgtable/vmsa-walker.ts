@@ -4,10 +4,13 @@
  * D8.4.5 hardware AF/dirty updates). One region per walker (TTB0 style):
  * inputs are [0, 2^(64-TxSZ)).
  */
+import { fieldGet } from '../../src/hw/layout.ts';
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
 import { ACCESS_EXEC, ACCESS_WRITE, FaultKind, PERM_R, PERM_UR, PERM_UW, PERM_UX, PERM_W, PERM_X, permits, type PageTableWalker, type TableAddrTranslator, type WalkResult } from './types.ts';
 import {
   D_AF,
+  D_ATTRINDX,
+  D_MEMATTR,
   D_AP1,
   D_AP2,
   D_NG,
@@ -20,6 +23,7 @@ import {
   DH_DBM,
   DH_PXN,
   DH_PXNTABLE,
+  DH_S2_XN,
   DH_UXN,
   DH_UXNTABLE,
   S2_XN_SHIFT,
@@ -219,7 +223,7 @@ export class VmsaWalker implements PageTableWalker {
       r.perms = perms;
       r.descLo = newLo >>> 0;
       r.descHi = hi;
-      r.attrs = (newLo >>> 2) & (stage1 ? 0x7 : 0xf);
+      r.attrs = fieldGet(stage1 ? D_ATTRINDX : D_MEMATTR, newLo);
       r.nonGlobal = stage1 && (newLo & D_NG) !== 0;
       return true;
     }
@@ -260,7 +264,7 @@ function s2Perms(lo: number, hi: number, xnx: boolean): number {
   let perms = 0;
   if ((lo & D_S2AP_R) !== 0) perms |= PERM_R | PERM_UR;
   if ((lo & D_S2AP_W) !== 0) perms |= PERM_W | PERM_UW;
-  const xn = (hi >>> S2_XN_SHIFT) & 3;
+  const xn = (hi & DH_S2_XN) >>> S2_XN_SHIFT;
   if (xnx) {
     // 00: both, 01: EL0 only (PXN), 10: neither, 11: EL1 only (UXN).
     if (xn === 0 || xn === 3) perms |= PERM_X;

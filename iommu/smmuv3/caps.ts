@@ -3,7 +3,7 @@
  * advertise exactly that (§6.3.1-6.3.8 SMMU_IDR0-5, IIDR, AIDR). Decoders
  * of STEs, CDs and commands check against the same feature set.
  */
-import { OAS_BITS, packFields, registerDef } from './regs.ts';
+import { OAS_BITS, SMMU_REGS, type SmmuRegName } from './regs.ts';
 
 export interface SmmuFeatures {
   /** Output (and, with no AArch32 tables, input) address size in bits. */
@@ -36,9 +36,9 @@ export function vaxBits(f: SmmuFeatures): number {
 }
 
 /** Reset values of the ID registers. */
-export function idRegisterValues(f: SmmuFeatures): Record<string, number> {
+export function idRegisterValues(f: SmmuFeatures): Partial<Record<SmmuRegName, number>> {
   return {
-    IDR0: packFields(registerDef('IDR0'), {
+    IDR0: SMMU_REGS.pack('IDR0', {
       S2P: 1, S1P: 1,
       TTF: 0b10,          // AArch64 (VMSAv8-64) tables only
       COHACC: 1,          // structure and queue accesses are coherent
@@ -55,23 +55,23 @@ export function idRegisterValues(f: SmmuFeatures): Record<string, number> {
       ST_LEVEL: 0b01,     // 2-level Stream table
       // HYP, SEV, BTM, ATOS, VATOS, VMW, ATSRECERR: 0
     }),
-    IDR1: packFields(registerDef('IDR1'), {
+    IDR1: SMMU_REGS.pack('IDR1', {
       SIDSIZE: f.sidBits, SSIDSIZE: f.ssidBits, EVENTQS: f.evtqLog2Max, CMDQS: f.cmdqLog2Max, PRIQS: f.priqLog2Max,
       // PRIVCFG/INSTCFG overrides are honoured; memory type/shareability
       // overrides are accepted (attributes are not modelled).
       ATTR_PERMS_OVR: 1, ATTR_TYPES_OVR: 1,
     }),
     IDR2: 0,
-    IDR3: packFields(registerDef('IDR3'), {
+    IDR3: SMMU_REGS.pack('IDR3', {
       HAD: 1,   // CD.HAD0/HAD1 (hierarchical attributes disable)
       XNX: 1,   // stage 2 XN[1:0]
       RIL: 1,   // range invalidation and TTL hints (SMMUv3.2)
     }),
     IDR4: 0,
-    IDR5: packFields(registerDef('IDR5'), {
+    IDR5: SMMU_REGS.pack('IDR5', {
       OAS: OAS_BITS.indexOf(f.oas), GRAN4K: 1, GRAN16K: 1, GRAN64K: 1, VAX: f.oas === 52 ? 1 : 0, STALL_MAX: f.stallMax,
     }),
     IIDR: 0, // Implementer 0: no product-specific errata apply
-    AIDR: packFields(registerDef('AIDR'), { ARCHMAJORREV: 0, ARCHMINORREV: 2 }), // SMMUv3.2
+    AIDR: SMMU_REGS.pack('AIDR', { ARCHMAJORREV: 0, ARCHMINORREV: 2 }), // SMMUv3.2
   };
 }

@@ -8,7 +8,7 @@
  * every transaction falls in the TTB0 half of the address space, and the TTB1
  * fields are only checked for validity.
  */
-import { defineLayout, getBits, reservedBitsSet } from '../../src/hw/layout.ts';
+import { defineLayout, readField, reservedBitsSet } from '../../src/hw/layout.ts';
 import { vmsaConfigError, type VmsaGranule } from '../pgtable/index.ts';
 import { vaxBits, type SmmuFeatures } from './caps.ts';
 import { OAS_BITS } from './regs.ts';
@@ -60,12 +60,12 @@ export interface Cd {
 }
 
 export function cdField(words: ArrayLike<number>, name: CdField): number {
-  return getBits(words, CD_LAYOUT.fields[name]);
+  return readField(CD_LAYOUT, words, name);
 }
 
 /** Decode a fetched CD and judge its validity. Never throws. */
 export function decodeCd(words: Uint32Array, f: SmmuFeatures): Cd {
-  const g = (n: CdField) => getBits(words, CD_LAYOUT.fields[n]);
+  const g = (n: CdField) => readField(CD_LAYOUT, words, n);
   const ips = Math.min(g('IPS') === 7 ? 6 : g('IPS'), OAS_BITS.indexOf(f.oas));
   const ipsBits = OAS_BITS[ips]!;
   const granule = TG0_GRANULE[g('TG0')]!;

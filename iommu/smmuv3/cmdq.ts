@@ -14,18 +14,20 @@
  * passes, which stops the queue with CERROR_ATC_INV_SYNC at the SYNC; the
  * abandoned invalidations are forgotten, so repeating the SYNC completes.
  */
-import { formatLayout } from '../../src/hw/layout.ts';
+import { formatLayout, getBits, readField as rf, type BitRange, type FieldTable } from '../../src/hw/layout.ts';
+import type { FieldRef } from '../../src/hw/register-file.ts';
 import type { ScheduledEvent } from '../../src/sim/scheduler.ts';
 import type { Counter } from '../../src/trace/counters.ts';
 import type { AtcInvalidator } from './atc-inv.ts';
 import {
   CFGI_ALL_RANGE,
+  CMD as C,
   CMD_LAYOUTS,
   CMD_OP,
   SYNC_CS,
-  cmdField,
   cmdHasReservedBits,
   cmdName,
+  cmdOpcode,
   cmdReservedBits,
   tlbiGranule,
   tlbiRangeBytes,
@@ -45,6 +47,10 @@ const WAIT = -1;
 const S1_ONLY = 1;
 const S2_ONLY = 2;
 const BOTH = 3;
+/** SSec of each command that has one (it must be 0 on the Non-secure queue). */
+const SSEC = new Map<number, BitRange>(
+  Object.entries(CMD_LAYOUTS).flatMap(([op, l]) => (l.fields['SSec'] === undefined ? [] : [[Number(op), l.fields['SSec']] as const])),
+);
 
 /** What the ATS, PRI and stall commands act on. */
 export interface CommandTargets {
@@ -66,12 +72,13 @@ interface SyncWait {
 }
 
 export class CommandQueue {
-  private readonly geo = new QueueGeometry();
+  private readonly geo: QueueGeometry;
+  /** CMDQ_CONS.RD, resolved once (written per command). */
+  private readonly rd: FieldRef;
   private wait: SyncWait | null = null;
   private readonly words = new Uint32Array(4);
   private readonly match = new TlbMatch();
   private reason = '';
-  private op = 0;
   private busy = false;
   private rerun = false;
 
@@ -84,6 +91,8 @@ export class CommandQueue {
     private readonly t: CommandTargets,
   ) {
     t.atc.onProgress = () => this.checkSync();
+    this.geo = new QueueGeometry(core.regs, 'CMDQ_BASE');
+    this.rd = core.regs.fieldRef('CMDQ_CONS', 'RD');
   }
 
   /** Is a CMD_SYNC waiting for ATC invalidations? */
@@ -122,7 +131,7 @@ export class CommandQueue {
   private consume(): void {
     const r = this.core.regs;
     if (this.wait !== null || (r.get('CR0ACK') & CR0.CMDQEN) === 0 || this.irq.gerrorActive(GERROR.CMDQ_ERR)) return;
-    const g = this.geo.read(r, 'CMDQ_BASE', this.core.features.cmdqLog2Max, 16);
+    const g = this.geo.read(this.core.features.cmdqLog2Max, 16);
     const m = g.mask;
     const prod = r.get('CMDQ_PROD') & m;
     let cons = r.get('CMDQ_CONS') & m;
@@ -131,16 +140,22 @@ export class CommandQueue {
       if (err === WAIT) return;
       if (err !== CERROR.NONE) {
         // §7.1: CONS stays on the bad command, ERR says why, CMDQ_ERR stops the queue.
-        r.set('CMDQ_CONS', ((r.get('CMDQ_CONS') & ~(m | 0x7f00_0000)) | cons | (err << 24)) >>> 0);
+        this.setCons(m, cons);
+        r.setField('CMDQ_CONS', 'ERR', err);
         this.core.tracer.trace('smmuv3.cmd.error', this.core.source, {
-          op: cmdName(this.words[0]! & 0xff), index: cons, err: ERR_NAMES[err] ?? String(err), reason: this.reason,
+          op: cmdName(cmdOpcode(this.words)), index: cons, err: ERR_NAMES[err] ?? String(err), reason: this.reason,
         });
         this.irq.activateGerror(GERROR.CMDQ_ERR);
         return;
       }
       cons = queueNext(cons, g.log2);
-      r.set('CMDQ_CONS', ((r.get('CMDQ_CONS') & ~m) | cons) >>> 0);
+      this.setCons(m, cons);
     }
+  }
+
+  /** CMDQ_CONS.RD: the index and wrap bits under `mask` become `cons` (§3.5). */
+  private setCons(mask: number, cons: number): void {
+    this.rd.set(((this.rd.get() & ~mask) | cons) >>> 0);
   }
 
   private fetchAndRun(addr: number, index: number): number {
@@ -159,7 +174,7 @@ export class CommandQueue {
       w[1] = (w[1]! ^ (a.xorHi ?? 0)) >>> 0;
     }
     this.consumed.value++;
-    const op = w[0]! & 0xff;
+    const op = cmdOpcode(w);
     const t = this.core.tracer;
     if (t.wants('smmuv3.cmd')) {
       const l = CMD_LAYOUTS[op];
@@ -167,9 +182,6 @@ export class CommandQueue {
     }
     return this.execute(w, op);
   }
-
-  /** A field of the command being executed (in `words`, opcode `op`). */
-  private readonly field = (name: string): number => cmdField(this.words, this.op, name);
 
   private err(code: number, reason: string): number {
     this.reason = reason;
@@ -181,78 +193,95 @@ export class CommandQueue {
     // IDR0.Hyp == 0: the EL2 invalidations are CERROR_ILL (§4.4.2).
     if (op >= CMD_OP.TLBI_EL2_ALL && op <= CMD_OP.TLBI_EL2_VAA) return this.err(CERROR.ILL, 'EL2 TLBI without IDR0.Hyp');
     if (cmdHasReservedBits(w, op)) return this.err(CERROR.ILL, `RES0 bits set: ${cmdReservedBits(w, op).join(',')}`);
-    this.op = op;
-    // A bound method, not a closure per command (the PRI response path runs this per page fault).
-    const f = this.field;
-    if (f('SSec') !== 0) return this.err(CERROR.ILL, 'SSec on the Non-secure queue');
+    const ssec = SSEC.get(op);
+    if (ssec !== undefined && getBits(w, ssec) !== 0) return this.err(CERROR.ILL, 'SSec on the Non-secure queue');
     const cfg = this.config;
+    // Each case reads its own command's fields: a field the command lacks does not compile.
     switch (op) {
       case CMD_OP.PREFETCH_CONFIG:
       case CMD_OP.PREFETCH_ADDR:
         return CERROR.NONE; // prefetching is optional (§4.2)
-      case CMD_OP.CFGI_STE:
-        return this.cfgi('CFGI_STE', f('StreamID'), -1, cfg.invalidateSte(f('StreamID'), f('Leaf') === 1));
-      case CMD_OP.CFGI_STE_RANGE: {
-        const range = f('Range');
-        const n = cfg.invalidateRange(f('StreamID'), range);
-        return this.cfgi(range === CFGI_ALL_RANGE ? 'CFGI_ALL' : 'CFGI_STE_RANGE', f('StreamID'), -1, n);
+      case CMD_OP.CFGI_STE: {
+        const sid = rf(C.CFGI_STE, w, 'StreamID');
+        return this.cfgi('CFGI_STE', sid, -1, cfg.invalidateSte(sid, rf(C.CFGI_STE, w, 'Leaf') === 1));
       }
-      case CMD_OP.CFGI_CD:
-        return this.cfgi('CFGI_CD', f('StreamID'), f('SubstreamID'), cfg.invalidateCd(f('StreamID'), f('SubstreamID'), f('Leaf') === 1));
-      case CMD_OP.CFGI_CD_ALL:
-        return this.cfgi('CFGI_CD_ALL', f('StreamID'), -1, cfg.invalidateCdAll(f('StreamID')));
+      case CMD_OP.CFGI_STE_RANGE: {
+        const sid = rf(C.CFGI_STE_RANGE, w, 'StreamID');
+        const range = rf(C.CFGI_STE_RANGE, w, 'Range');
+        const n = cfg.invalidateRange(sid, range);
+        return this.cfgi(range === CFGI_ALL_RANGE ? 'CFGI_ALL' : 'CFGI_STE_RANGE', sid, -1, n);
+      }
+      case CMD_OP.CFGI_CD: {
+        const sid = rf(C.CFGI_CD, w, 'StreamID');
+        const ssid = rf(C.CFGI_CD, w, 'SubstreamID');
+        return this.cfgi('CFGI_CD', sid, ssid, cfg.invalidateCd(sid, ssid, rf(C.CFGI_CD, w, 'Leaf') === 1));
+      }
+      case CMD_OP.CFGI_CD_ALL: {
+        const sid = rf(C.CFGI_CD_ALL, w, 'StreamID');
+        return this.cfgi('CFGI_CD_ALL', sid, -1, cfg.invalidateCdAll(sid));
+      }
       case CMD_OP.TLBI_NH_ALL:
-        return this.tlbi('TLBI_NH_ALL', this.match.reset(S1_ONLY), f('VMID'), -1);
+        return this.tlbi('TLBI_NH_ALL', this.match.reset(S1_ONLY), rf(C.TLBI_NH_ALL, w, 'VMID'), -1);
       case CMD_OP.TLBI_NH_ASID:
-        return this.tlbi('TLBI_NH_ASID', this.match.reset(S1_ONLY), f('VMID'), f('ASID'));
-      case CMD_OP.TLBI_NH_VA:
-      case CMD_OP.TLBI_NH_VAA: {
+        return this.tlbi('TLBI_NH_ASID', this.match.reset(S1_ONLY), rf(C.TLBI_NH_ASID, w, 'VMID'), rf(C.TLBI_NH_ASID, w, 'ASID'));
+      case CMD_OP.TLBI_NH_VA: {
         const m = this.match.reset(S1_ONLY);
-        const e = this.range(m, f);
+        const e = this.range(m, w, C.TLBI_NH_VA);
         if (e !== null) return this.err(CERROR.ILL, e);
         m.globals = true;
-        return this.tlbi(op === CMD_OP.TLBI_NH_VA ? 'TLBI_NH_VA' : 'TLBI_NH_VAA', m, f('VMID'), op === CMD_OP.TLBI_NH_VA ? f('ASID') : -1);
+        return this.tlbi('TLBI_NH_VA', m, rf(C.TLBI_NH_VA, w, 'VMID'), rf(C.TLBI_NH_VA, w, 'ASID'));
+      }
+      case CMD_OP.TLBI_NH_VAA: {
+        const m = this.match.reset(S1_ONLY);
+        const e = this.range(m, w, C.TLBI_NH_VAA);
+        if (e !== null) return this.err(CERROR.ILL, e);
+        m.globals = true;
+        return this.tlbi('TLBI_NH_VAA', m, rf(C.TLBI_NH_VAA, w, 'VMID'), -1);
       }
       case CMD_OP.TLBI_S12_VMALL:
-        return this.tlbi('TLBI_S12_VMALL', this.match.reset(BOTH), f('VMID'), -1);
+        return this.tlbi('TLBI_S12_VMALL', this.match.reset(BOTH), rf(C.TLBI_S12_VMALL, w, 'VMID'), -1);
       case CMD_OP.TLBI_S2_IPA: {
         const m = this.match.reset(S2_ONLY);
-        const e = this.range(m, f);
+        const e = this.range(m, w, C.TLBI_S2_IPA);
         if (e !== null) return this.err(CERROR.ILL, e);
-        return this.tlbi('TLBI_S2_IPA', m, f('VMID'), -1);
+        return this.tlbi('TLBI_S2_IPA', m, rf(C.TLBI_S2_IPA, w, 'VMID'), -1);
       }
       case CMD_OP.TLBI_NSNH_ALL:
         return this.tlbi('TLBI_NSNH_ALL', this.match.reset(BOTH), -1, -1);
       case CMD_OP.SYNC: {
-        const cs = f('CS');
+        const cs = rf(C.SYNC, w, 'CS');
         if (cs === 3) return this.err(CERROR.ILL, 'CMD_SYNC.CS reserved');
+        const msiAddr = rf(C.SYNC, w, 'MSIAddr') * 4;
+        const msiData = rf(C.SYNC, w, 'MSIData');
         const seq = this.t.atc.seq;
-        if (this.t.atc.pendingUpTo(seq)) return this.beginWait(seq, cs, f('MSIAddr') * 4, f('MSIData'));
+        if (this.t.atc.pendingUpTo(seq)) return this.beginWait(seq, cs, msiAddr, msiData);
         // Everything before was done synchronously; only the completion signal remains.
-        if (cs === SYNC_CS.IRQ) this.irq.syncComplete(f('MSIAddr') * 4, f('MSIData'));
+        if (cs === SYNC_CS.IRQ) this.irq.syncComplete(msiAddr, msiData);
         return CERROR.NONE;
       }
       case CMD_OP.ATC_INV: {
         // §4.5.1: 2^Size 4KB pages from Address, aligned to the span; Size >= 52 is everything.
-        const size = f('Size');
+        const size = rf(C.ATC_INV, w, 'Size');
         const span = size >= ATC_INV_SIZE_ALL ? 2 ** 64 : 4096 * 2 ** size;
-        const a = size >= ATC_INV_SIZE_ALL ? 0 : f('Address') * 4096;
-        const ssv = f('SSV') === 1;
-        this.t.atc.issue(f('StreamID'), ssv ? f('SubstreamID') : -1, ssv && f('Global') === 1, a - (a % span), span);
+        const a = size >= ATC_INV_SIZE_ALL ? 0 : rf(C.ATC_INV, w, 'Address') * 4096;
+        const ssv = rf(C.ATC_INV, w, 'SSV') === 1;
+        const global = ssv && rf(C.ATC_INV, w, 'Global') === 1;
+        this.t.atc.issue(rf(C.ATC_INV, w, 'StreamID'), ssv ? rf(C.ATC_INV, w, 'SubstreamID') : -1, global, a - (a % span), span);
         return CERROR.NONE;
       }
       case CMD_OP.PRI_RESP: {
-        const resp = f('Resp');
+        const resp = rf(C.PRI_RESP, w, 'Resp');
         if (resp > PRI_RESP.SUCCESS) return this.err(CERROR.ILL, 'CMD_PRI_RESP.Resp reserved');
         const code = resp === PRI_RESP.SUCCESS ? 'success' : resp === PRI_RESP.FAIL ? 'failure' : 'invalid';
-        this.t.prg.send(f('StreamID'), f('SSV') === 1 ? f('SubstreamID') : -1, f('PRGIndex'), code, false);
+        const ssid = rf(C.PRI_RESP, w, 'SSV') === 1 ? rf(C.PRI_RESP, w, 'SubstreamID') : -1;
+        this.t.prg.send(rf(C.PRI_RESP, w, 'StreamID'), ssid, rf(C.PRI_RESP, w, 'PRGIndex'), code, false);
         return CERROR.NONE;
       }
       case CMD_OP.RESUME:
-        this.t.stalls.resume(f('StreamID'), f('STAG'), f('Ac'), f('Ab'));
+        this.t.stalls.resume(rf(C.RESUME, w, 'StreamID'), rf(C.RESUME, w, 'STAG'), rf(C.RESUME, w, 'Ac'), rf(C.RESUME, w, 'Ab'));
         return CERROR.NONE;
       case CMD_OP.STALL_TERM:
-        this.t.stalls.terminateAll(f('StreamID'));
+        this.t.stalls.terminateAll(rf(C.STALL_TERM, w, 'StreamID'));
         return CERROR.NONE;
       default:
         return this.err(CERROR.ILL, 'unsupported opcode');
@@ -277,8 +306,8 @@ export class CommandQueue {
     // Consumption stopped meanwhile (CMDQEN cleared): the SYNC runs again when it restarts.
     if ((r.get('CR0ACK') & CR0.CMDQEN) === 0) return;
     if (w.cs === SYNC_CS.IRQ) this.irq.syncComplete(w.msiAddr, w.msiData);
-    const m = this.geo.read(r, 'CMDQ_BASE', this.core.features.cmdqLog2Max, 16).mask;
-    r.set('CMDQ_CONS', ((r.get('CMDQ_CONS') & ~m) | queueNext(w.index, this.geo.log2)) >>> 0);
+    const m = this.geo.read(this.core.features.cmdqLog2Max, 16).mask;
+    this.setCons(m, queueNext(w.index, this.geo.log2));
     this.core.tracer.trace('smmuv3.sync', this.core.source, { index: w.index, state: 'complete' });
     this.process();
   }
@@ -290,7 +319,7 @@ export class CommandQueue {
     this.wait = null;
     const n = this.t.atc.abandon(w.seq);
     const r = this.core.regs;
-    r.set('CMDQ_CONS', ((r.get('CMDQ_CONS') & ~0x7f00_0000) | (CERROR.ATC_INV_SYNC << 24)) >>> 0);
+    r.setField('CMDQ_CONS', 'ERR', CERROR.ATC_INV_SYNC);
     this.core.tracer.trace('smmuv3.cmd.error', this.core.source, {
       op: 'SYNC', index: w.index, err: ERR_NAMES[CERROR.ATC_INV_SYNC]!, reason: `${n} ATC invalidation(s) not completed`,
     });
@@ -304,12 +333,12 @@ export class CommandQueue {
    * with TTL != 0 only leaves of that level. The Leaf flag changes nothing:
    * this TLB holds leaf entries only.
    */
-  private range(m: TlbMatch, f: (name: string) => number): string | null {
-    const tg = f('TG');
-    const num = f('NUM');
-    const scale = f('SCALE');
-    const ttl = f('TTL');
-    const addr = f('Address') * 4096;
+  private range(m: TlbMatch, w: Uint32Array, l: FieldTable<'TG' | 'NUM' | 'SCALE' | 'TTL' | 'Address'>): string | null {
+    const tg = rf(l, w, 'TG');
+    const num = rf(l, w, 'NUM');
+    const scale = rf(l, w, 'SCALE');
+    const ttl = rf(l, w, 'TTL');
+    const addr = rf(l, w, 'Address') * 4096;
     if (tg === 0) {
       if ((num | scale | ttl) !== 0) return 'NUM/SCALE/TTL set with TG == 0';
       m.lo = addr;

@@ -9,12 +9,13 @@
  * invalidation keeps seeing the old configuration. Failed fetches are not
  * cached.
  */
+import { readField } from '../../src/hw/layout.ts';
 import { NO_PASID } from '../../src/pci/transaction.ts';
 import { ACCESS_READ, FaultKind } from '../pgtable/index.ts';
-import { decodeCd, type Cd } from './cd.ts';
+import { L1CD_LAYOUT, decodeCd, type Cd } from './cd.ts';
 import { iasBits } from './caps.ts';
 import { EVT, EVT_CLASS, type EventInfo } from './event.ts';
-import { CR2 } from './regs.ts';
+import { STRTAB_FMT_2LVL } from './regs.ts';
 import { describeStructure, type SmmuCore } from './core.ts';
 import { Stage1, Stage2 } from './stage.ts';
 import { S1DSS, S1FMT, STE_CONFIG, decodeSte, l1stdL2Ptr, l1stdSpan, type Ste } from './ste.ts';
@@ -186,7 +187,7 @@ export class ConfigCache {
   private fail(ev: EventInfo, code: number, sid: number, ssid: number): null {
     ev.reset(code, sid, ssid);
     // §7.3.3: C_BAD_STREAMID is recorded only when CR2.RECINVSID == 1.
-    this.faultRecord = code !== EVT.C_BAD_STREAMID || (this.core.regs.get('CR2') & CR2.RECINVSID) !== 0;
+    this.faultRecord = code !== EVT.C_BAD_STREAMID || this.core.regs.getField('CR2', 'RECINVSID') !== 0;
     return null;
   }
 
@@ -199,13 +200,13 @@ export class ConfigCache {
   private fetchSte(sid: number, ssid: number, ev: EventInfo): SteEntry | null {
     const r = this.core.regs;
     const f = this.core.features;
-    const cfg = r.get('STRTAB_BASE_CFG');
-    const log2Literal = cfg & 0x3f;
+    const log2Literal = r.getField('STRTAB_BASE_CFG', 'LOG2SIZE');
     const log2 = Math.min(log2Literal, f.sidBits);
     if (sid >= 2 ** log2) return this.fail(ev, EVT.C_BAD_STREAMID, sid, ssid);
-    const baseAddr = ((r.get('STRTAB_BASE') & ~0x3f) >>> 0) + (r.getHi('STRTAB_BASE') & 0xfffff) * 0x1_0000_0000;
+    // ADDR[55:6]; bits above a 52-bit address are ignored.
+    const baseAddr = (r.getField('STRTAB_BASE', 'ADDR') % 2 ** (52 - 6)) * 64;
     let steAddr: number;
-    if (((cfg >>> 16) & 3) === 1) {
+    if (r.getField('STRTAB_BASE_CFG', 'FMT') === STRTAB_FMT_2LVL) {
       const split = this.split();
       const l1Index = Math.floor(sid / 2 ** split);
       const l1Base = align(baseAddr, Math.max(64, 8 * POW2(Math.max(0, log2Literal - split))));
@@ -216,7 +217,7 @@ export class ConfigCache {
         l1 = [this.words[0]!, this.words[1]!];
         this.l1stds.set(l1Index, l1);
       }
-      const span = l1stdSpan(l1[0]);
+      const span = l1stdSpan(l1[0], l1[1]);
       const l2Index = sid % 2 ** split;
       if (span === 0 || span > split + 1 || l2Index >= 2 ** (span - 1)) return this.fail(ev, EVT.C_BAD_STREAMID, sid, ssid);
       steAddr = align(l1stdL2Ptr(l1[0], l1[1]), 2 ** (span - 1) * 64) + l2Index * 64;
@@ -251,7 +252,8 @@ export class ConfigCache {
         const l1Base = align(s.s1ContextPtr, Math.max(64, 8 * 2 ** Math.max(0, s.s1CdMax - leafBits)));
         const r = this.fetchCdWords(se, sid, ssid, l1Base + l1Index * 8, 2, 'L1CD', ev);
         if (r === null) return null;
-        l1 = r[0]! + (r[1]! & 0x00ff_ffff) * 0x1_0000_0000; // V and L2Ptr[55:12]; bits [11:1] are RES0
+        // V in bit 0 and L2Ptr[55:12] above it (bits [11:1] are RES0).
+        l1 = readField(L1CD_LAYOUT, r, 'V') + readField(L1CD_LAYOUT, r, 'L2Ptr') * 4096;
         se.l1cds.set(l1Index, l1);
       }
       // §5.3.1: an invalid L1CD, or an L2Ptr beyond the IAS/OAS, is C_BAD_SUBSTREAMID for the CD index.
@@ -316,7 +318,7 @@ export class ConfigCache {
 
   /** STRTAB_BASE_CFG.SPLIT: 6, 8 or 10; reserved values behave as 6 (§6.3.25). */
   private split(): number {
-    const sp = (this.core.regs.get('STRTAB_BASE_CFG') >>> 6) & 0x1f;
+    const sp = this.core.regs.getField('STRTAB_BASE_CFG', 'SPLIT');
     return sp === 8 || sp === 10 ? sp : 6;
   }
 

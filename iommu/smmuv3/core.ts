@@ -5,6 +5,7 @@
  */
 import type { InjectionPoint } from '../../src/fault/injector.ts';
 import type { RegisterFile } from '../../src/hw/register-file.ts';
+import type { SmmuRegMap } from './regs.ts';
 import { formatLayout, type Layout } from '../../src/hw/layout.ts';
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
 import type { AtsInvalidationRequest, PrgResponse } from '../../src/pci/ats-messages.ts';
@@ -38,7 +39,7 @@ export interface AtsDownstream {
 }
 
 export interface SmmuCore {
-  readonly regs: RegisterFile;
+  readonly regs: RegisterFile<SmmuRegMap>;
   /** The system address space: table fetches, queue accesses and MSIs go here. */
   readonly mem: PhysMem;
   readonly features: SmmuFeatures;

@@ -3,7 +3,7 @@
  * (16 bytes, §8.1). Each event number has its own layout; the translation
  * fault family (0x10-0x13, 0x20) shares one.
  */
-import { decodeLayout, defineLayout, encodeLayout, getBits, type Layout } from '../../src/hw/layout.ts';
+import { decodeLayout, defineLayout, encodeLayout, getBits, setBits, type BitField, type FieldSpec, type Layout } from '../../src/hw/layout.ts';
 import type { PageRequestMessage } from '../../src/pci/ats-messages.ts';
 
 /** Event numbers (§7.3.2-§7.3.18). */
@@ -18,17 +18,20 @@ export type EventName = keyof typeof EVT;
 /** CLASS of a translation fault (§7.3): CD fetch, stage 1 table walk, or the input address. */
 export const EVT_CLASS = { CD: 0, TT: 1, IN: 2 } as const;
 
-type F = readonly [string, number, number?];
-const HEAD: readonly F[] = [['EventType', 7, 0], ['SSV', 11], ['SubstreamID', 31, 12], ['StreamID', 63, 32]];
-const ATTRS: readonly F[] = [['PnU', 97], ['InD', 98], ['RnW', 99]];
+const HEAD = [['EventType', 7, 0], ['SSV', 11], ['SubstreamID', 31, 12], ['StreamID', 63, 32]] as const;
+type HeadField = (typeof HEAD)[number][0];
+/** What every record starts with: the event number and the StreamID (§7.3). */
+export const EVT_HEADER = defineLayout('EVT', 32, HEAD);
+const ATTRS = [['PnU', 97], ['InD', 98], ['RnW', 99]] as const;
 /**
  * InputAddr[63:0] is bits [191:128]. Layout fields hold at most 53 bits, so
  * it is declared as InputAddr (bits [52:0], every address this model sees)
  * and InputAddrHi (bits [63:53]).
  */
-const INPUT: readonly F[] = [['InputAddr', 180, 128], ['InputAddrHi', 191, 181]];
+const INPUT = [['InputAddr', 180, 128], ['InputAddrHi', 191, 181]] as const;
 
-const evt = (name: string, fields: readonly F[]): Layout => defineLayout(name, 32, [...HEAD, ...fields]);
+const evt = <const F extends string>(name: string, fields: readonly FieldSpec<F>[]): Layout<F | HeadField> =>
+  defineLayout<F | HeadField>(name, 32, [...HEAD, ...fields]);
 
 /** §7.3.13-16: F_TRANSLATION, F_ADDR_SIZE, F_ACCESS, F_PERMISSION (and F_TLB_CONFLICT's shape). */
 export const EVT_FAULT_LAYOUT = evt('EVT_FAULT', [
@@ -52,6 +55,14 @@ export const EVT_CONFIG_LAYOUT = evt('EVT_CONFIG', [['Reason', 95, 64]]);
 /** §7.3.7 F_STREAM_DISABLED: the StreamID only (no SSV/SubstreamID). */
 export const EVT_STREAM_LAYOUT = defineLayout('EVT_STREAM', 32, [['EventType', 7, 0], ['StreamID', 63, 32]]);
 
+type FieldOf<L> = L extends Layout<infer F> ? F : never;
+/** Every field name an event record may have; which ones a record has depends on its event number. */
+export type EventField = FieldOf<
+  typeof EVT_FAULT_LAYOUT | typeof EVT_WALK_EABT_LAYOUT | typeof EVT_FETCH_LAYOUT | typeof EVT_ADDR_LAYOUT | typeof EVT_CONFIG_LAYOUT
+>;
+/** A decoded record: the fields its event number's layout has. */
+export type EventFields = Partial<Record<EventField, number>> & { EventType: number };
+
 const LAYOUT_OF = new Map<number, Layout>([
   [EVT.F_UUT, EVT_ADDR_LAYOUT], [EVT.F_TRANSL_FORBIDDEN, EVT_ADDR_LAYOUT], [EVT.F_BAD_ATS_TREQ, EVT_ADDR_LAYOUT],
   [EVT.C_BAD_STREAMID, EVT_CONFIG_LAYOUT], [EVT.C_BAD_STE, EVT_CONFIG_LAYOUT], [EVT.F_STREAM_DISABLED, EVT_STREAM_LAYOUT],
@@ -73,12 +84,16 @@ export function eventLayout(code: number): Layout {
   return LAYOUT_OF.get(code) ?? EVT_CONFIG_LAYOUT;
 }
 
+/** The fields of an event's layout, each present only where the record has it. */
+function fieldsOf(code: number): Partial<Record<EventField, BitField>> {
+  return eventLayout(code).fields as Partial<Record<EventField, BitField>>;
+}
+
 /** A record's fields by name, as software reads them. */
-export function decodeEvent(words: ArrayLike<number>): Record<string, number> & { EventType: number } {
-  const code = words[0]! & 0xff;
-  const l = eventLayout(code);
-  const out = { EventType: code } as Record<string, number> & { EventType: number };
-  for (const f of l.order) out[f.name] = getBits(words, f);
+export function decodeEvent(words: ArrayLike<number>): EventFields {
+  const code = getBits(words, EVT_HEADER.fields.EventType);
+  const out = { EventType: code } as EventFields;
+  for (const f of eventLayout(code).order) out[f.name as EventField] = getBits(words, f);
   return out;
 }
 
@@ -124,35 +139,37 @@ export class EventInfo {
   }
 }
 
+/** Set field `f` when the record has it. */
+function put(w: Uint32Array, f: BitField | undefined, value: number): void {
+  if (f !== undefined) setBits(w, f, value);
+}
+
 /** The 32-byte record for an event (§7.3). */
 export function encodeEvent(e: EventInfo): Uint32Array {
-  const l = eventLayout(e.code);
-  const has = (n: string) => l.fields[n] !== undefined;
-  const v: Record<string, number> = { EventType: e.code, StreamID: e.sid >>> 0 };
-  if (has('SSV')) {
-    v['SSV'] = e.ssid >= 0 ? 1 : 0;
-    v['SubstreamID'] = e.ssid >= 0 ? e.ssid : 0;
+  const f = fieldsOf(e.code);
+  const w = new Uint32Array(8);
+  put(w, f.EventType, e.code);
+  put(w, f.StreamID, e.sid >>> 0);
+  // C_BAD_SUBSTREAMID has no SSV qualifier: its SubstreamID is always valid (§7.3.9).
+  put(w, f.SSV, e.ssid >= 0 && e.code !== EVT.C_BAD_SUBSTREAMID ? 1 : 0);
+  put(w, f.SubstreamID, e.ssid >= 0 ? e.ssid : 0);
+  put(w, f.InputAddr, e.inputAddr);
+  if (f.RnW !== undefined) {
+    put(w, f.RnW, e.read ? 1 : 0);
+    put(w, f.PnU, e.priv ? 1 : 0);
+    put(w, f.InD, e.read && e.instr ? 1 : 0); // InD == 0 when RnW == 0
   }
-  if (e.code === EVT.C_BAD_SUBSTREAMID) v['SSV'] = 0; // no SSV qualifier: SubstreamID always valid (§7.3.9)
-  if (has('InputAddr')) v['InputAddr'] = e.inputAddr;
-  if (has('RnW')) {
-    v['RnW'] = e.read ? 1 : 0;
-    v['PnU'] = e.priv ? 1 : 0;
-    v['InD'] = e.read && e.instr ? 1 : 0; // InD == 0 when RnW == 0
+  put(w, f.S2, e.s2 ? 1 : 0);
+  put(w, f.CLASS, e.cls);
+  if (e.s2) put(w, f.IPA, Math.floor(e.addr2 / 4096));
+  if (e.s2 && e.cls === EVT_CLASS.TT) put(w, f.TTRnW, e.ttRead ? 1 : 0);
+  put(w, f.FetchAddr, Math.floor(e.addr2 / 8));
+  put(w, f.Reason, e.reason >>> 0);
+  if (e.stall) {
+    put(w, f.Stall, 1);
+    put(w, f.STAG, e.stag & 0xffff);
   }
-  if (has('S2')) {
-    v['S2'] = e.s2 ? 1 : 0;
-    v['CLASS'] = e.cls;
-  }
-  if (has('IPA') && e.s2) v['IPA'] = Math.floor(e.addr2 / 4096);
-  if (has('TTRnW') && e.s2 && e.cls === EVT_CLASS.TT) v['TTRnW'] = e.ttRead ? 1 : 0;
-  if (has('FetchAddr')) v['FetchAddr'] = Math.floor(e.addr2 / 8);
-  if (has('Reason')) v['Reason'] = e.reason >>> 0;
-  if (has('Stall') && e.stall) {
-    v['Stall'] = 1;
-    v['STAG'] = e.stag & 0xffff;
-  }
-  return encodeLayout(l, v);
+  return w;
 }
 
 /** §8.1 PRI queue record (16 bytes): one PCIe Page Request (Address[63:12]). */

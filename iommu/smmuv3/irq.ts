@@ -10,11 +10,11 @@
  * error by toggling GERROR, software acknowledges by toggling GERRORN.
  */
 import type { InjectionPoint } from '../../src/fault/injector.ts';
-import type { RegisterFile } from '../../src/hw/register-file.ts';
+import type { FieldRef, RegisterFile } from '../../src/hw/register-file.ts';
 import { MEMTX_OK, type PhysMem } from '../../src/memory/phys-mem.ts';
 import type { Counter } from '../../src/trace/counters.ts';
 import type { Tracer } from '../../src/trace/tracer.ts';
-import { GERROR, IRQ_CTRL, type GerrorName } from './regs.ts';
+import { GERROR, IRQ_CTRL, type GerrorName, type SmmuRegMap } from './regs.ts';
 
 export type Smmuv3IrqLine = 'eventq' | 'priq' | 'gerror' | 'cmdq-sync';
 
@@ -28,16 +28,23 @@ const GERROR_NAMES = new Map<number, string>(Object.entries(GERROR).map(([k, v])
 
 export class Interrupts {
   private readonly scratch = new Uint8Array(4);
+  /** *_IRQ_CFG0.ADDR of each queue line, resolved once (read per interrupt). */
+  private readonly cfgAddrs: Readonly<Record<keyof typeof QUEUE_IRQ, FieldRef>>;
 
   constructor(
-    private readonly regs: RegisterFile,
+    private readonly regs: RegisterFile<SmmuRegMap>,
     private readonly mem: PhysMem,
     private readonly msiPoint: InjectionPoint,
     private readonly wired: ((line: Smmuv3IrqLine) => void) | undefined,
     private readonly tracer: Tracer,
     private readonly source: string,
     private readonly msiCount: Counter,
-  ) {}
+  ) {
+    this.cfgAddrs = {
+      eventq: regs.fieldRef('EVENTQ_IRQ_CFG0', 'ADDR'), priq: regs.fieldRef('PRIQ_IRQ_CFG0', 'ADDR'),
+      gerror: regs.fieldRef('GERROR_IRQ_CFG0', 'ADDR'),
+    };
+  }
 
   /** Is global error `bit` active (GERROR != GERRORN)? */
   gerrorActive(bit: number): boolean {
@@ -61,7 +68,8 @@ export class Interrupts {
   signal(line: 'eventq' | 'priq' | 'gerror', msiAllowed = true): void {
     const q = QUEUE_IRQ[line];
     if ((this.regs.get('IRQ_CTRLACK') & q.enable) === 0) return;
-    const addr = this.cfgAddr(q.cfg);
+    // *_IRQ_CFG0.ADDR: the MSI's address (bits 55:52 are RES0 with a 52-bit OAS).
+    const addr = this.cfgAddrs[line].get() * 4;
     if (addr !== 0 && msiAllowed) {
       if (!this.msi(line, addr, this.regs.get(`${q.cfg}_IRQ_CFG1`))) this.activateGerror(q.abt);
     } else {
@@ -102,9 +110,4 @@ export class Interrupts {
     return ok;
   }
 
-  /** *_IRQ_CFG0.ADDR[55:2] (bits above a 52-bit address are ignored). */
-  private cfgAddr(cfg: string): number {
-    const name = `${cfg}_IRQ_CFG0`;
-    return ((this.regs.get(name) & ~3) >>> 0) + (this.regs.getHi(name) & 0xfffff) * 0x1_0000_0000;
-  }
 }

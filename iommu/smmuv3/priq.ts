@@ -69,7 +69,7 @@ export interface PriQueueCounters {
 }
 
 export class PriQueue {
-  private readonly geo = new QueueGeometry();
+  private readonly geo: QueueGeometry;
   private readonly bytes = new Uint8Array(PRIQ_BYTES);
 
   constructor(
@@ -77,7 +77,9 @@ export class PriQueue {
     private readonly irq: Interrupts,
     private readonly prg: PrgResponder,
     private readonly c: PriQueueCounters,
-  ) {}
+  ) {
+    this.geo = new QueueGeometry(core.regs, 'PRIQ_BASE');
+  }
 
   /** A Page Request Message (or Stop Marker) from an endpoint. */
   record(m: PageRequestMessage): PriOutcome {
@@ -100,7 +102,7 @@ export class PriQueue {
   private write(m: PageRequestMessage): PriOutcome {
     const r = this.core.regs;
     if ((r.get('CR0ACK') & CR0.PRIQEN) === 0 || this.irq.gerrorActive(GERROR.PRIQ_ABT_ERR)) return 'disabled';
-    const g = this.geo.read(r, 'PRIQ_BASE', this.core.features.priqLog2Max, PRIQ_BYTES);
+    const g = this.geo.read(this.core.features.priqLog2Max, PRIQ_BYTES);
     const prodReg = r.get('PRIQ_PROD');
     const consReg = r.get('PRIQ_CONS');
     const mask = g.mask;

@@ -7,28 +7,34 @@
  * "Event queue overflow") lives here too.
  */
 import type { InjectionPoint } from '../../src/fault/injector.ts';
-import type { RegisterFile } from '../../src/hw/register-file.ts';
+import type { FieldRef, RegisterFile } from '../../src/hw/register-file.ts';
 import { MEMTX_OK, type PhysMem } from '../../src/memory/phys-mem.ts';
 import type { Counter } from '../../src/trace/counters.ts';
 import type { Tracer } from '../../src/trace/tracer.ts';
 import { encodeEvent, eventName, type EventInfo } from './event.ts';
 import type { Interrupts } from './irq.ts';
-import { CR0, GERROR, Q_OVF } from './regs.ts';
+import { CR0, GERROR, Q_OVF, type SmmuRegMap } from './regs.ts';
 
 /** Where a queue is and how big (log2 of entries), from its *_BASE register. */
 export class QueueGeometry {
   base = 0;
   log2 = 0;
+  /** The base register's fields, resolved once (read per command, event and page request). */
+  private readonly log2Size: FieldRef;
+  private readonly addr: FieldRef;
+
+  constructor(regs: RegisterFile<SmmuRegMap>, baseReg: 'CMDQ_BASE' | 'EVENTQ_BASE' | 'PRIQ_BASE') {
+    this.log2Size = regs.fieldRef(baseReg, 'LOG2SIZE');
+    this.addr = regs.fieldRef(baseReg, 'ADDR');
+  }
 
   /**
    * ADDR[51:5] (bits [55:52] are RES0 with OAS <= 52), aligned to the larger
    * of the queue size and 32 bytes; LOG2SIZE capped at the IDR1 maximum.
    */
-  read(regs: RegisterFile, baseReg: string, log2Max: number, entryBytes: number): this {
-    const lo = regs.get(baseReg);
-    const hi = regs.getHi(baseReg);
-    this.log2 = Math.min(lo & 0x1f, log2Max);
-    const addr = ((lo & ~0x1f) >>> 0) + (hi & 0xfffff) * 0x1_0000_0000;
+  read(log2Max: number, entryBytes: number): this {
+    this.log2 = Math.min(this.log2Size.get(), log2Max);
+    const addr = (this.addr.get() % 2 ** (52 - 5)) * 32;
     const align = Math.max(entryBytes * 2 ** this.log2, 32);
     this.base = addr - (addr % align);
     return this;
@@ -66,11 +72,11 @@ export interface EventQueueCounters {
 
 /** Writes event records into the Event queue (§7.2.1: only while the queue is writable). */
 export class EventQueue {
-  private readonly geo = new QueueGeometry();
+  private readonly geo: QueueGeometry;
   private readonly bytes = new Uint8Array(32);
 
   constructor(
-    private readonly regs: RegisterFile,
+    private readonly regs: RegisterFile<SmmuRegMap>,
     private readonly mem: PhysMem,
     private readonly point: InjectionPoint,
     private readonly irq: Interrupts,
@@ -78,7 +84,9 @@ export class EventQueue {
     private readonly tracer: Tracer,
     private readonly source: string,
     private readonly c: EventQueueCounters,
-  ) {}
+  ) {
+    this.geo = new QueueGeometry(regs, 'EVENTQ_BASE');
+  }
 
   /** Record an event if the queue is writable; the outcome says what happened to it. */
   record(e: EventInfo): EventOutcome {
@@ -105,7 +113,7 @@ export class EventQueue {
   private write(e: EventInfo): EventOutcome {
     const r = this.regs;
     if ((r.get('CR0ACK') & CR0.EVENTQEN) === 0 || this.irq.gerrorActive(GERROR.EVENTQ_ABT_ERR)) return 'disabled';
-    const g = this.geo.read(r, 'EVENTQ_BASE', this.log2Max, 32);
+    const g = this.geo.read(this.log2Max, 32);
     const prodReg = r.get('EVENTQ_PROD');
     const consReg = r.get('EVENTQ_CONS');
     const m = g.mask;

@@ -1,30 +1,129 @@
 /**
  * The SMMUv3 programming interface as data (Arm IHI 0070, §6.2 "Register
- * overview", §6.3 "Register formats"): Page 0 at offset 0 and Page 1 at
- * 0x10000, each register with its offset and fields. The model builds its
- * RegisterFile from this table and a host driver imports the same table, the
- * way both would share a C header.
+ * overview", §6.3 "Register formats"): the register table both the model
+ * and the host driver read, and the values it gives names to.
  */
-import { field, type FieldAccess, type RegisterDef } from '../../src/hw/register-file.ts';
+import { defineRegisters, type RegName, type TableRegMap } from '../../src/hw/registers.ts';
 
 /** Page 0 + Page 1 (§6.2). */
 export const SMMU_PAGE_SIZE = 0x1_0000;
 export const SMMU_REGION_SIZE = 0x2_0000;
 
-/** Register offsets (§6.2.1 Page 0, §6.2.2 Page 1). */
-export const SMMU_REG = {
-  IDR0: 0x00, IDR1: 0x04, IDR2: 0x08, IDR3: 0x0c, IDR4: 0x10, IDR5: 0x14, IIDR: 0x18, AIDR: 0x1c,
-  CR0: 0x20, CR0ACK: 0x24, CR1: 0x28, CR2: 0x2c, STATUSR: 0x40, GBPA: 0x44, AGBPA: 0x48,
-  IRQ_CTRL: 0x50, IRQ_CTRLACK: 0x54, GERROR: 0x60, GERRORN: 0x64,
-  GERROR_IRQ_CFG0: 0x68, GERROR_IRQ_CFG1: 0x70, GERROR_IRQ_CFG2: 0x74,
-  STRTAB_BASE: 0x80, STRTAB_BASE_CFG: 0x88,
-  CMDQ_BASE: 0x90, CMDQ_PROD: 0x98, CMDQ_CONS: 0x9c,
-  EVENTQ_BASE: 0xa0, EVENTQ_IRQ_CFG0: 0xb0, EVENTQ_IRQ_CFG1: 0xb8, EVENTQ_IRQ_CFG2: 0xbc,
-  PRIQ_BASE: 0xc0, PRIQ_IRQ_CFG0: 0xd0, PRIQ_IRQ_CFG1: 0xd8, PRIQ_IRQ_CFG2: 0xdc,
+/** §6.3.9 SMMU_CR0 / §6.3.10 SMMU_CR0ACK. VMW and DPT_WALK_EN are RES0 here (IDR0.VMW = 0, IDR3.DPT = 0). */
+const CR0_FIELDS = [['SMMUEN', 0], ['PRIQEN', 1], ['EVENTQEN', 2], ['CMDQEN', 3], ['ATSCHK', 4]] as const;
+/** §6.3.18 SMMU_GERROR / §6.3.19 SMMU_GERRORN: each error is active while the two bits differ. */
+const GERROR_FIELDS = [
+  ['CMDQ_ERR', 0], ['EVENTQ_ABT_ERR', 2], ['PRIQ_ABT_ERR', 3], ['MSI_CMDQ_ABT_ERR', 4], ['MSI_EVENTQ_ABT_ERR', 5],
+  ['MSI_PRIQ_ABT_ERR', 6], ['MSI_GERROR_ABT_ERR', 7], ['SFM_ERR', 8], ['CMDQP_ERR', 9],
+] as const;
+/** §6.3.16 SMMU_IRQ_CTRL / §6.3.17 SMMU_IRQ_CTRLACK. */
+const IRQ_CTRL_FIELDS = [['GERROR_IRQEN', 0], ['PRIQ_IRQEN', 1], ['EVENTQ_IRQEN', 2]] as const;
+/** *_IRQ_CFG0/1/2 (§6.3.21-23 for GERROR; the Event and PRI queue ones are identical). ADDR[55:52] is RES0 above OAS (52). */
+const IRQ_CFG0_FIELDS = [['ADDR', 51, 2]] as const;
+const IRQ_CFG1_FIELDS = [['DATA', 31, 0]] as const;
+const IRQ_CFG2_FIELDS = [['MEMATTR', 3, 0], ['SH', 5, 4]] as const;
+/** *Q_PROD / *Q_CONS of the queues the SMMU writes (§6.3.28-29, §6.3.31-32): the overflow flag in bit 31. */
+const OUT_PROD_FIELDS = [['WR', 19, 0], ['OVFLG', 31]] as const;
+const OUT_CONS_FIELDS = [['RD', 19, 0], ['OVACKFLG', 31]] as const;
+
+/**
+ * The SMMUv3 programming interface (Arm IHI 0070, §6.2 "Register overview",
+ * §6.3 "Register formats"): Page 0 at offset 0 and Page 1 at 0x10000, each
+ * register with its offset and fields `[name, msb, lsb?, access?]`. The
+ * model builds its RegisterFile from this table and the host driver encodes
+ * and decodes through the same table, the way both would share a C header.
+ */
+export const SMMU_REGS = defineRegisters('smmuv3', [
+  /** §6.3.1 SMMU_IDR0. */
+  {
+    name: 'IDR0', offset: 0x00, size: 4, access: 'ro',
+    fields: [
+      ['S2P', 0], ['S1P', 1], ['TTF', 3, 2], ['COHACC', 4], ['BTM', 5], ['HTTU', 7, 6], ['DORMHINT', 8], ['HYP', 9], ['ATS', 10],
+      ['NS1ATS', 11], ['ASID16', 12], ['MSI', 13], ['SEV', 14], ['ATOS', 15], ['PRI', 16], ['VMW', 17], ['VMID16', 18], ['CD2L', 19],
+      ['VATOS', 20], ['TTENDIAN', 22, 21], ['ATSRECERR', 23], ['STALL_MODEL', 25, 24], ['TERM_MODEL', 26], ['ST_LEVEL', 28, 27],
+      ['RME_IMPL', 30],
+    ],
+  },
+  /** §6.3.2 SMMU_IDR1. */
+  {
+    name: 'IDR1', offset: 0x04, size: 4, access: 'ro',
+    fields: [
+      ['SIDSIZE', 5, 0], ['SSIDSIZE', 10, 6], ['PRIQS', 15, 11], ['EVENTQS', 20, 16], ['CMDQS', 25, 21], ['ATTR_PERMS_OVR', 26],
+      ['ATTR_TYPES_OVR', 27], ['REL', 28], ['QUEUES_PRESET', 29], ['TABLES_PRESET', 30], ['ECMDQ', 31],
+    ],
+  },
+  { name: 'IDR2', offset: 0x08, size: 4, access: 'ro', fields: [['BA_VATOS', 9, 0]] },
+  /** §6.3.4 SMMU_IDR3. */
+  {
+    name: 'IDR3', offset: 0x0c, size: 4, access: 'ro',
+    fields: [
+      ['HAD', 2], ['PBHA', 3], ['XNX', 4], ['PPS', 5], ['MPAM', 7], ['FWB', 8], ['STT', 9], ['RIL', 10], ['BBML', 12, 11], ['E0PD', 13],
+      ['PTWNNC', 14], ['DPT', 15],
+    ],
+  },
+  { name: 'IDR4', offset: 0x10, size: 4, access: 'ro' },
+  /** §6.3.6 SMMU_IDR5. */
+  {
+    name: 'IDR5', offset: 0x14, size: 4, access: 'ro',
+    fields: [['OAS', 2, 0], ['GRAN4K', 4], ['GRAN16K', 5], ['GRAN64K', 6], ['VAX', 11, 10], ['STALL_MAX', 31, 16]],
+  },
+  { name: 'IIDR', offset: 0x18, size: 4, access: 'ro', fields: [['IMPLEMENTER', 11, 0], ['REVISION', 15, 12], ['VARIANT', 19, 16], ['PRODUCTID', 31, 20]] },
+  { name: 'AIDR', offset: 0x1c, size: 4, access: 'ro', fields: [['ARCHMINORREV', 3, 0], ['ARCHMAJORREV', 7, 4]] },
+  /**
+   * PRIQEN enables the PRI queue (§8); ATSCHK selects whether ATS Translated
+   * transactions are checked against STE.EATS (1, "safe") or pass without a
+   * Stream table lookup (0, "fast").
+   */
+  { name: 'CR0', offset: 0x20, size: 4, fields: CR0_FIELDS },
+  { name: 'CR0ACK', offset: 0x24, size: 4, access: 'ro', fields: CR0_FIELDS },
+  /** §6.3.11 SMMU_CR1: table/queue access attributes (stored, no effect on a coherent model). */
+  {
+    name: 'CR1', offset: 0x28, size: 4,
+    fields: [['QUEUE_IC', 1, 0], ['QUEUE_OC', 3, 2], ['QUEUE_SH', 5, 4], ['TABLE_IC', 7, 6], ['TABLE_OC', 9, 8], ['TABLE_SH', 11, 10]],
+  },
+  /** §6.3.12 SMMU_CR2: E2H is RES0 (IDR0.Hyp = 0); REC_CFG_ATS is not implemented (SMMUv3.2 model). */
+  { name: 'CR2', offset: 0x2c, size: 4, fields: [['E2H', 0, 0, 'ro'], ['RECINVSID', 1], ['PTM', 2]] },
+  { name: 'STATUSR', offset: 0x40, size: 4, access: 'ro', fields: [['DORMANT', 0]] },
+  /** §6.3.14 SMMU_GBPA: written with UPDATE = 1, which the SMMU clears when the attributes apply. */
+  {
+    name: 'GBPA', offset: 0x44, size: 4,
+    fields: [['MEMATTR', 3, 0], ['MTCFG', 4], ['ALLOCCFG', 11, 8], ['SHCFG', 13, 12], ['PRIVCFG', 17, 16], ['INSTCFG', 19, 18], ['ABORT', 20], ['UPDATE', 31]],
+  },
+  { name: 'AGBPA', offset: 0x48, size: 4, access: 'ro' },
+  { name: 'IRQ_CTRL', offset: 0x50, size: 4, fields: IRQ_CTRL_FIELDS },
+  { name: 'IRQ_CTRLACK', offset: 0x54, size: 4, access: 'ro', fields: IRQ_CTRL_FIELDS },
+  { name: 'GERROR', offset: 0x60, size: 4, access: 'ro', fields: GERROR_FIELDS },
+  { name: 'GERRORN', offset: 0x64, size: 4, fields: GERROR_FIELDS },
+  { name: 'GERROR_IRQ_CFG0', offset: 0x68, size: 8, fields: IRQ_CFG0_FIELDS },
+  { name: 'GERROR_IRQ_CFG1', offset: 0x70, size: 4, fields: IRQ_CFG1_FIELDS },
+  { name: 'GERROR_IRQ_CFG2', offset: 0x74, size: 4, fields: IRQ_CFG2_FIELDS },
+  /** §6.3.24 SMMU_STRTAB_BASE, §6.3.25 SMMU_STRTAB_BASE_CFG. */
+  { name: 'STRTAB_BASE', offset: 0x80, size: 8, fields: [['ADDR', 55, 6], ['RA', 62]] },
+  { name: 'STRTAB_BASE_CFG', offset: 0x88, size: 4, fields: [['LOG2SIZE', 5, 0], ['SPLIT', 10, 6], ['FMT', 17, 16]] },
+  /** §6.3.26 SMMU_CMDQ_BASE; EVENTQ_BASE and PRIQ_BASE are the same with WA for RA. */
+  { name: 'CMDQ_BASE', offset: 0x90, size: 8, fields: [['LOG2SIZE', 4, 0], ['ADDR', 55, 5], ['RA', 62]] },
+  { name: 'CMDQ_PROD', offset: 0x98, size: 4, fields: [['WR', 19, 0]] },
+  { name: 'CMDQ_CONS', offset: 0x9c, size: 4, fields: [['RD', 19, 0], ['ERR', 30, 24]] },
+  { name: 'EVENTQ_BASE', offset: 0xa0, size: 8, fields: [['LOG2SIZE', 4, 0], ['ADDR', 55, 5], ['WA', 62]] },
+  { name: 'EVENTQ_IRQ_CFG0', offset: 0xb0, size: 8, fields: IRQ_CFG0_FIELDS },
+  { name: 'EVENTQ_IRQ_CFG1', offset: 0xb8, size: 4, fields: IRQ_CFG1_FIELDS },
+  { name: 'EVENTQ_IRQ_CFG2', offset: 0xbc, size: 4, fields: IRQ_CFG2_FIELDS },
+  { name: 'PRIQ_BASE', offset: 0xc0, size: 8, fields: [['LOG2SIZE', 4, 0], ['ADDR', 55, 5], ['WA', 62]] },
+  { name: 'PRIQ_IRQ_CFG0', offset: 0xd0, size: 8, fields: IRQ_CFG0_FIELDS },
+  { name: 'PRIQ_IRQ_CFG1', offset: 0xd8, size: 4, fields: IRQ_CFG1_FIELDS },
+  { name: 'PRIQ_IRQ_CFG2', offset: 0xdc, size: 4, fields: IRQ_CFG2_FIELDS },
   // Page 1 (§6.2.2): the queue indexes the SMMU produces into or consumes from.
-  EVENTQ_PROD: 0x100a8, EVENTQ_CONS: 0x100ac, PRIQ_PROD: 0x100c8, PRIQ_CONS: 0x100cc,
-} as const;
-export type SmmuRegName = keyof typeof SMMU_REG;
+  { name: 'EVENTQ_PROD', offset: 0x100a8, size: 4, fields: OUT_PROD_FIELDS },
+  { name: 'EVENTQ_CONS', offset: 0x100ac, size: 4, fields: OUT_CONS_FIELDS },
+  { name: 'PRIQ_PROD', offset: 0x100c8, size: 4, fields: OUT_PROD_FIELDS },
+  { name: 'PRIQ_CONS', offset: 0x100cc, size: 4, fields: OUT_CONS_FIELDS },
+]);
+
+export type SmmuRegMap = TableRegMap<typeof SMMU_REGS>;
+export type SmmuRegName = RegName<SmmuRegMap>;
+
+/** Register offsets (§6.2.1 Page 0, §6.2.2 Page 1), from the table. */
+export const SMMU_REG = SMMU_REGS.offsets();
 
 /**
  * §6.2.1: Page 0 offsets 0xA8/0xAC/0xC8/0xCC are "optional alias of
@@ -35,113 +134,16 @@ export const SMMU_PAGE0_ALIASES: Readonly<Record<number, number>> = Object.freez
   0xa8: SMMU_REG.EVENTQ_PROD, 0xac: SMMU_REG.EVENTQ_CONS, 0xc8: SMMU_REG.PRIQ_PROD, 0xcc: SMMU_REG.PRIQ_CONS,
 });
 
-const ro = (name: string, shift: number, width = 1) => field(name, shift, width, 'ro');
-const rw = (name: string, shift: number, width = 1) => field(name, shift, width, 'rw');
+/* ---- Bit masks a driver writes and polls, from the table ---- */
 
-/** §6.3.1 SMMU_IDR0. */
-const IDR0_FIELDS = [
-  ro('S2P', 0), ro('S1P', 1), ro('TTF', 2, 2), ro('COHACC', 4), ro('BTM', 5), ro('HTTU', 6, 2), ro('DORMHINT', 8),
-  ro('HYP', 9), ro('ATS', 10), ro('NS1ATS', 11), ro('ASID16', 12), ro('MSI', 13), ro('SEV', 14), ro('ATOS', 15),
-  ro('PRI', 16), ro('VMW', 17), ro('VMID16', 18), ro('CD2L', 19), ro('VATOS', 20), ro('TTENDIAN', 21, 2),
-  ro('ATSRECERR', 23), ro('STALL_MODEL', 24, 2), ro('TERM_MODEL', 26), ro('ST_LEVEL', 27, 2), ro('RME_IMPL', 30),
-];
-/** §6.3.2 SMMU_IDR1. */
-const IDR1_FIELDS = [
-  ro('SIDSIZE', 0, 6), ro('SSIDSIZE', 6, 5), ro('PRIQS', 11, 5), ro('EVENTQS', 16, 5), ro('CMDQS', 21, 5),
-  ro('ATTR_PERMS_OVR', 26), ro('ATTR_TYPES_OVR', 27), ro('REL', 28), ro('QUEUES_PRESET', 29), ro('TABLES_PRESET', 30),
-  ro('ECMDQ', 31),
-];
-/** §6.3.4 SMMU_IDR3. */
-const IDR3_FIELDS = [
-  ro('HAD', 2), ro('PBHA', 3), ro('XNX', 4), ro('PPS', 5), ro('MPAM', 7), ro('FWB', 8), ro('STT', 9), ro('RIL', 10),
-  ro('BBML', 11, 2), ro('E0PD', 13), ro('PTWNNC', 14), ro('DPT', 15),
-];
-/** §6.3.6 SMMU_IDR5. */
-const IDR5_FIELDS = [
-  ro('OAS', 0, 3), ro('GRAN4K', 4), ro('GRAN16K', 5), ro('GRAN64K', 6), ro('VAX', 10, 2), ro('STALL_MAX', 16, 16),
-];
-/**
- * §6.3.9 SMMU_CR0 / §6.3.10 SMMU_CR0ACK. VMW and DPT_WALK_EN are RES0 here
- * (IDR0.VMW = 0, IDR3.DPT = 0). PRIQEN enables the PRI queue (§8); ATSCHK
- * selects whether ATS Translated transactions are checked against STE.EATS
- * (1, "safe") or pass without a Stream table lookup (0, "fast").
- */
-const cr0Fields = (a: FieldAccess) => [
-  field('SMMUEN', 0, 1, a), field('PRIQEN', 1, 1, a), field('EVENTQEN', 2, 1, a), field('CMDQEN', 3, 1, a),
-  field('ATSCHK', 4, 1, a),
-];
-/** §6.3.18 SMMU_GERROR / §6.3.19 SMMU_GERRORN: each error is active while the two bits differ. */
-const gerrorFields = (a: FieldAccess) => [
-  field('CMDQ_ERR', 0, 1, a), field('EVENTQ_ABT_ERR', 2, 1, a), field('PRIQ_ABT_ERR', 3, 1, a),
-  field('MSI_CMDQ_ABT_ERR', 4, 1, a), field('MSI_EVENTQ_ABT_ERR', 5, 1, a), field('MSI_PRIQ_ABT_ERR', 6, 1, a),
-  field('MSI_GERROR_ABT_ERR', 7, 1, a), field('SFM_ERR', 8, 1, a), field('CMDQP_ERR', 9, 1, a),
-];
-const irqCtrlFields = (a: FieldAccess) => [
-  field('GERROR_IRQEN', 0, 1, a), field('PRIQ_IRQEN', 1, 1, a), field('EVENTQ_IRQEN', 2, 1, a),
-];
-/** *_IRQ_CFG0/1/2 (§6.3.21-23 for GERROR; the Event and PRI queue ones are identical). */
-const msiCfg = (prefix: string, base: number): RegisterDef[] => [
-  { name: `${prefix}_IRQ_CFG0`, offset: base, size: 8, fields: [rw('ADDR', 2, 54)] },
-  { name: `${prefix}_IRQ_CFG1`, offset: base + 8, size: 4, fields: [rw('DATA', 0, 32)] },
-  { name: `${prefix}_IRQ_CFG2`, offset: base + 12, size: 4, fields: [rw('MEMATTR', 0, 4), rw('SH', 4, 2)] },
-];
-/** *Q_BASE (§6.3.26 CMDQ_BASE; EVENTQ/PRIQ_BASE identical with WA for RA). */
-const qBase = (name: string, offset: number, hint: string): RegisterDef => ({
-  name, offset, size: 8, fields: [rw('LOG2SIZE', 0, 5), rw('ADDR', 5, 51), rw(hint, 62)],
-});
-
-/** Every register of the Non-secure programming interface this model implements. */
-export const SMMU_REGISTERS: readonly RegisterDef[] = Object.freeze([
-  { name: 'IDR0', offset: SMMU_REG.IDR0, size: 4, fields: IDR0_FIELDS },
-  { name: 'IDR1', offset: SMMU_REG.IDR1, size: 4, fields: IDR1_FIELDS },
-  { name: 'IDR2', offset: SMMU_REG.IDR2, size: 4, fields: [ro('BA_VATOS', 0, 10)] },
-  { name: 'IDR3', offset: SMMU_REG.IDR3, size: 4, fields: IDR3_FIELDS },
-  { name: 'IDR4', offset: SMMU_REG.IDR4, size: 4, access: 'ro' },
-  { name: 'IDR5', offset: SMMU_REG.IDR5, size: 4, fields: IDR5_FIELDS },
-  { name: 'IIDR', offset: SMMU_REG.IIDR, size: 4, fields: [ro('IMPLEMENTER', 0, 12), ro('REVISION', 12, 4), ro('VARIANT', 16, 4), ro('PRODUCTID', 20, 12)] },
-  { name: 'AIDR', offset: SMMU_REG.AIDR, size: 4, fields: [ro('ARCHMINORREV', 0, 4), ro('ARCHMAJORREV', 4, 4)] },
-  { name: 'CR0', offset: SMMU_REG.CR0, size: 4, fields: cr0Fields('rw') },
-  { name: 'CR0ACK', offset: SMMU_REG.CR0ACK, size: 4, fields: cr0Fields('ro') },
-  // §6.3.11 SMMU_CR1: table/queue access attributes (stored, no effect on a coherent model).
-  { name: 'CR1', offset: SMMU_REG.CR1, size: 4, fields: [rw('QUEUE_IC', 0, 2), rw('QUEUE_OC', 2, 2), rw('QUEUE_SH', 4, 2), rw('TABLE_IC', 6, 2), rw('TABLE_OC', 8, 2), rw('TABLE_SH', 10, 2)] },
-  // §6.3.12 SMMU_CR2: E2H is RES0 (IDR0.Hyp = 0); REC_CFG_ATS is not implemented (SMMUv3.2 model).
-  { name: 'CR2', offset: SMMU_REG.CR2, size: 4, fields: [ro('E2H', 0), rw('RECINVSID', 1), rw('PTM', 2)] },
-  { name: 'STATUSR', offset: SMMU_REG.STATUSR, size: 4, fields: [ro('DORMANT', 0)] },
-  // §6.3.14 SMMU_GBPA: written with UPDATE = 1, which the SMMU clears when the attributes apply.
-  { name: 'GBPA', offset: SMMU_REG.GBPA, size: 4, fields: [rw('MEMATTR', 0, 4), rw('MTCFG', 4), rw('ALLOCCFG', 8, 4), rw('SHCFG', 12, 2), rw('PRIVCFG', 16, 2), rw('INSTCFG', 18, 2), rw('ABORT', 20), rw('UPDATE', 31)] },
-  { name: 'AGBPA', offset: SMMU_REG.AGBPA, size: 4, access: 'ro' },
-  { name: 'IRQ_CTRL', offset: SMMU_REG.IRQ_CTRL, size: 4, fields: irqCtrlFields('rw') },
-  { name: 'IRQ_CTRLACK', offset: SMMU_REG.IRQ_CTRLACK, size: 4, fields: irqCtrlFields('ro') },
-  { name: 'GERROR', offset: SMMU_REG.GERROR, size: 4, fields: gerrorFields('ro') },
-  { name: 'GERRORN', offset: SMMU_REG.GERRORN, size: 4, fields: gerrorFields('rw') },
-  ...msiCfg('GERROR', SMMU_REG.GERROR_IRQ_CFG0),
-  // §6.3.24 SMMU_STRTAB_BASE, §6.3.25 SMMU_STRTAB_BASE_CFG.
-  { name: 'STRTAB_BASE', offset: SMMU_REG.STRTAB_BASE, size: 8, fields: [rw('ADDR', 6, 50), rw('RA', 62)] },
-  { name: 'STRTAB_BASE_CFG', offset: SMMU_REG.STRTAB_BASE_CFG, size: 4, fields: [rw('LOG2SIZE', 0, 6), rw('SPLIT', 6, 5), rw('FMT', 16, 2)] },
-  qBase('CMDQ_BASE', SMMU_REG.CMDQ_BASE, 'RA'),
-  { name: 'CMDQ_PROD', offset: SMMU_REG.CMDQ_PROD, size: 4, fields: [rw('WR', 0, 20)] },
-  { name: 'CMDQ_CONS', offset: SMMU_REG.CMDQ_CONS, size: 4, fields: [rw('RD', 0, 20), rw('ERR', 24, 7)] },
-  qBase('EVENTQ_BASE', SMMU_REG.EVENTQ_BASE, 'WA'),
-  ...msiCfg('EVENTQ', SMMU_REG.EVENTQ_IRQ_CFG0),
-  qBase('PRIQ_BASE', SMMU_REG.PRIQ_BASE, 'WA'),
-  ...msiCfg('PRIQ', SMMU_REG.PRIQ_IRQ_CFG0),
-  { name: 'EVENTQ_PROD', offset: SMMU_REG.EVENTQ_PROD, size: 4, fields: [rw('WR', 0, 20), rw('OVFLG', 31)] },
-  { name: 'EVENTQ_CONS', offset: SMMU_REG.EVENTQ_CONS, size: 4, fields: [rw('RD', 0, 20), rw('OVACKFLG', 31)] },
-  { name: 'PRIQ_PROD', offset: SMMU_REG.PRIQ_PROD, size: 4, fields: [rw('WR', 0, 20), rw('OVFLG', 31)] },
-  { name: 'PRIQ_CONS', offset: SMMU_REG.PRIQ_CONS, size: 4, fields: [rw('RD', 0, 20), rw('OVACKFLG', 31)] },
-]);
-
-/* ---- Bit values a driver writes and polls ---- */
-
-export const CR0 = { SMMUEN: 1, PRIQEN: 2, EVENTQEN: 4, CMDQEN: 8, ATSCHK: 16 } as const;
-export const CR2 = { E2H: 1, RECINVSID: 2, PTM: 4 } as const;
-export const IRQ_CTRL = { GERROR_IRQEN: 1, PRIQ_IRQEN: 2, EVENTQ_IRQEN: 4 } as const;
-export const GBPA = { ABORT: 1 << 20, UPDATE: 0x8000_0000, SHCFG_INCOMING: 1 << 12 } as const;
-export const GERROR = {
-  CMDQ_ERR: 1 << 0, EVENTQ_ABT_ERR: 1 << 2, PRIQ_ABT_ERR: 1 << 3, MSI_CMDQ_ABT_ERR: 1 << 4,
-  MSI_EVENTQ_ABT_ERR: 1 << 5, MSI_PRIQ_ABT_ERR: 1 << 6, MSI_GERROR_ABT_ERR: 1 << 7, SFM_ERR: 1 << 8, CMDQP_ERR: 1 << 9,
-} as const;
+export const CR0 = SMMU_REGS.masks('CR0');
+export const CR2 = SMMU_REGS.masks('CR2');
+export const IRQ_CTRL = SMMU_REGS.masks('IRQ_CTRL');
+export const GBPA = SMMU_REGS.masks('GBPA');
+export const GERROR = SMMU_REGS.masks('GERROR');
 export type GerrorName = keyof typeof GERROR;
+/** GBPA.SHCFG: use the incoming shareability (§6.3.14). */
+export const SHCFG_INCOMING = 0b01;
 /** §6.3.25 STRTAB_BASE_CFG.FMT. */
 export const STRTAB_FMT_LINEAR = 0;
 export const STRTAB_FMT_2LVL = 1;
@@ -152,23 +154,6 @@ export const PRI_RESP = { DENY: 0, FAIL: 1, SUCCESS: 2 } as const;
 /** CMD_ATC_INV.Size that invalidates the whole address space (2^52 pages). */
 export const ATC_INV_SIZE_ALL = 52;
 /** EVENTQ_PROD.OVFLG / EVENTQ_CONS.OVACKFLG (§7.4), PRIQ_PROD.OVFLG / PRIQ_CONS.OVACKFLG (§8.2). */
-export const Q_OVF = 0x8000_0000;
+export const Q_OVF = SMMU_REGS.mask('EVENTQ_PROD', 'OVFLG');
 /** IDR5.OAS / CD.IPS / STE.S2PS encodings → bits. */
 export const OAS_BITS: readonly number[] = Object.freeze([32, 36, 40, 42, 44, 48, 52]);
-
-/** A register value from field values (fields not named are 0). */
-export function packFields(def: RegisterDef, values: Readonly<Record<string, number>>): number {
-  let v = 0;
-  for (const [name, value] of Object.entries(values)) {
-    const f = def.fields?.find((x) => x.name === name);
-    if (f === undefined) throw new Error(`${def.name} has no field ${name}`);
-    v = (v | ((value & (2 ** f.width - 1)) << f.shift)) >>> 0;
-  }
-  return v;
-}
-
-export function registerDef(name: string): RegisterDef {
-  const d = SMMU_REGISTERS.find((r) => r.name === name);
-  if (d === undefined) throw new Error(`no SMMU register ${name}`);
-  return d;
-}

@@ -13,7 +13,7 @@
  * Messages to endpoints leave through `downstream` (the root complex).
  */
 import { SMMUV3_INJECTION_POINTS } from './points.ts';
-import { RegisterFile, type RegisterDef } from '../../src/hw/register-file.ts';
+import { RegisterFile } from '../../src/hw/register-file.ts';
 import { MemoryRegion } from '../../src/memory/memory-region.ts';
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
 import type {
@@ -33,7 +33,7 @@ import { Iotlb } from './iotlb.ts';
 import { Interrupts, type Smmuv3IrqLine } from './irq.ts';
 import { PriQueue, PrgResponder } from './priq.ts';
 import { EventQueue } from './queue.ts';
-import { CR0, GBPA, GERROR, SMMU_REGION_SIZE, SMMU_REGISTERS } from './regs.ts';
+import { CR0, GBPA, GERROR, IRQ_CTRL, SHCFG_INCOMING, SMMU_PAGE0_ALIASES, SMMU_REGION_SIZE, SMMU_REGS, type SmmuRegMap, type SmmuRegName } from './regs.ts';
 import type { StageEnv } from './stage.ts';
 import { StallTable } from './stall.ts';
 import { Translator } from './translate.ts';
@@ -77,20 +77,20 @@ export const SMMU_WALK_READ_NS = 100;
 export const SMMU_TABLE_FETCH_NS = 100;
 
 /** Registers that may only be written while another field is 0 ("Guarded", §6.2). */
-const GUARDS: readonly [string[], string, number][] = [
+const GUARDS: readonly [SmmuRegName[], 'CR0' | 'IRQ_CTRL', number][] = [
   [['STRTAB_BASE', 'STRTAB_BASE_CFG'], 'CR0', CR0.SMMUEN],
   [['CMDQ_BASE', 'CMDQ_CONS'], 'CR0', CR0.CMDQEN],
   [['EVENTQ_BASE', 'EVENTQ_PROD'], 'CR0', CR0.EVENTQEN],
   [['PRIQ_BASE', 'PRIQ_PROD'], 'CR0', CR0.PRIQEN],
-  [['GERROR_IRQ_CFG0', 'GERROR_IRQ_CFG1', 'GERROR_IRQ_CFG2'], 'IRQ_CTRL', 1],
-  [['PRIQ_IRQ_CFG0', 'PRIQ_IRQ_CFG1', 'PRIQ_IRQ_CFG2'], 'IRQ_CTRL', 2],
-  [['EVENTQ_IRQ_CFG0', 'EVENTQ_IRQ_CFG1', 'EVENTQ_IRQ_CFG2'], 'IRQ_CTRL', 4],
+  [['GERROR_IRQ_CFG0', 'GERROR_IRQ_CFG1', 'GERROR_IRQ_CFG2'], 'IRQ_CTRL', IRQ_CTRL.GERROR_IRQEN],
+  [['PRIQ_IRQ_CFG0', 'PRIQ_IRQ_CFG1', 'PRIQ_IRQ_CFG2'], 'IRQ_CTRL', IRQ_CTRL.PRIQ_IRQEN],
+  [['EVENTQ_IRQ_CFG0', 'EVENTQ_IRQ_CFG1', 'EVENTQ_IRQ_CFG2'], 'IRQ_CTRL', IRQ_CTRL.EVENTQ_IRQEN],
 ];
 
 export class Smmuv3 implements DmaRemapper, AtsTranslationAgent {
   readonly name: string;
   readonly region: MemoryRegion;
-  readonly regs: RegisterFile;
+  readonly regs: RegisterFile<SmmuRegMap>;
   readonly features: SmmuFeatures;
   readonly iotlb: Iotlb;
   readonly config: ConfigCache;
@@ -117,12 +117,9 @@ export class Smmuv3 implements DmaRemapper, AtsTranslationAgent {
     this.name = name;
     this.features = smmuFeatures(options.oas ?? 48);
     const ids = idRegisterValues(this.features);
-    const gbpaReset = GBPA.SHCFG_INCOMING | (options.gbpaAbort === true ? GBPA.ABORT : 0);
-    const defs: RegisterDef[] = SMMU_REGISTERS.map((d) =>
-      ids[d.name] !== undefined ? { ...d, reset: ids[d.name]! } : d.name === 'GBPA' ? { ...d, reset: gbpaReset } : d,
-    );
-    for (const d of defs) this.regNames.set(d.offset, d.name);
-    this.regs = new RegisterFile(name, SMMU_REGION_SIZE, defs);
+    const gbpaReset = SMMU_REGS.pack('GBPA', { SHCFG: SHCFG_INCOMING, ABORT: options.gbpaAbort === true ? 1 : 0 });
+    for (const d of SMMU_REGS.specs) this.regNames.set(d.offset, d.name);
+    this.regs = new RegisterFile(name, SMMU_REGION_SIZE, SMMU_REGS.withResets({ ...ids, GBPA: gbpaReset }));
 
     const k = (n: string) => ctx.counters.counter(`${name}.${n}`);
     const f = ctx.faults.define(SMMUV3_INJECTION_POINTS);
@@ -285,9 +282,9 @@ export class Smmuv3 implements DmaRemapper, AtsTranslationAgent {
     });
     r.onWrite('GERRORN', (_def, oldLo) => {
       const acked = (oldLo ^ r.get('GERRORN')) >>> 0;
-      for (let b = 0; b < 10; b++) {
-        if ((acked & (1 << b)) !== 0 && !this.irqs.gerrorActive(1 << b)) {
-          this.ctx.tracer.trace('smmuv3.gerror', this.name, { name: gerrorName(1 << b), active: false });
+      for (const f of r.layout('GERRORN').order) {
+        if ((acked & f.mask) !== 0 && !this.irqs.gerrorActive(f.mask)) {
+          this.ctx.tracer.trace('smmuv3.gerror', this.name, { name: f.name, active: false });
         }
       }
       // Acknowledging CMDQ_ERR restarts command consumption (§7.1).
@@ -296,9 +293,9 @@ export class Smmuv3 implements DmaRemapper, AtsTranslationAgent {
     r.onWrite('CMDQ_PROD', () => this.cmdq.process());
     for (const [names, ctrl, bit] of GUARDS) {
       for (const n of names) {
-        r.onWrite(n, (def, oldLo, oldHi) => {
+        r.onWrite(n, (_def, oldLo, oldHi) => {
           // §6.2: a Guarded register is read-only while its guard is set (SMMUv3.2: writes ignored).
-          if (((r.get(ctrl) | r.get(`${ctrl}ACK`)) & bit) !== 0) r.set(def.name, oldLo, oldHi);
+          if (((r.get(ctrl) | r.get(`${ctrl}ACK`)) & bit) !== 0) r.set(n, oldLo, oldHi);
         });
       }
     }
@@ -317,9 +314,7 @@ function timeoutNs(v: number | undefined, dflt: number): number {
 
 /** §6.2.1: Page 0 offsets of the Page 1 queue index registers alias them. */
 function alias(off: number): number {
-  return (off >= 0xa8 && off < 0xb0) || (off >= 0xc8 && off < 0xd0) ? off + 0x1_0000 : off;
-}
-
-function gerrorName(bit: number): string {
-  return Object.entries(GERROR).find(([, v]) => v === bit)?.[0] ?? String(bit);
+  const within = off % 4;
+  const to = SMMU_PAGE0_ALIASES[off - within];
+  return to === undefined ? off : to + within;
 }

@@ -145,13 +145,13 @@ export class Stage2 extends StageBase implements TableAddrTranslator {
     const tlb = this.env.tlb;
     const id = this.tag.get(tlb);
     const e = tlb.lookup(id, ipa);
-    if (e !== undefined && allows(e.perms, access) && !(table && this.ptw && (e.attrs & 0xc) === 0)) return this.hit(e, ipa);
+    if (e !== undefined && allows(e.perms, access) && !(table && this.ptw && isDevice(e.attrs))) return this.hit(e, ipa);
     this.write = (access & WRITE) !== 0;
     if (!this.walked(this.walker, ipa, access, 2, -1, this.sid)) return false;
     const r = this.r;
     tlb.insert(id, TLB_S2, this.vmid, 0, ipa, r.outputAddr, Math.log2(r.pageSize), r.perms, r.level, this.granule, r.attrs);
-    if (table && this.ptw && (r.attrs & 0xc) === 0) {
-      // MemAttr[3:2] == 0b00: Device memory.
+    if (table && this.ptw && isDevice(r.attrs)) {
+      // S2PTW: a table walk into Device memory is a stage 2 Permission fault.
       this.fault = FaultKind.Permission;
       this.level = r.level;
       return false;
@@ -224,4 +224,9 @@ export class Stage1 extends StageBase {
       Math.log2(r.pageSize), r.perms, r.level, this.cd.granule, r.attrs);
     return true;
   }
+}
+
+/** Stage 2 MemAttr[3:2] == 0b00 is Device memory (Arm ARM D8.5.5). */
+function isDevice(memAttr: number): boolean {
+  return (memAttr & 0b1100) === 0;
 }

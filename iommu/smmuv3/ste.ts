@@ -7,7 +7,7 @@
  * stage 2, DPT, PBHA overlays); a set RES0 bit makes the STE ILLEGAL, one of
  * the CONSTRAINED UNPREDICTABLE behaviours the specification permits.
  */
-import { defineLayout, getBits, reservedBitsSet } from '../../src/hw/layout.ts';
+import { defineLayout, getBits64, readField, reservedBitsSet } from '../../src/hw/layout.ts';
 import { vmsaConfigError, type VmsaGranule } from '../pgtable/index.ts';
 import { iasBits, type SmmuFeatures } from './caps.ts';
 import { OAS_BITS } from './regs.ts';
@@ -87,12 +87,12 @@ export interface Ste {
 }
 
 export function steField(words: ArrayLike<number>, name: SteField): number {
-  return getBits(words, STE_LAYOUT.fields[name]);
+  return readField(STE_LAYOUT, words, name);
 }
 
 /** Decode a fetched STE and judge its validity (§5.2.2). Never throws. */
 export function decodeSte(words: Uint32Array, f: SmmuFeatures): Ste {
-  const g = (n: SteField) => getBits(words, STE_LAYOUT.fields[n]);
+  const g = (n: SteField) => readField(STE_LAYOUT, words, n);
   const raw = g('Config');
   const config = (raw & 0b100) === 0 ? STE_CONFIG.ABORT : raw;
   const s1 = config === STE_CONFIG.S1_TRANS || config === STE_CONFIG.NESTED;
@@ -168,11 +168,12 @@ function decodeS2(g: (n: SteField) => number, f: SmmuFeatures): S2Config | strin
 }
 
 /** A decoded L1STD (§5.1): Span 0 and reserved values 12-31 are invalid. */
-export function l1stdSpan(lo: number): number {
-  const span = lo & 0x1f;
+export function l1stdSpan(lo: number, hi: number): number {
+  const span = getBits64(lo, hi, L1STD_LAYOUT.fields.Span);
   return span >= 12 ? 0 : span;
 }
 
+/** L1STD.L2Ptr[55:6] as a byte address. */
 export function l1stdL2Ptr(lo: number, hi: number): number {
-  return ((lo >>> 6) * 64) + (hi & 0x00ff_ffff) * 0x1_0000_0000;
+  return getBits64(lo, hi, L1STD_LAYOUT.fields.L2Ptr) * 64;
 }

@@ -9,12 +9,13 @@
  * none was set before.
  */
 import { VTD_INJECTION_POINTS } from './points.ts';
+import { encodeLayout } from '../../src/hw/layout.ts';
 import type { RegisterFile } from '../../src/hw/register-file.ts';
 import type { InjectionPoint } from '../../src/fault/injector.ts';
 import type { Counter } from '../../src/trace/counters.ts';
 import type { SimContext } from '../../src/sim/context.ts';
 import type { AddressType } from '../../src/pci/transaction.ts';
-import { FSTS_ICE, FSTS_IQE, FSTS_ITE, FSTS_PFO, FSTS_PPF, FRCD_F_DWORD } from './regs.ts';
+import { FSTS_ICE, FSTS_IQE, FSTS_ITE, FSTS_PFO, FSTS_PPF, type VtdRegMap } from './regs.ts';
 import type { EventInterrupt } from './interrupts.ts';
 import { faultName } from './fault-reasons.ts';
 
@@ -45,7 +46,7 @@ export class FaultRecorder {
   private readonly point: InjectionPoint;
 
   constructor(
-    private readonly rf: RegisterFile,
+    private readonly rf: RegisterFile<VtdRegMap>,
     private readonly nfr: number,
     private readonly irq: EventInterrupt,
     private readonly ctx: SimContext,
@@ -70,26 +71,27 @@ export class FaultRecorder {
       return false;
     }
     const i = this.index;
-    const hiName = `FRCD${i}_HI`;
-    if ((this.rf.getHi(hiName) & FRCD_F_DWORD) !== 0) {
+    const hiName = `FRCD${i}_HI` as const;
+    if (this.rf.getField(hiName, 'F') !== 0) {
       this.rf.set('FSTS', (fsts | FSTS_PFO) >>> 0);
       this.overflow(f);
       return false;
     }
     const page = f.addr - (f.addr % 4096);
-    this.rf.set(`FRCD${i}_LO`, (page % 0x1_0000_0000) >>> 0, Math.floor(page / 0x1_0000_0000) >>> 0);
+    this.rf.setField(`FRCD${i}_LO`, 'FI', page / 4096);
     const pp = f.pasid >= 0;
-    // T1:T2 (bits 126, 92): 00 write, 10 read, 01 page request.
-    const t2 = f.pageReq ? 1 << 28 : 0;
-    const t1 = !f.pageReq && !f.write ? 1 << 30 : 0;
-    const w2 = (f.sid & 0xffff) | t2 | (f.priv ? 1 << 29 : 0) | (f.exec ? 1 << 30 : 0) | (pp ? 1 << 31 : 0);
-    const w3 = (f.code & 0xff) | ((pp ? f.pasid & 0xfffff : 0) << 8) | (AT_CODE[f.at] << 28) | t1 | FRCD_F_DWORD;
-    this.rf.set(hiName, w2 >>> 0, w3 >>> 0);
+    const hi = encodeLayout(this.rf.layout(hiName), {
+      SID: f.sid & 0xffff, PRIV: f.priv ? 1 : 0, EXE: f.exec ? 1 : 0, PP: pp ? 1 : 0, FR: f.code & 0xff,
+      PV: pp ? f.pasid & 0xfffff : 0, AT: AT_CODE[f.at], F: 1,
+      // T1:T2 (bits 126, 92): 00 write, 10 read, 01 page request.
+      T1: !f.pageReq && !f.write ? 1 : 0, T2: f.pageReq ? 1 : 0,
+    });
+    this.rf.set(hiName, hi[0]!, hi[1]!);
     this.index = (i + 1) % this.nfr;
     this.cRecorded.value++;
     if ((fsts & FSTS_PPF) === 0) {
-      const next = ((fsts & ~0xff00) | FSTS_PPF | (i << 8)) >>> 0;
-      this.rf.set('FSTS', next);
+      this.rf.set('FSTS', (fsts | FSTS_PPF) >>> 0);
+      this.rf.setField('FSTS', 'FRI', i);
       if ((fsts & STATUS) === 0) this.irq.raise();
     }
     if (this.ctx.tracer.wants('vtd.fault.record')) {
@@ -109,7 +111,7 @@ export class FaultRecorder {
   /** Software cleared F in a recording register: PPF is the OR of all F bits. */
   frcdWritten(): void {
     let any = false;
-    for (let i = 0; i < this.nfr && !any; i++) any = (this.rf.getHi(`FRCD${i}_HI`) & FRCD_F_DWORD) !== 0;
+    for (let i = 0; i < this.nfr && !any; i++) any = this.rf.getField(`FRCD${i}_HI`, 'F') !== 0;
     const fsts = this.rf.get('FSTS');
     if (!any && (fsts & FSTS_PPF) !== 0) this.rf.set('FSTS', (fsts & ~FSTS_PPF) >>> 0);
     this.fstsWritten();

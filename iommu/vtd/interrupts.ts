@@ -10,7 +10,15 @@
  * status (clearing the status bits) clears IP without a message.
  */
 import type { RegisterFile } from '../../src/hw/register-file.ts';
-import { CTL_IM, CTL_IP } from './regs.ts';
+import { CTL_IM, CTL_IP, type VtdRegMap } from './regs.ts';
+
+/** The four registers of one event interrupt (control, data, address, upper address). */
+export interface EventRegs {
+  ctl: 'FECTL' | 'IECTL' | 'PECTL';
+  data: 'FEDATA' | 'IEDATA' | 'PEDATA';
+  addr: 'FEADDR' | 'IEADDR' | 'PEADDR';
+  uaddr: 'FEUADDR' | 'IEUADDR' | 'PEUADDR';
+}
 
 export type EventKind = 'fault' | 'inv' | 'prq';
 
@@ -18,9 +26,9 @@ export type MsiSender = (kind: EventKind, addr: number, data: number) => void;
 
 export class EventInterrupt {
   constructor(
-    private readonly rf: RegisterFile,
+    private readonly rf: RegisterFile<VtdRegMap>,
     readonly kind: EventKind,
-    private readonly regs: { ctl: string; data: string; addr: string; uaddr: string },
+    private readonly regs: EventRegs,
     private readonly send: MsiSender,
   ) {}
 
@@ -55,8 +63,9 @@ export class EventInterrupt {
   }
 
   private fire(): void {
-    const addr = this.rf.get(this.regs.uaddr) * 0x1_0000_0000 + ((this.rf.get(this.regs.addr) & 0xfffffffc) >>> 0);
-    this.send(this.kind, addr, this.rf.get(this.regs.data));
+    const r = this.regs;
+    const addr = this.rf.getField(r.uaddr, 'MUA') * 0x1_0000_0000 + this.rf.getField(r.addr, 'MA') * 4;
+    this.send(this.kind, addr, this.rf.getField(r.data, 'IMD'));
   }
 
   private setIp(on: boolean): void {

@@ -5,9 +5,11 @@
  * Layouts are 256 bits; bits 255:128 are reserved in every descriptor but
  * the page group response (private data), and read as zero with DW = 0.
  */
-import { defineLayout, getBits, type Layout } from '../../src/hw/layout.ts';
+import { defineLayout, readField, type Layout } from '../../src/hw/layout.ts';
 
 const TYPE = [['TYPE_LO', 3, 0], ['TYPE_HI', 11, 9]] as const;
+/** What every descriptor starts with: its 7-bit type, bits 3:0 with bits 11:9 as the high part. */
+const DESC_HEADER = defineLayout('INV_DESC', 32, TYPE);
 
 /** §6.5.2.1 Context-cache Invalidate: G 01 global, 10 domain-selective, 11 device-selective (SID/FM). */
 export const CC_INV_DESC = defineLayout('CC_INV_DESC', 32, [
@@ -101,29 +103,17 @@ export const DESC_LAYOUTS: Readonly<Record<number, Layout>> = Object.freeze({
 
 /** The 7-bit type of a descriptor held as u32 words. */
 export function descType(words: ArrayLike<number>): number {
-  return (words[0]! & 0xf) | (((words[0]! >>> 9) & 0x7) << 4);
+  return readField(DESC_HEADER, words, 'TYPE_LO') + readField(DESC_HEADER, words, 'TYPE_HI') * 16;
 }
 
-/** Read a descriptor field by name. */
-export function descField(words: ArrayLike<number>, layout: Layout, name: string): number {
-  const f = layout.fields[name];
-  if (f === undefined) throw new Error(`${layout.name} has no field ${name}`);
-  return getBits(words, f);
+/** The TYPE_LO/TYPE_HI field values of descriptor type `type`. */
+export function descTypeFields(type: number): { TYPE_LO: number; TYPE_HI: number } {
+  return { TYPE_LO: type % 16, TYPE_HI: Math.floor(type / 16) };
 }
 
 /** STADDR of an invalidation wait descriptor as a byte address (bits 63:2; above 2^53 not representable). */
 export function waitStatusAddr(words: ArrayLike<number>): number {
-  return words[3]! * 0x1_0000_0000 + ((words[2]! & 0xfffffffc) >>> 0);
-}
-
-/** ADDR (bits 127:76) of an IOTLB / PASID-based IOTLB descriptor as a byte address. */
-export function descAddr(words: ArrayLike<number>): number {
-  return words[3]! * 0x1_0000_0000 + ((words[2]! & 0xfffff000) >>> 0);
-}
-
-/** The ADDR field (address bits 63:12, descriptor bits 127:76) as a page number. */
-export function descAddrField(words: ArrayLike<number>): number {
-  return words[3]! * 2 ** 20 + (words[2]! >>> 12);
+  return readField(INV_WAIT_DESC, words, 'STADDR_HI') * 0x1_0000_0000 + readField(INV_WAIT_DESC, words, 'STADDR_LO') * 4;
 }
 
 /** Bytes of "everything" in a device-TLB invalidation (every address). */

@@ -29,8 +29,8 @@
  * scalable mode (5), IQT not 256-bit aligned with DW = 1 (6).
  */
 import { VTD_INJECTION_POINTS } from './points.ts';
-import { formatLayout } from '../../src/hw/layout.ts';
-import type { RegisterFile } from '../../src/hw/register-file.ts';
+import { formatLayout, hasReservedBits, readField as rd } from '../../src/hw/layout.ts';
+import type { FieldRef, RegisterFile } from '../../src/hw/register-file.ts';
 import type { InjectionPoint } from '../../src/fault/injector.ts';
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
 import type { PrgResponseCode } from '../../src/pci/ats-messages.ts';
@@ -41,15 +41,20 @@ import type { EventInterrupt } from './interrupts.ts';
 import type { FaultRecorder } from './faults.ts';
 import type { Invalidator } from './invalidate.ts';
 import {
-  DESC_CC, DESC_DEV_TLB, DESC_IEC, DESC_INV_WAIT, DESC_IOTLB, DESC_LAYOUTS, DESC_PC, DESC_PGRP_RESP, DESC_P_DEV_TLB,
-  DESC_P_IOTLB, PGRP_RC_FAILURE, PGRP_RC_INVALID, PGRP_RC_SUCCESS, descAddr, descAddrField, descType, devTlbRange, waitStatusAddr,
+  CC_INV_DESC, DESC_CC, DESC_DEV_TLB, DESC_IEC, DESC_INV_WAIT, DESC_IOTLB, DESC_LAYOUTS, DESC_PC, DESC_PGRP_RESP, DESC_P_DEV_TLB,
+  DESC_P_IOTLB, DEV_TLB_INV_DESC, INV_WAIT_DESC, IOTLB_INV_DESC, PC_INV_DESC, PGRP_RC_FAILURE, PGRP_RC_INVALID, PGRP_RC_SUCCESS,
+  PGRP_RESP_DESC, P_DEV_TLB_INV_DESC, P_IOTLB_INV_DESC, descType, devTlbRange, waitStatusAddr,
 } from './inv-desc.ts';
-import { FSTS_ICE, FSTS_IQE, FSTS_ITE, IQEI, type VtdCaps } from './regs.ts';
-import { hasReservedBits } from './root-context.ts';
+import { FSTS_ICE, FSTS_IQE, FSTS_ITE, IQEI, type VtdCaps, type VtdRegMap } from './regs.ts';
+
+/** Context-cache and IOTLB invalidation granularities (the G field): 01 global, 10 domain, 11 device/page-selective. */
+const G_GLOBAL = 1;
+const G_DOMAIN = 2;
+const G_PAGE = 3;
 
 /** What the queue needs from the unit. */
 export interface QueueHost {
-  readonly rf: RegisterFile;
+  readonly rf: RegisterFile<VtdRegMap>;
   readonly mem: PhysMem;
   readonly caps: VtdCaps;
   readonly ctx: SimContext;
@@ -92,7 +97,15 @@ export class InvQueue {
   private running = false;
   private rerun = false;
 
+  /** The queue registers' fields, resolved once (the queue runs per page group response). */
+  private readonly reg: { dw: FieldRef; qs: FieldRef; iqa: FieldRef; qt: FieldRef; qh: FieldRef; iwc: FieldRef };
+
   constructor(private readonly h: QueueHost) {
+    const rf = h.rf;
+    this.reg = {
+      dw: rf.fieldRef('IQA', 'DW'), qs: rf.fieldRef('IQA', 'QS'), iqa: rf.fieldRef('IQA', 'IQA'),
+      qt: rf.fieldRef('IQT', 'QT'), qh: rf.fieldRef('IQH', 'QH'), iwc: rf.fieldRef('ICS', 'IWC'),
+    };
     this.point = h.ctx.faults.define(VTD_INJECTION_POINTS)['vtd.inv_queue_process'];
     this.cDesc = h.ctx.counters.counter(`${h.name}.qi.descriptors`);
     this.cErr = h.ctx.counters.counter(`${h.name}.qi.errors`);
@@ -125,16 +138,17 @@ export class InvQueue {
   private run(): void {
     const { rf, mem } = this.h;
     if (!this.h.qiEnabled() || (rf.get('FSTS') & (FSTS_IQE | FSTS_ITE)) !== 0 || this.held !== undefined) return;
-    const iqa = rf.get('IQA');
-    const dw = (iqa & 0x800) !== 0;
+    const reg = this.reg;
+    const dw = reg.dw.get() !== 0;
     const descBytes = dw ? 32 : 16;
-    const qbytes = 4096 * 2 ** (iqa & 7);
-    const haw = this.h.caps.haw;
-    const base = (rf.getHi('IQA') % 2 ** (haw - 32)) * 0x1_0000_0000 + ((iqa & 0xfffff000) >>> 0);
-    const tail = rf.get('IQT') & 0x7fff0;
-    let head = rf.get('IQH') & 0x7fff0;
+    const qbytes = 4096 * 2 ** reg.qs.get();
+    // IQA[63:12]; bits at or above HAW are not address bits.
+    const base = (reg.iqa.get() % 2 ** (this.h.caps.haw - 12)) * 4096;
+    // QT and QH are 128-bit descriptor indexes (bits 18:4 of the byte offset).
+    const tail = reg.qt.get() * 16;
+    let head = reg.qh.get() * 16;
     if (head === tail) return;
-    if (dw && (tail & 0x10) !== 0) return this.error(IQEI.TAIL_MISALIGNED, head, 0);
+    if (tail % descBytes !== 0) return this.error(IQEI.TAIL_MISALIGNED, head, 0);
     if (tail >= qbytes) return this.error(IQEI.INVALID_TAIL, head, 0);
     if (!dw && this.h.scalableMode()) return this.error(IQEI.INVALID_WIDTH, head, 0);
     const w = this.w;
@@ -158,7 +172,7 @@ export class InvQueue {
         if (r > 0) return this.error(r, head, descType(w));
       }
       head = (head + descBytes) % qbytes;
-      rf.set('IQH', head, 0);
+      reg.qh.set(head / 16);
       if (r === HELD) return;
     }
   }
@@ -176,48 +190,58 @@ export class InvQueue {
     if (this.h.ctx.tracer.wants('vtd.qi.desc')) {
       this.h.ctx.tracer.trace('vtd.qi.desc', this.h.name, { index, type: DESC_NAMES[type]!, desc: formatLayout(layout, w) });
     }
-    const g = (w[0]! >>> 4) & 3;
-    const did = w[0]! >>> 16;
-    const am = w[2]! & 0x3f;
     switch (type) {
-      case DESC_CC:
+      case DESC_CC: {
+        const g = rd(CC_INV_DESC, w, 'G');
+        const did = rd(CC_INV_DESC, w, 'DID');
         if (g === 0) return IQEI.RESERVED_FIELD;
-        if (g === 1) inv.contextGlobal();
-        else if (g === 2) inv.contextDomain(did);
-        else inv.contextDevice(did, w[1]! & 0xffff, (w[1]! >>> 16) & 3);
+        if (g === G_GLOBAL) inv.contextGlobal();
+        else if (g === G_DOMAIN) inv.contextDomain(did);
+        else inv.contextDevice(did, rd(CC_INV_DESC, w, 'SID'), rd(CC_INV_DESC, w, 'FM'));
         return 0;
-      case DESC_IOTLB:
-        if (g === 0 || (g === 3 && am > caps.mamv)) return IQEI.RESERVED_FIELD;
-        if (g === 1) inv.iotlbGlobal();
-        else if (g === 2) inv.iotlbDomain(did);
-        else inv.iotlbPages(did, descAddr(w), am);
+      }
+      case DESC_IOTLB: {
+        const g = rd(IOTLB_INV_DESC, w, 'G');
+        const did = rd(IOTLB_INV_DESC, w, 'DID');
+        const am = rd(IOTLB_INV_DESC, w, 'AM');
+        if (g === 0 || (g === G_PAGE && am > caps.mamv)) return IQEI.RESERVED_FIELD;
+        if (g === G_GLOBAL) inv.iotlbGlobal();
+        else if (g === G_DOMAIN) inv.iotlbDomain(did);
+        else inv.iotlbPages(did, rd(IOTLB_INV_DESC, w, 'ADDR') * 4096, am);
         return 0;
+      }
       case DESC_P_IOTLB: {
+        const g = rd(P_IOTLB_INV_DESC, w, 'G');
+        const did = rd(P_IOTLB_INV_DESC, w, 'DID');
+        const am = rd(P_IOTLB_INV_DESC, w, 'AM');
+        // G 10: PASID-selective, 11: page-selective-within-PASID; 0x reserved.
         if (g < 2 || (g === 3 && am > caps.mamv)) return IQEI.RESERVED_FIELD;
-        const pasid = w[1]! & 0xfffff;
+        const pasid = rd(P_IOTLB_INV_DESC, w, 'PASID');
         if (g === 2) inv.piotlbPasid(did, pasid);
-        else inv.piotlbPages(did, pasid, descAddr(w), am);
+        else inv.piotlbPages(did, pasid, rd(P_IOTLB_INV_DESC, w, 'ADDR') * 4096, am);
         return 0;
       }
       case DESC_PC: {
-        const pasid = w[1]! & 0xfffff;
+        // G 00: domain-selective, 01: PASID-selective, 11: global; 10 reserved.
+        const g = rd(PC_INV_DESC, w, 'G');
+        const did = rd(PC_INV_DESC, w, 'DID');
         if (g === 2) return IQEI.RESERVED_FIELD;
         if (g === 0) inv.pasidDomain(did);
-        else if (g === 1) inv.pasidSelective(did, pasid);
+        else if (g === 1) inv.pasidSelective(did, rd(PC_INV_DESC, w, 'PASID'));
         else inv.pasidGlobal();
         return 0;
       }
       case DESC_DEV_TLB: {
-        // SID 47:32, MIP 20:16, S 64, ADDR 127:76.
-        const r = devTlbRange(descAddrField(w), (w[2]! & 1) !== 0);
-        this.h.devtlb.issue(w[1]! & 0xffff, (w[0]! >>> 16) & 0x1f, { pasid: -1, global: false, addr: r.addr, size: r.size });
+        const d = DEV_TLB_INV_DESC;
+        const r = devTlbRange(rd(d, w, 'ADDR'), rd(d, w, 'S') !== 0);
+        this.h.devtlb.issue(rd(d, w, 'SID'), rd(d, w, 'MIP'), { pasid: -1, global: false, addr: r.addr, size: r.size });
         return 0;
       }
       case DESC_P_DEV_TLB: {
-        // MIP 8:4, SID 31:16, PASID 51:32, G 64, S 75, ADDR 127:76.
-        const r = devTlbRange(descAddrField(w), ((w[2]! >>> 11) & 1) !== 0);
-        const req = { pasid: w[1]! & 0xfffff, global: (w[2]! & 1) !== 0, addr: r.addr, size: r.size };
-        this.h.devtlb.issue(w[0]! >>> 16, (w[0]! >>> 4) & 0x1f, req);
+        const d = P_DEV_TLB_INV_DESC;
+        const r = devTlbRange(rd(d, w, 'ADDR'), rd(d, w, 'S') !== 0);
+        const req = { pasid: rd(d, w, 'PASID'), global: rd(d, w, 'G') !== 0, addr: r.addr, size: r.size };
+        this.h.devtlb.issue(rd(d, w, 'SID'), rd(d, w, 'MIP'), req);
         return 0;
       }
       case DESC_PGRP_RESP:
@@ -231,20 +255,23 @@ export class InvQueue {
 
   /** Page group response (§6.5.2.x): RC to RID for PRGI (with PASID when PP). */
   private pageGroupResponse(w: Uint32Array): number {
-    const rc = (w[0]! >>> 12) & 0xf;
+    const d = PGRP_RESP_DESC;
+    const rc = rd(d, w, 'RC');
     const code: PrgResponseCode | undefined =
       rc === PGRP_RC_SUCCESS ? 'success' : rc === PGRP_RC_INVALID ? 'invalid' : rc === PGRP_RC_FAILURE ? 'failure' : undefined;
     if (code === undefined) return IQEI.RESERVED_FIELD;
-    const pasid = (w[0]! & 0x10) !== 0 ? w[1]! & 0xfffff : -1;
-    this.h.prgResponse(w[0]! >>> 16, pasid, (w[2]! >>> 3) & 0x1ff, code);
+    const pasid = rd(d, w, 'PP') !== 0 ? rd(d, w, 'PASID') : -1;
+    this.h.prgResponse(rd(d, w, 'RID'), pasid, rd(d, w, 'PRGI'), code);
     return 0;
   }
 
   /** §6.5.2.8: status write, completion interrupt; held while device-TLB invalidations are outstanding. */
   private wait(w: Uint32Array): number {
-    const flags = w[0]!;
-    if ((flags & 0x80) !== 0 && !this.h.caps.pageRequests) return IQEI.RESERVED_FIELD; // PD needs ECAP.PDS
-    const hw: HeldWait = { sw: (flags & 0x20) !== 0, irq: (flags & 0x10) !== 0, addr: waitStatusAddr(w), data: w[1]!, fence: (flags & 0x40) !== 0 };
+    const d = INV_WAIT_DESC;
+    if (rd(d, w, 'PD') !== 0 && !this.h.caps.pageRequests) return IQEI.RESERVED_FIELD; // PD needs ECAP.PDS
+    const hw: HeldWait = {
+      sw: rd(d, w, 'SW') !== 0, irq: rd(d, w, 'IF') !== 0, addr: waitStatusAddr(w), data: rd(d, w, 'STDATA'), fence: rd(d, w, 'FN') !== 0,
+    };
     if (this.h.devtlb.pending > 0) {
       this.held = hw;
       return HELD;
@@ -254,13 +281,12 @@ export class InvQueue {
   }
 
   private complete(hw: HeldWait): void {
-    const { rf, mem } = this.h;
+    const { mem } = this.h;
     this.cWait.value++;
     if (hw.sw) mem.write32(hw.addr, hw.data);
     if (hw.irq) {
-      const ics = rf.get('ICS');
-      if ((ics & 1) === 0) {
-        rf.set('ICS', (ics | 1) >>> 0);
+      if (this.reg.iwc.get() === 0) {
+        this.reg.iwc.set(1);
         this.h.invEvent.raise();
       }
     }
@@ -281,7 +307,7 @@ export class InvQueue {
   /** A device-TLB invalidation of `sid` timed out: ITE, the held wait is aborted. */
   devTlbTimeout(sid: number): void {
     const rf = this.h.rf;
-    rf.set('IQERCD', rf.get('IQERCD'), ((rf.getHi('IQERCD') & 0xffff_0000) | (sid & 0xffff)) >>> 0);
+    rf.setField('IQERCD', 'ITESID', sid & 0xffff);
     if (this.held !== undefined) {
       this.cAborted.value++;
       this.held = undefined;
@@ -292,7 +318,7 @@ export class InvQueue {
   /** A completion nobody waits for: ICE with its source-id. */
   unexpectedCompletion(sid: number): void {
     const rf = this.h.rf;
-    rf.set('IQERCD', rf.get('IQERCD'), ((rf.getHi('IQERCD') & 0xffff) | ((sid & 0xffff) << 16)) >>> 0);
+    rf.setField('IQERCD', 'ICESID', sid & 0xffff);
     this.h.faultRecorder.setStatus(FSTS_ICE);
   }
 
@@ -304,7 +330,7 @@ export class InvQueue {
   private error(iqei: number, head: number, type: number): void {
     const rf = this.h.rf;
     this.cErr.value++;
-    rf.set('IQERCD', (rf.get('IQERCD') & ~0xf) | iqei, rf.getHi('IQERCD'));
+    rf.setField('IQERCD', 'IQEI', iqei);
     this.h.faultRecorder.setStatus(FSTS_IQE);
     if (this.h.ctx.tracer.wants('vtd.qi.error')) this.h.ctx.tracer.trace('vtd.qi.error', this.h.name, { head, iqei, type });
   }

@@ -24,7 +24,7 @@ import type { SimContext } from '../../src/sim/context.ts';
 import type { Counter } from '../../src/trace/counters.ts';
 import type { ContextCache, PasidCache } from './caches.ts';
 import { KIND_FS, KIND_NESTED, KIND_SS, type Iotlb } from './iotlb.ts';
-import type { VtdCaps } from './regs.ts';
+import type { VtdCaps, VtdRegMap } from './regs.ts';
 
 export type InvCache = 'context' | 'pasid' | 'iotlb' | 'piotlb';
 export type InvScope = 'global' | 'domain' | 'device' | 'pasid' | 'page';
@@ -107,23 +107,19 @@ const G_SELECTIVE = 3;
  * the granularity performed in CAIG and clear ICC. With queued invalidation
  * enabled (or CIRG = 00) the request is ignored and CAIG reads 00.
  */
-export function contextCommand(rf: RegisterFile, inv: Invalidator, qiEnabled: boolean): void {
-  const lo = rf.get('CCMD');
-  let hi = rf.getHi('CCMD');
-  if ((hi & 0x8000_0000) === 0) return;
-  const cirg = (hi >>> 29) & 3;
+export function contextCommand(rf: RegisterFile<VtdRegMap>, inv: Invalidator, qiEnabled: boolean): void {
+  if (rf.getField('CCMD', 'ICC') === 0) return;
+  const cirg = rf.getField('CCMD', 'CIRG');
   let caig = 0;
   if (!qiEnabled && cirg !== 0) {
-    const did = lo & 0xffff;
-    const sid = lo >>> 16;
-    const fm = hi & 3;
+    const did = rf.getField('CCMD', 'DID');
     if (cirg === G_GLOBAL) inv.contextGlobal();
     else if (cirg === G_DOMAIN) inv.contextDomain(did);
-    else inv.contextDevice(did, sid, fm);
+    else inv.contextDevice(did, rf.getField('CCMD', 'SID'), rf.getField('CCMD', 'FM'));
     caig = cirg;
   }
-  hi = ((hi & ~(0x8000_0000 | (3 << 27))) | (caig << 27)) >>> 0;
-  rf.set('CCMD', lo, hi);
+  rf.setField('CCMD', 'CAIG', caig);
+  rf.setField('CCMD', 'ICC', 0);
 }
 
 /**
@@ -132,15 +128,13 @@ export function contextCommand(rf: RegisterFile, inv: Invalidator, qiEnabled: bo
  * IVT. Ignored (IAIG = 00) with queued invalidation enabled, IIRG = 00, or
  * AM above CAP.MAMV.
  */
-export function iotlbCommand(rf: RegisterFile, inv: Invalidator, qiEnabled: boolean, caps: VtdCaps): void {
-  let hi = rf.getHi('IOTLB');
-  if ((hi & 0x8000_0000) === 0) return;
-  const iirg = (hi >>> 28) & 3;
-  const did = hi & 0xffff;
+export function iotlbCommand(rf: RegisterFile<VtdRegMap>, inv: Invalidator, qiEnabled: boolean, caps: VtdCaps): void {
+  if (rf.getField('IOTLB', 'IVT') === 0) return;
+  const iirg = rf.getField('IOTLB', 'IIRG');
+  const did = rf.getField('IOTLB', 'DID');
   let iaig = 0;
   if (!qiEnabled && iirg !== 0) {
-    const ivaLo = rf.get('IVA');
-    const am = ivaLo & 0x3f;
+    const am = rf.getField('IVA', 'AM');
     if (iirg === G_GLOBAL) {
       inv.iotlbGlobal();
       iaig = iirg;
@@ -148,11 +142,10 @@ export function iotlbCommand(rf: RegisterFile, inv: Invalidator, qiEnabled: bool
       inv.iotlbDomain(did);
       iaig = iirg;
     } else if (iirg === G_SELECTIVE && am <= caps.mamv) {
-      const addr = rf.getHi('IVA') * 0x1_0000_0000 + ((ivaLo & 0xfffff000) >>> 0);
-      inv.iotlbPages(did, addr, am);
+      inv.iotlbPages(did, rf.getField('IVA', 'ADDR') * 4096, am);
       iaig = iirg;
     }
   }
-  hi = ((hi & ~(0x8000_0000 | (3 << 25))) | (iaig << 25)) >>> 0;
-  rf.set('IOTLB', rf.get('IOTLB'), hi);
+  rf.setField('IOTLB', 'IAIG', iaig);
+  rf.setField('IOTLB', 'IVT', 0);
 }

@@ -4,7 +4,7 @@
  * 19:6 (the directory is 4 KiB-aligned, 2^(PDTS+7) 8-byte entries) and an
  * entry of a 4 KiB PASID table with bits 5:0 (64 entries of 64 bytes).
  */
-import { defineLayout } from '../../src/hw/layout.ts';
+import { defineLayout, fieldGet } from '../../src/hw/layout.ts';
 
 /** §9.5 Scalable-Mode PASID Directory Entry. */
 export const PASID_DIR_ENTRY = defineLayout('PASID_DIR_ENTRY', 8, [
@@ -67,10 +67,20 @@ export const PGTT_NAMES: Readonly<Record<number, string>> = Object.freeze({
   4: 'pass-through',
 });
 
+/** A PASID as the scalable-mode walk splits it (§3.4.3): PASID table index in bits 5:0, directory index in bits 19:6. */
+export const PASID_INDEX = defineLayout('PASID', 4, [['TABLE', 5, 0], ['DIR', 19, 6]]);
+const DIR = PASID_INDEX.fields.DIR;
+const TABLE = PASID_INDEX.fields.TABLE;
+
 /** Split a PASID into its directory index and its table index. */
 export function pasidDirIndex(pasid: number): number {
-  return pasid >>> 6;
+  return fieldGet(DIR, pasid);
 }
 export function pasidTableIndex(pasid: number): number {
-  return pasid & 63;
+  return fieldGet(TABLE, pasid);
+}
+
+/** Directory entries that PASIDs of `bits` bits need (one per 64 PASIDs, at least one). */
+export function pasidDirEntries(bits: number): number {
+  return Math.max(1, 2 ** (bits - DIR.lsb));
 }

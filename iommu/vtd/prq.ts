@@ -25,8 +25,8 @@
  * handler grants is seen.
  */
 import { VTD_INJECTION_POINTS } from './points.ts';
-import { defineLayout, encodeLayout, type Layout } from '../../src/hw/layout.ts';
-import type { RegisterFile } from '../../src/hw/register-file.ts';
+import { defineLayout, encodeLayout } from '../../src/hw/layout.ts';
+import type { FieldRef, RegisterFile } from '../../src/hw/register-file.ts';
 import type { InjectionPoint } from '../../src/fault/injector.ts';
 import { MEMTX_OK, type PhysMem } from '../../src/memory/phys-mem.ts';
 import type { PageRequestMessage, PrgResponseCode } from '../../src/pci/ats-messages.ts';
@@ -35,7 +35,8 @@ import type { Counter } from '../../src/trace/counters.ts';
 import { FR } from './fault-reasons.ts';
 import { FaultInfo, type FaultRecorder } from './faults.ts';
 import type { EventInterrupt } from './interrupts.ts';
-import { PRS_PPR, PRS_PRO, TTM_LEGACY, TTM_SCALABLE } from './regs.ts';
+import { PRS_PPR, PRS_PRO, TTM_LEGACY, TTM_SCALABLE, type VtdRegMap } from './regs.ts';
+import { pasidDirIndex } from './pasid-entry.ts';
 import type { Translator } from './translate.ts';
 
 /**
@@ -44,7 +45,7 @@ import type { Translator } from './translate.ts';
  * write requested), LPIG (last page in group), PRGI (group index), ADDR
  * (page address 63:12); bits 255:128 private data (never present here).
  */
-export const PAGE_REQ_DESC: Layout = defineLayout('PAGE_REQ_DESC', 32, [
+export const PAGE_REQ_DESC = defineLayout('PAGE_REQ_DESC', 32, [
   ['TYPE', 7, 0], ['PP', 8], ['RID', 31, 16], ['PASID', 51, 32], ['EXE', 52], ['PM', 53],
   ['RDR', 64], ['WRR', 65], ['LPIG', 66], ['PRGI', 75, 67], ['ADDR', 127, 76],
   ['PRIV_DATA0', 159, 128], ['PRIV_DATA1', 191, 160], ['PRIV_DATA2', 223, 192], ['PRIV_DATA3', 255, 224],
@@ -55,7 +56,7 @@ export const PRQ_DESC_BYTES = 32;
 export interface PrqHost {
   readonly ctx: SimContext;
   readonly name: string;
-  readonly rf: RegisterFile;
+  readonly rf: RegisterFile<VtdRegMap>;
   readonly mem: PhysMem;
   readonly prqEvent: EventInterrupt;
   readonly faultRecorder: FaultRecorder;
@@ -88,7 +89,12 @@ export class PageRequestQueue {
     this.cQueued = c.counter(`${h.name}.prq.queued`);
     this.cOverflow = c.counter(`${h.name}.prq.overflow`);
     this.cBlocked = c.counter(`${h.name}.prq.blocked`);
+    const rf = h.rf;
+    this.reg = { pqs: rf.fieldRef('PQA', 'PQS'), pqa: rf.fieldRef('PQA', 'PQA'), pqt: rf.fieldRef('PQT', 'PQT'), pqh: rf.fieldRef('PQH', 'PQH') };
   }
+
+  /** The queue registers' fields, resolved once (a page request per fault). */
+  private readonly reg: { pqs: FieldRef; pqa: FieldRef; pqt: FieldRef; pqh: FieldRef };
 
   /** A Page Request Message arrived from a device. */
   receive(m: PageRequestMessage): void {
@@ -105,11 +111,12 @@ export class PageRequestQueue {
     }
     const rf = this.h.rf;
     const prs = rf.get('PRS');
-    const pqa = rf.get('PQA');
-    const qbytes = 4096 * 2 ** (pqa & 7);
-    const base = rf.getHi('PQA') * 0x1_0000_0000 + ((pqa & 0xfffff000) >>> 0);
-    const tail = (rf.get('PQT') & 0x7ffe0) % qbytes;
-    const head = (rf.get('PQH') & 0x7ffe0) % qbytes;
+    const reg = this.reg;
+    const qbytes = 4096 * 2 ** reg.pqs.get();
+    const base = reg.pqa.get() * 4096;
+    // PQT and PQH index 256-bit descriptors (bits 18:5 of the byte offset).
+    const tail = (reg.pqt.get() * PRQ_DESC_BYTES) % qbytes;
+    const head = (reg.pqh.get() * PRQ_DESC_BYTES) % qbytes;
     const next = (tail + PRQ_DESC_BYTES) % qbytes;
     if ((prs & PRS_PRO) !== 0 || next === head) {
       this.overflow(m, prs);
@@ -134,7 +141,7 @@ export class PageRequestQueue {
       // The queue cannot be written: the request is lost; its group fails.
       return this.answer(m, 'failure');
     }
-    rf.set('PQT', next, 0);
+    reg.pqt.set(next / PRQ_DESC_BYTES);
     this.cQueued.value++;
     if (this.h.ctx.tracer.wants('vtd.prq.write')) {
       this.h.ctx.tracer.trace('vtd.prq.write', this.h.name, {
@@ -168,7 +175,7 @@ export class PageRequestQueue {
     this.xlate.fpd = c.fpd;
     if (!c.pre) return FR.SM_PRE;
     if (m.pasid >= 0 && !c.paside) return FR.SM_PASIDE;
-    if (m.pasid >= 0 && (m.pasid >>> 6 >= c.dirEntries || m.pasid >= this.pasidLimit)) return FR.SM_PASID_LARGE;
+    if (m.pasid >= 0 && (pasidDirIndex(m.pasid) >= c.dirEntries || m.pasid >= this.pasidLimit)) return FR.SM_PASID_LARGE;
     return 0;
   }
 

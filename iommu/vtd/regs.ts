@@ -1,27 +1,15 @@
 /**
  * VT-d remapping-unit registers (VT-d spec §10.4 "Register Descriptions",
- * revision 3.x numbering; later revisions renumber the chapter), declared once as data: the shared "header"
- * of the hardware model and of any driver. Each register is a table of
- * fields `[name, msb, lsb, access]` with bits numbered across the whole
- * register as the spec draws them. From one declaration come the
- * RegisterFile definition (64-bit fields that cross bit 32 are split into
- * `NAME` and `NAME_HI` halves, the register file keeps u32 words) and a
- * Layout for exact decode/encode/format of the whole register.
+ * revision 3.x numbering; later revisions renumber the chapter), declared
+ * once as a register table: the shared "header" of the hardware model and
+ * of any driver. Each register's fields are `[name, msb, lsb?, access?]`
+ * with bits numbered across the whole register as the spec draws them; a
+ * field may cross bit 32 of a 64-bit register (the register file reads it
+ * exactly), so one declaration serves the model's RegisterFile, decoding
+ * and encoding of whole values, and the masks a driver writes.
  */
-import { defineLayout, encodeLayout, type Layout } from '../../src/hw/layout.ts';
-import type { FieldAccess, FieldDef, RegisterDef } from '../../src/hw/register-file.ts';
-
-export type RegField = readonly [name: string, msb: number, lsb?: number, access?: FieldAccess];
-
-export interface RegSpec {
-  readonly name: string;
-  readonly offset: number;
-  readonly size: 4 | 8;
-  readonly fields: readonly RegField[];
-  /** Access of fields that do not say (default 'rw'). */
-  readonly access?: FieldAccess;
-  readonly reset?: number | [number, number];
-}
+import { defineLayout, type FieldSpec, type Layout } from '../../src/hw/layout.ts';
+import { defineRegisters, RegisterTable, type RegName, type TableRegMap } from '../../src/hw/registers.ts';
 
 /** Offset of the IOTLB registers (IVA at +0, IOTLB at +8); ECAP.IRO = IOTLB_REG_OFFSET / 16. */
 export const IOTLB_REG_OFFSET = 0x0f0;
@@ -32,10 +20,13 @@ export const VTD_MMIO_SIZE = 0x1000;
 /** Most fault recording registers that fit in the page above FRCD_REG_OFFSET and that we allow. */
 export const MAX_FAULT_RECORDS = 64;
 
-const IM_IP: readonly RegField[] = [['IP', 30, 30, 'ro'], ['IM', 31, 31, 'rw']];
+const IM_IP = [['IP', 30, 30, 'ro'], ['IM', 31, 31, 'rw']] as const;
+const EVENT_DATA = [['IMD', 15, 0]] as const;
+const EVENT_ADDR = [['MA', 31, 2]] as const;
+const EVENT_UADDR = [['MUA', 31, 0]] as const;
 
 /** The fixed registers in offset order (§10.4.1 - §10.4.38). */
-export const VTD_REG_SPECS: readonly RegSpec[] = [
+export const VTD_REGS = defineRegisters('vtd', [
   /** §10.4.1 Version */
   { name: 'VER', offset: 0x000, size: 4, access: 'ro', fields: [['MIN', 3, 0], ['MAX', 7, 4]], reset: 0x30 },
   /** §10.4.2 Capability (value filled from the model's options) */
@@ -81,9 +72,9 @@ export const VTD_REG_SPECS: readonly RegSpec[] = [
   },
   /** §10.4.10 - §10.4.13 Fault Event Control / Data / Address / Upper Address */
   { name: 'FECTL', offset: 0x038, size: 4, fields: IM_IP, reset: 0x8000_0000 },
-  { name: 'FEDATA', offset: 0x03c, size: 4, fields: [['IMD', 15, 0]] },
-  { name: 'FEADDR', offset: 0x040, size: 4, fields: [['MA', 31, 2]] },
-  { name: 'FEUADDR', offset: 0x044, size: 4, fields: [['MUA', 31, 0]] },
+  { name: 'FEDATA', offset: 0x03c, size: 4, fields: EVENT_DATA },
+  { name: 'FEADDR', offset: 0x040, size: 4, fields: EVENT_ADDR },
+  { name: 'FEUADDR', offset: 0x044, size: 4, fields: EVENT_UADDR },
   /** §10.4.15 Advanced Fault Log (CAP.AFL = 0: reads as zero) */
   { name: 'AFLOG', offset: 0x058, size: 8, access: 'ro', fields: [['FLS', 11, 9], ['FLA', 63, 12]] },
   /** §10.4.16 Protected Memory Enable (no protected regions: PRS follows EPM) */
@@ -94,9 +85,9 @@ export const VTD_REG_SPECS: readonly RegSpec[] = [
   { name: 'IQA', offset: 0x090, size: 8, fields: [['QS', 2, 0], ['DW', 11], ['IQA', 63, 12]] },
   { name: 'ICS', offset: 0x09c, size: 4, fields: [['IWC', 0, 0, 'w1c']] },
   { name: 'IECTL', offset: 0x0a0, size: 4, fields: IM_IP, reset: 0x8000_0000 },
-  { name: 'IEDATA', offset: 0x0a4, size: 4, fields: [['IMD', 15, 0]] },
-  { name: 'IEADDR', offset: 0x0a8, size: 4, fields: [['MA', 31, 2]] },
-  { name: 'IEUADDR', offset: 0x0ac, size: 4, fields: [['MUA', 31, 0]] },
+  { name: 'IEDATA', offset: 0x0a4, size: 4, fields: EVENT_DATA },
+  { name: 'IEADDR', offset: 0x0a8, size: 4, fields: EVENT_ADDR },
+  { name: 'IEUADDR', offset: 0x0ac, size: 4, fields: EVENT_UADDR },
   { name: 'IQERCD', offset: 0x0b0, size: 8, access: 'ro', fields: [['IQEI', 3, 0], ['ITESID', 47, 32], ['ICESID', 63, 48]] },
   /**
    * §10.4.31 - §10.4.38 Page Request Queue Head / Tail / Address, Status, Event registers. The
@@ -107,121 +98,89 @@ export const VTD_REG_SPECS: readonly RegSpec[] = [
   { name: 'PQA', offset: 0x0d0, size: 8, fields: [['PQS', 2, 0], ['PQA', 63, 12]] },
   { name: 'PRS', offset: 0x0dc, size: 4, fields: [['PPR', 0, 0, 'w1c'], ['PRO', 1, 1, 'w1c']] },
   { name: 'PECTL', offset: 0x0e0, size: 4, fields: IM_IP, reset: 0x8000_0000 },
-  { name: 'PEDATA', offset: 0x0e4, size: 4, fields: [['IMD', 15, 0]] },
-  { name: 'PEADDR', offset: 0x0e8, size: 4, fields: [['MA', 31, 2]] },
-  { name: 'PEUADDR', offset: 0x0ec, size: 4, fields: [['MUA', 31, 0]] },
+  { name: 'PEDATA', offset: 0x0e4, size: 4, fields: EVENT_DATA },
+  { name: 'PEADDR', offset: 0x0e8, size: 4, fields: EVENT_ADDR },
+  { name: 'PEUADDR', offset: 0x0ec, size: 4, fields: EVENT_UADDR },
   /** §10.4.8 IOTLB registers: Invalidate Address (IVA) and IOTLB Invalidate, at ECAP.IRO * 16 */
   { name: 'IVA', offset: IOTLB_REG_OFFSET, size: 8, fields: [['AM', 5, 0], ['IH', 6], ['ADDR', 63, 12]] },
   {
     name: 'IOTLB', offset: IOTLB_REG_OFFSET + 8, size: 8,
     fields: [['DID', 47, 32], ['DW', 48], ['DR', 49], ['IAIG', 58, 57, 'ro'], ['IIRG', 61, 60], ['IVT', 63]],
   },
-];
+]);
 
 /**
  * §10.4.14 Fault Recording register (128 bits, at CAP.FRO * 16 + 16 * i).
  * T1:T2 (bits 126, 92) give the request type: 00 write, 10 read, 01 page
  * request, 11 atomic; older revisions called bit 126 alone T (1 = read).
  */
-export const FRCD_FIELDS: readonly RegField[] = [
+const FRCD_FIELDS = [
   ['FI', 63, 12, 'ro'], ['SID', 79, 64, 'ro'], ['T2', 92, 92, 'ro'], ['PRIV', 93, 93, 'ro'], ['EXE', 94, 94, 'ro'],
   ['PP', 95, 95, 'ro'], ['FR', 103, 96, 'ro'], ['PV', 123, 104, 'ro'], ['AT', 125, 124, 'ro'], ['T1', 126, 126, 'ro'],
   ['F', 127, 127, 'w1c'],
-];
+] as const;
+type FrcdField = (typeof FRCD_FIELDS)[number][0];
 /** The whole fault record as one layout (for decoding the four dwords a driver reads). */
-export const VTD_FRCD: Layout = defineLayout('FRCD', 16, FRCD_FIELDS.map(([n, m, l]) => [n, m, l] as const));
+export const VTD_FRCD: Layout<FrcdField> = defineLayout('FRCD', 16, FRCD_FIELDS);
+
+/** A fault record is two 64-bit registers: its fields below bit 64, and those above (numbered from bit 64). */
+const FRCD_LO_FIELDS = FRCD_FIELDS.filter(([, msb]) => msb < 64) as readonly FieldSpec<'FI'>[];
+const FRCD_HI_FIELDS = FRCD_FIELDS.filter(([, msb]) => msb >= 64).map(
+  ([n, msb, lsb, acc]) => [n, msb - 64, lsb - 64, acc] as const,
+) as readonly FieldSpec<Exclude<FrcdField, 'FI'>>[];
+
+export type FrcdLoName = `FRCD${number}_LO`;
+export type FrcdHiName = `FRCD${number}_HI`;
+type FrcdRegMap = { readonly [K in FrcdLoName]: 'FI' } & { readonly [K in FrcdHiName]: Exclude<FrcdField, 'FI'> };
 
 export function frcdOffset(i: number): number {
   return FRCD_REG_OFFSET + 16 * i;
 }
 
-/** The two 64-bit halves of fault record `i` as register specs (FRCDi_LO, FRCDi_HI). */
-export function frcdSpecs(i: number): RegSpec[] {
-  const lo: RegField[] = [];
-  const hi: RegField[] = [];
-  for (const [n, msb, lsb = msb, acc] of FRCD_FIELDS) {
-    if (msb < 64) lo.push([n, msb, lsb, acc]);
-    else hi.push([n, msb - 64, lsb - 64, acc]);
+/** Fault recording registers 0 .. n-1, each as its two 64-bit halves FRCDi_LO and FRCDi_HI. */
+export function frcdRegisters(n: number): RegisterTable<FrcdRegMap> {
+  const specs = [];
+  for (let i = 0; i < n; i++) {
+    specs.push({ name: `FRCD${i}_LO`, offset: frcdOffset(i), size: 8, fields: FRCD_LO_FIELDS } as const);
+    specs.push({ name: `FRCD${i}_HI`, offset: frcdOffset(i) + 8, size: 8, fields: FRCD_HI_FIELDS } as const);
   }
-  return [
-    { name: `FRCD${i}_LO`, offset: frcdOffset(i), size: 8, fields: lo },
-    { name: `FRCD${i}_HI`, offset: frcdOffset(i) + 8, size: 8, fields: hi },
-  ];
+  return new RegisterTable<FrcdRegMap>('vtd-frcd', specs);
 }
 
-/** A register spec as a RegisterFile definition (fields crossing bit 32 split into NAME / NAME_HI). */
-export function toRegisterDef(spec: RegSpec, reset?: number | [number, number]): RegisterDef {
-  const fields: FieldDef[] = [];
-  for (const [name, msb, lsb = msb, acc] of spec.fields) {
-    const access = acc ?? spec.access ?? 'rw';
-    if (lsb < 32 && msb >= 32) {
-      fields.push({ name, shift: lsb, width: 32 - lsb, access });
-      fields.push({ name: `${name}_HI`, shift: 32, width: msb - 31, access });
-    } else {
-      fields.push({ name, shift: lsb, width: msb - lsb + 1, access });
-    }
-  }
-  const def: RegisterDef = { name: spec.name, offset: spec.offset, size: spec.size, fields };
-  const r = reset ?? spec.reset;
-  if (r !== undefined) def.reset = r;
-  return def;
-}
-
-const layoutCache = new Map<string, Layout>();
-
-/** A register's whole-value layout (decode/encode/format of all its fields, exact for 64-bit registers). */
-export function regLayout(name: string): Layout {
-  let l = layoutCache.get(name);
-  if (l === undefined) {
-    const spec = VTD_REG_SPECS.find((s) => s.name === name);
-    if (spec === undefined) throw new Error(`no VT-d register ${name}`);
-    l = defineLayout(name, spec.size, spec.fields.map(([n, m, lsb]) => [n, m, lsb] as const));
-    layoutCache.set(name, l);
-  }
-  return l;
-}
+/** Every register name of a unit, field names typed per register. */
+export type VtdRegMap = TableRegMap<typeof VTD_REGS> & FrcdRegMap;
+export type VtdRegName = RegName<VtdRegMap>;
 
 /** Byte offset of a fixed register by name. */
-export const VTD_REG: Readonly<Record<string, number>> = Object.freeze(
-  Object.fromEntries(VTD_REG_SPECS.map((s) => [s.name, s.offset])),
-);
-
-/** Mask of a field in a 32-bit register (or in the word holding it), by register and field name. */
-export function regBit(reg: string, fieldName: string): number {
-  const spec = VTD_REG_SPECS.find((s) => s.name === reg);
-  const f = spec?.fields.find((x) => x[0] === fieldName);
-  if (f === undefined) throw new Error(`no VT-d field ${reg}.${fieldName}`);
-  const [, msb, lsb = msb] = f;
-  const lo = lsb & 31;
-  const width = msb - lsb + 1;
-  return (width >= 32 ? 0xffffffff : ((2 ** width - 1) * 2 ** lo) >>> 0) >>> 0;
-}
+export const VTD_REG = VTD_REGS.offsets();
 
 /* GCMD / GSTS bits (§10.4.4, §10.4.5): software sets one command bit at a time, hardware mirrors it in GSTS. */
-export const GCMD_TE = regBit('GCMD', 'TE');
-export const GCMD_SRTP = regBit('GCMD', 'SRTP');
-export const GCMD_SFL = regBit('GCMD', 'SFL');
-export const GCMD_EAFL = regBit('GCMD', 'EAFL');
-export const GCMD_WBF = regBit('GCMD', 'WBF');
-export const GCMD_QIE = regBit('GCMD', 'QIE');
-export const GCMD_IRE = regBit('GCMD', 'IRE');
-export const GCMD_SIRTP = regBit('GCMD', 'SIRTP');
-export const GCMD_CFI = regBit('GCMD', 'CFI');
-export const GSTS_TES = regBit('GSTS', 'TES');
-export const GSTS_RTPS = regBit('GSTS', 'RTPS');
-export const GSTS_QIES = regBit('GSTS', 'QIES');
-export const FSTS_PFO = regBit('FSTS', 'PFO');
-export const FSTS_PPF = regBit('FSTS', 'PPF');
-export const FSTS_IQE = regBit('FSTS', 'IQE');
-export const FSTS_ICE = regBit('FSTS', 'ICE');
-export const FSTS_ITE = regBit('FSTS', 'ITE');
+export const GCMD_TE = VTD_REGS.mask('GCMD', 'TE');
+export const GCMD_SRTP = VTD_REGS.mask('GCMD', 'SRTP');
+export const GCMD_SFL = VTD_REGS.mask('GCMD', 'SFL');
+export const GCMD_EAFL = VTD_REGS.mask('GCMD', 'EAFL');
+export const GCMD_WBF = VTD_REGS.mask('GCMD', 'WBF');
+export const GCMD_QIE = VTD_REGS.mask('GCMD', 'QIE');
+export const GCMD_IRE = VTD_REGS.mask('GCMD', 'IRE');
+export const GCMD_SIRTP = VTD_REGS.mask('GCMD', 'SIRTP');
+export const GCMD_CFI = VTD_REGS.mask('GCMD', 'CFI');
+export const GSTS_TES = VTD_REGS.mask('GSTS', 'TES');
+export const GSTS_RTPS = VTD_REGS.mask('GSTS', 'RTPS');
+export const GSTS_QIES = VTD_REGS.mask('GSTS', 'QIES');
+/** GSTS one-shot status bits (RTPS, FLS, WBFS, IRTPS): software masks them out of the value it writes back to GCMD (§10.4.4). */
+export const GSTS_ONE_SHOT = (GSTS_RTPS | VTD_REGS.mask('GSTS', 'FLS') | VTD_REGS.mask('GSTS', 'WBFS') | VTD_REGS.mask('GSTS', 'IRTPS')) >>> 0;
+export const FSTS_PFO = VTD_REGS.mask('FSTS', 'PFO');
+export const FSTS_PPF = VTD_REGS.mask('FSTS', 'PPF');
+export const FSTS_IQE = VTD_REGS.mask('FSTS', 'IQE');
+export const FSTS_ICE = VTD_REGS.mask('FSTS', 'ICE');
+export const FSTS_ITE = VTD_REGS.mask('FSTS', 'ITE');
 /** PRS (§10.4.34): Pending Page Request, Page Request Overflow (both RW1C). */
-export const PRS_PPR = regBit('PRS', 'PPR');
-export const PRS_PRO = regBit('PRS', 'PRO');
-export const CTL_IM = regBit('FECTL', 'IM');
-export const CTL_IP = regBit('FECTL', 'IP');
+export const PRS_PPR = VTD_REGS.mask('PRS', 'PPR');
+export const PRS_PRO = VTD_REGS.mask('PRS', 'PRO');
+export const CTL_IM = VTD_REGS.mask('FECTL', 'IM');
+export const CTL_IP = VTD_REGS.mask('FECTL', 'IP');
 /** FRCD high dword (offset +12): F is bit 31 there (bit 127 of the record). */
-export const FRCD_F_DWORD = 0x8000_0000;
+export const FRCD_F_DWORD = VTD_FRCD.fields.F.mask;
 
 /** RTADDR.TTM values (§10.4.6). */
 export const TTM_LEGACY = 0;
@@ -262,20 +221,31 @@ export function sagawOf(caps: VtdCaps): number {
   return caps.fiveLevel ? 0b01110 : 0b00110;
 }
 
+/** Does SAGAW (one bit per AW encoding) include `aw`? */
+export function sagawHas(sagaw: number, aw: number): boolean {
+  return aw >= 0 && aw < 5 && Math.floor(sagaw / 2 ** aw) % 2 === 1;
+}
+
 /** AW/SAGAW encoding → levels, or 0 when the encoding is not supported by this unit. */
 export function levelsForAw(caps: VtdCaps, aw: number): number {
-  if (aw < 1 || aw > 3 || ((sagawOf(caps) >> aw) & 1) === 0) return 0;
+  if (aw < 1 || aw > 3 || !sagawHas(sagawOf(caps), aw)) return 0;
   return aw + 2;
 }
 
+/** CAP.SLLPS bits: second-stage 2 MiB and 1 GiB pages. */
+export const SLLPS_2M = 0b01;
+export const SLLPS_1G = 0b10;
+/** The AW encoding of 48-bit (4-level) tables. */
+export const AW_48 = 2;
+
 /** CAP and ECAP values as [lo, hi] words (what the unit advertises; §10.4.2, §10.4.3). */
 export function vtdCapRegisters(caps: VtdCaps): { cap: [number, number]; ecap: [number, number] } {
-  const cap = encodeLayout(regLayout('CAP'), {
+  const cap = VTD_REGS.encode('CAP', {
     ND: 6, // 64K domain IDs
     SAGAW: sagawOf(caps),
     MGAW: (caps.fiveLevel ? 57 : 48) - 1,
     FRO: FRCD_REG_OFFSET / 16,
-    SLLPS: 0b0011, // second-stage 2 MiB and 1 GiB pages
+    SLLPS: SLLPS_2M | SLLPS_1G,
     PSI: 1,
     NFR: caps.nfr - 1,
     MAMV: caps.mamv,
@@ -284,7 +254,7 @@ export function vtdCapRegisters(caps: VtdCaps): { cap: [number, number]; ecap: [
     FL1GP: 1,
     FL5LP: caps.fiveLevel ? 1 : 0,
   });
-  const ecap = encodeLayout(regLayout('ECAP'), {
+  const ecap = VTD_REGS.encode('ECAP', {
     C: 1, // page walks are coherent
     QI: 1,
     DT: caps.deviceTlb ? 1 : 0,
@@ -310,10 +280,8 @@ export function vtdCapRegisters(caps: VtdCaps): { cap: [number, number]; ecap: [
   return { cap: [cap[0]!, cap[1]!], ecap: [ecap[0]!, ecap[1]!] };
 }
 
-/** Every register of a unit with `caps`, as RegisterFile definitions. */
-export function vtdRegisterDefs(caps: VtdCaps): RegisterDef[] {
+/** Every register of a unit with `caps`: the fixed ones with CAP/ECAP filled in, and its fault recording registers. */
+export function vtdRegisters(caps: VtdCaps): RegisterTable<VtdRegMap> {
   const { cap, ecap } = vtdCapRegisters(caps);
-  const defs = VTD_REG_SPECS.map((s) => toRegisterDef(s, s.name === 'CAP' ? cap : s.name === 'ECAP' ? ecap : undefined));
-  for (let i = 0; i < caps.nfr; i++) for (const s of frcdSpecs(i)) defs.push(toRegisterDef(s));
-  return defs;
+  return VTD_REGS.withResets({ CAP: cap, ECAP: ecap }).with(frcdRegisters(caps.nfr));
 }

@@ -6,7 +6,7 @@
  * has a lower and an upper context-table pointer (devfn 0-127 / 128-255),
  * and context entries are 32 bytes.
  */
-import { defineLayout, getBits, type Layout } from '../../src/hw/layout.ts';
+import { defineLayout, fieldGet, readField, type FieldTable } from '../../src/hw/layout.ts';
 
 /** §9.1 Root Entry (legacy). */
 export const ROOT_ENTRY = defineLayout('ROOT_ENTRY', 16, [
@@ -60,29 +60,29 @@ export const TT_UNTRANSLATED = 0;
 export const TT_DEVICE_TLB = 1;
 export const TT_PASSTHROUGH = 2;
 
-/** True when a set bit of `words` belongs to no field of `layout` (allocation-free). */
-export function hasReservedBits(layout: Layout, words: ArrayLike<number>): boolean {
-  const m = layout.reservedMask;
-  for (let i = 0; i < m.length; i++) if (((words[i]! & m[i]!) >>> 0) !== 0) return true;
-  return false;
-}
-
 /**
- * True when a 64-bit pointer whose high half is `hi` has bits at or above
- * `haw` set (those bits are reserved in every table pointer).
+ * A table pointer field (address bits 63:12 of its qword, 4 KiB aligned) as
+ * an address; bits above 51 are not address bits and are dropped.
  */
-export function aboveHaw(hi: number, haw: number): boolean {
-  return haw < 64 && haw >= 32 && hi >>> (haw - 32) !== 0;
+export function tablePtr<F extends string>(layout: FieldTable<F>, words: ArrayLike<number>, name: NoInfer<F>): number {
+  return (readField(layout, words, name) % 2 ** (52 - 12)) * 4096;
 }
 
-/** The 4 KiB-aligned address in bits 63:12 of the qword held in words [i, i+1] (bits above 52 ignored). */
-export function ptrAt(words: ArrayLike<number>, i: number): number {
-  return (words[i + 1]! & 0xfffff) * 0x1_0000_0000 + ((words[i]! & 0xfffff000) >>> 0);
+/** A table pointer with bits at or above `haw` set (those bits are reserved in every table pointer). */
+export function ptrAboveHaw<F extends string>(layout: FieldTable<F>, words: ArrayLike<number>, name: NoInfer<F>, haw: number): boolean {
+  return readField(layout, words, name) >= 2 ** (haw - 12);
 }
 
-/** Read a field of an entry held as u32 words. */
-export function entryField(words: ArrayLike<number>, layout: Layout, name: string): number {
-  const f = layout.fields[name];
-  if (f === undefined) throw new Error(`${layout.name} has no field ${name}`);
-  return getBits(words, f);
+/** A source-id (§3.4.1): the root table is indexed by its bus, a context table by its devfn. */
+export const SOURCE_ID = defineLayout('SOURCE_ID', 2, [['DEVFN', 7, 0], ['BUS', 15, 8]]);
+
+export function sidBus(sid: number): number {
+  return fieldGet(SOURCE_ID.fields.BUS, sid);
 }
+
+export function sidDevfn(sid: number): number {
+  return fieldGet(SOURCE_ID.fields.DEVFN, sid);
+}
+
+/** Scalable mode: devfn 0-127 use the lower context table of a root entry, 128-255 the upper (§9.2). */
+export const SM_CONTEXT_TABLE_ENTRIES = 128;

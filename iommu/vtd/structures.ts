@@ -10,18 +10,20 @@
  */
 import { VTD_INJECTION_POINTS } from './points.ts';
 import type { InjectionAction, InjectionPoint } from '../../src/fault/injector.ts';
-import { formatLayout } from '../../src/hw/layout.ts';
+import { formatLayout, hasReservedBits, readField as rd } from '../../src/hw/layout.ts';
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
 import type { WalkMem } from '../pgtable/walk-mem.ts';
 import type { SimContext } from '../../src/sim/context.ts';
 import { Ia32eWalker, NestedTableTranslator, VtdSsWalker } from '../pgtable/index.ts';
 import { LegacyCtx, PasidCtx, SmCtx } from './caches.ts';
 import { FR } from './fault-reasons.ts';
-import { PASID_DIR_ENTRY, PASID_ENTRY, PGTT_FIRST_STAGE, PGTT_NESTED, PGTT_PASSTHROUGH, PGTT_SECOND_STAGE } from './pasid-entry.ts';
+import {
+  PASID_DIR_ENTRY, PASID_ENTRY, PGTT_FIRST_STAGE, PGTT_NESTED, PGTT_PASSTHROUGH, PGTT_SECOND_STAGE, pasidDirEntries, pasidDirIndex, pasidTableIndex,
+} from './pasid-entry.ts';
 import { levelsForAw, type VtdCaps } from './regs.ts';
 import {
-  CONTEXT_ENTRY, ROOT_ENTRY, SM_CONTEXT_ENTRY, SM_ROOT_ENTRY, TT_DEVICE_TLB, TT_PASSTHROUGH, aboveHaw, entryField,
-  hasReservedBits, ptrAt,
+  CONTEXT_ENTRY, ROOT_ENTRY, SM_CONTEXT_ENTRY, SM_CONTEXT_TABLE_ENTRIES, SM_ROOT_ENTRY, TT_DEVICE_TLB, TT_PASSTHROUGH, ptrAboveHaw,
+  sidBus, sidDevfn, tablePtr,
 } from './root-context.ts';
 
 export class StructureLoader {
@@ -52,29 +54,30 @@ export class StructureLoader {
   /** Legacy mode: root entry of the bus, context entry of the devfn (§9.1, §9.3). */
   loadLegacy(sid: number, rootTable: number): LegacyCtx | null {
     this.fpd = false;
+    const haw = this.caps.haw;
     const r = this.root;
-    if (!this.read(rootTable + (sid >>> 8) * 16, r, 4)) return this.failed(FR.ROOT_FETCH);
-    if ((r[0]! & 1) === 0) return this.failed(FR.ROOT_NP);
-    if (hasReservedBits(ROOT_ENTRY, r) || aboveHaw(r[1]!, this.caps.haw)) return this.failed(FR.ROOT_RSVD);
+    if (!this.read(rootTable + sidBus(sid) * 16, r, 4)) return this.failed(FR.ROOT_FETCH);
+    if (rd(ROOT_ENTRY, r, 'P') === 0) return this.failed(FR.ROOT_NP);
+    if (hasReservedBits(ROOT_ENTRY, r) || ptrAboveHaw(ROOT_ENTRY, r, 'CTP', haw)) return this.failed(FR.ROOT_RSVD);
     const c = this.ctxw;
     const inj = this.ctxPoint.check(this.ctxPoint.armed ? { sid } : undefined);
-    if (failing(inj) || !this.read(ptrAt(r, 0) + (sid & 0xff) * 16, c, 4)) return this.failed(FR.CTX_FETCH);
+    if (failing(inj) || !this.read(tablePtr(ROOT_ENTRY, r, 'CTP') + sidDevfn(sid) * 16, c, 4)) return this.failed(FR.CTX_FETCH);
     corrupt(inj, c);
-    if ((c[0]! & 1) === 0) return this.failed(FR.CTX_NP);
-    if (hasReservedBits(CONTEXT_ENTRY, c) || aboveHaw(c[1]!, this.caps.haw)) return this.failed(FR.CTX_RSVD);
-    const tt = entryField(c, CONTEXT_ENTRY, 'TT');
-    const levels = levelsForAw(this.caps, entryField(c, CONTEXT_ENTRY, 'AW'));
+    if (rd(CONTEXT_ENTRY, c, 'P') === 0) return this.failed(FR.CTX_NP);
+    if (hasReservedBits(CONTEXT_ENTRY, c) || ptrAboveHaw(CONTEXT_ENTRY, c, 'SLPTPTR', haw)) return this.failed(FR.CTX_RSVD);
+    const tt = rd(CONTEXT_ENTRY, c, 'TT');
+    const levels = levelsForAw(this.caps, rd(CONTEXT_ENTRY, c, 'AW'));
     const ttOk = tt === 0 || tt === TT_PASSTHROUGH || (tt === TT_DEVICE_TLB && this.caps.deviceTlb);
     if (!ttOk || (tt !== TT_PASSTHROUGH && levels === 0)) return this.failed(FR.CTX_INVALID);
     const e = new LegacyCtx();
     e.sid = sid;
     e.tt = tt;
-    e.fpd = (c[0]! & 2) !== 0;
-    e.did = entryField(c, CONTEXT_ENTRY, 'DID');
+    e.fpd = rd(CONTEXT_ENTRY, c, 'FPD') !== 0;
+    e.did = rd(CONTEXT_ENTRY, c, 'DID');
     e.levels = levels;
-    e.slptptr = ptrAt(c, 0);
+    e.slptptr = tablePtr(CONTEXT_ENTRY, c, 'SLPTPTR');
     if (tt !== TT_PASSTHROUGH) {
-      e.walker = new VtdSsWalker(this.walkMem.withRequester(sid, -1), { levels: levels as 3 | 4 | 5, root: e.slptptr, haw: this.caps.haw, ad: false, snoopControl: true });
+      e.walker = new VtdSsWalker(this.walkMem.withRequester(sid, -1), { levels: levels as 3 | 4 | 5, root: e.slptptr, haw, ad: false, snoopControl: true });
     }
     this.trace('context', sid, -1, formatLayout(CONTEXT_ENTRY, c));
     return e;
@@ -83,33 +86,37 @@ export class StructureLoader {
   /** Scalable mode: lower/upper half of the root entry, 256-bit context entry (§9.2, §9.4). */
   loadScalable(sid: number, rootTable: number): SmCtx | null {
     this.fpd = false;
+    const haw = this.caps.haw;
     const r = this.root;
-    const devfn = sid & 0xff;
-    const upper = devfn >= 128;
-    if (!this.read(rootTable + (sid >>> 8) * 16, r, 4)) return this.failed(FR.SM_ROOT_FETCH);
-    if ((r[upper ? 2 : 0]! & 1) === 0) return this.failed(FR.SM_ROOT_NP);
-    if (hasReservedBits(SM_ROOT_ENTRY, r) || aboveHaw(r[upper ? 3 : 1]!, this.caps.haw)) return this.failed(FR.SM_ROOT_RSVD);
+    const devfn = sidDevfn(sid);
+    const upper = devfn >= SM_CONTEXT_TABLE_ENTRIES;
+    if (!this.read(rootTable + sidBus(sid) * 16, r, 4)) return this.failed(FR.SM_ROOT_FETCH);
+    if (rd(SM_ROOT_ENTRY, r, upper ? 'UP' : 'LP') === 0) return this.failed(FR.SM_ROOT_NP);
+    const ctp = upper ? 'UCTP' : 'LCTP';
+    if (hasReservedBits(SM_ROOT_ENTRY, r) || ptrAboveHaw(SM_ROOT_ENTRY, r, ctp, haw)) return this.failed(FR.SM_ROOT_RSVD);
     const c = this.ctxw;
     const inj = this.ctxPoint.check(this.ctxPoint.armed ? { sid } : undefined);
-    if (failing(inj) || !this.read(ptrAt(r, upper ? 2 : 0) + (devfn & 127) * 32, c, 8)) return this.failed(FR.SM_CTX_FETCH);
+    const at = tablePtr(SM_ROOT_ENTRY, r, ctp) + (devfn % SM_CONTEXT_TABLE_ENTRIES) * 32;
+    if (failing(inj) || !this.read(at, c, 8)) return this.failed(FR.SM_CTX_FETCH);
     corrupt(inj, c);
-    if ((c[0]! & 1) === 0) return this.failed(FR.SM_CTX_NP);
-    const dte = (c[0]! & 4) !== 0;
-    const pre = (c[0]! & 16) !== 0;
-    const rsv = hasReservedBits(SM_CONTEXT_ENTRY, c) || aboveHaw(c[1]!, this.caps.haw);
+    const x = SM_CONTEXT_ENTRY;
+    if (rd(x, c, 'P') === 0) return this.failed(FR.SM_CTX_NP);
+    const dte = rd(x, c, 'DTE') !== 0;
+    const pre = rd(x, c, 'PRE') !== 0;
+    const rsv = hasReservedBits(x, c) || ptrAboveHaw(x, c, 'PASIDDIRPTR', haw);
     if (rsv || (dte && !this.caps.deviceTlb) || (pre && !this.caps.pageRequests)) return this.failed(FR.SM_CTX_RSVD);
     const e = new SmCtx();
     e.sid = sid;
-    e.fpd = (c[0]! & 2) !== 0;
+    e.fpd = rd(x, c, 'FPD') !== 0;
     e.dte = dte;
-    e.paside = (c[0]! & 8) !== 0;
+    e.paside = rd(x, c, 'PASIDE') !== 0;
     e.pre = pre;
     // A directory of 2^(PDTS+7) entries, but never more than the PASID width needs.
-    e.dirEntries = Math.min(2 ** (entryField(c, SM_CONTEXT_ENTRY, 'PDTS') + 7), Math.max(1, 2 ** (this.caps.pasidBits - 6)));
-    e.dirPtr = ptrAt(c, 0);
-    e.ridPasid = entryField(c, SM_CONTEXT_ENTRY, 'RID_PASID');
-    e.ridPriv = entryField(c, SM_CONTEXT_ENTRY, 'RID_PRIV') !== 0;
-    this.trace('context', sid, -1, formatLayout(SM_CONTEXT_ENTRY, c));
+    e.dirEntries = Math.min(2 ** (rd(x, c, 'PDTS') + 7), pasidDirEntries(this.caps.pasidBits));
+    e.dirPtr = tablePtr(x, c, 'PASIDDIRPTR');
+    e.ridPasid = rd(x, c, 'RID_PASID');
+    e.ridPriv = rd(x, c, 'RID_PRIV') !== 0;
+    this.trace('context', sid, -1, formatLayout(x, c));
     return e;
   }
 
@@ -120,21 +127,23 @@ export class StructureLoader {
     const d = this.dir;
     const p = this.pe;
     const inj = this.pasidPoint.check(this.pasidPoint.armed ? { sid: ctx.sid, pasid } : undefined);
-    if (!this.read(ctx.dirPtr + (pasid >>> 6) * 8, d, 2)) return this.failed(FR.SM_PDIR_FETCH);
-    if ((d[0]! & 1) === 0) return this.failed(FR.SM_PDIR_NP);
-    if (hasReservedBits(PASID_DIR_ENTRY, d) || aboveHaw(d[1]!, caps.haw)) return this.failed(FR.SM_PDIR_RSVD);
-    const dirFpd = (d[0]! & 2) !== 0;
+    if (!this.read(ctx.dirPtr + pasidDirIndex(pasid) * 8, d, 2)) return this.failed(FR.SM_PDIR_FETCH);
+    if (rd(PASID_DIR_ENTRY, d, 'P') === 0) return this.failed(FR.SM_PDIR_NP);
+    if (hasReservedBits(PASID_DIR_ENTRY, d) || ptrAboveHaw(PASID_DIR_ENTRY, d, 'SMPTBLPTR', caps.haw)) return this.failed(FR.SM_PDIR_RSVD);
+    const dirFpd = rd(PASID_DIR_ENTRY, d, 'FPD') !== 0;
     this.fpd ||= dirFpd;
-    if (failing(inj) || !this.read(ptrAt(d, 0) + (pasid & 63) * 64, p, 16)) return this.failed(FR.SM_PE_FETCH);
+    if (failing(inj) || !this.read(tablePtr(PASID_DIR_ENTRY, d, 'SMPTBLPTR') + pasidTableIndex(pasid) * 64, p, 16)) return this.failed(FR.SM_PE_FETCH);
     corrupt(inj, p);
-    if ((p[0]! & 1) === 0) return this.failed(FR.SM_PE_NP);
-    const pgtt = entryField(p, PASID_ENTRY, 'PGTT');
+    const x = PASID_ENTRY;
+    if (rd(x, p, 'P') === 0) return this.failed(FR.SM_PE_NP);
+    const pgtt = rd(x, p, 'PGTT');
     const usesSs = pgtt === PGTT_SECOND_STAGE || pgtt === PGTT_NESTED;
     const usesFs = pgtt === PGTT_FIRST_STAGE || pgtt === PGTT_NESTED;
-    const rsv = hasReservedBits(PASID_ENTRY, p) || (usesSs && aboveHaw(p[1]!, caps.haw)) || (pgtt === PGTT_FIRST_STAGE && aboveHaw(p[5]!, caps.haw));
+    const rsv = hasReservedBits(x, p) || (usesSs && ptrAboveHaw(x, p, 'SLPTPTR', caps.haw))
+      || (pgtt === PGTT_FIRST_STAGE && ptrAboveHaw(x, p, 'FSPTPTR', caps.haw));
     if (rsv) return this.failed(FR.SM_PE_RSVD);
-    const ssLevels = levelsForAw(caps, entryField(p, PASID_ENTRY, 'AW'));
-    const flpm = entryField(p, PASID_ENTRY, 'FLPM');
+    const ssLevels = levelsForAw(caps, rd(x, p, 'AW'));
+    const flpm = rd(x, p, 'FLPM');
     const pgttOk = pgtt >= PGTT_FIRST_STAGE && pgtt <= PGTT_PASSTHROUGH;
     if (!pgttOk || (usesSs && ssLevels === 0) || (usesFs && (flpm > 1 || (flpm === 1 && !caps.fiveLevel)))) {
       return this.failed(FR.SM_PE_INVALID);
@@ -143,21 +152,21 @@ export class StructureLoader {
     e.sid = ctx.sid;
     e.pasid = pasid;
     e.pgtt = pgtt;
-    e.fpd = dirFpd || (p[0]! & 2) !== 0;
-    e.did = entryField(p, PASID_ENTRY, 'DID');
-    e.sre = entryField(p, PASID_ENTRY, 'SRE') !== 0;
-    e.ere = entryField(p, PASID_ENTRY, 'ERE') !== 0;
-    e.wpe = entryField(p, PASID_ENTRY, 'WPE') !== 0;
-    e.eafe = entryField(p, PASID_ENTRY, 'EAFE') !== 0;
-    e.slee = entryField(p, PASID_ENTRY, 'SLEE') !== 0;
-    e.slade = entryField(p, PASID_ENTRY, 'SLADE') !== 0;
+    e.fpd = dirFpd || rd(x, p, 'FPD') !== 0;
+    e.did = rd(x, p, 'DID');
+    e.sre = rd(x, p, 'SRE') !== 0;
+    e.ere = rd(x, p, 'ERE') !== 0;
+    e.wpe = rd(x, p, 'WPE') !== 0;
+    e.eafe = rd(x, p, 'EAFE') !== 0;
+    e.slee = rd(x, p, 'SLEE') !== 0;
+    e.slade = rd(x, p, 'SLADE') !== 0;
     e.ssLevels = ssLevels;
-    e.slptptr = ptrAt(p, 0);
+    e.slptptr = tablePtr(x, p, 'SLPTPTR');
     e.fsLevels = flpm === 1 ? 5 : 4;
-    e.fsptptr = ptrAt(p, 4);
+    e.fsptptr = tablePtr(x, p, 'FSPTPTR');
     if (usesSs) e.ss = this.ssWalker(e, true);
     if (usesFs) e.fs = this.fsWalker(e, true);
-    this.trace('pasid', ctx.sid, pasid, formatLayout(PASID_ENTRY, p));
+    this.trace('pasid', ctx.sid, pasid, formatLayout(x, p));
     return e;
   }
 

@@ -46,6 +46,7 @@ const PGTT_FIRST_STAGE = pasidEntry.PGTT_FIRST_STAGE;
 const PGTT_NAMES = pasidEntry.PGTT_NAMES;
 const PGTT_NESTED = pasidEntry.PGTT_NESTED;
 const PGTT_PASSTHROUGH = pasidEntry.PGTT_PASSTHROUGH;
+const pasidDirIndex = pasidEntry.pasidDirIndex;
 const TTM_LEGACY = regs.TTM_LEGACY;
 const TTM_SCALABLE = regs.TTM_SCALABLE;
 const TT_DEVICE_TLB = rootCtx.TT_DEVICE_TLB;
@@ -167,12 +168,12 @@ export class Translator {
     if (hasPasid) {
       if (!ctx.paside) return this.fail(txn, addr, FR.SM_PASIDE, ctx.fpd);
       pasid = txn.pasid;
-      if (pasid >>> 6 >= ctx.dirEntries || pasid >= this.pasidLimit) return this.fail(txn, addr, FR.SM_PASID_LARGE, ctx.fpd);
+      if (pasidDirIndex(pasid) >= ctx.dirEntries || pasid >= this.pasidLimit) return this.fail(txn, addr, FR.SM_PASID_LARGE, ctx.fpd);
       priv = txn.privileged;
       exec = txn.exec;
     } else {
       pasid = ctx.ridPasid;
-      if (pasid >>> 6 >= ctx.dirEntries) return this.fail(txn, addr, FR.SM_RID_PASID, ctx.fpd);
+      if (pasidDirIndex(pasid) >= ctx.dirEntries) return this.fail(txn, addr, FR.SM_RID_PASID, ctx.fpd);
       priv = ctx.ridPriv;
     }
     let pe = sid === this.memoPeSid && pasid === this.memoPasid && this.pc.gen === this.memoPcGen ? this.memoPe : this.pasidLookup(sid, pasid);

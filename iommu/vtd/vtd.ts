@@ -33,8 +33,8 @@ import { InvQueue } from './inv-queue.ts';
 import { Invalidator, contextCommand, iotlbCommand } from './invalidate.ts';
 import { Iotlb } from './iotlb.ts';
 import {
-  FSTS_IQE, FSTS_ITE, GCMD_QIE, GCMD_SRTP, GCMD_TE, GSTS_QIES, GSTS_RTPS, GSTS_TES, MAX_FAULT_RECORDS, TTM_LEGACY, TTM_SCALABLE,
-  VTD_MMIO_SIZE, vtdRegisterDefs, type VtdCaps,
+  FSTS_IQE, FSTS_ITE, PRS_PPR, PRS_PRO, GCMD_QIE, GCMD_SRTP, GCMD_TE, GSTS_QIES, GSTS_RTPS, GSTS_TES, MAX_FAULT_RECORDS, TTM_LEGACY, TTM_SCALABLE,
+  VTD_MMIO_SIZE, vtdRegisters, type VtdCaps, type VtdRegMap,
 } from './regs.ts';
 import { StructureLoader } from './structures.ts';
 import { PageRequestQueue } from './prq.ts';
@@ -89,7 +89,7 @@ export interface AtsDownstream {
 export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
   readonly name: string;
   readonly caps: VtdCaps;
-  readonly rf: RegisterFile;
+  readonly rf: RegisterFile<VtdRegMap>;
   /** The 4 KiB register window; the board places it at layout.iommuBase. */
   readonly region: MemoryRegion;
   readonly contextCache = new ContextCache();
@@ -138,7 +138,7 @@ export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
     const rc = (ctx as { rc?: Partial<AtsDownstream> }).rc;
     this.downstream = options.downstream ?? (typeof rc?.sendAtsInvalidation === 'function' ? (rc as AtsDownstream) : undefined);
     const c = ctx.counters;
-    this.rf = new RegisterFile(name, VTD_MMIO_SIZE, vtdRegisterDefs(this.caps));
+    this.rf = new RegisterFile(name, VTD_MMIO_SIZE, vtdRegisters(this.caps));
     this.region = MemoryRegion.mmio(name, VTD_MMIO_SIZE, this.rf.ops, { minAccess: 4, maxAccess: 8 });
     this.iotlb = new Iotlb(clampInt(options.iotlbEntries ?? 1024, 1, 1 << 20), {
       hit: c.counter(`${name}.iotlb.hit`),
@@ -317,12 +317,13 @@ export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
     rf.onWrite('IECTL', () => this.invEvent.controlWritten());
     rf.onWrite('PECTL', () => this.prqEvent.controlWritten());
     rf.onWrite('ICS', () => {
-      if ((rf.get('ICS') & 1) === 0) this.invEvent.serviced();
+      if (rf.getField('ICS', 'IWC') === 0) this.invEvent.serviced();
     });
     rf.onWrite('PRS', () => {
-      if ((rf.get('PRS') & 3) === 0) this.prqEvent.serviced();
+      if ((rf.get('PRS') & (PRS_PPR | PRS_PRO)) === 0) this.prqEvent.serviced();
     });
-    rf.onWrite('PMEN', () => rf.set('PMEN', (rf.get('PMEN') & 0x8000_0000) !== 0 ? 0x8000_0001 : 0));
+    // No protected memory regions: PMEN.PRS simply follows EPM.
+    rf.onWrite('PMEN', () => rf.setField('PMEN', 'PRS', rf.getField('PMEN', 'EPM')));
     rf.onWrite('IQT', () => this.queue.process());
     // IQA_REG: a new queue starts at offset 0 (IQH is reset).
     rf.onWrite('IQA', () => rf.set('IQH', 0, 0));
@@ -340,10 +341,9 @@ export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
     const cmd = rf.get('GCMD');
     let sts = rf.get('GSTS');
     if ((cmd & GCMD_SRTP) !== 0) {
-      const lo = rf.get('RTADDR');
-      const hi = rf.getHi('RTADDR') % 2 ** (this.caps.haw - 32);
-      this.xlate.rootTable = hi * 0x1_0000_0000 + ((lo & 0xfffff000) >>> 0);
-      this.xlate.ttm = (lo >>> 10) & 3;
+      // RTA[63:12]; bits at or above HAW are not address bits.
+      this.xlate.rootTable = (rf.getField('RTADDR', 'RTA') % 2 ** (this.caps.haw - 12)) * 4096;
+      this.xlate.ttm = rf.getField('RTADDR', 'TTM');
       sts |= GSTS_RTPS;
       this.status('RTPS', true);
       if (this.ctx.tracer.wants('vtd.root')) this.ctx.tracer.trace('vtd.root', this.name, { addr: this.xlate.rootTable, mode: this.mode });

@@ -1,5 +1,5 @@
-import { ACS, ACS_BITS, acsFlagsEnabled } from '../pci/caps/acs.ts';
-import { PCIE, PCIE_FLAGS, PCIE_TYPE } from '../pci/caps/pcie-regs.ts';
+import { ACS, REQ_ACS_FLAGS, acsFlagsEnabled } from '../pci/caps/acs.ts';
+import { PCIE, PCIE_REGS, PCIE_TYPE } from '../pci/caps/pcie-regs.ts';
 import type { ConfigAccessor } from '../pci/enumerate.ts';
 import { CFG, HEADER_TYPE_MULTIFUNCTION } from '../pci/header.ts';
 import { listCapabilities } from '../pci/lspci.ts';
@@ -22,7 +22,7 @@ export function enableAcs(cfg: ConfigAccessor, bus: number, devfn: number): numb
   const c = listCapabilities(cfg, bus, devfn).find((e) => e.kind === 'ext' && e.id === ACS.CAP_ID);
   if (c === undefined) return undefined;
   const cap = cfg.read(bus, devfn, c.offset + ACS.CAP, 2);
-  const wanted = cap & (ACS_BITS.SV | ACS_BITS.RR | ACS_BITS.CR | ACS_BITS.UF);
+  const wanted = cap & REQ_ACS_FLAGS;
   const ctrl = cfg.read(bus, devfn, c.offset + ACS.CTRL, 2) | wanted;
   cfg.write(bus, devfn, c.offset + ACS.CTRL, 2, ctrl);
   return ctrl;
@@ -31,7 +31,7 @@ export function enableAcs(cfg: ConfigAccessor, bus: number, devfn: number): numb
 /** pci_pcie_type(): the PCIe Device/Port Type of a function, or undefined for a conventional PCI function (no PCI Express capability). */
 export function pciPcieType(dev: PciFunction): number | undefined {
   const off = dev.caps.findStd(PCIE.CAP_ID);
-  return off === undefined ? undefined : (dev.config.get16(off + PCIE.FLAGS) & PCIE_FLAGS.TYPE) >> 4;
+  return off === undefined ? undefined : PCIE_REGS.get('FLAGS', dev.config.get16(off + PCIE.FLAGS), 'TYPE');
 }
 
 /** pci_dev.multifunction: the Header Type register's Multi-Function Device bit. */

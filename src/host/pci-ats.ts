@@ -27,9 +27,9 @@
  */
 import { EBUSY, EINVAL } from '../uapi/errno.ts';
 import { ACS_BITS } from '../pci/caps/acs.ts';
-import { ATS, ATS_CAP, ATS_CTRL, ATS_MAX_QDEP } from '../pci/caps/ats.ts';
-import { fieldGet, fieldPrep } from '../pci/caps/bits.ts';
-import { PASID, PASID_CAP, PASID_CTRL } from '../pci/caps/pasid.ts';
+import { ATS, ATS_CAP, ATS_CTRL, ATS_MAX_QDEP, ATS_REGS } from '../pci/caps/ats.ts';
+import { fieldPrep } from '../hw/layout.ts';
+import { PASID, PASID_CAP, PASID_CTRL, PASID_REGS } from '../pci/caps/pasid.ts';
 import { PRI, PRI_CTRL, PRI_STATUS } from '../pci/caps/pri.ts';
 import type { ConfigAccessor } from '../pci/enumerate.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
@@ -113,7 +113,7 @@ export class PciAtsDevice {
     const r = this.atsUsable(ps);
     if (r < 0) return r;
     this.stu = ps;
-    this.write(this.atsCap + ATS.CTRL, 2, fieldPrep(ATS_CTRL.STU, ps - PCI_ATS_MIN_STU));
+    this.write(this.atsCap + ATS.CTRL, 2, fieldPrep(ATS_REGS.field('CTRL', 'STU'), ps - PCI_ATS_MIN_STU));
     return 0;
   }
 
@@ -122,7 +122,7 @@ export class PciAtsDevice {
     const r = this.atsUsable(ps);
     if (r < 0) return r;
     this.stu = ps;
-    this.write(this.atsCap + ATS.CTRL, 2, ATS_CTRL.ENABLE | fieldPrep(ATS_CTRL.STU, ps - PCI_ATS_MIN_STU));
+    this.write(this.atsCap + ATS.CTRL, 2, ATS_CTRL.ENABLE | fieldPrep(ATS_REGS.field('CTRL', 'STU'), ps - PCI_ATS_MIN_STU));
     this.atsOn = true;
     return 0;
   }
@@ -138,7 +138,7 @@ export class PciAtsDevice {
   /** pci_ats_queue_depth(): Invalidate Queue Depth, 1 to 32 (the field's 0 means 32); -EINVAL without ATS. */
   atsQueueDepth(): number {
     if (this.atsCap === 0) return -EINVAL;
-    return fieldGet(ATS_CAP.QDEP, this.read(this.atsCap + ATS.CAP, 2)) || ATS_MAX_QDEP;
+    return ATS_REGS.get('CAP', this.read(this.atsCap + ATS.CAP, 2), 'QDEP') || ATS_MAX_QDEP;
   }
 
   /** pci_ats_page_aligned(): the function's Translation Requests are always 4096-byte aligned. */
@@ -253,7 +253,7 @@ export class PciAtsDevice {
   /** pci_max_pasids(): 2^(Max PASID Width), -EINVAL without the capability. */
   maxPasids(): number {
     if (this.pasidCap === 0) return -EINVAL;
-    return 2 ** fieldGet(PASID_CAP.WIDTH, this.read(this.pasidCap + PASID.CAP, 2));
+    return 2 ** PASID_REGS.get('CAP', this.read(this.pasidCap + PASID.CAP, 2), 'WIDTH');
   }
 
   /** pci_pasid_status(): the PASID Control register's Enable, Execute and Privileged bits, -EINVAL without the capability. */

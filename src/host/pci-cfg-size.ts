@@ -1,4 +1,4 @@
-import { PCIE, PCIE_FLAGS, PCIE_TYPE } from '../pci/caps/pcie-regs.ts';
+import { PCIE, PCIE_REGS, PCIE_TYPE } from '../pci/caps/pcie-regs.ts';
 import type { ConfigAccessor } from '../pci/enumerate.ts';
 import { CFG } from '../pci/header.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
@@ -20,7 +20,7 @@ const PCI_X_STATUS_533MHZ = 0x8000_0000;
 function childExtCfgAccessible(bridge: PciFunction): boolean {
   const pcie = bridge.caps.findStd(PCIE.CAP_ID);
   if (pcie !== undefined) {
-    const type = (bridge.config.get16(pcie + PCIE.FLAGS) & PCIE_FLAGS.TYPE) >> 4;
+    const type = PCIE_REGS.get('FLAGS', bridge.config.get16(pcie + PCIE.FLAGS), 'TYPE');
     if (type === PCIE_TYPE.ROOT_PORT || type === PCIE_TYPE.UPSTREAM || type === PCIE_TYPE.DOWNSTREAM) return true;
   }
   const pcix = bridge.caps.findStd(PCI_CAP_ID_PCIX);

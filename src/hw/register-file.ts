@@ -1,31 +1,26 @@
 import type { AccessSize, MmioOps } from '../memory/memory-region.ts';
+import { defineLayout, formatLayout, getBits, maskBits, setBits, type BitField, type FieldAccess, type FieldSpec, type Layout } from './layout.ts';
+import { RegisterTable, type RegMap, type RegName, type RegisterSpec } from './registers.ts';
+
+export type { FieldAccess } from './layout.ts';
 
 /**
- * A device's MMIO registers declared once, as data (the idea of QEMU's
- * registerfields.h REG32/FIELD): each register has an offset, a width and
- * fields with an access type. The table drives software access (read-only
- * bits keep their value, RW1C bits clear on 1, write-only bits read 0,
- * sub-word accesses merge into the word), device-side getters and setters,
- * and pretty-printing. Values are kept as u32 words; a 64-bit register is
- * two words, low first, as a 32-bit bus sees it.
+ * A device's MMIO registers served from a register table (registers.ts):
+ * read-only bits keep their value, RW1C bits clear on 1, write-only bits
+ * read 0, sub-word accesses merge into the word; the device side gets
+ * typed getters and setters and pretty-printing. Values are kept as u32
+ * words; a 64-bit register is two words, low first, as a 32-bit bus sees
+ * it. Field reads and writes are exact up to 53 bits, also across the two
+ * words of a 64-bit register.
  */
-export type FieldAccess = 'ro' | 'rw' | 'w1c' | 'wo';
 
-export interface FieldDef {
-  name: string;
-  shift: number;
-  width: number;
-  access: FieldAccess;
-}
-
+/** A register: where it is, its reset value and its fields in the one notation, `[name, msb, lsb?, access?]`. */
 export interface RegisterDef {
   name: string;
   offset: number;
   size: 4 | 8;
-  /** Reset value (a number for 32-bit registers; low/high words for 64-bit ones). */
-  reset?: number | [number, number];
-  /** Fields; a register without fields is wholly `access`. Bits in no field are reserved (read 0, ignore writes). */
-  fields?: FieldDef[];
+  reset?: number | readonly [number, number];
+  fields?: readonly FieldSpec[];
   access?: FieldAccess;
 }
 
@@ -33,15 +28,46 @@ export type RegisterWriteHook = (reg: RegisterDef, oldLo: number, oldHi: number)
 export type RegisterReadHook = (reg: RegisterDef, word: number) => number;
 
 interface WordInfo {
-  reg: RegisterDef;
+  reg: RegInfo;
   word: 0 | 1;
 }
 
-export function field(name: string, shift: number, width: number, access: FieldAccess = 'rw'): FieldDef {
-  return { name, shift, width, access };
+interface RegInfo {
+  readonly def: RegisterDef;
+  /** Index of the register's low word. */
+  readonly index: number;
+  /** The register's words (a view of the file's storage). */
+  readonly view: Uint32Array;
+  readonly layout: Layout;
 }
 
-export class RegisterFile {
+/** A field with its lsb and access resolved. */
+function toSpec(f: FieldSpec, dflt: FieldAccess): readonly [string, number, number, FieldAccess] {
+  const [name, msb, lsb, access] = f;
+  return [name, msb, lsb ?? msb, access ?? dflt];
+}
+
+/** One field of one register of a RegisterFile (see RegisterFile.fieldRef). */
+export class FieldRef {
+  constructor(
+    private readonly view: Uint32Array,
+    readonly field: BitField,
+  ) {}
+
+  get(): number {
+    return getBits(this.view, this.field);
+  }
+
+  set(value: number): void {
+    setBits(this.view, this.field, value);
+  }
+}
+
+/**
+ * `M` maps each register name to its field names (RegMapOf a table); the
+ * default accepts any name, for files built from untyped definitions.
+ */
+export class RegisterFile<M extends RegMap = RegMap> {
   readonly name: string;
   readonly size: number;
   readonly ops: MmioOps;
@@ -50,11 +76,11 @@ export class RegisterFile {
   private readonly w1c: Uint32Array;
   private readonly writeOnly: Uint32Array;
   private readonly byWord: (WordInfo | undefined)[];
-  private readonly byName = new Map<string, RegisterDef>();
+  private readonly byName = new Map<string, RegInfo>();
   private readonly writeHooks = new Map<string, RegisterWriteHook>();
   private readonly readHooks = new Map<string, RegisterReadHook>();
 
-  constructor(name: string, size: number, defs: readonly RegisterDef[]) {
+  constructor(name: string, size: number, defs: RegisterTable<M> | readonly RegisterDef[]) {
     this.name = name;
     this.size = size;
     const n = Math.ceil(size / 4);
@@ -63,7 +89,8 @@ export class RegisterFile {
     this.w1c = new Uint32Array(n);
     this.writeOnly = new Uint32Array(n);
     this.byWord = new Array<WordInfo | undefined>(n);
-    for (const reg of defs) this.declare(reg);
+    const list = defs instanceof RegisterTable ? (defs.specs as readonly RegisterSpec[]) : defs;
+    for (const reg of list) this.declare(reg);
     this.ops = {
       read: (offset, sz) => this.mmioRead(offset, sz),
       write: (offset, sz, value) => this.mmioWrite(offset, sz, value),
@@ -71,23 +98,31 @@ export class RegisterFile {
     this.reset();
   }
 
-  private declare(reg: RegisterDef): void {
-    if (reg.offset % 4 !== 0 || reg.offset + reg.size > this.size) throw new RangeError(`${this.name}.${reg.name}: bad offset`);
-    if (this.byName.has(reg.name)) throw new Error(`${this.name}.${reg.name} declared twice`);
-    this.byName.set(reg.name, reg);
-    const fields = reg.fields ?? [{ name: reg.name, shift: 0, width: reg.size * 8, access: reg.access ?? 'rw' }];
-    for (let w = 0; w < reg.size / 4; w++) {
-      const i = reg.offset / 4 + w;
-      if (this.byWord[i] !== undefined) throw new Error(`${this.name}.${reg.name} overlaps ${this.byWord[i]!.reg.name}`);
-      this.byWord[i] = { reg, word: w as 0 | 1 };
+  private declare(spec: RegisterSpec | RegisterDef): void {
+    if (spec.size !== 4 && spec.size !== 8) throw new RangeError(`${this.name}.${spec.name}: a register file holds 4- and 8-byte registers`);
+    if (spec.offset % 4 !== 0 || spec.offset + spec.size > this.size) throw new RangeError(`${this.name}.${spec.name}: bad offset`);
+    if (this.byName.has(spec.name)) throw new Error(`${this.name}.${spec.name} declared twice`);
+    const dflt = spec.access ?? 'rw';
+    const fields = (spec.fields ?? []).map((f) => toSpec(f, dflt));
+    const def: RegisterDef = { name: spec.name, offset: spec.offset, size: spec.size, fields, access: dflt };
+    if (spec.reset !== undefined) def.reset = spec.reset;
+    const index = spec.offset / 4;
+    const info: RegInfo = { def, index, view: this.words.subarray(index, index + spec.size / 4), layout: defineLayout(spec.name, spec.size, fields) };
+    this.byName.set(spec.name, info);
+    for (let w = 0; w < spec.size / 4; w++) {
+      const i = index + w;
+      if (this.byWord[i] !== undefined) throw new Error(`${this.name}.${spec.name} overlaps ${this.byWord[i]!.reg.def.name}`);
+      this.byWord[i] = { reg: info, word: w as 0 | 1 };
     }
-    for (const f of fields) {
-      for (let bit = f.shift; bit < f.shift + f.width; bit++) {
-        const i = reg.offset / 4 + (bit >> 5);
-        const m = (1 << (bit & 31)) >>> 0;
-        if (f.access === 'rw' || f.access === 'wo') this.writable[i] = (this.writable[i]! | m) >>> 0;
-        if (f.access === 'w1c') this.w1c[i] = (this.w1c[i]! | m) >>> 0;
-        if (f.access === 'wo') this.writeOnly[i] = (this.writeOnly[i]! | m) >>> 0;
+    // A register without fields is one field of its whole width.
+    const ranges = fields.length > 0 ? fields.map(([, msb, lsb, access]) => ({ lsb, width: msb - lsb + 1, access })) : [{ lsb: 0, width: spec.size * 8, access: dflt }];
+    for (const { lsb, width, access } of ranges) {
+      for (let w = lsb >> 5; w <= (lsb + width - 1) >> 5; w++) {
+        const m = maskBits(Math.max(0, lsb - 32 * w), Math.min(32, lsb + width - 32 * w));
+        const i = index + w;
+        if (access === 'rw' || access === 'wo') this.writable[i] = (this.writable[i]! | m) >>> 0;
+        if (access === 'w1c') this.w1c[i] = (this.w1c[i]! | m) >>> 0;
+        if (access === 'wo') this.writeOnly[i] = (this.writeOnly[i]! | m) >>> 0;
       }
     }
   }
@@ -95,78 +130,97 @@ export class RegisterFile {
   /** Back to reset values (hooks are not called). */
   reset(): void {
     this.words.fill(0);
-    for (const reg of this.byName.values()) {
-      const r = reg.reset ?? 0;
+    for (const { def, index } of this.byName.values()) {
+      const r = def.reset ?? 0;
       const [lo, hi] = typeof r === 'number' ? [r, 0] : r;
-      this.words[reg.offset / 4] = lo;
-      if (reg.size === 8) this.words[reg.offset / 4 + 1] = hi;
+      this.words[index] = lo;
+      if (def.size === 8) this.words[index + 1] = hi;
     }
   }
 
-  def(name: string): RegisterDef {
+  private info(name: string): RegInfo {
     const r = this.byName.get(name);
     if (r === undefined) throw new Error(`${this.name} has no register ${name}`);
     return r;
   }
 
+  def(name: RegName<M>): RegisterDef {
+    return this.info(name).def;
+  }
+
+  /** The register's fields as a Layout (bits numbered within the register). */
+  layout<R extends RegName<M>>(name: R): Layout<M[R]> {
+    return this.info(name).layout as Layout<M[R]>;
+  }
+
   /** Call `fn` after software writes any byte of the register. */
-  onWrite(name: string, fn: RegisterWriteHook): void {
-    this.writeHooks.set(this.def(name).name, fn);
+  onWrite(name: RegName<M>, fn: RegisterWriteHook): void {
+    this.writeHooks.set(this.info(name).def.name, fn);
   }
 
   /** Compute the value software reads (for registers that reflect live state). */
-  onRead(name: string, fn: RegisterReadHook): void {
-    this.readHooks.set(this.def(name).name, fn);
+  onRead(name: RegName<M>, fn: RegisterReadHook): void {
+    this.readHooks.set(this.info(name).def.name, fn);
   }
 
   // --- device side ---------------------------------------------------------
 
   /** Low word (the whole value for 32-bit registers). */
-  get(name: string): number {
-    return this.words[this.def(name).offset / 4]!;
+  get(name: RegName<M>): number {
+    return this.words[this.info(name).index]!;
   }
-  getHi(name: string): number {
-    return this.words[this.def(name).offset / 4 + 1]!;
+  getHi(name: RegName<M>): number {
+    return this.words[this.info(name).index + 1]!;
   }
-  /** A 64-bit register's value as a number (exact below 2^53). */
-  get64(name: string): number {
-    const o = this.def(name).offset / 4;
-    return this.words[o + 1]! * 0x1_0000_0000 + this.words[o]!;
+  /** A 64-bit register's exact value (a bigint: DESIGN.md §8; hot paths read its words or fields). */
+  get64(name: RegName<M>): bigint {
+    const o = this.info(name).index;
+    return (BigInt(this.words[o + 1]!) << 32n) | BigInt(this.words[o]!);
   }
-  set(name: string, lo: number, hi?: number): void {
-    const reg = this.def(name);
-    this.words[reg.offset / 4] = lo;
-    if (reg.size === 8 && hi !== undefined) this.words[reg.offset / 4 + 1] = hi;
+  set(name: RegName<M>, lo: number, hi?: number): void {
+    const r = this.info(name);
+    this.words[r.index] = lo;
+    if (r.def.size === 8 && hi !== undefined) this.words[r.index + 1] = hi;
   }
-  getField(name: string, fieldName: string): number {
-    const { reg, f } = this.lookupField(name, fieldName);
-    const i = reg.offset / 4 + (f.shift >> 5);
-    const shift = f.shift & 31;
-    return f.width >= 32 ? this.words[i]! : (this.words[i]! >>> shift) & (2 ** f.width - 1);
+  /** A field's value (a misspelt register or field does not compile in a typed file). */
+  getField<R extends RegName<M>>(name: R, fieldName: M[R]): number {
+    const r = this.info(name);
+    return getBits(r.view, this.fieldOf(r, fieldName));
   }
-  setField(name: string, fieldName: string, value: number): void {
-    const { reg, f } = this.lookupField(name, fieldName);
-    const i = reg.offset / 4 + (f.shift >> 5);
-    const shift = f.shift & 31;
-    const mask = f.width >= 32 ? 0xffffffff : ((2 ** f.width - 1) << shift) >>> 0;
-    this.words[i] = ((this.words[i]! & ~mask) | ((value << shift) & mask)) >>> 0;
+  setField<R extends RegName<M>>(name: R, fieldName: M[R], value: number): void {
+    const r = this.info(name);
+    setBits(r.view, this.fieldOf(r, fieldName), value);
   }
 
-  private lookupField(name: string, fieldName: string): { reg: RegisterDef; f: FieldDef } {
-    const reg = this.def(name);
-    const f = reg.fields?.find((x) => x.name === fieldName);
-    if (f === undefined) throw new Error(`${this.name}.${name} has no field ${fieldName}`);
-    return { reg, f };
+  /**
+   * A handle on one field, resolved once: reads and writes through it do no
+   * name lookup (for paths that touch a register per request).
+   */
+  fieldRef<R extends RegName<M>>(name: R, fieldName: M[R]): FieldRef {
+    const r = this.info(name);
+    return new FieldRef(r.view, this.fieldOf(r, fieldName));
+  }
+
+  private fieldOf(r: RegInfo, fieldName: string): BitField {
+    const f = r.layout.fields[fieldName];
+    if (f === undefined) throw new Error(`${this.name}.${r.def.name} has no field ${fieldName}`);
+    return f;
   }
 
   /** "CR0 = 0x5 (SMMUEN=1 EVTQEN=0 CMDQEN=1)" for traces and logs. */
-  describe(name: string): string {
-    const reg = this.def(name);
-    const lo = this.words[reg.offset / 4]!;
-    const hi = reg.size === 8 ? this.words[reg.offset / 4 + 1]! : 0;
-    const value = reg.size === 8 ? `0x${hi.toString(16)}${lo.toString(16).padStart(8, '0')}` : `0x${lo.toString(16)}`;
-    const parts = (reg.fields ?? []).map((f) => `${f.name}=${this.getField(name, f.name)}`);
+  describe(name: RegName<M>): string {
+    const r = this.info(name);
+    const lo = r.view[0]!;
+    const hi = r.def.size === 8 ? r.view[1]! : 0;
+    const value = r.def.size === 8 ? `0x${hi.toString(16)}${lo.toString(16).padStart(8, '0')}` : `0x${lo.toString(16)}`;
+    const parts = r.layout.order.map((f) => `${f.name}=${getBits(r.view, f)}`);
     return parts.length > 0 ? `${name} = ${value} (${parts.join(' ')})` : `${name} = ${value}`;
+  }
+
+  /** The register's non-zero fields, "CR0{SMMUEN=1 CMDQEN=1}". */
+  format(name: RegName<M>): string {
+    const r = this.info(name);
+    return formatLayout(r.layout, r.view);
   }
 
   // --- software side ---------------------------------------------------------
@@ -175,8 +229,8 @@ export class RegisterFile {
     const i = offset >> 2;
     const info = this.byWord[i];
     if (info === undefined) return 0;
-    const hook = this.readHooks.get(info.reg.name);
-    let word = hook !== undefined ? hook(info.reg, info.word) >>> 0 : this.words[i]!;
+    const hook = this.readHooks.get(info.reg.def.name);
+    let word = hook !== undefined ? hook(info.reg.def, info.word) >>> 0 : this.words[i]!;
     word = (word & ~this.writeOnly[i]!) >>> 0;
     const shift = (offset & 3) * 8;
     return size === 4 ? word : (word >>> shift) & (size === 2 ? 0xffff : 0xff);
@@ -189,14 +243,14 @@ export class RegisterFile {
     const shift = (offset & 3) * 8;
     const lanes = size === 4 ? 0xffffffff : (((size === 2 ? 0xffff : 0xff) << shift) >>> 0);
     const v = ((value << shift) & lanes) >>> 0;
-    const base = info.reg.offset / 4;
-    const oldLo = this.words[base]!;
-    const oldHi = info.reg.size === 8 ? this.words[base + 1]! : 0;
+    const reg = info.reg;
+    const oldLo = this.words[reg.index]!;
+    const oldHi = reg.def.size === 8 ? this.words[reg.index + 1]! : 0;
     const old = this.words[i]!;
     const wm = (this.writable[i]! & lanes) >>> 0;
     let next = ((old & ~wm) | (v & wm)) >>> 0;
     next = (next & ~(v & this.w1c[i]!)) >>> 0;
     this.words[i] = next;
-    this.writeHooks.get(info.reg.name)?.(info.reg, oldLo, oldHi);
+    this.writeHooks.get(reg.def.name)?.(reg.def, oldLo, oldHi);
   }
 }

@@ -1,8 +1,8 @@
 import { EINVAL } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import { CFG } from '../pci/header.ts';
-import { MSI, MSI_FLAGS } from '../pci/caps/msi.ts';
-import { MSIX, MSIX_FLAGS } from '../pci/caps/msix.ts';
+import { MSI, MSI_REGS } from '../pci/caps/msi.ts';
+import { MSIX, MSIX_REGS } from '../pci/caps/msix.ts';
 import {
   VFIO_DEVICE_FLAGS_PCI,
   VFIO_DEVICE_FLAGS_RESET,
@@ -109,11 +109,11 @@ export function irqCount(dev: VfioPciDevice, index: number): number {
       return dev.vconfig !== undefined && dev.vconfig.vconfig[CFG.INTERRUPT_PIN] !== 0 ? 1 : 0;
     case VFIO_PCI_MSI_IRQ_INDEX: {
       const b = fn.caps.findStd(MSI.CAP_ID);
-      return b === undefined ? 0 : 1 << ((dev.hw.read(b + MSI.FLAGS, 2) & MSI_FLAGS.MMC) >>> 1);
+      return b === undefined ? 0 : 2 ** MSI_REGS.get('FLAGS', dev.hw.read(b + MSI.FLAGS, 2), 'MMC');
     }
     case VFIO_PCI_MSIX_IRQ_INDEX: {
       const b = fn.caps.findStd(MSIX.CAP_ID);
-      return b === undefined ? 0 : (dev.hw.read(b + MSIX.FLAGS, 2) & MSIX_FLAGS.QSIZE) + 1;
+      return b === undefined ? 0 : MSIX_REGS.get('FLAGS', dev.hw.read(b + MSIX.FLAGS, 2), 'QSIZE') + 1;
     }
     case VFIO_PCI_ERR_IRQ_INDEX:
       return dev.isPcie ? 1 : 0;

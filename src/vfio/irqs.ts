@@ -1,7 +1,8 @@
 import { EBADF, EINVAL, ENOSPC, ENOTTY } from '../uapi/errno.ts';
 import { EventFd } from '../host/eventfd.ts';
 import type { Process } from '../host/process.ts';
-import { MSI, MSI_FLAGS } from '../pci/caps/msi.ts';
+import { fieldPrep } from '../hw/layout.ts';
+import { MSI, MSI_FLAGS, MSI_REGS } from '../pci/caps/msi.ts';
 import { MSIX, MSIX_ENTRY, MSIX_FLAGS } from '../pci/caps/msix.ts';
 import {
   VFIO_IRQ_SET_ACTION_TRIGGER,
@@ -182,7 +183,7 @@ export class VfioIrqs {
         for (let v = 0; v < this.nvec; v++) if (!this.ctx.has(v)) mask |= 1 << v;
         hw.write(b + (is64 ? MSI.MASK_64 : MSI.MASK_32), 4, mask >>> 0);
       }
-      const mme = Math.log2(this.dataCount) << 4;
+      const mme = fieldPrep(MSI_REGS.field('FLAGS', 'MME'), Math.log2(this.dataCount));
       hw.write(b + MSI.FLAGS, 2, (flags & ~MSI_FLAGS.MME) | mme | MSI_FLAGS.ENABLE);
       return;
     }

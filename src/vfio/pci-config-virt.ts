@@ -1,9 +1,10 @@
 import { EFAULT } from '../uapi/errno.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 import { CFG, COMMAND, STATUS } from '../pci/header.ts';
-import { MSI, MSI_FLAGS } from '../pci/caps/msi.ts';
+import { fieldPrep } from '../hw/layout.ts';
+import { MSI, MSI_FLAGS, MSI_REGS } from '../pci/caps/msi.ts';
 import { MSIX } from '../pci/caps/msix.ts';
-import { PCIE, PCIE_DEVCAP, PCIE_DEVCTL, PCIE_DEVCTL2 } from '../pci/caps/pcie-regs.ts';
+import { PCIE, PCIE_DEVCAP, PCIE_DEVCTL, PCIE_DEVCTL2, PCIE_REGS } from '../pci/caps/pcie-regs.ts';
 
 /** The host kernel's config accessors for one function (pci_read/write_config_*, through ECAM). */
 export interface HwConfig {
@@ -286,8 +287,8 @@ export class VirtConfig {
   private msiFlagsWritten(b: number): void {
     let flags = this.field(this.vconfig, b + MSI.FLAGS, 2);
     if (!this.hooks.msiEnabled()) flags &= ~MSI_FLAGS.ENABLE;
-    const avail = (this.hw.read(b + MSI.FLAGS, 2) & MSI_FLAGS.MMC) >>> 1;
-    if (((flags & MSI_FLAGS.MME) >>> 4) > avail) flags = (flags & ~MSI_FLAGS.MME) | (avail << 4);
+    const avail = MSI_REGS.get('FLAGS', this.hw.read(b + MSI.FLAGS, 2), 'MMC');
+    if (MSI_REGS.get('FLAGS', flags, 'MME') > avail) flags = (flags & ~MSI_FLAGS.MME) | fieldPrep(MSI_REGS.field('FLAGS', 'MME'), avail);
     this.putShadow(b + MSI.FLAGS, 2, flags);
     this.hw.write(b + MSI.FLAGS, 2, flags);
   }
@@ -301,10 +302,11 @@ export class VirtConfig {
     }
     // MRRS goes to the hardware, floored at the device's MPS (MPS itself stays virtual).
     const phys = this.hw.read(b + PCIE.DEVCTL, 2);
-    const mpsCode = (phys & PCIE_DEVCTL.MPS) >>> 5;
-    const mrrsCode = Math.max((ctrl & PCIE_DEVCTL.MRRS) >>> 12, mpsCode);
-    if (((phys & PCIE_DEVCTL.MRRS) >>> 12) !== mrrsCode) {
-      this.hw.write(b + PCIE.DEVCTL, 2, ((phys & ~PCIE_DEVCTL.MRRS) | (mrrsCode << 12)) & ~PCIE_DEVCTL.FLR);
+    const mpsCode = PCIE_REGS.get('DEVCTL', phys, 'MPS');
+    const mrrsCode = Math.max(PCIE_REGS.get('DEVCTL', ctrl, 'MRRS'), mpsCode);
+    if (PCIE_REGS.get('DEVCTL', phys, 'MRRS') !== mrrsCode) {
+      const mrrs = fieldPrep(PCIE_REGS.field('DEVCTL', 'MRRS'), mrrsCode);
+      this.hw.write(b + PCIE.DEVCTL, 2, ((phys & ~PCIE_DEVCTL.MRRS) | mrrs) & ~PCIE_DEVCTL.FLR);
     }
   }
 }

@@ -2,7 +2,7 @@ import { EINVAL, EIO, ENODEV, ENOTTY } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import type { IommuDomain } from '../iommu-core/domain.ts';
 import { CFG, COMMAND } from '../pci/header.ts';
-import { MSIX, MSIX_BIR, MSIX_FLAGS } from '../pci/caps/msix.ts';
+import { MSIX, MSIX_ENTRY, MSIX_REGS } from '../pci/caps/msix.ts';
 import { PCIE } from '../pci/caps/pcie-regs.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 import {
@@ -153,7 +153,8 @@ export class VfioPciDevice {
     if (b === undefined) return undefined;
     const flags = this.hw.read(b + MSIX.FLAGS, 2);
     const table = this.hw.read(b + MSIX.TABLE, 4);
-    return [table & MSIX_BIR.BIR, (table & MSIX_BIR.OFFSET) >>> 0, ((flags & MSIX_FLAGS.QSIZE) + 1) * 16];
+    const entries = MSIX_REGS.get('FLAGS', flags, 'QSIZE') + 1;
+    return [MSIX_REGS.get('TABLE', table, 'BIR'), MSIX_REGS.get('TABLE', table, 'OFFSET') * 8, entries * MSIX_ENTRY.SIZE];
   }
 
   msixTableAddress(): number | undefined {

@@ -1,6 +1,9 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { defineLayout, getBits, setBits, encodeLayout, decodeLayout, reservedBitsSet, formatLayout, readWords } from '../../src/hw/layout.ts';
+import {
+  decodeLayout, defineLayout, encodeLayout, fieldGet, fieldMasks, fieldPrep, formatLayout, getBits, getBits64, hasReservedBits, hiMask, loMask, maskBits,
+  readField, readWords, reservedBitsSet, setBits, setBits64, wordMask, writeField, type FieldTable, type U64Halves,
+} from '../../src/hw/layout.ts';
 
 const L = defineLayout('TEST', 16, [
   ['V', 0],
@@ -59,4 +62,56 @@ t.test('property: set then get round-trips and leaves other fields alone', async
     { numRuns: 300, seed: 7 },
   );
   t.pass('300 runs');
+});
+
+t.test('field names are typed: a misspelt field does not compile', async (t) => {
+  const w = encodeLayout(L, { V: 1, CFG: 2 });
+  t.equal(readField(L, w, 'CFG'), 2);
+  // @ts-expect-error misspelt field
+  t.throws(() => readField(L, w, 'CGF'));
+  // @ts-expect-error misspelt field
+  t.throws(() => encodeLayout(L, { VV: 1 }));
+  // @ts-expect-error misspelt field
+  t.equal(L.fields.PTRR, undefined);
+  writeField(L, w, 'PTR', 7);
+  t.equal(readField(L, w, 'PTR'), 7);
+  // A function over a subset of fields takes any layout that has them.
+  const v = (l: FieldTable<'V'>, words: ArrayLike<number>) => readField(l, words, 'V');
+  t.equal(v(L, w), 1);
+  // @ts-expect-error this layout has no field V
+  t.throws(() => v(defineLayout('N', 4, [['X', 0]]), w));
+});
+
+t.test('each field carries its word, shift and mask; FIELD_GET/FIELD_PREP read them', async (t) => {
+  const f = L.fields.PTR;
+  t.same([f.word, f.shift, f.mask, f.msb], [0, 6, 0xffffffc0, 51], 'the part of PTR in its first word');
+  t.equal(fieldGet(L.fields.CFG, 0b1010), 0b101);
+  t.equal(fieldPrep(L.fields.CFG, 0b1111), 0b1110, 'value bits beyond the field are dropped');
+  t.same(fieldMasks(defineLayout('R', 4, [['A', 0], ['B', 7, 4]])), { A: 1, B: 0xf0 });
+  t.throws(() => fieldMasks(L), 'PTR crosses a word: no single mask');
+  t.equal(L.fields.V.access, undefined);
+  t.equal(defineLayout('R', 4, [['A', 3, 0, 'w1c']]).fields.A.access, 'w1c', 'the access column is kept');
+});
+
+t.test('16-bit structures: only their own bits are reserved', async (t) => {
+  const R16 = defineLayout('R16', 2, [['LO', 3, 0], ['HI', 15]]);
+  t.equal(R16.reservedMask[0], 0x7ff0);
+  t.same(reservedBitsSet(R16, [0xffff_0010]), [4], 'bits 31:16 are outside the structure');
+  t.throws(() => defineLayout('X', 2, [['A', 16]]), 'bit 16 is outside a 16-bit structure');
+  t.throws(() => defineLayout('X', 3, [['A', 0]]), 'sizes are 1, 2 or whole words');
+});
+
+t.test('64-bit entries as u32 halves: masks per half and fields across them', async (t) => {
+  const E = defineLayout('E', 8, [['P', 0], ['ADDR', 51, 12], ['XD', 63]]);
+  t.same([loMask(E.fields.ADDR), hiMask(E.fields.ADDR)], [0xfffff000, 0xfffff]);
+  t.same([loMask(E.fields.XD), hiMask(E.fields.XD)], [0, 0x8000_0000]);
+  t.equal(maskBits(4, 8), 0xf0);
+  t.equal(wordMask(E.fields.ADDR, 2), 0, 'no bits in a third word');
+  const d: U64Halves = { lo: 1, hi: 0x8000_0000 };
+  setBits64(d, E.fields.ADDR, 0xf_ffff_ffff);
+  t.same(d, { lo: 0xfffff001, hi: 0x8000_ffff });
+  t.equal(getBits64(d.lo, d.hi, E.fields.ADDR), 0xf_ffff_ffff);
+  t.equal(getBits64(d.lo, d.hi, E.fields.XD), 1);
+  t.equal(hasReservedBits(E, [d.lo, d.hi]), false);
+  t.equal(hasReservedBits(E, [d.lo | 2, d.hi]), true);
 });

@@ -1,11 +1,11 @@
 import t from 'tap';
-import { RegisterFile, field } from '../../src/hw/register-file.ts';
+import { RegisterFile } from '../../src/hw/register-file.ts';
 
 const make = () =>
   new RegisterFile('dev', 0x40, [
     { name: 'ID', offset: 0x0, size: 4, access: 'ro', reset: 0x12345678 },
-    { name: 'CTRL', offset: 0x4, size: 4, fields: [field('EN', 0, 1), field('MODE', 4, 3), field('LOCKED', 8, 1, 'ro')] },
-    { name: 'STS', offset: 0x8, size: 4, fields: [field('ERR', 0, 1, 'w1c'), field('BUSY', 1, 1, 'ro')] },
+    { name: 'CTRL', offset: 0x4, size: 4, fields: [['EN', 0, 0], ['MODE', 6, 4], ['LOCKED', 8, 8, 'ro']] },
+    { name: 'STS', offset: 0x8, size: 4, fields: [['ERR', 0, 0, 'w1c'], ['BUSY', 1, 1, 'ro']] },
     { name: 'DOORBELL', offset: 0xc, size: 4, access: 'wo' },
     { name: 'BASE', offset: 0x10, size: 8, reset: [0x1000, 0x2] },
   ]);
@@ -53,10 +53,10 @@ t.test('sub-word accesses read and merge the right byte lanes', async (t) => {
 
 t.test('64-bit registers are two words, low first', async (t) => {
   const r = make();
-  t.equal(r.get64('BASE'), 0x2_0000_1000);
+  t.equal(r.get64('BASE'), 0x2_0000_1000n);
   r.ops.write(0x14, 4, 0x3);
   t.equal(r.getHi('BASE'), 3);
-  t.equal(r.get64('BASE'), 0x3_0000_1000);
+  t.equal(r.get64('BASE'), 0x3_0000_1000n);
 });
 
 t.test('hooks see the old value and reads can be computed', async (t) => {

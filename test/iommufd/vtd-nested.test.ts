@@ -1,7 +1,8 @@
 import t from 'tap';
+import { readField } from '../../src/hw/layout.ts';
 import { IotlbGather, IOMMU_READ, IOMMU_WRITE } from '../../src/iommu-core/io-pgtable.ts';
 import type { VtdDriver } from '../../iommu/vtd/driver/driver.ts';
-import { PASID_ENTRY, PGTT_NESTED, entryField } from '../../iommu/vtd/index.ts';
+import { PASID_ENTRY, PGTT_NESTED } from '../../iommu/vtd/index.ts';
 import { createMachine } from '../../machines/machine.ts';
 import { EINVAL, EOPNOTSUPP } from '../../src/uapi/errno.ts';
 import type { Process } from '../../src/host/process.ts';
@@ -75,8 +76,8 @@ t.test('q35-vtd: NEST_PARENT + nested VTD_S1 HWPT: the guest table in IOAS memor
   dev.config.write(CFG.COMMAND, 2, COMMAND.MASTER | COMMAND.MEMORY);
   const driver = m.host.iommu.driverOf(dev) as VtdDriver;
   const pe = driver.pasidEntryOf(dev, 0)!;
-  t.equal(entryField(pe, PASID_ENTRY, 'PGTT'), PGTT_NESTED, 'a nested PASID entry');
-  t.equal(entryField(pe, PASID_ENTRY, 'FSPTPTR') * PAGE, s1.root);
+  t.equal(readField(PASID_ENTRY, pe, 'PGTT'), PGTT_NESTED, 'a nested PASID entry');
+  t.equal(readField(PASID_ENTRY, pe, 'FSPTPTR') * PAGE, s1.root);
 
   const byte = () => {
     const r = dev.dmaRead(BigInt(GVA), 1);

@@ -4,6 +4,8 @@ import type { MachineKind } from '../../machines/layout.ts';
 import { DESCRIPTOR, DESC_BYTES } from '../../devices/dma-engine/descriptor.ts';
 import { DMAE_REGISTERS, DMAE_REGS, regValue, WQ_REG, WQ_REGISTERS, wqReg } from '../../devices/dma-engine/regs.ts';
 import { setBits, type BitField } from '../../src/hw/layout.ts';
+import { SMMU_REGS } from '../../iommu/smmuv3/regs.ts';
+import { VTD_REGS } from '../../iommu/vtd/regs.ts';
 import { CFG, COMMAND } from '../../src/pci/header.ts';
 import { Prng } from '../../src/sim/prng.ts';
 import * as VFIO from '../../src/uapi/vfio.ts';
@@ -94,14 +96,26 @@ function tablePages(m: Machine, roots: readonly number[]): number[] {
   return [...seen];
 }
 
+/** Where the tables and queues the driver programmed start: the IOMMU's base-address registers, read by field. */
 function tableRoots(m: Machine): number[] {
   const base = m.board.layout.iommuBase;
+  const words = (offset: number) => {
+    const v = m.board.sysmem.read64(base + offset);
+    return [Number(BigInt.asUintN(32, v)), Number(v >> 32n)];
+  };
+  // Address bits above 51 are not address bits.
+  const addr = (field: number, lsb: number) => (field % 2 ** (52 - lsb)) * 2 ** lsb;
   if (m.board.layout.kind === 'virt-smmuv3') {
-    // SMMU_STRTAB_BASE (0x80): ADDR [51:6]; also the queue bases (CMDQ 0x90, EVTQ 0xa0, PRIQ 0xc0): [51:5].
-    return [0x80, 0x90, 0xa0, 0xc0].map((o) => Number(m.board.sysmem.read64(base + o) & 0x000f_ffff_ffff_ffc0n)).filter((a) => a !== 0);
+    // SMMU_STRTAB_BASE.ADDR [55:6]; the queue bases' ADDR [55:5].
+    return (['STRTAB_BASE', 'CMDQ_BASE', 'EVENTQ_BASE', 'PRIQ_BASE'] as const)
+      .map((r) => addr(SMMU_REGS.get(r, words(SMMU_REGS.offset(r)), 'ADDR'), SMMU_REGS.field(r, 'ADDR').lsb))
+      .filter((a) => a !== 0);
   }
-  // VT-d RTADDR (0x20): RTA [63:12]; IQA (0x90): [63:12].
-  return [0x20, 0x90].map((o) => Number(m.board.sysmem.read64(base + o) & ADDR_MASK)).filter((a) => a !== 0);
+  // VT-d RTADDR.RTA [63:12], IQA.IQA [63:12].
+  return [
+    addr(VTD_REGS.get('RTADDR', words(VTD_REGS.offset('RTADDR')), 'RTA'), 12),
+    addr(VTD_REGS.get('IQA', words(VTD_REGS.offset('IQA')), 'IQA'), 12),
+  ].filter((a) => a !== 0);
 }
 
 /** Random contents in the IOMMU's tables (STE/CD, root/context/PASID entries, page tables), then DMAs from cold caches. */

@@ -1,7 +1,7 @@
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import type { Scheduler } from '../../../src/sim/scheduler.ts';
-import { encodeCommand, SYNC_CS, type CmdName } from '../cmd.ts';
-import { SMMU_REG, CERROR } from '../regs.ts';
+import { encodeCommand, SYNC_CS, type CmdName, type CmdValues } from '../cmd.ts';
+import { CERROR, GERROR, SMMU_REG, SMMU_REGS } from '../regs.ts';
 import { queueFull } from '../queue.ts';
 
 const ENTRY_BYTES = 16;
@@ -58,7 +58,7 @@ export class CommandQueue {
     return false;
   }
 
-  issueOne(op: CmdName, fields: Readonly<Record<string, number>> = {}, sync = true): boolean {
+  issueOne<N extends CmdName>(op: N, fields: CmdValues<N> = {}, sync = true): boolean {
     const c = encodeCommand(op, fields);
     if (sync) return this.issueSync([c]);
     this.issue([c]);
@@ -92,12 +92,12 @@ export class CommandQueue {
    */
   private stalledOnError(): boolean {
     const cons = this.cons();
-    const err = (cons >>> 24) & 0x7f;
     const gerror = this.mmio.read32(this.regBase + SMMU_REG.GERROR);
     const gerrorn = this.mmio.read32(this.regBase + SMMU_REG.GERRORN);
-    if (((gerror ^ gerrorn) & 1) === 0) return false;
+    if (((gerror ^ gerrorn) & GERROR.CMDQ_ERR) === 0) return false;
     this.errors++;
-    const at = this.entryAddr(cons & 0xfffff);
+    const err = SMMU_REGS.get('CMDQ_CONS', cons, 'ERR');
+    const at = this.entryAddr(SMMU_REGS.get('CMDQ_CONS', cons, 'RD'));
     const words = new Uint32Array(4);
     for (let i = 0; i < 4; i++) words[i] = this.mem.read32(at + 4 * i);
     this.onError(err === 0 ? CERROR.ILL : err, words);
@@ -107,7 +107,7 @@ export class CommandQueue {
       const sync = encodeCommand('SYNC', { CS: SYNC_CS.NONE });
       for (let i = 0; i < 4; i++) this.mem.write32(at + 4 * i, sync[i]!);
     }
-    this.mmio.write32(this.regBase + SMMU_REG.GERRORN, (gerrorn ^ 1) >>> 0);
+    this.mmio.write32(this.regBase + SMMU_REG.GERRORN, (gerrorn ^ GERROR.CMDQ_ERR) >>> 0);
     // Kick the queue again so it consumes from the replaced entry on.
     this.mmio.write32(this.regBase + SMMU_REG.CMDQ_PROD, this.prod);
     return true;

@@ -7,7 +7,9 @@ import type {
 } from '../../../src/iommu-core/types.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
 import { createVmsaBuilder, type VmsaBuilder } from '../../pgtable/vmsa-builder.ts';
-import { CR0, OAS_BITS, PRI_RESP, SMMU_REG, STRTAB_FMT_2LVL } from '../regs.ts';
+import { decodeLayout } from '../../../src/hw/layout.ts';
+import { cmdOpcode } from '../cmd.ts';
+import { CR0, OAS_BITS, PRI_RESP, SMMU_REG, SMMU_REGS, STRTAB_FMT_2LVL } from '../regs.ts';
 import { CommandQueue } from './cmdq.ts';
 import { S1Domain, S2Domain, StaticDomain, SvaDomain } from './domains.ts';
 import { tlbiRangeCommands } from './invalidate.ts';
@@ -31,6 +33,10 @@ const CMDQ_LOG2 = 8;
 const EVT_BYTES = 32;
 const WBWA = 1;
 const ISH = 3;
+/** IDR0.STALL_MODEL 0b00: stall and terminate models both supported. */
+const STALL_MODEL_STALL_AND_TERMINATE = 0b00;
+/** IDR0.HTTU 0b10: access flag and dirty state updates. */
+const HTTU_ACCESS_AND_DIRTY = 0b10;
 /** Page requests a device may have outstanding (pci_enable_pri's reqs; capped by its capacity). */
 const PRI_REQS = 64;
 
@@ -64,6 +70,8 @@ export class Smmuv3Driver implements IommuDriver {
   private atsSupported = false;
   private priSupported = false;
   private stallsSupported = false;
+  /** IDR1.PRIQS: log2 of the largest PRI queue. */
+  private priqs = 0;
   /** The SMMU keeps dirty state in stage-1 descriptors (HTTU with DBM, coherent walks). */
   dbmCapable = false;
   /** Stage 1 and stage 2 both present: nest parents and vIOMMUs are offered. */
@@ -83,7 +91,7 @@ export class Smmuv3Driver implements IommuDriver {
     this.strtab = new StreamTable(this.mmio, this.dma, this.sidBits);
     const cmdqBase = this.mustAlloc(16 * 2 ** CMDQ_LOG2);
     this.cmdq = new CommandQueue(this.mmio, base, this.mmio, cmdqBase, CMDQ_LOG2, host.platform.scheduler, (cerror, words) => {
-      this.events.push({ name: `CMDQ_ERR(${cerror})`, sid: -1, ssid: -1, addr: 0, fields: { Opcode: words[0]! & 0xff } });
+      this.events.push({ name: `CMDQ_ERR(${cerror})`, sid: -1, ssid: -1, addr: 0, fields: { Opcode: cmdOpcode(words) } });
     });
     this.masters = new Masters({
       mmio: this.mmio, dma: this.dma, strtab: this.strtab, cmdq: this.cmdq, ipsCode: this.ipsCode, stallsSupported: this.stallsSupported,
@@ -129,38 +137,39 @@ export class Smmuv3Driver implements IommuDriver {
   /** arm_smmu_device_hw_probe(): what the IDRs advertise. */
   private probeHardware(): void {
     for (let i = 0; i < 6; i++) this.idr.push(this.r32(SMMU_REG.IDR0 + 4 * i));
-    const idr0 = this.idr[0]!;
-    const idr1 = this.idr[1]!;
-    this.sidBits = idr1 & 0x3f;
-    this.ssidBits = (idr1 >>> 6) & 0x1f;
-    this.rangeInvalidation = ((this.idr[3]! >>> 10) & 1) === 1;
-    this.atsSupported = ((idr0 >>> 10) & 1) === 1;
-    this.priSupported = ((idr0 >>> 16) & 1) === 1;
-    this.stallsSupported = ((idr0 >>> 24) & 3) === 0;
+    const idr0 = decodeLayout(SMMU_REGS.layout('IDR0'), [this.idr[0]!]);
+    const idr1 = decodeLayout(SMMU_REGS.layout('IDR1'), [this.idr[1]!]);
+    this.priqs = idr1.PRIQS;
+    this.sidBits = idr1.SIDSIZE;
+    this.ssidBits = idr1.SSIDSIZE;
+    this.rangeInvalidation = SMMU_REGS.get('IDR3', this.idr[3]!, 'RIL') === 1;
+    this.atsSupported = idr0.ATS === 1;
+    this.priSupported = idr0.PRI === 1;
+    this.stallsSupported = idr0.STALL_MODEL === STALL_MODEL_STALL_AND_TERMINATE;
     // IDR0.HTTU == 0b10: access flag and dirty state; with coherent table walks (IDR0.COHACC)
     // that is arm_smmu_dbm_capable(), the condition for IOMMU_CAP_DIRTY_TRACKING.
-    this.dbmCapable = ((idr0 >>> 6) & 3) === 0b10 && ((idr0 >>> 4) & 1) === 1;
+    this.dbmCapable = idr0.HTTU === HTTU_ACCESS_AND_DIRTY && idr0.COHACC === 1;
     // ARM_SMMU_FEAT_NESTING: both stages (IDR0.S1P, IDR0.S2P).
-    this.nestingSupported = (idr0 & 3) === 3;
-    const oas = this.idr[5]! & 7;
+    this.nestingSupported = idr0.S1P === 1 && idr0.S2P === 1;
+    const oas = SMMU_REGS.get('IDR5', this.idr[5]!, 'OAS');
     this.ipsCode = Math.min(oas, OAS_BITS.length - 1);
   }
 
   /** arm_smmu_device_reset(): program tables and queues, then enable step by step, waiting for each ACK. */
   private reset(cmdqBase: number): void {
     if (this.r32(SMMU_REG.CR0) & CR0.SMMUEN) this.writeCr0(0);
-    this.w32(SMMU_REG.CR1, (ISH << 10) | (WBWA << 8) | (WBWA << 6) | (ISH << 4) | (WBWA << 2) | WBWA);
-    this.w32(SMMU_REG.CR2, 0b110);
-    this.w64(SMMU_REG.STRTAB_BASE, (1n << 62n) | BigInt(this.strtab.l1Base));
-    this.w32(SMMU_REG.STRTAB_BASE_CFG, (STRTAB_FMT_2LVL << 16) | (STRTAB_SPLIT << 6) | this.sidBits);
-    this.w64(SMMU_REG.CMDQ_BASE, BigInt(cmdqBase) | BigInt(CMDQ_LOG2));
+    this.w32(SMMU_REG.CR1, SMMU_REGS.pack('CR1', { QUEUE_IC: WBWA, QUEUE_OC: WBWA, QUEUE_SH: ISH, TABLE_IC: WBWA, TABLE_OC: WBWA, TABLE_SH: ISH }));
+    this.w32(SMMU_REG.CR2, SMMU_REGS.pack('CR2', { RECINVSID: 1, PTM: 1 }));
+    this.w64(SMMU_REG.STRTAB_BASE, SMMU_REGS.pack64('STRTAB_BASE', { RA: 1, ADDR: this.strtab.l1Base / 64 }));
+    this.w32(SMMU_REG.STRTAB_BASE_CFG, SMMU_REGS.pack('STRTAB_BASE_CFG', { FMT: STRTAB_FMT_2LVL, SPLIT: STRTAB_SPLIT, LOG2SIZE: this.sidBits }));
+    this.w64(SMMU_REG.CMDQ_BASE, SMMU_REGS.pack64('CMDQ_BASE', { ADDR: cmdqBase / 32, LOG2SIZE: CMDQ_LOG2 }));
     this.w32(SMMU_REG.CMDQ_PROD, 0);
     this.w32(SMMU_REG.CMDQ_CONS, 0);
     this.writeCr0(CR0.CMDQEN);
     this.cmdq.issueSync([]);
     this.cmdq.issueOne('CFGI_STE_RANGE', { Range: 31 }, false);
     this.cmdq.issueOne('TLBI_NSNH_ALL', {}, true);
-    this.w64(SMMU_REG.EVENTQ_BASE, BigInt(this.queues.evtqBase) | BigInt(EVTQ_LOG2));
+    this.w64(SMMU_REG.EVENTQ_BASE, SMMU_REGS.pack64('EVENTQ_BASE', { ADDR: this.queues.evtqBase / 32, LOG2SIZE: EVTQ_LOG2 }));
     this.w32(SMMU_REG.EVENTQ_PROD, 0);
     this.w32(SMMU_REG.EVENTQ_CONS, 0);
     this.writeCr0(this.cr0 | CR0.EVENTQEN);
@@ -256,7 +265,7 @@ export class Smmuv3Driver implements IommuDriver {
     if (m === undefined) return -19;
     if (m.pri || m.stall) return 0;
     if (m.priSupported) {
-      const q = this.queues.enablePriq((this.idr[1]! >>> 11) & 0x1f);
+      const q = this.queues.enablePriq(this.priqs);
       if (q < 0) return q;
       // pci_reset_pri() first: the function forgets the requests of an earlier life, then gets its allocation.
       let r = m.pdev.resetPri();

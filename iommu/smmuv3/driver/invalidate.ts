@@ -3,7 +3,7 @@
  * arm_smmu_atc_inv_to_cmd): TLBI by address as range commands (§4.4.1.1,
  * with RIL) or one per page, and CMD_ATC_INV covering a range (§4.5.1).
  */
-import { encodeCommand } from '../cmd.ts';
+import { encodeCommand, type CmdValues } from '../cmd.ts';
 import { ATC_INV_SIZE_ALL } from '../regs.ts';
 
 /** Linux CMDQ_MAX_TLBI_OPS: beyond this many pages without range invalidation, invalidate the whole ASID/VMID. */
@@ -22,9 +22,9 @@ export interface TlbiTag {
  * object spread here cost ~4 us per command (a dictionary object per
  * unmapped page), most of VFIO UNMAP_DMA's time at 100k single-page mappings.
  */
-function tlbiFields(tag: TlbiTag, page: number, tg: number, scale: number, num: number, ttl: number): Readonly<Record<string, number>> {
+function tlbiFields(tag: TlbiTag, page: number, tg: number, scale: number, num: number, ttl: number): CmdValues<'TLBI_NH_VA'> & CmdValues<'TLBI_S2_IPA'> {
   // The tag field the command lacks stays undefined, which encodeLayout skips.
-  return { ASID: tag.ASID, VMID: tag.VMID, Leaf: tag.Leaf, Address: page, TG: tg, SCALE: scale, NUM: num, TTL: ttl } as Record<string, number>;
+  return { ASID: tag.ASID, VMID: tag.VMID, Leaf: tag.Leaf, Address: page, TG: tg, SCALE: scale, NUM: num, TTL: ttl };
 }
 
 /**

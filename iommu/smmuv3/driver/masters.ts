@@ -5,13 +5,13 @@
  * (arm_smmu_attach_prepare / arm_smmu_attach_commit) and ATC invalidation
  * for a domain (arm_smmu_atc_inv_domain).
  */
-import { encodeLayout, setBits } from '../../../src/hw/layout.ts';
+import { encodeLayout, writeField } from '../../../src/hw/layout.ts';
 import type { PciAtsDevice } from '../../../src/host/pci-ats.ts';
 import type { DriverDomain } from '../../../src/iommu-core/types.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
 import { CD_LAYOUT } from '../cd.ts';
-import { S1DSS, STE_CONFIG, STE_LAYOUT } from '../ste.ts';
+import { S1DSS, STE_CONFIG, STE_LAYOUT, type SteField } from '../ste.ts';
 import type { CommandQueue } from './cmdq.ts';
 import { S1Domain, S2Domain, SvaDomain } from './domains.ts';
 import { atcInvCommand } from './invalidate.ts';
@@ -101,7 +101,7 @@ export class Masters {
   private cdFor(m: Master, cd: Uint32Array): Uint32Array {
     if (!m.stall) return cd;
     const w = cd.slice();
-    setBits(w, CD_LAYOUT.fields.S, 1);
+    writeField(CD_LAYOUT, w, 'S', 1);
     return w;
   }
 
@@ -164,7 +164,7 @@ export class Masters {
    */
   installSte(m: Master): void {
     const rid = m.rid;
-    const v: Record<string, number> = { V: 1 };
+    const v: Partial<Record<SteField, number>> = { V: 1 };
     let guest: Uint32Array | undefined;
     const s2 = rid instanceof S2Domain ? rid : rid instanceof NestedDomain && rid.vste.config !== STE_CONFIG.ABORT ? rid.s2Parent : undefined;
     if (s2 !== undefined) {
@@ -172,7 +172,7 @@ export class Masters {
       Object.assign(v, {
         Config: STE_CONFIG.S2_TRANS, S2VMID: s2.vmid, S2T0SZ: b.tsz, S2SL0: b.sl0, S2IR0: WBWA, S2OR0: WBWA, S2SH0: ISH,
         S2TG: 0, S2PS: this.env.ipsCode, S2AA64: 1, S2PTW: 1, S2R: 1, S2TTB: b.root / 16,
-      });
+      } satisfies typeof v);
       // arm_smmu_make_nested_cd_table_ste: the guest's CD table fields over our stage 2, events merged (MEV).
       if (rid instanceof NestedDomain && rid.vste.config === STE_CONFIG.S1_TRANS) {
         v.Config = STE_CONFIG.NESTED;
@@ -184,7 +184,7 @@ export class Masters {
       Object.assign(v, {
         Config: STE_CONFIG.S1_TRANS, S1Fmt: m.cd!.fmt, S1ContextPtr: m.cd!.base / 64, S1CDMax: m.ssidBits, S1DSS: dss,
         S1CIR: WBWA, S1COR: WBWA, S1CSH: ISH, S1STALLD: this.env.stallsSupported && !m.stall ? 1 : 0,
-      });
+      } satisfies typeof v);
     } else {
       v.Config = rid?.type === 'identity' ? STE_CONFIG.BYPASS : STE_CONFIG.ABORT;
     }

@@ -15,12 +15,13 @@
  * entry counted in `done` really ran.
  */
 import { E2BIG, EINVAL, EIO, ENOENT, EOPNOTSUPP, ETIMEDOUT } from '../../../src/uapi/errno.ts';
-import { encodeLayout, getBits, setBits } from '../../../src/hw/layout.ts';
+import { encodeLayout, readField, writeField, type FieldTable } from '../../../src/hw/layout.ts';
 import type { DomainGeometry, DriverDomain, DriverViommu, ViommuVdevs } from '../../../src/iommu-core/types.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
 import { iommuCopyStructFromUser } from '../../../src/iommu-core/user-data.ts';
 import { IOMMU_HWPT_DATA_ARM_SMMUV3, IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, iommu_vevent_arm_smmuv3 } from '../../../src/uapi/iommufd.ts';
-import { CMD_LAYOUTS, CMD_OP } from '../cmd.ts';
+import { CMD, CMD_OP, cmdOpcode, encodeCommand } from '../cmd.ts';
+import { EVT_HEADER } from '../event.ts';
 import { STE_CONFIG, STE_LAYOUT } from '../ste.ts';
 import type { S2Domain } from './domains.ts';
 import type { Smmuv3Driver } from './driver.ts';
@@ -75,13 +76,13 @@ export function parseVste(dataType: number, data: Uint8Array): Vste | number {
   const dv = new DataView(data.buffer, data.byteOffset, VSTE_BYTES);
   const words = new Uint32Array(4);
   for (let i = 0; i < 4; i++) words[i] = dv.getUint32(4 * i, true);
-  if (getBits(words, F.V) === 0) return { words: new Uint32Array(4), config: STE_CONFIG.ABORT, enableAts: false };
+  if (readField(STE_LAYOUT, words, 'V') === 0) return { words: new Uint32Array(4), config: STE_CONFIG.ABORT, enableAts: false };
   for (let i = 0; i < 4; i++) if ((words[i]! & ~NESTING_ALLOWED[i]!) !== 0) return -EIO;
-  const config = getBits(words, F.Config);
+  const config = readField(STE_LAYOUT, words, 'Config');
   if (config !== STE_CONFIG.ABORT && config !== STE_CONFIG.BYPASS && config !== STE_CONFIG.S1_TRANS) return -EIO;
-  const eats = getBits(words, F.EATS);
+  const eats = readField(STE_LAYOUT, words, 'EATS');
   if (eats !== EATS_ABT && eats !== EATS_TRANS) return -EIO;
-  setBits(words, F.EATS, 0);
+  writeField(STE_LAYOUT, words, 'EATS', 0);
   return { words, config, enableAts: config === STE_CONFIG.S1_TRANS && eats === EATS_TRANS };
 }
 
@@ -127,11 +128,12 @@ export class NestedDomain implements DriverDomain {
     if (vsid === undefined) return -ENOENT;
     const report = this.vsmmu.vdevs.reportEvent;
     if (report === undefined) return -EOPNOTSUPP;
+    const w = Uint32Array.from({ length: EVT_RECORD_BYTES / 4 }, (_, i) => words[i]! >>> 0);
+    // FIELD_PREP(EVTQ_0_SID, vsid): the low 32 bits of the virtual ID.
+    writeField(EVT_HEADER, w, 'StreamID', vsid % 2 ** 32);
     const rec = new Uint8Array(EVT_RECORD_BYTES);
     const dv = new DataView(rec.buffer);
-    for (let i = 0; i < EVT_RECORD_BYTES / 4; i++) dv.setUint32(4 * i, words[i]! >>> 0, true);
-    // FIELD_PREP(EVTQ_0_SID, vsid): the low 32 bits of the virtual ID.
-    dv.setUint32(4, vsid % 2 ** 32, true);
+    for (let i = 0; i < w.length; i++) dv.setUint32(4 * i, w[i]!, true);
     return report(IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, rec);
   }
 
@@ -197,34 +199,41 @@ export class Smmuv3Viommu implements DriverViommu {
 
   /** arm_vsmmu_convert_user_cmd(): enforce the VMID or the physical StreamID on a guest command. */
   private convert(cmd: Uint32Array): Uint32Array | number {
-    const op = cmd[0]! & 0xff;
-    switch (op) {
-      case CMD_OP.TLBI_NSNH_ALL: {
+    switch (cmdOpcode(cmd)) {
+      case CMD_OP.TLBI_NSNH_ALL:
         // The guest's "everything" is everything under its VMID.
-        const w = new Uint32Array(4);
-        setBits(w, CMD_LAYOUTS[CMD_OP.TLBI_NH_ALL]!.fields.Opcode!, CMD_OP.TLBI_NH_ALL);
-        setBits(w, CMD_LAYOUTS[CMD_OP.TLBI_NH_ALL]!.fields.VMID!, this.vmid);
-        return w;
-      }
+        return encodeCommand('TLBI_NH_ALL', { VMID: this.vmid });
       case CMD_OP.TLBI_NH_VA:
+        return this.withVmid(cmd, CMD.TLBI_NH_VA);
       case CMD_OP.TLBI_NH_VAA:
+        return this.withVmid(cmd, CMD.TLBI_NH_VAA);
       case CMD_OP.TLBI_NH_ALL:
+        return this.withVmid(cmd, CMD.TLBI_NH_ALL);
       case CMD_OP.TLBI_NH_ASID:
-        setBits(cmd, CMD_LAYOUTS[op]!.fields.VMID!, this.vmid);
-        return cmd;
+        return this.withVmid(cmd, CMD.TLBI_NH_ASID);
       case CMD_OP.ATC_INV:
+        return this.withPhysSid(cmd, CMD.ATC_INV);
       case CMD_OP.CFGI_CD:
-      case CMD_OP.CFGI_CD_ALL: {
-        const f = CMD_LAYOUTS[op]!.fields.StreamID!;
-        const dev = this.vdevs.findDev(getBits(cmd, f));
-        const sid = dev === undefined ? undefined : this.smmu.sidOf(dev);
-        if (sid === undefined) return -EIO;
-        setBits(cmd, f, sid);
-        return cmd;
-      }
+        return this.withPhysSid(cmd, CMD.CFGI_CD);
+      case CMD_OP.CFGI_CD_ALL:
+        return this.withPhysSid(cmd, CMD.CFGI_CD_ALL);
       default:
         return -EIO;
     }
+  }
+
+  private withVmid(cmd: Uint32Array, l: FieldTable<'VMID'>): Uint32Array {
+    writeField(l, cmd, 'VMID', this.vmid);
+    return cmd;
+  }
+
+  /** The guest's vSID in the command becomes the device's physical StreamID (-EIO for an unknown vSID). */
+  private withPhysSid(cmd: Uint32Array, l: FieldTable<'StreamID'>): Uint32Array | number {
+    const dev = this.vdevs.findDev(readField(l, cmd, 'StreamID'));
+    const sid = dev === undefined ? undefined : this.smmu.sidOf(dev);
+    if (sid === undefined) return -EIO;
+    writeField(l, cmd, 'StreamID', sid);
+    return cmd;
   }
 
   free(): void {}

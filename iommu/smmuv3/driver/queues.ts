@@ -12,8 +12,9 @@ import type { Host } from '../../../src/host/host.ts';
 import type { DriverDomain, PageRequest } from '../../../src/iommu-core/types.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
-import { EVT, PRIQ_BYTES, decodeEvent, decodePriRecord, eventName } from '../event.ts';
-import { CR0, IRQ_CTRL, PRI_RESP, Q_OVF, SMMU_REG } from '../regs.ts';
+import { EVT, EVT_HEADER, PRIQ_BYTES, decodeEvent, decodePriRecord, eventName, type EventField, type EventFields } from '../event.ts';
+import { CR0, IRQ_CTRL, PRI_RESP, Q_OVF, SMMU_REG, SMMU_REGS } from '../regs.ts';
+import { readField } from '../../../src/hw/layout.ts';
 import type { CommandQueue } from './cmdq.ts';
 import { NestedDomain } from './nested.ts';
 
@@ -26,6 +27,8 @@ const VMASTER_EVENTS = new Set<number>([
 const EVT_BYTES = 32;
 const PRIQ_LOG2 = 8;
 const ISH = 3;
+/** *_IRQ_CFG2.MEMATTR 0b0001: Device-nGnRE, as Linux's MSI writes use. */
+const MEMATTR_DEVICE_nGnRE = 0b0001;
 
 /** A decoded event-queue record the driver has consumed. */
 export interface SmmuEventRecord {
@@ -33,7 +36,8 @@ export interface SmmuEventRecord {
   sid: number;
   ssid: number;
   addr: number;
-  fields: Record<string, number>;
+  /** The record's fields (a command error carries the refused command's Opcode instead). */
+  fields: Partial<Record<EventField | 'Opcode', number>>;
 }
 
 /** What the queues need to know about a master. */
@@ -106,11 +110,11 @@ export class FaultQueues {
     const evt = this.h.host.allocMsiData();
     const gerr = this.h.host.allocMsiData();
     const doorbell = board.msi.base;
-    this.w64(SMMU_REG.EVENTQ_IRQ_CFG0, BigInt(doorbell));
-    this.w32(SMMU_REG.EVENTQ_IRQ_CFG1, evt);
-    this.w32(SMMU_REG.EVENTQ_IRQ_CFG2, 0x1 | (ISH << 4));
-    this.w64(SMMU_REG.GERROR_IRQ_CFG0, BigInt(doorbell));
-    this.w32(SMMU_REG.GERROR_IRQ_CFG1, gerr);
+    this.w64(SMMU_REG.EVENTQ_IRQ_CFG0, SMMU_REGS.pack64('EVENTQ_IRQ_CFG0', { ADDR: doorbell / 4 }));
+    this.w32(SMMU_REG.EVENTQ_IRQ_CFG1, SMMU_REGS.pack('EVENTQ_IRQ_CFG1', { DATA: evt }));
+    this.w32(SMMU_REG.EVENTQ_IRQ_CFG2, SMMU_REGS.pack('EVENTQ_IRQ_CFG2', { MEMATTR: MEMATTR_DEVICE_nGnRE, SH: ISH }));
+    this.w64(SMMU_REG.GERROR_IRQ_CFG0, SMMU_REGS.pack64('GERROR_IRQ_CFG0', { ADDR: doorbell / 4 }));
+    this.w32(SMMU_REG.GERROR_IRQ_CFG1, SMMU_REGS.pack('GERROR_IRQ_CFG1', { DATA: gerr }));
     board.msi.on(evt, () => board.scheduler.schedule(0, () => this.drainEvents(), 'smmuv3.evtq-irq'));
     this.irqCtrl = IRQ_CTRL.EVENTQ_IRQEN | IRQ_CTRL.GERROR_IRQEN;
     this.w32(SMMU_REG.IRQ_CTRL, this.irqCtrl);
@@ -127,14 +131,14 @@ export class FaultQueues {
     const base = this.h.alloc(PRIQ_BYTES * 2 ** log2);
     if (base === undefined) return -12;
     this.priqLog2 = log2;
-    this.w64(SMMU_REG.PRIQ_BASE, (1n << 62n) | BigInt(base) | BigInt(log2));
+    this.w64(SMMU_REG.PRIQ_BASE, SMMU_REGS.pack64('PRIQ_BASE', { WA: 1, ADDR: base / 32, LOG2SIZE: log2 }));
     this.w32(SMMU_REG.PRIQ_PROD, 0);
     this.w32(SMMU_REG.PRIQ_CONS, 0);
     const board = this.h.host.platform;
     const data = this.h.host.allocMsiData();
-    this.w64(SMMU_REG.PRIQ_IRQ_CFG0, BigInt(board.msi.base));
-    this.w32(SMMU_REG.PRIQ_IRQ_CFG1, data);
-    this.w32(SMMU_REG.PRIQ_IRQ_CFG2, 0x1 | (ISH << 4));
+    this.w64(SMMU_REG.PRIQ_IRQ_CFG0, SMMU_REGS.pack64('PRIQ_IRQ_CFG0', { ADDR: board.msi.base / 4 }));
+    this.w32(SMMU_REG.PRIQ_IRQ_CFG1, SMMU_REGS.pack('PRIQ_IRQ_CFG1', { DATA: data }));
+    this.w32(SMMU_REG.PRIQ_IRQ_CFG2, SMMU_REGS.pack('PRIQ_IRQ_CFG2', { MEMATTR: MEMATTR_DEVICE_nGnRE, SH: ISH }));
     board.msi.on(data, () => board.scheduler.schedule(0, this.drainPriEvent, 'smmuv3.priq-irq'));
     this.priqBase = base;
     this.h.enable(CR0.PRIQEN);
@@ -169,11 +173,11 @@ export class FaultQueues {
       const words = new Uint32Array(8);
       for (let i = 0; i < 8; i++) words[i] = this.h.mmio.read32(at + 4 * i);
       const f = decodeEvent(words);
-      const ssid = f['SSV'] ? (f['SubstreamID'] ?? 0) : -1;
-      this.events.push({ name: eventName(f.EventType), sid: f['StreamID'] ?? -1, ssid, addr: f['InputAddr'] ?? 0, fields: f });
+      const ssid = f.SSV ? (f.SubstreamID ?? 0) : -1;
+      this.events.push({ name: eventName(f.EventType), sid: f.StreamID ?? -1, ssid, addr: f.InputAddr ?? 0, fields: f });
       if (this.events.length > 4096) this.events.shift();
-      if (f['Stall'] === 1) this.stallEvent(f, ssid);
-      else this.vmasterEvent(words);
+      if (f.Stall === 1) this.stallEvent(f, ssid);
+      else this.vmasterEvent(words, f);
     });
   }
 
@@ -185,11 +189,9 @@ export class FaultQueues {
    * (no vDEVICE, no vEVENTQ), is only logged (arm_smmu_dump_event): it stays
    * in `events` and counts in `eventsUnhandled`.
    */
-  private vmasterEvent(words: Uint32Array): void {
-    const code = words[0]! & 0xff;
-    const m = VMASTER_EVENTS.has(code) ? this.h.master(words[1]!) : undefined;
-    const s2 = (words[3]! >>> 7) & 1;
-    if (m?.rid instanceof NestedDomain && s2 === 0 && m.rid.reportEvent(m.dev, words) === 0) {
+  private vmasterEvent(words: Uint32Array, f: EventFields): void {
+    const m = VMASTER_EVENTS.has(f.EventType) ? this.h.master(readField(EVT_HEADER, words, 'StreamID')) : undefined;
+    if (m?.rid instanceof NestedDomain && (f.S2 ?? 0) === 0 && m.rid.reportEvent(m.dev, words) === 0) {
       this.eventsForwarded++;
       return;
     }
@@ -197,18 +199,18 @@ export class FaultQueues {
   }
 
   /** arm_smmu_handle_evt() for a stalled transaction: report it as a one-request fault group (grpid = STAG). */
-  private stallEvent(f: Record<string, number>, ssid: number): void {
-    const sid = f['StreamID']!;
-    const stag = f['STAG']!;
+  private stallEvent(f: EventFields, ssid: number): void {
+    const sid = f.StreamID!;
+    const stag = f.STAG!;
     const m = this.h.master(sid);
     if (m === undefined || !m.stall) {
       // Nobody cared: abort the access (no CMD_SYNC, as Linux: RESUME and PRI_RESP are fire and forget).
       this.h.cmdq.issueOne('RESUME', { StreamID: sid, STAG: stag, Ab: 1 }, false);
       return;
     }
-    const read = f['RnW'] === 1;
+    const read = f.RnW === 1;
     const req: PageRequest = {
-      pasid: ssid, grpid: stag, addr: f['InputAddr']!, read, write: !read, exec: f['InD'] === 1, priv: f['PnU'] === 1,
+      pasid: ssid, grpid: stag, addr: f.InputAddr!, read, write: !read, exec: f.InD === 1, priv: f.PnU === 1,
       last: true, needsPasid: false, cookie: stag,
     };
     this.h.host.iopf.report(m.dev, req);

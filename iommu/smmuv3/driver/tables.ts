@@ -1,4 +1,4 @@
-import { encodeLayout, getBits, setBits } from '../../../src/hw/layout.ts';
+import { encodeLayout, readField, writeField } from '../../../src/hw/layout.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import { CD_LAYOUT, L1CD_LAYOUT } from '../cd.ts';
 import { L1STD_LAYOUT, S1FMT, STE_LAYOUT } from '../ste.ts';
@@ -137,13 +137,13 @@ export class CdTable {
     const a = this.cdAddr(ssid, false);
     if (a < 0) return;
     const w0 = new Uint32Array([this.mem.read32(a)]);
-    setBits(w0, CD_LAYOUT.fields.V, 0);
+    writeField(CD_LAYOUT, w0, 'V', 0);
     this.mem.write32(a, w0[0]!);
   }
 
   cdValid(ssid: number): boolean {
     const a = this.cdAddr(ssid, false);
-    return a >= 0 && getBits([this.mem.read32(a)], CD_LAYOUT.fields.V) === 1;
+    return a >= 0 && readField(CD_LAYOUT, [this.mem.read32(a)], 'V') === 1;
   }
 
   free(): void {

@@ -3,27 +3,37 @@
  * §6.5.2, layouts in ../inv-desc.ts; the field choices follow Linux
  * intel/dmar.c qi_flush_* helpers). All are 256-bit (scalable mode).
  */
-import { encodeLayout, type Layout } from '../../../src/hw/layout.ts';
+import { encodeLayout, writeField, type Layout } from '../../../src/hw/layout.ts';
 import {
   CC_INV_DESC, DESC_CC, DESC_DEV_TLB, DESC_INV_WAIT, DESC_IOTLB, DESC_PC, DESC_PGRP_RESP, DESC_P_DEV_TLB, DESC_P_IOTLB,
-  DEV_TLB_INV_DESC, INV_WAIT_DESC, IOTLB_INV_DESC, PC_INV_DESC, PGRP_RESP_DESC, P_DEV_TLB_INV_DESC, P_IOTLB_INV_DESC, devTlbAddr,
+  DEV_TLB_INV_DESC, INV_WAIT_DESC, IOTLB_INV_DESC, PC_INV_DESC, PGRP_RESP_DESC, P_DEV_TLB_INV_DESC, P_IOTLB_INV_DESC, descTypeFields, devTlbAddr,
 } from '../inv-desc.ts';
 
-function desc(layout: Layout, type: number, fields: Record<string, number>): Uint32Array {
-  return encodeLayout(layout, { TYPE_LO: type & 0xf, TYPE_HI: type >> 4, ...fields });
+/** A descriptor of `layout` with its type and `fields` (a field the descriptor lacks does not compile). */
+function desc<F extends string>(layout: Layout<F | 'TYPE_LO' | 'TYPE_HI'>, type: number, fields: Partial<Record<F, number>>): Uint32Array {
+  const w = encodeLayout<string>(layout, fields);
+  const t = descTypeFields(type);
+  writeField(layout, w, 'TYPE_LO', t.TYPE_LO);
+  writeField(layout, w, 'TYPE_HI', t.TYPE_HI);
+  return w;
 }
 
-/** Granularities (the G field). */
+/** Granularities (the G field) of context-cache and IOTLB descriptors; P_IOTLB uses 2 (PASID) and 3 (page). */
 const G_GLOBAL = 1;
 const G_DOMAIN = 2;
 const G_PAGE = 3;
+const G_DEVICE = 3;
+/** PASID-cache G: domain-selective, PASID-selective, global (§6.5.2.2). */
+const PC_G_DOMAIN = 0;
+const PC_G_PASID = 1;
+const PC_G_GLOBAL = 3;
 
 export const qd = {
   contextGlobal: () => desc(CC_INV_DESC, DESC_CC, { G: G_GLOBAL }),
-  contextDevice: (did: number, sid: number) => desc(CC_INV_DESC, DESC_CC, { G: 3, DID: did, SID: sid }),
-  pasidGlobal: () => desc(PC_INV_DESC, DESC_PC, { G: 3 }),
-  pasidDomain: (did: number) => desc(PC_INV_DESC, DESC_PC, { G: 0, DID: did }),
-  pasidSelective: (did: number, pasid: number) => desc(PC_INV_DESC, DESC_PC, { G: 1, DID: did, PASID: pasid }),
+  contextDevice: (did: number, sid: number) => desc(CC_INV_DESC, DESC_CC, { G: G_DEVICE, DID: did, SID: sid }),
+  pasidGlobal: () => desc(PC_INV_DESC, DESC_PC, { G: PC_G_GLOBAL }),
+  pasidDomain: (did: number) => desc(PC_INV_DESC, DESC_PC, { G: PC_G_DOMAIN, DID: did }),
+  pasidSelective: (did: number, pasid: number) => desc(PC_INV_DESC, DESC_PC, { G: PC_G_PASID, DID: did, PASID: pasid }),
   iotlbGlobal: () => desc(IOTLB_INV_DESC, DESC_IOTLB, { G: G_GLOBAL, DR: 1, DW: 1 }),
   iotlbDomain: (did: number) => desc(IOTLB_INV_DESC, DESC_IOTLB, { G: G_DOMAIN, DID: did, DR: 1, DW: 1 }),
   /** 2^am pages at `addr` (aligned to the range); IH: only leaves changed. */

@@ -4,7 +4,8 @@ import type { Host } from '../../../src/host/host.ts';
 import type { Mm } from '../../../src/host/mm.ts';
 import { PCI_PASID_CAP_EXEC, PCI_PASID_CAP_PRIV, type PciAtsDevice } from '../../../src/host/pci-ats.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
-import { decodeLayout, encodeLayout } from '../../../src/hw/layout.ts';
+import { decodeLayout, encodeLayout, readField } from '../../../src/hw/layout.ts';
+import { PASID_ENTRY } from '../pasid-entry.ts';
 import type {
   DriverDomain, HwInfo, IommuDriver, PageRequest, PageResponseCode, PagingDomainFlags, ResvRegion,
 } from '../../../src/iommu-core/types.ts';
@@ -12,7 +13,9 @@ import type { PciFunction } from '../../../src/pci/pci-function.ts';
 import { createIa32eBuilder } from '../../pgtable/ia32e-builder.ts';
 import { createVtdSsBuilder } from '../../pgtable/vtd-ss-builder.ts';
 import { PGRP_RC_FAILURE, PGRP_RC_INVALID, PGRP_RC_SUCCESS } from '../inv-desc.ts';
-import { GCMD_QIE, GCMD_SRTP, GCMD_TE, GSTS_QIES, GSTS_RTPS, GSTS_TES, TTM_SCALABLE, regLayout } from '../regs.ts';
+import {
+  AW_48, GCMD_QIE, GCMD_SRTP, GCMD_TE, GSTS_QIES, GSTS_RTPS, GSTS_TES, SLLPS_1G, SLLPS_2M, TTM_SCALABLE, VTD_REGS, sagawHas, type VtdRegMap,
+} from '../regs.ts';
 import { SM_CONTEXT_ENTRY } from '../root-context.ts';
 import { qd } from './descs.ts';
 import { userKey, type DevInfo } from './device.ts';
@@ -54,8 +57,8 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
   readonly cap: [number, number];
   readonly ecap: [number, number];
   /** CAP and ECAP decoded by field name. */
-  readonly caps: Record<string, number>;
-  readonly ecaps: Record<string, number>;
+  readonly caps: Readonly<Record<VtdRegMap['CAP'], number>>;
+  readonly ecaps: Readonly<Record<VtdRegMap['ECAP'], number>>;
   readonly qi: InvalidationQueue;
   readonly tables: ContextTables;
   readonly pwsnp: boolean;
@@ -83,16 +86,16 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     this.dma = { alloc: (b) => tables.alloc(Math.max(b, 4096)), free: (pa, b) => tables.free(pa, Math.max(b, 4096)) };
     this.cap = this.regs.r64('CAP');
     this.ecap = this.regs.r64('ECAP');
-    this.caps = decodeLayout(regLayout('CAP'), this.cap);
-    this.ecaps = decodeLayout(regLayout('ECAP'), this.ecap);
+    this.caps = decodeLayout(VTD_REGS.layout('CAP'), this.cap);
+    this.ecaps = decodeLayout(VTD_REGS.layout('ECAP'), this.ecap);
     if (this.ecaps.SMTS !== 1 || this.ecaps.QI !== 1) throw new Error('VT-d driver: needs scalable mode and queued invalidation');
     this.pwsnp = this.ecaps.SMPWCS === 1;
     this.blockedDomain = new StaticDomain(this, 'blocked');
     this.identityDomain = new StaticDomain(this, 'identity');
-    this.faultReader = new FaultReader(this.regs, this.caps.FRO! * 16, this.caps.NFR! + 1);
+    this.faultReader = new FaultReader(this.regs, this.caps.FRO * 16, this.caps.NFR + 1);
     const status = this.mustAlloc(4096);
     this.qi = new InvalidationQueue(this.regs, mem, this.mustAlloc(4096), status, board.scheduler, (e) => this.queueError(e));
-    this.flusher = new Flusher(this.qi, this.caps.MAMV!, (dev) => this.devices.get(dev));
+    this.flusher = new Flusher(this.qi, this.caps.MAMV, (dev) => this.devices.get(dev));
     this.tables = new ContextTables(mem, this.dma);
     if (this.ecaps.PRS === 1) this.prq = new PageRequestReader(this.regs, mem, this.mustAlloc(4096 << PRQ_ORDER), PRQ_ORDER);
     this.init();
@@ -116,7 +119,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     if ((r.r32('GSTS') & GSTS_QIES) !== 0) this.mustGcmd(GCMD_QIE, false, GSTS_QIES);
     this.qi.program();
     this.mustGcmd(GCMD_QIE, true, GSTS_QIES);
-    r.w64('RTADDR', this.tables.root + TTM_SCALABLE * 0x400);
+    r.write('RTADDR', { RTA: this.tables.root / 4096, TTM: TTM_SCALABLE });
     this.mustGcmd(GCMD_SRTP, true, GSTS_RTPS);
     this.qi.submit([qd.contextGlobal(), qd.pasidGlobal(), qd.iotlbGlobal()]);
     this.setupInterrupts();
@@ -134,19 +137,19 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     const sched = board.scheduler;
     this.faultReader.drain();
     const fault = this.host.allocMsiData();
-    r.w32('FEDATA', fault);
-    r.w32('FEADDR', board.msi.base);
-    r.w32('FEUADDR', 0);
+    r.write('FEDATA', { IMD: fault });
+    r.write('FEADDR', { MA: board.msi.base / 4 });
+    r.write('FEUADDR', { MUA: 0 });
     board.msi.on(fault, () => sched.schedule(0, () => this.faultReader.drain(), 'vtd-driver.fault-irq'));
-    r.w32('FECTL', 0);
+    r.write('FECTL', { IM: 0 });
     if (this.prq === undefined) return;
     this.prq.program();
     const prq = this.host.allocMsiData();
-    r.w32('PEDATA', prq);
-    r.w32('PEADDR', board.msi.base);
-    r.w32('PEUADDR', 0);
+    r.write('PEDATA', { IMD: prq });
+    r.write('PEADDR', { MA: board.msi.base / 4 });
+    r.write('PEUADDR', { MUA: 0 });
     board.msi.on(prq, () => sched.schedule(0, () => this.drainPageRequests(), 'vtd-driver.prq-irq'));
-    r.w32('PECTL', 0);
+    r.write('PECTL', { IM: 0 });
   }
 
   private queueError(e: QiError): void {
@@ -198,7 +201,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     });
     // device_pasid_table_setup: an entry already present is left alone. Not present -> present needs
     // no invalidation (CAP.CM = 0).
-    if ((this.tables.readContext(sid)[0]! & 1) === 0) this.tables.writeContext(sid, ctx);
+    if (readField(SM_CONTEXT_ENTRY, this.tables.readContext(sid), 'P') === 0) this.tables.writeContext(sid, ctx);
     const info: DevInfo = {
       dev, pdev, sid, pasidBits, ats, atsQdep: ats ? pdev.atsQueueDepth() : 0, pre, pri: false, tables: pt, attached: new Map(),
     };
@@ -242,9 +245,9 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     const mem = this.host.platform.sysmem;
     const alloc = this.host.allocator.tablePages();
     const secondStage = parent || dirty || this.ecaps.FLTS !== 1;
-    if (secondStage && (this.ecaps.SLTS !== 1 || ((this.caps.SAGAW! >> 2) & 1) === 0)) return -EOPNOTSUPP;
+    if (secondStage && (this.ecaps.SLTS !== 1 || !sagawHas(this.caps.SAGAW, AW_48))) return -EOPNOTSUPP;
     const b = secondStage
-      ? createVtdSsBuilder(mem, alloc, { levels: 4, haw: HAW, superpage2M: (this.caps.SLLPS! & 1) === 1, superpage1G: (this.caps.SLLPS! & 2) === 2 })
+      ? createVtdSsBuilder(mem, alloc, { levels: 4, haw: HAW, superpage2M: (this.caps.SLLPS & SLLPS_2M) !== 0, superpage1G: (this.caps.SLLPS & SLLPS_1G) !== 0 })
       : createIa32eBuilder(mem, alloc, { levels: 4, maxPhysBits: HAW, page1G: this.caps.FL1GP === 1 });
     if (typeof b === 'number') return b < 0 ? b : -ENOMEM;
     const did = this.allocDid();
@@ -349,7 +352,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     const w = info.tables.write(pasid, words);
     if (w < 0) return w;
     this.setAttached(info, pasid, domain);
-    if ((old[0]! & 1) !== 0) this.flusher.entry(info, pasid, old);
+    if (readField(PASID_ENTRY, old, 'P') !== 0) this.flusher.entry(info, pasid, old);
     return 0;
   }
 
@@ -360,7 +363,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     const old = info.tables.read(pasid);
     info.tables.clear(pasid);
     this.setAttached(info, pasid, undefined);
-    if ((old[0]! & 1) !== 0) this.flusher.entry(info, pasid, old);
+    if (readField(PASID_ENTRY, old, 'P') !== 0) this.flusher.entry(info, pasid, old);
   }
 
   private setAttached(info: DevInfo, pasid: number, domain: VtdDomain | undefined): void {
@@ -415,7 +418,8 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
   }
 
   private allocDid(): number {
-    const limit = 2 ** (4 + 2 * (this.caps.ND ?? 6));
+    // CAP.ND: 2^(4 + 2 * ND) domain IDs.
+    const limit = 2 ** (4 + 2 * this.caps.ND);
     for (let id = FIRST_DID; id < limit; id++) {
       if (!this.dids.has(id)) {
         this.dids.add(id);

@@ -12,12 +12,12 @@
  *   queue, answer the bad ones Invalid Request, skip stop markers, write
  *   PQH = PQT; when PRO is set and the queue is empty, clear PRO.
  */
-import { decodeLayout } from '../../../src/hw/layout.ts';
+import { decodeLayout, fieldGet, fieldPrep, readField } from '../../../src/hw/layout.ts';
 import type { PageRequest } from '../../../src/iommu-core/types.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import { faultName } from '../fault-reasons.ts';
 import { PAGE_REQ_DESC, PRQ_DESC_BYTES } from '../prq.ts';
-import { FSTS_PFO, FSTS_PPF, PRS_PPR, PRS_PRO, VTD_FRCD } from '../regs.ts';
+import { FRCD_F_DWORD, FSTS_PFO, FSTS_PPF, PRS_PPR, PRS_PRO, VTD_FRCD, VTD_REGS } from '../regs.ts';
 import type { VtdMmio } from './mmio.ts';
 
 /** A fault record or queue error the driver consumed. */
@@ -37,6 +37,9 @@ export interface VtdFaultRecord {
 }
 
 const MAX_KEPT = 4096;
+/** Resolved once: the queue indexes are read and written per page request drained. */
+const PQH_PQH = VTD_REGS.field('PQH', 'PQH');
+const PQT_PQT = VTD_REGS.field('PQT', 'PQT');
 
 export class FaultReader {
   readonly faults: VtdFaultRecord[] = [];
@@ -58,18 +61,19 @@ export class FaultReader {
     const fsts = this.regs.r32('FSTS');
     let n = 0;
     if ((fsts & FSTS_PPF) !== 0) {
-      let i = (fsts >>> 8) & 0xff;
+      let i = VTD_REGS.get('FSTS', fsts, 'FRI');
       for (; n < this.nfr; n++) {
         const at = this.froOffset + 16 * i;
         const w = [this.regs.r32At(at), this.regs.r32At(at + 4), this.regs.r32At(at + 8), this.regs.r32At(at + 12)];
-        if ((w[3]! & 0x8000_0000) === 0) break;
+        if (readField(VTD_FRCD, w, 'F') === 0) break;
         const f = decodeLayout(VTD_FRCD, w);
         const pageRequest = f.T1 === 0 && f.T2 === 1;
         this.push({
-          name: faultName(f.FR!), reason: f.FR!, sid: f.SID!, pasid: f.PP ? f.PV! : -1, addr: f.FI! * 4096,
-          write: !pageRequest && f.T1 === 0, pageRequest, at: f.AT!,
+          name: faultName(f.FR), reason: f.FR, sid: f.SID, pasid: f.PP ? f.PV : -1, addr: f.FI * 4096,
+          write: !pageRequest && f.T1 === 0, pageRequest, at: f.AT,
         });
-        this.regs.w32At(at + 12, 0x8000_0000);
+        // F is RW1C in the record's last dword.
+        this.regs.w32At(at + 12, FRCD_F_DWORD);
         i = (i + 1) % this.nfr;
       }
     }
@@ -98,53 +102,51 @@ export class PageRequestReader {
     readonly order: number,
   ) {}
 
-  /** PQA value: base | PQS. */
-  get pqa(): number {
-    return this.base + this.order;
-  }
-
   /** PQH = PQT = 0, then PQA (before any device may send page requests). */
   program(): void {
     this.regs.w64('PQH', 0);
     this.regs.w64('PQT', 0);
-    this.regs.w64('PQA', this.pqa);
+    this.regs.write('PQA', { PQA: this.base / 4096, PQS: this.order });
   }
 
   /** Consume the queue; `handle` gets each request; returns how many were consumed. */
   drain(handle: (r: DecodedPageRequest) => void): { consumed: number; overflowCleared: boolean } {
-    const mask = (4096 << this.order) - PRQ_DESC_BYTES;
+    const qbytes = 4096 * 2 ** this.order;
     this.regs.w32('PRS', PRS_PPR);
-    const tail = this.regs.r64('PQT')[0] & mask;
-    let head = this.regs.r64('PQH')[0] & mask;
+    const tail = this.offsetOf('PQT');
+    let head = this.offsetOf('PQH');
     let consumed = 0;
     while (head !== tail) {
       const w: number[] = [];
       for (let i = 0; i < 8; i++) w.push(this.mem.read32(this.base + head + 4 * i));
       const d = decodeLayout(PAGE_REQ_DESC, w);
-      const addr = d.ADDR! * 4096;
+      const addr = d.ADDR * 4096;
       const read = d.RDR === 1;
       const write = d.WRR === 1;
       const stopMarker = d.LPIG === 1 && !read && !write;
       const bad = addr >= 2 ** 47 || (d.PM === 1 && (read || write)) || (d.EXE === 1 && read);
       const req: PageRequest = {
-        pasid: d.PP ? d.PASID! : -1, grpid: d.PRGI!, addr, read, write, exec: d.EXE === 1, priv: d.PM === 1, last: d.LPIG === 1,
+        pasid: d.PP ? d.PASID : -1, grpid: d.PRGI, addr, read, write, exec: d.EXE === 1, priv: d.PM === 1, last: d.LPIG === 1,
         needsPasid: d.PP === 1,
       };
-      handle({ rid: d.RID!, req, stopMarker, bad });
+      handle({ rid: d.RID, req, stopMarker, bad });
       consumed++;
       this.requests++;
-      head = (head + PRQ_DESC_BYTES) & mask;
+      head = (head + PRQ_DESC_BYTES) % qbytes;
     }
-    this.regs.w64('PQH', tail);
+    this.regs.w64('PQH', fieldPrep(PQH_PQH, tail / PRQ_DESC_BYTES));
     let overflowCleared = false;
     if ((this.regs.r32('PRS') & PRS_PRO) !== 0) {
-      const h = this.regs.r64('PQH')[0] & mask;
-      const t = this.regs.r64('PQT')[0] & mask;
-      if (h === t) {
+      if (this.offsetOf('PQH') === this.offsetOf('PQT')) {
         this.regs.w32('PRS', PRS_PRO);
         overflowCleared = true;
       }
     }
     return { consumed, overflowCleared };
+  }
+
+  /** PQH or PQT as a byte offset in the queue (they index 256-bit descriptors). */
+  private offsetOf(reg: 'PQH' | 'PQT'): number {
+    return (fieldGet(reg === 'PQH' ? PQH_PQH : PQT_PQT, this.regs.r32(reg)) * PRQ_DESC_BYTES) % (4096 * 2 ** this.order);
   }
 }

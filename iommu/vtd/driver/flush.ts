@@ -15,8 +15,8 @@
  * - a changed or removed PASID entry: PASID-cache invalidation of its old
  *   DID, then the IOTLB of what it translated, then the device-TLB.
  */
-import { entryField } from '../root-context.ts';
 import { DEVTLB_ALL } from '../inv-desc.ts';
+import { readField } from '../../../src/hw/layout.ts';
 import { PASID_ENTRY, PGTT_NESTED, PGTT_SECOND_STAGE } from '../pasid-entry.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
 import { qd, psiRange } from './descs.ts';
@@ -73,8 +73,8 @@ export class Flusher {
 
   /** The PASID entry `old` (present) was replaced or removed. */
   entry(info: DevInfo, pasid: number, old: Uint32Array): void {
-    const did = entryField(old, PASID_ENTRY, 'DID');
-    const pgtt = entryField(old, PASID_ENTRY, 'PGTT');
+    const did = readField(PASID_ENTRY, old, 'DID');
+    const pgtt = readField(PASID_ENTRY, old, 'PGTT');
     const ss = pgtt === PGTT_SECOND_STAGE || pgtt === PGTT_NESTED;
     this.qi.submit([
       qd.pasidSelective(did, pasid),

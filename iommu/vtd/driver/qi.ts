@@ -17,11 +17,17 @@
 import { ETIMEDOUT, EINVAL, EBUSY } from '../../../src/uapi/errno.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import type { Scheduler } from '../../../src/sim/scheduler.ts';
-import { FSTS_ICE, FSTS_IQE, FSTS_ITE } from '../regs.ts';
+import { fieldGet, fieldPrep } from '../../../src/hw/layout.ts';
+import { FSTS_ICE, FSTS_IQE, FSTS_ITE, VTD_REGS } from '../regs.ts';
 import { qd } from './descs.ts';
 import type { VtdMmio } from './mmio.ts';
 
 const DESC_BYTES = 32;
+/** IQH.QH / IQT.QT count 128-bit descriptor units (bits 18:4 of a byte offset). */
+const QI_INDEX_BYTES = 16;
+/** Resolved once: the queue index fields are read and written per batch (a page group response is one). */
+const IQT_QT = VTD_REGS.field('IQT', 'QT');
+const IQH_QH = VTD_REGS.field('IQH', 'QH');
 /** Queue of 2^QS_ORDER pages. */
 export const QS_ORDER = 0;
 const ENTRIES = (4096 << QS_ORDER) / DESC_BYTES;
@@ -56,16 +62,11 @@ export class InvalidationQueue {
     private readonly onError: (e: QiError) => void,
   ) {}
 
-  /** IQA value for this ring: base | DW (256-bit) | QS. */
-  get iqa(): number {
-    return this.base + 0x800 + QS_ORDER;
-  }
-
-  /** Program IQT/IQA (before GCMD.QIE). */
+  /** Program IQT/IQA (before GCMD.QIE): this ring, 256-bit descriptors (DW, scalable mode), 2^QS pages. */
   program(): void {
     this.tail = 0;
     this.regs.w64('IQT', 0);
-    this.regs.w64('IQA', this.iqa);
+    this.regs.write('IQA', { IQA: this.base / 4096, DW: 1, QS: QS_ORDER });
   }
 
   /** Run descriptors and wait until the unit has completed them: 0 or -errno. */
@@ -88,7 +89,7 @@ export class InvalidationQueue {
     const seq = (this.seq = (this.seq + 1) >>> 0 || 1);
     for (const d of descs) if (!this.put(d)) return -EBUSY;
     if (!this.put(qd.wait(seq, this.statusAddr))) return -EBUSY;
-    this.regs.w64('IQT', this.tail * DESC_BYTES);
+    this.regs.w64('IQT', fieldPrep(IQT_QT, (this.tail * DESC_BYTES) / QI_INDEX_BYTES));
     this.submitted += descs.length;
     // isDone(seq), not a named closure: this runs for every page group response.
     const deadline = this.scheduler.now + WAIT_NS;
@@ -103,7 +104,7 @@ export class InvalidationQueue {
         continue;
       }
       if ((fsts & FSTS_ITE) !== 0) {
-        const sid = this.regs.r64('IQERCD')[1] & 0xffff;
+        const sid = this.regs.field('IQERCD', 'ITESID');
         this.onError({ kind: 'ITE', code: sid, desc0: 0 });
         this.regs.w32('FSTS', FSTS_ITE);
         this.lastWasIte = true;
@@ -127,7 +128,7 @@ export class InvalidationQueue {
 
   private put(d: Uint32Array): boolean {
     const next = (this.tail + 1) % ENTRIES;
-    if (next * DESC_BYTES === (this.regs.r64('IQH')[0] & 0x7ffe0)) return false;
+    if (next * DESC_BYTES === this.headOffset()) return false;
     const at = this.base + this.tail * DESC_BYTES;
     for (let i = 0; i < 8; i++) this.mem.write32(at + 4 * i, d[i] ?? 0);
     this.tail = next;
@@ -136,8 +137,8 @@ export class InvalidationQueue {
 
   /** The unit stopped at the descriptor at IQH: report it, replace it with a no-op wait, clear IQE. */
   private fixIqe(): void {
-    const head = this.regs.r64('IQH')[0] & 0x7ffe0;
-    const iqei = this.regs.r64('IQERCD')[0] & 0xf;
+    const head = this.headOffset();
+    const iqei = this.regs.field('IQERCD', 'IQEI');
     const at = this.base + head;
     this.onError({ kind: 'IQE', code: iqei, desc0: this.mem.read32(at) });
     const nop = qd.nop();
@@ -145,8 +146,13 @@ export class InvalidationQueue {
     this.regs.w32('FSTS', FSTS_IQE);
   }
 
+  /** IQH as a byte offset in the ring (QH counts 128-bit units; with DW = 1 it stays 256-bit aligned). */
+  private headOffset(): number {
+    return fieldGet(IQH_QH, this.regs.r32('IQH')) * QI_INDEX_BYTES;
+  }
+
   private clearIce(): void {
-    const sid = this.regs.r64('IQERCD')[1] >>> 16;
+    const sid = this.regs.field('IQERCD', 'ICESID');
     this.onError({ kind: 'ICE', code: sid, desc0: 0 });
     this.regs.w32('FSTS', FSTS_ICE);
   }

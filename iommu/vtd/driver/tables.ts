@@ -16,8 +16,8 @@
 import { ENOMEM } from '../../../src/uapi/errno.ts';
 import { encodeLayout } from '../../../src/hw/layout.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
-import { PASID_DIR_ENTRY } from '../pasid-entry.ts';
-import { SM_ROOT_ENTRY } from '../root-context.ts';
+import { PASID_DIR_ENTRY, pasidDirEntries, pasidDirIndex, pasidTableIndex } from '../pasid-entry.ts';
+import { SM_CONTEXT_TABLE_ENTRIES, SM_ROOT_ENTRY, sidBus, sidDevfn } from '../root-context.ts';
 
 /** Physically contiguous, zeroed, size-aligned memory for tables and queues. */
 export interface DmaMemory {
@@ -54,8 +54,8 @@ export class ContextTables {
 
   /** Make sure the context table holding `sid` exists; 0 or -ENOMEM. */
   ensure(sid: number): number {
-    const bus = sid >>> 8;
-    const upper = (sid & 0xff) >= 128 ? 1 : 0;
+    const bus = sidBus(sid);
+    const upper = sidDevfn(sid) >= SM_CONTEXT_TABLE_ENTRIES ? 1 : 0;
     if (this.tables.has(bus * 2 + upper)) return 0;
     const t = this.dma.alloc(PAGE);
     if (t === undefined) return -ENOMEM;
@@ -70,9 +70,10 @@ export class ContextTables {
   }
 
   private contextAddr(sid: number): number {
-    const t = this.tables.get((sid >>> 8) * 2 + ((sid & 0xff) >= 128 ? 1 : 0));
+    const devfn = sidDevfn(sid);
+    const t = this.tables.get(sidBus(sid) * 2 + (devfn >= SM_CONTEXT_TABLE_ENTRIES ? 1 : 0));
     if (t === undefined) throw new Error(`VT-d driver: no context table for SID ${sid}`);
-    return t + (sid & 127) * 32;
+    return t + (devfn % SM_CONTEXT_TABLE_ENTRIES) * 32;
   }
 
   writeContext(sid: number, words: Uint32Array): void {
@@ -111,7 +112,7 @@ export class PasidTables {
 
   /** A directory for PASIDs 0 .. 2^pasidBits - 1 (at least the 128 entries PDTS = 0 gives). */
   static create(mem: PhysMem, dma: DmaMemory, pasidBits: number): PasidTables | number {
-    const entries = Math.max(128, 2 ** Math.max(0, pasidBits - 6));
+    const entries = Math.max(128, pasidDirEntries(pasidBits));
     const pdts = Math.min(7, Math.log2(entries) - 7);
     const dir = dma.alloc(Math.max(PAGE, 2 ** (pdts + 7) * 8));
     if (dir === undefined) return -ENOMEM;
@@ -120,7 +121,7 @@ export class PasidTables {
 
   /** Address of the PASID entry, allocating its table; -ENOMEM. */
   entryAddr(pasid: number, allocate: boolean): number {
-    const di = pasid >>> 6;
+    const di = pasidDirIndex(pasid);
     let t = this.tables.get(di);
     if (t === undefined) {
       if (!allocate) return -1;
@@ -129,7 +130,7 @@ export class PasidTables {
       this.tables.set(di, (t = pa));
       writeEntry(this.mem, this.dir + di * 8, encodeLayout(PASID_DIR_ENTRY, { P: 1, SMPTBLPTR: pa / PAGE }), 2);
     }
-    return t + (pasid & 63) * 64;
+    return t + pasidTableIndex(pasid) * 64;
   }
 
   /** The PASID entry's 16 dwords (zeros when its table does not exist). */

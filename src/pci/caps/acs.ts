@@ -1,34 +1,30 @@
 import type { CapabilityList } from '../capability-list.ts';
 import type { ConfigSpace } from '../config-space.ts';
+import { defineRegisters } from '../../hw/registers.ts';
 
-/** Access Control Services Extended Capability (PCIe Base 7.7.8): register offsets. */
-export const ACS = {
-  CAP_ID: 0x000d,
-  VERSION: 1,
-  /** ACS Capability register (16 bits). */
-  CAP: 0x04,
-  /** ACS Control register (16 bits): the same bit positions as CAP. */
-  CTRL: 0x06,
-  SIZEOF: 8,
-} as const;
+/** ACS Capability / Control fields (7.7.8.2, 7.7.8.3; Linux PCI_ACS_*): Control has a bit for each capability bit. */
+const ACS_FIELDS = [
+  ['SV', 0], // Source Validation
+  ['TB', 1], // Translation Blocking
+  ['RR', 2], // P2P Request Redirect
+  ['CR', 3], // P2P Completion Redirect
+  ['UF', 4], // Upstream Forwarding
+  ['EC', 5], // P2P Egress Control
+  ['DT', 6], // Direct Translated P2P
+] as const;
 
-/** ACS Capability / Control bits (7.7.8.2, 7.7.8.3; Linux PCI_ACS_*). */
-export const ACS_BITS = {
-  /** Source Validation. */
-  SV: 0x0001,
-  /** Translation Blocking. */
-  TB: 0x0002,
-  /** P2P Request Redirect. */
-  RR: 0x0004,
-  /** P2P Completion Redirect. */
-  CR: 0x0008,
-  /** Upstream Forwarding. */
-  UF: 0x0010,
-  /** P2P Egress Control. */
-  EC: 0x0020,
-  /** Direct Translated P2P. */
-  DT: 0x0040,
-} as const;
+/** Access Control Services Extended Capability registers (PCIe Base 7.7.8), offsets from the capability. */
+export const ACS_REGS = defineRegisters('acs', [
+  { name: 'CAP', offset: 0x04, size: 2, access: 'ro', fields: ACS_FIELDS },
+  /** Writable only where the capability implements the control (the model narrows it). */
+  { name: 'CTRL', offset: 0x06, size: 2, fields: ACS_FIELDS },
+]);
+
+/** Access Control Services Extended Capability (PCIe Base 7.7.8): ID, version, register offsets, size. */
+export const ACS = { CAP_ID: 0x000d, VERSION: 1, ...ACS_REGS.offsets(), SIZEOF: 8 } as const;
+
+/** ACS Capability / Control bits (the same positions in both registers). */
+export const ACS_BITS = ACS_REGS.masks('CAP');
 
 /**
  * The controls Linux requires before it trusts a port or a multi-function
@@ -45,7 +41,7 @@ export class AcsCapability {
   readonly offset: number;
 
   constructor(cfg: ConfigSpace, list: CapabilityList, implemented: number = REQ_ACS_FLAGS) {
-    const valid = Object.values(ACS_BITS).reduce((a, b) => a | b, 0);
+    const valid = ACS_REGS.writableMask('CTRL');
     if ((implemented & ~valid) !== 0) throw new RangeError(`unknown ACS bits 0x${implemented.toString(16)}`);
     this.offset = list.addExt(ACS.CAP_ID, ACS.VERSION, ACS.SIZEOF);
     cfg.set16(this.offset + ACS.CAP, implemented);

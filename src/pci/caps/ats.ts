@@ -1,31 +1,28 @@
 import type { CapabilityList } from '../capability-list.ts';
 import type { ConfigSpace } from '../config-space.ts';
-import { fieldGet, fieldPrep, valueBefore } from './bits.ts';
+import { fieldGet } from '../../hw/layout.ts';
+import { defineRegisters } from '../../hw/registers.ts';
+import { valueBefore } from './bits.ts';
 
-/** ATS Extended Capability (PCIe Base 10.5.1): register offsets. */
-export const ATS = {
-  CAP_ID: 0x000f,
-  VERSION: 1,
-  CAP: 0x04,
-  CTRL: 0x06,
-  SIZEOF: 8,
-} as const;
+/** ATS Extended Capability registers (PCIe Base 10.5.1), offsets from the capability. */
+export const ATS_REGS = defineRegisters('ats', [
+  /** 10.5.1.2 ATS Capability. Invalidate Queue Depth: 0 encodes 32. */
+  {
+    name: 'CAP', offset: 0x04, size: 2, access: 'ro',
+    fields: [['QDEP', 4, 0], ['PAGE_ALIGNED', 5], ['GLOBAL_INVALIDATE', 6], ['RELAXED_ORDERING', 7]],
+  },
+  /** 10.5.1.3 ATS Control. Smallest Translation Unit: 2^(12 + STU) bytes. */
+  { name: 'CTRL', offset: 0x06, size: 2, fields: [['STU', 4, 0], ['ENABLE', 15]] },
+]);
 
-/** ATS Capability register (10.5.1.2). */
-export const ATS_CAP = {
-  /** Invalidate Queue Depth; 0 encodes 32. */
-  QDEP: 0x001f,
-  PAGE_ALIGNED: 0x0020,
-  GLOBAL_INVALIDATE: 0x0040,
-  RELAXED_ORDERING: 0x0080,
-} as const;
+/** ATS Extended Capability (PCIe Base 10.5.1): ID, version, register offsets, size. */
+export const ATS = { CAP_ID: 0x000f, VERSION: 1, ...ATS_REGS.offsets(), SIZEOF: 8 } as const;
 
-/** ATS Control register (10.5.1.3). */
-export const ATS_CTRL = {
-  /** Smallest Translation Unit: 2^(12 + STU) bytes. */
-  STU: 0x001f,
-  ENABLE: 0x8000,
-} as const;
+/** ATS Capability / Control field masks (from the table). */
+export const ATS_CAP = ATS_REGS.masks('CAP');
+export const ATS_CTRL = ATS_REGS.masks('CTRL');
+const QDEP = ATS_REGS.field('CAP', 'QDEP');
+const STU = ATS_REGS.field('CTRL', 'STU');
 
 export const ATS_MAX_QDEP = 32;
 const PAGE_4K = 4096;
@@ -55,12 +52,14 @@ export class AtsCapability {
     const b = this.offset;
     cfg.set16(
       b + ATS.CAP,
-      fieldPrep(ATS_CAP.QDEP, qdep % ATS_MAX_QDEP) |
-        ((options.pageAlignedRequest ?? true) ? ATS_CAP.PAGE_ALIGNED : 0) |
-        (options.globalInvalidate ? ATS_CAP.GLOBAL_INVALIDATE : 0) |
-        (options.relaxedOrdering ? ATS_CAP.RELAXED_ORDERING : 0),
+      ATS_REGS.pack('CAP', {
+        QDEP: qdep % ATS_MAX_QDEP,
+        PAGE_ALIGNED: (options.pageAlignedRequest ?? true) ? 1 : 0,
+        GLOBAL_INVALIDATE: options.globalInvalidate ? 1 : 0,
+        RELAXED_ORDERING: options.relaxedOrdering ? 1 : 0,
+      }),
     );
-    cfg.setWritable(b + ATS.CTRL, 2, ATS_CTRL.STU | ATS_CTRL.ENABLE);
+    cfg.setWritable(b + ATS.CTRL, 2, ATS_REGS.writableMask('CTRL'));
     cfg.onWrite(b + ATS.CTRL, 2, (off, _n, old) => {
       if (valueBefore(cfg, b + ATS.CTRL, 2, off, old) !== this.ctrl) this.opts.onChange?.(this);
     });
@@ -76,13 +75,17 @@ export class AtsCapability {
     return this.cfg.get16(this.offset + ATS.CTRL);
   }
 
+  private get cap(): number {
+    return this.cfg.get16(this.offset + ATS.CAP);
+  }
+
   get enabled(): boolean {
     return (this.ctrl & ATS_CTRL.ENABLE) !== 0;
   }
 
   /** The STU field as programmed. */
   get stu(): number {
-    return fieldGet(ATS_CTRL.STU, this.ctrl);
+    return fieldGet(STU, this.ctrl);
   }
 
   /** Smallest Translation Unit in bytes: 4096 << STU. */
@@ -92,14 +95,14 @@ export class AtsCapability {
 
   /** Invalidations the function can hold at once (the 0 encoding means 32). */
   get invalidateQueueDepth(): number {
-    return fieldGet(ATS_CAP.QDEP, this.cfg.get16(this.offset + ATS.CAP)) || ATS_MAX_QDEP;
+    return fieldGet(QDEP, this.cap) || ATS_MAX_QDEP;
   }
 
   get pageAlignedRequest(): boolean {
-    return (this.cfg.get16(this.offset + ATS.CAP) & ATS_CAP.PAGE_ALIGNED) !== 0;
+    return (this.cap & ATS_CAP.PAGE_ALIGNED) !== 0;
   }
 
   get globalInvalidateSupported(): boolean {
-    return (this.cfg.get16(this.offset + ATS.CAP) & ATS_CAP.GLOBAL_INVALIDATE) !== 0;
+    return (this.cap & ATS_CAP.GLOBAL_INVALIDATE) !== 0;
   }
 }

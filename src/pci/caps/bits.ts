@@ -1,28 +1,11 @@
 import type { ConfigSpace } from '../config-space.ts';
 
 /**
- * Small helpers shared by the capability models: field extraction in the
- * style of the kernel's FIELD_GET/FIELD_PREP, so a field is named once by its
- * mask, and recovery of a register's value before a software write (config
- * write hooks receive the old bytes of the range written, not the register).
+ * Small helpers shared by the capability models (their fields are declared
+ * in register tables, src/hw/registers.ts): a mask of the low bits, and the
+ * recovery of a register's value before a software write (config write
+ * hooks receive the old bytes of the range written, not the register).
  */
-
-function shiftOf(mask: number): number {
-  const low = mask & -mask;
-  return 31 - Math.clz32(low);
-}
-
-/** The value of the field `mask` selects in `reg`. */
-export function fieldGet(mask: number, reg: number): number {
-  if (mask === 0) return 0;
-  return ((reg & mask) >>> shiftOf(mask)) >>> 0;
-}
-
-/** `value` placed in the field `mask` selects (bits outside the field dropped). */
-export function fieldPrep(mask: number, value: number): number {
-  if (mask === 0) return 0;
-  return ((value << shiftOf(mask)) & mask) >>> 0;
-}
 
 /** A mask of the low `n` bits (0 <= n <= 32). */
 export function lowBits(n: number): number {

@@ -6,4 +6,5 @@ export * from './ats.ts';
 export * from './pri.ts';
 export * from './pasid.ts';
 export * from './acs.ts';
-export { fieldGet, fieldPrep } from './bits.ts';
+/** FIELD_GET / FIELD_PREP over a field of a register table (src/hw/layout.ts). */
+export { fieldGet, fieldPrep } from '../../hw/layout.ts';

@@ -1,6 +1,24 @@
 import type { CapabilityList } from '../capability-list.ts';
 import type { ConfigSpace } from '../config-space.ts';
-import { fieldGet, fieldPrep, lowBits, valueBefore } from './bits.ts';
+import { fieldGet, fieldPrep } from '../../hw/layout.ts';
+import { defineRegisters } from '../../hw/registers.ts';
+import { lowBits, valueBefore } from './bits.ts';
+
+/** The MSI registers whose place does not depend on the capability's variant. */
+export const MSI_REGS = defineRegisters('msi', [
+  /**
+   * Message Control (PCI 3.0 §6.8.1.3): MMC, Multiple Message Capable, is
+   * log2 of the vectors the function asks for; MME, Multiple Message Enable,
+   * log2 of the vectors software granted; 64-bit address and per-vector
+   * masking capable.
+   */
+  {
+    name: 'FLAGS', offset: 0x02, size: 2,
+    fields: [['ENABLE', 0], ['MMC', 3, 1, 'ro'], ['MME', 6, 4], ['ADDR64', 7, 7, 'ro'], ['PVM', 8, 8, 'ro']],
+  },
+  /** Message Address (§6.8.1.4): bits [1:0] are reserved, messages are dword aligned. */
+  { name: 'ADDRESS_LO', offset: 0x04, size: 4, fields: [['ADDR', 31, 2]] },
+]);
 
 /**
  * MSI capability (PCI Local Bus 3.0 §6.8.1, PCIe Base 7.7.1). The layout after
@@ -9,8 +27,7 @@ import { fieldGet, fieldPrep, lowBits, valueBefore } from './bits.ts';
  */
 export const MSI = {
   CAP_ID: 0x05,
-  FLAGS: 0x02,
-  ADDRESS_LO: 0x04,
+  ...MSI_REGS.offsets(),
   /** Present only with 64-bit addressing. */
   ADDRESS_HI: 0x08,
   DATA_32: 0x08,
@@ -21,19 +38,9 @@ export const MSI = {
   PENDING_64: 0x14,
 } as const;
 
-/** Message Control (PCI 3.0 §6.8.1.3). */
-export const MSI_FLAGS = {
-  ENABLE: 0x0001,
-  /** Multiple Message Capable: log2 of the vectors the function asks for (RO). */
-  MMC: 0x000e,
-  /** Multiple Message Enable: log2 of the vectors software granted (RW). */
-  MME: 0x0070,
-  ADDR64: 0x0080,
-  PVM: 0x0100,
-} as const;
-
-/** Message Address bits [1:0] are reserved: messages are dword aligned. */
-const ADDRESS_LO_WMASK = 0xfffffffc;
+/** Message Control field masks (from the table). */
+export const MSI_FLAGS = MSI_REGS.masks('FLAGS');
+const MME = MSI_REGS.field('FLAGS', 'MME');
 const TWO_32 = 0x1_0000_0000;
 
 /** What happened to an interrupt a device raised. */
@@ -86,13 +93,10 @@ export class MsiCapability {
 
   private layout(): void {
     const b = this.offset;
-    const flags =
-      fieldPrep(MSI_FLAGS.MMC, this.log2Capable) |
-      (this.is64Bit ? MSI_FLAGS.ADDR64 : 0) |
-      (this.perVectorMask ? MSI_FLAGS.PVM : 0);
+    const flags = MSI_REGS.pack('FLAGS', { MMC: this.log2Capable, ADDR64: this.is64Bit ? 1 : 0, PVM: this.perVectorMask ? 1 : 0 });
     this.cfg.set16(b + MSI.FLAGS, flags);
-    this.cfg.setWritable(b + MSI.FLAGS, 2, MSI_FLAGS.ENABLE | MSI_FLAGS.MME);
-    this.cfg.setWritable(b + MSI.ADDRESS_LO, 4, ADDRESS_LO_WMASK);
+    this.cfg.setWritable(b + MSI.FLAGS, 2, MSI_REGS.writableMask('FLAGS'));
+    this.cfg.setWritable(b + MSI.ADDRESS_LO, 4, MSI_REGS.writableMask('ADDRESS_LO'));
     if (this.is64Bit) this.cfg.setWritable(b + MSI.ADDRESS_HI, 4, 0xffffffff);
     // Message Data is 16 bits; Extended Message Data is not implemented (RO 0).
     this.cfg.setWritable(b + this.dataReg, 2, 0xffff);
@@ -121,7 +125,7 @@ export class MsiCapability {
 
   /** Vectors software granted (2^MME). */
   get allocatedVectors(): number {
-    return 2 ** fieldGet(MSI_FLAGS.MME, this.flags);
+    return 2 ** fieldGet(MME, this.flags);
   }
 
   /** Message Address as a number (an upper dword beyond 2^21 loses precision). */
@@ -179,8 +183,8 @@ export class MsiCapability {
     const reg = this.offset + MSI.FLAGS;
     const before = valueBefore(this.cfg, reg, 2, off, old);
     // Granting more vectors than requested is undefined; like QEMU, grant the maximum.
-    if (fieldGet(MSI_FLAGS.MME, this.flags) > this.log2Capable) {
-      this.cfg.set16(reg, (this.flags & ~MSI_FLAGS.MME) | fieldPrep(MSI_FLAGS.MME, this.log2Capable));
+    if (fieldGet(MME, this.flags) > this.log2Capable) {
+      this.cfg.set16(reg, (this.flags & ~MSI_FLAGS.MME) | fieldPrep(MME, this.log2Capable));
     }
     const mask = MSI_FLAGS.ENABLE | MSI_FLAGS.MME;
     if ((before & mask) !== (this.flags & mask)) this.opts.onChange?.(this);

@@ -2,7 +2,9 @@ import { type AccessSize, MemoryRegion, type MmioOps } from '../../memory/memory
 import type { Tracer } from '../../trace/tracer.ts';
 import type { CapabilityList } from '../capability-list.ts';
 import type { ConfigSpace } from '../config-space.ts';
-import { fieldPrep, valueBefore } from './bits.ts';
+import { defineLayout } from '../../hw/layout.ts';
+import { defineRegisters } from '../../hw/registers.ts';
+import { valueBefore } from './bits.ts';
 import type { DeliveryResult } from './msi.ts';
 
 /**
@@ -12,44 +14,47 @@ import type { DeliveryResult } from './msi.ts';
  * `pbaOps` (or the ready `tableRegion` / `pbaRegion`), which the device
  * places in its BARs at the offsets it declared.
  */
+export const MSIX_REGS = defineRegisters('msix', [
+  /** Message Control (PCIe Base 7.7.2.2): Table Size is encoded as N-1. */
+  { name: 'FLAGS', offset: 0x02, size: 2, fields: [['QSIZE', 10, 0, 'ro'], ['FUNCTION_MASK', 14], ['ENABLE', 15]] },
+  /** Table Offset/Table BIR and PBA Offset/PBA BIR (7.7.2.3, 7.7.2.4): the offset is QWORD aligned (bits 31:3). */
+  { name: 'TABLE', offset: 0x04, size: 4, access: 'ro', fields: [['BIR', 2, 0], ['OFFSET', 31, 3]] },
+  { name: 'PBA', offset: 0x08, size: 4, access: 'ro', fields: [['BIR', 2, 0], ['OFFSET', 31, 3]] },
+]);
+
 export const MSIX = {
   CAP_ID: 0x11,
-  FLAGS: 0x02,
-  TABLE: 0x04,
-  PBA: 0x08,
+  ...MSIX_REGS.offsets(),
   SIZEOF: 12,
   MAX_VECTORS: 2048,
 } as const;
 
-/** Message Control (PCIe Base 7.7.2.2). */
-export const MSIX_FLAGS = {
-  /** Table Size, encoded as N-1 (RO). */
-  QSIZE: 0x07ff,
-  FUNCTION_MASK: 0x4000,
-  ENABLE: 0x8000,
-} as const;
+/** Message Control field masks (from the table). */
+export const MSIX_FLAGS = MSIX_REGS.masks('FLAGS');
+/** Table / PBA Offset and BIR masks (from the table). */
+export const MSIX_BIR = MSIX_REGS.masks('TABLE');
 
-/** Table Offset/Table BIR and PBA Offset/PBA BIR (PCIe Base 7.7.2.3, 7.7.2.4). */
-export const MSIX_BIR = {
-  BIR: 0x00000007,
-  OFFSET: 0xfffffff8,
-} as const;
+/**
+ * One vector table entry (PCIe Base 7.7.2.5 - 7.7.2.8): Message Address
+ * (bits [1:0] reserved: messages are dword aligned), Message Upper Address,
+ * Message Data, and Vector Control, of which only the Mask bit is defined.
+ */
+export const MSIX_ENTRY_LAYOUT = defineLayout('MSIX_ENTRY', 16, [
+  ['MSG_ADDR', 31, 2], ['MSG_UPPER_ADDR', 63, 32], ['MSG_DATA', 95, 64], ['MASKED', 96],
+]);
 
-/** One vector table entry (PCIe Base 7.7.2.5 - 7.7.2.8). */
+/** One vector table entry: its size, dword offsets and the Mask bit in Vector Control. */
 export const MSIX_ENTRY = {
-  SIZE: 16,
+  SIZE: MSIX_ENTRY_LAYOUT.bytes,
   ADDR_LO: 0x0,
   ADDR_HI: 0x4,
   DATA: 0x8,
   VECTOR_CTRL: 0xc,
-  CTRL_MASKBIT: 0x1,
+  CTRL_MASKBIT: MSIX_ENTRY_LAYOUT.fields.MASKED.mask,
 } as const;
 
-/**
- * Writable bits of each byte of an entry: address bits [1:0] are reserved
- * (messages are dword aligned), Vector Control holds only the Mask bit.
- */
-const ENTRY_WMASK = [0xfc, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0, 0];
+/** Writable bits of each byte of an entry: those in a field (reserved bits read 0 and ignore writes). */
+const ENTRY_WMASK = Array.from({ length: MSIX_ENTRY.SIZE }, (_, i) => (~MSIX_ENTRY_LAYOUT.reservedMask[i >> 2]! >>> (8 * (i & 3))) & 0xff);
 const TWO_32 = 0x1_0000_0000;
 
 export interface MsixOptions {
@@ -125,10 +130,10 @@ export class MsixCapability {
     this.pba = new Uint8Array(this.pbaSize);
     this.offset = list.addStd(MSIX.CAP_ID, MSIX.SIZEOF);
     const b = this.offset;
-    cfg.set16(b + MSIX.FLAGS, fieldPrep(MSIX_FLAGS.QSIZE, n - 1));
-    cfg.setWritable(b + MSIX.FLAGS, 2, MSIX_FLAGS.ENABLE | MSIX_FLAGS.FUNCTION_MASK);
-    cfg.set32(b + MSIX.TABLE, (this.tableOffset | this.tableBar) >>> 0);
-    cfg.set32(b + MSIX.PBA, (this.pbaOffset | this.pbaBar) >>> 0);
+    cfg.set16(b + MSIX.FLAGS, MSIX_REGS.pack('FLAGS', { QSIZE: n - 1 }));
+    cfg.setWritable(b + MSIX.FLAGS, 2, MSIX_REGS.writableMask('FLAGS'));
+    cfg.set32(b + MSIX.TABLE, MSIX_REGS.pack('TABLE', { OFFSET: this.tableOffset / 8, BIR: this.tableBar }));
+    cfg.set32(b + MSIX.PBA, MSIX_REGS.pack('PBA', { OFFSET: this.pbaOffset / 8, BIR: this.pbaBar }));
     cfg.onWrite(b + MSIX.FLAGS, 2, (off, _n, old) => this.flagsWritten(off, old));
     this.tableOps = {
       read: (offset, size) => readBytes(this.table, offset, size),

@@ -1,32 +1,31 @@
 import type { CapabilityList } from '../capability-list.ts';
 import type { ConfigSpace } from '../config-space.ts';
-import { fieldGet, fieldPrep, valueBefore } from './bits.ts';
+import { fieldGet } from '../../hw/layout.ts';
+import { defineRegisters } from '../../hw/registers.ts';
+import { valueBefore } from './bits.ts';
 
-/** PASID Extended Capability (PCIe Base 7.8.8): register offsets. */
+/** PASID Extended Capability registers (PCIe Base 7.8.8), offsets from the capability. */
+export const PASID_REGS = defineRegisters('pasid', [
+  /** 7.8.8.2 PASID Capability: Execute / Privileged Mode Supported, Max PASID Width (PASIDs 0 .. 2^width - 1). */
+  { name: 'CAP', offset: 0x04, size: 2, access: 'ro', fields: [['EXEC', 1], ['PRIV', 2], ['WIDTH', 12, 8]] },
+  /** 7.8.8.3 PASID Control; the Execute and Privileged enables are RW only when supported (RO 0 otherwise). */
+  { name: 'CTRL', offset: 0x06, size: 2, fields: [['ENABLE', 0], ['EXEC', 1], ['PRIV', 2]] },
+]);
+
+/** PASID Extended Capability (PCIe Base 7.8.8): ID, version, register offsets, size. */
 export const PASID = {
   CAP_ID: 0x001b,
   VERSION: 1,
-  CAP: 0x04,
-  CTRL: 0x06,
+  ...PASID_REGS.offsets(),
   SIZEOF: 8,
   /** PASIDs are 20 bits wide at most. */
   MAX_WIDTH: 20,
 } as const;
 
-/** PASID Capability register (7.8.8.2), all read-only. */
-export const PASID_CAP = {
-  EXEC: 0x0002,
-  PRIV: 0x0004,
-  /** Max PASID Width: PASIDs 0 .. 2^width - 1 are supported. */
-  WIDTH: 0x1f00,
-} as const;
-
-/** PASID Control register (7.8.8.3); Exec and Priv enables are RW only when supported. */
-export const PASID_CTRL = {
-  ENABLE: 0x0001,
-  EXEC: 0x0002,
-  PRIV: 0x0004,
-} as const;
+/** PASID Capability / Control field masks (from the table). */
+export const PASID_CAP = PASID_REGS.masks('CAP');
+export const PASID_CTRL = PASID_REGS.masks('CTRL');
+const WIDTH = PASID_REGS.field('CAP', 'WIDTH');
 
 export interface PasidOptions {
   /** Max PASID Width, 1 to 20 bits. */
@@ -53,7 +52,7 @@ export class PasidCapability {
     const b = this.offset;
     cfg.set16(
       b + PASID.CAP,
-      (options.exec ? PASID_CAP.EXEC : 0) | (options.priv ? PASID_CAP.PRIV : 0) | fieldPrep(PASID_CAP.WIDTH, w),
+      PASID_REGS.pack('CAP', { EXEC: options.exec ? 1 : 0, PRIV: options.priv ? 1 : 0, WIDTH: w }),
     );
     cfg.setWritable(
       b + PASID.CTRL,
@@ -100,7 +99,7 @@ export class PasidCapability {
   }
 
   get maxPasidWidth(): number {
-    return fieldGet(PASID_CAP.WIDTH, this.cap);
+    return fieldGet(WIDTH, this.cap);
   }
 
   /**

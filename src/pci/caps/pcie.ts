@@ -1,22 +1,16 @@
 import type { CapabilityList } from '../capability-list.ts';
 import type { ConfigSpace } from '../config-space.ts';
-import { fieldGet, fieldPrep } from './bits.ts';
+import { fieldGet } from '../../hw/layout.ts';
 import {
   PCIE,
-  PCIE_FLAGS,
+  PCIE_REGS,
   PCIE_TYPE,
-  PCIE_DEVCAP,
   PCIE_DEVCTL,
   PCIE_DEVSTA,
-  PCIE_LNKCAP,
   PCIE_LNKCTL,
   PCIE_LNKSTA,
-  PCIE_RTCTL,
-  PCIE_RTSTA,
   PCIE_DEVCAP2,
   PCIE_DEVCTL2,
-  PCIE_LNKCAP2,
-  PCIE_LNKCTL2,
 } from './pcie-regs.ts';
 
 /** Register layout of the capability (shared with drivers and tests). */
@@ -34,8 +28,16 @@ const TYPE_CODE: Record<PciePortType, number> = {
 };
 
 /** Reset value of Device Control: Relaxed Ordering and No Snoop on, 128 B payload, 512 B read requests. */
-const DEVCTL_DEFAULT = PCIE_DEVCTL.RELAX_EN | PCIE_DEVCTL.NOSNOOP_EN | fieldPrep(PCIE_DEVCTL.MRRS, 2);
-const DEVSTA_ERRORS = PCIE_DEVSTA.CED | PCIE_DEVSTA.NFED | PCIE_DEVSTA.FED | PCIE_DEVSTA.URD;
+const DEVCTL_DEFAULT = PCIE_REGS.pack('DEVCTL', { RELAX_EN: 1, NOSNOOP_EN: 1, MRRS: 2 });
+const DEVCTL_MPS = PCIE_REGS.field('DEVCTL', 'MPS');
+const DEVCTL_MRRS = PCIE_REGS.field('DEVCTL', 'MRRS');
+const DEVCTL2_COMP_TIMEOUT = PCIE_REGS.field('DEVCTL2', 'COMP_TIMEOUT');
+const LNKSTA_CLS = PCIE_REGS.field('LNKSTA', 'CLS');
+const LNKSTA_NLW = PCIE_REGS.field('LNKSTA', 'NLW');
+/** The capability's version: 2 (PCIe Base 7.5.3.2). */
+const PCIE_CAP_VERSION = 2;
+/** The error bits of Device Status: its RW1C fields. */
+const DEVSTA_ERRORS = PCIE_REGS.w1cMask('DEVSTA');
 
 export type PcieErrorKind = 'correctable' | 'nonfatal' | 'fatal' | 'unsupported-request';
 const ERROR_BIT: Record<PcieErrorKind, number> = {
@@ -115,11 +117,11 @@ export class PcieCapability {
     const { cfg, opts } = this;
     const b = this.offset;
     const irq = opts.interruptMessageNumber ?? 0;
-    cfg.set16(b + PCIE.FLAGS, 2 | fieldPrep(PCIE_FLAGS.TYPE, this.typeCode) | fieldPrep(PCIE_FLAGS.IRQ, irq));
+    cfg.set16(b + PCIE.FLAGS, PCIE_REGS.pack('FLAGS', { VERSION: PCIE_CAP_VERSION, TYPE: this.typeCode, IRQ: irq }));
     const extTag = opts.extTag ?? true;
     cfg.set32(
       b + PCIE.DEVCAP,
-      mpsCode | (extTag ? PCIE_DEVCAP.EXT_TAG : 0) | PCIE_DEVCAP.RBER | (this.flrCapable ? PCIE_DEVCAP.FLR : 0),
+      PCIE_REGS.pack('DEVCAP', { MPS: mpsCode, EXT_TAG: extTag ? 1 : 0, RBER: 1, FLR: this.flrCapable ? 1 : 0 }),
     );
     const devctlWritable =
       PCIE_DEVCTL.CERE | PCIE_DEVCTL.NFERE | PCIE_DEVCTL.FERE | PCIE_DEVCTL.URRE | PCIE_DEVCTL.RELAX_EN |
@@ -137,39 +139,32 @@ export class PcieCapability {
       const width = opts.link?.width ?? 1;
       if (!Number.isInteger(speed) || speed < 1 || speed > 6) throw new RangeError(`bad link speed ${speed}`);
       if (![1, 2, 4, 8, 12, 16, 32].includes(width)) throw new RangeError(`bad link width ${width}`);
+      const port = this.isPort ? 1 : 0;
       cfg.set32(
         b + PCIE.LNKCAP,
-        fieldPrep(PCIE_LNKCAP.SLS, speed) |
-          fieldPrep(PCIE_LNKCAP.MLW, width) |
-          (this.isPort ? PCIE_LNKCAP.DLLLARC | PCIE_LNKCAP.LBNC : 0) |
-          fieldPrep(PCIE_LNKCAP.PN, opts.link?.portNumber ?? 0),
+        PCIE_REGS.pack('LNKCAP', { SLS: speed, MLW: width, DLLLARC: port, LBNC: port, PN: opts.link?.portNumber ?? 0 }),
       );
       const portBits = this.isPort ? PCIE_LNKCTL.LD | PCIE_LNKCTL.RL | PCIE_LNKCTL.LBMIE | PCIE_LNKCTL.LABIE : 0;
       // RCB is set by the root complex (read-only in root ports, reserved in downstream ports).
       const rcb = this.isPort ? 0 : PCIE_LNKCTL.RCB;
       cfg.setWritable(b + PCIE.LNKCTL, 2, PCIE_LNKCTL.ASPMC | PCIE_LNKCTL.CCC | PCIE_LNKCTL.ES | rcb | portBits);
-      cfg.set16(
-        b + PCIE.LNKSTA,
-        fieldPrep(PCIE_LNKSTA.CLS, speed) | fieldPrep(PCIE_LNKSTA.NLW, width) | (this.isPort ? PCIE_LNKSTA.DLLLA : 0),
-      );
-      if (this.lbn) cfg.setW1C(b + PCIE.LNKSTA, 2, PCIE_LNKSTA.LBMS | PCIE_LNKSTA.LABS);
-      cfg.set32(b + PCIE.LNKCAP2, fieldPrep(PCIE_LNKCAP2.SLS_VECTOR, 2 ** speed - 1));
-      cfg.set16(b + PCIE.LNKCTL2, speed);
-      cfg.setWritable(b + PCIE.LNKCTL2, 2, PCIE_LNKCTL2.TLS);
+      cfg.set16(b + PCIE.LNKSTA, PCIE_REGS.pack('LNKSTA', { CLS: speed, NLW: width, DLLLA: port }));
+      if (this.lbn) cfg.setW1C(b + PCIE.LNKSTA, 2, PCIE_REGS.w1cMask('LNKSTA'));
+      // Every speed up to the link's (bit n-1 of the vector: speed n).
+      cfg.set32(b + PCIE.LNKCAP2, PCIE_REGS.pack('LNKCAP2', { SLS_VECTOR: 2 ** speed - 1 }));
+      cfg.set16(b + PCIE.LNKCTL2, PCIE_REGS.pack('LNKCTL2', { TLS: speed }));
+      cfg.setWritable(b + PCIE.LNKCTL2, 2, PCIE_REGS.writableMask('LNKCTL2'));
     }
     if (opts.type === 'root-port') {
-      cfg.setWritable(b + PCIE.RTCTL, 2, PCIE_RTCTL.SECEE | PCIE_RTCTL.SENFEE | PCIE_RTCTL.SEFEE | PCIE_RTCTL.PMEIE);
-      cfg.setW1C(b + PCIE.RTSTA, 4, PCIE_RTSTA.PME_STATUS);
+      cfg.setWritable(b + PCIE.RTCTL, 2, PCIE_REGS.writableMask('RTCTL'));
+      cfg.setW1C(b + PCIE.RTSTA, 4, PCIE_REGS.w1cMask('RTSTA'));
     }
 
     const ranges = (opts.completionTimeoutRanges ?? 0xf) & PCIE_DEVCAP2.COMP_TMOUT_RANGES;
     const ctoDisable = opts.completionTimeoutDisable ?? true;
     cfg.set32(
       b + PCIE.DEVCAP2,
-      ranges |
-        (ctoDisable ? PCIE_DEVCAP2.COMP_TMOUT_DIS : 0) |
-        (opts.ariForwarding ? PCIE_DEVCAP2.ARI : 0) |
-        (opts.ltr ? PCIE_DEVCAP2.LTR : 0),
+      PCIE_REGS.pack('DEVCAP2', { COMP_TMOUT_RANGES: ranges, COMP_TMOUT_DIS: ctoDisable ? 1 : 0, ARI: opts.ariForwarding ? 1 : 0, LTR: opts.ltr ? 1 : 0 }),
     );
     cfg.setWritable(
       b + PCIE.DEVCTL2,
@@ -199,12 +194,12 @@ export class PcieCapability {
 
   /** Max_Payload_Size in effect, bytes (a value above what is supported is capped). */
   get maxPayloadSize(): number {
-    return Math.min(128 << fieldGet(PCIE_DEVCTL.MPS, this.devctl), this.maxPayloadSupported);
+    return Math.min(128 << fieldGet(DEVCTL_MPS, this.devctl), this.maxPayloadSupported);
   }
 
   /** Max_Read_Request_Size, bytes (encodings 6 and 7 are reserved; read as 4096). */
   get maxReadRequestSize(): number {
-    return 128 << Math.min(fieldGet(PCIE_DEVCTL.MRRS, this.devctl), 5);
+    return 128 << Math.min(fieldGet(DEVCTL_MRRS, this.devctl), 5);
   }
 
   get relaxedOrdering(): boolean {
@@ -226,7 +221,7 @@ export class PcieCapability {
 
   /** Completion Timeout Value encoding (PCIe Base 7.5.3.16; 0 = default 50 us - 50 ms). */
   get completionTimeoutValue(): number {
-    return fieldGet(PCIE_DEVCTL2.COMP_TIMEOUT, this.reg16(PCIE.DEVCTL2));
+    return fieldGet(DEVCTL2_COMP_TIMEOUT, this.reg16(PCIE.DEVCTL2));
   }
 
   get completionTimeoutDisabled(): boolean {
@@ -238,11 +233,11 @@ export class PcieCapability {
   }
 
   get linkSpeed(): number {
-    return fieldGet(PCIE_LNKSTA.CLS, this.reg16(PCIE.LNKSTA));
+    return fieldGet(LNKSTA_CLS, this.reg16(PCIE.LNKSTA));
   }
 
   get linkWidth(): number {
-    return fieldGet(PCIE_LNKSTA.NLW, this.reg16(PCIE.LNKSTA));
+    return fieldGet(LNKSTA_NLW, this.reg16(PCIE.LNKSTA));
   }
 
   get linkDisabled(): boolean {

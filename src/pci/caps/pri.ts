@@ -1,30 +1,29 @@
 import type { CapabilityList } from '../capability-list.ts';
 import type { ConfigSpace } from '../config-space.ts';
+import { defineRegisters } from '../../hw/registers.ts';
 import { valueBefore } from './bits.ts';
 
-/** Page Request Extended Capability (PCIe Base 10.5.2): register offsets. */
-export const PRI = {
-  CAP_ID: 0x0013,
-  VERSION: 1,
-  CTRL: 0x04,
-  STATUS: 0x06,
-  /** Outstanding Page Request Capacity (RO). */
-  MAX_REQ: 0x08,
-  /** Outstanding Page Request Allocation (RW). */
-  ALLOC_REQ: 0x0c,
-  SIZEOF: 16,
-} as const;
+/** Page Request Extended Capability registers (PCIe Base 10.5.2), offsets from the capability. */
+export const PRI_REGS = defineRegisters('pri', [
+  /** 10.5.2.2 Page Request Control. Reset always reads 0 (the model clears it once the write is seen). */
+  { name: 'CTRL', offset: 0x04, size: 2, fields: [['ENABLE', 0], ['RESET', 1]] },
+  /** 10.5.2.3 Page Request Status: Response Failure and Unexpected PRG Index are RW1C. */
+  {
+    name: 'STATUS', offset: 0x06, size: 2,
+    fields: [['RF', 0, 0, 'w1c'], ['UPRGI', 1, 1, 'w1c'], ['STOPPED', 8, 8, 'ro'], ['PASID_REQUIRED', 15, 15, 'ro']],
+  },
+  /** 10.5.2.4 Outstanding Page Request Capacity (RO). */
+  { name: 'MAX_REQ', offset: 0x08, size: 4, access: 'ro' },
+  /** 10.5.2.5 Outstanding Page Request Allocation (RW). */
+  { name: 'ALLOC_REQ', offset: 0x0c, size: 4 },
+]);
 
-/** Page Request Control (10.5.2.2). Reset is write-1, reads 0. */
-export const PRI_CTRL = { ENABLE: 0x0001, RESET: 0x0002 } as const;
+/** Page Request Extended Capability (PCIe Base 10.5.2): ID, version, register offsets, size. */
+export const PRI = { CAP_ID: 0x0013, VERSION: 1, ...PRI_REGS.offsets(), SIZEOF: 16 } as const;
 
-/** Page Request Status (10.5.2.3). RF and UPRGI are RW1C, the others RO. */
-export const PRI_STATUS = {
-  RF: 0x0001,
-  UPRGI: 0x0002,
-  STOPPED: 0x0100,
-  PASID_REQUIRED: 0x8000,
-} as const;
+/** Page Request Control / Status field masks (from the table). */
+export const PRI_CTRL = PRI_REGS.masks('CTRL');
+export const PRI_STATUS = PRI_REGS.masks('STATUS');
 
 export interface PriOptions {
   /** Outstanding Page Request Capacity: page requests the function can have in flight. */
@@ -52,9 +51,9 @@ export class PriCapability {
     const b = this.offset;
     cfg.set32(b + PRI.MAX_REQ, cap);
     // Reset is writable so the hook sees the 1; the hook clears it at once.
-    cfg.setWritable(b + PRI.CTRL, 2, PRI_CTRL.ENABLE | PRI_CTRL.RESET);
-    cfg.setW1C(b + PRI.STATUS, 2, PRI_STATUS.RF | PRI_STATUS.UPRGI);
-    cfg.setWritable(b + PRI.ALLOC_REQ, 4, 0xffffffff);
+    cfg.setWritable(b + PRI.CTRL, 2, PRI_REGS.writableMask('CTRL'));
+    cfg.setW1C(b + PRI.STATUS, 2, PRI_REGS.w1cMask('STATUS'));
+    cfg.setWritable(b + PRI.ALLOC_REQ, 4, PRI_REGS.writableMask('ALLOC_REQ'));
     cfg.onWrite(b + PRI.CTRL, 2, (off, _n, old) => this.ctrlWritten(valueBefore(cfg, b + PRI.CTRL, 2, off, old)));
     this.reset();
   }

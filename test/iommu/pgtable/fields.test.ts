@@ -1,8 +1,8 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { describeDesc, getField, setField, type Layout } from '../../../iommu/pgtable/fields.ts';
+import { formatLayout, getBits64, setBits64, type Layout } from '../../../src/hw/layout.ts';
 import { VMSA_DESC, VMSA_S2_DESC, vmsaDescAddr, vmsaSetDescAddr } from '../../../iommu/pgtable/vmsa-layout.ts';
-import { IA32E_ENTRY } from '../../../iommu/pgtable/ia32e-layout.ts';
+import { E_PAT_LARGE, IA32E_ENTRY, IA32E_LARGE_ENTRY } from '../../../iommu/pgtable/ia32e-layout.ts';
 import { VTD_SS_ENTRY } from '../../../iommu/pgtable/vtd-ss-layout.ts';
 
 const LAYOUTS: [string, Layout][] = [
@@ -12,19 +12,19 @@ const LAYOUTS: [string, Layout][] = [
   ['VT-d SS', VTD_SS_ENTRY],
 ];
 
-t.test('every declared field round-trips through setField/getField without touching its neighbours', async (t) => {
+t.test('every declared field round-trips through setBits64/getBits64 without touching its neighbours', async (t) => {
   for (const [name, layout] of LAYOUTS) {
     fc.assert(
-      fc.property(fc.constantFrom(...Object.values(layout)), fc.nat(0xffffffff), fc.nat(0xffffffff), fc.double({ min: 0, max: 1, noNaN: true }), (f, lo, hi, frac) => {
+      fc.property(fc.constantFrom(...layout.order), fc.nat(0xffffffff), fc.nat(0xffffffff), fc.double({ min: 0, max: 1, noNaN: true }), (f, lo, hi, frac) => {
         const value = Math.floor(frac * (2 ** f.width - 1));
         const d = { lo, hi };
-        setField(d, f, value);
-        if (getField(d.lo, d.hi, f) !== value) return false;
+        setBits64(d, f, value);
+        if (getBits64(d.lo, d.hi, f) !== value) return false;
         // Bits outside the field are unchanged: clear the field in both and compare.
         const a = { lo, hi };
-        setField(a, f, 0);
+        setBits64(a, f, 0);
         const b = { lo: d.lo, hi: d.hi };
-        setField(b, f, 0);
+        setBits64(b, f, 0);
         return a.lo === b.lo && a.hi === b.hi;
       }),
       { numRuns: 100 },
@@ -33,8 +33,14 @@ t.test('every declared field round-trips through setField/getField without touch
   }
 });
 
-t.test('describeDesc names the set fields', async (t) => {
-  t.equal(describeDesc(0x403, 0x0040_0000, VMSA_DESC), 'VALID TYPE AF UXN');
+t.test('formatLayout names the set fields of an entry held as halves', async (t) => {
+  t.equal(formatLayout(VMSA_DESC, [0x403, 0x0040_0000]), 'VMSA_DESC{VALID=1 TYPE=1 AF=1 UXN=1}');
+});
+
+t.test('a large IA-32e page has its PAT at bit 12 and its address above it', async (t) => {
+  t.equal(IA32E_LARGE_ENTRY.fields.PAT.lsb, 12);
+  t.equal(IA32E_LARGE_ENTRY.fields.ADDR.lsb, 13);
+  t.equal(E_PAT_LARGE, 0x1000);
 });
 
 t.test('VMSA output-address encodings round-trip (48-bit, LPA2, 64K with 52-bit OA)', async (t) => {

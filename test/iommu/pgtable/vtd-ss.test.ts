@@ -1,7 +1,7 @@
 import t from 'tap';
 import { VtdSsWalker, type VtdSsWalkConfig } from '../../../iommu/pgtable/vtd-ss-walker.ts';
 import { createVtdSsBuilder } from '../../../iommu/pgtable/vtd-ss-builder.ts';
-import { describeDesc } from '../../../iommu/pgtable/fields.ts';
+import { formatLayout } from '../../../src/hw/layout.ts';
 import { VTD_SS_ENTRY } from '../../../iommu/pgtable/vtd-ss-layout.ts';
 import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, FaultKind, PERM_R, PERM_UR, PERM_UX, PERM_X, WalkResult } from '../../../iommu/pgtable/types.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../../../src/iommu-core/io-pgtable.ts';
@@ -128,7 +128,7 @@ t.test('second-stage A/D: A on every entry used, D on the leaf for writes', asyn
   r = walk(w, IOVA, ACCESS_WRITE);
   t.equal(r.memWrites, 1);
   t.equal(get64(ram, T1 + ix(IOVA, 1) * 8) & (A | D), A | D);
-  t.match(describeDesc(r.descLo, r.descHi, VTD_SS_ENTRY), /\bA\b.*\bD\b/);
+  t.match(formatLayout(VTD_SS_ENTRY, [r.descLo, r.descHi]), /\bA=1\b.*\bD=1\b/);
   chain(ram, 0x5000n | R);
   t.equal(walk(new VtdSsWalker(ram, CFG), IOVA, ACCESS_READ).memWrites, 0, 'no A/D without SSADE');
 });

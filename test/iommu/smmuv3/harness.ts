@@ -14,13 +14,16 @@ import {
   CR0,
   CR2,
   L1STD_LAYOUT,
+  Q_OVF,
   SMMU_REG,
+  SMMU_REGS,
   STE_LAYOUT,
   Smmuv3,
   decodeEvent,
   decodePriRecord,
   encodeCommand,
   type CmdName,
+  type CmdValues,
   type Smmuv3Options,
 } from '../../../iommu/smmuv3/index.ts';
 import { AtsTestEndpoint } from './endpoint.ts';
@@ -91,7 +94,7 @@ export class Harness {
   w32(reg: keyof typeof SMMU_REG | number, v: number): void {
     this.board.sysmem.write32(this.base + (typeof reg === 'number' ? reg : SMMU_REG[reg]), v >>> 0);
   }
-  w64(reg: keyof typeof SMMU_REG, v: number): void {
+  w64(reg: keyof typeof SMMU_REG, v: number | bigint): void {
     this.board.sysmem.write64(this.base + SMMU_REG[reg], BigInt(v));
   }
 
@@ -99,15 +102,15 @@ export class Harness {
   enable(o: EnableOptions = {}): void {
     this.cmdqLog2 = o.cmdqLog2 ?? 8;
     this.evtqLog2 = o.evtqLog2 ?? 8;
-    this.w64('CMDQ_BASE', CMDQ + this.cmdqLog2);
+    this.w64('CMDQ_BASE', SMMU_REGS.pack64('CMDQ_BASE', { ADDR: CMDQ / 32, LOG2SIZE: this.cmdqLog2 }));
     this.w32('CMDQ_PROD', 0);
     this.w32('CMDQ_CONS', 0);
-    this.w64('EVENTQ_BASE', EVTQ + this.evtqLog2);
+    this.w64('EVENTQ_BASE', SMMU_REGS.pack64('EVENTQ_BASE', { ADDR: EVTQ / 32, LOG2SIZE: this.evtqLog2 }));
     this.w32('EVENTQ_PROD', 0);
     this.w32('EVENTQ_CONS', 0);
-    this.w64('STRTAB_BASE', STRTAB);
+    this.w64('STRTAB_BASE', SMMU_REGS.pack64('STRTAB_BASE', { ADDR: STRTAB / 64 }));
     const fmt = o.fmt === '2lvl' ? 1 : 0;
-    this.w32('STRTAB_BASE_CFG', (fmt << 16) | ((o.split ?? 8) << 6) | (o.log2size ?? 16));
+    this.w32('STRTAB_BASE_CFG', SMMU_REGS.pack('STRTAB_BASE_CFG', { FMT: fmt, SPLIT: o.split ?? 8, LOG2SIZE: o.log2size ?? 16 }));
     this.w32('CR2', o.recinvsid === false ? 0 : CR2.RECINVSID);
     this.w32('CR0', CR0.CMDQEN | CR0.EVENTQEN);
     this.cmd('CFGI_STE_RANGE', { Range: 31 });
@@ -139,7 +142,7 @@ export class Harness {
   }
 
   /** Put a command in the queue and publish PROD (the SMMU consumes it at once). */
-  cmd(op: CmdName, fields: Record<string, number> = {}): void {
+  cmd<N extends CmdName>(op: N, fields: CmdValues<N> = {}): void {
     this.put(encodeCommand(op, fields));
   }
 
@@ -163,7 +166,7 @@ export class Harness {
       out.push(decodeEvent(words));
       cons = (cons + 1) & mask;
     }
-    this.w32('EVENTQ_CONS', (this.r32('EVENTQ_CONS') & 0x8000_0000) | cons);
+    this.w32('EVENTQ_CONS', (this.r32('EVENTQ_CONS') & Q_OVF) | cons);
     return out;
   }
 
@@ -172,7 +175,7 @@ export class Harness {
   /** Program the PRI queue (2^log2 records) and set CR0.PRIQEN. */
   enablePriq(log2 = 4): void {
     this.priqLog2 = log2;
-    this.w64('PRIQ_BASE', PRIQ + log2);
+    this.w64('PRIQ_BASE', SMMU_REGS.pack64('PRIQ_BASE', { ADDR: PRIQ / 32, LOG2SIZE: log2 }));
     this.w32('PRIQ_PROD', 0);
     this.w32('PRIQ_CONS', 0);
     this.w32('CR0', this.r32('CR0') | CR0.PRIQEN);
@@ -191,7 +194,7 @@ export class Harness {
       out.push(decodePriRecord(words));
       cons = (cons + 1) & mask;
     }
-    this.w32('PRIQ_CONS', (this.r32('PRIQ_CONS') & 0x8000_0000) | cons);
+    this.w32('PRIQ_CONS', (this.r32('PRIQ_CONS') & Q_OVF) | cons);
     return out;
   }
 
@@ -203,7 +206,7 @@ export class Harness {
   /** CMDQ_CONS.RD and .ERR. */
   cons(): { rd: number; err: number } {
     const v = this.r32('CMDQ_CONS');
-    return { rd: v & 0xfffff, err: (v >>> 24) & 0x7f };
+    return { rd: SMMU_REGS.get('CMDQ_CONS', v, 'RD'), err: SMMU_REGS.get('CMDQ_CONS', v, 'ERR') };
   }
 
   eventNames(): number[] {

@@ -12,11 +12,12 @@ import {
   IRQ_CTRL,
   L1STD_LAYOUT,
   PRIQ_LAYOUT,
+  SHCFG_INCOMING,
   SMMU_REG,
   STE_LAYOUT,
   decodeSte,
   encodeCommand,
-  registerDef,
+  SMMU_REGS,
   smmuFeatures,
 } from '../../../iommu/smmuv3/index.ts';
 import { EventInfo, decodeEvent, encodeEvent } from '../../../iommu/smmuv3/event.ts';
@@ -73,7 +74,7 @@ t.test('IRQ_CTRL updates are acknowledged in IRQ_CTRLACK', async (t) => {
 t.test('GBPA ignores a write without UPDATE; an UPDATE completes at once', async (t) => {
   const h = new Harness();
   const reset = h.r32('GBPA');
-  t.equal(reset, GBPA.SHCFG_INCOMING, 'reset: bypass, incoming shareability');
+  t.equal(reset, SMMU_REGS.pack('GBPA', { SHCFG: SHCFG_INCOMING }), 'reset: bypass, incoming shareability');
   h.w32('GBPA', GBPA.ABORT);
   t.equal(h.r32('GBPA'), reset, 'no UPDATE: ignored (SMMUv3.2)');
   h.w32('GBPA', GBPA.ABORT | GBPA.UPDATE);
@@ -173,5 +174,23 @@ t.test('commands and event records use their architected layouts', async (t) => 
   t.equal(d['RnW'], 0);
   t.equal(EVT_FAULT_LAYOUT.bytes, 32);
   t.equal(PRIQ_LAYOUT.bytes, 16);
-  t.equal(registerDef('GERROR').offset, 0x60);
+  t.equal(SMMU_REGS.offset('GERROR'), 0x60);
+  t.equal(SMMU_REG.GERROR, 0x60);
+});
+
+t.test('register and command fields are typed: a misspelt or foreign field does not compile', async (t) => {
+  const h = new Harness();
+  t.equal(h.smmu.regs.getField('IDR0', 'HTTU'), 0b10);
+  // @ts-expect-error misspelt field of IDR0
+  t.throws(() => h.smmu.regs.getField('IDR0', 'HTTUU'));
+  // @ts-expect-error a field of CR0 asked of CR1
+  t.throws(() => SMMU_REGS.pack('CR1', { SMMUEN: 1 }));
+  t.equal(SMMU_REGS.pack('CR1', { TABLE_SH: 3 }), 3 << 10);
+  // @ts-expect-error misspelt command field
+  t.throws(() => encodeCommand('TLBI_NH_VA', { ASIDD: 1 }));
+  // @ts-expect-error CFGI_STE has no ASID
+  t.throws(() => encodeCommand('CFGI_STE', { ASID: 1 }));
+  // @ts-expect-error CFGI_ALL sets Range itself
+  encodeCommand('CFGI_ALL', { Range: 3 });
+  t.equal(decodeLayout(CMD_LAYOUTS[CMD_OP.CFGI_STE_RANGE]!, encodeCommand('CFGI_ALL', { StreamID: 5 })).Range, 31);
 });

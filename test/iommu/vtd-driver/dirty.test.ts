@@ -1,7 +1,8 @@
 import t from 'tap';
+import { readField } from '../../../src/hw/layout.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../../../src/iommu-core/io-pgtable.ts';
 import { IOMMU_HW_CAP_DIRTY_TRACKING } from '../../../src/uapi/iommufd.ts';
-import { PASID_ENTRY, PGTT_SECOND_STAGE, entryField } from '../../../iommu/vtd/index.ts';
+import { PASID_ENTRY, PGTT_SECOND_STAGE } from '../../../iommu/vtd/index.ts';
 import { EINVAL, EOPNOTSUPP } from '../../../src/uapi/errno.ts';
 import type { IommuDomain } from '../../../src/iommu-core/domain.ts';
 import { bare } from './fixture.ts';
@@ -21,8 +22,8 @@ t.test('dirty tracking: a second-stage domain, SLADE on enable, device writes se
   d.map(IOVA, m.ram, 4 * 4096, RW);
   t.equal(m.host.iommu.attachGroup(d, m.group, m.owner), 0);
   const pe = () => m.driver.pasidEntryOf(m.dev, 0)!;
-  t.equal(entryField(pe(), PASID_ENTRY, 'PGTT'), PGTT_SECOND_STAGE, 'dirty tracking needs second stage');
-  t.equal(entryField(pe(), PASID_ENTRY, 'SLADE'), 0, 'off until enabled');
+  t.equal(readField(PASID_ENTRY, pe(), 'PGTT'), PGTT_SECOND_STAGE, 'dirty tracking needs second stage');
+  t.equal(readField(PASID_ENTRY, pe(), 'SLADE'), 0, 'off until enabled');
   const seen = (noClear: boolean) => {
     const pages: number[] = [];
     t.equal(drv.readAndClearDirty!(IOVA, 4 * 4096, noClear, (a, s) => pages.push((a - IOVA) / s)), 0);
@@ -30,7 +31,7 @@ t.test('dirty tracking: a second-stage domain, SLADE on enable, device writes se
   };
   t.equal(drv.readAndClearDirty!(IOVA, 4096, false, () => {}), -EINVAL, 'reading before enabling: EINVAL');
   t.equal(drv.setDirtyTracking!(true), 0);
-  t.equal(entryField(pe(), PASID_ENTRY, 'SLADE'), 1, 'SLADE set in the installed entry');
+  t.equal(readField(PASID_ENTRY, pe(), 'SLADE'), 1, 'SLADE set in the installed entry');
   t.ok(m.dev.dmaRead(BigInt(IOVA), 4).ok);
   t.same(seen(true), [], 'a read sets no D');
   t.ok(m.dev.dmaWrite(BigInt(IOVA + 4096 + 8), new Uint8Array([1])).ok);
@@ -42,7 +43,7 @@ t.test('dirty tracking: a second-stage domain, SLADE on enable, device writes se
   t.ok(m.dev.dmaWrite(BigInt(IOVA + 4096), new Uint8Array([2])).ok);
   t.same(seen(false), [1], 'after the clear (and its IOTLB flush) a new write sets D again');
   t.equal(drv.setDirtyTracking!(false), 0);
-  t.equal(entryField(pe(), PASID_ENTRY, 'SLADE'), 0);
+  t.equal(readField(PASID_ENTRY, pe(), 'SLADE'), 0);
   t.ok(m.dev.dmaWrite(BigInt(IOVA), new Uint8Array([3])).ok);
   t.equal(drv.readAndClearDirty!(IOVA, 4096, false, () => {}), -EINVAL, 'not tracking: EINVAL');
   const plain = m.host.iommu.allocPaging(m.dev) as IommuDomain;

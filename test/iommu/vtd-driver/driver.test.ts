@@ -1,7 +1,8 @@
 import t from 'tap';
+import { readField } from '../../../src/hw/layout.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../../../src/iommu-core/io-pgtable.ts';
 import { IOMMU_HW_INFO_TYPE_INTEL_VTD } from '../../../src/uapi/iommufd.ts';
-import { PASID_ENTRY, PGTT_FIRST_STAGE, PGTT_PASSTHROUGH, PGTT_SECOND_STAGE, entryField } from '../../../iommu/vtd/index.ts';
+import { PASID_ENTRY, PGTT_FIRST_STAGE, PGTT_PASSTHROUGH, PGTT_SECOND_STAGE } from '../../../iommu/vtd/index.ts';
 import type { IommuDomain } from '../../../src/iommu-core/domain.ts';
 import type { SvaHandle } from '../../../src/iommu-core/sva.ts';
 import { PasidCapability } from '../../../src/pci/caps/pasid.ts';
@@ -9,7 +10,7 @@ import { BarePcieFunction } from '../../pci/helpers.ts';
 import { bare, machine } from './fixture.ts';
 
 const RW = IOMMU_READ | IOMMU_WRITE;
-const pgtt = (w: Uint32Array | undefined) => (w === undefined || (w[0]! & 1) === 0 ? 0 : entryField(w, PASID_ENTRY, 'PGTT'));
+const pgtt = (w: Uint32Array | undefined) => (w === undefined || readField(PASID_ENTRY, w, 'P') === 0 ? 0 : readField(PASID_ENTRY, w, 'PGTT'));
 
 t.test('the driver brings the unit up through MMIO: queued invalidation, a scalable-mode root table, translation on', async (t) => {
   const { vtd, board, driver } = bare();

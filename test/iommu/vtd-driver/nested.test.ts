@@ -1,8 +1,9 @@
 import t from 'tap';
+import { readField } from '../../../src/hw/layout.ts';
 import { IotlbGather, IOMMU_READ, IOMMU_WRITE } from '../../../src/iommu-core/io-pgtable.ts';
 import type { NestedDomain } from '../../../iommu/vtd/driver/nested.ts';
 import type { SsDomain } from '../../../iommu/vtd/driver/domains.ts';
-import { PASID_ENTRY, PGTT_NESTED, entryField } from '../../../iommu/vtd/index.ts';
+import { PASID_ENTRY, PGTT_NESTED } from '../../../iommu/vtd/index.ts';
 import { EINVAL, EOPNOTSUPP } from '../../../src/uapi/errno.ts';
 import type { IommuDomain } from '../../../src/iommu-core/domain.ts';
 import { atsDevice, bare } from './fixture.ts';
@@ -40,12 +41,12 @@ t.test('a nested domain installs PGTT=nested: FSPTPTR the guest table (GPA), SLP
   t.type(n, 'object');
   t.equal(m.host.iommu.attachGroup(n, m.group, m.owner), 0);
   const pe = m.driver.pasidEntryOf(m.dev, 0)!;
-  t.equal(entryField(pe, PASID_ENTRY, 'PGTT'), PGTT_NESTED);
-  t.equal(entryField(pe, PASID_ENTRY, 'FSPTPTR') * 4096, s1.root, 'FSPTPTR is the guest-physical table address');
+  t.equal(readField(PASID_ENTRY, pe, 'PGTT'), PGTT_NESTED);
+  t.equal(readField(PASID_ENTRY, pe, 'FSPTPTR') * 4096, s1.root, 'FSPTPTR is the guest-physical table address');
   const parent = s2.driver as SsDomain;
-  t.equal(entryField(pe, PASID_ENTRY, 'SLPTPTR') * 4096, parent.builder.root);
-  t.equal(entryField(pe, PASID_ENTRY, 'DID'), parent.did);
-  t.equal(entryField(pe, PASID_ENTRY, 'SRE'), 0);
+  t.equal(readField(PASID_ENTRY, pe, 'SLPTPTR') * 4096, parent.builder.root);
+  t.equal(readField(PASID_ENTRY, pe, 'DID'), parent.did);
+  t.equal(readField(PASID_ENTRY, pe, 'SRE'), 0);
   const r = m.dev.dmaRead(BigInt(GVA), 4);
   t.ok(r.ok && r.data![0] === 0x5a && r.data![1] === 0x5a, 'GVA -> GPA (guest table) -> HPA (parent)');
   t.ok(m.dev.dmaWrite(BigInt(GVA + 8), new Uint8Array([9])).ok);
@@ -101,12 +102,12 @@ t.test('allocation checks: data type, parent, struct size and trailing bytes, fl
   const w57 = a(s2, 1, vtdS1(s1.root, 0, 57)) as IommuDomain;
   t.equal(m.driver.caps.FL5LP, 1, 'this unit has 5-level first stage');
   t.equal(m.host.iommu.attachGroup(w57, m.group, m.owner), 0, 'addr_width 57 with CAP.FL5LP');
-  t.equal(entryField(m.driver.pasidEntryOf(m.dev, 0)!, PASID_ENTRY, 'FLPM'), 1, 'FLPM = 5-level');
+  t.equal(readField(PASID_ENTRY, m.driver.pasidEntryOf(m.dev, 0)!, 'FLPM'), 1, 'FLPM = 5-level');
   m.host.iommu.detachGroup(w57, m.group, m.owner);
   const sre = a(s2, 1, vtdS1(s1.root, 1 | 4 | 2)) as IommuDomain;
   t.equal(m.host.iommu.attachGroup(sre, m.group, m.owner), 0);
   const pe = m.driver.pasidEntryOf(m.dev, 0)!;
-  t.same([entryField(pe, PASID_ENTRY, 'SRE'), entryField(pe, PASID_ENTRY, 'WPE'), entryField(pe, PASID_ENTRY, 'EAFE')], [1, 1, 1], 'SRE, WPE, EAFE from the flags');
+  t.same([readField(PASID_ENTRY, pe, 'SRE'), readField(PASID_ENTRY, pe, 'WPE'), readField(PASID_ENTRY, pe, 'EAFE')], [1, 1, 1], 'SRE, WPE, EAFE from the flags');
 });
 
 t.test('cacheInvalidateUser: wrong type EINVAL with none done; stops at the first bad entry and counts the good ones', async (t) => {
@@ -136,7 +137,7 @@ t.test('on a PASID of an ATS device: the nested entry at that PASID, and invalid
   m.board.sysmem.write8(page(0).hpa, 0x11);
   const n = m.host.iommu.allocNested(m.ep, s2, 1, vtdS1(s1.root)) as IommuDomain;
   t.equal(n.driver.setDevPasid!(m.ep, 7), 0);
-  t.equal(entryField(m.driver.pasidEntryOf(m.ep, 7)!, PASID_ENTRY, 'PGTT'), PGTT_NESTED);
+  t.equal(readField(PASID_ENTRY, m.driver.pasidEntryOf(m.ep, 7)!, 'PGTT'), PGTT_NESTED);
   const r = m.ep.dmaRead(BigInt(GVA), 1, { pasid: 7 });
   t.ok(r.ok && r.data![0] === 0x11);
   const before = m.ep.invalidations.length;

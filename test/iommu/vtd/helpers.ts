@@ -12,14 +12,15 @@ import type { DmaAttrs, DmaResult } from '../../../src/pci/transaction.ts';
 import { createIa32eBuilder, createVtdSsBuilder, type Ia32eBuilderConfig, type TablePageAllocator, type VtdSsBuilderConfig } from '../../../iommu/pgtable/index.ts';
 import { VtdIommu, type VtdOptions } from '../../../iommu/vtd/vtd.ts';
 import {
-  CONTEXT_ENTRY, FRCD_REG_OFFSET, GCMD_QIE, GCMD_SRTP, GCMD_TE, PASID_DIR_ENTRY, PASID_ENTRY, ROOT_ENTRY, SM_CONTEXT_ENTRY,
-  SM_ROOT_ENTRY, VTD_FRCD, VTD_REG,
+  CONTEXT_ENTRY, FRCD_F_DWORD, FRCD_REG_OFFSET, GCMD_QIE, GCMD_SRTP, GCMD_TE, GSTS_ONE_SHOT, PASID_DIR_ENTRY, PASID_ENTRY,
+  ROOT_ENTRY, SM_CONTEXT_ENTRY, SM_CONTEXT_TABLE_ENTRIES, SM_ROOT_ENTRY, VTD_FRCD, VTD_REG, VTD_REGS, descTypeFields, pasidDirIndex,
+  pasidTableIndex, sidBus, sidDevfn,
 } from '../../../iommu/vtd/index.ts';
 import { BareFunction } from '../../pci/helpers.ts';
 
 export const R = VTD_REG;
-/** GSTS bits that are one-shot status (RTPS, FLS, WBFS, IRTPS): masked before writing GCMD back (§10.4.4). */
-export const ONE_SHOT_MASK = 0x96ff_ffff;
+/** GSTS bits that are not one-shot status (RTPS, FLS, WBFS, IRTPS, masked before writing GCMD back, §10.4.4): 0x96FF_FFFF. */
+export const ONE_SHOT_MASK = ~GSTS_ONE_SHOT >>> 0;
 export const PAGE = 4096;
 
 /** Bump allocator of zeroed, size-aligned table pages in guest RAM. */
@@ -90,7 +91,7 @@ export class Fx {
   }
 
   setRoot(addr: number, ttm: number): void {
-    this.w64(R.RTADDR!, BigInt(addr) | BigInt(ttm << 10));
+    this.w64(R.RTADDR!, VTD_REGS.pack64('RTADDR', { RTA: addr / PAGE, TTM: ttm }));
     this.gcmd(GCMD_SRTP, true);
   }
 
@@ -111,8 +112,8 @@ export class Fx {
   legacy(ctx: Record<string, number>, sid = this.sid): number {
     const root = this.page();
     const ctxTable = this.page();
-    this.write(root + (sid >>> 8) * 16, ROOT_ENTRY, { P: 1, CTP: ctxTable / PAGE });
-    const at = ctxTable + (sid & 0xff) * 16;
+    this.write(root + sidBus(sid) * 16, ROOT_ENTRY, { P: 1, CTP: ctxTable / PAGE });
+    const at = ctxTable + sidDevfn(sid) * 16;
     this.write(at, CONTEXT_ENTRY, { P: 1, ...ctx });
     this.setRoot(root, 0);
     return at;
@@ -123,10 +124,10 @@ export class Fx {
     const root = this.page();
     const ctxTable = this.page();
     const dir = this.page();
-    const devfn = sid & 0xff;
-    const upper = devfn >= 128;
-    this.write(root + (sid >>> 8) * 16, SM_ROOT_ENTRY, upper ? { UP: 1, UCTP: ctxTable / PAGE } : { LP: 1, LCTP: ctxTable / PAGE });
-    const ctxAt = ctxTable + (devfn & 127) * 32;
+    const devfn = sidDevfn(sid);
+    const upper = devfn >= SM_CONTEXT_TABLE_ENTRIES;
+    this.write(root + sidBus(sid) * 16, SM_ROOT_ENTRY, upper ? { UP: 1, UCTP: ctxTable / PAGE } : { LP: 1, LCTP: ctxTable / PAGE });
+    const ctxAt = ctxTable + (devfn % SM_CONTEXT_TABLE_ENTRIES) * 32;
     this.write(ctxAt, SM_CONTEXT_ENTRY, { P: 1, PASIDE: 1, PDTS: 7, PASIDDIRPTR: dir / PAGE, ...ctx });
     this.setRoot(root, 1);
     return { root, ctxAt, dir };
@@ -136,14 +137,14 @@ export class Fx {
 
   /** Write the PASID entry of `pasid` under directory `dir` (creating its directory entry); returns its address. */
   pasid(dir: number, pasid: number, fields: Record<string, number>): number {
-    const key = `${dir}:${pasid >>> 6}`;
+    const key = `${dir}:${pasidDirIndex(pasid)}`;
     let table = this.pasidTables.get(key);
     if (table === undefined) {
       table = this.page();
       this.pasidTables.set(key, table);
-      this.write(dir + (pasid >>> 6) * 8, PASID_DIR_ENTRY, { P: 1, SMPTBLPTR: table / PAGE });
+      this.write(dir + pasidDirIndex(pasid) * 8, PASID_DIR_ENTRY, { P: 1, SMPTBLPTR: table / PAGE });
     }
-    const at = table + (pasid & 63) * 64;
+    const at = table + pasidTableIndex(pasid) * 64;
     this.write(at, PASID_ENTRY, { P: 1, ...fields });
     return at;
   }
@@ -177,7 +178,7 @@ export class Fx {
     return decodeLayout(VTD_FRCD, [this.r32(off), this.r32(off + 4), this.r32(off + 8), this.r32(off + 12)]);
   }
   clearFrcd(i: number): void {
-    this.w32(FRCD_REG_OFFSET + 16 * i + 12, 0x8000_0000);
+    this.w32(FRCD_REG_OFFSET + 16 * i + 12, FRCD_F_DWORD);
   }
 
   /** Set up an invalidation queue of 2^qs pages with 256-bit (dw) or 128-bit descriptors and enable QI. */
@@ -187,7 +188,7 @@ export class Fx {
     this.qDesc = dw ? 32 : 16;
     this.tail = 0;
     this.w64(R.IQT!, 0);
-    this.w64(R.IQA!, BigInt(this.qBase) | BigInt((dw ? 1 : 0) << 11) | BigInt(qs));
+    this.w64(R.IQA!, VTD_REGS.pack64('IQA', { IQA: this.qBase / PAGE, DW: dw ? 1 : 0, QS: qs }));
     this.gcmd(GCMD_QIE, true);
     return this.qBase;
   }
@@ -207,7 +208,7 @@ export class Fx {
 
   /** Build a descriptor from a layout and fields, with its type split into TYPE_LO / TYPE_HI. */
   static desc(layout: Layout, type: number, fields: Record<string, number> = {}): Uint32Array {
-    return encodeLayout(layout, { TYPE_LO: type & 0xf, TYPE_HI: type >> 4, ...fields });
+    return encodeLayout(layout, { ...descTypeFields(type), ...fields });
   }
 }
 

@@ -2,12 +2,12 @@ import t from 'tap';
 import { decodeLayout } from '../../../src/hw/layout.ts';
 import {
   FRCD_REG_OFFSET, GCMD_IRE, GCMD_QIE, GCMD_SFL, GCMD_SRTP, GCMD_TE, GCMD_WBF, GSTS_QIES, GSTS_RTPS, GSTS_TES,
-  IOTLB_REG_OFFSET, VTD_REG, regLayout,
+  IOTLB_REG_OFFSET, VTD_REG, VTD_REGS,
 } from '../../../iommu/vtd/index.ts';
 import { Fx, R } from './helpers.ts';
 
-const cap = (fx: Fx) => decodeLayout(regLayout('CAP'), [fx.r32(R.CAP!), fx.r32(R.CAP! + 4)]);
-const ecap = (fx: Fx) => decodeLayout(regLayout('ECAP'), [fx.r32(R.ECAP!), fx.r32(R.ECAP! + 4)]);
+const cap = (fx: Fx) => decodeLayout(VTD_REGS.layout('CAP'), [fx.r32(R.CAP!), fx.r32(R.CAP! + 4)]);
+const ecap = (fx: Fx) => decodeLayout(VTD_REGS.layout('ECAP'), [fx.r32(R.ECAP!), fx.r32(R.ECAP! + 4)]);
 
 t.test('registers sit at the offsets of VT-d §10.4', async (t) => {
   const expect: Record<string, number> = {
@@ -16,7 +16,7 @@ t.test('registers sit at the offsets of VT-d §10.4', async (t) => {
     IECTL: 0xa0, IEDATA: 0xa4, IEADDR: 0xa8, IEUADDR: 0xac, IQERCD: 0xb0, PQH: 0xc0, PQT: 0xc8, PQA: 0xd0, PRS: 0xdc,
     PECTL: 0xe0, PEDATA: 0xe4, PEADDR: 0xe8, PEUADDR: 0xec,
   };
-  for (const [name, off] of Object.entries(expect)) t.equal(VTD_REG[name], off, name);
+  for (const [name, off] of Object.entries(expect)) t.equal((VTD_REG as Readonly<Record<string, number>>)[name], off, name);
 });
 
 t.test('CAP advertises what the model implements, and FRO/NFR locate the fault recording registers', async (t) => {
@@ -40,12 +40,12 @@ t.test('CAP advertises what the model implements, and FRO/NFR locate the fault r
 
 t.test('ECAP advertises scalable mode, both stages, nesting, PASID, QI, device-TLBs and page requests', async (t) => {
   const e = ecap(new Fx());
-  for (const f of ['SMTS', 'FLTS', 'SLTS', 'NEST', 'PASID', 'QI', 'PT', 'SC', 'C', 'SMPWCS', 'SRS', 'ERS', 'EAFS', 'SLADS', 'RPS', 'DT', 'PRS', 'PDS']) {
+  for (const f of ['SMTS', 'FLTS', 'SLTS', 'NEST', 'PASID', 'QI', 'PT', 'SC', 'C', 'SMPWCS', 'SRS', 'ERS', 'EAFS', 'SLADS', 'RPS', 'DT', 'PRS', 'PDS'] as const) {
     t.equal(e[f], 1, f);
   }
   t.equal(e.PSS + 1, 20, '20-bit PASIDs');
   t.equal(e.IRO * 16, IOTLB_REG_OFFSET);
-  for (const f of ['IR', 'EIM', 'DIT', 'NWFS', 'VCS', 'ADMS']) t.equal(e[f], 0, `${f} = 0`);
+  for (const f of ['IR', 'EIM', 'DIT', 'NWFS', 'VCS', 'ADMS'] as const) t.equal(e[f], 0, `${f} = 0`);
   const off = ecap(new Fx({ deviceTlb: false, pageRequests: false }));
   t.same([off.DT, off.PRS, off.PDS], [0, 0, 0], 'device-TLB and page requests can be left out');
   t.equal(ecap(new Fx({ pasidBits: 16 })).PSS + 1, 16);
@@ -99,7 +99,7 @@ t.test('SRTP latches RTADDR: a later RTADDR write has no effect until the next S
 
 t.test('FECTL/IECTL/PECTL reset with the interrupt masked', async (t) => {
   const fx = new Fx();
-  for (const r of ['FECTL', 'IECTL', 'PECTL']) t.equal(fx.r32(R[r]!), 0x8000_0000, r);
+  for (const r of ['FECTL', 'IECTL', 'PECTL'] as const) t.equal(fx.r32(R[r]!), 0x8000_0000, r);
   fx.w32(R.FECTL!, 0xffff_ffff);
   t.equal(fx.r32(R.FECTL!), 0x8000_0000, 'IP is read-only, other bits reserved');
 });
@@ -111,4 +111,19 @@ t.test('a DMA with translation disabled passes through untranslated', async (t) 
   t.ok(r.ok);
   t.same(r.ok && [...r.data!], [0xef, 0xbe, 0xad, 0xde]);
   t.equal(fx.board.counters.get('vtd.walks'), 0);
+});
+
+t.test('register fields are typed per register, fault recording registers included', async (t) => {
+  const fx = new Fx({ faultRecords: 2 });
+  const rf = fx.vtd.rf;
+  t.equal(rf.getField('CAP', 'FRO') * 16, FRCD_REG_OFFSET, 'a field across bit 32 of a 64-bit register reads exactly');
+  t.equal(rf.getField('FRCD1_HI', 'F'), 0);
+  // @ts-expect-error FI is in the low half of a fault record
+  t.throws(() => rf.getField('FRCD1_HI', 'FI'));
+  // @ts-expect-error misspelt field
+  t.throws(() => rf.getField('CCMD', 'ICCC'));
+  // @ts-expect-error a GSTS field is not a GCMD field
+  t.throws(() => VTD_REGS.pack('GCMD', { TES: 1 }));
+  t.equal(VTD_REGS.pack('GCMD', { TE: 1 }), GCMD_TE);
+  t.equal(VTD_REGS.pack64('RTADDR', { RTA: 0x12_3456_7890, TTM: 1 }), (0x12_3456_7890n << 12n) | (1n << 10n));
 });

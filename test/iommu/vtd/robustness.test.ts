@@ -1,7 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { IOMMU_READ, IOMMU_WRITE } from '../../../iommu/pgtable/index.ts';
-import { PGTT_FIRST_STAGE, VTD_REG_SPECS } from '../../../iommu/vtd/index.ts';
+import { PGTT_FIRST_STAGE, VTD_REGS } from '../../../iommu/vtd/index.ts';
 import { newTranslationAnswer } from '../../../src/pci/remapper.ts';
 import type { DmaTransaction } from '../../../src/pci/transaction.ts';
 import { Fx, PAGE, R } from './helpers.ts';
@@ -15,7 +15,7 @@ t.test('the model never throws and always terminates on garbage tables, register
     fc.property(
       fc.boolean(),
       fc.array(word, { minLength: 64, maxLength: 64 }),
-      fc.array(fc.tuple(fc.constantFrom(...VTD_REG_SPECS.map((s) => s.offset), 0x220, 0x22c), word), { maxLength: 12 }),
+      fc.array(fc.tuple(fc.constantFrom(...VTD_REGS.specs.map((s) => s.offset), 0x220, 0x22c), word), { maxLength: 12 }),
       fc.array(fc.record({ addr: fc.integer({ min: 0, max: 2 ** 48 }), pasid: fc.integer({ min: -1, max: 2 ** 20 - 1 }), write: fc.boolean(), priv: fc.boolean(), exec: fc.boolean() }), { maxLength: 8 }),
       (scalable, junk, regs, dmas) => {
         const fx = new Fx({ faultRecords: 2, iotlbEntries: 4 });

@@ -1,0 +1,157 @@
+/**
+ * A block's registers as one table, the shared "header" of its model and its
+ * driver (DESIGN.md §1): each register has a name, an offset, a size and its
+ * fields in the bit-field notation of layout.ts, `[name, msb, lsb?,
+ * access?]`, bits numbered within the register as the specification draws
+ * it. From the one table come the RegisterFile a model serves MMIO from
+ * (access types drive read-only, RW1C and write-only behaviour), a Layout
+ * per register (exact decode/encode/format, 64-bit registers included) and
+ * the masks and packed values a driver writes. Names are typed per
+ * register: a misspelt register or field does not compile.
+ */
+import {
+  defineLayout, encodeLayout, fieldGet, fieldMasks, getBits, maskBits, type BitField, type FieldAccess, type FieldSpec, type Layout,
+} from './layout.ts';
+
+export interface RegisterSpec<N extends string = string, F extends string = string> {
+  readonly name: N;
+  readonly offset: number;
+  /** 2 for 16-bit configuration-space registers; a RegisterFile serves 4- and 8-byte ones. */
+  readonly size: 2 | 4 | 8;
+  /** Bits in no field are reserved (read 0, writes ignored). A register without fields is wholly `access`. */
+  readonly fields?: readonly FieldSpec<F>[];
+  /** Access of the fields that do not give their own (default 'rw'). */
+  readonly access?: FieldAccess;
+  /** Reset value: a number, or [low word, high word] for 64-bit registers. */
+  readonly reset?: number | readonly [number, number];
+}
+
+/** Register name → the union of its field names. */
+export type RegMap = { readonly [reg: string]: string };
+export type RegName<M extends RegMap> = keyof M & string;
+
+type FieldsOf<S> = S extends { readonly fields: readonly (readonly [infer F extends string, ...unknown[]])[] } ? F : never;
+/** The RegMap of a union of register specs. */
+export type RegMapOf<S extends RegisterSpec> = { readonly [R in S as R['name']]: FieldsOf<R> };
+
+/** The RegMap of a RegisterTable value (`TableRegMap<typeof SOME_REGS>`). */
+export type TableRegMap<T> = T extends RegisterTable<infer M> ? M : never;
+
+export type RegisterValues<M extends RegMap, R extends RegName<M>> = Partial<Record<M[R], number>>;
+
+export class RegisterTable<M extends RegMap = RegMap> {
+  readonly specs: readonly RegisterSpec[];
+  private readonly byName = new Map<string, { spec: RegisterSpec; layout: Layout }>();
+
+  constructor(
+    readonly name: string,
+    specs: readonly RegisterSpec[],
+  ) {
+    this.specs = Object.freeze([...specs]);
+    for (const spec of specs) {
+      if (this.byName.has(spec.name)) throw new Error(`${name}.${spec.name} declared twice`);
+      const fields = (spec.fields ?? []).map(([n, msb, lsb, access]) => [n, msb, lsb ?? msb, access ?? spec.access ?? 'rw'] as const);
+      this.byName.set(spec.name, { spec, layout: defineLayout(spec.name, spec.size, fields) });
+    }
+  }
+
+  private entry(reg: string): { spec: RegisterSpec; layout: Layout } {
+    const e = this.byName.get(reg);
+    if (e === undefined) throw new Error(`${this.name} has no register ${reg}`);
+    return e;
+  }
+
+  spec(reg: RegName<M>): RegisterSpec {
+    return this.entry(reg).spec;
+  }
+
+  offset(reg: RegName<M>): number {
+    return this.entry(reg).spec.offset;
+  }
+
+  /** Offsets of every register by name. */
+  offsets(): Readonly<Record<RegName<M>, number>> {
+    return Object.freeze(Object.fromEntries(this.specs.map((s) => [s.name, s.offset]))) as Record<RegName<M>, number>;
+  }
+
+  /** The register's fields as a Layout (bits numbered within the register). */
+  layout<R extends RegName<M>>(reg: R): Layout<M[R]> {
+    return this.entry(reg).layout as Layout<M[R]>;
+  }
+
+  field<R extends RegName<M>>(reg: R, name: M[R]): BitField<M[R]> {
+    const f = this.layout(reg).fields[name];
+    if (f === undefined) throw new Error(`${this.name}.${reg} has no field ${name}`);
+    return f;
+  }
+
+  /** A field's mask in the u32 word that holds it (for fields within one word). */
+  mask<R extends RegName<M>>(reg: R, name: M[R]): number {
+    const f = this.field(reg, name);
+    if (f.shift + f.width > 32) throw new RangeError(`${this.name}.${reg}.${name} crosses a word`);
+    return f.mask;
+  }
+
+  /** Every field's mask, by name (fields within one word). */
+  masks<R extends RegName<M>>(reg: R): Readonly<Record<M[R], number>> {
+    return fieldMasks(this.layout(reg));
+  }
+
+  /** A field of a value read from the register: a number (its low 32 bits) or its words, low first. */
+  get<R extends RegName<M>>(reg: R, value: number | ArrayLike<number>, name: M[R]): number {
+    const f = this.field(reg, name);
+    if (typeof value !== 'number') return getBits(value, f);
+    if (f.lsb >= 32) return 0;
+    return f.shift + f.width <= 32 ? fieldGet(f, value) : getBits([value, 0], f);
+  }
+
+  /** Bits of the register's first word that software may write: its rw and wo fields (the whole register when it has none). */
+  writableMask(reg: RegName<M>): number {
+    return (this.accessMask(reg, 'rw') | this.accessMask(reg, 'wo')) >>> 0;
+  }
+
+  /** Bits of the register's first word that are write-1-to-clear. */
+  w1cMask(reg: RegName<M>): number {
+    return this.accessMask(reg, 'w1c');
+  }
+
+  private accessMask(reg: string, access: FieldAccess): number {
+    const { spec, layout } = this.entry(reg);
+    if (layout.order.length === 0) return (spec.access ?? 'rw') === access ? maskBits(0, Math.min(32, spec.size * 8)) : 0;
+    let m = 0;
+    for (const f of layout.order) if (f.access === access && f.word === 0) m |= f.mask;
+    return m >>> 0;
+  }
+
+  /** The register's words, low first, from field values (fields not given are 0). */
+  encode<R extends RegName<M>>(reg: R, values: RegisterValues<M, R>): Uint32Array {
+    return encodeLayout(this.layout(reg), values);
+  }
+
+  /** A 32-bit value from field values (the low word of a wider register). */
+  pack<R extends RegName<M>>(reg: R, values: RegisterValues<M, R>): number {
+    return this.encode(reg, values)[0]!;
+  }
+
+  /** A 64-bit register's value from field values, as the u64 a driver writes. */
+  pack64<R extends RegName<M>>(reg: R, values: RegisterValues<M, R>): bigint {
+    const w = this.encode(reg, values);
+    return (BigInt(w[1] ?? 0) << 32n) | BigInt(w[0]!);
+  }
+
+  /** The same registers with other reset values (what the model's options decide). */
+  withResets(resets: Partial<Record<RegName<M>, number | readonly [number, number]>>): RegisterTable<M> {
+    const r = resets as Partial<Record<string, number | readonly [number, number]>>;
+    return new RegisterTable<M>(this.name, this.specs.map((s) => (r[s.name] !== undefined ? { ...s, reset: r[s.name]! } : s)));
+  }
+
+  /** These registers and `more` (each typed by its own table). */
+  with<N extends RegMap>(more: RegisterTable<N>): RegisterTable<M & N> {
+    return new RegisterTable<M & N>(this.name, [...this.specs, ...more.specs]);
+  }
+}
+
+/** Declare a register table; its RegMap is inferred from the literal specs. */
+export function defineRegisters<const S extends readonly RegisterSpec[]>(name: string, specs: S): RegisterTable<RegMapOf<S[number]>> {
+  return new RegisterTable<RegMapOf<S[number]>>(name, specs);
+}
