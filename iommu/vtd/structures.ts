@@ -119,12 +119,12 @@ export class StructureLoader {
     const caps = this.caps;
     const d = this.dir;
     const p = this.pe;
-    const inj = this.pasidPoint.check(this.pasidPoint.armed ? { sid: ctx.sid, pasid } : undefined);
     if (!this.read(ctx.dirPtr + (pasid >>> 6) * 8, d, 2)) return this.failed(FR.SM_PDIR_FETCH);
     if ((d[0]! & 1) === 0) return this.failed(FR.SM_PDIR_NP);
     if (hasReservedBits(PASID_DIR_ENTRY, d) || aboveHaw(d[1]!, caps.haw)) return this.failed(FR.SM_PDIR_RSVD);
     const dirFpd = (d[0]! & 2) !== 0;
     this.fpd ||= dirFpd;
+    const inj = this.pasidPoint.check(this.pasidPoint.armed ? { sid: ctx.sid, pasid } : undefined);
     if (failing(inj) || !this.read(ptrAt(d, 0) + (pasid & 63) * 64, p, 16)) return this.failed(FR.SM_PE_FETCH);
     corrupt(inj, p);
     if ((p[0]! & 1) === 0) return this.failed(FR.SM_PE_NP);

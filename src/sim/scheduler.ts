@@ -20,6 +20,17 @@ interface Entry {
 }
 
 const NOOP = (): void => {};
+
+/**
+ * Thrown when virtual time would pass the scheduler's `timeLimitNs` (a fault
+ * campaign's per-run limit): the run is over, as a hung one would be.
+ */
+export class VirtualTimeLimit extends Error {
+  override name = 'VirtualTimeLimit';
+  constructor(readonly limitNs: number) {
+    super(`virtual time passed the run's limit of ${limitNs} ns`);
+  }
+}
 /** Rebuild the heap once cancelled entries are more than half of it and at least this many. */
 const COMPACT_MIN = 64;
 
@@ -39,6 +50,13 @@ export class Scheduler {
   private cancelled = 0;
   /** Events executed since creation (for reports and runaway guards). */
   executed = 0;
+  /**
+   * Virtual time no event may pass: an event due later, or an advance()
+   * beyond it, throws VirtualTimeLimit instead of running (default: none).
+   */
+  timeLimitNs = Number.POSITIVE_INFINITY;
+  /** Set once the limit stopped the run. */
+  limitReached = false;
 
   get now(): number {
     return this._now;
@@ -101,6 +119,8 @@ export class Scheduler {
   /** Run the next pending event; false when none is left. */
   step(): boolean {
     this.dropCancelled();
+    const top = this.heap[0];
+    if (top !== undefined && top.time > this.timeLimitNs) this.overLimit();
     const e = this.pop();
     if (e === undefined) return false;
     e.pending = false;
@@ -153,8 +173,14 @@ export class Scheduler {
     }
     const t = this.peekTime();
     const target = this._now + ns;
+    if (target > this.timeLimitNs) this.overLimit();
     if (t !== undefined && t < target) this.runUntil(target);
     else this._now = target;
+  }
+
+  private overLimit(): never {
+    this.limitReached = true;
+    throw new VirtualTimeLimit(this.timeLimitNs);
   }
 
   private dropCancelled(): void {
