@@ -97,6 +97,7 @@ export * from './uapi/struct.ts';
 export { registerIommufd } from './iommufd/main.ts';
 export * from './uapi/iommufd.ts';
 export { applyPlan, loadPlan, validatePlan, parsePlan, PlanError, type FaultPlan, type PlanRule, type AppliedPlan } from './fault/plan.ts';
+export { CallerError } from './errors.ts';
 export { checkInvariants, recordBaseline, monitorUnmaps, guard, formatViolations, type Violation } from '../tools/fault/invariants.ts';
 export { runFailNth } from '../tools/fault/fail-nth.ts';
 

@@ -2,7 +2,7 @@
  * The HTML report of one run (`ioemu run --report out.html`): one
  * self-contained file, plots as inline SVG drawn here (no dependencies).
  * Sections: summary and scenario metrics; page-fault service time histogram
- * (host.iopf.latencies); descriptor latency histogram (trace durations);
+ * (at the device, figures.ts priServiceTimes); descriptor latency histogram (trace durations);
  * queue occupancy over time (from the trace); cache hit rates (counters);
  * the fault / invalidation / page-request timeline (trace events).
  */
@@ -170,7 +170,7 @@ ${toc}${runs.map((x) => reportSection(x.result, x.narrative, runs.length > 1)).j
 /** One run's part of a report: summary, narrative, figures, plots, timeline, counters. */
 function reportSection(r: RunResult, narrative: readonly string[], several: boolean): string {
   const events = r.trace.events;
-  const iopf = r.iopfLatencies;
+  const pri = r.priServiceNs;
   const desc = descriptorLatencies(events);
   const occ = occupancy(events);
   const rates = hitRates(r.counters);
@@ -187,9 +187,9 @@ ${r.violations.length ? `<h2>Invariant violations</h2><ul>${r.violations.map((v)
 ${narrative.length ? `<h2>What happened</h2><pre>${esc(narrative.join('\n'))}</pre>` : ''}
 ${metrics.length ? `<h2>Scenario figures</h2><table>${metrics.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${v}</td></tr>`).join('')}</table>` : ''}
 <h2>Page-fault service time</h2>
-<p>Time from a page-request group reaching the host's I/O page-fault queue to its response (<code>host.iopf.latencies</code>).</p>
-${statsTable(stats(iopf))}
-${histogramSvg(iopf, 'page-fault service time')}
+<p>Time from a page-request group leaving a device to its PRG Response reaching the device: the IOMMU's queue and interrupt, the driver, the host's fault handling and the way back, injected delays included (from the <code>dma-engine.pri.request</code> and <code>dma-engine.pri.response</code> trace events). The host's own share, from the group reaching its I/O page-fault queue to its response (<code>host.iopf.latencies</code>), has mean ${fmtNs(stats(r.iopfLatencies).mean)} over ${r.iopfLatencies.length} groups.</p>
+${statsTable(stats(pri))}
+${histogramSvg(pri, 'page-fault service time')}
 <h2>Descriptor latency</h2>
 <p>Time from dispatch to completion of each DMA-engine descriptor (durations of <code>dma-engine.desc.complete</code> trace events), page requests included.</p>
 ${statsTable(stats(desc))}
