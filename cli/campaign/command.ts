@@ -92,7 +92,8 @@ const RUN_OPTIONS = [
 ];
 
 /** The campaign a command line describes (validated), and how to run it. */
-interface Invocation {
+export interface Invocation {
+  mode: CampaignMode;
   spec: CampaignSpec;
   shard: Shard | undefined;
   workers: number;
@@ -171,13 +172,22 @@ function invocation(mode: CampaignMode, o: ParsedArgs, env: Readonly<Record<stri
   const out = outArg?.replace(/\{shard\}/g, shard === undefined ? 'all' : `${shard.index}-of-${shard.count}`);
   const resume = o.flags.has('--resume');
   if (resume && out === undefined) throw new UsageError('--resume continues the file of --out: give --out FILE');
-  if (out !== undefined) {
-    checkWritable('--out', out);
-    if (!resume && hasResults(out)) throw new UsageError(`--out ${out}: the file has results already (--resume continues them; remove the file to start over)`);
-  }
   const workers = intOption('--workers', value(o, '--workers') ?? String(Math.min(2, availableParallelism())), 1, 256);
   const progressMs = durationOption('--progress-every', value(o, '--progress-every') ?? '10s', 1e6, 24 * 3600e9) / 1e6;
-  return { spec, shard, workers, out, resume, quiet: o.flags.has('--quiet'), progressMs };
+  return { mode, spec, shard, workers, out, resume, quiet: o.flags.has('--quiet'), progressMs };
+}
+
+/**
+ * The campaign a command line (`ioemu campaign <mode> [options]`) runs,
+ * validated, without touching a file but the plan: the deploy/ test reads
+ * its manifests' shard arguments through this.
+ */
+export function parseCampaign(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Invocation {
+  const mode = argv[0];
+  if (mode === undefined || !(CAMPAIGN_MODES as readonly string[]).includes(mode)) {
+    throw new UsageError(`campaign: unknown mode "${mode}" (modes: ${[...CAMPAIGN_MODES, 'merge', 'replay', 'figures'].join(', ')}; see "ioemu campaign --help")`);
+  }
+  return invocation(mode as CampaignMode, parseArgs(argv.slice(1), { values: RUN_OPTIONS, flags: ['--resume', '--quiet'] }), env);
 }
 
 /** The header a campaign's results file starts with. */
@@ -187,6 +197,10 @@ function headerOf(inv: Invocation, runs: number): CampaignHeader {
 
 async function runMode(mode: CampaignMode, o: ParsedArgs, io: Io, env: Readonly<Record<string, string | undefined>>): Promise<number> {
   const inv = invocation(mode, o, env);
+  if (inv.out !== undefined) {
+    checkWritable('--out', inv.out);
+    if (!inv.resume && hasResults(inv.out)) throw new UsageError(`--out ${inv.out}: the file has results already (--resume continues them; remove the file to start over)`);
+  }
   const all = campaignRuns(inv.spec);
   const mine = shardRuns(all, inv.shard);
   const header = headerOf(inv, all.length);

@@ -12,6 +12,7 @@ import { formatSummary, runCampaign } from '../../../cli/campaign/runner.ts';
 import { modelSequence, planOnOperation, randomPlans, SCENARIOS, sweepPlans, type PlanInput } from '../../../tools/campaign/scenarios.ts';
 import type { InjectionPointName } from '../../../machines/points.ts';
 
+t.setTimeout(600_000);
 const FULL = process.env.IOEMU_CAMPAIGN === 'full';
 
 t.test('a plan campaign over two workers summarises survived and errored runs per injection point, with nothing broken', async (t) => {
