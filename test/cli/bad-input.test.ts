@@ -9,18 +9,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main, type Io } from '../../cli/main.ts';
+import { cli } from './run-cli.ts';
 
 const FIX = 'test/cli/fixtures';
 const dir = mkdtempSync(join(tmpdir(), 'ioemu-bad-'));
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (s) => void (out += s), err: (s) => void (err += s) };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
 
 /** Exit 2, one "ioemu: ..." line matching `re`, and nothing run (no narrative, no summary). */
 async function usage(t: Test, argv: string[], re: RegExp): Promise<void> {

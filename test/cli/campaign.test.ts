@@ -11,7 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main, type Io } from '../../cli/main.ts';
+import { cli } from './run-cli.ts';
 import { parseCampaign } from '../../cli/campaign/command.ts';
 import { Progress } from '../../cli/campaign/progress.ts';
 import { campaignRuns, inShard, shardRuns } from '../../tools/campaign/campaign.ts';
@@ -19,13 +19,6 @@ import { campaignRuns, inShard, shardRuns } from '../../tools/campaign/campaign.
 t.setTimeout(900_000);
 const dir = mkdtempSync(join(tmpdir(), 'ioemu-campaign-'));
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (s) => void (out += s), err: (s) => void (err += s) };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
 
 /** A small campaign: a random plan per seed on both machines (10 runs), no progress lines. */
 const CAMPAIGN = ['campaign', 'random', '--machine', 'all', '--seeds', '5', '--quiet'];

@@ -13,9 +13,11 @@ import { createMachine, type Machine } from '../../../machines/machine.ts';
 import { INJECTION_POINTS, type InjectionPointName } from '../../../machines/points.ts';
 import type { InjectionAction, InjectionActionKind } from '../../../src/fault/injector.ts';
 import { guard } from '../../../tools/fault/invariants.ts';
+import { defaultAction } from '../../../tools/campaign/scenarios.ts';
+import { toInjectionAction } from '../../../src/fault/plan.ts';
 import { POINT_SCENARIOS, type Arm, type PointScenario } from './point-scenarios.ts';
 
-/** A corruption flips a bit the point's code acts on (default bit 0). */
+/** A corruption flips a bit the point's code acts on (default bit 0); the other actions are the sweep's (a 50 us delay). */
 const CORRUPT_BIT: Partial<Record<InjectionPointName, number>> = {
   'smmuv3.ste_fetch': 1 << 4,
   'vtd.pasid_fetch': 1 << 6,
@@ -23,15 +25,9 @@ const CORRUPT_BIT: Partial<Record<InjectionPointName, number>> = {
 };
 
 function actionOf(point: InjectionPointName, kind: InjectionActionKind): InjectionAction {
-  switch (kind) {
-    case 'fail':
-    case 'drop':
-      return { kind };
-    case 'delay':
-      return { kind, ns: 50_000 };
-    case 'corrupt':
-      return { kind, xorLo: CORRUPT_BIT[point] ?? 1 };
-  }
+  const bit = CORRUPT_BIT[point];
+  if (kind === 'corrupt' && bit !== undefined) return { kind, xorLo: bit };
+  return toInjectionAction(defaultAction(kind, { name: point, ...INJECTION_POINTS[point], corruptMask: [1, 0] }));
 }
 
 const toJson = (x: unknown) => JSON.stringify(x, (_k, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v));
