@@ -85,7 +85,8 @@ export function planOnOperation(input: PlanInput): ScenarioResult {
   return r.outcome === 'exception' ? (overLimit(m) ?? r) : r;
 }
 
-function planOnMachine(m: Machine, plan: FaultPlan): ScenarioResult {
+/** The plan on the fixed operation; `reached` (if given) collects the hits each point took while the plan was armed. */
+function planOnMachine(m: Machine, plan: FaultPlan, reached?: Map<string, number>): ScenarioResult {
   recordBaseline(m, retainedPages(m.kind));
   monitorUnmaps(m);
   const e = new SequenceExecutor(() => m);
@@ -98,6 +99,7 @@ function planOnMachine(m: Machine, plan: FaultPlan): ScenarioResult {
     records.push({ point: p.name, action: a.kind });
   });
   const applied = applyPlan(m, plan);
+  for (const p of reached === undefined ? [] : m.board.faults.all()) reached!.set(p.name, -p.hits);
   let failedStep: string | undefined;
   for (let i = 0; i < REFERENCE.length && failedStep === undefined; i++) {
     const c = REFERENCE[i]!;
@@ -110,6 +112,7 @@ function planOnMachine(m: Machine, plan: FaultPlan): ScenarioResult {
     if (g.value !== undefined) failedStep = `step ${i} ${JSON.stringify(c)}: ${g.value}`;
   }
   const ran = guard(m, () => m.board.scheduler.run(100_000));
+  for (const p of reached === undefined ? [] : m.board.faults.all()) reached!.set(p.name, (reached!.get(p.name) ?? 0) + p.hits);
   applied.disarm();
   off();
   if ('exception' in ran) return { outcome: 'exception', detail: `running the machine threw: ${ran.exception}`, injected };
@@ -203,14 +206,41 @@ export function sweepPlans(o: SweepOptions): PlanInput[] {
   return out;
 }
 
+/** A point the fixed operation reaches, and how many times it does. */
+export interface ReachedPoint extends PointInfo {
+  readonly hits: number;
+}
+
+const reachedByKind = new Map<MachineKind, readonly ReachedPoint[]>();
+
+/**
+ * The points of a machine of this kind that the fixed operation of
+ * planOnOperation hits while a plan is armed, in definition order: the only
+ * ones a plan on it can inject at (found by running it once with no rule).
+ */
+export function operationPoints(kind: MachineKind): readonly ReachedPoint[] {
+  let points = reachedByKind.get(kind);
+  if (points === undefined) {
+    const hits = new Map<string, number>();
+    const r = planOnMachine(createMachine(kind), { rules: [] }, hits);
+    if (r.outcome !== 'survived') throw new Error(`the fixed operation does not run cleanly on ${kind}: ${r.outcome} ${r.detail ?? ''}`);
+    points = Object.freeze(machinePointInfo(kind).flatMap((p) => ((hits.get(p.name) ?? 0) > 0 ? [Object.freeze({ ...p, hits: hits.get(p.name)! })] : [])));
+    reachedByKind.set(kind, points);
+  }
+  return points;
+}
+
 /**
  * Plans injecting with a probability at random points of the machine, one per
- * seed (random campaigns): 1 to 3 rules, each a point of the machine and one
- * of the actions it takes (a delay of 1 ns..1 ms, a corruption of one bit
- * the point's code reads), injected with probability 0.05, 0.2 or 0.5.
+ * seed (random campaigns): 1 to 3 rules, each a point the fixed operation
+ * reaches on that machine (operationPoints) and one of the actions it takes
+ * (a delay of 1 ns..1 ms, a corruption of one bit the point's code reads),
+ * injected with a probability that makes 1, 2 or 4 injections the expected
+ * number over the hits the operation makes there (1 for a point it hits
+ * once or twice), so a point hit hundreds of times is not hit every time.
  */
 export function randomPlans(kind: MachineKind, seeds: readonly number[]): PlanInput[] {
-  const points = machinePointInfo(kind);
+  const points = operationPoints(kind);
   return seeds.map((seed) => {
     const rnd = new Prng(seed);
     const rules = Array.from({ length: rnd.int(1, 3) }, () => {
@@ -223,7 +253,9 @@ export function randomPlans(kind: MachineKind, seeds: readonly number[]): PlanIn
         const [bit, word] = bits[rnd.int(0, bits.length - 1)]!;
         action = word === 0 ? { kind: k, xorLo: (1 << bit) >>> 0 } : { kind: k, xorLo: 0, xorHi: (1 << bit) >>> 0 };
       } else action = { kind: k };
-      return { point: p.name, when: { probability: [0.05, 0.2, 0.5][rnd.int(0, 2)]! }, action };
+      const expected = [1, 2, 4][rnd.int(0, 2)]!;
+      const probability = Math.min(1, Number((expected / p.hits).toPrecision(3)));
+      return { point: p.name, when: { probability }, action };
     });
     return { kind, seed, plan: { seed, rules } };
   });
