@@ -84,9 +84,9 @@ export function describeRange(p: ParamSpec): string {
   return what;
 }
 
-/** "1..255" or "N": the value part of `--param NAME=...` in a listing. */
+/** "1..255" or "N": the value part of `--param NAME=...` in a listing (N where the range is long to read; the description gives it). */
 export function valueHint(p: ParamSpec): string {
-  return p.min !== undefined && p.max !== undefined && p.type === 'integer' ? `${p.min}..${p.max}` : 'N';
+  return p.min !== undefined && p.max !== undefined && p.type === 'integer' && p.max <= 1_000_000 ? `${p.min}..${p.max}` : 'N';
 }
 
 /** One value of a parameter, checked against its schema; throws UsageError naming the parameter and the accepted range. */
