@@ -129,6 +129,7 @@ export {
   type RunOptions,
   type RunResult,
   type ParamDoc,
+  type ParamSpec,
 } from '../tools/scenario/scenario.ts';
 export {
   vfioType1Setup,
