@@ -32,8 +32,8 @@ ended (survived, errored, permitted, broken, exception, timeout), per
 injection point, with every failure's input to replay it.
 
 Modes:
-  sweep     the 1st..3rd hit of every point of each machine, with each action
-            the point takes, on a fixed operation touching every front end
+  sweep     the 1st..3rd hit of every point a fixed operation touching every
+            front end reaches on each machine, with each action the point takes
   random    a random plan per seed (1 to 3 rules: a point of the machine, an
             action it takes, a probability) on the fixed operation
   model     a seeded model-based command sequence per seed, checked against

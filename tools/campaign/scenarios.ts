@@ -182,7 +182,11 @@ export function defaultAction(kind: InjectionActionKind, p: PointInfo): PlanActi
 
 export interface SweepOptions {
   kind: MachineKind;
-  /** Points to sweep (default: every point of the machine); points the machine does not have are left out. */
+  /**
+   * Points to sweep; points the machine does not have are left out. Default:
+   * every point the fixed operation reaches (operationPoints), each only at
+   * hit numbers it reaches.
+   */
   points?: readonly InjectionPointName[];
   /** Hit numbers to inject at (default 1, 2, 3). */
   nth?: readonly number[];
@@ -192,11 +196,12 @@ export interface SweepOptions {
 
 /** Plans injecting the nth hit of each point with each action: the systematic sweep a campaign runs. */
 export function sweepPlans(o: SweepOptions): PlanInput[] {
-  const own = machinePointInfo(o.kind);
-  const points = o.points === undefined ? own : own.filter((p) => o.points!.includes(p.name as InjectionPointName));
+  const points: readonly (PointInfo & { hits?: number })[] =
+    o.points === undefined ? operationPoints(o.kind) : machinePointInfo(o.kind).filter((p) => o.points!.includes(p.name as InjectionPointName));
   const out: PlanInput[] = [];
   for (const p of points) {
     for (const nth of o.nth ?? [1, 2, 3]) {
+      if (p.hits !== undefined && nth > p.hits) continue;
       for (const kind of o.actions ?? p.actions) {
         if (!p.actions.includes(kind)) continue;
         out.push({ kind: o.kind, plan: { seed: 1, rules: [{ point: p.name, when: { nth }, action: defaultAction(kind, p) }] } });
