@@ -68,7 +68,7 @@ Options:
                          (Kubernetes Indexed Jobs set JOB_COMPLETION_INDEX)
   --out FILE             write JSON Lines: a header, then one record per run
                          (its full input and outcome) as it finishes; {shard}
-                         in FILE becomes i-of-n
+                         in FILE becomes i-of-n (all without a shard)
   --resume               continue FILE: run only the runs it has no record of
   --progress-every T     without a terminal: a progress line every T (default 10s)
   --quiet                no progress display
