@@ -4,6 +4,21 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseJsonScenario } from '../tools/scenario/json-scenario.ts';
 import { isScenario, UsageError, type Scenario } from '../tools/scenario/scenario.ts';
 
+/**
+ * A scenario module that failed to load: a syntax error, a type the
+ * transpiler rejects, an exception at import. The scenario's own failure
+ * (exit status 1), reported with its stack.
+ */
+export class ScenarioLoadError extends Error {
+  override name = 'ScenarioLoadError';
+  constructor(
+    readonly scenario: string,
+    override readonly cause: unknown,
+  ) {
+    super(`scenario ${scenario} failed to load: ${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}`);
+  }
+}
+
 /** The repository's scenarios/ folder. */
 export const SCENARIO_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'scenarios');
 
@@ -33,7 +48,16 @@ export async function loadScenario(arg: string): Promise<Scenario> {
     }
     return parseJsonScenario(x, arg);
   }
-  const mod = (await import(pathToFileURL(path).href)) as { default?: unknown };
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(pathToFileURL(path).href)) as { default?: unknown };
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ERR_REQUIRE_CYCLE_MODULE' || code === 'ERR_REQUIRE_ESM') {
+      throw new UsageError(`${arg}: cannot be loaded as an ES module: its folder has no package.json with "type": "module" (add one, or name the file .mts)`);
+    }
+    throw new ScenarioLoadError(arg, e);
+  }
   if (!isScenario(mod.default)) throw new UsageError(`${arg}: the module's default export is not a scenario ({ name, description, run(ctx) })`);
   return mod.default;
 }

@@ -1,3 +1,4 @@
+import { CallerError } from '../src/errors.ts';
 import { Smmuv3Driver } from '../iommu/smmuv3/driver/driver.ts';
 import { Smmuv3, type Smmuv3Options } from '../iommu/smmuv3/smmuv3.ts';
 import { VtdIommu, type VtdOptions } from '../iommu/vtd/vtd.ts';
@@ -178,7 +179,7 @@ export class Machine {
   device(bdf: string): PciFunction {
     const b = parseBdf(bdf);
     const fn = b === undefined ? undefined : this.functionsByBdf.get(formatBdf(b));
-    if (fn === undefined) throw new Error(`no device at ${bdf}`);
+    if (fn === undefined) throw new CallerError(`no device at ${bdf}`);
     return fn;
   }
 

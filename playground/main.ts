@@ -3,7 +3,7 @@
  * worker, shows the report in a frame and offers the trace and the report
  * as downloads.
  */
-import { MACHINE_PARAMS } from '../tools/scenario/scenario.ts';
+import { describeRange, MACHINE_PARAMS } from '../tools/scenario/params.ts';
 import type { MachineKind } from '../machines/layout.ts';
 import { CATALOG, catalogEntry } from './catalog.ts';
 import type { Reply, Request } from './protocol.ts';
@@ -40,10 +40,10 @@ function showScenario(): void {
     const label = document.createElement('label');
     label.innerHTML = '<div><span></span><small></small></div><input type="text">';
     label.querySelector('span')!.textContent = name;
-    label.querySelector('small')!.textContent = doc.description;
+    label.querySelector('small')!.textContent = `${doc.description} (${describeRange(doc)})`;
     const input = label.querySelector('input')!;
     input.name = name;
-    input.placeholder = doc.default ?? '';
+    input.placeholder = doc.default === undefined ? '' : String(doc.default);
     params.appendChild(label);
   }
   preset.replaceChildren(option('', 'no plan (the scenario as it is)'), ...Object.keys(e.plans).map((k) => option(k, k)));

@@ -78,15 +78,13 @@ const scenario: Scenario = {
   description: 'VFIO type1 and iommufd set up as QEMU does, DMA through both, SVA with PRI over untouched memory, one injected fault and its recovery',
   machine: 'q35-vtd',
   params: {
-    pages: { description: 'untouched pages the SVA MEMMOVE writes (each one a page fault)', default: '16' },
-    'vfio-bytes': { description: 'bytes of the VFIO type1 MEMMOVE', default: '16384' },
+    pages: { description: 'untouched pages the SVA MEMMOVE writes (each one a page fault)', type: 'integer', min: 1, max: 256, default: 16 },
+    'vfio-bytes': { description: 'bytes of the VFIO type1 MEMMOVE (its buffers are 24 KiB)', type: 'integer', min: 1, max: 24 * KIB, default: 16 * KIB },
   },
   run(ctx) {
     const { machine: m, say, metrics } = ctx;
     const pages = ctx.param('pages', 16);
     const vfioBytes = ctx.param('vfio-bytes', 16 * KIB);
-    if (!(pages >= 1 && pages <= 256 && Number.isInteger(pages))) return ctx.fail(`pages must be an integer in 1..256 (got ${pages})`);
-    if (!(vfioBytes >= 1 && vfioBytes <= 24 * KIB && Number.isInteger(vfioBytes))) return ctx.fail(`vfio-bytes must be an integer in 1..24576 (got ${vfioBytes})`);
     const iommuName = m.kind === 'q35-vtd' ? 'VT-d' : 'SMMUv3';
     say(`ioemu default scenario on ${m.kind} (${iommuName}), seed ${ctx.seed}`);
     const p: Process = m.host.spawn({ memlockLimit: 256 * 2 ** 20 });

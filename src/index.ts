@@ -104,6 +104,7 @@ export * from './uapi/struct.ts';
 export { registerIommufd } from './iommufd/main.ts';
 export * from './uapi/iommufd.ts';
 export { applyPlan, loadPlan, validatePlan, parsePlan, PlanError, type FaultPlan, type PlanRule, type AppliedPlan } from './fault/plan.ts';
+export { CallerError } from './errors.ts';
 export { checkInvariants, recordBaseline, monitorUnmaps, guard, formatViolations, type Violation } from '../tools/fault/invariants.ts';
 export { runFailNth } from '../tools/fault/fail-nth.ts';
 
@@ -135,6 +136,7 @@ export {
   type RunOptions,
   type RunResult,
   type ParamDoc,
+  type ParamSpec,
 } from '../tools/scenario/scenario.ts';
 export {
   vfioType1Setup,

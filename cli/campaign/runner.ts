@@ -17,7 +17,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import type { CampaignJob, Outcome, ScenarioRef, ScenarioResult, WorkerReply } from '../../tools/campaign/types.ts';
+import type { CampaignJob, ScenarioRef, ScenarioResult, WorkerReply } from '../../tools/campaign/types.ts';
+import { tally, type CampaignTally } from '../../tools/campaign/summary.ts';
 
 export interface CampaignOptions<I> {
   scenario: ScenarioRef;
@@ -26,41 +27,24 @@ export interface CampaignOptions<I> {
   workers?: number;
   /** Per-job wall-clock limit in ms (default 60000). */
   timeoutMs?: number;
-  /** Called as each job finishes (progress). */
-  onResult?: (job: CampaignJob<I>, r: ScenarioResult) => void;
+  /** Called as each job finishes (progress, records). */
+  onResult?: (job: CampaignJob<I>, r: ScenarioResult, ms: number) => void;
+  /** Stops the campaign: no job starts after it aborts, running ones are abandoned (not reported). */
+  signal?: AbortSignal;
 }
 
-export interface PointTally {
-  survived: number;
-  errored: number;
-  permitted: number;
-  broken: number;
-  exception: number;
-  timeout: number;
-}
-
-export interface CampaignFailure<I> {
-  id: number;
-  input: I;
-  outcome: Outcome;
-  detail: string;
-}
-
-export interface CampaignSummary<I> {
+/** The tally of the results (tools/campaign/summary.ts) and how the campaign ran. */
+export interface CampaignSummary<I> extends CampaignTally<I> {
   jobs: number;
   workers: number;
   ms: number;
-  byOutcome: Record<Outcome, number>;
-  /** Per injection point: how runs that injected there ended. */
-  byPoint: Record<string, PointTally>;
-  /** Runs in which nothing was injected. */
-  uninjected: number;
-  /** Every broken, exception and timeout run, with the input to replay it ('permitted' runs are not failures). */
-  failures: CampaignFailure<I>[];
+  /** Jobs that reported (all of them unless the signal aborted the campaign). */
   results: { id: number; result: ScenarioResult; ms: number }[];
+  /** The signal aborted the campaign before every job reported. */
+  aborted: boolean;
 }
 
-const emptyTally = (): PointTally => ({ survived: 0, errored: 0, permitted: 0, broken: 0, exception: 0, timeout: 0 });
+export { formatSummary } from '../../tools/campaign/summary.ts';
 
 /** tsx's ESM API, resolved from this package (an eval worker resolves bare names from the working directory). */
 function tsxApi(): string {
@@ -86,11 +70,25 @@ export async function runCampaign<I>(opts: CampaignOptions<I>): Promise<Campaign
   const queue = [...opts.jobs];
   const byId = new Map(opts.jobs.map((j) => [j.id, j]));
   const results: { id: number; result: ScenarioResult; ms: number }[] = [];
+  const workers = new Set<Worker>();
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  let aborted = opts.signal?.aborted ?? false;
+  let stop = () => {};
 
   await new Promise<void>((resolve) => {
+    stop = () => {
+      aborted = true;
+      queue.length = 0;
+      for (const t of timers) clearTimeout(t);
+      for (const w of workers) void w.terminate();
+      resolve();
+    };
+    if (aborted) return stop();
+    opts.signal?.addEventListener('abort', stop, { once: true });
     let live = 0;
     const spawn = () => {
       const w = newWorker();
+      workers.add(w);
       live++;
       let current: CampaignJob<I> | undefined;
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -98,12 +96,14 @@ export async function runCampaign<I>(opts: CampaignOptions<I>): Promise<Campaign
       const finish = () => {
         if (done) return;
         done = true;
+        workers.delete(w);
         live--;
         if (live === 0 && queue.length === 0) resolve();
       };
       const record = (job: CampaignJob<I>, result: ScenarioResult, ms: number) => {
+        if (aborted) return;
         results.push({ id: job.id, result, ms });
-        opts.onResult?.(job, result);
+        opts.onResult?.(job, result, ms);
       };
       const next = () => {
         current = queue.shift();
@@ -114,27 +114,35 @@ export async function runCampaign<I>(opts: CampaignOptions<I>): Promise<Campaign
         }
         const job = current;
         timer = setTimeout(() => {
-          record(job, { outcome: 'timeout', detail: `no result after ${timeoutMs} ms` }, timeoutMs);
+          timers.delete(timer!);
+          record(job, { outcome: 'timeout', detail: `no result after ${timeoutMs} ms of wall time` }, timeoutMs);
           current = undefined;
           void w.terminate();
           finish();
-          if (queue.length > 0) spawn();
+          if (queue.length > 0 && !aborted) spawn();
           else if (live === 0) resolve();
         }, timeoutMs);
+        timers.add(timer);
         w.postMessage({ job, scenario: opts.scenario });
       };
+      const clear = () => {
+        if (timer === undefined) return;
+        clearTimeout(timer);
+        timers.delete(timer);
+        timer = undefined;
+      };
       w.on('message', (r: WorkerReply) => {
-        if (timer !== undefined) clearTimeout(timer);
+        clear();
         const job = byId.get(r.id);
         if (job !== undefined && current?.id === r.id) record(job, r.result, r.ms);
         next();
       });
       w.on('error', (e) => {
-        if (timer !== undefined) clearTimeout(timer);
+        clear();
         if (current !== undefined) record(current, { outcome: 'exception', detail: `the worker died: ${e.stack ?? e.message}` }, 0);
         current = undefined;
         finish();
-        if (queue.length > 0) spawn();
+        if (queue.length > 0 && !aborted) spawn();
         else if (live === 0) resolve();
       });
       next();
@@ -143,40 +151,8 @@ export async function runCampaign<I>(opts: CampaignOptions<I>): Promise<Campaign
     for (let i = 0; i < nWorkers; i++) spawn();
   });
 
+  opts.signal?.removeEventListener('abort', stop);
   results.sort((a, b) => a.id - b.id);
-  const byOutcome: Record<Outcome, number> = { survived: 0, errored: 0, permitted: 0, broken: 0, exception: 0, timeout: 0 };
-  const byPoint: Record<string, PointTally> = {};
-  const failures: CampaignFailure<I>[] = [];
-  let uninjected = 0;
-  for (const r of results) {
-    byOutcome[r.result.outcome]++;
-    const pts = Object.keys(r.result.injected ?? {});
-    if (pts.length === 0) uninjected++;
-    for (const p of pts) (byPoint[p] ??= emptyTally())[r.result.outcome]++;
-    if (r.result.outcome === 'broken' || r.result.outcome === 'exception' || r.result.outcome === 'timeout') {
-      failures.push({ id: r.id, input: byId.get(r.id)!.input, outcome: r.result.outcome, detail: r.result.detail ?? '' });
-    }
-  }
-  return { jobs: opts.jobs.length, workers: nWorkers, ms: performance.now() - t0, byOutcome, byPoint, uninjected, failures, results };
-}
-
-/** The summary as text: outcomes, a table per injection point, then each failure with its replay input. */
-export function formatSummary<I>(s: CampaignSummary<I>): string {
-  const lines = [
-    `${s.jobs} runs on ${s.workers} workers in ${(s.ms / 1000).toFixed(1)} s: ` +
-      (Object.entries(s.byOutcome) as [Outcome, number][]).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(', ') +
-      ` (${s.uninjected} with no injection)`,
-  ];
-  const pts = Object.keys(s.byPoint).sort();
-  if (pts.length > 0) {
-    lines.push('point                              survived errored permitted broken exception timeout');
-    for (const p of pts) {
-      const t = s.byPoint[p]!;
-      lines.push(
-        `${p.padEnd(34)} ${String(t.survived).padStart(8)} ${String(t.errored).padStart(7)} ${String(t.permitted).padStart(9)} ${String(t.broken).padStart(6)} ${String(t.exception).padStart(9)} ${String(t.timeout).padStart(7)}`,
-      );
-    }
-  }
-  for (const f of s.failures) lines.push(`FAIL #${f.id} ${f.outcome}: ${f.detail.split('\n')[0]}\n  replay input: ${JSON.stringify(f.input)}`);
-  return lines.join('\n');
+  const t = tally(results.map((r) => ({ id: r.id, input: byId.get(r.id)!.input, result: r.result })));
+  return { ...t, jobs: opts.jobs.length, workers: nWorkers, ms: performance.now() - t0, results, aborted };
 }

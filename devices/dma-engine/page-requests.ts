@@ -5,6 +5,7 @@ import type { Counter, Counters } from '../../src/trace/counters.ts';
 import type { Tracer } from '../../src/trace/tracer.ts';
 import { FAULT_REASON } from './descriptor.ts';
 import type { EnginePoint } from './faults.ts';
+import { ENGINE_SITE_ACTIONS } from './points.ts';
 import type { Timers } from './timers.ts';
 
 const PAGE = 4096;
@@ -201,7 +202,8 @@ export class PageRequests {
 
   /** A PRG Response Message from the root complex. */
   receive(resp: PrgResponse): void {
-    const act = this.points.response.check({ dev: this.host.name, pasid: resp.pasid, prg: resp.prgIndex, code: resp.code });
+    const pt = this.points.response;
+    const act = pt.check({ dev: this.host.name, pasid: resp.pasid, prg: resp.prgIndex, code: resp.code }, resp.code === 'failure' ? ENGINE_SITE_ACTIONS.dropDelayCorrupt : pt.actions);
     if (act?.kind === 'drop') return;
     if (act?.kind === 'delay') {
       this.timers.after(act.ns, () => this.accept(resp), `${this.host.name}.pri.response`);

@@ -5,6 +5,7 @@ import type { Counter, Counters } from '../../src/trace/counters.ts';
 import type { Atc } from './atc.ts';
 import { FAULT_REASON } from './descriptor.ts';
 import type { EnginePoint } from './faults.ts';
+import { ENGINE_SITE_ACTIONS } from './points.ts';
 
 const PAGE = 4096;
 const TWO_32 = 0x1_0000_0000;
@@ -219,7 +220,9 @@ export class DmaPath {
       noWrite: !a.write,
     });
     a.latencyNs += c.latencyNs ?? 0;
-    const act = this.point.check({ dev: this.host.name, pasid: a.pasid, addr: base });
+    // A Completer Abort cannot be failed again, and a completion without translations has nothing to corrupt.
+    const can = c.status === 'CA' ? ENGINE_SITE_ACTIONS.drop : c.entries.length === 0 ? ENGINE_SITE_ACTIONS.dropFail : this.point.actions;
+    const act = this.point.check({ dev: this.host.name, pasid: a.pasid, addr: base }, can);
     if (act?.kind === 'drop') return T_LOST;
     if (act?.kind === 'fail') c = { status: 'CA', entries: [] };
     if (act?.kind === 'corrupt') c = { status: c.status, entries: c.entries.map((e) => corrupt(e, act.xorLo, act.xorHi ?? 0)) };

@@ -35,6 +35,7 @@ import type { SmmuCore } from './core.ts';
 import { EVT, EVT_CLASS, EventInfo } from './event.ts';
 import type { EventQueue } from './queue.ts';
 import { STE_CONFIG } from './ste.ts';
+import { SMMUV3_SITE_ACTIONS } from './points.ts';
 
 const PAGE = 4096;
 const MAX_ENTRIES = 32;
@@ -65,7 +66,7 @@ export class AtsResponder {
     this.c.requests.value++;
     const r = this.answer(req);
     const pt = this.core.points.atsTreq;
-    const a = pt.check(pt.armed ? { sid: req.requesterId, pasid: req.pasid, addr: req.addr } : undefined);
+    const a = pt.check(pt.armed ? { sid: req.requesterId, pasid: req.pasid, addr: req.addr } : undefined, r.entries.length > 0 ? pt.actions : SMMUV3_SITE_ACTIONS.failOnly);
     let out = r;
     if (a?.kind === 'fail') out = ABORTED;
     else if (a?.kind === 'corrupt' && r.entries.length > 0) {

@@ -27,6 +27,7 @@ import { PRIQ_BYTES, encodePriRecord } from './event.ts';
 import type { Interrupts } from './irq.ts';
 import { QueueGeometry, queueFull, queueNext } from './queue.ts';
 import { CR0, GERROR, Q_OVF } from './regs.ts';
+import { SMMUV3_SITE_ACTIONS } from './points.ts';
 
 export interface PrgCounters {
   responses: Counter;
@@ -42,7 +43,7 @@ export class PrgResponder {
 
   send(sid: number, pasid: number, prgIndex: number, code: PrgResponseCode, auto: boolean): void {
     const pt = this.core.points.priResp;
-    const a = pt.check(pt.armed ? { sid, pasid, prg: prgIndex, code } : undefined);
+    const a = pt.check(pt.armed ? { sid, pasid, prg: prgIndex, code } : undefined, code === 'failure' ? SMMUV3_SITE_ACTIONS.dropDelay : pt.actions);
     if (a?.kind === 'drop') return;
     const c: PrgResponseCode = a?.kind === 'fail' ? 'failure' : code;
     if (a?.kind === 'delay') {

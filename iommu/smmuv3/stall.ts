@@ -18,6 +18,7 @@
  */
 import type { Counter } from '../../src/trace/counters.ts';
 import type { SmmuCore } from './core.ts';
+import { SMMUV3_SITE_ACTIONS } from './points.ts';
 
 export const STALL_PENDING = 0;
 export const STALL_RETRY = 1;
@@ -93,7 +94,7 @@ export class StallTable {
   resume(sid: number, stag: number, ac: number, ab: number): boolean {
     const st = this.byTag.get(stag);
     if (st === undefined || st.sid !== sid || st.result !== STALL_PENDING) return false;
-    const a = this.check('resume', sid, stag);
+    const a = this.check('resume', sid, stag, ac === 0 && ab === 1); // failing an abort changes nothing
     if (a === 'drop') return false;
     st.result = a === 'fail' ? STALL_ABORT : ac === 1 ? STALL_RETRY : ab === 1 ? STALL_ABORT : STALL_TERMINATE;
     this.c.resumes.value++;
@@ -106,7 +107,7 @@ export class StallTable {
     let n = 0;
     for (const st of this.byTag.values()) {
       if (st.sid !== sid || st.result !== STALL_PENDING) continue;
-      if (this.check('term', sid, st.stag) === 'drop') continue;
+      if (this.check('term', sid, st.stag, true) === 'drop') continue;
       st.result = STALL_ABORT;
       this.trace(st, 'stall-term');
       n++;
@@ -119,9 +120,10 @@ export class StallTable {
     for (const st of this.byTag.values()) if (st.result === STALL_PENDING) st.result = STALL_ABORT;
   }
 
-  private check(op: string, sid: number, stag: number): string | undefined {
+  /** The injection at this hit; `aborts` when the command aborts anyway, so only a drop would change it. */
+  private check(op: string, sid: number, stag: number, aborts: boolean): string | undefined {
     const pt = this.core.points.stall;
-    return pt.check(pt.armed ? { op, sid, stag } : undefined)?.kind;
+    return pt.check(pt.armed ? { op, sid, stag } : undefined, aborts ? SMMUV3_SITE_ACTIONS.dropOnly : pt.actions)?.kind;
   }
 
   trace(st: Stall, action: string): void {

@@ -31,7 +31,7 @@
 import { VTD_INJECTION_POINTS } from './points.ts';
 import { formatLayout, hasReservedBits, readField as rd } from '../../src/hw/layout.ts';
 import type { FieldRef, RegisterFile } from '../../src/hw/register-file.ts';
-import type { InjectionPoint } from '../../src/fault/injector.ts';
+import { NO_ACTIONS, type InjectionPoint } from '../../src/fault/injector.ts';
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
 import type { PrgResponseCode } from '../../src/pci/ats-messages.ts';
 import type { SimContext } from '../../src/sim/context.ts';
@@ -160,7 +160,8 @@ export class InvQueue {
         if (v < 0) ok = false;
         else w[i] = v;
       }
-      const inj = this.point.check(this.point.armed ? { head } : undefined);
+      // A descriptor whose fetch already failed is reported as such: nothing injected there would change it.
+      const inj = this.point.check(this.point.armed ? { head } : undefined, ok ? this.point.actions : NO_ACTIONS);
       if (!ok || inj?.kind === 'fail') return this.error(IQEI.FETCH_ERROR, head, 0);
       if (inj?.kind === 'corrupt') {
         w[0] = (w[0]! ^ inj.xorLo) >>> 0;

@@ -126,12 +126,12 @@ export class StructureLoader {
     const caps = this.caps;
     const d = this.dir;
     const p = this.pe;
-    const inj = this.pasidPoint.check(this.pasidPoint.armed ? { sid: ctx.sid, pasid } : undefined);
     if (!this.read(ctx.dirPtr + pasidDirIndex(pasid) * 8, d, 2)) return this.failed(FR.SM_PDIR_FETCH);
     if (rd(PASID_DIR_ENTRY, d, 'P') === 0) return this.failed(FR.SM_PDIR_NP);
     if (hasReservedBits(PASID_DIR_ENTRY, d) || ptrAboveHaw(PASID_DIR_ENTRY, d, 'SMPTBLPTR', caps.haw)) return this.failed(FR.SM_PDIR_RSVD);
     const dirFpd = rd(PASID_DIR_ENTRY, d, 'FPD') !== 0;
     this.fpd ||= dirFpd;
+    const inj = this.pasidPoint.check(this.pasidPoint.armed ? { sid: ctx.sid, pasid } : undefined);
     if (failing(inj) || !this.read(tablePtr(PASID_DIR_ENTRY, d, 'SMPTBLPTR') + pasidTableIndex(pasid) * 64, p, 16)) return this.failed(FR.SM_PE_FETCH);
     corrupt(inj, p);
     const x = PASID_ENTRY;

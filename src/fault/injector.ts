@@ -12,7 +12,15 @@ export const ALL_ACTIONS: readonly InjectionActionKind[] = Object.freeze(['fail'
 export interface InjectionPointSpec {
   readonly description: string;
   readonly actions: readonly InjectionActionKind[];
+  /**
+   * The bits a `corrupt` reaches, as [low word, high word] masks applied to
+   * xorLo/xorHi (a 9-bit PRG index: [0x1ff, 0]); a corruption flipping none
+   * of them changes nothing and is refused. Default: all 64 bits.
+   */
+  readonly corruptMask?: readonly [lo: number, hi: number];
 }
+
+const ALL_BITS: readonly [number, number] = Object.freeze([0xffffffff, 0xffffffff] as [number, number]);
 
 /**
  * A module's injection points, by name (DESIGN.md §7): each hardware block,
@@ -25,17 +33,49 @@ export type InjectionPointTable = Readonly<Record<string, string | InjectionPoin
 /** The points of one table on one injector, typed by the table's names (a misspelt name does not compile). */
 export type DefinedPoints<T extends InjectionPointTable> = { readonly [K in keyof T]: InjectionPoint };
 
-/** Decides, per hit, whether and how to inject; `ctx` describes the step (device, PASID, address...). */
-export type InjectionHook = (hit: number, ctx: Readonly<Record<string, unknown>> | undefined) => InjectionAction | undefined;
+/**
+ * Decides, per hit, whether and how to inject; `ctx` describes the step
+ * (device, PASID, address...) and `can` lists the actions the code can carry
+ * out at this hit (a subset of the point's actions: a site may be unable to
+ * delay, say, or have nothing left to corrupt). An action outside `can` is
+ * not injected.
+ */
+export type InjectionHook = (
+  hit: number,
+  ctx: Readonly<Record<string, unknown>> | undefined,
+  can: readonly InjectionActionKind[],
+) => InjectionAction | undefined;
+
+/** No action possible at this hit (the step already failed on its own, say). */
+export const NO_ACTIONS: readonly InjectionActionKind[] = Object.freeze([]);
+
+/**
+ * Would carrying out `a` at a point whose corruptions reach `mask` change
+ * anything? A delay of 0 ns or a corruption that flips none of the bits the
+ * point's code uses does not, so it is never counted as an injection.
+ */
+export function changesSomething(a: InjectionAction, mask: readonly [number, number] = ALL_BITS): boolean {
+  if (a.kind === 'delay') return a.ns > 0;
+  if (a.kind === 'corrupt') return ((a.xorLo & mask[0]) | ((a.xorHi ?? 0) & mask[1])) !== 0;
+  return true;
+}
 
 /**
  * One named place where a fault can be injected. Code calls `check()` at the
  * step; when nothing is armed this costs a counter increment and a branch.
+ *
+ * An injection counts (`injected`, the `fault.inject` trace, listeners) only
+ * when it changes something: the action is one the code can carry out at
+ * that hit (`check`'s `can`, by default every action the point declares) and
+ * it is not a no-op (see changesSomething). Otherwise check() returns
+ * undefined and the step runs as normal.
  */
 export class InjectionPoint {
   readonly name: string;
   readonly description: string;
   readonly actions: readonly InjectionActionKind[];
+  /** The bits a `corrupt` reaches ([low, high] word masks). */
+  readonly corruptMask: readonly [number, number];
   hits = 0;
   injected = 0;
   private hook: InjectionHook | undefined;
@@ -46,6 +86,7 @@ export class InjectionPoint {
     this.name = name;
     this.description = typeof spec === 'string' ? spec : spec.description;
     this.actions = typeof spec === 'string' ? ALL_ACTIONS : Object.freeze([...spec.actions]);
+    this.corruptMask = typeof spec === 'string' || spec.corruptMask === undefined ? ALL_BITS : Object.freeze([spec.corruptMask[0] >>> 0, spec.corruptMask[1] >>> 0] as [number, number]);
     this.global = global;
   }
 
@@ -61,15 +102,19 @@ export class InjectionPoint {
     this.hook = undefined;
   }
 
-  check(ctx?: Readonly<Record<string, unknown>>): InjectionAction | undefined {
+  /**
+   * One hit of the step. `can` narrows the declared actions to those the
+   * code carries out at this hit (a constant array: no allocation per hit);
+   * returns the action to carry out, or undefined to go on as normal.
+   */
+  check(ctx?: Readonly<Record<string, unknown>>, can: readonly InjectionActionKind[] = this.actions): InjectionAction | undefined {
     this.hits++;
     if (this.global !== undefined) this.global.hits++;
     if (this.hook === undefined) return undefined;
-    const action = this.hook(this.hits, ctx);
-    if (action !== undefined) {
-      this.injected++;
-      this.onInject?.(this, action, ctx);
-    }
+    const action = this.hook(this.hits, ctx, can);
+    if (action === undefined || !can.includes(action.kind) || !changesSomething(action, this.corruptMask)) return undefined;
+    this.injected++;
+    this.onInject?.(this, action, ctx);
     return action;
   }
 
@@ -100,7 +145,7 @@ export class FaultInjector {
       const have = this.points.get(name);
       if (have !== undefined) {
         const fresh = new InjectionPoint(name, spec);
-        if (fresh.description !== have.description || fresh.actions.join() !== have.actions.join()) {
+        if (fresh.description !== have.description || fresh.actions.join() !== have.actions.join() || fresh.corruptMask.join() !== have.corruptMask.join()) {
           throw new Error(`injection point "${name}" is already defined differently`);
         }
         out[name] = have;
@@ -158,20 +203,24 @@ export class FaultInjector {
 
   /**
    * Fail the `n`th hit (1-based) from now counted across every point (or
-   * those `filter` accepts), once: the systematic fail-nth mode. Arms the
-   * selected points (replacing their hooks); disarmAll() ends it. `action`
-   * picks what the chosen step does (default: fail with the point's own errno).
+   * those `filter` accepts), once: the systematic fail-nth mode. Only hits
+   * that can take the action count as steps (a point that cannot fail is
+   * not a step of fail-nth). Arms the selected points (replacing their
+   * hooks); disarmAll() ends it. `action` picks what the chosen step does
+   * (default: fail with the point's own errno).
    */
   failNthGlobal(n: number, filter: (p: InjectionPoint) => boolean = () => true, action: (p: InjectionPoint) => InjectionAction = () => ({ kind: 'fail' })): void {
-    const selected = [...this.points.values()].filter(filter);
     let seen = 0;
     let fired = false;
-    for (const p of selected) {
-      p.arm(() => {
-        if (fired) return undefined;
+    for (const p of this.points.values()) {
+      if (!filter(p)) continue;
+      const a = action(p);
+      if (!p.actions.includes(a.kind)) continue;
+      p.arm((_hit, _ctx, can) => {
+        if (fired || !can.includes(a.kind)) return undefined;
         if (++seen !== n) return undefined;
         fired = true;
-        return action(p);
+        return a;
       });
     }
   }

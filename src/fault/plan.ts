@@ -11,7 +11,9 @@
  * ```
  *
  * Semantics of `when`, per rule, counting only the hits whose context passes
- * `match`, from the moment the plan is applied (hit 1 is the first such hit):
+ * `match` and where the code can carry out the rule's action (a hit that could
+ * not take it is not the rule's), from the moment the plan is applied (hit 1
+ * is the first such hit):
  * - `after`: the first `after` matching hits are never injected;
  * - `nth`: only matching hit number `nth` is injected;
  * - `every`: only hits `after + every`, `after + 2*every`, ... are injected;
@@ -21,6 +23,8 @@
  * - `times`: at most this many injections by the rule (default 1 with `nth`,
  *   unlimited otherwise).
  * All given conditions must hold. With no `when` every hit is injected.
+ * A rule with `optional: true` may name a point the machine lacks (it is then
+ * skipped and its stats say `absent`); otherwise such a point is an error.
  * When several rules name one point the first rule (in plan order) that
  * decides to inject wins; every rule still counts the hits it matches.
  *
@@ -35,9 +39,10 @@
  *   context's `addr` (or `iova`, or `vaddr`). Numbers, or strings in decimal
  *   or 0x hex for values past 2^53.
  */
+import { CallerError } from '../errors.ts';
 import * as ERRNO from '../uapi/errno.ts';
 import { Prng } from '../sim/prng.ts';
-import type { FaultInjector, InjectionAction } from './injector.ts';
+import { changesSomething, type FaultInjector, type InjectionAction } from './injector.ts';
 
 export interface PlanMatch {
   device?: string | number;
@@ -65,6 +70,12 @@ export type PlanAction =
 export interface PlanRule {
   /** An injection point of the machine (`ioemu points`). */
   point: string;
+  /**
+   * The rule may name a point the machine does not have (a plan written for
+   * both machines naming one IOMMU's point): on such a machine it is skipped
+   * and reported as absent. Without it, a missing point is an error.
+   */
+  optional?: boolean;
   when?: PlanWhen;
   action: PlanAction;
 }
@@ -75,7 +86,7 @@ export interface FaultPlan {
 }
 
 /** A plan that did not validate; `errors` lists every problem, each with its JSON path. */
-export class PlanError extends Error {
+export class PlanError extends CallerError {
   constructor(readonly errors: string[]) {
     super(`invalid fault plan:\n  ${errors.join('\n  ')}`);
     this.name = 'PlanError';
@@ -126,9 +137,12 @@ export function validatePlan(x: unknown, points?: readonly string[]): { ok: true
       errors.push(`${at}: must be an object { point, when?, action }`);
       return;
     }
-    checkKeys(r, ['point', 'when', 'action'], at, errors);
+    checkKeys(r, ['point', 'optional', 'when', 'action'], at, errors);
+    if (r.optional !== undefined && typeof r.optional !== 'boolean') errors.push(`${at}.optional: must be true or false`);
     if (typeof r.point !== 'string') errors.push(`${at}.point: must be a string naming an injection point`);
-    else if (known !== undefined && !known.has(r.point)) errors.push(`${at}.point: unknown injection point "${r.point}"; valid points: ${[...known].join(', ')}`);
+    else if (known !== undefined && !known.has(r.point) && r.optional !== true) {
+      errors.push(`${at}.point: unknown injection point "${r.point}" (add "optional": true to skip it where it is absent); valid points: ${[...known].join(', ')}`);
+    }
     if (r.when !== undefined) {
       if (!isObj(r.when)) errors.push(`${at}.when: must be an object`);
       else {
@@ -187,13 +201,18 @@ function validateAction(a: unknown, at: string, errors: string[]): void {
       break;
     case 'delay':
       checkKeys(a, ['kind', 'ns'], at, errors);
-      if (!isNat(a.ns)) errors.push(`${at}.ns: must be an integer >= 0 (virtual nanoseconds)`);
+      // A delay of 0 ns would change nothing: it is refused rather than reported as injected.
+      if (!isNat(a.ns, 1)) errors.push(`${at}.ns: must be an integer >= 1 (virtual nanoseconds)`);
       break;
-    case 'corrupt':
+    case 'corrupt': {
       checkKeys(a, ['kind', 'xorLo', 'xorHi'], at, errors);
-      if (!(isNat(a.xorLo) && a.xorLo <= 0xffffffff)) errors.push(`${at}.xorLo: must be a u32`);
-      if (a.xorHi !== undefined && !(isNat(a.xorHi) && a.xorHi <= 0xffffffff)) errors.push(`${at}.xorHi: must be a u32`);
+      const lo = isNat(a.xorLo) && a.xorLo <= 0xffffffff;
+      const hi = a.xorHi === undefined || (isNat(a.xorHi) && a.xorHi <= 0xffffffff);
+      if (!lo) errors.push(`${at}.xorLo: must be a u32 (0..0xffffffff)`);
+      if (!hi) errors.push(`${at}.xorHi: must be a u32 (0..0xffffffff)`);
+      if (lo && hi && a.xorLo === 0 && (a.xorHi ?? 0) === 0) errors.push(`${at}: xorLo and xorHi are both 0, so nothing would be corrupted (flip at least one bit)`);
       break;
+    }
     default:
       errors.push(`${at}.kind: must be one of 'fail', 'drop', 'delay', 'corrupt' (got ${JSON.stringify(a.kind)})`);
   }
@@ -238,8 +257,11 @@ export function toInjectionAction(a: PlanAction): InjectionAction {
 /** What a rule did so far. */
 export interface RuleStats {
   rule: PlanRule;
-  /** Hits that passed `match`. */
+  /** The machine has no such point and the rule is optional: it is skipped. */
+  absent: boolean;
+  /** Hits that passed `match` and could take the rule's action. */
   matched: number;
+  /** Injections the rule made (each changed the step it hit). */
   injected: number;
 }
 
@@ -326,15 +348,22 @@ export function applyPlan(target: PlanMachine | FaultInjector, plan: FaultPlan |
   const p = parsePlan(plan, faults.all().map((pt) => pt.name));
   const unsupported: string[] = [];
   p.rules.forEach((r, i) => {
-    const pt = faults.point(r.point);
-    if (!pt.actions.includes(r.action.kind)) unsupported.push(`rules[${i}].action.kind: "${r.point}" cannot ${r.action.kind} (it supports: ${pt.actions.join(', ')})`);
+    const pt = faults.find(r.point);
+    if (pt === undefined) return;
+    if (!pt.actions.includes(r.action.kind)) {
+      unsupported.push(`rules[${i}].action.kind: "${r.point}" cannot ${r.action.kind} (it supports: ${pt.actions.join(', ')})`);
+    } else if (!changesSomething(toInjectionAction(r.action), pt.corruptMask)) {
+      const [lo, hi] = pt.corruptMask.map((x) => `0x${x.toString(16)}`);
+      unsupported.push(`rules[${i}].action: "${r.point}" corrupts only the bits xorLo & ${lo}, xorHi & ${hi}; these values flip none of them`);
+    }
   });
   if (unsupported.length > 0) throw new PlanError(unsupported);
   const base = prng ?? machine?.board.prng ?? new Prng(p.seed ?? 1);
   const rng = base.fork(`fault.plan/${p.seed ?? 0}`);
-  const stats: RuleStats[] = p.rules.map((rule) => ({ rule, matched: 0, injected: 0 }));
+  const stats: RuleStats[] = p.rules.map((rule) => ({ rule, absent: !faults.has(rule.point), matched: 0, injected: 0 }));
   const byPoint = new Map<string, { st: RuleStats; match: (ctx: Ctx) => boolean; action: InjectionAction }[]>();
   for (const st of stats) {
+    if (st.absent) continue;
     const w = st.rule.when;
     const dev = w?.match?.device;
     const entry = { st, match: makeMatcher(w?.match, dev === undefined ? undefined : deviceKeys(dev, machine)), action: toInjectionAction(st.rule.action) };
@@ -343,10 +372,11 @@ export function applyPlan(target: PlanMachine | FaultInjector, plan: FaultPlan |
     byPoint.set(st.rule.point, list);
   }
   for (const [name, entries] of byPoint) {
-    faults.point(name).arm((_hit, ctx) => {
+    faults.point(name).arm((_hit, ctx, can) => {
       let chosen: InjectionAction | undefined;
       for (const { st, match, action } of entries) {
-        if (!match(ctx)) continue;
+        // A hit where the code cannot carry out this rule's action is not one of its hits.
+        if (!can.includes(action.kind) || !match(ctx)) continue;
         const n = ++st.matched;
         if (chosen !== undefined) continue;
         const w = st.rule.when ?? {};

@@ -1,4 +1,4 @@
-import { injectedErrno as checkErrno, type FaultInjector } from '../fault/injector.ts';
+import { injectedErrno as checkErrno, type FaultInjector, type InjectionPointTable } from '../fault/injector.ts';
 
 /**
  * Fault-injection points of the iommufd front end (DESIGN.md §7), defined on
@@ -9,16 +9,15 @@ import { injectedErrno as checkErrno, type FaultInjector } from '../fault/inject
  * left behind.
  */
 export const IOMMUFD_INJECTION_POINTS = {
-  'iommufd.object_alloc': 'iommufd_object_alloc(): allocating an object or its ID fails (ENOMEM): IOAS, HWPT, device bind, fault queue, vEVENTQ',
-  'iommufd.area_alloc': 'iopt_alloc_area_pages(): allocating a struct iopt_area (or the iopt_pages of a new mapping) fails (ENOMEM)',
-  'iommufd.pin': 'pfn_reader_user_pin(): pin_user_pages of a batch of user pages fails (EFAULT)',
-  'iommufd.account': 'pfn_reader_user_update_pinned(): charging the pinned pages to locked memory fails (ENOMEM)',
-  'iommufd.domain_map': 'batch_to_domain(): iommu_map of a run into a domain fails (ENOMEM)',
-  'iommufd.domain_alloc': 'iommufd_hwpt_paging_alloc(): the IOMMU driver fails to allocate the paging domain (ENOMEM)',
-  'iommufd.fault_alloc': 'iommufd_fault_alloc(): creating the fault queue file fails (ENOMEM)',
-  'iommufd.vevent_alloc':
-    'iommufd_viommu_report_event(): allocating a vEVENT for a reported event fails (ENOMEM): the event is lost, its sequence number goes to the LOST_EVENTS header at the tail',
-} as const;
+  'iommufd.object_alloc': { description: 'iommufd_object_alloc(): allocating an object or its ID fails (ENOMEM): IOAS, HWPT, device bind, fault queue, vEVENTQ', actions: ['fail'] },
+  'iommufd.area_alloc': { description: 'iopt_alloc_area_pages(): allocating a struct iopt_area (or the iopt_pages of a new mapping) fails (ENOMEM)', actions: ['fail'] },
+  'iommufd.pin': { description: 'pfn_reader_user_pin(): pin_user_pages of a batch of user pages fails (EFAULT)', actions: ['fail'] },
+  'iommufd.account': { description: 'pfn_reader_user_update_pinned(): charging the pinned pages to locked memory fails (ENOMEM)', actions: ['fail'] },
+  'iommufd.domain_map': { description: 'batch_to_domain(): iommu_map of a run into a domain fails (ENOMEM)', actions: ['fail'] },
+  'iommufd.domain_alloc': { description: 'iommufd_hwpt_paging_alloc(): the IOMMU driver fails to allocate the paging domain (ENOMEM)', actions: ['fail'] },
+  'iommufd.fault_alloc': { description: 'iommufd_fault_alloc(): creating the fault queue file fails (ENOMEM)', actions: ['fail'] },
+  'iommufd.vevent_alloc': { description: 'iommufd_viommu_report_event(): allocating a vEVENT for a reported event fails (ENOMEM): the event is lost, its sequence number goes to the LOST_EVENTS header at the tail', actions: ['fail'] },
+} as const satisfies InjectionPointTable;
 
 export type IommufdInjectionPointName = keyof typeof IOMMUFD_INJECTION_POINTS;
 

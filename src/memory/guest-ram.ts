@@ -55,6 +55,11 @@ export class GuestRam implements PhysMem {
     return addr >= 0 && len >= 0 && addr + len <= this.size;
   }
 
+  /** The offset of every frame ever written, ascending (snapshots and comparisons of two runs' memory). */
+  residentOffsets(): number[] {
+    return [...this.frames.keys()].sort((a, b) => a - b).map((fn) => fn * PAGE_SIZE);
+  }
+
   /** The frame holding `addr` if it was ever written, else undefined. */
   peekFrame(addr: number): Uint8Array | undefined {
     return this.frames.get(Math.floor(addr / PAGE_SIZE));

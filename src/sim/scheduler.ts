@@ -20,6 +20,17 @@ interface Entry {
 }
 
 const NOOP = (): void => {};
+
+/**
+ * Thrown when virtual time would pass the scheduler's `timeLimitNs` (a fault
+ * campaign's per-run limit): the run is over, as a hung one would be.
+ */
+export class VirtualTimeLimit extends Error {
+  override name = 'VirtualTimeLimit';
+  constructor(readonly limitNs: number) {
+    super(`virtual time passed the run's limit of ${limitNs} ns`);
+  }
+}
 /** Rebuild the heap once cancelled entries are more than half of it and at least this many. */
 const COMPACT_MIN = 64;
 
@@ -55,6 +66,14 @@ export class Scheduler {
     if (time !== this._now && this.advanceObserver !== undefined) this.advanceObserver(this._now);
     this._now = time;
   }
+
+  /**
+   * Virtual time no event may pass: an event due later, or an advance()
+   * beyond it, throws VirtualTimeLimit instead of running (default: none).
+   */
+  timeLimitNs = Number.POSITIVE_INFINITY;
+  /** Set once the limit stopped the run. */
+  limitReached = false;
 
   get now(): number {
     return this._now;
@@ -117,6 +136,8 @@ export class Scheduler {
   /** Run the next pending event; false when none is left. */
   step(): boolean {
     this.dropCancelled();
+    const top = this.heap[0];
+    if (top !== undefined && top.time > this.timeLimitNs) this.overLimit();
     const e = this.pop();
     if (e === undefined) return false;
     e.pending = false;
@@ -169,8 +190,14 @@ export class Scheduler {
     }
     const t = this.peekTime();
     const target = this._now + ns;
+    if (target > this.timeLimitNs) this.overLimit();
     if (t !== undefined && t < target) this.runUntil(target);
     else this.moveTo(target);
+  }
+
+  private overLimit(): never {
+    this.limitReached = true;
+    throw new VirtualTimeLimit(this.timeLimitNs);
   }
 
   private dropCancelled(): void {

@@ -1,3 +1,4 @@
+import { CallerError } from '../errors.ts';
 import type { Process } from '../host/process.ts';
 import { PROT_READ, PROT_WRITE } from '../host/mm.ts';
 import { CFG, COMMAND } from '../pci/header.ts';
@@ -65,7 +66,9 @@ import {
 } from '../uapi/vfio.ts';
 
 /** A failed call: the negative errno the kernel returned. */
-export class VfioError extends Error {
+export class VfioError extends CallerError {
+  override name = 'VfioError';
+
   constructor(
     readonly op: string,
     readonly errno: number,

@@ -3,18 +3,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main, type Io } from '../../cli/main.ts';
+import { cli } from './run-cli.ts';
 
 const FIX = 'test/cli/fixtures';
 const dir = mkdtempSync(join(tmpdir(), 'ioemu-cli-'));
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (s) => void (out += s), err: (s) => void (err += s) };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
 
 t.test('help: the top-level help names every command and the exit codes; each command has its own', async (t) => {
   const h = await cli('--help');

@@ -119,3 +119,21 @@ for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
     }
   });
 }
+
+t.test('a rule may say its point may be absent: skipped and reported absent there, an error without it', async (t) => {
+  const plan = { rules: [{ point: 'smmuv3.walk_read', optional: true, action: { kind: 'fail' } }, { point: 'vtd.walk_read', optional: true, action: { kind: 'fail' } }] };
+  for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
+    const applied = applyPlan(createMachine(kind), plan);
+    t.same(applied.rules.map((r) => r.absent), kind === 'q35-vtd' ? [true, false] : [false, true], kind);
+  }
+  t.throws(() => applyPlan(createMachine('q35-vtd'), { rules: [{ point: 'smmuv3.walk_read', action: { kind: 'fail' } }] }), /add "optional": true/);
+  t.match(validatePlan({ rules: [{ point: 'x.y', optional: 'yes', action: { kind: 'fail' } }] }), { ok: false, errors: [/optional: must be true or false/] });
+});
+
+t.test('actions that would change nothing are refused: a 0 ns delay, a corruption flipping no bit the point uses', async (t) => {
+  t.match(validatePlan({ rules: [{ point: 'vtd.msi', action: { kind: 'delay', ns: 0 } }] }), { ok: false, errors: [/ns: must be an integer >= 1/] });
+  t.match(validatePlan({ rules: [{ point: 'vtd.msi', action: { kind: 'corrupt', xorLo: 0 } }] }), { ok: false, errors: [/flip at least one bit/] });
+  const m = createMachine('q35-vtd');
+  t.throws(() => applyPlan(m, { rules: [{ point: 'dma-engine.pri.response', action: { kind: 'corrupt', xorLo: 0x200 } }] }), /corrupts only the bits xorLo & 0x1ff, xorHi & 0x0/);
+  t.throws(() => applyPlan(m, { rules: [{ point: 'vtd.walk_read', action: { kind: 'delay', ns: 100 } }] }), /"vtd.walk_read" cannot delay \(it supports: fail, drop, corrupt\)/);
+});

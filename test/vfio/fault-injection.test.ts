@@ -14,9 +14,10 @@ for (const v of VARIANTS) {
     }
 
     t.test('every VFIO injection point is described', async (t) => {
-      for (const [name, text] of Object.entries(VFIO_INJECTION_POINTS)) {
+      for (const [name, spec] of Object.entries(VFIO_INJECTION_POINTS)) {
         t.match(name, /^vfio\./);
-        t.ok(text.length > 10);
+        t.ok(spec.description.length > 10);
+        t.same(spec.actions, ['fail'], 'a VFIO step can only fail');
       }
     });
 

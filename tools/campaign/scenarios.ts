@@ -12,12 +12,13 @@
  *   step the injection made fail; then the invariants are checked with the
  *   state live and after every process exited.
  */
-import { createMachine } from '../../machines/machine.ts';
+import { createMachine, type Machine } from '../../machines/machine.ts';
 import type { MachineKind } from '../../machines/layout.ts';
 import { classifyViolations, type InjectionRecord } from '../fault/classify.ts';
 import { checkInvariants, formatViolations, guard, monitorUnmaps, recordBaseline, type Violation } from '../fault/invariants.ts';
 import { randomCommand, REFERENCE, retainedPages, runSequence, SequenceExecutor, type Command } from '../fault/model-based.ts';
-import { applyPlan, type FaultPlan } from '../../src/fault/plan.ts';
+import { applyPlan, type FaultPlan, type PlanAction } from '../../src/fault/plan.ts';
+import type { InjectionActionKind } from '../../src/fault/injector.ts';
 import type { InjectionPointName } from '../../machines/points.ts';
 import { Prng } from '../../src/sim/prng.ts';
 import type { ScenarioRef, ScenarioResult } from './types.ts';
@@ -35,6 +36,21 @@ export interface SequenceInput {
   seed: number;
   /** Commands in the sequence (default: 1..20, drawn from the seed). */
   length?: number;
+  /** Virtual time the run may not pass (ns); past it the run ends as a 'timeout'. */
+  maxVirtualNs?: number;
+}
+
+/** A machine of this kind whose scheduler stops the run at `maxVirtualNs` (VirtualTimeLimit). */
+function limitedMachine(kind: MachineKind, seed: number, maxVirtualNs: number | undefined): Machine {
+  const m = createMachine(kind, { seed });
+  if (maxVirtualNs !== undefined) m.board.scheduler.timeLimitNs = maxVirtualNs;
+  return m;
+}
+
+/** The outcome of a run the virtual time limit stopped. */
+function overLimit(m: Machine): ScenarioResult | undefined {
+  const s = m.board.scheduler;
+  return s.limitReached ? { outcome: 'timeout', detail: `virtual time passed the run's limit of ${s.timeLimitNs} ns` } : undefined;
 }
 
 /** The command sequence a seed stands for (what modelSequence runs). */
@@ -46,8 +62,11 @@ export function sequenceForSeed(seed: number, length?: number): Command[] {
 
 export function modelSequence(input: SequenceInput): ScenarioResult {
   const cmds = sequenceForSeed(input.seed, input.length);
-  const r = runSequence(input.kind, cmds);
+  let m: Machine | undefined;
+  const r = runSequence(() => (m = limitedMachine(input.kind, 1, input.maxVirtualNs)), cmds, { retained: retainedPages(input.kind) });
   if (r.ok) return { outcome: 'survived' };
+  const limited = m === undefined ? undefined : overLimit(m);
+  if (limited !== undefined) return { ...limited, detail: `${limited.detail}, at command ${r.at} of ${JSON.stringify(cmds)}` };
   const outcome = /threw/.test(r.failure ?? '') ? 'exception' : 'broken';
   return { outcome, detail: `command ${r.at} of ${JSON.stringify(cmds)}: ${r.failure}` };
 }
@@ -56,11 +75,19 @@ export interface PlanInput {
   kind: MachineKind;
   plan: FaultPlan;
   seed?: number;
+  /** Virtual time the run may not pass (ns); past it the run ends as a 'timeout'. */
+  maxVirtualNs?: number;
 }
 
 export function planOnOperation(input: PlanInput): ScenarioResult {
-  const m = createMachine(input.kind, { seed: input.seed ?? input.plan.seed ?? 1 });
-  recordBaseline(m, retainedPages(input.kind));
+  const m = limitedMachine(input.kind, input.seed ?? input.plan.seed ?? 1, input.maxVirtualNs);
+  const r = planOnMachine(m, input.plan);
+  return r.outcome === 'exception' ? (overLimit(m) ?? r) : r;
+}
+
+/** The plan on the fixed operation; `reached` (if given) collects the hits each point took while the plan was armed. */
+function planOnMachine(m: Machine, plan: FaultPlan, reached?: Map<string, number>): ScenarioResult {
+  recordBaseline(m, retainedPages(m.kind));
   monitorUnmaps(m);
   const e = new SequenceExecutor(() => m);
   const s = guard(m, () => e.setup());
@@ -71,7 +98,8 @@ export function planOnOperation(input: PlanInput): ScenarioResult {
     injected[p.name] = (injected[p.name] ?? 0) + 1;
     records.push({ point: p.name, action: a.kind });
   });
-  const applied = applyPlan(m, input.plan);
+  const applied = applyPlan(m, plan);
+  for (const p of reached === undefined ? [] : m.board.faults.all()) reached!.set(p.name, -p.hits);
   let failedStep: string | undefined;
   for (let i = 0; i < REFERENCE.length && failedStep === undefined; i++) {
     const c = REFERENCE[i]!;
@@ -84,6 +112,7 @@ export function planOnOperation(input: PlanInput): ScenarioResult {
     if (g.value !== undefined) failedStep = `step ${i} ${JSON.stringify(c)}: ${g.value}`;
   }
   const ran = guard(m, () => m.board.scheduler.run(100_000));
+  for (const p of reached === undefined ? [] : m.board.faults.all()) reached!.set(p.name, (reached!.get(p.name) ?? 0) + p.hits);
   applied.disarm();
   off();
   if ('exception' in ran) return { outcome: 'exception', detail: `running the machine threw: ${ran.exception}`, injected };
@@ -112,53 +141,133 @@ export function planOnOperation(input: PlanInput): ScenarioResult {
   return failedStep === undefined ? { outcome: 'survived', injected } : { outcome: 'errored', detail: failedStep, injected };
 }
 
-const pointsByKind = new Map<MachineKind, readonly string[]>();
+/** What a campaign needs to know of one point: its name, the actions it takes, the bits its corruptions reach. */
+export interface PointInfo {
+  readonly name: string;
+  readonly actions: readonly InjectionActionKind[];
+  readonly corruptMask: readonly [number, number];
+}
 
-/** The injection points a machine of this kind (default devices) defines, in definition order. */
-export function machinePoints(kind: MachineKind): readonly string[] {
-  let names = pointsByKind.get(kind);
-  if (names === undefined) {
-    names = Object.freeze(createMachine(kind).board.faults.all().map((p) => p.name));
-    pointsByKind.set(kind, names);
+const pointsByKind = new Map<MachineKind, readonly PointInfo[]>();
+
+/** The injection points a machine of this kind (default devices) defines, in definition order, with their actions. */
+export function machinePointInfo(kind: MachineKind): readonly PointInfo[] {
+  let points = pointsByKind.get(kind);
+  if (points === undefined) {
+    points = Object.freeze(createMachine(kind).board.faults.all().map((p) => Object.freeze({ name: p.name, actions: p.actions, corruptMask: p.corruptMask })));
+    pointsByKind.set(kind, points);
   }
-  return names;
+  return points;
+}
+
+/** The names of the injection points a machine of this kind (default devices) defines, in definition order. */
+export function machinePoints(kind: MachineKind): readonly string[] {
+  return machinePointInfo(kind).map((p) => p.name);
+}
+
+/** The action of a kind a sweep injects: a 50 us delay, a corruption of the lowest bit the point's code reads. */
+export function defaultAction(kind: InjectionActionKind, p: PointInfo): PlanAction {
+  switch (kind) {
+    case 'fail':
+    case 'drop':
+      return { kind };
+    case 'delay':
+      return { kind, ns: 50_000 };
+    case 'corrupt': {
+      const [lo, hi] = p.corruptMask;
+      return lo !== 0 ? { kind, xorLo: (lo & -lo) >>> 0 } : { kind, xorLo: 0, xorHi: (hi & -hi) >>> 0 };
+    }
+  }
 }
 
 export interface SweepOptions {
   kind: MachineKind;
-  /** Points to sweep (default: every point of the machine); points the machine does not have are left out. */
+  /**
+   * Points to sweep; points the machine does not have are left out. Default:
+   * every point the fixed operation reaches (operationPoints), each only at
+   * hit numbers it reaches.
+   */
   points?: readonly InjectionPointName[];
   /** Hit numbers to inject at (default 1, 2, 3). */
   nth?: readonly number[];
-  /** Actions (default: fail). */
-  actions?: readonly FaultPlan['rules'][number]['action'][];
+  /** Kinds of action (default: every action each point takes, with defaultAction's parameters); a point that cannot take one is left out of it. */
+  actions?: readonly InjectionActionKind[];
 }
 
-/** Plans failing the nth hit of each point with each action: the systematic sweep a campaign runs. */
+/** Plans injecting the nth hit of each point with each action: the systematic sweep a campaign runs. */
 export function sweepPlans(o: SweepOptions): PlanInput[] {
-  const own = machinePoints(o.kind);
-  const points = o.points === undefined ? own : o.points.filter((p) => own.includes(p));
+  const points: readonly (PointInfo & { hits?: number })[] =
+    o.points === undefined ? operationPoints(o.kind) : machinePointInfo(o.kind).filter((p) => o.points!.includes(p.name as InjectionPointName));
   const out: PlanInput[] = [];
-  for (const point of points) {
+  for (const p of points) {
     for (const nth of o.nth ?? [1, 2, 3]) {
-      for (const action of o.actions ?? [{ kind: 'fail' as const }]) {
-        out.push({ kind: o.kind, plan: { seed: 1, rules: [{ point, when: { nth }, action }] } });
+      if (p.hits !== undefined && nth > p.hits) continue;
+      for (const kind of o.actions ?? p.actions) {
+        if (!p.actions.includes(kind)) continue;
+        out.push({ kind: o.kind, plan: { seed: 1, rules: [{ point: p.name, when: { nth }, action: defaultAction(kind, p) }] } });
       }
     }
   }
   return out;
 }
 
-/** Plans injecting with a probability at random points of the machine, one per seed (random campaigns). */
+/** A point the fixed operation reaches, and how many times it does. */
+export interface ReachedPoint extends PointInfo {
+  readonly hits: number;
+}
+
+const reachedByKind = new Map<MachineKind, readonly ReachedPoint[]>();
+
+/**
+ * The points of a machine of this kind that the fixed operation of
+ * planOnOperation hits while a plan is armed, in definition order: the only
+ * ones a plan on it can inject at (found by running it once with no rule).
+ */
+export function operationPoints(kind: MachineKind): readonly ReachedPoint[] {
+  let points = reachedByKind.get(kind);
+  if (points === undefined) {
+    const hits = new Map<string, number>();
+    const r = planOnMachine(createMachine(kind), { rules: [] }, hits);
+    if (r.outcome !== 'survived') throw new Error(`the fixed operation does not run cleanly on ${kind}: ${r.outcome} ${r.detail ?? ''}`);
+    points = Object.freeze(machinePointInfo(kind).flatMap((p) => ((hits.get(p.name) ?? 0) > 0 ? [Object.freeze({ ...p, hits: hits.get(p.name)! })] : [])));
+    reachedByKind.set(kind, points);
+  }
+  return points;
+}
+
+/**
+ * Plans injecting with a probability at random points of the machine, one per
+ * seed (random campaigns): 1 to 3 rules, each a point the fixed operation
+ * reaches on that machine (operationPoints) and one of the actions it takes
+ * (a delay of 1 ns..1 ms, a corruption of one bit the point's code reads),
+ * injected with a probability that makes 1, 2 or 4 injections the expected
+ * number over the hits the operation makes there (1 for a point it hits
+ * once or twice), so a point hit hundreds of times is not hit every time.
+ */
 export function randomPlans(kind: MachineKind, seeds: readonly number[]): PlanInput[] {
-  const points = machinePoints(kind);
+  const points = operationPoints(kind);
   return seeds.map((seed) => {
     const rnd = new Prng(seed);
     const rules = Array.from({ length: rnd.int(1, 3) }, () => {
-      const k = rnd.int(0, 3);
-      const action = k === 0 ? { kind: 'drop' as const } : k === 1 ? { kind: 'delay' as const, ns: rnd.int(1, 1_000_000) } : k === 2 ? { kind: 'corrupt' as const, xorLo: (1 << rnd.int(0, 31)) >>> 0 } : { kind: 'fail' as const };
-      return { point: points[rnd.int(0, points.length - 1)]!, when: { probability: [0.05, 0.2, 0.5][rnd.int(0, 2)]! }, action };
+      const p = points[rnd.int(0, points.length - 1)]!;
+      const k = p.actions[rnd.int(0, p.actions.length - 1)]!;
+      let action: PlanAction;
+      if (k === 'delay') action = { kind: k, ns: rnd.int(1, 1_000_000) };
+      else if (k === 'corrupt') {
+        const bits = [...bitsOf(p.corruptMask[0]).map((b) => [b, 0] as const), ...bitsOf(p.corruptMask[1]).map((b) => [b, 1] as const)];
+        const [bit, word] = bits[rnd.int(0, bits.length - 1)]!;
+        action = word === 0 ? { kind: k, xorLo: (1 << bit) >>> 0 } : { kind: k, xorLo: 0, xorHi: (1 << bit) >>> 0 };
+      } else action = { kind: k };
+      const expected = [1, 2, 4][rnd.int(0, 2)]!;
+      const probability = Math.min(1, Number((expected / p.hits).toPrecision(3)));
+      return { point: p.name, when: { probability }, action };
     });
     return { kind, seed, plan: { seed, rules } };
   });
+}
+
+function bitsOf(mask: number): number[] {
+  const out: number[] = [];
+  for (let b = 0; b < 32; b++) if (((mask >>> b) & 1) !== 0) out.push(b);
+  return out;
 }

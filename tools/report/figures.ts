@@ -56,6 +56,37 @@ export function descriptorLatencies(events: readonly ChromeTraceEvent[]): number
   return out;
 }
 
+/**
+ * PRI service times at the device (virtual ns), from the trace: from a page
+ * request group leaving a DMA engine (its `dma-engine.pri.request` with
+ * last=1) to the PRG Response for it reaching the engine
+ * (`dma-engine.pri.response`, expected). That is the whole loop the device
+ * waits on (the IOMMU's queue and interrupt, the driver, the host's fault
+ * handling, the response on its way back), so an injected delay anywhere on
+ * it counts. A group that never got its response (lost, timed out) has no
+ * sample; its PRG index is reused by a later group.
+ */
+export function priServiceTimes(events: readonly ChromeTraceEvent[]): number[] {
+  const open = new Map<string, number>();
+  const out: number[] = [];
+  for (const e of events) {
+    if (e.name !== 'dma-engine.pri.request' && e.name !== 'dma-engine.pri.response') continue;
+    const a = e.args as { dev?: unknown; prg?: unknown; last?: unknown; expected?: unknown };
+    const key = `${String(a.dev)}/${String(a.prg)}`;
+    const ns = Math.round(e.ts * 1000);
+    if (e.name === 'dma-engine.pri.request') {
+      if (a.last === true) open.set(key, ns);
+    } else if (a.expected !== false) {
+      const sent = open.get(key);
+      if (sent !== undefined) {
+        out.push(ns - sent);
+        open.delete(key);
+      }
+    }
+  }
+  return out;
+}
+
 export interface OccupancySeries {
   name: string;
   /** [virtual ns, value] after each change. */
@@ -235,6 +266,7 @@ export function pooledHitRate(rates: readonly HitRate[], re: RegExp): number | u
 /** The one-row summary of a run (a sweep's CSV columns before the scenario's own metrics). */
 export function summaryRow(r: RunResult): Record<string, string | number> {
   const iopf = stats(r.iopfLatencies);
+  const pri = stats(r.priServiceNs);
   const desc = stats(descriptorLatencies(r.trace.events));
   const rates = hitRates(r.counters);
   const agg = (re: RegExp) => pooledHitRate(rates, re)?.toFixed(4) ?? '';
@@ -243,6 +275,10 @@ export function summaryRow(r: RunResult): Record<string, string | number> {
     seed: r.seed,
     ok: r.ok ? 1 : 0,
     virtual_ns: r.virtualNs,
+    pri_groups: pri.count,
+    pri_service_mean_ns: Math.round(pri.mean),
+    pri_service_p50_ns: pri.p50,
+    pri_service_p99_ns: pri.p99,
     iopf_groups: iopf.count,
     iopf_mean_ns: Math.round(iopf.mean),
     iopf_p50_ns: iopf.p50,

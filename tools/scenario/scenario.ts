@@ -16,6 +16,13 @@ import type { DmaEngineOptions } from '../../devices/dma-engine/dma-engine.ts';
 import { applyPlan, PlanError, type AppliedPlan, type FaultPlan } from '../../src/fault/plan.ts';
 import { checkInvariants, recordBaseline, type Violation } from '../fault/invariants.ts';
 import { ChromeTraceSink } from '../../src/trace/chrome-trace.ts';
+import { priServiceTimes } from '../report/figures.ts';
+import { MACHINE_PARAMS, parseParam, resolveParams, type ParamSpec } from './params.ts';
+import { UsageError } from './usage-error.ts';
+import { thrownInsideIoemu } from './blame.ts';
+
+export { UsageError } from './usage-error.ts';
+export { MACHINE_PARAMS, type ParamDoc, type ParamSpec } from './params.ts';
 
 export const MACHINE_KINDS: readonly MachineKind[] = ['virt-smmuv3', 'q35-vtd'];
 
@@ -52,7 +59,7 @@ export interface ScenarioContext {
   readonly seed: number;
   /** Every `--param name=value` given (machine-level ones included), as strings. */
   readonly params: Readonly<Record<string, string>>;
-  /** A numeric parameter, or `fallback` when absent; throws UsageError when not a number. */
+  /** A numeric parameter (already checked against its schema), or `fallback` when absent. */
   param(name: string, fallback: number): number;
   /** One line of the human-readable narrative (stdout for `ioemu run`, silent in sweeps). */
   say(line?: string): void;
@@ -65,11 +72,6 @@ export interface ScenarioContext {
   fail(message: string): void;
   /** `fail(message)` unless `cond`; returns `cond`. */
   check(cond: boolean, message: string): boolean;
-}
-
-export interface ParamDoc {
-  description: string;
-  default?: string;
 }
 
 /** Machine options a scenario may fix (the runner sets seed, devices and tracing itself). */
@@ -89,39 +91,14 @@ export interface Scenario {
   devices?: readonly TopologySpec[] | ((kind: MachineKind) => readonly TopologySpec[]);
   /** Other machine options (vfioContainer, smmu, vtd, ramBytes); `--param ram-mib` and the like apply on top. */
   options?: ScenarioMachineOptions;
-  /** Scenario-specific parameters (read with ctx.param); shown by `ioemu run --help`-style listings. */
-  params?: Record<string, ParamDoc>;
+  /**
+   * Scenario-specific parameters (read with ctx.param), each with its type
+   * and range: values are checked before the run starts, and `ioemu list`
+   * shows them.
+   */
+  params?: Record<string, ParamSpec>;
   run(ctx: ScenarioContext): void | Promise<void>;
 }
-
-/** A bad command line or scenario input: exit status 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
-
-/**
- * Parameters every scenario accepts: they configure the machine before the
- * scenario starts (the DMA engines' options are applied to both engines).
- */
-export const MACHINE_PARAMS: Record<string, ParamDoc & { apply(o: MachineOptions, e: DmaEngineOptions, v: number): void }> = {
-  'atc-entries': { description: 'entries of each DMA engine\'s Address Translation Cache', default: '64', apply: (_o, e, v) => void (e.atcEntries = v) },
-  'pri-capacity': {
-    description: 'each engine\'s PRI Outstanding Page Request Capacity; the IOMMU driver allocates min(64, capacity) page requests',
-    default: '64',
-    apply: (_o, e, v) => void (e.priCapacity = v),
-  },
-  'prg-pages': { description: 'largest page request group of an engine, pages', default: '8', apply: (_o, e, v) => void (e.maxPrgPages = v) },
-  'pri-timeout-ns': { description: 'virtual ns an engine waits for a page response', default: '10000000', apply: (_o, e, v) => void (e.priTimeoutNs = v) },
-  'iotlb-entries': {
-    description: 'IOTLB entries of the IOMMU (VT-d iotlbEntries, SMMUv3 iotlbSize)',
-    default: 'model default',
-    apply: (o, _e, v) => {
-      o.vtd = { ...o.vtd, iotlbEntries: v };
-      o.smmu = { ...o.smmu, iotlbSize: v };
-    },
-  },
-  'ram-mib': { description: 'guest RAM, MiB', default: '1024', apply: (o, _e, v) => void (o.ramBytes = v * 2 ** 20) },
-};
 
 /**
  * Pages an IOMMU driver allocates on first use and keeps for the machine's
@@ -146,23 +123,21 @@ export interface RunResult {
   seed: number;
   params: Record<string, string>;
   ok: boolean;
+  /** An exception that ended the run (tools/scenario/blame.ts says whose it was). */
+  thrown?: { error: unknown; insideIoemu: boolean };
   failures: string[];
   violations: Violation[];
   metrics: Record<string, number>;
   series: Record<string, number[]>;
   counters: Record<string, number>;
-  /** Page-fault service times (virtual ns) from host.iopf.latencies. */
+  /** The host's page-fault handling times (virtual ns: a group reaching its I/O page-fault queue to its response), from host.iopf.latencies. */
   iopfLatencies: number[];
+  /** PRI service times at the devices (virtual ns: a group sent to its response received; tools/report/figures.ts priServiceTimes). */
+  priServiceNs: number[];
   virtualNs: number;
   trace: ChromeTraceSink;
   plans: AppliedPlan[];
   machineRef: Machine;
-}
-
-function numberParam(name: string, v: string): number {
-  const n = Number(v.replace(/_/g, ''));
-  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`parameter ${name}: "${v}" is not a number`);
-  return n;
 }
 
 /** Apply DMA-engine options to every DMA engine of a topology, bridges' children included. */
@@ -185,7 +160,7 @@ export function machineFor(kind: MachineKind, seed: number, params: Record<strin
   const engine: DmaEngineOptions = {};
   for (const [k, v] of Object.entries(params)) {
     const p = MACHINE_PARAMS[k];
-    if (p !== undefined) p.apply(opts, engine, numberParam(k, v));
+    if (p !== undefined) p.apply(opts, engine, parseParam(k, p, v));
   }
   const devices = scenarioDevices(scenario, kind);
   if (Object.keys(engine).length > 0) opts.devices = withEngineOptions(devices, engine);
@@ -193,23 +168,23 @@ export function machineFor(kind: MachineKind, seed: number, params: Record<strin
   return createMachine(kind, opts);
 }
 
-/** Check parameter names against the machine-level ones and the scenario's own. */
-export function checkParams(s: Scenario, params: Record<string, string>): void {
-  for (const k of Object.keys(params)) {
-    if (!(k in MACHINE_PARAMS) && !(s.params !== undefined && k in s.params)) {
-      const known = [...Object.keys(MACHINE_PARAMS), ...Object.keys(s.params ?? {})];
-      throw new UsageError(`unknown parameter "${k}" for scenario ${s.name} (known: ${known.join(', ')})`);
-    }
-  }
+/** Check parameters against the machine-level schema and the scenario's own: names and values (throws UsageError). */
+export function checkParams(s: Scenario, params: Record<string, string>): Record<string, number> {
+  return resolveParams(s.name, s.params, params);
 }
 
-/** Run one scenario on a fresh machine. Exceptions from the scenario propagate (the CLI maps them to exit 3). */
+/**
+ * Run one scenario on a fresh machine. Bad parameters or a bad plan throw
+ * UsageError before anything runs; an exception during the run ends it and
+ * is reported in the result (`thrown`, and a failure), with what the run did
+ * until then.
+ */
 export async function runScenario(s: Scenario, o: RunOptions = {}): Promise<RunResult> {
   const kind = o.machine ?? s.machine ?? 'q35-vtd';
   if (!MACHINE_KINDS.includes(kind)) throw new UsageError(`unknown machine "${kind}" (use ${MACHINE_KINDS.join(' or ')})`);
   const seed = o.seed ?? 1;
   const params = { ...(o.params ?? {}) };
-  checkParams(s, params);
+  const values = checkParams(s, params);
   const m = machineFor(kind, seed, params, s);
   recordBaseline(m, RETAINED_PAGES[kind]);
   const trace = new ChromeTraceSink(m.board.tracer, { scenario: s.name, machine: kind, seed: String(seed), ...prefixed(params) });
@@ -237,8 +212,7 @@ export async function runScenario(s: Scenario, o: RunOptions = {}): Promise<RunR
     seed,
     params,
     param(name, fallback) {
-      const v = params[name];
-      return v === undefined ? fallback : numberParam(name, v);
+      return values[name] ?? fallback;
     },
     say: (line = '') => say(line),
     metrics,
@@ -256,23 +230,33 @@ export async function runScenario(s: Scenario, o: RunOptions = {}): Promise<RunR
       return cond;
     },
   };
-  await s.run(ctx);
-  m.run();
+  let thrown: RunResult['thrown'];
+  try {
+    await s.run(ctx);
+    m.run();
+  } catch (e) {
+    // The run ends here; what it did so far (trace, counters, figures) is still reported.
+    thrown = { error: e, insideIoemu: thrownInsideIoemu(e) };
+    failures.push(`${thrown.insideIoemu ? 'ioemu threw (a fault inside ioemu)' : 'the scenario threw'}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+  }
   m.board.scheduler.observeAdvance(undefined);
   trace.sampleCounters(counters, m.now());
-  const violations = checkInvariants(m, { dma: false });
+  // After an exception the machine's state is whatever the throw left: its invariants are not judged.
+  const violations = thrown === undefined ? checkInvariants(m, { dma: false }) : [];
   return {
     scenario: s.name,
     machine: kind,
     seed,
     params,
     ok: failures.length === 0 && violations.length === 0,
+    ...(thrown !== undefined ? { thrown } : {}),
     failures,
     violations,
     metrics: Object.fromEntries(metrics.values),
     series: Object.fromEntries(metrics.series),
     counters: m.board.counters.snapshot(),
     iopfLatencies: [...m.host.iopf.latencies],
+    priServiceNs: priServiceTimes(trace.events),
     virtualNs: m.now(),
     trace,
     plans,

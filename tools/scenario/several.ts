@@ -34,7 +34,7 @@ export function mergedTrace(runs: readonly RunResult[]): ChromeTrace {
 export function comparisonTable(runs: readonly RunResult[]): string[] {
   const head = ['machine', 'result', 'virtual time', 'page requests', 'PRI service (mean)', 'descriptors', 'faults injected'];
   const rows = runs.map((r) => {
-    const pf = stats(r.iopfLatencies);
+    const pf = stats(r.priServiceNs);
     const injected = r.plans.reduce((a, p) => a + p.rules.reduce((b, s) => b + s.injected, 0), 0);
     return [
       r.machine,

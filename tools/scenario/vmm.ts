@@ -4,6 +4,7 @@
  * QEMU's vfio/iommufd.c does (cdev bind, IOAS, hw info, HWPT, attach, IOVA
  * ranges, map), each with a log of its syscalls.
  */
+import { CallerError } from '../../src/errors.ts';
 import type { Machine } from '../../machines/machine.ts';
 import type { Process } from '../../src/host/process.ts';
 import { EMSGSIZE } from '../../src/uapi/errno.ts';
@@ -48,7 +49,7 @@ import {
 import { VfioClient, type IommuInfo, type RegionInfo } from '../../src/vfio/client.ts';
 
 /** A failed step of a VMM sequence: which ioctl, and the errno. */
-export class VmmError extends Error {
+export class VmmError extends CallerError {
   override name = 'VmmError';
 }
 

@@ -45,8 +45,12 @@ export interface PointScenario {
   machine: MachineKind;
   /** The action armed (default fail). */
   action?: InjectionAction;
-  /** Runs on `m`; calls arm() before the step of interest (arm(other) when it builds a machine of its own). */
-  run(m: Machine, arm: Arm): void;
+  /**
+   * Runs on `m`; calls arm() before the step of interest (arm(other) when it
+   * builds a machine of its own). May return what its calls returned, where
+   * that is all an injection changes (an ioctl's -errno).
+   */
+  run(m: Machine, arm: Arm): unknown;
 }
 
 export type Arm = (target?: Machine) => void;
@@ -123,12 +127,12 @@ function engineMemmove(m: Machine, arm: Arm): void {
 }
 
 /** VFIO_IOMMU_DIRTY_PAGES START allocates a bitmap per DMA range. */
-function dirtyStart(m: Machine, arm: Arm): void {
+function dirtyStart(m: Machine, arm: Arm): number {
   const c = vfioContainer(m);
   const buf = c.p.mmap(4 * PAGE);
   c.v.mapDma(c.container, { vaddr: buf, iova: 0x10_0000n, size: 4 * PAGE });
   arm();
-  c.v.dirtyStart(c.container);
+  return c.v.dirtyStart(c.container);
 }
 
 /** A second group whose devices sit behind another IOMMU instance needs a domain of its own, replayed from the container's mappings. */
@@ -155,7 +159,7 @@ function msix(m: Machine, arm: Arm): void {
 }
 
 /** iommufd: an IOAS, then a fault queue and a fault-capable HWPT on the bound cdev. */
-function iommufdFaultQueue(m: Machine, arm: Arm): void {
+function iommufdFaultQueue(m: Machine, arm: Arm): number {
   const p = m.host.spawn({ memlockLimit: 64 * 2 ** 20 });
   const fd = p.open('/dev/iommu');
   const a = encodeStruct(iommu_ioas_alloc, { size: iommu_ioas_alloc.size });
@@ -166,10 +170,11 @@ function iommufdFaultQueue(m: Machine, arm: Arm): void {
   const devId = bindIommufd(p, cdev, fd);
   arm();
   const f = encodeStruct(iommu_fault_alloc, { size: iommu_fault_alloc.size });
-  if (p.ioctl(fd, IOMMU_FAULT_QUEUE_ALLOC, f) < 0) return;
+  const r = p.ioctl(fd, IOMMU_FAULT_QUEUE_ALLOC, f);
+  if (r < 0) return r;
   const faultId = new StructView(iommu_fault_alloc, f).num('out_fault_id');
   const h = encodeStruct(iommu_hwpt_alloc, { size: iommu_hwpt_alloc.size, flags: IOMMU_HWPT_FAULT_ID_VALID, dev_id: devId, pt_id: ioas, fault_id: faultId });
-  p.ioctl(fd, IOMMU_HWPT_ALLOC, h);
+  return p.ioctl(fd, IOMMU_HWPT_ALLOC, h);
 }
 
 /** iommufd on virt-smmuv3: a nested device with a vEVENTQ faults in its guest's stage 1 (the driver reports the event). */
