@@ -6,15 +6,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { PlanError, type FaultPlan } from '../src/fault/plan.ts';
+import type { FaultPlan } from '../src/fault/plan.ts';
 import { formatViolations } from '../tools/fault/invariants.ts';
 import { loadModule, ProgramLoadError } from '../tools/cprog/runner.ts';
 import { programScenario } from '../tools/cprog/scenario.ts';
 import { MACHINE_KINDS, runScenario, UsageError } from '../tools/scenario/scenario.ts';
 import type { MachineKind } from '../machines/layout.ts';
-import { readPlanFile } from './fault-plan-file.ts';
+import { checkPlanOn, EXIT, internalErrorLines, readPlanOption, thrownLines } from './commands/common.ts';
 import { loadScenario } from './load.ts';
-import { writeRunOutputs, type RunOutput } from './outputs.ts';
+import { checkWritable, writeRunOutputs, type RunOutput } from './outputs.ts';
 
 export const EXEC_HELP = `Usage: ioemu exec [options] prog.wasm [args...]
 
@@ -39,10 +39,12 @@ Options:
   --quiet            no ioemu lines on stderr
   -h, --help         this text
 
-Exit status: the program's own. 3 when ioemu itself failed (the module
-cannot run here, an internal error, or the kernel's invariants broke after
-the program exited). A program that waits for something that can never
-happen (a blocking read with no event left) ends with 124.
+Exit status: the program's own. 2 for bad input, found before the program
+starts (an option, a path, a plan, a file that is not a module built with
+"ioemu cc"); 3 when ioemu itself failed (an internal error, or the kernel's
+invariants broke after the program exited). A program that waits for
+something that can never happen (a blocking read with no event left) ends
+with 124.
 `;
 
 interface ExecOpts {
@@ -90,20 +92,16 @@ function parse(args: string[]): { o: ExecOpts; program: string; progArgs: string
         o.seed = n;
         break;
       }
-      case '--inject': {
-        const v = value(a);
-        try {
-          o.plan = readPlanFile(v);
-        } catch (e) {
-          throw new UsageError(e instanceof PlanError ? e.message : `--inject: cannot read ${v} (${(e as Error).message})`);
-        }
+      case '--inject':
+        o.plan = readPlanOption(a, value(a));
         break;
-      }
       case '--trace':
         o.trace = value(a);
+        checkWritable(a, o.trace);
         break;
       case '--report':
         o.report = value(a);
+        checkWritable(a, o.report);
         break;
       case '--scenario':
         o.scenario = value(a);
@@ -149,14 +147,10 @@ export async function cmdExec(args: string[], io: { out(s: string): void; err(s:
   try {
     module = await loadModule(bytes);
   } catch (e) {
-    if (e instanceof ProgramLoadError) return io.err(`ioemu: ${program}: ${e.message}\n`), 3;
-    throw e;
+    throw e instanceof ProgramLoadError ? new UsageError(`${program}: ${e.message}`) : e;
   }
   const machineOf = o.scenario === undefined ? {} : await loadScenario(o.scenario);
-  const runs: RunOutput[] = [];
-  let status = 0;
-  let broken = false;
-  for (const machine of o.machines) {
+  const programs = o.machines.map((machine) => {
     // Streaming decoders: a UTF-8 character split across two writes is not mangled.
     const outText = new TextDecoder();
     const errText = new TextDecoder();
@@ -167,14 +161,25 @@ export async function cmdExec(args: string[], io: { out(s: string): void; err(s:
       stderr: (b) => io.err(errText.decode(b, { stream: true })),
       spawn: { memlockLimit: o.memlock },
     }, machineOf);
-    let r;
-    try {
-      r = await runScenario(s, { machine, params: o.params, ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.plan ? { plan: o.plan } : {}) });
-    } catch (e) {
-      if (e instanceof ProgramLoadError) return io.err(`ioemu: ${program}: ${e.message}\n`), 3;
-      throw e;
+    return { machine, s };
+  });
+  if (o.plan !== undefined) checkPlanOn('--inject', o.plan, o.machines, programs[0]!.s, o.params);
+  const runs: RunOutput[] = [];
+  let status = 0;
+  let broken = false;
+  for (const { machine, s } of programs) {
+    const r = await runScenario(s, { machine, params: o.params, ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.plan ? { plan: o.plan } : {}) });
+    runs.push({ result: r, narrative: [] });
+    const ended = s.result;
+    if (ended === undefined) {
+      // The program never ran to its end: its module could not be instantiated, or something threw.
+      const e = r.thrown?.error;
+      if (e instanceof ProgramLoadError) throw new UsageError(`${program}: ${e.message}`);
+      io.err(r.failures.map((f) => `ioemu: ${program} on ${machine}: ${f}\n`).join('') + thrownLines(r).join('\n') + '\n');
+      if (r.thrown?.insideIoemu) broken = true;
+      else if (status === 0) status = EXIT.FAILED;
+      continue;
     }
-    const ended = s.result!;
     if (o.machines.length > 1 || ended.reason !== undefined || ended.status !== 0) {
       say(`${program} on ${machine}: exit status ${ended.status}${ended.reason !== undefined ? ` (${ended.reason})` : ''}, ${ended.calls} system calls, ${r.virtualNs} ns of virtual time`);
     }
@@ -182,10 +187,10 @@ export async function cmdExec(args: string[], io: { out(s: string): void; err(s:
       broken = true;
       io.err(`ioemu: after ${program} exited on ${machine}, the kernel's invariants broke (an ioemu bug):\n${formatViolations(r.violations)}\n`);
     }
-    for (const pl of r.plans) for (const st of pl.rules) say(`fault plan: ${st.rule.point} -> ${st.rule.action.kind}: ${st.matched} matching hit(s), ${st.injected} injected`);
+    for (const pl of r.plans) for (const st of pl.rules) say(`fault plan: ${st.rule.point} -> ${st.rule.action.kind}: ` + (st.absent ? `not on ${machine} (optional rule, skipped)` : `${st.matched} matching hit(s), ${st.injected} injected`));
     if (status === 0) status = ended.status;
-    runs.push({ result: r, narrative: [] });
   }
   writeRunOutputs(runs, o, say);
-  return broken ? 3 : status;
+  io.err(internalErrorLines(runs.map((x) => x.result)));
+  return broken ? EXIT.INTERNAL : status;
 }

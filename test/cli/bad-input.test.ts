@@ -83,7 +83,7 @@ t.test('exit 3 only for a fault inside ioemu, with its stack', async (t) => {
 });
 
 t.test('help for an unknown command, extra arguments and --version', async (t) => {
-  await usage(t, ['help', 'bogus'], /no help for "bogus": it is not a command \(commands: run, sweep, campaign, list, points, help\)/);
+  await usage(t, ['help', 'bogus'], /no help for "bogus": it is not a command \(commands: run, sweep, campaign, list, points, cc, exec, help\)/);
   await usage(t, ['help', 'run', 'extra'], /help takes one command at most/);
   await usage(t, ['list', 'extra'], /list takes no arguments \(got "extra"\)/);
   await usage(t, ['run', 'default', 'extra'], /run takes one scenario; unexpected argument "extra"/);
@@ -92,7 +92,7 @@ t.test('help for an unknown command, extra arguments and --version', async (t) =
   const v = await cli('--version');
   t.equal(v.code, 0);
   t.equal(v.out, `ioemu ${JSON.parse(readFileSync('package.json', 'utf8')).version}\n`);
-  for (const topic of ['run', 'sweep', 'campaign', 'list', 'points']) t.equal((await cli('help', topic)).code, 0, `help ${topic}`);
+  for (const topic of ['run', 'sweep', 'campaign', 'list', 'points', 'cc', 'exec']) t.equal((await cli('help', topic)).code, 0, `help ${topic}`);
 });
 
 t.test('a closed pipe ends the command quietly (ioemu points | head -1)', async (t) => {

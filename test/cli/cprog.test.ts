@@ -83,7 +83,7 @@ t.test('ioemu exec: status passthrough on every machine, the trace, a fault plan
   const bad = join(dir, 'bad.wasm');
   writeFileSync(bad, 'not wasm');
   const b = await cli('exec', bad);
-  t.equal(b.code, 3);
+  t.equal(b.code, 2, 'a file that is not WebAssembly is bad input');
   t.match(b.err, /not a WebAssembly module/);
 });
 

@@ -7,6 +7,7 @@
  * 128 + signal for a trap (abort: SIGABRT, a wild access: SIGSEGV), or
  * HANG_STATUS when it waited for something that could never happen.
  */
+import { CallerError } from '../../src/errors.ts';
 import type { Machine } from '../../machines/machine.ts';
 import type { SpawnOptions } from '../../src/host/process.ts';
 import { HANG_STATUS, Program, ProgramExit, ProgramHang, type StdioOptions, type TimeOptions } from './program.ts';
@@ -33,8 +34,12 @@ export interface ProgramResult {
   calls: number;
 }
 
-/** The module cannot run here (an import nobody provides, no memory, no _start): ioemu's failure, not the program's. */
-export class ProgramLoadError extends Error {
+/**
+ * The module given cannot run here (not WebAssembly, an import nobody
+ * provides, no memory, no _start): the caller's input is at fault, not ioemu
+ * and not the program's own logic (`ioemu exec` exits 2).
+ */
+export class ProgramLoadError extends CallerError {
   override name = 'ProgramLoadError';
 }
 
