@@ -26,7 +26,7 @@ import type { Counter } from '../../src/trace/counters.ts';
 import { AtsResponder } from './ats.ts';
 import { ContextCache, PasidCache } from './caches.ts';
 import { DevTlbInvalidator } from './devtlb.ts';
-import { faultName } from './fault-reasons.ts';
+import { faultName, isQualifiedFault } from './fault-reasons.ts';
 import { FaultRecorder } from './faults.ts';
 import { EventInterrupt, type EventKind } from './interrupts.ts';
 import { InvQueue } from './inv-queue.ts';
@@ -285,10 +285,10 @@ export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
     this.downstream?.sendPrgResponse(rid, { pasid, prgIndex, code, privileged: false, exec: false });
   }
 
-  /** Abort the request: record the fault unless a Fault Processing Disable bit applies. */
+  /** Abort the request: record the fault unless a Fault Processing Disable bit applies to it (a qualified fault, §7.1.3). */
   private fault(out: TranslationAnswer): boolean {
     const f = this.xlate.fi;
-    const fpd = this.xlate.fpd;
+    const fpd = this.xlate.fpd && isQualifiedFault(f.code);
     const name = faultName(f.code);
     this.cFaults.value++;
     let recorded = false;
