@@ -37,6 +37,8 @@ export interface VtdDomainOps {
   readonly pwsnp: boolean;
   attach(dev: PciFunction, pasid: number, domain: VtdDomain): number;
   detach(dev: PciFunction, pasid: number): void;
+  /** The SVA domain's mm is gone (intel_mm_release): tear its PASID entries down, attachments kept. */
+  mmRelease(domain: VtdDomain): void;
   /** Invalidate [start, end) of a domain everywhere it is attached, and wait. */
   flushRange(domain: VtdDomain, start: number, end: number, leafOnly: boolean): void;
   flushAll(domain: VtdDomain): void;
@@ -211,6 +213,11 @@ export class SvaDomain implements VtdDomain {
   /** The CPU page table changed (mmu notifier): drop this PASID's translations, and the device-TLBs'. */
   flushIotlbAll(): void {
     this.ops.flushAll(this);
+  }
+
+  /** intel_mm_release(): the mm's page tables are about to go; every PASID of this domain stops translating. */
+  mmRelease(): void {
+    this.ops.mmRelease(this);
   }
 
   free(): void {

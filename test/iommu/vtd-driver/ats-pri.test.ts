@@ -129,7 +129,8 @@ t.test('SVA unbind tears the PASID down with a PASID-based device-TLB invalidati
   t.ok(ep.cached(va, h.pasid));
   const seen = ep.invalidations.length;
   host.sva.unbind(h);
-  t.same(ep.invalidations.slice(seen).map((r) => [r.pasid, r.addr, r.size]), [[h.pasid, 0, 2 ** 64]]);
+  // intel_pasid_tear_down_entry's device-TLB invalidation, then intel_iommu_drain_pasid_prq's.
+  t.same(ep.invalidations.slice(seen).map((r) => [r.pasid, r.addr, r.size]), [[h.pasid, 0, 2 ** 64], [h.pasid, 0, 2 ** 64]]);
   t.equal(ep.cached(va, h.pasid), undefined);
   t.same(ep.translate(va, 4096, { pasid: h.pasid }), { status: 'UR', entries: [] }, 'PASID entry gone: UR');
 });
@@ -145,4 +146,62 @@ t.test('releasing a device tears down its PASIDs and context entry and turns PRI
   t.notOk(ep.pri.enabled || ep.ats.enabled);
   t.same(ep.dmaRead(BigInt(va), 4, { pasid: h.pasid }), { ok: false, fault: 'DMAR_SM_CONTEXT_NOT_PRESENT' }, 'the context-cache was invalidated');
   t.equal(driver.deviceState(ep), undefined);
+});
+
+/** The invalidation descriptors the unit executes from now on: [type, formatted descriptor]. */
+function qiLog(board: { tracer: { on(name: 'vtd.qi.desc', f: (r: { args: { type: string; desc: string } }) => void): unknown } }): [string, string][] {
+  const log: [string, string][] = [];
+  board.tracer.on('vtd.qi.desc', (r) => log.push([r.args.type, r.args.desc]));
+  return log;
+}
+
+t.test('SVA unbind of a live bond drains the page requests of the PASID (intel_iommu_drain_pasid_prq)', async (t) => {
+  const { board, host, ep, driver } = atsDevice();
+  const p = host.spawn();
+  const va = Number(p.mmap(4 * 4096));
+  const h = host.sva.bind(ep, p.mm, p.pid) as SvaHandle;
+  t.equal(driver.deviceState(ep)!.pri, true);
+  // A page request still in the queue when the bond goes: the handler takes it before the drain.
+  ep.request({ addr: va, pasid: h.pasid, prgIndex: 3, last: true });
+  const log = qiLog(board);
+  host.sva.unbind(h);
+  const types = log.map(([type]) => type);
+  const drainAt = types.indexOf('pasid-cache');
+  t.ok(drainAt >= 0, 'the teardown invalidated the PASID-cache');
+  t.same(types.slice(drainAt, drainAt + 4), ['pasid-cache', 'pasid-iotlb', 'pasid-device-tlb', 'wait'], 'teardown: PASID-cache, p-IOTLB, device-TLB');
+  // The queued request goes through the handler (iopf_queue_flush_dev) and is answered before the drain batch.
+  t.same(log.slice(drainAt + 4, drainAt + 6).map(([type]) => type), ['page-group-response', 'wait'], 'the queued request answered');
+  const tail = log.slice(drainAt + 6);
+  t.same(tail.map(([type]) => type), ['wait', 'pasid-iotlb', 'pasid-device-tlb', 'wait'], 'then the drain batch');
+  t.match(tail[0]![1], /FN=1/, 'a fenced wait first');
+  t.notMatch(tail[0]![1], /SW=1/, 'without a status write');
+  // The RID sits on no paging domain (blocked): FLPT_DEFAULT_DID.
+  t.match(tail[1]![1], new RegExp(`DID=0x1 .*PASID=0x${h.pasid.toString(16)}|PASID=0x${h.pasid.toString(16)}.*DID=0x1`));
+  t.match(tail[3]![1], /PD=1/, 'the closing wait drains page requests (PD)');
+  t.same(driver.pasidEntryOf(ep, h.pasid), new Uint32Array(16), 'the entry is all zero');
+  t.same(ep.responses.filter((r) => r.prgIndex === 3).map((r) => r.code), ['success'], 'answered while the bond still held the mm');
+});
+
+t.test('SVA mm release (intel_mm_release): the entry is torn down with fault_ignore; as in 7.3 it ends all zero and the later unbind does nothing', async (t) => {
+  const { board, host, ep, driver } = atsDevice();
+  const p = host.spawn();
+  const va = Number(p.mmap(4096, { populate: true }));
+  const h = host.sva.bind(ep, p.mm, p.pid) as SvaHandle;
+  t.ok(ep.translate(va, 4096, { pasid: h.pasid }).entries[0]!.read);
+  const log = qiLog(board);
+  const seen = ep.invalidations.length;
+  p.exit();
+  t.same(log.map(([type]) => type), ['pasid-cache', 'pasid-iotlb', 'pasid-device-tlb', 'wait'], 'PASID-cache, p-IOTLB and device-TLB flushed; no PRQ drain');
+  t.notOk(log.some(([, d]) => /PD=1/.test(d)), 'no page-request drain at mm release');
+  t.same(ep.invalidations.slice(seen).map((r) => [r.pasid, r.addr, r.size]), [[h.pasid, 0, 2 ** 64]]);
+  // intel_pasid_clear_entry(fault_ignore) sets FPD only in a present entry; 7.3 cleared P just before.
+  t.same(driver.pasidEntryOf(ep, h.pasid), new Uint32Array(16), 'all zero: no FPD');
+  t.equal(host.sva.handles().length, 1, 'the bond stays until it is unbound');
+  t.same(ep.translate(va, 4096, { pasid: h.pasid }), { status: 'UR', entries: [] }, 'the PASID no longer translates');
+  board.scheduler.run();
+  t.same(driver.faults.filter((f) => f.pasid === h.pasid).map((f) => f.reason), [0x59], 'the not-present fault is recorded');
+  log.length = 0;
+  host.sva.unbind(h);
+  t.same(log, [], 'unbind: the entry is not present and has no FPD, nothing to flush or drain');
+  t.equal(host.sva.handles().length, 0);
 });
