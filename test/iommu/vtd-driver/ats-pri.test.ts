@@ -1,7 +1,7 @@
 import t from 'tap';
 import { IOMMU_READ, IOMMU_WRITE } from '../../../src/iommu-core/io-pgtable.ts';
-import { PRS_PRO, SM_CONTEXT_ENTRY, VTD_REG } from '../../../iommu/vtd/index.ts';
-import { decodeLayout } from '../../../src/hw/layout.ts';
+import { PASID_ENTRY, PRS_PRO, SM_CONTEXT_ENTRY, VTD_REG } from '../../../iommu/vtd/index.ts';
+import { decodeLayout, encodeLayout } from '../../../src/hw/layout.ts';
 import type { IommuDomain } from '../../../src/iommu-core/domain.ts';
 import type { SvaHandle } from '../../../src/iommu-core/sva.ts';
 import { atsDevice } from './fixture.ts';
@@ -204,4 +204,32 @@ t.test('SVA mm release (intel_mm_release): the entry is torn down with fault_ign
   host.sva.unbind(h);
   t.same(log, [], 'unbind: the entry is not present and has no FPD, nothing to flush or drain');
   t.equal(host.sva.handles().length, 0);
+});
+
+t.test('a non-present PASID entry with FPD (what fault_ignore teardowns before the 7.3 P-clear wrote) silences DMA faults; unbind clears it and drains', async (t) => {
+  const { board, host, ep, driver } = atsDevice();
+  const p = host.spawn();
+  const va = Number(p.mmap(4096, { populate: true }));
+  const h = host.sva.bind(ep, p.mm, p.pid) as SvaHandle;
+  p.exit();
+  // Put FPD into the (now all-zero) entry, as pasid_clear_entry_with_fpd would: walk context → directory → table.
+  const ctx = decodeLayout(SM_CONTEXT_ENTRY, driver.tables.readContext(ep.requesterId));
+  const dirEntry = board.sysmem.read32(ctx.PASIDDIRPTR * 4096 + Math.floor(h.pasid / 64) * 8);
+  const entryAt = (dirEntry & ~0xfff) + (h.pasid % 64) * 64;
+  t.same(driver.pasidEntryOf(ep, h.pasid), new Uint32Array(16));
+  board.sysmem.write32(entryAt, encodeLayout(PASID_ENTRY, { FPD: 1 })[0]!);
+  const before = driver.faults.length;
+  t.same(ep.translate(va, 4096, { pasid: h.pasid }), { status: 'UR', entries: [] }, 'the request still aborts');
+  t.notOk(ep.dmaRead(BigInt(va), 4, { pasid: h.pasid }).ok);
+  board.scheduler.run();
+  t.equal(driver.faults.length, before, 'no fault recorded: FPD');
+  t.equal(board.counters.get('vtd.faults.suppressed'), 2);
+  const log = qiLog(board);
+  host.sva.unbind(h);
+  t.same(driver.pasidEntryOf(ep, h.pasid), new Uint32Array(16), 'unbind cleared the entry');
+  t.same(log.map(([type]) => type), ['wait', 'pasid-iotlb', 'pasid-device-tlb', 'wait'], 'no flush of a non-present entry, only the drain');
+  t.match(log[3]![1], /PD=1/);
+  t.notOk(ep.dmaRead(BigInt(va), 4, { pasid: h.pasid }).ok);
+  board.scheduler.run();
+  t.same(driver.faults.slice(before).map((f) => [f.reason, f.pasid]), [[0x59, h.pasid]], 'without FPD the fault is recorded again');
 });
