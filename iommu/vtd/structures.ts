@@ -79,7 +79,7 @@ export class StructureLoader {
     e.levels = levels;
     e.slptptr = tablePtr(CONTEXT_ENTRY, c, 'SLPTPTR');
     if (tt !== TT_PASSTHROUGH) {
-      e.walker = new VtdSsWalker(this.walkMem.withRequester(sid, -1), { levels: levels as 3 | 4 | 5, root: e.slptptr, haw, ad: false, snoopControl: true });
+      e.walker = new VtdSsWalker(this.walkMem.withRequester(sid, -1), { levels: levels as 3 | 4 | 5, root: e.slptptr, haw, ad: false, snoopControl: this.caps.snoopControl });
     }
     this.trace('context', sid, -1, formatLayout(CONTEXT_ENTRY, c));
     return e;

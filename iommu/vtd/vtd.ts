@@ -63,6 +63,8 @@ export interface VtdOptions {
   deviceTlb?: boolean;
   /** Page request queue, ECAP.PRS and PDS (default true). */
   pageRequests?: boolean;
+  /** Snoop control, ECAP.SC (default true). */
+  snoopControl?: boolean;
   /** Virtual ns a device has to complete a device-TLB invalidation before ITE (default 1 ms). */
   atsInvalidationTimeoutNs?: number;
   /**
@@ -134,6 +136,7 @@ export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
       pasidBits: clampInt(options.pasidBits ?? 20, 1, 20),
       deviceTlb: options.deviceTlb ?? true,
       pageRequests: options.pageRequests ?? true,
+      snoopControl: options.snoopControl ?? true,
     };
     const rc = (ctx as { rc?: Partial<AtsDownstream> }).rc;
     this.downstream = options.downstream ?? (typeof rc?.sendAtsInvalidation === 'function' ? (rc as AtsDownstream) : undefined);

@@ -162,6 +162,12 @@ export interface IommuDriver {
   readonly identityDomain?: DriverDomain;
   readonly blockedDomain: DriverDomain;
   getResvRegions(dev: PciFunction): ResvRegion[];
+  /**
+   * device_iommu_capable(dev, IOMMU_CAP_ENFORCE_CACHE_COHERENCY): a domain
+   * of this IOMMU can enforce coherency for this device (VT-d: ECAP.SC;
+   * SMMUv3: the device is CANWBS). Absent: false.
+   */
+  enforceCacheCoherencyCapable?(dev: PciFunction): boolean;
   /** Enable I/O page faults (PRI/stall) for the device; 0 or -errno. */
   enableIopf?(dev: PciFunction): number;
   disableIopf?(dev: PciFunction): void;

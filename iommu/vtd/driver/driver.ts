@@ -4,7 +4,7 @@ import type { Host } from '../../../src/host/host.ts';
 import type { Mm } from '../../../src/host/mm.ts';
 import { PCI_PASID_CAP_EXEC, PCI_PASID_CAP_PRIV, type PciAtsDevice } from '../../../src/host/pci-ats.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
-import { decodeLayout, encodeLayout, readField } from '../../../src/hw/layout.ts';
+import { decodeLayout, encodeLayout, readField, writeField } from '../../../src/hw/layout.ts';
 import { PASID_ENTRY } from '../pasid-entry.ts';
 import type {
   DriverDomain, HwInfo, IommuDriver, PageRequest, PageResponseCode, PagingDomainFlags, ResvRegion,
@@ -62,6 +62,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
   readonly qi: InvalidationQueue;
   readonly tables: ContextTables;
   readonly pwsnp: boolean;
+  readonly snoopControl: boolean;
   private readonly faultReader: FaultReader;
   private readonly prq: PageRequestReader | undefined;
   private readonly flusher: Flusher;
@@ -90,6 +91,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     this.ecaps = decodeLayout(VTD_REGS.layout('ECAP'), this.ecap);
     if (this.ecaps.SMTS !== 1 || this.ecaps.QI !== 1) throw new Error('VT-d driver: needs scalable mode and queued invalidation');
     this.pwsnp = this.ecaps.SMPWCS === 1;
+    this.snoopControl = this.ecaps.SC === 1;
     this.blockedDomain = new StaticDomain(this, 'blocked');
     this.identityDomain = new StaticDomain(this, 'identity');
     this.faultReader = new FaultReader(this.regs, this.caps.FRO * 16, this.caps.NFR + 1);
@@ -280,6 +282,11 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     return this.offerDirtyTracking && this.ecaps.SLADS === 1 && this.ecaps.SLTS === 1;
   }
 
+  /** intel_iommu_capable(IOMMU_CAP_ENFORCE_CACHE_COHERENCY): ecap_sc_support. */
+  enforceCacheCoherencyCapable(dev: PciFunction): boolean {
+    return this.devices.has(dev) && this.snoopControl;
+  }
+
   getResvRegions(): ResvRegion[] {
     return [{ start: IOAPIC_RANGE_START, length: IOAPIC_RANGE_END - IOAPIC_RANGE_START + 1, type: 'msi', prot: 0 }];
   }
@@ -343,6 +350,8 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     if (info === undefined) return -ENODEV;
     if (pasid !== 0 && (pasid < 0 || pasid >= this.maxPasids(dev))) return -EINVAL;
     if (info.attached.get(pasid) === domain) return 0;
+    // paging_domain_compatible_second_stage(): a domain forcing SNP needs a unit with snoop control.
+    if (domain instanceof SsDomain && domain.forceSnooping && !this.snoopControl) return -EINVAL;
     const words = domain.pasidEntry();
     if (words === undefined) {
       this.detach(dev, pasid);
@@ -463,6 +472,19 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
       }
     }
     return 0;
+  }
+
+  setPageSnoop(domain: VtdDomain): void {
+    for (const { dev, pasid } of domain.users.values()) {
+      const info = this.devices.get(dev);
+      if (info === undefined || pasid !== 0) continue;
+      const old = info.tables.read(pasid);
+      if (readField(PASID_ENTRY, old, 'P') === 0) continue;
+      const w = old.slice();
+      writeField(PASID_ENTRY, w, 'PGSNP', 1);
+      info.tables.write(pasid, w);
+      this.flusher.entry(info, pasid, w);
+    }
   }
 
   flushRange(domain: VtdDomain, start: number, end: number, leafOnly: boolean): void {
