@@ -417,8 +417,25 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
   }
 
   /**
+   * info->iopf_refcount != 0: iopf_for_domain_set() took a reference for
+   * every domain with a fault handler attached to the device (its RID or a
+   * PASID) and drops it only after the teardown. Here: PRI is on and the
+   * core still has such a domain on the device (the one being torn down
+   * counts: the core forgets it after the driver's teardown).
+   */
+  private iopfActive(info: DevInfo): boolean {
+    if (!info.pri) return false;
+    const core = this.host.iommu;
+    if (core.domainForPasid(info.dev, -1)?.iopfHandler !== undefined) return true;
+    for (const p of info.attached.keys()) {
+      if (p !== 0 && core.domainForPasid(info.dev, p)?.iopfHandler !== undefined) return true;
+    }
+    return false;
+  }
+
+  /**
    * intel_iommu_drain_pasid_prq() (intel/prq.c), for a device with I/O page
-   * faults enabled (iopf_refcount; here: PRI enabled): page requests of the
+   * faults in use (iopfActive): page requests of the
    * RID and PASID still in the queue are handled first (the driver waits for
    * prq_event_thread; here it runs the handler) and the I/O page-fault
    * workqueue is flushed (iopf_queue_flush_dev); then a fenced wait, an IOTLB
@@ -430,7 +447,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
    */
   private drainPasidPrq(info: DevInfo, pasid: number): void {
     const prq = this.prq;
-    if (!info.pri || prq === undefined) return;
+    if (!this.iopfActive(info) || prq === undefined) return;
     if (prq.pending(info.sid, pasid)) this.drainPageRequests();
     this.host.iopf.flushDev(info.dev);
     const did = info.attached.get(0)?.did ?? IDENTITY_DID;

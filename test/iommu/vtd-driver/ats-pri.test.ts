@@ -233,3 +233,24 @@ t.test('a non-present PASID entry with FPD (what fault_ignore teardowns before t
   board.scheduler.run();
   t.same(driver.faults.slice(before).map((f) => [f.reason, f.pasid]), [[0x59, h.pasid]], 'without FPD the fault is recorded again');
 });
+
+t.test('the RID teardown drains page requests only while a fault-handling domain is on the device (iopf_refcount)', async (t) => {
+  const { board, host, ep, group, owner } = atsDevice();
+  const p = host.spawn();
+  p.mmap(4096, { populate: true });
+  const d = host.iommu.allocPaging(ep) as IommuDomain;
+  t.equal(host.iommu.attachGroup(d, group, owner), 0);
+  const h = host.sva.bind(ep, p.mm, p.pid) as SvaHandle;
+  const log = qiLog(board);
+  t.equal(host.iommu.detachGroup(d, group, owner), 0);
+  const drain = log.filter(([, desc]) => /PD=1/.test(desc));
+  t.equal(drain.length, 1, 'the SVA bond holds a reference: the RID (IOMMU_NO_PASID) is drained');
+  const did = (d.driver as unknown as { did: number }).did;
+  t.ok(log.some(([type, desc]) => type === 'iotlb' && desc.includes(`G=2 `) && desc.includes(`DID=0x${did.toString(16)}}`)), 'domain-selective IOTLB of the RID domain');
+  host.sva.unbind(h);
+  t.equal(host.iommu.attachGroup(d, group, owner), 0);
+  log.length = 0;
+  t.equal(host.iommu.detachGroup(d, group, owner), 0);
+  t.ok(log.length > 0, 'the entry is torn down and flushed');
+  t.notOk(log.some(([, desc]) => /PD=1/.test(desc)), 'no fault-handling domain left: no drain');
+});
