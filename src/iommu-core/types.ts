@@ -65,8 +65,9 @@ export interface DriverDomain {
    * SVA domain: its mm is gone (the mmu_notifier release each driver
    * registers: intel_mm_release, arm_smmu_mm_release). Every PASID attached
    * to the domain must stop translating while staying attached, until it is
-   * unbound. VT-d: a non-present PASID entry with FPD set
-   * (intel_pasid_tear_down_entry with fault_ignore); SMMUv3: the CD stays
+   * unbound. VT-d: intel_pasid_tear_down_entry with fault_ignore (in 7.3
+   * the entry ends all zero: the FPD branch needs a present entry, and P was
+   * cleared first); SMMUv3: the CD stays
    * valid with translation disabled. Absent: the core puts the blocked
    * domain on each such PASID instead (the faults are then recorded).
    */
