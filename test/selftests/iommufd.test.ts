@@ -68,7 +68,12 @@ import {
   VFIO_DMA_MAP_FLAG_READ,
   VFIO_DMA_MAP_FLAG_WRITE,
   VFIO_GET_API_VERSION,
+  VFIO_DMA_UNMAP_FLAG_ALL,
   VFIO_IOMMU_GET_INFO,
+  VFIO_IOMMU_INFO_CAPS,
+  VFIO_IOMMU_INFO_PGSIZES,
+  VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
+  VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
   VFIO_IOMMU_MAP_DMA,
   VFIO_IOMMU_UNMAP_DMA,
   VFIO_SET_IOMMU,
@@ -79,8 +84,11 @@ import {
   vfio_iommu_type1_info,
 } from '../../src/uapi/vfio.ts';
 import {
+  attachPt,
   BUFFER_SIZE,
   boot,
+  fillPattern,
+  HUGEPAGE_SIZE,
   call,
   checkMap,
   destroy,
@@ -750,6 +758,375 @@ const ioasCases = (kind: MachineKind, v: IoasVariant): Ported<Ioas>[] => {
   ];
 };
 
+// ---------------------------------------------------------------------------------------------
+// FIXTURE(iommufd_mock_domain): one IOAS with one or two devices; hugetlb and memfd-backed buffers.
+
+interface MdVariant {
+  name: string;
+  mockDomains: number;
+  hugepages: boolean;
+  file: boolean;
+}
+
+const MD_VARIANTS: MdVariant[] = [
+  { name: 'one_domain', mockDomains: 1, hugepages: false, file: false },
+  { name: 'two_domains', mockDomains: 2, hugepages: false, file: false },
+  { name: 'one_domain_hugepage', mockDomains: 1, hugepages: true, file: false },
+  { name: 'two_domains_hugepage', mockDomains: 2, hugepages: true, file: false },
+  { name: 'one_domain_file', mockDomains: 1, hugepages: false, file: true },
+  { name: 'one_domain_file_hugepage', mockDomains: 1, hugepages: true, file: true },
+];
+
+interface Md extends Sys {
+  v: MdVariant;
+  ioas: number;
+  devs: StandIn[];
+  others: StandIn[];
+  bufSize: number;
+  /** The kernel's mfd / mfd_buffer: a memfd of BUFFER_SIZE mapped shared. */
+  mfd: number;
+  mfdBuffer: bigint;
+}
+
+/** mmap with the fixture's mmap_flags: MAP_SHARED | MAP_ANONYMOUS, plus MAP_HUGETLB | MAP_POPULATE for the hugepage variants. */
+function mdMmap(s: Md, size: number): bigint {
+  return s.p.mmap(size, s.v.hugepages ? { shared: true, hugepage: '2M', populate: true } : { shared: true });
+}
+
+/** memfd_mmap(): a memfd of `length`, mapped MAP_SHARED: [mfd, address]. */
+function memfdMmap(s: Sys, length: number): [number, bigint] {
+  const mfd = s.p.memfd_create('buffer', 0);
+  if (mfd < 0 || s.p.ftruncate(mfd, length) < 0) throw new Error(`memfd ${mfd}`);
+  const va = s.p.mmap(length, { fd: mfd, offset: 0n, shared: true });
+  if (va < 0n) throw new Error(`mmap memfd ${va}`);
+  return [mfd, va];
+}
+
+/** check_mock_iova through every device (the kernel checks hwpt_ids[0] and [1]). */
+function checkMockIova(t: Test, s: Md, va: bigint, iova: bigint, length: number, msg?: string): void {
+  for (const d of s.devs) checkMap(t, s, d, iova, va, length, msg ?? `${d.fn.bdf} reads the mapped pages`);
+}
+
+/** check_refs(buf, len, 1) as the process's pinned-page count: every page of the range pinned once. */
+function checkPinned(t: Test, s: Sys, pages: number, msg = 'pinned once'): void {
+  t.equal(s.p.mm.pinnedVm, pages, msg);
+}
+
+const mdCases = (v: MdVariant): Ported<Md>[] => {
+  const n = (c: string): string => `iommufd_mock_domain.${v.name}.${c}`;
+  return [
+    {
+      name: n('basic'),
+      run: (t, s) => {
+        if (v.file) {
+          const [r, iova] = ioasMapFile(s, s.ioas, s.mfd, 0, PAGE_SIZE);
+          t.equal(r, 0, 'a simple one page map');
+          checkMockIova(t, s, s.mfdBuffer, iova, PAGE_SIZE);
+          const [tmp] = memfdMmap(s, s.bufSize);
+          t.equal(ioasMapFile(s, s.ioas, tmp, 0, s.bufSize + 1)[0], -E.EINVAL, 'beyond the file');
+          t.equal(s.p.ftruncate(tmp, 0), 0);
+          t.equal(ioasMapFile(s, s.ioas, tmp, 0, s.bufSize)[0], -E.EINVAL, 'a truncated file');
+          s.p.close(tmp);
+        } else {
+          const [r, iova] = ioasMap(s, s.ioas, s.buffer, PAGE_SIZE);
+          t.equal(r, 0, 'a simple one page map');
+          checkMockIova(t, s, s.buffer, iova, PAGE_SIZE);
+          const buf = mdMmap(s, s.bufSize);
+          t.ok(buf > 0n, 'mmap');
+          if (v.hugepages) t.equal(buf % BigInt(2 * 1024 * 1024), 0n, 'MAP_HUGETLB is aligned to its page size');
+          t.equal(s.p.munmap(buf + BigInt(s.bufSize / 2), s.bufSize / 2), 0);
+          t.equal(ioasMap(s, s.ioas, buf, s.bufSize)[0], -E.EFAULT, 'EFAULT half way through mapping');
+          t.equal(s.p.munmap(buf, s.bufSize / 2), 0);
+          t.equal(ioasMap(s, s.ioas, buf, s.bufSize)[0], -E.EFAULT, 'EFAULT on the first page');
+        }
+      },
+    },
+    {
+      name: n('ro_unshare'),
+      run: (t, s) => {
+        // /proc/self/exe mapped MAP_PRIVATE becomes a memfd mapped MAP_PRIVATE: a private file page.
+        const [mfd] = memfdMmap(s, PAGE_SIZE);
+        s.p.pwrite(mfd, new Uint8Array(PAGE_SIZE).fill(0x7e), 0n);
+        const buf = s.p.mmap(PAGE_SIZE, { fd: mfd, offset: 0n, shared: false });
+        s.p.close(mfd);
+        if (buf < 0n) {
+          t.fail(`MAP_PRIVATE file mapping: ${buf}`);
+          return;
+        }
+        const [r, iova] = ioasMap(s, s.ioas, buf, PAGE_SIZE, undefined, 4 /* IOMMU_IOAS_MAP_READABLE */);
+        t.equal(r, 0);
+        checkMockIova(t, s, buf, iova, PAGE_SIZE);
+        s.p.memWrite(buf, new Uint8Array(PAGE_SIZE).fill(1));
+        checkMockIova(t, s, buf, iova, PAGE_SIZE, 'the write after a read-only pin does not change the page (unshared at pin time)');
+        t.equal(s.p.munmap(buf, PAGE_SIZE), 0);
+      },
+    },
+    ...(['all_aligns', 'all_aligns_copy'] as const).map(
+      (name): Ported<Md> => ({
+        name: n(name),
+        run: (t, s) => {
+          // MOCK_PAGE_SIZE (2 KiB) steps become the real domains' 4 KiB page.
+          const step = v.hugepages ? s.bufSize / 16 : PAGE_SIZE;
+          let mfd = -1;
+          let buf: bigint;
+          if (v.file) [mfd, buf] = memfdMmap(s, s.bufSize);
+          else buf = mdMmap(s, s.bufSize);
+          fillPattern(s.p, buf, Math.min(s.bufSize, 16 * PAGE_SIZE));
+          checkPinned(t, s, 0, 'nothing pinned');
+          let combos = 0;
+          for (let start = 0; start < s.bufSize; start += step) {
+            for (let end = v.hugepages ? s.bufSize : start + PAGE_SIZE; end < s.bufSize; end += PAGE_SIZE) {
+              const length = end - start;
+              const [r, iova] = v.file ? ioasMapFile(s, s.ioas, mfd, start, length) : ioasMap(s, s.ioas, buf + BigInt(start), length);
+              t.equal(r, 0, `map [${start}, ${end})`);
+              let extra: StandIn | undefined;
+              if (name === 'all_aligns_copy') {
+                // Add and destroy a domain while the area exists.
+                extra = mustStandIn(s, s.ioas, spareOf(s));
+                checkMap(t, s, extra, iova, buf + BigInt(start), length, 'a device attached later reads it');
+              }
+              checkMockIova(t, s, buf + BigInt(start), iova, length);
+              checkPinned(t, s, end / PAGE_SIZE - start / PAGE_SIZE);
+              if (extra) t.equal(s.p.close(extra.cdev), 0);
+              t.equal(ioasUnmap(s, s.ioas, iova, length)[0], 0);
+              combos++;
+            }
+          }
+          checkPinned(t, s, 0, 'nothing pinned after');
+          t.equal(s.p.munmap(buf, s.bufSize), 0);
+          if (v.file) s.p.close(mfd);
+          t.pass(`${combos} start/length combinations`);
+        },
+      }),
+    ),
+    {
+      name: n('user_copy'),
+      run: (t, s) => {
+        // The mock access's pin of the source is left out: the copy itself must pin the pages from an IOAS without domains.
+        const buf = v.file ? s.mfdBuffer : s.buffer;
+        const src = ioasAlloc(s);
+        const [r1, srcIova] = v.file ? ioasMapFile({ ...s }, src, s.mfd, 0, BUFFER_SIZE) : ioasMap(s, src, buf, BUFFER_SIZE);
+        t.equal(r1, 0);
+        t.equal(ioasCopy(s, s.ioas, src, srcIova, BUFFER_SIZE, MOCK_APERTURE_START, IOMMU_IOAS_MAP_WRITEABLE)[0], 0, 'copy into the IOAS with domains');
+        checkMockIova(t, s, buf, MOCK_APERTURE_START, BUFFER_SIZE);
+        const next = ioasAlloc(s);
+        const [r2, nextIova] = v.file ? ioasMapFile(s, next, s.mfd, 0, BUFFER_SIZE) : ioasMap(s, next, buf, BUFFER_SIZE);
+        t.equal(r2, 0);
+        t.equal(ioasUnmap(s, s.ioas, MOCK_APERTURE_START, BUFFER_SIZE)[0], 0, 'clean up the copied mapping');
+        t.equal(destroy(s, src), 0, 'destroy the old IOAS');
+        t.equal(ioasCopy(s, s.ioas, next, nextIova, BUFFER_SIZE, MOCK_APERTURE_START, IOMMU_IOAS_MAP_WRITEABLE)[0], 0, 'the same again from the new IOAS');
+        checkMockIova(t, s, buf, MOCK_APERTURE_START, BUFFER_SIZE);
+        t.equal(destroy(s, next), 0);
+      },
+    },
+    {
+      name: n('replace'),
+      run: (t, s) => {
+        const ioas = ioasAlloc(s);
+        const d0 = s.devs[0]!;
+        t.equal(attachPt(s, d0.cdev, ioas)[0], 0, 'replace onto another IOAS');
+        if (v.mockDomains === 1) t.equal(attachPt(s, d0.cdev, d0.hwpt)[0], -E.ENOENT, 'the prior automatic HWPT was freed');
+        t.equal(attachPt(s, d0.cdev, ioas)[0], 0);
+        if (v.mockDomains >= 2) {
+          const d1 = s.devs[1]!;
+          t.equal(attachPt(s, d0.cdev, d1.hwpt)[0], 0);
+          t.equal(attachPt(s, d0.cdev, d1.hwpt)[0], 0);
+          t.equal(attachPt(s, d0.cdev, d0.hwpt)[0], 0);
+        }
+        t.equal(attachPt(s, d0.cdev, s.ioas)[0], 0);
+        t.equal(destroy(s, ioas), 0);
+      },
+    },
+    {
+      name: n('alloc_hwpt'),
+      run: (t, s) => {
+        for (const d of s.devs) {
+          t.equal(hwptAlloc(s, d.idev, s.ioas, ~IOMMU_HWPT_ALLOC_NEST_PARENT >>> 0)[0], -E.EOPNOTSUPP, 'unknown flags');
+          const [ra, h0] = hwptAlloc(s, d.idev, s.ioas, 0);
+          const [rb, h1] = hwptAlloc(s, d.idev, s.ioas, IOMMU_HWPT_ALLOC_NEST_PARENT);
+          t.equal(ra, 0);
+          t.equal(rb, 0);
+          t.equal(attachPt(s, d.cdev, h0)[0], 0, 'rotate onto the first');
+          t.equal(destroy(s, h0), -E.EBUSY);
+          t.equal(attachPt(s, d.cdev, h1)[0], 0, 'onto the nesting parent');
+          t.equal(destroy(s, h1), -E.EBUSY);
+          t.equal(attachPt(s, d.cdev, s.ioas)[0], 0, 'back to the IOAS');
+          t.equal(destroy(s, h1), 0);
+          const other = mustStandIn(s, h0, spareOf(s));
+          t.equal(s.p.close(other.cdev), 0);
+          t.equal(destroy(s, h0), 0);
+        }
+      },
+    },
+  ];
+};
+
+function spareOf(s: { devs: StandIn[]; others: StandIn[] }): { bdf: string; minor: number } {
+  const used = new Set([...s.devs, ...s.others].map((d) => d.fn.bdf));
+  const f = [...STAND_INS, PASID_STAND_IN].find((d) => !used.has(d.bdf));
+  if (f === undefined) throw new Error('no spare endpoint');
+  return f;
+}
+
+function mdSetup(kind: MachineKind, v: MdVariant): Md {
+  const s = boot(kind) as Md;
+  s.v = v;
+  s.ioas = ioasAlloc(s);
+  s.devs = [];
+  s.others = [];
+  for (let i = 0; i < v.mockDomains; i++) s.devs.push(mustStandIn(s, s.ioas, STAND_INS[i]));
+  s.bufSize = v.hugepages ? HUGEPAGE_SIZE * 2 : PAGE_SIZE * 8;
+  [s.mfd, s.mfdBuffer] = memfdMmap(s, BUFFER_SIZE);
+  fillPattern(s.p, s.mfdBuffer, BUFFER_SIZE, 0x33);
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// FIXTURE(vfio_compat_mock_domain): the IOAS made the VFIO compat IOAS with a device on it.
+
+interface Compat extends Sys {
+  version: number;
+  ioas: number;
+  dev: StandIn;
+}
+
+/** ioctl_check_buf: run the ioctl on a BUFFER_SIZE buffer and check nothing past the command's own size was written. */
+function ioctlCheckBuf(t: Test, s: Sys, req: number, cmd: Uint8Array): Uint8Array {
+  const b = new Uint8Array(BUFFER_SIZE).fill(0xaa);
+  b.set(cmd);
+  const len = new DataView(cmd.buffer, cmd.byteOffset).getUint32(0, true);
+  b.fill(0xaa, len);
+  t.equal(s.p.ioctl(s.fd, req, b), 0);
+  t.ok(b.subarray(len).every((x) => x === 0xaa), 'nothing written past argsz');
+  return b;
+}
+
+const compatCases = (kind: MachineKind, version: number, vname: string): Ported<Compat>[] => {
+  const n = (c: string): string => `vfio_compat_mock_domain.${vname}.${c}`;
+  const hw = HW[kind];
+  return [
+    { name: n('simple_close'), run: () => {} },
+    {
+      name: n('option_huge_pages'),
+      run: (t, s) => {
+        t.same(option(s, { option_id: IOMMU_OPTION_HUGE_PAGES, op: IOMMU_OPTION_OP_GET, val64: 3, object_id: s.ioas }), [0, version === VFIO_TYPE1_IOMMU ? 0n : 1n]);
+      },
+    },
+    {
+      name: n('get_info'),
+      run: (t, s) => {
+        const info = (argsz: number): StructView<keyof typeof vfio_iommu_type1_info.fields> & { raw8: Uint8Array } => {
+          const b = ioctlCheckBuf(t, s, VFIO_IOMMU_GET_INFO, encodeStruct(vfio_iommu_type1_info, { argsz }));
+          return Object.assign(new StructView(vfio_iommu_type1_info, b), { raw8: b });
+        };
+        const flags = VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS;
+        let v = info(vfio_iommu_type1_info.fields.cap_offset.offset);
+        t.not(v.big('iova_pgsizes'), 0n, 'pre-cap ABI');
+        t.equal(v.num('flags'), flags);
+        v = info(vfio_iommu_type1_info.size);
+        t.equal(v.num('flags'), flags);
+        t.equal(v.num('cap_offset'), 0, 'the caps do not fit');
+        const caplen = v.num('argsz');
+        t.ok(caplen > vfio_iommu_type1_info.size, 'argsz says how much the caps need');
+        let chains = 0;
+        const bad: string[] = [];
+        for (let i = vfio_iommu_type1_info.size; i <= caplen; i++) {
+          const w = info(i);
+          if (w.num('flags') !== flags) bad.push(`${i}: flags`);
+          if (w.num('cap_offset') === 0) continue;
+          chains++;
+          // check_vfio_info_cap_chain: every cap inside argsz, known, well formed.
+          const dv = new DataView(w.raw8.buffer);
+          let off = w.num('cap_offset');
+          const argsz = w.num('argsz');
+          for (;;) {
+            if (off + 8 > argsz) {
+              bad.push(`${i}: cap at ${off} past argsz ${argsz}`);
+              break;
+            }
+            const id = dv.getUint16(off, true);
+            const version = dv.getUint16(off + 2, true);
+            const next = dv.getUint32(off + 4, true);
+            const size = (next || argsz) - off;
+            if (version !== 1) bad.push(`${i}: cap ${id} version ${version}`);
+            if (id === VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
+              const nr = dv.getUint32(off + 8, true);
+              const r0s = dv.getBigUint64(off + 16, true);
+              const r0e = dv.getBigUint64(off + 24, true);
+              // The mock has one range, its aperture; the real domains have theirs less the MSI window.
+              if (nr !== 2 || r0s !== 0n || r0e !== hw.msi[0] - 1n) bad.push(`${i}: iova ranges ${nr} ${r0s}-${r0e}`);
+            } else if (id === VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
+              if (size !== 12 && size !== 16) bad.push(`${i}: dma_avail size ${size}`);
+            } else bad.push(`${i}: unknown cap ${id}`);
+            if (next === 0) break;
+            if (next < off || next + 8 > argsz) {
+              bad.push(`${i}: next ${next}`);
+              break;
+            }
+            off = next;
+          }
+        }
+        t.same(bad, [], `every argsz up to ${caplen} gives a sound cap chain (${chains} with caps)`);
+      },
+    },
+    {
+      name: n('map'),
+      run: (t, s) => {
+        const m = (vaddr: bigint, iova: bigint, size: bigint): number =>
+          s.p.ioctl(s.fd, VFIO_IOMMU_MAP_DMA, encodeStruct(vfio_iommu_type1_dma_map, { argsz: vfio_iommu_type1_dma_map.size, flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE, vaddr, iova, size }));
+        const u = (iova: bigint, size: bigint, flags = 0): [number, bigint] => {
+          const b = encodeStruct(vfio_iommu_type1_dma_unmap, { argsz: vfio_iommu_type1_dma_unmap.size, flags, iova, size });
+          const r = s.p.ioctl(s.fd, VFIO_IOMMU_UNMAP_DMA, b);
+          return [r, new StructView(vfio_iommu_type1_dma_unmap, b).big('size')];
+        };
+        const B = BigInt(BUFFER_SIZE);
+        t.equal(m(s.buffer, MOCK_APERTURE_START, B), 0, 'simple map');
+        checkMap(t, s, s.dev, MOCK_APERTURE_START, s.buffer, BUFFER_SIZE);
+        t.same(u(MOCK_APERTURE_START, B), [0, B], 'and unmap');
+        t.equal(u(MOCK_APERTURE_START, B)[0], 0, 'unmap of empty is success');
+        t.equal(m(s.buffer, MOCK_APERTURE_START, B), 0);
+        t.equal(u(MOCK_APERTURE_START, B, VFIO_DMA_UNMAP_FLAG_ALL)[0], -E.EINVAL, 'UNMAP_FLAG_ALL requires 0 iova/size');
+        t.same(u(0n, 0n, VFIO_DMA_UNMAP_FLAG_ALL), [0, B]);
+        const pages: bigint[] = [];
+        for (let i = 0n; i < B / P; i++) {
+          pages.push(MOCK_APERTURE_START + i * P);
+          t.equal(m(s.buffer + i * P, MOCK_APERTURE_START + i * P, P), 0, 'small pages');
+        }
+        // shuffle_array with a fixed permutation (deterministic).
+        const order = pages.map((_, i) => pages[(i * 7 + 3) % pages.length]!);
+        for (const iova of order) t.equal(u(iova, P)[0], 0);
+      },
+    },
+    {
+      name: n('huge_map'),
+      run: (t, s) => {
+        const size = HUGEPAGE_SIZE * 2;
+        const buf = s.p.mmap(size, { shared: true, hugepage: '2M', populate: true });
+        t.ok(buf > 0n);
+        t.equal(s.p.ioctl(s.fd, VFIO_IOMMU_MAP_DMA, encodeStruct(vfio_iommu_type1_dma_map, { argsz: vfio_iommu_type1_dma_map.size, flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE, vaddr: buf, iova: MOCK_APERTURE_START, size: BigInt(size) })), 0);
+        const piece = BigInt(size / 16);
+        const order = Array.from({ length: 16 }, (_, i) => MOCK_APERTURE_START + BigInt((i * 5 + 2) % 16) * piece);
+        for (const iova of order) {
+          const r = s.p.ioctl(s.fd, VFIO_IOMMU_UNMAP_DMA, encodeStruct(vfio_iommu_type1_dma_unmap, { argsz: vfio_iommu_type1_dma_unmap.size, iova, size: piece }));
+          if (version === VFIO_TYPE1_IOMMU) t.equal(r, 0, 'type1 mode can cut up larger mappings');
+          else t.equal(r, -E.ENOENT, 'type1v2 always fails');
+        }
+      },
+    },
+  ];
+};
+
+function compatSetup(kind: MachineKind, version: number): Compat {
+  const s = boot(kind) as Compat;
+  s.version = version;
+  s.ioas = ioasAlloc(s);
+  s.dev = mustStandIn(s, s.ioas);
+  if (call(s.p, s.fd, IOMMU_VFIO_IOAS, iommu_vfio_ioas, { op: IOMMU_VFIO_IOAS_SET, ioas_id: s.ioas })[0] !== 0) throw new Error('VFIO_IOAS_SET');
+  const r = s.p.ioctl(s.fd, VFIO_SET_IOMMU, version);
+  if (r !== 0) throw new Error(`VFIO_SET_IOMMU ${r}`);
+  return s;
+}
+
 function ioasSetup(kind: MachineKind, v: IoasVariant): Ioas {
   const s = boot(kind) as Ioas;
   s.kind = kind;
@@ -809,6 +1186,22 @@ for (const kind of MACHINES) {
     }
     for (const c of ioasCases(kind, IOAS_VARIANTS[1]!)) {
       await t.test(c.name.replace('.mock_domain.', '.mock_domain_limit.'), { skip: 'IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT (a 16-page cap on iopt_pages): a mock-only test op' }, () => {});
+    }
+    for (const v of MD_VARIANTS) {
+      await runCases<Md>(
+        t,
+        mdCases(v),
+        () => mdSetup(kind, v),
+        (t, s) => teardown(t, s, [...s.devs, ...s.others]),
+      );
+    }
+    for (const [vname, version] of [['Ver1v2', VFIO_TYPE1v2_IOMMU], ['Ver1v0', VFIO_TYPE1_IOMMU]] as const) {
+      await runCases<Compat>(
+        t,
+        compatCases(kind, version, vname),
+        () => compatSetup(kind, version),
+        (t, s) => teardown(t, s, [s.dev]),
+      );
     }
   });
 }
