@@ -16,6 +16,13 @@ import {
   IOMMU_HW_INFO_TYPE_DEFAULT,
   IOMMU_HW_INFO_TYPE_INTEL_VTD,
   IOMMU_HWPT_ALLOC,
+  IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+  IOMMU_HWPT_ALLOC_PASID,
+  IOMMU_HWPT_DIRTY_TRACKING_ENABLE,
+  IOMMU_HWPT_GET_DIRTY_BITMAP,
+  IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR,
+  IOMMU_HWPT_SET_DIRTY_TRACKING,
+  IOMMU_HW_CAP_DIRTY_TRACKING,
   IOMMU_HWPT_ALLOC_NEST_PARENT,
   IOMMU_HWPT_DATA_NONE,
   IOMMU_HWPT_FAULT_ID_VALID,
@@ -46,6 +53,9 @@ import {
   iommu_hw_info_arm_smmuv3,
   iommu_hw_info_vtd,
   iommu_hwpt_alloc,
+  iommu_hwpt_get_dirty_bitmap,
+  iommu_hwpt_set_dirty_tracking,
+  vfio_device_detach_iommufd_pt,
   iommu_hwpt_invalidate,
   iommu_ioas_alloc,
   iommu_ioas_allow_iovas,
@@ -64,6 +74,7 @@ import {
 import { encodeStruct, StructView, type StructDef } from '../../src/uapi/struct.ts';
 import {
   VFIO_API_VERSION,
+  VFIO_DEVICE_DETACH_IOMMUFD_PT,
   VFIO_CHECK_EXTENSION,
   VFIO_DMA_MAP_FLAG_READ,
   VFIO_DMA_MAP_FLAG_WRITE,
@@ -1127,6 +1138,174 @@ function compatSetup(kind: MachineKind, version: number): Compat {
   return s;
 }
 
+// ---------------------------------------------------------------------------------------------
+// FIXTURE(iommufd_dirty_tracking): a device on an IOAS; HWPTs with IOMMU_HWPT_ALLOC_DIRTY_TRACKING. The
+// mock's IOMMU_TEST_OP_DIRTY (which sets dirty bits by hand) becomes device DMA writes, which the
+// SMMUv3 (HTTU) and VT-d (second-stage A/D) models record in their page tables.
+
+interface DirtyVariant {
+  name: string;
+  /** The kernel's buffer_size, and ours (the 64M and 128M ones are stress sizes; we keep 2 and 4 bitmap pages' worth less). */
+  kernelSize: number;
+  size: number;
+  hugepages: boolean;
+}
+
+const MIB = 1024 * 1024;
+const DIRTY_VARIANTS: DirtyVariant[] = [
+  { name: 'domain_dirty8k', kernelSize: 8 * 1024, size: 8 * 1024, hugepages: false },
+  { name: 'domain_dirty16k', kernelSize: 16 * 1024, size: 16 * 1024, hugepages: false },
+  { name: 'domain_dirty64k', kernelSize: 64 * 1024, size: 64 * 1024, hugepages: false },
+  { name: 'domain_dirty128k', kernelSize: 128 * 1024, size: 128 * 1024, hugepages: false },
+  { name: 'domain_dirty320k', kernelSize: 320 * 1024, size: 320 * 1024, hugepages: false },
+  { name: 'domain_dirty64M', kernelSize: 64 * MIB, size: 4 * MIB, hugepages: false },
+  { name: 'domain_dirty64M_huge', kernelSize: 64 * MIB, size: 8 * MIB, hugepages: true },
+  { name: 'domain_dirty128M', kernelSize: 128 * MIB, size: 8 * MIB, hugepages: false },
+  { name: 'domain_dirty128M_huge', kernelSize: 128 * MIB, size: 16 * MIB, hugepages: true },
+];
+
+interface Dirty extends Sys {
+  v: DirtyVariant;
+  ioas: number;
+  dev: StandIn;
+  others: StandIn[];
+  dbuf: bigint;
+  bitmap: bigint;
+}
+
+function setDirtyTracking(s: Sys, hwpt: number, on: boolean): number {
+  return call(s.p, s.fd, IOMMU_HWPT_SET_DIRTY_TRACKING, iommu_hwpt_set_dirty_tracking, { hwpt_id: hwpt, flags: on ? IOMMU_HWPT_DIRTY_TRACKING_ENABLE : 0 })[0];
+}
+
+function getDirtyBitmap(s: Sys, hwpt: number, length: number, iova: bigint, pageSize: number, bitmap: bigint, flags: number): number {
+  return call(s.p, s.fd, IOMMU_HWPT_GET_DIRTY_BITMAP, iommu_hwpt_get_dirty_bitmap, { hwpt_id: hwpt, flags, iova, length: BigInt(length), page_size: BigInt(pageSize), data: bitmap })[0];
+}
+
+/**
+ * _test_mock_dirty_bitmaps with device writes: every other IOPTE (pte_page_size) is written by the
+ * device, GET_DIRTY_BITMAP reports exactly those (each as pte_page_size / page_size bits), and a
+ * second read reports nothing (or the same with NO_CLEAR).
+ */
+function dirtyBitmaps(t: Test, s: Dirty, hwpt: number, length: number, iova: bigint, pageSize: number, pteSize: number, bitmap: bigint, flags: number): void {
+  const nbits = length / pageSize;
+  const npte = pteSize / pageSize;
+  const pteset = 2 * npte;
+  const bytes = Math.ceil(nbits / 8);
+  let writes = 0;
+  for (let i = 0; i < nbits; i += pteset) {
+    const r = s.dev.fn.dmaWrite(iova + BigInt(i * pageSize), new Uint8Array([0xd1]));
+    if (!r.ok) t.fail(`DMA write at ${i}: ${r.fault}`);
+    writes++;
+  }
+  const read = (): Uint8Array => {
+    s.p.memWrite(bitmap, new Uint8Array(bytes));
+    t.equal(getDirtyBitmap(s, hwpt, length, iova, pageSize, bitmap, flags), 0, 'GET_DIRTY_BITMAP');
+    return s.p.memRead(bitmap, bytes) as Uint8Array;
+  };
+  const bit = (b: Uint8Array, i: number): boolean => ((b[i >> 3]! >> (i & 7)) & 1) === 1;
+  let b = read();
+  const bad: number[] = [];
+  for (let i = 0; i < nbits; i++) if (bit(b, i) !== (i % pteset < npte)) bad.push(i);
+  t.same(bad.slice(0, 8), [], `${writes} written IOPTEs read back dirty, the others clean`);
+  b = read();
+  bad.length = 0;
+  const noClear = (flags & IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR) !== 0;
+  for (let i = 0; i < nbits; i++) if (bit(b, i) !== (noClear && i % pteset < npte)) bad.push(i);
+  t.same(bad.slice(0, 8), [], noClear ? 'NO_CLEAR kept them' : 'read already: all clean');
+}
+
+const dirtyCases = (v: DirtyVariant): Ported<Dirty>[] => {
+  const n = (c: string): string => `iommufd_dirty_tracking.${v.name}.${c}`;
+  const bitmapRuns = (flags: number): Ported<Dirty>['run'] => (t, s) => {
+    // The real domains track at their page size (4 KiB), where the mock tracks MOCK_PAGE_SIZE.
+    const pte = v.hugepages ? HUGEPAGE_SIZE : PAGE_SIZE;
+    t.equal(ioasMap(s, s.ioas, s.dbuf, v.size, MOCK_APERTURE_START)[0], 0);
+    const [r, hwpt] = hwptAlloc(s, s.dev.idev, s.ioas, IOMMU_HWPT_ALLOC_DIRTY_TRACKING);
+    t.equal(r, 0);
+    t.equal(attachPt(s, s.dev.cdev, hwpt)[0], 0, 'the device moves onto the dirty-tracking HWPT');
+    t.equal(setDirtyTracking(s, hwpt, true), 0);
+    dirtyBitmaps(t, s, hwpt, v.size, MOCK_APERTURE_START, PAGE_SIZE, pte, s.bitmap, flags);
+    dirtyBitmaps(t, s, hwpt, v.size, MOCK_APERTURE_START, PAGE_SIZE, pte, s.bitmap + 2048n, flags);
+    dirtyBitmaps(t, s, hwpt, v.size, MOCK_APERTURE_START, PAGE_SIZE, pte, s.bitmap + 0xff1n, flags);
+    t.equal(attachPt(s, s.dev.cdev, s.ioas)[0], 0);
+    t.equal(destroy(s, hwpt), 0);
+  };
+  return [
+    {
+      name: n('enforce_dirty'),
+      run: (t, s) => {
+        // The mock's MOCK_FLAGS_DEVICE_NO_DIRTY halves are left out: dirty tracking is the IOMMU's, so every device here has it.
+        const [r, hwpt] = hwptAlloc(s, s.dev.idev, s.ioas, IOMMU_HWPT_ALLOC_DIRTY_TRACKING);
+        t.equal(r, 0, 'a dirty-tracking HWPT');
+        const d = standIn(s, hwpt, spareOf({ devs: [s.dev], others: s.others }));
+        t.type(d, 'object', 'another device attaches to it');
+        if (typeof d === 'object') t.equal(s.p.close(d.cdev), 0);
+        t.equal(destroy(s, hwpt), 0);
+      },
+    },
+    {
+      name: n('set_dirty_tracking'),
+      run: (t, s) => {
+        const [r, hwpt] = hwptAlloc(s, s.dev.idev, s.ioas, IOMMU_HWPT_ALLOC_DIRTY_TRACKING);
+        t.equal(r, 0);
+        const d = mustStandIn(s, hwpt, spareOf({ devs: [s.dev], others: s.others }));
+        t.equal(setDirtyTracking(s, hwpt, true), 0);
+        t.equal(setDirtyTracking(s, hwpt, false), 0);
+        t.equal(s.p.close(d.cdev), 0);
+        t.equal(destroy(s, hwpt), 0);
+      },
+    },
+    {
+      name: n('pasid_set_dirty_tracking'),
+      run: (t, s) => {
+        const [r, hwpt] = hwptAlloc(s, s.dev.idev, s.ioas, IOMMU_HWPT_ALLOC_PASID | IOMMU_HWPT_ALLOC_DIRTY_TRACKING);
+        t.equal(r, 0, 'a PASID-compatible dirty-tracking HWPT');
+        const d = mustStandIn(s, hwpt, PASID_STAND_IN);
+        t.equal(attachPt(s, d.cdev, hwpt, 100)[0], 0, 'PASID 100 attaches');
+        t.equal(setDirtyTracking(s, hwpt, true), 0);
+        t.equal(setDirtyTracking(s, hwpt, false), 0);
+        t.equal(detachPtPasid(s, d.cdev, 100), 0);
+        t.equal(s.p.close(d.cdev), 0);
+        t.equal(destroy(s, hwpt), 0);
+      },
+    },
+    {
+      name: n('device_dirty_capability'),
+      run: (t, s) => {
+        const [r, hwpt] = hwptAlloc(s, s.dev.idev, s.ioas, 0);
+        t.equal(r, 0);
+        const d = mustStandIn(s, hwpt, spareOf({ devs: [s.dev], others: s.others }));
+        const [ri, vi] = hwInfo(s, s.dev.idev, IOMMU_HW_INFO_TYPE_DEFAULT, 0);
+        t.equal(ri, 0);
+        t.equal(Number(vi.big('out_capabilities')) & IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_HW_CAP_DIRTY_TRACKING);
+        t.equal(s.p.close(d.cdev), 0);
+        t.equal(destroy(s, hwpt), 0);
+      },
+    },
+    { name: n('get_dirty_bitmap'), run: bitmapRuns(0) },
+    { name: n('get_dirty_bitmap_no_clear'), run: bitmapRuns(IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR) },
+  ];
+};
+
+function detachPtPasid(s: Sys, cdev: number, pasid: number): number {
+  return call(s.p, cdev, VFIO_DEVICE_DETACH_IOMMUFD_PT, vfio_device_detach_iommufd_pt, { argsz: vfio_device_detach_iommufd_pt.size, flags: 1, pasid })[0];
+}
+
+function dirtySetup(kind: MachineKind, v: DirtyVariant): Dirty {
+  const s = boot(kind) as Dirty;
+  s.v = v;
+  s.others = [];
+  const size = v.hugepages ? Math.max(v.size, HUGEPAGE_SIZE) : v.size;
+  s.dbuf = s.p.mmap(size, v.hugepages ? { shared: true, hugepage: '2M', populate: true } : { shared: true });
+  if (s.dbuf < 0n) throw new Error(`mmap ${s.dbuf}`);
+  s.bitmap = s.p.mmap(Math.ceil(v.size / PAGE_SIZE / 8) + 2 * PAGE_SIZE, {});
+  s.ioas = ioasAlloc(s);
+  // Without huge pages the IOAS maps page by page (IOMMU_OPTION_HUGE_PAGES = 0), as in the kernel.
+  if (!v.hugepages) option(s, { option_id: IOMMU_OPTION_HUGE_PAGES, op: IOMMU_OPTION_OP_SET, val64: 0, object_id: s.ioas });
+  s.dev = mustStandIn(s, s.ioas);
+  return s;
+}
+
 function ioasSetup(kind: MachineKind, v: IoasVariant): Ioas {
   const s = boot(kind) as Ioas;
   s.kind = kind;
@@ -1201,6 +1380,14 @@ for (const kind of MACHINES) {
         compatCases(kind, version, vname),
         () => compatSetup(kind, version),
         (t, s) => teardown(t, s, [s.dev]),
+      );
+    }
+    for (const v of DIRTY_VARIANTS) {
+      await runCases<Dirty>(
+        t,
+        dirtyCases(v),
+        () => dirtySetup(kind, v),
+        (t, s) => teardown(t, s, [s.dev, ...s.others]),
       );
     }
   });
