@@ -1306,6 +1306,40 @@ function dirtySetup(kind: MachineKind, v: DirtyVariant): Dirty {
   return s;
 }
 
+// ---------------------------------------------------------------------------------------------
+// FIXTURE(iommufd_viommu) and FIXTURE(iommufd_device_pasid). The no_viommu variant has no device and
+// ports as is; mock_viommu is built on IOMMU_VIOMMU_TYPE_SELFTEST and the mock's nested data type.
+
+const IOMMU_VIOMMU_TYPE_SELFTEST = 0xdeadbeef;
+const VIOMMU_MOCK = 'IOMMU_VIOMMU_TYPE_SELFTEST with IOMMU_HWPT_DATA_SELFTEST nested HWPTs and IOMMU_TEST_OP_TRIGGER_VEVENTS/DEV_CHECK_CACHE: the mock vIOMMU (the real SMMUv3 vIOMMU is tested in test/iommufd/smmu-nested.test.ts and smmu-veventq.test.ts)';
+const VIOMMU_CASES = ['viommu_auto_destroy', 'viommu_negative_tests', 'viommu_alloc_nested_iopf', 'viommu_alloc_with_data', 'vdevice_alloc', 'vdevice_cache', 'hw_queue', 'vdevice_tombstone'];
+
+const viommuNoViommu: Ported<Sys>[] = VIOMMU_CASES.map((c): Ported<Sys> => {
+  const name = `iommufd_viommu.no_viommu.${c}`;
+  if (c === 'viommu_auto_destroy') return { name, run: () => {} };
+  if (c === 'viommu_negative_tests')
+    return {
+      name,
+      run: (t, s) => {
+        t.equal(call(s.p, s.fd, IOMMU_VIOMMU_ALLOC, iommu_viommu_alloc, { dev_id: 0, hwpt_id: 0, type: IOMMU_VIOMMU_TYPE_SELFTEST })[0], -E.ENOENT, 'no device 0');
+      },
+    };
+  if (c === 'vdevice_alloc')
+    return {
+      name,
+      run: (t, s) => {
+        t.equal(call(s.p, s.fd, IOMMU_VDEVICE_ALLOC, iommu_vdevice_alloc, { viommu_id: 0, dev_id: 0, virt_id: 0x99n })[0], -E.ENOENT, 'no vIOMMU 0');
+      },
+    };
+  // The kernel SKIPs these for no_viommu too.
+  return { name, skip: 'Skipping test for variant no_viommu (as in the kernel)' };
+});
+const viommuMock: Ported<Sys>[] = VIOMMU_CASES.map((c) => ({ name: `iommufd_viommu.mock_viommu.${c}`, skip: VIOMMU_MOCK }));
+const devicePasid: Ported<Sys>[] = ['no_pasid', 'has_pasid'].map((v) => ({
+  name: `iommufd_device_pasid.${v}.pasid_attach`,
+  skip: 'attaches PASIDs to IOMMU_HWPT_DATA_SELFTEST nested HWPTs and a mock vIOMMU and checks them with IOMMU_TEST_OP_PASID_CHECK_HWPT; the PASID-compat rules it covers are in test/iommufd/pasid-compat.test.ts',
+}));
+
 function ioasSetup(kind: MachineKind, v: IoasVariant): Ioas {
   const s = boot(kind) as Ioas;
   s.kind = kind;
@@ -1390,5 +1424,6 @@ for (const kind of MACHINES) {
         (t, s) => teardown(t, s, [s.dev, ...s.others]),
       );
     }
+    await runCases<Sys>(t, [...viommuNoViommu, ...viommuMock, ...devicePasid], () => boot(kind), (t, s) => teardown(t, s));
   });
 }
