@@ -45,11 +45,13 @@ for (const kind of MACHINES) {
         doMmioMapTest(t, s.d, s.alloc, s.bar.vaddr, s.bar.info.size);
         t.equal(cleanup(s.d), 0);
       });
-      await t.test(n('map_partial_bar'), async (t) => {
+      // The kernel SKIPs map_partial_bar when the BAR is under two pages: find out before the case starts.
+      const probe = setup();
+      const small = probe.bar.info.size < 2n * BigInt(PAGE) && `BAR too small (size=0x${probe.bar.info.size.toString(16)}), as the kernel SKIPs`;
+      cleanup(probe.d);
+      await t.test(n('map_partial_bar'), { skip: small }, async (t) => {
         const s = setup();
-        if (s.bar.info.size < 2n * BigInt(PAGE)) {
-          t.pass(`BAR too small (size=0x${s.bar.info.size.toString(16)}): the kernel SKIPs`);
-        } else doMmioMapTest(t, s.d, s.alloc, s.bar.vaddr, BigInt(PAGE));
+        doMmioMapTest(t, s.d, s.alloc, s.bar.vaddr, BigInt(PAGE));
         t.equal(cleanup(s.d), 0);
       });
       await t.test(n('map_bar_misaligned'), async (t) => {
