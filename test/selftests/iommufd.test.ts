@@ -341,6 +341,10 @@ const IOAS_VARIANTS: IoasVariant[] = [
   { name: 'no_domain', mockDomains: 0, pasidCapable: false },
   { name: 'mock_domain', mockDomains: 1, pasidCapable: true },
   { name: 'two_mock_domain', mockDomains: 2, pasidCapable: false },
+  // memory_limit = 16 (IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT) only caps temp_kmalloc() in pages.c, the
+  // kernel's scratch buffers for pin batches: nothing a caller sees. ioemu has no such buffers, so the
+  // variant runs as one device without the limit.
+  { name: 'mock_domain_limit', mockDomains: 1, pasidCapable: false },
 ];
 
 interface Ioas extends Sys {
@@ -1396,9 +1400,6 @@ for (const kind of MACHINES) {
         () => ioasSetup(kind, v),
         (t, s) => teardown(t, s, [...s.devs, ...s.others, s.pasidDev]),
       );
-    }
-    for (const c of ioasCases(kind, IOAS_VARIANTS[1]!)) {
-      await t.test(c.name.replace('.mock_domain.', '.mock_domain_limit.'), { skip: 'IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT (a 16-page cap on iopt_pages): a mock-only test op' }, () => {});
     }
     for (const v of MD_VARIANTS) {
       await runCases<Md>(
