@@ -584,7 +584,22 @@ const ioasCases = (kind: MachineKind, v: IoasVariant): Ported<Ioas>[] => {
       },
     },
     { name: n('reserved_overflow'), skip: `IOMMU_TEST_OP_ADD_RESERVED: ${MOCK_OPS}` },
-    { name: n('area_allowed'), skip: `IOMMU_TEST_OP_ADD_RESERVED: ${MOCK_OPS}` },
+    {
+      name: n('area_allowed'),
+      // IOMMU_TEST_OP_ADD_RESERVED becomes a device attach: its reserved MSI window is added to the
+      // IOAS by the same iopt_reserve_iova() (iopt_table_enforce_dev_resv_regions).
+      run: (t, s) => {
+        const near: [bigint, bigint] = [hw.msi[0] - 16n * P, hw.msi[0] + 600n * P];
+        if (!s.dev) {
+          t.equal(allowIovas(s, s.ioas, [near]), 0, 'an allowed range over where the MSI window will be');
+          t.equal(standIn(s, s.ioas, spareDevice(s)), -E.EADDRINUSE, 'reserved intersects an allowed: the attach is refused');
+          t.equal(allowIovas(s, s.ioas, []), 0, 'clear the allowed ranges');
+          s.others.push(mustStandIn(s, s.ioas, spareDevice(s)));
+        }
+        // A device is attached now: its MSI window is reserved.
+        t.equal(allowIovas(s, s.ioas, [near]), -E.EADDRINUSE, 'allowed intersects a reserved');
+      },
+    },
     {
       name: n('copy_area'),
       run: (t, s) => {
