@@ -42,7 +42,15 @@ import {
   IOMMU_OPTION_OP_GET,
   IOMMU_OPTION_OP_SET,
   IOMMU_OPTION_RLIMIT_MODE,
+  IOMMU_FAULT_QUEUE_ALLOC,
+  IOMMU_HWPT_DATA_ARM_SMMUV3,
   IOMMU_VDEVICE_ALLOC,
+  IOMMU_VEVENTQ_ALLOC,
+  IOMMU_VEVENTQ_TYPE_ARM_SMMUV3,
+  IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
+  iommu_fault_alloc,
+  iommu_veventq_alloc,
+  iommufd_vevent_header,
   IOMMU_VFIO_IOAS,
   IOMMU_VFIO_IOAS_CLEAR,
   IOMMU_VFIO_IOAS_GET,
@@ -72,6 +80,7 @@ import {
   iommu_viommu_alloc,
 } from '../../src/uapi/iommufd.ts';
 import { encodeStruct, StructView, type StructDef } from '../../src/uapi/struct.ts';
+import { s1Vste } from '../../iommu/guest/smmuv3.ts';
 import {
   VFIO_API_VERSION,
   VFIO_DEVICE_DETACH_IOMMUFD_PT,
@@ -1330,7 +1339,6 @@ function dirtySetup(kind: MachineKind, v: DirtyVariant): Dirty {
 // ports as is; mock_viommu is built on IOMMU_VIOMMU_TYPE_SELFTEST and the mock's nested data type.
 
 const IOMMU_VIOMMU_TYPE_SELFTEST = 0xdeadbeef;
-const VIOMMU_MOCK = 'IOMMU_VIOMMU_TYPE_SELFTEST with IOMMU_HWPT_DATA_SELFTEST nested HWPTs and IOMMU_TEST_OP_TRIGGER_VEVENTS/DEV_CHECK_CACHE: the mock vIOMMU (the real SMMUv3 vIOMMU is tested in test/iommufd/smmu-nested.test.ts and smmu-veventq.test.ts)';
 const VIOMMU_CASES = ['viommu_auto_destroy', 'viommu_negative_tests', 'viommu_alloc_nested_iopf', 'viommu_alloc_with_data', 'vdevice_alloc', 'vdevice_cache', 'hw_queue', 'vdevice_tombstone'];
 
 const viommuNoViommu: Ported<Sys>[] = VIOMMU_CASES.map((c): Ported<Sys> => {
@@ -1353,7 +1361,153 @@ const viommuNoViommu: Ported<Sys>[] = VIOMMU_CASES.map((c): Ported<Sys> => {
   // The kernel SKIPs these for no_viommu too.
   return { name, skip: 'Skipping test for variant no_viommu (as in the kernel)' };
 });
-const viommuMock: Ported<Sys>[] = VIOMMU_CASES.map((c) => ({ name: `iommufd_viommu.mock_viommu.${c}`, skip: VIOMMU_MOCK }));
+/**
+ * mock_viommu on virt-smmuv3 with the real vIOMMU (IOMMU_VIOMMU_TYPE_ARM_SMMUV3) in place of the
+ * mock's, and a stage-1 vSTE (IOMMU_HWPT_DATA_ARM_SMMUV3) as the nested HWPT's data. intel-iommu has
+ * no vIOMMU (no viommu_init op): VIOMMU_ALLOC answers EOPNOTSUPP on q35-vtd, so there it is skipped.
+ */
+interface Viommu extends Sys {
+  ioas: number;
+  dev: StandIn;
+  hwpt: number;
+  viommu: number;
+  nested: number;
+  vsteBuf: bigint;
+}
+
+const VIOMMU_ON_SMMU_ONLY = 'intel-iommu has no vIOMMU in 7.3 (no viommu_init op): IOMMU_VIOMMU_ALLOC is EOPNOTSUPP on VT-d';
+
+function viommuAlloc(s: Sys, dev: number, hwpt: number, type = IOMMU_VIOMMU_TYPE_ARM_SMMUV3): [number, number] {
+  const [r, v] = call(s.p, s.fd, IOMMU_VIOMMU_ALLOC, iommu_viommu_alloc, { dev_id: dev, hwpt_id: hwpt, type });
+  return [r, v.num('out_viommu_id')];
+}
+
+function vdeviceAlloc(s: Sys, viommu: number, dev: number, virtId: bigint): [number, number] {
+  const [r, v] = call(s.p, s.fd, IOMMU_VDEVICE_ALLOC, iommu_vdevice_alloc, { viommu_id: viommu, dev_id: dev, virt_id: virtId });
+  return [r, v.num('out_vdevice_id')];
+}
+
+function nestedOnViommu(s: Viommu, flags = 0, faultId = 0): [number, number] {
+  return hwptAlloc(s, s.dev.idev, s.viommu, flags, { data_type: IOMMU_HWPT_DATA_ARM_SMMUV3, data_len: 16, data_uptr: s.vsteBuf, fault_id: faultId });
+}
+
+function viommuSetup(kind: MachineKind): Viommu {
+  const s = boot(kind) as Viommu;
+  s.ioas = ioasAlloc(s);
+  s.dev = mustStandIn(s, s.ioas);
+  const [rp, parent] = hwptAlloc(s, s.dev.idev, s.ioas, IOMMU_HWPT_ALLOC_NEST_PARENT);
+  if (rp !== 0) throw new Error(`nest parent ${rp}`);
+  s.hwpt = parent;
+  const [rv, viommu] = viommuAlloc(s, s.dev.idev, parent);
+  if (rv !== 0) throw new Error(`VIOMMU_ALLOC ${rv}`);
+  s.viommu = viommu;
+  s.vsteBuf = s.p.mmap(PAGE_SIZE, { populate: true });
+  // A stage-1 translate vSTE (a CD table at GPA 1 MiB): attaching to it needs a vDEVICE first
+  // (arm_smmu_attach_prepare_vmaster; an abort or bypass vSTE would not).
+  s.p.memWrite(s.vsteBuf, s1Vste(0x10_0000));
+  const [rn, nested] = nestedOnViommu(s);
+  if (rn !== 0) throw new Error(`nested ${rn}`);
+  s.nested = nested;
+  return s;
+}
+
+const viommuMock = (kind: MachineKind): Ported<Viommu>[] =>
+  VIOMMU_CASES.map((c): Ported<Viommu> => {
+    const name = `iommufd_viommu.mock_viommu.${c}`;
+    if (kind !== 'virt-smmuv3') return { name, skip: VIOMMU_ON_SMMU_ONLY };
+    switch (c) {
+      case 'viommu_auto_destroy':
+        return { name, run: () => {} };
+      case 'viommu_negative_tests':
+        return {
+          name,
+          run: (t, s) => {
+            t.equal(viommuAlloc(s, s.dev.idev, 0)[0], -E.ENOENT, 'invalid hwpt (hwpt_id=0)');
+            const [r, plain] = hwptAlloc(s, s.dev.idev, s.ioas, 0);
+            t.equal(r, 0);
+            t.equal(viommuAlloc(s, s.dev.idev, plain)[0], -E.EINVAL, 'not a nesting parent');
+            t.equal(destroy(s, plain), 0);
+            t.equal(viommuAlloc(s, s.dev.idev, s.hwpt, 0xdead)[0], -E.EOPNOTSUPP, 'an unsupported vIOMMU type');
+            t.equal(destroy(s, s.hwpt), -E.EBUSY, 'the parent is held by the vIOMMU');
+            t.equal(destroy(s, s.viommu), -E.EBUSY, 'the vIOMMU is held by the nested HWPT');
+          },
+        };
+      case 'viommu_alloc_nested_iopf':
+        return {
+          name,
+          // The IOPF trigger (IOMMU_TEST_OP_TRIGGER_IOPF) is left out.
+          run: (t, s) => {
+            const [rf, fv] = call(s.p, s.fd, IOMMU_FAULT_QUEUE_ALLOC, iommu_fault_alloc, {});
+            t.equal(rf, 0);
+            const faultId = fv.num('out_fault_id');
+            t.equal(nestedOnViommu(s, IOMMU_HWPT_FAULT_ID_VALID, 0xffff_ffff)[0], -E.ENOENT, 'no such fault queue');
+            t.equal(nestedOnViommu(s, (IOMMU_HWPT_FAULT_ID_VALID | (1 << 31)) >>> 0, faultId)[0], -E.EOPNOTSUPP, 'an unknown flag');
+            const [ri, iopf] = nestedOnViommu(s, IOMMU_HWPT_FAULT_ID_VALID, faultId);
+            t.equal(ri, 0, 'a nested HWPT with a fault queue');
+            t.equal(attachPt(s, s.dev.cdev, iopf)[0], -E.ENOENT, 'a vDEVICE must come before attaching to a nested HWPT');
+            t.equal(vdeviceAlloc(s, s.viommu, s.dev.idev, 0x99n)[0], 0);
+            t.equal(attachPt(s, s.dev.cdev, iopf)[0], 0);
+            t.equal(destroy(s, iopf), -E.EBUSY);
+            t.equal(attachPt(s, s.dev.cdev, s.ioas)[0], 0);
+            t.equal(destroy(s, iopf), 0);
+            t.equal(s.p.close(fv.num('out_fault_fd')), 0);
+            t.equal(destroy(s, faultId), 0);
+          },
+        };
+      case 'vdevice_alloc':
+        return {
+          name,
+          // The mock's vEVENT trigger (IOMMU_TEST_OP_TRIGGER_VEVENTS) and the reads of those events are left out.
+          run: (t, s) => {
+            t.equal(attachPt(s, s.dev.cdev, s.nested)[0], -E.ENOENT, 'a vDEVICE must come before attaching to a nested HWPT');
+            const veventq = (depth: number): [number, number, number] => {
+              const [r, v] = call(s.p, s.fd, IOMMU_VEVENTQ_ALLOC, iommu_veventq_alloc, { viommu_id: s.viommu, type: IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, veventq_depth: depth });
+              return [r, v.num('out_veventq_id'), v.num('out_veventq_fd')];
+            };
+            t.equal(veventq(0)[0], -E.EINVAL, 'depth 0');
+            t.equal(veventq((1 << 19) + 1)[0], -E.EINVAL, 'depth above 1 << 19');
+            const [rm, qm, fm] = veventq(1 << 19);
+            t.equal(rm, 0, 'depth 1 << 19');
+            t.equal(s.p.close(fm), 0);
+            t.equal(destroy(s, qm), 0);
+            const [r2, q2, f2] = veventq(2);
+            t.equal(r2, 0);
+            t.equal(veventq(2)[0], -E.EEXIST, 'one vEVENTQ per type');
+            t.equal(s.p.read(f2, 0), -E.EINVAL, 'a read of 0 bytes');
+            t.equal(s.p.read(f2, iommufd_vevent_header.size - 1), -E.EINVAL, 'a read below the header size');
+            const [rd, vdev] = vdeviceAlloc(s, s.viommu, s.dev.idev, 0x99n);
+            t.equal(rd, 0);
+            t.equal(attachPt(s, s.dev.cdev, s.nested)[0], 0);
+            t.equal(vdeviceAlloc(s, s.viommu, s.dev.idev, 0x99n)[0], -E.EEXIST);
+            t.equal(attachPt(s, s.dev.cdev, s.ioas)[0], 0);
+            t.equal(destroy(s, vdev), 0);
+            const [rd2, vdev2] = vdeviceAlloc(s, s.viommu, s.dev.idev, 0x88n);
+            t.equal(rd2, 0, 'again with 0x88');
+            t.equal(attachPt(s, s.dev.cdev, s.nested)[0], 0);
+            t.equal(attachPt(s, s.dev.cdev, s.ioas)[0], 0);
+            t.equal(s.p.close(f2), 0);
+            t.equal(destroy(s, vdev2), 0);
+            t.equal(destroy(s, q2), 0);
+          },
+        };
+      case 'vdevice_tombstone':
+        return {
+          name,
+          run: (t, s) => {
+            const [r, vdev] = vdeviceAlloc(s, s.viommu, s.dev.idev, 0x99n);
+            t.equal(r, 0);
+            t.equal(s.p.close(s.dev.cdev), 0, 'the device goes (the stdev destroyed)');
+            t.equal(destroy(s, vdev), -E.ENOENT, 'and its vDEVICE with it');
+          },
+        };
+      case 'viommu_alloc_with_data':
+        return { name, skip: "IOMMU_VIOMMU_TYPE_SELFTEST's driver data and its mmap'ed loopback page: the SMMUv3 vIOMMU takes no data and has no mmap" };
+      case 'vdevice_cache':
+        return { name, skip: 'IOMMU_TEST_OP_DEV_CHECK_CACHE checks the mock vIOMMU\'s device cache entries (the SMMUv3 vIOMMU invalidation array is tested in test/iommufd/smmu-nested.test.ts)' };
+      default:
+        return { name, skip: 'IOMMU_HW_QUEUE_TYPE_SELFTEST: the SMMUv3 vIOMMU has no HW queue (only tegra241-cmdqv does)' };
+    }
+  });
 /**
  * iommufd_device_pasid.*.pasid_attach without its nested parts: the PASID-compatibility rules
  * (iommufd_hwpt_pasid_compat) between the RID's HWPT and a PASID's, attach/replace/detach of a
@@ -1483,7 +1637,8 @@ for (const kind of MACHINES) {
         (t, s) => teardown(t, s, [s.dev, ...s.others]),
       );
     }
-    await runCases<Sys>(t, [...viommuNoViommu, ...viommuMock], () => boot(kind), (t, s) => teardown(t, s));
+    await runCases<Sys>(t, viommuNoViommu, () => boot(kind), (t, s) => teardown(t, s));
+    await runCases<Viommu>(t, viommuMock(kind), () => viommuSetup(kind), (t, s) => teardown(t, s, [s.dev]));
     for (const v of ['no_pasid', 'has_pasid'] as const) {
       await runCases<PasidFx>(
         t,
