@@ -257,11 +257,6 @@ export function checkMap(t: Test, s: Sys, dev: StandIn, iova: bigint, va: bigint
   t.same(bad.slice(0, 4), [], msg);
 }
 
-/** A DMA read at iova faults (nothing mapped there for the device). */
-export function checkUnmapped(t: Test, dev: StandIn, iova: bigint, msg = 'a DMA to the unmapped IOVA faults'): void {
-  t.equal(dev.fn.dmaRead(iova, 4).ok, false, msg);
-}
-
 /**
  * teardown_iommufd: close the iommufd (and the stand-ins' cdevs, which hold
  * it), then what IOMMU_TEST_OP_MD_CHECK_REFS checks: no page of the
@@ -273,20 +268,8 @@ export function teardown(t: Test, s: Sys, devs: (StandIn | undefined)[] = []): v
   t.equal(s.p.mm.pinnedVm, 0, 'teardown: no page left pinned');
 }
 
-/** The ported case list per kernel file; a case that cannot be ported is t.skip'ed with its reason. */
-export type Case = (t: Test, kind: MachineKind) => void | Promise<void>;
-
-/** Encode bytes of an arbitrary length with a struct's fields (for cmd_length-style tests). */
-export function bytesOf<F extends string>(def: StructDef<F>, v: Partial<Record<F, number | bigint>>, total: number): Uint8Array {
-  return encodeStruct(def, v, total);
-}
-
 export function offsetofend<F extends string>(def: StructDef<F>, f: F): number {
   return def.fields[f].offset + def.fields[f].size;
-}
-
-export function errno(r: number): number {
-  return r < 0 ? -r : 0;
 }
 
 /**
