@@ -247,8 +247,8 @@ export class Mm {
    * to the huge page -EINVAL; not page aligned -EINVAL; below mmap_min_addr
    * -EPERM, cap_mmap_addr without CAP_SYS_RAWIO) and unmaps what was there,
    * as mmap_region does (cutting a huge page there is -EINVAL, as munmap).
-   * A hint is used when the range is free (generic_get_unmapped_area),
-   * otherwise the search runs top down.
+   * A hint is used when the range is free (see below), otherwise the
+   * search runs top down.
    */
   private place(len: number, align: number, where: Placement): number {
     const taskSize = this.opts.taskSize ?? TASK_SIZE_X86_64;
@@ -264,8 +264,13 @@ export class Mm {
       return r < 0 ? r : addr;
     }
     if (addr !== undefined && Number.isSafeInteger(addr) && addr > 0) {
-      const hint = Math.ceil(addr / align) * align;
-      if (hint >= this.opts.mmapMin && hint + len <= this.opts.mmapBase && !this.vmas.some((v) => overlaps(v, hint, hint + len))) return hint;
+      // do_mmap's round_hint_to_min(): the hint is rounded down to its page and raised to
+      // mmap_min_addr; hugetlb_get_unmapped_area() then aligns it up to the huge page. It is
+      // taken when free anywhere below TASK_SIZE (generic_get_unmapped_area_topdown's mmap_end,
+      // x86's mmap_address_hint_valid()), above mmap_base too.
+      let hint = Math.max(Math.floor(addr / PAGE) * PAGE, this.opts.mmapMin);
+      hint = Math.ceil(hint / align) * align;
+      if (hint + len <= taskSize && !this.vmas.some((v) => overlaps(v, hint, hint + len))) return hint;
     }
     return this.findFree(len, align) ?? -ENOMEM;
   }

@@ -359,8 +359,33 @@ export class IoPagetable {
    * domains already hold mappings.
    */
   setLargePages(enable: boolean): number {
-    if (!enable && !this.disableLargePages && this.areas.size > 0 && this.domains.length > 0) return -EINVAL;
-    this.disableLargePages = !enable;
+    if (enable) {
+      this.disableLargePages = false;
+      return this.calculateIovaAlignment();
+    }
+    if (this.disableLargePages) return 0;
+    if (this.areas.size > 0 && this.domains.length > 0) return -EINVAL;
+    this.disableLargePages = true;
+    const r = this.calculateIovaAlignment();
+    if (r < 0) this.disableLargePages = false;
+    return r;
+  }
+
+  /**
+   * iopt_calculate_iova_alignment(): PAGE_SIZE while large pages are
+   * disabled (batch_iommu_map_small() maps page by page), else 1, raised to
+   * every domain's smallest page; raising it is refused with -EADDRINUSE
+   * if an area's IOVA, length or page offset does not suit the new value.
+   */
+  private calculateIovaAlignment(): number {
+    const align = this.domains.reduce((m, x) => Math.max(m, x.minPageSize || 1), this.disableLargePages ? PAGE : 1);
+    if (align > this.iovaAlignment) {
+      for (const n of this.areas.all()) {
+        const a = n.value;
+        if (a.iova % align !== 0 || a.length % align !== 0 || (a.startByte % PAGE) % align !== 0) return -EADDRINUSE;
+      }
+    }
+    this.iovaAlignment = align;
     return 0;
   }
 
@@ -429,7 +454,7 @@ export class IoPagetable {
     }
     this.domains.splice(i, 1);
     this.unreserve(d);
-    this.iovaAlignment = this.domains.reduce((m, x) => Math.max(m, x.minPageSize || 1), 1);
+    this.calculateIovaAlignment();
   }
 }
 

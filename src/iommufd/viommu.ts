@@ -97,6 +97,9 @@ export function viommuAlloc(ctx: IommufdCtx, v: View<typeof iommu_viommu_alloc>,
   const hwpt = ctx.get<HwptPaging>(v.num('hwpt_id'), 'hwpt_paging');
   if (typeof hwpt === 'number') return hwpt;
   if (!hwpt.nestParent) return -EINVAL;
+  // _iommufd_object_alloc_ucmd() comes before ops->viommu_init().
+  const fa = ctx.allocFails('viommu');
+  if (fa < 0) return fa;
   const viommu = new Viommu(iommu, type, hwpt);
   const d = iommu.viommuAlloc(idev.fn, hwpt.domain.driver, type, {
     findDev: (virtId) => viommu.vdevs.get(BigInt(virtId))?.idev.fn,
@@ -124,7 +127,11 @@ export function vdeviceAlloc(ctx: IommufdCtx, v: View<typeof iommu_vdevice_alloc
   const idev = ctx.get<IommufdDevice>(v.num('dev_id'), 'device');
   if (typeof idev === 'number') return idev;
   if (ctx.host.iommu.driverOf(idev.fn) !== viommu.iommu) return -EINVAL;
-  if (vdevOf.has(idev) || viommu.vdevs.has(virtId)) return -EEXIST;
+  if (vdevOf.has(idev)) return -EEXIST;
+  // _iommufd_object_alloc() comes before the virt_id's xa_insert() (-EBUSY, answered -EEXIST).
+  const fa = ctx.allocFails('vdevice');
+  if (fa < 0) return fa;
+  if (viommu.vdevs.has(virtId)) return -EEXIST;
   const vdev = ctx.add(new Vdevice(viommu, idev, virtId));
   viommu.refs++;
   viommu.vdevs.set(virtId, vdev);
@@ -156,6 +163,9 @@ export function viommuHwptAlloc(
   if (len === 0) return -EOPNOTSUPP;
   const data = proc.copyFromUser(v.big('data_uptr'), len);
   if (typeof data === 'number') return -EFAULT;
+  // __iommufd_object_alloc() comes before ops->alloc_domain_nested().
+  const fa = ctx.allocFails('hwpt_nested');
+  if (fa < 0) return fa;
   const d = viommu.driver.allocDomainNested(idev.fn, flags & ~IOMMU_HWPT_FAULT_ID_VALID, v.num('data_type'), data);
   if (typeof d === 'number') return d;
   viommu.refs++;

@@ -21,6 +21,17 @@ import {
 import { encodeStruct, StructView } from '../../src/uapi/struct.ts';
 import { VFIO_TYPE1v2_IOMMU } from '../../src/uapi/vfio.ts';
 import { VfioClient } from '../../src/vfio/client.ts';
+import { vste } from '../../iommu/guest/smmuv3.ts';
+import { STE_CONFIG } from '../../iommu/smmuv3/ste.ts';
+import {
+  IOMMU_HWPT_ALLOC_NEST_PARENT,
+  IOMMU_HWPT_DATA_ARM_SMMUV3,
+  IOMMU_VDEVICE_ALLOC,
+  IOMMU_VIOMMU_ALLOC,
+  IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
+  iommu_vdevice_alloc,
+  iommu_viommu_alloc,
+} from '../../src/uapi/iommufd.ts';
 import { attach, bind, ioasAlloc, map, PAGE, RW } from './fixture.ts';
 
 const DMA0 = '0000:00:01.0';
@@ -112,3 +123,36 @@ for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
     });
   }
 }
+
+// The vIOMMU objects come from iommufd's object allocator as every other object does
+// (_iommufd_object_alloc_ucmd for the vIOMMU, _iommufd_object_alloc for the vDEVICE,
+// __iommufd_object_alloc for a nested HWPT on a vIOMMU), so fail-nth reaches each.
+t.test('virt-smmuv3: VIOMMU_ALLOC, VDEVICE_ALLOC and a nested HWPT on the vIOMMU each take one iommufd object allocation', async (t) => {
+  const r = runFailNth(
+    {
+      name: 'viommu objects',
+      machine: 'virt-smmuv3',
+      setup: (m) => {
+        const s = base(m, true, true);
+        const hb = encodeStruct(iommu_hwpt_alloc, { size: iommu_hwpt_alloc.size, flags: IOMMU_HWPT_ALLOC_NEST_PARENT, dev_id: s.devId, pt_id: s.ioas });
+        if (s.p.ioctl(s.fd, IOMMU_HWPT_ALLOC, hb) !== 0) throw new Error('nest parent');
+        return { ...s, parent: new StructView(iommu_hwpt_alloc, hb).num('out_hwpt_id') };
+      },
+      run: (_m, s) => {
+        const vb = encodeStruct(iommu_viommu_alloc, { size: iommu_viommu_alloc.size, type: IOMMU_VIOMMU_TYPE_ARM_SMMUV3, dev_id: s.devId, hwpt_id: s.parent });
+        const v = s.p.ioctl(s.fd, IOMMU_VIOMMU_ALLOC, vb);
+        if (v < 0) return v;
+        const viommu = new StructView(iommu_viommu_alloc, vb).num('out_viommu_id');
+        const d = s.p.ioctl(s.fd, IOMMU_VDEVICE_ALLOC, encodeStruct(iommu_vdevice_alloc, { size: iommu_vdevice_alloc.size, viommu_id: viommu, dev_id: s.devId, virt_id: 1n }));
+        if (d < 0) return d;
+        const data = s.p.mmap(PAGE, { populate: true });
+        s.p.memWrite(data, vste({ V: 1, Config: STE_CONFIG.ABORT }));
+        return s.p.ioctl(s.fd, IOMMU_HWPT_ALLOC, encodeStruct(iommu_hwpt_alloc, { size: iommu_hwpt_alloc.size, dev_id: s.devId, pt_id: viommu, data_type: IOMMU_HWPT_DATA_ARM_SMMUV3, data_len: 16, data_uptr: data }));
+      },
+    },
+    { points: ['iommufd.object_alloc'] },
+  );
+  t.ok(r.completed, 'the uninjected run succeeds');
+  t.equal(r.byPoint['iommufd.object_alloc'], 3, 'three object allocations failed in turn: vIOMMU, vDEVICE, nested HWPT');
+  t.same(r.problems, [], 'each failed with an errno and left nothing behind');
+});
