@@ -63,6 +63,22 @@ export class FieldRef {
   }
 }
 
+/** The low word of one register of a RegisterFile, resolved once (see RegisterFile.ref). */
+export class RegRef {
+  constructor(
+    private readonly words: Uint32Array,
+    private readonly index: number,
+  ) {}
+
+  get(): number {
+    return this.words[this.index]!;
+  }
+
+  set(value: number): void {
+    this.words[this.index] = value;
+  }
+}
+
 /**
  * `M` maps each register name to its field names (RegMapOf a table); the
  * default accepts any name, for files built from untyped definitions.
@@ -190,6 +206,11 @@ export class RegisterFile<M extends RegMap = RegMap> {
   setField<R extends RegName<M>>(name: R, fieldName: M[R], value: number): void {
     const r = this.info(name);
     setBits(r.view, this.fieldOf(r, fieldName), value);
+  }
+
+  /** A handle on a register's low word, resolved once: get/set through it do no name lookup (per-descriptor registers). */
+  ref(name: RegName<M>): RegRef {
+    return new RegRef(this.words, this.info(name).index);
   }
 
   /**
