@@ -19,6 +19,7 @@ import { priFigures } from './pri.ts';
 import { mappingFigures } from './mappings.ts';
 import { engineFigures } from './engine.ts';
 import { cprogFigures } from './cprog.ts';
+import { campaignFigures } from './campaign.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -33,6 +34,7 @@ const sections: [name: string, run: () => Figures | Promise<Figures>][] = [
   ['engine.smmuv3', () => engineFigures('virt-smmuv3')],
   ['engine.vtd', () => engineFigures('q35-vtd')],
   ['cprog', () => cprogFigures()],
+  ['campaign', () => campaignFigures()],
   ['sparse', () => {
     const child = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(here, 'sparse-child.ts')], { encoding: 'utf8' });
     const sparse = JSON.parse(child.trim().split('\n').pop()!) as { rss: number; resident: number };
