@@ -6,7 +6,8 @@
  * `npm run bench -- engine pri` runs only the sections named (a section runs
  * when its name starts with one of the words: memory, dma, vfio, pri,
  * mappings, engine, cprog, campaign, soak, sparse) and prints them without
- * writing results.json, which always holds one full run.
+ * writing results.json, which always holds one full run. `soak-full` (10
+ * million DMAs and a million PRI faults, minutes) runs only when named.
  */
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -20,11 +21,12 @@ import { mappingFigures } from './mappings.ts';
 import { engineFigures } from './engine.ts';
 import { cprogFigures } from './cprog.ts';
 import { campaignFigures } from './campaign.ts';
+import { FULL_SOAK, soakFigures } from './soak.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** The sections in the order they print; each returns its figures. */
-const sections: [name: string, run: () => Figures | Promise<Figures>][] = [
+/** The sections in the order they print; each returns its figures. An opt-in section runs only when named. */
+const sections: [name: string, run: () => Figures | Promise<Figures>, optIn?: 'opt-in'][] = [
   ['memory', () => memoryFigures()],
   ['dma.smmuv3', () => iommuFigures('virt-smmuv3')],
   ['dma.vtd', () => iommuFigures('q35-vtd')],
@@ -35,6 +37,8 @@ const sections: [name: string, run: () => Figures | Promise<Figures>][] = [
   ['engine.vtd', () => engineFigures('q35-vtd')],
   ['cprog', () => cprogFigures()],
   ['campaign', () => campaignFigures()],
+  ['soak', () => soakFigures()],
+  ['soak-full', () => soakFigures(FULL_SOAK, 'soak.full'), 'opt-in'],
   ['sparse', () => {
     const child = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(here, 'sparse-child.ts')], { encoding: 'utf8' });
     const sparse = JSON.parse(child.trim().split('\n').pop()!) as { rss: number; resident: number };
@@ -49,8 +53,8 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 const figures: Figures = {};
-for (const [name, run] of sections) {
-  if (only.length > 0 && !only.some((w) => name.startsWith(w))) continue;
+for (const [name, run, optIn] of sections) {
+  if (only.length === 0 ? optIn !== undefined : !only.some((w) => name === w || (optIn === undefined && name.startsWith(w)))) continue;
   Object.assign(figures, await run());
 }
 
