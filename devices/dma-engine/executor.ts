@@ -5,7 +5,7 @@ import type { Counter, Counters } from '../../src/trace/counters.ts';
 import type { Tracer } from '../../src/trace/tracer.ts';
 import { decodeDescriptor } from './decode.ts';
 import {
-  COMPLETION, COMPLETION_BYTES, DESC_BYTES, DESC_STATUS, FAULT_NAMES, FAULT_REASON, OPCODE, opcodeName, statusName, wordsOfBytes,
+  COMPLETION, COMPLETION_BYTES, DESC_BYTES, DESC_STATUS, FAULT_NAMES, FAULT_REASON, OPCODE, opcodeName, statusName,
 } from './descriptor.ts';
 import type { EnginePoint } from './faults.ts';
 import { Job, Phase, Stage } from './job.ts';
@@ -190,7 +190,8 @@ export class Executor {
   private accessDone(job: Job): void {
     switch (job.stage) {
       case Stage.FETCH:
-        job.words = wordsOfBytes(job.access!.buf, DESC_BYTES >> 2, job.slotWords);
+        // The slot's bytes landed in the job's words (the fetch buffer is their bytes).
+        job.words = job.slotWords;
         job.wq.advanceHead();
         this.decode(job);
         return;

@@ -146,8 +146,9 @@ export class Job {
   onPageGroup: ((g: PageGroup) => void) | undefined;
   /** Reused storage: data accesses (steps draw on it), the ring slot's access and words, the decoded fields, the record. */
   readonly pool: Access[] = [];
-  readonly fetch: Access = newAccess(0, DESC_BYTES, false, new Uint8Array(DESC_BYTES));
+  /** The ring slot's words; the fetch reads its bytes straight into them (little-endian words on a little-endian host, as the record's). */
   readonly slotWords = new Uint32Array(DESC_BYTES / 4);
+  readonly fetch: Access = newAccess(0, DESC_BYTES, false, new Uint8Array(this.slotWords.buffer));
   readonly decoded: DecodeResult = newDecodeResult();
   readonly recordWords = new Uint32Array(COMPLETION_BYTES / 4);
   readonly record: Access = newAccess(0, COMPLETION_BYTES, true, new Uint8Array(this.recordWords.buffer));
