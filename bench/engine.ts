@@ -69,6 +69,9 @@ function memmoveRates(kind: MachineKind): Map<number, { engine: number; straight
   // The straight copy: the same byte counts between two guest-physical RAM ranges, page by page.
   const from = m.board.ramAddress(256 * 2 ** 20);
   const to = m.board.ramAddress(384 * 2 ** 20);
+  // Both ranges hold data first, as the engine's source and destination do (a never-written frame reads as zeros without a copy).
+  m.board.sysmem.writeFrom(from, new Uint8Array(maxSize).map((_, i) => (i * 7 + 3) & 0xff));
+  m.board.sysmem.writeFrom(to, new Uint8Array(maxSize));
   const bounce = new Uint8Array(PAGE);
   const straight = (size: number, n: number) => {
     for (let i = 0; i < n; i++) {
