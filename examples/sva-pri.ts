@@ -8,6 +8,9 @@
  * it (SMMUv3 PRI queue / VT-d page request queue), the host's I/O page-fault
  * handler faults the page into the process and answers, and the engine
  * retries. The process then reads what the device wrote.
+ * On virt-smmuv3 this takes the posted (unmerged) SMMUv3 PRI series
+ * (`smmuPri: 'posted-series'`): mainline Linux 7.3's arm-smmu-v3 services no
+ * page request, and the engine would report PAGE_FAULT instead.
  * Run: npx tsx examples/sva-pri.ts [pages]
  */
 import {
@@ -32,7 +35,7 @@ export interface SvaPriResult {
 }
 
 export function runSvaPri(kind: MachineKind, pages = 8, say: (s: string) => void = console.log): SvaPriResult {
-  const m = createMachine(kind);
+  const m = createMachine(kind, { smmuPri: 'posted-series' });
   const p = m.host.spawn();
   const { v, container, device } = vfioType1Setup(m, p, '0000:00:01.0');
   const pasid = v.bindProcess(container);

@@ -1,5 +1,5 @@
 import { CallerError } from '../src/errors.ts';
-import { Smmuv3Driver } from '../iommu/smmuv3/driver/driver.ts';
+import { Smmuv3Driver, type SmmuPriMode } from '../iommu/smmuv3/driver/driver.ts';
 import { Smmuv3, type Smmuv3Options } from '../iommu/smmuv3/smmuv3.ts';
 import { VtdIommu, type VtdOptions } from '../iommu/vtd/vtd.ts';
 import { VtdDriver } from '../iommu/vtd/driver/driver.ts';
@@ -31,6 +31,14 @@ export interface MachineOptions {
   trace?: boolean;
   /** Options for the SMMUv3 model (virt-smmuv3). */
   smmu?: Smmuv3Options;
+  /**
+   * How the emulated arm-smmu-v3 driver treats PCIe PRI (virt-smmuv3; README.md
+   * "PRI on virt-smmuv3"): 'mainline' (default) is Linux 7.3, which services no
+   * page request (logs "unexpected PRI request received" and denies it; SVA
+   * relies on stalls); 'posted-series' services PRI as the SMMUv3 PRI series
+   * posted to the list (not merged) does.
+   */
+  smmuPri?: SmmuPriMode;
   /** Options for the VT-d model (q35-vtd). */
   vtd?: VtdOptions;
   /**
@@ -61,7 +69,7 @@ const IOMMUS: Partial<Record<MachineKind, IommuFactory>> = {
     const model = new Smmuv3(board, board.sysmem, opts.smmu);
     board.sysmemRoot.addSubregion(board.layout.iommuBase, model.region, 1);
     board.rc.remapper = model;
-    return { model, driver: new Smmuv3Driver(host, board.layout.iommuBase) };
+    return { model, driver: new Smmuv3Driver(host, board.layout.iommuBase, { pri: opts.smmuPri ?? 'mainline' }) };
   },
   'q35-vtd': (board, host, opts) => {
     const model = new VtdIommu(board, board.sysmem, opts.vtd);

@@ -9,8 +9,12 @@
  * the copy completes. poll() waits on the queue and on the completion
  * interrupt together (the machine runs while it waits).
  *
+ * On virt-smmuv3 page requests reach the queue only with the posted SMMUv3
+ * PRI series' driver (mainline Linux 7.3's arm-smmu-v3 services no PRI).
+ *
  *   ioemu cc -O2 -o iommufd-fault-queue.wasm examples/c/iommufd-fault-queue.c
  *   ioemu exec iommufd-fault-queue.wasm [bdf]
+ *   ioemu exec --machine virt-smmuv3 --param smmu-pri=posted-series iommufd-fault-queue.wasm
  */
 #include "vfio-common.h"
 #include <ioemu/dma-engine.h>

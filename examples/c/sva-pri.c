@@ -12,8 +12,12 @@
  * VFIO_IOMMU_BIND is the SVA bind proposal ioemu's kernel implements; Linux
  * 7.3's <linux/vfio.h> lacks it, so a native build gets it from here.
  *
+ * On virt-smmuv3 this needs the posted SMMUv3 PRI series' driver: mainline
+ * Linux 7.3's arm-smmu-v3 services no page request.
+ *
  *   ioemu cc -O2 -o sva-pri.wasm examples/c/sva-pri.c
  *   ioemu exec sva-pri.wasm [pages] [bdf]
+ *   ioemu exec --machine virt-smmuv3 --param smmu-pri=posted-series sva-pri.wasm [pages]
  */
 #include "vfio-common.h"
 #include <ioemu/dma-engine.h>

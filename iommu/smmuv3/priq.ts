@@ -5,21 +5,32 @@
  * interrupt (MSI or wired line, §3.18). Software answers a group with
  * CMD_PRI_RESP (§4.6.1), which leaves as a PRG Response Message.
  *
+ * Automatic PRG Responses (§8, "PRI queue overflow" and the rules for a
+ * disabled or aborted queue). Only a request with Last = 1 needs one; a Stop
+ * Marker never gets one:
  * - Queue full (§8.2): the request is discarded and PRIQ_PROD.OVFLG toggles
- *   (unless an overflow is already unacknowledged). A discarded request that
- *   is the last of its group gets an automatic PRG Response of Success from
- *   the SMMU, so the endpoint retries its translation and asks again once
- *   software has drained the queue.
- * - PRIQEN == 0, or the queue stopped by GERROR.PRIQ_ABT_ERR (a record write
- *   aborted): requests are discarded; a last one is answered Invalid Request
- *   (this model's choice: no software is listening).
- * - Stop Markers (L = 1, R = W = 0) are recorded like any request and never
- *   answered.
+ *   (unless an overflow is already unacknowledged). A discarded last
+ *   request is answered from the StreamID's STE: Success (the endpoint
+ *   retries and asks again once software has drained the queue), with the
+ *   PASID only when STE.PPAR == 1 (PRG Response PASID Required). With
+ *   SMMUEN == 0, or no valid STE (StreamID out of range, fetch abort, V == 0
+ *   or ILLEGAL), it is Response Failure without a PASID. This lookup
+ *   records no event.
+ * - PRIQEN == 0, or the queue stopped by GERROR.PRIQ_ABT_ERR: requests are
+ *   discarded and a last one is answered Response Failure without a PASID.
+ * - A record write that aborts (external abort; the `smmuv3.priq_write`
+ *   fail injection): GERROR.PRIQ_ABT_ERR, and the request is answered as
+ *   one arriving at the aborted queue: Response Failure without a PASID.
+ * - Stop Markers (§8: L = 1, R = W = 0 *with* a PASID, SSV == 1; PCIe
+ *   §10.4.1.2) are recorded like any request and never answered. The same
+ *   bits without a PASID are an ordinary page request.
  *
- * The SMMU does not look at STEs for page requests: validating the StreamID
- * and PASID is software's job (Linux arm_smmu_handle_ppr).
+ * Otherwise the SMMU does not look at STEs for page requests: validating
+ * the StreamID and PASID of a recorded request is software's job (Linux
+ * arm_smmu_handle_ppr).
  */
 import { MEMTX_OK } from '../../src/memory/phys-mem.ts';
+import { NO_PASID } from '../../src/pci/transaction.ts';
 import type { PageRequestMessage, PrgResponseCode } from '../../src/pci/ats-messages.ts';
 import type { Counter } from '../../src/trace/counters.ts';
 import type { SmmuCore } from './core.ts';
@@ -27,6 +38,8 @@ import { PRIQ_BYTES, encodePriRecord } from './event.ts';
 import type { Interrupts } from './irq.ts';
 import { QueueGeometry, queueFull, queueNext } from './queue.ts';
 import { CR0, GERROR, Q_OVF } from './regs.ts';
+import type { ConfigCache } from './config.ts';
+import { EventInfo } from './event.ts';
 import { SMMUV3_SITE_ACTIONS } from './points.ts';
 
 export interface PrgCounters {
@@ -72,9 +85,12 @@ export interface PriQueueCounters {
 export class PriQueue {
   private readonly geo: QueueGeometry;
   private readonly bytes = new Uint8Array(PRIQ_BYTES);
+  /** Scratch for the overflow response's STE lookup (never recorded). */
+  private readonly ev = new EventInfo();
 
   constructor(
     private readonly core: SmmuCore,
+    private readonly config: ConfigCache,
     private readonly irq: Interrupts,
     private readonly prg: PrgResponder,
     private readonly c: PriQueueCounters,
@@ -93,11 +109,25 @@ export class PriQueue {
         sid: m.requesterId, ssid: m.pasid, prg: m.prgIndex, addr: m.addr, last: m.last, outcome,
       });
     }
-    const stop = m.stopMarker === true || (!m.read && !m.write);
-    if (outcome !== 'recorded' && outcome !== 'dropped' && m.last && !stop) {
-      this.prg.send(m.requesterId, m.pasid, m.prgIndex, outcome === 'disabled' ? 'invalid' : 'success', true);
-    }
+    if (outcome === 'recorded' || outcome === 'dropped' || !m.last || isStopMarker(m)) return outcome;
+    if (outcome === 'overflow') this.overflowResponse(m);
+    else this.prg.send(m.requesterId, NO_PASID, m.prgIndex, 'failure', true);
     return outcome;
+  }
+
+  /**
+   * §8.2: the automatic response to a last request discarded by a full
+   * queue: Success, with the PASID only if STE.PPAR == 1; Response Failure
+   * without a PASID when SMMUEN == 0 or the StreamID has no valid STE.
+   */
+  private overflowResponse(m: PageRequestMessage): void {
+    const sid = m.requesterId;
+    const ste = (this.core.regs.get('CR0ACK') & CR0.SMMUEN) === 0 ? null : this.config.steFor(sid, this.ev);
+    if (ste === null || ste.illegal !== null) {
+      this.prg.send(sid, NO_PASID, m.prgIndex, 'failure', true);
+      return;
+    }
+    this.prg.send(sid, ste.ppar && m.pasid >= 0 ? m.pasid : NO_PASID, m.prgIndex, 'success', true);
   }
 
   private write(m: PageRequestMessage): PriOutcome {
@@ -138,4 +168,9 @@ export class PriQueue {
     this.irq.signal('priq');
     return 'recorded';
   }
+}
+
+/** §8 / PCIe §10.4.1.2: a Stop Marker is L = 1, R = W = 0 with a PASID; without one it is a page request. */
+export function isStopMarker(m: PageRequestMessage): boolean {
+  return m.last && !m.read && !m.write && m.pasid >= 0;
 }

@@ -153,7 +153,7 @@ export class Smmuv3 implements DmaRemapper, AtsTranslationAgent {
       requests: k('atc.inv'), completions: k('atc.inv.complete'), unexpected: k('atc.inv.unexpected'), abandoned: k('atc.inv.timeout'),
     });
     const prg = new PrgResponder(this.core, { responses: k('pri.responses'), auto: k('pri.auto_responses') });
-    this.priq = new PriQueue(this.core, this.irqs, prg, { recorded: k('pri.recorded'), discarded: k('pri.discarded') });
+    this.priq = new PriQueue(this.core, this.config, this.irqs, prg, { recorded: k('pri.recorded'), discarded: k('pri.discarded') });
     this.stalls = new StallTable(this.core, timeoutNs(options.stallTimeoutNs, 1_000_000), {
       stalls: k('stalls'), resumes: k('stall.resumes'), timeouts: k('stall.timeouts'),
     });

@@ -84,6 +84,8 @@ export interface Ste {
   readonly eats: number;
   /** S1STALLD: a CD with S == 1 is ILLEGAL for this stream. */
   readonly s1StallDisabled: boolean;
+  /** PPAR: PRG Responses the SMMU makes itself carry the PASID (§5.2, §8.2). */
+  readonly ppar: boolean;
 }
 
 export function steField(words: ArrayLike<number>, name: SteField): number {
@@ -127,6 +129,7 @@ export function decodeSte(words: Uint32Array, f: SmmuFeatures): Ste {
     instcfg: g('INSTCFG'),
     eats: s1 || s2 ? g('EATS') : 0,
     s1StallDisabled: g('S1STALLD') === 1,
+    ppar: g('PPAR') === 1,
   };
 }
 

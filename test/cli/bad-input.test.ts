@@ -33,9 +33,12 @@ t.test('parameter values outside their schema are exit 2 naming the range, befor
     ['iotlb-entries=0', /--param iotlb-entries=0: must be an integer in 1\.\.1048576/],
     ['pages=300', /--param pages=300: must be an integer in 1\.\.256/],
     ['pages=abc', /--param pages=abc: must be an integer in 1\.\.256/],
+    ['smmu-pri=on', /--param smmu-pri=on: must be one of mainline, posted-series/],
+    ['smmu-pri=1', /--param smmu-pri=1: must be one of mainline, posted-series/],
   ];
   for (const [p, re] of cases) await usage(t, ['run', 'default', '--param', p], re);
   await usage(t, ['sweep', 'default', '--param', 'pages=2,300'], /--param pages=300: must be an integer in 1\.\.256/);
+  await usage(t, ['sweep', 'default', '--param', 'smmu-pri=mainline,upstream'], /--param smmu-pri=upstream: must be one of mainline, posted-series/);
 });
 
 t.test('output paths are checked for writability before any work: run --trace/--report, sweep --out', async (t) => {

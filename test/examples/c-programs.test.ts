@@ -22,11 +22,11 @@ const DIR = 'examples/c';
 const COMMON = readFileSync(join(DIR, 'vfio-common.h'), 'utf8');
 const KINDS = ['virt-smmuv3', 'q35-vtd'] as const;
 
-/** Each example with the argument lists it is run with. */
-const EXAMPLES: { file: string; runs: string[][]; expect: RegExp }[] = [
+/** Each example with the argument lists it is run with; `pri`: it needs page requests serviced (on SMMUv3, the posted series). */
+const EXAMPLES: { file: string; runs: string[][]; expect: RegExp; pri?: boolean }[] = [
   { file: 'dma-engine-vfio.c', runs: [['type1'], ['iommufd']], expect: /4 completion records SUCCESS, 4 interrupts, destination verified/ },
-  { file: 'iommufd-fault-queue.c', runs: [[]], expect: /SUCCESS after 5 page faults in 5 groups, destination verified/ },
-  { file: 'sva-pri.c', runs: [['4']], expect: /MEMMOVE of 4 pages between process pointers \(PASID \d+\): SUCCESS, destination verified/ },
+  { file: 'iommufd-fault-queue.c', runs: [[]], expect: /SUCCESS after 5 page faults in 5 groups, destination verified/, pri: true },
+  { file: 'sva-pri.c', runs: [['4']], expect: /MEMMOVE of 4 pages between process pointers \(PASID \d+\): SUCCESS, destination verified/, pri: true },
   { file: 'test-device-copy.c', runs: [['type1'], ['iommufd']], expect: /STATUS 0x2 \(DONE\), ERROR 0, 1 interrupt\(s\), destination verified/ },
 ];
 
@@ -35,7 +35,7 @@ for (const ex of EXAMPLES) {
     const { wasm } = await buildC({ [ex.file]: readFileSync(join(DIR, ex.file), 'utf8'), 'vfio-common.h': COMMON }, ['-O2', '-Wall', '-Wextra', '-Werror']);
     for (const kind of KINDS) {
       for (const args of ex.runs) {
-        const m = createMachine(kind);
+        const m = createMachine(kind, ex.pri === true ? { smmuPri: 'posted-series' } : {});
         let out = '';
         let err = '';
         const r = await runProgram(m, wasm, { args, stdout: (b) => (out += new TextDecoder().decode(b)), stderr: (b) => (err += new TextDecoder().decode(b)) });

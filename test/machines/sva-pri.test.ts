@@ -3,12 +3,13 @@ import { createMachine } from '../../machines/machine.ts';
 import type { SvaHandle } from '../../src/iommu-core/sva.ts';
 import { CFG, COMMAND } from '../../src/pci/header.ts';
 
-/** Both machines take page requests through their IOMMU. */
+/** Both machines take page requests through their IOMMU (virt-smmuv3 with the posted SMMUv3 PRI series: mainline denies them). */
 const PRI_MACHINES = ['virt-smmuv3', 'q35-vtd'] as const;
+const PRI = { smmuPri: 'posted-series' } as const;
 
 for (const kind of PRI_MACHINES) {
   t.test(`${kind}: a DMA engine bound to a process by SVA reads its memory and faults untouched pages in through PRI`, async (t) => {
-    const m = createMachine(kind);
+    const m = createMachine(kind, PRI);
     const dev = m.device('0000:00:01.0');
     const p = m.host.spawn();
     const va = p.mmap(16 * 4096);
@@ -35,7 +36,7 @@ for (const kind of PRI_MACHINES) {
 
 for (const kind of PRI_MACHINES) {
   t.test(`${kind}: after a bound process exits its PASID only faults (the mm release blocks it; the bond stays until unbind) and is not handed to the next process until the mm is dropped (mm_pasid_drop from __mmdrop)`, async (t) => {
-    const m = createMachine(kind);
+    const m = createMachine(kind, PRI);
     const dev = m.device('0000:00:01.0');
     dev.config.write(CFG.COMMAND, 2, COMMAND.MASTER | COMMAND.MEMORY);
     const sva = m.host.sva;
@@ -69,7 +70,7 @@ for (const kind of PRI_MACHINES) {
 
 for (const kind of PRI_MACHINES) {
   t.test(`${kind}: after fork the SVA process's pages are write-protected; a device write takes a page request and breaks copy-on-write in the bound process only; the child has no PASID (mm_pasid_init)`, async (t) => {
-    const m = createMachine(kind);
+    const m = createMachine(kind, PRI);
     const dev = m.device('0000:00:01.0');
     dev.config.write(CFG.COMMAND, 2, COMMAND.MASTER | COMMAND.MEMORY);
     const p = m.host.spawn();

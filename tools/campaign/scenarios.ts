@@ -42,7 +42,8 @@ export interface SequenceInput {
 
 /** A machine of this kind whose scheduler stops the run at `maxVirtualNs` (VirtualTimeLimit). */
 function limitedMachine(kind: MachineKind, seed: number, maxVirtualNs: number | undefined): Machine {
-  const m = createMachine(kind, { seed });
+  // SVA runs fault pages in through PRI: on virt-smmuv3 that is the posted SMMUv3 PRI series (machines/README.md).
+  const m = createMachine(kind, { seed, smmuPri: 'posted-series' });
   if (maxVirtualNs !== undefined) m.board.scheduler.timeLimitNs = maxVirtualNs;
   return m;
 }
@@ -227,7 +228,7 @@ export function operationPoints(kind: MachineKind): readonly ReachedPoint[] {
   let points = reachedByKind.get(kind);
   if (points === undefined) {
     const hits = new Map<string, number>();
-    const r = planOnMachine(createMachine(kind), { rules: [] }, hits);
+    const r = planOnMachine(createMachine(kind, { smmuPri: 'posted-series' }), { rules: [] }, hits);
     if (r.outcome !== 'survived') throw new Error(`the fixed operation does not run cleanly on ${kind}: ${r.outcome} ${r.detail ?? ''}`);
     points = Object.freeze(machinePointInfo(kind).flatMap((p) => ((hits.get(p.name) ?? 0) > 0 ? [Object.freeze({ ...p, hits: hits.get(p.name)! })] : [])));
     reachedByKind.set(kind, points);

@@ -146,7 +146,8 @@ export class SequenceExecutor {
   readonly model = initialModel();
 
   constructor(kind: MachineKind | (() => Machine)) {
-    this.m = typeof kind === 'function' ? kind() : createMachine(kind);
+    // The reference model faults SVA pages in through PRI: on virt-smmuv3, the posted SMMUv3 PRI series.
+    this.m = typeof kind === 'function' ? kind() : createMachine(kind, { smmuPri: 'posted-series' });
   }
 
   setup(): void {

@@ -1,5 +1,8 @@
 /**
- * Scenarios described in JSON: `{ "name", "description", "machine"?, "steps": [...] }`.
+ * Scenarios described in JSON: `{ "name", "description", "machine"?, "options"?, "steps": [...] }`.
+ * `options` holds machine options: `smmuPri` (`"mainline"` or `"posted-series"`: how
+ * virt-smmuv3's driver treats PRI; a scenario that needs page requests serviced there
+ * says `"posted-series"`). `--param smmu-pri` overrides it.
  * Steps run in order; each is an object whose `do` names it:
  *
  * | step | fields | what it does |
@@ -24,6 +27,7 @@ import type { Process } from '../../src/host/process.ts';
 import { EngineUser } from './engine-user.ts';
 import { MACHINE_KINDS, UsageError, type Scenario, type ScenarioContext } from './scenario.ts';
 import { ioasMap, iommufdSetup, vfioType1Setup } from './vmm.ts';
+import { SMMU_PRI_MODES, type SmmuPriMode } from '../../iommu/smmuv3/driver/driver.ts';
 
 type Step = Record<string, unknown> & { do: string };
 
@@ -54,6 +58,14 @@ export function parseJsonScenario(x: unknown, source = 'scenario'): Scenario {
   if (typeof o.name !== 'string') errors.push('name: must be a string');
   if (o.machine !== undefined && !MACHINE_KINDS.includes(o.machine as MachineKind)) errors.push(`machine: must be ${MACHINE_KINDS.join(' or ')}`);
   if (!Array.isArray(o.steps)) errors.push('steps: must be an array');
+  const opts = o.options as Record<string, unknown> | undefined;
+  if (opts !== undefined) {
+    if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) errors.push('options: must be an object { smmuPri? }');
+    else {
+      for (const k of Object.keys(opts)) if (k !== 'smmuPri') errors.push(`options: unknown field "${k}" (allowed: smmuPri)`);
+      if (opts.smmuPri !== undefined && !SMMU_PRI_MODES.includes(opts.smmuPri as SmmuPriMode)) errors.push(`options.smmuPri: must be one of ${SMMU_PRI_MODES.join(', ')}`);
+    }
+  }
   const steps = (Array.isArray(o.steps) ? o.steps : []) as Step[];
   steps.forEach((s, i) => {
     if (typeof s !== 'object' || s === null || typeof s.do !== 'string' || !(s.do in STEP_FIELDS)) {
@@ -68,6 +80,7 @@ export function parseJsonScenario(x: unknown, source = 'scenario'): Scenario {
     name: o.name as string,
     description: typeof o.description === 'string' ? o.description : '',
     ...(o.machine !== undefined ? { machine: o.machine as MachineKind } : {}),
+    ...(opts?.smmuPri !== undefined ? { options: { smmuPri: opts.smmuPri as SmmuPriMode } } : {}),
     run: (ctx) => runSteps(ctx, steps),
   };
 }

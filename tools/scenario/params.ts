@@ -6,13 +6,16 @@
  */
 import type { DmaEngineOptions } from '../../devices/dma-engine/dma-engine.ts';
 import type { MachineOptions } from '../../machines/machine.ts';
+import { SMMU_PRI_MODES } from '../../iommu/smmuv3/driver/driver.ts';
 import { UsageError } from './usage-error.ts';
 
 /** One parameter: what it means, its type and range, its default. */
 export interface ParamSpec {
   description: string;
-  /** 'integer' or 'number' (default 'number': any finite number). */
+  /** 'integer' or 'number' (default 'number': any finite number). Ignored with `values`. */
   type?: 'integer' | 'number';
+  /** A choice of words instead of a number: the value must be one of them, and reads as its index. */
+  values?: readonly string[];
   /** Smallest accepted value (inclusive). */
   min?: number;
   /** Largest accepted value (inclusive). */
@@ -65,6 +68,11 @@ export const MACHINE_PARAMS: Readonly<Record<string, MachineParam>> = {
       o.smmu = { ...o.smmu, iotlbSize: v };
     },
   },
+  'smmu-pri': {
+    description: "how virt-smmuv3's arm-smmu-v3 driver treats PCIe PRI: Linux 7.3 mainline (page requests logged and denied) or the posted, unmerged SMMUv3 PRI series (serviced)",
+    values: SMMU_PRI_MODES, default: 'mainline',
+    apply: (o, _e, v) => void (o.smmuPri = SMMU_PRI_MODES[v]!),
+  },
   'ram-mib': {
     description: 'guest RAM, MiB',
     type: 'integer', min: 16, max: 1 << 20, default: 1024,
@@ -77,6 +85,7 @@ export const SEED_PARAM: ParamSpec = { description: "the machine's PRNG seed", t
 
 /** "an integer in 1..255", "a number >= 0": what a parameter accepts, for listings and errors. */
 export function describeRange(p: ParamSpec): string {
+  if (p.values !== undefined) return `one of ${p.values.join(', ')}`;
   const what = p.type === 'integer' ? 'an integer' : 'a number';
   if (p.min !== undefined && p.max !== undefined) return `${what} in ${p.min}..${p.max}`;
   if (p.min !== undefined) return `${what} >= ${p.min}`;
@@ -86,11 +95,17 @@ export function describeRange(p: ParamSpec): string {
 
 /** "1..255" or "N": the value part of `--param NAME=...` in a listing (N where the range is long to read; the description gives it). */
 export function valueHint(p: ParamSpec): string {
+  if (p.values !== undefined) return p.values.join('|');
   return p.min !== undefined && p.max !== undefined && p.type === 'integer' && p.max <= 1_000_000 ? `${p.min}..${p.max}` : 'N';
 }
 
 /** One value of a parameter, checked against its schema; throws UsageError naming the parameter and the accepted range. */
 export function parseParam(name: string, spec: ParamSpec, raw: string): number {
+  if (spec.values !== undefined) {
+    const i = spec.values.indexOf(raw.trim());
+    if (i < 0) throw new UsageError(`--param ${name}=${raw}: must be ${describeRange(spec)} (${spec.description})`);
+    return i;
+  }
   const text = raw.trim().replace(/_/g, '');
   const n = text === '' ? NaN : Number(text);
   const ok = Number.isFinite(n) && (spec.type !== 'integer' || Number.isSafeInteger(n)) && (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max);

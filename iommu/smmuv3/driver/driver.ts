@@ -41,6 +41,27 @@ const HTTU_ACCESS_AND_DIRTY = 0b10;
 const PRI_REQS = 64;
 
 /**
+ * How the driver treats PCIe PRI (machines/README.md, MachineOptions.smmuPri):
+ * - 'mainline': Linux 7.3's arm-smmu-v3. The PRI queue is brought up at reset
+ *   when IDR0.PRI says so (arm_smmu_device_reset), but no master gets PRI:
+ *   arm_smmu_enable_iopf() only takes stall-capable masters (SVA works
+ *   through stalls), pci_enable_pri() is never called, and every record in
+ *   the PRI queue is "unexpected": arm_smmu_handle_ppr() logs it and denies
+ *   a last one with CMD_PRI_RESP (Resp Deny).
+ * - 'posted-series': the SMMUv3 PRI series posted to the list and not
+ *   merged in 7.3 (PRI on ATS masters, the device's PRI enabled when I/O page
+ *   faults are, page requests into the IOPF queue, CMD_PRI_RESP from the
+ *   IOPF response; the PRI queue brought up on first use).
+ */
+export type SmmuPriMode = 'mainline' | 'posted-series';
+export const SMMU_PRI_MODES: readonly SmmuPriMode[] = Object.freeze(['mainline', 'posted-series']);
+
+export interface Smmuv3DriverOptions {
+  /** Default 'mainline'. */
+  pri?: SmmuPriMode;
+}
+
+/**
  * The arm-smmu-v3-shaped host driver. It reaches the SMMU only through its
  * MMIO registers and the tables and queues it allocates in guest memory:
  * probe from the IDRs, a 2-level stream table, command, event and PRI
@@ -77,11 +98,15 @@ export class Smmuv3Driver implements IommuDriver {
   /** Stage 1 and stage 2 both present: nest parents and vIOMMUs are offered. */
   nestingSupported = false;
   private cr0 = 0;
+  /** How PRI is treated (SmmuPriMode). */
+  readonly priMode: SmmuPriMode;
 
   constructor(
     readonly host: Host,
     readonly base: number,
+    opts: Smmuv3DriverOptions = {},
   ) {
+    this.priMode = opts.pri ?? 'mainline';
     this.mmio = host.platform.sysmem;
     const tables = host.allocator.tablePages();
     this.dma = { alloc: (b) => tables.alloc(Math.max(b, 4096)), free: (pa, b) => tables.free(pa, Math.max(b, 4096)) };
@@ -99,6 +124,8 @@ export class Smmuv3Driver implements IommuDriver {
     this.queues = new FaultQueues({
       host, mmio: this.mmio, base, cmdq: this.cmdq,
       master: (sid) => this.masters.bySid.get(sid),
+      priMode: this.priMode,
+      devName: `${base.toString(16)}.smmuv3`,
       alloc: (b) => this.dma.alloc(b),
       enable: (bits) => this.writeCr0(this.cr0 | bits),
     }, this.mustAlloc(EVT_BYTES * 2 ** EVTQ_LOG2));
@@ -113,6 +140,11 @@ export class Smmuv3Driver implements IommuDriver {
   /** Decoded event records consumed so far (and command errors). */
   get events(): SmmuEventRecord[] {
     return this.queues.events;
+  }
+
+  /** The lines this driver printed to the kernel log (dev_info/dev_err), oldest first. */
+  get log(): readonly string[] {
+    return this.queues.log;
   }
 
   private mustAlloc(bytes: number): number {
@@ -174,6 +206,10 @@ export class Smmuv3Driver implements IommuDriver {
     this.w32(SMMU_REG.EVENTQ_CONS, 0);
     this.writeCr0(this.cr0 | CR0.EVENTQEN);
     this.queues.setupIrqs();
+    // arm_smmu_device_reset(): the PRI queue is enabled whenever ARM_SMMU_FEAT_PRI (mainline).
+    if (this.priMode === 'mainline' && this.priSupported && this.queues.enablePriq(this.priqs) < 0) {
+      throw new Error('SMMUv3 driver: out of memory at probe');
+    }
     // Safe ATS mode: Translated transactions are checked against STE.EATS (Linux sets CR0_ATSCHK).
     if (this.atsSupported) this.writeCr0(this.cr0 | CR0.ATSCHK);
     this.writeCr0(this.cr0 | CR0.SMMUEN);
@@ -255,16 +291,18 @@ export class Smmuv3Driver implements IommuDriver {
   }
 
   /**
-   * iommu_dev_enable_feature(IOPF): PRI on a device that has it (the SMMU's
-   * PRI queue is brought up on first use, the device's PRI interface reset
-   * and enabled with an allocation), else stalls for a stall-capable device.
-   * A device with neither gets no I/O page faults (0: its faults just fault).
+   * I/O page faults for a device. 'posted-series': PRI on a device that has
+   * it (the SMMU's PRI queue is brought up on first use, the device's PRI
+   * interface reset and enabled with an allocation), else stalls for a
+   * stall-capable device. 'mainline' (arm_smmu_enable_iopf): stalls only;
+   * a device without them gets 0 and no I/O page faults, PRI or not. A
+   * device with neither gets no I/O page faults (0: its faults just fault).
    */
   enableIopf(dev: PciFunction): number {
     const m = this.masters.byDev.get(dev);
     if (m === undefined) return -19;
     if (m.pri || m.stall) return 0;
-    if (m.priSupported) {
+    if (m.priSupported && this.priMode === 'posted-series') {
       const q = this.queues.enablePriq(this.priqs);
       if (q < 0) return q;
       // pci_reset_pri() first: the function forgets the requests of an earlier life, then gets its allocation.

@@ -6,7 +6,9 @@
  * overflow is acknowledged. Page requests and stall events go to the
  * host's I/O page-fault queue; what nobody can handle is answered at once
  * (PRI: Invalid Request; stall: CMD_RESUME abort). Other events of a master
- * under a nested domain go to its vSMMU's vEVENTQ (nested.ts).
+ * under a nested domain go to its vSMMU's vEVENTQ (nested.ts). With the
+ * mainline PRI mode (driver.ts SmmuPriMode) every page request is logged as
+ * unexpected and a last one denied, as Linux 7.3's arm_smmu_handle_ppr().
  */
 import type { Host } from '../../../src/host/host.ts';
 import type { DriverDomain, PageRequest } from '../../../src/iommu-core/types.ts';
@@ -16,6 +18,7 @@ import { EVT, EVT_HEADER, PRIQ_BYTES, decodeEvent, decodePriRecord, eventName, t
 import { CR0, IRQ_CTRL, PRI_RESP, Q_OVF, SMMU_REG, SMMU_REGS } from '../regs.ts';
 import { readField } from '../../../src/hw/layout.ts';
 import type { CommandQueue } from './cmdq.ts';
+import type { SmmuPriMode } from './driver.ts';
 import { NestedDomain } from './nested.ts';
 
 export const EVTQ_LOG2 = 7;
@@ -58,13 +61,22 @@ export interface QueueHost {
   readonly base: number;
   readonly cmdq: CommandQueue;
   master(sid: number): QueueMaster | undefined;
+  /** How page requests are handled (driver.ts). */
+  readonly priMode: SmmuPriMode;
+  /** The SMMU's device name in log lines (dev_name(smmu->dev)). */
+  readonly devName: string;
   alloc(bytes: number): number | undefined;
   /** Set bits in CR0 and wait for CR0ACK. */
   enable(cr0Bits: number): void;
 }
 
+/** Kernel log lines kept (the oldest go first). */
+const LOG_LINES = 1024;
+
 export class FaultQueues {
   readonly events: SmmuEventRecord[] = [];
+  /** Lines printed to the kernel log (dev_info / dev_err), "arm-smmu-v3 <dev>: ..." as dmesg shows them. */
+  readonly log: string[] = [];
   /** Events of nested masters reported to a vEVENTQ, and events nobody took (only logged). */
   eventsForwarded = 0;
   eventsUnhandled = 0;
@@ -216,11 +228,40 @@ export class FaultQueues {
     this.h.host.iopf.report(m.dev, req);
   }
 
+  /** A kernel log line of this SMMU (dev_info / dev_err). */
+  private printk(line: string): void {
+    this.log.push(`arm-smmu-v3 ${this.h.devName}: ${line}`);
+    if (this.log.length > LOG_LINES) this.log.shift();
+  }
+
+  /**
+   * Linux 7.3 arm_smmu_handle_ppr(): nobody services PRI. The record is
+   * logged with its fields (IOMMU_NO_PASID, 0, without SSV) and a last one is
+   * answered CMD_PRI_RESP with the record's SSV/SubstreamID and Resp Deny.
+   * Stop Markers are not told apart.
+   */
+  private unexpectedPpr(f: ReturnType<typeof decodePriRecord>): void {
+    const ssid = f.SSV === 1 ? f.SubstreamID : 0;
+    const hex = (v: number, w: number) => v.toString(16).padStart(w, '0');
+    this.pageRequestsRefused++;
+    this.printk('unexpected PRI request received:');
+    this.printk(
+      `\tsid 0x${hex(f.StreamID, 8)}.0x${hex(ssid, 5)}: [${f.PRGIndex}${f.Last === 1 ? 'L' : ''}] ${f.Priv === 1 ? '' : 'un'}privileged ` +
+      `${f.Read === 1 ? 'R' : ''}${f.Write === 1 ? 'W' : ''}${f.Exec === 1 ? 'X' : ''} access at iova 0x${hex(f.Address, 16)}`,
+    );
+    if (f.Last === 1) {
+      this.h.cmdq.issueOne('PRI_RESP', { StreamID: f.StreamID, SSV: f.SSV, SubstreamID: ssid, PRGIndex: f.PRGIndex, Resp: PRI_RESP.DENY }, false);
+    }
+  }
+
   /** arm_smmu_priq_thread(): page requests to the IOPF queue; unexpected ones are denied. */
   drainPri(): number {
     if (this.priqBase === 0) return 0;
     const before = this.r32(SMMU_REG.PRIQ_PROD);
-    if (((before ^ this.r32(SMMU_REG.PRIQ_CONS)) & Q_OVF) !== 0) this.priqOverflows++;
+    if (((before ^ this.r32(SMMU_REG.PRIQ_CONS)) & Q_OVF) !== 0) {
+      this.priqOverflows++;
+      this.printk('PRIQ overflow detected -- requests lost');
+    }
     return this.drain(SMMU_REG.PRIQ_PROD, SMMU_REG.PRIQ_CONS, this.priqBase, this.priqLog2, PRIQ_BYTES, this.priRecord);
   }
 
@@ -229,8 +270,12 @@ export class FaultQueues {
     const words = this.priWords;
     for (let i = 0; i < 4; i++) words[i] = this.h.mmio.read32(at + 4 * i);
     const f = decodePriRecord(words);
-    // A Stop Marker (L = 1, R = W = 0) needs no response.
-    if (f.Read === 0 && f.Write === 0) return;
+    if (this.h.priMode === 'mainline') {
+      this.unexpectedPpr(f);
+      return;
+    }
+    // A Stop Marker (L = 1, R = W = 0 with a PASID: IHI 0070 §8) needs no response.
+    if (f.Read === 0 && f.Write === 0 && f.Last === 1 && f.SSV === 1) return;
     const pasid = f.SSV === 1 ? f.SubstreamID : -1;
     const m = this.h.master(f.StreamID);
     if (m === undefined || !m.pri) {

@@ -21,7 +21,8 @@ import { CFG, COMMAND } from '../../../src/pci/header.ts';
 export const PAGE = 4096;
 
 export function engineMachine(opts: MachineOptions = {}, bdf = '0000:00:01.0') {
-  const m = createMachine('virt-smmuv3', { ramBytes: 256 * 2 ** 20, ...opts });
+  // PRI servicing is the posted SMMUv3 PRI series' (mainline Linux 7.3 denies page requests).
+  const m = createMachine('virt-smmuv3', { ramBytes: 256 * 2 ** 20, smmuPri: 'posted-series', ...opts });
   const board = m.board;
   const dev = m.device(bdf) as DmaEngine;
   const driver = m.iommuDriver as Smmuv3Driver;

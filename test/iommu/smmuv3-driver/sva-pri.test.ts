@@ -206,7 +206,7 @@ t.test('a stall-capable device without PRI: faults stall, go through the event q
 t.test('the PRI queue base keeps its LOG2SIZE next to the WA bit (a 64-bit register value built exactly)', async (t) => {
   const { createMachine } = await import('../../../machines/machine.ts');
   const { SMMU_REG } = await import('../../../iommu/smmuv3/regs.ts');
-  const m = createMachine('virt-smmuv3', { ramBytes: 256 * 2 ** 20 });
+  const m = createMachine('virt-smmuv3', { ramBytes: 256 * 2 ** 20, smmuPri: 'posted-series' });
   const drv = m.iommuDriver as unknown as { enableIopf(d: unknown): number };
   t.equal(drv.enableIopf(m.device('0000:00:01.0')), 0);
   const base = m.board.layout.iommuBase;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { CR0, GERROR, IRQ_CTRL, PRI_RESP, Q_OVF } from '../../../iommu/smmuv3/index.ts';
+import { CR0, GERROR, IRQ_CTRL, PRI_RESP, Q_OVF, STE_CONFIG } from '../../../iommu/smmuv3/index.ts';
 import { DATA, Harness, PRIQ } from './harness.ts';
 
 const PAGE = 4096;
@@ -49,13 +49,14 @@ t.test('the PRI queue interrupt: the wired line without an MSI address, else the
 t.test('a full PRI queue discards requests, flags OVFLG once and answers a discarded last request Success (§8.2)', async (t) => {
   const h = new Harness();
   h.enable();
+  h.writeSte(h.sid, { Config: STE_CONFIG.BYPASS });
   h.enablePriq(1);
   h.dev.pr(ADDR, { prgIndex: 1 });
   h.dev.pr(ADDR, { prgIndex: 2 });
   h.dev.pr(ADDR, { prgIndex: 3, last: false });
   h.dev.pr(ADDR + PAGE, { prgIndex: 3, pasid: 4 });
   t.equal((h.r32('PRIQ_PROD') & Q_OVF) >>> 0, Q_OVF, 'OVFLG');
-  t.same(responses(h), [[3, 4, 'success']], 'only the discarded request with Last gets an automatic response');
+  t.same(responses(h), [[3, -1, 'success']], 'only the discarded request with Last gets an automatic response; STE.PPAR == 0: no PASID');
   t.equal(h.counter('pri.auto_responses'), 1);
   t.equal(h.priRecords().length, 2);
   h.w32('PRIQ_CONS', (h.r32('PRIQ_CONS') & ~Q_OVF) | (h.r32('PRIQ_PROD') & Q_OVF));
@@ -67,18 +68,43 @@ t.test('a full PRI queue discards requests, flags OVFLG once and answers a disca
   t.equal(h.r32('PRIQ_PROD') & Q_OVF, 0, 'a new overflow toggles OVFLG again');
 });
 
-t.test('PRIQEN == 0: page requests are discarded; a last one is answered Invalid, a Stop Marker never', async (t) => {
+t.test('overflow responses follow the STE (§8.2): PASID only with STE.PPAR, Response Failure for an invalid STE or SMMUEN == 0', async (t) => {
+  const h = new Harness();
+  h.enable();
+  h.writeSte(h.sid, { Config: STE_CONFIG.BYPASS, PPAR: 1 });
+  h.enablePriq(0);
+  h.dev.pr(ADDR, { prgIndex: 1 });
+  h.dev.pr(ADDR, { prgIndex: 2, pasid: 7 });
+  h.dev.pr(ADDR, { prgIndex: 3 });
+  t.same(responses(h), [[2, 7, 'success'], [3, -1, 'success']], 'PPAR == 1: the PASID of a request that had one');
+  t.same(h.events(), [], 'the STE lookup records nothing');
+  h.writeSte(h.sid, { Config: STE_CONFIG.BYPASS, V: 0 });
+  h.cmd('CFGI_STE', { StreamID: h.sid, Leaf: 1 });
+  h.dev.pr(ADDR, { prgIndex: 4, pasid: 7 });
+  h.writeSte(h.sid, { Config: STE_CONFIG.S1_TRANS, S1CDMax: 31 });
+  h.cmd('CFGI_STE', { StreamID: h.sid, Leaf: 1 });
+  h.dev.pr(ADDR, { prgIndex: 5, pasid: 7 });
+  h.writeSte(h.sid, { Config: STE_CONFIG.BYPASS, PPAR: 1 });
+  h.cmd('CFGI_STE', { StreamID: h.sid, Leaf: 1 });
+  h.w32('CR0', h.r32('CR0') & ~CR0.SMMUEN);
+  h.dev.pr(ADDR, { prgIndex: 6, pasid: 7 });
+  t.same(responses(h).slice(2), [[4, -1, 'failure'], [5, -1, 'failure'], [6, -1, 'failure']], 'V == 0, ILLEGAL, SMMUEN == 0');
+  t.same(h.events(), [], 'no C_BAD_STE for an automatic response');
+});
+
+t.test('PRIQEN == 0: page requests are discarded; every last one is answered Response Failure without PASID, a Stop Marker never', async (t) => {
   const h = new Harness();
   h.enable();
   h.dev.pr(ADDR, { prgIndex: 2, pasid: 1 });
   h.dev.pr(ADDR, { prgIndex: 3, last: false });
-  h.dev.pr(0, { prgIndex: 4, read: false, write: false, stopMarker: true });
-  t.same(responses(h), [[2, 1, 'invalid']]);
-  t.equal(h.counter('pri.discarded'), 3);
+  h.dev.pr(0, { prgIndex: 4, pasid: 1, read: false, write: false, stopMarker: true });
+  h.dev.pr(0, { prgIndex: 5, read: false, write: false });
+  t.same(responses(h), [[2, -1, 'failure'], [5, -1, 'failure']], 'R = W = 0, L = 1 without a PASID is a page request (§8)');
+  t.equal(h.counter('pri.discarded'), 4);
   h.enablePriq();
   h.dev.pr(0, { pasid: 1, read: false, write: false, stopMarker: true });
   const [r] = h.priRecords();
-  t.same([r?.['Last'], r?.['Read'], r?.['Write']], [1, 0, 0], 'a Stop Marker is recorded like a request');
+  t.same([r?.['Last'], r?.['Read'], r?.['Write'], r?.['SSV']], [1, 0, 0, 1], 'a Stop Marker is recorded like a request');
 });
 
 t.test('PRIQ_BASE and PRIQ_PROD are guarded by PRIQEN', async (t) => {
@@ -104,16 +130,18 @@ t.test('CMD_PRI_RESP sends a PRG Response downstream: Resp Deny/Fail/Success, th
   t.equal(h.counter('pri.responses'), 4);
 });
 
-t.test('a PRI record write that aborts: GERROR.PRIQ_ABT_ERR, the request is answered Success, the queue stops', async (t) => {
+t.test('a PRI record write that aborts: GERROR.PRIQ_ABT_ERR, the request is answered Response Failure, the queue stops', async (t) => {
   const h = new Harness();
   h.enable();
+  h.writeSte(h.sid, { Config: STE_CONFIG.BYPASS, PPAR: 1 });
   h.enablePriq();
   h.board.faults.failNth('smmuv3.priq_write', 1);
-  h.dev.pr(ADDR, { prgIndex: 1 });
+  h.dev.pr(ADDR, { prgIndex: 1, pasid: 3 });
   t.equal(h.r32('GERROR') & GERROR.PRIQ_ABT_ERR, GERROR.PRIQ_ABT_ERR);
   t.equal(h.r32('PRIQ_PROD'), 0);
-  h.dev.pr(ADDR, { prgIndex: 2 });
-  t.same(responses(h), [[1, -1, 'success'], [2, -1, 'invalid']], 'then discarded as if disabled until acknowledged');
+  h.dev.pr(ADDR, { prgIndex: 2, pasid: 3 });
+  h.dev.pr(ADDR, { prgIndex: 3, last: false });
+  t.same(responses(h), [[1, -1, 'failure'], [2, -1, 'failure']], 'then discarded as if disabled until acknowledged: Response Failure, no PASID');
   h.w32('GERRORN', h.r32('GERROR'));
   h.dev.pr(ADDR, { prgIndex: 3 });
   t.equal(h.priRecords().length, 1);
@@ -141,6 +169,7 @@ t.test('injection: PRG Responses lost, turned into Response Failure, or delayed'
 t.test('trace events: smmuv3.priq for each page request, smmuv3.pri.resp for each PRG Response, smmuv3.ats for each Translation Request', async (t) => {
   const h = new Harness();
   h.enable();
+  h.writeSte(h.sid, { Config: STE_CONFIG.BYPASS });
   h.enablePriq(1);
   const seen: string[] = [];
   h.board.tracer.on('smmuv3.priq', (r) => void seen.push(`priq ${r.args.prg} ${r.args.outcome}`));

@@ -46,7 +46,7 @@ function memoryDigest(m: Machine): string {
 
 /** Run the scenario; from the moment it arms, record what the machine does; inject `action` at the first hit that can take it (or nothing). */
 function observe(sc: PointScenario, point: InjectionPointName, action: InjectionAction | undefined): { seen: string[]; injected: number } {
-  const m = createMachine(sc.machine);
+  const m = createMachine(sc.machine, { smmuPri: 'posted-series' });
   const events: string[] = [];
   let armedOn: Machine | undefined;
   const arm: Arm = (target = m) => {
