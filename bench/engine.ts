@@ -13,8 +13,8 @@ const SIZES = [4096, 65536];
 const RING = 64;
 const BATCH = 32;
 /** Bytes copied per timed round (per size), and rounds (best kept). */
-const BYTES_PER_ROUND = 8 * 2 ** 20;
-const ROUNDS = 5;
+const BYTES_PER_ROUND = 2 * 2 ** 20;
+const ROUNDS = 20;
 
 /**
  * MEMMOVE throughput of the reference DMA engine with a warm ATC, against
