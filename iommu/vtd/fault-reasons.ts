@@ -34,15 +34,29 @@
  * | 0x78..0x7C | DMAR_SM_SS_* | SSS.1-5 |
  * | 0x80..0x87 | general scalable-mode faults | SGN.1-8 |
  * | 0x90 | DMAR_SM_FS_AD_NOSNOOP | SFS.9 |
+ *
+ * Qualified faults (§7.1.3, the spec's "Qualified" column; §9.3/§9.4/§9.5/§9.6
+ * FPD): a fault the Fault Processing Disable bit of the context entry, PASID
+ * directory entry or PASID entry used for the request can suppress. The FPD
+ * bit counts whether or not that entry is present. Not qualified: faults
+ * found before the unit has an entry that could carry FPD (the root table
+ * address RTA.*, root entries LRT.* / SRT.*, the context-entry fetch LCT.1 /
+ * SCT.1) and the PASID-directory / PASID-table fetch errors SPD.1 / SPT.1
+ * (QEMU's vtd_qualified_faults agrees). Everything else is qualified.
  */
 export interface VtdFaultReason {
   readonly code: number;
   readonly name: string;
   readonly cond: string;
   readonly desc: string;
+  /** FPD can suppress it (§7.1.3); see the list above. */
+  readonly qualified: boolean;
 }
 
-const R = (code: number, name: string, cond: string, desc: string): VtdFaultReason => ({ code, name, cond, desc });
+/** Conditions found before any entry with FPD applies, or fetching one (not qualified, §7.1.3). */
+const UNQUALIFIED = new Set(['LRT.1', 'LRT.2', 'LRT.3', 'LCT.1', 'RTA.1', 'RTA.2', 'RTA.3', 'SRT.1', 'SRT.2', 'SRT.3', 'SCT.1', 'SPD.1', 'SPT.1']);
+
+const R = (code: number, name: string, cond: string, desc: string): VtdFaultReason => ({ code, name, cond, desc, qualified: !UNQUALIFIED.has(cond) });
 
 export const VTD_FAULT_REASONS: readonly VtdFaultReason[] = [
   R(0x01, 'DMAR_ROOT_NOT_PRESENT', 'LRT.2', 'present bit of the root entry is clear'),
@@ -114,6 +128,11 @@ export function faultReason(code: number): VtdFaultReason {
   const r = BY_CODE.get(code);
   if (r === undefined) throw new Error(`unknown VT-d fault reason 0x${code.toString(16)}`);
   return r;
+}
+
+/** Whether FPD may suppress a fault of this code (§7.1.3 qualified faults); unknown codes are not. */
+export function isQualifiedFault(code: number): boolean {
+  return BY_CODE.get(code)?.qualified ?? false;
 }
 
 /** Symbolic name of a code ('DMAR_UNKNOWN_0xNN' for codes not in the table). */

@@ -10,7 +10,7 @@ export * from './regs.ts';
 export * from './root-context.ts';
 export * from './pasid-entry.ts';
 export * from './inv-desc.ts';
-export { VTD_FAULT_REASONS, faultName, faultReason, FR, type VtdFaultReason } from './fault-reasons.ts';
+export { VTD_FAULT_REASONS, faultName, faultReason, isQualifiedFault, FR, type VtdFaultReason } from './fault-reasons.ts';
 export { VTD_INJECTION_POINTS } from './points.ts';
 export { IRQ_FIRST, IRQ_END } from './translate.ts';
 export { KIND_SS, KIND_FS, KIND_NESTED } from './iotlb.ts';

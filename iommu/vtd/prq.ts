@@ -32,7 +32,7 @@ import { MEMTX_OK, type PhysMem } from '../../src/memory/phys-mem.ts';
 import type { PageRequestMessage, PrgResponseCode } from '../../src/pci/ats-messages.ts';
 import type { SimContext } from '../../src/sim/context.ts';
 import type { Counter } from '../../src/trace/counters.ts';
-import { FR } from './fault-reasons.ts';
+import { FR, isQualifiedFault } from './fault-reasons.ts';
 import { FaultInfo, type FaultRecorder } from './faults.ts';
 import type { EventInterrupt } from './interrupts.ts';
 import { PRS_PPR, PRS_PRO, TTM_LEGACY, TTM_SCALABLE, type VtdRegMap } from './regs.ts';
@@ -167,10 +167,8 @@ export class PageRequestQueue {
       return FR.RTADDR_INVALID;
     }
     const c = this.xlate.context(sid);
-    if (c === null) {
-      this.xlate.fpd = false;
-      return this.xlate.fi.code;
-    }
+    // Not loaded: xlate.fpd is the FPD of the context entry if one was read (non-present with FPD).
+    if (c === null) return this.xlate.fi.code;
     if (!c.scalable) return -1;
     this.xlate.fpd = c.fpd;
     if (!c.pre) return FR.SM_PRE;
@@ -200,7 +198,7 @@ export class PageRequestQueue {
   }
 
   private record(m: PageRequestMessage, code: number, fpd: boolean): void {
-    if (fpd) return;
+    if (fpd && isQualifiedFault(code)) return;
     const f = this.fi;
     f.code = code;
     f.sid = m.requesterId & 0xffff;

@@ -214,6 +214,8 @@ export interface VtdCaps {
   deviceTlb: boolean;
   /** ECAP.PRS: the page request queue; also ECAP.PDS (page requests reach the queue at once, so drain is trivial). */
   pageRequests: boolean;
+  /** ECAP.SC: snoop control (SNP in legacy second-stage leaves; what Linux's enforce_cache_coherency needs). */
+  snoopControl: boolean;
 }
 
 /** SAGAW bits: 1 = 39-bit 3-level, 2 = 48-bit 4-level, 3 = 57-bit 5-level. */
@@ -259,7 +261,7 @@ export function vtdCapRegisters(caps: VtdCaps): { cap: [number, number]; ecap: [
     QI: 1,
     DT: caps.deviceTlb ? 1 : 0,
     PT: 1,
-    SC: 1,
+    SC: caps.snoopControl ? 1 : 0,
     IRO: IOTLB_REG_OFFSET / 16,
     NEST: 1,
     PRS: caps.pageRequests ? 1 : 0,

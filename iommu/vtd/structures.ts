@@ -29,7 +29,7 @@ import {
 export class StructureLoader {
   /** Fault reason of the last failed load. */
   fault = 0;
-  /** FPD of the entries validated before the failure (their FPD applies to it). */
+  /** FPD of the entries read before the failure, present or not (qualified faults only: fault-reasons.ts). */
   fpd = false;
   /** Entries read from memory so far (root, context, PASID directory, PASID table): what `tableFetchNs` prices. */
   fetches = 0;
@@ -63,6 +63,8 @@ export class StructureLoader {
     const inj = this.ctxPoint.check(this.ctxPoint.armed ? { sid } : undefined);
     if (failing(inj) || !this.read(tablePtr(ROOT_ENTRY, r, 'CTP') + sidDevfn(sid) * 16, c, 4)) return this.failed(FR.CTX_FETCH);
     corrupt(inj, c);
+    // §9.3: FPD is evaluated whether or not P is set (a non-present entry can silence its faults).
+    this.fpd = rd(CONTEXT_ENTRY, c, 'FPD') !== 0;
     if (rd(CONTEXT_ENTRY, c, 'P') === 0) return this.failed(FR.CTX_NP);
     if (hasReservedBits(CONTEXT_ENTRY, c) || ptrAboveHaw(CONTEXT_ENTRY, c, 'SLPTPTR', haw)) return this.failed(FR.CTX_RSVD);
     const tt = rd(CONTEXT_ENTRY, c, 'TT');
@@ -77,7 +79,7 @@ export class StructureLoader {
     e.levels = levels;
     e.slptptr = tablePtr(CONTEXT_ENTRY, c, 'SLPTPTR');
     if (tt !== TT_PASSTHROUGH) {
-      e.walker = new VtdSsWalker(this.walkMem.withRequester(sid, -1), { levels: levels as 3 | 4 | 5, root: e.slptptr, haw, ad: false, snoopControl: true });
+      e.walker = new VtdSsWalker(this.walkMem.withRequester(sid, -1), { levels: levels as 3 | 4 | 5, root: e.slptptr, haw, ad: false, snoopControl: this.caps.snoopControl });
     }
     this.trace('context', sid, -1, formatLayout(CONTEXT_ENTRY, c));
     return e;
@@ -100,6 +102,8 @@ export class StructureLoader {
     if (failing(inj) || !this.read(at, c, 8)) return this.failed(FR.SM_CTX_FETCH);
     corrupt(inj, c);
     const x = SM_CONTEXT_ENTRY;
+    // §9.4: FPD is evaluated whether or not P is set.
+    this.fpd = rd(x, c, 'FPD') !== 0;
     if (rd(x, c, 'P') === 0) return this.failed(FR.SM_CTX_NP);
     const dte = rd(x, c, 'DTE') !== 0;
     const pre = rd(x, c, 'PRE') !== 0;
@@ -127,14 +131,18 @@ export class StructureLoader {
     const d = this.dir;
     const p = this.pe;
     if (!this.read(ctx.dirPtr + pasidDirIndex(pasid) * 8, d, 2)) return this.failed(FR.SM_PDIR_FETCH);
-    if (rd(PASID_DIR_ENTRY, d, 'P') === 0) return this.failed(FR.SM_PDIR_NP);
-    if (hasReservedBits(PASID_DIR_ENTRY, d) || ptrAboveHaw(PASID_DIR_ENTRY, d, 'SMPTBLPTR', caps.haw)) return this.failed(FR.SM_PDIR_RSVD);
+    // §9.5 / §9.6: FPD is evaluated whether or not P is set (QEMU vtd_ce_get_pasid_fpd reads it first too).
     const dirFpd = rd(PASID_DIR_ENTRY, d, 'FPD') !== 0;
     this.fpd ||= dirFpd;
+    if (rd(PASID_DIR_ENTRY, d, 'P') === 0) return this.failed(FR.SM_PDIR_NP);
+    if (hasReservedBits(PASID_DIR_ENTRY, d) || ptrAboveHaw(PASID_DIR_ENTRY, d, 'SMPTBLPTR', caps.haw)) return this.failed(FR.SM_PDIR_RSVD);
     const inj = this.pasidPoint.check(this.pasidPoint.armed ? { sid: ctx.sid, pasid } : undefined);
     if (failing(inj) || !this.read(tablePtr(PASID_DIR_ENTRY, d, 'SMPTBLPTR') + pasidTableIndex(pasid) * 64, p, 16)) return this.failed(FR.SM_PE_FETCH);
     corrupt(inj, p);
     const x = PASID_ENTRY;
+    // A non-present PASID entry with FPD set (what Linux leaves behind at SVA mm release,
+    // intel_pasid_clear_entry with fault_ignore): its faults are not recorded.
+    this.fpd ||= rd(x, p, 'FPD') !== 0;
     if (rd(x, p, 'P') === 0) return this.failed(FR.SM_PE_NP);
     const pgtt = rd(x, p, 'PGTT');
     const usesSs = pgtt === PGTT_SECOND_STAGE || pgtt === PGTT_NESTED;

@@ -124,7 +124,7 @@ export class Translator {
     if (c === undefined || c.scalable) {
       this.cCtxMiss.value++;
       const loaded = this.loader.loadLegacy(sid, this.rootTable);
-      if (loaded === null) return this.fail(txn, addr, this.loader.fault, false);
+      if (loaded === null) return this.fail(txn, addr, this.loader.fault, this.loader.fpd);
       this.cc.put((c = loaded));
     }
     const ctx = c as LegacyCtx;
@@ -152,7 +152,7 @@ export class Translator {
     if (c === undefined || !c.scalable) {
       this.cCtxMiss.value++;
       const loaded = this.loader.loadScalable(sid, this.rootTable);
-      if (loaded === null) return this.fail(txn, addr, this.loader.fault, false);
+      if (loaded === null) return this.fail(txn, addr, this.loader.fault, this.loader.fpd);
       this.cc.put((c = loaded));
     }
     const ctx = c as SmCtx;
@@ -235,6 +235,7 @@ export class Translator {
       const loaded = scalable ? this.loader.loadScalable(sid, this.rootTable) : this.loader.loadLegacy(sid, this.rootTable);
       if (loaded === null) {
         this.fi.code = this.loader.fault;
+        this.fpd = this.loader.fpd;
         return null;
       }
       this.cc.put((c = loaded));

@@ -26,7 +26,7 @@ import type { Counter } from '../../src/trace/counters.ts';
 import { AtsResponder } from './ats.ts';
 import { ContextCache, PasidCache } from './caches.ts';
 import { DevTlbInvalidator } from './devtlb.ts';
-import { faultName } from './fault-reasons.ts';
+import { faultName, isQualifiedFault } from './fault-reasons.ts';
 import { FaultRecorder } from './faults.ts';
 import { EventInterrupt, type EventKind } from './interrupts.ts';
 import { InvQueue } from './inv-queue.ts';
@@ -63,6 +63,8 @@ export interface VtdOptions {
   deviceTlb?: boolean;
   /** Page request queue, ECAP.PRS and PDS (default true). */
   pageRequests?: boolean;
+  /** Snoop control, ECAP.SC (default true). */
+  snoopControl?: boolean;
   /** Virtual ns a device has to complete a device-TLB invalidation before ITE (default 1 ms). */
   atsInvalidationTimeoutNs?: number;
   /**
@@ -134,6 +136,7 @@ export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
       pasidBits: clampInt(options.pasidBits ?? 20, 1, 20),
       deviceTlb: options.deviceTlb ?? true,
       pageRequests: options.pageRequests ?? true,
+      snoopControl: options.snoopControl ?? true,
     };
     const rc = (ctx as { rc?: Partial<AtsDownstream> }).rc;
     this.downstream = options.downstream ?? (typeof rc?.sendAtsInvalidation === 'function' ? (rc as AtsDownstream) : undefined);
@@ -285,10 +288,10 @@ export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
     this.downstream?.sendPrgResponse(rid, { pasid, prgIndex, code, privileged: false, exec: false });
   }
 
-  /** Abort the request: record the fault unless a Fault Processing Disable bit applies. */
+  /** Abort the request: record the fault unless a Fault Processing Disable bit applies to it (a qualified fault, §7.1.3). */
   private fault(out: TranslationAnswer): boolean {
     const f = this.xlate.fi;
-    const fpd = this.xlate.fpd;
+    const fpd = this.xlate.fpd && isQualifiedFault(f.code);
     const name = faultName(f.code);
     this.cFaults.value++;
     let recorded = false;

@@ -33,7 +33,9 @@ interface PendingGroup {
   dev: PciFunction;
   requests: PageRequest[];
   reportedAt: number;
+  /** The workqueue hop still to come (undefined once the handler ran). */
   event: ScheduledEvent | undefined;
+  handler: IopfHandler | undefined;
   answered: boolean;
 }
 
@@ -103,7 +105,7 @@ export class IopfQueue {
       requests.push(req);
       this.partial.set(dev, list.filter((r) => r.grpid !== req.grpid));
     }
-    const group: PendingGroup = { id: this.nextId++, dev, requests, reportedAt: this.sched.now, event: undefined, answered: false };
+    const group: PendingGroup = { id: this.nextId++, dev, requests, reportedAt: this.sched.now, event: undefined, handler: undefined, answered: false };
     if (this.poisoned.get(dev)?.delete(req.grpid)) {
       this.respond(group, 'invalid');
       return;
@@ -114,10 +116,30 @@ export class IopfQueue {
       return;
     }
     this.pending.set(group.id, group);
-    group.event = this.sched.schedule(this.serviceNs, () => {
-      group.event = undefined;
-      handler(dev, group.requests, (code) => this.respond(group, code));
-    }, 'iopf.handle');
+    group.handler = handler;
+    group.event = this.sched.schedule(this.serviceNs, () => this.handle(group), 'iopf.handle');
+  }
+
+  /** The workqueue runs the group's handler. */
+  private handle(group: PendingGroup): void {
+    const handler = group.handler;
+    group.event = undefined;
+    group.handler = undefined;
+    handler?.(group.dev, group.requests, (code) => this.respond(group, code));
+  }
+
+  /**
+   * iopf_queue_flush_dev(): every group of `dev` reported so far has been
+   * through its handler when this returns (a handler that answers later,
+   * like an iommufd fault queue, has queued it). Drivers call it while
+   * draining a PASID's page requests, before the PASID goes.
+   */
+  flushDev(dev: PciFunction): void {
+    for (const g of [...this.pending.values()]) {
+      if (g.dev !== dev || g.event === undefined) continue;
+      this.sched.cancel(g.event);
+      this.handle(g);
+    }
   }
 
   private poison(dev: PciFunction, grpid: number): void {

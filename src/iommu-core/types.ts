@@ -65,8 +65,9 @@ export interface DriverDomain {
    * SVA domain: its mm is gone (the mmu_notifier release each driver
    * registers: intel_mm_release, arm_smmu_mm_release). Every PASID attached
    * to the domain must stop translating while staying attached, until it is
-   * unbound. VT-d: a non-present PASID entry with FPD set
-   * (intel_pasid_tear_down_entry with fault_ignore); SMMUv3: the CD stays
+   * unbound. VT-d: intel_pasid_tear_down_entry with fault_ignore (in 7.3
+   * the entry ends all zero: the FPD branch needs a present entry, and P was
+   * cleared first); SMMUv3: the CD stays
    * valid with translation disabled. Absent: the core puts the blocked
    * domain on each such PASID instead (the faults are then recorded).
    */
@@ -162,6 +163,12 @@ export interface IommuDriver {
   readonly identityDomain?: DriverDomain;
   readonly blockedDomain: DriverDomain;
   getResvRegions(dev: PciFunction): ResvRegion[];
+  /**
+   * device_iommu_capable(dev, IOMMU_CAP_ENFORCE_CACHE_COHERENCY): a domain
+   * of this IOMMU can enforce coherency for this device (VT-d: ECAP.SC;
+   * SMMUv3: the device is CANWBS). Absent: false.
+   */
+  enforceCacheCoherencyCapable?(dev: PciFunction): boolean;
   /** Enable I/O page faults (PRI/stall) for the device; 0 or -errno. */
   enableIopf?(dev: PciFunction): number;
   disableIopf?(dev: PciFunction): void;

@@ -68,12 +68,23 @@ function allocPaging(ctx: IommufdCtx, dev: IommufdDevice, ioas: Ioas, flags: num
     pasid: (flags & IOMMU_HWPT_ALLOC_PASID) !== 0,
   });
   if (typeof d === 'number') return d;
+  // iommufd_hwpt_paging_enforce_cc(), before anything is mapped, for a device whose IOMMU can
+  // (idev->enforce_cache_coherency = IOMMU_CAP_ENFORCE_CACHE_COHERENCY); a refusal is -EINVAL.
+  let cc = false;
+  if (ctx.host.iommu.driverOf(dev.fn)?.enforceCacheCoherencyCapable?.(dev.fn) === true) {
+    cc = d.driver.enforceCacheCoherency?.() ?? false;
+    if (!cc) {
+      d.free();
+      return -EINVAL;
+    }
+  }
   const r = ioas.iopt.addDomain(d);
   if (r < 0) {
     d.free();
     return r;
   }
   const hwpt = new HwptPaging(ctx, d, ioas, auto, (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0, (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0);
+  hwpt.enforceCacheCoherency = cc;
   ioas.refs++;
   ioas.hwpts.push(hwpt);
   return ctx.add(hwpt);

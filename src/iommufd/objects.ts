@@ -55,6 +55,8 @@ export abstract class Hwpt extends IommufdObject {
 
 export class HwptPaging extends Hwpt {
   readonly type = 'hwpt_paging';
+  /** hwpt_paging->enforce_cache_coherency: the domain enforces coherency (set at allocation). */
+  enforceCacheCoherency = false;
   constructor(
     readonly ctx: IommufdCtx,
     readonly domain: IommuDomain,

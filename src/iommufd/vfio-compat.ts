@@ -95,11 +95,10 @@ function checkExtension(ctx: IommufdCtx, ext: number): number {
     case VFIO_UNMAP_ALL:
       return 1;
     case VFIO_DMA_CC_IOMMU: {
-      // iommufd_vfio_cc_iommu(): 1 unless an HWPT of the compat IOAS does not enforce cache
-      // coherency. The IOMMU core here does not report enforced coherency, so any HWPT says 0.
+      // iommufd_vfio_cc_iommu(): 1 unless an HWPT of the compat IOAS does not enforce cache coherency.
       const ioas = compatIoas(ctx);
       if (typeof ioas === 'number') return ioas;
-      return ioas.hwpts.length === 0 ? 1 : 0;
+      return ioas.hwpts.every((h) => h.enforceCacheCoherency) ? 1 : 0;
     }
     default:
       // VFIO_UPDATE_VADDR ("hard to see how this could be implemented safely"), VFIO_TYPE1_NESTING_IOMMU, ...

@@ -128,11 +128,13 @@ t.test('device bind + attach to an IOAS: auto HWPT, mappings pinned and in the d
   t.end();
 });
 
-t.test('100,000 live mappings stay fast (interval tree)', (t) => {
+// How the cost per map grows with the number of live mappings is a bench row
+// (mappings.100k_vs_1k.per_op_ratio), not a wall-clock budget here: a timed
+// assertion fails on a loaded machine and proves nothing on a fast one.
+t.test('100,000 live mappings: packed allocation, a hole refilled first, one unmap of them all (interval tree)', (t) => {
   const f = setup();
   const ioas = ioasAlloc(f.p, f.fd);
   const va = f.p.mmap(PAGE);
-  const t0 = performance.now();
   let last = 0;
   for (let i = 0; i < 100_000; i++) {
     const [r, iova] = map(f.p, f.fd, ioas, va, PAGE);
@@ -146,7 +148,6 @@ t.test('100,000 live mappings stay fast (interval tree)', (t) => {
   t.same(unmap(f.p, f.fd, ioas, 0x1000 * 50, PAGE)[0], 0);
   t.equal(map(f.p, f.fd, ioas, va, PAGE)[1], 0x1000 * 50, 'the hole is refilled first');
   t.same(unmap(f.p, f.fd, ioas, 0, U64_MAX)[1], BigInt(100_000 * PAGE));
-  t.ok(performance.now() - t0 < 8000, 'well under the time budget');
   t.end();
 });
 

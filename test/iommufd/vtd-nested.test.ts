@@ -78,6 +78,7 @@ t.test('q35-vtd: NEST_PARENT + nested VTD_S1 HWPT: the guest table in IOAS memor
   const pe = driver.pasidEntryOf(dev, 0)!;
   t.equal(readField(PASID_ENTRY, pe, 'PGTT'), PGTT_NESTED, 'a nested PASID entry');
   t.equal(readField(PASID_ENTRY, pe, 'FSPTPTR') * PAGE, s1.root);
+  t.equal(readField(PASID_ENTRY, pe, 'PGSNP'), 1, 'the parent forces snooping (iommufd_hwpt_paging_enforce_cc): PGSNP (pasid_pte_config_nested)');
 
   const byte = () => {
     const r = dev.dmaRead(BigInt(GVA), 1);

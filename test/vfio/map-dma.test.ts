@@ -180,7 +180,7 @@ for (const v of VARIANTS) {
       t.equal(map(p, c, { vaddr: a, iova: 0x100_0000, size: 8 * PAGE }), 0, 'the same map works next time');
     });
 
-    t.test('100,000 live mappings stay fast (O(log n) lookups)', { skip: !v.heavy && 'heavy case: q35-vtd only' }, async (t) => {
+    t.test('100,000 live mappings inserted all over the tree: overlap found, one unmap of them all', { skip: !v.heavy && 'heavy case: q35-vtd only' }, async (t) => {
       const f = v.setup({ vfio: { dmaEntryLimit: 200_000 } });
       const { p } = f;
       const [c] = openAttached(p, f);
@@ -200,8 +200,8 @@ for (const v of VARIANTS) {
       const { unmap } = await import('./fixture.ts');
       t.same(unmap(p, c, { iova: 0x1000_0000, size: n * 2 * PAGE }), [0, BigInt(n * PAGE)]);
       const t2 = performance.now();
-      t.ok(t1 - t0 < 8000, `maps took ${Math.round(t1 - t0)} ms`);
-      t.ok(t2 - t1 < 8000, `unmap of all took ${Math.round(t2 - t1)} ms`);
+      // Orientation only: the cost growth with the mapping count is a bench row (mappings.100k_vs_1k.per_op_ratio).
+      t.comment(`maps took ${Math.round(t1 - t0)} ms, unmap of all ${Math.round(t2 - t1)} ms`);
       t.equal(p.mm.pinnedVm, 0);
     });
 

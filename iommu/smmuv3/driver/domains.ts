@@ -51,6 +51,16 @@ export class S1Domain extends IoPgtableDomain {
     });
   }
 
+  /**
+   * arm_smmu_enforce_cache_coherency(): true only when every master attached
+   * to the domain is CANWBS (the SMMU has no snoop-forcing bit of its own).
+   * Linux remembers the answer to refuse a later non-CANWBS master; here
+   * CANWBS is one root-complex flag, so every later master has it too.
+   */
+  enforceCacheCoherency(): boolean {
+    return this.smmu.mastersCanwbs(this);
+  }
+
   /** arm_smmu_set_dirty_tracking: HTTU is always on for such a domain; nothing to program. */
   setDirtyTracking(_enable: boolean): number {
     return this.dirty ? 0 : -EOPNOTSUPP;
@@ -110,6 +120,16 @@ export class S2Domain extends IoPgtableDomain {
     readonly nestParent = false,
   ) {
     super(builder, builder.cfg.iaBits);
+  }
+
+  /**
+   * arm_smmu_enforce_cache_coherency(): true only when every master attached
+   * to the domain is CANWBS (the SMMU has no snoop-forcing bit of its own).
+   * Linux remembers the answer to refuse a later non-CANWBS master; here
+   * CANWBS is one root-complex flag, so every later master has it too.
+   */
+  enforceCacheCoherency(): boolean {
+    return this.smmu.mastersCanwbs(this);
   }
 
   attachDev(dev: PciFunction): number {

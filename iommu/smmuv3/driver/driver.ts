@@ -284,6 +284,31 @@ export class Smmuv3Driver implements IommuDriver {
     this.masters.remove(m);
   }
 
+  /**
+   * The IORT root complex node's CANWBS memory access flag (IORT E.f; Linux
+   * IOMMU_FWSPEC_PCI_RC_CANWBS, arm_smmu_master_canwbs): the PCI devices'
+   * accesses stay coherent whatever memory attributes they carry, No-Snoop
+   * included. Device tree has no such property and firmware without IORT
+   * E.f does not set it: false unless a machine's firmware says so.
+   */
+  pciRcCanwbs = false;
+
+  /**
+   * IOMMU_CAP_ENFORCE_CACHE_COHERENCY (arm_smmu_capable): the device is
+   * CANWBS, so a domain can promise its DMA never bypasses the caches.
+   */
+  enforceCacheCoherencyCapable(dev: PciFunction): boolean {
+    return this.masters.byDev.has(dev) && this.pciRcCanwbs;
+  }
+
+  /** arm_smmu_master_canwbs() of every master attached to `domain` at its RID or a PASID (true with none). */
+  mastersCanwbs(domain: DriverDomain): boolean {
+    for (const m of this.masters.byDev.values()) {
+      if ((m.rid === domain || [...m.pasids.values()].includes(domain)) && !this.pciRcCanwbs) return false;
+    }
+    return true;
+  }
+
   /** Firmware says the device tolerates stalls ("dma-can-stall"): enableIopf then uses the stall model. */
   setStallCapable(dev: PciFunction, yes = true): void {
     const m = this.masters.byDev.get(dev);

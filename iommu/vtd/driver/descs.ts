@@ -53,9 +53,16 @@ export const qd = {
   },
   pageGroupResponse: (rid: number, pasid: number, prgi: number, lpig: boolean, rc: number) =>
     desc(PGRP_RESP_DESC, DESC_PGRP_RESP, { RID: rid, PP: pasid >= 0 ? 1 : 0, PASID: Math.max(0, pasid), PRGI: prgi, LPIG: lpig ? 1 : 0, RC: rc }),
-  /** Status write of `data` to the dword at `addr`. */
-  wait: (data: number, addr: number) =>
-    desc(INV_WAIT_DESC, DESC_INV_WAIT, { SW: 1, STDATA: data, STADDR_LO: (addr % 2 ** 32) / 4, STADDR_HI: Math.floor(addr / 2 ** 32) }),
+  /** Status write of `data` to the dword at `addr`; `pd`: page-request drain (§6.5.2.8, Linux QI_OPT_WAIT_DRAIN). */
+  wait: (data: number, addr: number, pd = false) =>
+    desc(INV_WAIT_DESC, DESC_INV_WAIT, {
+      SW: 1, PD: pd ? 1 : 0, STDATA: data, STADDR_LO: (addr % 2 ** 32) / 4, STADDR_HI: Math.floor(addr / 2 ** 32),
+    }),
+  /**
+   * A fencing wait with no status write (intel_iommu_drain_pasid_prq's first descriptor:
+   * QI_IWD_STATUS_DATA(QI_DONE) | QI_IWD_FENCE; QI_DONE is 2 in enum qi_status).
+   */
+  fence: () => desc(INV_WAIT_DESC, DESC_INV_WAIT, { FN: 1, STDATA: 2 }),
   /** A wait that does nothing (replaces a refused descriptor after IQE). */
   nop: () => desc(INV_WAIT_DESC, DESC_INV_WAIT, {}),
 } as const;

@@ -35,8 +35,18 @@ export type VtdKind = 'fs' | 'ss' | 'pt' | 'blocked';
 export interface VtdDomainOps {
   /** Page-walk snooping (ECAP.SMPWCS): PWSNP in every entry. */
   readonly pwsnp: boolean;
+  /** ECAP.SC: the unit can force snooping (PGSNP, second-stage SNP). */
+  readonly snoopControl: boolean;
+  /**
+   * intel_pasid_setup_page_snoop_control() on every RID attachment of a
+   * first-stage domain: PGSNP set in the present entry, then PASID-cache,
+   * PASID-based IOTLB and device-TLB invalidation (intel_pasid_flush_present).
+   */
+  setPageSnoop(domain: VtdDomain): void;
   attach(dev: PciFunction, pasid: number, domain: VtdDomain): number;
   detach(dev: PciFunction, pasid: number): void;
+  /** The SVA domain's mm is gone (intel_mm_release): tear its PASID entries down, attachments kept. */
+  mmRelease(domain: VtdDomain): void;
   /** Invalidate [start, end) of a domain everywhere it is attached, and wait. */
   flushRange(domain: VtdDomain, start: number, end: number, leafOnly: boolean): void;
   flushAll(domain: VtdDomain): void;
@@ -56,14 +66,28 @@ export interface VtdDomain extends DriverDomain {
   readonly users: Map<string, { dev: PciFunction; pasid: number }>;
 }
 
-function firstStageEntry(root: number, did: number, pwsnp: boolean): Uint32Array {
-  return encodeLayout(PASID_ENTRY, { P: 1, PGTT: PGTT_FIRST_STAGE, FSPTPTR: root / 4096, FLPM: 0, DID: did, PWSNP: pwsnp ? 1 : 0 });
+function firstStageEntry(root: number, did: number, pwsnp: boolean, pgsnp = false): Uint32Array {
+  return encodeLayout(PASID_ENTRY, {
+    P: 1, PGTT: PGTT_FIRST_STAGE, FSPTPTR: root / 4096, FLPM: 0, DID: did, PWSNP: pwsnp ? 1 : 0, PGSNP: pgsnp ? 1 : 0,
+  });
+}
+
+/**
+ * domain_support_force_snooping(): every device attached to the domain's RID
+ * sits behind a unit with ECAP.SC (vacuously true with none attached). One
+ * driver instance is one unit here.
+ */
+function supportsForceSnooping(ops: VtdDomainOps, users: VtdDomain['users']): boolean {
+  for (const u of users.values()) if (u.pasid === 0 && !ops.snoopControl) return false;
+  return true;
 }
 
 /** A first-stage paging domain (IA-32e table, 47-bit canonical lower half). */
 export class FsDomain extends IoPgtableDomain implements VtdDomain {
   readonly kind = 'fs' as const;
   readonly users = new Map<string, { dev: PciFunction; pasid: number }>();
+  /** dmar_domain->force_snooping: PGSNP in the entries this domain installs. */
+  forceSnooping = false;
 
   constructor(
     private readonly ops: VtdDomainOps,
@@ -74,7 +98,20 @@ export class FsDomain extends IoPgtableDomain implements VtdDomain {
   }
 
   pasidEntry(): Uint32Array {
-    return firstStageEntry(this.builder.root, this.did, this.ops.pwsnp);
+    return firstStageEntry(this.builder.root, this.did, this.ops.pwsnp, this.forceSnooping);
+  }
+
+  /**
+   * intel_iommu_enforce_cache_coherency_fs(): PGSNP (§9.6: page snoop,
+   * needs ECAP.SC) in the entries of every RID attachment now and of every
+   * attachment later; false when a device's unit lacks snoop control.
+   */
+  enforceCacheCoherency(): boolean {
+    if (this.forceSnooping) return true;
+    if (!supportsForceSnooping(this.ops, this.users)) return false;
+    this.forceSnooping = true;
+    this.ops.setPageSnoop(this);
+    return true;
   }
 
   attachDev(dev: PciFunction): number {
@@ -111,6 +148,8 @@ export class SsDomain extends IoPgtableDomain implements VtdDomain {
   readonly nested = new Set<VtdDomain>();
   /** SLADE in the entries this domain installs (dirty tracking enabled). */
   slade = false;
+  /** dmar_domain->force_snooping (the builder sets SNP in every new leaf). */
+  forceSnooping = false;
 
   constructor(
     readonly ownerOps: VtdDomainOps,
@@ -145,6 +184,19 @@ export class SsDomain extends IoPgtableDomain implements VtdDomain {
 
   flushIotlbAll(): void {
     this.ownerOps.flushAll(this);
+  }
+
+  /**
+   * intel_iommu_enforce_cache_coherency_ss(): second-stage leaves have a
+   * per-entry snoop bit (SNP, §9.8); every later map sets it
+   * (PT_FEAT_VTDSS_FORCE_COHERENCE). Asked before anything is mapped.
+   * False when a device's unit lacks snoop control (ECAP.SC).
+   */
+  enforceCacheCoherency(): boolean {
+    if (!supportsForceSnooping(this.ownerOps, this.users)) return false;
+    this.builder.cfg.forceSnoop = true;
+    this.forceSnooping = true;
+    return true;
   }
 
   /**
@@ -211,6 +263,11 @@ export class SvaDomain implements VtdDomain {
   /** The CPU page table changed (mmu notifier): drop this PASID's translations, and the device-TLBs'. */
   flushIotlbAll(): void {
     this.ops.flushAll(this);
+  }
+
+  /** intel_mm_release(): the mm's page tables are about to go; every PASID of this domain stops translating. */
+  mmRelease(): void {
+    this.ops.mmRelease(this);
   }
 
   free(): void {

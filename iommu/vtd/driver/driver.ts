@@ -4,7 +4,7 @@ import type { Host } from '../../../src/host/host.ts';
 import type { Mm } from '../../../src/host/mm.ts';
 import { PCI_PASID_CAP_EXEC, PCI_PASID_CAP_PRIV, type PciAtsDevice } from '../../../src/host/pci-ats.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
-import { decodeLayout, encodeLayout, readField } from '../../../src/hw/layout.ts';
+import { decodeLayout, encodeLayout, readField, writeField } from '../../../src/hw/layout.ts';
 import { PASID_ENTRY } from '../pasid-entry.ts';
 import type {
   DriverDomain, HwInfo, IommuDriver, PageRequest, PageResponseCode, PagingDomainFlags, ResvRegion,
@@ -12,14 +12,14 @@ import type {
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
 import { createIa32eBuilder } from '../../pgtable/ia32e-builder.ts';
 import { createVtdSsBuilder } from '../../pgtable/vtd-ss-builder.ts';
-import { PGRP_RC_FAILURE, PGRP_RC_INVALID, PGRP_RC_SUCCESS } from '../inv-desc.ts';
+import { DEVTLB_ALL, PGRP_RC_FAILURE, PGRP_RC_INVALID, PGRP_RC_SUCCESS } from '../inv-desc.ts';
 import {
   AW_48, GCMD_QIE, GCMD_SRTP, GCMD_TE, GSTS_QIES, GSTS_RTPS, GSTS_TES, SLLPS_1G, SLLPS_2M, TTM_SCALABLE, VTD_REGS, sagawHas, type VtdRegMap,
 } from '../regs.ts';
 import { SM_CONTEXT_ENTRY } from '../root-context.ts';
 import { qd } from './descs.ts';
 import { userKey, type DevInfo } from './device.ts';
-import { FsDomain, SsDomain, StaticDomain, SvaDomain, type VtdDomain, type VtdDomainOps } from './domains.ts';
+import { FsDomain, IDENTITY_DID, SsDomain, StaticDomain, SvaDomain, type VtdDomain, type VtdDomainOps } from './domains.ts';
 import { IOMMU_HWPT_DATA_VTD_S1, NestedDomain, VTD_S1_SIZE, checkUserStruct, isNestParent, parseVtdS1 } from './nested.ts';
 import { FaultReader, PageRequestReader, type VtdFaultRecord } from './events.ts';
 import { Flusher } from './flush.ts';
@@ -62,6 +62,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
   readonly qi: InvalidationQueue;
   readonly tables: ContextTables;
   readonly pwsnp: boolean;
+  readonly snoopControl: boolean;
   private readonly faultReader: FaultReader;
   private readonly prq: PageRequestReader | undefined;
   private readonly flusher: Flusher;
@@ -90,6 +91,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     this.ecaps = decodeLayout(VTD_REGS.layout('ECAP'), this.ecap);
     if (this.ecaps.SMTS !== 1 || this.ecaps.QI !== 1) throw new Error('VT-d driver: needs scalable mode and queued invalidation');
     this.pwsnp = this.ecaps.SMPWCS === 1;
+    this.snoopControl = this.ecaps.SC === 1;
     this.blockedDomain = new StaticDomain(this, 'blocked');
     this.identityDomain = new StaticDomain(this, 'identity');
     this.faultReader = new FaultReader(this.regs, this.caps.FRO * 16, this.caps.NFR + 1);
@@ -280,6 +282,11 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     return this.offerDirtyTracking && this.ecaps.SLADS === 1 && this.ecaps.SLTS === 1;
   }
 
+  /** intel_iommu_capable(IOMMU_CAP_ENFORCE_CACHE_COHERENCY): ecap_sc_support. */
+  enforceCacheCoherencyCapable(dev: PciFunction): boolean {
+    return this.devices.has(dev) && this.snoopControl;
+  }
+
   getResvRegions(): ResvRegion[] {
     return [{ start: IOAPIC_RANGE_START, length: IOAPIC_RANGE_END - IOAPIC_RANGE_START + 1, type: 'msi', prot: 0 }];
   }
@@ -343,6 +350,8 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     if (info === undefined) return -ENODEV;
     if (pasid !== 0 && (pasid < 0 || pasid >= this.maxPasids(dev))) return -EINVAL;
     if (info.attached.get(pasid) === domain) return 0;
+    // paging_domain_compatible_second_stage(): a domain forcing SNP needs a unit with snoop control.
+    if (domain instanceof SsDomain && domain.forceSnooping && !this.snoopControl) return -EINVAL;
     const words = domain.pasidEntry();
     if (words === undefined) {
       this.detach(dev, pasid);
@@ -356,14 +365,98 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     return 0;
   }
 
-  /** Remove the PASID entry (intel_pasid_tear_down_entry): requests with it fault as not present. */
+  /** Remove the PASID entry (intel_pasid_tear_down_entry, fault_ignore false): requests with it fault as not present. */
   detach(dev: PciFunction, pasid: number): void {
     const info = this.devices.get(dev);
     if (info === undefined) return;
-    const old = info.tables.read(pasid);
-    info.tables.clear(pasid);
+    this.tearDown(info, pasid, false);
     this.setAttached(info, pasid, undefined);
-    if (readField(PASID_ENTRY, old, 'P') !== 0) this.flusher.entry(info, pasid, old);
+  }
+
+  /**
+   * intel_mm_release(): for every PASID the SVA domain is attached at,
+   * intel_pasid_tear_down_entry(..., fault_ignore = true). The attachments
+   * stay until the owner unbinds (remove_dev_pasid then tears down again).
+   */
+  mmRelease(domain: VtdDomain): void {
+    for (const { dev, pasid } of [...domain.users.values()]) {
+      const info = this.devices.get(dev);
+      if (info !== undefined) this.tearDown(info, pasid, true);
+    }
+  }
+
+  /**
+   * intel_pasid_tear_down_entry() as Linux 7.3 has it (intel/pasid.c):
+   * - an entry not present: if FPD is set in it (left by an earlier
+   *   fault_ignore teardown), clear it and drain the page requests of the
+   *   PASID; otherwise there is nothing to do (no flush);
+   * - a present entry: clear P only (pasid_clear_present), invalidate the
+   *   PASID-cache of its DID and PASID, the IOTLB (PASID-based for first
+   *   stage and pass-through, domain-selective otherwise) and the device-TLB,
+   *   then intel_pasid_clear_entry(fault_ignore); unless fault_ignore, drain
+   *   the page requests of the PASID.
+   * intel_pasid_clear_entry writes FPD only when fault_ignore is set *and the
+   * entry is still present*; 7.3 cleared P just before, so the mm-release
+   * teardown too leaves an all-zero entry (faults on the PASID are recorded
+   * as not present, 0x59) and the later unbind finds nothing to do.
+   */
+  private tearDown(info: DevInfo, pasid: number, faultIgnore: boolean): void {
+    const old = info.tables.read(pasid);
+    if (readField(PASID_ENTRY, old, 'P') === 0) {
+      if (readField(PASID_ENTRY, old, 'FPD') === 0) return;
+      info.tables.clear(pasid);
+      this.drainPasidPrq(info, pasid);
+      return;
+    }
+    info.tables.clearPresent(pasid);
+    this.flusher.entry(info, pasid, old);
+    // intel_pasid_clear_entry(dev, pasid, fault_ignore): present again? (never, after clearPresent).
+    const present = readField(PASID_ENTRY, info.tables.read(pasid), 'P') !== 0;
+    info.tables.clear(pasid, faultIgnore && present);
+    if (!faultIgnore) this.drainPasidPrq(info, pasid);
+  }
+
+  /**
+   * info->iopf_refcount != 0: iopf_for_domain_set() took a reference for
+   * every domain with a fault handler attached to the device (its RID or a
+   * PASID) and drops it only after the teardown. Here: PRI is on and the
+   * core still has such a domain on the device (the one being torn down
+   * counts: the core forgets it after the driver's teardown).
+   */
+  private iopfActive(info: DevInfo): boolean {
+    if (!info.pri) return false;
+    const core = this.host.iommu;
+    if (core.domainForPasid(info.dev, -1)?.iopfHandler !== undefined) return true;
+    for (const p of info.attached.keys()) {
+      if (p !== 0 && core.domainForPasid(info.dev, p)?.iopfHandler !== undefined) return true;
+    }
+    return false;
+  }
+
+  /**
+   * intel_iommu_drain_pasid_prq() (intel/prq.c), for a device with I/O page
+   * faults in use (iopfActive): page requests of the
+   * RID and PASID still in the queue are handled first (the driver waits for
+   * prq_event_thread; here it runs the handler) and the I/O page-fault
+   * workqueue is flushed (iopf_queue_flush_dev); then a fenced wait, an IOTLB
+   * invalidation (PASID-based all for a PASID, domain-selective for
+   * requests without PASID) and a device-TLB invalidation of everything,
+   * closed by a wait with page-request drain (PD); while PRS.PRO is set the
+   * queue is handled and the batch submitted again. The DID is that of the
+   * RID's domain (info->domain), FLPT_DEFAULT_DID when it has none.
+   */
+  private drainPasidPrq(info: DevInfo, pasid: number): void {
+    const prq = this.prq;
+    if (!this.iopfActive(info) || prq === undefined) return;
+    if (prq.pending(info.sid, pasid)) this.drainPageRequests();
+    this.host.iopf.flushDev(info.dev);
+    const did = info.attached.get(0)?.did ?? IDENTITY_DID;
+    const descs = [qd.fence(), pasid === 0 ? qd.iotlbDomain(did) : qd.piotlbPasid(did, pasid), ...this.flusher.devTlb(info, pasid, 0, DEVTLB_ALL)];
+    for (let tries = 0; tries < 4; tries++) {
+      this.qi.submit(descs, true);
+      if (!prq.overflowed()) return;
+      this.drainPageRequests();
+    }
   }
 
   private setAttached(info: DevInfo, pasid: number, domain: VtdDomain | undefined): void {
@@ -396,6 +489,19 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
       }
     }
     return 0;
+  }
+
+  setPageSnoop(domain: VtdDomain): void {
+    for (const { dev, pasid } of domain.users.values()) {
+      const info = this.devices.get(dev);
+      if (info === undefined || pasid !== 0) continue;
+      const old = info.tables.read(pasid);
+      if (readField(PASID_ENTRY, old, 'P') === 0) continue;
+      const w = old.slice();
+      writeField(PASID_ENTRY, w, 'PGSNP', 1);
+      info.tables.write(pasid, w);
+      this.flusher.entry(info, pasid, w);
+    }
   }
 
   flushRange(domain: VtdDomain, start: number, end: number, leafOnly: boolean): void {

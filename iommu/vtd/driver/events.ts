@@ -145,6 +145,27 @@ export class PageRequestReader {
     return { consumed, overflowCleared };
   }
 
+  /**
+   * Is a request of `rid` for `pasid` (0: requests without PASID) still
+   * between PQH and PQT (the scan at the top of intel_iommu_drain_pasid_prq)?
+   */
+  pending(rid: number, pasid: number): boolean {
+    const qbytes = 4096 * 2 ** this.order;
+    const tail = this.offsetOf('PQT');
+    for (let head = this.offsetOf('PQH'); head !== tail; head = (head + PRQ_DESC_BYTES) % qbytes) {
+      const w: number[] = [];
+      for (let i = 0; i < 8; i++) w.push(this.mem.read32(this.base + head + 4 * i));
+      const d = decodeLayout(PAGE_REQ_DESC, w);
+      if (d.RID === rid && (d.PP === 1 ? d.PASID === pasid : pasid === 0)) return true;
+    }
+    return false;
+  }
+
+  /** Page Request Overflow (PRS.PRO) set? */
+  overflowed(): boolean {
+    return (this.regs.r32('PRS') & PRS_PRO) !== 0;
+  }
+
   /** PQH or PQT as a byte offset in the queue (they index 256-bit descriptors). */
   private offsetOf(reg: 'PQH' | 'PQT'): number {
     return (fieldGet(reg === 'PQH' ? PQH_PQH : PQT_PQT, this.regs.r32(reg)) * PRQ_DESC_BYTES) % (4096 * 2 ** this.order);

@@ -110,6 +110,8 @@ export class NestedDomain implements VtdDomain {
       DID: this.parent.did,
       SLADE: this.parent.slade ? 1 : 0,
       PWSNP: this.ops.pwsnp ? 1 : 0,
+      // pasid_pte_config_nested(): page snoop when the parent forces snooping.
+      PGSNP: this.parent.forceSnooping ? 1 : 0,
     });
   }
 

@@ -69,26 +69,29 @@ export class InvalidationQueue {
     this.regs.write('IQA', { IQA: this.base / 4096, DW: 1, QS: QS_ORDER });
   }
 
-  /** Run descriptors and wait until the unit has completed them: 0 or -errno. */
-  submit(descs: readonly Uint32Array[]): number {
+  /**
+   * Run descriptors and wait until the unit has completed them: 0 or -errno.
+   * `drain`: the closing wait also drains page requests (PD, Linux QI_OPT_WAIT_DRAIN).
+   */
+  submit(descs: readonly Uint32Array[], drain = false): number {
     let err = 0;
     let i = 0;
     do {
       const batch = descs.slice(i, i + BATCH);
-      let r = this.submitOnce(batch);
+      let r = this.submitOnce(batch, drain);
       // Linux retries a batch whose wait an ITE aborted (-EAGAIN); once here.
-      if (r === -ETIMEDOUT && this.lastWasIte) r = this.submitOnce(batch);
+      if (r === -ETIMEDOUT && this.lastWasIte) r = this.submitOnce(batch, drain);
       if (r < 0 && err === 0) err = r;
       i += BATCH;
     } while (i < descs.length);
     return err;
   }
 
-  private submitOnce(descs: readonly Uint32Array[]): number {
+  private submitOnce(descs: readonly Uint32Array[], drain: boolean): number {
     this.lastWasIte = false;
     const seq = (this.seq = (this.seq + 1) >>> 0 || 1);
     for (const d of descs) if (!this.put(d)) return -EBUSY;
-    if (!this.put(qd.wait(seq, this.statusAddr))) return -EBUSY;
+    if (!this.put(qd.wait(seq, this.statusAddr, drain))) return -EBUSY;
     this.regs.w64('IQT', fieldPrep(IQT_QT, (this.tail * DESC_BYTES) / QI_INDEX_BYTES));
     this.submitted += descs.length;
     // isDone(seq), not a named closure: this runs for every page group response.

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { IOMMU_READ, IOMMU_WRITE } from '../../../src/iommu-core/io-pgtable.ts';
-import { PRS_PRO, SM_CONTEXT_ENTRY, VTD_REG } from '../../../iommu/vtd/index.ts';
-import { decodeLayout } from '../../../src/hw/layout.ts';
+import { PASID_ENTRY, PRS_PRO, SM_CONTEXT_ENTRY, VTD_REG } from '../../../iommu/vtd/index.ts';
+import { decodeLayout, encodeLayout } from '../../../src/hw/layout.ts';
 import type { IommuDomain } from '../../../src/iommu-core/domain.ts';
 import type { SvaHandle } from '../../../src/iommu-core/sva.ts';
 import { atsDevice } from './fixture.ts';
@@ -129,7 +129,8 @@ t.test('SVA unbind tears the PASID down with a PASID-based device-TLB invalidati
   t.ok(ep.cached(va, h.pasid));
   const seen = ep.invalidations.length;
   host.sva.unbind(h);
-  t.same(ep.invalidations.slice(seen).map((r) => [r.pasid, r.addr, r.size]), [[h.pasid, 0, 2 ** 64]]);
+  // intel_pasid_tear_down_entry's device-TLB invalidation, then intel_iommu_drain_pasid_prq's.
+  t.same(ep.invalidations.slice(seen).map((r) => [r.pasid, r.addr, r.size]), [[h.pasid, 0, 2 ** 64], [h.pasid, 0, 2 ** 64]]);
   t.equal(ep.cached(va, h.pasid), undefined);
   t.same(ep.translate(va, 4096, { pasid: h.pasid }), { status: 'UR', entries: [] }, 'PASID entry gone: UR');
 });
@@ -145,4 +146,111 @@ t.test('releasing a device tears down its PASIDs and context entry and turns PRI
   t.notOk(ep.pri.enabled || ep.ats.enabled);
   t.same(ep.dmaRead(BigInt(va), 4, { pasid: h.pasid }), { ok: false, fault: 'DMAR_SM_CONTEXT_NOT_PRESENT' }, 'the context-cache was invalidated');
   t.equal(driver.deviceState(ep), undefined);
+});
+
+/** The invalidation descriptors the unit executes from now on: [type, formatted descriptor]. */
+function qiLog(board: { tracer: { on(name: 'vtd.qi.desc', f: (r: { args: { type: string; desc: string } }) => void): unknown } }): [string, string][] {
+  const log: [string, string][] = [];
+  board.tracer.on('vtd.qi.desc', (r) => log.push([r.args.type, r.args.desc]));
+  return log;
+}
+
+t.test('SVA unbind of a live bond drains the page requests of the PASID (intel_iommu_drain_pasid_prq)', async (t) => {
+  const { board, host, ep, driver } = atsDevice();
+  const p = host.spawn();
+  const va = Number(p.mmap(4 * 4096));
+  const h = host.sva.bind(ep, p.mm, p.pid) as SvaHandle;
+  t.equal(driver.deviceState(ep)!.pri, true);
+  // A page request still in the queue when the bond goes: the handler takes it before the drain.
+  ep.request({ addr: va, pasid: h.pasid, prgIndex: 3, last: true });
+  const log = qiLog(board);
+  host.sva.unbind(h);
+  const types = log.map(([type]) => type);
+  const drainAt = types.indexOf('pasid-cache');
+  t.ok(drainAt >= 0, 'the teardown invalidated the PASID-cache');
+  t.same(types.slice(drainAt, drainAt + 4), ['pasid-cache', 'pasid-iotlb', 'pasid-device-tlb', 'wait'], 'teardown: PASID-cache, p-IOTLB, device-TLB');
+  // The queued request goes through the handler (iopf_queue_flush_dev) and is answered before the drain batch.
+  t.same(log.slice(drainAt + 4, drainAt + 6).map(([type]) => type), ['page-group-response', 'wait'], 'the queued request answered');
+  const tail = log.slice(drainAt + 6);
+  t.same(tail.map(([type]) => type), ['wait', 'pasid-iotlb', 'pasid-device-tlb', 'wait'], 'then the drain batch');
+  t.match(tail[0]![1], /FN=1/, 'a fenced wait first');
+  t.notMatch(tail[0]![1], /SW=1/, 'without a status write');
+  // The RID sits on no paging domain (blocked): FLPT_DEFAULT_DID.
+  t.match(tail[1]![1], new RegExp(`DID=0x1 .*PASID=0x${h.pasid.toString(16)}|PASID=0x${h.pasid.toString(16)}.*DID=0x1`));
+  t.match(tail[3]![1], /PD=1/, 'the closing wait drains page requests (PD)');
+  t.same(driver.pasidEntryOf(ep, h.pasid), new Uint32Array(16), 'the entry is all zero');
+  t.same(ep.responses.filter((r) => r.prgIndex === 3).map((r) => r.code), ['success'], 'answered while the bond still held the mm');
+});
+
+t.test('SVA mm release (intel_mm_release): the entry is torn down with fault_ignore; as in 7.3 it ends all zero and the later unbind does nothing', async (t) => {
+  const { board, host, ep, driver } = atsDevice();
+  const p = host.spawn();
+  const va = Number(p.mmap(4096, { populate: true }));
+  const h = host.sva.bind(ep, p.mm, p.pid) as SvaHandle;
+  t.ok(ep.translate(va, 4096, { pasid: h.pasid }).entries[0]!.read);
+  const log = qiLog(board);
+  const seen = ep.invalidations.length;
+  p.exit();
+  t.same(log.map(([type]) => type), ['pasid-cache', 'pasid-iotlb', 'pasid-device-tlb', 'wait'], 'PASID-cache, p-IOTLB and device-TLB flushed; no PRQ drain');
+  t.notOk(log.some(([, d]) => /PD=1/.test(d)), 'no page-request drain at mm release');
+  t.same(ep.invalidations.slice(seen).map((r) => [r.pasid, r.addr, r.size]), [[h.pasid, 0, 2 ** 64]]);
+  // intel_pasid_clear_entry(fault_ignore) sets FPD only in a present entry; 7.3 cleared P just before.
+  t.same(driver.pasidEntryOf(ep, h.pasid), new Uint32Array(16), 'all zero: no FPD');
+  t.equal(host.sva.handles().length, 1, 'the bond stays until it is unbound');
+  t.same(ep.translate(va, 4096, { pasid: h.pasid }), { status: 'UR', entries: [] }, 'the PASID no longer translates');
+  board.scheduler.run();
+  t.same(driver.faults.filter((f) => f.pasid === h.pasid).map((f) => f.reason), [0x59], 'the not-present fault is recorded');
+  log.length = 0;
+  host.sva.unbind(h);
+  t.same(log, [], 'unbind: the entry is not present and has no FPD, nothing to flush or drain');
+  t.equal(host.sva.handles().length, 0);
+});
+
+t.test('a non-present PASID entry with FPD (what fault_ignore teardowns before the 7.3 P-clear wrote) silences DMA faults; unbind clears it and drains', async (t) => {
+  const { board, host, ep, driver } = atsDevice();
+  const p = host.spawn();
+  const va = Number(p.mmap(4096, { populate: true }));
+  const h = host.sva.bind(ep, p.mm, p.pid) as SvaHandle;
+  p.exit();
+  // Put FPD into the (now all-zero) entry, as pasid_clear_entry_with_fpd would: walk context → directory → table.
+  const ctx = decodeLayout(SM_CONTEXT_ENTRY, driver.tables.readContext(ep.requesterId));
+  const dirEntry = board.sysmem.read32(ctx.PASIDDIRPTR * 4096 + Math.floor(h.pasid / 64) * 8);
+  const entryAt = (dirEntry & ~0xfff) + (h.pasid % 64) * 64;
+  t.same(driver.pasidEntryOf(ep, h.pasid), new Uint32Array(16));
+  board.sysmem.write32(entryAt, encodeLayout(PASID_ENTRY, { FPD: 1 })[0]!);
+  const before = driver.faults.length;
+  t.same(ep.translate(va, 4096, { pasid: h.pasid }), { status: 'UR', entries: [] }, 'the request still aborts');
+  t.notOk(ep.dmaRead(BigInt(va), 4, { pasid: h.pasid }).ok);
+  board.scheduler.run();
+  t.equal(driver.faults.length, before, 'no fault recorded: FPD');
+  t.equal(board.counters.get('vtd.faults.suppressed'), 2);
+  const log = qiLog(board);
+  host.sva.unbind(h);
+  t.same(driver.pasidEntryOf(ep, h.pasid), new Uint32Array(16), 'unbind cleared the entry');
+  t.same(log.map(([type]) => type), ['wait', 'pasid-iotlb', 'pasid-device-tlb', 'wait'], 'no flush of a non-present entry, only the drain');
+  t.match(log[3]![1], /PD=1/);
+  t.notOk(ep.dmaRead(BigInt(va), 4, { pasid: h.pasid }).ok);
+  board.scheduler.run();
+  t.same(driver.faults.slice(before).map((f) => [f.reason, f.pasid]), [[0x59, h.pasid]], 'without FPD the fault is recorded again');
+});
+
+t.test('the RID teardown drains page requests only while a fault-handling domain is on the device (iopf_refcount)', async (t) => {
+  const { board, host, ep, group, owner } = atsDevice();
+  const p = host.spawn();
+  p.mmap(4096, { populate: true });
+  const d = host.iommu.allocPaging(ep) as IommuDomain;
+  t.equal(host.iommu.attachGroup(d, group, owner), 0);
+  const h = host.sva.bind(ep, p.mm, p.pid) as SvaHandle;
+  const log = qiLog(board);
+  t.equal(host.iommu.detachGroup(d, group, owner), 0);
+  const drain = log.filter(([, desc]) => /PD=1/.test(desc));
+  t.equal(drain.length, 1, 'the SVA bond holds a reference: the RID (IOMMU_NO_PASID) is drained');
+  const did = (d.driver as unknown as { did: number }).did;
+  t.ok(log.some(([type, desc]) => type === 'iotlb' && desc.includes(`G=2 `) && desc.includes(`DID=0x${did.toString(16)}}`)), 'domain-selective IOTLB of the RID domain');
+  host.sva.unbind(h);
+  t.equal(host.iommu.attachGroup(d, group, owner), 0);
+  log.length = 0;
+  t.equal(host.iommu.detachGroup(d, group, owner), 0);
+  t.ok(log.length > 0, 'the entry is torn down and flushed');
+  t.notOk(log.some(([, desc]) => /PD=1/.test(desc)), 'no fault-handling domain left: no drain');
 });

@@ -166,3 +166,61 @@ t.test('munmap in a bound process invalidates the PASID: the device loses the pa
   t.notOk(dev.dmaRead(va + 4096n, 4, { pasid: h.pasid }).ok, 'the mmu notifier flushed the PASID');
   t.ok(dev.dmaRead(va, 4, { pasid: h.pasid }).ok);
 });
+
+/** The 4-level second-stage leaf PTE of `iova` (low dword) under `root`. */
+function ssLeaf(mem: { read32(a: number): number }, root: number, iova: number): number {
+  let table = root;
+  for (let level = 4; ; level--) {
+    const at = table + (Math.floor(iova / 2 ** (12 + 9 * (level - 1))) % 512) * 8;
+    const lo = mem.read32(at);
+    if (level === 1 || (lo & 0x80) !== 0) return lo;
+    table = (mem.read32(at + 4) & 0xfffff) * 2 ** 32 + ((lo & 0xfffff000) >>> 0);
+  }
+}
+
+t.test('enforce_cache_coherency on a first-stage domain: PGSNP in the attached RID entry, flushed; later attachments carry it', async (t) => {
+  const { host, driver, board, dev, group, owner } = bare();
+  const d = host.iommu.allocPaging(dev) as IommuDomain;
+  t.equal(host.iommu.attachGroup(d, group, owner), 0);
+  t.equal(readField(PASID_ENTRY, driver.pasidEntryOf(dev, 0)!, 'PGSNP'), 0);
+  const types: string[] = [];
+  board.tracer.on('vtd.qi.desc', (r) => types.push(r.args.type));
+  t.equal(d.driver.enforceCacheCoherency!(), true, 'intel_iommu_enforce_cache_coherency_fs');
+  const pe = driver.pasidEntryOf(dev, 0)!;
+  t.same([readField(PASID_ENTRY, pe, 'P'), readField(PASID_ENTRY, pe, 'PGTT'), readField(PASID_ENTRY, pe, 'PGSNP')], [1, PGTT_FIRST_STAGE, 1]);
+  t.same(types, ['pasid-cache', 'pasid-iotlb', 'wait'], 'intel_pasid_flush_present: PASID-cache and PASID-based IOTLB (no ATS here)');
+  types.length = 0;
+  t.equal(d.driver.enforceCacheCoherency!(), true, 'already forcing: nothing to do');
+  t.same(types, []);
+  // Detached and attached again: the entry is written from the domain, PGSNP included (PASID_FLAG_PAGE_SNOOP).
+  t.equal(host.iommu.detachGroup(d, group, owner), 0);
+  t.equal(readField(PASID_ENTRY, driver.pasidEntryOf(dev, 0)!, 'P'), 0);
+  t.equal(host.iommu.attachGroup(d, group, owner), 0);
+  t.equal(readField(PASID_ENTRY, driver.pasidEntryOf(dev, 0)!, 'PGSNP'), 1);
+});
+
+t.test('enforce_cache_coherency on a second-stage domain: SNP in every leaf mapped afterwards', async (t) => {
+  const { host, board, dev, group, owner, ram } = bare();
+  const d = host.iommu.allocPaging(dev, { nestParent: true }) as IommuDomain;
+  t.equal(host.iommu.attachGroup(d, group, owner), 0);
+  t.equal(d.map(0x10_0000, ram, 0x1000, RW), 0);
+  t.equal(d.driver.enforceCacheCoherency!(), true, 'intel_iommu_enforce_cache_coherency_ss');
+  t.equal(d.map(0x20_0000, ram, 0x1000, RW), 0);
+  const root = (d.driver as unknown as { builder: { root: number } }).builder.root;
+  const SNP = 1 << 11;
+  t.equal(ssLeaf(board.sysmem, root, 0x20_0000) & SNP, SNP, 'mapped after: SNP');
+  t.equal(ssLeaf(board.sysmem, root, 0x10_0000) & SNP, 0, 'Linux asks before mapping; an earlier leaf is left as it was');
+});
+
+t.test('without snoop control (ECAP.SC = 0) no domain with a device attached can enforce coherency', async (t) => {
+  const { host, driver, dev, group, owner } = bare({ snoopControl: false });
+  t.equal(driver.enforceCacheCoherencyCapable(dev), false, 'IOMMU_CAP_ENFORCE_CACHE_COHERENCY');
+  const fs = host.iommu.allocPaging(dev) as IommuDomain;
+  t.equal(host.iommu.attachGroup(fs, group, owner), 0);
+  t.equal(fs.driver.enforceCacheCoherency!(), false);
+  t.equal(readField(PASID_ENTRY, driver.pasidEntryOf(dev, 0)!, 'PGSNP'), 0);
+  host.iommu.detachGroup(fs, group, owner);
+  const ss = host.iommu.allocPaging(dev, { nestParent: true }) as IommuDomain;
+  t.equal(ss.driver.enforceCacheCoherency!(), true, 'no device attached yet: domain_support_force_snooping is vacuously true');
+  t.equal(host.iommu.attachGroup(ss, group, owner), -22, 'paging_domain_compatible_second_stage: FORCE_COHERENCE needs ECAP.SC (-EINVAL)');
+});

@@ -136,6 +136,18 @@ t.test('FPD in the context entry suppresses fault recording; the request still a
   t.equal(fx.board.counters.get('vtd.faults.suppressed'), 1);
 });
 
+t.test('FPD in a non-present context entry suppresses LCT.2 (qualified, §7.1.3)', async (t) => {
+  const { fx, ctxAt } = setup();
+  fx.write(ctxAt, CONTEXT_ENTRY, { P: 0, FPD: 1 });
+  fx.w64(R.CCMD!, (1n << 63n) | (1n << 61n));
+  t.equal(fx.fault(fx.read(IOVA)), 'DMAR_CONTEXT_NOT_PRESENT');
+  t.equal(fx.frcd(0).F, 0);
+  t.equal(fx.board.counters.get('vtd.faults.suppressed'), 1);
+  fx.write(ctxAt, CONTEXT_ENTRY, { P: 0 });
+  t.equal(fx.fault(fx.read(IOVA)), 'DMAR_CONTEXT_NOT_PRESENT');
+  t.same([fx.frcd(0).F, fx.frcd(0).FR], [1, 0x02], 'without FPD: recorded');
+});
+
 t.test('context-cache: a changed context entry is used only after a CCMD invalidation', async (t) => {
   const { fx, ctxAt } = setup();
   const other = fx.ss();

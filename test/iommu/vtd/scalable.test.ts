@@ -1,6 +1,8 @@
 import t from 'tap';
 import { IOMMU_NOEXEC, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE } from '../../../iommu/pgtable/index.ts';
-import { GCMD_TE, PASID_ENTRY, PGTT_FIRST_STAGE, PGTT_NESTED, PGTT_PASSTHROUGH, PGTT_SECOND_STAGE, SM_CONTEXT_ENTRY } from '../../../iommu/vtd/index.ts';
+import {
+  GCMD_TE, PASID_DIR_ENTRY, PASID_ENTRY, PGTT_FIRST_STAGE, PGTT_NESTED, PGTT_PASSTHROUGH, PGTT_SECOND_STAGE, SM_CONTEXT_ENTRY, isQualifiedFault,
+} from '../../../iommu/vtd/index.ts';
 import { BareFunction } from '../../pci/helpers.ts';
 import { CFG, COMMAND } from '../../../src/pci/header.ts';
 import { Fx, PAGE, R } from './helpers.ts';
@@ -271,6 +273,47 @@ t.test('FPD in the PASID entry, directory entry or context entry suppresses reco
   fx.mem.write32(dir, fx.mem.read32(dir) | 2);
   t.equal(value(fx, fx.read(IOVA)), 'DMAR_SM_FS_PTE_NOT_PRESENT');
   t.equal(fx.frcd(0).F, 0, 'directory entry FPD');
+});
+
+t.test('FPD in a non-present PASID entry suppresses the not-present fault (SPT.2 is qualified, §7.1.3)', async (t) => {
+  const { fx, dir } = firstStage(RW);
+  // Linux's SVA mm release leaves exactly this: qword 0 = FPD, everything else zero (pasid_clear_entry_with_fpd).
+  const peAt = fx.pasid(dir, 7, {});
+  fx.write(peAt, PASID_ENTRY, { P: 0, FPD: 1 });
+  t.equal(value(fx, fx.read(IOVA, 4, { pasid: 7 })), 'DMAR_SM_PASID_ENTRY_NOT_PRESENT', 'the request still aborts');
+  t.equal(fx.frcd(0).F, 0, 'nothing recorded');
+  t.equal(fx.r32(R.FSTS!), 0, 'no PPF, no fault event');
+  t.equal(fx.board.counters.get('vtd.faults.suppressed'), 1);
+  // The same entry without FPD: recorded.
+  fx.write(peAt, PASID_ENTRY, { P: 0 });
+  t.equal(value(fx, fx.read(IOVA, 4, { pasid: 7 })), 'DMAR_SM_PASID_ENTRY_NOT_PRESENT');
+  t.same([fx.frcd(0).F, fx.frcd(0).FR, fx.frcd(0).PV], [1, 0x59, 7]);
+});
+
+t.test('FPD in a non-present context entry or PASID directory entry suppresses their not-present faults', async (t) => {
+  const { fx, ctxAt } = sm({ PGTT: PGTT_PASSTHROUGH, DID: 1 });
+  fx.write(ctxAt, SM_CONTEXT_ENTRY, { P: 0, FPD: 1 });
+  fx.w64(R.CCMD!, (1n << 63n) | (1n << 61n));
+  t.equal(value(fx, fx.read(IOVA)), 'DMAR_SM_CONTEXT_NOT_PRESENT');
+  t.equal(fx.frcd(0).F, 0, 'SCT.2 with FPD: not recorded');
+  const d = sm({ PGTT: PGTT_PASSTHROUGH, DID: 1 }, {}, 0);
+  d.fx.write(d.dir + 8, PASID_DIR_ENTRY, { P: 0, FPD: 1 }); // directory entry of PASIDs 64-127
+  t.equal(value(d.fx, d.fx.read(IOVA, 4, { pasid: 70 })), 'DMAR_SM_PASID_DIR_NOT_PRESENT');
+  t.equal(d.fx.frcd(0).F, 0, 'SPD.2 with FPD: not recorded');
+  t.equal(value(d.fx, d.fx.read(IOVA, 4, { pasid: 200 })), 'DMAR_SM_PASID_DIR_NOT_PRESENT');
+  t.equal(d.fx.frcd(0).FR, 0x51, 'another directory entry without FPD: recorded');
+});
+
+t.test('FPD does not suppress faults that are not qualified: a PASID-table fetch error (SPT.1) is recorded', async (t) => {
+  const { fx, dir } = sm({ PGTT: PGTT_PASSTHROUGH, DID: 1 }, { FPD: 1 });
+  // Directory entry of PASIDs 64-127 pointing at a table beyond memory.
+  fx.write(dir + 8, PASID_DIR_ENTRY, { P: 1, SMPTBLPTR: 0xf_ffff_f000 / PAGE });
+  t.equal(value(fx, fx.read(IOVA, 4, { pasid: 70 })), 'DMAR_SM_PASID_ENTRY_FETCH_ERROR');
+  t.same([fx.frcd(0).F, fx.frcd(0).FR], [1, 0x58], 'recorded although the context entry has FPD');
+  t.equal(isQualifiedFault(0x58), false);
+  t.equal(isQualifiedFault(0x59), true);
+  t.equal(isQualifiedFault(0x41), true);
+  t.equal(isQualifiedFault(0x40), false, 'SCT.1: the context entry could not be read');
 });
 
 t.test('RID_PRIV gives requests without PASID supervisor privilege', async (t) => {
