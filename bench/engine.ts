@@ -13,8 +13,8 @@ const SIZES = [4096, 65536];
 const RING = 64;
 const BATCH = 32;
 /** Bytes copied per timed round (per size), and rounds (best kept). */
-const BYTES_PER_ROUND = 8 * 2 ** 20;
-const ROUNDS = 5;
+const BYTES_PER_ROUND = 2 * 2 ** 20;
+const ROUNDS = 20;
 
 /**
  * MEMMOVE throughput of the reference DMA engine with a warm ATC, against
@@ -69,6 +69,9 @@ function memmoveRates(kind: MachineKind): Map<number, { engine: number; straight
   // The straight copy: the same byte counts between two guest-physical RAM ranges, page by page.
   const from = m.board.ramAddress(256 * 2 ** 20);
   const to = m.board.ramAddress(384 * 2 ** 20);
+  // Both ranges hold data first, as the engine's source and destination do (a never-written frame reads as zeros without a copy).
+  m.board.sysmem.writeFrom(from, new Uint8Array(maxSize).map((_, i) => (i * 7 + 3) & 0xff));
+  m.board.sysmem.writeFrom(to, new Uint8Array(maxSize));
   const bounce = new Uint8Array(PAGE);
   const straight = (size: number, n: number) => {
     for (let i = 0; i < n; i++) {
@@ -107,7 +110,8 @@ export function engineFigures(kind: MachineKind = 'q35-vtd'): Figures {
   for (const [size, r] of rates) {
     const label = `${machine}.${size / 1024}k`;
     if (r.atcMisses !== 0) throw new Error(`MEMMOVE ${label}: ${r.atcMisses} ATC misses in the timed loop (not warm)`);
-    figures[`engine.memmove.${label}.ratio`] = { value: r.engine / r.straight, unit: 'ratio', target: 'orientation (engine / straight copy in guest memory; 1 = memcpy speed)' };
+    const target = size === 4096 ? '>= 0.2' : '>= 0.75';
+    figures[`engine.memmove.${label}.ratio`] = { value: r.engine / r.straight, unit: 'ratio', target: `${target} (engine / straight copy in guest memory; 1 = memcpy speed)` };
     figures[`engine.memmove.${label}.gb_per_s`] = { value: r.engine / 1e9, unit: 'GB/s', target: `orientation (straight copy ${(r.straight / 1e9).toFixed(2)} GB/s)` };
   }
   return figures;

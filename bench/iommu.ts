@@ -50,21 +50,24 @@ export function iommuFigures(kind: Kind): Figures {
   const iova = 0x1000_0000;
   const ram = host.allocator.allocPages(9)!; // 2 MiB
   domain.map(iova, ram, 2 ** 21, 3);
-  for (const [sizeLabel, size, target] of [['4k', 4096, '>= 0.5'], ['64k', 65536, '>= 0.8']] as const) {
+  for (const [sizeLabel, size, target] of [['4k', 4096, '>= 0.8'], ['64k', 65536, '>= 0.95']] as const) {
     const buf = new Uint8Array(size).fill(5);
     const slots = 2 ** 21 / size;
     const ops = Math.max(256, (8 << 20) / size);
-    for (let i = 0; i < slots; i++) dev.dmaWrite(BigInt(iova + i * size), buf); // warm the IOTLB
+    // The addresses of both loops are made before timing (dmaWrite takes a bigint: making one is the caller's cost, not the DMA's).
+    const pas = Array.from({ length: slots }, (_, i) => ram + i * size);
+    const iovas = Array.from({ length: slots }, (_, i) => BigInt(iova + i * size));
+    for (let i = 0; i < slots; i++) dev.dmaWrite(iovas[i]!, buf); // warm the IOTLB
     // Many short rounds alternating between the two loops, best of each: a burst of load on a
     // shared host hits both alike, and some rounds of each run undisturbed.
     let direct = Number.POSITIVE_INFINITY;
     let viaIommu = Number.POSITIVE_INFINITY;
     for (let r = 0; r < 60; r++) {
       direct = Math.min(direct, bestSeconds(() => {
-        for (let i = 0; i < ops; i++) board.sysmem.writeFrom(ram + (i % slots) * size, buf);
+        for (let i = 0; i < ops; i++) board.sysmem.writeFrom(pas[i % slots]!, buf);
       }, 1));
       viaIommu = Math.min(viaIommu, bestSeconds(() => {
-        for (let i = 0; i < ops; i++) dev.dmaWrite(BigInt(iova + (i % slots) * size), buf);
+        for (let i = 0; i < ops; i++) dev.dmaWrite(iovas[i % slots]!, buf);
       }, 1));
     }
     out[`dma.${label}.${sizeLabel}.ratio`] = { value: direct / viaIommu, unit: 'ratio', target };

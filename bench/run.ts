@@ -2,6 +2,12 @@
  * `npm run bench`: prints one table and writes bench/results.json. Ratios are
  * measured inside one run (the machines are noisy); absolute rates are for
  * orientation only. Figures appear here as the parts that produce them land.
+ *
+ * `npm run bench -- engine pri` runs only the sections named (a section runs
+ * when its name starts with one of the words: memory, dma, vfio, pri,
+ * mappings, engine, cprog, campaign, soak, sparse) and prints them without
+ * writing results.json, which always holds one full run. `soak-full` (10
+ * million DMAs and a million PRI faults, minutes) runs only when named.
  */
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -14,24 +20,48 @@ import { priFigures } from './pri.ts';
 import { mappingFigures } from './mappings.ts';
 import { engineFigures } from './engine.ts';
 import { cprogFigures } from './cprog.ts';
+import { campaignFigures } from './campaign.ts';
+import { FULL_SOAK, soakFigures } from './soak.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
+
+/** The sections in the order they print; each returns its figures. An opt-in section runs only when named. */
+const sections: [name: string, run: () => Figures | Promise<Figures>, optIn?: 'opt-in'][] = [
+  ['memory', () => memoryFigures()],
+  ['dma.smmuv3', () => iommuFigures('virt-smmuv3')],
+  ['dma.vtd', () => iommuFigures('q35-vtd')],
+  ['vfio', () => vfioFigures()],
+  ['pri', () => priFigures()],
+  ['mappings', () => mappingFigures('virt-smmuv3')],
+  ['engine.smmuv3', () => engineFigures('virt-smmuv3')],
+  ['engine.vtd', () => engineFigures('q35-vtd')],
+  ['cprog', () => cprogFigures()],
+  ['campaign', () => campaignFigures()],
+  ['soak', () => soakFigures()],
+  ['soak-full', () => soakFigures(FULL_SOAK, 'soak.full'), 'opt-in'],
+  ['sparse', () => {
+    const child = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(here, 'sparse-child.ts')], { encoding: 'utf8' });
+    const sparse = JSON.parse(child.trim().split('\n').pop()!) as { rss: number; resident: number };
+    return { 'sparse.1t.rss_bytes': { value: sparse.rss, unit: 'bytes', target: '<= 1.2 GiB (1288490189)' } };
+  }],
+];
+
+const only = process.argv.slice(2);
+const unknown = only.filter((w) => !sections.some(([name]) => name.startsWith(w)));
+if (unknown.length > 0) {
+  console.error(`bench: no section starts with ${unknown.join(', ')} (sections: ${sections.map(([n]) => n).join(', ')})`);
+  process.exit(2);
+}
 const figures: Figures = {};
-
-Object.assign(figures, memoryFigures());
-Object.assign(figures, iommuFigures('virt-smmuv3'));
-Object.assign(figures, iommuFigures('q35-vtd'));
-Object.assign(figures, vfioFigures());
-Object.assign(figures, priFigures());
-Object.assign(figures, mappingFigures('virt-smmuv3'));
-Object.assign(figures, engineFigures('virt-smmuv3'));
-Object.assign(figures, engineFigures('q35-vtd'));
-Object.assign(figures, await cprogFigures());
-
-const child = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(here, 'sparse-child.ts')], { encoding: 'utf8' });
-const sparse = JSON.parse(child.trim().split('\n').pop()!) as { rss: number; resident: number };
-figures['sparse.1t.rss_bytes'] = { value: sparse.rss, unit: 'bytes', target: '<= 1.2 GiB (1288490189)' };
+for (const [name, run, optIn] of sections) {
+  if (only.length === 0 ? optIn !== undefined : !only.some((w) => name === w || (optIn === undefined && name.startsWith(w)))) continue;
+  Object.assign(figures, await run());
+}
 
 printTable(figures);
-writeResults(join(here, 'results.json'), figures);
-console.log(`\nwrote ${join(here, 'results.json')}`);
+if (only.length === 0) {
+  writeResults(join(here, 'results.json'), figures);
+  console.log(`\nwrote ${join(here, 'results.json')}`);
+} else {
+  console.log('\n(sections chosen: results.json not written; it holds one full run)');
+}

@@ -39,7 +39,7 @@ export interface AtcEntry {
  * one with a PASID drops that PASID's entries and the Global entries in the
  * range (dropping more than asked is always allowed).
  *
- * Finding an entry: after a check of the most recently hit one, a hash of
+ * Finding an entry: after a check of the last four found, a hash of
  * the entry's base page (every PASID's entries in one chain, so Global ones
  * are found too) probed once per entry size present. ATS entries are
  * naturally aligned powers of two (PCIe 10.2.3; translation.ts refuses
@@ -55,7 +55,9 @@ export class Atc {
   private readonly pa: Float64Array;
   private readonly tag: Int32Array;
   private readonly flags: Uint8Array;
-  private mru = -1;
+  /** The slots of the last RECENT hits (-1: none), checked before the hash: a descriptor's ring slot, source, destination and record pages. */
+  private readonly recent = new Int32Array(RECENT).fill(-1);
+  private recentNext = 0;
   // LRU list over valid slots.
   private readonly newer: Int32Array;
   private readonly older: Int32Array;
@@ -121,7 +123,7 @@ export class Atc {
     this.classes = [];
     this.irregular = 0;
     this.lruHead = this.lruTail = -1;
-    this.mru = -1;
+    this.recent.fill(-1);
   }
 
   private covers(i: number, pasid: number, priv: boolean, addr: number): boolean {
@@ -156,8 +158,9 @@ export class Atc {
     const classes = this.classes;
     for (let c = 0; c < classes.length; c++) {
       const s = POW2[classes[c]!]!;
-      const base = addr - (addr % s);
-      for (let j = this.bucketHead[this.bucket(base / PAGE)]!; j >= 0; j = this.chainNext[j]!) {
+      // The entry's base page (floor of a quotient by a power of two is exact; % of doubles is a slow call).
+      const pn = Math.floor(addr / s) * (s / PAGE);
+      for (let j = this.bucketHead[this.bucket(pn)]!; j >= 0; j = this.chainNext[j]!) {
         if ((best < 0 || j < best) && this.covers(j, pasid, priv, addr)) best = j;
       }
     }
@@ -170,14 +173,27 @@ export class Atc {
    * again, as a write to a read-only translation must).
    */
   lookup(pasid: number, priv: boolean, addr: number, write: boolean, exec: boolean): number {
-    let i = this.mru;
-    if (i < 0 || !this.covers(i, pasid, priv, addr)) i = this.find(pasid, priv, addr);
+    let i = -1;
+    const recent = this.recent;
+    for (let k = 0; k < RECENT; k++) {
+      const j = recent[k]!;
+      if (j >= 0 && this.covers(j, pasid, priv, addr)) {
+        i = j;
+        break;
+      }
+    }
+    if (i < 0) {
+      i = this.find(pasid, priv, addr);
+      if (i >= 0) {
+        recent[this.recentNext] = i;
+        this.recentNext = (this.recentNext + 1) % RECENT;
+      }
+    }
     if (i < 0 || !this.permits(i, write, exec)) {
       this.misses.value++;
       if (this.tracer.wants('dma-engine.atc.miss')) this.tracer.trace('dma-engine.atc.miss', this.source, { dev: this.source, pasid, addr, write });
       return -1;
     }
-    this.mru = i;
     this.touch(i);
     this.hits.value++;
     if (this.tracer.wants('dma-engine.atc.hit')) this.tracer.trace('dma-engine.atc.hit', this.source, { dev: this.source, pasid, addr, write });
@@ -377,6 +393,8 @@ export class Atc {
 }
 
 const PAGE = 4096;
+/** Recently hit slots checked first (a descriptor touches four pages: ring slot, source, destination, record). */
+const RECENT = 4;
 /** 2^k for k < 64, exact. */
 const POW2 = Array.from({ length: 64 }, (_, k) => 2 ** k);
 

@@ -1,10 +1,12 @@
-import { getBits, reservedBitsSet } from '../../src/hw/layout.ts';
+import { getBits, hasReservedBits, reservedBitsSet } from '../../src/hw/layout.ts';
 import type { PasidCapability } from '../../src/pci/caps/pasid.ts';
 import { NO_PASID } from '../../src/pci/transaction.ts';
-import { COMPLETION_ALIGN, COMPLETION_BYTES, DESC_STATUS, DESCRIPTOR, OPCODE, OPS_SUPPORTED, addr53 } from './descriptor.ts';
+import { COMPLETION_ALIGN, COMPLETION_BYTES, DESC_STATUS, DESCRIPTOR, OPCODE, OPS_SUPPORTED } from './descriptor.ts';
 
 const LIMIT = 2 ** 53;
 const F = DESCRIPTOR.fields;
+const TWO_32 = 0x1_0000_0000;
+const HI_LIMIT = 2 ** 21;
 
 /** A descriptor's fields as the engine uses them. */
 export interface Decoded {
@@ -43,6 +45,26 @@ export interface DecodeResult {
   d: Decoded;
 }
 
+/** A result to decode into (a job keeps one and reuses it). */
+export function newDecodeResult(): DecodeResult {
+  return {
+    status: DESC_STATUS.SUCCESS, info: 0, errorRegister: false,
+    d: { op: 0, rcr: false, rci: false, pasid: NO_PASID, priv: false, completion: 0, src: 0, dst: 0, length: 0, patternLo: 0, patternHi: 0 },
+  };
+}
+
+/** A 64-bit value of two u32 words (lo at word `w`, hi at `w + 1`); -1 when it does not fit 53 bits. */
+function addr53At(words: Uint32Array, w: number): number {
+  const h = words[w + 1]!;
+  return h >= HI_LIMIT ? -1 : h * TWO_32 + words[w]!;
+}
+const COMPL_W = F.COMPL_LO.word;
+const SRC_W = F.SRC_LO.word;
+const DST_W = F.DST_LO.word;
+for (const [lo, hi] of [[F.COMPL_LO, F.COMPL_HI], [F.SRC_LO, F.SRC_HI], [F.DST_LO, F.DST_HI]] as const) {
+  if (lo.shift !== 0 || lo.width !== 32 || hi.shift !== 0 || hi.width !== 32 || hi.word !== lo.word + 1) throw new Error(`${lo.name}/${hi.name}: not two whole words`);
+}
+
 /** The descriptor may not run (a module function, not a closure: decoding runs per descriptor). */
 function failWith(res: DecodeResult, status: number, info: number, errorRegister: boolean): DecodeResult {
   res.status = status;
@@ -56,23 +78,27 @@ function failWith(res: DecodeResult, status: number, info: number, errorRegister
  * privilege (the completion record's address space), the completion record
  * address, reserved bits, opcode, transfer size, buffer addresses.
  */
-export function decodeDescriptor(words: Uint32Array, wq: WqPolicy, pasidCap: PasidCapability, maxTransfer: number): DecodeResult {
+export function decodeDescriptor(
+  words: Uint32Array, wq: WqPolicy, pasidCap: PasidCapability, maxTransfer: number, into: DecodeResult = newDecodeResult(),
+): DecodeResult {
   const pv = getBits(words, F.PV) === 1;
   const descPriv = getBits(words, F.PRIV) === 1;
-  const d: Decoded = {
-    op: getBits(words, F.OPCODE),
-    rcr: getBits(words, F.RCR) === 1,
-    rci: getBits(words, F.RCI) === 1,
-    pasid: pv ? getBits(words, F.PASID) : wq.defaultPasid,
-    priv: pv ? descPriv : wq.defaultPriv,
-    completion: 0,
-    src: 0,
-    dst: 0,
-    length: getBits(words, F.LENGTH),
-    patternLo: getBits(words, F.SRC_LO),
-    patternHi: getBits(words, F.SRC_HI),
-  };
-  const res: DecodeResult = { status: DESC_STATUS.SUCCESS, info: 0, errorRegister: false, d };
+  const res = into;
+  const d = res.d;
+  res.status = DESC_STATUS.SUCCESS;
+  res.info = 0;
+  res.errorRegister = false;
+  d.op = getBits(words, F.OPCODE);
+  d.rcr = getBits(words, F.RCR) === 1;
+  d.rci = getBits(words, F.RCI) === 1;
+  d.pasid = pv ? getBits(words, F.PASID) : wq.defaultPasid;
+  d.priv = pv ? descPriv : wq.defaultPriv;
+  d.completion = 0;
+  d.src = 0;
+  d.dst = 0;
+  d.length = getBits(words, F.LENGTH);
+  d.patternLo = getBits(words, F.SRC_LO);
+  d.patternHi = getBits(words, F.SRC_HI);
   if (pv && !wq.shared) return failWith(res, DESC_STATUS.INVALID_FLAGS, d.op, true);
   if (descPriv && (!pv || !wq.privAllowed)) return failWith(res, DESC_STATUS.PRIV_DENIED, pv ? d.pasid : 0, true);
   if (d.pasid !== NO_PASID) {
@@ -82,23 +108,24 @@ export function decodeDescriptor(words: Uint32Array, wq: WqPolicy, pasidCap: Pas
     d.priv = false;
   }
   if (d.rcr) {
-    const c = addr53(words, 'COMPL_LO', 'COMPL_HI');
-    if (c === undefined || c + COMPLETION_BYTES > LIMIT) return failWith(res, DESC_STATUS.ADDRESS_RANGE, 2, true);
+    const c = addr53At(words, COMPL_W);
+    if (c < 0 || c + COMPLETION_BYTES > LIMIT) return failWith(res, DESC_STATUS.ADDRESS_RANGE, 2, true);
     d.completion = c;
-    if (c % COMPLETION_ALIGN !== 0) return failWith(res, DESC_STATUS.CR_ADDR_INVALID, c % COMPLETION_ALIGN, true);
+    // The low bits of the address are those of its low word (no floating-point remainder).
+    const mis = words[COMPL_W]! & (COMPLETION_ALIGN - 1);
+    if (mis !== 0) return failWith(res, DESC_STATUS.CR_ADDR_INVALID, mis, true);
   }
-  const rsv = reservedBitsSet(DESCRIPTOR, words, 1);
-  if (rsv.length > 0) return failWith(res, DESC_STATUS.RESERVED_NONZERO, rsv[0]!, false);
+  if (hasReservedBits(DESCRIPTOR, words)) return failWith(res, DESC_STATUS.RESERVED_NONZERO, reservedBitsSet(DESCRIPTOR, words, 1)[0]!, false);
   if (d.op > 31 || ((OPS_SUPPORTED >>> d.op) & 1) === 0) return failWith(res, DESC_STATUS.INVALID_OPCODE, d.op, false);
   if (d.op === OPCODE.NOOP) return res;
   if (d.length > maxTransfer) return failWith(res, DESC_STATUS.TRANSFER_TOO_LARGE, maxTransfer, false);
   if (d.op !== OPCODE.FILL) {
-    const s = addr53(words, 'SRC_LO', 'SRC_HI');
-    if (s === undefined || s + d.length > LIMIT) return failWith(res, DESC_STATUS.ADDRESS_RANGE, 0, false);
+    const s = addr53At(words, SRC_W);
+    if (s < 0 || s + d.length > LIMIT) return failWith(res, DESC_STATUS.ADDRESS_RANGE, 0, false);
     d.src = s;
   }
-  const t = addr53(words, 'DST_LO', 'DST_HI');
-  if (t === undefined || t + d.length > LIMIT) return failWith(res, DESC_STATUS.ADDRESS_RANGE, 1, false);
+  const t = addr53At(words, DST_W);
+  if (t < 0 || t + d.length > LIMIT) return failWith(res, DESC_STATUS.ADDRESS_RANGE, 1, false);
   d.dst = t;
   return res;
 }

@@ -200,8 +200,8 @@ export interface CompletionRecord {
 }
 
 /** Little-endian u32 words of a structure's bytes (how the layouts number their bits). */
-export function wordsOfBytes(bytes: Uint8Array, n = bytes.length >> 2): Uint32Array {
-  const words = new Uint32Array(n);
+export function wordsOfBytes(bytes: Uint8Array, n = bytes.length >> 2, into?: Uint32Array): Uint32Array {
+  const words = into ?? new Uint32Array(n);
   for (let i = 0; i < n; i++) words[i] = (bytes[4 * i]! | (bytes[4 * i + 1]! << 8) | (bytes[4 * i + 2]! << 16) | (bytes[4 * i + 3]! << 24)) >>> 0;
   return words;
 }

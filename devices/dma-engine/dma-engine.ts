@@ -1,4 +1,5 @@
-import { RegisterFile } from '../../src/hw/register-file.ts';
+import { RegisterFile, type RegRef } from '../../src/hw/register-file.ts';
+import { fieldGet } from '../../src/hw/layout.ts';
 import { MemoryRegion } from '../../src/memory/memory-region.ts';
 import type { AtsEndpoint, AtsInvalidationRequest, PrgResponse } from '../../src/pci/ats-messages.ts';
 import { AtsCapability } from '../../src/pci/caps/ats.ts';
@@ -23,6 +24,8 @@ import {
 import { Timers } from './timers.ts';
 import { DmaPath, newAccess, RUN_DONE, RUN_FAULT, T_FAULT, T_LOST, T_OK, type Access } from './translation.ts';
 import { WorkQueue, type ErrorReport } from './work-queue.ts';
+
+const GENCTRL_ENABLE = DMAE_REGISTERS.GENCTRL.layout.fields.ENABLE;
 
 export interface DmaEngineOptions {
   /** Names counters ("<name>.atc.hit") and trace sources (default 'dma-engine'); make it unique per machine. */
@@ -200,8 +203,10 @@ export class DmaEngine extends PciFunction implements AtsEndpoint {
   }
 
   get deviceEnabled(): boolean {
-    return regField(DMAE_REGISTERS.GENCTRL, this.regs.get('GENCTRL'), 'ENABLE') === 1;
+    // Read per descriptor: the register through a handle, the field by its mask.
+    return fieldGet(GENCTRL_ENABLE, (this.genctrl ??= this.regs.ref('GENCTRL')).get()) === 1;
   }
+  private genctrl: RegRef | undefined;
 
   private portalRead(off: number): number {
     const wq = this.workQueues[Math.floor(off / PORTAL.PAGE)];

@@ -1,19 +1,21 @@
-import { encodeLayout } from '../../src/hw/layout.ts';
+import { setBits } from '../../src/hw/layout.ts';
 import type { PasidCapability } from '../../src/pci/caps/pasid.ts';
 import type { PriCapability } from '../../src/pci/caps/pri.ts';
 import type { Counter, Counters } from '../../src/trace/counters.ts';
 import type { Tracer } from '../../src/trace/tracer.ts';
 import { decodeDescriptor } from './decode.ts';
 import {
-  COMPLETION, COMPLETION_BYTES, DESC_BYTES, DESC_STATUS, FAULT_NAMES, FAULT_REASON, OPCODE, opcodeName, statusName, wordsOfBytes,
+  COMPLETION, COMPLETION_BYTES, DESC_BYTES, DESC_STATUS, FAULT_NAMES, FAULT_REASON, OPCODE, opcodeName, statusName,
 } from './descriptor.ts';
 import type { EnginePoint } from './faults.ts';
 import { Job, Phase, Stage } from './job.ts';
 import { outcomeFault, type PageGroup, type PageRequests } from './page-requests.ts';
 import { DMAE_ERROR } from './regs.ts';
 import type { Timers } from './timers.ts';
+
+const CR = COMPLETION.fields;
 import {
-  failAccess, newAccess, RUN_DONE, RUN_FAULT, T_FAULT, T_LOST, T_OK, type Access, type DmaPath,
+  failAccess, resetAccess, RUN_DONE, RUN_FAULT, T_FAULT, T_LOST, T_OK, type Access, type DmaPath,
 } from './translation.ts';
 import type { ErrorReport, WorkQueue } from './work-queue.ts';
 
@@ -96,15 +98,17 @@ export class Executor {
   kick(wq: WorkQueue): void {
     if (wq.busy || !wq.enabled || !this.h.deviceEnabled) return;
     const q = wq.fifo.shift();
-    let job: Job;
+    if (q === undefined && (!wq.ringPending || wq.halted)) return;
+    // The WQ's last job once it completed (nothing refers to it then), else a new one.
+    const job = wq.spare ?? new Job(wq, this.fired);
+    wq.spare = undefined;
+    job.begin(q !== undefined, wq.epoch, this.h.timers.now);
     if (q !== undefined) {
-      job = new Job(wq, true, wq.epoch, this.h.timers.now, this.fired);
       job.words = q.words;
     } else {
-      if (!wq.ringPending || wq.halted) return;
-      job = new Job(wq, false, wq.epoch, this.h.timers.now, this.fired);
       // The slot is read in the WQ's default address space.
-      const a = newAccess(wq.ringSlotAddr, DESC_BYTES, false, new Uint8Array(DESC_BYTES));
+      const a = job.fetch;
+      resetAccess(a, wq.ringSlotAddr, DESC_BYTES, false, a.buf);
       a.pasid = wq.policy.defaultPasid;
       a.priv = wq.policy.defaultPriv;
       job.access = a;
@@ -186,7 +190,8 @@ export class Executor {
   private accessDone(job: Job): void {
     switch (job.stage) {
       case Stage.FETCH:
-        job.words = wordsOfBytes(job.access!.buf);
+        // The slot's bytes landed in the job's words (the fetch buffer is their bytes).
+        job.words = job.slotWords;
         job.wq.advanceHead();
         this.decode(job);
         return;
@@ -298,7 +303,7 @@ export class Executor {
   /** The descriptor's words are known: check them and plan the data accesses. */
   private decode(job: Job): void {
     const wq = job.wq;
-    const r = decodeDescriptor(job.words!, wq.policy, this.h.pasid, this.h.maxTransfer);
+    const r = decodeDescriptor(job.words!, wq.policy, this.h.pasid, this.h.maxTransfer, job.decoded);
     const d = r.d;
     job.d = d;
     job.stage = Stage.DATA;
@@ -336,10 +341,9 @@ export class Executor {
   /** Plan one data access of the descriptor (a method, not a closure per descriptor). */
   private plan(job: Job, addr: number, write: boolean, buf: Uint8Array, off: number): void {
     const d = job.d!;
-    const a = newAccess(addr, d.length, write, buf, off);
+    const a = job.planAccess(addr, d.length, write, buf, off);
     a.pasid = d.pasid;
     a.priv = d.priv;
-    job.steps.push(a);
   }
 
   /** Every data access is done: the result. */
@@ -372,22 +376,26 @@ export class Executor {
       if (!o.ok) this.h.raiseError({ code: o.status, wq: job.wq.index, opcode: d.op, info: o.info, addr: o.faultAddr, write: o.faultWrite });
       return this.complete(job);
     }
-    if (this.h.recordPoint.check({ dev: this.h.name, wq: job.wq.index, addr: d.completion })?.kind === 'fail') {
+    // The context object is built only for an armed point (a hit is counted either way).
+    const point = this.h.recordPoint;
+    if (point.check(point.armed ? { dev: this.h.name, wq: job.wq.index, addr: d.completion } : undefined)?.kind === 'fail') {
       this.h.raiseError({ code: DMAE_ERROR.COMPLETION_WRITE_FAULT, wq: job.wq.index, opcode: d.op, addr: d.completion, write: true });
       return this.complete(job);
     }
     const fa = o.faultAddr;
-    const words = encodeLayout(COMPLETION, {
-      STATUS: o.status,
-      FAULT_WRITE: o.faultWrite ? 1 : 0,
-      RESULT: o.result,
-      FAULT_REASON: o.reason,
-      BYTES: o.bytes,
-      FAULT_ADDR_LO: fa % 0x1_0000_0000,
-      FAULT_ADDR_HI: Math.floor(fa / 0x1_0000_0000),
-      INFO: o.info,
-    });
-    const a = newAccess(d.completion, COMPLETION_BYTES, true, new Uint8Array(words.buffer));
+    // Encoded into the job's own record buffer (the record's words are little-endian, as the host is).
+    const words = job.recordWords;
+    words.fill(0);
+    setBits(words, CR.STATUS, o.status);
+    setBits(words, CR.FAULT_WRITE, o.faultWrite ? 1 : 0);
+    setBits(words, CR.RESULT, o.result);
+    setBits(words, CR.FAULT_REASON, o.reason);
+    setBits(words, CR.BYTES, o.bytes);
+    setBits(words, CR.FAULT_ADDR_LO, fa % 0x1_0000_0000);
+    setBits(words, CR.FAULT_ADDR_HI, Math.floor(fa / 0x1_0000_0000));
+    setBits(words, CR.INFO, o.info);
+    const a = job.record;
+    resetAccess(a, d.completion, COMPLETION_BYTES, true, a.buf);
     a.pasid = d.pasid;
     a.priv = d.priv;
     job.stage = Stage.RECORD;
@@ -411,6 +419,8 @@ export class Executor {
       }, this.h.timers.now - job.started);
     }
     if (d.rci) this.h.interrupt(wq);
+    // Done with: the next descriptor of the WQ may reuse it.
+    wq.spare = job;
     this.kick(wq);
   }
 }

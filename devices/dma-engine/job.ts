@@ -1,7 +1,7 @@
-import type { Decoded, DecodeResult } from './decode.ts';
-import { DESC_STATUS } from './descriptor.ts';
+import { newDecodeResult, type Decoded, type DecodeResult } from './decode.ts';
+import { COMPLETION_BYTES, DESC_BYTES, DESC_STATUS } from './descriptor.ts';
 import type { PageGroup } from './page-requests.ts';
-import type { Access } from './translation.ts';
+import { newAccess, resetAccess, type Access } from './translation.ts';
 import type { WorkQueue } from './work-queue.ts';
 
 /**
@@ -59,6 +59,19 @@ export class Outcome {
   /** COMPARE: 1 when the buffers differ. */
   result = 0;
 
+  /** Back to a fresh outcome (a job is reused for the WQ's next descriptor). */
+  clear(): void {
+    this.status = DESC_STATUS.SUCCESS;
+    this.errorRegister = false;
+    this.info = 0;
+    this.reason = 0;
+    this.fault = '';
+    this.faultAddr = 0;
+    this.faultWrite = false;
+    this.bytes = 0;
+    this.result = 0;
+  }
+
   /** SUCCESS and COMPARE_MISMATCH are results; the other statuses are errors. */
   get ok(): boolean {
     return this.status === DESC_STATUS.SUCCESS || this.status === DESC_STATUS.COMPARE_MISMATCH;
@@ -95,10 +108,16 @@ export class Outcome {
  * One descriptor on its way through a WQ's engine: where it is (phase,
  * stage, the access in progress), what it is (the words and their decoded
  * fields), what it will report (outcome) and the virtual time it owes.
+ *
+ * A WQ runs one descriptor at a time, so a job that completed is reused for
+ * the WQ's next one (WorkQueue.spare; begin() resets it): with its accesses,
+ * the ring slot's buffer, the decoded fields and the completion record's
+ * buffer, a descriptor on a warm ATC allocates nothing but its scheduler
+ * events.
  */
 export class Job {
   phase: Phase = Phase.DISPATCH;
-  stage: Stage;
+  stage: Stage = Stage.FETCH;
   /** The access running, or stopped waiting for a translation: the ring slot, a data step or the record. */
   access: Access | undefined;
   /** The data accesses planned from the descriptor, run in order; `step` is the current one. */
@@ -118,21 +137,54 @@ export class Job {
   recordLatency = 0;
   /** PAGE_RESPONSE: the page request group that ended. */
   group: PageGroup | undefined;
-  readonly started: number;
+  fromPortal = false;
+  epoch = 0;
+  started = 0;
   /** The scheduler callback of every wait of this job (one closure per job, not one per wait). */
   readonly onTimer: () => void;
   /** The page request groups' callback, made at the job's first page request. */
   onPageGroup: ((g: PageGroup) => void) | undefined;
+  /** Reused storage: data accesses (steps draw on it), the ring slot's access and words, the decoded fields, the record. */
+  readonly pool: Access[] = [];
+  /** The ring slot's words; the fetch reads its bytes straight into them (little-endian words on a little-endian host, as the record's). */
+  readonly slotWords = new Uint32Array(DESC_BYTES / 4);
+  readonly fetch: Access = newAccess(0, DESC_BYTES, false, new Uint8Array(this.slotWords.buffer));
+  readonly decoded: DecodeResult = newDecodeResult();
+  readonly recordWords = new Uint32Array(COMPLETION_BYTES / 4);
+  readonly record: Access = newAccess(0, COMPLETION_BYTES, true, new Uint8Array(this.recordWords.buffer));
 
   constructor(
     readonly wq: WorkQueue,
-    readonly fromPortal: boolean,
-    readonly epoch: number,
-    now: number,
     timerFired: (job: Job) => void,
   ) {
-    this.stage = fromPortal ? Stage.DATA : Stage.FETCH;
-    this.started = now;
     this.onTimer = () => timerFired(this);
+  }
+
+  /** Start a descriptor (a fresh job, or the WQ's last one again once it is DONE). */
+  begin(fromPortal: boolean, epoch: number, now: number): void {
+    this.phase = Phase.DISPATCH;
+    this.stage = fromPortal ? Stage.DATA : Stage.FETCH;
+    this.access = undefined;
+    this.steps.length = 0;
+    this.step = 0;
+    this.words = undefined;
+    this.d = undefined;
+    this.outcome.clear();
+    this.cost = 0;
+    this.recordLatency = 0;
+    this.group = undefined;
+    this.fromPortal = fromPortal;
+    this.epoch = epoch;
+    this.started = now;
+  }
+
+  /** Plan data access number `steps.length`: one of the pool's, reset. */
+  planAccess(addr: number, len: number, write: boolean, buf: Uint8Array, bufOff: number): Access {
+    const k = this.steps.length;
+    let a = this.pool[k];
+    if (a === undefined) this.pool.push((a = newAccess(addr, len, write, buf, bufOff)));
+    else resetAccess(a, addr, len, write, buf, bufOff);
+    this.steps.push(a);
+    return a;
   }
 }

@@ -250,7 +250,7 @@ export interface RegisterCaps {
 
 function def(r: EngineRegister, name: string, offset: number, reset?: number): RegisterDef {
   const d: RegisterDef = { name, offset, size: r.size };
-  if (r.fields !== undefined) d.fields = [...r.fields];
+  if (r.fields !== undefined) d.fields = r.fields; // shared, not copied: RegisterFile resolves a field table once
   else d.access = r.access;
   if (reset !== undefined) d.reset = reset;
   return d;

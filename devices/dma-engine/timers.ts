@@ -1,12 +1,22 @@
 import type { ScheduledEvent, Scheduler } from '../../src/sim/scheduler.ts';
 
+/** Sweep events that already ran out of the list once it holds this many more than at the last sweep. */
+const SWEEP_SLACK = 32;
+
 /**
  * The device's pending events on the machine's scheduler, kept so that a
  * reset (FLR) can cancel every one of them: nothing the device scheduled
  * before a reset runs after it.
+ *
+ * An event is scheduled with the caller's function itself (no wrapper
+ * closure per event: a descriptor waits twice or more). Events that ran
+ * stay in the list, marked not pending by the scheduler, until the list has
+ * grown by SWEEP_SLACK since the last sweep; then those are dropped. So the
+ * list stays within a constant of the events pending.
  */
 export class Timers {
-  private readonly live = new Set<ScheduledEvent>();
+  private live: ScheduledEvent[] = [];
+  private sweptAt = 0;
 
   constructor(readonly scheduler: Scheduler) {}
 
@@ -16,24 +26,38 @@ export class Timers {
 
   /** Run `fn` after `ns` of virtual time. */
   after(ns: number, fn: () => void, label: string): ScheduledEvent {
-    const ev: ScheduledEvent = this.scheduler.schedule(Math.max(0, ns), () => {
-      this.live.delete(ev);
-      fn();
-    }, label);
-    this.live.add(ev);
+    const ev = this.scheduler.schedule(Math.max(0, ns), fn, label);
+    const live = this.live;
+    live.push(ev);
+    if (live.length >= this.sweptAt + SWEEP_SLACK) this.sweep();
     return ev;
   }
 
+  private sweep(): void {
+    const live = this.live;
+    let n = 0;
+    for (let i = 0; i < live.length; i++) {
+      const ev = live[i]!;
+      if (ev.pending) live[n++] = ev;
+    }
+    live.length = n;
+    this.sweptAt = n;
+  }
+
   cancel(ev: ScheduledEvent | undefined): void {
-    if (ev !== undefined && this.live.delete(ev)) this.scheduler.cancel(ev);
+    if (ev !== undefined && ev.pending) this.scheduler.cancel(ev);
   }
 
   cancelAll(): void {
-    for (const ev of this.live) this.scheduler.cancel(ev);
-    this.live.clear();
+    for (const ev of this.live) if (ev.pending) this.scheduler.cancel(ev);
+    this.live.length = 0;
+    this.sweptAt = 0;
   }
 
+  /** Events of this device still waiting to run. */
   get pending(): number {
-    return this.live.size;
+    let n = 0;
+    for (const ev of this.live) if (ev.pending) n++;
+    return n;
   }
 }

@@ -62,6 +62,29 @@ export function newAccess(addr: number, len: number, write: boolean, buf: Uint8A
   };
 }
 
+/** Make `a` a fresh access (what newAccess returns), reusing the object. */
+export function resetAccess(a: Access, addr: number, len: number, write: boolean, buf: Uint8Array, bufOff = 0): void {
+  a.pasid = NO_PASID;
+  a.priv = false;
+  a.exec = false;
+  a.write = write;
+  a.addr = addr;
+  a.len = len;
+  a.buf = buf;
+  a.bufOff = bufOff;
+  a.done = 0;
+  a.missAddr = 0;
+  a.pages = 0;
+  a.reason = 0;
+  a.fault = '';
+  a.faultAddr = 0;
+  a.priRounds = 0;
+  a.progressAt = 0;
+  a.requests = 0;
+  a.requestsAt = 0;
+  a.latencyNs = 0;
+}
+
 export function failAccess(a: Access, reason: number, fault: string, addr: number): void {
   a.reason = reason;
   a.fault = fault;

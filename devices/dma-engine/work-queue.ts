@@ -1,7 +1,8 @@
-import type { RegisterFile } from '../../src/hw/register-file.ts';
+import type { RegisterFile, RegRef } from '../../src/hw/register-file.ts';
 import { NO_PASID } from '../../src/pci/transaction.ts';
 import type { Counter, Counters } from '../../src/trace/counters.ts';
 import type { WqPolicy } from './decode.ts';
+import type { Job } from './job.ts';
 import { getBits } from '../../src/hw/layout.ts';
 import { DESC_BYTES, DESCRIPTOR, wordsOfBytes } from './descriptor.ts';
 import {
@@ -58,14 +59,16 @@ export class WorkQueue {
   occupancy = 0;
   /** The descriptor running now, if any (owned by the executor). */
   busy = false;
+  /** The WQ's last job, once it completed: the executor reuses it for the next descriptor. */
+  spare: Job | undefined;
   portalStatus: number = PORTAL_STATUS.ACCEPTED;
   private readonly assembly = new Uint8Array(DESC_BYTES);
   private readonly regs: RegisterFile;
   private readonly host: WqHost;
   private readonly p: string;
-  /** Register names used per descriptor, built once (a fresh template string per access costs a hash each lookup). */
-  private readonly headReg: string;
-  private readonly completedReg: string;
+  /** Registers written per descriptor, resolved once (no name lookup per descriptor). */
+  private readonly headReg: RegRef;
+  private readonly completedReg: RegRef;
   readonly retries: Counter;
   readonly discarded: Counter;
   /** Reused scratch space for the running descriptor's data (grown on demand). */
@@ -76,8 +79,8 @@ export class WorkQueue {
     this.regs = regs;
     this.host = host;
     this.p = `WQ${index}_`;
-    this.headReg = `${this.p}HEAD`;
-    this.completedReg = `${this.p}COMPLETED`;
+    this.headReg = regs.ref(`${this.p}HEAD`);
+    this.completedReg = regs.ref(`${this.p}COMPLETED`);
     this.retries = counters.counter(`${name}.wq${index}.retries`);
     this.discarded = counters.counter(`${name}.wq${index}.discarded`);
     regs.onWrite(`${this.p}CFG`, (_r, oldLo) => this.cfgWritten(oldLo));
@@ -113,14 +116,14 @@ export class WorkQueue {
   /** The slot at HEAD was fetched: HEAD moves on. */
   advanceHead(): void {
     this.head = (this.head + 1) % this.ringSize;
-    this.regs.set(this.headReg, this.head);
+    this.headReg.set(this.head);
   }
 
   /** A descriptor started in enable period `epoch` finished (portal or ring). */
   completed(fromPortal: boolean, epoch: number): void {
     if (epoch !== this.epoch) return;
     if (fromPortal && this.occupancy > 0) this.occupancy--;
-    this.regs.set(this.completedReg, (this.regs.get(this.completedReg) + 1) >>> 0);
+    this.completedReg.set((this.completedReg.get() + 1) >>> 0);
   }
 
   // --- portal ----------------------------------------------------------------

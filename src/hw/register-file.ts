@@ -34,11 +34,32 @@ interface WordInfo {
 
 interface RegInfo {
   readonly def: RegisterDef;
-  /** Index of the register's low word. */
+  /** Index of the register's low word in the file's storage (registers' words only, in declaration order). */
   readonly index: number;
   /** The register's words (a view of the file's storage). */
   readonly view: Uint32Array;
   readonly layout: Layout;
+}
+
+/**
+ * A register's fields with lsb and access resolved, and their Layout: built
+ * once per field table, register name, size and default access (every
+ * machine declares the same tables again).
+ */
+const resolvedCache = new WeakMap<readonly FieldSpec[], Map<string, { fields: (readonly [string, number, number, FieldAccess])[]; layout: Layout }>>();
+const NO_FIELDS: readonly FieldSpec[] = [];
+
+function resolvedFields(spec: RegisterSpec | RegisterDef, dflt: FieldAccess): { fields: (readonly [string, number, number, FieldAccess])[]; layout: Layout } {
+  const table = spec.fields ?? NO_FIELDS;
+  let byKey = resolvedCache.get(table);
+  if (byKey === undefined) resolvedCache.set(table, (byKey = new Map()));
+  const key = `${spec.name}|${spec.size}|${dflt}`;
+  let r = byKey.get(key);
+  if (r === undefined) {
+    const fields = table.map((f) => toSpec(f, dflt));
+    byKey.set(key, (r = { fields, layout: defineLayout(spec.name, spec.size, fields) }));
+  }
+  return r;
 }
 
 /** A field with its lsb and access resolved. */
@@ -63,6 +84,22 @@ export class FieldRef {
   }
 }
 
+/** The low word of one register of a RegisterFile, resolved once (see RegisterFile.ref). */
+export class RegRef {
+  constructor(
+    private readonly words: Uint32Array,
+    private readonly index: number,
+  ) {}
+
+  get(): number {
+    return this.words[this.index]!;
+  }
+
+  set(value: number): void {
+    this.words[this.index] = value;
+  }
+}
+
 /**
  * `M` maps each register name to its field names (RegMapOf a table); the
  * default accepts any name, for files built from untyped definitions.
@@ -75,7 +112,11 @@ export class RegisterFile<M extends RegMap = RegMap> {
   private readonly writable: Uint32Array;
   private readonly w1c: Uint32Array;
   private readonly writeOnly: Uint32Array;
-  private readonly byWord: (WordInfo | undefined)[];
+  /** Per storage word: its register and which of its words. */
+  private readonly byWord: WordInfo[] = [];
+  /** Per 32-bit word of the MMIO space: 1 + its storage index, 0 where no register is. */
+  private readonly slotOf: Int32Array;
+  private nextSlot = 0;
   private readonly byName = new Map<string, RegInfo>();
   private readonly writeHooks = new Map<string, RegisterWriteHook>();
   private readonly readHooks = new Map<string, RegisterReadHook>();
@@ -83,13 +124,15 @@ export class RegisterFile<M extends RegMap = RegMap> {
   constructor(name: string, size: number, defs: RegisterTable<M> | readonly RegisterDef[]) {
     this.name = name;
     this.size = size;
-    const n = Math.ceil(size / 4);
-    this.words = new Uint32Array(n);
-    this.writable = new Uint32Array(n);
-    this.w1c = new Uint32Array(n);
-    this.writeOnly = new Uint32Array(n);
-    this.byWord = new Array<WordInfo | undefined>(n);
+    // Storage for the registers' words only (an IOMMU's register space is mostly holes; a machine is built per campaign run).
     const list = defs instanceof RegisterTable ? (defs.specs as readonly RegisterSpec[]) : defs;
+    let m = 0;
+    for (const reg of list) m += reg.size === 8 ? 2 : 1;
+    this.words = new Uint32Array(m);
+    this.writable = new Uint32Array(m);
+    this.w1c = new Uint32Array(m);
+    this.writeOnly = new Uint32Array(m);
+    this.slotOf = new Int32Array(Math.ceil(size / 4));
     for (const reg of list) this.declare(reg);
     this.ops = {
       read: (offset, sz) => this.mmioRead(offset, sz),
@@ -103,16 +146,18 @@ export class RegisterFile<M extends RegMap = RegMap> {
     if (spec.offset % 4 !== 0 || spec.offset + spec.size > this.size) throw new RangeError(`${this.name}.${spec.name}: bad offset`);
     if (this.byName.has(spec.name)) throw new Error(`${this.name}.${spec.name} declared twice`);
     const dflt = spec.access ?? 'rw';
-    const fields = (spec.fields ?? []).map((f) => toSpec(f, dflt));
+    const { fields, layout } = resolvedFields(spec, dflt);
     const def: RegisterDef = { name: spec.name, offset: spec.offset, size: spec.size, fields, access: dflt };
     if (spec.reset !== undefined) def.reset = spec.reset;
-    const index = spec.offset / 4;
-    const info: RegInfo = { def, index, view: this.words.subarray(index, index + spec.size / 4), layout: defineLayout(spec.name, spec.size, fields) };
+    const index = this.nextSlot;
+    this.nextSlot += spec.size / 4;
+    const info: RegInfo = { def, index, view: this.words.subarray(index, index + spec.size / 4), layout };
     this.byName.set(spec.name, info);
     for (let w = 0; w < spec.size / 4; w++) {
-      const i = index + w;
-      if (this.byWord[i] !== undefined) throw new Error(`${this.name}.${spec.name} overlaps ${this.byWord[i]!.reg.def.name}`);
-      this.byWord[i] = { reg: info, word: w as 0 | 1 };
+      const at = spec.offset / 4 + w;
+      if (this.slotOf[at] !== 0) throw new Error(`${this.name}.${spec.name} overlaps ${this.byWord[this.slotOf[at]! - 1]!.reg.def.name}`);
+      this.slotOf[at] = index + w + 1;
+      this.byWord[index + w] = { reg: info, word: w as 0 | 1 };
     }
     // A register without fields is one field of its whole width.
     const ranges = fields.length > 0 ? fields.map(([, msb, lsb, access]) => ({ lsb, width: msb - lsb + 1, access })) : [{ lsb: 0, width: spec.size * 8, access: dflt }];
@@ -192,6 +237,11 @@ export class RegisterFile<M extends RegMap = RegMap> {
     setBits(r.view, this.fieldOf(r, fieldName), value);
   }
 
+  /** A handle on a register's low word, resolved once: get/set through it do no name lookup (per-descriptor registers). */
+  ref(name: RegName<M>): RegRef {
+    return new RegRef(this.words, this.info(name).index);
+  }
+
   /**
    * A handle on one field, resolved once: reads and writes through it do no
    * name lookup (for paths that touch a register per request).
@@ -226,9 +276,9 @@ export class RegisterFile<M extends RegMap = RegMap> {
   // --- software side ---------------------------------------------------------
 
   private mmioRead(offset: number, size: AccessSize): number {
-    const i = offset >> 2;
-    const info = this.byWord[i];
-    if (info === undefined) return 0;
+    const i = (this.slotOf[offset >> 2] ?? 0) - 1;
+    if (i < 0) return 0;
+    const info = this.byWord[i]!;
     const hook = this.readHooks.get(info.reg.def.name);
     let word = hook !== undefined ? hook(info.reg.def, info.word) >>> 0 : this.words[i]!;
     word = (word & ~this.writeOnly[i]!) >>> 0;
@@ -237,9 +287,9 @@ export class RegisterFile<M extends RegMap = RegMap> {
   }
 
   private mmioWrite(offset: number, size: AccessSize, value: number): void {
-    const i = offset >> 2;
-    const info = this.byWord[i];
-    if (info === undefined) return;
+    const i = (this.slotOf[offset >> 2] ?? 0) - 1;
+    if (i < 0) return;
+    const info = this.byWord[i]!;
     const shift = (offset & 3) * 8;
     const lanes = size === 4 ? 0xffffffff : (((size === 2 ? 0xffff : 0xff) << shift) >>> 0);
     const v = ((value << shift) & lanes) >>> 0;

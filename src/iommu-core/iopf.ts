@@ -4,6 +4,7 @@ import type { Counter, Counters } from '../trace/counters.ts';
 import type { Tracer } from '../trace/tracer.ts';
 import type { IommuCore } from './core.ts';
 import type { PageRequest, PageResponseCode } from './types.ts';
+import { Reservoir } from '../trace/reservoir.ts';
 
 /**
  * IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID (include/linux/iommu.h, iommu_fault_page_request.flags):
@@ -56,8 +57,12 @@ export class IopfQueue {
   private readonly reported: Counter;
   private readonly answered: Counter;
   private readonly invalid: Counter;
-  /** Service times (virtual ns) of answered groups, for latency reports. */
-  readonly latencies: number[] = [];
+  /**
+   * Service times (virtual ns) of answered groups, for latency reports:
+   * exact count, mean, min and max, and a bounded sample (every value up to
+   * 10,000 groups), so a run of millions of faults does not keep them all.
+   */
+  readonly latencies = new Reservoir(10_000);
 
   constructor(
     private readonly core: IommuCore,
@@ -155,7 +160,7 @@ export class IopfQueue {
     if (group.event !== undefined) this.sched.cancel(group.event);
     const last = group.requests[group.requests.length - 1]!;
     const dur = this.sched.now - group.reportedAt;
-    this.latencies.push(dur);
+    this.latencies.add(dur);
     this.answered.value++;
     if (code !== 'success') this.invalid.value++;
     if (this.tracer.wants('iopf.response')) {

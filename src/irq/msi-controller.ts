@@ -16,18 +16,42 @@ export type MsiHandler = (msg: MsiMessage) => void;
 /**
  * The interrupt sink of a machine: the doorbell window that MSI/MSI-X writes
  * land in (the x86 0xFEEx_xxxx range, or a GIC ITS GITS_TRANSLATER page). It
- * records every message and calls the handlers registered for its data value
- * (the vector / EventID) or for all messages.
+ * counts every message by data value (exactly, however long the run), keeps
+ * the last `historyLimit` messages in a ring, and calls the handlers
+ * registered for its data value (the vector / EventID) or for all messages.
  */
 export class MsiController {
   readonly base: number;
   readonly size: number;
-  readonly received: MsiMessage[] = [];
   readonly region: MemoryRegion;
   private readonly byData = new Map<number, Set<MsiHandler>>();
   private readonly any = new Set<MsiHandler>();
-  /** Keep at most this many messages in `received` (oldest dropped). */
-  historyLimit = 100_000;
+  /** Messages received per data value, and in all. */
+  private readonly perData = new Map<number, number>();
+  private total = 0;
+  /** The ring of recent messages: `ring[(start + i) % ring.length]` for i < kept. */
+  private ring: MsiMessage[] = [];
+  private start = 0;
+  private limit = 1024;
+
+  /** How many of the latest messages `received` keeps (oldest dropped first). */
+  get historyLimit(): number {
+    return this.limit;
+  }
+
+  set historyLimit(n: number) {
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`bad MSI history limit ${n}`);
+    const keep = this.received.slice(Math.max(0, this.ring.length - n));
+    this.ring = keep;
+    this.start = 0;
+    this.limit = n;
+  }
+
+  /** The latest messages (at most historyLimit), oldest first: a copy. */
+  get received(): MsiMessage[] {
+    const r = this.ring;
+    return this.start === 0 ? r.slice() : r.slice(this.start).concat(r.slice(0, this.start));
+  }
 
   constructor(
     base: number,
@@ -49,8 +73,13 @@ export class MsiController {
 
   deliver(addr: number, data: number, rid: number): void {
     const msg: MsiMessage = { time: this.clock(), addr, data: data >>> 0, rid };
-    this.received.push(msg);
-    if (this.received.length > this.historyLimit) this.received.shift();
+    this.total++;
+    this.perData.set(msg.data, (this.perData.get(msg.data) ?? 0) + 1);
+    if (this.ring.length < this.limit) this.ring.push(msg);
+    else if (this.limit > 0) {
+      this.ring[this.start] = msg;
+      this.start = (this.start + 1) % this.limit;
+    }
     if (this.tracer.wants('msi.receive')) this.tracer.trace('msi.receive', 'msi', { addr, data: msg.data });
     for (const h of this.byData.get(msg.data) ?? []) h(msg);
     for (const h of this.any) h(msg);
@@ -68,8 +97,8 @@ export class MsiController {
     return () => set.delete(fn);
   }
 
-  /** How many messages with this data value arrived (all, when undefined). */
+  /** How many messages with this data value arrived (all, when undefined), since the machine started. */
   count(data?: number): number {
-    return data === undefined ? this.received.length : this.received.filter((m) => m.data === data >>> 0).length;
+    return data === undefined ? this.total : (this.perData.get(data >>> 0) ?? 0);
   }
 }

@@ -31,7 +31,9 @@ t.test('partial requests are collected per PRG index and handled together after 
   t.same(seen, [[0x1000, 0x2000, 0x3000]]);
   t.same(driver.responses, [{ dev: a.bdf, grpid: 3, pasid: 7, code: 'success' }]);
   t.equal(board.now(), 500);
-  t.same(iopf.latencies, [500]);
+  t.same(iopf.latencies.sample, [500]);
+  t.equal(iopf.latencies.count, 1);
+  t.equal(iopf.latencies.mean, 500);
   iopf.report(a, req(4, 0xa000, true));
   board.scheduler.run();
   t.same(seen[1], [0x9000, 0xa000], 'the other group kept its partial request');

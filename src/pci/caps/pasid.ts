@@ -26,6 +26,8 @@ export const PASID = {
 export const PASID_CAP = PASID_REGS.masks('CAP');
 export const PASID_CTRL = PASID_REGS.masks('CTRL');
 const WIDTH = PASID_REGS.field('CAP', 'WIDTH');
+/** 2^w for every value of the 5-bit WIDTH field: the first PASID a width does not reach. */
+const PASID_LIMIT: readonly number[] = Array.from({ length: 32 }, (_, w) => 2 ** w);
 
 export interface PasidOptions {
   /** Max PASID Width, 1 to 20 bits. */
@@ -108,10 +110,12 @@ export class PasidCapability {
    * Privileged / Execute bits only when their enables are set.
    */
   pasidAllowed(pasid: number, priv = false, exec = false): boolean {
-    if (!this.enabled) return false;
-    if (!Number.isInteger(pasid) || pasid < 0 || pasid >= 2 ** this.maxPasidWidth) return false;
-    if (priv && !this.privEnabled) return false;
-    if (exec && !this.execEnabled) return false;
+    // Runs per request of a PASID-tagged DMA: each register read once, the width bound as an integer compare.
+    const ctrl = this.ctrl;
+    if ((ctrl & PASID_CTRL.ENABLE) === 0) return false;
+    if (!Number.isInteger(pasid) || pasid < 0 || pasid >= PASID_LIMIT[this.maxPasidWidth]!) return false;
+    if (priv && (ctrl & PASID_CTRL.PRIV) === 0) return false;
+    if (exec && (ctrl & PASID_CTRL.EXEC) === 0) return false;
     return true;
   }
 }
