@@ -58,7 +58,9 @@ function runRig(r: CorpusRun): Output {
   if (!existsSync(script)) throw new HarnessError(`no rig at ${RIG_DIR} (set IOEMU_RIG, or use --recorded)`);
   const env = { ...process.env };
   delete env.RIG_ENV;
-  const p = spawnSync(script, [r.source, ...r.args], { encoding: 'utf8', env, maxBuffer: 64 << 20 });
+  let p = spawnSync(script, [r.source, ...r.args], { encoding: 'utf8', env, maxBuffer: 64 << 20 });
+  // A boot that failed (125: the rig's own failure, e.g. a TCG guest that hung early on a loaded host) gets one more try.
+  if (p.status === null || p.status === 125) p = spawnSync(script, [r.source, ...r.args], { encoding: 'utf8', env, maxBuffer: 64 << 20 });
   if (p.status === null || p.status === 125) {
     throw new HarnessError(`${r.id}: the rig failed (status ${p.status}):\n${(p.stderr ?? '').split('\n').slice(-8).join('\n')}`);
   }

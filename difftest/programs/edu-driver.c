@@ -164,7 +164,8 @@ static void device_info(const char *bdf)
 	sysfs_line(bdf, "subsystem_vendor");
 	sysfs_line(bdf, "subsystem_device");
 	struct vfio_device_info di = { .argsz = sizeof(di) };
-	D("get_info -> %s flags=0x%x num_regions=%u num_irqs=%u", rs(ioctl(dev, VFIO_DEVICE_GET_INFO, &di)), di.flags, di.num_regions, di.num_irqs);
+	int rc = ioctl(dev, VFIO_DEVICE_GET_INFO, &di);
+	D("get_info -> %s flags=0x%x num_regions=%u num_irqs=%u", rs(rc), di.flags, di.num_regions, di.num_irqs);
 	for (unsigned i = 0; i < di.num_regions && i < 9; i++) {
 		struct vfio_region_info ri = { .argsz = sizeof(ri), .index = i };
 		int rc = ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &ri);
@@ -248,18 +249,22 @@ static void interrupts(void)
 	int efd = eventfd(0, EFD_NONBLOCK);
 	D("msi enable -> %s", rs(set_irq(VFIO_PCI_MSI_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, efd)));
 	wr32(0x60, 0x42);
-	D("msi raise 0x42: eventfd %llu, irq status 0x%x", (unsigned long long)wait_efd(efd), rd32(0x24));
+	uint64_t ev = wait_efd(efd);
+	D("msi raise 0x42: eventfd %llu, irq status 0x%x", (unsigned long long)ev, rd32(0x24));
 	wr32(0x64, 0x42);
 	D("msi ack: irq status 0x%x", rd32(0x24));
 	wr32(0x20, 0x80);
 	wr32(8, 5);
-	D("msi factorial 5: eventfd %llu, result %u, irq status 0x%x", (unsigned long long)wait_efd(efd), rd32(8), rd32(0x24));
+	ev = wait_efd(efd);
+	uint32_t fact = rd32(8);
+	D("msi factorial 5: eventfd %llu, result %u, irq status 0x%x", (unsigned long long)ev, fact, rd32(0x24));
 	wr32(0x64, 1);
 	wr32(0x20, 0);
 	D("msi disable -> %s", rs(set_irq(VFIO_PCI_MSI_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, -2)));
 	D("intx trigger -> %s", rs(set_irq(VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, efd)));
 	wr32(0x60, 0x8);
-	D("intx raise 0x8: eventfd %llu, irq status 0x%x", (unsigned long long)wait_efd(efd), rd32(0x24));
+	ev = wait_efd(efd);
+	D("intx raise 0x8: eventfd %llu, irq status 0x%x", (unsigned long long)ev, rd32(0x24));
 	wr32(0x64, 0x8);
 	D("intx unmask -> %s", rs(set_irq(VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, -2)));
 	wr32(0x60, 0x10);
@@ -288,13 +293,15 @@ static int dma(uint64_t src, uint64_t dst, uint32_t cnt, int to_ram)
 }
 static const char *look(const uint8_t *p, size_t n, const uint8_t *pat)
 {
-	static char s[64];
+	static char bufs[4][64];
+	static int next;
+	char *s = bufs[next++ & 3];
 	size_t i, same = 0;
 	for (i = 0; i < n; i++) same += pat && p[i] == pat[i];
 	if (pat && same == n) return "the pattern";
 	for (i = 1; i < n && p[i] == p[0]; i++) ;
-	if (i == n) { snprintf(s, sizeof(s), "all 0x%02x", p[0]); return s; }
-	snprintf(s, sizeof(s), "mixed (%zu of %zu bytes the pattern)", same, n);
+	if (i == n) { snprintf(s, 64, "all 0x%02x", p[0]); return s; }
+	snprintf(s, 64, "mixed (%zu of %zu bytes the pattern)", same, n);
 	return s;
 }
 
@@ -337,8 +344,8 @@ static void dmas(void)
 	D("dma to 0x20102000 (28-bit mask) -> %d, iova 0x102000 %s", a, look(spare, LEN, pat));
 	kmsg_drain("mask");
 	memset(spare, 0x33, 4096);
-	a = dma(BUF, 0xfff102000ull, LEN, 1);
-	D("dma to 0xfff102000 (28-bit mask) -> %d, iova 0x102000 %s", a, look(spare, LEN, pat));
+	a = dma(BUF, 0xff0102000ull, LEN, 1);
+	D("dma to 0xff0102000 (28-bit mask) -> %d, iova 0x102000 %s", a, look(spare, LEN, pat));
 	uint64_t done = 0;
 	int rc = unmap(0x101000, 0x1000, &done);
 	D("unmap middle page 0x101000 -> %s done=0x%llx", rs(rc), (unsigned long long)done);
