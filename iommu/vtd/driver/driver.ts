@@ -92,7 +92,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     this.pwsnp = this.ecaps.SMPWCS === 1;
     this.blockedDomain = new StaticDomain(this, 'blocked');
     this.identityDomain = new StaticDomain(this, 'identity');
-    this.faultReader = new FaultReader(this.regs, this.caps.FRO * 16, this.caps.NFR + 1);
+    this.faultReader = new FaultReader(this.regs, this.caps.FRO * 16, this.caps.NFR + 1, host.kmsg);
     const status = this.mustAlloc(4096);
     this.qi = new InvalidationQueue(this.regs, mem, this.mustAlloc(4096), status, board.scheduler, (e) => this.queueError(e));
     this.flusher = new Flusher(this.qi, this.caps.MAMV, (dev) => this.devices.get(dev));
