@@ -64,7 +64,6 @@ export class VfioIrqs {
     }
     if (index === VFIO_PCI_ERR_IRQ_INDEX || index === VFIO_PCI_REQ_IRQ_INDEX) {
       if (action !== VFIO_IRQ_SET_ACTION_TRIGGER) return -ENOTTY;
-      if (index === VFIO_PCI_ERR_IRQ_INDEX && !this.dev.isPcie) return -ENOTTY;
       const key = index === VFIO_PCI_ERR_IRQ_INDEX ? 'err' : 'req';
       return this.singleTrigger(key, count, flags, data, proc);
     }
