@@ -123,6 +123,12 @@ export class Host {
     this.vfs.addSysfs(`${dir}/vendor`, { kind: 'file', read: () => hex(fn.config.get16(CFG.VENDOR_ID), 4) });
     this.vfs.addSysfs(`${dir}/device`, { kind: 'file', read: () => hex(fn.config.get16(CFG.DEVICE_ID), 4) });
     this.vfs.addSysfs(`${dir}/class`, { kind: 'file', read: () => hex(fn.config.get32(0x08) >>> 8, 6) });
+    this.vfs.addSysfs(`${dir}/revision`, { kind: 'file', read: () => hex(fn.config.get8(CFG.REVISION_ID), 2) });
+    // pci-sysfs.c subsystem_vendor/subsystem_device: pci_setup_device reads them from a type 0 header; a bridge's
+    // come from its SSVID capability, which ioemu's bridges do not have (0).
+    const type0 = (fn.config.get8(CFG.HEADER_TYPE) & 0x7f) === 0;
+    this.vfs.addSysfs(`${dir}/subsystem_vendor`, { kind: 'file', read: () => hex(type0 ? fn.config.get16(CFG.SUBSYSTEM_VENDOR_ID) : 0, 4) });
+    this.vfs.addSysfs(`${dir}/subsystem_device`, { kind: 'file', read: () => hex(type0 ? fn.config.get16(CFG.SUBSYSTEM_ID) : 0, 4) });
     const r = this.iommu.probe(fn);
     if (r < 0) return r;
     const group = this.iommu.groupOf(fn)!;
