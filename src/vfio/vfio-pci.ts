@@ -218,7 +218,8 @@ export class VfioPciDevice {
 
   /**
    * vfio_pci_bar_rw(): the access reaches the device through system memory at
-   * the BAR's host address, in dword/word/byte accesses by alignment; the
+   * the BAR's host address, in qword/dword/word/byte accesses by alignment
+   * (vfio_pci_core_do_io_rw: 8 bytes where 8 are left at an 8-aligned offset); the
    * MSI-X table is off limits (reads 0xff, writes dropped); with memory
    * decoding off in the user's command register it is -EIO.
    */
@@ -243,6 +244,10 @@ export class VfioPciDevice {
       if (fillable === 0) {
         n = Math.min(left, xe - off);
         if (!write) buf.fill(0xff, done, done + n);
+      } else if (fillable >= 8 && off % 8 === 0) {
+        n = 8;
+        if (write) mem.write64(start + off, readLe64(buf, done));
+        else writeLe64(buf, done, mem.read64(start + off));
       } else if (fillable >= 4 && off % 4 === 0) {
         n = 4;
         if (write) mem.write32(start + off, readLe(buf, done, 4));
@@ -266,6 +271,15 @@ function readLe(b: Uint8Array, at: number, n: number): number {
   let v = 0;
   for (let i = 0; i < n; i++) v |= b[at + i]! << (8 * i);
   return v >>> 0;
+}
+
+function readLe64(b: Uint8Array, at: number): bigint {
+  return (BigInt(readLe(b, at + 4, 4)) << 32n) | BigInt(readLe(b, at, 4));
+}
+
+function writeLe64(b: Uint8Array, at: number, v: bigint): void {
+  writeLe(b, at, 4, Number(v & 0xffffffffn));
+  writeLe(b, at + 4, 4, Number((v >> 32n) & 0xffffffffn));
 }
 
 function writeLe(b: Uint8Array, at: number, n: number, v: number): void {
