@@ -10,8 +10,9 @@
  *
  * An entry with both patterns explains a differing line on one side only when
  * the same hunk of the diff has a line on the other side matching the other
- * pattern (a replaced line); an entry with one pattern explains a line that
- * only that side prints.
+ * pattern (a replaced line); when both patterns have a group named `same`,
+ * that part must be the same text on both lines. An entry with one pattern
+ * explains a line that only that side prints.
  */
 import { readFileSync } from 'node:fs';
 import type { Hunk } from './diff.ts';
@@ -82,8 +83,13 @@ export function explain(h: Hunk, program: string, diffs: readonly Difference[]):
     const d = usable.find((d) => {
       const mine = side === 'linux' ? d.linux : d.ioemu;
       const theirs = side === 'linux' ? d.ioemu : d.linux;
-      if (mine === undefined || !mine.test(line)) return false;
-      return theirs === undefined ? true : other.some((o) => theirs.test(o));
+      const m = mine?.exec(line);
+      if (!m) return false;
+      if (theirs === undefined) return true;
+      return other.some((o) => {
+        const n = theirs.exec(o);
+        return n !== null && n.groups?.same === m.groups?.same;
+      });
     });
     return d ? { side, line, by: d.id } : { side, line };
   };

@@ -36,6 +36,7 @@ static const char *bdf, *group;
 static uint8_t *mem;          /* 16 pages, read/write, populated */
 static uint8_t *rom;          /* 2 pages, read-only */
 static uint64_t hole;         /* a page nothing maps */
+static uint8_t *half;         /* a page, then a page nothing maps */
 #define VA(p) ((uint64_t)(uintptr_t)(p))
 
 static void memory(void)
@@ -46,6 +47,8 @@ static void memory(void)
 	void *h = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	munmap(h, 4096);
 	hole = VA(h);
+	half = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	munmap(half + 4096, 4096);
 }
 
 static int cdev_open(void)
@@ -112,8 +115,8 @@ static void type1(void)
 	E("set_iommu TYPE1v2", ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU));
 	E("set_iommu TYPE1v2 again", ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU));
 	E("group.get_device_fd bad name", ioctl(g, VFIO_GROUP_GET_DEVICE_FD, "0000:00:1f.7"));
-	int dev = ioctl(g, VFIO_GROUP_GET_DEVICE_FD, bdf);
-	E("group.get_device_fd", dev < 0 ? dev : 0);
+	int dev;
+	E("group.get_device_fd", (dev = ioctl(g, VFIO_GROUP_GET_DEVICE_FD, bdf)) < 0 ? -1 : 0);
 	E("group.get_device_fd twice", ({ int d2 = ioctl(g, VFIO_GROUP_GET_DEVICE_FD, bdf); if (d2 >= 0) close(d2); d2 < 0 ? d2 : 0; }));
 	E("group.unset_container with a device open", ioctl(g, VFIO_GROUP_UNSET_CONTAINER));
 	struct { struct vfio_iommu_type1_info i; char caps[256]; } info = { .i = { .argsz = sizeof(struct vfio_iommu_type1_info) } };
@@ -163,7 +166,7 @@ static void type1(void)
 	E("map vaddr NULL", M(MS, RW, 0, 0x600000, 0x1000));
 	E("map vaddr read-only, WRITE asked", M(MS, RW, VA(rom), 0x600000, 0x1000));
 	E("map vaddr read-only, READ only", M(MS, VFIO_DMA_MAP_FLAG_READ, VA(rom), 0x600000, 0x1000));
-	E("map half mapped vaddr", M(MS, RW, VA(mem + 15 * 4096), 0x700000, 0x2000));
+	E("map half mapped vaddr", M(MS, RW, VA(half), 0x700000, 0x2000));
 	E("map same vaddr twice at other iova", M(MS, RW, VA(mem), 0x800000, 0x1000));
 
 	/* UNMAP_DMA */
@@ -198,8 +201,8 @@ static void type1(void)
 	if (dev >= 0) close(dev);
 	E("group.unset_container", ioctl(g, VFIO_GROUP_UNSET_CONTAINER));
 	E("map after the last group left", M(MS, RW, VA(mem), 0x400000, 0x1000));
-	int g2 = group_open();
-	E("open the group a second time", g2 < 0 ? g2 : 0);
+	int g2;
+	E("open the group a second time", (g2 = group_open()) < 0 ? -1 : 0);
 	close(g);
 	close(c);
 }
@@ -349,6 +352,7 @@ static void iommufd(void)
 	E("map overlap", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x2000, 0x403000, NULL));
 	E("map exact duplicate", IM(MS, FRW, ioas, VA(mem), 0x4000, 0x400000, NULL));
 	E("map iova 2^39", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x1000, 1ull << 39, NULL));
+	IU(ioas, 1ull << 39, 0x1000);
 	E("map iova 2^48", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x1000, 1ull << 48, NULL));
 	E("map iova 0xfee00000 (MSI window)", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x1000, 0xfee00000ull, NULL));
 	E("map range ending in the MSI window", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x2000, 0xfedff000ull, NULL));
@@ -356,7 +360,7 @@ static void iommufd(void)
 	E("map user_va NULL", IM(MS, FRW, ioas, 0, 0x1000, 0x600000, NULL));
 	E("map read-only memory, WRITEABLE", IM(MS, FRW, ioas, VA(rom), 0x1000, 0x600000, NULL));
 	E("map read-only memory, READABLE only", IM(MS, F | R, ioas, VA(rom), 0x1000, 0x600000, NULL));
-	E("map half mapped user_va", IM(MS, FRW, ioas, VA(mem + 15 * 4096), 0x2000, 0x700000, NULL));
+	E("map half mapped user_va", IM(MS, FRW, ioas, VA(half), 0x2000, 0x700000, NULL));
 	E("map without FIXED_IOVA", IM(MS, R | W, ioas, VA(mem + 0x8000), 0x1000, 0, &iova), " iova=0x%llx", (unsigned long long)iova);
 	E("map without FIXED_IOVA, 0x3000", IM(MS, R | W, ioas, VA(mem + 0x8000), 0x3000, 0, &iova), " iova=0x%llx", (unsigned long long)iova);
 	E("map into an IOAS with no device", IM(MS, FRW, ioas2, VA(mem), 0x1000, 0xfee00000ull, NULL));
@@ -480,8 +484,7 @@ static void iommufd(void)
 static void cdev(void)
 {
 	fd = open("/dev/iommu", O_RDWR);
-	dev = cdev_open();
-	E("open cdev", dev < 0 ? dev : 0);
+	E("open cdev", (dev = cdev_open()) < 0 ? -1 : 0);
 	struct vfio_device_info di = { .argsz = sizeof(di) };
 	E("get_info before bind", ioctl(dev, VFIO_DEVICE_GET_INFO, &di));
 	E("attach before bind", attach_pt(sizeof(struct vfio_device_attach_iommufd_pt), 0, 1));
@@ -510,17 +513,16 @@ static void cdev(void)
 	if (b.out_devid) { close(dev); dev = cdev_open(); }
 
 	/* the group while the cdev is open but not bound, then bound */
-	int g = group_open();
-	E("open the group, cdev open and not bound", g < 0 ? g : 0);
+	int g;
+	E("open the group, cdev open and not bound", (g = group_open()) < 0 ? -1 : 0);
 	E("bind while the group is open", bind_dev(fd));
 	if (g >= 0) close(g);
 	E("bind", bind_dev(fd), " dev_id=%u", devid);
 	E("bind again", bind_dev(fd));
-	g = group_open();
-	E("open the group while bound", g < 0 ? g : 0);
+	E("open the group while bound", (g = group_open()) < 0 ? -1 : 0);
 	if (g >= 0) close(g);
-	int dev2 = cdev_open();
-	E("open the cdev a second time", dev2 < 0 ? dev2 : 0);
+	int dev2;
+	E("open the cdev a second time", (dev2 = cdev_open()) < 0 ? -1 : 0);
 	if (dev2 >= 0) {
 		int save = dev;
 		dev = dev2;
@@ -603,16 +605,14 @@ static void cdev(void)
 	E("destroy the ioas after detach", destroy(ioas_b));
 	E("destroy the bound device id", destroy(devid));
 	close(dev);
-	g = group_open();
-	E("open the group after the cdev closed", g < 0 ? g : 0);
-	dev = cdev_open();
-	E("open the cdev while the group is open", dev < 0 ? dev : 0);
+	E("open the group after the cdev closed", (g = group_open()) < 0 ? -1 : 0);
+	E("open the cdev while the group is open", (dev = cdev_open()) < 0 ? -1 : 0);
 	E("bind while the group is open", bind_dev(fd));
 	int c2 = open("/dev/vfio/vfio", O_RDWR);
 	E("group.set_container", ioctl(g, VFIO_GROUP_SET_CONTAINER, &c2));
 	E("set_iommu TYPE1v2", ioctl(c2, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU));
-	int gd = ioctl(g, VFIO_GROUP_GET_DEVICE_FD, bdf);
-	E("group.get_device_fd", gd < 0 ? gd : 0);
+	int gd;
+	E("group.get_device_fd", (gd = ioctl(g, VFIO_GROUP_GET_DEVICE_FD, bdf)) < 0 ? -1 : 0);
 	if (gd >= 0) {
 		struct vfio_device_bind_iommufd bb = { .argsz = sizeof(bb), .iommufd = fd };
 		E("bind on a group's device fd", ioctl(gd, VFIO_DEVICE_BIND_IOMMUFD, &bb));
