@@ -188,8 +188,11 @@ for (const v of VARIANTS) {
         t.equal(setIrqs(p, d, { index, flags: VFIO_IRQ_SET_DATA_NONE | TRIGGER, count: 1 }), 0);
         t.equal(count(p, e), 1);
         t.equal(setIrqs(p, d, { index, flags: VFIO_IRQ_SET_DATA_NONE | TRIGGER, count: 0 }), 0);
-        t.equal(setIrqs(p, d, { index, flags: VFIO_IRQ_SET_DATA_NONE | TRIGGER, count: 1 }), 0);
+        // vfio_pci_set_ctx_trigger_single: DATA_NONE with no eventfd set, and an fd below -1, are -EINVAL.
+        t.equal(setIrqs(p, d, { index, flags: VFIO_IRQ_SET_DATA_NONE | TRIGGER, count: 1 }), -EINVAL, 'nothing to signal: EINVAL');
+        t.equal(setIrqs(p, d, { index, flags: VFIO_IRQ_SET_DATA_NONE | TRIGGER, count: 0 }), -EINVAL, 'nothing to drop: EINVAL');
         t.equal(count(p, e), 0, 'dropped');
+        t.equal(setIrqs(p, d, { index, flags: VFIO_IRQ_SET_DATA_EVENTFD | TRIGGER, count: 1, data: [-2] }), -EINVAL, 'fd -2');
       }
     });
 
