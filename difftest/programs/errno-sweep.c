@@ -41,7 +41,9 @@ static uint8_t *half;         /* a page, then a page nothing maps */
 
 static void memory(void)
 {
-	mem = mmap(NULL, 16 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	/* 2 MiB aligned, so IOVAs the kernel picks (aligned to at most the user address's alignment) do not depend on where mmap put it */
+	uint8_t *raw = mmap(NULL, 4 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	mem = (uint8_t *)(((uintptr_t)raw + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1));
 	memset(mem, 1, 16 * 4096);
 	rom = mmap(NULL, 2 * 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	void *h = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -467,6 +469,20 @@ static void iommufd(void)
 	uint32_t parent = hwpt("hwpt NEST_PARENT", HS, IOMMU_HWPT_ALLOC_NEST_PARENT, devid, ioas, 0, 0, 0);
 	uint32_t dirty = hwpt("hwpt DIRTY_TRACKING", HS, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, devid, ioas, 0, 0, 0);
 	hwpt("hwpt on a paging hwpt", HS, 0, devid, h1, 0, 0, 0);
+	/* the same on an IOAS whose areas are page aligned (the one above has 0x800-aligned areas: EADDRINUSE) */
+	uint32_t clean = alloc_ioas();
+	E("map on a clean ioas", IM(MS, FRW, clean, VA(mem), 0x4000, 0x400000, NULL));
+	uint32_t c1 = hwpt("hwpt on the clean ioas", HS, 0, devid, clean, 0, 0, 0);
+	uint32_t c2 = hwpt("hwpt PASID flag on the clean ioas", HS, IOMMU_HWPT_ALLOC_PASID, devid, clean, 0, 0, 0);
+	uint32_t c3 = hwpt("hwpt NEST_PARENT on the clean ioas", HS, IOMMU_HWPT_ALLOC_NEST_PARENT, devid, clean, 0, 0, 0);
+	uint32_t c4 = hwpt("hwpt DIRTY_TRACKING on the clean ioas", HS, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, devid, clean, 0, 0, 0);
+	hwpt("hwpt FAULT_ID_VALID, fault 0, on the clean ioas", HS, IOMMU_HWPT_FAULT_ID_VALID, devid, clean, 0, 0, 0);
+	E("destroy the clean ioas with hwpts on it", destroy(clean));
+	if (c1) E("destroy hwpt", destroy(c1));
+	if (c2) destroy(c2);
+	if (c3) destroy(c3);
+	if (c4) destroy(c4);
+	E("destroy the clean ioas", destroy(clean));
 	E("destroy the ioas with hwpts on it", destroy(ioas));
 	E("destroy hwpt", destroy(h1));
 	E("destroy hwpt twice", destroy(h1));
