@@ -110,6 +110,8 @@ export const EDU_TRACE_EVENTS = {
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
 const ALL_ONES = 0xffff_ffff_ffff_ffffn;
+const PAGE = 4096;
+const PAGE_MASK = 0xfffn;
 
 export class EduDevice extends PciFunction {
   /** The INTx pin (vfio-pci's INTx path finds it as `intx`). */
@@ -289,10 +291,20 @@ export class EduDevice extends PciFunction {
         const r = this.dmaWrite(ramAddr, this.buffer.subarray(at, at + n));
         outcome = r.ok ? 'ok' : r.fault;
       } else {
-        const r = this.dmaRead(ramAddr, n);
-        // A refused read returns zeros, as QEMU's unassigned-memory reads do.
-        this.buffer.set(r.ok ? r.data : new Uint8Array(n), at);
-        outcome = r.ok ? 'ok' : r.fault;
+        // Page by page, as QEMU's pci_dma_read translates each IOMMU page on its own: a page the IOMMU
+        // refuses reads as zeros (unassigned memory), the others arrive.
+        const data = new Uint8Array(n);
+        let fault: string | undefined;
+        for (let off = 0; off < n; ) {
+          const a = ramAddr + BigInt(off);
+          const len = Math.min(n - off, PAGE - Number(a & PAGE_MASK));
+          const r = this.dmaRead(a, len);
+          if (r.ok) data.set(r.data, off);
+          else fault ??= r.fault;
+          off += len;
+        }
+        this.buffer.set(data, at);
+        outcome = fault ?? 'ok';
       }
     }
     if (this.trace.wants('edu.dma')) {
