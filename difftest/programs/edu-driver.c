@@ -346,6 +346,16 @@ static void dmas(void)
 	memset(spare, 0x33, 4096);
 	a = dma(BUF, 0xff0102000ull, LEN, 1);
 	D("dma to 0xff0102000 (28-bit mask) -> %d, iova 0x102000 %s", a, look(spare, LEN, pat));
+	/* a transfer that runs from a mapped page into an unmapped one (0x103000) */
+	memset(spare, 0x33, 4096);
+	memset(dst, 0x55, 4096);
+	a = dma(0x102c00, BUF, 0x800, 0); b = dma(BUF, 0x101000, 0x800, 1);
+	D("dma read 0x102c00+0x800 into unmapped -> %d %d, first half %s, second half %s", a, b, look(dst, 0x400, NULL), look(dst + 0x400, 0x400, NULL));
+	kmsg_drain("read across");
+	dma(0x100000, BUF, 0x800, 0);
+	a = dma(BUF, 0x102c00, 0x800, 1);
+	D("dma write 0x102c00+0x800 into unmapped -> %d, page end %s, page start %s", a, look(spare + 0xc00, 0x400, pat), look(spare, 0xc00, NULL));
+	kmsg_drain("write across");
 	uint64_t done = 0;
 	int rc = unmap(0x101000, 0x1000, &done);
 	D("unmap middle page 0x101000 -> %s done=0x%llx", rs(rc), (unsigned long long)done);
