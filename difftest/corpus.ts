@@ -31,6 +31,7 @@ export const CORPUS: readonly CorpusRun[] = [
   { id: 'errno-type1', source: own('errno-sweep.c'), args: ['type1'] },
   { id: 'errno-iommufd', source: own('errno-sweep.c'), args: ['iommufd'] },
   { id: 'errno-cdev', source: own('errno-sweep.c'), args: ['cdev'] },
+  { id: 'errno-domain', source: own('errno-sweep.c'), args: ['domain'] },
 ];
 
 export const sourceHere = (r: CorpusRun): boolean => existsSync(r.source);

@@ -2,6 +2,9 @@
  *
  *   errno-sweep type1     VFIO_IOMMU_MAP_DMA / UNMAP_DMA on a type1 container,
  *                         the group and container ioctls around them
+ *   errno-sweep domain    the IOAS calls again once the device is attached (a domain:
+ *                         pinning, page alignment, reserved ranges, the aperture), attach
+ *                         refusals, HWPT replace
  *   errno-sweep iommufd   IOMMU_IOAS_MAP / UNMAP / COPY / IOVA_RANGES /
  *                         ALLOW_IOVAS, IOMMU_HWPT_ALLOC, IOMMU_GET_HW_INFO,
  *                         IOMMU_DESTROY, IOMMU_IOAS_ALLOC
@@ -496,6 +499,80 @@ static void iommufd(void)
 	close(fd);
 }
 
+/* ======================= iommufd with a domain ======================= */
+static void domain(void)
+{
+	const uint32_t F = IOMMU_IOAS_MAP_FIXED_IOVA, R = IOMMU_IOAS_MAP_READABLE, W = IOMMU_IOAS_MAP_WRITEABLE, FRW = F | R | W;
+	const uint32_t MS = sizeof(struct iommu_ioas_map);
+	uint64_t iova = 0;
+	fd = open("/dev/iommu", O_RDWR);
+	dev = cdev_open();
+	E("bind", bind_dev(fd));
+	ioas = alloc_ioas();
+	E("map before attach, 0x800 aligned", IM(MS, FRW, ioas, VA(mem), 0x800, 0x300800, NULL));
+	E("attach with a 0x800-aligned area", attach_pt(sizeof(struct vfio_device_attach_iommufd_pt), 0, ioas));
+	E("unmap it", IU(ioas, 0x300800, 0x800));
+	E("map before attach, in the MSI window", IM(MS, FRW, ioas, VA(mem), 0x1000, 0xfee00000ull, NULL));
+	E("attach with an area in the MSI window", attach_pt(sizeof(struct vfio_device_attach_iommufd_pt), 0, ioas));
+	E("unmap it", IU(ioas, 0xfee00000ull, 0x1000));
+	E("attach", attach_pt(sizeof(struct vfio_device_attach_iommufd_pt), 0, ioas));
+	ranges("iova_ranges with a domain", ioas, 8);
+	E("map ok 0x400000 +0x4000", IM(MS, FRW, ioas, VA(mem), 0x4000, 0x400000, NULL));
+	E("map iova +0x800", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x1000, 0x500800, NULL));
+	E("map length 0x800", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x800, 0x500000, NULL));
+	E("map user_va +0x800", IM(MS, FRW, ioas, VA(mem + 0x4000) + 0x800, 0x1000, 0x500000, NULL));
+	E("map iova 0xfee00000 (MSI window)", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x1000, 0xfee00000ull, NULL));
+	E("map range ending in the MSI window", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x2000, 0xfedff000ull, NULL));
+	E("map iova 0xfef00000 (after it)", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x1000, 0xfef00000ull, NULL));
+	IU(ioas, 0xfef00000ull, 0x1000);
+	E("map iova 2^39 - 0x1000 (last page of a 39-bit aperture)", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x1000, (1ull << 39) - 0x1000, NULL));
+	IU(ioas, (1ull << 39) - 0x1000, 0x1000);
+	E("map iova 2^39", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x1000, 1ull << 39, NULL));
+	IU(ioas, 1ull << 39, 0x1000);
+	E("map iova 2^48", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x1000, 1ull << 48, NULL));
+	E("map iova 2^63", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x1000, 1ull << 63, NULL));
+	E("map user_va unmapped", IM(MS, FRW, ioas, hole, 0x1000, 0x600000, NULL));
+	E("map user_va NULL", IM(MS, FRW, ioas, 0, 0x1000, 0x600000, NULL));
+	E("map read-only memory, WRITEABLE", IM(MS, FRW, ioas, VA(rom), 0x1000, 0x600000, NULL));
+	E("map read-only memory, READABLE only", IM(MS, F | R, ioas, VA(rom), 0x1000, 0x600000, NULL));
+	E("map half mapped user_va", IM(MS, FRW, ioas, VA(half), 0x2000, 0x700000, NULL));
+	E("map length 2^63", IM(MS, FRW, ioas, VA(mem), 1ull << 63, 0x800000, NULL));
+	E("map without FIXED_IOVA", IM(MS, R | W, ioas, VA(mem + 0x8000), 0x1000, 0, &iova), " iova=0x%llx", (unsigned long long)iova);
+	E("map without FIXED_IOVA, 0x3000", IM(MS, R | W, ioas, VA(mem + 0x8000), 0x3000, 0, &iova), " iova=0x%llx", (unsigned long long)iova);
+	E("map without FIXED_IOVA, 2 MiB-aligned 0x200000", IM(MS, R | W, ioas, VA(mem), 0x200000, 0, &iova), " iova=0x%llx", (unsigned long long)iova);
+	E("unmap bisect", IU(ioas, 0x401000, 0x1000));
+	E("unmap iova +0x800", IU(ioas, 0x400800, 0x1000));
+	E("unmap covering one and a hole", IU(ioas, 0x3ff000, 0x6000), " length=0x%llx", (unsigned long long)unmapped);
+	E("map ok again", IM(MS, FRW, ioas, VA(mem), 0x4000, 0x400000, NULL));
+	uint32_t other = alloc_ioas();
+	const uint32_t CS = sizeof(struct iommu_ioas_copy), CF = F | R | W;
+	E("copy into the attached ioas from another", IC(CS, CF, ioas, other, 0x1000, 0x900000, 0x400000));
+	E("copy from the attached ioas", IC(CS, CF, other, ioas, 0x4000, 0x100000, 0x400000));
+	E("copy back into the MSI window", IC(CS, CF, ioas, other, 0x1000, 0xfee00000ull, 0x100000));
+	E("copy back unaligned", IC(CS, CF, ioas, other, 0x1000, 0x900800, 0x100000));
+	E("copy back", IC(CS, CF, ioas, other, 0x4000, 0x900000, 0x100000));
+	static uint64_t a1[] = { 0x100000, 0x1fffff }, a2[] = { 0x0, 0xffffffffffffffffull }, a3[] = { 0x400000, 0x4fffff, 0x900000, 0x9fffff };
+	E("allow a range excluding a mapping", ALLOW(ioas, a1, 1));
+	E("allow everything", ALLOW(ioas, a2, 1));
+	ranges("iova_ranges after allowing everything", ioas, 8);
+	E("allow two ranges covering the mappings", ALLOW(ioas, a3, 2));
+	ranges("iova_ranges after allowing two", ioas, 8);
+	E("map outside the allowed ranges", IM(MS, FRW, ioas, VA(mem + 0x8000), 0x1000, 0x600000, NULL));
+	E("map without FIXED_IOVA inside the allowed ranges", IM(MS, R | W, ioas, VA(mem + 0x8000), 0x1000, 0, &iova), " iova=0x%llx", (unsigned long long)iova);
+	E("allow none", ALLOW(ioas, NULL, 0));
+	uint32_t h = hwpt("hwpt on the attached ioas", sizeof(struct iommu_hwpt_alloc), 0, devid, ioas, 0, 0, 0);
+	E("attach the hwpt (replace)", attach_pt(sizeof(struct vfio_device_attach_iommufd_pt), 0, h));
+	E("destroy the auto hwpt's ioas", destroy(ioas));
+	E("attach the ioas again (a new auto hwpt)", attach_pt(sizeof(struct vfio_device_attach_iommufd_pt), 0, ioas));
+	E("destroy the hwpt", destroy(h));
+	E("detach", detach_pt(sizeof(struct vfio_device_detach_iommufd_pt), 0));
+	E("unmap all", IU(ioas, 0, UINT64_MAX), " length=0x%llx", (unsigned long long)unmapped);
+	E("destroy the ioas", destroy(ioas));
+	E("destroy the other", destroy(other));
+	close(dev);
+	close(fd);
+}
+
 /* ======================= cdev ======================= */
 static void cdev(void)
 {
@@ -650,6 +727,7 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "type1")) type1();
 	else if (!strcmp(mode, "iommufd")) iommufd();
 	else if (!strcmp(mode, "cdev")) cdev();
+	else if (!strcmp(mode, "domain")) domain();
 	else return 2;
 	printf("E %s done\n", mode);
 	return 0;
