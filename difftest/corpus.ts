@@ -32,6 +32,7 @@ export const CORPUS: readonly CorpusRun[] = [
   { id: 'errno-iommufd', source: own('errno-sweep.c'), args: ['iommufd'] },
   { id: 'errno-cdev', source: own('errno-sweep.c'), args: ['cdev'] },
   { id: 'errno-domain', source: own('errno-sweep.c'), args: ['domain'] },
+  { id: 'errno-dirty', source: own('errno-sweep.c'), args: ['dirty'] },
 ];
 
 export const sourceHere = (r: CorpusRun): boolean => existsSync(r.source);

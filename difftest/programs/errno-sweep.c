@@ -2,6 +2,8 @@
  *
  *   errno-sweep type1     VFIO_IOMMU_MAP_DMA / UNMAP_DMA on a type1 container,
  *                         the group and container ioctls around them
+ *   errno-sweep dirty     type1 dirty tracking (VFIO_IOMMU_DIRTY_PAGES, UNMAP_DMA with
+ *                         GET_DIRTY_BITMAP) and vaddr updates (MAP/UNMAP_DMA FLAG_VADDR)
  *   errno-sweep domain    the IOAS calls again once the device is attached (a domain:
  *                         pinning, page alignment, reserved ranges, the aperture), attach
  *                         refusals, HWPT replace
@@ -208,6 +210,110 @@ static void type1(void)
 	E("map after the last group left", M(MS, RW, VA(mem), 0x400000, 0x1000));
 	int g2;
 	E("open the group a second time", (g2 = group_open()) < 0 ? -1 : 0);
+	close(g);
+	close(c);
+}
+
+/* ======================= type1 dirty tracking and vaddr updates ======================= */
+static uint64_t bits[4];
+static int dirty_get(uint32_t argsz, uint64_t iova, uint64_t size, uint64_t pgsize, uint64_t bsize, void *data)
+{
+	char buf[sizeof(struct vfio_iommu_type1_dirty_bitmap) + sizeof(struct vfio_iommu_type1_dirty_bitmap_get)];
+	memset(buf, 0, sizeof(buf));
+	struct vfio_iommu_type1_dirty_bitmap *d = (void *)buf;
+	struct vfio_iommu_type1_dirty_bitmap_get *g = (void *)d->data;
+	d->argsz = argsz;
+	d->flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
+	g->iova = iova;
+	g->size = size;
+	g->bitmap.pgsize = pgsize;
+	g->bitmap.size = bsize;
+	g->bitmap.data = data;
+	memset(bits, 0, sizeof(bits));
+	return ioctl(c, VFIO_IOMMU_DIRTY_PAGES, d);
+}
+static int dirty_flags(uint32_t flags)
+{
+	struct vfio_iommu_type1_dirty_bitmap d = { .argsz = sizeof(d), .flags = flags };
+	return ioctl(c, VFIO_IOMMU_DIRTY_PAGES, &d);
+}
+static int unmap_bitmap(uint32_t argsz, uint64_t iova, uint64_t size, uint64_t pgsize, uint64_t bsize, void *data)
+{
+	char buf[sizeof(struct vfio_iommu_type1_dma_unmap) + sizeof(struct vfio_bitmap)];
+	memset(buf, 0, sizeof(buf));
+	struct vfio_iommu_type1_dma_unmap *um = (void *)buf;
+	struct vfio_bitmap *b = (void *)um->data;
+	um->argsz = argsz;
+	um->flags = VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP;
+	um->iova = iova;
+	um->size = size;
+	b->pgsize = pgsize;
+	b->size = bsize;
+	b->data = data;
+	memset(bits, 0, sizeof(bits));
+	int rc = ioctl(c, VFIO_IOMMU_UNMAP_DMA, um);
+	u.size = um->size;
+	return rc;
+}
+
+static void dirty(void)
+{
+	const uint32_t RW = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE, MS = sizeof(m), US = sizeof(u);
+	const uint32_t DS = sizeof(struct vfio_iommu_type1_dirty_bitmap) + sizeof(struct vfio_iommu_type1_dirty_bitmap_get);
+	const uint32_t UBS = sizeof(struct vfio_iommu_type1_dma_unmap) + sizeof(struct vfio_bitmap);
+	c = open("/dev/vfio/vfio", O_RDWR);
+	int g = group_open();
+	ioctl(g, VFIO_GROUP_SET_CONTAINER, &c);
+	E("set_iommu TYPE1v2", ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU));
+	int dev = ioctl(g, VFIO_GROUP_GET_DEVICE_FD, bdf);
+	E("map 0x100000 +0x4000", M(MS, RW, VA(mem), 0x100000, 0x4000));
+	E("map 0x200000 +0x2000", M(MS, RW, VA(mem + 0x4000), 0x200000, 0x2000));
+	E("get bitmap before START", dirty_get(DS, 0x100000, 0x4000, 0x1000, 8, bits));
+	E("dirty_pages argsz 8", ({ struct vfio_iommu_type1_dirty_bitmap d = { .argsz = 8, .flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_START }; ioctl(c, VFIO_IOMMU_DIRTY_PAGES, &d); }));
+	E("dirty_pages unknown flag", dirty_flags(1u << 5));
+	E("dirty_pages START|GET_BITMAP", dirty_flags(VFIO_IOMMU_DIRTY_PAGES_FLAG_START | VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP));
+	E("START", dirty_flags(VFIO_IOMMU_DIRTY_PAGES_FLAG_START));
+	E("START again", dirty_flags(VFIO_IOMMU_DIRTY_PAGES_FLAG_START));
+	E("get bitmap", dirty_get(DS, 0x100000, 0x4000, 0x1000, 8, bits), " bits=0x%llx", (unsigned long long)bits[0]);
+	E("get bitmap again", dirty_get(DS, 0x100000, 0x4000, 0x1000, 8, bits), " bits=0x%llx", (unsigned long long)bits[0]);
+	E("get bitmap argsz without the range", dirty_get(sizeof(struct vfio_iommu_type1_dirty_bitmap), 0x100000, 0x4000, 0x1000, 8, bits));
+	E("get bitmap pgsize 0x2000", dirty_get(DS, 0x100000, 0x4000, 0x2000, 8, bits));
+	E("get bitmap pgsize 0", dirty_get(DS, 0x100000, 0x4000, 0, 8, bits));
+	E("get bitmap iova +0x800", dirty_get(DS, 0x100800, 0x4000, 0x1000, 8, bits));
+	E("get bitmap size 0", dirty_get(DS, 0x100000, 0, 0x1000, 8, bits));
+	E("get bitmap part of a mapping", dirty_get(DS, 0x101000, 0x1000, 0x1000, 8, bits));
+	E("get bitmap beyond a mapping", dirty_get(DS, 0x100000, 0x5000, 0x1000, 8, bits));
+	E("get bitmap over two mappings", dirty_get(DS, 0x100000, 0x102000, 0x1000, 8, bits));
+	E("get bitmap of nothing mapped", dirty_get(DS, 0x300000, 0x1000, 0x1000, 8, bits));
+	E("get bitmap bitmap size 0", dirty_get(DS, 0x100000, 0x4000, 0x1000, 0, bits));
+	E("get bitmap bitmap size 4", dirty_get(DS, 0x100000, 0x4000, 0x1000, 4, bits));
+	E("get bitmap data unmapped", dirty_get(DS, 0x100000, 0x4000, 0x1000, 8, (void *)(uintptr_t)hole));
+	E("get bitmap data NULL", dirty_get(DS, 0x100000, 0x4000, 0x1000, 8, NULL));
+	E("unmap GET_DIRTY_BITMAP argsz without the bitmap", unmap_bitmap(US, 0x200000, 0x2000, 0x1000, 8, bits));
+	E("unmap GET_DIRTY_BITMAP pgsize 0x2000", unmap_bitmap(UBS, 0x200000, 0x2000, 0x1000 * 2, 8, bits));
+	E("unmap GET_DIRTY_BITMAP bitmap size 0", unmap_bitmap(UBS, 0x200000, 0x2000, 0x1000, 0, bits));
+	E("unmap GET_DIRTY_BITMAP data unmapped", unmap_bitmap(UBS, 0x200000, 0x2000, 0x1000, 8, (void *)(uintptr_t)hole));
+	E("unmap GET_DIRTY_BITMAP", unmap_bitmap(UBS, 0x200000, 0x2000, 0x1000, 8, bits), " size=0x%llx bits=0x%llx", (unsigned long long)u.size, (unsigned long long)bits[0]);
+	E("unmap GET_DIRTY_BITMAP of nothing", unmap_bitmap(UBS, 0x200000, 0x2000, 0x1000, 8, bits), " size=0x%llx bits=0x%llx", (unsigned long long)u.size, (unsigned long long)bits[0]);
+	E("STOP", dirty_flags(VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP));
+	E("get bitmap after STOP", dirty_get(DS, 0x100000, 0x4000, 0x1000, 8, bits));
+	E("STOP again", dirty_flags(VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP));
+	E("unmap GET_DIRTY_BITMAP after STOP", unmap_bitmap(UBS, 0x100000, 0x4000, 0x1000, 8, bits));
+	/* VFIO_DMA_MAP_FLAG_VADDR / VFIO_DMA_UNMAP_FLAG_VADDR (vfio_iommu_type1 vaddr updates) */
+	E("map VADDR on a mapping whose vaddr is valid", M(MS, VFIO_DMA_MAP_FLAG_VADDR, VA(mem + 0x8000), 0x100000, 0x4000));
+	E("unmap VADDR", U(US, VFIO_DMA_UNMAP_FLAG_VADDR, 0x100000, 0x4000), " size=0x%llx", (unsigned long long)u.size);
+	E("unmap VADDR again", U(US, VFIO_DMA_UNMAP_FLAG_VADDR, 0x100000, 0x4000), " size=0x%llx", (unsigned long long)u.size);
+	E("map while a vaddr is invalid", M(MS, RW, VA(mem + 0x8000), 0x300000, 0x1000));
+	E("map VADDR with READ", M(MS, VFIO_DMA_MAP_FLAG_VADDR | VFIO_DMA_MAP_FLAG_READ, VA(mem + 0x8000), 0x100000, 0x4000));
+	E("map VADDR other size", M(MS, VFIO_DMA_MAP_FLAG_VADDR, VA(mem + 0x8000), 0x100000, 0x2000));
+	E("map VADDR other iova", M(MS, VFIO_DMA_MAP_FLAG_VADDR, VA(mem + 0x8000), 0x101000, 0x4000));
+	E("map VADDR unmapped vaddr", M(MS, VFIO_DMA_MAP_FLAG_VADDR, hole, 0x100000, 0x4000));
+	E("map VADDR", M(MS, VFIO_DMA_MAP_FLAG_VADDR, VA(mem + 0x8000), 0x100000, 0x4000));
+	E("map after the vaddr is valid again", M(MS, RW, VA(mem + 0x8000), 0x300000, 0x1000));
+	E("unmap VADDR|ALL", U(US, VFIO_DMA_UNMAP_FLAG_VADDR | VFIO_DMA_UNMAP_FLAG_ALL, 0, 0), " size=0x%llx", (unsigned long long)u.size);
+	E("unmap VADDR|GET_DIRTY_BITMAP", U(US, VFIO_DMA_UNMAP_FLAG_VADDR | VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, 0x100000, 0x4000));
+	E("unmap ALL while vaddrs are invalid", U(US, VFIO_DMA_UNMAP_FLAG_ALL, 0, 0), " size=0x%llx", (unsigned long long)u.size);
+	if (dev >= 0) close(dev);
 	close(g);
 	close(c);
 }
@@ -728,6 +834,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(mode, "iommufd")) iommufd();
 	else if (!strcmp(mode, "cdev")) cdev();
 	else if (!strcmp(mode, "domain")) domain();
+	else if (!strcmp(mode, "dirty")) dirty();
 	else return 2;
 	printf("E %s done\n", mode);
 	return 0;
