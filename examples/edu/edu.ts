@@ -7,7 +7,8 @@
  * driver enables it, INTx pin A otherwise.
  *
  * Identity as QEMU gives it: vendor 0x1234 (PCI_VENDOR_ID_QEMU), device
- * 0x11e8, revision 0x10, class 0xff (PCI_CLASS_OTHERS), subsystem
+ * 0x11e8, revision 0x10, class code 0x00ff00 (QEMU's class_id PCI_CLASS_OTHERS, 0xff,
+ * in the base class/subclass half-word: base class 0x00, subclass 0xff), subsystem
  * 0x1af4:0x1100 (QEMU's default subsystem IDs), a conventional PCI function
  * (no PCIe capability, 256 bytes of configuration space).
  *
@@ -16,11 +17,14 @@
  * after its input is written (QEMU computes it on a thread; the spec only
  * says software must poll the status or wait for the interrupt).
  *
- * Where this model differs from QEMU's (each on purpose, see README.md):
- * the DMA registers are 64-bit registers whose halves are reached by 4-byte
- * accesses at +0 and +4 (QEMU answers all-ones at +4 and a 4-byte write at +0
- * clears the upper half); a transfer outside the device buffer is refused
- * and reported (QEMU 7.2 aborts the VM, later QEMU logs and copies anyway).
+ * Register accesses are QEMU 7.2's (edu_mmio_read/edu_mmio_write): 4 bytes
+ * below 0x80; 4 or 8 bytes at the DMA registers, where a 4-byte read gives
+ * the low half, a 4-byte write sets the whole register (upper half 0), and
+ * +4 is not a register (all ones, writes ignored); an 8-byte access below
+ * 0x80 reads all ones and writes nothing. Where this model differs from
+ * QEMU's (on purpose, see README.md): a transfer outside the device buffer
+ * is refused and reported (QEMU 7.2 aborts the VM, later QEMU logs and
+ * copies anyway).
  */
 import {
   IntxPin,
@@ -63,7 +67,8 @@ export const EDU_DMA_CMD = { START: 0x01, TO_RAM: 0x02, IRQ: 0x04 } as const;
 export const EDU_IRQ = { FACTORIAL: 0x001, DMA: 0x100 } as const;
 /** The device's DMA buffer as the DMA addresses name it: 4 KiB at 0x40000. */
 export const EDU_BUFFER = { BASE: 0x40000, SIZE: 4096 } as const;
-export const EDU_IDENTITY = { vendorId: 0x1234, deviceId: 0x11e8, revision: 0x10, classCode: 0xff0000, subsystemVendorId: 0x1af4, subsystemId: 0x1100 } as const;
+/** classCode 0x00ff00: QEMU sets class_id = PCI_CLASS_OTHERS (0xff) in the 16-bit base class/subclass field, so the base class reads 0x00 and the subclass 0xff. */
+export const EDU_IDENTITY = { vendorId: 0x1234, deviceId: 0x11e8, revision: 0x10, classCode: 0x00ff00, subsystemVendorId: 0x1af4, subsystemId: 0x1100 } as const;
 export const EDU_BAR_SIZE = 1 << 20;
 
 export interface EduOptions {
@@ -104,6 +109,9 @@ export const EDU_TRACE_EVENTS = {
 } as const;
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
+const ALL_ONES = 0xffff_ffff_ffff_ffffn;
+const PAGE = 4096;
+const PAGE_MASK = 0xfffn;
 
 export class EduDevice extends PciFunction {
   /** The INTx pin (vfio-pci's INTx path finds it as `intx`). */
@@ -139,11 +147,16 @@ export class EduDevice extends PciFunction {
     this.trace = ctx.tracer.define<EduTraceEvents>(EDU_TRACE_EVENTS);
     this.intx = new IntxPin(this, 1);
     this.msi = new MsiCapability(this.config, this.caps, { vectors: 1, addr64: true, perVectorMask: false, send: (addr, data) => this.sendMsi(addr, data) });
-    const ops: MmioOps = { read: (off, size) => this.read(off, size), write: (off, size, value) => this.write(off, size, value) };
+    const ops: MmioOps = {
+      read: (off, size) => this.read(off, size),
+      write: (off, size, value) => this.write(off, size, value),
+      read64: (off) => this.read64(off),
+      write64: (off, value) => this.write64(off, value),
+    };
     this.defineBar(0, { kind: 'mem32', size: EDU_BAR_SIZE, region: MemoryRegion.mmio(`${name}-mmio`, EDU_BAR_SIZE, ops, { minAccess: 4, maxAccess: 8 }) });
   }
 
-  // --- MMIO: 4-byte accesses below 0x80, 4 or 8 above (8-byte ones arrive as two 4-byte halves) ---
+  // --- MMIO, as QEMU's edu_mmio_read/edu_mmio_write: 4-byte accesses below 0x80, 4 or 8 bytes from 0x80 ---
 
   private read(off: number, size: number): number {
     if (size !== 4) return 0xffffffff;
@@ -159,9 +172,14 @@ export class EduDevice extends PciFunction {
       case EDU_REGS.IRQ_STATUS:
         return this.irqStatus;
     }
-    const reg = this.dmaRegister(off & ~7);
-    if (reg === undefined) return 0xffffffff;
-    return Number((off & 4) === 0 ? reg & 0xffffffffn : reg >> 32n);
+    // A 4-byte read of a DMA register returns its low half; any other offset (+4 included) all ones.
+    const reg = this.dmaRegister(off);
+    return reg === undefined ? 0xffffffff : Number(reg & 0xffffffffn);
+  }
+
+  /** An 8-byte read: all ones below 0x80, the whole register at a DMA register, all ones elsewhere. */
+  private read64(off: number): bigint {
+    return off < 0x80 ? ALL_ONES : this.dmaRegister(off) ?? ALL_ONES;
   }
 
   private write(off: number, size: number, value: number): void {
@@ -183,18 +201,24 @@ export class EduDevice extends PciFunction {
         this.lowerIrq(value);
         return;
     }
-    const base = off & ~7;
-    const old = this.dmaRegister(base);
-    // The DMA registers are frozen while a transfer is pending (the spec's "while (cmd & 1)" loop).
-    if (old === undefined || (this.dmaCmd & BigInt(EDU_DMA_CMD.START)) !== 0n) return;
-    const half = BigInt(value >>> 0);
-    const next = (off & 4) === 0 ? (old & ~0xffffffffn) | half : (old & 0xffffffffn) | (half << 32n);
-    if (base === EDU_REGS.DMA_SRC) this.dmaSrc = next;
-    else if (base === EDU_REGS.DMA_DST) this.dmaDst = next;
-    else if (base === EDU_REGS.DMA_COUNT) this.dmaCount = next;
-    else if ((off & 4) === 0 && (value & EDU_DMA_CMD.START) !== 0) {
+    // A 4-byte write of a DMA register sets the whole register to the value (its upper half to 0).
+    this.writeDma(off, BigInt(value >>> 0));
+  }
+
+  /** An 8-byte write: ignored below 0x80, the whole value at a DMA register. */
+  private write64(off: number, value: bigint): void {
+    if (off >= 0x80) this.writeDma(off, value);
+  }
+
+  private writeDma(off: number, value: bigint): void {
+    // The DMA registers are frozen while a transfer is pending (QEMU's dma_rw: the spec's "while (cmd & 1)" loop).
+    if (this.dmaRegister(off) === undefined || (this.dmaCmd & BigInt(EDU_DMA_CMD.START)) !== 0n) return;
+    if (off === EDU_REGS.DMA_SRC) this.dmaSrc = value;
+    else if (off === EDU_REGS.DMA_DST) this.dmaDst = value;
+    else if (off === EDU_REGS.DMA_COUNT) this.dmaCount = value;
+    else if ((value & BigInt(EDU_DMA_CMD.START)) !== 0n) {
       // Only a write with START issues a command (as QEMU: other writes to the command register are ignored).
-      this.dmaCmd = next;
+      this.dmaCmd = value;
       this.after(this.dmaDelayNs, () => this.runDma(), 'dma');
     }
   }
@@ -267,10 +291,20 @@ export class EduDevice extends PciFunction {
         const r = this.dmaWrite(ramAddr, this.buffer.subarray(at, at + n));
         outcome = r.ok ? 'ok' : r.fault;
       } else {
-        const r = this.dmaRead(ramAddr, n);
-        // A refused read returns zeros, as QEMU's unassigned-memory reads do.
-        this.buffer.set(r.ok ? r.data : new Uint8Array(n), at);
-        outcome = r.ok ? 'ok' : r.fault;
+        // Page by page, as QEMU's pci_dma_read translates each IOMMU page on its own: a page the IOMMU
+        // refuses reads as zeros (unassigned memory), the others arrive.
+        const data = new Uint8Array(n);
+        let fault: string | undefined;
+        for (let off = 0; off < n; ) {
+          const a = ramAddr + BigInt(off);
+          const len = Math.min(n - off, PAGE - Number(a & PAGE_MASK));
+          const r = this.dmaRead(a, len);
+          if (r.ok) data.set(r.data, off);
+          else fault ??= r.fault;
+          off += len;
+        }
+        this.buffer.set(data, at);
+        outcome = fault ?? 'ok';
       }
     }
     if (this.trace.wants('edu.dma')) {

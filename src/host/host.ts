@@ -10,6 +10,7 @@ import { forkMappings, Process, type SpawnOptions } from './process.ts';
 import type { MemFd } from './memfd.ts';
 import { Users } from './user.ts';
 import { FileRefs, Vfs } from './vfs.ts';
+import { KernelLog } from './kmsg.ts';
 import { IommuCore } from '../iommu-core/core.ts';
 import { IopfQueue } from '../iommu-core/iopf.ts';
 import { SvaManager } from '../iommu-core/sva.ts';
@@ -29,6 +30,8 @@ const MMAP_MIN = 0x1_0000;
  */
 export class Host {
   readonly vfs = new Vfs();
+  /** The kernel log (printk), read through /dev/kmsg. */
+  readonly kmsg: KernelLog;
   /** f_count of every open file: fds (in every process sharing them), mappings, kernel holders. */
   readonly files = new FileRefs();
   /** memfds whose file is still open somewhere (their page caches hold pages). */
@@ -61,6 +64,8 @@ export class Host {
     this.iopf = new IopfQueue(this.iommu, platform.scheduler, platform.tracer, platform.counters);
     this.sva = new SvaManager(this.iommu, this.iopf, platform.tracer);
     this.mmLayout = { mmapBase: platform.cpu.mmapBase, mmapMin: MMAP_MIN, taskSize: Number(platform.cpu.taskSizeMax) };
+    this.kmsg = new KernelLog(() => platform.scheduler.now);
+    this.vfs.register('/dev/kmsg', { open: () => this.kmsg.open() });
     // What uname(2)'s release field and /proc/sys/kernel/osrelease say.
     this.vfs.addSysfs('/proc/sys/kernel/osrelease', { kind: 'file', read: () => `${LINUX_RELEASE}\n` });
   }
@@ -118,6 +123,12 @@ export class Host {
     this.vfs.addSysfs(`${dir}/vendor`, { kind: 'file', read: () => hex(fn.config.get16(CFG.VENDOR_ID), 4) });
     this.vfs.addSysfs(`${dir}/device`, { kind: 'file', read: () => hex(fn.config.get16(CFG.DEVICE_ID), 4) });
     this.vfs.addSysfs(`${dir}/class`, { kind: 'file', read: () => hex(fn.config.get32(0x08) >>> 8, 6) });
+    this.vfs.addSysfs(`${dir}/revision`, { kind: 'file', read: () => hex(fn.config.get8(CFG.REVISION_ID), 2) });
+    // pci-sysfs.c subsystem_vendor/subsystem_device: pci_setup_device reads them from a type 0 header; a bridge's
+    // come from its SSVID capability, which ioemu's bridges do not have (0).
+    const type0 = (fn.config.get8(CFG.HEADER_TYPE) & 0x7f) === 0;
+    this.vfs.addSysfs(`${dir}/subsystem_vendor`, { kind: 'file', read: () => hex(type0 ? fn.config.get16(CFG.SUBSYSTEM_VENDOR_ID) : 0, 4) });
+    this.vfs.addSysfs(`${dir}/subsystem_device`, { kind: 'file', read: () => hex(type0 ? fn.config.get16(CFG.SUBSYSTEM_ID) : 0, 4) });
     const r = this.iommu.probe(fn);
     if (r < 0) return r;
     const group = this.iommu.groupOf(fn)!;

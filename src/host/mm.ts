@@ -254,7 +254,8 @@ export class Mm {
     const taskSize = this.opts.taskSize ?? TASK_SIZE_X86_64;
     const addr = where.addr;
     if (where.fixed === true) {
-      if (addr === undefined || !Number.isSafeInteger(addr) || addr < 0) return -EINVAL;
+      // Page-aligned addresses up to 2^57 are exact numbers even past 2^53: those are past TASK_SIZE (-ENOMEM below).
+      if (addr === undefined || !Number.isInteger(addr) || addr < 0) return -EINVAL;
       if (len > taskSize) return -ENOMEM;
       if (addr % align !== 0) return -EINVAL;
       if (addr > taskSize - len) return -ENOMEM;

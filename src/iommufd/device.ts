@@ -4,7 +4,7 @@
  * PASID) to an IOAS (through an automatic paging HWPT, shared by devices
  * that can use it) or to a HWPT, HWPT_ALLOC, GET_HW_INFO.
  */
-import { EFAULT, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP } from '../uapi/errno.ts';
+import { EBUSY, EFAULT, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP } from '../uapi/errno.ts';
 import { injectedErrno } from './points.ts';
 import type { Process } from '../host/process.ts';
 import { IOMMU_HW_INFO_FLAG_INPUT_TYPE, IOMMU_HW_INFO_TYPE_DEFAULT, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_PASID, IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HW_CAP_DIRTY_TRACKING, type iommu_hw_info, type iommu_hwpt_alloc } from '../uapi/iommufd.ts';
@@ -91,13 +91,16 @@ function allocPaging(ctx: IommufdCtx, dev: IommufdDevice, ioas: Ioas, flags: num
 }
 
 /** Attach the RID (pasid undefined) or a PASID of a device to an IOAS or HWPT; returns the HWPT ID. */
-export function attachDevice(dev: IommufdDevice, ptId: number, pasid?: number): number {
+export function attachDevice(dev: IommufdDevice, ptId: number, pasid?: number, replace = true): number {
   const ctx = dev.ctx;
   // iommufd_device_change_pt(): the lookup takes any type (-ENOENT for no object); a type that is not an
   // IOAS or HWPT is -EINVAL.
   const pt = ctx.get(ptId);
   if (typeof pt === 'number') return pt;
   if (pt.type !== 'ioas' && pt.type !== 'hwpt_paging' && pt.type !== 'hwpt_nested') return -EINVAL;
+  // iommufd_device_attach (not _replace) on a device already attached at that PASID: iommufd_hw_pagetable_attach's
+  // xa_insert of the device into the attach's device_array fails -EBUSY, whatever the target.
+  if (!replace && (pasid === undefined ? dev.attached : dev.pasids.get(pasid)) !== undefined) return -EBUSY;
   if (pt instanceof Ioas) {
     // Try the automatic HWPTs already on this IOAS, then make a new one.
     for (const h of pt.hwpts) {

@@ -3,7 +3,7 @@
  * the decoded struct (already size-checked by the dispatcher) and returns 0
  * (after `respond`) or -errno, changing nothing on error.
  */
-import { EBADF, EBUSY, EFAULT, EINVAL, EMSGSIZE, ENOENT, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPERM } from '../uapi/errno.ts';
+import { EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EMSGSIZE, ENOENT, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPERM } from '../uapi/errno.ts';
 import { accountLockedVm } from '../host/pin.ts';
 import type { Process } from '../host/process.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../iommu-core/io-pgtable.ts';
@@ -107,7 +107,23 @@ export function mapUserPages(ctx: IommufdCtx, ioas: Ioas, proc: Process, uptr64:
   if (uptr64 + len64 - 1n > ULONG_MAX) return -EOVERFLOW;
   const uptr = fit(uptr64);
   const length = fit(len64);
-  if (uptr === undefined || length === undefined || uptr + length > 2 ** 57) return -EFAULT;
+  if (uptr === undefined || length === undefined || uptr + length > 2 ** 57) {
+    // Memory no process has (past 2^57, or more bytes than this emulator can count). Linux takes user pages
+    // lazily (iopt_alloc_user_pages checks only overflow), so iopt_check_iova answers first (a FIXED_IOVA
+    // range: -EINVAL unaligned, -EOVERFLOW wrapping, -EINVAL over a reserved range, -EEXIST over an area);
+    // only pinning the pages then fails.
+    if (iova64 !== undefined) {
+      if (iova64 + len64 - 1n > ULONG_MAX) return -EOVERFLOW;
+      const iova = fit(iova64);
+      if (iova !== undefined) {
+        const last = Number(iova64 + len64 - 1n > BigInt(IOVA_MAX) ? BigInt(IOVA_MAX) : iova64 + len64 - 1n);
+        if (iova % ioas.iopt.iovaAlignment !== 0) return -EINVAL;
+        if (ioas.iopt.reservedOverlaps(iova, last)) return -EINVAL;
+        if (ioas.iopt.areas.firstOverlap(iova, last) !== undefined) return -EEXIST;
+      }
+    }
+    return -EFAULT;
+  }
   let iova: number | undefined;
   if (iova64 !== undefined) {
     if (iova64 + len64 - 1n > ULONG_MAX) return -EOVERFLOW;

@@ -198,6 +198,24 @@ export class IommufdFile implements OpenFile {
 
 const bound = new WeakMap<VfioDeviceFile, IommufdDevice>();
 
+/** IOMMU_NO_PASID: PASID 0 names the RID itself. */
+const IOMMU_NO_PASID = 0;
+
+/**
+ * What vfio_device remembers of attachments made through the cdev's ATTACH_IOMMUFD_PT
+ * (vdev->iommufd_attached and vdev->pasids): it decides attach or replace, and what DETACH undoes.
+ */
+interface VfioAttachState {
+  rid: boolean;
+  pasids: Set<number>;
+}
+const vfioAttached = new WeakMap<VfioDeviceFile, VfioAttachState>();
+function vfioAttach(file: VfioDeviceFile): VfioAttachState {
+  let s = vfioAttached.get(file);
+  if (s === undefined) vfioAttached.set(file, (s = { rid: false, pasids: new Set() }));
+  return s;
+}
+
 /** The iommufd device bound to a VFIO cdev file, if any (for tests and tools). */
 export function boundDevice(file: VfioDeviceFile): IommufdDevice | undefined {
   return bound.get(file);
@@ -305,12 +323,23 @@ export function registerIommufd(host: Host): void {
         const v = new StructView(vfio_device_attach_iommufd_pt, full);
         const flags = v.num('flags');
         if ((flags & ~VFIO_DEVICE_ATTACH_PASID) !== 0) return -EINVAL;
+        const vf = vfioAttach(file);
+        let id: number;
         let pasid: number | undefined;
         if (flags & VFIO_DEVICE_ATTACH_PASID) {
           if (argsz < end(vfio_device_attach_iommufd_pt, 'pasid')) return -EINVAL;
-          pasid = v.num('pasid');
+          // vfio_iommufd_physical_pasid_attach_ioas: replace a PASID it attached before, else attach it; PASID 0
+          // is IOMMU_NO_PASID, the RID itself, for iommufd.
+          const p = v.num('pasid');
+          pasid = p === IOMMU_NO_PASID ? undefined : p;
+          const known = vf.pasids.has(p);
+          id = attachDevice(dev, v.num('pt_id'), pasid, known);
+          if (id >= 0) vf.pasids.add(p);
+        } else {
+          // vfio_iommufd_physical_attach_ioas: iommufd_device_replace once attached this way, else iommufd_device_attach.
+          id = attachDevice(dev, v.num('pt_id'), undefined, vf.rid);
+          if (id >= 0) vf.rid = true;
         }
-        const id = attachDevice(dev, v.num('pt_id'), pasid);
         if (id < 0) return id;
         v.setNum('pt_id', id);
         if (u.write(8, full.subarray(8, 12)) < 0) {
@@ -327,14 +356,21 @@ export function registerIommufd(host: Host): void {
         const argsz = dv.getUint32(0, true);
         const flags = dv.getUint32(4, true);
         if (argsz < minsz || (flags & ~VFIO_DEVICE_DETACH_PASID) !== 0) return -EINVAL;
-        let pasid: number | undefined;
+        const vf = vfioAttach(file);
         if (flags & VFIO_DEVICE_DETACH_PASID) {
           if (argsz < end(vfio_device_detach_iommufd_pt, 'pasid')) return -EINVAL;
           const p = u.read(8, 4);
           if (typeof p === 'number') return p;
-          pasid = new DataView(p.buffer).getUint32(0, true);
+          const pasid = new DataView(p.buffer).getUint32(0, true);
+          // vfio_iommufd_physical_pasid_detach_ioas: only a PASID attached through this path.
+          if (!vf.pasids.delete(pasid)) return 0;
+          detachDevice(dev, pasid === IOMMU_NO_PASID ? undefined : pasid);
+          return 0;
         }
-        detachDevice(dev, pasid);
+        // vfio_iommufd_physical_detach_ioas: nothing unless the RID was attached through ATTACH without PASID.
+        if (!vf.rid) return 0;
+        vf.rid = false;
+        detachDevice(dev);
         return 0;
       }
       return -ENOTTY;
@@ -343,6 +379,7 @@ export function registerIommufd(host: Host): void {
       const dev = bound.get(file);
       if (dev === undefined) return;
       bound.delete(file);
+      vfioAttached.delete(file);
       unbindDevice(dev);
     },
   });

@@ -86,9 +86,11 @@ export class AddressSpace implements PhysMem {
       const off = addr - r.start + r.offset;
       if (r.region.kind === 'ram') return r.region.ram!.read64(r.region.ramOffset + off);
       // One 8-byte access, checked against the region's rules as a whole (as
-      // write64 is), then split into two 4-byte accesses, low half first.
+      // write64 is), then given whole to handlers that take it, else split
+      // into two 4-byte accesses, low half first.
       if (!this.accessOk(r, off, 8, false)) return 0xffffffffffffffffn;
       const ops = r.region.ops!;
+      if (ops.read64 !== undefined) return BigInt.asUintN(64, ops.read64(off));
       const lo = ops.read(off, 4) >>> 0;
       const hi = ops.read(off + 4, 4) >>> 0;
       return (BigInt(hi) << 32n) | BigInt(lo);
@@ -187,7 +189,9 @@ export class AddressSpace implements PhysMem {
   private mmioWrite(r: FlatRange, off: number, size: 1 | 2 | 4 | 8, lo: number, hi: number): boolean {
     if (!this.accessOk(r, off, size, true)) return false;
     const ops = r.region.ops!;
-    if (size === 8) {
+    if (size === 8 && ops.write64 !== undefined) {
+      ops.write64(off, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0));
+    } else if (size === 8) {
       ops.write(off, 4, lo >>> 0);
       ops.write(off + 4, 4, hi >>> 0);
     } else {

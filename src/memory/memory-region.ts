@@ -6,11 +6,17 @@ export type AccessSize = 1 | 2 | 4;
 /**
  * A device's MMIO handlers (QEMU's MemoryRegionOps). Offsets are relative to
  * the region. Values are u32 numbers: an 8-byte access to a region is split
- * into two 4-byte accesses, low half first, as a 32-bit interconnect would.
+ * into two 4-byte accesses, low half first, as a 32-bit interconnect would,
+ * unless the handlers take 8-byte accesses whole (read64/write64: QEMU's
+ * impl.max_access_size = 8), as a device that decodes the access size does.
  */
 export interface MmioOps {
   read(offset: number, size: AccessSize): number;
   write(offset: number, size: AccessSize, value: number): void;
+  /** One 8-byte read (an aligned access the region's rules accept). */
+  read64?(offset: number): bigint;
+  /** One 8-byte write. */
+  write64?(offset: number, value: bigint): void;
 }
 
 export interface MmioAccessRules {

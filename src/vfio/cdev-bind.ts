@@ -1,4 +1,4 @@
-import { EFAULT, EINVAL, ENODEV } from '../uapi/errno.ts';
+import { EBUSY, EFAULT, EINVAL, ENODEV } from '../uapi/errno.ts';
 import type { Process } from '../host/process.ts';
 import { VFIO_DEVICE_BIND_FLAG_TOKEN, vfio_device_bind_iommufd } from '../uapi/iommufd.ts';
 import { StructView } from '../uapi/struct.ts';
@@ -16,7 +16,8 @@ const UUID_BYTES = 16;
  * the kernel's order: argsz below out_devid -EINVAL; the 24-byte struct
  * copied with copy_struct_from_user (a longer argsz needs zeros past it,
  * -E2BIG); a negative iommufd or a flag other than VFIO_DEVICE_BIND_FLAG_TOKEN
- * -EINVAL; a file already bound -EINVAL; the token (vfio_df_check_token):
+ * -EINVAL; a group's device file -EINVAL; an open group -EBUSY
+ * (vfio_device_block_group); a file already bound -EINVAL; the token (vfio_df_check_token):
  * with the flag, the 16 bytes at token_uuid_ptr are read (-EFAULT) and
  * vfio-pci's match_token_uuid refuses a token for a device that is neither
  * an SR-IOV PF nor a VF (-EINVAL; no emulated device is either); without it
@@ -36,6 +37,10 @@ export function bindIommufdIoctl(file: VfioDeviceFile, ops: CdevIommufdOps | und
   const fd = v.num('iommufd');
   const flags = v.num('flags');
   if (fd < 0 || (flags & ~VFIO_DEVICE_BIND_FLAG_TOKEN) !== 0) return -EINVAL;
+  // BIND_IOMMUFD only on a cdev file.
+  if (file.kind === 'group') return -EINVAL;
+  // vfio_device_block_group(): not while the group is open (the group path and the cdev path exclude each other).
+  if (file.dev.group.openedFile !== undefined) return -EBUSY;
   // One device file cannot be bound twice.
   if (file.granted) return -EINVAL;
   if ((flags & VFIO_DEVICE_BIND_FLAG_TOKEN) !== 0) {

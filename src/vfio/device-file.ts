@@ -1,4 +1,4 @@
-import { EBUSY, EINVAL, ENOMEM } from '../uapi/errno.ts';
+import { EINVAL, ENOMEM } from '../uapi/errno.ts';
 import { bindIommufdIoctl } from './cdev-bind.ts';
 import type { Process } from '../host/process.ts';
 import type { DeviceNode, FileMapping, OpenFile } from '../host/vfs.ts';
@@ -31,20 +31,23 @@ export class VfioDeviceFile implements OpenFile {
     return this.accessGranted;
   }
 
+  /** vfio_device_fops_unl_ioctl: BIND_IOMMUFD on any device file (a group's refuses it), then access must be granted. */
   ioctl(request: number, arg: Uint8Array | number, proc: Process): number {
-    if (this.kind === 'cdev') {
-      const ops = this.dev.mod.cdevOps;
-      if (request === VFIO_DEVICE_BIND_IOMMUFD) {
-        const r = bindIommufdIoctl(this, ops, arg, proc);
-        if (r === 0) this.accessGranted = true;
-        return r;
+    const ops = this.dev.mod.cdevOps;
+    if (request === VFIO_DEVICE_BIND_IOMMUFD) {
+      const r = bindIommufdIoctl(this, ops, arg, proc);
+      if (r === 0) {
+        this.accessGranted = true;
+        // vfio_device_block_group() held from bind until the file is released.
+        this.dev.group.cdevOpenCount++;
       }
-      if (!this.accessGranted) return -EINVAL;
-      if ((request === VFIO_DEVICE_ATTACH_IOMMUFD_PT || request === VFIO_DEVICE_DETACH_IOMMUFD_PT) && ops?.ioctl !== undefined) {
-        return ops.ioctl(this, request, arg, proc);
-      }
+      return r;
     }
-    return this.dev.ioctl(request, arg, proc);
+    if (!this.accessGranted) return -EINVAL;
+    if (this.kind === 'cdev' && (request === VFIO_DEVICE_ATTACH_IOMMUFD_PT || request === VFIO_DEVICE_DETACH_IOMMUFD_PT) && ops?.ioctl !== undefined) {
+      return ops.ioctl(this, request, arg, proc);
+    }
+    return this.dev.ioctl(request, arg, proc, this.kind === 'cdev');
   }
 
   pread(length: number, offset: bigint, _proc: Process): Uint8Array | number {
@@ -75,8 +78,8 @@ export class VfioDeviceFile implements OpenFile {
     if (this.accessGranted) {
       this.dev.mod.cdevOps?.unbind?.(this);
       this.dev.close();
+      this.dev.group.cdevOpenCount--;
     }
-    this.dev.group.cdevOpenCount--;
   }
 }
 
@@ -84,10 +87,8 @@ export class VfioDeviceFile implements OpenFile {
 export function cdevNode(dev: VfioPciDevice): DeviceNode {
   return {
     open: () => {
-      // vfio_device_block_group(): the group path and the cdev path exclude each other.
-      if (dev.group.openedFile !== undefined) return -EBUSY;
+      // vfio_device_fops_cdev_open: the group is blocked only when the file binds (vfio_device_block_group).
       if (injectedErrno(dev.mod.host.platform.faults, 'vfio.device_file', ENOMEM, { dev: dev.fn.bdf }) < 0) return -ENOMEM;
-      dev.group.cdevOpenCount++;
       return new VfioDeviceFile(dev, 'cdev');
     },
   };

@@ -115,8 +115,8 @@ export function irqCount(dev: VfioPciDevice, index: number): number {
       const b = fn.caps.findStd(MSIX.CAP_ID);
       return b === undefined ? 0 : MSIX_REGS.get('FLAGS', dev.hw.read(b + MSIX.FLAGS, 2), 'QSIZE') + 1;
     }
+    // 7.3: one ERR eventfd whether or not the function is PCI Express.
     case VFIO_PCI_ERR_IRQ_INDEX:
-      return dev.isPcie ? 1 : 0;
     case VFIO_PCI_REQ_IRQ_INDEX:
       return 1;
     default:
@@ -130,7 +130,6 @@ export function getIrqInfo(dev: VfioPciDevice, u: UserArg): number {
   if (typeof info === 'number') return info;
   const index = info.num('index');
   if (info.num('argsz') < vfio_irq_info.size || index >= VFIO_PCI_NUM_IRQS) return -EINVAL;
-  if (index === VFIO_PCI_ERR_IRQ_INDEX && !dev.isPcie) return -EINVAL;
   let flags = VFIO_IRQ_INFO_EVENTFD;
   if (index === VFIO_PCI_INTX_IRQ_INDEX) flags |= VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED;
   else flags |= VFIO_IRQ_INFO_NORESIZE;

@@ -64,7 +64,6 @@ export class VfioIrqs {
     }
     if (index === VFIO_PCI_ERR_IRQ_INDEX || index === VFIO_PCI_REQ_IRQ_INDEX) {
       if (action !== VFIO_IRQ_SET_ACTION_TRIGGER) return -ENOTTY;
-      if (index === VFIO_PCI_ERR_IRQ_INDEX && !this.dev.isPcie) return -ENOTTY;
       const key = index === VFIO_PCI_ERR_IRQ_INDEX ? 'err' : 'req';
       return this.singleTrigger(key, count, flags, data, proc);
     }
@@ -251,11 +250,11 @@ export class VfioIrqs {
   /** vfio_pci_set_ctx_trigger_single() for the error and request eventfds. */
   private singleTrigger(key: 'err' | 'req', count: number, flags: number, data: Uint8Array, proc: Process): number {
     const cur = this[key];
+    // vfio_pci_set_ctx_trigger_single(): DATA_NONE needs an eventfd to signal (count 1) or drop (count 0).
     if ((flags & VFIO_IRQ_SET_DATA_NONE) !== 0) {
-      if (cur !== undefined) {
-        if (count > 0) cur.signal();
-        else this[key] = undefined;
-      }
+      if (cur === undefined) return -EINVAL;
+      if (count > 0) cur.signal();
+      else this[key] = undefined;
       return 0;
     }
     if ((flags & VFIO_IRQ_SET_DATA_BOOL) !== 0) {
@@ -272,7 +271,7 @@ export class VfioIrqs {
         if (f === undefined) return -EBADF;
         if (!(f instanceof EventFd)) return -EINVAL;
         this[key] = f;
-      }
+      } else return -EINVAL;
       return 0;
     }
     return -EINVAL;

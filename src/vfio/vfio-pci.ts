@@ -6,6 +6,11 @@ import { MSIX, MSIX_ENTRY, MSIX_REGS } from '../pci/caps/msix.ts';
 import { PCIE } from '../pci/caps/pcie-regs.ts';
 import type { PciFunction } from '../pci/pci-function.ts';
 import {
+  VFIO_DEVICE_FEATURE,
+  VFIO_DEVICE_FEATURE_GET,
+  VFIO_DEVICE_FEATURE_MASK,
+  VFIO_DEVICE_FEATURE_PROBE,
+  VFIO_DEVICE_FEATURE_SET,
   VFIO_DEVICE_GET_INFO,
   VFIO_DEVICE_GET_IRQ_INFO,
   VFIO_DEVICE_GET_PCI_HOT_RESET_INFO,
@@ -25,6 +30,11 @@ import type { VfioModule } from './module.ts';
 import { VirtConfig, type HwConfig } from './pci-config-virt.ts';
 import { functionReset, flrCapable, restoreState, saveState, type SavedState } from './pci-reset.ts';
 import { UserArg } from './user-arg.ts';
+
+/** offsetofend(struct vfio_pci_hot_reset{,_info}, count) */
+const HOT_RESET_MINSZ = 12;
+/** offsetofend(struct vfio_device_feature, flags) */
+const FEATURE_MINSZ = 8;
 
 const OFFSET_MASK = (1n << VFIO_PCI_OFFSET_SHIFT) - 1n;
 
@@ -170,7 +180,8 @@ export class VfioPciDevice {
 
   // --- ioctls and regions ----------------------------------------------------------------
 
-  ioctl(request: number, arg: Uint8Array | number, proc: Process): number {
+  /** The device ioctls (vfio_pci_core_ioctl); `cdev`: the file is a cdev (vfio_device_cdev_opened). */
+  ioctl(request: number, arg: Uint8Array | number, proc: Process, cdev = false): number {
     if (request === VFIO_DEVICE_RESET) return this.reset();
     const u = UserArg.of(arg, proc);
     if (typeof u === 'number') return u;
@@ -184,9 +195,30 @@ export class VfioPciDevice {
       case VFIO_DEVICE_SET_IRQS:
         return setIrqs(this, u, proc);
       case VFIO_DEVICE_GET_PCI_HOT_RESET_INFO:
-      case VFIO_DEVICE_PCI_HOT_RESET:
-        // No slot or bus reset is modelled (pci_probe_reset_slot/bus fail).
+      case VFIO_DEVICE_PCI_HOT_RESET: {
+        // vfio_pci_ioctl_get_pci_hot_reset_info / vfio_pci_ioctl_pci_hot_reset: the header
+        // (argsz, flags, count) first: argsz below it -EINVAL; for the reset, flags other than 0, and
+        // a count that is 0 on a group-opened device or not 0 on a cdev-opened one (the zero-length
+        // array is for cdev) -EINVAL. Then no slot or bus reset is modelled (pci_probe_reset_slot/bus fail).
+        const h = u.read(0, HOT_RESET_MINSZ);
+        if (typeof h === 'number') return h;
+        const dv = new DataView(h.buffer, h.byteOffset, HOT_RESET_MINSZ);
+        if (dv.getUint32(0, true) < HOT_RESET_MINSZ) return -EINVAL;
+        if (request === VFIO_DEVICE_PCI_HOT_RESET && (dv.getUint32(4, true) !== 0 || (dv.getUint32(8, true) !== 0) === cdev)) return -EINVAL;
         return -ENODEV;
+      }
+      case VFIO_DEVICE_FEATURE: {
+        // vfio_ioctl_device_feature's header checks; no feature is implemented (-ENOTTY, as for a
+        // device without migration, dirty logging or low-power ops).
+        const h = u.read(0, FEATURE_MINSZ);
+        if (typeof h === 'number') return h;
+        const dv = new DataView(h.buffer, h.byteOffset, FEATURE_MINSZ);
+        const flags = dv.getUint32(4, true);
+        if (dv.getUint32(0, true) < FEATURE_MINSZ) return -EINVAL;
+        if ((flags & ~(VFIO_DEVICE_FEATURE_MASK | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_PROBE)) !== 0) return -EINVAL;
+        if ((flags & VFIO_DEVICE_FEATURE_PROBE) === 0 && (flags & VFIO_DEVICE_FEATURE_SET) !== 0 && (flags & VFIO_DEVICE_FEATURE_GET) !== 0) return -EINVAL;
+        return -ENOTTY;
+      }
       default:
         return -ENOTTY;
     }
@@ -218,7 +250,8 @@ export class VfioPciDevice {
 
   /**
    * vfio_pci_bar_rw(): the access reaches the device through system memory at
-   * the BAR's host address, in dword/word/byte accesses by alignment; the
+   * the BAR's host address, in qword/dword/word/byte accesses by alignment
+   * (vfio_pci_core_do_io_rw: 8 bytes where 8 are left at an 8-aligned offset); the
    * MSI-X table is off limits (reads 0xff, writes dropped); with memory
    * decoding off in the user's command register it is -EIO.
    */
@@ -243,6 +276,10 @@ export class VfioPciDevice {
       if (fillable === 0) {
         n = Math.min(left, xe - off);
         if (!write) buf.fill(0xff, done, done + n);
+      } else if (fillable >= 8 && off % 8 === 0) {
+        n = 8;
+        if (write) mem.write64(start + off, readLe64(buf, done));
+        else writeLe64(buf, done, mem.read64(start + off));
       } else if (fillable >= 4 && off % 4 === 0) {
         n = 4;
         if (write) mem.write32(start + off, readLe(buf, done, 4));
@@ -266,6 +303,15 @@ function readLe(b: Uint8Array, at: number, n: number): number {
   let v = 0;
   for (let i = 0; i < n; i++) v |= b[at + i]! << (8 * i);
   return v >>> 0;
+}
+
+function readLe64(b: Uint8Array, at: number): bigint {
+  return (BigInt(readLe(b, at + 4, 4)) << 32n) | BigInt(readLe(b, at, 4));
+}
+
+function writeLe64(b: Uint8Array, at: number, v: bigint): void {
+  writeLe(b, at, 4, Number(v & 0xffffffffn));
+  writeLe(b, at + 4, 4, Number((v >> 32n) & 0xffffffffn));
 }
 
 function writeLe(b: Uint8Array, at: number, n: number, v: number): void {

@@ -26,6 +26,8 @@ const FLOORS: Readonly<Record<string, readonly string[]>> = {
   tools: ['src', 'iommu', 'devices', 'machines'],
   cli: ['src', 'iommu', 'devices', 'machines', 'tools'],
   playground: ['src', 'iommu', 'devices', 'machines', 'tools', 'scenarios', 'examples'],
+  // Node only: the differential harness runs the rig and the ioemu command (cli/) on a scenario's machine (examples/edu).
+  difftest: ['src', 'iommu', 'devices', 'machines', 'tools', 'cli', 'examples'],
 };
 
 /** The public façade may re-export from every floor (CONTRACT.md: everything is exported from src/index.ts). */

@@ -35,7 +35,7 @@ for (const kind of KINDS) {
     t.equal(v.configRead(device, CFG.VENDOR_ID, 2), EDU_IDENTITY.vendorId);
     t.equal(v.configRead(device, CFG.DEVICE_ID, 2), EDU_IDENTITY.deviceId);
     t.equal(v.configRead(device, CFG.REVISION_ID, 1), 0x10);
-    t.equal(v.configRead(device, 0x09, 1) | (v.configRead(device, CFG.CLASS_DEVICE, 2) << 8), 0xff0000, 'class PCI_CLASS_OTHERS');
+    t.equal(v.configRead(device, 0x09, 1) | (v.configRead(device, CFG.CLASS_DEVICE, 2) << 8), 0x00ff00, "QEMU's class_id PCI_CLASS_OTHERS: base class 0x00, subclass 0xff");
     t.equal(v.configRead(device, CFG.INTERRUPT_PIN, 1), 1, 'INTA#');
     const cfg = v.regionInfo(device, VFIO_PCI_CONFIG_REGION_INDEX);
     t.equal(typeof cfg === 'number' ? cfg : cfg.size, 256n, 'no PCIe capability: 256 bytes of configuration space');
@@ -59,6 +59,22 @@ for (const kind of KINDS) {
     t.same(two, new Uint8Array([0xff, 0xff]), 'a 2-byte read is refused: all ones');
     t.equal(r32(0x10), 0xffffffff, 'an unimplemented register reads all ones');
     t.equal(v.barRead64(device, BAR0, EDU_REGS.DMA_SRC), 0n, 'an 8-byte access to a DMA register');
+  });
+
+  t.test(`${kind}: 8-byte accesses reach edu whole (vfio_pci_core_do_io_rw's qword), as QEMU's edu_mmio_read/write take them`, async (t) => {
+    const { v, device, r32, w32, w64 } = rig(kind);
+    t.equal(v.setBusMaster(device), 0);
+    w32(EDU_REGS.LIVENESS, 0x0f0f_0001);
+    t.equal(v.barRead64(device, BAR0, EDU_REGS.ID), 0xffff_ffff_ffff_ffffn, 'below 0x80 an 8-byte read is all ones, not ID and liveness');
+    t.equal(w64(EDU_REGS.ID, 0x1234_5678_0000_0000n), 0);
+    t.equal(r32(EDU_REGS.LIVENESS), 0xf0f0_fffe, 'and an 8-byte write there changes nothing');
+    w64(EDU_REGS.DMA_SRC, 0x1122_3344_5566_7788n);
+    t.equal(v.barRead64(device, BAR0, EDU_REGS.DMA_SRC), 0x1122_3344_5566_7788n, 'a DMA register holds 64 bits');
+    t.equal(r32(EDU_REGS.DMA_SRC), 0x5566_7788, 'a 4-byte read gives its low half');
+    t.equal(r32(EDU_REGS.DMA_SRC + 4), 0xffff_ffff, '+4 is not a register');
+    w32(EDU_REGS.DMA_SRC + 4, 0x99);
+    w32(EDU_REGS.DMA_SRC, 0xabcd);
+    t.equal(v.barRead64(device, BAR0, EDU_REGS.DMA_SRC), 0xabcdn, 'a 4-byte write sets the whole register; the one at +4 did nothing');
   });
 
   t.test(`${kind}: factorial: COMPUTING until done, u32 arithmetic, writes ignored while computing, interrupt only with IRQ_FACT`, async (t) => {
@@ -121,6 +137,22 @@ for (const kind of KINDS) {
     t.same([...edu.buffer.subarray(EDU_BUFFER.SIZE - 2)], [0, 0], 'but moves nothing');
     w32(EDU_REGS.DMA_CMD, EDU_DMA_CMD.TO_RAM);
     t.equal(r32(EDU_REGS.DMA_CMD) & EDU_DMA_CMD.START, 0, 'a command without START is ignored');
+  });
+
+  t.test(`${kind}: a read that runs from a mapped page into an unmapped one brings the mapped part, zeros for the rest (QEMU's per-page pci_dma_read)`, async (t) => {
+    const { m, p, v, container, device, w32, w64, edu } = rig(kind);
+    v.setBusMaster(device);
+    const buf = p.mmap(4096, { populate: true });
+    p.memWrite(buf, new Uint8Array(4096).fill(0x33));
+    t.equal(v.mapDma(container, { vaddr: buf, iova: 0x20_0000n, size: 4096 }), 0);
+    edu.buffer.fill(0xee);
+    w64(EDU_REGS.DMA_SRC, 0x20_0c00n);
+    w64(EDU_REGS.DMA_DST, BigInt(EDU_BUFFER.BASE));
+    w64(EDU_REGS.DMA_COUNT, 0x800n);
+    w32(EDU_REGS.DMA_CMD, EDU_DMA_CMD.START);
+    m.run();
+    t.ok(edu.buffer.subarray(0, 0x400).every((b) => b === 0x33), 'the mapped quarter arrived');
+    t.ok(edu.buffer.subarray(0x400, 0x800).every((b) => b === 0), 'the unmapped page read as zeros');
   });
 
   t.test(`${kind}: a reset (VFIO_DEVICE_RESET is not offered: edu has no FLR) through the function returns the power-on state and cancels pending work`, async (t) => {

@@ -36,6 +36,9 @@ for (const kind of ['virt-smmuv3', 'q35-vtd'] as const) {
     const top = kind === 'q35-vtd' ? 2n ** 47n - 4096n : 2n ** 48n;
     t.equal(p.mmap(8192, { addr: top - 4096n, fixed: true }), BigInt(-ENOMEM), 'past TASK_SIZE: ENOMEM');
     t.equal(p.mmap(4096, { addr: top - 4096n, fixed: true }), top - 4096n, 'the last page of user space');
+    for (const far of [2n ** 53n, 2n ** 53n + 4096n, 2n ** 56n]) {
+      t.equal(p.mmap(4096, { addr: far, fixed: true }), BigInt(-ENOMEM), `0x${far.toString(16)}, past 2^53 and TASK_SIZE: ENOMEM`);
+    }
     t.equal(p.mmap(2 * MIB, { addr: 0x40_1000n, fixed: true, hugepage: '2M' }), BigInt(-EINVAL), 'a huge page needs huge alignment');
     const h = p.mmap(2 * MIB, { hugepage: '2M' });
     t.equal(p.mmap(4096, { addr: h + 4096n, fixed: true }), BigInt(-EINVAL), 'cannot cut a huge page');

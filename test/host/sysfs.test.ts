@@ -19,6 +19,13 @@ t.test('sysfs shows each PCI device, its IOMMU group, and the group members and 
   t.equal(p.readFile('/sys/bus/pci/devices/0000:00:01.0/vendor'), '0x1b36\n');
   t.equal(p.readFile('/sys/bus/pci/devices/0000:00:01.0/device'), '0x10e0\n');
   t.equal(p.readFile('/sys/bus/pci/devices/0000:00:01.0/class'), '0xff0000\n');
+  // pci-sysfs.c: subsystem_vendor, subsystem_device ("0x%04x") and revision ("0x%02x") from the type 0 header.
+  f.config.set16(0x2c, 0x1af4);
+  f.config.set16(0x2e, 0x1100);
+  f.config.set8(0x08, 0x10);
+  t.equal(p.readFile('/sys/bus/pci/devices/0000:00:01.0/subsystem_vendor'), '0x1af4\n');
+  t.equal(p.readFile('/sys/bus/pci/devices/0000:00:01.0/subsystem_device'), '0x1100\n');
+  t.equal(p.readFile('/sys/bus/pci/devices/0000:00:01.0/revision'), '0x10\n');
   t.equal(p.readlink('/sys/bus/pci/devices/0000:00:02.0/iommu_group'), '../../../kernel/iommu_groups/1');
   t.same(p.readdir('/sys/kernel/iommu_groups'), ['0', '1']);
   t.same(p.readdir('/sys/kernel/iommu_groups/0/devices'), ['0000:00:01.0']);

@@ -1,8 +1,10 @@
 import t from 'tap';
-import { EADDRINUSE, EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, EOPNOTSUPP, EPERM } from '../../src/uapi/errno.ts';
+import { EADDRINUSE, EBUSY, EEXIST, EFAULT, EINVAL, ENODEV, ENOENT, EOPNOTSUPP, EPERM } from '../../src/uapi/errno.ts';
 import type { Process } from '../../src/host/process.ts';
 import {
   IOMMU_IOAS_ALLOW_IOVAS,
+  IOMMU_IOAS_MAP,
+  IOMMU_IOAS_MAP_FIXED_IOVA,
   IOMMU_OPTION,
   IOMMU_OPTION_HUGE_PAGES,
   IOMMU_OPTION_OP_GET,
@@ -13,12 +15,13 @@ import {
   IOMMU_VFIO_IOAS_GET,
   IOMMU_VFIO_IOAS_SET,
   iommu_ioas_allow_iovas,
+  iommu_ioas_map,
   iommu_iova_range,
   iommu_option,
   iommu_vfio_ioas,
 } from '../../src/uapi/iommufd.ts';
 import { encodeStruct, StructView } from '../../src/uapi/struct.ts';
-import { attach, bind, ioasAlloc, map, PAGE, setup, unmap } from './fixture.ts';
+import { attach, bind, ioasAlloc, map, PAGE, RW, setup, unmap } from './fixture.ts';
 
 /** IOAS_ALLOW_IOVAS with the ranges written into the process's memory. */
 export function allow(p: Process, fd: number, ioas: number, ranges: [number | bigint, number | bigint][]): number {
@@ -184,4 +187,18 @@ t.test('IOAS_MAP and COPY require only page_offset & (iova_alignment - 1) == 0 (
   t.equal(map(f.p, f.fd, ioas, va + 0x10n, PAGE, 0x10_0010)[0], -EINVAL, 'page_offset 0x10 & 0xfff');
   t.equal(map(f.p, f.fd, ioas, va, PAGE, 0x10_0000)[0], 0);
   t.equal(f.p.mm.pinnedVm, 1);
+});
+
+t.test('IOAS_MAP of more memory than exists answers the IOVA checks first (iopt_alloc_user_pages pins nothing; iopt_check_iova), then EFAULT', (t) => {
+  const f = setup();
+  const ioas = ioasAlloc(f.p, f.fd);
+  const va = f.p.mmap(4 * PAGE);
+  const huge = (iova: number) => {
+    const b = encodeStruct(iommu_ioas_map, { size: iommu_ioas_map.size, flags: RW | IOMMU_IOAS_MAP_FIXED_IOVA, ioas_id: ioas, user_va: va, length: 1n << 63n, iova });
+    return f.p.ioctl(f.fd, IOMMU_IOAS_MAP, b);
+  };
+  t.equal(map(f.p, f.fd, ioas, va, PAGE, 0x40_0000)[0], 0);
+  t.equal(huge(0x10_0000), -EEXIST, 'a 2^63-byte range over an area: -EEXIST, as on the rig');
+  t.equal(huge(0x8000_0000_0000), -EFAULT, 'clear of areas: only the pages fail');
+  t.end();
 });

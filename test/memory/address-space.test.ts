@@ -117,6 +117,27 @@ t.test('an 8-byte MMIO access is split into two 4-byte accesses, low half first'
   ]);
 });
 
+t.test('handlers with read64/write64 take an 8-byte access whole (QEMU impl.max_access_size 8); the rules still apply', async (t) => {
+  const seen: string[] = [];
+  const ops: MmioOps = {
+    read: (o, size) => (seen.push(`r${size}@${o}`), 0),
+    write: (o, size) => void seen.push(`w${size}@${o}`),
+    read64: (o) => (seen.push(`r8@${o}`), 0x1122_3344_5566_7788n),
+    write64: (o, v) => void seen.push(`w8@${o}=${v.toString(16)}`),
+  };
+  const root = MemoryRegion.container('system', 2 ** 32);
+  root.addSubregion(DEV, MemoryRegion.mmio('dev8', PAGE_SIZE, ops, { minAccess: 4, maxAccess: 8 }));
+  root.addSubregion(HOLE, MemoryRegion.mmio('dev4', PAGE_SIZE, ops, { maxAccess: 4 }));
+  const as = new AddressSpace('sys', root);
+  t.equal(as.read64(DEV + 8), 0x1122_3344_5566_7788n);
+  as.write64(DEV + 16, 0xaabb_ccdd_0000_0001n);
+  t.same(seen, ['r8@8', 'w8@16=aabbccdd00000001'], 'one call each');
+  seen.length = 0;
+  t.equal(as.read64(HOLE), 0xffff_ffff_ffff_ffffn, 'a region whose rules refuse 8 bytes: all ones');
+  as.write64(HOLE, 1n);
+  t.same(seen, [], 'and no handler call');
+});
+
 t.test('MMIO accesses smaller than minAccess read all-ones, drop writes and trace mem.invalid-access', async (t) => {
   const { as, calls, events } = fixture({ minAccess: 4 });
   t.equal(as.read8(DEV), 0xff);

@@ -80,7 +80,7 @@ for (const v of VARIANTS) {
       return { f, p, d, irq };
     }
 
-    t.test('GET_IRQ_INFO: counts from the capabilities, INTx maskable/automasked, the rest NORESIZE; ERR only on PCIe; bad index or argsz EINVAL', async (t) => {
+    t.test('GET_IRQ_INFO: counts from the capabilities, INTx maskable/automasked, the rest NORESIZE; ERR on every function (7.3); bad index or argsz EINVAL', async (t) => {
       const { f, p, d } = withDma();
       t.same(irqInfo(p, d, VFIO_PCI_INTX_IRQ_INDEX), [0, VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED, 0]);
       t.same(irqInfo(p, d, VFIO_PCI_MSI_IRQ_INDEX), [0, VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE, 0], 'no MSI capability');
@@ -90,7 +90,11 @@ for (const v of VARIANTS) {
       t.equal(irqInfo(p, d, 5)[0], -EINVAL);
       t.equal(irqInfo(p, d, 0, 15)[0], -EINVAL);
       const [, g2] = openTyped(p, f.groupOf(f.bare));
-      t.equal(irqInfo(p, deviceFd(p, g2, f.bare.bdf), VFIO_PCI_ERR_IRQ_INDEX)[0], -EINVAL, 'not PCIe: no ERR index');
+      // vfio_pci_ioctl_get_irq_info / vfio_pci_get_irq_count in 7.3: the ERR index no longer depends on pci_is_pcie.
+      const bare = deviceFd(p, g2, f.bare.bdf);
+      t.same(irqInfo(p, bare, VFIO_PCI_ERR_IRQ_INDEX), [0, VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE, 1], 'not PCIe: still one ERR eventfd');
+      const efd = p.eventfd();
+      t.equal(setIrqs(p, bare, { index: VFIO_PCI_ERR_IRQ_INDEX, flags: VFIO_IRQ_SET_DATA_EVENTFD | TRIGGER, count: 1, data: [efd] }), 0, 'and SET_IRQS takes its eventfd');
     });
 
     t.test(`an MSI-X vector the device raises signals the eventfd SET_IRQS gave it`, async (t) => {
@@ -184,8 +188,11 @@ for (const v of VARIANTS) {
         t.equal(setIrqs(p, d, { index, flags: VFIO_IRQ_SET_DATA_NONE | TRIGGER, count: 1 }), 0);
         t.equal(count(p, e), 1);
         t.equal(setIrqs(p, d, { index, flags: VFIO_IRQ_SET_DATA_NONE | TRIGGER, count: 0 }), 0);
-        t.equal(setIrqs(p, d, { index, flags: VFIO_IRQ_SET_DATA_NONE | TRIGGER, count: 1 }), 0);
+        // vfio_pci_set_ctx_trigger_single: DATA_NONE with no eventfd set, and an fd below -1, are -EINVAL.
+        t.equal(setIrqs(p, d, { index, flags: VFIO_IRQ_SET_DATA_NONE | TRIGGER, count: 1 }), -EINVAL, 'nothing to signal: EINVAL');
+        t.equal(setIrqs(p, d, { index, flags: VFIO_IRQ_SET_DATA_NONE | TRIGGER, count: 0 }), -EINVAL, 'nothing to drop: EINVAL');
         t.equal(count(p, e), 0, 'dropped');
+        t.equal(setIrqs(p, d, { index, flags: VFIO_IRQ_SET_DATA_EVENTFD | TRIGGER, count: 1, data: [-2] }), -EINVAL, 'fd -2');
       }
     });
 

@@ -1,4 +1,4 @@
-import { IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED, IOMMU_HW_INFO_TYPE_INTEL_VTD } from '../../../src/uapi/iommufd.ts';
+import { IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED, IOMMU_HW_INFO_TYPE_INTEL_VTD, IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17 } from '../../../src/uapi/iommufd.ts';
 import { EINVAL, ENODEV, ENOMEM, ENOSPC, EOPNOTSUPP } from '../../../src/uapi/errno.ts';
 import type { Host } from '../../../src/host/host.ts';
 import type { Mm } from '../../../src/host/mm.ts';
@@ -94,7 +94,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     this.snoopControl = this.ecaps.SC === 1;
     this.blockedDomain = new StaticDomain(this, 'blocked');
     this.identityDomain = new StaticDomain(this, 'identity');
-    this.faultReader = new FaultReader(this.regs, this.caps.FRO * 16, this.caps.NFR + 1);
+    this.faultReader = new FaultReader(this.regs, this.caps.FRO * 16, this.caps.NFR + 1, host.kmsg);
     const status = this.mustAlloc(4096);
     this.qi = new InvalidationQueue(this.regs, mem, this.mustAlloc(4096), status, board.scheduler, (e) => this.queueError(e));
     this.flusher = new Flusher(this.qi, this.caps.MAMV, (dev) => this.devices.get(dev));
@@ -327,6 +327,8 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
   hwInfo(dev: PciFunction): HwInfo {
     const data = new Uint8Array(24);
     const dv = new DataView(data.buffer);
+    // intel_iommu_hw_info sets the erratum flag whatever the hardware (user space decides whether it applies).
+    dv.setUint32(0, IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17, true);
     dv.setUint32(8, this.cap[0], true);
     dv.setUint32(12, this.cap[1], true);
     dv.setUint32(16, this.ecap[0], true);

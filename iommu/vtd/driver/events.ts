@@ -19,6 +19,8 @@ import { faultName } from '../fault-reasons.ts';
 import { PAGE_REQ_DESC, PRQ_DESC_BYTES } from '../prq.ts';
 import { FRCD_F_DWORD, FSTS_PFO, FSTS_PPF, PRS_PPR, PRS_PRO, VTD_FRCD, VTD_REGS } from '../regs.ts';
 import type { VtdMmio } from './mmio.ts';
+import { KERN_ERR, type KernelLog } from '../../../src/host/kmsg.ts';
+import { DMAR_FAULT_RATELIMIT, dmarFaultLine, logFaultStatus } from './fault-log.ts';
 
 /** A fault record or queue error the driver consumed. */
 export interface VtdFaultRecord {
@@ -49,6 +51,8 @@ export class FaultReader {
     /** Offset of FRCD 0 (CAP.FRO * 16) and the number of records (CAP.NFR + 1). */
     private readonly froOffset: number,
     private readonly nfr: number,
+    /** The kernel log dmar_fault prints to (none: nothing printed). */
+    private readonly log?: KernelLog,
   ) {}
 
   push(r: VtdFaultRecord): void {
@@ -59,10 +63,14 @@ export class FaultReader {
   /** Consume every recorded fault; returns how many. */
   drain(): number {
     const fsts = this.regs.r32('FSTS');
+    const log = this.log;
+    if (log) logFaultStatus(log, fsts);
     let n = 0;
     if ((fsts & FSTS_PPF) !== 0) {
       let i = VTD_REGS.get('FSTS', fsts, 'FRI');
       for (; n < this.nfr; n++) {
+        // dmar_fault asks the ratelimit once per record it looks at, the one that ends the loop included.
+        const printing = log !== undefined && log.ratelimit(DMAR_FAULT_RATELIMIT);
         const at = this.froOffset + 16 * i;
         const w = [this.regs.r32At(at), this.regs.r32At(at + 4), this.regs.r32At(at + 8), this.regs.r32At(at + 12)];
         if (readField(VTD_FRCD, w, 'F') === 0) break;
@@ -74,6 +82,9 @@ export class FaultReader {
         });
         // F is RW1C in the record's last dword.
         this.regs.w32At(at + 12, FRCD_F_DWORD);
+        if (printing) {
+          log.printk(KERN_ERR, dmarFaultLine({ reason: f.FR, read: f.T1 === 1, ...(f.PP ? { pasid: f.PV } : {}), sid: f.SID, addr: BigInt(f.FI) * 4096n }));
+        }
         i = (i + 1) % this.nfr;
       }
     }

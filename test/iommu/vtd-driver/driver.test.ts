@@ -1,7 +1,7 @@
 import t from 'tap';
 import { readField } from '../../../src/hw/layout.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../../../src/iommu-core/io-pgtable.ts';
-import { IOMMU_HW_INFO_TYPE_INTEL_VTD } from '../../../src/uapi/iommufd.ts';
+import { IOMMU_HW_INFO_TYPE_INTEL_VTD, IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17 } from '../../../src/uapi/iommufd.ts';
 import { PASID_ENTRY, PGTT_FIRST_STAGE, PGTT_PASSTHROUGH, PGTT_SECOND_STAGE } from '../../../iommu/vtd/index.ts';
 import type { IommuDomain } from '../../../src/iommu-core/domain.ts';
 import type { SvaHandle } from '../../../src/iommu-core/sva.ts';
@@ -27,7 +27,7 @@ t.test('hw_info is struct iommu_hw_info_vtd with CAP and ECAP; reserved regions 
   t.equal(info.type, IOMMU_HW_INFO_TYPE_INTEL_VTD);
   const dv = new DataView(info.data.buffer);
   t.equal(info.data.length, 24);
-  t.same([dv.getUint32(0, true), dv.getUint32(8, true), dv.getUint32(16, true)], [0, vtd.rf.get('CAP'), vtd.rf.get('ECAP')]);
+  t.same([dv.getUint32(0, true), dv.getUint32(8, true), dv.getUint32(16, true)], [IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17, vtd.rf.get('CAP'), vtd.rf.get('ECAP')], 'flags: the erratum flag, always (intel_iommu_hw_info)');
   t.same(driver.getResvRegions(), [{ start: 0xfee0_0000, length: 0x10_0000, type: 'msi', prot: 0 }]);
   t.equal(driver.maxPasids(dev), 0, 'a device without PASID capability');
 });
