@@ -142,9 +142,11 @@ const IOMMU_HW_INFO_TYPE_SELFTEST = 0xfeedbeef;
 const MOCK_OPS = 'exercises the selftest mock through IOMMU_TEST_OP_* ioctls that only drivers/iommu/iommufd/selftest.c implements';
 
 /** What the real IOMMUs give a paging domain, per machine: the aperture end, the reserved MSI window, the hw_info type. */
-const HW: Record<MachineKind, { apertureEnd: bigint; msi: readonly [bigint, bigint]; infoType: number; infoSize: number; pasidWidth: number }> = {
-  'virt-smmuv3': { apertureEnd: (1n << 48n) - 1n, msi: [0x800_0000n, 0x80f_ffffn], infoType: IOMMU_HW_INFO_TYPE_ARM_SMMUV3, infoSize: iommu_hw_info_arm_smmuv3.size, pasidWidth: 20 },
-  'q35-vtd': { apertureEnd: (1n << 47n) - 1n, msi: [0xfee0_0000n, 0xfeef_ffffn], infoType: IOMMU_HW_INFO_TYPE_INTEL_VTD, infoSize: iommu_hw_info_vtd.size, pasidWidth: 20 },
+// infoFlags: the u32 that opens the driver's hw-info struct. SMMUv3's flags are 0; intel_iommu_hw_info sets
+// IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17 (bit 0) on every unit.
+const HW: Record<MachineKind, { apertureEnd: bigint; msi: readonly [bigint, bigint]; infoType: number; infoSize: number; infoFlags: number; pasidWidth: number }> = {
+  'virt-smmuv3': { apertureEnd: (1n << 48n) - 1n, msi: [0x800_0000n, 0x80f_ffffn], infoType: IOMMU_HW_INFO_TYPE_ARM_SMMUV3, infoSize: iommu_hw_info_arm_smmuv3.size, infoFlags: 0, pasidWidth: 20 },
+  'q35-vtd': { apertureEnd: (1n << 47n) - 1n, msi: [0xfee0_0000n, 0xfeef_ffffn], infoType: IOMMU_HW_INFO_TYPE_INTEL_VTD, infoSize: iommu_hw_info_vtd.size, infoFlags: 1, pasidWidth: 20 },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -522,7 +524,8 @@ const ioasCases = (kind: MachineKind, v: IoasVariant): Ported<Ioas>[] => {
           t.same(d2.subarray(hw.infoSize), new Uint8Array(8), 'the trailing bytes are zeroed');
           const [r3, , d3] = hwInfo(s, s.deviceId, IOMMU_HW_INFO_TYPE_DEFAULT, 8);
           t.equal(r3, 0, 'a smaller buffer');
-          t.same(d3.subarray(0, 4), new Uint8Array(4), 'the fields in range are written (flags 0)');
+          t.equal(new DataView(d3.buffer, d3.byteOffset, 8).getUint32(0, true), hw.infoFlags, `the fields in range are written (flags ${hw.infoFlags})`);
+          t.same(d3.subarray(4, 8), new Uint8Array(4), 'and the reserved/next field after them');
           t.equal(hwInfo(s, s.deviceId, IOMMU_HW_INFO_TYPE_DEFAULT, 0)[1].num('out_max_pasid_log2'), 0, 'max_pasid of a device without PASID');
           if (s.pasidDev) t.equal(hwInfo(s, s.pasidDev.idev, IOMMU_HW_INFO_TYPE_DEFAULT, 0)[1].num('out_max_pasid_log2'), hw.pasidWidth, 'max_pasid of the PASID-capable device');
         } else {
