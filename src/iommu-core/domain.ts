@@ -14,7 +14,7 @@ import type { DomainType, DriverDomain } from './types.ts';
 export class IommuDomain {
   readonly type: DomainType;
   readonly driver: DriverDomain;
-  iopfHandler: IopfHandler | undefined;
+  private handler: IopfHandler | undefined;
   /** The process address space of an SVA domain. */
   readonly mm: Mm | undefined;
   /** Devices and PASIDs attached (for refcounting and teardown). */
@@ -29,6 +29,16 @@ export class IommuDomain {
     this.type = driver.type;
     this.driver = driver;
     this.mm = mm;
+  }
+
+  /** domain->iopf_handler; the driver's domain sees whether it is set (DriverDomain.hasIopfHandler). */
+  get iopfHandler(): IopfHandler | undefined {
+    return this.handler;
+  }
+
+  set iopfHandler(h: IopfHandler | undefined) {
+    this.handler = h;
+    this.driver.hasIopfHandler = h !== undefined;
   }
 
   get isPaging(): boolean {

@@ -5,6 +5,7 @@ import type { Tracer } from '../trace/tracer.ts';
 import type { IommuCore } from './core.ts';
 import type { PageRequest, PageResponseCode } from './types.ts';
 import { Reservoir } from '../trace/reservoir.ts';
+import { EBUSY } from '../uapi/errno.ts';
 
 /**
  * IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID (include/linux/iommu.h, iommu_fault_page_request.flags):
@@ -51,6 +52,8 @@ export class IopfQueue {
   private readonly partial = new Map<PciFunction, PageRequest[]>();
   private readonly poisoned = new Map<PciFunction, Set<number>>();
   private readonly pending = new Map<number, PendingGroup>();
+  /** Devices on the queue (iopf_queue_add_device gave them an iommu_fault_param). */
+  private readonly devices = new Set<PciFunction>();
   private nextId = 1;
   private readonly serviceNs: number;
   private readonly maxPartial: number;
@@ -78,12 +81,47 @@ export class IopfQueue {
     this.invalid = counters.counter('iopf.groups_invalid');
   }
 
-  /** iommu_report_device_fault(): a driver hands over one page request. */
+  /**
+   * iopf_queue_add_device(): the device gets its fault parameters and may
+   * report page requests. -EBUSY if it is on the queue already.
+   */
+  addDevice(dev: PciFunction): number {
+    if (this.devices.has(dev)) return -EBUSY;
+    this.devices.add(dev);
+    return 0;
+  }
+
+  /**
+   * iopf_queue_remove_device(): its partial requests are freed, every group
+   * still pending is answered Invalid, and it leaves the queue.
+   */
+  removeDevice(dev: PciFunction): void {
+    if (!this.devices.has(dev)) return;
+    this.flush(dev);
+    this.partial.delete(dev);
+    this.poisoned.delete(dev);
+    this.devices.delete(dev);
+  }
+
+  /** Whether the device is on the queue (has an iommu_fault_param). */
+  hasDevice(dev: PciFunction): boolean {
+    return this.devices.has(dev);
+  }
+
+  /**
+   * iommu_report_device_fault(): a driver hands over one page request. A
+   * device that is not on the queue has no fault parameters: its groups are
+   * answered Invalid (the err_bad_iopf path, iopf_error_response).
+   */
   report(dev: PciFunction, req: PageRequest): void {
     this.reported.value++;
     if (this.tracer.wants('iopf.report')) {
       const bdf = dev.bdf;
       this.tracer.trace('iopf.report', bdf, { dev: bdf, pasid: req.pasid, grpid: req.grpid, addr: req.addr, last: req.last });
+    }
+    if (!this.devices.has(dev)) {
+      if (req.last) this.respond(this.newGroup(dev, [req]), 'invalid');
+      return;
     }
     if (!req.last) {
       const list = this.partial.get(dev) ?? [];
@@ -105,7 +143,7 @@ export class IopfQueue {
       requests.push(req);
       this.partial.set(dev, list.filter((r) => r.grpid !== req.grpid));
     }
-    const group: PendingGroup = { id: this.nextId++, dev, requests, reportedAt: this.sched.now, event: undefined, handler: undefined, answered: false };
+    const group = this.newGroup(dev, requests);
     if (this.poisoned.get(dev)?.delete(req.grpid)) {
       this.respond(group, 'invalid');
       return;
@@ -118,6 +156,10 @@ export class IopfQueue {
     this.pending.set(group.id, group);
     group.handler = handler;
     group.event = this.sched.schedule(this.serviceNs, () => this.handle(group), 'iopf.handle');
+  }
+
+  private newGroup(dev: PciFunction, requests: PageRequest[]): PendingGroup {
+    return { id: this.nextId++, dev, requests, reportedAt: this.sched.now, event: undefined, handler: undefined, answered: false };
   }
 
   /** The workqueue runs the group's handler. */

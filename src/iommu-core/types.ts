@@ -42,6 +42,12 @@ export interface DriverDomain {
   /** Page sizes as a list of byte sizes, ascending (paging domains). */
   readonly pgsizes: readonly number[];
   readonly geometry: DomainGeometry;
+  /**
+   * domain->iopf_handler != NULL, as the driver sees it: the core sets it
+   * with IommuDomain.iopfHandler, so a driver can count I/O page fault
+   * users when the domain is attached (intel iopf_for_domain_set/remove).
+   */
+  hasIopfHandler?: boolean;
   /** Attach a whole device (its RID) to this domain. 0 or -errno; on error the old attachment stays. */
   attachDev(dev: PciFunction): number;
   /** Attach one PASID of a device. 0 or -errno. */

@@ -15,12 +15,13 @@ t.test('partial requests are collected per PRG index and handled together after 
   const a = dev(1);
   core.probe(a);
   const d = core.allocPaging(a) as IommuDomain;
-  core.attachDevicePasid(d, a, 7);
   const seen: number[][] = [];
+  // The handler is set before the attach (iommufd: at HWPT allocation), so the attach puts the device on the queue.
   d.iopfHandler = (_dev, reqs, respond) => {
     seen.push(reqs.map((r) => r.addr));
     respond('success');
   };
+  core.attachDevicePasid(d, a, 7);
   iopf.report(a, req(3, 0x1000, false));
   iopf.report(a, req(4, 0x9000, false));
   iopf.report(a, req(3, 0x2000, false));
@@ -53,9 +54,9 @@ t.test('flush answers outstanding groups Invalid exactly once; a late answer is 
   const a = dev(1);
   core.probe(a);
   const d = core.allocPaging(a) as IommuDomain;
-  core.attachDevicePasid(d, a, 7);
   let later: ((c: 'success') => void) | undefined;
   d.iopfHandler = (_dev, _reqs, respond) => (later = respond);
+  core.attachDevicePasid(d, a, 7);
   iopf.report(a, req(1, 0x1000, true));
   board.scheduler.run();
   t.equal(iopf.outstanding, 1, 'waiting for its handler to answer');
@@ -68,11 +69,12 @@ t.test('too many partial requests poison their group, which is answered Invalid 
   const { board, core, dev, driver } = setup();
   const { IopfQueue } = await import('../../src/iommu-core/iopf.ts');
   const small = new IopfQueue(core, board.scheduler, board.tracer, board.counters, { maxPartial: 2 });
+  driver.iopfQueue = small;
   const a = dev(1);
   core.probe(a);
   const d = core.allocPaging(a) as IommuDomain;
-  core.attachDevicePasid(d, a, 7);
   d.iopfHandler = (_dev, _r, respond) => respond('success');
+  core.attachDevicePasid(d, a, 7);
   for (let i = 0; i < 3; i++) small.report(a, req(2, 0x1000 * i, false));
   small.report(a, req(2, 0x5000, true));
   board.scheduler.run();

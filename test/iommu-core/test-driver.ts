@@ -29,25 +29,79 @@ export class TestDriver implements IommuDriver {
   readonly maxPasidsOf = new Map<PciFunction, number>();
   readonly blockedDomain: DriverDomain;
   readonly identityDomain: DriverDomain;
+  /** The I/O page-fault queue its devices join (mock_iommu_iopf_queue); setup() gives it the test's own. */
+  iopfQueue: IopfQueue;
+  /** mdev->iopf_refcount per device. */
+  readonly iopfRefs = new Map<PciFunction, number>();
 
   constructor(readonly host: Host) {
+    this.iopfQueue = host.iopf;
     const self = this;
     const staticDomain = (type: 'blocked' | 'identity'): DriverDomain => ({
       type,
       pgsizes: [],
       geometry: { apertureStart: 0, apertureEnd: 0 },
       attachDev(dev) {
-        self.attached.set(dev, this);
-        return 0;
+        return self.attachRid(dev, this);
       },
       setDevPasid(dev, pasid) {
-        self.pasidAttached.delete(`${dev.bdf}/${pasid}`);
-        return 0;
+        const key = `${dev.bdf}/${pasid}`;
+        if (type === 'blocked') {
+          self.iopfDisable(dev, self.pasidAttached.get(key));
+          self.pasidAttached.delete(key);
+          return 0;
+        }
+        return self.attachPasid(dev, pasid, this);
       },
       free() {},
     });
     this.blockedDomain = staticDomain('blocked');
     this.identityDomain = staticDomain('identity');
+  }
+
+  /**
+   * mock_dev_enable_iopf() (iommufd/selftest.c): a domain with a fault
+   * handler takes a reference; the first puts the device on the queue.
+   */
+  iopfEnable(dev: PciFunction, domain: DriverDomain | undefined): number {
+    if (domain?.hasIopfHandler !== true) return 0;
+    const n = this.iopfRefs.get(dev) ?? 0;
+    if (n === 0) {
+      const r = this.iopfQueue.addDevice(dev);
+      if (r < 0) return r;
+    }
+    this.iopfRefs.set(dev, n + 1);
+    return 0;
+  }
+
+  /** mock_dev_disable_iopf(): the last reference takes the device off the queue. */
+  iopfDisable(dev: PciFunction, domain: DriverDomain | undefined): void {
+    if (domain?.hasIopfHandler !== true) return;
+    const n = (this.iopfRefs.get(dev) ?? 0) - 1;
+    if (n > 0) this.iopfRefs.set(dev, n);
+    else {
+      this.iopfRefs.delete(dev);
+      this.iopfQueue.removeDevice(dev);
+    }
+  }
+
+  /** mock_domain_nop_attach(): the new domain's reference, then the old one's dropped. */
+  attachRid(dev: PciFunction, domain: DriverDomain): number {
+    const r = this.iopfEnable(dev, domain);
+    if (r < 0) return r;
+    this.iopfDisable(dev, this.attached.get(dev));
+    this.attached.set(dev, domain);
+    return 0;
+  }
+
+  /** mock_domain_set_dev_pasid_nop(). */
+  attachPasid(dev: PciFunction, pasid: number, domain: DriverDomain): number {
+    const key = `${dev.bdf}/${pasid}`;
+    const r = this.iopfEnable(dev, domain);
+    if (r < 0) return r;
+    this.iopfDisable(dev, this.pasidAttached.get(key));
+    this.pasidAttached.set(key, domain);
+    return 0;
   }
 
   handles(): boolean {
@@ -69,12 +123,10 @@ export class TestDriver implements IommuDriver {
       }
       attachDev(dev: PciFunction): number {
         if (self.refuseAttach.has(dev)) return -22;
-        self.attached.set(dev, this);
-        return 0;
+        return self.attachRid(dev, this);
       }
       setDevPasid(dev: PciFunction, pasid: number): number {
-        self.pasidAttached.set(`${dev.bdf}/${pasid}`, this);
-        return 0;
+        return self.attachPasid(dev, pasid, this);
       }
       protected flushGather(g: IotlbGather): void {
         self.flushes.push(`range ${g.start.toString(16)}-${g.end.toString(16)}`);
@@ -93,8 +145,7 @@ export class TestDriver implements IommuDriver {
       geometry: { apertureStart: 0, apertureEnd: 2 ** 48 - 1 },
       attachDev: () => -22,
       setDevPasid(dev, pasid) {
-        self.pasidAttached.set(`${dev.bdf}/${pasid}`, d);
-        return 0;
+        return self.attachPasid(dev, pasid, d);
       },
       iovaToPhys: (iova) => mm.physOf(iova),
       flushIotlbAll: () => self.flushes.push('sva-all'),
@@ -124,6 +175,7 @@ export function setup() {
   const driver = new TestDriver(host);
   core.registerDriver(driver);
   const iopf = new IopfQueue(core, board.scheduler, board.tracer, board.counters, { serviceNs: 500 });
+  driver.iopfQueue = iopf;
   const sva = new SvaManager(core, iopf, board.tracer);
   const dev = (slot: number) => {
     const f = new BareFunction(`d${slot}`);

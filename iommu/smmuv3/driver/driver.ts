@@ -336,10 +336,13 @@ export class Smmuv3Driver implements IommuDriver {
       if (r < 0) return r;
       m.prgPasidRequired = m.pdev.prgRespPasidRequired();
       m.pri = true;
+      // iopf_queue_add_device(): its page requests may now be reported.
+      this.host.iopf.addDevice(dev);
       return 0;
     }
     if (m.canStall) {
       m.stall = true;
+      this.host.iopf.addDevice(dev);
       // STE.S1STALLD must be clear before any CD asks for stalls.
       if (m.rid !== undefined || m.pasids.size > 0) this.masters.installSte(m);
     }
@@ -352,7 +355,8 @@ export class Smmuv3Driver implements IommuDriver {
     if (m.pri) m.pdev.disablePri();
     m.pri = false;
     m.stall = false;
-    this.host.iopf.flush(dev);
+    // iopf_queue_remove_device(): pending groups answered Invalid, partial requests dropped.
+    this.host.iopf.removeDevice(dev);
   }
 
   /**

@@ -16,10 +16,15 @@ export interface DevInfo {
   ats: boolean;
   /** pci_ats_queue_depth(), for device-TLB invalidations (0 without ATS). */
   atsQdep: number;
-  /** The context entry has PRE (device has PRI, unit has ECAP.PRS, ATS on). */
+  /** info->pri_supported: ATS on, the device has PRI, the unit ECAP.PRS and ECAP.PDS; the context entry has PRE. */
   pre: boolean;
-  /** PRI enabled in the device (enableIopf). */
+  /** info->pri_enabled: PRI enabled in the device at probe (iommu_enable_pci_pri). */
   pri: boolean;
+  /**
+   * info->iopf_refcount: attachments (RID or PASID) of domains with a fault
+   * handler; the device is on the I/O page-fault queue while it is not 0.
+   */
+  iopfRefcount: number;
   tables: PasidTables;
   /** PASID (0 = RID_PASID, requests without PASID) -> attached domain. */
   attached: Map<number, VtdDomain>;

@@ -197,7 +197,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     const pt = PasidTables.create(this.host.platform.sysmem, this.dma, pasidBits);
     if (typeof pt === 'number') return (pdev.disablePasid(), pt);
     const ats = e.DT === 1 && pdev.atsSupported() && pdev.enableAts(VTD_PAGE_SHIFT) === 0;
-    const pre = ats && pdev.priSupported() && e.PRS === 1;
+    const pre = ats && pdev.priSupported() && e.PRS === 1 && e.PDS === 1;
     const ctx = encodeLayout(SM_CONTEXT_ENTRY, {
       P: 1, DTE: ats ? 1 : 0, PASIDE: pasidBits > 0 ? 1 : 0, PRE: pre ? 1 : 0, PDTS: pt.pdts, PASIDDIRPTR: pt.dir / 4096, RID_PASID: 0,
     });
@@ -205,8 +205,9 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     // no invalidation (CAP.CM = 0).
     if (readField(SM_CONTEXT_ENTRY, this.tables.readContext(sid), 'P') === 0) this.tables.writeContext(sid, ctx);
     const info: DevInfo = {
-      dev, pdev, sid, pasidBits, ats, atsQdep: ats ? pdev.atsQueueDepth() : 0, pre, pri: false, tables: pt, attached: new Map(),
+      dev, pdev, sid, pasidBits, ats, atsQdep: ats ? pdev.atsQueueDepth() : 0, pre, pri: false, iopfRefcount: 0, tables: pt, attached: new Map(),
     };
+    this.enablePciPri(info);
     this.devices.set(dev, info);
     this.bySid.set(sid, info);
     return 0;
@@ -225,13 +226,40 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     return Math.min(Math.log2(pdev.maxPasids()), this.ecaps.PSS! + 1);
   }
 
+  /**
+   * iommu_enable_pci_pri(), from intel_iommu_probe_finalize after PASID and
+   * ATS: for a device with pri_supported, unless PASID is enabled and the
+   * device does not ask for the PASID in its PRG responses: pci_reset_pri,
+   * then pci_enable_pri with the page request queue's depth. PRI stays on
+   * until the device is released; attaching a domain with a fault handler
+   * only puts the device on the I/O page-fault queue (enableIopfRef).
+   */
+  private enablePciPri(info: DevInfo): void {
+    if (!info.ats || !info.pre) return;
+    if (info.pdev.pasidEnabled && !info.pdev.prgRespPasidRequired()) return;
+    if (info.pdev.resetPri() !== 0) return;
+    if (info.pdev.enablePri(PRQ_DEPTH) === 0) info.pri = true;
+  }
+
+  /** iommu_disable_pci_pri(), from intel_iommu_release_device. */
+  private disablePciPri(info: DevInfo): void {
+    if (!info.pri) return;
+    // WARN_ON(info->iopf_refcount): still on the queue, take it off.
+    if (info.iopfRefcount > 0) {
+      info.iopfRefcount = 0;
+      this.host.iopf.removeDevice(info.dev);
+    }
+    info.pdev.disablePri();
+    info.pri = false;
+  }
+
   releaseDevice(dev: PciFunction): void {
     const info = this.devices.get(dev);
     if (info === undefined) return;
     for (const pasid of [...info.attached.keys()].sort((a, b) => b - a)) this.detach(dev, pasid);
     this.tables.clearContext(info.sid);
     this.qi.submit([qd.contextDevice(0, info.sid)]);
-    if (info.pri) info.pdev.disablePri();
+    this.disablePciPri(info);
     if (info.ats) info.pdev.disableAts();
     info.pdev.disablePasid();
     info.tables.free();
@@ -292,26 +320,53 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
   }
 
   /**
-   * Enable PRI in the device so its translation faults become page requests.
-   * A device without PRI has nothing to enable (its faults abort): 0.
+   * intel_iommu_enable_iopf(): a device whose PRI is not enabled gets
+   * -ENODEV; the first reference puts it on the I/O page-fault queue
+   * (iopf_queue_add_device), later ones only count.
    */
-  enableIopf(dev: PciFunction): number {
-    const info = this.devices.get(dev);
-    if (info === undefined) return -ENODEV;
-    if (!info.pdev.priSupported() || info.pri) return 0;
-    if (!info.pre || this.prq === undefined) return -EOPNOTSUPP;
-    // iommu_enable_pci_pri(): pci_reset_pri, then pci_enable_pri with the page request queue's depth.
-    let r = info.pdev.resetPri();
-    if (r === 0) r = info.pdev.enablePri(PRQ_DEPTH);
-    if (r === 0) info.pri = true;
-    return r;
+  private enableIopfRef(info: DevInfo): number {
+    if (!info.pri) return -ENODEV;
+    if (info.iopfRefcount > 0) {
+      info.iopfRefcount++;
+      return 0;
+    }
+    const r = this.host.iopf.addDevice(info.dev);
+    if (r < 0) return r;
+    info.iopfRefcount = 1;
+    return 0;
   }
 
-  disableIopf(dev: PciFunction): void {
-    const info = this.devices.get(dev);
-    if (info === undefined || !info.pri) return;
-    info.pdev.disablePri();
-    info.pri = false;
+  /** intel_iommu_disable_iopf(): the last reference takes the device off the queue (iopf_queue_remove_device). */
+  private disableIopfRef(info: DevInfo): void {
+    if (!info.pri || info.iopfRefcount === 0) return;
+    if (--info.iopfRefcount > 0) return;
+    this.host.iopf.removeDevice(info.dev);
+  }
+
+  /**
+   * iopf_for_domain_set() (intel/iommu.h): a reference for a domain with a
+   * fault handler, except an SVA domain on a device without PRI (its
+   * faults are the device driver's own business).
+   */
+  private iopfForDomainSet(info: DevInfo, domain: VtdDomain | undefined): number {
+    if (domain === undefined || domain.hasIopfHandler !== true) return 0;
+    if (domain.type === 'sva' && !info.pre) return 0;
+    return this.enableIopfRef(info);
+  }
+
+  /** iopf_for_domain_remove(). */
+  private iopfForDomainRemove(info: DevInfo, domain: VtdDomain | undefined): void {
+    if (domain === undefined || domain.hasIopfHandler !== true) return;
+    if (domain.type === 'sva' && !info.pre) return;
+    this.disableIopfRef(info);
+  }
+
+  /** iopf_for_domain_replace(): the new domain's reference first, then the old one's dropped. */
+  private iopfForDomainReplace(info: DevInfo, domain: VtdDomain | undefined, old: VtdDomain | undefined): number {
+    const r = this.iopfForDomainSet(info, domain);
+    if (r < 0) return r;
+    this.iopfForDomainRemove(info, old);
+    return 0;
   }
 
   /** A page group response descriptor (intel_page_response). */
@@ -359,19 +414,37 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
       this.detach(dev, pasid);
       return 0;
     }
+    // intel_iommu_sva_supported(): a device with PRI support must have it enabled.
+    if (domain.type === 'sva' && info.pre && !info.pri) return -EINVAL;
+    const prev = info.attached.get(pasid);
+    // iopf_for_domain_replace() before the entry is set up, undone if that fails.
+    const ir = this.iopfForDomainReplace(info, domain, prev);
+    if (ir < 0) return ir;
     const old = info.tables.read(pasid);
     const w = info.tables.write(pasid, words);
-    if (w < 0) return w;
+    if (w < 0) {
+      this.iopfForDomainReplace(info, prev, domain);
+      return w;
+    }
     this.setAttached(info, pasid, domain);
     if (readField(PASID_ENTRY, old, 'P') !== 0) this.flusher.entry(info, pasid, old);
     return 0;
   }
 
-  /** Remove the PASID entry (intel_pasid_tear_down_entry, fault_ignore false): requests with it fault as not present. */
+  /**
+   * Remove the PASID entry (intel_pasid_tear_down_entry, fault_ignore false):
+   * requests with it fault as not present. The old domain's I/O page-fault
+   * reference goes as in 7.3: for the RID before the teardown
+   * (blocking_domain_attach_dev), for a PASID after it, so the page
+   * requests of the PASID are drained first (blocking_domain_set_dev_pasid).
+   */
   detach(dev: PciFunction, pasid: number): void {
     const info = this.devices.get(dev);
     if (info === undefined) return;
+    const prev = info.attached.get(pasid);
+    if (pasid === 0) this.iopfForDomainRemove(info, prev);
     this.tearDown(info, pasid, false);
+    if (pasid !== 0) this.iopfForDomainRemove(info, prev);
     this.setAttached(info, pasid, undefined);
   }
 
@@ -419,25 +492,8 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
   }
 
   /**
-   * info->iopf_refcount != 0: iopf_for_domain_set() took a reference for
-   * every domain with a fault handler attached to the device (its RID or a
-   * PASID) and drops it only after the teardown. Here: PRI is on and the
-   * core still has such a domain on the device (the one being torn down
-   * counts: the core forgets it after the driver's teardown).
-   */
-  private iopfActive(info: DevInfo): boolean {
-    if (!info.pri) return false;
-    const core = this.host.iommu;
-    if (core.domainForPasid(info.dev, -1)?.iopfHandler !== undefined) return true;
-    for (const p of info.attached.keys()) {
-      if (p !== 0 && core.domainForPasid(info.dev, p)?.iopfHandler !== undefined) return true;
-    }
-    return false;
-  }
-
-  /**
    * intel_iommu_drain_pasid_prq() (intel/prq.c), for a device with I/O page
-   * faults in use (iopfActive): page requests of the
+   * fault references (info->iopf_refcount != 0): page requests of the
    * RID and PASID still in the queue are handled first (the driver waits for
    * prq_event_thread; here it runs the handler) and the I/O page-fault
    * workqueue is flushed (iopf_queue_flush_dev); then a fenced wait, an IOTLB
@@ -449,7 +505,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
    */
   private drainPasidPrq(info: DevInfo, pasid: number): void {
     const prq = this.prq;
-    if (!this.iopfActive(info) || prq === undefined) return;
+    if (info.iopfRefcount === 0 || prq === undefined) return;
     if (prq.pending(info.sid, pasid)) this.drainPageRequests();
     this.host.iopf.flushDev(info.dev);
     const did = info.attached.get(0)?.did ?? IDENTITY_DID;

@@ -9,11 +9,11 @@ import { atsDevice } from './fixture.ts';
 const RW = IOMMU_READ | IOMMU_WRITE;
 const IOVA = 0x10_0000;
 
-t.test('probe enables PASID and ATS in the device; its context entry has DTE, PASIDE and PRE', async (t) => {
+t.test('probe enables PASID, ATS and PRI in the device; its context entry has DTE, PASIDE and PRE', async (t) => {
   const { driver, ep } = atsDevice();
   t.ok(ep.pasid.enabled && ep.ats.enabled);
-  t.notOk(ep.pri.enabled, 'PRI waits for enableIopf');
-  t.same(driver.deviceState(ep), { ats: true, pre: true, pri: false, pasidBits: 16 });
+  t.ok(ep.pri.enabled, 'PRI on from probe (intel_iommu_probe_finalize: iommu_enable_pci_pri)');
+  t.same(driver.deviceState(ep), { ats: true, pre: true, pri: true, pasidBits: 16 });
   const ctx = decodeLayout(SM_CONTEXT_ENTRY, driver.tables.readContext(ep.requesterId));
   t.same([ctx.P, ctx.DTE, ctx.PASIDE, ctx.PRE, ctx.RID_PASID], [1, 1, 1, 1, 0]);
   t.equal(driver.maxPasids(ep), 2 ** 16);
@@ -55,13 +55,13 @@ t.test('a device that never completes: unmap still returns, the time-out is repo
   t.equal(driver.qi.timeouts, 2, 'the queue works again');
 });
 
-t.test('PRI round trip: SVA bind enables PRI; a page request for an unpopulated page is served by the mm and answered Success', async (t) => {
+t.test('PRI round trip: SVA bind; a page request for an unpopulated page is served by the mm and answered Success', async (t) => {
   const { board, host, ep, driver } = atsDevice();
   const p = host.spawn();
   const va = p.mmap(4 * 4096);
   const h = host.sva.bind(ep, p.mm, p.pid) as SvaHandle;
   t.type(h, 'object');
-  t.ok(ep.pri.enabled, 'enableIopf turned PRI on');
+  t.ok(ep.pri.enabled, 'PRI is on (since probe)');
   t.same(driver.deviceState(ep)!.pri, true);
   t.same(ep.dmaWrite(va, new Uint8Array([9]), { pasid: h.pasid }), { ok: false, fault: 'DMAR_SM_FS_PTE_NOT_PRESENT' }, 'not populated yet');
   t.same(ep.translate(Number(va), 4096, { pasid: h.pasid }).entries.map((e) => [e.read, e.write]), [[false, false]]);

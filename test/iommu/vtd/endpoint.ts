@@ -21,6 +21,8 @@ export interface EndpointOptions {
   priCapacity?: number;
   /** ATS Invalidate Queue Depth (default 32). */
   invalidateQueueDepth?: number;
+  /** PRI status "PRG Response PASID Required" (default true). */
+  prgRespPasidRequired?: boolean;
 }
 
 export class AtsTestEndpoint extends PciFunction implements AtsEndpoint {
@@ -45,7 +47,7 @@ export class AtsTestEndpoint extends PciFunction implements AtsEndpoint {
     // A PCI Express endpoint: without the capability the host sees no extended capabilities (pci_cfg_space_size).
     new PcieCapability(this.config, this.caps, { type: 'endpoint' });
     this.ats = new AtsCapability(this.config, this.caps, { invalidateQueueDepth: opts.invalidateQueueDepth ?? 32, globalInvalidate: true });
-    this.pri = new PriCapability(this.config, this.caps, { capacity: opts.priCapacity ?? 32, pasidRequired: true });
+    this.pri = new PriCapability(this.config, this.caps, { capacity: opts.priCapacity ?? 32, pasidRequired: opts.prgRespPasidRequired ?? true });
     this.pasid = new PasidCapability(this.config, this.caps, { maxPasidWidth: opts.pasidBits ?? 16, priv: true, exec: true });
   }
 
