@@ -33,6 +33,15 @@ export class GuestRam implements PhysMem {
   private readonly spare: Uint8Array[] = [];
   /** Frame numbers whose frame is memory owned elsewhere (adoptFrame): never pooled, never zeroed here. */
   private readonly external = new Set<number>();
+  /**
+   * The frame found last and its number (-1: none): queue records, descriptors
+   * and table entries are read a word at a time, mostly from the frame the
+   * previous access used, and this spares those accesses the Map lookup.
+   * Every change of a frame number's frame (discard, adoptFrame,
+   * privatizeFrame) forgets it.
+   */
+  private lastFn = -1;
+  private lastFrame: Uint8Array | undefined;
 
   constructor(size: number) {
     if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
@@ -62,18 +71,33 @@ export class GuestRam implements PhysMem {
 
   /** The frame holding `addr` if it was ever written, else undefined. */
   peekFrame(addr: number): Uint8Array | undefined {
-    return this.frames.get(Math.floor(addr / PAGE_SIZE));
+    const fn = Math.floor(addr / PAGE_SIZE);
+    if (fn === this.lastFn) return this.lastFrame;
+    const f = this.frames.get(fn);
+    if (f !== undefined) {
+      this.lastFn = fn;
+      this.lastFrame = f;
+    }
+    return f;
   }
 
   /** The frame holding `addr`, allocating (zeroed) on first use. */
   frameFor(addr: number): Uint8Array {
     const fn = Math.floor(addr / PAGE_SIZE);
+    if (fn === this.lastFn) return this.lastFrame!;
     let f = this.frames.get(fn);
     if (f === undefined) {
       f = this.newFrame();
       this.frames.set(fn, f);
     }
+    this.lastFn = fn;
+    this.lastFrame = f;
     return f;
+  }
+
+  private forgetLast(): void {
+    this.lastFn = -1;
+    this.lastFrame = undefined;
   }
 
   /** A zeroed frame: a discarded one again, or the next of the current slab. */
@@ -94,6 +118,7 @@ export class GuestRam implements PhysMem {
   discard(addr: number, len: number): void {
     const first = Math.ceil(addr / PAGE_SIZE);
     const end = Math.floor((addr + len) / PAGE_SIZE);
+    this.forgetLast();
     for (let fn = first; fn < end; fn++) {
       const f = this.frames.get(fn);
       if (f === undefined) continue;
@@ -114,6 +139,7 @@ export class GuestRam implements PhysMem {
     if (frame.length !== PAGE_SIZE) throw new RangeError(`adoptFrame: a frame is ${PAGE_SIZE} bytes, not ${frame.length}`);
     if (addr % PAGE_SIZE !== 0 || !this.contains(addr, PAGE_SIZE)) throw new RangeError(`adoptFrame: 0x${addr.toString(16)} is not a frame of this RAM`);
     const fn = addr / PAGE_SIZE;
+    this.forgetLast();
     const old = this.frames.get(fn);
     if (old !== undefined && !this.external.has(fn) && this.spare.length < SPARE_MAX) this.spare.push(old);
     this.frames.set(fn, frame);
@@ -133,6 +159,7 @@ export class GuestRam implements PhysMem {
   privatizeFrame(addr: number): void {
     const fn = Math.floor(addr / PAGE_SIZE);
     if (!this.external.delete(fn)) return;
+    this.forgetLast();
     const copy = this.newFrame();
     copy.set(this.frames.get(fn)!);
     this.frames.set(fn, copy);
