@@ -68,7 +68,7 @@ export class PrgResponder {
 
   private deliver(sid: number, pasid: number, prgIndex: number, code: PrgResponseCode, auto: boolean): void {
     (auto ? this.c.auto : this.c.responses).value++;
-    this.core.tracer.trace('smmuv3.pri.resp', this.core.source, { sid, ssid: pasid, prg: prgIndex, code, auto });
+    if (this.core.tracer.wants('smmuv3.pri.resp')) this.core.tracer.trace('smmuv3.pri.resp', this.core.source, { sid, ssid: pasid, prg: prgIndex, code, auto });
     // PRG Responses carry no Execute/Privileged attributes (PCIe 10.4.2).
     this.core.downstream?.sendPrgResponse(sid, { pasid, prgIndex: prgIndex & 0x1ff, code, privileged: false, exec: false });
   }
