@@ -185,11 +185,11 @@ const PRIQ_F = PRIQ_LAYOUT.fields;
  * A page request as a PRI queue record: Priv/Exec only with a PASID prefix
  * (§8.1). Field by field, not through encodeLayout: one record per PRI fault,
  * and a literal of values plus a name lookup per field cost more than the fault's
- * queue write.
+ * queue write. `into` (four words) is filled instead of a new array.
  */
-export function encodePriRecord(m: PageRequestMessage): Uint32Array {
+export function encodePriRecord(m: PageRequestMessage, into?: Uint32Array): Uint32Array {
   const pasid = m.pasid >= 0;
-  const w = new Uint32Array(PRIQ_BYTES / 4);
+  const w = into !== undefined ? into.fill(0) : new Uint32Array(PRIQ_BYTES / 4);
   setBits(w, PRIQ_F.StreamID, m.requesterId >>> 0);
   if (pasid) {
     setBits(w, PRIQ_F.SSV, 1);

@@ -85,6 +85,8 @@ export interface PriQueueCounters {
 export class PriQueue {
   private readonly geo: QueueGeometry;
   private readonly bytes = new Uint8Array(PRIQ_BYTES);
+  /** The record being written, as words (filled per page request, copied into `bytes` at once). */
+  private readonly words = new Uint32Array(PRIQ_BYTES / 4);
   /** Scratch for the overflow response's STE lookup (never recorded). */
   private readonly ev = new EventInfo();
 
@@ -143,7 +145,7 @@ export class PriQueue {
       if (((prodReg ^ consReg) & Q_OVF) === 0) r.set('PRIQ_PROD', (prodReg ^ Q_OVF) >>> 0);
       return 'overflow';
     }
-    const words = encodePriRecord(m);
+    const words = encodePriRecord(m, this.words);
     const pt = this.core.points.priqWrite;
     const a = pt.check(pt.armed ? { sid: m.requesterId, prg: m.prgIndex, addr: m.addr } : undefined);
     if (a?.kind === 'drop') return 'dropped';
