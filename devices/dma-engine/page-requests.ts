@@ -166,7 +166,9 @@ export class PageRequests {
       this.inUse += g.pages;
       this.pri.setOutstanding(this.inUse);
       this.groups.value++;
-      const dropped = this.points.request.check({ dev: this.host.name, pasid: g.pasid, prg, addr: g.addr })?.kind === 'drop';
+      // The hook's context only when a hook is armed to read it (one group per PRI fault).
+      const rp = this.points.request;
+      const dropped = rp.check(rp.armed ? { dev: this.host.name, pasid: g.pasid, prg, addr: g.addr } : undefined)?.kind === 'drop';
       for (let i = 0; i < g.pages; i++) {
         const msg: PageRequestMessage = {
           requesterId: this.host.requesterId,
@@ -203,7 +205,10 @@ export class PageRequests {
   /** A PRG Response Message from the root complex. */
   receive(resp: PrgResponse): void {
     const pt = this.points.response;
-    const act = pt.check({ dev: this.host.name, pasid: resp.pasid, prg: resp.prgIndex, code: resp.code }, resp.code === 'failure' ? ENGINE_SITE_ACTIONS.dropDelayCorrupt : pt.actions);
+    const act = pt.check(
+      pt.armed ? { dev: this.host.name, pasid: resp.pasid, prg: resp.prgIndex, code: resp.code } : undefined,
+      resp.code === 'failure' ? ENGINE_SITE_ACTIONS.dropDelayCorrupt : pt.actions,
+    );
     if (act?.kind === 'drop') return;
     if (act?.kind === 'delay') {
       this.timers.after(act.ns, () => this.accept(resp), `${this.host.name}.pri.response`);

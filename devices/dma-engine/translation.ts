@@ -245,7 +245,9 @@ export class DmaPath {
     a.latencyNs += c.latencyNs ?? 0;
     // A Completer Abort cannot be failed again, and a completion without translations has nothing to corrupt.
     const can = c.status === 'CA' ? ENGINE_SITE_ACTIONS.drop : c.entries.length === 0 ? ENGINE_SITE_ACTIONS.dropFail : this.point.actions;
-    const act = this.point.check({ dev: this.host.name, pasid: a.pasid, addr: base }, can);
+    const pt = this.point;
+    // The hook's context only when a hook is armed to read it (two ATS requests per PRI fault).
+    const act = pt.check(pt.armed ? { dev: this.host.name, pasid: a.pasid, addr: base } : undefined, can);
     if (act?.kind === 'drop') return T_LOST;
     if (act?.kind === 'fail') c = { status: 'CA', entries: [] };
     if (act?.kind === 'corrupt') c = { status: c.status, entries: c.entries.map((e) => corrupt(e, act.xorLo, act.xorHi ?? 0)) };

@@ -182,7 +182,12 @@ export class RadixBuilder implements PageTableBuilder {
     const l = this.levels[target]!;
     const at = table + tableIndex(iova, l.shift, l.entries) * 8;
     if (this.codec.kind(this.mem.read32(at), this.mem.read32(at + 4), l.native) !== ENTRY_INVALID) return -EEXIST;
-    this.writeEntry(at, (d2) => this.codec.leaf(d2, pa, prot, l.native));
+    // The leaf built in the scratch pair here, not through a closure: one leaf per mapped page (per PRI fault).
+    const d = this.scratch;
+    d.lo = 0;
+    d.hi = 0;
+    this.codec.leaf(d, pa, prot, l.native);
+    this.writeHalves(at, d);
     this.bump(table, 1);
     this.stats.leafWrites++;
     this.stats.leaves++;
@@ -303,6 +308,10 @@ export class RadixBuilder implements PageTableBuilder {
     d.lo = 0;
     d.hi = 0;
     fill(d);
+    this.writeHalves(at, d);
+  }
+
+  private writeHalves(at: number, d: U64Halves): void {
     this.mem.write32(at + 4, d.hi >>> 0);
     this.mem.write32(at, d.lo >>> 0);
   }

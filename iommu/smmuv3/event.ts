@@ -3,7 +3,7 @@
  * (16 bytes, §8.1). Each event number has its own layout; the translation
  * fault family (0x10-0x13, 0x20) shares one.
  */
-import { decodeLayout, defineLayout, encodeLayout, getBits, setBits, type BitField, type FieldSpec, type Layout } from '../../src/hw/layout.ts';
+import { defineLayout, getBits, setBits, type BitField, type FieldSpec, type Layout } from '../../src/hw/layout.ts';
 import type { PageRequestMessage } from '../../src/pci/ats-messages.ts';
 
 /** Event numbers (§7.3.2-§7.3.18). */
@@ -179,19 +179,38 @@ export const PRIQ_LAYOUT = defineLayout('PRIQ', 16, [
 ]);
 export const PRIQ_BYTES = 16;
 
-/** A page request as a PRI queue record: Priv/Exec only with a PASID prefix (§8.1). */
-export function encodePriRecord(m: PageRequestMessage): Uint32Array {
+const PRIQ_F = PRIQ_LAYOUT.fields;
+
+/**
+ * A page request as a PRI queue record: Priv/Exec only with a PASID prefix
+ * (§8.1). Field by field, not through encodeLayout: one record per PRI fault,
+ * and a literal of values plus a name lookup per field cost more than the fault's
+ * queue write. `into` (four words) is filled instead of a new array.
+ */
+export function encodePriRecord(m: PageRequestMessage, into?: Uint32Array): Uint32Array {
   const pasid = m.pasid >= 0;
-  return encodeLayout(PRIQ_LAYOUT, {
-    StreamID: m.requesterId >>> 0, SSV: pasid ? 1 : 0, SubstreamID: pasid ? m.pasid : 0,
-    Priv: pasid && m.privileged ? 1 : 0, Exec: pasid && m.exec ? 1 : 0, Read: m.read ? 1 : 0, Write: m.write ? 1 : 0,
-    Last: m.last ? 1 : 0, PRGIndex: m.prgIndex & 0x1ff, Address: Math.floor(m.addr / 4096),
-  });
+  const w = into !== undefined ? into.fill(0) : new Uint32Array(PRIQ_BYTES / 4);
+  setBits(w, PRIQ_F.StreamID, m.requesterId >>> 0);
+  if (pasid) {
+    setBits(w, PRIQ_F.SSV, 1);
+    setBits(w, PRIQ_F.SubstreamID, m.pasid);
+    if (m.privileged) setBits(w, PRIQ_F.Priv, 1);
+    if (m.exec) setBits(w, PRIQ_F.Exec, 1);
+  }
+  if (m.read) setBits(w, PRIQ_F.Read, 1);
+  if (m.write) setBits(w, PRIQ_F.Write, 1);
+  if (m.last) setBits(w, PRIQ_F.Last, 1);
+  setBits(w, PRIQ_F.PRGIndex, m.prgIndex & 0x1ff);
+  setBits(w, PRIQ_F.Address, Math.floor(m.addr / 4096));
+  return w;
 }
 
-/** A PRI queue record's fields by name (Address as a byte address). */
+/** A PRI queue record's fields by name (Address as a byte address); one object literal (a fixed shape), once per PRI fault. */
 export function decodePriRecord(words: ArrayLike<number>): Record<keyof typeof PRIQ_LAYOUT.fields, number> {
-  const r = decodeLayout(PRIQ_LAYOUT, words);
-  r.Address *= 4096;
-  return r;
+  return {
+    StreamID: getBits(words, PRIQ_F.StreamID), SubstreamID: getBits(words, PRIQ_F.SubstreamID),
+    Priv: getBits(words, PRIQ_F.Priv), Exec: getBits(words, PRIQ_F.Exec), Read: getBits(words, PRIQ_F.Read),
+    Write: getBits(words, PRIQ_F.Write), Last: getBits(words, PRIQ_F.Last), SSV: getBits(words, PRIQ_F.SSV),
+    PRGIndex: getBits(words, PRIQ_F.PRGIndex), Address: getBits(words, PRIQ_F.Address) * 4096,
+  };
 }

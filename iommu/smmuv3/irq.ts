@@ -106,7 +106,7 @@ export class Interrupts {
       ok = this.mem.writeFrom(addr, s) === MEMTX_OK;
     }
     this.msiCount.value++;
-    this.tracer.trace('smmuv3.irq', this.source, { line, msi: true, addr, data: data >>> 0, ok });
+    if (this.tracer.wants('smmuv3.irq')) this.tracer.trace('smmuv3.irq', this.source, { line, msi: true, addr, data: data >>> 0, ok });
     return ok;
   }
 

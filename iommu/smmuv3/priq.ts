@@ -68,7 +68,7 @@ export class PrgResponder {
 
   private deliver(sid: number, pasid: number, prgIndex: number, code: PrgResponseCode, auto: boolean): void {
     (auto ? this.c.auto : this.c.responses).value++;
-    this.core.tracer.trace('smmuv3.pri.resp', this.core.source, { sid, ssid: pasid, prg: prgIndex, code, auto });
+    if (this.core.tracer.wants('smmuv3.pri.resp')) this.core.tracer.trace('smmuv3.pri.resp', this.core.source, { sid, ssid: pasid, prg: prgIndex, code, auto });
     // PRG Responses carry no Execute/Privileged attributes (PCIe 10.4.2).
     this.core.downstream?.sendPrgResponse(sid, { pasid, prgIndex: prgIndex & 0x1ff, code, privileged: false, exec: false });
   }
@@ -85,6 +85,8 @@ export interface PriQueueCounters {
 export class PriQueue {
   private readonly geo: QueueGeometry;
   private readonly bytes = new Uint8Array(PRIQ_BYTES);
+  /** The record being written, as words (filled per page request, copied into `bytes` at once). */
+  private readonly words = new Uint32Array(PRIQ_BYTES / 4);
   /** Scratch for the overflow response's STE lookup (never recorded). */
   private readonly ev = new EventInfo();
 
@@ -143,7 +145,7 @@ export class PriQueue {
       if (((prodReg ^ consReg) & Q_OVF) === 0) r.set('PRIQ_PROD', (prodReg ^ Q_OVF) >>> 0);
       return 'overflow';
     }
-    const words = encodePriRecord(m);
+    const words = encodePriRecord(m, this.words);
     const pt = this.core.points.priqWrite;
     const a = pt.check(pt.armed ? { sid: m.requesterId, prg: m.prgIndex, addr: m.addr } : undefined);
     if (a?.kind === 'drop') return 'dropped';

@@ -312,9 +312,18 @@ function timeoutNs(v: number | undefined, dflt: number): number {
   return v !== undefined && Number.isFinite(v) && v > 0 ? v : dflt;
 }
 
+/** SMMU_PAGE0_ALIASES as a table of the first 256 offsets (-1: no alias): every register access asks, and a frozen record's integer keys are a dictionary lookup. */
+const ALIAS_LOW = 0x100;
+const ALIASES = new Int32Array(ALIAS_LOW).fill(-1);
+for (const [from, to] of Object.entries(SMMU_PAGE0_ALIASES)) {
+  if (Number(from) >= ALIAS_LOW) throw new Error(`SMMU_PAGE0_ALIASES: 0x${Number(from).toString(16)} is beyond the alias table`);
+  ALIASES[Number(from)] = to;
+}
+
 /** §6.2.1: Page 0 offsets of the Page 1 queue index registers alias them. */
 function alias(off: number): number {
-  const within = off % 4;
-  const to = SMMU_PAGE0_ALIASES[off - within];
-  return to === undefined ? off : to + within;
+  if (off >= ALIAS_LOW) return off;
+  const within = off & 3;
+  const to = ALIASES[off - within]!;
+  return to < 0 ? off : to + within;
 }

@@ -25,7 +25,7 @@
  * handler grants is seen.
  */
 import { VTD_INJECTION_POINTS } from './points.ts';
-import { defineLayout, encodeLayout } from '../../src/hw/layout.ts';
+import { defineLayout, setBits } from '../../src/hw/layout.ts';
 import type { FieldRef, RegisterFile } from '../../src/hw/register-file.ts';
 import type { InjectionPoint } from '../../src/fault/injector.ts';
 import { MEMTX_OK, type PhysMem } from '../../src/memory/phys-mem.ts';
@@ -51,6 +51,7 @@ export const PAGE_REQ_DESC = defineLayout('PAGE_REQ_DESC', 32, [
   ['PRIV_DATA0', 159, 128], ['PRIV_DATA1', 191, 160], ['PRIV_DATA2', 223, 192], ['PRIV_DATA3', 255, 224],
 ] as const);
 export const PAGE_REQ_TYPE = 1;
+const PRD = PAGE_REQ_DESC.fields;
 export const PRQ_DESC_BYTES = 32;
 
 export interface PrqHost {
@@ -71,6 +72,7 @@ export class PageRequestQueue {
   private readonly fi = new FaultInfo();
   /** Scratch for one descriptor: the memory write copies it at once. */
   private readonly descBytes = new Uint8Array(PRQ_DESC_BYTES);
+  private readonly descWords = new Uint32Array(PRQ_DESC_BYTES / 4);
   private readonly descView = new DataView(this.descBytes.buffer);
   private readonly point: InjectionPoint;
   private readonly cRequests: Counter;
@@ -122,12 +124,22 @@ export class PageRequestQueue {
       this.overflow(m, prs);
       return;
     }
-    const w = encodeLayout(PAGE_REQ_DESC, {
-      TYPE: PAGE_REQ_TYPE, PP: m.pasid >= 0 ? 1 : 0, RID: m.requesterId & 0xffff, PASID: Math.max(0, m.pasid) & 0xfffff,
-      EXE: m.exec ? 1 : 0, PM: m.privileged ? 1 : 0, RDR: m.read && !m.stopMarker ? 1 : 0, WRR: m.write && !m.stopMarker ? 1 : 0,
-      LPIG: m.last || m.stopMarker ? 1 : 0, PRGI: m.prgIndex & 0x1ff,
-      ADDR: Math.floor(m.addr / 4096),
-    });
+    // Field by field into a zeroed scratch (not encodeLayout's literal and name lookups): one descriptor per page request.
+    const w = this.descWords.fill(0);
+    const stop = m.stopMarker;
+    setBits(w, PRD.TYPE, PAGE_REQ_TYPE);
+    if (m.pasid >= 0) {
+      setBits(w, PRD.PP, 1);
+      setBits(w, PRD.PASID, m.pasid & 0xfffff);
+    }
+    setBits(w, PRD.RID, m.requesterId & 0xffff);
+    if (m.exec) setBits(w, PRD.EXE, 1);
+    if (m.privileged) setBits(w, PRD.PM, 1);
+    if (m.read && !stop) setBits(w, PRD.RDR, 1);
+    if (m.write && !stop) setBits(w, PRD.WRR, 1);
+    if (m.last || stop) setBits(w, PRD.LPIG, 1);
+    setBits(w, PRD.PRGI, m.prgIndex & 0x1ff);
+    setBits(w, PRD.ADDR, Math.floor(m.addr / 4096));
     const inj = this.point.check(this.point.armed ? { sid: m.requesterId, pasid: m.pasid, addr: m.addr } : undefined);
     if (inj?.kind === 'drop') return;
     if (inj?.kind === 'corrupt') {

@@ -64,7 +64,9 @@ export class PageAllocator {
   /** Allocate 2^order contiguous, naturally aligned, zeroed pages; undefined when none (ENOMEM). */
   allocPages(order: number): number | undefined {
     if (!Number.isInteger(order) || order < 0 || order > MAX_ORDER) return undefined;
-    if (this.failPoint?.check({ order }) !== undefined) return undefined;
+    const fp = this.failPoint;
+    // The context object only when a hook will read it (a page per PRI fault comes through here).
+    if (fp !== undefined && fp.check(fp.armed ? { order } : undefined) !== undefined) return undefined;
     let o = order;
     while (o <= MAX_ORDER && this.free[o]!.size === 0) o++;
     if (o > MAX_ORDER) return undefined;

@@ -18,6 +18,9 @@ const SLAB_FRAMES = 64;
 const SPARE_MAX = 4096;
 /** Copies up to this many bytes within one frame go byte by byte (a subarray view costs more than the copy). */
 const SMALL_COPY = 64;
+/** Slots of the recently used frames (a power of two); their numbers are kept as doubles, exact for any RAM size. */
+const RECENT = 16;
+const RECENT_MASK = RECENT - 1;
 
 /**
  * Sparse RAM: a large address space costs nothing until it is written. Frames
@@ -33,6 +36,15 @@ export class GuestRam implements PhysMem {
   private readonly spare: Uint8Array[] = [];
   /** Frame numbers whose frame is memory owned elsewhere (adoptFrame): never pooled, never zeroed here. */
   private readonly external = new Set<number>();
+  /**
+   * Frames found lately, direct-mapped by the low bits of their number (-1:
+   * empty slot): queue records, descriptors and table entries are read a word
+   * at a time, and a page-table walk comes back to the same few tables, so
+   * most accesses find their frame here without the Map lookup. Every change
+   * of a frame number's frame (discard, adoptFrame, privatizeFrame) empties it.
+   */
+  private readonly recentFn = new Float64Array(RECENT).fill(-1);
+  private readonly recentFrame: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(RECENT).fill(undefined);
 
   constructor(size: number) {
     if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
@@ -62,18 +74,35 @@ export class GuestRam implements PhysMem {
 
   /** The frame holding `addr` if it was ever written, else undefined. */
   peekFrame(addr: number): Uint8Array | undefined {
-    return this.frames.get(Math.floor(addr / PAGE_SIZE));
+    const fn = Math.floor(addr / PAGE_SIZE);
+    const slot = fn & RECENT_MASK;
+    if (this.recentFn[slot] === fn) return this.recentFrame[slot];
+    const f = this.frames.get(fn);
+    if (f !== undefined) {
+      this.recentFn[slot] = fn;
+      this.recentFrame[slot] = f;
+    }
+    return f;
   }
 
   /** The frame holding `addr`, allocating (zeroed) on first use. */
   frameFor(addr: number): Uint8Array {
     const fn = Math.floor(addr / PAGE_SIZE);
+    const slot = fn & RECENT_MASK;
+    if (this.recentFn[slot] === fn) return this.recentFrame[slot]!;
     let f = this.frames.get(fn);
     if (f === undefined) {
       f = this.newFrame();
       this.frames.set(fn, f);
     }
+    this.recentFn[slot] = fn;
+    this.recentFrame[slot] = f;
     return f;
+  }
+
+  private forgetRecent(): void {
+    this.recentFn.fill(-1);
+    this.recentFrame.fill(undefined);
   }
 
   /** A zeroed frame: a discarded one again, or the next of the current slab. */
@@ -94,6 +123,7 @@ export class GuestRam implements PhysMem {
   discard(addr: number, len: number): void {
     const first = Math.ceil(addr / PAGE_SIZE);
     const end = Math.floor((addr + len) / PAGE_SIZE);
+    this.forgetRecent();
     for (let fn = first; fn < end; fn++) {
       const f = this.frames.get(fn);
       if (f === undefined) continue;
@@ -114,6 +144,7 @@ export class GuestRam implements PhysMem {
     if (frame.length !== PAGE_SIZE) throw new RangeError(`adoptFrame: a frame is ${PAGE_SIZE} bytes, not ${frame.length}`);
     if (addr % PAGE_SIZE !== 0 || !this.contains(addr, PAGE_SIZE)) throw new RangeError(`adoptFrame: 0x${addr.toString(16)} is not a frame of this RAM`);
     const fn = addr / PAGE_SIZE;
+    this.forgetRecent();
     const old = this.frames.get(fn);
     if (old !== undefined && !this.external.has(fn) && this.spare.length < SPARE_MAX) this.spare.push(old);
     this.frames.set(fn, frame);
@@ -133,6 +164,7 @@ export class GuestRam implements PhysMem {
   privatizeFrame(addr: number): void {
     const fn = Math.floor(addr / PAGE_SIZE);
     if (!this.external.delete(fn)) return;
+    this.forgetRecent();
     const copy = this.newFrame();
     copy.set(this.frames.get(fn)!);
     this.frames.set(fn, copy);

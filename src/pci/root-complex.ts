@@ -212,7 +212,10 @@ export class RootComplex {
 
   /** A Page Request Message upstream; dropped when no translation agent takes them. */
   pageRequest(msg: PageRequestMessage): void {
-    this.tracer.trace('pri.request', 'pci', { rid: msg.requesterId, pasid: msg.pasid, addr: msg.addr, prg: msg.prgIndex, last: msg.last });
+    // Arguments built only for a listener: one page request per PRI fault.
+    if (this.tracer.wants('pri.request')) {
+      this.tracer.trace('pri.request', 'pci', { rid: msg.requesterId, pasid: msg.pasid, addr: msg.addr, prg: msg.prgIndex, last: msg.last });
+    }
     const agent = this.remapper;
     if (isAtsTranslationAgent(agent)) agent.pageRequest(msg);
   }
@@ -234,7 +237,9 @@ export class RootComplex {
 
   /** Route a PRG Response downstream; false if no function takes it. */
   sendPrgResponse(requesterId: number, resp: PrgResponse): boolean {
-    this.tracer.trace('pri.response', 'pci', { rid: requesterId, pasid: resp.pasid, prg: resp.prgIndex, code: resp.code });
+    if (this.tracer.wants('pri.response')) {
+      this.tracer.trace('pri.response', 'pci', { rid: requesterId, pasid: resp.pasid, prg: resp.prgIndex, code: resp.code });
+    }
     const fn = this.findFunction(requesterId >> 8, requesterId & 0xff);
     if (!isAtsEndpoint(fn)) return false;
     fn.receivePrgResponse(resp);

@@ -387,3 +387,31 @@ t.test('adoptFrame refuses what is not one whole frame of this RAM', async (t) =
   t.throws(() => ram.adoptFrame(100, new Uint8Array(PAGE_SIZE)));
   t.throws(() => ram.adoptFrame(4 * PAGE_SIZE, new Uint8Array(PAGE_SIZE)));
 });
+
+t.test('frames whose numbers agree in their low 32 bits stay apart (the recent-frame slots keep whole frame numbers)', async (t) => {
+  const ram = new GuestRam(2 ** 46);
+  const a = 5 * PAGE_SIZE;
+  const b = (2 ** 32 + 5) * PAGE_SIZE;
+  ram.write32(a, 0x11111111);
+  ram.write32(b, 0x22222222);
+  t.equal(ram.read32(a), 0x11111111);
+  t.equal(ram.read32(b), 0x22222222);
+  t.equal(ram.read32(b + PAGE_SIZE * 16), 0, 'a frame of the same slot never written reads zero');
+  t.equal(ram.residentFrames, 2);
+});
+
+t.test('a frame read after discard, adoption or privatisation is the frame now there, not one remembered', async (t) => {
+  const ram = new GuestRam(64 * PAGE_SIZE);
+  ram.write8(3 * PAGE_SIZE, 7);
+  t.equal(ram.read8(3 * PAGE_SIZE), 7);
+  ram.discard(3 * PAGE_SIZE, PAGE_SIZE);
+  t.equal(ram.read8(3 * PAGE_SIZE), 0, 'discarded: zero');
+  const outside = new Uint8Array(PAGE_SIZE).fill(9);
+  ram.adoptFrame(3 * PAGE_SIZE, outside);
+  t.equal(ram.read8(3 * PAGE_SIZE), 9, 'adopted: the outside bytes');
+  ram.privatizeFrame(3 * PAGE_SIZE);
+  outside.fill(1);
+  t.equal(ram.read8(3 * PAGE_SIZE), 9, 'privatised: the copy, not the outside memory');
+  ram.write8(3 * PAGE_SIZE, 4);
+  t.equal(outside[0], 1, 'a write after privatisation does not reach the outside memory');
+});

@@ -12,7 +12,7 @@
  *   queue, answer the bad ones Invalid Request, skip stop markers, write
  *   PQH = PQT; when PRO is set and the queue is empty, clear PRO.
  */
-import { decodeLayout, fieldGet, fieldPrep, readField } from '../../../src/hw/layout.ts';
+import { decodeLayout, fieldGet, fieldPrep, getBits, readField } from '../../../src/hw/layout.ts';
 import type { PageRequest } from '../../../src/iommu-core/types.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import { faultName } from '../fault-reasons.ts';
@@ -39,6 +39,7 @@ export interface VtdFaultRecord {
 }
 
 const MAX_KEPT = 4096;
+const PRD = PAGE_REQ_DESC.fields;
 /** Resolved once: the queue indexes are read and written per page request drained. */
 const PQH_PQH = VTD_REGS.field('PQH', 'PQH');
 const PQT_PQT = VTD_REGS.field('PQT', 'PQT');
@@ -104,6 +105,8 @@ export interface DecodedPageRequest {
 
 export class PageRequestReader {
   requests = 0;
+  /** Bits 127:0 of the descriptor being consumed (the private data words are not used). */
+  private readonly words = new Uint32Array(4);
 
   constructor(
     private readonly regs: VtdMmio,
@@ -128,19 +131,23 @@ export class PageRequestReader {
     let head = this.offsetOf('PQH');
     let consumed = 0;
     while (head !== tail) {
-      const w: number[] = [];
-      for (let i = 0; i < 8; i++) w.push(this.mem.read32(this.base + head + 4 * i));
-      const d = decodeLayout(PAGE_REQ_DESC, w);
-      const addr = d.ADDR * 4096;
-      const read = d.RDR === 1;
-      const write = d.WRR === 1;
-      const stopMarker = d.LPIG === 1 && !read && !write;
-      const bad = addr >= 2 ** 47 || (d.PM === 1 && (read || write)) || (d.EXE === 1 && read);
+      // The fields it uses, read from a scratch (not a decoded object of all fifteen): one descriptor per page request.
+      const w = this.words;
+      for (let i = 0; i < 4; i++) w[i] = this.mem.read32(this.base + head + 4 * i);
+      const addr = getBits(w, PRD.ADDR) * 4096;
+      const read = getBits(w, PRD.RDR) === 1;
+      const write = getBits(w, PRD.WRR) === 1;
+      const last = getBits(w, PRD.LPIG) === 1;
+      const exec = getBits(w, PRD.EXE) === 1;
+      const priv = getBits(w, PRD.PM) === 1;
+      const pp = getBits(w, PRD.PP) === 1;
+      const stopMarker = last && !read && !write;
+      const bad = addr >= 2 ** 47 || (priv && (read || write)) || (exec && read);
       const req: PageRequest = {
-        pasid: d.PP ? d.PASID : -1, grpid: d.PRGI, addr, read, write, exec: d.EXE === 1, priv: d.PM === 1, last: d.LPIG === 1,
-        needsPasid: d.PP === 1,
+        pasid: pp ? getBits(w, PRD.PASID) : -1, grpid: getBits(w, PRD.PRGI), addr, read, write, exec, priv, last,
+        needsPasid: pp,
       };
-      handle({ rid: d.RID, req, stopMarker, bad });
+      handle({ rid: getBits(w, PRD.RID), req, stopMarker, bad });
       consumed++;
       this.requests++;
       head = (head + PRQ_DESC_BYTES) % qbytes;
