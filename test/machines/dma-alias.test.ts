@@ -104,7 +104,7 @@ t.test('virt-smmuv3: the second device under one StreamID fails its IOMMU probe;
   t.match(m.probeFailures[2]!.reason, /StreamID 0x18 \(from 0000:00:03\.0\)/, 'behind a conventional bridge the bridge itself owns the StreamID');
   t.ok(m.trace!.stringify().includes('"host.probe-failed"'), 'traced');
   const p = m.host.spawn({ memlockLimit: 2 ** 26 });
-  t.same(p.readdir('/sys/bus/pci/devices/0000:01:02.0'), ['class', 'device', 'vendor'], 'in sysfs, no iommu_group, no vfio-dev');
+  t.same(p.readdir('/sys/bus/pci/devices/0000:01:02.0'), ['class', 'device', 'revision', 'subsystem_device', 'subsystem_vendor', 'vendor'], 'in sysfs, no iommu_group, no vfio-dev');
   t.equal(p.readlink('/sys/bus/pci/devices/0000:01:02.0/iommu_group'), -2);
   t.same(p.readdir(`/sys/kernel/iommu_groups/${m.host.iommu.groupOf(m.device('01:01.0'))!.id}/devices`), ['0000:00:02.0', '0000:01:01.0']);
   t.same(m.devices().map((d) => d.bdf), ['0000:01:01.0', '0000:01:02.0', '0000:02:00.0'], 'still endpoints of the machine');
