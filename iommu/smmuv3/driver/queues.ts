@@ -11,6 +11,7 @@
  * unexpected and a last one denied, as Linux 7.3's arm_smmu_handle_ppr().
  */
 import type { Host } from '../../../src/host/host.ts';
+import { KERN_ERR, KERN_INFO } from '../../../src/host/kmsg.ts';
 import type { DriverDomain, PageRequest } from '../../../src/iommu-core/types.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
@@ -70,13 +71,8 @@ export interface QueueHost {
   enable(cr0Bits: number): void;
 }
 
-/** Kernel log lines kept (the oldest go first). */
-const LOG_LINES = 1024;
-
 export class FaultQueues {
   readonly events: SmmuEventRecord[] = [];
-  /** Lines printed to the kernel log (dev_info / dev_err), "arm-smmu-v3 <dev>: ..." as dmesg shows them. */
-  readonly log: string[] = [];
   /** Events of nested masters reported to a vEVENTQ, and events nobody took (only logged). */
   eventsForwarded = 0;
   eventsUnhandled = 0;
@@ -228,10 +224,19 @@ export class FaultQueues {
     this.h.host.iopf.report(m.dev, req);
   }
 
-  /** A kernel log line of this SMMU (dev_info / dev_err). */
-  private printk(line: string): void {
-    this.log.push(`arm-smmu-v3 ${this.h.devName}: ${line}`);
-    if (this.log.length > LOG_LINES) this.log.shift();
+  /** dev_info / dev_err of this SMMU: a line of the host's kernel log (/dev/kmsg), "arm-smmu-v3 <dev>: ..." as dmesg shows it. */
+  private printk(level: number, line: string): void {
+    this.h.host.kmsg.printk(level, `${this.logPrefix}${line}`);
+  }
+
+  private get logPrefix(): string {
+    return `arm-smmu-v3 ${this.h.devName}: `;
+  }
+
+  /** The kernel log lines this SMMU printed, oldest first. */
+  get log(): string[] {
+    const prefix = this.logPrefix;
+    return this.h.host.kmsg.records.filter((r) => r.text.startsWith(prefix)).map((r) => r.text);
   }
 
   /**
@@ -244,8 +249,9 @@ export class FaultQueues {
     const ssid = f.SSV === 1 ? f.SubstreamID : 0;
     const hex = (v: number, w: number) => v.toString(16).padStart(w, '0');
     this.pageRequestsRefused++;
-    this.printk('unexpected PRI request received:');
+    this.printk(KERN_INFO, 'unexpected PRI request received:');
     this.printk(
+      KERN_INFO,
       `\tsid 0x${hex(f.StreamID, 8)}.0x${hex(ssid, 5)}: [${f.PRGIndex}${f.Last === 1 ? 'L' : ''}] ${f.Priv === 1 ? '' : 'un'}privileged ` +
       `${f.Read === 1 ? 'R' : ''}${f.Write === 1 ? 'W' : ''}${f.Exec === 1 ? 'X' : ''} access at iova 0x${hex(f.Address, 16)}`,
     );
@@ -260,7 +266,7 @@ export class FaultQueues {
     const before = this.r32(SMMU_REG.PRIQ_PROD);
     if (((before ^ this.r32(SMMU_REG.PRIQ_CONS)) & Q_OVF) !== 0) {
       this.priqOverflows++;
-      this.printk('PRIQ overflow detected -- requests lost');
+      this.printk(KERN_ERR, 'PRIQ overflow detected -- requests lost');
     }
     return this.drain(SMMU_REG.PRIQ_PROD, SMMU_REG.PRIQ_CONS, this.priqBase, this.priqLog2, PRIQ_BYTES, this.priRecord);
   }
