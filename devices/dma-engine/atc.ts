@@ -39,9 +39,12 @@ export interface AtcEntry {
  * one with a PASID drops that PASID's entries and the Global entries in the
  * range (dropping more than asked is always allowed).
  *
- * Finding an entry: after a check of the last four found, a hash of
- * the entry's base page (every PASID's entries in one chain, so Global ones
- * are found too) probed once per entry size present. ATS entries are
+ * Finding an entry: a direct-mapped memo of earlier answers by 4 KiB page
+ * and tag first (emptied whenever an entry is added or dropped, so what it
+ * holds is exactly what the search below would answer: a descriptor's
+ * pages hit it, one compare each), then a hash of the entry's base page
+ * (every PASID's entries in one chain, so Global ones are found too)
+ * probed once per entry size present. ATS entries are
  * naturally aligned powers of two (PCIe 10.2.3; translation.ts refuses
  * others); should another shape be inserted, lookups scan every slot as long
  * as it is cached. Either way the answer is the lowest slot covering the
@@ -55,9 +58,10 @@ export class Atc {
   private readonly pa: Float64Array;
   private readonly tag: Int32Array;
   private readonly flags: Uint8Array;
-  /** The slots of the last RECENT hits (-1: none), checked before the hash: a descriptor's ring slot, source, destination and record pages. */
-  private readonly recent = new Int32Array(RECENT).fill(-1);
-  private recentNext = 0;
+  /** find()'s answers by 4 KiB page number (-1: an empty line), tag (see memoKey()) and slot, in MEMO lines indexed by the page's low bits. */
+  private readonly memoPage = new Float64Array(MEMO).fill(-1);
+  private readonly memoTag = new Int32Array(MEMO);
+  private readonly memoSlot = new Int32Array(MEMO);
   // LRU list over valid slots.
   private readonly newer: Int32Array;
   private readonly older: Int32Array;
@@ -123,7 +127,7 @@ export class Atc {
     this.classes = [];
     this.irregular = 0;
     this.lruHead = this.lruTail = -1;
-    this.recent.fill(-1);
+    this.memoPage.fill(-1);
   }
 
   private covers(i: number, pasid: number, priv: boolean, addr: number): boolean {
@@ -173,20 +177,19 @@ export class Atc {
    * again, as a write to a read-only translation must).
    */
   lookup(pasid: number, priv: boolean, addr: number, write: boolean, exec: boolean): number {
-    let i = -1;
-    const recent = this.recent;
-    for (let k = 0; k < RECENT; k++) {
-      const j = recent[k]!;
-      if (j >= 0 && this.covers(j, pasid, priv, addr)) {
-        i = j;
-        break;
-      }
-    }
-    if (i < 0) {
+    const pn = Math.floor(addr / PAGE);
+    // The page number's low bits pick the line (ToUint32 of an integer below 2^53 is exact modulo 2^32).
+    const line = (pn >>> 0) & (MEMO - 1);
+    const tag = (pasid + 1) * 2 + (priv ? 1 : 0);
+    let i: number;
+    if (this.memoPage[line] === pn && this.memoTag[line] === tag) {
+      i = this.memoSlot[line]!;
+    } else {
       i = this.find(pasid, priv, addr);
       if (i >= 0) {
-        recent[this.recentNext] = i;
-        this.recentNext = (this.recentNext + 1) % RECENT;
+        this.memoPage[line] = pn;
+        this.memoTag[line] = tag;
+        this.memoSlot[line] = i;
       }
     }
     if (i < 0 || !this.permits(i, write, exec)) {
@@ -262,6 +265,8 @@ export class Atc {
     this.linkFront(slot);
     if (k < 0) this.irregular++;
     else this.index(slot, lo, k);
+    // A new entry may be the lowest slot covering pages the memo answered for.
+    this.memoPage.fill(-1);
     this.fills.value++;
     if (this.tracer.wants('dma-engine.atc.fill')) {
       this.tracer.trace('dma-engine.atc.fill', this.source, {
@@ -373,6 +378,7 @@ export class Atc {
   /** Free a valid slot. */
   private drop(j: number): void {
     this.flags[j] = 0;
+    this.memoPage.fill(-1);
     this.freeBits[j >>> 5]! |= 1 << (j & 31);
     this.unlink(j);
     const b = this.bucketOf[j]!;
@@ -393,8 +399,8 @@ export class Atc {
 }
 
 const PAGE = 4096;
-/** Recently hit slots checked first (a descriptor touches four pages: ring slot, source, destination, record). */
-const RECENT = 4;
+/** Lines of the lookup memo (a power of two): a 64 KiB transfer's source and destination pages, its ring slot and record. */
+const MEMO = 64;
 /** 2^k for k < 64, exact. */
 const POW2 = Array.from({ length: 64 }, (_, k) => 2 ** k);
 

@@ -208,3 +208,22 @@ t.test('two entries covering one address (own PASID and another PASID\'s Global 
   a.insert(1, false, tr(0x3000, 0x10000));
   t.equal(a.translate(a.lookup(1, false, 0x3008, false, false), 0x3008), 0x20008, 'now the Global entry holds slot 0');
 });
+
+t.test('an answer found once is not reused after the cache changes: a new lower slot, or a dropped entry, is seen at the next lookup', async (t) => {
+  const { a } = atc(4);
+  a.insert(2, false, tr(0x0, 0x90000));
+  a.insert(1, false, tr(0x3000, 0x10000));
+  t.equal(a.translate(a.lookup(1, false, 0x3008, false, false), 0x3008), 0x10008, 'slot 1: PASID 1\'s entry');
+  a.invalidate(2, false, 0x0, PAGE);
+  // Slot 0 is free again: the Global entry takes it and, being the lower slot, answers from now on.
+  a.insert(2, false, tr(0x3000, 0x20000, PAGE, { global: true }));
+  t.equal(a.translate(a.lookup(1, false, 0x3008, false, false), 0x3008), 0x20008, 'slot 0 now');
+  a.invalidate(2, true, 0x3000, PAGE);
+  t.equal(a.lookup(1, false, 0x3008, false, false), -1, 'both dropped: a miss');
+  // Pages 64 apart share a memo line: each still gets its own entry.
+  a.insert(1, false, tr(0x0, 0x40000));
+  a.insert(1, false, tr(64 * PAGE, 0x50000));
+  t.equal(a.translate(a.lookup(1, false, 0x8, false, false), 0x8), 0x40008);
+  t.equal(a.translate(a.lookup(1, false, 64 * PAGE + 8, false, false), 64 * PAGE + 8), 0x50008);
+  t.equal(a.translate(a.lookup(1, false, 0x8, false, false), 0x8), 0x40008);
+});
