@@ -196,7 +196,7 @@ export class Executor {
         this.decode(job);
         return;
       case Stage.DATA:
-        if (++job.step < job.steps.length) job.access = job.steps[job.step];
+        if (++job.step < job.stepCount) job.access = job.pool[job.step];
         else this.dataDone(job);
         return;
       case Stage.RECORD: {
@@ -332,9 +332,9 @@ export class Executor {
       this.plan(job, d.src, false, buf, 0);
       this.plan(job, d.dst, false, buf, len);
     }
-    if (job.steps.length === 0) return this.dataDone(job);
+    if (job.stepCount === 0) return this.dataDone(job);
     job.step = 0;
-    job.access = job.steps[0];
+    job.access = job.pool[0];
     job.phase = Phase.RUNNING;
   }
 
@@ -351,7 +351,7 @@ export class Executor {
     const d = job.d!;
     job.outcome.bytes = d.op === OPCODE.NOOP ? 0 : d.length;
     if (d.op === OPCODE.COMPARE) {
-      const buf = job.steps[0]!.buf;
+      const buf = job.pool[0]!.buf;
       for (let i = 0; i < d.length; i++) {
         if (buf[i] !== buf[d.length + i]) {
           job.outcome.mismatch(i);

@@ -120,8 +120,8 @@ export class Job {
   stage: Stage = Stage.FETCH;
   /** The access running, or stopped waiting for a translation: the ring slot, a data step or the record. */
   access: Access | undefined;
-  /** The data accesses planned from the descriptor, run in order; `step` is the current one. */
-  readonly steps: Access[] = [];
+  /** The data accesses planned from the descriptor are pool[0..stepCount), run in order; `step` is the current one. */
+  stepCount = 0;
   step = 0;
   /** The descriptor as submitted (a portal's assembly, or the ring slot once read) and as decoded. */
   words: Uint32Array | undefined;
@@ -144,7 +144,7 @@ export class Job {
   readonly onTimer: () => void;
   /** The page request groups' callback, made at the job's first page request. */
   onPageGroup: ((g: PageGroup) => void) | undefined;
-  /** Reused storage: data accesses (steps draw on it), the ring slot's access and words, the decoded fields, the record. */
+  /** Reused storage: data accesses (the steps are its first stepCount), the ring slot's access and words, the decoded fields, the record. */
   readonly pool: Access[] = [];
   /** The ring slot's words; the fetch reads its bytes straight into them (little-endian words on a little-endian host, as the record's). */
   readonly slotWords = new Uint32Array(DESC_BYTES / 4);
@@ -165,7 +165,7 @@ export class Job {
     this.phase = Phase.DISPATCH;
     this.stage = fromPortal ? Stage.DATA : Stage.FETCH;
     this.access = undefined;
-    this.steps.length = 0;
+    this.stepCount = 0;
     this.step = 0;
     this.words = undefined;
     this.d = undefined;
@@ -178,13 +178,12 @@ export class Job {
     this.started = now;
   }
 
-  /** Plan data access number `steps.length`: one of the pool's, reset. */
+  /** Plan data access number `stepCount`: one of the pool's, reset. */
   planAccess(addr: number, len: number, write: boolean, buf: Uint8Array, bufOff: number): Access {
-    const k = this.steps.length;
+    const k = this.stepCount++;
     let a = this.pool[k];
     if (a === undefined) this.pool.push((a = newAccess(addr, len, write, buf, bufOff)));
     else resetAccess(a, addr, len, write, buf, bufOff);
-    this.steps.push(a);
     return a;
   }
 }
