@@ -15,7 +15,12 @@ const SWEEP_SLACK = 32;
  * list stays within a constant of the events pending.
  */
 export class Timers {
-  private live: ScheduledEvent[] = [];
+  /**
+   * Events in [0, count); the array is never shortened (shortening gives up
+   * its storage, which every push after a sweep would then allocate again).
+   */
+  private readonly live: (ScheduledEvent | undefined)[] = [];
+  private count = 0;
   private sweptAt = 0;
 
   constructor(readonly scheduler: Scheduler) {}
@@ -27,20 +32,21 @@ export class Timers {
   /** Run `fn` after `ns` of virtual time. */
   after(ns: number, fn: () => void, label: string): ScheduledEvent {
     const ev = this.scheduler.schedule(Math.max(0, ns), fn, label);
-    const live = this.live;
-    live.push(ev);
-    if (live.length >= this.sweptAt + SWEEP_SLACK) this.sweep();
+    this.live[this.count++] = ev;
+    if (this.count >= this.sweptAt + SWEEP_SLACK) this.sweep();
     return ev;
   }
 
   private sweep(): void {
     const live = this.live;
     let n = 0;
-    for (let i = 0; i < live.length; i++) {
+    for (let i = 0; i < this.count; i++) {
       const ev = live[i]!;
       if (ev.pending) live[n++] = ev;
     }
-    live.length = n;
+    // The slots past the pending ones let go of the events that ran.
+    for (let i = n; i < this.count; i++) live[i] = undefined;
+    this.count = n;
     this.sweptAt = n;
   }
 
@@ -49,15 +55,20 @@ export class Timers {
   }
 
   cancelAll(): void {
-    for (const ev of this.live) if (ev.pending) this.scheduler.cancel(ev);
-    this.live.length = 0;
+    const live = this.live;
+    for (let i = 0; i < this.count; i++) {
+      const ev = live[i]!;
+      if (ev.pending) this.scheduler.cancel(ev);
+      live[i] = undefined;
+    }
+    this.count = 0;
     this.sweptAt = 0;
   }
 
   /** Events of this device still waiting to run. */
   get pending(): number {
     let n = 0;
-    for (const ev of this.live) if (ev.pending) n++;
+    for (let i = 0; i < this.count; i++) if (this.live[i]!.pending) n++;
     return n;
   }
 }
