@@ -26,7 +26,7 @@ const ROUNDS = 20;
  * translations already in the ATC: every access is an ATC hit and a
  * Translated request, the hardware fast path (DESIGN.md §3).
  */
-function memmoveRates(kind: MachineKind): Map<number, { engine: number; straight: number; atcMisses: number }> {
+function memmoveRates(kind: MachineKind): { rates: Map<number, { engine: number; straight: number; atcMisses: number }>; noopNs: number } {
   const m = createMachine(kind, { ramBytes: 512 * 2 ** 20 });
   const p = m.host.spawn();
   const { v, container, device } = vfioType1Setup(m, p, '0000:00:01.0');
@@ -52,8 +52,8 @@ function memmoveRates(kind: MachineKind): Map<number, { engine: number; straight
   if (typeof bar0 === 'number') throw new Error(`BAR0 region info (${bar0})`);
   const tailAt = bar0.offset + BigInt(wqReg(0, WQ_REG.TAIL));
   let tail = 0;
-  const copies = (size: number, n: number) => {
-    const desc = encodeDescriptor({ op: OPCODE.MEMMOVE, rcr: true, rci: false, completion: Number(rec), src: Number(src), dst: Number(dst), length: size });
+  const copies = (size: number, n: number, op: number = OPCODE.MEMMOVE) => {
+    const desc = encodeDescriptor({ op, rcr: true, rci: false, completion: Number(rec), src: Number(src), dst: Number(dst), length: size });
     for (let i = 0; i < RING; i++) p.memWrite(ring + BigInt(64 * i), desc);
     const doorbell = new Uint8Array(4);
     for (let i = 0; i < n; i += BATCH) {
@@ -63,7 +63,7 @@ function memmoveRates(kind: MachineKind): Map<number, { engine: number; straight
       m.run();
     }
     const r = user.record(rec);
-    if (r.status !== DESC_STATUS.SUCCESS) throw new Error(`MEMMOVE ${size}: ${r.statusName}`);
+    if (r.status !== DESC_STATUS.SUCCESS) throw new Error(`descriptor ${op} of ${size}: ${r.statusName}`);
   };
 
   // The straight copy: the same byte counts between two guest-physical RAM ranges, page by page.
@@ -100,13 +100,25 @@ function memmoveRates(kind: MachineKind): Map<number, { engine: number; straight
     }
     out.set(size, { engine: BYTES_PER_ROUND / e, straight: BYTES_PER_ROUND / s, atcMisses: misses() - m0 });
   }
-  return out;
+  // What a descriptor costs without data: the same ring, doorbells and completion records, NOOP descriptors.
+  const NOOPS = 512;
+  copies(0, 2 * BATCH, OPCODE.NOOP);
+  let noop = Infinity;
+  for (let r = 0; r < ROUNDS; r++) {
+    const t0 = process.hrtime.bigint();
+    copies(0, NOOPS, OPCODE.NOOP);
+    noop = Math.min(noop, Number(process.hrtime.bigint() - t0) / NOOPS);
+  }
+  return { rates: out, noopNs: noop };
 }
 
 export function engineFigures(kind: MachineKind = 'q35-vtd'): Figures {
-  const rates = memmoveRates(kind);
+  const { rates, noopNs } = memmoveRates(kind);
   const figures: Figures = {};
   const machine = kind === 'q35-vtd' ? 'vtd' : 'smmuv3';
+  figures[`engine.noop.${machine}.ns_per_desc`] = {
+    value: noopNs, unit: 'ns', target: 'orientation (a NOOP descriptor with a completion record: fetch, decode, two events, record; what every descriptor pays before its data)',
+  };
   for (const [size, r] of rates) {
     const label = `${machine}.${size / 1024}k`;
     if (r.atcMisses !== 0) throw new Error(`MEMMOVE ${label}: ${r.atcMisses} ATC misses in the timed loop (not warm)`);
