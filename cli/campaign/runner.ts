@@ -27,8 +27,12 @@ export interface CampaignOptions<I> {
   workers?: number;
   /** Per-job wall-clock limit in ms (default 60000). */
   timeoutMs?: number;
-  /** Called as each job finishes (progress, records). */
-  onResult?: (job: CampaignJob<I>, r: ScenarioResult, ms: number) => void;
+  /**
+   * Called as each job finishes (progress, records); `worker` numbers the
+   * worker thread that ran it (0, 1, .. in the order they started; a worker
+   * that replaces one lost to a timeout or a crash takes the next number).
+   */
+  onResult?: (job: CampaignJob<I>, r: ScenarioResult, ms: number, worker: number) => void;
   /** Stops the campaign: no job starts after it aborts, running ones are abandoned (not reported). */
   signal?: AbortSignal;
 }
@@ -86,7 +90,9 @@ export async function runCampaign<I>(opts: CampaignOptions<I>): Promise<Campaign
     if (aborted) return stop();
     opts.signal?.addEventListener('abort', stop, { once: true });
     let live = 0;
+    let started = 0;
     const spawn = () => {
+      const index = started++;
       const w = newWorker();
       workers.add(w);
       live++;
@@ -103,7 +109,7 @@ export async function runCampaign<I>(opts: CampaignOptions<I>): Promise<Campaign
       const record = (job: CampaignJob<I>, result: ScenarioResult, ms: number) => {
         if (aborted) return;
         results.push({ id: job.id, result, ms });
-        opts.onResult?.(job, result, ms);
+        opts.onResult?.(job, result, ms, index);
       };
       const next = () => {
         current = queue.shift();

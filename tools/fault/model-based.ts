@@ -425,10 +425,13 @@ export class SequenceExecutor {
   }
 }
 
+/** 0, 1, .., 255, 0, 1, ..: a page of the ramp starts at any byte value (pattern copies one window of it). */
+const RAMP = Uint8Array.from({ length: MB_PAGE + 256 }, (_, i) => i & 0xff);
+
+/** The bytes buffer page `page` of world `world` holds: byte i is (world * 64 + page * 7 + i) & 0xff. */
 function pattern(world: number, page: number): Uint8Array {
-  const b = new Uint8Array(MB_PAGE);
-  for (let i = 0; i < MB_PAGE; i++) b[i] = (world * 64 + page * 7 + i) & 0xff;
-  return b;
+  const start = (world * 64 + page * 7) & 0xff;
+  return RAMP.slice(start, start + MB_PAGE);
 }
 
 const retainedCache = new Map<string, number>();
