@@ -19,6 +19,7 @@ import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { CampaignJob, ScenarioRef, ScenarioResult, WorkerReply } from '../../tools/campaign/types.ts';
 import { tally, type CampaignTally } from '../../tools/campaign/summary.ts';
+import { bundledWorker } from './worker-bundle.ts';
 
 export interface CampaignOptions<I> {
   scenario: ScenarioRef;
@@ -59,8 +60,14 @@ function tsxApi(): string {
   }
 }
 
-/** Workers start from a small bootstrap that registers tsx (TypeScript) and then loads worker.ts. */
-function newWorker(): Worker {
+/**
+ * A worker from the bundle of the scenario's module when there is one
+ * (worker-bundle.ts); else from a small bootstrap that registers tsx
+ * (TypeScript) and then loads worker.ts.
+ */
+function newWorker(bundle: URL | undefined): Worker {
+  // Source maps on before the bundle loads, so stack traces in results name the TypeScript sources.
+  if (bundle !== undefined) return new Worker(`process.setSourceMapsEnabled(true); import(${JSON.stringify(bundle.href)});`, { eval: true, execArgv: [] });
   const entry = new URL('./worker.ts', import.meta.url).href;
   const boot = `import(${JSON.stringify(tsxApi())}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
   return new Worker(boot, { eval: true, execArgv: [] });
@@ -78,6 +85,7 @@ export async function runCampaign<I>(opts: CampaignOptions<I>): Promise<Campaign
   const timers = new Set<ReturnType<typeof setTimeout>>();
   let aborted = opts.signal?.aborted ?? false;
   let stop = () => {};
+  const bundle = opts.jobs.length > 0 && !aborted ? await bundledWorker(opts.scenario) : undefined;
 
   await new Promise<void>((resolve) => {
     stop = () => {
@@ -93,7 +101,7 @@ export async function runCampaign<I>(opts: CampaignOptions<I>): Promise<Campaign
     let started = 0;
     const spawn = () => {
       const index = started++;
-      const w = newWorker();
+      const w = newWorker(bundle);
       workers.add(w);
       live++;
       let current: CampaignJob<I> | undefined;

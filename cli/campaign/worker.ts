@@ -1,34 +1,4 @@
-/** Campaign worker: runs one job at a time, as the runner hands them out. */
-import { parentPort } from 'node:worker_threads';
-import { pathToFileURL } from 'node:url';
-import type { ScenarioResult, WorkerReply, WorkerRequest } from '../../tools/campaign/types.ts';
+/** Campaign worker started through tsx: the scenario modules are imported (TypeScript) as jobs name them. */
+import { serveJobs } from './worker-loop.ts';
 
-type ScenarioFn = (input: unknown) => ScenarioResult | Promise<ScenarioResult>;
-const cache = new Map<string, ScenarioFn>();
-
-async function load(module: string, exportName: string): Promise<ScenarioFn> {
-  const key = `${module}#${exportName}`;
-  let fn = cache.get(key);
-  if (fn === undefined) {
-    const url = module.startsWith('file:') ? module : pathToFileURL(module).href;
-    const mod = (await import(url)) as Record<string, unknown>;
-    const f = mod[exportName];
-    if (typeof f !== 'function') throw new Error(`${module} has no exported function ${exportName}`);
-    fn = f as ScenarioFn;
-    cache.set(key, fn);
-  }
-  return fn;
-}
-
-parentPort!.on('message', async (req: WorkerRequest) => {
-  const t0 = performance.now();
-  let result: ScenarioResult;
-  try {
-    const fn = await load(req.scenario.module, req.scenario.exportName);
-    result = await fn(req.job.input);
-  } catch (e) {
-    result = { outcome: 'exception', detail: `the scenario threw: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}` };
-  }
-  const reply: WorkerReply = { id: req.job.id, result, ms: performance.now() - t0 };
-  parentPort!.postMessage(reply);
-});
+serveJobs(new Map());
