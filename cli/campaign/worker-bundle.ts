@@ -16,11 +16,12 @@
  * bundled), and stack traces name the TypeScript sources (an inline source
  * map, which the worker's bootstrap turns on before loading the bundle), so
  * results read as with tsx. The bundle is a file in the system's temporary
- * folder named by a hash of its text (the same sources reuse it).
+ * folder named by hashes of the module and of its text: the same sources
+ * reuse it, and a new bundle of a module replaces that module's older ones.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -69,6 +70,8 @@ async function build(key: string, moduleUrl: string): Promise<URL | undefined> {
     target: 'node20',
     write: false,
     sourcemap: 'inline',
+    // Stack traces need positions only (the sources are on disk): a third of the size.
+    sourcesContent: false,
     // Source map paths as file URLs, so stack frames name the files as tsx's do.
     sourceRoot: ROOT,
     absWorkingDir: rootDir,
@@ -90,12 +93,23 @@ async function build(key: string, moduleUrl: string): Promise<URL | undefined> {
     ],
   });
   const code = r.outputFiles[0]!.text;
-  const file = join(tmpdir(), `ioemu-campaign-worker-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`);
+  const dir = tmpdir();
+  const prefix = `ioemu-campaign-worker-${hash(moduleUrl).slice(0, 8)}-`;
+  const name = `${prefix}${hash(code).slice(0, 16)}.mjs`;
+  const file = join(dir, name);
   if (!existsSync(file)) {
     // Written beside and renamed into place, so a campaign starting at the same moment never reads half a file.
     const part = `${file}.${process.pid}.part`;
     await writeFile(part, code);
     await rename(part, file);
+    // The same module's bundles of older sources are of no more use.
+    for (const other of await readdir(dir)) {
+      if (other.startsWith(prefix) && other.endsWith('.mjs') && other !== name) await rm(join(dir, other), { force: true });
+    }
   }
   return pathToFileURL(file);
+}
+
+function hash(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }

@@ -76,6 +76,16 @@ t.test('a scenario that throws or hangs is reported (exception, timeout), not fa
   ]);
 });
 
+t.test('a worker runs a module of the package as its source would: its own import.meta.url, modules it imports on demand, stack frames in the TypeScript source', async (t) => {
+  const here = new URL('./campaign-fixtures.ts', import.meta.url).href;
+  const s = await runCampaign({ scenario: { module: here, exportName: 'whereAmI' }, jobs: [{ id: 0, input: null }], workers: 1 });
+  t.equal(s.results[0]!.result.outcome, 'survived', s.results[0]!.result.detail ?? '');
+  const d = JSON.parse(s.results[0]!.result.detail!) as { url: string; engine: string; frame: string };
+  t.equal(d.url, here);
+  t.equal(d.engine, 'DmaEngine');
+  t.match(d.frame, /at whereAmI \(.*test\/tools\/fault\/campaign-fixtures\.ts:\d+:\d+\)/);
+});
+
 t.test('the figures command counts points, fail-nth steps, sequences and fuzz cases, with no invariant violated', async (t) => {
   const { collectFigures, formatFigures } = await import('../../../tools/campaign/figures.ts');
   const { INJECTION_POINTS } = await import('../../../machines/points.ts');
