@@ -1,6 +1,7 @@
 import type { FaultInjector, InjectionPoint } from '../fault/injector.ts';
 import { HOST_INJECTION_POINTS } from './points.ts';
 import { PAGE_SHIFT, PAGE_SIZE } from '../memory/phys-mem.ts';
+import { PfnTable } from './pfn-table.ts';
 
 /** Orders the host hands out: 4 KiB pages up to 1 GiB runs (order 18). */
 export const MAX_ORDER = 18;
@@ -23,7 +24,8 @@ export interface RamSpan {
  */
 export class PageAllocator {
   private readonly free: Set<number>[] = [];
-  private readonly allocated = new Map<number, number>();
+  /** 1 + the order of each live allocation, by its first frame (0: none starts there). */
+  private readonly allocated = new PfnTable();
   private inUse = 0;
   private total = 0;
   private readonly zero: (pa: number, bytes: number) => void;
@@ -77,7 +79,7 @@ export class PageAllocator {
       o--;
       this.free[o]!.add(pfn + 2 ** o);
     }
-    this.allocated.set(pfn, order);
+    this.allocated.set(pfn, order + 1);
     this.inUse += 2 ** order;
     return pfn * PAGE_SIZE;
   }
@@ -89,11 +91,11 @@ export class PageAllocator {
   /** Free a run exactly as it was allocated. Freeing anything else is a kernel bug: it throws. */
   freePages(pa: number, order?: number): void {
     const pfn = pa / PAGE_SIZE;
-    const o = this.allocated.get(pfn);
+    const o = this.orderOf(pa);
     if (o === undefined || (order !== undefined && order !== o)) {
       throw new Error(`bad page free at 0x${pa.toString(16)} order ${order} (allocated order ${o})`);
     }
-    this.allocated.delete(pfn);
+    this.allocated.set(pfn, 0);
     this.inUse -= 2 ** o;
     this.zero(pa, PAGE_SIZE * 2 ** o);
     let p = pfn;
@@ -115,7 +117,8 @@ export class PageAllocator {
 
   /** The order a live allocation at `pa` was made with, or undefined. */
   orderOf(pa: number): number | undefined {
-    return this.allocated.get(pa / PAGE_SIZE);
+    const v = this.allocated.get(pa / PAGE_SIZE);
+    return v === 0 ? undefined : v - 1;
   }
 
   /** An allocator view by byte size, for page-table builders (sizes are powers of two >= 4 KiB). */
