@@ -78,7 +78,14 @@ export interface PageRequestOptions {
  * Stop Markers are not sent: the device has no PASID-drain operation.
  */
 export class PageRequests {
-  private readonly sent = new Map<number, PageGroup>();
+  /**
+   * Sent groups by PRG index, and when each was sent (the order the failure
+   * and reset paths end them in). An array of the 512 indices, not a Map: a
+   * Map emptied by every response reallocates its table each time.
+   */
+  private readonly sent: (PageGroup | undefined)[] = new Array<PageGroup | undefined>(PRG_INDICES).fill(undefined);
+  private readonly sentSeq = new Float64Array(PRG_INDICES);
+  private nextSeq = 0;
   private readonly queue: PageGroup[] = [];
   private inUse = 0;
   private halted = false;
@@ -162,7 +169,8 @@ export class PageRequests {
       if (prg < 0) return;
       this.queue.shift();
       g.prg = prg;
-      this.sent.set(prg, g);
+      this.sent[prg] = g;
+      this.sentSeq[prg] = this.nextSeq++;
       this.inUse += g.pages;
       this.pri.setOutstanding(this.inUse);
       this.groups.value++;
@@ -197,8 +205,20 @@ export class PageRequests {
     }
   }
 
+  /** The group sent with PRG index `prg` (any number: an index out of range has none). */
+  private sentAt(prg: number): PageGroup | undefined {
+    return prg >= 0 && prg < PRG_INDICES ? this.sent[prg] : undefined;
+  }
+
+  /** The sent groups, oldest first. */
+  private sentGroups(): PageGroup[] {
+    const out: PageGroup[] = [];
+    for (const g of this.sent) if (g !== undefined) out.push(g);
+    return out.sort((a, b) => this.sentSeq[a.prg]! - this.sentSeq[b.prg]!);
+  }
+
   private freeIndex(): number {
-    for (let i = 0; i < PRG_INDICES; i++) if (!this.sent.has(i)) return i;
+    for (let i = 0; i < PRG_INDICES; i++) if (this.sent[i] === undefined) return i;
     return -1;
   }
 
@@ -222,7 +242,7 @@ export class PageRequests {
 
   private accept(resp: PrgResponse): void {
     this.responses.value++;
-    const g = this.sent.get(resp.prgIndex);
+    const g = this.sentAt(resp.prgIndex);
     const expected = g !== undefined && (resp.pasid < 0 || g.pasid < 0 || resp.pasid === g.pasid);
     if (this.tracer.wants('dma-engine.pri.response')) {
       this.tracer.trace('dma-engine.pri.response', this.host.name, {
@@ -240,7 +260,7 @@ export class PageRequests {
       this.halted = true;
       this.finish(g, 'failure');
       // No more responses are expected: every other group fails too.
-      for (const other of [...this.sent.values()]) {
+      for (const other of this.sentGroups()) {
         this.release(other);
         this.finish(other, 'failure');
       }
@@ -252,8 +272,8 @@ export class PageRequests {
   }
 
   private release(g: PageGroup): void {
-    if (g.prg < 0 || this.sent.get(g.prg) !== g) return;
-    this.sent.delete(g.prg);
+    if (g.prg < 0 || this.sentAt(g.prg) !== g) return;
+    this.sent[g.prg] = undefined;
     this.inUse -= g.pages;
     this.pri.setOutstanding(this.inUse);
   }
@@ -285,8 +305,8 @@ export class PageRequests {
   /** PRI Reset (with Enable clear): drop every group and the credit count; page requests may resume. */
   interfaceReset(): void {
     this.halted = false;
-    const all = [...this.sent.values(), ...this.queue.splice(0)];
-    this.sent.clear();
+    const all = [...this.sentGroups(), ...this.queue.splice(0)];
+    this.sent.fill(undefined);
     this.inUse = 0;
     this.pri.setOutstanding(0);
     for (const g of all) this.finish(g, 'stopped');
@@ -294,7 +314,7 @@ export class PageRequests {
 
   /** Device reset: as a PRI Reset, and waiters are not called back (the engine is being reset too). */
   reset(): void {
-    for (const g of [...this.sent.values(), ...this.queue]) {
+    for (const g of [...this.sentGroups(), ...this.queue]) {
       g.onDone = undefined;
       this.timers.cancel(g.timeout);
     }

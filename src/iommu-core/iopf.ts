@@ -38,6 +38,11 @@ interface PendingGroup {
   event: ScheduledEvent | undefined;
   handler: IopfHandler | undefined;
   answered: boolean;
+  /** Neighbours on the pending list while the group waits for its answer. */
+  prev: PendingGroup | undefined;
+  next: PendingGroup | undefined;
+  /** The answer callback handed to the handler (made once it runs). */
+  respond: ((code: PageResponseCode) => void) | undefined;
 }
 
 /**
@@ -51,7 +56,14 @@ interface PendingGroup {
 export class IopfQueue {
   private readonly partial = new Map<PciFunction, PageRequest[]>();
   private readonly poisoned = new Map<PciFunction, Set<number>>();
-  private readonly pending = new Map<number, PendingGroup>();
+  /**
+   * Groups reported and not answered, oldest first: a list through the
+   * groups themselves (a Map emptied by every answer reallocates its table
+   * each time, and a PRI fault is one group).
+   */
+  private pendingHead: PendingGroup | undefined = undefined;
+  private pendingTail: PendingGroup | undefined = undefined;
+  private pendingCount = 0;
   /** Devices on the queue (iopf_queue_add_device gave them an iommu_fault_param). */
   private readonly devices = new Set<PciFunction>();
   private nextId = 1;
@@ -153,13 +165,44 @@ export class IopfQueue {
       this.respond(group, 'invalid');
       return;
     }
-    this.pending.set(group.id, group);
+    this.addPending(group);
     group.handler = handler;
     group.event = this.sched.schedule(this.serviceNs, () => this.handle(group), 'iopf.handle');
   }
 
   private newGroup(dev: PciFunction, requests: PageRequest[]): PendingGroup {
-    return { id: this.nextId++, dev, requests, reportedAt: this.sched.now, event: undefined, handler: undefined, answered: false };
+    return {
+      id: this.nextId++, dev, requests, reportedAt: this.sched.now, event: undefined, handler: undefined, answered: false,
+      prev: undefined, next: undefined, respond: undefined,
+    };
+  }
+
+  private addPending(g: PendingGroup): void {
+    g.prev = this.pendingTail;
+    g.next = undefined;
+    if (this.pendingTail === undefined) this.pendingHead = g;
+    else this.pendingTail.next = g;
+    this.pendingTail = g;
+    this.pendingCount++;
+  }
+
+  /** Take `g` off the pending list if it is on it. */
+  private removePending(g: PendingGroup): void {
+    if (g.prev === undefined ? this.pendingHead !== g : g.prev.next !== g) return;
+    if (g.prev === undefined) this.pendingHead = g.next;
+    else g.prev.next = g.next;
+    if (g.next === undefined) this.pendingTail = g.prev;
+    else g.next.prev = g.prev;
+    g.prev = undefined;
+    g.next = undefined;
+    this.pendingCount--;
+  }
+
+  /** The pending groups, oldest first (a copy: answering them edits the list). */
+  private pendingGroups(): PendingGroup[] {
+    const out: PendingGroup[] = [];
+    for (let g = this.pendingHead; g !== undefined; g = g.next) out.push(g);
+    return out;
   }
 
   /** The workqueue runs the group's handler. */
@@ -167,7 +210,8 @@ export class IopfQueue {
     const handler = group.handler;
     group.event = undefined;
     group.handler = undefined;
-    handler?.(group.dev, group.requests, (code) => this.respond(group, code));
+    group.respond ??= (code) => this.respond(group, code);
+    handler?.(group.dev, group.requests, group.respond);
   }
 
   /**
@@ -177,7 +221,7 @@ export class IopfQueue {
    * draining a PASID's page requests, before the PASID goes.
    */
   flushDev(dev: PciFunction): void {
-    for (const g of [...this.pending.values()]) {
+    for (const g of this.pendingGroups()) {
       if (g.dev !== dev || g.event === undefined) continue;
       this.sched.cancel(g.event);
       this.handle(g);
@@ -192,13 +236,13 @@ export class IopfQueue {
 
   /** Groups reported but not answered yet. */
   get outstanding(): number {
-    return this.pending.size;
+    return this.pendingCount;
   }
 
   private respond(group: PendingGroup, code: PageResponseCode): void {
     if (group.answered) return;
     group.answered = true;
-    this.pending.delete(group.id);
+    this.removePending(group);
     if (group.event !== undefined) this.sched.cancel(group.event);
     const last = group.requests[group.requests.length - 1]!;
     const dur = this.sched.now - group.reportedAt;
@@ -219,7 +263,7 @@ export class IopfQueue {
    */
   flush(dev: PciFunction, pasid?: number): number {
     let n = 0;
-    for (const g of [...this.pending.values()]) {
+    for (const g of this.pendingGroups()) {
       if (g.dev !== dev || (pasid !== undefined && g.requests[0]!.pasid !== pasid)) continue;
       this.respond(g, 'invalid');
       n++;
