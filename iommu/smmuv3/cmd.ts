@@ -70,6 +70,9 @@ export const CMD_LAYOUTS: Readonly<Record<number, Layout>> = Object.freeze(
   Object.fromEntries(Object.entries(CMD).map(([k, l]) => [CMD_OP[k as keyof CmdLayouts], l as Layout])),
 );
 
+/** The same by opcode in an array (per command consumed: a frozen record's integer keys are a dictionary lookup). */
+export const CMD_LAYOUT_OF: readonly (Layout | undefined)[] = Array.from({ length: 256 }, (_, op) => CMD_LAYOUTS[op]);
+
 const NAMES = new Map<number, string>(Object.entries(CMD_OP).map(([k, v]) => [v, k]));
 
 /** "TLBI_NH_VA", or "OP_0x99" for an opcode this model does not know. */
@@ -84,7 +87,7 @@ export function cmdOpcode(words: ArrayLike<number>): number {
 
 /** Is any RES0 bit set in a known command? (The allocation-free check; cmdReservedBits lists them.) */
 export function cmdHasReservedBits(words: ArrayLike<number>, opcode: number): boolean {
-  const l = CMD_LAYOUTS[opcode];
+  const l = CMD_LAYOUT_OF[opcode];
   if (l === undefined) return false;
   const m = l.reservedMask;
   for (let i = 0; i < m.length; i++) if ((words[i]! & m[i]!) !== 0) return true;
@@ -104,6 +107,25 @@ export function encodeCommand<N extends CmdName>(op: N, fields: CmdValues<N> = {
   const words = encodeLayout(CMD[name] as Layout, fields as Partial<Record<string, number>>);
   setBits(words, CMD_OPCODE, CMD_OP[name]);
   return words;
+}
+
+const PRI_RESP_F = CMD.PRI_RESP.fields;
+
+/**
+ * CMD_PRI_RESP (§4.6.1) written into `into` (four words): the words
+ * encodeCommand('PRI_RESP', { StreamID, SSV, SubstreamID, PRGIndex, Resp })
+ * gives, without the literal and the new array (a driver sends one per PRI
+ * fault).
+ */
+export function encodePriResp(into: Uint32Array, sid: number, ssv: number, ssid: number, prgIndex: number, resp: number): Uint32Array {
+  into.fill(0);
+  setBits(into, PRI_RESP_F.StreamID, sid);
+  setBits(into, PRI_RESP_F.SSV, ssv);
+  setBits(into, PRI_RESP_F.SubstreamID, ssid);
+  setBits(into, PRI_RESP_F.PRGIndex, prgIndex);
+  setBits(into, PRI_RESP_F.Resp, resp);
+  setBits(into, CMD_OPCODE, CMD_OP.PRI_RESP);
+  return into;
 }
 
 /**

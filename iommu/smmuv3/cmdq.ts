@@ -15,7 +15,7 @@
  * abandoned invalidations are forgotten, so repeating the SYNC completes.
  */
 import { formatLayout, getBits, readField as rf, type BitRange, type FieldTable } from '../../src/hw/layout.ts';
-import type { FieldRef } from '../../src/hw/register-file.ts';
+import type { FieldRef, RegRef } from '../../src/hw/register-file.ts';
 import type { ScheduledEvent } from '../../src/sim/scheduler.ts';
 import type { Counter } from '../../src/trace/counters.ts';
 import type { AtcInvalidator } from './atc-inv.ts';
@@ -23,6 +23,7 @@ import {
   CFGI_ALL_RANGE,
   CMD as C,
   CMD_LAYOUTS,
+  CMD_LAYOUT_OF,
   CMD_OP,
   SYNC_CS,
   cmdHasReservedBits,
@@ -48,9 +49,7 @@ const S1_ONLY = 1;
 const S2_ONLY = 2;
 const BOTH = 3;
 /** SSec of each command that has one (it must be 0 on the Non-secure queue). */
-const SSEC = new Map<number, BitRange>(
-  Object.entries(CMD_LAYOUTS).flatMap(([op, l]) => (l.fields['SSec'] === undefined ? [] : [[Number(op), l.fields['SSec']] as const])),
-);
+const SSEC: readonly (BitRange | undefined)[] = CMD_LAYOUT_OF.map((l) => l?.fields['SSec']);
 
 /** What the ATS, PRI and stall commands act on. */
 export interface CommandTargets {
@@ -75,6 +74,10 @@ export class CommandQueue {
   private readonly geo: QueueGeometry;
   /** CMDQ_CONS.RD, resolved once (written per command). */
   private readonly rd: FieldRef;
+  /** Registers read per PROD write, resolved once. */
+  private readonly cr0ack: RegRef;
+  private readonly prodReg: RegRef;
+  private readonly consReg: RegRef;
   private wait: SyncWait | null = null;
   private readonly words = new Uint32Array(4);
   private readonly match = new TlbMatch();
@@ -93,6 +96,9 @@ export class CommandQueue {
     t.atc.onProgress = () => this.checkSync();
     this.geo = new QueueGeometry(core.regs, 'CMDQ_BASE');
     this.rd = core.regs.fieldRef('CMDQ_CONS', 'RD');
+    this.cr0ack = core.regs.ref('CR0ACK');
+    this.prodReg = core.regs.ref('CMDQ_PROD');
+    this.consReg = core.regs.ref('CMDQ_CONS');
   }
 
   /** Is a CMD_SYNC waiting for ATC invalidations? */
@@ -130,11 +136,11 @@ export class CommandQueue {
 
   private consume(): void {
     const r = this.core.regs;
-    if (this.wait !== null || (r.get('CR0ACK') & CR0.CMDQEN) === 0 || this.irq.gerrorActive(GERROR.CMDQ_ERR)) return;
+    if (this.wait !== null || (this.cr0ack.get() & CR0.CMDQEN) === 0 || this.irq.gerrorActive(GERROR.CMDQ_ERR)) return;
     const g = this.geo.read(this.core.features.cmdqLog2Max, 16);
     const m = g.mask;
-    const prod = r.get('CMDQ_PROD') & m;
-    let cons = r.get('CMDQ_CONS') & m;
+    const prod = this.prodReg.get() & m;
+    let cons = this.consReg.get() & m;
     for (let budget = 2 ** g.log2; cons !== prod && budget > 0; budget--) {
       const err = this.fetchAndRun(g.entryAddr(cons, 16), cons);
       if (err === WAIT) return;
@@ -189,11 +195,11 @@ export class CommandQueue {
   }
 
   private execute(w: Uint32Array, op: number): number {
-    if (CMD_LAYOUTS[op] === undefined) return this.err(CERROR.ILL, 'unknown or unsupported opcode');
+    if (CMD_LAYOUT_OF[op] === undefined) return this.err(CERROR.ILL, 'unknown or unsupported opcode');
     // IDR0.Hyp == 0: the EL2 invalidations are CERROR_ILL (§4.4.2).
     if (op >= CMD_OP.TLBI_EL2_ALL && op <= CMD_OP.TLBI_EL2_VAA) return this.err(CERROR.ILL, 'EL2 TLBI without IDR0.Hyp');
     if (cmdHasReservedBits(w, op)) return this.err(CERROR.ILL, `RES0 bits set: ${cmdReservedBits(w, op).join(',')}`);
-    const ssec = SSEC.get(op);
+    const ssec = SSEC[op];
     if (ssec !== undefined && getBits(w, ssec) !== 0) return this.err(CERROR.ILL, 'SSec on the Non-secure queue');
     const cfg = this.config;
     // Each case reads its own command's fields: a field the command lacks does not compile.

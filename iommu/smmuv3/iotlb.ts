@@ -5,9 +5,9 @@
  * VMID). Nested translations are cached as their two parts, so TLBI_S2_IPA
  * reaches the stage 2 half and TLBI_NH_* the stage 1 half.
  *
- * Lookup is allocation-free: a Map keyed by one number combining an interned
- * tag, the leaf size and the input frame number, probed once per leaf size
- * present. Replacement is least-recently-used (an intrusive list). At most
+ * Lookup is allocation-free: a hash table (chains through the entries)
+ * keyed by one number combining an interned tag, the leaf size and the input
+ * frame number, probed once per leaf size present. Replacement is least-recently-used (an intrusive list). At most
  * 1024 distinct tags are live: interning the 1025th flushes the TLB (a
  * documented over-invalidation).
  */
@@ -26,8 +26,8 @@ const IA_LIMIT = 2 ** 52;
 const SIZE_SLOT = new Int8Array(64).fill(-1);
 for (const [i, s] of [12, 14, 16, 21, 25, 29, 30, 42].entries()) SIZE_SLOT[s] = i;
 const POW2: readonly number[] = Array.from({ length: 64 }, (_, i) => 2 ** i);
-const FRONT_SLOTS = 4096;
-const FRONT_MASK = FRONT_SLOTS - 1;
+/** Hash buckets at least (more for a larger TLB: about two per entry). */
+const MIN_BUCKETS = 4096;
 
 export class IotlbEntry {
   key = 0;
@@ -46,6 +46,8 @@ export class IotlbEntry {
   attrs = 0;
   prev: IotlbEntry | null = null;
   next: IotlbEntry | null = null;
+  /** The next entry of its hash bucket. */
+  chain: IotlbEntry | null = null;
 }
 
 /** What an invalidation matches; one instance is reused by the command processor. */
@@ -96,14 +98,15 @@ export class Iotlb {
   epoch = 0;
   /** Global stage 1 entries present (lookups skip the global probe when 0). */
   globals = 0;
-  private readonly map = new Map<number, IotlbEntry>();
   /**
-   * A direct-mapped front of `map` (slot = low bits of the key): most hits
-   * find their entry here without hashing. It only ever holds live entries
-   * (insert fills a slot, remove and flush clear it), so it changes nothing
-   * but speed; a slot collision falls back to the Map.
+   * The entries by key: bucket = low bits of the key, chained through the
+   * entries. Not a Map: a full TLB replaces an entry per miss, and a Map's
+   * delete and set of a number key (beyond 31 bits here) cost more than the
+   * walk they save.
    */
-  private readonly front: (IotlbEntry | undefined)[] = new Array<IotlbEntry | undefined>(FRONT_SLOTS).fill(undefined);
+  private readonly buckets: (IotlbEntry | null)[];
+  private readonly bucketMask: number;
+  private count = 0;
   private readonly tags = new Map<number, number>();
   private readonly sizeCount = new Uint32Array(8);
   private readonly present: number[] = [];
@@ -113,10 +116,21 @@ export class Iotlb {
   constructor(
     readonly capacity: number,
     private readonly c: IotlbCounters,
-  ) {}
+  ) {
+    let n = MIN_BUCKETS;
+    while (n < 2 * capacity && n < 2 ** 24) n *= 2;
+    this.buckets = new Array<IotlbEntry | null>(n).fill(null);
+    this.bucketMask = n - 1;
+  }
 
   get size(): number {
-    return this.map.size;
+    return this.count;
+  }
+
+  /** The entry cached under `key`, if any. */
+  private find(key: number): IotlbEntry | undefined {
+    for (let e: IotlbEntry | null = this.buckets[key & this.bucketMask]!; e !== null; e = e.chain) if (e.key === key) return e;
+    return undefined;
   }
 
   /** The tag of a translation regime: kind, VMID, ASID (ASID_GLOBAL for global entries). */
@@ -155,10 +169,7 @@ export class Iotlb {
       for (let i = 0; i < p.length; i++) {
         const s = p[i]!;
         const key = base + SIZE_SLOT[s]! * SLOT_MUL + Math.floor(ia / POW2[s]!);
-        const f = this.front[key & FRONT_MASK];
-        if (f !== undefined && f.key === key) return f;
-        const e = this.map.get(key);
-        if (e !== undefined) return e;
+        for (let e: IotlbEntry | null = this.buckets[key & this.bucketMask]!; e !== null; e = e.chain) if (e.key === key) return e;
       }
     }
     return undefined;
@@ -171,16 +182,21 @@ export class Iotlb {
     const size = POW2[shift]!;
     const off = ia % size;
     const key = tagId * TAG_MUL + slot * SLOT_MUL + (ia - off) / size;
-    let e = this.map.get(key);
+    let e = this.find(key);
     if (e === undefined) {
-      if (this.map.size >= this.capacity && this.tail !== null) {
-        this.remove(this.tail);
+      let spare: IotlbEntry | undefined;
+      if (this.count >= this.capacity && this.tail !== null) {
+        spare = this.tail;
+        this.remove(spare);
         this.c.evict.value++;
       }
-      e = new IotlbEntry();
+      // The evicted entry is unreferenced now (entries() hands out the live ones): reuse it.
+      e = spare ?? new IotlbEntry();
       e.key = key;
-      this.map.set(key, e);
-      this.front[key & FRONT_MASK] = e;
+      const b = key & this.bucketMask;
+      e.chain = this.buckets[b]!;
+      this.buckets[b] = e;
+      this.count++;
       this.link(e);
       if (this.sizeCount[slot]!++ === 0) this.rebuildPresent();
       this.c.insert.value++;
@@ -218,9 +234,9 @@ export class Iotlb {
 
   /** Drop everything and forget the tags. */
   flush(): number {
-    const n = this.map.size;
-    this.map.clear();
-    this.front.fill(undefined);
+    const n = this.count;
+    this.buckets.fill(null);
+    this.count = 0;
     this.tags.clear();
     this.sizeCount.fill(0);
     this.present.length = 0;
@@ -239,8 +255,14 @@ export class Iotlb {
   }
 
   private remove(e: IotlbEntry): void {
-    this.map.delete(e.key);
-    if (this.front[e.key & FRONT_MASK] === e) this.front[e.key & FRONT_MASK] = undefined;
+    const b = e.key & this.bucketMask;
+    if (this.buckets[b] === e) this.buckets[b] = e.chain;
+    else for (let p: IotlbEntry | null = this.buckets[b]!; p !== null; p = p.chain) if (p.chain === e) {
+      p.chain = e.chain;
+      break;
+    }
+    e.chain = null;
+    this.count--;
     this.unlink(e);
     if (e.asid === ASID_GLOBAL) this.globals--;
     const slot = SIZE_SLOT[Math.log2(e.size)]!;

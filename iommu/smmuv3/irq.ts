@@ -10,7 +10,7 @@
  * error by toggling GERROR, software acknowledges by toggling GERRORN.
  */
 import type { InjectionPoint } from '../../src/fault/injector.ts';
-import type { FieldRef, RegisterFile } from '../../src/hw/register-file.ts';
+import type { FieldRef, RegRef, RegisterFile } from '../../src/hw/register-file.ts';
 import { MEMTX_OK, type PhysMem } from '../../src/memory/phys-mem.ts';
 import type { Counter } from '../../src/trace/counters.ts';
 import type { Tracer } from '../../src/trace/tracer.ts';
@@ -19,9 +19,9 @@ import { GERROR, IRQ_CTRL, type GerrorName, type SmmuRegMap } from './regs.ts';
 export type Smmuv3IrqLine = 'eventq' | 'priq' | 'gerror' | 'cmdq-sync';
 
 const QUEUE_IRQ = {
-  eventq: { cfg: 'EVENTQ', enable: IRQ_CTRL.EVENTQ_IRQEN, abt: GERROR.MSI_EVENTQ_ABT_ERR },
-  priq: { cfg: 'PRIQ', enable: IRQ_CTRL.PRIQ_IRQEN, abt: GERROR.MSI_PRIQ_ABT_ERR },
-  gerror: { cfg: 'GERROR', enable: IRQ_CTRL.GERROR_IRQEN, abt: GERROR.MSI_GERROR_ABT_ERR },
+  eventq: { enable: IRQ_CTRL.EVENTQ_IRQEN, abt: GERROR.MSI_EVENTQ_ABT_ERR },
+  priq: { enable: IRQ_CTRL.PRIQ_IRQEN, abt: GERROR.MSI_PRIQ_ABT_ERR },
+  gerror: { enable: IRQ_CTRL.GERROR_IRQEN, abt: GERROR.MSI_GERROR_ABT_ERR },
 } as const;
 
 const GERROR_NAMES = new Map<number, string>(Object.entries(GERROR).map(([k, v]) => [v, k]));
@@ -30,6 +30,11 @@ export class Interrupts {
   private readonly scratch = new Uint8Array(4);
   /** *_IRQ_CFG0.ADDR of each queue line, resolved once (read per interrupt). */
   private readonly cfgAddrs: Readonly<Record<keyof typeof QUEUE_IRQ, FieldRef>>;
+  /** *_IRQ_CFG1 (the MSI data) of each queue line, and the registers read per interrupt or error check, resolved once. */
+  private readonly cfgData: Readonly<Record<keyof typeof QUEUE_IRQ, RegRef>>;
+  private readonly gerror: RegRef;
+  private readonly gerrorn: RegRef;
+  private readonly irqCtrlAck: RegRef;
 
   constructor(
     private readonly regs: RegisterFile<SmmuRegMap>,
@@ -44,11 +49,15 @@ export class Interrupts {
       eventq: regs.fieldRef('EVENTQ_IRQ_CFG0', 'ADDR'), priq: regs.fieldRef('PRIQ_IRQ_CFG0', 'ADDR'),
       gerror: regs.fieldRef('GERROR_IRQ_CFG0', 'ADDR'),
     };
+    this.cfgData = { eventq: regs.ref('EVENTQ_IRQ_CFG1'), priq: regs.ref('PRIQ_IRQ_CFG1'), gerror: regs.ref('GERROR_IRQ_CFG1') };
+    this.gerror = regs.ref('GERROR');
+    this.gerrorn = regs.ref('GERRORN');
+    this.irqCtrlAck = regs.ref('IRQ_CTRLACK');
   }
 
   /** Is global error `bit` active (GERROR != GERRORN)? */
   gerrorActive(bit: number): boolean {
-    return ((this.regs.get('GERROR') ^ this.regs.get('GERRORN')) & bit) !== 0;
+    return ((this.gerror.get() ^ this.gerrorn.get()) & bit) !== 0;
   }
 
   /** Activate a global error (no effect while it is already active) and signal it. */
@@ -67,11 +76,11 @@ export class Interrupts {
   /** Raise a queue or GERROR interrupt if IRQ_CTRL enables it. */
   signal(line: 'eventq' | 'priq' | 'gerror', msiAllowed = true): void {
     const q = QUEUE_IRQ[line];
-    if ((this.regs.get('IRQ_CTRLACK') & q.enable) === 0) return;
+    if ((this.irqCtrlAck.get() & q.enable) === 0) return;
     // *_IRQ_CFG0.ADDR: the MSI's address (bits 55:52 are RES0 with a 52-bit OAS).
     const addr = this.cfgAddrs[line].get() * 4;
     if (addr !== 0 && msiAllowed) {
-      if (!this.msi(line, addr, this.regs.get(`${q.cfg}_IRQ_CFG1`))) this.activateGerror(q.abt);
+      if (!this.msi(line, addr, this.cfgData[line].get())) this.activateGerror(q.abt);
     } else {
       this.raiseWired(line);
     }

@@ -29,6 +29,7 @@
  * the StreamID and PASID of a recorded request is software's job (Linux
  * arm_smmu_handle_ppr).
  */
+import type { RegRef } from '../../src/hw/register-file.ts';
 import { MEMTX_OK } from '../../src/memory/phys-mem.ts';
 import { NO_PASID } from '../../src/pci/transaction.ts';
 import type { PageRequestMessage, PrgResponseCode } from '../../src/pci/ats-messages.ts';
@@ -89,6 +90,10 @@ export class PriQueue {
   private readonly words = new Uint32Array(PRIQ_BYTES / 4);
   /** Scratch for the overflow response's STE lookup (never recorded). */
   private readonly ev = new EventInfo();
+  /** Registers read per page request, resolved once. */
+  private readonly cr0ack: RegRef;
+  private readonly prodReg: RegRef;
+  private readonly consReg: RegRef;
 
   constructor(
     private readonly core: SmmuCore,
@@ -98,6 +103,9 @@ export class PriQueue {
     private readonly c: PriQueueCounters,
   ) {
     this.geo = new QueueGeometry(core.regs, 'PRIQ_BASE');
+    this.cr0ack = core.regs.ref('CR0ACK');
+    this.prodReg = core.regs.ref('PRIQ_PROD');
+    this.consReg = core.regs.ref('PRIQ_CONS');
   }
 
   /** A Page Request Message (or Stop Marker) from an endpoint. */
@@ -133,16 +141,15 @@ export class PriQueue {
   }
 
   private write(m: PageRequestMessage): PriOutcome {
-    const r = this.core.regs;
-    if ((r.get('CR0ACK') & CR0.PRIQEN) === 0 || this.irq.gerrorActive(GERROR.PRIQ_ABT_ERR)) return 'disabled';
+    if ((this.cr0ack.get() & CR0.PRIQEN) === 0 || this.irq.gerrorActive(GERROR.PRIQ_ABT_ERR)) return 'disabled';
     const g = this.geo.read(this.core.features.priqLog2Max, PRIQ_BYTES);
-    const prodReg = r.get('PRIQ_PROD');
-    const consReg = r.get('PRIQ_CONS');
+    const prodReg = this.prodReg.get();
+    const consReg = this.consReg.get();
     const mask = g.mask;
     const prod = prodReg & mask;
     if (queueFull(prod, consReg & mask, g.log2)) {
       // §8.2: toggle OVFLG unless an overflow is already unacknowledged.
-      if (((prodReg ^ consReg) & Q_OVF) === 0) r.set('PRIQ_PROD', (prodReg ^ Q_OVF) >>> 0);
+      if (((prodReg ^ consReg) & Q_OVF) === 0) this.prodReg.set((prodReg ^ Q_OVF) >>> 0);
       return 'overflow';
     }
     const words = encodePriRecord(m, this.words);
@@ -166,7 +173,7 @@ export class PriQueue {
       this.irq.activateGerror(GERROR.PRIQ_ABT_ERR);
       return 'lost';
     }
-    r.set('PRIQ_PROD', ((prodReg & Q_OVF) | queueNext(prod, g.log2)) >>> 0);
+    this.prodReg.set(((prodReg & Q_OVF) | queueNext(prod, g.log2)) >>> 0);
     this.irq.signal('priq');
     return 'recorded';
   }

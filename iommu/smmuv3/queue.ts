@@ -35,32 +35,42 @@ export class QueueGeometry {
   read(log2Max: number, entryBytes: number): this {
     this.log2 = Math.min(this.log2Size.get(), log2Max);
     const addr = (this.addr.get() % 2 ** (52 - 5)) * 32;
-    const align = Math.max(entryBytes * 2 ** this.log2, 32);
+    const align = Math.max(entryBytes * pow2(this.log2), 32);
     this.base = addr - (addr % align);
     return this;
   }
 
   /** Bits of PROD/CONS that hold index and wrap flag. */
   get mask(): number {
-    return 2 ** (this.log2 + 1) - 1;
+    return indexMask(this.log2);
   }
 
   entryAddr(index: number, entryBytes: number): number {
-    return this.base + (index % 2 ** this.log2) * entryBytes;
+    return this.base + (index % pow2(this.log2)) * entryBytes;
   }
 }
 
+/** 2^n: a shift for the queue sizes there are (LOG2SIZE <= 19), a power beyond. */
+function pow2(n: number): number {
+  return n >= 0 && n < 30 ? 1 << n : 2 ** n;
+}
+
+/** 2^(log2 + 1) - 1: the index bits and the wrap flag (per command, event and page request). */
+function indexMask(log2: number): number {
+  return pow2(log2 + 1) - 1;
+}
+
 export function queueEmpty(prod: number, cons: number, log2: number): boolean {
-  return ((prod ^ cons) & (2 ** (log2 + 1) - 1)) === 0;
+  return ((prod ^ cons) & indexMask(log2)) === 0;
 }
 
 export function queueFull(prod: number, cons: number, log2: number): boolean {
-  return ((prod ^ cons) & (2 ** (log2 + 1) - 1)) === 2 ** log2;
+  return ((prod ^ cons) & indexMask(log2)) === pow2(log2);
 }
 
 /** The next index (with wrap flag) after `v`. */
 export function queueNext(v: number, log2: number): number {
-  return (v + 1) & (2 ** (log2 + 1) - 1);
+  return (v + 1) & indexMask(log2);
 }
 
 export type EventOutcome = 'recorded' | 'suppressed' | 'overflow' | 'disabled' | 'lost';

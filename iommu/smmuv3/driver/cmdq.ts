@@ -21,6 +21,9 @@ export class CommandQueue {
   /** CMD_SYNCs that reported CERROR_ATC_INV_SYNC (an ATC invalidation never completed). */
   atcTimeouts = 0;
   commandsIssued = 0;
+  /** Entries in the queue, and the bits of PROD/CONS that hold index and wrap flag. */
+  private readonly entries: number;
+  private readonly indexMask: number;
 
   constructor(
     private readonly mmio: PhysMem,
@@ -30,7 +33,10 @@ export class CommandQueue {
     readonly log2: number,
     private readonly scheduler: Scheduler,
     private readonly onError: (cerror: number, cmdWords: Uint32Array) => void,
-  ) {}
+  ) {
+    this.entries = 2 ** log2;
+    this.indexMask = 2 * this.entries - 1;
+  }
 
   private cons(): number {
     return this.mmio.read32(this.regBase + SMMU_REG.CMDQ_CONS);
@@ -58,6 +64,12 @@ export class CommandQueue {
     return false;
   }
 
+  /** Queue one encoded command without waiting (the words are copied into the queue). */
+  issueWords(cmd: Uint32Array): void {
+    this.put(cmd);
+    this.publish();
+  }
+
   issueOne<N extends CmdName>(op: N, fields: CmdValues<N> = {}, sync = true): boolean {
     const c = encodeCommand(op, fields);
     if (sync) return this.issueSync([c]);
@@ -66,15 +78,15 @@ export class CommandQueue {
   }
 
   private entryAddr(index: number): number {
-    return this.base + (index % 2 ** this.log2) * ENTRY_BYTES;
+    return this.base + (index % this.entries) * ENTRY_BYTES;
   }
 
   private put(cmd: Uint32Array): void {
     // A full queue is drained by publishing what is there first (the SMMU consumes synchronously).
-    if (queueFull(this.prod, this.cons() & (2 ** (this.log2 + 1) - 1), this.log2)) this.publish();
+    if (queueFull(this.prod, this.cons() & this.indexMask, this.log2)) this.publish();
     const a = this.entryAddr(this.prod);
     for (let i = 0; i < 4; i++) this.mem.write32(a + 4 * i, cmd[i] ?? 0);
-    this.prod = (this.prod + 1) & (2 ** (this.log2 + 1) - 1);
+    this.prod = (this.prod + 1) & this.indexMask;
     this.commandsIssued++;
   }
 
@@ -91,10 +103,11 @@ export class CommandQueue {
    * and is consumed again (it may well time out again).
    */
   private stalledOnError(): boolean {
-    const cons = this.cons();
     const gerror = this.mmio.read32(this.regBase + SMMU_REG.GERROR);
     const gerrorn = this.mmio.read32(this.regBase + SMMU_REG.GERRORN);
     if (((gerror ^ gerrorn) & GERROR.CMDQ_ERR) === 0) return false;
+    // CONS says where and why only when the queue stopped (register reads have no side effects).
+    const cons = this.cons();
     this.errors++;
     const err = SMMU_REGS.get('CMDQ_CONS', cons, 'ERR');
     const at = this.entryAddr(SMMU_REGS.get('CMDQ_CONS', cons, 'RD'));

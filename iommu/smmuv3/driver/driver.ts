@@ -8,7 +8,7 @@ import type {
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
 import { createVmsaBuilder, type VmsaBuilder } from '../../pgtable/vmsa-builder.ts';
 import { decodeLayout } from '../../../src/hw/layout.ts';
-import { cmdOpcode } from '../cmd.ts';
+import { cmdOpcode, encodePriResp } from '../cmd.ts';
 import { CR0, OAS_BITS, PRI_RESP, SMMU_REG, SMMU_REGS, STRTAB_FMT_2LVL } from '../regs.ts';
 import { CommandQueue } from './cmdq.ts';
 import { S1Domain, S2Domain, StaticDomain, SvaDomain } from './domains.ts';
@@ -98,6 +98,8 @@ export class Smmuv3Driver implements IommuDriver {
   /** Stage 1 and stage 2 both present: nest parents and vIOMMUs are offered. */
   nestingSupported = false;
   private cr0 = 0;
+  /** Scratch for a CMD_PRI_RESP (copied into the queue at once). */
+  private readonly respWords = new Uint32Array(4);
   /** How PRI is treated (SmmuPriMode). */
   readonly priMode: SmmuPriMode;
 
@@ -426,7 +428,7 @@ export class Smmuv3Driver implements IommuDriver {
     }
     const resp = code === 'success' ? PRI_RESP.SUCCESS : code === 'invalid' ? PRI_RESP.DENY : PRI_RESP.FAIL;
     const ssv = req.needsPasid && req.pasid >= 0;
-    this.cmdq.issueOne('PRI_RESP', { StreamID: m.sid, SSV: ssv ? 1 : 0, SubstreamID: ssv ? req.pasid : 0, PRGIndex: req.grpid, Resp: resp }, false);
+    this.cmdq.issueWords(encodePriResp(this.respWords, m.sid, ssv ? 1 : 0, ssv ? req.pasid : 0, req.grpid, resp));
   }
 
   hwInfo(dev: PciFunction): HwInfo {

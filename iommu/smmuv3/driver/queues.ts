@@ -157,9 +157,10 @@ export class FaultQueues {
 
   /** Consume records from CONS to PROD, calling `each` with each record's address; returns how many. */
   private drain(prodReg: number, consReg: number, base: number, log2: number, bytes: number, each: (addr: number) => void): number {
-    const mask = 2 ** (log2 + 1) - 1;
+    const entries = 2 ** log2;
+    const mask = 2 * entries - 1;
     let n = 0;
-    for (let guard = 0; guard < 2 ** log2 + 1; guard++) {
+    for (let guard = 0; guard < entries + 1; guard++) {
       const prod = this.r32(prodReg);
       let cons = this.r32(consReg) & mask;
       // Acknowledge an overflow by copying OVFLG into OVACKFLG (§7.4, §8.2).
@@ -167,7 +168,7 @@ export class FaultQueues {
         this.w32(consReg, cons | (prod & Q_OVF));
         break;
       }
-      each(base + (cons % 2 ** log2) * bytes);
+      each(base + (cons % entries) * bytes);
       cons = (cons + 1) & mask;
       this.w32(consReg, cons | (prod & Q_OVF));
       n++;
