@@ -5,8 +5,12 @@
  * leave only by eviction or by an invalidation.
  *
  * Layout for a fast, allocation-free hit: one bucket per (DID, PASID) tag,
- * each a Map keyed by the number `pageIndex * 4 + sizeCode` (pageIndex is
- * the 4 KiB frame number of the page base, < 2^45, so keys stay exact).
+ * its entries keyed by the number `pageIndex * 4 + sizeCode` (pageIndex is
+ * the 4 KiB frame number of the page base, < 2^45, so keys stay exact) in a
+ * hash table shared by all buckets (chained through the entries; a
+ * bucket's entries are also on a list of its own, for invalidation).
+ * Not a Map per bucket: a full IOTLB replaces an entry per miss, and a
+ * Map's delete and set of number keys cost more than the chain walk.
  * Entry objects are pooled and reused after eviction or invalidation.
  */
 import type { Counter } from '../../src/trace/counters.ts';
@@ -34,22 +38,29 @@ export class IotlbEntry {
   irqOverlap = false;
   prev: IotlbEntry | null = null;
   next: IotlbEntry | null = null;
+  /** The next entry of its hash slot. */
+  chain: IotlbEntry | null = null;
+  /** Neighbours on its bucket's list. */
+  bprev: IotlbEntry | null = null;
+  bnext: IotlbEntry | null = null;
 }
 
 export class IotlbBucket {
-  readonly map = new Map<number, IotlbEntry>();
+  /** The bucket's entries (a list through them, newest first) and how many. */
+  first: IotlbEntry | null = null;
+  size = 0;
   /** Entries per size code, so a lookup skips sizes the bucket does not hold. */
   readonly perSize = new Int32Array(3);
   constructor(
     readonly did: number,
     readonly pasid: number,
-    /** Spreads the buckets over the IOTLB's direct-mapped front. */
+    /** Spreads the buckets over the IOTLB's hash slots. */
     readonly salt = 0,
   ) {}
 }
 
-const FRONT_SLOTS = 4096;
-const FRONT_MASK = FRONT_SLOTS - 1;
+/** Hash slots at least (more for a larger IOTLB: about two per entry). */
+const MIN_SLOTS = 4096;
 
 export interface IotlbCounters {
   hit: Counter;
@@ -65,13 +76,9 @@ export class Iotlb {
   private readonly head = new IotlbEntry();
   private readonly pool: IotlbEntry[] = [];
   private count = 0;
-  /**
-   * A direct-mapped front of the buckets' Maps (slot from the key and the
-   * bucket's salt): most hits find their entry without hashing. It only holds
-   * live entries (insert fills a slot, remove clears it), so it changes
-   * nothing but speed; a collision falls back to the Map.
-   */
-  private readonly front: (IotlbEntry | undefined)[] = new Array<IotlbEntry | undefined>(FRONT_SLOTS).fill(undefined);
+  /** Hash slots (slot from the key and the bucket's salt), chained through the entries. */
+  private readonly slots: (IotlbEntry | null)[];
+  private readonly slotMask: number;
 
   constructor(
     readonly capacity: number,
@@ -79,6 +86,18 @@ export class Iotlb {
   ) {
     this.head.prev = this.head;
     this.head.next = this.head;
+    let n = MIN_SLOTS;
+    while (n < 2 * capacity && n < 2 ** 24) n *= 2;
+    this.slots = new Array<IotlbEntry | null>(n).fill(null);
+    this.slotMask = n - 1;
+  }
+
+  /** Bucket `b`'s entry under `key`, if any. */
+  private find(b: IotlbBucket, key: number): IotlbEntry | undefined {
+    for (let e: IotlbEntry | null = this.slots[(key + b.salt) & this.slotMask]!; e !== null; e = e.chain) {
+      if (e.key === key && e.bucket === b) return e;
+    }
+    return undefined;
   }
 
   get size(): number {
@@ -104,13 +123,9 @@ export class Iotlb {
     const frame = Math.floor(addr / 4096);
     const ps = b.perSize;
     let e: IotlbEntry | undefined;
-    if (ps[0]! > 0) {
-      const key = frame * 4;
-      const f = this.front[(key + b.salt) & FRONT_MASK];
-      e = f !== undefined && f.key === key && f.bucket === b ? f : b.map.get(key);
-    }
-    if (e === undefined && ps[1]! > 0) e = b.map.get((frame - (frame % 512)) * 4 + 1);
-    if (e === undefined && ps[2]! > 0) e = b.map.get((frame - (frame % 262144)) * 4 + 2);
+    if (ps[0]! > 0) e = this.find(b, frame * 4);
+    if (e === undefined && ps[1]! > 0) e = this.find(b, (frame - (frame % 512)) * 4 + 1);
+    if (e === undefined && ps[2]! > 0) e = this.find(b, (frame - (frame % 262144)) * 4 + 2);
     if (e === undefined) {
       this.c.miss.value++;
       return undefined;
@@ -127,7 +142,7 @@ export class Iotlb {
   insert(b: IotlbBucket, iova: number, size: number, pa: number, perms: number, global: boolean, kind: number, irqOverlap: boolean): IotlbEntry {
     const code = size >= PAGE_SIZES[2]! ? 2 : size >= PAGE_SIZES[1]! ? 1 : 0;
     const key = Math.floor(iova / 4096) * 4 + code;
-    const old = b.map.get(key);
+    const old = this.find(b, key);
     if (old !== undefined) this.remove(old);
     while (this.count >= this.capacity && this.head.prev !== this.head) {
       this.remove(this.head.prev!);
@@ -144,8 +159,14 @@ export class Iotlb {
     e.global = global;
     e.kind = kind;
     e.irqOverlap = irqOverlap;
-    b.map.set(key, e);
-    this.front[(key + b.salt) & FRONT_MASK] = e;
+    const slot = (key + b.salt) & this.slotMask;
+    e.chain = this.slots[slot]!;
+    this.slots[slot] = e;
+    e.bprev = null;
+    e.bnext = b.first;
+    if (b.first !== null) b.first.bprev = e;
+    b.first = e;
+    b.size++;
     b.perSize[code]!++;
     this.linkFront(e);
     this.count++;
@@ -188,10 +209,11 @@ export class Iotlb {
   }
 
   private sweep(b: IotlbBucket, kinds: number, addr: number, bytes: number, withGlobal: boolean): number {
-    if (b.map.size === 0) return 0;
+    if (b.size === 0) return 0;
     const end = addr + bytes;
     let n = 0;
-    for (const e of [...b.map.values()]) {
+    for (let e = b.first, next: IotlbEntry | null; e !== null; e = next) {
+      next = e.bnext;
       if ((e.kind & kinds) === 0 || (e.global && !withGlobal)) continue;
       if (e.iova >= end || e.iova + e.size <= addr) continue;
       this.remove(e);
@@ -202,9 +224,23 @@ export class Iotlb {
 
   private remove(e: IotlbEntry): void {
     const b = e.bucket!;
-    b.map.delete(e.key);
-    const slot = (e.key + b.salt) & FRONT_MASK;
-    if (this.front[slot] === e) this.front[slot] = undefined;
+    const slot = (e.key + b.salt) & this.slotMask;
+    if (this.slots[slot] === e) this.slots[slot] = e.chain;
+    else {
+      for (let p: IotlbEntry | null = this.slots[slot]!; p !== null; p = p.chain) {
+        if (p.chain === e) {
+          p.chain = e.chain;
+          break;
+        }
+      }
+    }
+    e.chain = null;
+    if (e.bprev === null) b.first = e.bnext;
+    else e.bprev.bnext = e.bnext;
+    if (e.bnext !== null) e.bnext.bprev = e.bprev;
+    e.bprev = null;
+    e.bnext = null;
+    b.size--;
     b.perSize[e.sizeCode]!--;
     this.unlink(e);
     e.bucket = null;
