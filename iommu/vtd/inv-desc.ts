@@ -101,6 +101,9 @@ export const DESC_LAYOUTS: Readonly<Record<number, Layout>> = Object.freeze({
   [DESC_PGRP_RESP]: PGRP_RESP_DESC,
 });
 
+/** The same by type in an array (per descriptor executed: a frozen record's integer keys are a dictionary lookup). */
+export const DESC_LAYOUT_OF: readonly (Layout | undefined)[] = Array.from({ length: 128 }, (_, t) => DESC_LAYOUTS[t]);
+
 /** The 7-bit type of a descriptor held as u32 words. */
 export function descType(words: ArrayLike<number>): number {
   return readField(DESC_HEADER, words, 'TYPE_LO') + readField(DESC_HEADER, words, 'TYPE_HI') * 16;

@@ -41,7 +41,7 @@ import type { EventInterrupt } from './interrupts.ts';
 import type { FaultRecorder } from './faults.ts';
 import type { Invalidator } from './invalidate.ts';
 import {
-  CC_INV_DESC, DESC_CC, DESC_DEV_TLB, DESC_IEC, DESC_INV_WAIT, DESC_IOTLB, DESC_LAYOUTS, DESC_PC, DESC_PGRP_RESP, DESC_P_DEV_TLB,
+  CC_INV_DESC, DESC_CC, DESC_DEV_TLB, DESC_IEC, DESC_INV_WAIT, DESC_IOTLB, DESC_LAYOUT_OF, DESC_PC, DESC_PGRP_RESP, DESC_P_DEV_TLB,
   DESC_P_IOTLB, DEV_TLB_INV_DESC, INV_WAIT_DESC, IOTLB_INV_DESC, PC_INV_DESC, PGRP_RC_FAILURE, PGRP_RC_INVALID, PGRP_RC_SUCCESS,
   PGRP_RESP_DESC, P_DEV_TLB_INV_DESC, P_IOTLB_INV_DESC, descType, devTlbRange, waitStatusAddr,
 } from './inv-desc.ts';
@@ -182,7 +182,7 @@ export class InvQueue {
   private execute(w: Uint32Array, index: number): number {
     const { caps, inv } = this.h;
     const type = descType(w);
-    const layout = DESC_LAYOUTS[type];
+    const layout = DESC_LAYOUT_OF[type];
     if (layout === undefined || type === DESC_IEC) return IQEI.INVALID_TYPE;
     if ((type === DESC_DEV_TLB || type === DESC_P_DEV_TLB) && !caps.deviceTlb) return IQEI.INVALID_TYPE;
     if (type === DESC_PGRP_RESP && !caps.pageRequests) return IQEI.INVALID_TYPE;

@@ -3,7 +3,7 @@
  * §6.5.2, layouts in ../inv-desc.ts; the field choices follow Linux
  * intel/dmar.c qi_flush_* helpers). All are 256-bit (scalable mode).
  */
-import { encodeLayout, writeField, type Layout } from '../../../src/hw/layout.ts';
+import { encodeLayout, setBits, writeField, type Layout } from '../../../src/hw/layout.ts';
 import {
   CC_INV_DESC, DESC_CC, DESC_DEV_TLB, DESC_INV_WAIT, DESC_IOTLB, DESC_PC, DESC_PGRP_RESP, DESC_P_DEV_TLB, DESC_P_IOTLB,
   DEV_TLB_INV_DESC, INV_WAIT_DESC, IOTLB_INV_DESC, PC_INV_DESC, PGRP_RESP_DESC, P_DEV_TLB_INV_DESC, P_IOTLB_INV_DESC, descTypeFields, devTlbAddr,
@@ -16,6 +16,40 @@ function desc<F extends string>(layout: Layout<F | 'TYPE_LO' | 'TYPE_HI'>, type:
   writeField(layout, w, 'TYPE_LO', t.TYPE_LO);
   writeField(layout, w, 'TYPE_HI', t.TYPE_HI);
   return w;
+}
+
+const PGRP = PGRP_RESP_DESC.fields;
+const WAIT = INV_WAIT_DESC.fields;
+
+/**
+ * The page group response descriptor `qd.pageGroupResponse` gives, field by
+ * field into `into` (eight words) without desc()'s literal and name lookups:
+ * the driver answers every PRI fault with one.
+ */
+export function pageGroupResponseDesc(rid: number, pasid: number, prgi: number, lpig: boolean, rc: number, into = new Uint32Array(8)): Uint32Array {
+  into.fill(0);
+  setBits(into, PGRP.TYPE_LO, DESC_PGRP_RESP % 16);
+  setBits(into, PGRP.TYPE_HI, Math.floor(DESC_PGRP_RESP / 16));
+  setBits(into, PGRP.RID, rid);
+  setBits(into, PGRP.PP, pasid >= 0 ? 1 : 0);
+  setBits(into, PGRP.PASID, Math.max(0, pasid));
+  setBits(into, PGRP.PRGI, prgi);
+  setBits(into, PGRP.LPIG, lpig ? 1 : 0);
+  setBits(into, PGRP.RC, rc);
+  return into;
+}
+
+/** The invalidation wait descriptor `qd.wait` gives, into `into` (eight words): one closes every batch. */
+export function waitDesc(data: number, addr: number, pd: boolean, into = new Uint32Array(8)): Uint32Array {
+  into.fill(0);
+  setBits(into, WAIT.TYPE_LO, DESC_INV_WAIT % 16);
+  setBits(into, WAIT.TYPE_HI, Math.floor(DESC_INV_WAIT / 16));
+  setBits(into, WAIT.SW, 1);
+  setBits(into, WAIT.PD, pd ? 1 : 0);
+  setBits(into, WAIT.STDATA, data);
+  setBits(into, WAIT.STADDR_LO, (addr % 2 ** 32) / 4);
+  setBits(into, WAIT.STADDR_HI, Math.floor(addr / 2 ** 32));
+  return into;
 }
 
 /** Granularities (the G field) of context-cache and IOTLB descriptors; P_IOTLB uses 2 (PASID) and 3 (page). */
@@ -51,13 +85,9 @@ export const qd = {
     const a = devTlbAddr(addr, size);
     return desc(P_DEV_TLB_INV_DESC, DESC_P_DEV_TLB, { SID: sid, MIP: qdep & 0x1f, PASID: pasid, S: a.s, ADDR: a.page });
   },
-  pageGroupResponse: (rid: number, pasid: number, prgi: number, lpig: boolean, rc: number) =>
-    desc(PGRP_RESP_DESC, DESC_PGRP_RESP, { RID: rid, PP: pasid >= 0 ? 1 : 0, PASID: Math.max(0, pasid), PRGI: prgi, LPIG: lpig ? 1 : 0, RC: rc }),
+  pageGroupResponse: (rid: number, pasid: number, prgi: number, lpig: boolean, rc: number) => pageGroupResponseDesc(rid, pasid, prgi, lpig, rc),
   /** Status write of `data` to the dword at `addr`; `pd`: page-request drain (§6.5.2.8, Linux QI_OPT_WAIT_DRAIN). */
-  wait: (data: number, addr: number, pd = false) =>
-    desc(INV_WAIT_DESC, DESC_INV_WAIT, {
-      SW: 1, PD: pd ? 1 : 0, STDATA: data, STADDR_LO: (addr % 2 ** 32) / 4, STADDR_HI: Math.floor(addr / 2 ** 32),
-    }),
+  wait: (data: number, addr: number, pd = false) => waitDesc(data, addr, pd),
   /**
    * A fencing wait with no status write (intel_iommu_drain_pasid_prq's first descriptor:
    * QI_IWD_STATUS_DATA(QI_DONE) | QI_IWD_FENCE; QI_DONE is 2 in enum qi_status).

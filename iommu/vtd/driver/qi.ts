@@ -19,7 +19,7 @@ import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import type { Scheduler } from '../../../src/sim/scheduler.ts';
 import { fieldGet, fieldPrep } from '../../../src/hw/layout.ts';
 import { FSTS_ICE, FSTS_IQE, FSTS_ITE, VTD_REGS } from '../regs.ts';
-import { qd } from './descs.ts';
+import { qd, waitDesc } from './descs.ts';
 import type { VtdMmio } from './mmio.ts';
 
 const DESC_BYTES = 32;
@@ -48,6 +48,10 @@ export class InvalidationQueue {
   private tail = 0;
   private seq = 0;
   private lastWasIte = false;
+  /** The batch's closing wait descriptor (copied into the ring at once). */
+  private readonly waitWords = new Uint32Array(8);
+  /** IQH as a byte offset, read once per batch (the unit moves it only after IQT is written). */
+  private head = 0;
   submitted = 0;
   timeouts = 0;
 
@@ -77,7 +81,8 @@ export class InvalidationQueue {
     let err = 0;
     let i = 0;
     do {
-      const batch = descs.slice(i, i + BATCH);
+      // The whole list when it is one batch (a page group response): no copy.
+      const batch = i === 0 && descs.length <= BATCH ? descs : descs.slice(i, i + BATCH);
       let r = this.submitOnce(batch, drain);
       // Linux retries a batch whose wait an ITE aborted (-EAGAIN); once here.
       if (r === -ETIMEDOUT && this.lastWasIte) r = this.submitOnce(batch, drain);
@@ -90,8 +95,9 @@ export class InvalidationQueue {
   private submitOnce(descs: readonly Uint32Array[], drain: boolean): number {
     this.lastWasIte = false;
     const seq = (this.seq = (this.seq + 1) >>> 0 || 1);
+    this.head = this.headOffset();
     for (const d of descs) if (!this.put(d)) return -EBUSY;
-    if (!this.put(qd.wait(seq, this.statusAddr, drain))) return -EBUSY;
+    if (!this.put(waitDesc(seq, this.statusAddr, drain, this.waitWords))) return -EBUSY;
     this.regs.w64('IQT', fieldPrep(IQT_QT, (this.tail * DESC_BYTES) / QI_INDEX_BYTES));
     this.submitted += descs.length;
     // isDone(seq), not a named closure: this runs for every page group response.
@@ -131,7 +137,7 @@ export class InvalidationQueue {
 
   private put(d: Uint32Array): boolean {
     const next = (this.tail + 1) % ENTRIES;
-    if (next * DESC_BYTES === this.headOffset()) return false;
+    if (next * DESC_BYTES === this.head) return false;
     const at = this.base + this.tail * DESC_BYTES;
     for (let i = 0; i < 8; i++) this.mem.write32(at + 4 * i, d[i] ?? 0);
     this.tail = next;
