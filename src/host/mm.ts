@@ -6,6 +6,7 @@ import { EFAULT, EINVAL, ENOMEM, EPERM } from '../uapi/errno.ts';
 import type { PageRefs } from './page-refs.ts';
 import type { PageCache, VmaFile } from './file-pages.ts';
 import { copyRun, forkMm, type ForkDup } from './mm-fork.ts';
+import { ResidentTable } from './resident-table.ts';
 
 export type { PageCache, VmaFile } from './file-pages.ts';
 
@@ -100,7 +101,7 @@ export class Mm {
   pinPoint: InjectionPoint | undefined;
   private vmas: Vma[] = [];
   /** Resident mapping units: VA of the unit -> physical head of its page run. */
-  private readonly resident = new Map<number, number>();
+  private readonly resident = new ResidentTable();
   /**
    * Resident units of private mappings whose page this mm may not write in
    * place (PTE write-protected): an anonymous page shared copy-on-write with
@@ -567,7 +568,7 @@ export class Mm {
   /** Pages resident now (in 4 KiB units). */
   get residentPages(): number {
     let n = 0;
-    for (const [va] of this.resident) n += (this.findVma(va)?.pageSize ?? PAGE) / PAGE;
+    for (const va of this.resident.keys()) n += (this.findVma(va)?.pageSize ?? PAGE) / PAGE;
     return n;
   }
 
@@ -633,7 +634,7 @@ export class Mm {
   }
 
   /** What mm-fork.ts copies: this mm's areas and page state. Not for other callers. */
-  forkState(): { vmas: Vma[]; resident: Map<number, number>; cow: Set<number>; notifiers: ReadonlySet<MmuNotifier>; opts: MmOptions } {
+  forkState(): { vmas: Vma[]; resident: ResidentTable; cow: Set<number>; notifiers: ReadonlySet<MmuNotifier>; opts: MmOptions } {
     return { vmas: this.vmas, resident: this.resident, cow: this.cow, notifiers: this.notifiers, opts: this.opts };
   }
 
