@@ -7,6 +7,8 @@ import { PfnTable } from './pfn-table.ts';
 export const MAX_ORDER = 18;
 export const ORDER_2M = 9;
 export const ORDER_1G = 18;
+/** Free-list links per chunk of 2^10 frames: the lists start with one run per 1 GiB, sparse over a large machine. */
+const FREE_CHUNK_BITS = 10;
 
 export interface RamSpan {
   /** Physical address of the span (page aligned). */
@@ -22,8 +24,26 @@ export interface RamSpan {
  * leak is testable. Freed memory is returned to the board (`zero`), so the
  * next owner reads zeros and a sparse RAM gives the frames back.
  */
+/**
+ * The free runs of one order, oldest first: a list through per-frame links
+ * (the role of the page's lru list_head in Linux's free_area lists). The
+ * order of a Set, which it replaces: a run added goes last, the first is the
+ * oldest still there. Not a Set: the order-0 list goes empty and back on
+ * every other page allocated, and V8 reallocates a Set's table when it empties.
+ */
+class FreeList {
+  head = -1;
+  tail = -1;
+  size = 0;
+}
+
 export class PageAllocator {
-  private readonly free: Set<number>[] = [];
+  private readonly free: FreeList[] = [];
+  /** Per free run's first frame: 1 + its order (0: not a free run's head). */
+  private readonly freeOrder = new PfnTable(FREE_CHUNK_BITS);
+  /** Per free run's first frame: 1 + the previous and the next run's frame on its list (0: none). */
+  private readonly freePrev = new PfnTable(FREE_CHUNK_BITS);
+  private readonly freeNext = new PfnTable(FREE_CHUNK_BITS);
   /** 1 + the order of each live allocation, by its first frame (0: none starts there). */
   private readonly allocated = new PfnTable();
   private inUse = 0;
@@ -32,7 +52,7 @@ export class PageAllocator {
   private readonly failPoint: InjectionPoint | undefined;
 
   constructor(spans: readonly RamSpan[], zero: (pa: number, bytes: number) => void, faults?: FaultInjector) {
-    for (let o = 0; o <= MAX_ORDER; o++) this.free.push(new Set());
+    for (let o = 0; o <= MAX_ORDER; o++) this.free.push(new FreeList());
     this.zero = zero;
     this.failPoint = faults?.define(HOST_INJECTION_POINTS)['host.page_alloc'];
     for (const s of spans) this.addSpan(s);
@@ -44,7 +64,7 @@ export class PageAllocator {
     while (pfn < end) {
       let order = MAX_ORDER;
       while (order > 0 && (pfn % 2 ** order !== 0 || pfn + 2 ** order > end)) order--;
-      this.free[order]!.add(pfn);
+      this.addFree(order, pfn);
       this.total += 2 ** order;
       pfn += 2 ** order;
     }
@@ -72,12 +92,12 @@ export class PageAllocator {
     let o = order;
     while (o <= MAX_ORDER && this.free[o]!.size === 0) o++;
     if (o > MAX_ORDER) return undefined;
-    const pfn = first(this.free[o]!);
-    this.free[o]!.delete(pfn);
+    const pfn = this.free[o]!.head;
+    this.deleteFree(o, pfn);
     // Split down, returning the upper halves to the free lists.
     while (o > order) {
       o--;
-      this.free[o]!.add(pfn + 2 ** o);
+      this.addFree(o, pfn + 2 ** o);
     }
     this.allocated.set(pfn, order + 1);
     this.inUse += 2 ** order;
@@ -104,11 +124,40 @@ export class PageAllocator {
       const size = 2 ** ord;
       // Arithmetic, not XOR: frame numbers exceed 32 bits on large machines.
       const buddy = Math.floor(p / size) % 2 === 0 ? p + size : p - size;
-      if (!this.free[ord]!.delete(buddy)) break;
+      if (!this.deleteFree(ord, buddy)) break;
       p = Math.min(p, buddy);
       ord++;
     }
-    this.free[ord]!.add(p);
+    this.addFree(ord, p);
+  }
+
+  /** Put the run at `pfn` last on the order-`o` list (it is on none). */
+  private addFree(o: number, pfn: number): void {
+    const l = this.free[o]!;
+    this.freeOrder.set(pfn, o + 1);
+    this.freePrev.set(pfn, l.tail + 1);
+    this.freeNext.set(pfn, 0);
+    if (l.tail >= 0) this.freeNext.set(l.tail, pfn + 1);
+    else l.head = pfn;
+    l.tail = pfn;
+    l.size++;
+  }
+
+  /** Take the run at `pfn` off the order-`o` list; false if it is not on it. */
+  private deleteFree(o: number, pfn: number): boolean {
+    if (this.freeOrder.get(pfn) !== o + 1) return false;
+    const l = this.free[o]!;
+    const prev = this.freePrev.get(pfn) - 1;
+    const next = this.freeNext.get(pfn) - 1;
+    if (prev >= 0) this.freeNext.set(prev, next + 1);
+    else l.head = next;
+    if (next >= 0) this.freePrev.set(next, prev + 1);
+    else l.tail = prev;
+    this.freeOrder.set(pfn, 0);
+    this.freePrev.set(pfn, 0);
+    this.freeNext.set(pfn, 0);
+    l.size--;
+    return true;
   }
 
   freePage(pa: number): void {
@@ -134,7 +183,3 @@ export function orderFor(bytes: number): number {
   return Math.max(0, Math.ceil(Math.log2(bytes)) - PAGE_SHIFT);
 }
 
-function first(set: Set<number>): number {
-  for (const v of set) return v;
-  throw new Error('empty set');
-}

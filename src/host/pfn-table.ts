@@ -3,28 +3,33 @@
  * Linux's `struct page` array, mem_map): what the page allocator and the page
  * reference counts keep per run head. 0 means "nothing recorded".
  *
- * Frames are grouped in chunks of 2^14 (64 MiB of RAM) allocated on first
+ * Frames are grouped in chunks of 2^14 (64 MiB of RAM; fewer if asked) allocated on first
  * use, so a sparse machine of a terabyte costs only the chunks it touches,
  * and a lookup is an index into a typed array instead of a hash-table probe
  * (the allocator and the reference counts are updated for every page a fault
  * maps; a Map of one entry per page grows and rehashes as memory fills).
  */
 const CHUNK_BITS = 14;
-const CHUNK = 2 ** CHUNK_BITS;
 
 export class PfnTable {
-  private readonly chunks = new Map<number, Int32Array>();
+  private readonly chunks = new Map<number, Float64Array>();
   /** The chunk used last, and its number (most lookups hit the same one). */
   private lastIndex = -1;
-  private last: Int32Array | undefined = undefined;
+  private last: Float64Array | undefined = undefined;
+  private readonly chunkSize: number;
 
-  private chunk(pfn: number, create: boolean): Int32Array | undefined {
-    const ci = Math.floor(pfn / CHUNK);
+  /** `chunkBits`: log2 of the frames per chunk (smaller for a table touched at sparse frames). */
+  constructor(chunkBits = CHUNK_BITS) {
+    this.chunkSize = 2 ** chunkBits;
+  }
+
+  private chunk(pfn: number, create: boolean): Float64Array | undefined {
+    const ci = Math.floor(pfn / this.chunkSize);
     if (ci === this.lastIndex) return this.last;
     let c = this.chunks.get(ci);
     if (c === undefined) {
       if (!create) return undefined;
-      c = new Int32Array(CHUNK);
+      c = new Float64Array(this.chunkSize);
       this.chunks.set(ci, c);
     }
     this.lastIndex = ci;
@@ -36,12 +41,12 @@ export class PfnTable {
   get(pfn: number): number {
     const c = this.chunk(pfn, false);
     // A fractional frame number (an unaligned address) indexes nothing: undefined, so 0.
-    return c === undefined ? 0 : (c[pfn % CHUNK] ?? 0);
+    return c === undefined ? 0 : (c[pfn % this.chunkSize] ?? 0);
   }
 
-  /** Set the value of `pfn`, a whole frame number (0 forgets it); `v` must fit in 31 bits. */
+  /** Set the value of `pfn`, a whole frame number (0 forgets it); `v` a number exact in a double. */
   set(pfn: number, v: number): void {
     const c = this.chunk(pfn, v !== 0);
-    if (c !== undefined) c[pfn % CHUNK] = v;
+    if (c !== undefined) c[pfn % this.chunkSize] = v;
   }
 }
