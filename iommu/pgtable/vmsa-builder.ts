@@ -137,6 +137,35 @@ function vmsaGeometry(cfg: VmsaBuilderConfig): VmsaGeometry | null {
 
 function vmsaCodec(cfg: VmsaBuilderConfig, addr: VmsaAddrFormat): EntryCodec {
   const stage1 = cfg.stage === 1;
+  /** A leaf's bits other than the output address, from a zeroed descriptor. */
+  const attrs = (d: U64Halves, prot: number, level: number): void => {
+    d.lo = D_VALID | D_AF | (level === 3 ? D_TYPE : 0);
+    if (!addr.ds) setBits64(d, VMSA_DESC.fields.SH, (prot & IOMMU_CACHE) !== 0 ? SH_IS : SH_OS);
+    const writable = (prot & IOMMU_WRITE) !== 0;
+    if (stage1) {
+      if (!writable) d.lo |= D_AP2;
+      if ((prot & IOMMU_PRIV) === 0) d.lo |= D_AP1;
+      if (cfg.nonGlobal === true) d.lo |= D_NG;
+      const idx = (prot & IOMMU_MMIO) !== 0 ? MAIR_IDX_DEV : (prot & IOMMU_CACHE) !== 0 ? MAIR_IDX_CACHE : MAIR_IDX_NC;
+      setBits64(d, VMSA_DESC.fields.ATTRINDX, idx);
+      if ((prot & IOMMU_NOEXEC) !== 0) {
+        setBits64(d, VMSA_DESC.fields.UXN, 1);
+        setBits64(d, VMSA_DESC.fields.PXN, 1);
+      }
+    } else {
+      if ((prot & IOMMU_READ) !== 0) d.lo |= D_S2AP_R;
+      if (writable) d.lo |= D_S2AP_W;
+      const attr = (prot & IOMMU_MMIO) !== 0 ? S2_MEMATTR_DEV : (prot & IOMMU_CACHE) !== 0 ? S2_MEMATTR_OIWB : S2_MEMATTR_NC;
+      setBits64(d, VMSA_S2_DESC.fields.MEMATTR, attr);
+      if ((prot & IOMMU_NOEXEC) !== 0) setBits64(d, VMSA_S2_DESC.fields.XN, 2);
+    }
+    if (cfg.dbm === true && writable) setBits64(d, VMSA_DESC.fields.DBM, 1);
+    d.lo >>>= 0;
+  };
+  // Those bits per (prot, level), worked out once: a leaf is written per mapped page (per CPU or I/O page fault).
+  const TPL_PROTS = 256;
+  const tplLo = new Float64Array(TPL_PROTS * 4).fill(-1);
+  const tplHi = new Float64Array(TPL_PROTS * 4);
   return {
     kind(lo: number, _hi: number, level: number): EntryKind {
       if ((lo & D_VALID) === 0) return ENTRY_INVALID;
@@ -150,28 +179,19 @@ function vmsaCodec(cfg: VmsaBuilderConfig, addr: VmsaAddrFormat): EntryCodec {
       vmsaSetDescAddr(d, pa, addr);
     },
     leaf(d: U64Halves, pa: number, prot: number, level: number): void {
-      d.lo = D_VALID | D_AF | (level === 3 ? D_TYPE : 0);
-      if (!addr.ds) setBits64(d, VMSA_DESC.fields.SH, (prot & IOMMU_CACHE) !== 0 ? SH_IS : SH_OS);
-      const writable = (prot & IOMMU_WRITE) !== 0;
-      if (stage1) {
-        if (!writable) d.lo |= D_AP2;
-        if ((prot & IOMMU_PRIV) === 0) d.lo |= D_AP1;
-        if (cfg.nonGlobal === true) d.lo |= D_NG;
-        const idx = (prot & IOMMU_MMIO) !== 0 ? MAIR_IDX_DEV : (prot & IOMMU_CACHE) !== 0 ? MAIR_IDX_CACHE : MAIR_IDX_NC;
-        setBits64(d, VMSA_DESC.fields.ATTRINDX, idx);
-        if ((prot & IOMMU_NOEXEC) !== 0) {
-          setBits64(d, VMSA_DESC.fields.UXN, 1);
-          setBits64(d, VMSA_DESC.fields.PXN, 1);
+      const k = prot * 4 + level;
+      if (d.lo === 0 && d.hi === 0 && Number.isInteger(k) && prot >= 0 && prot < TPL_PROTS && level >= 0 && level < 4) {
+        if (tplLo[k] === -1) {
+          attrs(d, prot, level);
+          tplLo[k] = d.lo;
+          tplHi[k] = d.hi;
+        } else {
+          d.lo = tplLo[k]!;
+          d.hi = tplHi[k]!;
         }
       } else {
-        if ((prot & IOMMU_READ) !== 0) d.lo |= D_S2AP_R;
-        if (writable) d.lo |= D_S2AP_W;
-        const attr = (prot & IOMMU_MMIO) !== 0 ? S2_MEMATTR_DEV : (prot & IOMMU_CACHE) !== 0 ? S2_MEMATTR_OIWB : S2_MEMATTR_NC;
-        setBits64(d, VMSA_S2_DESC.fields.MEMATTR, attr);
-        if ((prot & IOMMU_NOEXEC) !== 0) setBits64(d, VMSA_S2_DESC.fields.XN, 2);
+        attrs(d, prot, level);
       }
-      if (cfg.dbm === true && writable) setBits64(d, VMSA_DESC.fields.DBM, 1);
-      d.lo >>>= 0;
       vmsaSetDescAddr(d, pa, addr);
     },
   };
