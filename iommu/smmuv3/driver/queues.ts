@@ -15,9 +15,9 @@ import { KERN_ERR, KERN_INFO } from '../../../src/host/kmsg.ts';
 import type { DriverDomain, PageRequest } from '../../../src/iommu-core/types.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import type { PciFunction } from '../../../src/pci/pci-function.ts';
-import { EVT, EVT_HEADER, PRIQ_BYTES, decodeEvent, decodePriRecord, eventName, type EventField, type EventFields } from '../event.ts';
+import { EVT, EVT_HEADER, PRIQ_BYTES, PRIQ_LAYOUT, decodeEvent, decodePriRecord, eventName, type EventField, type EventFields } from '../event.ts';
 import { CR0, IRQ_CTRL, PRI_RESP, Q_OVF, SMMU_REG, SMMU_REGS } from '../regs.ts';
-import { readField } from '../../../src/hw/layout.ts';
+import { getBits, readField } from '../../../src/hw/layout.ts';
 import type { CommandQueue } from './cmdq.ts';
 import type { SmmuPriMode } from './driver.ts';
 import { NestedDomain } from './nested.ts';
@@ -29,6 +29,7 @@ const VMASTER_EVENTS = new Set<number>([
   EVT.F_TRANSLATION, EVT.F_ADDR_SIZE, EVT.F_ACCESS, EVT.F_PERMISSION,
 ]);
 const EVT_BYTES = 32;
+const PRI = PRIQ_LAYOUT.fields;
 const PRIQ_LOG2 = 8;
 const ISH = 3;
 /** *_IRQ_CFG2.MEMATTR 0b0001: Device-nGnRE, as Linux's MSI writes use. */
@@ -276,26 +277,32 @@ export class FaultQueues {
   private readonly priRecord = (at: number): void => {
     const words = this.priWords;
     for (let i = 0; i < 4; i++) words[i] = this.h.mmio.read32(at + 4 * i);
-    const f = decodePriRecord(words);
     if (this.h.priMode === 'mainline') {
-      this.unexpectedPpr(f);
+      this.unexpectedPpr(decodePriRecord(words));
       return;
     }
+    // The fields it uses, from the words (not a decoded object of all ten): one record per PRI fault.
+    const read = getBits(words, PRI.Read) === 1;
+    const write = getBits(words, PRI.Write) === 1;
+    const last = getBits(words, PRI.Last) === 1;
+    const ssv = getBits(words, PRI.SSV) === 1;
     // A Stop Marker (L = 1, R = W = 0 with a PASID: IHI 0070 §8) needs no response.
-    if (f.Read === 0 && f.Write === 0 && f.Last === 1 && f.SSV === 1) return;
-    const pasid = f.SSV === 1 ? f.SubstreamID : -1;
-    const m = this.h.master(f.StreamID);
+    if (!read && !write && last && ssv) return;
+    const pasid = ssv ? getBits(words, PRI.SubstreamID) : -1;
+    const sid = getBits(words, PRI.StreamID);
+    const prgIndex = getBits(words, PRI.PRGIndex);
+    const m = this.h.master(sid);
     if (m === undefined || !m.pri) {
       this.pageRequestsRefused++;
-      if (f.Last === 1) {
-        this.h.cmdq.issueOne('PRI_RESP', { StreamID: f.StreamID, SSV: pasid >= 0 ? 1 : 0, SubstreamID: Math.max(0, pasid), PRGIndex: f.PRGIndex, Resp: PRI_RESP.DENY }, false);
+      if (last) {
+        this.h.cmdq.issueOne('PRI_RESP', { StreamID: sid, SSV: pasid >= 0 ? 1 : 0, SubstreamID: Math.max(0, pasid), PRGIndex: prgIndex, Resp: PRI_RESP.DENY }, false);
       }
       return;
     }
     this.pageRequests++;
     this.h.host.iopf.report(m.dev, {
-      pasid, grpid: f.PRGIndex, addr: f.Address, read: f.Read === 1, write: f.Write === 1, exec: f.Exec === 1, priv: f.Priv === 1,
-      last: f.Last === 1, needsPasid: m.prgPasidRequired,
+      pasid, grpid: prgIndex, addr: getBits(words, PRI.Address) * 4096, read, write, exec: getBits(words, PRI.Exec) === 1,
+      priv: getBits(words, PRI.Priv) === 1, last, needsPasid: m.prgPasidRequired,
     });
   };
 }
