@@ -106,10 +106,14 @@ export class AtsResponder {
     if (ctx === null) return this.configError(req);
     if (ctx.privcfg >= 2) this.priv = ctx.privcfg === 3;
     if (ctx.instcfg >= 2) this.instr = ctx.instcfg === 3;
-    const entries: AtsTranslation[] = [];
     // PCIe §10.2.2: the untranslated address is page-aligned (bits [11:0] are not sent).
     let va = req.addr - (req.addr % PAGE);
     const end = va + Math.max(req.length, PAGE);
+    const first = this.entry(ctx, va, req);
+    if (first === null) return ABORTED;
+    // An array literal of the first entry (an empty one grows to 16 slots on its first push): most requests get one.
+    const entries: AtsTranslation[] = [first];
+    va = first.untranslatedAddr + first.size;
     while (va < end && entries.length < MAX_ENTRIES) {
       const e = this.entry(ctx, va, req);
       if (e === null) return ABORTED;

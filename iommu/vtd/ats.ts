@@ -80,12 +80,13 @@ export class AtsResponder {
     txn.requesterId = req.requesterId;
     txn.pasid = req.pasid;
     txn.privileged = req.pasid >= 0 && req.privileged;
-    const entries: AtsTranslation[] = [];
+    // Made with its first entry (an array literal of one; an empty one grows to 16 slots on its first push).
+    let entries: AtsTranslation[] | undefined;
     let a = req.addr - (req.addr % PAGE);
     const end = req.addr + Math.max(1, req.length);
-    while (a < end && entries.length < MAX_ENTRIES) {
+    while (a < end && (entries?.length ?? 0) < MAX_ENTRIES) {
       if (req.pasid < 0 && inIrqRange(a)) {
-        entries.push(entry(a, a, PAGE, false, true, false, false, false, true));
+        entries = append(entries, entry(a, a, PAGE, false, true, false, false, false, true));
         a += PAGE;
         continue;
       }
@@ -94,7 +95,7 @@ export class AtsResponder {
           this.h.recordFault(this.out);
           return { status: 'UR', entries: [] };
         }
-        entries.push(entry(0, a, PAGE, false, false, false, txn.privileged, false, false));
+        entries = append(entries, entry(0, a, PAGE, false, false, false, txn.privileged, false, false));
         a += PAGE;
         continue;
       }
@@ -110,10 +111,10 @@ export class AtsResponder {
       }
       const write = !req.noWrite && this.walk(a, true, false);
       const exec = req.exec && req.pasid >= 0 && this.walk(a, false, true);
-      entries.push(entry(pa, base, size, true, write, exec, txn.privileged, global, false));
+      entries = append(entries, entry(pa, base, size, true, write, exec, txn.privileged, global, false));
       a = base + size;
     }
-    return { status: 'SC', entries };
+    return { status: 'SC', entries: entries ?? [] };
   }
 
   private walk(addr: number, write: boolean, exec: boolean): boolean {
@@ -132,4 +133,11 @@ function entry(
   global: boolean, untranslatedOnly: boolean,
 ): AtsTranslation {
   return { translatedAddr, untranslatedAddr, size, read, write, exec, priv, untranslatedOnly, global };
+}
+
+/** `e` added to `list`, made on the first entry. */
+function append(list: AtsTranslation[] | undefined, e: AtsTranslation): AtsTranslation[] {
+  if (list === undefined) return [e];
+  list.push(e);
+  return list;
 }
