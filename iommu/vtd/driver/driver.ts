@@ -375,7 +375,7 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     if (info === undefined) return;
     const rc = code === 'success' ? PGRP_RC_SUCCESS : code === 'invalid' ? PGRP_RC_INVALID : PGRP_RC_FAILURE;
     const pasid = req.needsPasid || req.pasid >= 0 ? req.pasid : -1;
-    this.qi.submit([qd.pageGroupResponse(info.sid, pasid, req.grpid, req.last, rc)]);
+    this.qi.submitPageGroupResponse(info.sid, pasid, req.grpid, req.last, rc);
   }
 
   /** struct iommu_hw_info_vtd { __u32 flags; __u32 __reserved; __aligned_u64 cap_reg; __aligned_u64 ecap_reg; } */

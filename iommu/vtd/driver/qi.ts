@@ -19,7 +19,7 @@ import type { PhysMem } from '../../../src/memory/phys-mem.ts';
 import type { Scheduler } from '../../../src/sim/scheduler.ts';
 import { fieldGet, fieldPrep } from '../../../src/hw/layout.ts';
 import { FSTS_ICE, FSTS_IQE, FSTS_ITE, VTD_REGS } from '../regs.ts';
-import { qd, waitDesc } from './descs.ts';
+import { pageGroupResponseDesc, qd, waitDesc } from './descs.ts';
 import type { VtdMmio } from './mmio.ts';
 
 const DESC_BYTES = 32;
@@ -52,6 +52,11 @@ export class InvalidationQueue {
   private readonly waitWords = new Uint32Array(8);
   /** IQH as a byte offset, read once per batch (the unit moves it only after IQT is written). */
   private head = 0;
+  /** submit() calls under way (one may run others while it waits, from scheduler events). */
+  private depth = 0;
+  /** A page group response's descriptor and the one-entry list holding it, for a submit that is not nested in another. */
+  private readonly respWords = new Uint32Array(8);
+  private readonly respList: readonly Uint32Array[] = [this.respWords];
   submitted = 0;
   timeouts = 0;
 
@@ -78,6 +83,27 @@ export class InvalidationQueue {
    * `drain`: the closing wait also drains page requests (PD, Linux QI_OPT_WAIT_DRAIN).
    */
   submit(descs: readonly Uint32Array[], drain = false): number {
+    this.depth++;
+    try {
+      return this.submitBatches(descs, drain);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  /**
+   * A Page Group Response (qd.pageGroupResponse) on its own, as the driver
+   * answers each fault group. Outside another submit its descriptor is a
+   * scratch: the batch is re-read only by this call (an ITE retry), and a
+   * call nested in it, from an event run while it waits, gets its own.
+   */
+  submitPageGroupResponse(rid: number, pasid: number, prgi: number, lpig: boolean, rc: number): number {
+    if (this.depth > 0) return this.submit([pageGroupResponseDesc(rid, pasid, prgi, lpig, rc)]);
+    pageGroupResponseDesc(rid, pasid, prgi, lpig, rc, this.respWords);
+    return this.submit(this.respList);
+  }
+
+  private submitBatches(descs: readonly Uint32Array[], drain: boolean): number {
     let err = 0;
     let i = 0;
     do {
