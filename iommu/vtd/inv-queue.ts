@@ -30,7 +30,7 @@
  */
 import { VTD_INJECTION_POINTS } from './points.ts';
 import { formatLayout, hasReservedBits, readField as rd } from '../../src/hw/layout.ts';
-import type { FieldRef, RegisterFile } from '../../src/hw/register-file.ts';
+import type { FieldRef, RegRef, RegisterFile } from '../../src/hw/register-file.ts';
 import { NO_ACTIONS, type InjectionPoint } from '../../src/fault/injector.ts';
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
 import type { PrgResponseCode } from '../../src/pci/ats-messages.ts';
@@ -98,12 +98,12 @@ export class InvQueue {
   private rerun = false;
 
   /** The queue registers' fields, resolved once (the queue runs per page group response). */
-  private readonly reg: { dw: FieldRef; qs: FieldRef; iqa: FieldRef; qt: FieldRef; qh: FieldRef; iwc: FieldRef };
+  private readonly reg: { dw: FieldRef; qs: FieldRef; iqaLo: RegRef; qt: FieldRef; qh: FieldRef; iwc: FieldRef };
 
   constructor(private readonly h: QueueHost) {
     const rf = h.rf;
     this.reg = {
-      dw: rf.fieldRef('IQA', 'DW'), qs: rf.fieldRef('IQA', 'QS'), iqa: rf.fieldRef('IQA', 'IQA'),
+      dw: rf.fieldRef('IQA', 'DW'), qs: rf.fieldRef('IQA', 'QS'), iqaLo: rf.ref('IQA'),
       qt: rf.fieldRef('IQT', 'QT'), qh: rf.fieldRef('IQH', 'QH'), iwc: rf.fieldRef('ICS', 'IWC'),
     };
     this.point = h.ctx.faults.define(VTD_INJECTION_POINTS)['vtd.inv_queue_process'];
@@ -143,7 +143,9 @@ export class InvQueue {
     const descBytes = dw ? 32 : 16;
     const qbytes = 4096 * 2 ** reg.qs.get();
     // IQA[63:12]; bits at or above HAW are not address bits.
-    const base = (reg.iqa.get() % 2 ** (this.h.caps.haw - 12)) * 4096;
+    // IQA[63:12] from the two words in place (the low word's bits 31:12, the whole high word): a two-word field read is a loop.
+    const iqa = (reg.iqaLo.get() >>> 12) + rf.getHi('IQA') * 2 ** 20;
+    const base = (iqa % 2 ** (this.h.caps.haw - 12)) * 4096;
     // QT and QH are 128-bit descriptor indexes (bits 18:4 of the byte offset).
     const tail = reg.qt.get() * 16;
     let head = reg.qh.get() * 16;

@@ -26,7 +26,7 @@
  */
 import { VTD_INJECTION_POINTS } from './points.ts';
 import { defineLayout, setBits } from '../../src/hw/layout.ts';
-import type { FieldRef, RegisterFile } from '../../src/hw/register-file.ts';
+import type { FieldRef, RegRef, RegisterFile } from '../../src/hw/register-file.ts';
 import type { InjectionPoint } from '../../src/fault/injector.ts';
 import { MEMTX_OK, type PhysMem } from '../../src/memory/phys-mem.ts';
 import type { PageRequestMessage, PrgResponseCode } from '../../src/pci/ats-messages.ts';
@@ -92,11 +92,11 @@ export class PageRequestQueue {
     this.cOverflow = c.counter(`${h.name}.prq.overflow`);
     this.cBlocked = c.counter(`${h.name}.prq.blocked`);
     const rf = h.rf;
-    this.reg = { pqs: rf.fieldRef('PQA', 'PQS'), pqa: rf.fieldRef('PQA', 'PQA'), pqt: rf.fieldRef('PQT', 'PQT'), pqh: rf.fieldRef('PQH', 'PQH') };
+    this.reg = { pqs: rf.fieldRef('PQA', 'PQS'), pqaLo: rf.ref('PQA'), pqt: rf.fieldRef('PQT', 'PQT'), pqh: rf.fieldRef('PQH', 'PQH') };
   }
 
   /** The queue registers' fields, resolved once (a page request per fault). */
-  private readonly reg: { pqs: FieldRef; pqa: FieldRef; pqt: FieldRef; pqh: FieldRef };
+  private readonly reg: { pqs: FieldRef; pqaLo: RegRef; pqt: FieldRef; pqh: FieldRef };
 
   /** A Page Request Message arrived from a device. */
   receive(m: PageRequestMessage): void {
@@ -115,7 +115,8 @@ export class PageRequestQueue {
     const prs = rf.get('PRS');
     const reg = this.reg;
     const qbytes = 4096 * 2 ** reg.pqs.get();
-    const base = reg.pqa.get() * 4096;
+    // PQA[63:12] from the two words in place (a two-word field read is a loop).
+    const base = ((reg.pqaLo.get() >>> 12) + rf.getHi('PQA') * 2 ** 20) * 4096;
     // PQT and PQH index 256-bit descriptors (bits 18:5 of the byte offset).
     const tail = (reg.pqt.get() * PRQ_DESC_BYTES) % qbytes;
     const head = (reg.pqh.get() * PRQ_DESC_BYTES) % qbytes;
