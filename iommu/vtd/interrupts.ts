@@ -9,7 +9,7 @@
  * is held. Clearing IM while IP is set sends it; software servicing the
  * status (clearing the status bits) clears IP without a message.
  */
-import type { RegisterFile } from '../../src/hw/register-file.ts';
+import type { FieldRef, RegRef, RegisterFile } from '../../src/hw/register-file.ts';
 import { CTL_IM, CTL_IP, type VtdRegMap } from './regs.ts';
 
 /** The four registers of one event interrupt (control, data, address, upper address). */
@@ -25,19 +25,30 @@ export type EventKind = 'fault' | 'inv' | 'prq';
 export type MsiSender = (kind: EventKind, addr: number, data: number) => void;
 
 export class EventInterrupt {
+  /** The registers' words and fields, resolved once (the page request event fires per page request). */
+  private readonly ctl: RegRef;
+  private readonly mua: FieldRef;
+  private readonly ma: FieldRef;
+  private readonly imd: FieldRef;
+
   constructor(
-    private readonly rf: RegisterFile<VtdRegMap>,
+    rf: RegisterFile<VtdRegMap>,
     readonly kind: EventKind,
-    private readonly regs: EventRegs,
+    regs: EventRegs,
     private readonly send: MsiSender,
-  ) {}
+  ) {
+    this.ctl = rf.ref(regs.ctl);
+    this.mua = rf.fieldRef(regs.uaddr, 'MUA');
+    this.ma = rf.fieldRef(regs.addr, 'MA');
+    this.imd = rf.fieldRef(regs.data, 'IMD');
+  }
 
   get masked(): boolean {
-    return (this.rf.get(this.regs.ctl) & CTL_IM) !== 0;
+    return (this.ctl.get() & CTL_IM) !== 0;
   }
 
   get pending(): boolean {
-    return (this.rf.get(this.regs.ctl) & CTL_IP) !== 0;
+    return (this.ctl.get() & CTL_IP) !== 0;
   }
 
   /** A new interrupt condition. */
@@ -63,13 +74,12 @@ export class EventInterrupt {
   }
 
   private fire(): void {
-    const r = this.regs;
-    const addr = this.rf.getField(r.uaddr, 'MUA') * 0x1_0000_0000 + this.rf.getField(r.addr, 'MA') * 4;
-    this.send(this.kind, addr, this.rf.getField(r.data, 'IMD'));
+    const addr = this.mua.get() * 0x1_0000_0000 + this.ma.get() * 4;
+    this.send(this.kind, addr, this.imd.get());
   }
 
   private setIp(on: boolean): void {
-    const v = this.rf.get(this.regs.ctl);
-    this.rf.set(this.regs.ctl, on ? (v | CTL_IP) >>> 0 : (v & ~CTL_IP) >>> 0);
+    const v = this.ctl.get();
+    this.ctl.set(on ? (v | CTL_IP) >>> 0 : (v & ~CTL_IP) >>> 0);
   }
 }

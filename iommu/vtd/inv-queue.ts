@@ -98,13 +98,13 @@ export class InvQueue {
   private rerun = false;
 
   /** The queue registers' fields, resolved once (the queue runs per page group response). */
-  private readonly reg: { dw: FieldRef; qs: FieldRef; iqaLo: RegRef; qt: FieldRef; qh: FieldRef; iwc: FieldRef };
+  private readonly reg: { dw: FieldRef; qs: FieldRef; iqaLo: RegRef; qt: FieldRef; qh: FieldRef; iwc: FieldRef; fsts: RegRef };
 
   constructor(private readonly h: QueueHost) {
     const rf = h.rf;
     this.reg = {
       dw: rf.fieldRef('IQA', 'DW'), qs: rf.fieldRef('IQA', 'QS'), iqaLo: rf.ref('IQA'),
-      qt: rf.fieldRef('IQT', 'QT'), qh: rf.fieldRef('IQH', 'QH'), iwc: rf.fieldRef('ICS', 'IWC'),
+      qt: rf.fieldRef('IQT', 'QT'), qh: rf.fieldRef('IQH', 'QH'), iwc: rf.fieldRef('ICS', 'IWC'), fsts: rf.ref('FSTS'),
     };
     this.point = h.ctx.faults.define(VTD_INJECTION_POINTS)['vtd.inv_queue_process'];
     this.cDesc = h.ctx.counters.counter(`${h.name}.qi.descriptors`);
@@ -137,8 +137,8 @@ export class InvQueue {
 
   private run(): void {
     const { rf, mem } = this.h;
-    if (!this.h.qiEnabled() || (rf.get('FSTS') & (FSTS_IQE | FSTS_ITE)) !== 0 || this.held !== undefined) return;
     const reg = this.reg;
+    if (!this.h.qiEnabled() || (reg.fsts.get() & (FSTS_IQE | FSTS_ITE)) !== 0 || this.held !== undefined) return;
     const dw = reg.dw.get() !== 0;
     const descBytes = dw ? 32 : 16;
     const qbytes = 4096 * 2 ** reg.qs.get();

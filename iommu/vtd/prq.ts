@@ -92,11 +92,14 @@ export class PageRequestQueue {
     this.cOverflow = c.counter(`${h.name}.prq.overflow`);
     this.cBlocked = c.counter(`${h.name}.prq.blocked`);
     const rf = h.rf;
+    this.prs = rf.ref('PRS');
     this.reg = { pqs: rf.fieldRef('PQA', 'PQS'), pqaLo: rf.ref('PQA'), pqt: rf.fieldRef('PQT', 'PQT'), pqh: rf.fieldRef('PQH', 'PQH') };
   }
 
   /** The queue registers' fields, resolved once (a page request per fault). */
   private readonly reg: { pqs: FieldRef; pqaLo: RegRef; pqt: FieldRef; pqh: FieldRef };
+  /** PRS, resolved once (read per page request). */
+  private readonly prs: RegRef;
 
   /** A Page Request Message arrived from a device. */
   receive(m: PageRequestMessage): void {
@@ -112,7 +115,7 @@ export class PageRequestQueue {
       return this.answer(m, 'invalid');
     }
     const rf = this.h.rf;
-    const prs = rf.get('PRS');
+    const prs = this.prs.get();
     const reg = this.reg;
     const qbytes = 4096 * 2 ** reg.pqs.get();
     // PQA[63:12] from the two words in place (a two-word field read is a loop).
@@ -162,7 +165,7 @@ export class PageRequestQueue {
       });
     }
     if ((prs & PRS_PPR) === 0) {
-      rf.set('PRS', (prs | PRS_PPR) >>> 0);
+      this.prs.set((prs | PRS_PPR) >>> 0);
       if ((prs & PRS_PRO) === 0) this.h.prqEvent.raise();
     }
   }
