@@ -143,9 +143,12 @@ export class InvQueue {
     const descBytes = dw ? 32 : 16;
     const qbytes = 4096 * 2 ** reg.qs.get();
     // IQA[63:12]; bits at or above HAW are not address bits.
-    // IQA[63:12] from the two words in place (the low word's bits 31:12, the whole high word): a two-word field read is a loop.
-    const iqa = (reg.iqaLo.get() >>> 12) + rf.getHi('IQA') * 2 ** 20;
-    const base = (iqa % 2 ** (this.h.caps.haw - 12)) * 4096;
+    // IQA[63:12] below HAW, from the register's two words in place (a two-word field read is a loop, and the
+    // remainder of a double a runtime call): the low word's bits 31:12 and the high word's bits below HAW - 32.
+    const haw = this.h.caps.haw;
+    const base = haw > 32 && haw <= 63
+      ? ((reg.iqaLo.get() & 0xfffff000) >>> 0) + (rf.getHi('IQA') & ((1 << (haw - 32)) - 1)) * 2 ** 32
+      : (((reg.iqaLo.get() >>> 12) + rf.getHi('IQA') * 2 ** 20) % 2 ** (haw - 12)) * 4096;
     // QT and QH are 128-bit descriptor indexes (bits 18:4 of the byte offset).
     const tail = reg.qt.get() * 16;
     let head = reg.qh.get() * 16;

@@ -57,6 +57,9 @@ export class InvalidationQueue {
   /** A page group response's descriptor and the one-entry list holding it, for a submit that is not nested in another. */
   private readonly respWords = new Uint32Array(8);
   private readonly respList: readonly Uint32Array[] = [this.respWords];
+  /** A descriptor's bytes, copied into the ring in one write (qi_submit_sync's memcpy). */
+  private readonly descBytes = new Uint8Array(DESC_BYTES);
+  private readonly descView = new DataView(this.descBytes.buffer);
   submitted = 0;
   timeouts = 0;
 
@@ -165,7 +168,9 @@ export class InvalidationQueue {
     const next = (this.tail + 1) % ENTRIES;
     if (next * DESC_BYTES === this.head) return false;
     const at = this.base + this.tail * DESC_BYTES;
-    for (let i = 0; i < 8; i++) this.mem.write32(at + 4 * i, d[i] ?? 0);
+    const v = this.descView;
+    for (let i = 0; i < 8; i++) v.setUint32(4 * i, d[i] ?? 0, true);
+    this.mem.writeFrom(at, this.descBytes);
     this.tail = next;
     return true;
   }
