@@ -21,6 +21,9 @@ export class CommandQueue {
   /** CMD_SYNCs that reported CERROR_ATC_INV_SYNC (an ATC invalidation never completed). */
   atcTimeouts = 0;
   commandsIssued = 0;
+  /** A command's bytes, written to the queue in one access (queue_write's copy). */
+  private readonly cmdBytes = new Uint8Array(ENTRY_BYTES);
+  private readonly cmdView = new DataView(this.cmdBytes.buffer);
   /** Entries in the queue, and the bits of PROD/CONS that hold index and wrap flag. */
   private readonly entries: number;
   private readonly indexMask: number;
@@ -85,7 +88,9 @@ export class CommandQueue {
     // A full queue is drained by publishing what is there first (the SMMU consumes synchronously).
     if (queueFull(this.prod, this.cons() & this.indexMask, this.log2)) this.publish();
     const a = this.entryAddr(this.prod);
-    for (let i = 0; i < 4; i++) this.mem.write32(a + 4 * i, cmd[i] ?? 0);
+    const v = this.cmdView;
+    for (let i = 0; i < 4; i++) v.setUint32(4 * i, cmd[i] ?? 0, true);
+    this.mem.writeFrom(a, this.cmdBytes);
     this.prod = (this.prod + 1) & this.indexMask;
     this.commandsIssued++;
   }

@@ -86,6 +86,9 @@ export class FaultQueues {
   private irqCtrl = 0;
   /** Scratch for one PRI record (decoded before the next is read). */
   private readonly priWords = new Uint32Array(4);
+  /** The record's bytes, read from the queue in one access (queue_read's copy), and a view to take the words from. */
+  private readonly priBytes = new Uint8Array(PRIQ_BYTES);
+  private readonly priView = new DataView(this.priBytes.buffer);
   private readonly drainPriEvent = (): void => {
     this.drainPri();
   };
@@ -276,7 +279,8 @@ export class FaultQueues {
   /** One PRI queue record (arm_smmu_handle_ppr). */
   private readonly priRecord = (at: number): void => {
     const words = this.priWords;
-    for (let i = 0; i < 4; i++) words[i] = this.h.mmio.read32(at + 4 * i);
+    this.h.mmio.readInto(at, this.priBytes);
+    for (let i = 0; i < 4; i++) words[i] = this.priView.getUint32(4 * i, true);
     if (this.h.priMode === 'mainline') {
       this.unexpectedPpr(decodePriRecord(words));
       return;

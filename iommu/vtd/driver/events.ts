@@ -107,6 +107,9 @@ export class PageRequestReader {
   requests = 0;
   /** Bits 127:0 of the descriptor being consumed (the private data words are not used). */
   private readonly words = new Uint32Array(4);
+  /** Those bytes, read from the queue in one access, and a view to take the words from. */
+  private readonly bytes = new Uint8Array(16);
+  private readonly view = new DataView(this.bytes.buffer);
 
   constructor(
     private readonly regs: VtdMmio,
@@ -133,7 +136,8 @@ export class PageRequestReader {
     while (head !== tail) {
       // The fields it uses, read from a scratch (not a decoded object of all fifteen): one descriptor per page request.
       const w = this.words;
-      for (let i = 0; i < 4; i++) w[i] = this.mem.read32(this.base + head + 4 * i);
+      this.mem.readInto(this.base + head, this.bytes);
+      for (let i = 0; i < 4; i++) w[i] = this.view.getUint32(4 * i, true);
       const addr = getBits(w, PRD.ADDR) * 4096;
       const read = getBits(w, PRD.RDR) === 1;
       const write = getBits(w, PRD.WRR) === 1;
