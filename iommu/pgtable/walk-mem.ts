@@ -66,7 +66,8 @@ export class WalkMem implements PhysMem {
 
   read32Checked(addr: number): number {
     let xor = 0;
-    if (addr % 8 === 0) {
+    // `& 7` on a safe integer, not `% 8` (a double's remainder is a runtime call; two reads per descriptor).
+    if ((addr & 7) === 0 && Number.isSafeInteger(addr)) {
       // The low half of a descriptor: one injection check per descriptor.
       const a = this.point.check(this.point.armed ? this.injectionCtx(addr) : undefined);
       if (a !== undefined) {
