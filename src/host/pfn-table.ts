@@ -41,12 +41,12 @@ export class PfnTable {
   get(pfn: number): number {
     const c = this.chunk(pfn, false);
     // A fractional frame number (an unaligned address) indexes nothing: undefined, so 0.
-    return c === undefined ? 0 : (c[pfn % this.chunkSize] ?? 0);
+    return c === undefined ? 0 : (c[pfn - this.lastIndex * this.chunkSize] ?? 0);
   }
 
   /** Set the value of `pfn`, a whole frame number (0 forgets it); `v` a number exact in a double. */
   set(pfn: number, v: number): void {
     const c = this.chunk(pfn, v !== 0);
-    if (c !== undefined) c[pfn % this.chunkSize] = v;
+    if (c !== undefined) c[pfn - this.lastIndex * this.chunkSize] = v;
   }
 }

@@ -36,8 +36,10 @@ export class ResidentTable {
 
   /** Slot of `unit` in its leaf; -1 when `unit` is not a whole 4 KiB-aligned address. */
   private static slot(unit: number): number {
-    const off = unit % LEAF_SPAN;
-    return off % 4096 === 0 && off >= 0 ? off / 4096 : -1;
+    // Divisions by powers of two (exact), not `%` on a double (a runtime call).
+    const li = Math.floor(unit / LEAF_SPAN);
+    const s = (unit - li * LEAF_SPAN) / 4096;
+    return s === Math.floor(s) && s >= 0 ? s : -1;
   }
 
   get size(): number {
