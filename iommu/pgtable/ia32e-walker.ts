@@ -8,7 +8,7 @@
 import type { PhysMem } from '../../src/memory/phys-mem.ts';
 import { ACCESS_EXEC, ACCESS_WRITE, FaultKind, PERM_R, PERM_UR, PERM_UW, PERM_UX, PERM_W, PERM_X, permits, type PageTableWalker, type TableAddrTranslator, type WalkResult } from './types.ts';
 import { E_A, E_D, E_EA, E_G, E_P, E_PAT_LARGE, E_PCD, E_PS, E_PWT, E_RW, E_US, EH_XD, ia32eAddr, ia32eReserved, ia32eShift, type ReservedMask } from './ia32e-layout.ts';
-import { DescFetcher, POW2, inRange, tableIndex } from './walk-common.ts';
+import { DescFetcher, POW2, inRange, remPow2, tableIndex } from './walk-common.ts';
 
 export interface Ia32eWalkConfig {
   levels: 4 | 5;
@@ -118,8 +118,8 @@ export class Ia32eWalker implements PageTableWalker {
       }
 
       const pageSize = POW2[shift]!;
-      const base = ps ? addr - (addr % pageSize) : addr;
-      r.outputAddr = base + (ia % pageSize);
+      const base = ps ? addr - remPow2(addr, pageSize) : addr;
+      r.outputAddr = base + remPow2(ia, pageSize);
       r.pageSize = pageSize;
       r.level = level;
       // A clean leaf is not yet writable without another walk (the D update).

@@ -37,7 +37,7 @@ import {
   type VmsaAddrFormat,
   type VmsaGranule,
 } from './vmsa-layout.ts';
-import { DescFetcher, POW2, inRange, tableIndex } from './walk-common.ts';
+import { DescFetcher, POW2, inRange, remPow2, tableIndex } from './walk-common.ts';
 
 export interface VmsaWalkConfig {
   stage: 1 | 2;
@@ -217,7 +217,7 @@ export class VmsaWalker implements PageTableWalker {
 
       const pageSize = POW2[shift]!;
       const base = out - (out % pageSize); // block OA bits below the block size are RES0
-      r.outputAddr = base + (ia % pageSize);
+      r.outputAddr = base + remPow2(ia, pageSize);
       r.pageSize = pageSize;
       r.level = level;
       r.perms = perms;

@@ -81,6 +81,17 @@ export function tableIndex(ia: number, shift: number, entries: number): number {
   return q % entries;
 }
 
+/**
+ * x % m for a power-of-two m up to 2^30 without `%` on a double (a call into
+ * the runtime's fmod): x minus its truncated quotient's multiple, exact for
+ * |x| < 2^53 as every step divides or multiplies by a power of two. Any other
+ * m goes to `%`.
+ */
+export function remPow2(x: number, m: number): number {
+  if (m > 0 && m <= 0x4000_0000 && (m & (m - 1)) === 0) return x - Math.trunc(x / m) * m;
+  return x % m;
+}
+
 /** True when `v` is an integer in [0, 2^bits). */
 export function inRange(v: number, bits: number): boolean {
   return Number.isInteger(v) && v >= 0 && v < POW2[bits]!;

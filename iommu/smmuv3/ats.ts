@@ -36,6 +36,7 @@ import { EVT, EVT_CLASS, EventInfo } from './event.ts';
 import type { EventQueue } from './queue.ts';
 import { STE_CONFIG } from './ste.ts';
 import { SMMUV3_SITE_ACTIONS } from './points.ts';
+import { remPow2 } from '../pgtable/walk-common.ts';
 
 const PAGE = 4096;
 const MAX_ENTRIES = 32;
@@ -107,7 +108,7 @@ export class AtsResponder {
     if (ctx.privcfg >= 2) this.priv = ctx.privcfg === 3;
     if (ctx.instcfg >= 2) this.instr = ctx.instcfg === 3;
     // PCIe §10.2.2: the untranslated address is page-aligned (bits [11:0] are not sent).
-    let va = req.addr - (req.addr % PAGE);
+    let va = req.addr - remPow2(req.addr, PAGE);
     const end = va + Math.max(req.length, PAGE);
     const first = this.entry(ctx, va, req);
     if (first === null) return ABORTED;
@@ -162,7 +163,7 @@ export class AtsResponder {
     if (this.instr) {
       exec = (s1 === null || s1.translate(va, ACCESS_EXEC | pv, ctx.sid, ctx.ssid)) && (s2 === null || s2.translate(ia, ACCESS_EXEC, false));
     }
-    const ua = va - (va % size);
+    const ua = va - remPow2(va, size);
     return {
       translatedAddr: pa - (va - ua), untranslatedAddr: ua, size, read: true, write, exec, priv, untranslatedOnly: false,
       global: ctx.ssid >= 0 && global,
@@ -213,7 +214,7 @@ export class AtsResponder {
 
 /** An entry granting nothing (R = W = 0) for the granule page holding `va`. */
 function noAccess(va: number, granule: number, priv: boolean): AtsTranslation {
-  const ua = va - (va % granule);
+  const ua = va - remPow2(va, granule);
   return { translatedAddr: 0, untranslatedAddr: ua, size: granule, read: false, write: false, exec: false, priv, untranslatedOnly: false, global: false };
 }
 

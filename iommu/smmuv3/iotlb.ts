@@ -12,6 +12,7 @@
  * documented over-invalidation).
  */
 import type { Counter } from '../../src/trace/counters.ts';
+import { remPow2 } from '../pgtable/walk-common.ts';
 
 export const TLB_S1 = 0;
 export const TLB_S2 = 1;
@@ -180,7 +181,7 @@ export class Iotlb {
     const slot = SIZE_SLOT[shift] ?? -1;
     if (slot < 0 || ia >= IA_LIMIT) return;
     const size = POW2[shift]!;
-    const off = ia % size;
+    const off = remPow2(ia, size);
     const key = tagId * TAG_MUL + slot * SLOT_MUL + (ia - off) / size;
     let e = this.find(key);
     if (e === undefined) {

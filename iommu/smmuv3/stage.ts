@@ -24,6 +24,7 @@ import type { Cd } from './cd.ts';
 import { ASID_GLOBAL, Iotlb, TLB_S1, TLB_S2, type IotlbEntry } from './iotlb.ts';
 import type { S2Config } from './ste.ts';
 import type { WalkMem } from '../pgtable/walk-mem.ts';
+import { remPow2 } from '../pgtable/walk-common.ts';
 
 // Module-local copies of imported bindings read on every TLB hit.
 const allows = permits;
@@ -106,7 +107,7 @@ abstract class StageBase {
       return false;
     }
     this.oa = r.outputAddr;
-    this.avail = r.pageSize - (ia % r.pageSize);
+    this.avail = r.pageSize - remPow2(ia, r.pageSize);
     this.perms = r.perms;
     this.size = r.pageSize;
     this.global = !r.nonGlobal;

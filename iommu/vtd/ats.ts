@@ -28,6 +28,7 @@ import type { SimContext } from '../../src/sim/context.ts';
 import type { Counter } from '../../src/trace/counters.ts';
 import { FR } from './fault-reasons.ts';
 import { IRQ_END, IRQ_FIRST, inIrqRange, type Translator } from './translate.ts';
+import { remPow2 } from '../pgtable/walk-common.ts';
 
 const PAGE = 4096;
 /** Entries one completion carries at most (a request beyond that gets the first ones; the device asks again). */
@@ -82,7 +83,7 @@ export class AtsResponder {
     txn.privileged = req.pasid >= 0 && req.privileged;
     // Made with its first entry (an array literal of one; an empty one grows to 16 slots on its first push).
     let entries: AtsTranslation[] | undefined;
-    let a = req.addr - (req.addr % PAGE);
+    let a = req.addr - remPow2(req.addr, PAGE);
     const end = req.addr + Math.max(1, req.length);
     while (a < end && (entries?.length ?? 0) < MAX_ENTRIES) {
       if (req.pasid < 0 && inIrqRange(a)) {

@@ -25,6 +25,7 @@ import * as regs from './regs.ts';
 import type { VtdCaps } from './regs.ts';
 import * as rootCtx from './root-context.ts';
 import type { StructureLoader } from './structures.ts';
+import { remPow2 } from '../pgtable/walk-common.ts';
 
 // Module-local copies: when tsx loads the tree as CommonJS (from a CommonJS
 // entry point) every use of an imported binding is a getter call, two through
@@ -362,7 +363,7 @@ export class Translator {
   }
 
   private fill(b: IotlbBucket, addr: number, size: number, pa: number, perms: number, global: boolean, kind: number, out: TranslationAnswer): boolean {
-    const off = addr % size;
+    const off = remPow2(addr, size);
     const paBase = pa - off;
     const irq = paBase < IRQ_END && paBase + size > IRQ_FIRST;
     this.iotlb.insert(b, addr - off, size, paBase, perms, global, kind, irq);
@@ -386,7 +387,7 @@ export class Translator {
     out.pa = addr;
     out.length = Math.max(1, txn.addr + txn.length - addr);
     if (addr < IRQ_FIRST && addr + out.length > IRQ_FIRST) out.length = IRQ_FIRST - addr;
-    const base = addr - (addr % 4096);
+    const base = addr - remPow2(addr, 4096);
     this.setLast(base, 4096, base, PERM_ALL, false);
     return true;
   }
