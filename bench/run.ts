@@ -8,6 +8,12 @@
  * mappings, engine, cprog, campaign, soak, sparse) and prints them without
  * writing results.json, which always holds one full run. `soak-full` (10
  * million DMAs and a million PRI faults, minutes) runs only when named.
+ *
+ * Each section runs in a process of its own (this file with `--section`):
+ * in one process, code warmed by earlier sections with other machines and
+ * other shapes ran later sections' hot paths slower (a NOOP engine
+ * descriptor took about 4.3 us after the sections before it, about 1.5 us
+ * in a process of its own), so a figure depended on what ran before it.
  */
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -46,6 +52,23 @@ const sections: [name: string, run: () => Figures | Promise<Figures>, optIn?: 'o
   }],
 ];
 
+// A child: run one section, its figures as JSON on the last line of stdout.
+if (process.argv[2] === '--section') {
+  const section = sections.find(([name]) => name === process.argv[3]);
+  if (section === undefined) throw new Error(`bench: no section ${process.argv[3]}`);
+  const f = await section[1]();
+  process.stdout.write(`\n${JSON.stringify(f)}\n`);
+  process.exit(0);
+}
+
+/** Run a section in a fresh process (tsx, as this one) and return its figures. */
+function runSection(name: string): Figures {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--section', name], {
+    encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 * 2 ** 20,
+  });
+  return JSON.parse(out.trim().split('\n').pop()!) as Figures;
+}
+
 const only = process.argv.slice(2);
 const unknown = only.filter((w) => !sections.some(([name]) => name.startsWith(w)));
 if (unknown.length > 0) {
@@ -53,9 +76,9 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 const figures: Figures = {};
-for (const [name, run, optIn] of sections) {
+for (const [name, , optIn] of sections) {
   if (only.length === 0 ? optIn !== undefined : !only.some((w) => name === w || (optIn === undefined && name.startsWith(w)))) continue;
-  Object.assign(figures, await run());
+  Object.assign(figures, runSection(name));
 }
 
 printTable(figures);
