@@ -39,6 +39,9 @@ interface RegInfo {
   /** The register's words (a view of the file's storage). */
   readonly view: Uint32Array;
   readonly layout: Layout;
+  /** onWrite/onRead's hooks, held here so an access finds them without a lookup by name. */
+  writeHook: RegisterWriteHook | undefined;
+  readHook: RegisterReadHook | undefined;
 }
 
 /**
@@ -118,8 +121,6 @@ export class RegisterFile<M extends RegMap = RegMap> {
   private readonly slotOf: Int32Array;
   private nextSlot = 0;
   private readonly byName = new Map<string, RegInfo>();
-  private readonly writeHooks = new Map<string, RegisterWriteHook>();
-  private readonly readHooks = new Map<string, RegisterReadHook>();
 
   constructor(name: string, size: number, defs: RegisterTable<M> | readonly RegisterDef[]) {
     this.name = name;
@@ -151,7 +152,7 @@ export class RegisterFile<M extends RegMap = RegMap> {
     if (spec.reset !== undefined) def.reset = spec.reset;
     const index = this.nextSlot;
     this.nextSlot += spec.size / 4;
-    const info: RegInfo = { def, index, view: this.words.subarray(index, index + spec.size / 4), layout };
+    const info: RegInfo = { def, index, view: this.words.subarray(index, index + spec.size / 4), layout, writeHook: undefined, readHook: undefined };
     this.byName.set(spec.name, info);
     for (let w = 0; w < spec.size / 4; w++) {
       const at = spec.offset / 4 + w;
@@ -200,12 +201,12 @@ export class RegisterFile<M extends RegMap = RegMap> {
 
   /** Call `fn` after software writes any byte of the register. */
   onWrite(name: RegName<M>, fn: RegisterWriteHook): void {
-    this.writeHooks.set(this.info(name).def.name, fn);
+    this.info(name).writeHook = fn;
   }
 
   /** Compute the value software reads (for registers that reflect live state). */
   onRead(name: RegName<M>, fn: RegisterReadHook): void {
-    this.readHooks.set(this.info(name).def.name, fn);
+    this.info(name).readHook = fn;
   }
 
   // --- device side ---------------------------------------------------------
@@ -279,7 +280,7 @@ export class RegisterFile<M extends RegMap = RegMap> {
     const i = (this.slotOf[offset >> 2] ?? 0) - 1;
     if (i < 0) return 0;
     const info = this.byWord[i]!;
-    const hook = this.readHooks.get(info.reg.def.name);
+    const hook = info.reg.readHook;
     let word = hook !== undefined ? hook(info.reg.def, info.word) >>> 0 : this.words[i]!;
     word = (word & ~this.writeOnly[i]!) >>> 0;
     const shift = (offset & 3) * 8;
@@ -301,6 +302,6 @@ export class RegisterFile<M extends RegMap = RegMap> {
     let next = ((old & ~wm) | (v & wm)) >>> 0;
     next = (next & ~(v & this.w1c[i]!)) >>> 0;
     this.words[i] = next;
-    this.writeHooks.get(reg.def.name)?.(reg.def, oldLo, oldHi);
+    reg.writeHook?.(reg.def, oldLo, oldHi);
   }
 }
