@@ -76,6 +76,12 @@ export class GuestMem implements PhysMem {
   write64(a: number, v: bigint): void {
     this.put(a, 8, (d) => d.setBigUint64(0, v, true));
   }
+  write64Parts(a: number, lo: number, hi: number): void {
+    this.put(a, 8, (d) => {
+      d.setUint32(0, lo >>> 0, true);
+      d.setUint32(4, hi >>> 0, true);
+    });
+  }
   readInto(a: number, dst: Uint8Array): MemTxResult {
     dst.set(this.io.read(a, dst.length));
     return MEMTX_OK;

@@ -118,6 +118,9 @@ export class WalkMem implements PhysMem {
   write64(addr: number, value: bigint): void {
     if (!this.noWrites) this.mem.write64(addr, value);
   }
+  write64Parts(addr: number, lo: number, hi: number): void {
+    if (!this.noWrites) this.mem.write64Parts(addr, lo, hi);
+  }
   readInto(addr: number, dst: Uint8Array): MemTxResult {
     return this.mem.readInto(addr, dst);
   }

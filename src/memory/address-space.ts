@@ -112,8 +112,12 @@ export class AddressSpace implements PhysMem {
   }
   write64(addr: number, value: bigint): void {
     const v = BigInt.asUintN(64, value);
-    const lo = Number(v & 0xffffffffn);
-    const hi = Number(v >> 32n);
+    this.write64Parts(addr, Number(v & 0xffffffffn), Number(v >> 32n));
+  }
+
+  write64Parts(addr: number, lo: number, hi: number): void {
+    lo >>>= 0;
+    hi >>>= 0;
     const r = this.lookup(addr);
     if (r !== undefined && addr + 8 <= r.end) {
       const off = addr - r.start + r.offset;

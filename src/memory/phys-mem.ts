@@ -34,6 +34,8 @@ export interface PhysMem {
   write16(addr: number, value: number): void;
   write32(addr: number, value: number): void;
   write64(addr: number, value: bigint): void;
+  /** write64 of `hi * 2^32 + lo`, for callers that hold the value as two u32 halves (no bigint on the way). */
+  write64Parts(addr: number, lo: number, hi: number): void;
   /** Copy `dst.length` bytes from `addr` into `dst`. */
   readInto(addr: number, dst: Uint8Array): MemTxResult;
   /** Copy all of `src` to `addr`. */

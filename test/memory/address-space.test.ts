@@ -522,3 +522,26 @@ t.test('an address space of two RAM regions and an MMIO region matches a byte-ma
   );
   t.pass('model agrees');
 });
+
+t.test('write64Parts(addr, lo, hi) is write64 of hi * 2^32 + lo: in RAM, across a RAM page, to MMIO (split or whole) and to nothing', async (t) => {
+  const { as, ram, calls, events } = fixture();
+  as.write64Parts(0x2000, 0x05060708, 0x01020304);
+  t.equal(ram.read64(0x2000), 0x0102030405060708n);
+  as.write64Parts(0x3ffc, 0x11223344, 0xaabbccdd);
+  t.equal(as.read64(0x3ffc), 0xaabbccdd11223344n, 'across a frame boundary');
+  as.write64Parts(DEV + 0x18, 0x55667788, 0x11223344);
+  t.same(calls, [
+    ['w', 0x18, 4, 0x55667788],
+    ['w', 0x1c, 4, 0x11223344],
+  ], 'split into two 4-byte writes, low half first, as write64');
+  as.write64Parts(0x2008, -1, -2);
+  t.equal(ram.read64(0x2008), 0xfffffffeffffffffn, 'halves taken as u32');
+  const before = events.length;
+  as.write64Parts(HOLE, 1, 2);
+  t.ok(events.slice(before).some((e) => e.name === 'mem.unassigned'), 'a write to nothing is traced and dropped');
+  const seen: string[] = [];
+  const root = MemoryRegion.container('system', 2 ** 32);
+  root.addSubregion(DEV, MemoryRegion.mmio('dev8', PAGE_SIZE, { read: () => 0, write: () => {}, write64: (o, v) => void seen.push(`w8@${o}=${v.toString(16)}`) }, { minAccess: 4, maxAccess: 8 }));
+  new AddressSpace('sys', root).write64Parts(DEV + 16, 1, 0xaabbccdd);
+  t.same(seen, ['w8@16=aabbccdd00000001'], 'a handler with write64 takes it whole');
+});

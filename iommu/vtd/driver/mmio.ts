@@ -28,7 +28,10 @@ export class VtdMmio {
   }
 
   w64(reg: VtdFixedReg, v: number | bigint): void {
-    this.mem.write64(this.base + VTD_REG[reg], BigInt(v));
+    const a = this.base + VTD_REG[reg];
+    // A number (a queue tail or head, below 2^53) goes as its two halves: no bigint on the per-fault path.
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) this.mem.write64Parts(a, v >>> 0, Math.floor(v / 0x1_0000_0000));
+    else this.mem.write64(a, BigInt(v));
   }
 
   /** One field of a register as the unit reports it now. */
