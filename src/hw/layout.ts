@@ -100,6 +100,14 @@ export function getBits(words: ArrayLike<number>, f: BitRange): number {
     // Inside one word (most fields): one shift pair, no floating point.
     return ((words[f.lsb >> 5]! << (32 - off - f.width)) >>> (32 - f.width)) >>> 0;
   }
+  if (off + f.width <= 64) {
+    // Across two words (a 64-bit address in a queue record or a table entry): the low word's top bits, then the next word's low ones.
+    const w = f.lsb >> 5;
+    const lowBits = 32 - off;
+    const highBits = f.width - lowBits;
+    const hi = highBits === 32 ? words[w + 1]! >>> 0 : (words[w + 1]! & ((1 << highBits) - 1)) >>> 0;
+    return hi * 2 ** lowBits + (words[w]! >>> off);
+  }
   let value = 0;
   let got = 0;
   let bit = f.lsb;

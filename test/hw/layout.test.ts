@@ -64,6 +64,19 @@ t.test('property: set then get round-trips and leaves other fields alone', async
   t.pass('300 runs');
 });
 
+t.test('property: getBits reads the same value as a bit-by-bit reference, for fields inside one word, across two and across three', async (t) => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 106 }), fc.integer({ min: 1, max: 53 }), fc.array(fc.nat({ max: 0xffffffff }), { minLength: 5, maxLength: 5 }), (lsb, width, init) => {
+      const words = Uint32Array.from(init);
+      let want = 0;
+      for (let b = lsb + width - 1; b >= lsb; b--) want = want * 2 + ((words[b >> 5]! >>> (b & 31)) & 1);
+      return getBits(words, { lsb, width }) === want;
+    }),
+    { numRuns: 2000, seed: 11 },
+  );
+  t.pass('2000 runs');
+});
+
 t.test('field names are typed: a misspelt field does not compile', async (t) => {
   const w = encodeLayout(L, { V: 1, CFG: 2 });
   t.equal(readField(L, w, 'CFG'), 2);
