@@ -7,7 +7,7 @@
  * "Event queue overflow") lives here too.
  */
 import type { InjectionPoint } from '../../src/fault/injector.ts';
-import type { FieldRef, RegRef, RegisterFile } from '../../src/hw/register-file.ts';
+import type { FieldRef, RegisterFile } from '../../src/hw/register-file.ts';
 import { MEMTX_OK, type PhysMem } from '../../src/memory/phys-mem.ts';
 import type { Counter } from '../../src/trace/counters.ts';
 import type { Tracer } from '../../src/trace/tracer.ts';
@@ -21,17 +21,11 @@ export class QueueGeometry {
   log2 = 0;
   /** The base register's fields, resolved once (read per command, event and page request). */
   private readonly log2Size: FieldRef;
-  /** The register's low word; the high one is read by name (ADDR spans both, and a two-word field read is a loop). */
-  private readonly lo: RegRef;
+  private readonly addr: FieldRef;
 
-  constructor(
-    private readonly regs: RegisterFile<SmmuRegMap>,
-    private readonly baseReg: 'CMDQ_BASE' | 'EVENTQ_BASE' | 'PRIQ_BASE',
-  ) {
+  constructor(regs: RegisterFile<SmmuRegMap>, baseReg: 'CMDQ_BASE' | 'EVENTQ_BASE' | 'PRIQ_BASE') {
     this.log2Size = regs.fieldRef(baseReg, 'LOG2SIZE');
-    this.lo = regs.ref(baseReg);
-    const f = regs.layout(baseReg).fields.ADDR;
-    if (f.lsb !== 5 || f.lsb + f.width <= 52) throw new Error(`${baseReg}.ADDR is not bits [55:5]`);
+    this.addr = regs.fieldRef(baseReg, 'ADDR');
   }
 
   /**
@@ -40,8 +34,9 @@ export class QueueGeometry {
    */
   read(log2Max: number, entryBytes: number): this {
     this.log2 = Math.min(this.log2Size.get(), log2Max);
-    // ADDR[51:5] in place: the low word's bits [31:5] and the high word's [19:0] (bits 51:32).
-    const addr = ((this.lo.get() & ~31) >>> 0) + (this.regs.getHi(this.baseReg) & 0xfffff) * 2 ** 32;
+    // ADDR[51:5]: the field's low 47 bits, by a floor by a power of two (exact; a remainder of doubles is a runtime call).
+    const a = this.addr.get();
+    const addr = (a - Math.floor(a / ADDR_SPAN) * ADDR_SPAN) * 32;
     const align = Math.max(entryBytes * pow2(this.log2), 32);
     this.base = addr - (addr % align);
     return this;
@@ -56,6 +51,9 @@ export class QueueGeometry {
     return this.base + (index % pow2(this.log2)) * entryBytes;
   }
 }
+
+/** ADDR[51:5] holds 47 bits. */
+const ADDR_SPAN = 2 ** 47;
 
 /** 2^n: a shift for the queue sizes there are (LOG2SIZE <= 19), a power beyond. */
 function pow2(n: number): number {

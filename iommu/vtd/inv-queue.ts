@@ -98,12 +98,12 @@ export class InvQueue {
   private rerun = false;
 
   /** The queue registers' fields, resolved once (the queue runs per page group response). */
-  private readonly reg: { dw: FieldRef; qs: FieldRef; iqaLo: RegRef; qt: FieldRef; qh: FieldRef; iwc: FieldRef; fsts: RegRef };
+  private readonly reg: { dw: FieldRef; qs: FieldRef; iqa: FieldRef; qt: FieldRef; qh: FieldRef; iwc: FieldRef; fsts: RegRef };
 
   constructor(private readonly h: QueueHost) {
     const rf = h.rf;
     this.reg = {
-      dw: rf.fieldRef('IQA', 'DW'), qs: rf.fieldRef('IQA', 'QS'), iqaLo: rf.ref('IQA'),
+      dw: rf.fieldRef('IQA', 'DW'), qs: rf.fieldRef('IQA', 'QS'), iqa: rf.fieldRef('IQA', 'IQA'),
       qt: rf.fieldRef('IQT', 'QT'), qh: rf.fieldRef('IQH', 'QH'), iwc: rf.fieldRef('ICS', 'IWC'), fsts: rf.ref('FSTS'),
     };
     this.point = h.ctx.faults.define(VTD_INJECTION_POINTS)['vtd.inv_queue_process'];
@@ -136,19 +136,16 @@ export class InvQueue {
   }
 
   private run(): void {
-    const { rf, mem } = this.h;
+    const { mem } = this.h;
     const reg = this.reg;
     if (!this.h.qiEnabled() || (reg.fsts.get() & (FSTS_IQE | FSTS_ITE)) !== 0 || this.held !== undefined) return;
     const dw = reg.dw.get() !== 0;
     const descBytes = dw ? 32 : 16;
     const qbytes = 4096 * 2 ** reg.qs.get();
-    // IQA[63:12]; bits at or above HAW are not address bits.
-    // IQA[63:12] below HAW, from the register's two words in place (a two-word field read is a loop, and the
-    // remainder of a double a runtime call): the low word's bits 31:12 and the high word's bits below HAW - 32.
-    const haw = this.h.caps.haw;
-    const base = haw > 32 && haw <= 63
-      ? ((reg.iqaLo.get() & 0xfffff000) >>> 0) + (rf.getHi('IQA') & ((1 << (haw - 32)) - 1)) * 2 ** 32
-      : (((reg.iqaLo.get() >>> 12) + rf.getHi('IQA') * 2 ** 20) % 2 ** (haw - 12)) * 4096;
+    // IQA[63:12]; bits at or above HAW are not address bits (dropped by a floor by a power of two: exact, and no runtime call as a remainder of doubles is).
+    const iqa = reg.iqa.get();
+    const span = 2 ** (this.h.caps.haw - 12);
+    const base = (iqa - Math.floor(iqa / span) * span) * 4096;
     // QT and QH are 128-bit descriptor indexes (bits 18:4 of the byte offset).
     const tail = reg.qt.get() * 16;
     let head = reg.qh.get() * 16;

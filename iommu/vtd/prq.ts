@@ -93,11 +93,11 @@ export class PageRequestQueue {
     this.cBlocked = c.counter(`${h.name}.prq.blocked`);
     const rf = h.rf;
     this.prs = rf.ref('PRS');
-    this.reg = { pqs: rf.fieldRef('PQA', 'PQS'), pqaLo: rf.ref('PQA'), pqt: rf.fieldRef('PQT', 'PQT'), pqh: rf.fieldRef('PQH', 'PQH') };
+    this.reg = { pqs: rf.fieldRef('PQA', 'PQS'), pqa: rf.fieldRef('PQA', 'PQA'), pqt: rf.fieldRef('PQT', 'PQT'), pqh: rf.fieldRef('PQH', 'PQH') };
   }
 
   /** The queue registers' fields, resolved once (a page request per fault). */
-  private readonly reg: { pqs: FieldRef; pqaLo: RegRef; pqt: FieldRef; pqh: FieldRef };
+  private readonly reg: { pqs: FieldRef; pqa: FieldRef; pqt: FieldRef; pqh: FieldRef };
   /** PRS, resolved once (read per page request). */
   private readonly prs: RegRef;
 
@@ -114,12 +114,10 @@ export class PageRequestQueue {
       this.record(m, code, this.xlate.fpd);
       return this.answer(m, 'invalid');
     }
-    const rf = this.h.rf;
     const prs = this.prs.get();
     const reg = this.reg;
     const qbytes = 4096 * 2 ** reg.pqs.get();
-    // PQA[63:12] from the two words in place (a two-word field read is a loop).
-    const base = ((reg.pqaLo.get() >>> 12) + rf.getHi('PQA') * 2 ** 20) * 4096;
+    const base = reg.pqa.get() * 4096;
     // PQT and PQH index 256-bit descriptors (bits 18:5 of the byte offset).
     const tail = (reg.pqt.get() * PRQ_DESC_BYTES) % qbytes;
     const head = (reg.pqh.get() * PRQ_DESC_BYTES) % qbytes;
