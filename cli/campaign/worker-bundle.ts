@@ -17,11 +17,12 @@
  * map, which the worker's bootstrap turns on before loading the bundle), so
  * results read as with tsx. The bundle is a file in the system's temporary
  * folder named by hashes of the module and of its text: the same sources
- * reuse it, and a new bundle of a module replaces that module's older ones.
+ * reuse it, and a new bundle of a module removes that module's older ones
+ * once they have gone a day unused.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -31,6 +32,8 @@ import type { ScenarioRef } from '../../tools/campaign/types.ts';
 const ROOT = new URL('../../', import.meta.url).href;
 
 const built = new Map<string, Promise<URL | undefined>>();
+/** A module's older bundle unused this long is removed when a new one is written. */
+const STALE_MS = 24 * 3600 * 1000;
 
 /**
  * The file URL of the bundled worker for `scenario`'s module, or undefined
@@ -97,14 +100,21 @@ async function build(key: string, moduleUrl: string): Promise<URL | undefined> {
   const prefix = `ioemu-campaign-worker-${hash(moduleUrl).slice(0, 8)}-`;
   const name = `${prefix}${hash(code).slice(0, 16)}.mjs`;
   const file = join(dir, name);
-  if (!existsSync(file)) {
+  if (existsSync(file)) {
+    // In use again: it is not stale.
+    const now = new Date();
+    await utimes(file, now, now);
+  } else {
     // Written beside and renamed into place, so a campaign starting at the same moment never reads half a file.
     const part = `${file}.${process.pid}.part`;
     await writeFile(part, code);
     await rename(part, file);
-    // The same module's bundles of older sources are of no more use.
+    // The same module's bundles of older sources, unused for a day: a campaign still running on one may start a worker from it.
     for (const other of await readdir(dir)) {
-      if (other.startsWith(prefix) && other.endsWith('.mjs') && other !== name) await rm(join(dir, other), { force: true });
+      if (!other.startsWith(prefix) || !other.endsWith('.mjs') || other === name) continue;
+      const at = join(dir, other);
+      const st = await stat(at).catch(() => undefined);
+      if (st !== undefined && Date.now() - st.mtimeMs > STALE_MS) await rm(at, { force: true });
     }
   }
   return pathToFileURL(file);

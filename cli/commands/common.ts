@@ -2,7 +2,7 @@
 import { PlanError, applyPlan, type FaultPlan } from '../../src/fault/plan.ts';
 import { formatViolations } from '../../tools/fault/invariants.ts';
 import { fmtNs } from '../../tools/report/html.ts';
-import { descriptorLatencies, hitRates, stats } from '../../tools/report/figures.ts';
+import { descriptorLatencies, hitRates, iopfStats, stats } from '../../tools/report/figures.ts';
 import { machineFor, UsageError, type RunResult, type Scenario } from '../../tools/scenario/scenario.ts';
 import type { MachineKind } from '../../machines/layout.ts';
 import { readPlanFile } from '../fault-plan-file.ts';
@@ -62,7 +62,7 @@ export function thrownLines(r: RunResult): string[] {
 /** The human summary printed after a run. */
 export function summarize(r: RunResult): string[] {
   const out: string[] = [];
-  const iopf = stats(r.iopfLatencies);
+  const iopf = iopfStats(r);
   const pri = stats(r.priServiceNs);
   const desc = stats(descriptorLatencies(r.trace.events));
   out.push(`summary: ${r.scenario} on ${r.machine}, seed ${r.seed}: ${r.ok ? 'PASSED' : 'FAILED'}; virtual time ${fmtNs(r.virtualNs)}, ${r.trace.events.length} trace events`);

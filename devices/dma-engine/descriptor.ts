@@ -1,4 +1,4 @@
-import { decodeLayout, defineLayout, encodeLayout, getBits } from '../../src/hw/layout.ts';
+import { decodeLayout, defineLayout, encodeLayout } from '../../src/hw/layout.ts';
 
 /**
  * The DMA engine's in-memory formats, declared once as data: the 64-byte
@@ -220,11 +220,4 @@ export function decodeCompletion(bytes: Uint8Array): CompletionRecord {
     faultAddr: f.FAULT_ADDR_HI * TWO_32 + f.FAULT_ADDR_LO,
     info: f.INFO,
   };
-}
-
-/** A 64-bit value held as two 32-bit fields; undefined when it does not fit 53 bits. */
-export function addr53(words: ArrayLike<number>, lo: DescriptorField, hi: DescriptorField): number | undefined {
-  const h = getBits(words, DESCRIPTOR.fields[hi]);
-  if (h >= 2 ** 21) return undefined;
-  return h * TWO_32 + getBits(words, DESCRIPTOR.fields[lo]);
 }

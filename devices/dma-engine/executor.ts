@@ -12,12 +12,12 @@ import { Job, Phase, Stage } from './job.ts';
 import { outcomeFault, type PageGroup, type PageRequests } from './page-requests.ts';
 import { DMAE_ERROR } from './regs.ts';
 import type { Timers } from './timers.ts';
-
-const CR = COMPLETION.fields;
 import {
   failAccess, resetAccess, RUN_DONE, RUN_FAULT, T_FAULT, T_LOST, T_OK, type Access, type DmaPath,
 } from './translation.ts';
 import type { ErrorReport, WorkQueue } from './work-queue.ts';
+
+const CR = COMPLETION.fields;
 
 /** Virtual-time costs of the engine (ns). */
 export interface EngineTiming {

@@ -35,12 +35,11 @@ import { NO_PASID } from '../../src/pci/transaction.ts';
 import type { PageRequestMessage, PrgResponseCode } from '../../src/pci/ats-messages.ts';
 import type { Counter } from '../../src/trace/counters.ts';
 import type { SmmuCore } from './core.ts';
-import { PRIQ_BYTES, encodePriRecord } from './event.ts';
+import { EventInfo, PRIQ_BYTES, encodePriRecord } from './event.ts';
 import type { Interrupts } from './irq.ts';
 import { QueueGeometry, queueFull, queueNext } from './queue.ts';
 import { CR0, GERROR, Q_OVF } from './regs.ts';
 import type { ConfigCache } from './config.ts';
-import { EventInfo } from './event.ts';
 import { SMMUV3_SITE_ACTIONS } from './points.ts';
 
 export interface PrgCounters {

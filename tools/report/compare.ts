@@ -4,7 +4,7 @@
  * first, side by side.
  */
 import type { RunResult } from '../scenario/scenario.ts';
-import { descriptorLatencies, hitRates, injections, pooledHitRate, stats, type Stats } from './figures.ts';
+import { descriptorLatencies, hitRates, injections, iopfStats, pooledHitRate, stats, type Stats } from './figures.ts';
 import { esc, fmtNs, fmtPercent } from './format.ts';
 
 export interface ComparisonRow {
@@ -30,7 +30,7 @@ export function comparisonRow(r: RunResult): ComparisonRow {
     ok: r.ok,
     virtualNs: r.virtualNs,
     pageRequests: r.counters['iopf.requests'] ?? 0,
-    pri: stats(r.iopfLatencies),
+    pri: iopfStats(r),
     descriptors: stats(descriptorLatencies(r.trace.events)),
     atcHitRate: pooledHitRate(rates, /\.atc$/),
     iotlbHitRate: pooledHitRate(rates, /\.iotlb$/),

@@ -23,6 +23,15 @@ export function stats(xs: readonly number[]): Stats {
   return { count: s.length, min: s[0]!, mean: s.reduce((a, b) => a + b, 0) / s.length, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: s[s.length - 1]! };
 }
 
+/**
+ * The host's page-fault handling times of a run: percentiles from its
+ * sample, the count and the mean exact (the sample keeps at most 10,000
+ * groups; host.iopf.latencies counts and sums every one).
+ */
+export function iopfStats(r: Pick<RunResult, 'iopfLatencies' | 'iopfGroups' | 'iopfMeanNs'>): Stats {
+  return { ...stats(r.iopfLatencies), count: r.iopfGroups, mean: r.iopfMeanNs };
+}
+
 export interface HitRate {
   /** Counter prefix, e.g. "vtd.iotlb" or "dma0.atc". */
   cache: string;
@@ -265,7 +274,7 @@ export function pooledHitRate(rates: readonly HitRate[], re: RegExp): number | u
 
 /** The one-row summary of a run (a sweep's CSV columns before the scenario's own metrics). */
 export function summaryRow(r: RunResult): Record<string, string | number> {
-  const iopf = stats(r.iopfLatencies);
+  const iopf = iopfStats(r);
   const pri = stats(r.priServiceNs);
   const desc = stats(descriptorLatencies(r.trace.events));
   const rates = hitRates(r.counters);

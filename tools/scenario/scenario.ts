@@ -132,6 +132,9 @@ export interface RunResult {
   counters: Record<string, number>;
   /** The host's page-fault handling times (virtual ns: a group reaching its I/O page-fault queue to its response), host.iopf.latencies' sample (every group up to 10,000). */
   iopfLatencies: number[];
+  /** Groups host.iopf.latencies saw, and their mean (exact, whatever the sample kept). */
+  iopfGroups: number;
+  iopfMeanNs: number;
   /** PRI service times at the devices (virtual ns: a group sent to its response received; tools/report/figures.ts priServiceTimes). */
   priServiceNs: number[];
   virtualNs: number;
@@ -256,6 +259,8 @@ export async function runScenario(s: Scenario, o: RunOptions = {}): Promise<RunR
     series: Object.fromEntries(metrics.series),
     counters: m.board.counters.snapshot(),
     iopfLatencies: m.host.iopf.latencies.sample,
+    iopfGroups: m.host.iopf.latencies.count,
+    iopfMeanNs: m.host.iopf.latencies.mean,
     priServiceNs: priServiceTimes(trace.events),
     virtualNs: m.now(),
     trace,

@@ -485,9 +485,9 @@ export class VtdDriver implements IommuDriver, VtdDomainOps {
     }
     info.tables.clearPresent(pasid);
     this.flusher.entry(info, pasid, old);
-    // intel_pasid_clear_entry(dev, pasid, fault_ignore): present again? (never, after clearPresent).
-    const present = readField(PASID_ENTRY, info.tables.read(pasid), 'P') !== 0;
-    info.tables.clear(pasid, faultIgnore && present);
+    // intel_pasid_clear_entry(dev, pasid, fault_ignore): it keeps FPD only for an entry still present, and
+    // after clearPresent none is, so the entry is cleared whole.
+    info.tables.clear(pasid);
     if (!faultIgnore) this.drainPasidPrq(info, pasid);
   }
 

@@ -16,7 +16,7 @@
 import { ENOMEM } from '../../../src/uapi/errno.ts';
 import { encodeLayout } from '../../../src/hw/layout.ts';
 import type { PhysMem } from '../../../src/memory/phys-mem.ts';
-import { PASID_DIR_ENTRY, PASID_ENTRY, pasidDirEntries, pasidDirIndex, pasidTableIndex } from '../pasid-entry.ts';
+import { PASID_DIR_ENTRY, pasidDirEntries, pasidDirIndex, pasidTableIndex } from '../pasid-entry.ts';
 import { SM_CONTEXT_TABLE_ENTRIES, SM_ROOT_ENTRY, sidBus, sidDevfn } from '../root-context.ts';
 
 /** Physically contiguous, zeroed, size-aligned memory for tables and queues. */
@@ -147,14 +147,11 @@ export class PasidTables {
     return 0;
   }
 
-  /**
-   * Clear the whole entry (not present); `fpd`: leave FPD set in it (Linux
-   * pasid_clear_entry_with_fpd: qword 0 = FPD, the rest zero).
-   */
-  clear(pasid: number, fpd = false): void {
+  /** Clear the whole entry (Linux pasid_clear_entry; the teardown never needs pasid_clear_entry_with_fpd, see the driver). */
+  clear(pasid: number): void {
     const a = this.entryAddr(pasid, false);
     if (a < 0) return;
-    writeEntry(this.mem, a, fpd ? encodeLayout(PASID_ENTRY, { FPD: 1 }) : new Uint32Array(16), 16);
+    writeEntry(this.mem, a, new Uint32Array(16), 16);
   }
 
   /** Clear only P (Linux pasid_clear_present: bit 0 of qword 0), the rest of the entry kept. */

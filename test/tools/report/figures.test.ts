@@ -1,5 +1,6 @@
 import t from 'tap';
-import { logBins, occupancy, stats } from '../../../tools/report/figures.ts';
+import { iopfStats, logBins, occupancy, stats } from '../../../tools/report/figures.ts';
+import { Reservoir } from '../../../src/trace/reservoir.ts';
 import { collapsedTimeAxis, niceTicks } from '../../../tools/report/time-axis.ts';
 import { fmtArgs, fmtTime } from '../../../tools/report/format.ts';
 import type { ChromeTraceEvent } from '../../../src/trace/chrome-trace.ts';
@@ -34,6 +35,16 @@ t.test('log bins: zero and negative samples are counted apart; none at all gives
 t.test('stats: percentiles are samples (nearest rank)', async (t) => {
   const s = stats([5, 1, 4, 2, 3, 6, 7, 8, 9, 10]);
   t.match(s, { count: 10, min: 1, p50: 5, p90: 9, p99: 10, max: 10, mean: 5.5 });
+});
+
+t.test('iopfStats: past the sample\'s capacity the count and mean are every group\'s, the percentiles the sample\'s', async (t) => {
+  const lat = new Reservoir(10);
+  for (let i = 1; i <= 100; i++) lat.add(i);
+  const s = iopfStats({ iopfLatencies: lat.sample, iopfGroups: lat.count, iopfMeanNs: lat.mean });
+  t.equal(s.count, 100);
+  t.equal(s.mean, 50.5);
+  t.equal(s.p50, stats(lat.sample).p50);
+  t.equal(s.max, Math.max(...lat.sample));
 });
 
 t.test('the time axis collapses a long idle stretch and keeps both bursts readable', async (t) => {
