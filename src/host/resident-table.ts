@@ -8,9 +8,13 @@
  * Not a Map of VA to head: the page-fault path asks about a page that is
  * not there (a miss in a growing hash table keyed by numbers beyond 31 bits)
  * and then adds it, once per fault; neighbouring faults land in one leaf.
- * Iteration order is not kept (nothing asks for it).
+ * Iteration order is not kept (nothing asks for it). A leaf goes when its
+ * last unit does (a long run maps and unmaps over ever new VA), as the
+ * kernel frees an empty page-table page (free_pgtables).
  */
 const SLOTS = 512;
+/** A leaf's element past its slots: how many of them hold a unit. */
+const USED = SLOTS;
 const LEAF_SPAN = 4096 * SLOTS;
 const NONE = -1;
 
@@ -26,7 +30,7 @@ export class ResidentTable {
     let l = this.leaves.get(li);
     if (l === undefined) {
       if (!create) return undefined;
-      l = new Float64Array(SLOTS).fill(NONE);
+      l = new Float64Array(SLOTS + 1).fill(NONE, 0, SLOTS);
       this.leaves.set(li, l);
     }
     this.lastIndex = li;
@@ -64,7 +68,10 @@ export class ResidentTable {
     const s = ResidentTable.slot(unit);
     if (s < 0 || !(head >= 0)) throw new RangeError(`resident entry 0x${unit.toString(16)} -> ${head}`);
     const l = this.leaf(unit, true)!;
-    if (l[s] === NONE) this.count++;
+    if (l[s] === NONE) {
+      this.count++;
+      l[USED]!++;
+    }
     l[s] = head;
     return this;
   }
@@ -76,7 +83,20 @@ export class ResidentTable {
     if (l === undefined || l[s] === NONE) return false;
     l[s] = NONE;
     this.count--;
+    if (--l[USED]! === 0) {
+      const li = Math.floor(unit / LEAF_SPAN);
+      this.leaves.delete(li);
+      if (li === this.lastIndex) {
+        this.lastIndex = NaN;
+        this.last = undefined;
+      }
+    }
     return true;
+  }
+
+  /** Leaves held (each 2 MiB of VA with a resident unit in it). */
+  get leafCount(): number {
+    return this.leaves.size;
   }
 
   /** The resident units (in no particular order). */
