@@ -63,8 +63,22 @@ export class VirtConfig {
     }
   }
 
+  /**
+   * vfio_fill_vconfig_bytes(): copy config space into the shadow in the
+   * widest aligned reads that fit (dword, word, byte), as pci_save_state
+   * also assumes every field takes a dword read.
+   */
   private fill(off: number, len: number): void {
-    for (let i = 0; i < len && off + i < this.size; i++) this.vconfig[off + i] = this.hw.read(off + i, 1);
+    const v = this.vconfig;
+    let at = off;
+    const end = Math.min(off + len, this.size);
+    while (at < end) {
+      const left = end - at;
+      const size = left >= 4 && at % 4 === 0 ? 4 : left >= 2 && at % 2 === 0 ? 2 : 1;
+      const value = this.hw.read(at, size);
+      for (let b = 0; b < size; b++) v[at + b] = value >>> (8 * b);
+      at += size;
+    }
   }
 
   /** vfio_config_init(): copy the header and every capability, lay out permissions. */
