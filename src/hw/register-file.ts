@@ -1,6 +1,6 @@
 import type { AccessSize, MmioOps } from '../memory/memory-region.ts';
-import { defineLayout, formatLayout, getBits, maskBits, setBits, type BitField, type FieldAccess, type FieldSpec, type Layout } from './layout.ts';
-import { RegisterTable, type RegMap, type RegName, type RegisterSpec } from './registers.ts';
+import { formatLayout, getBits, setBits, type BitField, type FieldAccess, type FieldSpec, type Layout } from './layout.ts';
+import { RegisterTable, resolveRegister, type RegMap, type RegName, type RegisterSpec } from './registers.ts';
 
 export type { FieldAccess } from './layout.ts';
 
@@ -27,48 +27,16 @@ export interface RegisterDef {
 export type RegisterWriteHook = (reg: RegisterDef, oldLo: number, oldHi: number) => void;
 export type RegisterReadHook = (reg: RegisterDef, word: number) => number;
 
-interface WordInfo {
-  reg: RegInfo;
-  word: 0 | 1;
-}
-
 interface RegInfo {
   readonly def: RegisterDef;
   /** Index of the register's low word in the file's storage (registers' words only, in declaration order). */
   readonly index: number;
-  /** The register's words (a view of the file's storage). */
-  readonly view: Uint32Array;
+  /** The register's words, a view of the file's storage made on first use (most registers never need one). */
+  view: Uint32Array | undefined;
   readonly layout: Layout;
   /** onWrite/onRead's hooks, held here so an access finds them without a lookup by name. */
   writeHook: RegisterWriteHook | undefined;
   readHook: RegisterReadHook | undefined;
-}
-
-/**
- * A register's fields with lsb and access resolved, and their Layout: built
- * once per field table, register name, size and default access (every
- * machine declares the same tables again).
- */
-const resolvedCache = new WeakMap<readonly FieldSpec[], Map<string, { fields: (readonly [string, number, number, FieldAccess])[]; layout: Layout }>>();
-const NO_FIELDS: readonly FieldSpec[] = [];
-
-function resolvedFields(spec: RegisterSpec | RegisterDef, dflt: FieldAccess): { fields: (readonly [string, number, number, FieldAccess])[]; layout: Layout } {
-  const table = spec.fields ?? NO_FIELDS;
-  let byKey = resolvedCache.get(table);
-  if (byKey === undefined) resolvedCache.set(table, (byKey = new Map()));
-  const key = `${spec.name}|${spec.size}|${dflt}`;
-  let r = byKey.get(key);
-  if (r === undefined) {
-    const fields = table.map((f) => toSpec(f, dflt));
-    byKey.set(key, (r = { fields, layout: defineLayout(spec.name, spec.size, fields) }));
-  }
-  return r;
-}
-
-/** A field with its lsb and access resolved. */
-function toSpec(f: FieldSpec, dflt: FieldAccess): readonly [string, number, number, FieldAccess] {
-  const [name, msb, lsb, access] = f;
-  return [name, msb, lsb ?? msb, access ?? dflt];
 }
 
 /** One field of one register of a RegisterFile (see RegisterFile.fieldRef). */
@@ -115,8 +83,10 @@ export class RegisterFile<M extends RegMap = RegMap> {
   private readonly writable: Uint32Array;
   private readonly w1c: Uint32Array;
   private readonly writeOnly: Uint32Array;
-  /** Per storage word: its register and which of its words. */
-  private readonly byWord: WordInfo[] = [];
+  /** Per storage word: its register (the word within it is the storage index less the register's). */
+  private readonly byWord: RegInfo[] = [];
+  /** Every register, in declaration order. */
+  private readonly regs: RegInfo[] = [];
   /** Per 32-bit word of the MMIO space: 1 + its storage index, 0 where no register is. */
   private readonly slotOf: Int32Array;
   private nextSlot = 0;
@@ -127,14 +97,15 @@ export class RegisterFile<M extends RegMap = RegMap> {
     this.size = size;
     // Storage for the registers' words only (an IOMMU's register space is mostly holes; a machine is built per campaign run).
     const list = defs instanceof RegisterTable ? (defs.specs as readonly RegisterSpec[]) : defs;
+    // Indexed loops: this runs once per machine, mostly before the code is optimised, where for-of allocates per step.
     let m = 0;
-    for (const reg of list) m += reg.size === 8 ? 2 : 1;
+    for (let i = 0; i < list.length; i++) m += list[i]!.size === 8 ? 2 : 1;
     this.words = new Uint32Array(m);
     this.writable = new Uint32Array(m);
     this.w1c = new Uint32Array(m);
     this.writeOnly = new Uint32Array(m);
     this.slotOf = new Int32Array(Math.ceil(size / 4));
-    for (const reg of list) this.declare(reg);
+    for (let i = 0; i < list.length; i++) this.declare(list[i]!);
     this.ops = {
       read: (offset, sz) => this.mmioRead(offset, sz),
       write: (offset, sz, value) => this.mmioWrite(offset, sz, value),
@@ -147,40 +118,39 @@ export class RegisterFile<M extends RegMap = RegMap> {
     if (spec.offset % 4 !== 0 || spec.offset + spec.size > this.size) throw new RangeError(`${this.name}.${spec.name}: bad offset`);
     if (this.byName.has(spec.name)) throw new Error(`${this.name}.${spec.name} declared twice`);
     const dflt = spec.access ?? 'rw';
-    const { fields, layout } = resolvedFields(spec, dflt);
+    const { fields, layout, masks } = resolveRegister(spec, dflt);
     const def: RegisterDef = { name: spec.name, offset: spec.offset, size: spec.size, fields, access: dflt };
     if (spec.reset !== undefined) def.reset = spec.reset;
     const index = this.nextSlot;
-    this.nextSlot += spec.size / 4;
-    const info: RegInfo = { def, index, view: this.words.subarray(index, index + spec.size / 4), layout, writeHook: undefined, readHook: undefined };
+    const words = spec.size / 4;
+    this.nextSlot += words;
+    const info: RegInfo = { def, index, view: undefined, layout, writeHook: undefined, readHook: undefined };
     this.byName.set(spec.name, info);
-    for (let w = 0; w < spec.size / 4; w++) {
+    this.regs.push(info);
+    for (let w = 0; w < words; w++) {
       const at = spec.offset / 4 + w;
-      if (this.slotOf[at] !== 0) throw new Error(`${this.name}.${spec.name} overlaps ${this.byWord[this.slotOf[at]! - 1]!.reg.def.name}`);
+      if (this.slotOf[at] !== 0) throw new Error(`${this.name}.${spec.name} overlaps ${this.byWord[this.slotOf[at]! - 1]!.def.name}`);
       this.slotOf[at] = index + w + 1;
-      this.byWord[index + w] = { reg: info, word: w as 0 | 1 };
+      this.byWord[index + w] = info;
+      this.writable[index + w] = masks.writable[w]!;
+      this.w1c[index + w] = masks.w1c[w]!;
+      this.writeOnly[index + w] = masks.writeOnly[w]!;
     }
-    // A register without fields is one field of its whole width.
-    const ranges = fields.length > 0 ? fields.map(([, msb, lsb, access]) => ({ lsb, width: msb - lsb + 1, access })) : [{ lsb: 0, width: spec.size * 8, access: dflt }];
-    for (const { lsb, width, access } of ranges) {
-      for (let w = lsb >> 5; w <= (lsb + width - 1) >> 5; w++) {
-        const m = maskBits(Math.max(0, lsb - 32 * w), Math.min(32, lsb + width - 32 * w));
-        const i = index + w;
-        if (access === 'rw' || access === 'wo') this.writable[i] = (this.writable[i]! | m) >>> 0;
-        if (access === 'w1c') this.w1c[i] = (this.w1c[i]! | m) >>> 0;
-        if (access === 'wo') this.writeOnly[i] = (this.writeOnly[i]! | m) >>> 0;
-      }
-    }
+  }
+
+  private view(r: RegInfo): Uint32Array {
+    return (r.view ??= this.words.subarray(r.index, r.index + r.def.size / 4));
   }
 
   /** Back to reset values (hooks are not called). */
   reset(): void {
     this.words.fill(0);
-    for (const { def, index } of this.byName.values()) {
+    const regs = this.regs;
+    for (let i = 0; i < regs.length; i++) {
+      const { def, index } = regs[i]!;
       const r = def.reset ?? 0;
-      const [lo, hi] = typeof r === 'number' ? [r, 0] : r;
-      this.words[index] = lo;
-      if (def.size === 8) this.words[index + 1] = hi;
+      this.words[index] = typeof r === 'number' ? r : r[0];
+      if (def.size === 8) this.words[index + 1] = typeof r === 'number' ? 0 : r[1];
     }
   }
 
@@ -231,11 +201,11 @@ export class RegisterFile<M extends RegMap = RegMap> {
   /** A field's value (a misspelt register or field does not compile in a typed file). */
   getField<R extends RegName<M>>(name: R, fieldName: M[R]): number {
     const r = this.info(name);
-    return getBits(r.view, this.fieldOf(r, fieldName));
+    return getBits(this.view(r), this.fieldOf(r, fieldName));
   }
   setField<R extends RegName<M>>(name: R, fieldName: M[R], value: number): void {
     const r = this.info(name);
-    setBits(r.view, this.fieldOf(r, fieldName), value);
+    setBits(this.view(r), this.fieldOf(r, fieldName), value);
   }
 
   /** A handle on a register's low word, resolved once: get/set through it do no name lookup (per-descriptor registers). */
@@ -249,7 +219,7 @@ export class RegisterFile<M extends RegMap = RegMap> {
    */
   fieldRef<R extends RegName<M>>(name: R, fieldName: M[R]): FieldRef {
     const r = this.info(name);
-    return new FieldRef(r.view, this.fieldOf(r, fieldName));
+    return new FieldRef(this.view(r), this.fieldOf(r, fieldName));
   }
 
   private fieldOf(r: RegInfo, fieldName: string): BitField {
@@ -261,17 +231,18 @@ export class RegisterFile<M extends RegMap = RegMap> {
   /** "CR0 = 0x5 (SMMUEN=1 EVTQEN=0 CMDQEN=1)" for traces and logs. */
   describe(name: RegName<M>): string {
     const r = this.info(name);
-    const lo = r.view[0]!;
-    const hi = r.def.size === 8 ? r.view[1]! : 0;
+    const view = this.view(r);
+    const lo = view[0]!;
+    const hi = r.def.size === 8 ? view[1]! : 0;
     const value = r.def.size === 8 ? `0x${hi.toString(16)}${lo.toString(16).padStart(8, '0')}` : `0x${lo.toString(16)}`;
-    const parts = r.layout.order.map((f) => `${f.name}=${getBits(r.view, f)}`);
+    const parts = r.layout.order.map((f) => `${f.name}=${getBits(view, f)}`);
     return parts.length > 0 ? `${name} = ${value} (${parts.join(' ')})` : `${name} = ${value}`;
   }
 
   /** The register's non-zero fields, "CR0{SMMUEN=1 CMDQEN=1}". */
   format(name: RegName<M>): string {
     const r = this.info(name);
-    return formatLayout(r.layout, r.view);
+    return formatLayout(r.layout, this.view(r));
   }
 
   // --- software side ---------------------------------------------------------
@@ -279,9 +250,9 @@ export class RegisterFile<M extends RegMap = RegMap> {
   private mmioRead(offset: number, size: AccessSize): number {
     const i = (this.slotOf[offset >> 2] ?? 0) - 1;
     if (i < 0) return 0;
-    const info = this.byWord[i]!;
-    const hook = info.reg.readHook;
-    let word = hook !== undefined ? hook(info.reg.def, info.word) >>> 0 : this.words[i]!;
+    const reg = this.byWord[i]!;
+    const hook = reg.readHook;
+    let word = hook !== undefined ? hook(reg.def, i - reg.index) >>> 0 : this.words[i]!;
     word = (word & ~this.writeOnly[i]!) >>> 0;
     const shift = (offset & 3) * 8;
     return size === 4 ? word : (word >>> shift) & (size === 2 ? 0xffff : 0xff);
@@ -290,11 +261,10 @@ export class RegisterFile<M extends RegMap = RegMap> {
   private mmioWrite(offset: number, size: AccessSize, value: number): void {
     const i = (this.slotOf[offset >> 2] ?? 0) - 1;
     if (i < 0) return;
-    const info = this.byWord[i]!;
+    const reg = this.byWord[i]!;
     const shift = (offset & 3) * 8;
     const lanes = size === 4 ? 0xffffffff : (((size === 2 ? 0xffff : 0xff) << shift) >>> 0);
     const v = ((value << shift) & lanes) >>> 0;
-    const reg = info.reg;
     const oldLo = this.words[reg.index]!;
     const oldHi = reg.def.size === 8 ? this.words[reg.index + 1]! : 0;
     const old = this.words[i]!;

@@ -39,6 +39,56 @@ export type TableRegMap<T> = T extends RegisterTable<infer M> ? M : never;
 
 export type RegisterValues<M extends RegMap, R extends RegName<M>> = Partial<Record<M[R], number>>;
 
+/** A register's fields with lsb and access resolved, their Layout, and per word the bits each access type covers. */
+export interface ResolvedRegister {
+  readonly size: number;
+  readonly dflt: FieldAccess;
+  readonly fields: (readonly [string, number, number, FieldAccess])[];
+  readonly layout: Layout;
+  /** Per word of the register (low first): bits software may write (rw, wo), write-1-to-clear bits, write-only bits. */
+  readonly masks: { readonly writable: readonly number[]; readonly w1c: readonly number[]; readonly writeOnly: readonly number[] };
+}
+
+/**
+ * Resolved once per field table, register name, size and default access:
+ * every machine declares the same tables again (a campaign builds one per
+ * run), and derived tables (withResets, with) share their registers' field
+ * tables.
+ */
+const resolvedCache = new WeakMap<readonly FieldSpec[], Map<string, ResolvedRegister[]>>();
+const NO_FIELDS: readonly FieldSpec[] = [];
+
+export function resolveRegister(spec: { readonly name: string; readonly size: number; readonly fields?: readonly FieldSpec[] | undefined }, dflt: FieldAccess): ResolvedRegister {
+  const table = spec.fields ?? NO_FIELDS;
+  let byName = resolvedCache.get(table);
+  if (byName === undefined) resolvedCache.set(table, (byName = new Map()));
+  // By name, then size and default access (a short list): no key string built per register declared.
+  let list = byName.get(spec.name);
+  if (list === undefined) byName.set(spec.name, (list = []));
+  for (let i = 0; i < list.length; i++) {
+    const r = list[i]!;
+    if (r.size === spec.size && r.dflt === dflt) return r;
+  }
+  const fields = table.map(([name, msb, lsb, access]) => [name, msb, lsb ?? msb, access ?? dflt] as const);
+  const words = Math.max(1, Math.ceil(spec.size / 4));
+  const writable = new Array<number>(words).fill(0);
+  const w1c = new Array<number>(words).fill(0);
+  const writeOnly = new Array<number>(words).fill(0);
+  // A register without fields is one field of its whole width.
+  const ranges = fields.length > 0 ? fields.map(([, msb, lsb, access]) => ({ lsb, width: msb - lsb + 1, access })) : [{ lsb: 0, width: spec.size * 8, access: dflt }];
+  for (const { lsb, width, access } of ranges) {
+    for (let w = lsb >> 5; w <= (lsb + width - 1) >> 5 && w < words; w++) {
+      const m = maskBits(Math.max(0, lsb - 32 * w), Math.min(32, lsb + width - 32 * w));
+      if (access === 'rw' || access === 'wo') writable[w] = (writable[w]! | m) >>> 0;
+      if (access === 'w1c') w1c[w] = (w1c[w]! | m) >>> 0;
+      if (access === 'wo') writeOnly[w] = (writeOnly[w]! | m) >>> 0;
+    }
+  }
+  const r: ResolvedRegister = { size: spec.size, dflt, fields, layout: defineLayout(spec.name, spec.size, fields), masks: { writable, w1c, writeOnly } };
+  list.push(r);
+  return r;
+}
+
 export class RegisterTable<M extends RegMap = RegMap> {
   readonly specs: readonly RegisterSpec[];
   private readonly byName = new Map<string, { spec: RegisterSpec; layout: Layout }>();
@@ -50,8 +100,7 @@ export class RegisterTable<M extends RegMap = RegMap> {
     this.specs = Object.freeze([...specs]);
     for (const spec of specs) {
       if (this.byName.has(spec.name)) throw new Error(`${name}.${spec.name} declared twice`);
-      const fields = (spec.fields ?? []).map(([n, msb, lsb, access]) => [n, msb, lsb ?? msb, access ?? spec.access ?? 'rw'] as const);
-      this.byName.set(spec.name, { spec, layout: defineLayout(spec.name, spec.size, fields) });
+      this.byName.set(spec.name, { spec, layout: resolveRegister(spec, spec.access ?? 'rw').layout });
     }
   }
 
