@@ -60,6 +60,9 @@ export function changesSomething(a: InjectionAction, mask: readonly [number, num
   return true;
 }
 
+/** Point names already found well formed (every machine defines the same ones again). */
+const VALID_NAMES = new Set<string>();
+
 /**
  * One named place where a fault can be injected. Code calls `check()` at the
  * step; when nothing is armed this costs a counter increment and a branch.
@@ -129,6 +132,8 @@ export class InjectionPoint {
  */
 export class FaultInjector {
   private readonly points = new Map<string, InjectionPoint>();
+  /** The spec each point was defined from (a second definition from the same one needs no comparison). */
+  private readonly specOf = new Map<InjectionPoint, string | InjectionPointSpec>();
   private readonly listeners = new Set<(p: InjectionPoint, a: InjectionAction, ctx: Readonly<Record<string, unknown>> | undefined) => void>();
   private readonly global = { hits: 0 };
 
@@ -140,10 +145,19 @@ export class FaultInjector {
    */
   define<const T extends InjectionPointTable>(table: T): DefinedPoints<T> {
     const out: Record<string, InjectionPoint> = {};
-    for (const [name, spec] of Object.entries(table)) {
-      if (!/^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$/.test(name)) throw new Error(`injection point "${name}": names are dotted lower-case words (owner.step)`);
+    for (const name in table) {
+      const spec = table[name]!;
+      if (!VALID_NAMES.has(name)) {
+        if (!/^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$/.test(name)) throw new Error(`injection point "${name}": names are dotted lower-case words (owner.step)`);
+        VALID_NAMES.add(name);
+      }
       const have = this.points.get(name);
       if (have !== undefined) {
+        // The same table again (a second part of the kind): nothing to compare.
+        if (this.specOf.get(have) === spec) {
+          out[name] = have;
+          continue;
+        }
         const fresh = new InjectionPoint(name, spec);
         if (fresh.description !== have.description || fresh.actions.join() !== have.actions.join() || fresh.corruptMask.join() !== have.corruptMask.join()) {
           throw new Error(`injection point "${name}" is already defined differently`);
@@ -156,6 +170,7 @@ export class FaultInjector {
         for (const l of this.listeners) l(pt, a, ctx);
       };
       this.points.set(name, p);
+      this.specOf.set(p, spec);
       out[name] = p;
     }
     return out as DefinedPoints<T>;

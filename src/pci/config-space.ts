@@ -7,6 +7,7 @@
  * the write hooks of the registers touched (BAR remapping, MSI-X enable, PRI
  * reset, ...).
  */
+/** `oldBytes` holds the written bytes' values before the write; it is valid only during the call. */
 export type ConfigWriteHook = (offset: number, size: number, oldBytes: Uint8Array) => void;
 
 interface HookEntry {
@@ -25,6 +26,13 @@ export class ConfigSpace {
   readonly wmask: Uint8Array;
   readonly w1cmask: Uint8Array;
   private readonly hooks: HookEntry[] = [];
+  /**
+   * The old bytes of the writes in progress, a buffer per nesting depth (a
+   * hook may write config space again, e.g. a reset) and length: a machine's
+   * set-up makes hundreds of config writes, and none needs its own copy.
+   */
+  private readonly oldBytes: Uint8Array[] = [];
+  private depth = 0;
 
   constructor(size: number = PCIE_CONFIG_SIZE) {
     this.size = size;
@@ -96,7 +104,15 @@ export class ConfigSpace {
   write(off: number, size: number, value: number): void {
     if (off < 0 || off >= this.size) return;
     const n = Math.min(size, this.size - off);
-    const old = this.bytes.slice(off, off + n);
+    let old: Uint8Array;
+    if (n <= 4) {
+      // One buffer per depth and length (hooks read the length of what was written from it).
+      const key = this.depth * 4 + n - 1;
+      old = this.oldBytes[key] ?? (this.oldBytes[key] = new Uint8Array(n));
+      for (let i = 0; i < n; i++) old[i] = this.bytes[off + i]!;
+    } else {
+      old = this.bytes.slice(off, off + n);
+    }
     for (let i = 0; i < n; i++) {
       const o = off + i;
       const v = (value >>> (8 * i)) & 0xff;
@@ -106,8 +122,15 @@ export class ConfigSpace {
       b &= ~(v & w1c);
       this.bytes[o] = b;
     }
-    for (const h of this.hooks) {
-      if (off < h.end && off + n > h.start) h.fn(off, n, old);
+    this.depth++;
+    try {
+      const hooks = this.hooks;
+      for (let i = 0; i < hooks.length; i++) {
+        const h = hooks[i]!;
+        if (off < h.end && off + n > h.start) h.fn(off, n, old);
+      }
+    } finally {
+      this.depth--;
     }
   }
 }

@@ -49,3 +49,24 @@ t.test('write hooks fire for overlapping writes with the old bytes', async (t) =
     [0x13, 1, [0x11]],
   ]);
 });
+
+t.test('a hook that writes config space again sees its own old bytes, and the outer hooks keep theirs', async (t) => {
+  const c = new ConfigSpace();
+  c.setWritable(0x10, 4, 0xffffffff);
+  c.setWritable(0x20, 2, 0xffff);
+  c.set32(0x10, 0x44332211);
+  c.set16(0x20, 0xbbaa);
+  const seen: string[] = [];
+  // The first hook on 0x10 writes 0x20 (as a reset hook rewrites other registers); a second hook on 0x10 runs after it.
+  c.onWrite(0x10, 4, (off, n, old) => {
+    seen.push(`outer-1 ${off} ${n} ${[...old].join(',')}`);
+    c.write(0x20, 2, 0x1234);
+  });
+  c.onWrite(0x20, 2, (off, n, old) => seen.push(`inner ${off} ${n} ${[...old].join(',')}`));
+  c.onWrite(0x10, 4, (off, n, old) => seen.push(`outer-2 ${off} ${n} ${[...old].join(',')}`));
+  c.write(0x10, 4, 0x01020304);
+  t.same(seen, ['outer-1 16 4 17,34,51,68', 'inner 32 2 170,187', 'outer-2 16 4 17,34,51,68']);
+  seen.length = 0;
+  c.write(0x11, 2, 0);
+  t.same(seen.slice(0, 1), ['outer-1 17 2 3,2'], 'a 2-byte write: two old bytes');
+});
