@@ -263,10 +263,14 @@ export class RadixBuilder implements PageTableBuilder {
   private freeSubtree(table: number, depth: number): void {
     const l = this.levels[depth]!;
     if (depth + 1 < this.levels.length) {
+      // The whole table in one read (a domain's teardown visits every entry of every table), a buffer per depth.
+      const bytes = l.entries * 8;
+      let buf = this.scanBuffers[depth];
+      if (buf === undefined || buf.byteLength < bytes) this.scanBuffers[depth] = buf = new DataView(new ArrayBuffer(bytes));
+      this.mem.readInto(table, new Uint8Array(buf.buffer, 0, bytes));
       for (let i = 0; i < l.entries; i++) {
-        const at = table + i * 8;
-        const lo = this.mem.read32(at);
-        const hi = this.mem.read32(at + 4);
+        const lo = buf.getUint32(i * 8, true);
+        const hi = buf.getUint32(i * 8 + 4, true);
         if (this.codec.kind(lo, hi, l.native) === ENTRY_TABLE) {
           this.freeSubtree(this.codec.addr(lo, hi, l.native), depth + 1);
         }
@@ -274,6 +278,9 @@ export class RadixBuilder implements PageTableBuilder {
     }
     this.releaseTable(table, depth, undefined);
   }
+
+  /** freeSubtree's per-depth copies of a table. */
+  private readonly scanBuffers: DataView[] = [];
 
   private allocTable(depth: number): number | undefined {
     const bytes = this.levels[depth]!.tableBytes;

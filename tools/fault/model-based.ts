@@ -431,7 +431,7 @@ const RAMP = Uint8Array.from({ length: MB_PAGE + 256 }, (_, i) => i & 0xff);
 /** The bytes buffer page `page` of world `world` holds: byte i is (world * 64 + page * 7 + i) & 0xff. */
 function pattern(world: number, page: number): Uint8Array {
   const start = (world * 64 + page * 7) & 0xff;
-  return RAMP.slice(start, start + MB_PAGE);
+  return RAMP.subarray(start, start + MB_PAGE); // a view: memWrite copies it
 }
 
 const retainedCache = new Map<string, number>();
