@@ -34,10 +34,7 @@ interface Subregion {
   region: MemoryRegion;
   addr: number;
   priority: number;
-  seq: number;
 }
-
-let subregionSeq = 0;
 
 /**
  * A node of the memory map (QEMU's MemoryRegion): RAM backed by a GuestRam
@@ -114,9 +111,13 @@ export class MemoryRegion {
     this.aliasOf?.aliasedBy.delete(this);
   }
 
-  /** Subregions, highest priority first (the order in which they hide each other). */
-  subregions(): readonly { region: MemoryRegion; addr: number; priority: number }[] {
-    return [...this.subs].sort((a, b) => b.priority - a.priority || b.seq - a.seq);
+  /**
+   * Subregions, highest priority first and, among equal priorities, the one
+   * added last first (the order in which they hide each other). Kept in that
+   * order as they are added: every re-render of an address space reads it.
+   */
+  subregions(): readonly { readonly region: MemoryRegion; readonly addr: number; readonly priority: number }[] {
+    return this.subs;
   }
 
   addSubregion(addr: number, region: MemoryRegion, priority = 0): this {
@@ -124,7 +125,10 @@ export class MemoryRegion {
     if (region.parent !== undefined) throw new Error(`${region.name} already belongs to ${region.parent.name}`);
     if (!Number.isSafeInteger(addr) || addr < 0) throw new RangeError(`bad subregion address ${addr}`);
     region.parent = this;
-    this.subs.push({ region, addr, priority, seq: subregionSeq++ });
+    // Before every subregion of the same or a lower priority: the newest wins among equals.
+    let at = 0;
+    while (at < this.subs.length && this.subs[at]!.priority > priority) at++;
+    this.subs.splice(at, 0, { region, addr, priority });
     this.changed();
     return this;
   }
