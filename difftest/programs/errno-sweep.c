@@ -643,6 +643,11 @@ static void domain(void)
 	E("map read-only memory, READABLE only", IM(MS, F | R, ioas, VA(rom), 0x1000, 0x600000, NULL));
 	E("map half mapped user_va", IM(MS, FRW, ioas, VA(half), 0x2000, 0x700000, NULL));
 	E("map length 2^63", IM(MS, FRW, ioas, VA(mem), 1ull << 63, 0x800000, NULL));
+	/* Which rule answers first when several fail: the length's alignment, then the IOVA's, then wrapping. */
+	E("map iova unaligned and wrapping", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x2000, 0xffffffffffffe800ull, NULL));
+	E("map length unaligned and wrapping", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x1800, 0xfffffffffffff000ull, NULL));
+	E("map aligned and wrapping", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x2000, 0xfffffffffffff000ull, NULL));
+	E("map length unaligned in the MSI window", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x1800, 0xfee00000ull, NULL));
 	E("map without FIXED_IOVA", IM(MS, R | W, ioas, VA(mem + 0x8000), 0x1000, 0, &iova), " iova=0x%llx", (unsigned long long)iova);
 	E("map without FIXED_IOVA, 0x3000", IM(MS, R | W, ioas, VA(mem + 0x8000), 0x3000, 0, &iova), " iova=0x%llx", (unsigned long long)iova);
 	E("map without FIXED_IOVA, 2 MiB-aligned 0x200000", IM(MS, R | W, ioas, VA(mem), 0x200000, 0, &iova), " iova=0x%llx", (unsigned long long)iova);
@@ -656,6 +661,8 @@ static void domain(void)
 	E("copy from the attached ioas", IC(CS, CF, other, ioas, 0x4000, 0x100000, 0x400000));
 	E("copy back into the MSI window", IC(CS, CF, ioas, other, 0x1000, 0xfee00000ull, 0x100000));
 	E("copy back unaligned", IC(CS, CF, ioas, other, 0x1000, 0x900800, 0x100000));
+	E("copy back unaligned and wrapping", IC(CS, CF, ioas, other, 0x2000, 0xffffffffffffe800ull, 0x100000));
+	E("copy back aligned and wrapping", IC(CS, CF, ioas, other, 0x2000, 0xfffffffffffff000ull, 0x100000));
 	E("copy back", IC(CS, CF, ioas, other, 0x4000, 0x900000, 0x100000));
 	static uint64_t a1[] = { 0x100000, 0x1fffff }, a2[] = { 0x0, 0xffffffffffffffffull }, a3[] = { 0x400000, 0x4fffff, 0x900000, 0x9fffff };
 	E("allow a range excluding a mapping", ALLOW(ioas, a1, 1));

@@ -19,6 +19,9 @@ import type { ResvRegion } from '../iommu-core/types.ts';
 import { IntervalTree } from '../lib/interval-tree.ts';
 
 import { Area, HPAGE, IOVA_MAX, PAGE, Pages } from './pages.ts';
+import { U64_MAX } from '../uapi/struct.ts';
+
+const IOVA_MAX_BIG = BigInt(IOVA_MAX);
 
 interface Reserved {
   start: number;
@@ -69,13 +72,26 @@ export class IoPagetable {
 
   // --- IOVA choice ---------------------------------------------------------------------
 
-  /** iopt_check_iova(): a FIXED_IOVA range must be aligned, in range, clear of reserved ranges and areas. */
-  checkIova(iova: number, length: number): number {
-    if (length === 0) return -EINVAL;
-    if (iova + length - 1 > IOVA_MAX) return -EOVERFLOW;
-    if (iova % this.iovaAlignment !== 0 || length % this.iovaAlignment !== 0) return -EINVAL;
-    if (this.reservedOverlaps(iova, iova + length - 1)) return -EINVAL;
-    if (this.areas.firstOverlap(iova, iova + length - 1) !== undefined) return -EEXIST;
+  /**
+   * A FIXED_IOVA range as the ioctl gave it (u64s), in Linux's order:
+   * iopt_alloc_area_pages() refuses a zero or unaligned length (-EINVAL),
+   * then iopt_check_iova() an unaligned IOVA (-EINVAL), a range wrapping past
+   * ULONG_MAX (-EOVERFLOW), one over a reserved range (-EINVAL) or over an
+   * area (-EEXIST). Past the IOVA space this emulator holds (2^53) a range
+   * is reserved when a reservation reaches the top (a domain's aperture,
+   * reserved up to ULONG_MAX); mapPieces refuses one it cannot hold.
+   */
+  checkIova(iova: bigint, length: bigint): number {
+    const align = BigInt(this.iovaAlignment);
+    if (length === 0n || length % align !== 0n) return -EINVAL;
+    if (iova % align !== 0n) return -EINVAL;
+    const last = iova + length - 1n;
+    if (last > U64_MAX) return -EOVERFLOW;
+    // Clipped to the top of the space: a reservation reaching IOVA_MAX reaches ULONG_MAX, and no area is beyond.
+    const first = iova > IOVA_MAX_BIG ? IOVA_MAX : Number(iova);
+    const lastClipped = last > IOVA_MAX_BIG ? IOVA_MAX : Number(last);
+    if (this.reservedOverlaps(first, lastClipped)) return -EINVAL;
+    if (this.areas.firstOverlap(first, lastClipped) !== undefined) return -EEXIST;
     return 0;
   }
 
@@ -132,7 +148,7 @@ export class IoPagetable {
    * allocated IOVA when iova is undefined), pin them if this IOAS has domains
    * and map them into every domain. Returns the IOVA or -errno.
    */
-  mapPieces(pieces: PagesPiece[], iova: number | undefined, prot: number): number {
+  mapPieces(pieces: PagesPiece[], iova: bigint | undefined, prot: number): number {
     const length = pieces.reduce((s, p) => s + p.length, 0);
     // iopt_area_alloc() for every piece comes first.
     if (this.faults !== undefined) for (const _ of pieces) if (injectedErrno(this.faults, 'iommufd.area_alloc', ENOMEM) < 0) return -ENOMEM;
@@ -142,9 +158,11 @@ export class IoPagetable {
       at = this.allocIova(first.pages.uptr - (first.pages.uptr % PAGE) + first.startByte, length);
       if (at < 0) return at;
     } else {
-      const r = this.checkIova(iova, length);
+      const r = this.checkIova(iova, BigInt(length));
       if (r < 0) return r;
-      at = iova;
+      // Inside u64 and clear of every rule, but past the IOVA space this emulator holds.
+      if (iova + BigInt(length) - 1n > IOVA_MAX_BIG) return -EOVERFLOW;
+      at = Number(iova);
     }
     const areas: Area[] = [];
     let off = at;

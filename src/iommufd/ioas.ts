@@ -3,7 +3,7 @@
  * the decoded struct (already size-checked by the dispatcher) and returns 0
  * (after `respond`) or -errno, changing nothing on error.
  */
-import { EBADF, EBUSY, EEXIST, EFAULT, EINVAL, EMSGSIZE, ENOENT, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPERM } from '../uapi/errno.ts';
+import { EBADF, EBUSY, EFAULT, EINVAL, EMSGSIZE, ENOENT, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPERM } from '../uapi/errno.ts';
 import { accountLockedVm } from '../host/pin.ts';
 import type { Process } from '../host/process.ts';
 import { IOMMU_READ, IOMMU_WRITE } from '../iommu-core/io-pgtable.ts';
@@ -28,7 +28,7 @@ import {
 } from '../uapi/iommufd.ts';
 import { encodeStruct, StructView, U64_MAX } from '../uapi/struct.ts';
 import type { Span } from './io-pagetable.ts';
-import { IOVA_MAX, Pages } from './pages.ts';
+import { IOVA_MAX, PAGE, Pages } from './pages.ts';
 import { Ioas, type IommufdCtx } from './objects.ts';
 
 type View<D> = D extends { fields: Readonly<Record<infer F extends string, unknown>> } ? StructView<F> : never;
@@ -103,40 +103,27 @@ export function ioasMap(ctx: IommufdCtx, v: View<typeof iommu_ioas_map>, respond
  * CAP_IPC_LOCK). The IOVA, or -errno with nothing changed.
  */
 export function mapUserPages(ctx: IommufdCtx, ioas: Ioas, proc: Process, uptr64: bigint, len64: bigint, iova64: bigint | undefined, prot: number): number {
-  if (len64 === 0n) return -EINVAL;
-  if (uptr64 + len64 - 1n > ULONG_MAX) return -EOVERFLOW;
+  // iopt_alloc_user_pages(): the user range wrapping -EOVERFLOW, then (iopt_alloc_pages) a zero length or one
+  // past SIZE_MAX - PAGE_SIZE -EINVAL.
+  if (uptr64 + len64 > ULONG_MAX) return -EOVERFLOW;
+  if (len64 === 0n || len64 > ULONG_MAX - BigInt(PAGE)) return -EINVAL;
   const uptr = fit(uptr64);
   const length = fit(len64);
   if (uptr === undefined || length === undefined || uptr + length > 2 ** 57) {
     // Memory no process has (past 2^57, or more bytes than this emulator can count). Linux takes user pages
-    // lazily (iopt_alloc_user_pages checks only overflow), so iopt_check_iova answers first (a FIXED_IOVA
-    // range: -EINVAL unaligned, -EOVERFLOW wrapping, -EINVAL over a reserved range, -EEXIST over an area);
-    // only pinning the pages then fails.
+    // lazily, so iopt_alloc_area_pages and iopt_check_iova answer first (IoPagetable.checkIova; without
+    // FIXED_IOVA only the length's alignment); only pinning the pages then fails.
     if (iova64 !== undefined) {
-      if (iova64 + len64 - 1n > ULONG_MAX) return -EOVERFLOW;
-      const iova = fit(iova64);
-      if (iova !== undefined) {
-        const last = Number(iova64 + len64 - 1n > BigInt(IOVA_MAX) ? BigInt(IOVA_MAX) : iova64 + len64 - 1n);
-        if (iova % ioas.iopt.iovaAlignment !== 0) return -EINVAL;
-        if (ioas.iopt.reservedOverlaps(iova, last)) return -EINVAL;
-        if (ioas.iopt.areas.firstOverlap(iova, last) !== undefined) return -EEXIST;
-      }
+      const r = ioas.iopt.checkIova(iova64, len64);
+      if (r < 0) return r;
+    } else if (len64 % BigInt(ioas.iopt.iovaAlignment) !== 0n) {
+      return -EINVAL;
     }
     return -EFAULT;
   }
-  let iova: number | undefined;
-  if (iova64 !== undefined) {
-    if (iova64 + len64 - 1n > ULONG_MAX) return -EOVERFLOW;
-    iova = fit(iova64);
-    if (iova === undefined || iova + length - 1 > IOVA_MAX) {
-      // Past the IOVA space this emulator holds (2^53) but inside u64: a reservation reaching its top
-      // (a domain's aperture, reserved up to ULONG_MAX) makes it iopt_check_iova's reserved -EINVAL.
-      return ioas.iopt.reservedSpans().some((r) => r.last >= IOVA_MAX) ? -EINVAL : -EOVERFLOW;
-    }
-  }
   const mode = proc.capIpcLock ? 'none' : ctx.accountMode;
   const pages = new Pages(proc, uptr, length, (prot & IOMMU_WRITE) !== 0, mode, ctx.host.platform.faults);
-  return ioas.iopt.mapPieces([{ pages, startByte: uptr - pages.va, length }], iova, prot);
+  return ioas.iopt.mapPieces([{ pages, startByte: uptr - pages.va, length }], iova64, prot);
 }
 
 /**
@@ -164,11 +151,7 @@ export function ioasMapFile(ctx: IommufdCtx, v: View<typeof iommu_ioas_map_file>
   const start = fit(start64);
   const length = fit(len64);
   if (start === undefined || length === undefined || start + length > IOVA_MAX) return -EOVERFLOW;
-  let iova: number | undefined;
-  if ((flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0) {
-    iova = fit(iova64);
-    if (iova === undefined || iova + length - 1 > IOVA_MAX) return -EOVERFLOW;
-  }
+  const iova = (flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0 ? iova64 : undefined;
   const files = ctx.host.files;
   files.get(file);
   const mode = proc.capIpcLock ? 'none' : ctx.accountMode;
@@ -246,11 +229,7 @@ export function ioasCopy(ctx: IommufdCtx, v: View<typeof iommu_ioas_copy>, respo
   const dst = getIoas(ctx, v.num('dst_ioas_id'));
   if (typeof dst === 'number') return dst;
   if ((flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0 && pieces.some((p) => !p.pages.writable)) return -EPERM;
-  let iova: number | undefined;
-  if ((flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0) {
-    iova = fit(dst64);
-    if (iova === undefined || iova + length - 1 > IOVA_MAX) return -EOVERFLOW;
-  }
+  const iova = (flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0 ? dst64 : undefined;
   const at = dst.iopt.mapPieces(pieces, iova, protOf(flags));
   if (at < 0) return at;
   v.setBig('dst_iova', at);

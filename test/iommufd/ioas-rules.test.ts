@@ -202,3 +202,29 @@ t.test('IOAS_MAP of more memory than exists answers the IOVA checks first (iopt_
   t.equal(huge(0x8000_0000_0000), -EFAULT, 'clear of areas: only the pages fail');
   t.end();
 });
+
+t.test('with several rules broken, FIXED_IOVA answers in Linux order: the length alignment (iopt_alloc_area_pages), then the IOVA alignment, then wrapping (iopt_check_iova); the same for IOAS_COPY (as the rig answers, difftest errno-domain)', async (t) => {
+  const { IOMMU_IOAS_COPY, iommu_ioas_copy } = await import('../../src/uapi/iommufd.ts');
+  const { EOVERFLOW } = await import('../../src/uapi/errno.ts');
+  const f = setup();
+  const ioas = ioasAlloc(f.p, f.fd);
+  const [cdev] = bind(f.p, f.fd, f.vdma.minor);
+  t.equal(attach(f.p, cdev, ioas)[0], 0, 'a domain: iova_alignment 4 KiB');
+  const va = f.p.mmap(4 * PAGE, { populate: true });
+  const at = (iova: bigint, length: number) => {
+    const b = encodeStruct(iommu_ioas_map, { size: iommu_ioas_map.size, flags: RW | IOMMU_IOAS_MAP_FIXED_IOVA, ioas_id: ioas, user_va: va, length, iova });
+    return f.p.ioctl(f.fd, IOMMU_IOAS_MAP, b);
+  };
+  t.equal(at(0xffff_ffff_ffff_e800n, 0x2000), -EINVAL, 'an unaligned IOVA that also wraps: -EINVAL');
+  t.equal(at(0xffff_ffff_ffff_f000n, 0x1800), -EINVAL, 'an unaligned length that also wraps: -EINVAL');
+  t.equal(at(0xffff_ffff_ffff_f000n, 0x2000), -EOVERFLOW, 'aligned and wrapping: -EOVERFLOW');
+  t.equal(at(0xfee0_0000n, 0x1800), -EINVAL, 'an unaligned length in the MSI window: -EINVAL');
+  t.equal(map(f.p, f.fd, ioas, va, 2 * PAGE, 0x10_0000)[0], 0);
+  const copy = (dst: bigint, length: number) => {
+    const b = encodeStruct(iommu_ioas_copy, { size: iommu_ioas_copy.size, flags: 7, dst_ioas_id: ioas, src_ioas_id: ioas, length, dst_iova: dst, src_iova: 0x10_0000 });
+    return f.p.ioctl(f.fd, IOMMU_IOAS_COPY, b);
+  };
+  t.equal(copy(0xffff_ffff_ffff_e800n, 0x2000), -EINVAL, 'COPY to an unaligned IOVA that wraps: -EINVAL');
+  t.equal(copy(0xffff_ffff_ffff_f000n, 0x2000), -EOVERFLOW, 'COPY aligned and wrapping: -EOVERFLOW');
+  t.equal(f.p.mm.pinnedVm, 2, 'only the one area pinned');
+});
