@@ -256,8 +256,18 @@ function def(r: EngineRegister, name: string, offset: number, reset?: number): R
   return d;
 }
 
-/** The BAR0 register table for a device with these capabilities. */
-export function registerDefs(c: RegisterCaps): RegisterDef[] {
+/** Definitions by capabilities: the same list for the same device (a register file built from it then shares its shape). */
+const defsByCaps = new Map<string, readonly RegisterDef[]>();
+
+/** The BAR0 register table for a device with these capabilities (one list per capabilities; do not change it). */
+export function registerDefs(c: RegisterCaps): readonly RegisterDef[] {
+  const key = `${c.workQueues},${c.opsMask},${c.msixVectors},${c.maxTransfer},${c.atcEntries},${c.maxPrgPages},${c.maxDepth}`;
+  let defs = defsByCaps.get(key);
+  if (defs === undefined) defsByCaps.set(key, (defs = Object.freeze(buildRegisterDefs(c))));
+  return defs;
+}
+
+function buildRegisterDefs(c: RegisterCaps): RegisterDef[] {
   const R = DMAE_REGISTERS;
   const resets: Partial<Record<keyof typeof DMAE_REGISTERS, number>> = {
     ID: DMAE_MAGIC,

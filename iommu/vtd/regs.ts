@@ -138,7 +138,16 @@ export function frcdOffset(i: number): number {
 }
 
 /** Fault recording registers 0 .. n-1, each as its two 64-bit halves FRCDi_LO and FRCDi_HI. */
+/** Tables of n fault recording registers, made once per n (a register file built from one shares its shape). */
+const frcdTables = new Map<number, RegisterTable<FrcdRegMap>>();
+
 export function frcdRegisters(n: number): RegisterTable<FrcdRegMap> {
+  let t = frcdTables.get(n);
+  if (t === undefined) frcdTables.set(n, (t = buildFrcdRegisters(n)));
+  return t;
+}
+
+function buildFrcdRegisters(n: number): RegisterTable<FrcdRegMap> {
   const specs = [];
   for (let i = 0; i < n; i++) {
     specs.push({ name: `FRCD${i}_LO`, offset: frcdOffset(i), size: 8, fields: FRCD_LO_FIELDS } as const);

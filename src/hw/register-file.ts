@@ -27,16 +27,91 @@ export interface RegisterDef {
 export type RegisterWriteHook = (reg: RegisterDef, oldLo: number, oldHi: number) => void;
 export type RegisterReadHook = (reg: RegisterDef, word: number) => number;
 
+/** A register of a file's shape: shared by every file made from the same definitions. */
 interface RegInfo {
   readonly def: RegisterDef;
-  /** Index of the register's low word in the file's storage (registers' words only, in declaration order). */
+  /** Index of the register's low word in a file's storage (registers' words only, in declaration order). */
   readonly index: number;
-  /** The register's words, a view of the file's storage made on first use (most registers never need one). */
-  view: Uint32Array | undefined;
+  /** Its place in declaration order (where a file keeps its hooks and views). */
+  readonly ordinal: number;
   readonly layout: Layout;
-  /** onWrite/onRead's hooks, held here so an access finds them without a lookup by name. */
-  writeHook: RegisterWriteHook | undefined;
-  readHook: RegisterReadHook | undefined;
+}
+
+/**
+ * What a list of register definitions makes, once: storage layout, the
+ * per-word access masks, the MMIO word map, reset values and the registers
+ * by name. Every machine declares the same registers again (a campaign
+ * builds one per run), so a file shares its shape and owns only its words,
+ * hooks and views.
+ */
+interface Shape {
+  readonly size: number;
+  readonly writable: Uint32Array;
+  readonly w1c: Uint32Array;
+  readonly writeOnly: Uint32Array;
+  /** Per storage word: its register (the word within it is the storage index less the register's). */
+  readonly byWord: readonly RegInfo[];
+  /** Every register, in declaration order. */
+  readonly regs: readonly RegInfo[];
+  /** Per 32-bit word of the MMIO space: 1 + its storage index, 0 where no register is. */
+  readonly slotOf: Int32Array;
+  readonly byName: ReadonlyMap<string, RegInfo>;
+  /** The storage words at reset. */
+  readonly resetWords: Uint32Array;
+}
+
+/** Shapes by definition list (a RegisterTable or an array kept by its owner), then MMIO size. */
+const shapes = new WeakMap<object, Map<number, Shape>>();
+
+function shapeOf(name: string, size: number, defs: RegisterTable | readonly RegisterDef[]): Shape {
+  let bySize = shapes.get(defs);
+  if (bySize === undefined) shapes.set(defs, (bySize = new Map()));
+  let shape = bySize.get(size);
+  if (shape === undefined) bySize.set(size, (shape = buildShape(name, size, defs instanceof RegisterTable ? (defs.specs as readonly RegisterSpec[]) : defs)));
+  return shape;
+}
+
+function buildShape(name: string, size: number, list: readonly (RegisterSpec | RegisterDef)[]): Shape {
+  // Storage for the registers' words only (an IOMMU's register space is mostly holes).
+  let m = 0;
+  for (const reg of list) m += reg.size === 8 ? 2 : 1;
+  const writable = new Uint32Array(m);
+  const w1c = new Uint32Array(m);
+  const writeOnly = new Uint32Array(m);
+  const resetWords = new Uint32Array(m);
+  const slotOf = new Int32Array(Math.ceil(size / 4));
+  const byWord: RegInfo[] = [];
+  const regs: RegInfo[] = [];
+  const byName = new Map<string, RegInfo>();
+  let next = 0;
+  for (const spec of list) {
+    if (spec.size !== 4 && spec.size !== 8) throw new RangeError(`${name}.${spec.name}: a register file holds 4- and 8-byte registers`);
+    if (spec.offset % 4 !== 0 || spec.offset + spec.size > size) throw new RangeError(`${name}.${spec.name}: bad offset`);
+    if (byName.has(spec.name)) throw new Error(`${name}.${spec.name} declared twice`);
+    const dflt = spec.access ?? 'rw';
+    const { fields, layout, masks } = resolveRegister(spec, dflt);
+    const def: RegisterDef = { name: spec.name, offset: spec.offset, size: spec.size, fields, access: dflt };
+    if (spec.reset !== undefined) def.reset = spec.reset;
+    const index = next;
+    const words = spec.size / 4;
+    next += words;
+    const info: RegInfo = { def, index, ordinal: regs.length, layout };
+    byName.set(spec.name, info);
+    regs.push(info);
+    const r = spec.reset ?? 0;
+    resetWords[index] = typeof r === 'number' ? r : r[0];
+    if (words === 2) resetWords[index + 1] = typeof r === 'number' ? 0 : r[1];
+    for (let w = 0; w < words; w++) {
+      const at = spec.offset / 4 + w;
+      if (slotOf[at] !== 0) throw new Error(`${name}.${spec.name} overlaps ${byWord[slotOf[at]! - 1]!.def.name}`);
+      slotOf[at] = index + w + 1;
+      byWord[index + w] = info;
+      writable[index + w] = masks.writable[w]!;
+      w1c[index + w] = masks.w1c[w]!;
+      writeOnly[index + w] = masks.writeOnly[w]!;
+    }
+  }
+  return { size, writable, w1c, writeOnly, byWord, regs, slotOf, byName, resetWords };
 }
 
 /** One field of one register of a RegisterFile (see RegisterFile.fieldRef). */
@@ -79,33 +154,27 @@ export class RegisterFile<M extends RegMap = RegMap> {
   readonly name: string;
   readonly size: number;
   readonly ops: MmioOps;
+  private readonly shape: Shape;
   private readonly words: Uint32Array;
-  private readonly writable: Uint32Array;
-  private readonly w1c: Uint32Array;
-  private readonly writeOnly: Uint32Array;
-  /** Per storage word: its register (the word within it is the storage index less the register's). */
-  private readonly byWord: RegInfo[] = [];
-  /** Every register, in declaration order. */
-  private readonly regs: RegInfo[] = [];
-  /** Per 32-bit word of the MMIO space: 1 + its storage index, 0 where no register is. */
-  private readonly slotOf: Int32Array;
-  private nextSlot = 0;
-  private readonly byName = new Map<string, RegInfo>();
+  /** onWrite/onRead's hooks and the registers' storage views (made on first use), by declaration order. */
+  private readonly writeHooks: (RegisterWriteHook | undefined)[];
+  private readonly readHooks: (RegisterReadHook | undefined)[];
+  private readonly views: (Uint32Array | undefined)[];
 
+  /**
+   * `defs`: a RegisterTable, or an array of definitions. The file's shape is
+   * built once per table or array (and MMIO size) and shared, so an array
+   * must not change after a file is made from it.
+   */
   constructor(name: string, size: number, defs: RegisterTable<M> | readonly RegisterDef[]) {
     this.name = name;
     this.size = size;
-    // Storage for the registers' words only (an IOMMU's register space is mostly holes; a machine is built per campaign run).
-    const list = defs instanceof RegisterTable ? (defs.specs as readonly RegisterSpec[]) : defs;
-    // Indexed loops: this runs once per machine, mostly before the code is optimised, where for-of allocates per step.
-    let m = 0;
-    for (let i = 0; i < list.length; i++) m += list[i]!.size === 8 ? 2 : 1;
-    this.words = new Uint32Array(m);
-    this.writable = new Uint32Array(m);
-    this.w1c = new Uint32Array(m);
-    this.writeOnly = new Uint32Array(m);
-    this.slotOf = new Int32Array(Math.ceil(size / 4));
-    for (let i = 0; i < list.length; i++) this.declare(list[i]!);
+    const shape = (this.shape = shapeOf(name, size, defs));
+    this.words = new Uint32Array(shape.resetWords.length);
+    const n = shape.regs.length;
+    this.writeHooks = new Array<RegisterWriteHook | undefined>(n).fill(undefined);
+    this.readHooks = new Array<RegisterReadHook | undefined>(n).fill(undefined);
+    this.views = new Array<Uint32Array | undefined>(n).fill(undefined);
     this.ops = {
       read: (offset, sz) => this.mmioRead(offset, sz),
       write: (offset, sz, value) => this.mmioWrite(offset, sz, value),
@@ -113,49 +182,17 @@ export class RegisterFile<M extends RegMap = RegMap> {
     this.reset();
   }
 
-  private declare(spec: RegisterSpec | RegisterDef): void {
-    if (spec.size !== 4 && spec.size !== 8) throw new RangeError(`${this.name}.${spec.name}: a register file holds 4- and 8-byte registers`);
-    if (spec.offset % 4 !== 0 || spec.offset + spec.size > this.size) throw new RangeError(`${this.name}.${spec.name}: bad offset`);
-    if (this.byName.has(spec.name)) throw new Error(`${this.name}.${spec.name} declared twice`);
-    const dflt = spec.access ?? 'rw';
-    const { fields, layout, masks } = resolveRegister(spec, dflt);
-    const def: RegisterDef = { name: spec.name, offset: spec.offset, size: spec.size, fields, access: dflt };
-    if (spec.reset !== undefined) def.reset = spec.reset;
-    const index = this.nextSlot;
-    const words = spec.size / 4;
-    this.nextSlot += words;
-    const info: RegInfo = { def, index, view: undefined, layout, writeHook: undefined, readHook: undefined };
-    this.byName.set(spec.name, info);
-    this.regs.push(info);
-    for (let w = 0; w < words; w++) {
-      const at = spec.offset / 4 + w;
-      if (this.slotOf[at] !== 0) throw new Error(`${this.name}.${spec.name} overlaps ${this.byWord[this.slotOf[at]! - 1]!.def.name}`);
-      this.slotOf[at] = index + w + 1;
-      this.byWord[index + w] = info;
-      this.writable[index + w] = masks.writable[w]!;
-      this.w1c[index + w] = masks.w1c[w]!;
-      this.writeOnly[index + w] = masks.writeOnly[w]!;
-    }
-  }
-
   private view(r: RegInfo): Uint32Array {
-    return (r.view ??= this.words.subarray(r.index, r.index + r.def.size / 4));
+    return (this.views[r.ordinal] ??= this.words.subarray(r.index, r.index + r.def.size / 4));
   }
 
   /** Back to reset values (hooks are not called). */
   reset(): void {
-    this.words.fill(0);
-    const regs = this.regs;
-    for (let i = 0; i < regs.length; i++) {
-      const { def, index } = regs[i]!;
-      const r = def.reset ?? 0;
-      this.words[index] = typeof r === 'number' ? r : r[0];
-      if (def.size === 8) this.words[index + 1] = typeof r === 'number' ? 0 : r[1];
-    }
+    this.words.set(this.shape.resetWords);
   }
 
   private info(name: string): RegInfo {
-    const r = this.byName.get(name);
+    const r = this.shape.byName.get(name);
     if (r === undefined) throw new Error(`${this.name} has no register ${name}`);
     return r;
   }
@@ -171,12 +208,12 @@ export class RegisterFile<M extends RegMap = RegMap> {
 
   /** Call `fn` after software writes any byte of the register. */
   onWrite(name: RegName<M>, fn: RegisterWriteHook): void {
-    this.info(name).writeHook = fn;
+    this.writeHooks[this.info(name).ordinal] = fn;
   }
 
   /** Compute the value software reads (for registers that reflect live state). */
   onRead(name: RegName<M>, fn: RegisterReadHook): void {
-    this.info(name).readHook = fn;
+    this.readHooks[this.info(name).ordinal] = fn;
   }
 
   // --- device side ---------------------------------------------------------
@@ -248,30 +285,32 @@ export class RegisterFile<M extends RegMap = RegMap> {
   // --- software side ---------------------------------------------------------
 
   private mmioRead(offset: number, size: AccessSize): number {
-    const i = (this.slotOf[offset >> 2] ?? 0) - 1;
+    const shape = this.shape;
+    const i = (shape.slotOf[offset >> 2] ?? 0) - 1;
     if (i < 0) return 0;
-    const reg = this.byWord[i]!;
-    const hook = reg.readHook;
+    const reg = shape.byWord[i]!;
+    const hook = this.readHooks[reg.ordinal];
     let word = hook !== undefined ? hook(reg.def, i - reg.index) >>> 0 : this.words[i]!;
-    word = (word & ~this.writeOnly[i]!) >>> 0;
+    word = (word & ~shape.writeOnly[i]!) >>> 0;
     const shift = (offset & 3) * 8;
     return size === 4 ? word : (word >>> shift) & (size === 2 ? 0xffff : 0xff);
   }
 
   private mmioWrite(offset: number, size: AccessSize, value: number): void {
-    const i = (this.slotOf[offset >> 2] ?? 0) - 1;
+    const shape = this.shape;
+    const i = (shape.slotOf[offset >> 2] ?? 0) - 1;
     if (i < 0) return;
-    const reg = this.byWord[i]!;
+    const reg = shape.byWord[i]!;
     const shift = (offset & 3) * 8;
     const lanes = size === 4 ? 0xffffffff : (((size === 2 ? 0xffff : 0xff) << shift) >>> 0);
     const v = ((value << shift) & lanes) >>> 0;
     const oldLo = this.words[reg.index]!;
     const oldHi = reg.def.size === 8 ? this.words[reg.index + 1]! : 0;
     const old = this.words[i]!;
-    const wm = (this.writable[i]! & lanes) >>> 0;
+    const wm = (shape.writable[i]! & lanes) >>> 0;
     let next = ((old & ~wm) | (v & wm)) >>> 0;
-    next = (next & ~(v & this.w1c[i]!)) >>> 0;
+    next = (next & ~(v & shape.w1c[i]!)) >>> 0;
     this.words[i] = next;
-    reg.writeHook?.(reg.def, oldLo, oldHi);
+    this.writeHooks[reg.ordinal]?.(reg.def, oldLo, oldHi);
   }
 }

@@ -188,16 +188,35 @@ export class RegisterTable<M extends RegMap = RegMap> {
     return (BigInt(w[1] ?? 0) << 32n) | BigInt(w[0]!);
   }
 
-  /** The same registers with other reset values (what the model's options decide). */
+  /**
+   * The same registers with other reset values (what the model's options
+   * decide). Tables are immutable, so the same resets give the same table
+   * (every machine asks again; a register file built from it then shares its
+   * shape).
+   */
   withResets(resets: Partial<Record<RegName<M>, number | readonly [number, number]>>): RegisterTable<M> {
     const r = resets as Partial<Record<string, number | readonly [number, number]>>;
-    return new RegisterTable<M>(this.name, this.specs.map((s) => (r[s.name] !== undefined ? { ...s, reset: r[s.name]! } : s)));
+    const key = JSON.stringify(r);
+    let t = this.derivedByResets.get(key) as RegisterTable<M> | undefined;
+    if (t === undefined) {
+      t = new RegisterTable<M>(this.name, this.specs.map((s) => (r[s.name] !== undefined ? { ...s, reset: r[s.name]! } : s)));
+      this.derivedByResets.set(key, t);
+    }
+    return t;
   }
 
-  /** These registers and `more` (each typed by its own table). */
+  /** These registers and `more` (each typed by its own table); the same `more` gives the same table. */
   with<N extends RegMap>(more: RegisterTable<N>): RegisterTable<M & N> {
-    return new RegisterTable<M & N>(this.name, [...this.specs, ...more.specs]);
+    let t = this.derivedWith.get(more) as RegisterTable<M & N> | undefined;
+    if (t === undefined) {
+      t = new RegisterTable<M & N>(this.name, [...this.specs, ...more.specs]);
+      this.derivedWith.set(more, t);
+    }
+    return t;
   }
+
+  private readonly derivedByResets = new Map<string, object>();
+  private readonly derivedWith = new WeakMap<object, object>();
 }
 
 /** Declare a register table; its RegMap is inferred from the literal specs. */

@@ -85,3 +85,34 @@ t.test('bad declarations are refused', async (t) => {
   t.throws(() => new RegisterFile('x', 8, [{ name: 'A', offset: 0, size: 4 }, { name: 'B', offset: 0, size: 4 }]));
   t.throws(() => make().get('NOPE'));
 });
+
+t.test('files made from the same definitions share their shape but nothing of their state', async (t) => {
+  const { defineRegisters } = await import('../../src/hw/registers.ts');
+  const table = defineRegisters('blk', [
+    { name: 'CTRL', offset: 0, size: 4, fields: [['EN', 0], ['IRQ', 1, 1, 'w1c']] },
+    { name: 'BASE', offset: 8, size: 8, reset: [0x1000, 0x2] },
+  ] as const);
+  const a = new RegisterFile('a', 0x100, table);
+  const b = new RegisterFile('b', 0x100, table);
+  const seen: string[] = [];
+  a.onWrite('CTRL', () => seen.push('a'));
+  b.onRead('BASE', (_r, w) => (w === 0 ? 0xdead : 0xbeef));
+  a.ops.write(0, 4, 0x3);
+  a.setField('CTRL', 'IRQ', 1);
+  t.equal(a.getField('CTRL', 'EN'), 1);
+  t.equal(b.getField('CTRL', 'EN'), 0, "one file's write does not reach the other");
+  t.equal(b.getField('CTRL', 'IRQ'), 0, "nor one file's field write");
+  b.ops.write(0, 4, 0x1);
+  t.same(seen, ['a'], "a hook belongs to the file it was set on");
+  t.equal(a.ops.read(8, 4), 0x1000, 'no read hook on a: its reset value');
+  t.equal(b.ops.read(8, 4), 0xdead, "b's read hook");
+  t.equal(b.ops.read(12, 4), 0xbeef);
+  a.set('BASE', 5, 6);
+  a.reset();
+  t.same([a.get('BASE'), a.getHi('BASE')], [0x1000, 0x2], 'reset gives the table reset values back');
+  t.equal(table.withResets({ BASE: [1, 2] }), table.withResets({ BASE: [1, 2] }), 'the same resets: the same table');
+  t.not(table.withResets({ BASE: [1, 2] }), table.withResets({ BASE: [1, 3] }), 'other resets: another table');
+  const c = new RegisterFile('c', 0x100, table.withResets({ BASE: [7, 8] }));
+  t.same([c.get('BASE'), c.getHi('BASE')], [7, 8], 'a derived table keeps its own resets');
+  t.throws(() => new RegisterFile('d', 0x8, table), RangeError, 'a size too small for the table is refused (a shape per size)');
+});
