@@ -3,13 +3,15 @@
  * Linux's `struct page` array, mem_map): what the page allocator and the page
  * reference counts keep per run head. 0 means "nothing recorded".
  *
- * Frames are grouped in chunks of 2^14 (64 MiB of RAM; fewer if asked) allocated on first
- * use, so a sparse machine of a terabyte costs only the chunks it touches,
+ * Frames are grouped in chunks of 2^10 (4 MiB of RAM, an 8 KiB array; fewer if asked)
+ * allocated on first use, so a sparse machine of a terabyte costs only the chunks it
+ * touches, a machine built per campaign run zeroes little (2^14-frame chunks cost each
+ * machine 128 KiB per table),
  * and a lookup is an index into a typed array instead of a hash-table probe
  * (the allocator and the reference counts are updated for every page a fault
  * maps; a Map of one entry per page grows and rehashes as memory fills).
  */
-const CHUNK_BITS = 14;
+const CHUNK_BITS = 10;
 
 export class PfnTable {
   private readonly chunks = new Map<number, Float64Array>();
