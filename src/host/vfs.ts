@@ -125,6 +125,15 @@ export class Vfs {
 }
 
 function normalize(path: string): string {
+  // Most paths (every sysfs entry a machine adds) are already in this form: no copy.
+  if (isNormal(path)) return path;
   const parts = path.split('/').filter((p) => p !== '' && p !== '.');
   return '/' + parts.join('/');
+}
+
+/** Absolute, with no empty or "." component and no trailing slash ("/" itself is normal). */
+function isNormal(path: string): boolean {
+  if (path === '/') return true;
+  if (path.charCodeAt(0) !== 0x2f || path.charCodeAt(path.length - 1) === 0x2f) return false;
+  return !path.includes('//') && !path.includes('/./') && !path.endsWith('/.');
 }

@@ -76,3 +76,19 @@ t.test('open(2) of a sysfs attribute reads its text from the file position; a di
   t.equal(p.open('/sys/bus/pci/devices/0000:00:01.0/iommu_group'), -ENOENT, 'sysfs links are read with readlink, not followed');
   t.equal(p.lseek(p.eventfd(), 0n, 0), -ESPIPE, 'an eventfd cannot seek');
 });
+
+t.test('a sysfs path spelt with doubled slashes, "." components or a trailing slash reaches the same entry', async (t) => {
+  const board = new Board('virt-smmuv3', { ramBytes: 64 * 2 ** 20 });
+  const host = new Host(board);
+  host.iommu.registerDriver(new TestDriver(host));
+  const f = new BareFunction('f', { vendorId: 0x1b36, deviceId: 0x10e0 });
+  board.rc.plug(f, 1);
+  t.equal(host.addPciDevice(f), 0);
+  const p = host.spawn();
+  for (const path of ['/sys/bus/pci/devices/0000:00:01.0/vendor', '//sys/bus//pci/devices/0000:00:01.0/vendor', '/sys/./bus/pci/devices/./0000:00:01.0/vendor']) {
+    t.equal(p.readFile(path), '0x1b36\n', path);
+  }
+  t.same(p.readdir('/sys/kernel/iommu_groups/'), ['0'], 'a trailing slash');
+  t.same(p.readdir('/sys/kernel/iommu_groups/.'), ['0'], 'a trailing "."');
+  t.same(p.readdir('/sys/kernel//iommu_groups'), ['0']);
+});
