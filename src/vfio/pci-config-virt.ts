@@ -5,6 +5,7 @@ import { fieldPrep } from '../hw/layout.ts';
 import { MSI, MSI_FLAGS, MSI_REGS } from '../pci/caps/msi.ts';
 import { MSIX } from '../pci/caps/msix.ts';
 import { PCIE, PCIE_DEVCAP, PCIE_DEVCTL, PCIE_DEVCTL2, PCIE_REGS } from '../pci/caps/pcie-regs.ts';
+import { ecapLength } from './ecap-length.ts';
 
 /** The host kernel's config accessors for one function (pci_read/write_config_*, through ECAM). */
 export interface HwConfig {
@@ -31,9 +32,14 @@ const ALL = 0xff;
  * bits may be written at all. The BARs are fully virtual (the user sees
  * what it wrote, masked to the BAR's size, never the host's addresses), the
  * MSI capability is virtual (the host programs the real one for SET_IRQS),
- * MSI-X and the extended capabilities are read-only pass-through, Initiate
- * FLR is virtual and resets the function, and bytes outside any capability
- * read 0.
+ * MSI-X is read-only pass-through, Initiate FLR is virtual and resets the
+ * function. Extended capabilities are shown as vfio_ecap_init() lays them
+ * out: each over its length as vfio-pci knows it (ecap-length.ts), its
+ * header from the shadow, the rest read from the hardware and writes
+ * dropped (raw writes for the vendor-specific ones); a capability vfio-pci
+ * does not know, PASID among them, is left out of the chain. Bytes outside
+ * the header and every capability are the hardware's, read and written raw
+ * (unassigned_perms: some devices keep registers in the gaps).
  */
 export class VirtConfig {
   readonly size: number;
@@ -53,6 +59,8 @@ export class VirtConfig {
     this.vconfig = new Uint8Array(this.size);
     this.virt = new Uint8Array(this.size);
     this.wr = new Uint8Array(this.size);
+    this.mapped = new Uint8Array(this.size);
+    this.rawWrite = new Uint8Array(this.size);
     this.init();
   }
 
@@ -108,37 +116,54 @@ export class VirtConfig {
       if (c.id === MSI.CAP_ID) this.msiPerms(c.offset);
       else if (c.id === PCIE.CAP_ID) this.expPerms(c.offset);
     }
-    if (this.size > 0x100) {
-      const ext = fn.caps.extCaps();
-      for (let i = 0; i < ext.length; i++) {
-        const c = ext[i]!;
-        const end = ext[i + 1]?.offset ?? this.size;
-        this.fill(c.offset, Math.max(4, Math.min(end, this.size) - c.offset));
-      }
-    }
-    this.mapped = this.mappedBytes();
-  }
-
-  /** Bytes that belong to the header or a capability; the rest read 0 and drop writes. */
-  private mapped: Uint8Array = new Uint8Array(0);
-
-  private mappedBytes(): Uint8Array {
-    const m = new Uint8Array(this.size);
-    m.fill(1, 0, 0x40);
-    const std = this.fn.caps.stdCaps();
+    this.mapped.fill(1, 0, 0x40);
     for (let i = 0; i < std.length; i++) {
       const c = std[i]!;
-      m.fill(1, c.offset, Math.min(0x100, c.offset + this.capLength(c.id, c.offset, std[i + 1]?.offset)));
+      this.mapped.fill(1, c.offset, Math.min(0x100, c.offset + this.capLength(c.id, c.offset, std[i + 1]?.offset)));
     }
-    if (this.size > 0x100) {
-      const ext = this.fn.caps.extCaps();
-      for (let i = 0; i < ext.length; i++) {
-        const end = ext[i + 1]?.offset;
-        const c = ext[i]!;
-        m.fill(1, c.offset, end !== undefined && end > c.offset ? end : this.size);
+    // vfio_config_init(): extended capabilities only when a PCIe function's space has a first one.
+    if (this.size > 0x100 && this.hw.read(0x100, 4) !== 0) this.ecapInit();
+  }
+
+  /** Per byte: 1 in the header or a capability (permission bits apply), 0 unassigned (raw hardware access). */
+  private readonly mapped: Uint8Array;
+  /** Per byte: writes go to the hardware as they are (vendor-specific extended capabilities: vfio_raw_config_write). */
+  private readonly rawWrite: Uint8Array;
+
+  /**
+   * vfio_ecap_init(): walk the chain from 0x100; show each capability over
+   * its length with its header virtual (vfio_direct_config_read); leave out
+   * those of length 0, unlinking them from the previous header in the
+   * shadow, or, the first, keeping only its next pointer as a placeholder.
+   */
+  private ecapInit(): void {
+    const v = new DataView(this.vconfig.buffer, this.vconfig.byteOffset, this.size);
+    let epos = 0x100;
+    let prev = -1;
+    for (let loops = (this.size - 0x100) / 4; loops > 0 && epos >= 0x100; loops--) {
+      const header = this.hw.read(epos, 4);
+      const id = header & 0xffff;
+      const next = (header >>> 20) & 0xffc;
+      let len = ecapLength(this.hw, id, epos);
+      let hidden = false;
+      if (len === 0) {
+        if (prev >= 0) {
+          v.setUint32(prev, ((v.getUint32(prev, true) & ~(0xffc << 20)) | (next << 20)) >>> 0, true);
+          epos = next;
+          continue;
+        }
+        len = 4;
+        hidden = true;
       }
+      len = Math.min(len, this.size - epos);
+      this.mapped.fill(1, epos, epos + len);
+      this.fill(epos, len);
+      this.setb(epos, 0xffffffff, 0, Math.min(4, len));
+      if (id === 0x0b || id === 0x23) this.rawWrite.fill(1, epos, epos + len); // VNDR, DVSEC
+      if (hidden) v.setUint32(epos, (v.getUint32(epos, true) & (0xffc << 20)) >>> 0, true);
+      prev = epos;
+      epos = next;
     }
-    return m;
   }
 
   private capLength(id: number, off: number, next: number | undefined): number {
@@ -245,7 +270,7 @@ export class VirtConfig {
   }
 
   private readChunk(pos: number, n: 1 | 2 | 4): number {
-    if (this.mapped[pos] === 0) return 0;
+    if (this.mapped[pos] === 0) return this.hw.read(pos, n);
     if (VirtConfig.isBar(pos)) this.barFixup();
     const virt = this.field(this.virt, pos, n);
     const shadow = this.field(this.vconfig, pos, n);
@@ -256,7 +281,10 @@ export class VirtConfig {
   }
 
   private writeChunk(pos: number, n: 1 | 2 | 4, val: number): void {
-    if (this.mapped[pos] === 0) return;
+    if (this.mapped[pos] === 0 || this.rawWrite[pos] !== 0) {
+      this.hw.write(pos, n, val);
+      return;
+    }
     const hooks = this.hooks;
     const isCommand = pos === CFG.COMMAND;
     if (isCommand) {
