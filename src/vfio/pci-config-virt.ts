@@ -35,8 +35,9 @@ const ALL = 0xff;
  * MSI-X is read-only pass-through, Initiate FLR is virtual and resets the
  * function. Extended capabilities are shown as vfio_ecap_init() lays them
  * out: each over its length as vfio-pci knows it (ecap-length.ts), its
- * header from the shadow, the rest read from the hardware and writes
- * dropped (raw writes for the vendor-specific ones); a capability vfio-pci
+ * header from the shadow, the rest read from the hardware, writes dropped
+ * but for AER's and Power Budgeting's write rules and the vendor-specific
+ * ones (raw); a capability vfio-pci
  * does not know, PASID among them, is left out of the chain. Bytes outside
  * the header and every capability are the hardware's, read and written raw
  * (unassigned_perms: some devices keep registers in the gaps).
@@ -131,6 +132,28 @@ export class VirtConfig {
   private readonly rawWrite: Uint8Array;
 
   /**
+   * The extended capabilities with write rules (vfio_pci_init_perm_bits):
+   * AER's error status, mask and severity bits and its ECRC enables
+   * (init_pci_ext_cap_err_perm), Power Budgeting's data select
+   * (init_pci_ext_cap_pwr_perm); written through to the hardware. Every
+   * other one is read-only.
+   */
+  private ecapPerms(id: number, b: number): void {
+    if (id === 0x01) {
+      const unc = 0x03fff031; // PCI_ERR_UNC_UND | DLP | SURPDN | POISON_TLP ... ATOMEG | TLPPRE
+      const cor = 0x0000f1c1; // PCI_ERR_COR_RCVR | BAD_TLP | BAD_DLLP | REP_ROLL | REP_TIMER | ADV_NFAT | INTERNAL | LOG_OVER
+      this.setb(b + 0x04, 0, unc, 4); // PCI_ERR_UNCOR_STATUS
+      this.setb(b + 0x08, 0, unc, 4); // PCI_ERR_UNCOR_MASK
+      this.setb(b + 0x0c, 0, unc, 4); // PCI_ERR_UNCOR_SEVER
+      this.setb(b + 0x10, 0, cor, 4); // PCI_ERR_COR_STATUS
+      this.setb(b + 0x14, 0, cor, 4); // PCI_ERR_COR_MASK
+      this.setb(b + 0x18, 0, 0x140, 4); // PCI_ERR_CAP: ECRC_GENE | ECRC_CHKE
+    } else if (id === 0x04) {
+      this.setb(b + 0x08, 0, ALL); // PCI_PWR_DATA (a byte: the data select)
+    }
+  }
+
+  /**
    * vfio_ecap_init(): walk the chain from 0x100; show each capability over
    * its length with its header virtual (vfio_direct_config_read); leave out
    * those of length 0, unlinking them from the previous header in the
@@ -160,6 +183,7 @@ export class VirtConfig {
       this.fill(epos, len);
       this.setb(epos, 0xffffffff, 0, Math.min(4, len));
       if (id === 0x0b || id === 0x23) this.rawWrite.fill(1, epos, epos + len); // VNDR, DVSEC
+      else if (!hidden) this.ecapPerms(id, epos);
       if (hidden) v.setUint32(epos, (v.getUint32(epos, true) & (0xffc << 20)) >>> 0, true);
       prev = epos;
       epos = next;

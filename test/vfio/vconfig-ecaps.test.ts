@@ -17,7 +17,7 @@ import { VFIO_PCI_CONFIG_REGION_INDEX, vfioPciIndexToOffset } from '../../src/ua
 import { vfioType1Setup } from '../../tools/scenario/vmm.ts';
 
 const BDF = '0000:00:05.0';
-const ID = { DSN: 0x03, VNDR: 0x0b, PASID: 0x1b, PTM: 0x1f } as const;
+const ID = { ERR: 0x01, DSN: 0x03, VNDR: 0x0b, PASID: 0x1b, PTM: 0x1f } as const;
 
 /** An endpoint with extended capabilities in the given order, and writable registers in two gaps. */
 class EcapDevice extends PciFunction {
@@ -26,13 +26,14 @@ class EcapDevice extends PciFunction {
     super(name, { vendorId: 0x1b36, deviceId: 0x10f0, classCode: 0xff0000 }, 0);
     new PcieCapability(this.config, this.caps, { type: 'rc-endpoint' });
     for (const cap of order) {
-      const len = cap === 'DSN' ? 12 : cap === 'VNDR' ? 0x10 : 8;
+      const len = cap === 'DSN' ? 12 : cap === 'VNDR' ? 0x10 : cap === 'ERR' ? 0x48 : 8;
       const at = this.caps.addExt(ID[cap], 1, len);
       this.ecap[cap] = at;
       // Something the hardware lets software write in every capability's body.
       this.config.setWritable(cap === 'PASID' ? at + 4 : at + 8, 4, 0xffffffff);
       if (cap === 'VNDR') this.config.set32(at + 4, (0x10 << 20) | 0x0001); // VSEC length 0x10, ID 1
       if (cap === 'DSN') this.config.set32(at + 4, 0x12345678);
+      if (cap === 'ERR') for (let r = 0x04; r <= 0x1c; r += 4) this.config.setWritable(at + r, 4, 0xffffffff);
     }
     // Registers in gaps: past the standard capabilities, and past the extended ones.
     this.config.setWritable(0xf0, 4, 0xffffffff);
@@ -126,4 +127,18 @@ t.test('the DMA engine: PASID is out of the chain a VFIO user walks, ATS and PRI
   const hw = m.device('0000:00:01.0').caps.extCaps().map((c) => c.id);
   t.ok(hw.includes(ID.PASID), 'the engine has PASID');
   t.same(ids, hw.filter((id) => id !== ID.PASID), 'the user sees every other one, in order');
+});
+
+t.test('AER: only the error bits vfio-pci lets a user write reach the hardware (init_pci_ext_cap_err_perm)', async (t) => {
+  const { dev, chain, write32 } = open(['ERR', 'DSN']);
+  t.same(chain(), [[0x100, ID.ERR], [dev.ecap.DSN, ID.DSN]]);
+  const b = dev.ecap.ERR!;
+  write32(b + 0x08, 0xffffffff);
+  t.equal(dev.config.get32(b + 0x08), 0x03fff031, 'Uncorrectable Error Mask: the named error bits only');
+  write32(b + 0x14, 0xffffffff);
+  t.equal(dev.config.get32(b + 0x14), 0xf1c1, 'Correctable Error Mask');
+  write32(b + 0x18, 0xffffffff);
+  t.equal(dev.config.get32(b + 0x18), 0x140, 'Capabilities and Control: the ECRC enables');
+  write32(b + 0x1c, 0xffffffff);
+  t.equal(dev.config.get32(b + 0x1c), 0, 'the header log: writable in the hardware, read-only to the user');
 });
