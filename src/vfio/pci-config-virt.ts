@@ -3,9 +3,8 @@ import type { PciFunction } from '../pci/pci-function.ts';
 import { CFG, COMMAND, STATUS } from '../pci/header.ts';
 import { fieldPrep } from '../hw/layout.ts';
 import { MSI, MSI_FLAGS, MSI_REGS } from '../pci/caps/msi.ts';
-import { MSIX } from '../pci/caps/msix.ts';
 import { PCIE, PCIE_DEVCAP, PCIE_DEVCTL, PCIE_DEVCTL2, PCIE_REGS } from '../pci/caps/pcie-regs.ts';
-import { ecapLength } from './ecap-length.ts';
+import { ecapLength, stdCapLength } from './cap-length.ts';
 
 /** The host kernel's config accessors for one function (pci_read/write_config_*, through ECAM). */
 export interface HwConfig {
@@ -92,7 +91,6 @@ export class VirtConfig {
 
   /** vfio_config_init(): copy the header and every capability, lay out permissions. */
   private init(): void {
-    const fn = this.fn;
     this.fill(0, 0x40);
     // init_pci_cap_basic_perm()
     this.setb(CFG.VENDOR_ID, 0xffff, 0, 2);
@@ -108,20 +106,8 @@ export class VirtConfig {
     this.setb(CFG.INTERRUPT_LINE, ALL, ALL);
     this.setb(CFG.INTERRUPT_PIN, ALL, 0);
     // Header bytes with no permission bits read the hardware (class, revision, subsystem IDs...).
-    const std = fn.caps.stdCaps();
-    for (let i = 0; i < std.length; i++) {
-      const c = std[i]!;
-      const len = this.capLength(c.id, c.offset, std[i + 1]?.offset);
-      this.fill(c.offset, len);
-      this.setb(c.offset + 1, ALL, 0); // next pointer: virtual, read-only
-      if (c.id === MSI.CAP_ID) this.msiPerms(c.offset);
-      else if (c.id === PCIE.CAP_ID) this.expPerms(c.offset);
-    }
     this.mapped.fill(1, 0, 0x40);
-    for (let i = 0; i < std.length; i++) {
-      const c = std[i]!;
-      this.mapped.fill(1, c.offset, Math.min(0x100, c.offset + this.capLength(c.id, c.offset, std[i + 1]?.offset)));
-    }
+    this.capInit();
     // vfio_config_init(): extended capabilities only when a PCIe function's space has a first one.
     if (this.size > 0x100 && this.hw.read(0x100, 4) !== 0) this.ecapInit();
   }
@@ -190,14 +176,38 @@ export class VirtConfig {
     }
   }
 
-  private capLength(id: number, off: number, next: number | undefined): number {
-    if (id === MSI.CAP_ID) {
-      const flags = this.hw.read(off + MSI.FLAGS, 2);
-      return 10 + ((flags & MSI_FLAGS.ADDR64) !== 0 ? 4 : 0) + ((flags & MSI_FLAGS.PVM) !== 0 ? 10 : 0);
+  /**
+   * vfio_cap_init(): walk the standard chain; show each capability over its
+   * length (cap-length.ts) with its next pointer virtual, and leave out
+   * those of length 0 by pointing the previous next pointer (or the
+   * Capabilities Pointer) past them; with none left, Status loses its
+   * Capabilities List bit.
+   */
+  private capInit(): void {
+    if ((this.hw.read(CFG.STATUS, 2) & STATUS.CAP_LIST) === 0) return;
+    let pos = this.hw.read(CFG.CAPABILITY_LIST, 1);
+    let prev = CFG.CAPABILITY_LIST;
+    let caps = 0;
+    for (let loops = (0x100 - 0x40) / 4; pos !== 0 && loops > 0; loops--) {
+      const id = this.hw.read(pos, 1);
+      const next = this.hw.read(pos + 1, 1);
+      const len = id !== 0 ? Math.min(stdCapLength(this.hw, id, pos), 0x100 - pos) : 0;
+      if (len === 0) {
+        this.vconfig[prev] = next;
+        pos = next;
+        continue;
+      }
+      this.mapped.fill(1, pos, pos + len);
+      this.fill(pos, len);
+      this.setb(pos + 1, ALL, 0); // next pointer: virtual, read-only
+      if (id === MSI.CAP_ID) this.msiPerms(pos);
+      else if (id === PCIE.CAP_ID) this.expPerms(pos);
+      else if (id === 0x09) this.rawWrite.fill(1, pos, pos + len); // VNDR: vfio_raw_config_write
+      prev = pos + 1;
+      pos = next;
+      caps++;
     }
-    if (id === MSIX.CAP_ID) return MSIX.SIZEOF;
-    if (id === PCIE.CAP_ID) return PCIE.SIZEOF_V2;
-    return next !== undefined && next > off ? next - off : 4;
+    if (caps === 0) this.vconfig[CFG.STATUS] = this.vconfig[CFG.STATUS]! & ~STATUS.CAP_LIST;
   }
 
   /** init_pci_cap_msi_perm(). */

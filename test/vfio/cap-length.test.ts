@@ -1,10 +1,10 @@
 /**
- * vfio-pci's lengths of extended capabilities (pci_ext_cap_length,
+ * vfio-pci's lengths of capabilities (pci_cap_length, pci_ext_cap_length,
  * vfio_ext_cap_len, vfio_vc_cap_len in Linux 7.3's vfio_pci_config.c),
  * read from a config space given as bytes.
  */
 import t from 'tap';
-import { ecapLength } from '../../src/vfio/ecap-length.ts';
+import { ecapLength, stdCapLength } from '../../src/vfio/cap-length.ts';
 import type { HwConfig } from '../../src/vfio/pci-config-virt.ts';
 
 /** A config space of 4 KiB whose dwords at `pos + off` are `dwords[off]`. */
@@ -42,4 +42,27 @@ t.test('variable lengths read from the capability', async (t) => {
   t.equal(ecapLength(hw(0x100, { 4: 0, 8: 0 }), 0x02, 0x100), 0x10 + 0x0c, 'VC: one VC, no arbitration table');
   t.equal(ecapLength(hw(0x100, { 4: 2, 8: 0x4 }), 0x09, 0x100), 0x40 + 32, 'VC9: three VCs, 64 phases (rounded to 16, then 32 bytes)');
   t.equal(ecapLength(hw(0x100, { 4: 1, 8: 0x8 }), 0x08, 0x100), 0x30 + 64, 'MFVC: two VCs, 128 phases');
+});
+
+t.test('standard capabilities: fixed, variable and hidden lengths (pci_cap_length, vfio_cap_len)', async (t) => {
+  const none = hw(0x40, {});
+  const fixed: [string, number, number][] = [
+    ['PM', 0x01, 8], ['AGP', 0x02, 12], ['VPD', 0x03, 8], ['MSIX', 0x11, 12], ['AF', 0x13, 6],
+    ['SLOTID', 0x04, 0], ['CHSWP', 0x06, 0], ['DBG', 0x0a, 0], ['SSVID', 0x0d, 0], ['SECDEV', 0x0f, 0], ['EA', 0x14, 0], ['an unknown ID', 0x42, 0],
+  ];
+  for (const [name, id, len] of fixed) t.equal(stdCapLength(none, id, 0x40), len, name);
+  t.equal(stdCapLength(hw(0x40, { 0: 0x0000 << 16 }), 0x05, 0x40), 10, 'MSI, 32-bit');
+  t.equal(stdCapLength(hw(0x40, { 0: 0x0080 << 16 }), 0x05, 0x40), 14, 'MSI, 64-bit');
+  t.equal(stdCapLength(hw(0x40, { 0: 0x0180 << 16 }), 0x05, 0x40), 24, 'MSI, 64-bit with per-vector masking');
+  t.equal(stdCapLength(hw(0x40, { 0: 0x1000 << 16 }), 0x07, 0x40), 24, 'PCI-X version 1');
+  t.equal(stdCapLength(hw(0x40, { 0: 0 }), 0x07, 0x40), 8, 'PCI-X version 0');
+  t.equal(stdCapLength(hw(0x40, { 0: 0x20 << 24 }), 0x08, 0x40), 24, 'HyperTransport, a 3-bit type');
+  t.equal(stdCapLength(hw(0x40, { 0: 0x10 << 24 }), 0x08, 0x40), 28, 'HyperTransport, slave or primary');
+  t.equal(stdCapLength(hw(0x40, { 0: 0x18 << 16 }), 0x09, 0x40), 0x18, 'vendor-specific: its length byte');
+  t.equal(stdCapLength(hw(0x40, { 0: 0x0002 << 16 }), 0x10, 0x40), 0x34, 'PCI Express v2 endpoint');
+  t.equal(stdCapLength(hw(0x40, { 0: 0x0092 << 16 }), 0x10, 0x40), 0x2c, 'PCI Express v2 RC integrated endpoint');
+  t.equal(stdCapLength(hw(0x40, { 0: 0x0001 << 16 }), 0x10, 0x40), 20, 'PCI Express v1 endpoint');
+  t.equal(stdCapLength(hw(0x40, { 0: 0x0091 << 16 }), 0x10, 0x40), 0xc, 'PCI Express v1 RC integrated endpoint');
+  t.equal(stdCapLength(hw(0x40, { 4: 0xf }), 0x12, 0x40), 16, 'SATA, registers inline');
+  t.equal(stdCapLength(hw(0x40, { 4: 0x4 }), 0x12, 0x40), 8, 'SATA, registers in a BAR');
 });

@@ -142,3 +142,72 @@ t.test('AER: only the error bits vfio-pci lets a user write reach the hardware (
   write32(b + 0x1c, 0xffffffff);
   t.equal(dev.config.get32(b + 0x1c), 0, 'the header log: writable in the hardware, read-only to the user');
 });
+
+/** A conventional or PCIe endpoint with the standard capabilities given, in order, and a writable byte after each. */
+class StdCapDevice extends PciFunction {
+  readonly at: Record<string, number> = {};
+  constructor(name: string, caps: [string, number, number][], pcie: boolean) {
+    super(name, { vendorId: 0x1b36, deviceId: 0x10f1, classCode: 0xff0000 }, 0);
+    if (pcie) {
+      this.at.EXP = new PcieCapability(this.config, this.caps, { type: 'rc-endpoint' }).offset;
+      this.config.setWritable(this.at.EXP + 0x30, 1, 0xff); // past what vfio-pci shows of an RC endpoint's capability
+    }
+    for (const [label, id, len] of caps) {
+      const at = this.caps.addStd(id, len);
+      this.at[label] = at;
+      if (id === 0x09) this.config.set8(at + 2, len); // a vendor-specific capability's length byte
+      this.config.setWritable(at + 4, 1, 0xff);
+    }
+  }
+}
+
+function openStd(caps: [string, number, number][], pcie = true) {
+  let dev: StdCapDevice | undefined;
+  const m = createMachine('q35-vtd', {
+    devices: [...DEFAULT_DEVICES, { bdf: BDF, name: 'stdcaps', kind: (_ctx, name) => (dev = new StdCapDevice(name, caps, pcie)) }],
+  });
+  const p = m.host.spawn();
+  const { device } = vfioType1Setup(m, p, BDF);
+  const at = vfioPciIndexToOffset(VFIO_PCI_CONFIG_REGION_INDEX);
+  const read = (off: number, n: 1 | 2 | 4): number => {
+    const b = p.pread(device, n, at + BigInt(off)) as Uint8Array;
+    return n === 4 ? new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true) : n === 2 ? b[0]! | (b[1]! << 8) : b[0]!;
+  };
+  const write8 = (off: number, v: number): void => {
+    if (p.pwrite(device, Uint8Array.of(v), at + BigInt(off)) !== 1) throw new Error(`pwrite ${off}`);
+  };
+  const chain = (): number[] => {
+    const ids: number[] = [];
+    if ((read(0x06, 2) & 0x10) === 0) return ids;
+    for (let pos = read(0x34, 1), n = 0; pos !== 0 && n < 48; n++) {
+      ids.push(read(pos, 1));
+      pos = read(pos + 1, 1);
+    }
+    return ids;
+  };
+  return { dev: dev!, read, write8, chain };
+}
+
+t.test('standard capabilities vfio-pci does not know are left out of the chain (vfio_cap_init)', async (t) => {
+  const { dev, chain, read, write8 } = openStd([['SSVID', 0x0d, 8], ['VNDR', 0x09, 12], ['EA', 0x14, 8]]);
+  t.same(chain(), [0x10, 0x09], 'PCI Express and the vendor-specific one; the bridge subsystem ID and Enhanced Allocation are hidden');
+  t.equal(read(0x34, 1), dev.at.EXP, 'the chain starts at PCI Express');
+  write8(dev.at.VNDR! + 4, 0x5a);
+  t.equal(dev.config.get8(dev.at.VNDR! + 4), 0x5a, 'a vendor-specific capability is written raw');
+  write8(dev.at.SSVID! + 4, 0x6b);
+  t.equal(dev.config.get8(dev.at.SSVID! + 4), 0x6b, 'a hidden capability\'s bytes are unassigned: written raw');
+  // A Root Complex Integrated Endpoint's PCI Express capability ends at 0x2c for vfio-pci (no link registers).
+  t.equal((dev.config.get16(dev.at.EXP! + 2) >>> 4) & 0xf, 0x9, 'an RC integrated endpoint');
+  write8(dev.at.EXP! + 0x30, 0x42);
+  t.equal(dev.config.get8(dev.at.EXP! + 0x30), 0x42, 'its bytes from 0x2c on are unassigned: written raw');
+});
+
+t.test('with the first standard capability hidden the pointer skips it; with all hidden Status loses Capabilities List', async (t) => {
+  const first = openStd([['SSVID', 0x0d, 8], ['VNDR', 0x09, 8]], false);
+  t.same(first.chain(), [0x09]);
+  t.equal(first.read(0x34, 1), first.dev.at.VNDR, 'the Capabilities Pointer skips the hidden one');
+  const none = openStd([['SSVID', 0x0d, 8]], false);
+  t.equal(none.dev.config.get16(0x06) & 0x10, 0x10, 'the device lists a capability');
+  t.equal(none.read(0x06, 2) & 0x10, 0, 'the user sees no Capabilities List');
+  t.same(none.chain(), []);
+});

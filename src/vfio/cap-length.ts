@@ -1,16 +1,18 @@
 /**
- * How many bytes of an extended capability vfio-pci shows a user
- * (drivers/vfio/pci/vfio_pci_config.c, Linux 7.3): pci_ext_cap_length[]
- * for the fixed ones, vfio_ext_cap_len() and vfio_vc_cap_len() for the
- * variable ones (0xFF in the table). 0 means vfio-pci hides the capability
- * (unknown to it, root-complex only, or "not yet": PASID among them).
+ * How many bytes of a capability vfio-pci shows a user
+ * (drivers/vfio/pci/vfio_pci_config.c, Linux 7.3): pci_cap_length[] and
+ * pci_ext_cap_length[] for the fixed ones, vfio_cap_len(),
+ * vfio_ext_cap_len() and vfio_vc_cap_len() for the variable ones (0xFF in
+ * the tables). 0 means vfio-pci hides the capability (unknown to it,
+ * bridge or root-complex only, or "not yet": PASID and Enhanced Allocation
+ * among them).
  */
 import type { HwConfig } from './pci-config-virt.ts';
 
 const VARIABLE = 0xff;
 
-/** pci_ext_cap_length[], indexed by capability ID (include/uapi/linux/pci_regs.h names). */
-const FIXED: Readonly<Record<number, number>> = {
+/** pci_ext_cap_length[], indexed by extended capability ID (include/uapi/linux/pci_regs.h names). */
+const EXT_FIXED: Readonly<Record<number, number>> = {
   0x01: 0x2c, // ERR: PCI_ERR_ROOT_COMMAND
   0x02: VARIABLE, // VC
   0x03: 12, // DSN: PCI_EXT_CAP_DSN_SIZEOF
@@ -33,9 +35,53 @@ const FIXED: Readonly<Record<number, number>> = {
   // and every ID the table does not name are 0: hidden.
 };
 
+/** pci_cap_length[], indexed by capability ID. */
+const STD_FIXED: Readonly<Record<number, number>> = {
+  0x01: 8, // PM: PCI_PM_SIZEOF
+  0x02: 12, // AGP: PCI_AGP_SIZEOF
+  0x03: 8, // VPD: PCI_CAP_VPD_SIZEOF
+  0x05: VARIABLE, // MSI
+  0x07: VARIABLE, // PCIX
+  0x08: VARIABLE, // HT
+  0x09: VARIABLE, // VNDR
+  0x10: VARIABLE, // EXP
+  0x11: 12, // MSIX: PCI_CAP_MSIX_SIZEOF
+  0x12: VARIABLE, // SATA
+  0x13: 6, // AF: PCI_CAP_AF_SIZEOF
+  // SLOTID, SSVID (bridge), CHSWP, CCRC, SHPC, AGP3, SECDEV ("not yet"), DBG, EA, ID 0 and unknown IDs: hidden.
+};
+
+/** Bytes of the standard capability with ID `id` at `pos`, as vfio_cap_init() takes them; 0 hides it. */
+export function stdCapLength(hw: HwConfig, id: number, pos: number): number {
+  const len = STD_FIXED[id] ?? 0;
+  if (len !== VARIABLE) return len;
+  switch (id) {
+    case 0x05: {
+      // vfio_msi_cap_len(): 10, +4 with 64-bit addresses, +10 with per-vector masking.
+      const flags = hw.read(pos + 2, 2);
+      return 10 + ((flags & 0x80) !== 0 ? 4 : 0) + ((flags & 0x100) !== 0 ? 10 : 0);
+    }
+    case 0x07: // PCIX: PCI_CAP_PCIX_SIZEOF_V2 when PCI_X_CMD has a version, else _V0
+      return ((hw.read(pos + 2, 2) >>> 12) & 3) !== 0 ? 24 : 8;
+    case 0x08: // HT: HT_CAP_SIZEOF_SHORT for the 3-bit types (HT_3BIT_CAP_MASK), else _LONG
+      return (hw.read(pos + 3, 1) & 0xe0) !== 0 ? 24 : 28;
+    case 0x09: // VNDR: its length byte follows the next pointer
+      return hw.read(pos + 2, 1);
+    case 0x10: {
+      // EXP: by version and type (PCI_EXP_FLAGS); a Root Complex Integrated Endpoint has no link registers.
+      const flags = hw.read(pos + 2, 2);
+      const rcEnd = ((flags >>> 4) & 0xf) === 0x9;
+      if ((flags & 0xf) === 1) return rcEnd ? 0xc : 20;
+      return rcEnd ? 0x2c : 0x34;
+    }
+    default: // SATA: PCI_SATA_SIZEOF_LONG when the registers are inline (PCI_SATA_REGS_INLINE)
+      return (hw.read(pos + 4, 1) & 0xf) === 0xf ? 16 : 8;
+  }
+}
+
 /** Bytes of the capability with ID `id` whose header is at `pos`, as vfio_ecap_init() takes them; 0 hides it. */
 export function ecapLength(hw: HwConfig, id: number, pos: number): number {
-  const len = FIXED[id] ?? 0;
+  const len = EXT_FIXED[id] ?? 0;
   if (len !== VARIABLE) return len;
   switch (id) {
     case 0x0b: // VNDR: PCI_VNDR_HEADER_LEN of the vendor-specific header
