@@ -1,9 +1,20 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Board } from '../../machines/board.ts';
 import { Host } from '../../src/host/host.ts';
 import { ENOENT, ENOTDIR, EINVAL, EISDIR, ESPIPE } from '../../src/uapi/errno.ts';
 import { TestDriver } from '../iommu-core/test-driver.ts';
 import { BareFunction } from '../pci/helpers.ts';
+
+/** A host with one PCI function (1b36:10e0) at 0000:00:01.0 under the test IOMMU driver, and a process. */
+function oneDevice(t: Test, kind: 'q35-vtd' | 'virt-smmuv3') {
+  const board = new Board(kind, { ramBytes: 64 * 2 ** 20 });
+  const host = new Host(board);
+  host.iommu.registerDriver(new TestDriver(host));
+  const f = new BareFunction('f', { vendorId: 0x1b36, deviceId: 0x10e0 });
+  board.rc.plug(f, 1);
+  t.equal(host.addPciDevice(f), 0);
+  return { host, f, p: host.spawn() };
+}
 
 t.test('sysfs shows each PCI device, its IOMMU group, and the group members and reserved regions', async (t) => {
   const board = new Board('virt-smmuv3', { ramBytes: 64 * 2 ** 20 });
@@ -49,13 +60,7 @@ t.test('the host reports the Linux release it follows where uname -r reads it (/
 });
 
 t.test('open(2) of a sysfs attribute reads its text from the file position; a directory lists and refuses read', async (t) => {
-  const board = new Board('q35-vtd', { ramBytes: 64 * 2 ** 20 });
-  const host = new Host(board);
-  host.iommu.registerDriver(new TestDriver(host));
-  const f = new BareFunction('f', { vendorId: 0x1b36, deviceId: 0x10e0 });
-  board.rc.plug(f, 1);
-  t.equal(host.addPciDevice(f), 0);
-  const p = host.spawn();
+  const { p } = oneDevice(t, 'q35-vtd');
   const fd = p.open('/sys/bus/pci/devices/0000:00:01.0/vendor');
   t.ok(fd >= 3);
   t.same(new TextDecoder().decode(p.read(fd, 3) as Uint8Array), '0x1');
@@ -78,13 +83,7 @@ t.test('open(2) of a sysfs attribute reads its text from the file position; a di
 });
 
 t.test('a sysfs path spelt with doubled slashes, "." components or a trailing slash reaches the same entry', async (t) => {
-  const board = new Board('virt-smmuv3', { ramBytes: 64 * 2 ** 20 });
-  const host = new Host(board);
-  host.iommu.registerDriver(new TestDriver(host));
-  const f = new BareFunction('f', { vendorId: 0x1b36, deviceId: 0x10e0 });
-  board.rc.plug(f, 1);
-  t.equal(host.addPciDevice(f), 0);
-  const p = host.spawn();
+  const { p } = oneDevice(t, 'virt-smmuv3');
   for (const path of ['/sys/bus/pci/devices/0000:00:01.0/vendor', '//sys/bus//pci/devices/0000:00:01.0/vendor', '/sys/./bus/pci/devices/./0000:00:01.0/vendor']) {
     t.equal(p.readFile(path), '0x1b36\n', path);
   }
