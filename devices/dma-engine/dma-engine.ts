@@ -169,6 +169,7 @@ export class DmaEngine extends PciFunction implements AtsEndpoint {
       atcEntries: this.atc.capacity, maxPrgPages, maxDepth: this.maxDepth,
     }));
     this.regs.onWrite('GENCTRL', (_r, old) => this.genctrlWritten(old));
+    this.genctrl = this.regs.ref('GENCTRL');
     this.executor = new Executor({
       name, timers: this.timers, tracer: ctx.tracer, path: this.path, prs: this.pageRequests, pasid: this.pasid, pri: this.pri,
       maxTransfer: this.maxTransfer, timing: this.timing, recordPoint: this.points['dma-engine.completion-record'],
@@ -204,9 +205,9 @@ export class DmaEngine extends PciFunction implements AtsEndpoint {
 
   get deviceEnabled(): boolean {
     // Read per descriptor: the register through a handle, the field by its mask.
-    return fieldGet(GENCTRL_ENABLE, (this.genctrl ??= this.regs.ref('GENCTRL')).get()) === 1;
+    return fieldGet(GENCTRL_ENABLE, this.genctrl.get()) === 1;
   }
-  private genctrl: RegRef | undefined;
+  private readonly genctrl: RegRef;
 
   private portalRead(off: number): number {
     const wq = this.workQueues[Math.floor(off / PORTAL.PAGE)];
