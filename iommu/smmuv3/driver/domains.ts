@@ -27,13 +27,35 @@ export function stage1Cd(opts: { ttb0: number; t0sz: number; asid: number; ipsCo
 }
 
 /**
+ * What the SMMUv3 driver's paging domains (stage 1 and stage 2) share: an
+ * io-pgtable of their own, attached to a master's RID through its STE.
+ */
+abstract class SmmuPagingDomain extends IoPgtableDomain {
+  abstract readonly smmu: Smmuv3Driver;
+
+  /**
+   * arm_smmu_enforce_cache_coherency(): true only when every master attached
+   * to the domain is CANWBS (the SMMU has no snoop-forcing bit of its own).
+   * Linux remembers the answer to refuse a later non-CANWBS master; here
+   * CANWBS is one root-complex flag, so every later master has it too.
+   */
+  enforceCacheCoherency(): boolean {
+    return this.smmu.mastersCanwbs(this);
+  }
+
+  attachDev(dev: PciFunction): number {
+    return this.smmu.attachRid(dev, this);
+  }
+}
+
+/**
  * A stage-1 paging domain: an io-pgtable of its own under an ASID
  * (ARM_SMMU_DOMAIN_S1). Allocated for dirty tracking, its table carries DBM
  * on writable leaves and its CD enables HTTU (HA, HD); the dirty state is
  * then always being recorded, and iommufd's clear on enable gives the user
  * the writes from that point on (arm_smmu_set_dirty_tracking is a no-op).
  */
-export class S1Domain extends IoPgtableDomain {
+export class S1Domain extends SmmuPagingDomain {
   readonly stage = 1;
   constructor(
     readonly smmu: Smmuv3Driver,
@@ -51,15 +73,6 @@ export class S1Domain extends IoPgtableDomain {
     });
   }
 
-  /**
-   * arm_smmu_enforce_cache_coherency(): true only when every master attached
-   * to the domain is CANWBS (the SMMU has no snoop-forcing bit of its own).
-   * Linux remembers the answer to refuse a later non-CANWBS master; here
-   * CANWBS is one root-complex flag, so every later master has it too.
-   */
-  enforceCacheCoherency(): boolean {
-    return this.smmu.mastersCanwbs(this);
-  }
 
   /** arm_smmu_set_dirty_tracking: HTTU is always on for such a domain; nothing to program. */
   setDirtyTracking(_enable: boolean): number {
@@ -82,9 +95,6 @@ export class S1Domain extends IoPgtableDomain {
     return 0;
   }
 
-  attachDev(dev: PciFunction): number {
-    return this.smmu.attachRid(dev, this);
-  }
 
   setDevPasid(dev: PciFunction, pasid: number): number {
     return this.smmu.attachPasid(dev, pasid, this, this.cdWords());
@@ -111,7 +121,7 @@ export class S1Domain extends IoPgtableDomain {
  * combined stage-1 entries of every nested domain tagged with its VMID
  * (arm_smmu_tlb_inv_range_domain: TLBI_NH_ALL after the S2 invalidation).
  */
-export class S2Domain extends IoPgtableDomain {
+export class S2Domain extends SmmuPagingDomain {
   readonly stage = 2;
   constructor(
     readonly smmu: Smmuv3Driver,
@@ -122,19 +132,7 @@ export class S2Domain extends IoPgtableDomain {
     super(builder, builder.cfg.iaBits);
   }
 
-  /**
-   * arm_smmu_enforce_cache_coherency(): true only when every master attached
-   * to the domain is CANWBS (the SMMU has no snoop-forcing bit of its own).
-   * Linux remembers the answer to refuse a later non-CANWBS master; here
-   * CANWBS is one root-complex flag, so every later master has it too.
-   */
-  enforceCacheCoherency(): boolean {
-    return this.smmu.mastersCanwbs(this);
-  }
 
-  attachDev(dev: PciFunction): number {
-    return this.smmu.attachRid(dev, this);
-  }
 
   protected flushGather(g: IotlbGather): void {
     this.smmu.invalidateVmidRange(this.vmid, g.start, g.end - g.start, g.pgsize, !g.tablesRemoved, this);
