@@ -40,9 +40,10 @@ export interface AtcEntry {
  * range (dropping more than asked is always allowed).
  *
  * Finding an entry: a direct-mapped memo of earlier answers by 4 KiB page
- * and tag first (emptied whenever an entry is added or dropped, so what it
- * holds is exactly what the search below would answer: a descriptor's
- * pages hit it, one compare each), then a hash of the entry's base page
+ * and tag first (emptied whenever an entry is added or dropped, and filled
+ * only while every entry covers whole pages, so what it holds is exactly
+ * what the search below would answer for any address of the page: a
+ * descriptor's pages hit it, one compare each), then a hash of the entry's base page
  * (every PASID's entries in one chain, so Global ones are found too)
  * probed once per entry size present. ATS entries are
  * naturally aligned powers of two (PCIe 10.2.3; translation.ts refuses
@@ -58,7 +59,7 @@ export class Atc {
   private readonly pa: Float64Array;
   private readonly tag: Int32Array;
   private readonly flags: Uint8Array;
-  /** find()'s answers by 4 KiB page number (-1: an empty line), tag (see memoKey()) and slot, in MEMO lines indexed by the page's low bits. */
+  /** find()'s answers by 4 KiB page number (-1: an empty line), tag ((pasid + 1) * 2 + priv) and slot, in MEMO lines indexed by the page's low bits. */
   private readonly memoPage = new Float64Array(MEMO).fill(-1);
   private readonly memoTag = new Int32Array(MEMO);
   private readonly memoSlot = new Int32Array(MEMO);
@@ -186,7 +187,8 @@ export class Atc {
       i = this.memoSlot[line]!;
     } else {
       i = this.find(pasid, priv, addr);
-      if (i >= 0) {
+      // Only while every entry is regular (whole, aligned pages): then the answer holds for the whole page.
+      if (i >= 0 && this.irregular === 0) {
         this.memoPage[line] = pn;
         this.memoTag[line] = tag;
         this.memoSlot[line] = i;

@@ -13,7 +13,7 @@ import type { PhysMem } from '../../src/memory/phys-mem.ts';
 import type { U64Halves } from '../../src/hw/layout.ts';
 import { IOMMU_READ, IOMMU_WRITE, IotlbGather, pgsizesOf, type BuilderStats, type PageTableBuilder, type TablePageAllocator } from '../../src/iommu-core/io-pgtable.ts';
 import { EEXIST, EINVAL, ENOMEM, ERANGE } from '../../src/uapi/errno.ts';
-import { POW2, tableIndex } from './walk-common.ts';
+import { POW2, remPow2, tableIndex } from './walk-common.ts';
 
 export interface RadixLevel {
   /** The format's own level number, handed to the codec. */
@@ -155,7 +155,7 @@ export class RadixBuilder implements PageTableBuilder {
       const l = this.levels[d]!;
       if (!l.leafOk) continue;
       const span = POW2[l.shift]!;
-      if (span <= remaining && multipleOf(iova, span) && multipleOf(pa, span)) return d;
+      if (span <= remaining && remPow2(iova, span) === 0 && remPow2(pa, span) === 0) return d;
     }
     return this.levels.length - 1;
   }
@@ -331,19 +331,7 @@ export class RadixBuilder implements PageTableBuilder {
 }
 
 function isAligned(v: number, align: number): boolean {
-  return Number.isInteger(v) && v >= 0 && multipleOf(v, align);
-}
-
-/**
- * v % m === 0 without `%` on a double (a call into the runtime's fmod; a map
- * tests several per page) when m is a power of two, where v / m is exact.
- */
-function multipleOf(v: number, m: number): boolean {
-  if (m > 0 && m <= 0x4000_0000 && (m & (m - 1)) === 0) {
-    const q = v / m;
-    return q === Math.floor(q);
-  }
-  return v % m === 0;
+  return Number.isInteger(v) && v >= 0 && remPow2(v, align) === 0;
 }
 
 /** Finish a factory: the builder, or ENOMEM when the root could not be allocated. */

@@ -17,14 +17,6 @@ export interface RamSpan {
 }
 
 /**
- * The host's physical page allocator: a buddy allocator over the machine's
- * RAM, as Linux's page allocator is. It hands out single pages and naturally
- * aligned, physically contiguous runs of 2^order pages (2 MiB and 1 GiB runs
- * back huge pages), merges buddies on free, and counts the pages in use so a
- * leak is testable. Freed memory is returned to the board (`zero`), so the
- * next owner reads zeros and a sparse RAM gives the frames back.
- */
-/**
  * The free runs of one order, oldest first: a list through per-frame links
  * (the role of the page's lru list_head in Linux's free_area lists). The
  * order of a Set, which it replaces: a run added goes last, the first is the
@@ -34,9 +26,16 @@ export interface RamSpan {
 class FreeList {
   head = -1;
   tail = -1;
-  size = 0;
 }
 
+/**
+ * The host's physical page allocator: a buddy allocator over the machine's
+ * RAM, as Linux's page allocator is. It hands out single pages and naturally
+ * aligned, physically contiguous runs of 2^order pages (2 MiB and 1 GiB runs
+ * back huge pages), merges buddies on free, and counts the pages in use so a
+ * leak is testable. Freed memory is returned to the board (`zero`), so the
+ * next owner reads zeros and a sparse RAM gives the frames back.
+ */
 export class PageAllocator {
   private readonly free: FreeList[] = [];
   /** Per free run's first frame: 1 + its order (0: not a free run's head). */
@@ -90,7 +89,7 @@ export class PageAllocator {
     // The context object only when a hook will read it (a page per PRI fault comes through here).
     if (fp !== undefined && fp.check(fp.armed ? { order } : undefined) !== undefined) return undefined;
     let o = order;
-    while (o <= MAX_ORDER && this.free[o]!.size === 0) o++;
+    while (o <= MAX_ORDER && this.free[o]!.head < 0) o++;
     if (o > MAX_ORDER) return undefined;
     const pfn = this.free[o]!.head;
     this.deleteFree(o, pfn);
@@ -140,7 +139,6 @@ export class PageAllocator {
     if (l.tail >= 0) this.freeNext.set(l.tail, pfn + 1);
     else l.head = pfn;
     l.tail = pfn;
-    l.size++;
   }
 
   /** Take the run at `pfn` off the order-`o` list; false if it is not on it. */
@@ -156,7 +154,6 @@ export class PageAllocator {
     this.freeOrder.set(pfn, 0);
     this.freePrev.set(pfn, 0);
     this.freeNext.set(pfn, 0);
-    l.size--;
     return true;
   }
 

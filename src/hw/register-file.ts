@@ -45,7 +45,6 @@ interface RegInfo {
  * hooks and views.
  */
 interface Shape {
-  readonly size: number;
   readonly writable: Uint32Array;
   readonly w1c: Uint32Array;
   readonly writeOnly: Uint32Array;
@@ -111,7 +110,7 @@ function buildShape(name: string, size: number, list: readonly (RegisterSpec | R
       writeOnly[index + w] = masks.writeOnly[w]!;
     }
   }
-  return { size, writable, w1c, writeOnly, byWord, regs, slotOf, byName, resetWords };
+  return { writable, w1c, writeOnly, byWord, regs, slotOf, byName, resetWords };
 }
 
 /** One field of one register of a RegisterFile (see RegisterFile.fieldRef). */

@@ -30,7 +30,6 @@ export interface IopfOptions {
 }
 
 interface PendingGroup {
-  id: number;
   dev: PciFunction;
   requests: PageRequest[];
   reportedAt: number;
@@ -41,8 +40,6 @@ interface PendingGroup {
   /** Neighbours on the pending list while the group waits for its answer. */
   prev: PendingGroup | undefined;
   next: PendingGroup | undefined;
-  /** The answer callback handed to the handler (made once it runs). */
-  respond: ((code: PageResponseCode) => void) | undefined;
 }
 
 /**
@@ -66,7 +63,6 @@ export class IopfQueue {
   private pendingCount = 0;
   /** Devices on the queue (iopf_queue_add_device gave them an iommu_fault_param). */
   private readonly devices = new Set<PciFunction>();
-  private nextId = 1;
   private readonly serviceNs: number;
   private readonly maxPartial: number;
   private readonly reported: Counter;
@@ -172,8 +168,8 @@ export class IopfQueue {
 
   private newGroup(dev: PciFunction, requests: PageRequest[]): PendingGroup {
     return {
-      id: this.nextId++, dev, requests, reportedAt: this.sched.now, event: undefined, handler: undefined, answered: false,
-      prev: undefined, next: undefined, respond: undefined,
+      dev, requests, reportedAt: this.sched.now, event: undefined, handler: undefined, answered: false,
+      prev: undefined, next: undefined,
     };
   }
 
@@ -210,8 +206,7 @@ export class IopfQueue {
     const handler = group.handler;
     group.event = undefined;
     group.handler = undefined;
-    group.respond ??= (code) => this.respond(group, code);
-    handler?.(group.dev, group.requests, group.respond);
+    handler?.(group.dev, group.requests, (code) => this.respond(group, code));
   }
 
   /**

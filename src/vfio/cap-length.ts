@@ -11,6 +11,10 @@ import type { HwConfig } from './pci-config-virt.ts';
 
 const VARIABLE = 0xff;
 
+/** The capability IDs (include/uapi/linux/pci_regs.h) vfio-pci also gives write rules of their own. */
+export const CAP_ID_VNDR = 0x09;
+export const ECAP_ID = { ERR: 0x01, PWR: 0x04, VNDR: 0x0b, DVSEC: 0x23 } as const;
+
 /** pci_ext_cap_length[], indexed by extended capability ID (include/uapi/linux/pci_regs.h names). */
 const EXT_FIXED: Readonly<Record<number, number>> = {
   0x01: 0x2c, // ERR: PCI_ERR_ROOT_COMMAND
@@ -65,7 +69,7 @@ export function stdCapLength(hw: HwConfig, id: number, pos: number): number {
       return ((hw.read(pos + 2, 2) >>> 12) & 3) !== 0 ? 24 : 8;
     case 0x08: // HT: HT_CAP_SIZEOF_SHORT for the 3-bit types (HT_3BIT_CAP_MASK), else _LONG
       return (hw.read(pos + 3, 1) & 0xe0) !== 0 ? 24 : 28;
-    case 0x09: // VNDR: its length byte follows the next pointer
+    case CAP_ID_VNDR: // its length byte follows the next pointer
       return hw.read(pos + 2, 1);
     case 0x10: {
       // EXP: by version and type (PCI_EXP_FLAGS); a Root Complex Integrated Endpoint has no link registers.
@@ -84,9 +88,8 @@ export function ecapLength(hw: HwConfig, id: number, pos: number): number {
   const len = EXT_FIXED[id] ?? 0;
   if (len !== VARIABLE) return len;
   switch (id) {
-    case 0x0b: // VNDR: PCI_VNDR_HEADER_LEN of the vendor-specific header
-      return (hw.read(pos + 4, 4) >>> 20) & 0xfff;
-    case 0x23: // DVSEC: PCI_DVSEC_HEADER1_LEN
+    case ECAP_ID.VNDR: // PCI_VNDR_HEADER_LEN of the vendor-specific header
+    case ECAP_ID.DVSEC: // PCI_DVSEC_HEADER1_LEN: the same bits of DVSEC header 1
       return (hw.read(pos + 4, 4) >>> 20) & 0xfff;
     case 0x0d: {
       // ACS: 8, and the egress control vector when the capability has one (PCI_ACS_EC).

@@ -4,7 +4,7 @@ import { CFG, COMMAND, STATUS } from '../pci/header.ts';
 import { fieldPrep } from '../hw/layout.ts';
 import { MSI, MSI_FLAGS, MSI_REGS } from '../pci/caps/msi.ts';
 import { PCIE, PCIE_DEVCAP, PCIE_DEVCTL, PCIE_DEVCTL2, PCIE_REGS } from '../pci/caps/pcie-regs.ts';
-import { ecapLength, stdCapLength } from './cap-length.ts';
+import { CAP_ID_VNDR, ECAP_ID, ecapLength, stdCapLength } from './cap-length.ts';
 
 /** The host kernel's config accessors for one function (pci_read/write_config_*, through ECAM). */
 export interface HwConfig {
@@ -32,13 +32,14 @@ const ALL = 0xff;
  * what it wrote, masked to the BAR's size, never the host's addresses), the
  * MSI capability is virtual (the host programs the real one for SET_IRQS),
  * MSI-X is read-only pass-through, Initiate FLR is virtual and resets the
- * function. Extended capabilities are shown as vfio_ecap_init() lays them
- * out: each over its length as vfio-pci knows it (ecap-length.ts), its
- * header from the shadow, the rest read from the hardware, writes dropped
- * but for AER's and Power Budgeting's write rules and the vendor-specific
- * ones (raw); a capability vfio-pci
- * does not know, PASID among them, is left out of the chain. Bytes outside
- * the header and every capability are the hardware's, read and written raw
+ * function. Capabilities are laid out as vfio_cap_init() and
+ * vfio_ecap_init() do: each over its length as vfio-pci knows it
+ * (cap-length.ts), its next pointer (an extended one's whole header) from
+ * the shadow, the rest read from the hardware; a capability vfio-pci does
+ * not know, PASID among them, is left out of the chain. Writes to extended
+ * capabilities are dropped but for AER's and Power Budgeting's write rules;
+ * vendor-specific capabilities are written raw. Bytes outside the header and
+ * every capability are the hardware's, read and written raw
  * (unassigned_perms: some devices keep registers in the gaps).
  */
 export class VirtConfig {
@@ -114,7 +115,7 @@ export class VirtConfig {
 
   /** Per byte: 1 in the header or a capability (permission bits apply), 0 unassigned (raw hardware access). */
   private readonly mapped: Uint8Array;
-  /** Per byte: writes go to the hardware as they are (vendor-specific extended capabilities: vfio_raw_config_write). */
+  /** Per byte: writes go to the hardware as they are (vendor-specific capabilities: vfio_raw_config_write). */
   private readonly rawWrite: Uint8Array;
 
   /**
@@ -125,7 +126,7 @@ export class VirtConfig {
    * other one is read-only.
    */
   private ecapPerms(id: number, b: number): void {
-    if (id === 0x01) {
+    if (id === ECAP_ID.ERR) {
       const unc = 0x03fff031; // PCI_ERR_UNC_UND | DLP | SURPDN | POISON_TLP ... ATOMEG | TLPPRE
       const cor = 0x0000f1c1; // PCI_ERR_COR_RCVR | BAD_TLP | BAD_DLLP | REP_ROLL | REP_TIMER | ADV_NFAT | INTERNAL | LOG_OVER
       this.setb(b + 0x04, 0, unc, 4); // PCI_ERR_UNCOR_STATUS
@@ -134,7 +135,7 @@ export class VirtConfig {
       this.setb(b + 0x10, 0, cor, 4); // PCI_ERR_COR_STATUS
       this.setb(b + 0x14, 0, cor, 4); // PCI_ERR_COR_MASK
       this.setb(b + 0x18, 0, 0x140, 4); // PCI_ERR_CAP: ECRC_GENE | ECRC_CHKE
-    } else if (id === 0x04) {
+    } else if (id === ECAP_ID.PWR) {
       this.setb(b + 0x08, 0, ALL); // PCI_PWR_DATA (a byte: the data select)
     }
   }
@@ -168,7 +169,7 @@ export class VirtConfig {
       this.mapped.fill(1, epos, epos + len);
       this.fill(epos, len);
       this.setb(epos, 0xffffffff, 0, Math.min(4, len));
-      if (id === 0x0b || id === 0x23) this.rawWrite.fill(1, epos, epos + len); // VNDR, DVSEC
+      if (id === ECAP_ID.VNDR || id === ECAP_ID.DVSEC) this.rawWrite.fill(1, epos, epos + len);
       else if (!hidden) this.ecapPerms(id, epos);
       if (hidden) v.setUint32(epos, (v.getUint32(epos, true) & (0xffc << 20)) >>> 0, true);
       prev = epos;
@@ -202,7 +203,7 @@ export class VirtConfig {
       this.setb(pos + 1, ALL, 0); // next pointer: virtual, read-only
       if (id === MSI.CAP_ID) this.msiPerms(pos);
       else if (id === PCIE.CAP_ID) this.expPerms(pos);
-      else if (id === 0x09) this.rawWrite.fill(1, pos, pos + len); // VNDR: vfio_raw_config_write
+      else if (id === CAP_ID_VNDR) this.rawWrite.fill(1, pos, pos + len); // vfio_raw_config_write
       prev = pos + 1;
       pos = next;
       caps++;

@@ -17,7 +17,7 @@ import { VFIO_PCI_CONFIG_REGION_INDEX, vfioPciIndexToOffset } from '../../src/ua
 import { vfioType1Setup } from '../../tools/scenario/vmm.ts';
 
 const BDF = '0000:00:05.0';
-const ID = { ERR: 0x01, DSN: 0x03, VNDR: 0x0b, PASID: 0x1b, PTM: 0x1f } as const;
+const ID = { ERR: 0x01, DSN: 0x03, VNDR: 0x0b, PASID: 0x1b } as const;
 
 /** An endpoint with extended capabilities in the given order, and writable registers in two gaps. */
 class EcapDevice extends PciFunction {

@@ -11,7 +11,7 @@ import type { RunResult } from '../scenario/scenario.ts';
 import { activityLegend, activitySvg, changingCounters, countersSvg, runAxis, type ActivityInput } from './activity-plots.ts';
 import { comparisonHtml } from './compare.ts';
 import { EVENT_TABLE_SCRIPT, eventRows, eventTableHtml } from './event-table.ts';
-import { counterSeries, descriptorLatencies, descriptorSpans, eventTimes, hitRates, iopfStats, occupancy, stats, threadNames, timeline, type Stats } from './figures.ts';
+import { counterSeries, descriptorLatencies, descriptorSpans, eventTimes, hitRates, occupancy, stats, threadNames, timeline, type Stats } from './figures.ts';
 import { esc, fmtNs, fmtTime } from './format.ts';
 import { histogramSvg, hitRateSvg } from './plots.ts';
 
@@ -107,7 +107,7 @@ function runSection({ result: r, narrative }: ReportRun, i: number, several: boo
 ${r.failures.length ? `<h3>Failures</h3><ul>${r.failures.map((f) => `<li>${esc(f)}</li>`).join('')}</ul>` : ''}
 ${r.violations.length ? `<h3>Invariant violations</h3><ul>${r.violations.map((v) => `<li><b>${esc(v.kind)}</b>: ${esc(v.message)}</li>`).join('')}</ul>` : ''}
 <div class="grid">
-<figure><h3>Page-fault service time</h3><figcaption>From a page-request group leaving a device to its PRG Response reaching the device: the IOMMU's queue and interrupt, the driver, the host's fault handling and the way back, injected delays included (<code>dma-engine.pri.request</code> to <code>dma-engine.pri.response</code>). The host's own share (its I/O page-fault queue to the response, <code>host.iopf.latencies</code>): mean ${fmtTime(iopfStats(r).mean, 1000)} over ${r.iopfGroups} groups.</figcaption>
+<figure><h3>Page-fault service time</h3><figcaption>From a page-request group leaving a device to its PRG Response reaching the device: the IOMMU's queue and interrupt, the driver, the host's fault handling and the way back, injected delays included (<code>dma-engine.pri.request</code> to <code>dma-engine.pri.response</code>). The host's own share (its I/O page-fault queue to the response, <code>host.iopf.latencies</code>): mean ${fmtTime(r.iopfMeanNs, 1000)} over ${r.iopfGroups} groups.</figcaption>
 ${statsTable(stats(r.priServiceNs), 'groups')}
 ${histogramSvg(r.priServiceNs, { title: 'page-fault service time', quantity: 'service time per page-request group at the device', counted: 'groups' })}</figure>
 <figure><h3>Descriptor latency</h3><figcaption>From dispatch to completion of each DMA-engine descriptor, page requests included.</figcaption>
