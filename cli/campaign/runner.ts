@@ -19,6 +19,7 @@ import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { CampaignJob, ScenarioRef, ScenarioResult, WorkerReply } from '../../tools/campaign/types.ts';
 import { tally, type CampaignTally } from '../../tools/campaign/summary.ts';
+import { useCampaignTiering } from './tiering.ts';
 import { bundledWorker } from './worker-bundle.ts';
 
 export interface CampaignOptions<I> {
@@ -36,6 +37,13 @@ export interface CampaignOptions<I> {
   onResult?: (job: CampaignJob<I>, r: ScenarioResult, ms: number, worker: number) => void;
   /** Stops the campaign: no job starts after it aborts, running ones are abandoned (not reported). */
   signal?: AbortSignal;
+  /**
+   * 'campaign' (the default) raises V8's interrupt budget for the whole
+   * process before the workers start, so that code each run calls only a
+   * few times is not sent to the optimising compiler (cli/campaign/tiering.ts);
+   * 'default' leaves V8's flags as the process started with them.
+   */
+  tiering?: 'campaign' | 'default';
 }
 
 /** The tally of the results (tools/campaign/summary.ts) and how the campaign ran. */
@@ -86,6 +94,7 @@ export async function runCampaign<I>(opts: CampaignOptions<I>): Promise<Campaign
   let aborted = opts.signal?.aborted ?? false;
   let stop = () => {};
   const bundle = opts.jobs.length > 0 && !aborted ? await bundledWorker(opts.scenario) : undefined;
+  if (opts.tiering !== 'default' && opts.jobs.length > 0 && !aborted) useCampaignTiering();
 
   await new Promise<void>((resolve) => {
     stop = () => {
