@@ -180,7 +180,8 @@ function vmsaCodec(cfg: VmsaBuilderConfig, addr: VmsaAddrFormat): EntryCodec {
     },
     leaf(d: U64Halves, pa: number, prot: number, level: number): void {
       const k = prot * 4 + level;
-      if (d.lo === 0 && d.hi === 0 && Number.isInteger(k) && prot >= 0 && prot < TPL_PROTS && level >= 0 && level < 4) {
+      // `d` comes zeroed (EntryCodec.leaf); a prot or level outside the template table is worked out each time.
+      if (Number.isInteger(k) && prot >= 0 && prot < TPL_PROTS && level >= 0 && level < 4) {
         if (tplLo[k] === -1) {
           attrs(d, prot, level);
           tplLo[k] = d.lo;

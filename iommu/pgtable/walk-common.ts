@@ -74,11 +74,8 @@ function stage2Fault(r: WalkResult, addr: number, level: number): boolean {
 
 /** Index of `ia` in a table whose entries each span 2^shift bytes and which has `entries` slots. */
 export function tableIndex(ia: number, shift: number, entries: number): number {
-  const q = Math.floor(ia / POW2[shift]!);
-  // A power-of-two table (every format's): the remainder without `%` on a double (a call into the runtime's
-  // fmod, at every level of every walk); exact, as each step divides or multiplies by a power of two.
-  if (q >= 0 && entries > 0 && entries <= 0x4000_0000 && (entries & (entries - 1)) === 0) return q - Math.floor(q / entries) * entries;
-  return q % entries;
+  // Every format's tables have a power-of-two number of slots: remPow2 spares each level of each walk an fmod.
+  return remPow2(Math.floor(ia / POW2[shift]!), entries);
 }
 
 /**

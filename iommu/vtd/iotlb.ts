@@ -46,9 +46,8 @@ export class IotlbEntry {
 }
 
 export class IotlbBucket {
-  /** The bucket's entries (a list through them, newest first) and how many. */
+  /** The bucket's entries: a list through them, newest first (null when it holds none). */
   first: IotlbEntry | null = null;
-  size = 0;
   /** Entries per size code, so a lookup skips sizes the bucket does not hold. */
   readonly perSize = new Int32Array(3);
   constructor(
@@ -166,7 +165,6 @@ export class Iotlb {
     e.bnext = b.first;
     if (b.first !== null) b.first.bprev = e;
     b.first = e;
-    b.size++;
     b.perSize[code]!++;
     this.linkFront(e);
     this.count++;
@@ -209,7 +207,6 @@ export class Iotlb {
   }
 
   private sweep(b: IotlbBucket, kinds: number, addr: number, bytes: number, withGlobal: boolean): number {
-    if (b.size === 0) return 0;
     const end = addr + bytes;
     let n = 0;
     for (let e = b.first, next: IotlbEntry | null; e !== null; e = next) {
@@ -240,7 +237,6 @@ export class Iotlb {
     if (e.bnext !== null) e.bnext.bprev = e.bprev;
     e.bprev = null;
     e.bnext = null;
-    b.size--;
     b.perSize[e.sizeCode]!--;
     this.unlink(e);
     e.bucket = null;
