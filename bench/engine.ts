@@ -15,6 +15,13 @@ const BATCH = 32;
 /** Bytes copied per timed round (per size), and rounds (best kept). */
 const BYTES_PER_ROUND = 2 * 2 ** 20;
 const ROUNDS = 20;
+/**
+ * Wall time each loop runs before its timed rounds. V8 keeps optimising the
+ * descriptor path for a few hundred milliseconds; timed from its first
+ * hundred descriptors, a size's ratio moved by up to 3x between runs of an
+ * idle machine (vtd 64k: 0.098 to 0.29 in three runs of 2026-12-07).
+ */
+const WARM_MS = 400;
 
 /**
  * MEMMOVE throughput of the reference DMA engine with a warm ATC, against
@@ -85,8 +92,11 @@ function memmoveRates(kind: MachineKind): { rates: Map<number, { engine: number;
   const out = new Map<number, { engine: number; straight: number; atcMisses: number }>();
   for (const size of SIZES) {
     const n = BYTES_PER_ROUND / size;
-    copies(size, 2 * BATCH); // warm the ATC and the JIT
-    straight(size, n);
+    // Warm the ATC, and the JIT for both loops, alternating as the timed rounds do.
+    for (const t0 = performance.now(); performance.now() - t0 < WARM_MS;) {
+      copies(size, n);
+      straight(size, n);
+    }
     const m0 = misses();
     let e = Infinity;
     let s = Infinity;
@@ -102,7 +112,7 @@ function memmoveRates(kind: MachineKind): { rates: Map<number, { engine: number;
   }
   // What a descriptor costs without data: the same ring, doorbells and completion records, NOOP descriptors.
   const NOOPS = 512;
-  copies(0, 2 * BATCH, OPCODE.NOOP);
+  for (const t0 = performance.now(); performance.now() - t0 < WARM_MS;) copies(0, NOOPS, OPCODE.NOOP);
   let noop = Infinity;
   for (let r = 0; r < ROUNDS; r++) {
     const t0 = process.hrtime.bigint();
