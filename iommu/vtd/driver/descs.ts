@@ -9,8 +9,8 @@ import {
   DEV_TLB_INV_DESC, INV_WAIT_DESC, IOTLB_INV_DESC, PC_INV_DESC, PGRP_RESP_DESC, P_DEV_TLB_INV_DESC, P_IOTLB_INV_DESC, descTypeFields, devTlbAddr,
 } from '../inv-desc.ts';
 
-/** A descriptor of `layout` with its type and `fields` (a field the descriptor lacks does not compile). */
-function desc<F extends string>(layout: Layout<F | 'TYPE_LO' | 'TYPE_HI'>, type: number, fields: Partial<Record<F, number>>): Uint32Array {
+/** A descriptor of `layout` with its type and `fields` (a field the descriptor lacks does not compile): the generic encoder. */
+export function desc<F extends string>(layout: Layout<F | 'TYPE_LO' | 'TYPE_HI'>, type: number, fields: Partial<Record<F, number>>): Uint32Array {
   const w = encodeLayout<string>(layout, fields);
   const t = descTypeFields(type);
   writeField(layout, w, 'TYPE_LO', t.TYPE_LO);
