@@ -31,7 +31,7 @@ export function pinUserPages(mm: Mm, va: number, count: number, write: boolean):
     const pt = mm.pinPoint;
     const inj = pt === undefined ? undefined : pt.check(pt.armed ? { vaddr: a, pinned: i } : undefined);
     if (inj !== undefined && inj.kind === 'fail') {
-      unpinRange(mm, heads, 0, i);
+      unpinPageHeads(mm, heads, 0, i);
       return inj.errno === EFAULT ? -EFAULT : -ENOMEM;
     }
     // FOLL_LONGTERM: a copy-on-write page is unshared first (gup_must_unshare), so the pin is this mm's own page.
@@ -39,7 +39,7 @@ export function pinUserPages(mm: Mm, va: number, count: number, write: boolean):
     const v = r < 0 ? undefined : mm.findVma(a);
     const head = v === undefined ? undefined : mm.headOf(a);
     if (v === undefined || head === undefined) {
-      unpinRange(mm, heads, 0, i);
+      unpinPageHeads(mm, heads, 0, i);
       return r === -ENOMEM ? -ENOMEM : -EFAULT;
     }
     // Every 4 KiB page of the same backing run (a huge page) at once: one lookup, one refcount update.
@@ -57,8 +57,8 @@ export function pinUserPages(mm: Mm, va: number, count: number, write: boolean):
   return { va, count, pas, heads };
 }
 
-/** Drop the references of pages [from, from+n), batching pages of one run. */
-function unpinRange(mm: Mm, heads: Float64Array, from: number, n: number): void {
+/** Drop the references of pages [from, from+n) whose runs `heads` gives, batching pages of one run (unpin_user_pages). */
+export function unpinPageHeads(mm: Mm, heads: Float64Array, from: number, n: number): void {
   let k = from;
   while (k < from + n) {
     const head = heads[k]!;
@@ -72,7 +72,7 @@ function unpinRange(mm: Mm, heads: Float64Array, from: number, n: number): void 
 
 /** unpin_user_pages() for pages [from, from+n) of a pin. */
 export function unpinUserPages(mm: Mm, pinned: PinnedPages, from = 0, n = pinned.count - from): void {
-  unpinRange(mm, pinned.heads, from, n);
+  unpinPageHeads(mm, pinned.heads, from, n);
 }
 
 /** Split pinned pages into physically contiguous runs: [first page index, page count]. */

@@ -11,7 +11,6 @@
 import { IOMMU_CACHE } from '../iommu-core/io-pgtable.ts';
 import { EADDRINUSE } from '../uapi/errno.ts';
 import { EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, EOVERFLOW } from '../uapi/errno.ts';
-import { contiguousRuns } from '../host/pin.ts';
 import type { FaultInjector } from '../fault/injector.ts';
 import { injectedErrno } from './points.ts';
 import type { IommuDomain } from '../iommu-core/domain.ts';
@@ -218,11 +217,11 @@ export class IoPagetable {
   private mapAreaInto(a: Area, d: IommuDomain): number {
     const base = this.areaIovaBase(a);
     const first = a.firstPage;
-    const runs = contiguousRuns(a.pages, first, a.npages);
+    const runs = a.pages.contiguousRuns(first, a.npages);
     let mapped = 0;
     for (const [idx, n] of runs) {
       const iova = base + (idx - first) * PAGE;
-      const pa = a.pages.pas[idx]!;
+      const pa = a.pages.pa(idx);
       let r = this.faults === undefined ? 0 : injectedErrno(this.faults, 'iommufd.domain_map', ENOMEM, { iova });
       if (r === 0 && this.disableLargePages) {
         // batch_iommu_map_small(): one PAGE_SIZE iommu_map per page, so any page can be unmapped alone later.

@@ -5,7 +5,7 @@
  * page by page while an area covering the page sits in an IOAS with a domain.
  */
 import { EFAULT, EINVAL, ENOMEM } from '../uapi/errno.ts';
-import { accountLockedVm, pinUserPages, unpinUserPages, type PinnedPages } from '../host/pin.ts';
+import { accountLockedVm, pinUserPages, unpinPageHeads, unpinUserPages, type PinnedPages } from '../host/pin.ts';
 import type { Process } from '../host/process.ts';
 import type { OpenFile } from '../host/vfs.ts';
 import type { FaultInjector } from '../fault/injector.ts';
@@ -31,6 +31,28 @@ export type AccountMode = 'none' | 'user' | 'mm';
  */
 export type PagesSource = { kind: 'user' } | { kind: 'file'; file: OpenFile; release(): void };
 
+/** Pages per chunk of per-page state (2 MiB of user VA). */
+const CHUNK_PAGES = 512;
+/**
+ * Most pages one pin_user_pages() call takes: a longer run of unpinned pages
+ * is pinned in several calls, so a range far larger than memory (IOAS_MAP
+ * takes up to SIZE_MAX - PAGE_SIZE bytes, and pins nothing while no domain
+ * needs the pages) fails at its first missing page instead of first making
+ * arrays for all of it (pfn_reader_user_pin() pins a batch at a time too).
+ */
+const PIN_BATCH = 2 ** 20;
+
+/** The pinned state of CHUNK_PAGES pages, made when one of them is first pinned. */
+interface PageChunk {
+  readonly pas: Float64Array;
+  /** Each page's run (pin.ts): what its unpin drops a reference on. */
+  readonly heads: Float64Array;
+  /** Areas in IOASes with domains covering each page. */
+  readonly pins: Uint32Array;
+  /** Pages of the chunk with a pin count; the chunk goes with the last. */
+  used: number;
+}
+
 /**
  * A user VA range to be pinned (struct iopt_pages): shared by every area that
  * maps part of it (a COPY, or the two halves of a split). Each page is pinned
@@ -38,16 +60,16 @@ export type PagesSource = { kind: 'user' } | { kind: 'file'; file: OpenFile; rel
  * (pages.c's domains_itree), and charged once when pinned: to the user
  * (IOPT_PAGES_ACCOUNT_USER, user->locked_vm), to the mm
  * (IOPT_PAGES_ACCOUNT_MM, mm->locked_vm) or not at all (CAP_IPC_LOCK);
- * mm->pinned_vm counts the pins in every mode (do_update_pinned()).
+ * mm->pinned_vm counts the pins in every mode (do_update_pinned()). Like the
+ * kernel's xarray of pinned pfns, it keeps state only for pinned pages, in
+ * chunks: a range of any size costs nothing until its pages are pinned.
  */
-export class Pages implements PinnedPages {
+export class Pages {
   /** Page-aligned first VA. */
   readonly va: number;
+  /** Pages the range spans. */
   readonly count: number;
-  readonly pas: Float64Array;
-  readonly heads: Float64Array;
-  /** Areas in IOASes with domains covering each page. */
-  private readonly pinCounts: Uint32Array;
+  private readonly chunks = new Map<number, PageChunk>();
   /** Pages pinned now (pages->npinned). */
   npinned = 0;
   /** Areas referencing the object at all. */
@@ -70,9 +92,43 @@ export class Pages implements PinnedPages {
   ) {
     this.va = uptr - (uptr % PAGE);
     this.count = Math.ceil((uptr + length - this.va) / PAGE);
-    this.pas = new Float64Array(this.count);
-    this.heads = new Float64Array(this.count);
-    this.pinCounts = new Uint32Array(this.count);
+  }
+
+  /** Areas with domains covering page `index` (0: not pinned). */
+  pinCount(index: number): number {
+    const c = this.chunks.get(Math.floor(index / CHUNK_PAGES));
+    return c === undefined ? 0 : c.pins[index - Math.floor(index / CHUNK_PAGES) * CHUNK_PAGES]!;
+  }
+
+  /** The physical address of pinned page `index`. */
+  pa(index: number): number {
+    const q = Math.floor(index / CHUNK_PAGES);
+    const c = this.chunks.get(q);
+    if (c === undefined || c.pins[index - q * CHUNK_PAGES] === 0) throw new Error(`iommufd: page ${index} of a pages object is not pinned`);
+    return c.pas[index - q * CHUNK_PAGES]!;
+  }
+
+  /** Each pinned page: its index, physical address and run (pin.ts), chunk by chunk. */
+  forEachPinned(fn: (index: number, pa: number, head: number) => void): void {
+    for (const [q, c] of this.chunks) {
+      for (let k = 0; k < CHUNK_PAGES; k++) if (c.pins[k] !== 0) fn(q * CHUNK_PAGES + k, c.pas[k]!, c.heads[k]!);
+    }
+  }
+
+  /** Pinned pages [from, from+n) as physically contiguous runs: [first page index, page count]. */
+  contiguousRuns(from: number, n: number): [number, number][] {
+    const runs: [number, number][] = [];
+    let start = from;
+    let prev = n > 0 ? this.pa(from) : 0;
+    for (let i = from + 1; i <= from + n; i++) {
+      const pa = i < from + n ? this.pa(i) : -1;
+      if (pa !== prev + PAGE) {
+        runs.push([start, i - start]);
+        start = i;
+      }
+      prev = pa;
+    }
+    return runs;
   }
 
   get pinned(): boolean {
@@ -80,24 +136,7 @@ export class Pages implements PinnedPages {
   }
 
   isPinned(index: number): boolean {
-    return this.pinCounts[index]! > 0;
-  }
-
-  /** Runs [first, n] of pages in [from, from+n) whose pin count is `want` (0: not pinned yet). */
-  private runsAt(from: number, n: number, want: number): [number, number][] {
-    const out: [number, number][] = [];
-    let i = from;
-    while (i < from + n) {
-      if (this.pinCounts[i] !== want) {
-        i++;
-        continue;
-      }
-      let j = i + 1;
-      while (j < from + n && this.pinCounts[j] === want) j++;
-      out.push([i, j - i]);
-      i = j;
-    }
-    return out;
+    return this.pinCount(index) > 0;
   }
 
   /** The last area let go of the pages: a file's pages object lets go of the file (iopt_release_pages). */
@@ -122,33 +161,66 @@ export class Pages implements PinnedPages {
    * pinned and charged. All or nothing: 0, or -errno with nothing changed.
    */
   pinRange(from: number, n: number): number {
-    const todo = this.runsAt(from, n, 0);
-    const fresh = todo.reduce((s, [, k]) => s + k, 0);
-    const done: [number, number][] = [];
+    const done: PinnedPages[] = [];
+    let fresh = 0;
     let rc = 0;
-    for (const [i, k] of todo) {
+    // Each run of unpinned pages (up to PIN_BATCH of them) in one pin, stopping at the first that fails.
+    for (let i = from; i < from + n;) {
+      if (this.pinCount(i) !== 0) {
+        i++;
+        continue;
+      }
+      let j = i + 1;
+      while (j < from + n && j - i < PIN_BATCH && this.pinCount(j) === 0) j++;
       if (this.failAt('iommufd.pin')) {
         rc = -EFAULT;
         break;
       }
-      const p = this.source.kind === 'file' ? this.pinFile(i, k) : pinUserPages(this.proc.mm, this.va + i * PAGE, k, this.writable);
+      const p = this.source.kind === 'file' ? this.pinFile(i, j - i) : pinUserPages(this.proc.mm, this.va + i * PAGE, j - i, this.writable);
       if (typeof p === 'number') {
         rc = p === -ENOMEM || p === -EINVAL ? p : -EFAULT;
         break;
       }
-      this.pas.set(p.pas, i);
-      this.heads.set(p.heads, i);
-      done.push([i, k]);
+      done.push(p);
+      fresh += j - i;
+      i = j;
     }
     // Changes in the pinned count are charged after the pages are read (pfn_reader_user_update_pinned()).
     if (rc === 0 && fresh > 0) rc = this.failAt('iommufd.account') ? -ENOMEM : this.charge(fresh);
     if (rc < 0) {
-      for (const [i, k] of done) unpinUserPages(this.proc.mm, this, i, k);
+      for (const p of done) unpinUserPages(this.proc.mm, p);
       return rc;
     }
-    for (let i = from; i < from + n; i++) this.pinCounts[i]!++;
+    for (const p of done) this.store((p.va - this.va) / PAGE, p);
+    for (let i = from; i < from + n; i++) {
+      const c = this.chunkOf(i);
+      const k = i - Math.floor(i / CHUNK_PAGES) * CHUNK_PAGES;
+      if (c.pins[k]++ === 0) c.used++;
+    }
     this.npinned += fresh;
     return 0;
+  }
+
+  /** The chunk holding page `index`, made if need be. */
+  private chunkOf(index: number): PageChunk {
+    const q = Math.floor(index / CHUNK_PAGES);
+    let c = this.chunks.get(q);
+    if (c === undefined) {
+      c = { pas: new Float64Array(CHUNK_PAGES), heads: new Float64Array(CHUNK_PAGES), pins: new Uint32Array(CHUNK_PAGES), used: 0 };
+      this.chunks.set(q, c);
+    }
+    return c;
+  }
+
+  /** Keep where the pages of a pin starting at page `first` are. */
+  private store(first: number, p: PinnedPages): void {
+    for (let k = 0; k < p.count; k++) {
+      const i = first + k;
+      const c = this.chunkOf(i);
+      const at = i - Math.floor(i / CHUNK_PAGES) * CHUNK_PAGES;
+      c.pas[at] = p.pas[k]!;
+      c.heads[at] = p.heads[k]!;
+    }
   }
 
   /**
@@ -180,24 +252,41 @@ export class Pages implements PinnedPages {
   /** Drop a pin reference on pages [from, from+n): pages no area needs any more are unpinned and uncharged. */
   unpinRange(from: number, n: number): void {
     let freed = 0;
-    let run = -1;
-    const flush = (end: number): void => {
-      if (run < 0) return;
-      unpinUserPages(this.proc.mm, this, run, end - run);
-      freed += end - run;
-      run = -1;
+    // A run of pages to unpin, within one chunk (their heads are consecutive there).
+    let run: PageChunk | undefined;
+    let runAt = 0;
+    let runLen = 0;
+    const flush = (): void => {
+      if (run === undefined) return;
+      unpinPageHeads(this.proc.mm, run.heads, runAt, runLen);
+      freed += runLen;
+      run = undefined;
     };
     for (let i = from; i < from + n; i++) {
-      const c = this.pinCounts[i]!;
-      if (c === 1) {
-        this.pinCounts[i] = 0;
-        if (run < 0) run = i;
+      const q = Math.floor(i / CHUNK_PAGES);
+      const c = this.chunks.get(q);
+      const k = i - q * CHUNK_PAGES;
+      const pins = c === undefined ? 0 : c.pins[k]!;
+      if (pins === 1) {
+        if (run !== c) {
+          flush();
+          run = c;
+          runAt = k;
+          runLen = 0;
+        }
+        runLen++;
       } else {
-        flush(i);
-        if (c > 1) this.pinCounts[i] = c - 1;
+        flush();
+      }
+      if (c === undefined || pins === 0) continue;
+      c.pins[k] = pins - 1;
+      if (pins === 1 && --c.used === 0) {
+        // The chunk's last pinned page: its run is unpinned now (the heads are still in it), then the chunk goes.
+        flush();
+        this.chunks.delete(q);
       }
     }
-    flush(from + n);
+    flush();
     if (freed > 0) {
       this.uncharge(freed);
       this.npinned -= freed;

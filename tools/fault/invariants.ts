@@ -259,7 +259,7 @@ function checkPages(m: Machine, baseline: number | undefined, out: Violation[]):
   const userLocked = new Map<unknown, number>();
   for (const p of allPages) {
     if (!p.pinned) continue;
-    for (let i = 0; i < p.count; i++) if (p.isPinned(i)) add(p.heads[i]!);
+    p.forEachPinned((_i, _pa, head) => add(head));
     bump(pinned, p.proc.mm, p.npinned);
     if (p.accountMode === 'mm') bump(locked, p.proc, p.npinned);
     else if (p.accountMode === 'user') bump(userLocked, p.proc.user, p.npinned);
@@ -390,13 +390,9 @@ function checkIommufd(m: Machine, opts: InvariantOptions, out: Violation[]): voi
           if (!a.pages.pinned) continue;
           const first = a.firstPage;
           const base = a.iova - (a.startByte % PAGE);
-          // Check each physically contiguous run of the area's pages.
-          let i = 0;
-          while (i < a.npages) {
-            let j = i + 1;
-            while (j < a.npages && a.pages.pas[first + j] === a.pages.pas[first + i]! + (j - i) * PAGE) j++;
-            checkMapped(m, what, d, dev, base + i * PAGE, a.pages.pas[first + i]!, (j - i) * PAGE, (a.prot & IOMMU_READ) !== 0, opts, out);
-            i = j;
+          // Check each physically contiguous run of the area's pages (an unpinned page among them throws: a finding).
+          for (const [i, n] of a.pages.contiguousRuns(first, a.npages)) {
+            checkMapped(m, what, d, dev, base + (i - first) * PAGE, a.pages.pa(i), n * PAGE, (a.prot & IOMMU_READ) !== 0, opts, out);
           }
           const after = base + a.npages * PAGE;
           if (iopt.areas.firstOverlap(after, after + PAGE - 1) === undefined) checkUnmapped(what, d, dev, after, opts, out, false);
