@@ -70,6 +70,9 @@ export class Pages {
   /** Pages the range spans. */
   readonly count: number;
   private readonly chunks = new Map<number, PageChunk>();
+  /** The chunk last looked up (pages are walked in order: one map lookup per chunk, not per page). */
+  private lastQ = -1;
+  private lastChunk: PageChunk | undefined;
   /** Pages pinned now (pages->npinned). */
   npinned = 0;
   /** Areas referencing the object at all. */
@@ -94,16 +97,26 @@ export class Pages {
     this.count = Math.ceil((uptr + length - this.va) / PAGE);
   }
 
+  /** The chunk of pages [q * CHUNK_PAGES, (q + 1) * CHUNK_PAGES), if any page of it is pinned or being stored. */
+  private chunkAt(q: number): PageChunk | undefined {
+    if (q !== this.lastQ) {
+      this.lastQ = q;
+      this.lastChunk = this.chunks.get(q);
+    }
+    return this.lastChunk;
+  }
+
   /** Areas with domains covering page `index` (0: not pinned). */
   pinCount(index: number): number {
-    const c = this.chunks.get(Math.floor(index / CHUNK_PAGES));
-    return c === undefined ? 0 : c.pins[index - Math.floor(index / CHUNK_PAGES) * CHUNK_PAGES]!;
+    const q = Math.floor(index / CHUNK_PAGES);
+    const c = this.chunkAt(q);
+    return c === undefined ? 0 : c.pins[index - q * CHUNK_PAGES]!;
   }
 
   /** The physical address of pinned page `index`. */
   pa(index: number): number {
     const q = Math.floor(index / CHUNK_PAGES);
-    const c = this.chunks.get(q);
+    const c = this.chunkAt(q);
     if (c === undefined || c.pins[index - q * CHUNK_PAGES] === 0) throw new Error(`iommufd: page ${index} of a pages object is not pinned`);
     return c.pas[index - q * CHUNK_PAGES]!;
   }
@@ -204,10 +217,11 @@ export class Pages {
   /** The chunk holding page `index`, made if need be. */
   private chunkOf(index: number): PageChunk {
     const q = Math.floor(index / CHUNK_PAGES);
-    let c = this.chunks.get(q);
+    let c = this.chunkAt(q);
     if (c === undefined) {
       c = { pas: new Float64Array(CHUNK_PAGES), heads: new Float64Array(CHUNK_PAGES), pins: new Uint32Array(CHUNK_PAGES), used: 0 };
       this.chunks.set(q, c);
+      this.lastChunk = c;
     }
     return c;
   }
@@ -264,7 +278,7 @@ export class Pages {
     };
     for (let i = from; i < from + n; i++) {
       const q = Math.floor(i / CHUNK_PAGES);
-      const c = this.chunks.get(q);
+      const c = this.chunkAt(q);
       const k = i - q * CHUNK_PAGES;
       const pins = c === undefined ? 0 : c.pins[k]!;
       if (pins === 1) {
@@ -281,9 +295,9 @@ export class Pages {
       if (c === undefined || pins === 0) continue;
       c.pins[k] = pins - 1;
       if (pins === 1 && --c.used === 0) {
-        // The chunk's last pinned page: its run is unpinned now (the heads are still in it), then the chunk goes.
-        flush();
+        // The chunk's last pinned page: the chunk goes (a run still to flush holds it, with its heads).
         this.chunks.delete(q);
+        this.lastQ = -1;
       }
     }
     flush();
