@@ -31,7 +31,7 @@ export type AccountMode = 'none' | 'user' | 'mm';
  */
 export type PagesSource = { kind: 'user' } | { kind: 'file'; file: OpenFile; release(): void };
 
-/** Pages per chunk of per-page state (2 MiB of user VA). */
+/** Pages per chunk of per-page state (2 MiB of user VA); a smaller object has one chunk of its own size. */
 const CHUNK_PAGES = 512;
 /**
  * Most pages one pin_user_pages() call takes: a longer run of unpinned pages
@@ -42,7 +42,7 @@ const CHUNK_PAGES = 512;
  */
 const PIN_BATCH = 2 ** 20;
 
-/** The pinned state of CHUNK_PAGES pages, made when one of them is first pinned. */
+/** The pinned state of a chunk's pages, made when one of them is first pinned. */
 interface PageChunk {
   readonly pas: Float64Array;
   /** Each page's run (pin.ts): what its unpin drops a reference on. */
@@ -70,6 +70,8 @@ export class Pages {
   /** Pages the range spans. */
   readonly count: number;
   private readonly chunks = new Map<number, PageChunk>();
+  /** Pages per chunk: CHUNK_PAGES, or the whole object when it is smaller (a 4 KiB map keeps 3 numbers, not 10 KiB). */
+  private readonly chunkPages: number;
   /** The chunk last looked up (pages are walked in order: one map lookup per chunk, not per page). */
   private lastQ = -1;
   private lastChunk: PageChunk | undefined;
@@ -95,9 +97,10 @@ export class Pages {
   ) {
     this.va = uptr - (uptr % PAGE);
     this.count = Math.ceil((uptr + length - this.va) / PAGE);
+    this.chunkPages = Math.max(1, Math.min(CHUNK_PAGES, this.count));
   }
 
-  /** The chunk of pages [q * CHUNK_PAGES, (q + 1) * CHUNK_PAGES), if any page of it is pinned or being stored. */
+  /** The chunk of pages [q * chunkPages, (q + 1) * chunkPages), if any page of it is pinned or being stored. */
   private chunkAt(q: number): PageChunk | undefined {
     if (q !== this.lastQ) {
       this.lastQ = q;
@@ -108,23 +111,23 @@ export class Pages {
 
   /** Areas with domains covering page `index` (0: not pinned). */
   pinCount(index: number): number {
-    const q = Math.floor(index / CHUNK_PAGES);
+    const q = Math.floor(index / this.chunkPages);
     const c = this.chunkAt(q);
-    return c === undefined ? 0 : c.pins[index - q * CHUNK_PAGES]!;
+    return c === undefined ? 0 : c.pins[index - q * this.chunkPages]!;
   }
 
   /** The physical address of pinned page `index`. */
   pa(index: number): number {
-    const q = Math.floor(index / CHUNK_PAGES);
+    const q = Math.floor(index / this.chunkPages);
     const c = this.chunkAt(q);
-    if (c === undefined || c.pins[index - q * CHUNK_PAGES] === 0) throw new Error(`iommufd: page ${index} of a pages object is not pinned`);
-    return c.pas[index - q * CHUNK_PAGES]!;
+    if (c === undefined || c.pins[index - q * this.chunkPages] === 0) throw new Error(`iommufd: page ${index} of a pages object is not pinned`);
+    return c.pas[index - q * this.chunkPages]!;
   }
 
   /** Each pinned page: its index, physical address and run (pin.ts), chunk by chunk. */
   forEachPinned(fn: (index: number, pa: number, head: number) => void): void {
     for (const [q, c] of this.chunks) {
-      for (let k = 0; k < CHUNK_PAGES; k++) if (c.pins[k] !== 0) fn(q * CHUNK_PAGES + k, c.pas[k]!, c.heads[k]!);
+      for (let k = 0; k < this.chunkPages; k++) if (c.pins[k] !== 0) fn(q * this.chunkPages + k, c.pas[k]!, c.heads[k]!);
     }
   }
 
@@ -207,7 +210,7 @@ export class Pages {
     for (const p of done) this.store((p.va - this.va) / PAGE, p);
     for (let i = from; i < from + n; i++) {
       const c = this.chunkOf(i);
-      const k = i - Math.floor(i / CHUNK_PAGES) * CHUNK_PAGES;
+      const k = i - Math.floor(i / this.chunkPages) * this.chunkPages;
       if (c.pins[k]++ === 0) c.used++;
     }
     this.npinned += fresh;
@@ -216,10 +219,10 @@ export class Pages {
 
   /** The chunk holding page `index`, made if need be. */
   private chunkOf(index: number): PageChunk {
-    const q = Math.floor(index / CHUNK_PAGES);
+    const q = Math.floor(index / this.chunkPages);
     let c = this.chunkAt(q);
     if (c === undefined) {
-      c = { pas: new Float64Array(CHUNK_PAGES), heads: new Float64Array(CHUNK_PAGES), pins: new Uint32Array(CHUNK_PAGES), used: 0 };
+      c = { pas: new Float64Array(this.chunkPages), heads: new Float64Array(this.chunkPages), pins: new Uint32Array(this.chunkPages), used: 0 };
       this.chunks.set(q, c);
       this.lastChunk = c;
     }
@@ -231,7 +234,7 @@ export class Pages {
     for (let k = 0; k < p.count; k++) {
       const i = first + k;
       const c = this.chunkOf(i);
-      const at = i - Math.floor(i / CHUNK_PAGES) * CHUNK_PAGES;
+      const at = i - Math.floor(i / this.chunkPages) * this.chunkPages;
       c.pas[at] = p.pas[k]!;
       c.heads[at] = p.heads[k]!;
     }
@@ -277,9 +280,9 @@ export class Pages {
       run = undefined;
     };
     for (let i = from; i < from + n; i++) {
-      const q = Math.floor(i / CHUNK_PAGES);
+      const q = Math.floor(i / this.chunkPages);
       const c = this.chunkAt(q);
-      const k = i - q * CHUNK_PAGES;
+      const k = i - q * this.chunkPages;
       const pins = c === undefined ? 0 : c.pins[k]!;
       if (pins === 1) {
         if (run !== c) {

@@ -12,9 +12,8 @@ import { Board } from '../../machines/board.ts';
 import { Host } from '../../src/host/host.ts';
 import { Pages, PAGE } from '../../src/iommufd/pages.ts';
 
-const PAGES = 1300; // three chunks, the last partly used
-
-t.test('pin and unpin of overlapping ranges agree with a model of pin counts', async (t) => {
+// Three chunks, the last partly used; and an object smaller than a chunk (one chunk of its own size).
+for (const PAGES of [1300, 200]) t.test(`${PAGES} pages: pin and unpin of overlapping ranges agree with a model of pin counts`, async (t) => {
   const host = new Host(new Board('q35-vtd', { ramBytes: 64 * 2 ** 20 }));
   const p = host.spawn({ memlockLimit: 2 ** 30 });
   const va = Number(p.mmap(PAGES * PAGE));
