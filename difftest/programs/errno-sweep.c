@@ -621,8 +621,14 @@ static void domain(void)
 	E("map before attach, in the MSI window", IM(MS, FRW, ioas, VA(mem), 0x1000, 0xfee00000ull, NULL));
 	E("attach with an area in the MSI window", attach_pt(sizeof(struct vfio_device_attach_iommufd_pt), 0, ioas));
 	E("unmap it", IU(ioas, 0xfee00000ull, 0x1000));
+	/* More than the process has: without a domain nothing is pinned (iopt_alloc_user_pages keeps nothing per page); filling a domain pins, up to the first page it lacks. */
+	E("map before attach, 256 GiB at 2^38", IM(MS, FRW, ioas, VA(mem), 1ull << 38, 1ull << 38, NULL));
+	E("attach with a 256 GiB area the process lacks", attach_pt(sizeof(struct vfio_device_attach_iommufd_pt), 0, ioas));
+	E("unmap it", IU(ioas, 1ull << 38, 1ull << 38), " length=0x%llx", (unsigned long long)unmapped);
 	E("attach", attach_pt(sizeof(struct vfio_device_attach_iommufd_pt), 0, ioas));
 	ranges("iova_ranges with a domain", ioas, 8);
+	E("map 256 GiB at 2^38, more than the process has", IM(MS, FRW, ioas, VA(mem), 1ull << 38, 1ull << 38, NULL));
+	E("unmap where it failed", IU(ioas, 1ull << 38, 1ull << 38));
 	E("map ok 0x400000 +0x4000", IM(MS, FRW, ioas, VA(mem), 0x4000, 0x400000, NULL));
 	E("map iova +0x800", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x1000, 0x500800, NULL));
 	E("map length 0x800", IM(MS, FRW, ioas, VA(mem + 0x4000), 0x800, 0x500000, NULL));
