@@ -137,10 +137,10 @@ export function frcdOffset(i: number): number {
   return FRCD_REG_OFFSET + 16 * i;
 }
 
-/** Fault recording registers 0 .. n-1, each as its two 64-bit halves FRCDi_LO and FRCDi_HI. */
 /** Tables of n fault recording registers, made once per n (a register file built from one shares its shape). */
 const frcdTables = new Map<number, RegisterTable<FrcdRegMap>>();
 
+/** Fault recording registers 0 .. n-1, each as its two 64-bit halves FRCDi_LO and FRCDi_HI. */
 export function frcdRegisters(n: number): RegisterTable<FrcdRegMap> {
   let t = frcdTables.get(n);
   if (t === undefined) frcdTables.set(n, (t = buildFrcdRegisters(n)));

@@ -151,10 +151,6 @@ export class Pages {
     return this.npinned > 0;
   }
 
-  isPinned(index: number): boolean {
-    return this.pinCount(index) > 0;
-  }
-
   /** The last area let go of the pages: a file's pages object lets go of the file (iopt_release_pages). */
   released(): void {
     if (this.source.kind === 'file') this.source.release();

@@ -73,7 +73,6 @@ export class S1Domain extends SmmuPagingDomain {
     });
   }
 
-
   /** arm_smmu_set_dirty_tracking: HTTU is always on for such a domain; nothing to program. */
   setDirtyTracking(_enable: boolean): number {
     return this.dirty ? 0 : -EOPNOTSUPP;
@@ -94,7 +93,6 @@ export class S1Domain extends SmmuPagingDomain {
     if (r.cleared) this.smmu.invalidateAsidRange(this.asid, r.start, r.end - r.start, 4096, false, this);
     return 0;
   }
-
 
   setDevPasid(dev: PciFunction, pasid: number): number {
     return this.smmu.attachPasid(dev, pasid, this, this.cdWords());
@@ -131,8 +129,6 @@ export class S2Domain extends SmmuPagingDomain {
   ) {
     super(builder, builder.cfg.iaBits);
   }
-
-
 
   protected flushGather(g: IotlbGather): void {
     this.smmu.invalidateVmidRange(this.vmid, g.start, g.end - g.start, g.pgsize, !g.tablesRemoved, this);
