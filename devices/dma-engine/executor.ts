@@ -16,6 +16,7 @@ import {
   failAccess, resetAccess, RUN_DONE, RUN_FAULT, T_FAULT, T_LOST, T_OK, type Access, type DmaPath,
 } from './translation.ts';
 import type { ErrorReport, WorkQueue } from './work-queue.ts';
+import { young } from '../../src/lib/young.ts';
 
 const CR = COMPLETION.fields;
 
@@ -262,7 +263,7 @@ export class Executor {
     if (a.priRounds >= this.h.timing.maxPriRetries) return this.failAccess(job, FAULT_REASON.PRI_RETRIES);
     a.priRounds++;
     job.phase = Phase.PAGE_REQUEST;
-    job.onPageGroup ??= (g) => this.pageGroupEnded(job, g);
+    job.onPageGroup ??= young((g: PageGroup) => this.pageGroupEnded(job, g));
     const g = this.h.prs.request(a.pasid, a.priv, a.exec, a.missAddr, a.pages, a.write, job.onPageGroup);
     // An outcome known at once (PRI stopped or halted) is not called back.
     if (job.phase === Phase.PAGE_REQUEST && g.outcome !== 'pending') this.pageGroupEnded(job, g);

@@ -3,6 +3,7 @@ import { COMPLETION_BYTES, DESC_BYTES, DESC_STATUS } from './descriptor.ts';
 import type { PageGroup } from './page-requests.ts';
 import { newAccess, resetAccess, type Access } from './translation.ts';
 import type { WorkQueue } from './work-queue.ts';
+import { young } from '../../src/lib/young.ts';
 
 /**
  * What a descriptor's job is doing (Job.phase); the diagram is above
@@ -157,7 +158,7 @@ export class Job {
     readonly wq: WorkQueue,
     timerFired: (job: Job) => void,
   ) {
-    this.onTimer = () => timerFired(this);
+    this.onTimer = young(() => timerFired(this));
   }
 
   /** Start a descriptor (a fresh job, or the WQ's last one again once it is DONE). */

@@ -41,6 +41,7 @@ import type { PrgResponder } from './priq.ts';
 import { QueueGeometry, queueNext } from './queue.ts';
 import { ATC_INV_SIZE_ALL, CERROR, CR0, GERROR, PRI_RESP } from './regs.ts';
 import type { StallTable } from './stall.ts';
+import { young } from '../../src/lib/young.ts';
 
 const ERR_NAMES = ['CERROR_NONE', 'CERROR_ILL', 'CERROR_ABT', 'CERROR_ATC_INV_SYNC'];
 /** execute(): the command (a CMD_SYNC) waits; CONS stays on it. */
@@ -93,7 +94,7 @@ export class CommandQueue {
     private readonly consumed: Counter,
     private readonly t: CommandTargets,
   ) {
-    t.atc.onProgress = () => this.checkSync();
+    t.atc.onProgress = young(() => this.checkSync());
     this.geo = new QueueGeometry(core.regs, 'CMDQ_BASE');
     this.rd = core.regs.fieldRef('CMDQ_CONS', 'RD');
     this.cr0ack = core.regs.ref('CR0ACK');

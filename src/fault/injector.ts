@@ -1,3 +1,4 @@
+import { young } from '../lib/young.ts';
 /** What an armed point makes the code do instead of its normal step. */
 export type InjectionAction =
   | { kind: 'fail'; errno?: number; code?: string }
@@ -166,9 +167,9 @@ export class FaultInjector {
         continue;
       }
       const p = new InjectionPoint(name, spec, this.global);
-      p.onInject = (pt, a, ctx) => {
+      p.onInject = young((pt, a, ctx) => {
         for (const l of this.listeners) l(pt, a, ctx);
-      };
+      });
       this.points.set(name, p);
       this.specOf.set(p, spec);
       out[name] = p;

@@ -6,6 +6,7 @@ import type { IommuCore } from './core.ts';
 import type { IommuDomain } from './domain.ts';
 import type { IopfQueue } from './iopf.ts';
 import type { PageRequest } from './types.ts';
+import { young } from '../lib/young.ts';
 
 /** One device bound to one mm (struct iommu_sva). */
 export class SvaHandle {
@@ -96,7 +97,7 @@ export class SvaManager {
     if (domain === undefined) {
       const d = this.core.allocSva(dev, mm);
       if (typeof d === 'number') return d;
-      d.iopfHandler = (_dev, reqs, respond) => respond(this.resolve(mm, reqs) ? 'success' : 'invalid');
+      d.iopfHandler = young((_dev, reqs, respond) => respond(this.resolve(mm, reqs) ? 'success' : 'invalid'));
       const r = this.core.attachDevicePasid(d, dev, st.pasid);
       if (r < 0) {
         d.free();

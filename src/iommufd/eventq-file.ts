@@ -13,6 +13,7 @@ import type { OpenFile } from '../host/vfs.ts';
 import { POLLIN, POLLOUT, POLLRDNORM } from '../uapi/poll.ts';
 import type { Respond } from './ioas.ts';
 import type { IommufdCtx, IommufdObject } from './objects.ts';
+import { young } from '../lib/young.ts';
 
 /** The object behind an event queue file (struct iommufd_eventq). */
 export interface EventqObject extends IommufdObject {
@@ -34,7 +35,7 @@ export class EventqFile implements OpenFile {
   constructor(readonly queue: EventqObject) {
     queue.refs++;
     queue.ctx.hold();
-    if (queue.write !== undefined) this.write = (data) => queue.write!(data);
+    if (queue.write !== undefined) this.write = young((data: Uint8Array) => queue.write!(data));
   }
 
   read(length: number): Uint8Array | number {
