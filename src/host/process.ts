@@ -6,6 +6,7 @@ import { Mm, PROT_READ, PROT_WRITE, type Placement, type VmaFile, type VmaIo } f
 import type { FileMapping, FileRefs, OpenFile, Vfs } from './vfs.ts';
 import { UserStruct, type Users } from './user.ts';
 import { openNonDevice } from './sysfs-file.ts';
+import { Attachment } from '../lib/attachment.ts';
 
 export interface SpawnOptions {
   /** RLIMIT_MEMLOCK in bytes (default 8 MiB, Linux's default); Infinity or a huge bigint for unlimited. */
@@ -48,7 +49,7 @@ export interface ProcessHost {
 }
 
 /** Which file (and what the file's mmap gave) each file or I/O mapping holds, for fork to hold it again. */
-const mappedFile = new WeakMap<VmaFile | VmaIo, { file: OpenFile; m?: FileMapping }>();
+const mappedFile = new Attachment<VmaFile | VmaIo, { file: OpenFile; m?: FileMapping }>('mapped file');
 
 /**
  * One emulated Linux process: the syscall surface of shared/CONTRACT.md.

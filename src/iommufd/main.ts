@@ -74,6 +74,7 @@ import { installEventq } from './eventq-file.ts';
 import { ioasAlloc, ioasAllowIovas, ioasChangeProcess, ioasCopy, ioasIovaRanges, ioasMap, ioasMapFile, ioasUnmap, option, type Respond } from './ioas.ts';
 import { IOMMU_IOAS_CHANGE_PROCESS, IOMMU_IOAS_MAP_FILE, iommu_ioas_change_process, iommu_ioas_map_file } from '../uapi/iommufd.ts';
 import { Ioas, IommufdCtx, type IommufdDevice } from './objects.ts';
+import { Attachment } from '../lib/attachment.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyView = StructView<any>;
@@ -196,7 +197,7 @@ export class IommufdFile implements OpenFile {
   }
 }
 
-const bound = new WeakMap<VfioDeviceFile, IommufdDevice>();
+const bound = new Attachment<VfioDeviceFile, IommufdDevice>('iommufd device');
 
 /** IOMMU_NO_PASID: PASID 0 names the RID itself. */
 const IOMMU_NO_PASID = 0;
@@ -209,7 +210,7 @@ interface VfioAttachState {
   rid: boolean;
   pasids: Set<number>;
 }
-const vfioAttached = new WeakMap<VfioDeviceFile, VfioAttachState>();
+const vfioAttached = new Attachment<VfioDeviceFile, VfioAttachState>('iommufd attach state');
 function vfioAttach(file: VfioDeviceFile): VfioAttachState {
   let s = vfioAttached.get(file);
   if (s === undefined) vfioAttached.set(file, (s = { rid: false, pasids: new Set() }));
@@ -230,7 +231,7 @@ class GroupCtx {
 }
 
 /** Devices bound through a group (the group path may open a device more than once; the first open binds). */
-const groupBound = new WeakMap<VfioPciDevice, IommufdDevice>();
+const groupBound = new Attachment<VfioPciDevice, IommufdDevice>('iommufd group binding');
 
 const registered = new WeakSet<Host>();
 
@@ -285,9 +286,9 @@ export function registerIommufd(host: Host): void {
     groupUnbind(file) {
       const dev = bound.get(file);
       if (dev === undefined) return;
-      bound.delete(file);
+      bound.clear(file);
       if (file.dev.openCount > 0) return;
-      groupBound.delete(file.dev);
+      groupBound.clear(file.dev);
       unbindDevice(dev);
     },
     bind(file, iommufd, proc, open) {
@@ -378,8 +379,8 @@ export function registerIommufd(host: Host): void {
     unbind(file) {
       const dev = bound.get(file);
       if (dev === undefined) return;
-      bound.delete(file);
-      vfioAttached.delete(file);
+      bound.clear(file);
+      vfioAttached.clear(file);
       unbindDevice(dev);
     },
   });

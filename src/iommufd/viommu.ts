@@ -23,6 +23,7 @@ import type { StructView } from '../uapi/struct.ts';
 import type { Respond } from './ioas.ts';
 import { HwptNested, HwptPaging, IommufdDevice, IommufdObject, type IommufdCtx } from './objects.ts';
 import { reportVevent, type VeventQueue } from './veventq.ts';
+import { Attachment } from '../lib/attachment.ts';
 
 type View<D> = D extends { fields: Readonly<Record<infer F extends string, unknown>> } ? StructView<F> : never;
 
@@ -62,7 +63,7 @@ export class Vdevice extends IommufdObject {
 
   destroy(): void {
     if (this.viommu.vdevs.get(this.virtId) === this) this.viommu.vdevs.delete(this.virtId);
-    vdevOf.delete(this.idev);
+    vdevOf.clear(this.idev);
     this.viommu.refs--;
   }
 }
@@ -84,7 +85,7 @@ export class ViommuHwptNested extends HwptNested {
 }
 
 /** idev->vdev */
-const vdevOf = new WeakMap<IommufdDevice, Vdevice>();
+const vdevOf = new Attachment<IommufdDevice, Vdevice>('vdevice');
 
 /** iommufd_viommu_alloc_ioctl() */
 export function viommuAlloc(ctx: IommufdCtx, v: View<typeof iommu_viommu_alloc>, respond: Respond): number {

@@ -9,6 +9,7 @@ import { openContainer } from './container.ts';
 import type { VfioDeviceFile } from './device-file.ts';
 import type { VfioGroup } from './group-file.ts';
 import type { VfioPciDevice } from './vfio-pci.ts';
+import { Attachment } from '../lib/attachment.ts';
 
 export interface VfioOptions {
   /** vfio_iommu_type1's dma_entry_limit module parameter: DMA mappings per container (default 65535). */
@@ -114,16 +115,11 @@ export class VfioModule {
   }
 }
 
-const modules = new WeakMap<Host, VfioModule>();
+const modules = new Attachment<Host, VfioModule>('vfio module');
 
 /** The VFIO module of a host, loaded (with `opts`) on first use. */
 export function vfioModule(host: Host, opts?: VfioOptions): VfioModule {
-  let m = modules.get(host);
-  if (m === undefined) {
-    m = new VfioModule(host, opts);
-    modules.set(host, m);
-  }
-  return m;
+  return modules.get(host) ?? modules.set(host, new VfioModule(host, opts));
 }
 
 /** Register iommufd's side of the cdev (VFIO_DEVICE_BIND_IOMMUFD). */

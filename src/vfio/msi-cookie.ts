@@ -1,5 +1,6 @@
 import { IOMMU_MMIO, IOMMU_WRITE } from '../iommu-core/io-pgtable.ts';
 import type { IommuDomain } from '../iommu-core/domain.ts';
+import { Attachment } from '../lib/attachment.ts';
 
 /**
  * Software-managed MSI windows (iommu_get_msi_cookie / iommu_dma_prepare_msi
@@ -22,7 +23,7 @@ interface MsiCookie {
   pages: Map<number, number>;
 }
 
-const cookies = new WeakMap<IommuDomain, MsiCookie>();
+const cookies = new Attachment<IommuDomain, MsiCookie>('msi cookie');
 
 /** iommu_get_msi_cookie(). */
 export function setMsiCookie(domain: IommuDomain, base: number, length: number): void {

@@ -35,6 +35,7 @@ import type { PciFunction } from '../../src/pci/pci-function.ts';
 import { VfioDeviceFile } from '../../src/vfio/device-file.ts';
 import { vfioModule } from '../../src/vfio/module.ts';
 import type { VfioIommu } from '../../src/vfio/type1.ts';
+import { Attachment } from '../../src/lib/attachment.ts';
 
 const PAGE = 4096;
 const MAX_FD = 1024;
@@ -75,15 +76,10 @@ interface MachineState {
   monitoring: boolean;
 }
 
-const states = new WeakMap<Machine, MachineState>();
+const states = new Attachment<Machine, MachineState>('invariant state');
 
 function state(m: Machine): MachineState {
-  let s = states.get(m);
-  if (s === undefined) {
-    s = { exceptions: [], unmapped: [], monitoring: false };
-    states.set(m, s);
-  }
-  return s;
+  return states.get(m) ?? states.set(m, { exceptions: [], unmapped: [], monitoring: false });
 }
 
 /**
