@@ -1,14 +1,14 @@
 import { RegisterFile, type RegRef } from '../../src/hw/register-file.ts';
 import { fieldGet } from '../../src/hw/layout.ts';
 import { MemoryRegion } from '../../src/memory/memory-region.ts';
-import type { AtsEndpoint, AtsInvalidationRequest, PrgResponse } from '../../src/pci/ats-messages.ts';
+import type { AtsEndpoint, AtsInvalidationRequest, AtsTranslationRequest, PageRequestMessage, PrgResponse } from '../../src/pci/ats-messages.ts';
 import { AtsCapability } from '../../src/pci/caps/ats.ts';
 import { MsixCapability } from '../../src/pci/caps/msix.ts';
 import { PasidCapability } from '../../src/pci/caps/pasid.ts';
 import { PcieCapability } from '../../src/pci/caps/pcie.ts';
 import { PRI, PriCapability } from '../../src/pci/caps/pri.ts';
 import { PciFunction } from '../../src/pci/pci-function.ts';
-import { NO_PASID, type DmaAttrs, type DmaReadResult, type DmaWriteResult } from '../../src/pci/transaction.ts';
+import { NO_PASID, type DmaAttrs, type DmaReadResult, type DmaTransaction, type DmaWriteResult } from '../../src/pci/transaction.ts';
 import type { SimContext } from '../../src/sim/context.ts';
 import type { Counter } from '../../src/trace/counters.ts';
 import { Atc } from './atc.ts';
@@ -72,6 +72,35 @@ const DEFAULT_TIMING: EngineTiming = { setupNs: 100, nsPerByte: 0.125, atsLatenc
  * Translation Requests, page requests through PRI, PASID-tagged requests.
  * Its CONTRACT.md dmaRead/dmaWrite take the same ATC/ATS/PRI path.
  */
+/**
+ * The engine as its parts (DMA path, page requests, executor, work queues)
+ * see it: its name, and what changes while it runs (requester ID, Bus
+ * Master Enable, the device's Enable bit) read through prototype getters;
+ * each part adds its callbacks to its own link. Not getters in an object
+ * literal: V8 gives every such literal a hidden class of its own (its
+ * getters are part of the class), kept in the old generation, and through
+ * the getters' closures that class held the whole machine through every
+ * young collection after the machine was dropped (src/lib/young.ts).
+ */
+class EngineLink {
+  readonly name: string;
+  constructor(private readonly engine: DmaEngine) {
+    this.name = engine.name;
+  }
+
+  get requesterId(): number {
+    return this.engine.requesterId;
+  }
+
+  get busMasterEnabled(): boolean {
+    return this.engine.busMasterEnabled;
+  }
+
+  get deviceEnabled(): boolean {
+    return this.engine.deviceEnabled;
+  }
+}
+
 export class DmaEngine extends PciFunction implements AtsEndpoint {
   readonly regs: RegisterFile;
   readonly pcie: PcieCapability;
@@ -140,20 +169,16 @@ export class DmaEngine extends PciFunction implements AtsEndpoint {
     this.config.onWrite(this.pri.offset + PRI.ALLOC_REQ, 4, () => this.pageRequests.kick());
 
     this.atc = new Atc(options.atcEntries ?? 64, ctx.counters, name, ctx.tracer, name);
-    const self = this;
     this.path = new DmaPath(
-      {
-        name,
-        get requesterId() { return self.requesterId; },
-        get busMasterEnabled() { return self.busMasterEnabled; },
-        busMaster: (txn, buf, off) => this.busMaster(txn, buf, off),
-        atsRequest: (req) => this.atsTranslationRequest(req),
-      },
+      Object.assign(new EngineLink(this), {
+        busMaster: (txn: DmaTransaction, buf: Uint8Array, off: number) => this.busMaster(txn, buf, off),
+        atsRequest: (req: AtsTranslationRequest) => this.atsTranslationRequest(req),
+      }),
       this.atc, this.ats, this.points['dma-engine.ats.completion'], ctx.counters,
       { atsRequestUnits: options.atsRequestUnits ?? 1, maxPrgPages },
     );
     this.pageRequests = new PageRequests(
-      { name, get requesterId() { return self.requesterId; }, send: (msg) => this.sendPageRequest(msg) },
+      Object.assign(new EngineLink(this), { send: (msg: PageRequestMessage) => this.sendPageRequest(msg) }),
       this.pri, this.timers, ctx.tracer,
       { request: this.points['dma-engine.pri.request'], response: this.points['dma-engine.pri.response'] },
       ctx.counters, { timeoutNs: options.priTimeoutNs ?? 10_000_000 },
@@ -170,19 +195,17 @@ export class DmaEngine extends PciFunction implements AtsEndpoint {
     }));
     this.regs.onWrite('GENCTRL', (_r, old) => this.genctrlWritten(old));
     this.genctrl = this.regs.ref('GENCTRL');
-    this.executor = new Executor({
-      name, timers: this.timers, tracer: ctx.tracer, path: this.path, prs: this.pageRequests, pasid: this.pasid, pri: this.pri,
+    this.executor = new Executor(Object.assign(new EngineLink(this), {
+      timers: this.timers, tracer: ctx.tracer, path: this.path, prs: this.pageRequests, pasid: this.pasid, pri: this.pri,
       maxTransfer: this.maxTransfer, timing: this.timing, recordPoint: this.points['dma-engine.completion-record'],
-      get deviceEnabled() { return self.deviceEnabled; },
-      raiseError: (e) => this.raiseError(e),
-      interrupt: (wq) => this.notifyVector(this.regs.get(`WQ${wq.index}_VECTOR`)),
-    }, ctx.counters);
-    const wqHost = {
-      get deviceEnabled() { return self.deviceEnabled; },
+      raiseError: (e: ErrorReport) => this.raiseError(e),
+      interrupt: (wq: WorkQueue) => this.notifyVector(this.regs.get(`WQ${wq.index}_VECTOR`)),
+    }), ctx.counters);
+    const wqHost = Object.assign(new EngineLink(this), {
       maxDepth: this.maxDepth,
       raiseError: (e: ErrorReport) => this.raiseError(e),
       kick: (wq: WorkQueue) => this.executor.kick(wq),
-    };
+    });
     for (let i = 0; i < nwq; i++) this.workQueues.push(new WorkQueue(i, this.regs, wqHost, ctx.counters, name));
 
     this.defineBar(DMAE_BAR.REGS, {

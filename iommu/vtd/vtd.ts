@@ -88,6 +88,29 @@ export interface AtsDownstream {
   sendPrgResponse(requesterId: number, resp: PrgResponse): boolean;
 }
 
+/**
+ * The unit as its ATS responder and page request queue see it: whether
+ * translation is on, and the translation table mode, read through
+ * prototype getters. Not getters in an object literal: V8 gives every
+ * such literal a hidden class of its own, kept in the old generation, and
+ * through the getters' closures it held the whole machine through every
+ * young collection after the machine was dropped (src/lib/young.ts).
+ */
+class VtdLink {
+  constructor(
+    private readonly unit: VtdIommu,
+    private readonly xlate: Translator,
+  ) {}
+
+  get translationEnabled(): boolean {
+    return this.unit.translationEnabled;
+  }
+
+  get ttm(): number {
+    return this.xlate.ttm;
+  }
+}
+
 export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
   readonly name: string;
   readonly caps: VtdCaps;
@@ -170,18 +193,14 @@ export class VtdIommu implements DmaRemapper, AtsTranslationAgent {
       idle: () => this.queue.devTlbIdle(),
     }, Number.isFinite(timeout) && timeout > 0 ? timeout : 1_000_000);
     this.queue = new InvQueue(this);
-    const self = this;
-    this.ats = new AtsResponder({
+    this.ats = new AtsResponder(Object.assign(new VtdLink(this, this.xlate), {
       ctx, name,
-      get translationEnabled() { return self.te; },
-      recordFault: (out) => this.fault(out),
-    }, this.xlate);
-    this.prq = new PageRequestQueue({
+      recordFault: (out: TranslationAnswer) => this.fault(out),
+    }), this.xlate);
+    this.prq = new PageRequestQueue(Object.assign(new VtdLink(this, this.xlate), {
       ctx, name, rf: this.rf, mem, prqEvent: this.prqEvent, faultRecorder: this.faultRecorder,
-      get translationEnabled() { return self.te; },
-      get ttm() { return self.xlate.ttm; },
-      autoRespond: (rid, pasid, prg, code) => this.prgResponse(rid, pasid, prg, code, true),
-    }, this.xlate, 2 ** this.caps.pasidBits);
+      autoRespond: (rid: number, pasid: number, prg: number, code: PrgResponseCode) => this.prgResponse(rid, pasid, prg, code, true),
+    }), this.xlate, 2 ** this.caps.pasidBits);
     this.prgPoint = ctx.faults.define(VTD_INJECTION_POINTS)['vtd.prg_response'];
     this.cPrgResponses = c.counter(`${name}.prg.responses`);
     this.msiPoint = ctx.faults.define(VTD_INJECTION_POINTS)['vtd.msi'];
