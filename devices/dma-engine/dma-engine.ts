@@ -66,13 +66,6 @@ const NOTHING = (): void => {};
 const DEFAULT_TIMING: EngineTiming = { setupNs: 100, nsPerByte: 0.125, atsLatencyNs: 500, atsTimeoutNs: 50_000, maxPriRetries: 3 };
 
 /**
- * The reference SVA-capable DMA engine (devices/dma-engine/README.md): work
- * queues fed through portals or descriptor rings, NOOP/MEMMOVE/FILL/COMPARE
- * descriptors with completion records and MSI-X, an ATC filled by ATS
- * Translation Requests, page requests through PRI, PASID-tagged requests.
- * Its CONTRACT.md dmaRead/dmaWrite take the same ATC/ATS/PRI path.
- */
-/**
  * The engine as its parts (DMA path, page requests, executor, work queues)
  * see it: its name, and what changes while it runs (requester ID, Bus
  * Master Enable, the device's Enable bit) read through prototype getters;
@@ -101,6 +94,13 @@ class EngineLink {
   }
 }
 
+/**
+ * The reference SVA-capable DMA engine (devices/dma-engine/README.md): work
+ * queues fed through portals or descriptor rings, NOOP/MEMMOVE/FILL/COMPARE
+ * descriptors with completion records and MSI-X, an ATC filled by ATS
+ * Translation Requests, page requests through PRI, PASID-tagged requests.
+ * Its CONTRACT.md dmaRead/dmaWrite take the same ATC/ATS/PRI path.
+ */
 export class DmaEngine extends PciFunction implements AtsEndpoint {
   readonly regs: RegisterFile;
   readonly pcie: PcieCapability;
