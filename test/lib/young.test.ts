@@ -2,7 +2,7 @@
  * Issue 22: a dropped machine must not outlive young-generation collections
  * (src/lib/young.ts). In a child process, nothing a machine makes while it
  * is built and used is allocated outside the young generation, and none of
- * its objects carries getters of its own; in the sources, no function
+ * its objects carries getters of its own; in the sources (and the examples), no function
  * literal is assigned straight to a property, and no module-level WeakMap
  * is keyed by what a machine makes. And Attachment, which replaces those
  * WeakMaps, behaves as one.
@@ -33,7 +33,7 @@ t.test('a machine built and used is young: no pretenured closure, no getters of 
   }
 });
 
-/** The TypeScript sources that machines and campaign runs execute. */
+/** The TypeScript sources that machines and campaign runs execute, and the examples users copy. */
 function sources(): string[] {
   const out: string[] = [];
   const walk = (dir: string) => {
@@ -44,7 +44,7 @@ function sources(): string[] {
       } else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(p);
     }
   };
-  for (const dir of ['src', 'devices', 'iommu', 'machines', 'tools', 'cli']) walk(join(ROOT, dir));
+  for (const dir of ['src', 'devices', 'iommu', 'machines', 'tools', 'cli', 'examples', 'scenarios']) walk(join(ROOT, dir));
   return out;
 }
 
