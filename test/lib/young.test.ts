@@ -2,10 +2,10 @@
  * Issue 22: a dropped machine must not outlive young-generation collections
  * (src/lib/young.ts). In a child process, nothing a machine makes while it
  * is built and used is allocated outside the young generation, and none of
- * its objects carries getters of its own; in the sources (and the examples), no function
- * literal is assigned straight to a property, and no module-level WeakMap
- * is keyed by what a machine makes. And Attachment, which replaces those
- * WeakMaps, behaves as one.
+ * its objects carries getters of its own; in the sources and the examples,
+ * no function literal is assigned straight to a property, and no
+ * module-level WeakMap is keyed by what a machine makes. And Attachment,
+ * which replaces those WeakMaps, behaves as one.
  */
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
