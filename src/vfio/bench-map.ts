@@ -3,6 +3,9 @@ import { VFIO_GROUP_SET_CONTAINER, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU } from '..
 import { VfioClient } from './client.ts';
 import { vfioModule } from './module.ts';
 
+/** Timed maps of the 2M-backed region; the best is kept. */
+const HUGE_ROUNDS = 5;
+
 /** The figures of MAP_DMA of one region backed by 2M pages versus by scattered 4K pages. */
 export interface MapBenchFigures {
   size: number;
@@ -24,9 +27,9 @@ export interface MapBenchFigures {
  * vfio.map1g.2m.ptes, vfio.map1g.2m.map_calls): map `size` bytes (1 GiB by
  * default) through VFIO into the group's domain, once from 2M huge pages and
  * once from 4K pages that were faulted in interleaved with another region so
- * no two neighbours are physically contiguous (as on a fragmented host). The
- * host needs about 2.5 x `size` of RAM; the clock is the caller's (the core
- * reads no wall clock).
+ * no two neighbours are physically contiguous (as on a fragmented host); the
+ * 2M map is timed five times and its best kept. The host needs about 2.5 x
+ * `size` of RAM; the clock is the caller's (the core reads no wall clock).
  */
 export function benchMap(host: Host, groupId: number, now: () => number, size = 2 ** 30): MapBenchFigures {
   const mod = vfioModule(host);
@@ -53,15 +56,22 @@ export function benchMap(host: Host, groupId: number, now: () => number, size = 
     p.munmap(w, warmSize);
   }
 
+  // The 2M map takes about a millisecond, so one slow stretch of a shared host decides a single timing of it:
+  // it is timed HUGE_ROUNDS times (map, unmap) and the best kept. The 4K map takes a hundred times longer.
   const huge = p.mmap(size, { hugepage: '2M', populate: true });
-  let l0 = leaves();
-  let c0 = calls();
-  let t0 = now();
-  if (v.mapDma(c, { vaddr: huge, iova, size }) !== 0) throw new Error('benchMap: 2M map failed');
-  const ms2m = now() - t0;
-  const ptes2m = leaves() - l0;
-  const mapCalls2m = calls() - c0;
-  v.unmapDma(c, { iova, size });
+  let ms2m = Infinity;
+  let ptes2m = 0;
+  let mapCalls2m = 0;
+  for (let r = 0; r < HUGE_ROUNDS; r++) {
+    const l0 = leaves();
+    const c0 = calls();
+    const t0 = now();
+    if (v.mapDma(c, { vaddr: huge, iova, size }) !== 0) throw new Error('benchMap: 2M map failed');
+    ms2m = Math.min(ms2m, now() - t0);
+    ptes2m = leaves() - l0;
+    mapCalls2m = calls() - c0;
+    v.unmapDma(c, { iova, size });
+  }
   p.munmap(huge, size);
 
   const a = p.mmap(size);
@@ -71,9 +81,9 @@ export function benchMap(host: Host, groupId: number, now: () => number, size = 
     p.memRead(b + BigInt(off), 1);
   }
   p.munmap(b, size);
-  l0 = leaves();
-  c0 = calls();
-  t0 = now();
+  const l0 = leaves();
+  const c0 = calls();
+  const t0 = now();
   if (v.mapDma(c, { vaddr: a, iova, size }) !== 0) throw new Error('benchMap: 4K map failed');
   const ms4k = now() - t0;
   const ptes4k = leaves() - l0;
