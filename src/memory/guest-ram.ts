@@ -22,6 +22,17 @@ const SPARE_MAX = 4096;
  * 9 ns by loop, 67 ns by view; 32 bytes 83 / 70; 64 bytes 165 / 68).
  */
 const SMALL_COPY = 24;
+/**
+ * Page-sized views of the buffers recently written from (a power of two),
+ * direct-mapped by the page of the buffer offset: a DMA engine's bounce
+ * buffer and a device's 64 KiB write buffer are written page by page again
+ * and again, and a view made per page cost about 35 ns of a 4 KiB frame's
+ * 100 (measured 2026-12-08). Only buffers up to VIEW_BUFFER_MAX bytes are
+ * kept, so the cache never holds a large buffer alive.
+ */
+const VIEWS = 32;
+const VIEW_MASK = VIEWS - 1;
+const VIEW_BUFFER_MAX = 1 << 20;
 /** Slots of the recently used frames (a power of two); their numbers are kept as doubles, exact for any RAM size. */
 const RECENT = 16;
 const RECENT_MASK = RECENT - 1;
@@ -49,6 +60,10 @@ export class GuestRam implements PhysMem {
    */
   private readonly recentFn = new Float64Array(RECENT).fill(-1);
   private readonly recentFrame: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(RECENT).fill(undefined);
+  /** The page views of buffers written from (VIEWS): the buffer, the offset in it (-1: empty), the view. */
+  private readonly viewBuf: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(VIEWS).fill(undefined);
+  private readonly viewAt = new Float64Array(VIEWS).fill(-1);
+  private readonly views: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(VIEWS).fill(undefined);
 
   constructor(size: number) {
     if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
@@ -312,6 +327,7 @@ export class GuestRam implements PhysMem {
       if (write) {
         const f = this.frameFor(a);
         if (n === buf.length) f.set(buf, o);
+        else if (n === PAGE_SIZE) f.set(this.pageView(buf, off + done), o);
         else f.set(buf.subarray(off + done, off + done + n), o);
       } else {
         const f = this.peekFrame(a);
@@ -322,6 +338,19 @@ export class GuestRam implements PhysMem {
       done += n;
     }
     return MEMTX_OK;
+  }
+
+  /** `buf[at..at+PAGE_SIZE)` as a view, from the cache of page views (VIEWS) when it was made lately. */
+  private pageView(buf: Uint8Array, at: number): Uint8Array {
+    const slot = Math.floor(at / PAGE_SIZE) & VIEW_MASK;
+    if (this.viewBuf[slot] === buf && this.viewAt[slot] === at) return this.views[slot]!;
+    const v = buf.subarray(at, at + PAGE_SIZE);
+    if (buf.byteLength <= VIEW_BUFFER_MAX) {
+      this.viewBuf[slot] = buf;
+      this.viewAt[slot] = at;
+      this.views[slot] = v;
+    }
+    return v;
   }
 
   /** Fill `len` bytes at `addr` with `byte` (zero-fill of untouched frames allocates nothing). */

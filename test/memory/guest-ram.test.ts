@@ -415,3 +415,33 @@ t.test('a frame read after discard, adoption or privatisation is the frame now t
   ram.write8(3 * PAGE_SIZE, 4);
   t.equal(outside[0], 1, 'a write after privatisation does not reach the outside memory');
 });
+
+t.test('whole frames written from inside a larger buffer: the page views it keeps follow the buffer, its offset and its bytes', async (t) => {
+  // Buffers written page by page again and again (a bounce buffer) go through cached page views; every case must still
+  // copy the bytes the buffer holds now, at the offset given, whichever buffer it is.
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ buf: fc.integer({ min: 0, max: 3 }), page: fc.integer({ min: 0, max: 7 }), frame: fc.integer({ min: 0, max: 15 }), shift: fc.integer({ min: 0, max: 1 }), byte: fc.integer({ min: 0, max: 255 }) }), { minLength: 1, maxLength: 40 }),
+      (ops) => {
+        const ram = new GuestRam(16 * PAGE_SIZE);
+        const model = new Uint8Array(16 * PAGE_SIZE);
+        // Two small buffers, a subarray of a larger one (non-zero byteOffset), and one past the cache's size limit.
+        const big = new Uint8Array(12 * PAGE_SIZE);
+        const bufs = [new Uint8Array(8 * PAGE_SIZE + 1), new Uint8Array(8 * PAGE_SIZE + 1), big.subarray(3 * PAGE_SIZE + 5), new Uint8Array(2 ** 20 + 8 * PAGE_SIZE)];
+        for (const op of ops) {
+          const buf = bufs[op.buf]!;
+          // The buffer's bytes change between writes: a view made earlier must show the new ones.
+          const off = op.page * PAGE_SIZE + op.shift;
+          buf.fill(op.byte, off, off + PAGE_SIZE);
+          buf[off + 7] = op.byte ^ 0x5a;
+          if (ram.copy(op.frame * PAGE_SIZE, buf, off, PAGE_SIZE, true) !== MEMTX_OK) return false;
+          model.set(buf.subarray(off, off + PAGE_SIZE), op.frame * PAGE_SIZE);
+        }
+        const out = new Uint8Array(16 * PAGE_SIZE);
+        ram.copy(0, out, 0, out.length, false);
+        return out.every((b, i) => b === model[i]);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
