@@ -24,7 +24,7 @@ import { runProgram } from '../tools/cprog/runner.ts';
 import { buildC } from '../cli/build-cache.ts';
 import type { Figures } from './harness.ts';
 
-const ROUNDS = 8;
+const ROUNDS = 16;
 /**
  * Wall time both GET_REGION_INFO loops run, alternating, before their timed
  * rounds. Timed from the start, the C loop kept getting faster for several
