@@ -77,14 +77,24 @@ export function unpinUserPages(mm: Mm, pinned: PinnedPages, from = 0, n = pinned
 
 /** Split pinned pages into physically contiguous runs: [first page index, page count]. */
 export function contiguousRuns(pinned: PinnedPages, from = 0, n = pinned.count - from): [number, number][] {
+  return physicalRuns(from, n, (i) => pinned.pas[i]!);
+}
+
+/** Pages [from, from+n), `paOf` giving each one's physical address, as physically contiguous runs: [first page index, page count]. */
+export function physicalRuns(from: number, n: number, paOf: (index: number) => number): [number, number][] {
   const runs: [number, number][] = [];
+  if (n <= 0) return runs;
   let start = from;
-  for (let i = from + 1; i <= from + n; i++) {
-    if (i === from + n || pinned.pas[i] !== pinned.pas[i - 1]! + PAGE) {
+  let prev = paOf(from);
+  for (let i = from + 1; i < from + n; i++) {
+    const pa = paOf(i);
+    if (pa !== prev + PAGE) {
       runs.push([start, i - start]);
       start = i;
     }
+    prev = pa;
   }
+  runs.push([start, from + n - start]);
   return runs;
 }
 

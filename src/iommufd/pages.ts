@@ -5,7 +5,7 @@
  * page by page while an area covering the page sits in an IOAS with a domain.
  */
 import { EFAULT, EINVAL, ENOMEM } from '../uapi/errno.ts';
-import { accountLockedVm, pinUserPages, unpinPageHeads, unpinUserPages, type PinnedPages } from '../host/pin.ts';
+import { accountLockedVm, physicalRuns, pinUserPages, unpinPageHeads, unpinUserPages, type PinnedPages } from '../host/pin.ts';
 import type { Process } from '../host/process.ts';
 import type { OpenFile } from '../host/vfs.ts';
 import type { FaultInjector } from '../fault/injector.ts';
@@ -133,18 +133,7 @@ export class Pages {
 
   /** Pinned pages [from, from+n) as physically contiguous runs: [first page index, page count]. */
   contiguousRuns(from: number, n: number): [number, number][] {
-    const runs: [number, number][] = [];
-    let start = from;
-    let prev = n > 0 ? this.pa(from) : 0;
-    for (let i = from + 1; i <= from + n; i++) {
-      const pa = i < from + n ? this.pa(i) : -1;
-      if (pa !== prev + PAGE) {
-        runs.push([start, i - start]);
-        start = i;
-      }
-      prev = pa;
-    }
-    return runs;
+    return physicalRuns(from, n, (i) => this.pa(i));
   }
 
   get pinned(): boolean {
