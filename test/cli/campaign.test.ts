@@ -113,30 +113,41 @@ t.test('4 shards merged print the unsharded summary byte for byte; every record 
   t.match(replay.out, new RegExp(`^run #3: (\\w+) \\(recorded: \\1\\)`), 'a recorded run replays alone, with its outcome');
 });
 
+/**
+ * A campaign long enough that it cannot finish between the poll that sees its third record and the signal: 10 runs
+ * took 0.2-0.5 s on one worker, and a fast machine finished all of them before SIGTERM came (CI, 2026-12-08).
+ */
+const LONG_CAMPAIGN = ['campaign', 'random', '--machine', 'all', '--seeds', '60', '--quiet'];
+
 t.test('a campaign stopped part-way keeps its finished records, and --resume completes it to the same summary', async (t) => {
+  const through = await cli(...LONG_CAMPAIGN, '--workers', '1', '--out', join(dir, 'long.jsonl'));
+  t.equal(through.code, 0, through.err);
+  t.match(through.out, /^120 runs: /);
   const file = join(dir, 'stopped.jsonl');
-  const child = spawn(process.execPath, ['bin/ioemu', ...CAMPAIGN, '--workers', '1', '--out', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['bin/ioemu', ...LONG_CAMPAIGN, '--workers', '1', '--out', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d) => void (err += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-  for (let i = 0; i < 1200; i++) {
+  for (let i = 0; i < 6000; i++) {
     if (existsSync(file) && records(file).length >= 3) break;
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 20));
   }
   child.kill('SIGTERM');
   t.equal(await exited, 143, err);
-  t.match(err, /campaign stopped by SIGTERM: \d+ of 10 runs recorded in .*stopped\.jsonl; the same command with --resume finishes it/);
+  t.match(err, /campaign stopped by SIGTERM: \d+ of 120 runs recorded in .*stopped\.jsonl; the same command with --resume finishes it/);
   const kept = records(file).length;
-  t.ok(kept >= 3 && kept < 10, `${kept} records kept`);
+  t.ok(kept >= 3 && kept < 120, `${kept} records kept`);
   // A node that goes away mid-write leaves half a record: --resume drops it and runs that run again.
-  appendFileSync(file, '{"type":"run","id":9,"input":{"scen');
-  const resumed = await cli(...CAMPAIGN, '--workers', '1', '--out', file, '--resume');
+  const recorded = new Set(records(file).map((r) => r.id));
+  const next = [...Array(120).keys()].find((id) => !recorded.has(id))!;
+  appendFileSync(file, `{"type":"run","id":${next},"input":{"scen`);
+  const resumed = await cli(...LONG_CAMPAIGN, '--workers', '1', '--out', file, '--resume');
   t.equal(resumed.code, 0, resumed.err);
   t.match(resumed.err, new RegExp(`${kept} already recorded`));
-  t.equal(resumed.out, unsharded, 'the same summary as the campaign that ran through');
-  t.same(records(file).map((r) => r.id).sort((a, b) => a - b), [...Array(10).keys()], 'every run once');
-  const again = await cli(...CAMPAIGN, '--out', file, '--resume');
-  t.equal(again.out, unsharded, 'resuming a finished campaign runs nothing and prints its summary');
+  t.equal(resumed.out, through.out, 'the same summary as the campaign that ran through');
+  t.same(records(file).map((r) => r.id).sort((a, b) => a - b), [...Array(120).keys()], 'every run once');
+  const again = await cli(...LONG_CAMPAIGN, '--out', file, '--resume');
+  t.equal(again.out, through.out, 'resuming a finished campaign runs nothing and prints its summary');
   const mismatch = await cli('campaign', 'random', '--machine', 'all', '--seeds', '6', '--out', file, '--resume');
   t.equal(mismatch.code, 2);
   t.match(mismatch.err, /holds another campaign or shard/);
