@@ -1,6 +1,5 @@
 import { createMachine } from '../machines/machine.ts';
 import type { MachineKind } from '../machines/layout.ts';
-import type { SvaHandle } from '../src/iommu-core/sva.ts';
 import { CFG, COMMAND } from '../src/pci/header.ts';
 import type { Figures } from './harness.ts';
 
@@ -44,7 +43,7 @@ function faultRates(kind: MachineKind): { firstPerS: number; perS: number; media
   const h = m.host.sva.bind(dev, p.mm, p.pid);
   if (typeof h === 'number') throw new Error(`${kind}: SVA bind failed (${h})`);
   dev.config.write(CFG.COMMAND, 2, COMMAND.MASTER | COMMAND.MEMORY);
-  const attrs = { pasid: (h as SvaHandle).pasid };
+  const attrs = { pasid: h.pasid };
   const one = new Uint8Array([1]);
   /** One round: the faults per second of PAGES untouched pages. */
   const round = (): number => {

@@ -212,9 +212,7 @@ interface VfioAttachState {
 }
 const vfioAttached = new Attachment<VfioDeviceFile, VfioAttachState>('iommufd attach state');
 function vfioAttach(file: VfioDeviceFile): VfioAttachState {
-  let s = vfioAttached.get(file);
-  if (s === undefined) vfioAttached.set(file, (s = { rid: false, pasids: new Set() }));
-  return s;
+  return vfioAttached.get(file) ?? vfioAttached.set(file, { rid: false, pasids: new Set() });
 }
 
 /** The iommufd device bound to a VFIO cdev file, if any (for tests and tools). */

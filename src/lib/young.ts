@@ -22,8 +22,8 @@
  * collections while its key is young: use an Attachment,
  * src/lib/attachment.ts).
  *
- * What it cost (docs/performance.md, "dropped machines outlive
- * scavenges"): a campaign worker builds and drops a machine every few
+ * What it cost (docs/performance.md, "Dropped machines outlived young
+ * collections"): a campaign worker builds and drops a machine every few
  * milliseconds, and about 170 KB of each (a third of what it allocates)
  * was copied by the scavenger, then promoted, then found dead by the next
  * mark-compact. test/lib/young.test.ts keeps the three shapes out.
